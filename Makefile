@@ -1,0 +1,123 @@
+# infergate - plain GNU make.
+#
+#   make deps              install missing Debian packages (no-op when present)
+#   make / make all        build bin/infergate
+#   make test              deps, build, unit tests (cmocka), integration tests
+#   make test SANITIZE=1   the same with ASan + UBSan (libc malloc)
+#   make run               start the gateway on conf/infergate.conf
+#   make bench             load/bench-unary.sh
+#   make clean
+
+SANITIZE ?= 0
+V ?= 0
+
+ifeq ($(SANITIZE),1)
+BUILD := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+MALLOC_LIBS :=
+BIN := $(BUILD)/infergate
+else
+BUILD := build/rel
+SANFLAGS :=
+MALLOC_LIBS := -ljemalloc
+BIN := bin/infergate
+endif
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+STD := -std=c11 -D_GNU_SOURCE
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wmissing-declarations -Wundef -Wformat=2 -Wwrite-strings -Wvla -Wpointer-arith \
+	-Wimplicit-fallthrough
+PKGS := libevent libevent_openssl libevent_pthreads libnghttp2 openssl jansson inih
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS = $(STD) $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
+LDLIBS = $(PKG_LIBS) -lhttp_parser $(MALLOC_LIBS) -lm -lpthread
+
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/main.o
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Debian packages: build dependencies, then the real clients and servers
+# the integration tests and benchmarks drive.
+DEB_PKGS := build-essential pkg-config libevent-dev libnghttp2-dev libssl-dev \
+	libjansson-dev libinih-dev libhttp-parser-dev libjemalloc-dev libcmocka-dev \
+	libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libcurl4-openssl-dev \
+	libarchive-dev liblapacke-dev libxgboost-dev \
+	nghttp2-client nghttp2-server curl awscli python3 python3-boto3 redis-server \
+	openssl valgrind
+
+.PHONY: all deps test test-unit test-integ run bench clean
+
+all: $(BIN)
+
+$(BUILD)/obj/%.o: src/%.c $(BUILD)/.build_opts
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libinfergate.a: $(LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(MAIN_OBJ) $(BUILD)/libinfergate.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+ifeq ($(SANITIZE),1)
+	@mkdir -p bin && cp $@ bin/infergate-san
+endif
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libinfergate.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libinfergate.a $(LDLIBS) -lcmocka
+
+# Rebuild everything when the flags change.
+$(BUILD)/.build_opts: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(ALL_CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS) $(LDLIBS)' > $@
+FORCE:
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing" $$missing; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test: deps
+	$(MAKE) --no-print-directory all SANITIZE=$(SANITIZE)
+	$(MAKE) --no-print-directory test-unit SANITIZE=$(SANITIZE)
+	$(MAKE) --no-print-directory test-integ SANITIZE=$(SANITIZE)
+
+test-unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+test-integ: $(BIN)
+	INFERGATE_BIN=$(BIN) tests/integration/run.sh
+
+run: deps
+	$(MAKE) --no-print-directory all
+	./bin/infergate --config conf/infergate.conf
+
+bench: deps
+	$(MAKE) --no-print-directory all
+	load/bench-unary.sh
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

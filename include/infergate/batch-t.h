@@ -1,0 +1,55 @@
+/*
+ * batch-t.h - a batch: rows from several requests, packed by the batcher,
+ * answered by an upstream, scattered back by the gateway.
+ */
+#ifndef INFERGATE_BATCH_T_H
+#define INFERGATE_BATCH_T_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infergate/rows-t.h"
+
+enum ig_flush_reason {
+    IG_FLUSH_ROWS = 0,  /* max_batch_rows reached */
+    IG_FLUSH_BYTES = 1, /* max_batch_bytes reached */
+    IG_FLUSH_DELAY = 2, /* the oldest row waited max_delay_us */
+    IG_FLUSH_DRAIN = 3, /* shutting down: flush what is queued */
+    IG_FLUSH_REASON_COUNT = 4,
+};
+
+/* A run of consecutive rows of one request inside a batch. */
+struct ig_batch_seg {
+    void *owner;                 /* the request, opaque to the batcher */
+    const struct ig_rowset *rs;  /* the owner's decoded rows */
+    uint32_t first;              /* first row index in rs */
+    uint32_t nrows;              /* rows in this segment */
+};
+
+/* One prediction: a slice of ig_batch.out, already encoded in the batch's
+ * accept format as a single row (a CSV line without its newline, or one
+ * JSON object). */
+struct ig_pred {
+    uint32_t off;
+    uint32_t len;
+};
+
+struct ig_batch {
+    uint64_t id;
+    enum ig_flush_reason reason;
+    uint32_t nrows;  /* sum of segs[i].nrows */
+    size_t nbytes;   /* sum of row slice lengths */
+    struct ig_batch_seg *segs;
+    uint32_t nsegs;
+    uint64_t created_us; /* when the batcher emitted it */
+
+    /* Filled by the upstream before it completes the batch. */
+    int status;         /* 0, or a negative IG_ERR_* */
+    char *out;          /* encoded predictions, owned */
+    size_t out_len;
+    struct ig_pred *preds;  /* nrows slices of out, owned */
+    const char *err_type;   /* static, e.g. "ModelError", when status < 0 */
+    char *err_msg;          /* owned, when status < 0 */
+};
+
+#endif /* INFERGATE_BATCH_T_H */

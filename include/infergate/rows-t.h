@@ -1,0 +1,39 @@
+/*
+ * rows-t.h - the row types shared by the codecs, the batcher, the upstreams
+ * and the gateway.
+ */
+#ifndef INFERGATE_ROWS_T_H
+#define INFERGATE_ROWS_T_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One row: a slice [off, off + len) of the received body. No copy. */
+struct ig_row {
+    uint32_t off;
+    uint32_t len;
+};
+
+/*
+ * A decoded request body. <body> is borrowed from the request and outlives
+ * the rowset. <features> holds nrows * dim doubles when the codec was asked
+ * to parse features (the embedded models need them), else NULL.
+ */
+struct ig_rowset {
+    const char *body;
+    size_t body_len;
+    struct ig_row *rows; /* nrows slices, owned */
+    uint32_t nrows;
+    uint32_t dim;     /* features per row, 0 when not parsed */
+    double *features; /* nrows * dim, owned, or NULL */
+};
+
+/* The wire formats the gateway knows. */
+enum ig_format {
+    IG_FMT_CSV = 0,   /* text/csv */
+    IG_FMT_JSONL = 1, /* application/jsonlines */
+    IG_FMT_JSON = 2,  /* application/json */
+    IG_FMT_COUNT = 3,
+};
+
+#endif /* INFERGATE_ROWS_T_H */
