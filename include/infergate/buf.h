@@ -1,0 +1,49 @@
+/*
+ * buf.h - a capped, growable byte buffer (curl's dynbuf idea).
+ *
+ * Every buffer has a hard cap set at init; an append that would pass it
+ * fails with IG_ERR_TOOBIG and leaves the buffer as it was. Growth uses
+ * ig_try_realloc (sizes here are peer-controlled): IG_ERR_NOMEM on failure.
+ */
+#ifndef INFERGATE_BUF_H
+#define INFERGATE_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct ig_buf {
+    char *data; /* NUL-terminated when len > 0 or after any append */
+    size_t len;
+    size_t cap; /* allocated */
+    size_t max; /* hard cap on len */
+};
+
+void ig_buf_init(struct ig_buf *b, size_t max);
+/* Free the storage; the buffer is empty and reusable afterwards. */
+void ig_buf_clear(struct ig_buf *b);
+/* Keep the storage, drop the contents. */
+void ig_buf_reset(struct ig_buf *b);
+/* Make room for <n> more bytes. 0, IG_ERR_TOOBIG, IG_ERR_NOMEM. */
+int ig_buf_reserve(struct ig_buf *b, size_t n);
+/* 0, IG_ERR_TOOBIG, IG_ERR_NOMEM. */
+int ig_buf_append(struct ig_buf *b, const void *p, size_t n);
+int ig_buf_append_str(struct ig_buf *b, const char *s);
+int ig_buf_append_char(struct ig_buf *b, char c);
+int ig_buf_printf(struct ig_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append a double in the shortest form that reads back to the same value
+ * (ig_fmt_double). */
+int ig_buf_append_double(struct ig_buf *b, double v);
+/* Hand the storage to the caller (free() it); the buffer becomes empty. */
+char *ig_buf_take(struct ig_buf *b, size_t *len);
+
+/*
+ * Write <v> into <out> in the shortest decimal form that strtod() reads back
+ * to exactly <v>, with ".0" appended to integral values ("3.0", "0.25",
+ * "1e+300" stays as printed by %g). Non-finite values print as "NaN",
+ * "Infinity", "-Infinity". <out> must hold at least IG_FMT_DOUBLE_MAX bytes.
+ * Returns the length written (without the NUL).
+ */
+#define IG_FMT_DOUBLE_MAX 32
+size_t ig_fmt_double(char *out, double v);
+
+#endif /* INFERGATE_BUF_H */
