@@ -1,0 +1,278 @@
+/*
+ * batcher.c - the batching policy (pure: the caller passes the clock).
+ *
+ * The queue is a singly linked FIFO of entries, one per enqueued rowset,
+ * with a tail pointer. Only the head entry can be partially taken: its
+ * <next_row> is the first row still queued, and its rows keep the entry's
+ * original enqueue time, so the head's time is always the oldest queued
+ * row's time. Queued rows and bytes are kept incrementally (each entry also
+ * knows its remaining bytes), so next() costs O(rows taken + segments) and
+ * cancel() O(entries), never a rescan of rows.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "infergate/batcher.h"
+#include "infergate/common.h"
+
+struct batcher_entry {
+    struct batcher_entry *next;
+    void *owner;
+    const struct ig_rowset *rs;
+    uint32_t next_row;   /* first row of rs still queued; < rs->nrows */
+    uint64_t nbytes;     /* bytes of rows [next_row, rs->nrows) */
+    uint64_t enqueue_us; /* when the rowset was queued */
+};
+
+struct ig_batcher {
+    struct ig_batcher_limits lim;
+    struct batcher_entry *head; /* oldest; NULL when empty */
+    struct batcher_entry *tail; /* newest; NULL when empty */
+    uint32_t queued_rows;       /* <= lim.max_queue_rows */
+    uint64_t queued_bytes;
+    uint32_t inflight; /* <= lim.max_inflight */
+    uint64_t next_id;  /* id of the next batch, from 1 */
+    int drain;
+};
+
+#define BATCHER_SEGS_INIT 4
+
+struct ig_batcher *ig_batcher_new(const struct ig_batcher_limits *lim)
+{
+    struct ig_batcher *b;
+
+    if (lim == NULL || lim->max_batch_rows == 0 || lim->max_batch_bytes == 0 ||
+        lim->max_inflight == 0 || lim->max_queue_rows == 0)
+        return NULL;
+    b = ig_xcalloc(1, sizeof(*b));
+    b->lim = *lim;
+    b->next_id = 1;
+    return b;
+}
+
+void ig_batcher_free(struct ig_batcher *b)
+{
+    struct batcher_entry *e, *next;
+
+    if (b == NULL)
+        return;
+    for (e = b->head; e != NULL; e = next) {
+        next = e->next;
+        free(e);
+    }
+    free(b);
+}
+
+int ig_batcher_enqueue(struct ig_batcher *b, void *owner, const struct ig_rowset *rs,
+                       uint64_t now_us)
+{
+    struct batcher_entry *e;
+    uint64_t bytes = 0;
+    uint32_t i;
+
+    if (rs == NULL || rs->nrows == 0 || rs->rows == NULL)
+        return IG_ERR_INVALID;
+    if (rs->nrows > b->lim.max_queue_rows)
+        return IG_ERR_TOOBIG;
+    if (rs->nrows > b->lim.max_queue_rows - b->queued_rows)
+        return IG_ERR_FULL;
+    for (i = 0; i < rs->nrows; i++)
+        bytes += rs->rows[i].len;
+
+    e = ig_xmalloc(sizeof(*e));
+    e->next = NULL;
+    e->owner = owner;
+    e->rs = rs;
+    e->next_row = 0;
+    e->nbytes = bytes;
+    e->enqueue_us = now_us;
+    if (b->tail != NULL)
+        b->tail->next = e;
+    else
+        b->head = e;
+    b->tail = e;
+    b->queued_rows += rs->nrows;
+    b->queued_bytes += bytes;
+    return 0;
+}
+
+uint64_t ig_batcher_next_deadline(const struct ig_batcher *b)
+{
+    uint64_t t;
+
+    if (b->head == NULL)
+        return UINT64_MAX;
+    t = b->head->enqueue_us;
+    if (b->lim.max_delay_us > UINT64_MAX - t)
+        return UINT64_MAX;
+    return t + b->lim.max_delay_us;
+}
+
+/* Whether the queue is due at <now_us>; the reason goes to <reason>. */
+static int batcher_due(const struct ig_batcher *b, uint64_t now_us, enum ig_flush_reason *reason)
+{
+    if (b->head == NULL)
+        return 0;
+    if (b->queued_rows >= b->lim.max_batch_rows)
+        *reason = IG_FLUSH_ROWS;
+    else if (b->queued_bytes >= b->lim.max_batch_bytes)
+        *reason = IG_FLUSH_BYTES;
+    else if (now_us >= ig_batcher_next_deadline(b))
+        *reason = IG_FLUSH_DELAY;
+    else if (b->drain)
+        *reason = IG_FLUSH_DRAIN;
+    else
+        return 0;
+    return 1;
+}
+
+/* Append a segment to <bt>, growing segs geometrically (<*cap> entries). */
+static struct ig_batch_seg *batcher_add_seg(struct ig_batch *bt, uint32_t *cap,
+                                            const struct batcher_entry *e)
+{
+    struct ig_batch_seg *s;
+
+    if (bt->nsegs == *cap) {
+        *cap = *cap ? *cap * 2 : BATCHER_SEGS_INIT;
+        bt->segs = ig_xrealloc(bt->segs, (size_t)*cap * sizeof(*bt->segs));
+    }
+    s = &bt->segs[bt->nsegs++];
+    s->owner = e->owner;
+    s->rs = e->rs;
+    s->first = e->next_row;
+    s->nrows = 0;
+    return s;
+}
+
+/* Pop the (fully taken) head entry. */
+static void batcher_pop(struct ig_batcher *b)
+{
+    struct batcher_entry *e = b->head;
+
+    b->head = e->next;
+    if (b->head == NULL)
+        b->tail = NULL;
+    free(e);
+}
+
+/*
+ * Move rows from the head of the queue into <bt>: while rows <
+ * max_batch_rows and bytes + the next row's len <= max_batch_bytes, the
+ * first row always. Each entry touched gives one segment.
+ */
+static void batcher_fill(struct ig_batcher *b, struct ig_batch *bt)
+{
+    const struct ig_batcher_limits *lim = &b->lim;
+    uint64_t bytes = 0;
+    uint32_t cap = 0;
+    int full = 0;
+
+    while (b->head != NULL && !full) {
+        struct batcher_entry *e = b->head;
+        struct ig_batch_seg *s = batcher_add_seg(bt, &cap, e);
+
+        while (e->next_row < e->rs->nrows) {
+            uint32_t len = e->rs->rows[e->next_row].len;
+
+            /* Stop when bytes + len > max; bytes > max after a lone
+             * oversized first row, so test that before subtracting. */
+            if (bt->nrows == lim->max_batch_rows ||
+                (bt->nrows > 0 &&
+                 (bytes > lim->max_batch_bytes || len > lim->max_batch_bytes - bytes))) {
+                full = 1;
+                break;
+            }
+            bytes += len;
+            e->nbytes -= len;
+            e->next_row++;
+            s->nrows++;
+            bt->nrows++;
+        }
+        /* An entry stopped at before its first taken row adds nothing. */
+        if (s->nrows == 0)
+            bt->nsegs--;
+        if (e->next_row == e->rs->nrows)
+            batcher_pop(b);
+    }
+    bt->nbytes = (size_t)bytes;
+    b->queued_rows -= bt->nrows;
+    b->queued_bytes -= bytes;
+}
+
+struct ig_batch *ig_batcher_next(struct ig_batcher *b, uint64_t now_us)
+{
+    enum ig_flush_reason reason;
+    struct ig_batch *bt;
+
+    if (b->inflight >= b->lim.max_inflight || !batcher_due(b, now_us, &reason))
+        return NULL;
+    bt = ig_xcalloc(1, sizeof(*bt));
+    bt->id = b->next_id++;
+    bt->reason = reason;
+    bt->created_us = now_us;
+    batcher_fill(b, bt);
+    b->inflight++;
+    return bt;
+}
+
+void ig_batcher_done(struct ig_batcher *b, struct ig_batch *batch)
+{
+    if (batch == NULL)
+        return;
+    if (b->inflight > 0)
+        b->inflight--;
+    ig_batch_free(batch);
+}
+
+void ig_batch_free(struct ig_batch *batch)
+{
+    if (batch == NULL)
+        return;
+    free(batch->segs);
+    free(batch->out);
+    free(batch->preds);
+    free(batch->err_msg);
+    free(batch);
+}
+
+uint32_t ig_batcher_cancel(struct ig_batcher *b, void *owner)
+{
+    struct batcher_entry **pp = &b->head, *e, *prev = NULL;
+    uint32_t removed = 0;
+
+    while ((e = *pp) != NULL) {
+        if (e->owner != owner) {
+            prev = e;
+            pp = &e->next;
+            continue;
+        }
+        removed += e->rs->nrows - e->next_row;
+        b->queued_bytes -= e->nbytes;
+        *pp = e->next;
+        if (b->tail == e)
+            b->tail = prev;
+        free(e);
+    }
+    b->queued_rows -= removed;
+    return removed;
+}
+
+void ig_batcher_set_drain(struct ig_batcher *b, int on)
+{
+    b->drain = on != 0;
+}
+
+uint32_t ig_batcher_queued_rows(const struct ig_batcher *b)
+{
+    return b->queued_rows;
+}
+
+uint64_t ig_batcher_queued_bytes(const struct ig_batcher *b)
+{
+    return b->queued_bytes;
+}
+
+uint32_t ig_batcher_inflight(const struct ig_batcher *b)
+{
+    return b->inflight;
+}
