@@ -1,0 +1,107 @@
+/*
+ * model.h - the embedded built-in algorithms: K-Means, PCA and Linear
+ * Learner, loaded from a model.json (DESIGN.md "Model artifacts") and
+ * answering with the response shapes of SageMaker's built-in algorithms.
+ *
+ * A model is immutable once loaded: any number of threads may call the
+ * accessors and ig_model_predict_row on the same model at once, with no
+ * locking. Only ig_model_free needs exclusive access.
+ *
+ * model.json forms (every field is validated; unknown keys are rejected):
+ *   {"algorithm": "kmeans", "feature_dim": D, "centroids": [[...D...], ...]}
+ *   {"algorithm": "pca", "feature_dim": D, "mean": [...D...],
+ *    "components": [[...D...], ...]}                      mean optional (zeros)
+ *   {"algorithm": "linear-learner", "feature_dim": D,
+ *    "predictor_type": "regressor" | "binary_classifier",
+ *    "weights": [...D...], "bias": b, "threshold": t}     threshold optional (0.5)
+ * Caps: feature_dim 1..IG_MODEL_MAX_DIM, 1..IG_MODEL_MAX_ROWS centroids or
+ * components, IG_MODEL_MAX_FILE bytes of JSON.
+ */
+#ifndef INFERGATE_MODEL_H
+#define INFERGATE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infergate/rows-t.h"
+
+struct ig_buf;
+
+#define IG_MODEL_MAX_DIM 100000u
+#define IG_MODEL_MAX_ROWS 100000u
+#define IG_MODEL_MAX_FILE (256u * 1024 * 1024)
+
+enum ig_algo {
+    IG_ALGO_KMEANS = 0,
+    IG_ALGO_PCA = 1,
+    IG_ALGO_LINEAR_LEARNER = 2,
+};
+
+struct ig_model; /* opaque, immutable after load */
+
+/*
+ * Parse and validate a model.json held in <buf> (<len> bytes, no NUL
+ * needed). On success *out owns a new model (ig_model_free it); on failure
+ * *out is NULL and <err> (when errlen > 0) holds a message that names the
+ * field, e.g. "model.json: 'centroids' row 3 has 63 values, feature_dim is
+ * 64" (rows and values count from 0).
+ * Errors: IG_ERR_INVALID (bad JSON, missing field, wrong type, wrong
+ * length, bad value), IG_ERR_UNSUPPORTED (unknown algorithm or
+ * predictor_type), IG_ERR_TOOBIG (len, feature_dim or the number of rows
+ * over its cap), IG_ERR_NOMEM.
+ */
+int ig_model_load_json(const char *buf, size_t len, struct ig_model **out, char *err,
+                       size_t errlen);
+
+/*
+ * Read the model.json file at <path> and load it as ig_model_load_json
+ * does; validation messages start with "PATH: " instead of "model.json: ".
+ * Errors: those of ig_model_load_json, and IG_ERR_IO ("cannot open PATH:
+ * strerror", "cannot read PATH: strerror", "PATH: not a regular file").
+ */
+int ig_model_load_file(const char *path, struct ig_model **out, char *err, size_t errlen);
+
+/* Free a model; NULL is a no-op. No predict call may be running on it. */
+void ig_model_free(struct ig_model *m);
+
+enum ig_algo ig_model_algo(const struct ig_model *m);
+
+/* "kmeans", "pca" or "linear-learner" (static). */
+const char *ig_model_algo_name(const struct ig_model *m);
+
+/* feature_dim: the number of doubles ig_model_predict_row reads per row. */
+uint32_t ig_model_dim(const struct ig_model *m);
+
+/* The number of centroids (K-Means), of components (PCA), or 1 (the weight
+ * vector of Linear Learner). */
+uint32_t ig_model_k(const struct ig_model *m);
+
+/* Top-level key of the JSON response (static): "projections" for PCA,
+ * "predictions" otherwise. */
+const char *ig_model_json_key(const struct ig_model *m);
+
+/*
+ * Predict one row <x> (ig_model_dim(m) doubles, borrowed) and append its
+ * prediction to <out> as ONE row in format <fmt>:
+ *   IG_FMT_CSV: a CSV line without newline;
+ *   IG_FMT_JSON, IG_FMT_JSONL: one JSON object, no spaces.
+ * K-Means:  {"closest_cluster":3.0,"distance_to_cluster":1.25}   CSV 3.0,1.25
+ *           (Euclidean distance; ties go to the lowest index; the cluster
+ *           index is written as a float, as SageMaker does)
+ * PCA:      {"projection":[0.5,-1.0]}                             CSV 0.5,-1.0
+ *           (projection_j = sum_i (x_i - mean_i) * components[j][i])
+ * Linear Learner regressor:  {"score":0.4}                        CSV 0.4
+ *           (score = w.x + b)
+ * Linear Learner binary_classifier: {"score":0.4,"predicted_label":0}  CSV 0.4,0
+ *           (score = 1 / (1 + exp(-(w.x + b))), label = score >= threshold)
+ * Numbers are written by ig_fmt_double (shortest round-trip). Non-finite
+ * inputs give non-finite outputs ("NaN", "Infinity"): the codecs are
+ * expected to reject them before.
+ * Pure and thread-safe. Returns 0, or the ig_buf error (IG_ERR_TOOBIG,
+ * IG_ERR_NOMEM) with <out> left exactly as it was; IG_ERR_INVALID for an
+ * unknown <fmt>.
+ */
+int ig_model_predict_row(const struct ig_model *m, const double *x, enum ig_format fmt,
+                         struct ig_buf *out);
+
+#endif /* INFERGATE_MODEL_H */

@@ -1,0 +1,624 @@
+/*
+ * model.c - embedded K-Means, PCA and Linear Learner: model.json loading
+ * (jansson) and per-row prediction with SageMaker's response shapes.
+ *
+ * Loading validates every field before it allocates anything sized by the
+ * file: row counts and row lengths are checked against the caps and against
+ * feature_dim first, so an allocation never exceeds what the JSON really
+ * holds. After load a model is never written again, which is what makes
+ * ig_model_predict_row safe to call from any number of worker threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "infergate/buf.h"
+#include "infergate/common.h"
+#include "infergate/model.h"
+
+enum model_ll_type {
+    MODEL_LL_REGRESSOR = 0,
+    MODEL_LL_BINARY = 1,
+};
+
+struct ig_model {
+    enum ig_algo algo;
+    enum model_ll_type ll_type; /* linear-learner only */
+    uint32_t dim;
+    uint32_t k;   /* rows of mat */
+    double *mat;  /* k * dim, row-major: centroids, components or weights */
+    double *mean; /* PCA: dim values (zeros when absent); else NULL */
+    double bias;
+    double threshold;
+};
+
+/* What a load reports its errors through. */
+struct model_ctx {
+    const char *label; /* "model.json" or the file path */
+    char *err;
+    size_t errlen;
+};
+
+/* Longest piece of a file-supplied string quoted back in a message. */
+#define MODEL_QUOTE_MAX 64
+
+static const char *const model_algo_names[] = {"kmeans", "pca", "linear-learner"};
+
+/* Keys each algorithm accepts; anything else is a mistake worth reporting. */
+static const char *const model_keys_kmeans[] = {"algorithm", "feature_dim", "centroids", NULL};
+static const char *const model_keys_pca[] = {"algorithm", "feature_dim", "mean", "components",
+                                             NULL};
+static const char *const model_keys_ll[] = {"algorithm", "feature_dim", "predictor_type",
+                                            "weights",   "bias",        "threshold",
+                                            NULL};
+
+/* Write a message into err[errlen] (when there is room for one); returns rv. */
+__attribute__((format(printf, 4, 5))) static int model_errf(char *err, size_t errlen, int rv,
+                                                            const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return rv;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return rv;
+}
+
+/* The same, prefixed with "LABEL: ". */
+__attribute__((format(printf, 3, 4))) static int model_fail(const struct model_ctx *ctx, int rv,
+                                                            const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (ctx->err == NULL || ctx->errlen == 0)
+        return rv;
+    n = snprintf(ctx->err, ctx->errlen, "%s: ", ctx->label);
+    if (n >= 0 && (size_t)n < ctx->errlen) {
+        va_start(ap, fmt);
+        vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return rv;
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+/* A required array of <dim> numbers, or an optional one (*out NULL when
+ * absent). */
+static int model_parse_vector(const struct model_ctx *ctx, json_t *root, const char *key,
+                              uint32_t dim, int required, double **out)
+{
+    json_t *arr = json_object_get(root, key), *v;
+    double *vec;
+    size_t i;
+
+    *out = NULL;
+    if (arr == NULL) {
+        if (required)
+            return model_fail(ctx, IG_ERR_INVALID, "missing '%s'", key);
+        return 0;
+    }
+    if (!json_is_array(arr))
+        return model_fail(ctx, IG_ERR_INVALID, "'%s' must be an array of numbers", key);
+    if (json_array_size(arr) != dim)
+        return model_fail(ctx, IG_ERR_INVALID, "'%s' has %zu values, feature_dim is %u", key,
+                          json_array_size(arr), dim);
+    json_array_foreach(arr, i, v) {
+        if (!json_is_number(v))
+            return model_fail(ctx, IG_ERR_INVALID, "'%s' value %zu is not a number", key, i);
+    }
+    vec = ig_try_malloc((size_t)dim * sizeof(*vec));
+    if (vec == NULL)
+        return model_fail(ctx, IG_ERR_NOMEM, "out of memory for '%s'", key);
+    json_array_foreach(arr, i, v) {
+        vec[i] = json_number_value(v);
+    }
+    *out = vec;
+    return 0;
+}
+
+/* A required, non-empty array of rows of <dim> numbers, stored row-major. */
+static int model_parse_matrix(const struct model_ctx *ctx, json_t *root, const char *key,
+                              uint32_t dim, uint32_t *k, double **out)
+{
+    json_t *arr = json_object_get(root, key), *row, *v;
+    size_t nrows, r, i;
+    double *mat;
+
+    *out = NULL;
+    if (arr == NULL)
+        return model_fail(ctx, IG_ERR_INVALID, "missing '%s'", key);
+    if (!json_is_array(arr))
+        return model_fail(ctx, IG_ERR_INVALID, "'%s' must be an array of rows", key);
+    nrows = json_array_size(arr);
+    if (nrows == 0)
+        return model_fail(ctx, IG_ERR_INVALID, "'%s' is empty", key);
+    if (nrows > IG_MODEL_MAX_ROWS)
+        return model_fail(ctx, IG_ERR_TOOBIG, "'%s' has %zu rows, the cap is %u", key, nrows,
+                          IG_MODEL_MAX_ROWS);
+    /* Shape and types first: the allocation below is then bounded by what
+     * the JSON actually holds. */
+    json_array_foreach(arr, r, row) {
+        if (!json_is_array(row))
+            return model_fail(ctx, IG_ERR_INVALID, "'%s' row %zu is not an array", key, r);
+        if (json_array_size(row) != dim)
+            return model_fail(ctx, IG_ERR_INVALID, "'%s' row %zu has %zu values, feature_dim is %u",
+                              key, r, json_array_size(row), dim);
+        json_array_foreach(row, i, v) {
+            if (!json_is_number(v))
+                return model_fail(ctx, IG_ERR_INVALID, "'%s' row %zu value %zu is not a number",
+                                  key, r, i);
+        }
+    }
+    mat = ig_try_malloc(nrows * dim * sizeof(*mat));
+    if (mat == NULL)
+        return model_fail(ctx, IG_ERR_NOMEM, "out of memory for '%s'", key);
+    json_array_foreach(arr, r, row) {
+        double *dst = mat + r * dim;
+
+        json_array_foreach(row, i, v) {
+            dst[i] = json_number_value(v);
+        }
+    }
+    *k = (uint32_t)nrows;
+    *out = mat;
+    return 0;
+}
+
+static int model_check_keys(const struct model_ctx *ctx, json_t *root,
+                            const char *const *allowed, const char *algo)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(root, key, v) {
+        const char *const *a = allowed;
+
+        while (*a && strcmp(*a, key) != 0)
+            a++;
+        if (*a == NULL)
+            return model_fail(ctx, IG_ERR_INVALID, "unknown key '%.*s' for algorithm %s",
+                              MODEL_QUOTE_MAX, key, algo);
+    }
+    return 0;
+}
+
+static int model_parse_ll(const struct model_ctx *ctx, json_t *root, struct ig_model *m)
+{
+    json_t *pt = json_object_get(root, "predictor_type");
+    json_t *bias = json_object_get(root, "bias");
+    json_t *thr = json_object_get(root, "threshold");
+    const char *s;
+    int rv;
+
+    if (pt == NULL)
+        return model_fail(ctx, IG_ERR_INVALID, "missing 'predictor_type'");
+    if (!json_is_string(pt))
+        return model_fail(ctx, IG_ERR_INVALID, "'predictor_type' must be a string");
+    s = json_string_value(pt);
+    if (strcmp(s, "regressor") == 0)
+        m->ll_type = MODEL_LL_REGRESSOR;
+    else if (strcmp(s, "binary_classifier") == 0)
+        m->ll_type = MODEL_LL_BINARY;
+    else
+        return model_fail(ctx, IG_ERR_UNSUPPORTED,
+                          "unknown predictor_type '%.*s' (expected regressor or "
+                          "binary_classifier)",
+                          MODEL_QUOTE_MAX, s);
+    rv = model_parse_vector(ctx, root, "weights", m->dim, 1, &m->mat);
+    if (rv < 0)
+        return rv;
+    m->k = 1;
+    if (bias == NULL)
+        return model_fail(ctx, IG_ERR_INVALID, "missing 'bias'");
+    if (!json_is_number(bias))
+        return model_fail(ctx, IG_ERR_INVALID, "'bias' must be a number");
+    m->bias = json_number_value(bias);
+    m->threshold = 0.5;
+    if (thr != NULL) {
+        char tmp[IG_FMT_DOUBLE_MAX];
+
+        if (!json_is_number(thr))
+            return model_fail(ctx, IG_ERR_INVALID, "'threshold' must be a number");
+        m->threshold = json_number_value(thr);
+        if (!(m->threshold >= 0.0 && m->threshold <= 1.0)) {
+            ig_fmt_double(tmp, m->threshold);
+            return model_fail(ctx, IG_ERR_INVALID, "'threshold' is %s, must be between 0 and 1",
+                              tmp);
+        }
+    }
+    return 0;
+}
+
+static int model_parse(const struct model_ctx *ctx, json_t *root, struct ig_model *m)
+{
+    static const char *const *const keys[] = {model_keys_kmeans, model_keys_pca, model_keys_ll};
+    json_t *algo = json_object_get(root, "algorithm");
+    json_t *dim = json_object_get(root, "feature_dim");
+    const char *s;
+    json_int_t d;
+    size_t a;
+    int rv;
+
+    if (algo == NULL)
+        return model_fail(ctx, IG_ERR_INVALID, "missing 'algorithm'");
+    if (!json_is_string(algo))
+        return model_fail(ctx, IG_ERR_INVALID, "'algorithm' must be a string");
+    s = json_string_value(algo);
+    for (a = 0; a < IG_ARRAY_SIZE(model_algo_names); a++)
+        if (strcmp(s, model_algo_names[a]) == 0)
+            break;
+    if (a == IG_ARRAY_SIZE(model_algo_names))
+        return model_fail(ctx, IG_ERR_UNSUPPORTED,
+                          "unknown algorithm '%.*s' (expected kmeans, pca or linear-learner)",
+                          MODEL_QUOTE_MAX, s);
+    m->algo = (enum ig_algo)a;
+    rv = model_check_keys(ctx, root, keys[a], model_algo_names[a]);
+    if (rv < 0)
+        return rv;
+
+    if (dim == NULL)
+        return model_fail(ctx, IG_ERR_INVALID, "missing 'feature_dim'");
+    if (!json_is_integer(dim))
+        return model_fail(ctx, IG_ERR_INVALID, "'feature_dim' must be an integer");
+    d = json_integer_value(dim);
+    if (d < 1)
+        return model_fail(ctx, IG_ERR_INVALID, "'feature_dim' is %lld, must be 1..%u",
+                          (long long)d, IG_MODEL_MAX_DIM);
+    if (d > (json_int_t)IG_MODEL_MAX_DIM)
+        return model_fail(ctx, IG_ERR_TOOBIG, "'feature_dim' is %lld, must be 1..%u",
+                          (long long)d, IG_MODEL_MAX_DIM);
+    m->dim = (uint32_t)d;
+
+    switch (m->algo) {
+    case IG_ALGO_KMEANS:
+        return model_parse_matrix(ctx, root, "centroids", m->dim, &m->k, &m->mat);
+    case IG_ALGO_PCA:
+        rv = model_parse_vector(ctx, root, "mean", m->dim, 0, &m->mean);
+        if (rv < 0)
+            return rv;
+        if (m->mean == NULL) {
+            m->mean = ig_try_malloc((size_t)m->dim * sizeof(*m->mean));
+            if (m->mean == NULL)
+                return model_fail(ctx, IG_ERR_NOMEM, "out of memory for 'mean'");
+            for (uint32_t i = 0; i < m->dim; i++)
+                m->mean[i] = 0.0;
+        }
+        return model_parse_matrix(ctx, root, "components", m->dim, &m->k, &m->mat);
+    case IG_ALGO_LINEAR_LEARNER:
+        return model_parse_ll(ctx, root, m);
+    }
+    return model_fail(ctx, IG_ERR_INVALID, "bad algorithm"); /* not reached */
+}
+
+static int model_load(const struct model_ctx *ctx, const char *buf, size_t len,
+                      struct ig_model **out)
+{
+    struct ig_model *m = NULL;
+    json_error_t jerr;
+    json_t *root = NULL;
+    int rv;
+
+    *out = NULL;
+    if (len > IG_MODEL_MAX_FILE)
+        return model_fail(ctx, IG_ERR_TOOBIG, "%zu bytes, the cap is %u", len, IG_MODEL_MAX_FILE);
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return model_fail(ctx, IG_ERR_INVALID, "invalid JSON at line %d column %d: %s", jerr.line,
+                          jerr.column, jerr.text);
+    if (!json_is_object(root)) {
+        rv = model_fail(ctx, IG_ERR_INVALID, "the top level must be a JSON object");
+        goto out;
+    }
+    m = ig_xcalloc(1, sizeof(*m));
+    rv = model_parse(ctx, root, m);
+    if (rv < 0)
+        goto out;
+    *out = m;
+    m = NULL;
+out:
+    ig_model_free(m);
+    json_decref(root);
+    return rv;
+}
+
+int ig_model_load_json(const char *buf, size_t len, struct ig_model **out, char *err,
+                       size_t errlen)
+{
+    struct model_ctx ctx = {"model.json", err, errlen};
+
+    return model_load(&ctx, buf, len, out);
+}
+
+int ig_model_load_file(const char *path, struct ig_model **out, char *err, size_t errlen)
+{
+    struct model_ctx ctx = {path, err, errlen};
+    struct stat st;
+    char *buf = NULL;
+    size_t len = 0, size;
+    int fd, rv;
+
+    *out = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return model_errf(err, errlen, IG_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    }
+    if (fstat(fd, &st) == -1) {
+        rv = model_errf(err, errlen, IG_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rv = model_fail(&ctx, IG_ERR_IO, "not a regular file");
+        goto out;
+    }
+    if ((uint64_t)st.st_size > IG_MODEL_MAX_FILE) {
+        rv = model_fail(&ctx, IG_ERR_TOOBIG, "%lld bytes, the cap is %u", (long long)st.st_size,
+                        IG_MODEL_MAX_FILE);
+        goto out;
+    }
+    size = (size_t)st.st_size;
+    buf = ig_try_malloc(size);
+    if (buf == NULL) {
+        rv = model_fail(&ctx, IG_ERR_NOMEM, "out of memory reading %zu bytes", size);
+        goto out;
+    }
+    while (len < size) {
+        ssize_t n = read(fd, buf + len, size - len);
+
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            rv = model_errf(err, errlen, IG_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0) /* the file shrank since fstat: parse what is there */
+            break;
+        len += (size_t)n;
+    }
+    rv = model_load(&ctx, buf, len, out);
+out:
+    ig_free(&buf);
+    close(fd);
+    return rv;
+}
+
+void ig_model_free(struct ig_model *m)
+{
+    if (m == NULL)
+        return;
+    ig_free(&m->mat);
+    ig_free(&m->mean);
+    free(m);
+}
+
+enum ig_algo ig_model_algo(const struct ig_model *m)
+{
+    return m->algo;
+}
+
+const char *ig_model_algo_name(const struct ig_model *m)
+{
+    return model_algo_names[m->algo];
+}
+
+uint32_t ig_model_dim(const struct ig_model *m)
+{
+    return m->dim;
+}
+
+uint32_t ig_model_k(const struct ig_model *m)
+{
+    return m->k;
+}
+
+const char *ig_model_json_key(const struct ig_model *m)
+{
+    return m->algo == IG_ALGO_PCA ? "projections" : "predictions";
+}
+
+/* ---- prediction (hot path) -------------------------------------------- */
+
+/*
+ * The reductions keep four partial sums: they break the add-latency chain
+ * (and let the compiler use SIMD) without -ffast-math. The partial sums
+ * are combined as (s0 + s1) + (s2 + s3).
+ */
+static inline double model_sqdist(const double *restrict a, const double *restrict b, uint32_t n)
+{
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    uint32_t i = 0;
+
+    for (; i + 4 <= n; i += 4) {
+        double d0 = a[i] - b[i], d1 = a[i + 1] - b[i + 1];
+        double d2 = a[i + 2] - b[i + 2], d3 = a[i + 3] - b[i + 3];
+
+        s0 += d0 * d0;
+        s1 += d1 * d1;
+        s2 += d2 * d2;
+        s3 += d3 * d3;
+    }
+    for (; i < n; i++) {
+        double d = a[i] - b[i];
+
+        s0 += d * d;
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+static inline double model_dot(const double *restrict a, const double *restrict b, uint32_t n)
+{
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    uint32_t i = 0;
+
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++)
+        s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* sum_i (x_i - mean_i) * c_i */
+static inline double model_dot_centered(const double *restrict x, const double *restrict mean,
+                                        const double *restrict c, uint32_t n)
+{
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    uint32_t i = 0;
+
+    for (; i + 4 <= n; i += 4) {
+        s0 += (x[i] - mean[i]) * c[i];
+        s1 += (x[i + 1] - mean[i + 1]) * c[i + 1];
+        s2 += (x[i + 2] - mean[i + 2]) * c[i + 2];
+        s3 += (x[i + 3] - mean[i + 3]) * c[i + 3];
+    }
+    for (; i < n; i++)
+        s0 += (x[i] - mean[i]) * c[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* A fixed-size prediction is assembled on the stack, then appended at once. */
+#define MODEL_LINE_MAX 128
+
+static size_t model_put(char *line, size_t n, const char *s)
+{
+    size_t l = strlen(s);
+
+    memcpy(line + n, s, l);
+    return n + l;
+}
+
+/* A cluster index as SageMaker writes it, a float: "3.0", "10.0". Integer
+ * digits directly: exact, and much cheaper than a float format. */
+static size_t model_fmt_index(char *line, uint32_t v)
+{
+    char tmp[10];
+    size_t n = 0, l = 0;
+
+    do {
+        tmp[l++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (l)
+        line[n++] = tmp[--l];
+    line[n++] = '.';
+    line[n++] = '0';
+    return n;
+}
+
+static int model_predict_kmeans(const struct ig_model *m, const double *x, int csv,
+                                struct ig_buf *out)
+{
+    const double *c = m->mat;
+    double best = model_sqdist(x, c, m->dim);
+    uint32_t besti = 0;
+    char line[MODEL_LINE_MAX];
+    size_t n = 0;
+
+    for (uint32_t j = 1; j < m->k; j++) {
+        double d;
+
+        c += m->dim;
+        d = model_sqdist(x, c, m->dim);
+        if (d < best) { /* strict: ties keep the lowest index */
+            best = d;
+            besti = j;
+        }
+    }
+    if (!csv)
+        n = model_put(line, n, "{\"closest_cluster\":");
+    n += model_fmt_index(line + n, besti);
+    n = model_put(line, n, csv ? "," : ",\"distance_to_cluster\":");
+    n += ig_fmt_double(line + n, sqrt(best));
+    if (!csv)
+        line[n++] = '}';
+    return ig_buf_append(out, line, n);
+}
+
+static int model_predict_ll(const struct ig_model *m, const double *x, int csv,
+                            struct ig_buf *out)
+{
+    double z = model_dot(m->mat, x, m->dim) + m->bias;
+    char line[MODEL_LINE_MAX];
+    size_t n = 0;
+
+    if (!csv)
+        n = model_put(line, n, "{\"score\":");
+    if (m->ll_type == MODEL_LL_REGRESSOR) {
+        n += ig_fmt_double(line + n, z);
+    } else {
+        double score = 1.0 / (1.0 + exp(-z));
+
+        n += ig_fmt_double(line + n, score);
+        n = model_put(line, n, csv ? "," : ",\"predicted_label\":");
+        line[n++] = score >= m->threshold ? '1' : '0';
+    }
+    if (!csv)
+        line[n++] = '}';
+    return ig_buf_append(out, line, n);
+}
+
+static int model_predict_pca(const struct ig_model *m, const double *x, int csv,
+                             struct ig_buf *out)
+{
+    const double *c = m->mat;
+    size_t start = out->len;
+    int rv = 0;
+
+    if (!csv)
+        rv = ig_buf_append(out, "{\"projection\":[", 15);
+    for (uint32_t j = 0; j < m->k && rv == 0; j++, c += m->dim) {
+        if (j > 0)
+            rv = ig_buf_append_char(out, ',');
+        if (rv == 0)
+            rv = ig_buf_append_double(out, model_dot_centered(x, m->mean, c, m->dim));
+    }
+    if (!csv && rv == 0)
+        rv = ig_buf_append(out, "]}", 2);
+    if (rv < 0 && out->len > start) { /* leave <out> as it was */
+        out->len = start;
+        out->data[start] = '\0';
+    }
+    return rv;
+}
+
+int ig_model_predict_row(const struct ig_model *m, const double *x, enum ig_format fmt,
+                         struct ig_buf *out)
+{
+    int csv;
+
+    switch (fmt) {
+    case IG_FMT_CSV:
+        csv = 1;
+        break;
+    case IG_FMT_JSON:
+    case IG_FMT_JSONL:
+        csv = 0;
+        break;
+    case IG_FMT_COUNT:
+    default:
+        return IG_ERR_INVALID;
+    }
+    switch (m->algo) {
+    case IG_ALGO_KMEANS:
+        return model_predict_kmeans(m, x, csv, out);
+    case IG_ALGO_PCA:
+        return model_predict_pca(m, x, csv, out);
+    case IG_ALGO_LINEAR_LEARNER:
+        return model_predict_ll(m, x, csv, out);
+    }
+    return IG_ERR_INVALID;
+}
