@@ -1,6 +1,7 @@
 /*
  * buf.c - capped byte buffer and the shortest round-trip double format.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,9 +120,45 @@ char *ig_buf_take(struct ig_buf *b, size_t *len)
     return p;
 }
 
+/*
+ * The shortest digits that read back to <v>: a double with at most 15
+ * significant digits round-trips through decimal (DBL_DIG), so if a form of
+ * n <= 15 digits exists, rounding to 15 digits yields it padded with zeros.
+ * Hence at most three tries: 15, 16, then 17 digits (17 always works);
+ * subnormals, with less precision, try every length.
+ * Fills <digits> (no dot, trailing zeros stripped) and returns the decimal
+ * exponent of the first digit.
+ */
+static int fmt_shortest(double v, char *digits, size_t *ndigits)
+{
+    char tmp[40];
+    char *e;
+    size_t n = 0;
+    int exp10;
+
+    /* Subnormals have fewer digits of precision: search them all. */
+    for (int prec = v < DBL_MIN ? 0 : 14; prec <= 16; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*e", prec, v);
+        if (prec == 16 || strtod(tmp, NULL) == v)
+            break;
+    }
+    /* tmp is "d.ddddde[+-]XX" (v > 0 here). */
+    e = strchr(tmp, 'e');
+    exp10 = atoi(e + 1);
+    for (const char *p = tmp; p < e; p++)
+        if (*p != '.')
+            digits[n++] = *p;
+    while (n > 1 && digits[n - 1] == '0')
+        n--;
+    *ndigits = n;
+    return exp10;
+}
+
 size_t ig_fmt_double(char *out, double v)
 {
-    int n = 0;
+    char digits[24];
+    size_t nd, n = 0;
+    int exp10;
 
     if (isnan(v)) {
         memcpy(out, "NaN", 4);
@@ -130,20 +167,54 @@ size_t ig_fmt_double(char *out, double v)
     if (isinf(v)) {
         const char *s = v > 0 ? "Infinity" : "-Infinity";
 
-        n = (int)strlen(s);
-        memcpy(out, s, (size_t)n + 1);
-        return (size_t)n;
+        n = strlen(s);
+        memcpy(out, s, n + 1);
+        return n;
     }
-    /* The shortest precision that round-trips: 17 always does. */
-    for (int prec = 1; prec <= 17; prec++) {
-        n = snprintf(out, IG_FMT_DOUBLE_MAX, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
-            break;
+    if (v == 0) {
+        const char *s = signbit(v) ? "-0.0" : "0.0";
+
+        n = strlen(s);
+        memcpy(out, s, n + 1);
+        return n;
     }
-    if (strpbrk(out, ".eEn") == NULL) {
-        out[n++] = '.';
-        out[n++] = '0';
-        out[n] = '\0';
+    if (v < 0) {
+        out[n++] = '-';
+        v = -v;
     }
-    return (size_t)n;
+    exp10 = fmt_shortest(v, digits, &nd);
+    /* Python's repr: positional for 1e-4 <= |v| < 1e16, else scientific. */
+    if (exp10 >= -4 && exp10 < 16) {
+        if (exp10 < 0) {
+            out[n++] = '0';
+            out[n++] = '.';
+            for (int i = -1; i > exp10; i--)
+                out[n++] = '0';
+            memcpy(out + n, digits, nd);
+            n += nd;
+        } else {
+            size_t intlen = (size_t)exp10 + 1;
+
+            for (size_t i = 0; i < intlen; i++)
+                out[n++] = i < nd ? digits[i] : '0';
+            out[n++] = '.';
+            if (nd > intlen) {
+                memcpy(out + n, digits + intlen, nd - intlen);
+                n += nd - intlen;
+            } else {
+                out[n++] = '0';
+            }
+        }
+    } else {
+        out[n++] = digits[0];
+        if (nd > 1) {
+            out[n++] = '.';
+            memcpy(out + n, digits + 1, nd - 1);
+            n += nd - 1;
+        }
+        n += (size_t)snprintf(out + n, 8, "e%c%02d", exp10 < 0 ? '-' : '+',
+                              exp10 < 0 ? -exp10 : exp10);
+    }
+    out[n] = '\0';
+    return n;
 }

@@ -37,11 +37,12 @@ int ig_buf_append_double(struct ig_buf *b, double v);
 char *ig_buf_take(struct ig_buf *b, size_t *len);
 
 /*
- * Write <v> into <out> in the shortest decimal form that strtod() reads back
- * to exactly <v>, with ".0" appended to integral values ("3.0", "0.25",
- * "1e+300" stays as printed by %g). Non-finite values print as "NaN",
- * "Infinity", "-Infinity". <out> must hold at least IG_FMT_DOUBLE_MAX bytes.
- * Returns the length written (without the NUL).
+ * Write <v> into <out> exactly as Python's repr(float) does: the shortest
+ * digits that strtod() reads back to exactly <v>; positional notation for
+ * 1e-4 <= |v| < 1e16 with ".0" on integral values ("3.0", "900.0", "0.25",
+ * "0.0001"), scientific otherwise ("1e+16", "1.5e-05"). Non-finite values
+ * print as "NaN", "Infinity", "-Infinity". <out> must hold at least
+ * IG_FMT_DOUBLE_MAX bytes. Returns the length written (without the NUL).
  */
 #define IG_FMT_DOUBLE_MAX 32
 size_t ig_fmt_double(char *out, double v);

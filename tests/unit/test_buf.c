@@ -1,0 +1,210 @@
+/* test_buf.c - the capped buffer and the number format (against Python's
+ * repr(float), which generated the expected strings). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#include <cmocka.h>
+
+#include "infergate/buf.h"
+#include "infergate/common.h"
+
+static const struct {
+    double v;
+    const char *want;
+} cases[] = {
+    {0x0.0p+0, "0.0"},
+    {-0x0.0p+0, "-0.0"},
+    {0x1.0000000000000p+0, "1.0"},
+    {0x1.8000000000000p+1, "3.0"},
+    {0x1.4000000000000p+3, "10.0"},
+    {0x1.9000000000000p+6, "100.0"},
+    {0x1.f400000000000p+7, "250.0"},
+    {0x1.c200000000000p+9, "900.0"},
+    {0x1.e848000000000p+19, "1000000.0"},
+    {0x1.999999999999ap-4, "0.1"},
+    {0x1.0000000000000p-2, "0.25"},
+    {0x1.5555555555555p-2, "0.3333333333333333"},
+    {0x1.5555555555555p-1, "0.6666666666666666"},
+    {-0x1.8000000000000p+0, "-1.5"},
+    {0x1.a36e2eb1c432dp-14, "0.0001"},
+    {0x1.f75104d551d69p-17, "1.5e-05"},
+    {0x1.a36371ea531a8p-14, "9.999e-05"},
+    {0x1.c6bf526340000p+49, "1000000000000000.0"},
+    {0x1.1c37937e08000p+53, "1e+16"},
+    {0x1.5ee2a2eb5a5c4p+53, "1.2345678901234568e+16"},
+    {0x1.c12218377de66p+46, "123456789012345.6"},
+    {0x1.7e43c8800759cp+996, "1e+300"},
+    {-0x1.56e1fc2f8f359p-997, "-1e-300"},
+    {0x0.0000000000001p-1022, "5e-324"},
+    {0x1.fffffffffffffp+1023, "1.7976931348623157e+308"},
+    {0x1.3333333333334p-2, "0.30000000000000004"},
+    {0x1.0000000000000p+4, "16.0"},
+    {0x1.0c6f7a0b5ed8dp-22, "2.5e-07"},
+    {0x1.fe185ca57c517p+78, "6.02214076e+23"},
+    {0x1.f75104d551d69p-16, "3e-05"},
+    {0x1.81cd6c8b43958p+13, "12345.678"},
+    {0x1.9d37952e6b438p-53, "1.7920435971799646e-16"},
+    {-0x1.5d269c89a5a60p+9, "-698.3016521509962"},
+    {0x1.71ff4a6a3a450p-974, "9.051962159641863e-294"},
+    {-0x1.ab904f8457392p+9, "-855.1274266649145"},
+    {0x1.63a04892f902bp-927, "1.2244687060864793e-279"},
+    {-0x1.0c9f46484d916p+8, "-268.622166174829"},
+    {0x1.897650ed90475p-92, "3.1038692546051638e-28"},
+    {0x1.dbe30d7595e00p+3, "14.871466378840523"},
+    {0x1.028d6099950d8p-935, "3.47746221006508e-282"},
+    {-0x1.096ad1e6e9f70p+7, "-132.70863267522827"},
+    {0x1.705c911e20b8fp-777, "1.8102049238712094e-234"},
+    {-0x1.994977f51e7cfp+9, "-818.5739733122699"},
+    {0x1.8776d6cad4a26p-963, "1.9614004842990944e-290"},
+    {0x1.46da24d7ae84ap+9, "653.7042493440761"},
+    {0x1.304171fb17c23p-53, "1.3194985271925108e-16"},
+    {-0x1.14c2d3372bf8ap+9, "-553.522070785971"},
+    {0x1.fd23ca09f76b5p-427, "5.7383751242870525e-129"},
+    {0x1.bfb57d40bb95cp+9, "895.4178849140112"},
+    {0x1.982bd93bd04cfp-424, "3.6803093092722886e-128"},
+    {-0x1.9d4731a734918p+7, "-206.63905069843963"},
+    {0x1.63464f9ebdaccp-797, "1.665013325847512e-240"},
+    {-0x1.c56ad5716ab94p+9, "-906.8346387644874"},
+    {0x1.5efabdbc496cbp-887, "1.3287264468909314e-267"},
+    {-0x1.a4c80b9f3719ep+8, "-420.7814273366474"},
+    {0x1.a98fb24ede6a4p-470, "5.452858328033165e-142"},
+    {-0x1.7e352fe2a2c31p+9, "-764.4155238432633"},
+    {0x1.b41564ef8aa38p-450, "5.859110810511135e-136"},
+    {0x1.3c20591240162p+9, "632.2527182400629"},
+    {0x1.876f82e44158bp-918, "6.900559837717644e-277"},
+    {0x1.4666914d9a290p+7, "163.20032732493246"},
+    {0x1.61431a38fd547p-831, "9.63675255020271e-251"},
+    {-0x1.fe68ea8f48e30p+7, "-255.20491454853754"},
+    {0x1.339088c38fb29p-294, "3.774658258676387e-89"},
+    {-0x1.b53605bc7436fp+9, "-874.4220500533537"},
+    {0x1.dda6c0f4205b4p-390, "7.398995516149518e-118"},
+    {-0x1.260a91cbf2bc9p+9, "-588.0825743613469"},
+    {0x1.7b458ae2eb154p-479, "9.491666999059608e-145"},
+    {-0x1.21a17a9f62b78p+7, "-144.81538866119422"},
+    {0x1.c6bc4506bf2efp-547, "3.855770690393894e-165"},
+    {0x1.563f5925b87f0p+7, "171.12372701527738"},
+    {0x1.42a567403e430p-653, "3.372091069992867e-197"},
+    {-0x1.90774c2fe4b30p+8, "-400.46600627263524"},
+    {0x1.14c66cb5c7427p-839, "2.949311764146863e-253"},
+    {0x1.8dfd266af5188p+8, "397.9888674591425"},
+    {0x1.d1ccf3e7d1bfbp-940, "1.9577811878248828e-283"},
+    {0x1.29b1e11a1fe30p+7, "148.84742051734202"},
+    {0x1.ffc8186734721p-517, "4.6594747553044564e-156"},
+    {0x1.772332e8ef38cp+9, "750.2749911468577"},
+    {0x1.9b30ebabced20p-564, "2.6600278403749228e-170"},
+    {-0x1.a81fdd47c29fap+8, "-424.1244702196269"},
+    {0x1.f52b3faecbd38p-949, "4.114132719673166e-286"},
+    {-0x1.7def292802266p+9, "-763.8684434900758"},
+    {0x1.ebd356b0a18e8p-855, "7.996958104732309e-258"},
+    {0x1.012413f5c1c92p+9, "514.2818591304988"},
+    {0x1.ab2f826e87555p-68, "5.653754128494313e-21"},
+    {-0x1.612e47e934e40p+4, "-22.073799048388764"},
+    {0x1.1b87d0a097c97p-38, "4.0292111286562544e-12"},
+    {0x1.506e84bf67b60p+8, "336.4317130687905"},
+    {0x1.7835ec3baea9ep-452, "1.2636682211006762e-136"},
+    {0x1.241a90168c0d8p+7, "146.05188055476788"},
+    {0x1.fe6b2e01f5057p-186, "2.0328596392404466e-56"},
+    {-0x1.748145fef82b4p+8, "-372.5049743038064"},
+    {0x1.9529eb1fee08fp-665, "1.0338165819524026e-200"},
+    {0x1.797ac110565f8p+7, "188.73975421003684"},
+    {0x1.047379474031bp-207, "4.94626154618407e-63"},
+    {-0x1.5e5b7b433cb00p+6, "-87.58933739717395"},
+    {0x1.d7a0dd70820fep-928, "8.119400950294612e-280"},
+    {0x1.bcae5c3fbe0e8p+9, "889.3621902158748"},
+    {0x1.c5651795e8229p-310, "8.490592564702751e-94"},
+    {0x1.484dede03fff8p+8, "328.30441094934895"},
+    {0x1.b50830f88080bp-275, "2.8120592177511765e-83"},
+    {0x1.92fbea3766df4p+8, "402.98404260884786"},
+    {0x1.d122ca5aa3c81p-432, "1.6382560046033703e-130"},
+    {0x1.ed188f7d2796ep+9, "986.1918789332683"},
+    {0x1.560dcd269a9a5p-567, "2.765967382622201e-171"},
+    {-0x1.aecf166ad7d24p+8, "-430.80893581170153"},
+    {0x1.544a262c33a4fp-115, "3.2000684424314126e-35"},
+    {0x1.514e30c6c0560p+8, "337.30543176837637"},
+    {0x1.3960d05c6af07p-60, "1.0617665713948409e-18"},
+    {-0x1.32700dbc89308p+6, "-76.60942740046823"},
+};
+
+static void test_fmt_double_matches_python_repr(void **state)
+{
+    char out[IG_FMT_DOUBLE_MAX];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = ig_fmt_double(out, cases[i].v);
+
+        assert_string_equal(out, cases[i].want);
+        assert_int_equal(n, strlen(cases[i].want));
+    }
+}
+
+static void test_fmt_double_nonfinite(void **state)
+{
+    char out[IG_FMT_DOUBLE_MAX];
+
+    (void)state;
+    ig_fmt_double(out, NAN);
+    assert_string_equal(out, "NaN");
+    ig_fmt_double(out, INFINITY);
+    assert_string_equal(out, "Infinity");
+    ig_fmt_double(out, -INFINITY);
+    assert_string_equal(out, "-Infinity");
+}
+
+static void test_buf_cap(void **state)
+{
+    struct ig_buf b;
+
+    (void)state;
+    ig_buf_init(&b, 8);
+    assert_int_equal(ig_buf_append_str(&b, "12345678"), 0);
+    assert_int_equal(ig_buf_append_char(&b, '9'), IG_ERR_TOOBIG);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(b.data, "12345678");
+    ig_buf_reset(&b);
+    assert_int_equal(ig_buf_printf(&b, "%d-%s", 42, "ab"), 0);
+    assert_string_equal(b.data, "42-ab");
+    assert_int_equal(ig_buf_printf(&b, "%s", "toolong"), IG_ERR_TOOBIG);
+    assert_string_equal(b.data, "42-ab");
+    assert_int_equal(ig_buf_append_double(&b, 2.5), 0);
+    assert_string_equal(b.data, "42-ab2.5");
+    ig_buf_clear(&b);
+    assert_null(b.data);
+}
+
+static void test_buf_take(void **state)
+{
+    struct ig_buf b;
+    size_t len;
+    char *p;
+
+    (void)state;
+    ig_buf_init(&b, 1024);
+    p = ig_buf_take(&b, &len);
+    assert_int_equal(len, 0);
+    assert_string_equal(p, "");
+    ig_free(&p);
+    assert_int_equal(ig_buf_append(&b, "abc", 3), 0);
+    p = ig_buf_take(&b, &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(p, "abc", 3);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    ig_free(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fmt_double_matches_python_repr),
+        cmocka_unit_test(test_fmt_double_nonfinite),
+        cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_buf_take),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
