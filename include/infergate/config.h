@@ -1,0 +1,101 @@
+/*
+ * config.h - the gateway configuration: one declarative table of options
+ * per section (global, and [endpoint NAME]), filled from built-in defaults,
+ * then an INI file, then INFERGATE_<NAME> environment variables, then the
+ * command line; later sources win.
+ *
+ * The tables live in src/config.c and are the only place that knows option
+ * names, types, defaults, limits and help. main.c only calls
+ * ig_config_load(); every other module reads the filled structs below.
+ */
+#ifndef INFERGATE_CONFIG_H
+#define INFERGATE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define IG_CONFIG_NAME_MAX 63        /* endpoint and variant names, in chars */
+#define IG_CONFIG_MAX_ENDPOINTS 1024 /* [endpoint] sections per file */
+#define IG_CONFIG_LINE_MAX 4096      /* longest line of the file, newline included */
+#define IG_CONFIG_VALUE_MAX 4095     /* longest string value from any source */
+
+/* One [endpoint NAME] section. Strings are owned by the enclosing config. */
+struct ig_endpoint_conf {
+    char *name;    /* 1..63 chars of ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$ */
+    char *model;   /* required: file://PATH | http://HOST[:PORT][/..] | https://HOST[:PORT][/..]
+                      | sagemaker://REGION/ENDPOINT */
+    char *variant; /* "AllTraffic"; same pattern as <name> */
+    char *content_type;          /* "text/csv": when a request has no Content-Type */
+    char *accept;                /* "application/json": when Accept is absent or * / * */
+    uint32_t max_batch_rows;     /* 1024, 1..1000000 rows per upstream call */
+    uint64_t max_batch_bytes;    /* 6291456, 1..67108864 bytes per upstream call */
+    uint64_t max_delay_us;       /* 2000, 0..10000000: oldest row's longest wait */
+    uint32_t max_inflight;       /* 8, 1..1024 concurrent upstream calls */
+    uint32_t max_queue_rows;     /* 65536, 1..16777216 rows waiting per batcher */
+    uint64_t request_timeout_ms; /* 60000, 1..3600000: per-request deadline */
+    int line;                    /* line of the [endpoint] header in the file */
+};
+
+struct ig_config {
+    char *config_path;        /* NULL when no file was read */
+    int check_only;           /* --check-config given: validate and exit */
+    int help;                 /* --help given: print ig_config_usage() and exit 0 */
+    char *listen;             /* "127.0.0.1:8080"; HOST:PORT, HOST may be [v6]; port 0 = any */
+    char *admin_listen;       /* "" = admin API on the main listener */
+    char *data_dir;           /* "./var" */
+    char *redis_url;          /* "" = embedded redis-server */
+    char *tls_cert;           /* "" = cleartext; tls_cert and tls_key both set or both "" */
+    char *tls_key;            /* PEM private key file */
+    int log_level;            /* IG_LOG_*, from debug|info|warn|error; default info */
+    uint32_t workers;         /* 0 = number of CPUs; 0..256 */
+    uint32_t max_connections; /* 4096, 1..1000000 */
+    uint32_t max_concurrent_streams;    /* 128, 1..100000 (HTTP/2, per connection) */
+    uint32_t max_header_list_size;      /* 65536, 1024..1048576 bytes */
+    uint64_t max_body_bytes;            /* 6291456 (SageMaker's limit), 1..67108864 */
+    uint64_t idle_timeout_ms;           /* 60000, 100..86400000 */
+    uint64_t header_timeout_ms;         /* 10000, 100..3600000 */
+    uint64_t drain_timeout_ms;          /* 30000, 0..3600000 */
+    struct ig_endpoint_conf *endpoints; /* in file order */
+    size_t nendpoints;
+};
+
+/*
+ * Fill <cfg> (its previous contents are ignored, not freed): built-in
+ * defaults, then the INI file named by --config FILE or INFERGATE_CONFIG,
+ * then INFERGATE_<NAME> environment variables taken from <envp> (a
+ * NULL-terminated "NAME=VALUE" array; global options only; unknown
+ * INFERGATE_* variables are ignored), then the command line <argv>[1..argc)
+ * as `--<name> <value>` or `--<name>=<value>` (global options only; '-' and
+ * '_' are interchangeable in names there). Later sources win. Also
+ * --config FILE, --check-config (sets check_only) and --help (sets help and
+ * returns at once, without reading the file).
+ *
+ * File keys are exactly the option names. Integers are plain decimal (no
+ * sign, no suffix); strings are trimmed. A key may appear once per section.
+ * Endpoint options exist only in the file.
+ *
+ * Note: sets inih's process-wide knobs (no multi-line values, stop on the
+ * first error, heap line buffer of IG_CONFIG_LINE_MAX bytes); nothing else
+ * in the gateway uses inih.
+ *
+ * Returns 0, and the caller owns <cfg> and frees it with ig_config_clear().
+ * Returns IG_ERR_CONFIG with a one-line message in <err> (truncated to
+ * <errlen>) naming where: "FILE:LINE: ...", "FILE: cannot open: ...",
+ * "environment: INFERGATE_X: ...", "command line: --x: ..."; <cfg> is then
+ * already cleared (ig_config_clear() on it is harmless).
+ */
+int ig_config_load(struct ig_config *cfg, int argc, char **argv, char **envp, char *err,
+                   size_t errlen);
+
+/* Free everything <cfg> owns and zero it. Accepts a zeroed struct. */
+void ig_config_clear(struct ig_config *cfg);
+
+/* Print every option with its type, default, range, reloadability and help,
+ * generated from the tables, to <out>. */
+void ig_config_usage(FILE *out);
+
+/* The endpoint named <name>, or NULL. The result points into <cfg>. */
+const struct ig_endpoint_conf *ig_config_endpoint(const struct ig_config *cfg, const char *name);
+
+#endif /* INFERGATE_CONFIG_H */
