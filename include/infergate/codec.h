@@ -1,0 +1,146 @@
+/*
+ * codec.h - request body decoders and response encoders for the text
+ * formats: text/csv, application/jsonlines and application/json.
+ *
+ * Pure code (house rule 4): no event loop, no globals, no logging. Bytes in,
+ * rows or bytes or an error out. Every size here is peer-controlled, so all
+ * allocation goes through ig_try_malloc / ig_try_realloc and every count is
+ * capped by the caller's limits.
+ */
+#ifndef INFERGATE_CODEC_H
+#define INFERGATE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infergate/batch-t.h"
+#include "infergate/rows-t.h"
+
+struct ig_buf;
+
+/*
+ * Parse a Content-Type value into a format. Case-insensitive; parameters
+ * after ';' are ignored ("text/csv;label_size=0", "; charset=utf-8") and so
+ * are surrounding spaces and tabs. Known types: text/csv -> IG_FMT_CSV;
+ * application/jsonlines, application/jsonl, application/x-jsonlines ->
+ * IG_FMT_JSONL; application/json -> IG_FMT_JSON. NULL, empty or blank
+ * -> <dflt>. Wildcards are not content types: star/star here is unsupported.
+ * Returns 0 (and sets *out) or IG_ERR_UNSUPPORTED (*out untouched).
+ */
+int ig_codec_format_parse(const char *value, enum ig_format dflt, enum ig_format *out);
+
+/*
+ * Parse an Accept value: a comma-separated list of media ranges, taken in
+ * order (q-values are not used to reorder, but a range with q=0 is skipped
+ * as "not acceptable"). The first element that is a known type (as in
+ * ig_codec_format_parse) or a wildcard decides (star written for '*'):
+ *   star/star         -> <dflt>;
+ *   text/star         -> <dflt> when its MIME type is text/..., else IG_FMT_CSV;
+ *   application/star  -> <dflt> when its MIME type is application/..., else
+ *                        IG_FMT_JSON.
+ * Unknown types are skipped. NULL, empty or blank -> <dflt>.
+ * Returns 0 (and sets *out) or IG_ERR_UNSUPPORTED when no element is
+ * acceptable (*out untouched).
+ */
+int ig_codec_accept_parse(const char *value, enum ig_format dflt, enum ig_format *out);
+
+/* The MIME type written for <f>: "text/csv", "application/jsonlines",
+ * "application/json"; "application/octet-stream" for an out-of-range value.
+ * Static storage. */
+const char *ig_codec_format_mime(enum ig_format f);
+
+/* A decode error, ready to be sent to the client. */
+struct ig_codec_error {
+    uint32_t row;  /* 1-based row the error is in; 0 = the body as a whole */
+    char msg[256]; /* a complete sentence, e.g. "Row 3: empty row." */
+};
+
+/*
+ * Decode <body> (<len> bytes, not NUL-terminated; NUL bytes in it are
+ * errors) in format <fmt> into rows.
+ *
+ * Each row is a slice {off, len} of <body>, never a copy:
+ *   IG_FMT_CSV:   the line without its LF / CRLF terminator (RFC 4180; a
+ *                 quoted field may hold commas, "" and newlines, and then
+ *                 the slice spans them);
+ *   IG_FMT_JSONL: the line without its LF / CRLF terminator;
+ *   IG_FMT_JSON:  the exact text of the instance element: each element of
+ *                 {"instances":[...]} or of a bare array of arrays/objects;
+ *                 the whole (trimmed) body for {"features":...},
+ *                 {"data":...} or a bare array of numbers.
+ * JSON rows (both JSON formats) are a dense array [1,2], {"features":[..]},
+ * {"features":{"values":[..]}}, {"data":{"features":{"values":[..]}}}, or
+ * the sparse {"features"|"data":{"features": {"keys":[..],"shape":[D],
+ * "values":[..]}}} (0-based keys < D, no repeats, shape [D], missing
+ * entries 0).
+ *
+ * <dim> > 0: also parse exactly <dim> finite numbers per row into
+ * rs->features (nrows * dim doubles, row-major) and set rs->dim; a CSV row
+ * stops being read at its (dim+1)-th field. <dim> == 0: split and validate
+ * syntax only (CSV quoting, JSON syntax); any JSON value is a row;
+ * rs->features stays NULL.
+ *
+ * At most <max_rows> rows. A blank line is an error anywhere except as the
+ * single terminator at the very end; an empty body is an error.
+ *
+ * On success rs owns rows/features (release with ig_rowset_clear) and
+ * borrows <body>, which must outlive it. On failure rs is empty (nothing to
+ * free) except that rs->body/body_len are set, and <err> (may be NULL) holds
+ * the row and the message.
+ *
+ * Returns 0, IG_ERR_INVALID (malformed), IG_ERR_TOOBIG (more than max_rows
+ * rows, or a body of 4 GiB or more), IG_ERR_NOMEM, IG_ERR_UNSUPPORTED
+ * (<fmt> out of range).
+ */
+int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t dim,
+                    uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err);
+
+/* The per-format decoders behind ig_codec_decode, same contract. <body> is
+ * non-NULL when <len> > 0 and <len> < 4 GiB; <rs> is empty and has body,
+ * body_len and dim set (ig_codec_decode does all of this). */
+int ig_codec_decode_csv(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
+                        struct ig_rowset *rs, struct ig_codec_error *err);
+int ig_codec_decode_jsonl(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
+                          struct ig_rowset *rs, struct ig_codec_error *err);
+int ig_codec_decode_json(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
+                         struct ig_rowset *rs, struct ig_codec_error *err);
+
+/* Free rows and features; every field of <rs> becomes zero/NULL. Accepts a
+ * zeroed or already-cleared rowset. */
+void ig_rowset_clear(struct ig_rowset *rs);
+
+/*
+ * Building block for decoders (the ones above and other formats'): append
+ * the row {off, 0} to <rs> and, when rs->dim > 0, point *feat at its
+ * rs->dim doubles, zero-filled (feat may be NULL when rs->dim == 0). The
+ * caller sets rs->rows[rs->nrows - 1].len once the row's end is known.
+ * rs->rows and rs->features grow geometrically (capacity 16, 32, 64, ...
+ * rows, derived from nrows); rs must only grow through this function.
+ * Returns 0, IG_ERR_TOOBIG when rs already holds <max_rows> rows ("Request
+ * has more than N rows.", row 0, in <err>) or IG_ERR_NOMEM (also in <err>).
+ * On failure rs is unchanged (still owning what it had).
+ */
+int ig_rowset_push(struct ig_rowset *rs, uint32_t max_rows, uint32_t off, double **feat,
+                   struct ig_codec_error *err);
+
+/* Fill <err> (may be NULL) with <row> and a printf-formatted message
+ * (truncated to fit; bytes outside printable ASCII become '?', so the
+ * message is safe to embed in JSON and logs). */
+void ig_codec_error_set(struct ig_codec_error *err, uint32_t row, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Append a response of <n> predictions to <out>. preds[i] is a slice of
+ * <base> holding one row already encoded in <fmt> (CSV: a line without a
+ * newline; JSON / JSON Lines: one JSON value).
+ *   IG_FMT_CSV, IG_FMT_JSONL: each slice followed by "\n" (n == 0: nothing);
+ *   IG_FMT_JSON: {"<json_key>":[p1,p2,...]} with no spaces; <json_key> is
+ *                JSON-escaped, NULL means "predictions".
+ * <base> and <preds> may be NULL when n == 0.
+ * Returns 0, IG_ERR_TOOBIG (out's cap), IG_ERR_NOMEM, IG_ERR_UNSUPPORTED
+ * (<fmt> out of range). On failure <out> is left as it was.
+ */
+int ig_codec_encode_response(enum ig_format fmt, const char *json_key, const char *base,
+                             const struct ig_pred *preds, size_t n, struct ig_buf *out);
+
+#endif /* INFERGATE_CODEC_H */

@@ -1,0 +1,416 @@
+/*
+ * codec.c - content negotiation, the decode entry point, the rowset
+ * builder and the response encoder. The per-format decoders live in
+ * codec_csv.c and codec_json.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "infergate/buf.h"
+#include "infergate/codec.h"
+#include "infergate/common.h"
+
+/* Rows allocated by the first ig_rowset_push; then doubled. */
+#define CODEC_ROWS_INITIAL 16u
+
+struct codec_mime {
+    const char *name;
+    enum ig_format fmt;
+};
+
+static const struct codec_mime codec_mimes[] = {
+    {"text/csv", IG_FMT_CSV},
+    {"application/jsonlines", IG_FMT_JSONL},
+    {"application/jsonl", IG_FMT_JSONL},
+    {"application/x-jsonlines", IG_FMT_JSONL},
+    {"application/json", IG_FMT_JSON},
+};
+
+static const char *const codec_mime_names[IG_FMT_COUNT] = {
+    [IG_FMT_CSV] = "text/csv",
+    [IG_FMT_JSONL] = "application/jsonlines",
+    [IG_FMT_JSON] = "application/json",
+};
+
+static int codec_is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Trim spaces and tabs off [*s, *e). */
+static void codec_trim(const char **s, const char **e)
+{
+    while (*s < *e && codec_is_space(**s))
+        (*s)++;
+    while (*e > *s && codec_is_space((*e)[-1]))
+        (*e)--;
+}
+
+static int codec_eq(const char *s, const char *e, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    return (size_t)(e - s) == n && strncasecmp(s, lit, n) == 0;
+}
+
+/* The known format of the media type [s, e) (no parameters, trimmed), or -1. */
+static int codec_mime_lookup(const char *s, const char *e)
+{
+    for (size_t i = 0; i < IG_ARRAY_SIZE(codec_mimes); i++)
+        if (codec_eq(s, e, codec_mimes[i].name))
+            return (int)codec_mimes[i].fmt;
+    return -1;
+}
+
+/* The end of the media type in [s, e): the first ';' or e. */
+static const char *codec_type_end(const char *s, const char *e)
+{
+    const char *semi = memchr(s, ';', (size_t)(e - s));
+
+    return semi ? semi : e;
+}
+
+int ig_codec_format_parse(const char *value, enum ig_format dflt, enum ig_format *out)
+{
+    const char *s, *e;
+    int f;
+
+    if (value == NULL) {
+        *out = dflt;
+        return 0;
+    }
+    s = value;
+    e = codec_type_end(s, s + strlen(s));
+    codec_trim(&s, &e);
+    if (s == e) {
+        /* Blank, or only parameters: no type was named. */
+        const char *all = value, *alle = value + strlen(value);
+
+        codec_trim(&all, &alle);
+        if (all != alle)
+            return IG_ERR_UNSUPPORTED;
+        *out = dflt;
+        return 0;
+    }
+    f = codec_mime_lookup(s, e);
+    if (f < 0)
+        return IG_ERR_UNSUPPORTED;
+    *out = (enum ig_format)f;
+    return 0;
+}
+
+/* Does the parameter list [s, e) (starting at a ';') hold q=0? */
+static int codec_params_q_zero(const char *s, const char *e)
+{
+    while (s < e) {
+        const char *pe, *eq, *ns, *ne, *vs, *ve;
+
+        s++; /* the ';' */
+        pe = memchr(s, ';', (size_t)(e - s));
+        if (pe == NULL)
+            pe = e;
+        eq = memchr(s, '=', (size_t)(pe - s));
+        if (eq != NULL) {
+            ns = s;
+            ne = eq;
+            vs = eq + 1;
+            ve = pe;
+            codec_trim(&ns, &ne);
+            codec_trim(&vs, &ve);
+            if (codec_eq(ns, ne, "q") && vs < ve && *vs == '0') {
+                const char *p = vs + 1;
+
+                if (p < ve && *p == '.')
+                    p++;
+                while (p < ve && *p == '0')
+                    p++;
+                if (p == ve)
+                    return 1;
+            }
+        }
+        s = pe;
+    }
+    return 0;
+}
+
+static int codec_mime_is_text(enum ig_format f)
+{
+    return (unsigned)f < IG_FMT_COUNT && strncmp(codec_mime_names[f], "text/", 5) == 0;
+}
+
+int ig_codec_accept_parse(const char *value, enum ig_format dflt, enum ig_format *out)
+{
+    const char *p, *end;
+    int any = 0;
+
+    if (value == NULL) {
+        *out = dflt;
+        return 0;
+    }
+    p = value;
+    end = value + strlen(value);
+    while (p <= end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *ee = comma ? comma : end;
+        const char *s = p, *te = codec_type_end(p, ee);
+        const char *all = p, *alle = ee;
+        int f;
+
+        codec_trim(&all, &alle);
+        if (all != alle)
+            any = 1;
+        codec_trim(&s, &te);
+        if (s < te && !codec_params_q_zero(te, ee)) {
+            f = codec_mime_lookup(s, te);
+            if (f >= 0) {
+                *out = (enum ig_format)f;
+                return 0;
+            }
+            if (codec_eq(s, te, "*/*")) {
+                *out = dflt;
+                return 0;
+            }
+            if (codec_eq(s, te, "text/*")) {
+                *out = codec_mime_is_text(dflt) ? dflt : IG_FMT_CSV;
+                return 0;
+            }
+            if (codec_eq(s, te, "application/*")) {
+                *out =
+                    codec_mime_is_text(dflt) || (unsigned)dflt >= IG_FMT_COUNT ? IG_FMT_JSON : dflt;
+                return 0;
+            }
+        }
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    if (!any) {
+        *out = dflt;
+        return 0;
+    }
+    return IG_ERR_UNSUPPORTED;
+}
+
+const char *ig_codec_format_mime(enum ig_format f)
+{
+    if ((unsigned)f >= IG_FMT_COUNT)
+        return "application/octet-stream";
+    return codec_mime_names[f];
+}
+
+void ig_codec_error_set(struct ig_codec_error *err, uint32_t row, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL)
+        return;
+    err->row = row;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+    /* Messages quote peer bytes: keep them printable ASCII, so they are
+     * safe in a JSON error body and in the log. */
+    for (char *p = err->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+}
+
+void ig_rowset_clear(struct ig_rowset *rs)
+{
+    ig_free(&rs->rows);
+    ig_free(&rs->features);
+    rs->body = NULL;
+    rs->body_len = 0;
+    rs->nrows = 0;
+    rs->dim = 0;
+}
+
+int ig_rowset_push(struct ig_rowset *rs, uint32_t max_rows, uint32_t off, double **feat,
+                   struct ig_codec_error *err)
+{
+    uint32_t n = rs->nrows;
+    double *f;
+
+    if (n >= max_rows) {
+        ig_codec_error_set(err, 0, "Request has more than %u rows.", max_rows);
+        return IG_ERR_TOOBIG;
+    }
+    /* Capacity is implied by n: 0, then 16, 32, 64, ... */
+    if (n == 0 || (n >= CODEC_ROWS_INITIAL && (n & (n - 1)) == 0)) {
+        size_t ncap = n == 0 ? CODEC_ROWS_INITIAL : (size_t)n * 2;
+        struct ig_row *rows;
+
+        if (ncap > SIZE_MAX / sizeof(*rows) ||
+            (rs->dim > 0 && ncap > SIZE_MAX / sizeof(double) / rs->dim))
+            goto nomem;
+        rows = ig_try_realloc(rs->rows, ncap * sizeof(*rows));
+        if (rows == NULL)
+            goto nomem;
+        rs->rows = rows;
+        if (rs->dim > 0) {
+            f = ig_try_realloc(rs->features, ncap * rs->dim * sizeof(double));
+            if (f == NULL)
+                goto nomem; /* rows grew, which is harmless */
+            rs->features = f;
+        }
+    }
+    rs->rows[n].off = off;
+    rs->rows[n].len = 0;
+    if (rs->dim > 0) {
+        f = rs->features + (size_t)n * rs->dim;
+        memset(f, 0, rs->dim * sizeof(double));
+        *feat = f;
+    } else if (feat != NULL) {
+        *feat = NULL;
+    }
+    rs->nrows = n + 1;
+    return 0;
+
+nomem:
+    ig_codec_error_set(err, 0, "Out of memory decoding the request.");
+    return IG_ERR_NOMEM;
+}
+
+int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t dim,
+                    uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err)
+{
+    int rv;
+
+    memset(rs, 0, sizeof(*rs));
+    rs->body = body;
+    rs->body_len = len;
+    if (err != NULL) {
+        err->row = 0;
+        err->msg[0] = '\0';
+    }
+    if ((unsigned)fmt >= IG_FMT_COUNT) {
+        ig_codec_error_set(err, 0, "Unsupported request format.");
+        return IG_ERR_UNSUPPORTED;
+    }
+    if (len == 0) {
+        ig_codec_error_set(err, 0, "Request body is empty.");
+        return IG_ERR_INVALID;
+    }
+    if (body == NULL) {
+        ig_codec_error_set(err, 0, "Request body is missing.");
+        return IG_ERR_INVALID;
+    }
+    if (len > UINT32_MAX) {
+        ig_codec_error_set(err, 0, "Request body is 4 GiB or larger.");
+        return IG_ERR_TOOBIG;
+    }
+    rs->dim = dim;
+    switch (fmt) {
+    case IG_FMT_CSV:
+        rv = ig_codec_decode_csv(body, len, dim, max_rows, rs, err);
+        break;
+    case IG_FMT_JSONL:
+        rv = ig_codec_decode_jsonl(body, len, dim, max_rows, rs, err);
+        break;
+    case IG_FMT_JSON:
+        rv = ig_codec_decode_json(body, len, dim, max_rows, rs, err);
+        break;
+    default:
+        rv = IG_ERR_UNSUPPORTED;
+        break;
+    }
+    if (rv < 0) {
+        ig_rowset_clear(rs);
+        rs->body = body;
+        rs->body_len = len;
+    }
+    return rv;
+}
+
+/* The JSON-escaped length of <key>, without quotes. */
+static size_t codec_json_key_len(const char *key)
+{
+    size_t n = 0;
+
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        n += *p == '"' || *p == '\\' ? 2 : *p < 0x20 ? 6 : 1;
+    return n;
+}
+
+/* Append <key> as a JSON string (quotes included). */
+static int codec_append_json_key(struct ig_buf *out, const char *key)
+{
+    int rv = ig_buf_append_char(out, '"');
+
+    for (const unsigned char *p = (const unsigned char *)key; rv == 0 && *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            char esc[2] = {'\\', (char)*p};
+
+            rv = ig_buf_append(out, esc, 2);
+        } else if (*p < 0x20) {
+            rv = ig_buf_printf(out, "\\u%04x", *p);
+        } else {
+            rv = ig_buf_append_char(out, (char)*p);
+        }
+    }
+    if (rv == 0)
+        rv = ig_buf_append_char(out, '"');
+    return rv;
+}
+
+int ig_codec_encode_response(enum ig_format fmt, const char *json_key, const char *base,
+                             const struct ig_pred *preds, size_t n, struct ig_buf *out)
+{
+    size_t orig = out->len, total = 0;
+    int rv = 0;
+
+    if ((unsigned)fmt >= IG_FMT_COUNT)
+        return IG_ERR_UNSUPPORTED;
+    if (json_key == NULL)
+        json_key = "predictions";
+    /* Reserve the exact size at once: one allocation, and a cap hit is
+     * found before anything is written. Each row takes its length plus a
+     * "\n" (CSV, JSON Lines) or a "," (JSON, one fewer than rows). */
+    for (size_t i = 0; i < n; i++) {
+        if (total > SIZE_MAX - preds[i].len - 1)
+            return IG_ERR_TOOBIG;
+        total += (size_t)preds[i].len + 1;
+    }
+    if (fmt == IG_FMT_JSON) {
+        size_t klen = codec_json_key_len(json_key);
+
+        if (n > 0)
+            total--;
+        if (total > SIZE_MAX - klen - 7)
+            return IG_ERR_TOOBIG;
+        total += klen + 7; /* {"":[]} */
+    }
+    rv = ig_buf_reserve(out, total);
+    if (rv < 0)
+        return rv;
+
+    if (fmt == IG_FMT_JSON) {
+        rv = ig_buf_append_char(out, '{');
+        if (rv == 0)
+            rv = codec_append_json_key(out, json_key);
+        if (rv == 0)
+            rv = ig_buf_append(out, ":[", 2);
+        for (size_t i = 0; rv == 0 && i < n; i++) {
+            if (i > 0)
+                rv = ig_buf_append_char(out, ',');
+            if (rv == 0)
+                rv = ig_buf_append(out, base + preds[i].off, preds[i].len);
+        }
+        if (rv == 0)
+            rv = ig_buf_append(out, "]}", 2);
+    } else {
+        for (size_t i = 0; rv == 0 && i < n; i++) {
+            rv = ig_buf_append(out, base + preds[i].off, preds[i].len);
+            if (rv == 0)
+                rv = ig_buf_append_char(out, '\n');
+        }
+    }
+    if (rv < 0) {
+        out->len = orig;
+        if (out->data != NULL)
+            out->data[orig] = '\0';
+    }
+    return rv;
+}

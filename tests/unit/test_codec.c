@@ -1,0 +1,393 @@
+/*
+ * test_codec.c - content negotiation, the decode entry point, the rowset
+ * builder and the response encoder. CSV and JSON decoding are in
+ * test_codec_csv.c and test_codec_json.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "infergate/buf.h"
+#include "infergate/codec.h"
+#include "infergate/common.h"
+
+/* ---- ig_codec_format_parse ---- */
+
+static void expect_format(const char *v, enum ig_format dflt, enum ig_format want)
+{
+    enum ig_format got = (enum ig_format)99;
+
+    assert_int_equal(ig_codec_format_parse(v, dflt, &got), 0);
+    assert_int_equal(got, want);
+}
+
+static void expect_format_unsupported(const char *v)
+{
+    enum ig_format got = (enum ig_format)99;
+
+    assert_int_equal(ig_codec_format_parse(v, IG_FMT_CSV, &got), IG_ERR_UNSUPPORTED);
+    assert_int_equal(got, 99); /* untouched */
+}
+
+static void test_format_known(void **state)
+{
+    (void)state;
+    expect_format("text/csv", IG_FMT_JSON, IG_FMT_CSV);
+    expect_format("application/jsonlines", IG_FMT_CSV, IG_FMT_JSONL);
+    expect_format("application/jsonl", IG_FMT_CSV, IG_FMT_JSONL);
+    expect_format("application/x-jsonlines", IG_FMT_CSV, IG_FMT_JSONL);
+    expect_format("application/json", IG_FMT_CSV, IG_FMT_JSON);
+}
+
+static void test_format_case_params_spaces(void **state)
+{
+    (void)state;
+    expect_format("TEXT/CSV", IG_FMT_JSON, IG_FMT_CSV);
+    expect_format("Application/JSON", IG_FMT_CSV, IG_FMT_JSON);
+    expect_format("text/csv;label_size=0", IG_FMT_JSON, IG_FMT_CSV);
+    expect_format("text/csv; charset=utf-8", IG_FMT_JSON, IG_FMT_CSV);
+    expect_format("  application/json ; charset=UTF-8 ", IG_FMT_CSV, IG_FMT_JSON);
+    expect_format("\tapplication/jsonlines\t", IG_FMT_CSV, IG_FMT_JSONL);
+}
+
+static void test_format_default(void **state)
+{
+    (void)state;
+    expect_format(NULL, IG_FMT_JSONL, IG_FMT_JSONL);
+    expect_format("", IG_FMT_JSON, IG_FMT_JSON);
+    expect_format("   ", IG_FMT_CSV, IG_FMT_CSV);
+}
+
+static void test_format_unknown(void **state)
+{
+    (void)state;
+    expect_format_unsupported("application/x-recordio-protobuf");
+    expect_format_unsupported("text/libsvm");
+    expect_format_unsupported("text/csvx");
+    expect_format_unsupported("text/cs");
+    expect_format_unsupported("application/json-seq");
+    expect_format_unsupported("*/*");
+    expect_format_unsupported("text/csv, application/json");
+    expect_format_unsupported("; charset=utf-8");
+    expect_format_unsupported("garbage");
+}
+
+/* ---- ig_codec_accept_parse ---- */
+
+static void expect_accept(const char *v, enum ig_format dflt, enum ig_format want)
+{
+    enum ig_format got = (enum ig_format)99;
+
+    assert_int_equal(ig_codec_accept_parse(v, dflt, &got), 0);
+    assert_int_equal(got, want);
+}
+
+static void test_accept_single(void **state)
+{
+    (void)state;
+    expect_accept("text/csv", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("application/jsonlines", IG_FMT_JSON, IG_FMT_JSONL);
+    expect_accept("APPLICATION/JSON;q=0.9", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept(NULL, IG_FMT_JSONL, IG_FMT_JSONL);
+    expect_accept("", IG_FMT_JSON, IG_FMT_JSON);
+    expect_accept(" ", IG_FMT_CSV, IG_FMT_CSV);
+}
+
+static void test_accept_list(void **state)
+{
+    (void)state;
+    expect_accept("text/html, application/json", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("application/xml,text/csv;q=0.5, application/json", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("application/x-recordio-protobuf , application/jsonlines", IG_FMT_CSV,
+                  IG_FMT_JSONL);
+    expect_accept(",, text/csv", IG_FMT_JSON, IG_FMT_CSV);
+    /* q=0 means "not acceptable": skipped. */
+    expect_accept("application/json;q=0, text/csv", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("application/json; q=0.000, text/csv", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("application/json;q=0.01, text/csv", IG_FMT_CSV, IG_FMT_JSON);
+}
+
+static void test_accept_wildcards(void **state)
+{
+    (void)state;
+    expect_accept("*/*", IG_FMT_JSON, IG_FMT_JSON);
+    expect_accept("*/*", IG_FMT_CSV, IG_FMT_CSV);
+    expect_accept("text/html, */*;q=0.8", IG_FMT_JSONL, IG_FMT_JSONL);
+    /* In order: the first known type or wildcard decides. */
+    expect_accept("*/*, text/csv", IG_FMT_JSON, IG_FMT_JSON);
+    expect_accept("application/json, */*", IG_FMT_CSV, IG_FMT_JSON);
+    /* A range selects the default only when the default is in it. */
+    expect_accept("text/*", IG_FMT_CSV, IG_FMT_CSV);
+    expect_accept("text/*", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("application/*", IG_FMT_JSONL, IG_FMT_JSONL);
+    expect_accept("application/*", IG_FMT_JSON, IG_FMT_JSON);
+    expect_accept("application/*", IG_FMT_CSV, IG_FMT_JSON);
+}
+
+static void test_accept_unsupported(void **state)
+{
+    enum ig_format got = IG_FMT_JSONL;
+
+    (void)state;
+    assert_int_equal(ig_codec_accept_parse("text/html", IG_FMT_JSON, &got), IG_ERR_UNSUPPORTED);
+    assert_int_equal(ig_codec_accept_parse("image/png, text/plain", IG_FMT_JSON, &got),
+                     IG_ERR_UNSUPPORTED);
+    assert_int_equal(ig_codec_accept_parse("text/csv;q=0", IG_FMT_JSON, &got),
+                     IG_ERR_UNSUPPORTED);
+    assert_int_equal(ig_codec_accept_parse("image/*", IG_FMT_JSON, &got), IG_ERR_UNSUPPORTED);
+    assert_int_equal(ig_codec_accept_parse(";q=1", IG_FMT_JSON, &got), IG_ERR_UNSUPPORTED);
+    assert_int_equal(got, IG_FMT_JSONL); /* untouched */
+}
+
+static void test_format_mime(void **state)
+{
+    (void)state;
+    assert_string_equal(ig_codec_format_mime(IG_FMT_CSV), "text/csv");
+    assert_string_equal(ig_codec_format_mime(IG_FMT_JSONL), "application/jsonlines");
+    assert_string_equal(ig_codec_format_mime(IG_FMT_JSON), "application/json");
+    assert_string_equal(ig_codec_format_mime(IG_FMT_COUNT), "application/octet-stream");
+    /* Every name parses back to its format. */
+    for (int f = 0; f < IG_FMT_COUNT; f++)
+        expect_format(ig_codec_format_mime((enum ig_format)f), IG_FMT_COUNT, (enum ig_format)f);
+}
+
+/* ---- ig_codec_decode entry point ---- */
+
+static void test_decode_entry_errors(void **state)
+{
+    struct ig_rowset rs;
+    struct ig_codec_error err;
+    const char *body = "1\n";
+
+    (void)state;
+    for (int f = 0; f < IG_FMT_COUNT; f++) {
+        assert_int_equal(ig_codec_decode((enum ig_format)f, body, 0, 0, 10, &rs, &err),
+                         IG_ERR_INVALID);
+        assert_int_equal(err.row, 0);
+        assert_string_equal(err.msg, "Request body is empty.");
+        assert_ptr_equal(rs.body, body);
+        assert_int_equal(rs.body_len, 0);
+        assert_null(rs.rows);
+        assert_int_equal(rs.nrows, 0);
+    }
+    assert_int_equal(ig_codec_decode(IG_FMT_COUNT, body, 2, 0, 10, &rs, &err),
+                     IG_ERR_UNSUPPORTED);
+    assert_string_equal(err.msg, "Unsupported request format.");
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, NULL, 2, 0, 10, &rs, &err), IG_ERR_INVALID);
+    assert_string_equal(err.msg, "Request body is missing.");
+    /* A NULL err is allowed. */
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, body, 0, 0, 10, &rs, NULL), IG_ERR_INVALID);
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, body, 2, 1, 10, &rs, NULL), 0);
+    assert_int_equal(rs.nrows, 1);
+    assert_true(rs.features[0] == 1.0);
+    ig_rowset_clear(&rs);
+    assert_null(rs.rows);
+    assert_null(rs.features);
+    assert_null(rs.body);
+    ig_rowset_clear(&rs); /* twice is fine */
+}
+
+static void test_decode_sets_body_and_dim(void **state)
+{
+    struct ig_rowset rs;
+    struct ig_codec_error err;
+    const char *body = "1,2\n";
+
+    (void)state;
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, body, 4, 0, 10, &rs, &err), 0);
+    assert_ptr_equal(rs.body, body);
+    assert_int_equal(rs.body_len, 4);
+    assert_int_equal(rs.dim, 0);
+    assert_null(rs.features);
+    ig_rowset_clear(&rs);
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, body, 4, 2, 10, &rs, &err), 0);
+    assert_int_equal(rs.dim, 2);
+    assert_non_null(rs.features);
+    ig_rowset_clear(&rs);
+}
+
+/* ---- ig_rowset_push ---- */
+
+static void test_rowset_push_growth(void **state)
+{
+    struct ig_rowset rs;
+    struct ig_codec_error err;
+
+    (void)state;
+    memset(&rs, 0, sizeof(rs));
+    rs.dim = 3;
+    for (uint32_t i = 0; i < 100; i++) {
+        double *f = NULL;
+
+        assert_int_equal(ig_rowset_push(&rs, 100, i * 7, &f, &err), 0);
+        assert_int_equal(rs.nrows, i + 1);
+        assert_ptr_equal(f, rs.features + (size_t)i * 3);
+        assert_true(f[0] == 0.0 && f[1] == 0.0 && f[2] == 0.0);
+        f[0] = i;
+        f[2] = -(double)i;
+        rs.rows[i].len = i;
+    }
+    for (uint32_t i = 0; i < 100; i++) {
+        assert_int_equal(rs.rows[i].off, i * 7);
+        assert_int_equal(rs.rows[i].len, i);
+        assert_true(rs.features[i * 3] == i);
+        assert_true(rs.features[i * 3 + 1] == 0.0);
+        assert_true(rs.features[i * 3 + 2] == -(double)i);
+    }
+    assert_int_equal(ig_rowset_push(&rs, 100, 0, NULL, &err), IG_ERR_TOOBIG);
+    assert_int_equal(err.row, 0);
+    assert_string_equal(err.msg, "Request has more than 100 rows.");
+    assert_int_equal(rs.nrows, 100);
+    ig_rowset_clear(&rs);
+}
+
+static void test_rowset_push_no_dim(void **state)
+{
+    struct ig_rowset rs;
+    double *f = (double *)&rs;
+
+    (void)state;
+    memset(&rs, 0, sizeof(rs));
+    assert_int_equal(ig_rowset_push(&rs, 0, 0, NULL, NULL), IG_ERR_TOOBIG);
+    assert_int_equal(ig_rowset_push(&rs, 2, 5, &f, NULL), 0);
+    assert_null(f);
+    assert_null(rs.features);
+    assert_int_equal(rs.rows[0].off, 5);
+    ig_rowset_clear(&rs);
+}
+
+static void test_error_set_sanitizes(void **state)
+{
+    struct ig_codec_error err;
+
+    (void)state;
+    ig_codec_error_set(&err, 7, "Row %u: '%s'.", 7u, "a\x01\xff\"b");
+    assert_int_equal(err.row, 7);
+    assert_string_equal(err.msg, "Row 7: 'a??\"b'.");
+    ig_codec_error_set(NULL, 1, "ignored");
+}
+
+/* ---- ig_codec_encode_response ---- */
+
+static const char enc_base[] = "1.0,3.0|{\"score\":0.5}|2.0,4.0|{\"score\":1}";
+static const struct ig_pred enc_csv[] = {{0, 7}, {22, 7}};
+static const struct ig_pred enc_json[] = {{8, 13}, {30, 11}};
+
+static void expect_encoded(enum ig_format fmt, const char *key, const struct ig_pred *preds,
+                           size_t n, const char *want)
+{
+    struct ig_buf b;
+
+    ig_buf_init(&b, 1024);
+    assert_int_equal(ig_codec_encode_response(fmt, key, enc_base, preds, n, &b), 0);
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.data, want, b.len);
+    ig_buf_clear(&b);
+}
+
+static void test_encode_formats(void **state)
+{
+    (void)state;
+    expect_encoded(IG_FMT_CSV, NULL, enc_csv, 2, "1.0,3.0\n2.0,4.0\n");
+    expect_encoded(IG_FMT_JSONL, NULL, enc_json, 2, "{\"score\":0.5}\n{\"score\":1}\n");
+    expect_encoded(IG_FMT_JSON, "predictions", enc_json, 2,
+                   "{\"predictions\":[{\"score\":0.5},{\"score\":1}]}");
+    expect_encoded(IG_FMT_JSON, "projections", enc_json, 1, "{\"projections\":[{\"score\":0.5}]}");
+    expect_encoded(IG_FMT_JSON, NULL, enc_json + 1, 1, "{\"predictions\":[{\"score\":1}]}");
+    expect_encoded(IG_FMT_JSON, "a\"b\\c\n", enc_json, 1,
+                   "{\"a\\\"b\\\\c\\u000a\":[{\"score\":0.5}]}");
+}
+
+static void test_encode_empty(void **state)
+{
+    struct ig_buf b;
+
+    (void)state;
+    expect_encoded(IG_FMT_JSON, "predictions", NULL, 0, "{\"predictions\":[]}");
+    ig_buf_init(&b, 1024);
+    assert_int_equal(ig_codec_encode_response(IG_FMT_CSV, NULL, NULL, NULL, 0, &b), 0);
+    assert_int_equal(ig_codec_encode_response(IG_FMT_JSONL, NULL, NULL, NULL, 0, &b), 0);
+    assert_int_equal(b.len, 0);
+    ig_buf_clear(&b);
+}
+
+static void test_encode_appends(void **state)
+{
+    struct ig_buf b;
+
+    (void)state;
+    ig_buf_init(&b, 1024);
+    assert_int_equal(ig_buf_append_str(&b, "x"), 0);
+    assert_int_equal(ig_codec_encode_response(IG_FMT_CSV, NULL, enc_base, enc_csv, 1, &b), 0);
+    assert_int_equal(ig_codec_encode_response(IG_FMT_CSV, NULL, enc_base, enc_csv + 1, 1, &b),
+                     0);
+    assert_string_equal(b.data, "x1.0,3.0\n2.0,4.0\n");
+    assert_int_equal(ig_codec_encode_response(IG_FMT_COUNT, NULL, enc_base, enc_csv, 1, &b),
+                     IG_ERR_UNSUPPORTED);
+    assert_string_equal(b.data, "x1.0,3.0\n2.0,4.0\n");
+    ig_buf_clear(&b);
+}
+
+static void test_encode_cap(void **state)
+{
+    struct ig_buf b;
+    /* "{"predictions":[{"score":0.5},{"score":1}]}" is 43 bytes. */
+    const char *full = "{\"predictions\":[{\"score\":0.5},{\"score\":1}]}";
+
+    (void)state;
+    assert_int_equal(strlen(full), 43);
+    ig_buf_init(&b, 45);
+    assert_int_equal(ig_buf_append_str(&b, "ab"), 0);
+    assert_int_equal(ig_codec_encode_response(IG_FMT_JSON, NULL, enc_base, enc_json, 2, &b), 0);
+    assert_int_equal(b.len, 45);
+    ig_buf_clear(&b);
+
+    ig_buf_init(&b, 44);
+    assert_int_equal(ig_buf_append_str(&b, "ab"), 0);
+    assert_int_equal(ig_codec_encode_response(IG_FMT_JSON, NULL, enc_base, enc_json, 2, &b),
+                     IG_ERR_TOOBIG);
+    assert_int_equal(b.len, 2);
+    assert_string_equal(b.data, "ab");
+    ig_buf_clear(&b);
+
+    /* CSV: 16 bytes fit in 16, not in 15. */
+    ig_buf_init(&b, 15);
+    assert_int_equal(ig_codec_encode_response(IG_FMT_CSV, NULL, enc_base, enc_csv, 2, &b),
+                     IG_ERR_TOOBIG);
+    assert_int_equal(b.len, 0);
+    ig_buf_clear(&b);
+    ig_buf_init(&b, 16);
+    assert_int_equal(ig_codec_encode_response(IG_FMT_CSV, NULL, enc_base, enc_csv, 2, &b), 0);
+    assert_string_equal(b.data, "1.0,3.0\n2.0,4.0\n");
+    ig_buf_clear(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_format_known),
+        cmocka_unit_test(test_format_case_params_spaces),
+        cmocka_unit_test(test_format_default),
+        cmocka_unit_test(test_format_unknown),
+        cmocka_unit_test(test_accept_single),
+        cmocka_unit_test(test_accept_list),
+        cmocka_unit_test(test_accept_wildcards),
+        cmocka_unit_test(test_accept_unsupported),
+        cmocka_unit_test(test_format_mime),
+        cmocka_unit_test(test_decode_entry_errors),
+        cmocka_unit_test(test_decode_sets_body_and_dim),
+        cmocka_unit_test(test_rowset_push_growth),
+        cmocka_unit_test(test_rowset_push_no_dim),
+        cmocka_unit_test(test_error_set_sanitizes),
+        cmocka_unit_test(test_encode_formats),
+        cmocka_unit_test(test_encode_empty),
+        cmocka_unit_test(test_encode_appends),
+        cmocka_unit_test(test_encode_cap),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

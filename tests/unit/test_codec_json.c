@@ -1,0 +1,569 @@
+/*
+ * test_codec_json.c - application/json and application/jsonlines decoding:
+ * every row form (dense, features, data, sparse), exact slices, features,
+ * every error with its exact message and row, and the caps.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "infergate/codec.h"
+#include "infergate/common.h"
+
+static void dec_ok(enum ig_format fmt, const char *body, uint32_t dim, struct ig_rowset *rs)
+{
+    struct ig_codec_error err = {0, ""};
+    int rv = ig_codec_decode(fmt, body, strlen(body), dim, 1000, rs, &err);
+
+    if (rv != 0)
+        print_error("decode failed: %s\n", err.msg);
+    assert_int_equal(rv, 0);
+    assert_ptr_equal(rs->body, body);
+    assert_int_equal(rs->dim, dim);
+}
+
+/* Row <i> is exactly the text <want>. */
+static void expect_slice(const struct ig_rowset *rs, uint32_t i, const char *want)
+{
+    assert_true(i < rs->nrows);
+    assert_int_equal(rs->rows[i].len, strlen(want));
+    assert_memory_equal(rs->body + rs->rows[i].off, want, strlen(want));
+}
+
+static void expect_row(const struct ig_rowset *rs, uint32_t i, uint32_t off, uint32_t len)
+{
+    assert_true(i < rs->nrows);
+    assert_int_equal(rs->rows[i].off, off);
+    assert_int_equal(rs->rows[i].len, len);
+}
+
+static void expect_features(const struct ig_rowset *rs, const double *want, size_t n)
+{
+    assert_int_equal((size_t)rs->nrows * rs->dim, n);
+    for (size_t i = 0; i < n; i++) {
+        if (rs->features[i] != want[i])
+            print_error("feature %zu: %.17g != %.17g\n", i, rs->features[i], want[i]);
+        assert_true(rs->features[i] == want[i]);
+    }
+}
+
+static void dec_fail_n(enum ig_format fmt, const char *body, size_t len, uint32_t dim,
+                       uint32_t max_rows, int code, uint32_t row, const char *msg)
+{
+    struct ig_rowset rs;
+    struct ig_codec_error err = {99, "unset"};
+
+    assert_int_equal(ig_codec_decode(fmt, body, len, dim, max_rows, &rs, &err), code);
+    assert_string_equal(err.msg, msg);
+    assert_int_equal(err.row, row);
+    assert_null(rs.rows);
+    assert_null(rs.features);
+    assert_int_equal(rs.nrows, 0);
+    assert_ptr_equal(rs.body, body);
+}
+
+static void json_fail(const char *body, uint32_t dim, uint32_t row, const char *msg)
+{
+    dec_fail_n(IG_FMT_JSON, body, strlen(body), dim, 1000, IG_ERR_INVALID, row, msg);
+}
+
+static void jsonl_fail(const char *body, uint32_t dim, uint32_t row, const char *msg)
+{
+    dec_fail_n(IG_FMT_JSONL, body, strlen(body), dim, 1000, IG_ERR_INVALID, row, msg);
+}
+
+/* ---- application/json: shapes and slices ---- */
+
+static void test_json_instances_forms(void **state)
+{
+    struct ig_rowset rs;
+    const char *body = "{\"instances\":[{\"features\":[1.5,16.0]},[3,4],"
+                       "{\"data\":{\"features\":{\"values\":[5,6e-1]}}},"
+                       "{\"features\":{\"values\":[7,8],\"shape\":[2]}}]}";
+    const double want[] = {1.5, 16.0, 3, 4, 5, 0.6, 7, 8};
+
+    (void)state;
+    dec_ok(IG_FMT_JSON, body, 2, &rs);
+    assert_int_equal(rs.nrows, 4);
+    expect_row(&rs, 0, 14, 23);
+    expect_slice(&rs, 0, "{\"features\":[1.5,16.0]}");
+    expect_slice(&rs, 1, "[3,4]");
+    expect_slice(&rs, 2, "{\"data\":{\"features\":{\"values\":[5,6e-1]}}}");
+    expect_slice(&rs, 3, "{\"features\":{\"values\":[7,8],\"shape\":[2]}}");
+    expect_features(&rs, want, 8);
+    ig_rowset_clear(&rs);
+}
+
+static void test_json_sparse(void **state)
+{
+    struct ig_rowset rs;
+    const char *body =
+        "{\"instances\":["
+        "{\"data\":{\"features\":{\"keys\":[3,0],\"shape\":[5],\"values\":[1.5,2]}}},"
+        "{\"features\":{\"keys\":[],\"shape\":[5],\"values\":[]}},"
+        "{\"features\":{\"keys\":[4],\"shape\":[5],\"values\":[-1]}}]}";
+    const double want[] = {2, 0, 0, 1.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1};
+
+    (void)state;
+    dec_ok(IG_FMT_JSON, body, 5, &rs);
+    assert_int_equal(rs.nrows, 3);
+    expect_slice(&rs, 0,
+                 "{\"data\":{\"features\":{\"keys\":[3,0],\"shape\":[5],\"values\":[1.5,2]}}}");
+    expect_slice(&rs, 1, "{\"features\":{\"keys\":[],\"shape\":[5],\"values\":[]}}");
+    expect_slice(&rs, 2, "{\"features\":{\"keys\":[4],\"shape\":[5],\"values\":[-1]}}");
+    expect_features(&rs, want, 15);
+    ig_rowset_clear(&rs);
+}
+
+static void test_json_single_object(void **state)
+{
+    struct ig_rowset rs;
+    const double want[] = {1, 2, 3};
+    const double sparse[] = {0, 9, 0};
+
+    (void)state;
+    dec_ok(IG_FMT_JSON, " \n{\"features\": [1, 2, 3]}\r\n ", 3, &rs);
+    assert_int_equal(rs.nrows, 1);
+    expect_row(&rs, 0, 2, 23);
+    expect_features(&rs, want, 3);
+    ig_rowset_clear(&rs);
+    dec_ok(IG_FMT_JSON, "{\"features\":{\"keys\":[1],\"shape\":[3],\"values\":[9]}}", 3, &rs);
+    assert_int_equal(rs.nrows, 1);
+    expect_row(&rs, 0, 0, 50);
+    expect_features(&rs, sparse, 3);
+    ig_rowset_clear(&rs);
+    dec_ok(IG_FMT_JSON, "{\"data\":{\"features\":{\"values\":[1,2,3]}}}", 3, &rs);
+    assert_int_equal(rs.nrows, 1);
+    expect_row(&rs, 0, 0, 40);
+    expect_features(&rs, want, 3);
+    ig_rowset_clear(&rs);
+}
+
+static void test_json_bare_arrays(void **state)
+{
+    struct ig_rowset rs;
+    const double one[] = {1, 2.5, -3};
+    const double two[] = {1, 2, 3, 4};
+
+    (void)state;
+    dec_ok(IG_FMT_JSON, "[1,2.5,-3]", 3, &rs);
+    assert_int_equal(rs.nrows, 1);
+    expect_row(&rs, 0, 0, 10);
+    expect_features(&rs, one, 3);
+    ig_rowset_clear(&rs);
+    dec_ok(IG_FMT_JSON, " [ [1, 2] ,\n[3,4] ] ", 2, &rs);
+    assert_int_equal(rs.nrows, 2);
+    expect_row(&rs, 0, 3, 6);
+    expect_row(&rs, 1, 12, 5);
+    expect_features(&rs, two, 4);
+    ig_rowset_clear(&rs);
+    /* A bare array of row objects. */
+    dec_ok(IG_FMT_JSON, "[{\"features\":[1,2]},{\"features\":[3,4]}]", 2, &rs);
+    assert_int_equal(rs.nrows, 2);
+    expect_slice(&rs, 0, "{\"features\":[1,2]}");
+    expect_slice(&rs, 1, "{\"features\":[3,4]}");
+    expect_features(&rs, two, 4);
+    ig_rowset_clear(&rs);
+}
+
+static void test_json_slices_tricky(void **state)
+{
+    struct ig_rowset rs;
+    /* Strings holding brackets, commas, quotes and escapes; another key
+     * before "instances" holding nested values; whitespace everywhere. */
+    const char *body = "{ \"config\" : {\"a\":[1,{\"b\":\"]}\\\"\"}],\"c\":\"[\"},\n"
+                       "  \"instances\" : [ {\"s\":\"a]\\\"},[\", \"t\":[[]]} ,\"x\\\\\" , 1.5e3 ,"
+                       "null,true , [ ] ]\n}";
+
+    (void)state;
+    dec_ok(IG_FMT_JSON, body, 0, &rs);
+    assert_int_equal(rs.nrows, 6);
+    expect_slice(&rs, 0, "{\"s\":\"a]\\\"},[\", \"t\":[[]]}");
+    expect_slice(&rs, 1, "\"x\\\\\"");
+    expect_slice(&rs, 2, "1.5e3");
+    expect_slice(&rs, 3, "null");
+    expect_slice(&rs, 4, "true");
+    expect_slice(&rs, 5, "[ ]");
+    assert_null(rs.features);
+    ig_rowset_clear(&rs);
+}
+
+static void test_json_escaped_key(void **state)
+{
+    struct ig_rowset rs;
+    const double want[] = {1, 2};
+
+    (void)state;
+    /* "instanc\u0065s" is "instances"; "instances\u0000" and "\u0069nstance" are not. */
+    dec_ok(IG_FMT_JSON,
+           "{\"x\":{\"instances\":[[9]]},\"instance\\u0073x\":0,\"instanc\\u0065s\":[[1],[2]]}", 1,
+           &rs);
+    assert_int_equal(rs.nrows, 2);
+    expect_slice(&rs, 0, "[1]");
+    expect_slice(&rs, 1, "[2]");
+    expect_features(&rs, want, 2);
+    ig_rowset_clear(&rs);
+}
+
+static void test_json_dim0_any_value(void **state)
+{
+    struct ig_rowset rs;
+
+    (void)state;
+    dec_ok(IG_FMT_JSON, "{\"instances\":[\"x\",{\"anything\":1},null]}", 0, &rs);
+    assert_int_equal(rs.nrows, 3);
+    expect_slice(&rs, 0, "\"x\"");
+    expect_slice(&rs, 1, "{\"anything\":1}");
+    expect_slice(&rs, 2, "null");
+    ig_rowset_clear(&rs);
+}
+
+static void test_json_values_exact(void **state)
+{
+    struct ig_rowset rs;
+    const double want[] = {0.1, -2.5e-3, 1e308, 4.9e-324, -0.0, 9007199254740993.0, 7};
+
+    (void)state;
+    dec_ok(IG_FMT_JSON, "[0.1,-2.5e-3,1e308,4.9e-324,-0,9007199254740993,7.0]", 7, &rs);
+    expect_features(&rs, want, 7);
+    ig_rowset_clear(&rs);
+}
+
+/* ---- application/json: errors ---- */
+
+static void test_json_err_syntax(void **state)
+{
+    (void)state;
+    json_fail("{\"instances\":[[1],]}", 1, 0,
+              "Request body is not valid JSON: unexpected token near ']' at line 1 column 19.");
+    json_fail("{\"instances\":[[1]]}\n\n x", 1, 0,
+              "Request body is not valid JSON: end of file expected near 'x' at line 3 column 2.");
+    json_fail("[1,2", 2, 0,
+              "Request body is not valid JSON: ']' expected near end of file at line 1 column 4.");
+    json_fail("   ", 0, 0,
+              "Request body is not valid JSON: unexpected token near end of file at line 1 "
+              "column 3.");
+    json_fail("{\"a\":1,\"a\":2}", 0, 0,
+              "Request body is not valid JSON: duplicate object key near '\"a\"' at line 1 "
+              "column 10.");
+    json_fail("[1e999]", 1, 0,
+              "Request body is not valid JSON: real number overflow near '1e999' at line 1 "
+              "column 6.");
+    json_fail("[NaN]", 1, 0,
+              "Request body is not valid JSON: invalid token near 'NaN' at line 1 column 4.");
+    json_fail("[1,\xff]", 1, 0,
+              "Request body is not valid JSON: unable to decode byte 0xff at line 1 column 3.");
+    dec_fail_n(IG_FMT_JSON, "[1,\0]", 5, 2, 10, IG_ERR_INVALID, 0,
+               "Request body contains a NUL byte at offset 3.");
+}
+
+static void test_json_err_shape(void **state)
+{
+    const char *shape =
+        "Expected an object with 'instances', an object with 'features', or an array.";
+
+    (void)state;
+    json_fail("{\"foo\":[1,2]}", 2, 0, shape);
+    json_fail("{}", 0, 0, shape);
+    json_fail("3", 1, 0, shape);
+    json_fail("\"x\"", 1, 0, shape);
+    json_fail("null", 0, 0, shape);
+    json_fail("{\"instances\":{\"features\":[1]}}", 1, 0, "'instances' must be an array.");
+    json_fail("{\"instances\":[]}", 1, 0, "Request has no rows.");
+    json_fail("[]", 0, 0, "Request has no rows.");
+}
+
+static void test_json_err_rows(void **state)
+{
+    (void)state;
+    json_fail("{\"instances\":[[1,2],[1,2,3]]}", 2, 2, "Row 2: expected 2 features, found 3.");
+    json_fail("{\"instances\":[{\"features\":[1,2]},{\"features\":[1]}]}", 2, 2,
+              "Row 2: expected 2 features, found 1.");
+    json_fail("[1,2,3]", 10, 1, "Row 1: expected 10 features, found 3.");
+    json_fail("{\"instances\":[{\"features\":\"1,2\"}]}", 2, 1,
+              "Row 1: 'features' must be an array of numbers.");
+    json_fail("{\"instances\":[{\"features\":null}]}", 2, 1,
+              "Row 1: 'features' must be an array of numbers.");
+    json_fail("[[1,2],[3,\"4\"]]", 2, 2, "Row 2: feature 2 is not a number.");
+    json_fail("[1,\"2\"]", 2, 1, "Row 1: feature 2 is not a number.");
+    json_fail("[1,[2]]", 2, 1, "Row 1: feature 2 is not a number.");
+    json_fail("[[1,2],3]", 2, 2,
+              "Row 2: expected an array of numbers or an object with 'features'.");
+    json_fail("{\"instances\":[[1,2],{\"feature\":[1,2]}]}", 2, 2,
+              "Row 2: expected an array of numbers or an object with 'features'.");
+    json_fail("{\"instances\":[{\"data\":[1,2]}]}", 2, 1,
+              "Row 1: 'data' must be an object with 'features'.");
+    json_fail("{\"instances\":[{\"data\":{\"values\":[1,2]}}]}", 2, 1,
+              "Row 1: 'data' must be an object with 'features'.");
+    json_fail("{\"instances\":[{\"features\":{\"value\":[1,2]}}]}", 2, 1,
+              "Row 1: 'values' must be an array of numbers.");
+    json_fail("{\"features\":{\"values\":[1,2],\"shape\":[3]}}", 2, 1,
+              "Row 1: expected 2 features, shape is [3].");
+}
+
+static void test_json_err_sparse(void **state)
+{
+    (void)state;
+    json_fail("{\"features\":{\"keys\":[1,5],\"shape\":[5],\"values\":[1,2]}}", 5, 1,
+              "Row 1: key 5 is out of range for 5 features.");
+    json_fail("{\"features\":{\"keys\":[-1],\"shape\":[5],\"values\":[1]}}", 5, 1,
+              "Row 1: key -1 is out of range for 5 features.");
+    json_fail("{\"features\":{\"keys\":[1,2,1],\"shape\":[5],\"values\":[1,2,3]}}", 5, 1,
+              "Row 1: key 1 appears twice.");
+    json_fail("{\"features\":{\"keys\":[1,2],\"shape\":[5],\"values\":[1]}}", 5, 1,
+              "Row 1: 'keys' has 2 entries but 'values' has 1.");
+    json_fail("{\"features\":{\"keys\":[1],\"shape\":[6],\"values\":[1]}}", 5, 1,
+              "Row 1: expected 5 features, shape is [6].");
+    json_fail("{\"features\":{\"keys\":[1],\"values\":[1]}}", 5, 1,
+              "Row 1: sparse 'features' needs a 'shape'.");
+    json_fail("{\"features\":{\"keys\":[1],\"shape\":5,\"values\":[1]}}", 5, 1,
+              "Row 1: 'shape' must be an array of one integer.");
+    json_fail("{\"features\":{\"keys\":[1],\"shape\":[5,1],\"values\":[1]}}", 5, 1,
+              "Row 1: 'shape' must be an array of one integer.");
+    json_fail("{\"features\":{\"keys\":[1.0],\"shape\":[5],\"values\":[1]}}", 5, 1,
+              "Row 1: 'keys' must be an array of integers.");
+    json_fail("{\"features\":{\"keys\":\"1\",\"shape\":[5],\"values\":[1]}}", 5, 1,
+              "Row 1: 'keys' must be an array of integers.");
+    json_fail("{\"features\":{\"keys\":[0,1],\"shape\":[5],\"values\":[1,\"x\"]}}", 5, 1,
+              "Row 1: value 2 is not a number.");
+}
+
+static void test_json_sparse_keys_reset(void **state)
+{
+    struct ig_rowset rs;
+    /* The same keys in consecutive rows are no repeat: the marks that
+     * detect repeats are reset after each row. */
+    const char *body = "{\"instances\":["
+                       "{\"features\":{\"keys\":[1,2],\"shape\":[3],\"values\":[1,2]}},"
+                       "{\"features\":{\"keys\":[2,1],\"shape\":[3],\"values\":[3,4]}}]}";
+    const double want[] = {0, 1, 2, 0, 4, 3};
+
+    (void)state;
+    dec_ok(IG_FMT_JSON, body, 3, &rs);
+    expect_features(&rs, want, 6);
+    ig_rowset_clear(&rs);
+}
+
+static void test_json_depth_cap(void **state)
+{
+    char body[300];
+    size_t len = 0;
+    struct ig_rowset rs;
+
+    (void)state;
+    /* {"instances":[ + 62 nested arrays: 64 levels, allowed. */
+    len = (size_t)sprintf(body, "{\"instances\":[");
+    for (int i = 0; i < 62; i++)
+        body[len++] = '[';
+    for (int i = 0; i < 62; i++)
+        body[len++] = ']';
+    memcpy(body + len, "]}", 3);
+    dec_ok(IG_FMT_JSON, body, 0, &rs);
+    assert_int_equal(rs.nrows, 1);
+    assert_int_equal(rs.rows[0].len, 124);
+    ig_rowset_clear(&rs);
+    /* 63 nested arrays: 65 levels. */
+    len = (size_t)sprintf(body, "{\"instances\":[");
+    for (int i = 0; i < 63; i++)
+        body[len++] = '[';
+    for (int i = 0; i < 63; i++)
+        body[len++] = ']';
+    memcpy(body + len, "]}", 3);
+    json_fail(body, 0, 0, "Request body nests deeper than 64 levels.");
+    /* The same depth in a value skipped before "instances". */
+    len = (size_t)sprintf(body, "{\"a\":");
+    for (int i = 0; i < 64; i++)
+        body[len++] = '[';
+    for (int i = 0; i < 64; i++)
+        body[len++] = ']';
+    memcpy(body + len, ",\"instances\":[[1]]}", 20);
+    json_fail(body, 0, 0, "Request body nests deeper than 64 levels.");
+}
+
+static void test_json_max_rows(void **state)
+{
+    struct ig_rowset rs;
+    struct ig_codec_error err;
+    const char *body = "{\"instances\":[[1],[2],[3]]}";
+
+    (void)state;
+    dec_fail_n(IG_FMT_JSON, body, strlen(body), 1, 2, IG_ERR_TOOBIG, 0,
+               "Request has more than 2 rows.");
+    dec_fail_n(IG_FMT_JSON, "[1]", 3, 1, 0, IG_ERR_TOOBIG, 0, "Request has more than 0 rows.");
+    assert_int_equal(ig_codec_decode(IG_FMT_JSON, body, strlen(body), 1, 3, &rs, &err), 0);
+    assert_int_equal(rs.nrows, 3);
+    ig_rowset_clear(&rs);
+}
+
+static void test_json_many_rows(void **state)
+{
+    size_t cap = 20000 * 24 + 32, len;
+    char *body = malloc(cap);
+    struct ig_rowset rs;
+    struct ig_codec_error err;
+
+    (void)state;
+    len = (size_t)sprintf(body, "{\"instances\":[");
+    for (int i = 0; i < 20000; i++)
+        len += (size_t)sprintf(body + len, "%s{\"features\":[%d,1]}", i ? "," : "", i);
+    len += (size_t)sprintf(body + len, "]}");
+    assert_int_equal(ig_codec_decode(IG_FMT_JSON, body, len, 2, 20000, &rs, &err), 0);
+    assert_int_equal(rs.nrows, 20000);
+    for (uint32_t i = 0; i < 20000; i++) {
+        char want[32];
+
+        sprintf(want, "{\"features\":[%u,1]}", i);
+        expect_slice(&rs, i, want);
+        assert_true(rs.features[2 * i] == (double)i);
+        assert_true(rs.features[2 * i + 1] == 1.0);
+    }
+    ig_rowset_clear(&rs);
+    free(body);
+}
+
+/* ---- application/jsonlines ---- */
+
+static void test_jsonl_forms(void **state)
+{
+    struct ig_rowset rs;
+    const char *body = "[1,2]\n"
+                       "{\"features\":[3,4]}\r\n"
+                       "{\"data\":{\"features\":{\"values\":[5,6]}}}\n"
+                       "{\"data\":{\"features\":{\"keys\":[1],\"shape\":[2],\"values\":[7]}}}\n"
+                       " {\"features\":{\"keys\":[0],\"shape\":[2],\"values\":[8]}} ";
+    const double want[] = {1, 2, 3, 4, 5, 6, 0, 7, 8, 0};
+
+    (void)state;
+    dec_ok(IG_FMT_JSONL, body, 2, &rs);
+    assert_int_equal(rs.nrows, 5);
+    expect_row(&rs, 0, 0, 5);
+    expect_row(&rs, 1, 6, 18);
+    expect_slice(&rs, 1, "{\"features\":[3,4]}");
+    expect_slice(&rs, 2, "{\"data\":{\"features\":{\"values\":[5,6]}}}");
+    expect_slice(&rs, 3, "{\"data\":{\"features\":{\"keys\":[1],\"shape\":[2],\"values\":[7]}}}");
+    expect_slice(&rs, 4, " {\"features\":{\"keys\":[0],\"shape\":[2],\"values\":[8]}} ");
+    expect_features(&rs, want, 10);
+    ig_rowset_clear(&rs);
+}
+
+static void test_jsonl_terminators(void **state)
+{
+    struct ig_rowset rs;
+
+    (void)state;
+    dec_ok(IG_FMT_JSONL, "[1]\r\n[2]\r\n", 1, &rs);
+    assert_int_equal(rs.nrows, 2);
+    expect_row(&rs, 0, 0, 3);
+    expect_row(&rs, 1, 5, 3);
+    ig_rowset_clear(&rs);
+    dec_ok(IG_FMT_JSONL, "[1]\n[2]", 1, &rs);
+    assert_int_equal(rs.nrows, 2);
+    expect_row(&rs, 1, 4, 3);
+    ig_rowset_clear(&rs);
+    /* dim 0: any JSON value per line. */
+    dec_ok(IG_FMT_JSONL, "\"a\"\n3\n{\"k\":[]}\n", 0, &rs);
+    assert_int_equal(rs.nrows, 3);
+    expect_slice(&rs, 0, "\"a\"");
+    expect_slice(&rs, 1, "3");
+    expect_slice(&rs, 2, "{\"k\":[]}");
+    assert_null(rs.features);
+    ig_rowset_clear(&rs);
+}
+
+static void test_jsonl_errors(void **state)
+{
+    (void)state;
+    jsonl_fail("[1,2]\n[1,\n", 2, 2,
+               "Row 2: invalid JSON: ']' expected near end of file at column 3.");
+    jsonl_fail("[1,2]\n{\"features\":[1,2]} x\n", 2, 2,
+               "Row 2: invalid JSON: end of file expected near 'x' at column 20.");
+    jsonl_fail("{\"a\":1,\"a\":1}\n", 0, 1,
+               "Row 1: invalid JSON: duplicate object key near '\"a\"' at column 10.");
+    jsonl_fail("[1,2]\n[1,2]\n[1,2,3]\n", 2, 3, "Row 3: expected 2 features, found 3.");
+    jsonl_fail("{\"features\":\"x\"}\n", 2, 1, "Row 1: 'features' must be an array of numbers.");
+    jsonl_fail("[1]\n\n[2]\n", 1, 2, "Row 2: empty row.");
+    jsonl_fail("[1]\n[2]\n\n", 1, 3, "Row 3: empty row.");
+    jsonl_fail("[1]\r\n\r\n", 0, 2, "Row 2: empty row.");
+    jsonl_fail("[1]\n \t\n", 0, 2, "Row 2: empty row.");
+    jsonl_fail("\n", 0, 1, "Row 1: empty row.");
+    jsonl_fail("{\"features\":{\"keys\":[3],\"shape\":[3],\"values\":[1]}}", 3, 1,
+               "Row 1: key 3 is out of range for 3 features.");
+    dec_fail_n(IG_FMT_JSONL, "[1]\n[\0]\n", 8, 1, 10, IG_ERR_INVALID, 2,
+               "Row 2: NUL byte in the row.");
+    dec_fail_n(IG_FMT_JSONL, "[1]\n[2]\n[3]", 11, 1, 2, IG_ERR_TOOBIG, 0,
+               "Request has more than 2 rows.");
+}
+
+/* Every prefix of tricky bodies: no crash, no read past len (ASan). */
+static void test_all_prefixes(void **state)
+{
+    const char *srcs[] = {
+        "{\"x\":\"a\\\"]\",\"instances\" :[ {\"features\":{\"keys\":[1],\"shape\":[2],"
+        "\"values\":[3]}}, [1,2] ,{\"data\":{\"features\":[4,5]}}]}",
+        "[[1,2],[3,4]]",
+        "[1,2]\n{\"features\":[3,4]}\r\n\n\"\\u00e9\"",
+    };
+
+    (void)state;
+    for (size_t k = 0; k < IG_ARRAY_SIZE(srcs); k++) {
+        size_t n = strlen(srcs[k]);
+
+        for (size_t len = 0; len <= n; len++) {
+            for (int f = IG_FMT_JSONL; f <= IG_FMT_JSON; f++) {
+                for (uint32_t dim = 0; dim < 3; dim++) {
+                    char *copy = malloc(len ? len : 1);
+                    struct ig_rowset rs;
+                    struct ig_codec_error err = {0, ""};
+                    int rv;
+
+                    memcpy(copy, srcs[k], len);
+                    rv = ig_codec_decode((enum ig_format)f, copy, len, dim, 100, &rs, &err);
+                    if (rv == 0) {
+                        assert_true(rs.nrows > 0);
+                        for (uint32_t i = 0; i < rs.nrows; i++)
+                            assert_true((size_t)rs.rows[i].off + rs.rows[i].len <= len);
+                    } else {
+                        assert_int_equal(rv, IG_ERR_INVALID);
+                        assert_true(err.msg[0] != '\0');
+                    }
+                    ig_rowset_clear(&rs);
+                    free(copy);
+                }
+            }
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_instances_forms),
+        cmocka_unit_test(test_json_sparse),
+        cmocka_unit_test(test_json_single_object),
+        cmocka_unit_test(test_json_bare_arrays),
+        cmocka_unit_test(test_json_slices_tricky),
+        cmocka_unit_test(test_json_escaped_key),
+        cmocka_unit_test(test_json_dim0_any_value),
+        cmocka_unit_test(test_json_values_exact),
+        cmocka_unit_test(test_json_err_syntax),
+        cmocka_unit_test(test_json_err_shape),
+        cmocka_unit_test(test_json_err_rows),
+        cmocka_unit_test(test_json_err_sparse),
+        cmocka_unit_test(test_json_sparse_keys_reset),
+        cmocka_unit_test(test_json_depth_cap),
+        cmocka_unit_test(test_json_max_rows),
+        cmocka_unit_test(test_json_many_rows),
+        cmocka_unit_test(test_jsonl_forms),
+        cmocka_unit_test(test_jsonl_terminators),
+        cmocka_unit_test(test_jsonl_errors),
+        cmocka_unit_test(test_all_prefixes),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
