@@ -3,6 +3,7 @@
  */
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,9 +128,9 @@ char *ig_buf_take(struct ig_buf *b, size_t *len)
  * Hence at most three tries: 15, 16, then 17 digits (17 always works);
  * subnormals, with less precision, try every length.
  * Fills <digits> (no dot, trailing zeros stripped) and returns the decimal
- * exponent of the first digit.
+ * exponent of the first digit. Slow (printf and strtod): the fallback.
  */
-static int fmt_shortest(double v, char *digits, size_t *ndigits)
+static int fmt_shortest_printf(double v, char *digits, size_t *ndigits)
 {
     char tmp[40];
     char *e;
@@ -154,7 +155,95 @@ static int fmt_shortest(double v, char *digits, size_t *ndigits)
     return exp10;
 }
 
-size_t ig_fmt_double(char *out, double v)
+typedef unsigned __int128 fmt_u128;
+
+/* floor(x * 10^k / 2^s) and whether it was exact; x * 10^k < 2^128. */
+static fmt_u128 fmt_scale(uint64_t x, const fmt_u128 p10, unsigned s, int *exact)
+{
+    fmt_u128 num = (fmt_u128)x * p10;
+
+    *exact = (num & (((fmt_u128)1 << s) - 1)) == 0;
+    return num >> s;
+}
+
+/*
+ * The same digits as fmt_shortest_printf, exactly, with 128-bit integer
+ * arithmetic instead of printf, for 1e-2 <= v < 1e15 (most numbers models
+ * print). It is Ryu's digit-removal loop fed by exact quotients: with
+ * v = m * 2^e, the interval of decimals that read back to v is
+ * [(4m - 1 or 2) * 2^(e-2), (4m + 2) * 2^(e-2)]; scale it by 10^k so that
+ * it spans at least 18 digits (one more than any double needs, so that
+ * the last digit is always rounded, not truncated), then drop digits while
+ * the bounds still differ, rounding the last removed digit half to even.
+ * Returns the decimal exponent of the first digit, or INT32_MIN when <v> is
+ * out of range.
+ */
+static int fmt_shortest_exact(double v, char *digits, size_t *ndigits)
+{
+    uint64_t bits, m, out;
+    unsigned s, mmshift;
+    fmt_u128 p10 = 1, vr, vp, vm;
+    int e2, k, accept, vr_exact, vp_exact, vm_exact, removed = 0, last = 0, e10;
+    char tmp[24];
+    size_t n = 0;
+
+    if (!(v >= 1e-2 && v < 1e15))
+        return INT32_MIN;
+    memcpy(&bits, &v, sizeof(bits));
+    m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
+    e2 = (int)((bits >> 52) & 0x7ff) - 1075 - 2; /* v = 4m * 2^e2 */
+    accept = (m & 1) == 0;
+    mmshift = (bits & ((1ull << 52) - 1)) != 0 ? 2 : 1;
+    /* 19 or 20 digits (18 if log10 rounds up next to a power of ten). */
+    k = 19 - (int)floor(log10(v));
+    if (k > 21)
+        return INT32_MIN;
+    for (int i = 0; i < k; i++)
+        p10 *= 10;
+    s = (unsigned)-e2; /* v < 1e15 < 2^50: e2 < 0 */
+    vr = fmt_scale(4 * m, p10, s, &vr_exact);
+    vp = fmt_scale(4 * m + 2, p10, s, &vp_exact);
+    vm = fmt_scale(4 * m - mmshift, p10, s, &vm_exact);
+    vm_exact = vm_exact && accept;
+    if (vp_exact && !accept)
+        vp--; /* the upper bound itself does not read back to v */
+    while (vp / 10 > vm / 10) {
+        vm_exact = vm_exact && vm % 10 == 0;
+        vr_exact = vr_exact && last == 0;
+        last = (int)(vr % 10);
+        vr /= 10;
+        vp /= 10;
+        vm /= 10;
+        removed++;
+    }
+    if (vm_exact) {
+        while (vm % 10 == 0) {
+            vr_exact = vr_exact && last == 0;
+            last = (int)(vr % 10);
+            vr /= 10;
+            vp /= 10;
+            vm /= 10;
+            removed++;
+        }
+    }
+    if (vr_exact && last == 5 && vr % 2 == 0)
+        last = 4; /* exactly half way: round to even */
+    out = (uint64_t)vr + ((vr == vm && (!accept || !vm_exact)) || last >= 5);
+    do {
+        tmp[n++] = (char)('0' + out % 10);
+        out /= 10;
+    } while (out);
+    e10 = removed - k + (int)n - 1;
+    *ndigits = 0;
+    while (n > 0)
+        digits[(*ndigits)++] = tmp[--n];
+    while (*ndigits > 1 && digits[*ndigits - 1] == '0')
+        (*ndigits)--;
+    return e10;
+}
+
+static size_t fmt_double(char *out, double v, int exact_ok)
+
 {
     char digits[24];
     size_t nd, n = 0;
@@ -182,7 +271,9 @@ size_t ig_fmt_double(char *out, double v)
         out[n++] = '-';
         v = -v;
     }
-    exp10 = fmt_shortest(v, digits, &nd);
+    exp10 = exact_ok ? fmt_shortest_exact(v, digits, &nd) : INT32_MIN;
+    if (exp10 == INT32_MIN)
+        exp10 = fmt_shortest_printf(v, digits, &nd);
     /* Python's repr: positional for 1e-4 <= |v| < 1e16, else scientific. */
     if (exp10 >= -4 && exp10 < 16) {
         if (exp10 < 0) {
@@ -217,4 +308,86 @@ size_t ig_fmt_double(char *out, double v)
     }
     out[n] = '\0';
     return n;
+}
+
+size_t ig_fmt_double(char *out, double v)
+{
+    return fmt_double(out, v, 1);
+}
+
+size_t ig_fmt_double_printf(char *out, double v)
+{
+    return fmt_double(out, v, 0);
+}
+
+/* Powers of ten that are exact doubles. */
+static const double parse_p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+int ig_parse_double(const char *s, size_t n, double *out)
+{
+    const char *p = s, *end = s + n;
+    uint64_t mant = 0;
+    int neg = 0, digits = 0, sig = 0, exp10 = 0, eneg = 0, eval = 0, dropped = 0;
+    char tmp[IG_PARSE_DOUBLE_MAX + 1];
+    char *stop;
+    double v;
+
+    if (p < end && (*p == '+' || *p == '-'))
+        neg = *p++ == '-';
+    for (; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
+        if (sig < 19) {
+            mant = mant * 10 + (uint64_t)(*p - '0');
+            sig += mant != 0;
+        } else {
+            exp10++;
+            dropped |= *p != '0';
+        }
+    }
+    if (p < end && *p == '.') {
+        for (p++; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
+            if (sig < 19) {
+                mant = mant * 10 + (uint64_t)(*p - '0');
+                sig += mant != 0;
+                exp10--;
+            } else {
+                dropped |= *p != '0';
+            }
+        }
+    }
+    if (digits == 0)
+        return -1;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        int edigits = 0;
+
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        for (; p < end && *p >= '0' && *p <= '9'; p++, edigits++)
+            if (eval < 100000)
+                eval = eval * 10 + (*p - '0');
+        if (edigits == 0)
+            return -1;
+    }
+    if (p != end)
+        return -1;
+    exp10 += eneg ? -eval : eval;
+    /* Clinger's fast path: an exact mantissa and an exact power of ten
+     * give a correctly rounded result in one operation. */
+    if (!dropped && mant <= (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
+        v = (double)mant;
+        v = exp10 < 0 ? v / parse_p10[-exp10] : v * parse_p10[exp10];
+        *out = neg ? -v : v;
+        return 0;
+    }
+    if (n > IG_PARSE_DOUBLE_MAX)
+        return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    v = strtod(tmp, &stop);
+    if (stop != tmp + n)
+        return -1;
+    *out = v;
+    return 0;
 }

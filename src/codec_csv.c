@@ -2,7 +2,7 @@
  * codec_csv.c - text/csv request bodies (RFC 4180) into rows and features.
  *
  * The hot path: one pass over the body, a table-driven scan of unquoted
- * fields, numbers parsed with strtod on a bounded stack copy (the body is
+ * fields, numbers parsed with ig_parse_double in place (the body is
  * not NUL-terminated), no per-row allocation (ig_rowset_push grows the
  * arrays geometrically).
  */
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "infergate/buf.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
 
@@ -59,8 +60,6 @@ static int codec_csv_at_eol(const struct codec_csv_in *in, size_t p)
  */
 static int codec_csv_number(const char *s, size_t n, double *out)
 {
-    char tmp[CODEC_CSV_NUM_MAX + 1];
-    char *end;
     double v;
 
     while (n > 0 && codec_csv_is_space(*s)) {
@@ -76,10 +75,7 @@ static int codec_csv_number(const char *s, size_t n, double *out)
     for (size_t i = 0; i < n; i++)
         if (!codec_csv_numchar[(unsigned char)s[i]])
             return -1;
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    v = strtod(tmp, &end);
-    if (end != tmp + n || !isfinite(v))
+    if (ig_parse_double(s, n, &v) < 0 || !isfinite(v))
         return -1;
     *out = v;
     return 0;

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
@@ -155,6 +157,103 @@ static void test_fmt_double_nonfinite(void **state)
     assert_string_equal(out, "-Infinity");
 }
 
+/* splitmix64: a fixed, portable sequence. */
+static uint64_t rnd(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* The integer fast path agrees with the printf reference everywhere:
+ * random bit patterns in and around its range, values just around powers
+ * of ten, integers and short decimals. */
+static void test_fmt_double_fast_path_matches_reference(void **state)
+{
+    char a[IG_FMT_DOUBLE_MAX], b[IG_FMT_DOUBLE_MAX];
+    uint64_t seed = 42;
+
+    (void)state;
+    for (int i = 0; i < 300000; i++) {
+        uint64_t r = rnd(&seed);
+        double v;
+
+        switch (i % 4) {
+        case 0: /* any exponent from 1e-3 to 1e16 */
+            r = (r & 0x800fffffffffffffull) | ((uint64_t)(1013 + (r >> 52) % 45) << 52);
+            memcpy(&v, &r, sizeof(v));
+            break;
+        case 1: /* next to a power of ten */
+            v = pow(10, (int)(r % 18) - 3);
+            r = rnd(&seed) % 7;
+            for (uint64_t j = 0; j < r; j++)
+                v = nextafter(v, (i & 8) ? 0 : INFINITY);
+            break;
+        case 2: /* short decimals */
+            v = (double)(r % 100000000) / pow(10, (double)(r >> 60));
+            break;
+        default: /* model-like values */
+            v = sqrt((double)(r % 100000000) + 0.5);
+            break;
+        }
+        ig_fmt_double(a, v);
+        ig_fmt_double_printf(b, v);
+        if (strcmp(a, b) != 0)
+            fail_msg("%a: fast %s, reference %s", v, a, b);
+    }
+}
+
+/* ig_parse_double gives strtod's exact result on everything it accepts,
+ * and refuses what is not a plain decimal number. */
+static void test_parse_double_matches_strtod(void **state)
+{
+    static const char *const good[] = {
+        "0", "-0", "+1", "1.", ".5", "-.5", "16", "0.000123", "1e5", "1E-5", "-2.5e+3",
+        "123456789012345678901234567890", "0.1", "0.30000000000000004", "9007199254740993",
+        "1e22", "1e23", "4.9e-324", "1.7976931348623157e308", "2.2250738585072014e-308",
+        "00000000000000000000000000012.5", "3.14159265358979323846264338327950288",
+        "1e400", "-1e400", "1e-400", "123.456e-7",
+    };
+    static const char *const bad[] = {
+        "", "-", "+", ".", "e5", "1e", "1e+", "1.2.3", "0x10", "inf", "nan", " 1", "1 ", "1,",
+        "--1", "1e5.5",
+    };
+    char buf[64];
+    uint64_t seed = 7;
+    double v;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(ig_parse_double(good[i], strlen(good[i]), &v), 0);
+        if (memcmp(&v, &(double){strtod(good[i], NULL)}, sizeof(v)) != 0)
+            fail_msg("%s: %a, strtod %a", good[i], v, strtod(good[i], NULL));
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(ig_parse_double(bad[i], strlen(bad[i]), &v), -1);
+    /* Random decimals of 1..20 digits with exponents -30..30. */
+    for (int i = 0; i < 200000; i++) {
+        uint64_t r = rnd(&seed);
+        int nd = 1 + (int)(r % 20), dot = (int)((r >> 8) % (unsigned)(nd + 1));
+        int len = 0;
+
+        if (r & (1ull << 20))
+            buf[len++] = '-';
+        for (int d = 0; d < nd; d++) {
+            if (d == dot)
+                buf[len++] = '.';
+            buf[len++] = (char)('0' + rnd(&seed) % 10);
+        }
+        if (r & (1ull << 21))
+            len += snprintf(buf + len, 16, "e%d", (int)((r >> 24) % 61) - 30);
+        buf[len] = '\0';
+        assert_int_equal(ig_parse_double(buf, (size_t)len, &v), 0);
+        if (v != strtod(buf, NULL))
+            fail_msg("%s: %a, strtod %a", buf, v, strtod(buf, NULL));
+    }
+}
+
 static void test_buf_cap(void **state)
 {
     struct ig_buf b;
@@ -202,6 +301,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fmt_double_matches_python_repr),
         cmocka_unit_test(test_fmt_double_nonfinite),
+        cmocka_unit_test(test_fmt_double_fast_path_matches_reference),
+        cmocka_unit_test(test_parse_double_matches_strtod),
         cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_buf_take),
     };
