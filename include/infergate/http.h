@@ -1,0 +1,143 @@
+/*
+ * http.h - the gateway's HTTP front: one listening port serving HTTP/2 (prior
+ * knowledge over cleartext, or ALPN "h2" over TLS) and HTTP/1.1 with
+ * keep-alive and pipelining, all on one libevent event_base thread.
+ *
+ * The module hands the gateway complete requests (headers and the whole body,
+ * capped) through one callback and takes complete responses, possibly long
+ * after the callback returned. Protocol limits (header and body caps,
+ * timeouts, connection and stream limits) are enforced here: requests that
+ * break them are answered by the module and never reach the gateway.
+ *
+ * Threading: every function must be called on the thread that runs <base>.
+ * Request objects are only valid between on_request and the matching
+ * ig_http_respond() (or the close callback).
+ */
+#ifndef INFERGATE_HTTP_H
+#define INFERGATE_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+struct ig_http_server_conf {
+    const char *listen;              /* "HOST:PORT", numeric HOST or "[v6]"; port 0 = any free */
+    const char *tls_cert, *tls_key;  /* both non-empty: TLS (ALPN h2, http/1.1); else cleartext */
+    uint32_t max_connections;        /* more are accepted then closed at once; 0 = unlimited */
+    uint32_t max_concurrent_streams; /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 0 = 100 */
+    uint32_t max_header_list_size;   /* bytes of header names+values (and the request target) per
+                                        request: h2 SETTINGS_MAX_HEADER_LIST_SIZE and enforced
+                                        (h2: 431; h1: 431 then close); 0 = 65536 */
+    uint64_t max_body_bytes;         /* bigger bodies get 413; 0 = 6291456 (SageMaker's limit) */
+    uint64_t idle_timeout_ms;        /* connection with no request in progress for this long: closed
+                                        (h2: GOAWAY); also h1: no body byte for this long while a
+                                        request body comes in: 408 then close; 0 = never */
+    uint64_t header_timeout_ms;      /* a request's headers not complete within this: closed
+                                        (h1: 408 then close; h2: GOAWAY); 0 = never */
+};
+
+struct ig_http_hdr {
+    const char *name;
+    const char *value;
+};
+
+struct ig_http_server; /* opaque */
+struct ig_http_req;    /* opaque: one request (an h2 stream or one h1 exchange) */
+
+/* A complete request was received. The gateway answers it with
+ * ig_http_respond() exactly once, now or later, unless the close callback
+ * fires first. */
+typedef void ig_http_request_cb(struct ig_http_req *req, void *arg);
+/* The peer went away (connection lost, stream reset, server freed) before the
+ * response was sent; <req> is freed right after this returns and must not be
+ * answered. Must not call ig_http_respond() on <req> nor ig_http_server_free(). */
+typedef void ig_http_close_cb(struct ig_http_req *req, void *arg);
+
+/*
+ * Start listening on <conf>->listen on <base> and serve requests to
+ * <on_request>(req, <arg>). <conf> is copied (strings are only read here).
+ * TLS is used when both tls_cert (a PEM chain) and tls_key are non-empty.
+ * On success *<out> owns the server (free with ig_http_server_free()).
+ * Errors (with a message in <err>, cut to <errlen>):
+ *   IG_ERR_CONFIG  listen address unparsable, certificate or key unusable
+ *   IG_ERR_IO      socket, bind or listen failed (address in use, ...)
+ *   IG_ERR_NOMEM   libevent or OpenSSL could not allocate
+ */
+int ig_http_server_new(struct event_base *base, const struct ig_http_server_conf *conf,
+                       ig_http_request_cb *on_request, void *arg, struct ig_http_server **out,
+                       char *err, size_t errlen);
+
+/* The bound port (useful with port 0). */
+uint16_t ig_http_server_port(const struct ig_http_server *srv);
+
+/*
+ * Drain: close the listener. h2 connections get a graceful GOAWAY (a shutdown
+ * notice, then after a PING round trip the last stream id); h1 connections
+ * answer their in-flight request with "Connection: close" and idle keep-alive
+ * connections are closed at once. Requests already received still get their
+ * responses. Idempotent.
+ */
+void ig_http_server_stop_accepting(struct ig_http_server *srv);
+
+/* Requests handed to on_request and neither answered nor closed yet. */
+uint32_t ig_http_server_active_requests(const struct ig_http_server *srv);
+/* Open client connections (including ones flushing a last response). */
+uint32_t ig_http_server_connections(const struct ig_http_server *srv);
+
+/*
+ * Close every connection and the listener, then free <srv>. Requests still
+ * waiting for a response get their close callback; requests without one stay
+ * valid until the gateway answers them (the answer is then dropped). NULL is
+ * a no-op. Must not be called from inside an ig_http_request_cb or
+ * ig_http_close_cb.
+ */
+void ig_http_server_free(struct ig_http_server *srv);
+
+/* Accessors; the strings live as long as <req>. */
+const char *ig_http_req_method(const struct ig_http_req *req);
+/* The request path without the query (nor fragment), NUL-terminated. */
+const char *ig_http_req_path(const struct ig_http_req *req);
+/* First value of header <name> (case-insensitive), or NULL when absent. Over
+ * h2, "host" falls back to :authority. */
+const char *ig_http_req_header(const struct ig_http_req *req, const char *name);
+/* All request headers (pseudo-headers excluded), in arrival order; the array
+ * lives as long as <req>. */
+const struct ig_http_hdr *ig_http_req_headers(const struct ig_http_req *req, size_t *n);
+/* The whole body, stable until the response is sent or the req closed;
+ * NUL-terminated for convenience (not counted in *<len>). Never NULL. */
+const char *ig_http_req_body(const struct ig_http_req *req, size_t *len);
+/* "h2" or "http/1.1" (also for HTTP/1.0 clients). */
+const char *ig_http_req_proto(const struct ig_http_req *req);
+/* A UUID v4 (36 characters), also sent as x-amzn-RequestId on the response. */
+const char *ig_http_req_id(const struct ig_http_req *req);
+/* Ask to be told when the peer goes away before the response; see
+ * ig_http_close_cb. Replaces any previous callback. */
+void ig_http_req_set_close_cb(struct ig_http_req *req, ig_http_close_cb *cb, void *arg);
+
+/*
+ * Send the response: <status> (200..999; anything else is sent as 500), the
+ * headers <hdrs>[0..<nhdrs>) (copied; names are lowercased for h2; headers
+ * the module owns - content-length, transfer-encoding, connection, date,
+ * x-amzn-requestid, keep-alive, upgrade - and values containing CR or LF are
+ * dropped) and <body> of <len> bytes, whose ownership is taken (malloc'd,
+ * freed with free(); NULL with len 0 for none). content-length and
+ * x-amzn-RequestId (and date for h1) are added. Exactly once per request,
+ * possibly long after on_request returned. If the connection died meanwhile
+ * and no close callback was set, the response is dropped. After the call
+ * <req> must not be used.
+ */
+void ig_http_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                     size_t nhdrs, char *body, size_t len);
+
+/*
+ * A SageMaker-shaped error response: <status>, headers
+ * "Content-Type: application/json" and "x-amzn-ErrorType: <type>", body
+ * {"message":"<msg>"} with the printf-formatted message (cut at 1 KiB)
+ * JSON-escaped (bytes that are not valid UTF-8 become '?'). Same ownership
+ * rule as ig_http_respond().
+ */
+void ig_http_respond_error(struct ig_http_req *req, int status, const char *type, const char *fmt,
+                           ...) __attribute__((format(printf, 4, 5)));
+
+#endif /* INFERGATE_HTTP_H */

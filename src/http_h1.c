@@ -1,0 +1,344 @@
+/*
+ * http_h1.c - HTTP/1.1 on one connection with Debian's http-parser.
+ *
+ * One request at a time: on_message_complete pauses the parser, the loop in
+ * ig_http_h1_process() hands the request to the gateway and parses nothing
+ * more until the response is written. Pipelined requests therefore wait in
+ * the bufferevent's input (capped by its read watermark) and are answered
+ * in order by construction. A connection has at most one request (the one
+ * being parsed or the one being answered) in conn->reqs.
+ *
+ * Requests the module rejects (400, 408, 413, 431, 503) are answered with
+ * "Connection: close" and the connection then closes after a lingering
+ * close (http_server.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "http_int.h"
+#include "infergate/common.h"
+
+/* req->h1_last: which kind of parser callback came last */
+enum h1_last {
+    H1_LAST_NONE = 0,
+    H1_LAST_URL,
+    H1_LAST_FIELD,
+    H1_LAST_VALUE,
+};
+
+static const char h1_continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static struct ig_http_req *h1_req(const struct http_conn *conn)
+{
+    return TAILQ_FIRST(&conn->reqs);
+}
+
+int ig_http_h1_busy(const struct http_conn *conn)
+{
+    const struct ig_http_req *req = h1_req(conn);
+
+    return req != NULL && req->state == HTTP_REQ_DISPATCHED;
+}
+
+/* Map a header-block error to the request and stop the parser. */
+static int h1_hdr_fail(struct ig_http_req *req, int rv)
+{
+    req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_HEADER_TOOBIG : HTTP_REQ_ERR_NOMEM;
+    return -1;
+}
+
+static int h1_on_message_begin(http_parser *p)
+{
+    struct http_conn *conn = p->data;
+
+    ig_http_req_new(conn);
+    return 0;
+}
+
+static int h1_on_url(http_parser *p, const char *at, size_t len)
+{
+    struct ig_http_req *req = h1_req(p->data);
+    int rv;
+
+    if (req->h1_last != H1_LAST_URL) {
+        req->url_off = (int64_t)req->hbuf.len;
+        req->h1_last = H1_LAST_URL;
+    }
+    if ((rv = ig_http_req_hdr_append(req, at, len)) != 0)
+        return h1_hdr_fail(req, rv);
+    return 0;
+}
+
+static int h1_on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct ig_http_req *req = h1_req(p->data);
+    int rv = 0;
+
+    if (req->h1_last != H1_LAST_FIELD) {
+        if (req->h1_last == H1_LAST_URL || req->h1_last == H1_LAST_VALUE)
+            rv = ig_http_req_hdr_sep(req);
+        if (rv == 0)
+            rv = ig_http_req_hdr_field(req);
+        req->h1_last = H1_LAST_FIELD;
+    }
+    if (rv == 0)
+        rv = ig_http_req_hdr_append(req, at, len);
+    return rv != 0 ? h1_hdr_fail(req, rv) : 0;
+}
+
+static int h1_on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct ig_http_req *req = h1_req(p->data);
+    int rv = 0;
+
+    if (req->h1_last != H1_LAST_VALUE) {
+        rv = ig_http_req_hdr_value(req);
+        req->h1_last = H1_LAST_VALUE;
+    }
+    if (rv == 0)
+        rv = ig_http_req_hdr_append(req, at, len);
+    return rv != 0 ? h1_hdr_fail(req, rv) : 0;
+}
+
+/* Expect: 100-continue: tell the client to send the body (the caller has
+ * already refused one that is declared too large). */
+static void h1_expect(struct http_conn *conn, struct ig_http_req *req, const http_parser *p)
+{
+    const char *expect = ig_http_req_header(req, "expect");
+
+    if (expect == NULL || req->http10 || strcasecmp(expect, "100-continue") != 0)
+        return;
+    if ((p->flags & F_CHUNKED) || (req->has_declared_len && req->declared_len > 0))
+        bufferevent_write(conn->bev, h1_continue, sizeof(h1_continue) - 1);
+}
+
+static int h1_on_headers_complete(http_parser *p)
+{
+    struct http_conn *conn = p->data;
+    struct ig_http_req *req = h1_req(conn);
+    int rv = 0;
+
+    if (req->h1_last == H1_LAST_URL || req->h1_last == H1_LAST_VALUE)
+        rv = ig_http_req_hdr_sep(req);
+    if (rv != 0)
+        return h1_hdr_fail(req, rv);
+    req->method = http_method_str((enum http_method)p->method);
+    req->head = p->method == HTTP_HEAD;
+    req->http10 = p->http_major == 0 || (p->http_major == 1 && p->http_minor == 0);
+    req->keep_alive = http_should_keep_alive(p) != 0;
+    if (p->flags & F_CONTENTLENGTH) {
+        req->has_declared_len = true;
+        req->declared_len = p->content_length;
+    }
+    if (ig_http_req_end_headers(req) != 0)
+        return h1_hdr_fail(req, IG_ERR_NOMEM);
+    req->state = HTTP_REQ_BODY;
+    if (req->has_declared_len && req->declared_len > conn->srv->max_body) {
+        req->err = HTTP_REQ_ERR_BODY_TOOBIG;
+        return -1;
+    }
+    if (req->has_declared_len && req->declared_len > 0 &&
+        ig_buf_reserve(&req->body, (size_t)req->declared_len) != 0) {
+        req->err = HTTP_REQ_ERR_NOMEM;
+        return -1;
+    }
+    h1_expect(conn, req, p);
+    return 0;
+}
+
+static int h1_on_body(http_parser *p, const char *at, size_t len)
+{
+    struct ig_http_req *req = h1_req(p->data);
+    int rv = ig_http_req_add_body(req, at, len);
+
+    if (rv == 0)
+        return 0;
+    req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_BODY_TOOBIG : HTTP_REQ_ERR_NOMEM;
+    return -1;
+}
+
+static int h1_on_message_complete(http_parser *p)
+{
+    /* the loop in ig_http_h1_process() dispatches it */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings h1_settings = {
+    .on_message_begin = h1_on_message_begin,
+    .on_url = h1_on_url,
+    .on_header_field = h1_on_header_field,
+    .on_header_value = h1_on_header_value,
+    .on_headers_complete = h1_on_headers_complete,
+    .on_body = h1_on_body,
+    .on_message_complete = h1_on_message_complete,
+};
+
+void ig_http_h1_start(struct http_conn *conn)
+{
+    conn->proto = HTTP_PROTO_H1;
+    http_parser_init(&conn->parser, HTTP_REQUEST);
+    conn->parser.data = conn;
+}
+
+/* The parser stopped with <e>: answer and close. */
+static void h1_fail(struct http_conn *conn, enum http_errno e)
+{
+    struct ig_http_req *req = h1_req(conn);
+
+    if (req == NULL)
+        req = ig_http_req_new(conn);
+    conn->h1_close = true;
+    if (req->err == HTTP_REQ_ERR_NONE && e == HPE_HEADER_OVERFLOW)
+        req->err = HTTP_REQ_ERR_HEADER_TOOBIG;
+    if (req->err != HTTP_REQ_ERR_NONE) {
+        ig_http_req_reject(req);
+        return;
+    }
+    ig_log(IG_LOG_DEBUG, "http: %s: bad HTTP/1.1 request: %s", conn->peer,
+           http_errno_description(e));
+    ig_http_respond_error(req, 400, "ValidationError", "Malformed HTTP/1.1 request: %s.",
+                          http_errno_description(e));
+}
+
+void ig_http_h1_process(struct http_conn *conn)
+{
+    struct evbuffer *in = bufferevent_get_input(conn->bev);
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+
+    while (conn->state == HTTP_CONN_OPEN && !ig_http_h1_busy(conn) &&
+           evbuffer_get_length(out) < HTTP_OUT_WATERMARK) {
+        struct evbuffer_iovec v;
+        enum http_errno e;
+        size_t n;
+
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            break;
+        n = http_parser_execute(&conn->parser, &h1_settings, v.iov_base, v.iov_len);
+        evbuffer_drain(in, n);
+        e = HTTP_PARSER_ERRNO(&conn->parser);
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&conn->parser, 0);
+            ig_http_req_dispatch(h1_req(conn));
+            continue;
+        }
+        if (e != HPE_OK) {
+            h1_fail(conn, e);
+            break;
+        }
+        if (n == 0)
+            break;
+    }
+}
+
+void ig_http_h1_on_stall(struct http_conn *conn, bool headers)
+{
+    struct ig_http_req *req = h1_req(conn);
+    const struct ig_http_server *srv = conn->srv;
+
+    if (req == NULL || req->state > HTTP_REQ_BODY) {
+        ig_http_conn_close(conn);
+        return;
+    }
+    conn->h1_close = true;
+    if (headers)
+        ig_http_respond_error(req, 408, "ValidationError",
+                              "Request headers were not received within %llu ms.",
+                              (unsigned long long)(srv->header_us / 1000u));
+    else
+        ig_http_respond_error(req, 408, "ValidationError",
+                              "No request body bytes were received for %llu ms.",
+                              (unsigned long long)(srv->idle_us / 1000u));
+}
+
+void ig_http_h1_drain(struct http_conn *conn)
+{
+    if (TAILQ_EMPTY(&conn->reqs))
+        ig_http_conn_close(conn);
+    else
+        conn->h1_close = true;
+}
+
+static void h1_free_body(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
+static void h1_add(struct evbuffer *out, const char *s)
+{
+    evbuffer_add(out, s, strlen(s));
+}
+
+static void h1_add_header(struct evbuffer *out, const char *name, const char *value)
+{
+    h1_add(out, name);
+    evbuffer_add(out, ": ", 2);
+    h1_add(out, value);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* Status line and headers. */
+static void h1_write_head(struct http_conn *conn, const struct ig_http_req *req, int status,
+                          const struct ig_http_hdr *hdrs, size_t nhdrs, size_t len, bool close)
+{
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+    char line[64];
+
+    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, ig_http_status_reason(status));
+    h1_add(out, line);
+    for (size_t i = 0; i < nhdrs; i++) {
+        const char *name = hdrs[i].name, *value = hdrs[i].value;
+
+        if (name == NULL || value == NULL || name[0] == '\0' ||
+            ig_http_hdr_reserved(name, strlen(name)) || strpbrk(name, "\r\n:") != NULL ||
+            strpbrk(value, "\r\n") != NULL)
+            continue;
+        h1_add_header(out, name, value);
+    }
+    if (status != 204 && status != 304) {
+        snprintf(line, sizeof(line), "%zu", len);
+        h1_add_header(out, "Content-Length", line);
+    }
+    h1_add_header(out, "x-amzn-RequestId", req->id);
+    h1_add_header(out, "Date", ig_http_server_date(conn->srv));
+    if (close)
+        h1_add_header(out, "Connection", "close");
+    else if (req->http10)
+        h1_add_header(out, "Connection", "keep-alive");
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void ig_http_h1_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                        size_t nhdrs, char *body, size_t len)
+{
+    struct http_conn *conn = req->conn;
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+    bool close = conn->h1_close || !req->keep_alive || conn->srv->draining;
+
+    if (status == 204 || status == 304) {
+        free(body);
+        body = NULL;
+        len = 0;
+    }
+    h1_write_head(conn, req, status, hdrs, nhdrs, len, close);
+    if (body == NULL || len == 0 || req->head)
+        free(body);
+    else if (evbuffer_add_reference(out, body, len, h1_free_body, NULL) != 0) {
+        free(body);
+        close = true;
+    }
+    ig_http_req_free(req);
+    if (close) {
+        conn->h1_close = true;
+        ig_http_conn_finish(conn);
+    } else {
+        ig_http_conn_kick(conn); /* parse the next request */
+    }
+}

@@ -1,0 +1,506 @@
+/*
+ * http_h2.c - HTTP/2 on one connection with an nghttp2 server session.
+ *
+ * Streams map to requests through nghttp2's stream user data. A request is
+ * created on the first HEADERS of a stream, handed to the gateway when the
+ * stream's END_STREAM arrives (from inside on_frame_recv: the gateway may
+ * answer at once, which only submits frames, as nghttp2 allows in
+ * callbacks), and freed when nghttp2 closes the stream.
+ *
+ * Output goes through nghttp2_session_send() into the bufferevent, stopping
+ * (NGHTTP2_ERR_WOULDBLOCK) above HTTP_OUT_WATERMARK pending bytes; the
+ * bufferevent's write callback resumes it. Response bodies are owned by
+ * their request and copied once, straight from the request into the
+ * bufferevent (NGHTTP2_DATA_FLAG_NO_COPY + send_data_callback).
+ *
+ * Flow control is automatic (nghttp2 sends WINDOW_UPDATE as data is
+ * received); request bodies are capped by max_body_bytes instead.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <nghttp2/nghttp2.h>
+
+#include "http_int.h"
+#include "infergate/common.h"
+
+static void *h2_malloc(size_t size, void *ud)
+{
+    (void)ud;
+    return ig_try_malloc(size);
+}
+
+static void h2_free_mem(void *p, void *ud)
+{
+    (void)ud;
+    free(p);
+}
+
+static void *h2_calloc(size_t nmemb, size_t size, void *ud)
+{
+    void *p;
+
+    (void)ud;
+    if (size != 0 && nmemb > SIZE_MAX / size)
+        return NULL;
+    p = ig_try_malloc(nmemb * size);
+    if (p != NULL)
+        memset(p, 0, nmemb * size);
+    return p;
+}
+
+static void *h2_realloc(void *p, size_t size, void *ud)
+{
+    (void)ud;
+    return ig_try_realloc(p, size);
+}
+
+/* nghttp2's allocations go through the peer-sized policy (house rule 7). */
+static nghttp2_mem h2_mem = {
+    .malloc = h2_malloc,
+    .free = h2_free_mem,
+    .calloc = h2_calloc,
+    .realloc = h2_realloc,
+};
+
+static struct ig_http_req *h2_req(nghttp2_session *session, int32_t stream_id)
+{
+    return nghttp2_session_get_stream_user_data(session, stream_id);
+}
+
+static ssize_t h2_on_send(nghttp2_session *session, const uint8_t *data, size_t len, int flags,
+                          void *ud)
+{
+    struct http_conn *conn = ud;
+
+    (void)session;
+    (void)flags;
+    if (evbuffer_get_length(bufferevent_get_output(conn->bev)) >= HTTP_OUT_WATERMARK)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (bufferevent_write(conn->bev, data, len) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return (ssize_t)len;
+}
+
+static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                           size_t length, nghttp2_data_source *source, void *ud)
+{
+    static const uint8_t zeros[256];
+    struct http_conn *conn = ud;
+    struct ig_http_req *req = source->ptr;
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+    size_t padlen = frame->data.padlen;
+
+    (void)session;
+    if (evbuffer_get_length(out) >= HTTP_OUT_WATERMARK)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (evbuffer_add(out, framehd, 9) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (padlen > 0) {
+        uint8_t pl = (uint8_t)(padlen - 1);
+
+        evbuffer_add(out, &pl, 1);
+    }
+    if (evbuffer_add(out, req->resp_body + req->resp_off, length) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (padlen > 1)
+        evbuffer_add(out, zeros, padlen - 1);
+    req->resp_off += length;
+    return 0;
+}
+
+static ssize_t h2_on_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                               size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                               void *ud)
+{
+    struct ig_http_req *req = source->ptr;
+    size_t left = req->resp_len - req->resp_off;
+    size_t n = left < length ? left : length;
+
+    (void)session;
+    (void)stream_id;
+    (void)buf;
+    (void)ud;
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == left)
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    struct http_conn *conn = ud;
+    struct ig_http_req *req;
+
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    req = ig_http_req_new(conn);
+    req->stream_id = frame->hd.stream_id;
+    nghttp2_session_set_stream_user_data(session, req->stream_id, req);
+    return 0;
+}
+
+/* nghttp2 has checked that content-length is all digits. */
+static void h2_content_length(struct ig_http_req *req, const uint8_t *v, size_t len)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (n > (UINT64_MAX - 9) / 10) {
+            n = UINT64_MAX;
+            break;
+        }
+        n = n * 10 + (uint64_t)(v[i] - '0');
+    }
+    req->has_declared_len = true;
+    req->declared_len = n;
+}
+
+static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                        size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+    struct ig_http_req *req = h2_req(session, frame->hd.stream_id);
+    const char *n = (const char *)name, *v = (const char *)value;
+    int64_t *off = NULL;
+    int rv;
+
+    (void)flags;
+    (void)ud;
+    if (req == NULL || req->state != HTTP_REQ_HEADERS || req->err != HTTP_REQ_ERR_NONE)
+        return 0;
+    if (nlen > 0 && n[0] == ':') {
+        if (nlen == 7 && memcmp(n, ":method", 7) == 0)
+            off = &req->method_off;
+        else if (nlen == 5 && memcmp(n, ":path", 5) == 0)
+            off = &req->url_off;
+        else if (nlen == 10 && memcmp(n, ":authority", 10) == 0)
+            off = &req->authority_off;
+        rv = ig_http_req_add_pseudo(req, n, nlen, v, vlen, off);
+    } else {
+        if (nlen == 14 && memcmp(n, "content-length", 14) == 0)
+            h2_content_length(req, value, vlen);
+        rv = ig_http_req_add_header(req, n, nlen, v, vlen);
+    }
+    if (rv != 0)
+        req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_HEADER_TOOBIG : HTTP_REQ_ERR_NOMEM;
+    return 0;
+}
+
+/* The request's header block is complete. */
+static void h2_end_headers(struct http_conn *conn, struct ig_http_req *req,
+                           const nghttp2_frame *frame)
+{
+    if (req->err == HTTP_REQ_ERR_NONE && ig_http_req_end_headers(req) != 0)
+        req->err = HTTP_REQ_ERR_NOMEM;
+    req->state = HTTP_REQ_BODY;
+    if (req->err == HTTP_REQ_ERR_NONE && req->has_declared_len) {
+        if (req->declared_len > conn->srv->max_body)
+            req->err = HTTP_REQ_ERR_BODY_TOOBIG;
+        else if (req->declared_len > 0 &&
+                 ig_buf_reserve(&req->body, (size_t)req->declared_len) != 0)
+            req->err = HTTP_REQ_ERR_NOMEM;
+    }
+    if (req->err != HTTP_REQ_ERR_NONE)
+        ig_http_req_reject(req);
+    else if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+        ig_http_req_dispatch(req);
+}
+
+static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    struct http_conn *conn = ud;
+    struct ig_http_req *req;
+
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        req = h2_req(session, frame->hd.stream_id);
+        if (req == NULL)
+            break;
+        if (req->state == HTTP_REQ_HEADERS)
+            h2_end_headers(conn, req, frame);
+        else if (req->state == HTTP_REQ_BODY && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            ig_http_req_dispatch(req); /* after trailers */
+        break;
+    case NGHTTP2_DATA:
+        req = h2_req(session, frame->hd.stream_id);
+        if (req != NULL && req->state == HTTP_REQ_BODY &&
+            (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            ig_http_req_dispatch(req);
+        break;
+    case NGHTTP2_PING:
+        /* our drain PING came back: every stream the client opened before
+         * it saw the shutdown notice has reached us */
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && conn->h2_drain == 1) {
+            nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(session),
+                                  NGHTTP2_NO_ERROR, NULL, 0);
+            conn->h2_drain = 2;
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                      const uint8_t *data, size_t len, void *ud)
+{
+    struct ig_http_req *req = h2_req(session, stream_id);
+    int rv;
+
+    (void)flags;
+    (void)ud;
+    if (req == NULL || req->state != HTTP_REQ_BODY || req->err != HTTP_REQ_ERR_NONE)
+        return 0;
+    rv = ig_http_req_add_body(req, (const char *)data, len);
+    if (rv == 0)
+        return 0;
+    req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_BODY_TOOBIG : HTTP_REQ_ERR_NOMEM;
+    ig_http_req_reject(req);
+    return 0;
+}
+
+/* A response ended while the client is still sending: ask it to stop
+ * (RFC 9113 8.1: RST_STREAM with NO_ERROR). */
+static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    (void)ud;
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_NO_ERROR);
+    return 0;
+}
+
+static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                              void *ud)
+{
+    struct ig_http_req *req = h2_req(session, stream_id);
+
+    (void)error_code;
+    (void)ud;
+    if (req != NULL)
+        ig_http_req_gone(req);
+    return 0;
+}
+
+static int h2_on_error(nghttp2_session *session, int code, const char *msg, size_t len, void *ud)
+{
+    struct http_conn *conn = ud;
+
+    (void)session;
+    ig_log(IG_LOG_DEBUG, "http: %s: h2: %.*s (%d)", conn->peer, (int)len, msg, code);
+    return 0;
+}
+
+static nghttp2_session_callbacks *h2_callbacks(void)
+{
+    nghttp2_session_callbacks *cbs;
+
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        return NULL;
+    nghttp2_session_callbacks_set_send_callback(cbs, h2_on_send);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, h2_on_send_data);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, h2_on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, h2_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_on_data);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_stream_close);
+    nghttp2_session_callbacks_set_error_callback2(cbs, h2_on_error);
+    return cbs;
+}
+
+int ig_http_h2_start(struct http_conn *conn)
+{
+    const struct ig_http_server *srv = conn->srv;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv->max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, HTTP_H2_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, srv->max_header_bytes},
+    };
+    nghttp2_session_callbacks *cbs = h2_callbacks();
+    int rv;
+
+    if (cbs == NULL)
+        return IG_ERR_NOMEM;
+    rv = nghttp2_session_server_new3(&conn->h2, cbs, conn, NULL, &h2_mem);
+    nghttp2_session_callbacks_del(cbs);
+    if (rv != 0)
+        return IG_ERR_NOMEM;
+    conn->proto = HTTP_PROTO_H2;
+    if (nghttp2_submit_settings(conn->h2, NGHTTP2_FLAG_NONE, iv, IG_ARRAY_SIZE(iv)) != 0 ||
+        nghttp2_session_set_local_window_size(conn->h2, NGHTTP2_FLAG_NONE, 0,
+                                              HTTP_H2_CONN_WINDOW) != 0)
+        return IG_ERR_NOMEM;
+    if (srv->draining)
+        ig_http_h2_drain(conn);
+    return 0;
+}
+
+void ig_http_h2_free(struct http_conn *conn)
+{
+    nghttp2_session_del(conn->h2);
+    conn->h2 = NULL;
+}
+
+/* Send what nghttp2 has; close when the session is over. */
+static void h2_send(struct http_conn *conn)
+{
+    int rv = nghttp2_session_send(conn->h2);
+
+    if (rv != 0) {
+        ig_log(IG_LOG_DEBUG, "http: %s: h2 send: %s", conn->peer, nghttp2_strerror(rv));
+        ig_http_conn_close(conn);
+        return;
+    }
+    if (!nghttp2_session_want_read(conn->h2) && !nghttp2_session_want_write(conn->h2))
+        ig_http_conn_finish(conn);
+}
+
+void ig_http_h2_process(struct http_conn *conn)
+{
+    struct evbuffer *in = bufferevent_get_input(conn->bev);
+
+    while (conn->state == HTTP_CONN_OPEN && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        ssize_t n;
+
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            break;
+        n = nghttp2_session_mem_recv(conn->h2, v.iov_base, v.iov_len);
+        if (n < 0) {
+            ig_log(IG_LOG_DEBUG, "http: %s: h2 receive: %s", conn->peer, nghttp2_strerror((int)n));
+            ig_http_conn_finish(conn); /* flush a GOAWAY nghttp2 may have queued */
+            return;
+        }
+        evbuffer_drain(in, (size_t)n);
+    }
+    if (conn->state == HTTP_CONN_OPEN)
+        h2_send(conn);
+}
+
+int ig_http_h2_flush(struct http_conn *conn)
+{
+    int rv = nghttp2_session_send(conn->h2);
+
+    if (rv != 0) {
+        ig_http_conn_close(conn);
+        return 0;
+    }
+    return !nghttp2_session_want_write(conn->h2);
+}
+
+void ig_http_h2_on_timeout(struct http_conn *conn)
+{
+    nghttp2_session_terminate_session(conn->h2, NGHTTP2_NO_ERROR);
+    ig_http_conn_finish(conn);
+}
+
+void ig_http_h2_drain(struct http_conn *conn)
+{
+    if (conn->h2_drain != 0)
+        return;
+    nghttp2_submit_shutdown_notice(conn->h2);
+    nghttp2_submit_ping(conn->h2, NGHTTP2_FLAG_NONE, NULL);
+    conn->h2_drain = 1;
+    ig_http_conn_kick(conn);
+}
+
+void ig_http_h2_forget(struct ig_http_req *req)
+{
+    struct http_conn *conn = req->conn;
+
+    if (conn->h2 != NULL && req->stream_id > 0)
+        nghttp2_session_set_stream_user_data(conn->h2, req->stream_id, NULL);
+}
+
+static nghttp2_nv h2_nv(const char *name, const char *value)
+{
+    nghttp2_nv nv = {
+        .name = (uint8_t *)(uintptr_t)name,
+        .value = (uint8_t *)(uintptr_t)value,
+        .namelen = strlen(name),
+        .valuelen = strlen(value),
+        .flags = NGHTTP2_NV_FLAG_NONE,
+    };
+
+    return nv;
+}
+
+/* Lowercase copies of the names go into <names> (sized by the caller). */
+static size_t h2_user_headers(nghttp2_nv *nva, char *names, const struct ig_http_hdr *hdrs,
+                              size_t nhdrs)
+{
+    size_t nn = 0;
+
+    for (size_t i = 0; i < nhdrs; i++) {
+        const char *name = hdrs[i].name, *value = hdrs[i].value;
+        size_t len;
+
+        if (name == NULL || value == NULL || name[0] == '\0' || name[0] == ':')
+            continue;
+        len = strlen(name);
+        if (ig_http_hdr_reserved(name, len) || strpbrk(value, "\r\n") != NULL)
+            continue;
+        for (size_t k = 0; k <= len; k++)
+            names[k] = (char)(name[k] >= 'A' && name[k] <= 'Z' ? name[k] + 32 : name[k]);
+        nva[nn++] = h2_nv(names, value);
+        names += len + 1;
+    }
+    return nn;
+}
+
+void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                        size_t nhdrs, char *body, size_t len)
+{
+    struct http_conn *conn = req->conn;
+    nghttp2_data_provider prd = {.source.ptr = req, .read_callback = h2_on_read_body};
+    nghttp2_nv *nva = ig_xmalloc((nhdrs + 3) * sizeof(*nva));
+    size_t names_len = 1, nn = 0;
+    char sbuf[8], lbuf[24], *names;
+    int rv;
+
+    for (size_t i = 0; i < nhdrs; i++)
+        names_len += hdrs[i].name != NULL ? strlen(hdrs[i].name) + 1 : 0;
+    names = ig_xmalloc(names_len);
+    if (status == 204 || status == 304 || req->head) {
+        free(body);
+        body = NULL;
+        if (!req->head)
+            len = 0;
+    }
+    snprintf(sbuf, sizeof(sbuf), "%d", status);
+    snprintf(lbuf, sizeof(lbuf), "%zu", len);
+    nva[nn++] = h2_nv(":status", sbuf);
+    nn += h2_user_headers(nva + nn, names, hdrs, nhdrs);
+    if (status != 204 && status != 304)
+        nva[nn++] = h2_nv("content-length", lbuf);
+    nva[nn++] = h2_nv("x-amzn-requestid", req->id);
+    req->state = HTTP_REQ_ANSWERED;
+    req->resp_body = body;
+    req->resp_len = body != NULL ? len : 0;
+    req->resp_off = 0;
+    ig_buf_clear(&req->body); /* the request body is no longer needed */
+    if (nghttp2_session_find_stream(conn->h2, req->stream_id) == NULL)
+        rv = NGHTTP2_ERR_STREAM_CLOSED;
+    else
+        rv = nghttp2_submit_response(conn->h2, req->stream_id, nva, nn,
+                                     req->resp_len > 0 ? &prd : NULL);
+    free(names);
+    free(nva);
+    if (rv == NGHTTP2_ERR_STREAM_CLOSED) {
+        ig_http_req_free(req);
+    } else if (rv != 0) {
+        ig_log(IG_LOG_DEBUG, "http: %s: h2 response on stream %d: %s", conn->peer, req->stream_id,
+               nghttp2_strerror(rv));
+        nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+    }
+    ig_http_conn_kick(conn);
+}

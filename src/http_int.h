@@ -1,0 +1,262 @@
+/*
+ * http_int.h - private to http_server.c, http_h1.c and http_h2.c.
+ *
+ * Ownership: the server owns its connections (srv->conns while open,
+ * srv->dead between ig_http_conn_close() and the sweep that frees them); a
+ * connection owns its requests (conn->reqs). A request handed to the gateway
+ * (HTTP_REQ_DISPATCHED) is unlinked and freed by ig_http_respond(), by the
+ * close path (after the close callback), or detached (req->conn = NULL) when
+ * its connection goes away without a close callback set; a detached request
+ * is freed by the late ig_http_respond().
+ *
+ * Nothing that a libevent or nghttp2 callback may still be using is freed
+ * in place: ig_http_conn_close() marks the connection dead, unhooks its
+ * bufferevent and queues it; server_on_sweep frees it from a fresh event.
+ */
+#ifndef INFERGATE_HTTP_INT_H
+#define INFERGATE_HTTP_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <http_parser.h>
+
+#include "infergate/buf.h"
+#include "infergate/http.h"
+
+struct bufferevent;
+struct event;
+struct evconnlistener;
+struct nghttp2_session;
+struct ssl_ctx_st;
+
+/* Output bytes pending in a bufferevent above which h2 stops generating
+ * frames and h1 stops parsing further pipelined requests. */
+#define HTTP_OUT_WATERMARK (1u << 20)
+/* Input bytes buffered before libevent stops reading the socket. */
+#define HTTP_READ_HIGH (256u << 10)
+/* How long a closing connection may take to flush its last bytes and to see
+ * the client's EOF (lingering close) before it is cut. */
+#define HTTP_LINGER_US 2000000u
+/* Header fields per request (a second cap beside the byte cap). */
+#define HTTP_MAX_HEADERS 512u
+/* HTTP/2 initial windows: per stream and per connection. */
+#define HTTP_H2_STREAM_WINDOW (1 << 20)
+#define HTTP_H2_CONN_WINDOW (16 << 20)
+
+enum http_proto {
+    HTTP_PROTO_UNKNOWN = 0, /* cleartext, waiting for enough bytes to tell */
+    HTTP_PROTO_TLS,         /* TLS handshake in progress */
+    HTTP_PROTO_H1,
+    HTTP_PROTO_H2,
+};
+
+enum http_conn_state {
+    HTTP_CONN_OPEN = 0,
+    HTTP_CONN_CLOSING, /* flushing a last response / GOAWAY, input discarded */
+    HTTP_CONN_LINGER,  /* output flushed, waiting (bounded) for the client's EOF */
+    HTTP_CONN_DEAD,    /* queued for the sweep; no I/O any more */
+};
+
+enum http_req_state {
+    HTTP_REQ_HEADERS = 0, /* receiving the header block */
+    HTTP_REQ_BODY,        /* receiving the body */
+    HTTP_REQ_DISPATCHED,  /* handed to the gateway, awaiting ig_http_respond() */
+    HTTP_REQ_ANSWERED,    /* h2: response submitted, DATA still being sent */
+};
+
+/* Why a request is answered by the module instead of the gateway. */
+enum http_req_err {
+    HTTP_REQ_ERR_NONE = 0,
+    HTTP_REQ_ERR_BODY_TOOBIG,   /* 413 */
+    HTTP_REQ_ERR_HEADER_TOOBIG, /* 431 */
+    HTTP_REQ_ERR_NOMEM,         /* 503 */
+};
+
+struct http_hdr_off {
+    uint32_t name; /* offsets into req->hbuf.data */
+    uint32_t value;
+};
+
+struct http_conn;
+
+struct ig_http_req {
+    struct http_conn *conn; /* NULL once detached */
+    TAILQ_ENTRY(ig_http_req) link;
+    enum http_req_state state;
+    enum http_req_err err;
+    bool h2;
+    bool keep_alive;   /* h1: the client allows another request after this one */
+    bool http10;       /* h1: the request said HTTP/1.0 */
+    bool head;         /* HEAD: the response has no body */
+    uint8_t h1_last;   /* h1 parser: which kind of callback came last (http_h1.c) */
+    int32_t stream_id; /* h2 */
+    uint64_t start_us;
+    uint64_t declared_len; /* Content-Length, valid when has_declared_len */
+    bool has_declared_len;
+    char id[37];
+    const char *method; /* static (h1) or into hbuf (h2), set when headers end */
+    const char *path;   /* into hbuf or static "/" */
+    /* Header block: NUL-terminated names and values back to back; offsets
+     * in hoff, resolved into hdrs when the block ends (hbuf no longer grows). */
+    struct ig_buf hbuf;
+    struct http_hdr_off *hoff;
+    size_t nhdr, hoff_cap;
+    struct ig_http_hdr *hdrs;
+    size_t hdr_bytes;      /* names + values (+ target) seen, against the cap */
+    int64_t url_off;       /* h1 target / h2 :path in hbuf; -1 none */
+    int64_t method_off;    /* h2 :method */
+    int64_t authority_off; /* h2 :authority */
+    struct ig_buf body;
+    ig_http_close_cb *close_cb;
+    void *close_arg;
+    /* h2 response body being sent (owned) */
+    char *resp_body;
+    size_t resp_len, resp_off;
+};
+
+TAILQ_HEAD(http_req_list, ig_http_req);
+
+struct http_conn {
+    struct ig_http_server *srv;
+    TAILQ_ENTRY(http_conn) link; /* srv->conns, or srv->dead once DEAD */
+    struct bufferevent *bev;
+    struct event *ev_timer; /* the one deadline: idle, header, closing or linger */
+    struct event *ev_kick;  /* run conn processing later in this loop turn */
+    enum http_proto proto;
+    enum http_conn_state state;
+    bool tls;
+    bool eof;      /* the client closed its side */
+    bool h1_close; /* h1: close after the current response */
+    int h2_drain;  /* 0 none, 1 shutdown notice + PING sent, 2 final GOAWAY sent */
+    uint64_t accepted_us;
+    uint64_t first_byte_us;     /* UNKNOWN: when the first byte came; 0 none */
+    uint64_t idle_since_us;     /* when conn->reqs last became empty */
+    uint64_t last_read_us;      /* when bytes last came in */
+    uint64_t close_deadline_us; /* CLOSING / LINGER */
+    uint64_t deadline_us;       /* what ev_timer is armed for; 0 = not armed */
+    struct http_req_list reqs;  /* h1: at most one */
+    char peer[64];
+    http_parser parser;
+    struct nghttp2_session *h2;
+};
+
+TAILQ_HEAD(http_conn_list, http_conn);
+
+struct ig_http_server {
+    struct event_base *base;
+    struct evconnlistener *lst;
+    struct ssl_ctx_st *ssl_ctx; /* NULL: cleartext */
+    ig_http_request_cb *on_request;
+    void *arg;
+    uint32_t max_connections;
+    uint32_t max_streams;
+    uint32_t max_header_bytes;
+    uint64_t max_body;
+    uint64_t idle_us;   /* 0 = never */
+    uint64_t header_us; /* 0 = never */
+    uint16_t port;
+    bool draining;
+    uint32_t nconns;  /* conns + dead */
+    uint32_t nactive; /* requests in HTTP_REQ_DISPATCHED */
+    struct http_conn_list conns, dead;
+    struct event *ev_sweep;
+    int64_t date_sec; /* second cached in date */
+    char date[40];    /* IMF-fixdate */
+};
+
+/* --- http_server.c: requests --- */
+
+/* A fresh request on <conn> (appended to conn->reqs), HEADERS state. */
+struct ig_http_req *ig_http_req_new(struct http_conn *conn);
+/* Unlink <req> from its connection (if any) and free it with its buffers. */
+void ig_http_req_free(struct ig_http_req *req);
+/* The peer is gone for <req> (stream closed or connection lost): a request
+ * the gateway holds gets its close callback and is freed, or, without one,
+ * is detached and waits for the gateway's ig_http_respond(); any other is
+ * freed. */
+void ig_http_req_gone(struct ig_http_req *req);
+
+/*
+ * Building the header block. Every function returns 0, IG_ERR_TOOBIG (a cap
+ * was hit: the caller answers 431) or IG_ERR_NOMEM. Bytes appended with
+ * ig_http_req_hdr_append() count against max_header_bytes; separators do not.
+ *   _field: a new field starts (its name is appended next)
+ *   _value: the name ended, its value is appended next
+ *   _sep:   end the current string (value or h1 target)
+ */
+int ig_http_req_hdr_append(struct ig_http_req *req, const char *p, size_t n);
+int ig_http_req_hdr_field(struct ig_http_req *req);
+int ig_http_req_hdr_value(struct ig_http_req *req);
+int ig_http_req_hdr_sep(struct ig_http_req *req);
+/* A whole field at once (h2). */
+int ig_http_req_add_header(struct ig_http_req *req, const char *name, size_t nlen,
+                           const char *value, size_t vlen);
+/* A pseudo-header (h2): the value is stored (not listed among the headers)
+ * and its offset saved in *<off> when <off> is non-NULL and still -1. */
+int ig_http_req_add_pseudo(struct ig_http_req *req, const char *name, size_t nlen,
+                           const char *value, size_t vlen, int64_t *off);
+/* Resolve offsets into req->hdrs, method (h2), head (h2) and path once the
+ * block is complete. 0 or IG_ERR_NOMEM. */
+int ig_http_req_end_headers(struct ig_http_req *req);
+/* Append received body bytes. 0, IG_ERR_TOOBIG (413), IG_ERR_NOMEM. */
+int ig_http_req_add_body(struct ig_http_req *req, const char *data, size_t len);
+/* Hand <req> to the gateway. */
+void ig_http_req_dispatch(struct ig_http_req *req);
+/* Answer a request the module rejects (413, 431, 503 per req->err). */
+void ig_http_req_reject(struct ig_http_req *req);
+
+/* --- http_server.c: connections --- */
+
+/* Mark <conn> dead and queue it for the sweep (idempotent). */
+void ig_http_conn_close(struct http_conn *conn);
+/* Flush what is queued, then close (lingering close). */
+void ig_http_conn_finish(struct http_conn *conn);
+/* Run conn processing later in this loop turn. */
+void ig_http_conn_kick(struct http_conn *conn);
+/* The cached Date header value. */
+const char *ig_http_server_date(struct ig_http_server *srv);
+/* Reason phrase for <status>. */
+const char *ig_http_status_reason(int status);
+/* 1 when <name> (of <len> bytes) is a header the module writes itself or a
+ * hop-by-hop one (content-length, connection, ...). */
+int ig_http_hdr_reserved(const char *name, size_t len);
+
+/* --- http_h1.c --- */
+
+void ig_http_h1_start(struct http_conn *conn);
+/* Parse buffered input and dispatch requests while allowed. */
+void ig_http_h1_process(struct http_conn *conn);
+/* 1 while a request waits for the gateway's response. */
+int ig_http_h1_busy(const struct http_conn *conn);
+/* The header deadline passed (<headers>) or the body stalled: 408 and
+ * close. */
+void ig_http_h1_on_stall(struct http_conn *conn, bool headers);
+/* Write the response (ig_http_respond after the common checks). */
+void ig_http_h1_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                        size_t nhdrs, char *body, size_t len);
+/* stop_accepting: close when idle, else close after the current response. */
+void ig_http_h1_drain(struct http_conn *conn);
+
+/* --- http_h2.c --- */
+
+/* Create the nghttp2 session and queue our SETTINGS. 0 or IG_ERR_NOMEM
+ * (the caller closes the connection). */
+int ig_http_h2_start(struct http_conn *conn);
+/* Feed buffered input to nghttp2, then send what it has. */
+void ig_http_h2_process(struct http_conn *conn);
+/* CLOSING: write what nghttp2 still has; 1 when nothing more is to come. */
+int ig_http_h2_flush(struct http_conn *conn);
+/* Idle or header deadline passed: GOAWAY and close. */
+void ig_http_h2_on_timeout(struct http_conn *conn);
+void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                        size_t nhdrs, char *body, size_t len);
+/* stop_accepting: shutdown notice + PING now, final GOAWAY on the PING ack. */
+void ig_http_h2_drain(struct http_conn *conn);
+/* Forget <req> in the session's stream table (req is being freed). */
+void ig_http_h2_forget(struct ig_http_req *req);
+/* Delete the session (no callbacks run). */
+void ig_http_h2_free(struct http_conn *conn);
+
+#endif /* INFERGATE_HTTP_INT_H */

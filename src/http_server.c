@@ -1,0 +1,1198 @@
+/*
+ * http_server.c - listener, connection lifecycle, requests and responses
+ * common to both protocols. Protocol specifics live in http_h1.c
+ * (http-parser) and http_h2.c (nghttp2); see http_int.h for ownership.
+ *
+ * Every connection is driven by conn_process(), called from its bufferevent
+ * read/write callbacks, from its kick event (a response was queued, parsing
+ * may resume) and from its timer. A connection moves OPEN -> CLOSING (flush
+ * the last response or GOAWAY, discard input) -> LINGER (half-close
+ * and wait for the client's EOF, so that unread request bytes do not turn
+ * into a RST that destroys the response) -> DEAD (queued; freed by the sweep
+ * event, never inside a callback that may still hold it).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include "http_int.h"
+#include "infergate/common.h"
+
+#define HTTP_DEFAULT_STREAMS 100u
+#define HTTP_DEFAULT_HEADER_BYTES 65536u
+#define HTTP_DEFAULT_BODY 6291456u
+#define HTTP_ERROR_MSG_MAX 1024
+#define HTTP_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define HTTP_PREFACE_LEN 24
+#define HTTP_BACKLOG 1024
+
+enum conn_timer {
+    CONN_TIMER_NONE = 0,
+    CONN_TIMER_IDLE,
+    CONN_TIMER_HEADER,
+    CONN_TIMER_BODY, /* h1: no byte of a request body for idle_us */
+    CONN_TIMER_CLOSE,
+};
+
+static void conn_process(struct http_conn *conn);
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                      */
+
+static void http_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void http_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* A UUID v4 in lowercase hex; OpenSSL's DRBG, falling back to the clock
+ * only if it fails (ids must be unique, not secret). */
+static void http_make_id(char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    static uint64_t fallback;
+    unsigned char b[16];
+    size_t o = 0;
+
+    if (RAND_bytes(b, sizeof(b)) != 1) {
+        uint64_t x = ig_now_us() ^ (++fallback * 0x9e3779b97f4a7c15ull);
+
+        for (size_t i = 0; i < sizeof(b); i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            b[i] = (unsigned char)x;
+        }
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    for (size_t i = 0; i < sizeof(b); i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+const char *ig_http_status_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 424:
+        return "Failed Dependency";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
+    }
+}
+
+int ig_http_hdr_reserved(const char *name, size_t len)
+{
+    static const char *const reserved[] = {
+        "content-length",   "transfer-encoding", "connection", "date",
+        "x-amzn-requestid", "keep-alive",        "upgrade",    "proxy-connection",
+    };
+
+    for (size_t i = 0; i < IG_ARRAY_SIZE(reserved); i++)
+        if (strlen(reserved[i]) == len && strncasecmp(reserved[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
+const char *ig_http_server_date(struct ig_http_server *srv)
+{
+    static const char days[][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct timeval tv;
+    struct tm tm;
+    time_t t;
+
+    if (event_base_gettimeofday_cached(srv->base, &tv) != 0)
+        gettimeofday(&tv, NULL);
+    if ((int64_t)tv.tv_sec == srv->date_sec)
+        return srv->date;
+    t = tv.tv_sec;
+    gmtime_r(&t, &tm);
+    snprintf(srv->date, sizeof(srv->date), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+             days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+             tm.tm_hour, tm.tm_min, tm.tm_sec);
+    srv->date_sec = (int64_t)tv.tv_sec;
+    return srv->date;
+}
+
+/* ------------------------------------------------------------------ */
+/* requests                                                           */
+
+struct ig_http_req *ig_http_req_new(struct http_conn *conn)
+{
+    struct ig_http_server *srv = conn->srv;
+    struct ig_http_req *req = ig_xcalloc(1, sizeof(*req));
+
+    req->conn = conn;
+    req->h2 = conn->proto == HTTP_PROTO_H2;
+    req->state = HTTP_REQ_HEADERS;
+    req->start_us = ig_now_us();
+    req->url_off = req->method_off = req->authority_off = -1;
+    /* room for the counted bytes plus two NULs per field and a "host" */
+    ig_buf_init(&req->hbuf, (size_t)srv->max_header_bytes + 2 * HTTP_MAX_HEADERS + 64);
+    ig_buf_init(&req->body, (size_t)srv->max_body);
+    http_make_id(req->id);
+    TAILQ_INSERT_TAIL(&conn->reqs, req, link);
+    return req;
+}
+
+static void req_unlink(struct ig_http_req *req)
+{
+    struct http_conn *conn = req->conn;
+
+    if (conn == NULL)
+        return;
+    if (req->h2)
+        ig_http_h2_forget(req);
+    TAILQ_REMOVE(&conn->reqs, req, link);
+    if (TAILQ_EMPTY(&conn->reqs))
+        conn->idle_since_us = ig_now_us();
+    req->conn = NULL;
+}
+
+void ig_http_req_free(struct ig_http_req *req)
+{
+    if (req == NULL)
+        return;
+    req_unlink(req);
+    ig_buf_clear(&req->hbuf);
+    ig_buf_clear(&req->body);
+    free(req->hoff);
+    free(req->hdrs);
+    free(req->resp_body);
+    free(req);
+}
+
+void ig_http_req_gone(struct ig_http_req *req)
+{
+    if (req->state != HTTP_REQ_DISPATCHED) {
+        ig_http_req_free(req);
+        return;
+    }
+    req->conn->srv->nactive--;
+    if (req->close_cb != NULL) {
+        req->close_cb(req, req->close_arg);
+        ig_http_req_free(req);
+        return;
+    }
+    req_unlink(req);
+}
+
+/* Count <n> bytes against the header cap and store them. */
+static int req_hdr_store(struct ig_http_req *req, const char *p, size_t n)
+{
+    if (n > req->conn->srv->max_header_bytes - req->hdr_bytes)
+        return IG_ERR_TOOBIG;
+    req->hdr_bytes += n;
+    return ig_buf_append(&req->hbuf, p, n);
+}
+
+int ig_http_req_hdr_append(struct ig_http_req *req, const char *p, size_t n)
+{
+    return req_hdr_store(req, p, n);
+}
+
+int ig_http_req_hdr_sep(struct ig_http_req *req)
+{
+    return ig_buf_append_char(&req->hbuf, '\0');
+}
+
+int ig_http_req_hdr_field(struct ig_http_req *req)
+{
+    if (req->nhdr >= HTTP_MAX_HEADERS)
+        return IG_ERR_TOOBIG;
+    if (req->nhdr == req->hoff_cap) {
+        size_t cap = req->hoff_cap ? req->hoff_cap * 2 : 16;
+        void *p = ig_try_realloc(req->hoff, cap * sizeof(*req->hoff));
+
+        if (p == NULL)
+            return IG_ERR_NOMEM;
+        req->hoff = p;
+        req->hoff_cap = cap;
+    }
+    req->hoff[req->nhdr].name = (uint32_t)req->hbuf.len;
+    req->hoff[req->nhdr].value = UINT32_MAX;
+    req->nhdr++;
+    return 0;
+}
+
+int ig_http_req_hdr_value(struct ig_http_req *req)
+{
+    int rv = ig_http_req_hdr_sep(req);
+
+    if (rv == 0)
+        req->hoff[req->nhdr - 1].value = (uint32_t)req->hbuf.len;
+    return rv;
+}
+
+int ig_http_req_add_header(struct ig_http_req *req, const char *name, size_t nlen,
+                           const char *value, size_t vlen)
+{
+    int rv;
+
+    if ((rv = ig_http_req_hdr_field(req)) != 0 || (rv = req_hdr_store(req, name, nlen)) != 0 ||
+        (rv = ig_http_req_hdr_value(req)) != 0 || (rv = req_hdr_store(req, value, vlen)) != 0)
+        return rv;
+    return ig_http_req_hdr_sep(req);
+}
+
+int ig_http_req_add_pseudo(struct ig_http_req *req, const char *name, size_t nlen,
+                           const char *value, size_t vlen, int64_t *off)
+{
+    int64_t at = (int64_t)req->hbuf.len;
+    int rv;
+
+    /* the name is counted, not stored */
+    if (nlen > req->conn->srv->max_header_bytes - req->hdr_bytes)
+        return IG_ERR_TOOBIG;
+    req->hdr_bytes += nlen;
+    (void)name;
+    if ((rv = req_hdr_store(req, value, vlen)) != 0 || (rv = ig_http_req_hdr_sep(req)) != 0)
+        return rv;
+    if (off != NULL && *off < 0)
+        *off = at;
+    return 0;
+}
+
+/* Point req->path at the path of the target <url> (in hbuf, cut in place). */
+static void req_set_path(struct ig_http_req *req, char *url)
+{
+    struct http_parser_url u;
+    size_t len = strlen(url);
+
+    if (url[0] == '/') {
+        url[strcspn(url, "?#")] = '\0';
+        req->path = url;
+        return;
+    }
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(url, len, 0, &u) == 0 && (u.field_set & (1 << UF_PATH))) {
+        url[u.field_data[UF_PATH].off + u.field_data[UF_PATH].len] = '\0';
+        req->path = url + u.field_data[UF_PATH].off;
+        return;
+    }
+    req->path = len > 0 && url[0] == '*' ? url : "/";
+}
+
+int ig_http_req_end_headers(struct ig_http_req *req)
+{
+    char *base = req->hbuf.data;
+    size_t n = 0;
+
+    req->hdrs = ig_try_malloc((req->nhdr + 1) * sizeof(*req->hdrs));
+    if (req->hdrs == NULL)
+        return IG_ERR_NOMEM;
+    for (size_t i = 0; i < req->nhdr; i++) {
+        if (req->hoff[i].value == UINT32_MAX)
+            continue; /* a name without value cannot come from either parser */
+        req->hdrs[n].name = base + req->hoff[i].name;
+        req->hdrs[n].value = base + req->hoff[i].value;
+        n++;
+    }
+    req->nhdr = n;
+    if (req->h2 && req->authority_off >= 0 && ig_http_req_header(req, "host") == NULL) {
+        req->hdrs[req->nhdr].name = "host";
+        req->hdrs[req->nhdr].value = base + req->authority_off;
+        req->nhdr++;
+    }
+    if (req->h2) {
+        req->method = req->method_off >= 0 ? base + req->method_off : "";
+        req->head = strcmp(req->method, "HEAD") == 0;
+    }
+    if (req->url_off >= 0)
+        req_set_path(req, base + req->url_off);
+    else
+        req->path = "/";
+    return 0;
+}
+
+int ig_http_req_add_body(struct ig_http_req *req, const char *data, size_t len)
+{
+    return ig_buf_append(&req->body, data, len);
+}
+
+void ig_http_req_dispatch(struct ig_http_req *req)
+{
+    struct ig_http_server *srv = req->conn->srv;
+
+    req->state = HTTP_REQ_DISPATCHED;
+    srv->nactive++;
+    srv->on_request(req, srv->arg);
+}
+
+void ig_http_req_reject(struct ig_http_req *req)
+{
+    const struct ig_http_server *srv = req->conn->srv;
+
+    switch (req->err) {
+    case HTTP_REQ_ERR_BODY_TOOBIG:
+        if (req->has_declared_len)
+            ig_http_respond_error(req, 413, "ValidationError",
+                                  "Request body of %llu bytes exceeds the maximum of %llu bytes.",
+                                  (unsigned long long)req->declared_len,
+                                  (unsigned long long)srv->max_body);
+        else
+            ig_http_respond_error(req, 413, "ValidationError",
+                                  "Request body exceeds the maximum of %llu bytes.",
+                                  (unsigned long long)srv->max_body);
+        return;
+    case HTTP_REQ_ERR_HEADER_TOOBIG:
+        ig_http_respond_error(req, 431, "ValidationError",
+                              "Request header fields exceed the maximum of %u bytes.",
+                              srv->max_header_bytes);
+        return;
+    case HTTP_REQ_ERR_NOMEM:
+    case HTTP_REQ_ERR_NONE:
+        break;
+    }
+    ig_http_respond_error(req, 503, "ServiceUnavailable",
+                          "Out of memory while receiving the request.");
+}
+
+const char *ig_http_req_method(const struct ig_http_req *req)
+{
+    return req->method != NULL ? req->method : "";
+}
+
+const char *ig_http_req_path(const struct ig_http_req *req)
+{
+    return req->path != NULL ? req->path : "/";
+}
+
+const char *ig_http_req_header(const struct ig_http_req *req, const char *name)
+{
+    if (req->hdrs == NULL)
+        return NULL;
+    for (size_t i = 0; i < req->nhdr; i++)
+        if (strcasecmp(req->hdrs[i].name, name) == 0)
+            return req->hdrs[i].value;
+    return NULL;
+}
+
+const struct ig_http_hdr *ig_http_req_headers(const struct ig_http_req *req, size_t *n)
+{
+    *n = req->hdrs != NULL ? req->nhdr : 0;
+    return req->hdrs;
+}
+
+const char *ig_http_req_body(const struct ig_http_req *req, size_t *len)
+{
+    if (len != NULL)
+        *len = req->body.len;
+    return req->body.data != NULL ? req->body.data : "";
+}
+
+const char *ig_http_req_proto(const struct ig_http_req *req)
+{
+    return req->h2 ? "h2" : "http/1.1";
+}
+
+const char *ig_http_req_id(const struct ig_http_req *req)
+{
+    return req->id;
+}
+
+void ig_http_req_set_close_cb(struct ig_http_req *req, ig_http_close_cb *cb, void *arg)
+{
+    req->close_cb = cb;
+    req->close_arg = arg;
+}
+
+void ig_http_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                     size_t nhdrs, char *body, size_t len)
+{
+    struct http_conn *conn = req->conn;
+
+    if (status < 200 || status > 999) {
+        ig_log(IG_LOG_ERROR, "http: response status %d is not a final status; sending 500", status);
+        status = 500;
+    }
+    if (req->state == HTTP_REQ_DISPATCHED && conn != NULL)
+        conn->srv->nactive--;
+    if (conn == NULL || conn->state != HTTP_CONN_OPEN) {
+        /* nobody to answer any more (detached, or the connection is
+         * going away); the close path no longer counts this request */
+        free(body);
+        ig_http_req_free(req);
+        return;
+    }
+    if (body == NULL)
+        len = 0;
+    if (req->h2)
+        ig_http_h2_respond(req, status, hdrs, nhdrs, body, len);
+    else
+        ig_http_h1_respond(req, status, hdrs, nhdrs, body, len);
+}
+
+/* {"message":"<msg>"}; a message that is not valid UTF-8 has its non-ASCII
+ * bytes replaced so that the body stays valid JSON. */
+static char *http_error_body(char *msg, size_t *len)
+{
+    json_t *obj = json_object();
+    json_t *str = json_string(msg);
+    char *out;
+    size_t n;
+
+    if (str == NULL) {
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        str = json_string(msg);
+    }
+    if (obj == NULL || str == NULL || json_object_set_new(obj, "message", str) != 0) {
+        json_decref(obj);
+        *len = strlen("{\"message\":null}");
+        return ig_xstrdup("{\"message\":null}");
+    }
+    n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+    out = ig_xmalloc(n + 1);
+    n = json_dumpb(obj, out, n, JSON_COMPACT);
+    out[n] = '\0';
+    json_decref(obj);
+    *len = n;
+    return out;
+}
+
+void ig_http_respond_error(struct ig_http_req *req, int status, const char *type, const char *fmt,
+                           ...)
+{
+    char msg[HTTP_ERROR_MSG_MAX];
+    struct ig_http_hdr hdrs[2] = {
+        {"Content-Type", "application/json"},
+        {"x-amzn-ErrorType", type},
+    };
+    va_list ap;
+    char *body;
+    size_t len;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    body = http_error_body(msg, &len);
+    ig_http_respond(req, status, hdrs, IG_ARRAY_SIZE(hdrs), body, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* connections                                                        */
+
+void ig_http_conn_kick(struct http_conn *conn)
+{
+    if (conn->state != HTTP_CONN_DEAD)
+        event_active(conn->ev_kick, EV_TIMEOUT, 0);
+}
+
+void ig_http_conn_close(struct http_conn *conn)
+{
+    struct ig_http_server *srv = conn->srv;
+
+    if (conn->state == HTTP_CONN_DEAD)
+        return;
+    conn->state = HTTP_CONN_DEAD;
+    bufferevent_setcb(conn->bev, NULL, NULL, NULL, NULL);
+    bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+    event_del(conn->ev_timer);
+    event_del(conn->ev_kick);
+    TAILQ_REMOVE(&srv->conns, conn, link);
+    TAILQ_INSERT_TAIL(&srv->dead, conn, link);
+    event_active(srv->ev_sweep, EV_TIMEOUT, 0);
+}
+
+void ig_http_conn_finish(struct http_conn *conn)
+{
+    if (conn->state != HTTP_CONN_OPEN)
+        return;
+    conn->state = HTTP_CONN_CLOSING;
+    conn->close_deadline_us = ig_now_us() + HTTP_LINGER_US;
+    /* reading stays on: input is discarded and EOF noticed */
+    if (!conn->eof)
+        bufferevent_enable(conn->bev, EV_READ);
+    ig_http_conn_kick(conn);
+}
+
+/* Free <conn> now. Requests the gateway holds get their close callback. */
+static void conn_destroy(struct http_conn *conn)
+{
+    struct ig_http_req *req;
+
+    conn->state = HTTP_CONN_DEAD;
+    /* one at a time: a close callback may answer (and free) other requests */
+    while ((req = TAILQ_FIRST(&conn->reqs)) != NULL)
+        ig_http_req_gone(req);
+    ig_http_h2_free(conn);
+    bufferevent_free(conn->bev);
+    event_free(conn->ev_timer);
+    event_free(conn->ev_kick);
+    conn->srv->nconns--;
+    free(conn);
+}
+
+static void server_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct ig_http_server *srv = arg;
+    struct http_conn *conn;
+
+    (void)fd;
+    (void)what;
+    while ((conn = TAILQ_FIRST(&srv->dead)) != NULL) {
+        TAILQ_REMOVE(&srv->dead, conn, link);
+        conn_destroy(conn);
+    }
+}
+
+/* Which deadline applies to <conn> now, and when it is. */
+static enum conn_timer conn_deadline(const struct http_conn *conn, uint64_t *deadline)
+{
+    const struct ig_http_server *srv = conn->srv;
+    const struct ig_http_req *req;
+    uint64_t start = 0;
+
+    *deadline = 0;
+    if (conn->state == HTTP_CONN_CLOSING || conn->state == HTTP_CONN_LINGER) {
+        *deadline = conn->close_deadline_us;
+        return CONN_TIMER_CLOSE;
+    }
+    if (conn->state != HTTP_CONN_OPEN)
+        return CONN_TIMER_NONE;
+    if (conn->proto == HTTP_PROTO_TLS)
+        start = conn->accepted_us;
+    else if (conn->proto == HTTP_PROTO_UNKNOWN)
+        start = conn->first_byte_us;
+    TAILQ_FOREACH(req, &conn->reqs, link)
+    if (req->state == HTTP_REQ_HEADERS && (start == 0 || req->start_us < start))
+        start = req->start_us;
+    if (start != 0 && srv->header_us != 0) {
+        *deadline = start + srv->header_us;
+        return CONN_TIMER_HEADER;
+    }
+    /* h1 holds the whole connection while one body trickles in */
+    req = TAILQ_FIRST(&conn->reqs);
+    if (conn->proto == HTTP_PROTO_H1 && req != NULL && req->state == HTTP_REQ_BODY &&
+        srv->idle_us != 0) {
+        *deadline = conn->last_read_us + srv->idle_us;
+        return CONN_TIMER_BODY;
+    }
+    if (TAILQ_EMPTY(&conn->reqs) && srv->idle_us != 0) {
+        *deadline = conn->idle_since_us + srv->idle_us;
+        return CONN_TIMER_IDLE;
+    }
+    return CONN_TIMER_NONE;
+}
+
+static void conn_arm_timer(struct http_conn *conn)
+{
+    uint64_t deadline, now, delta;
+    struct timeval tv;
+
+    conn_deadline(conn, &deadline);
+    if (deadline == conn->deadline_us)
+        return;
+    conn->deadline_us = deadline;
+    if (deadline == 0) {
+        evtimer_del(conn->ev_timer);
+        return;
+    }
+    now = ig_now_us();
+    delta = deadline > now ? deadline - now : 0;
+    tv.tv_sec = (time_t)(delta / 1000000u);
+    tv.tv_usec = (suseconds_t)(delta % 1000000u);
+    evtimer_add(conn->ev_timer, &tv);
+}
+
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_conn *conn = arg;
+    uint64_t deadline;
+    enum conn_timer kind = conn_deadline(conn, &deadline);
+
+    (void)fd;
+    (void)what;
+    conn->deadline_us = 0;
+    if (kind == CONN_TIMER_NONE || deadline > ig_now_us()) {
+        conn_arm_timer(conn);
+        return;
+    }
+    ig_log(IG_LOG_DEBUG, "http: %s: %s timeout", conn->peer,
+           kind == CONN_TIMER_IDLE     ? "idle"
+           : kind == CONN_TIMER_HEADER ? "header"
+           : kind == CONN_TIMER_BODY   ? "body"
+                                       : "close");
+    if (kind == CONN_TIMER_CLOSE || conn->proto == HTTP_PROTO_UNKNOWN ||
+        conn->proto == HTTP_PROTO_TLS || (kind == CONN_TIMER_IDLE && conn->proto == HTTP_PROTO_H1))
+        ig_http_conn_close(conn);
+    else if (conn->proto == HTTP_PROTO_H2)
+        ig_http_h2_on_timeout(conn);
+    else
+        ig_http_h1_on_stall(conn, kind == CONN_TIMER_HEADER);
+    conn_process(conn);
+}
+
+static void conn_on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_process(arg);
+}
+
+/* Cleartext: the HTTP/2 preface picks h2, anything else h1. */
+static void conn_detect(struct http_conn *conn)
+{
+    struct evbuffer *in = bufferevent_get_input(conn->bev);
+    size_t n = evbuffer_get_length(in);
+    char head[HTTP_PREFACE_LEN];
+
+    if (n == 0)
+        return;
+    if (conn->first_byte_us == 0)
+        conn->first_byte_us = ig_now_us();
+    if (n > HTTP_PREFACE_LEN)
+        n = HTTP_PREFACE_LEN;
+    evbuffer_copyout(in, head, n);
+    if (memcmp(head, HTTP_PREFACE, n) != 0) {
+        ig_http_h1_start(conn);
+        return;
+    }
+    if (n < HTTP_PREFACE_LEN)
+        return; /* could still be either */
+    if (ig_http_h2_start(conn) != 0) {
+        ig_log(IG_LOG_DEBUG, "http: %s: cannot start an HTTP/2 session", conn->peer);
+        ig_http_conn_close(conn);
+    }
+}
+
+static void conn_process_open(struct http_conn *conn)
+{
+    if (conn->proto == HTTP_PROTO_UNKNOWN)
+        conn_detect(conn);
+    if (conn->state != HTTP_CONN_OPEN)
+        return;
+    if (conn->proto == HTTP_PROTO_H1)
+        ig_http_h1_process(conn);
+    else if (conn->proto == HTTP_PROTO_H2)
+        ig_http_h2_process(conn);
+}
+
+static void conn_discard_input(struct http_conn *conn)
+{
+    struct evbuffer *in = bufferevent_get_input(conn->bev);
+
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/*
+ * CLOSING: once the last bytes are out, half-close (cleartext) and linger
+ * until the client's EOF: closing a socket with unread input makes the
+ * kernel send a RST, which can destroy the response (or GOAWAY) the client
+ * has not read yet. Over TLS the client closes on its own after the
+ * response's Connection: close or the GOAWAY.
+ */
+static void conn_step_closing(struct http_conn *conn)
+{
+    conn_discard_input(conn);
+    if (conn->proto == HTTP_PROTO_H2 &&
+        (!ig_http_h2_flush(conn) || conn->state != HTTP_CONN_CLOSING))
+        return;
+    if (evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
+        return;
+    if (conn->eof) {
+        ig_http_conn_close(conn);
+        return;
+    }
+    if (!conn->tls)
+        shutdown(bufferevent_getfd(conn->bev), SHUT_WR);
+    conn->state = HTTP_CONN_LINGER;
+    conn->close_deadline_us = ig_now_us() + HTTP_LINGER_US;
+}
+
+static void conn_process(struct http_conn *conn)
+{
+    if (conn->state == HTTP_CONN_OPEN)
+        conn_process_open(conn);
+    if (conn->state == HTTP_CONN_CLOSING)
+        conn_step_closing(conn);
+    if (conn->state == HTTP_CONN_LINGER) {
+        conn_discard_input(conn);
+        if (conn->eof)
+            ig_http_conn_close(conn);
+    }
+    if (conn->state != HTTP_CONN_DEAD)
+        conn_arm_timer(conn);
+}
+
+static void conn_on_read(struct bufferevent *bev, void *arg)
+{
+    struct http_conn *conn = arg;
+
+    (void)bev;
+    conn->last_read_us = ig_now_us();
+    conn_process(conn);
+}
+
+static void conn_on_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_process(arg);
+}
+
+static void conn_tls_ready(struct http_conn *conn)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(conn->bev);
+    const unsigned char *alpn = NULL;
+    unsigned int alen = 0;
+
+    SSL_get0_alpn_selected(ssl, &alpn, &alen);
+    if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
+        if (ig_http_h2_start(conn) != 0) {
+            ig_log(IG_LOG_DEBUG, "http: %s: cannot start an HTTP/2 session", conn->peer);
+            ig_http_conn_close(conn);
+            return;
+        }
+    } else {
+        ig_http_h1_start(conn);
+    }
+    conn_process(conn);
+}
+
+static void conn_log_error(struct http_conn *conn, short what)
+{
+    unsigned long e = conn->tls ? bufferevent_get_openssl_error(conn->bev) : 0;
+    char buf[256];
+
+    if (e != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        ig_log(IG_LOG_DEBUG, "http: %s: TLS error: %s", conn->peer, buf);
+    } else if (what & BEV_EVENT_ERROR) {
+        ig_log(IG_LOG_DEBUG, "http: %s: connection error: %s", conn->peer,
+               evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    } else {
+        ig_log(IG_LOG_DEBUG, "http: %s: client closed the connection", conn->peer);
+    }
+}
+
+static void conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct http_conn *conn = arg;
+
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        conn_tls_ready(conn);
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+        return;
+    conn->eof = true;
+    if (ig_log_min_level <= IG_LOG_DEBUG)
+        conn_log_error(conn, what);
+    if (what & BEV_EVENT_ERROR) {
+        ig_http_conn_close(conn);
+        return;
+    }
+    if (conn->state == HTTP_CONN_OPEN && conn->proto == HTTP_PROTO_H1) {
+        /* a half-close: answer what was received in full, unless the
+         * gateway is still working on it (then the client is gone) */
+        conn_process(conn);
+        if (conn->state == HTTP_CONN_OPEN) {
+            if (ig_http_h1_busy(conn))
+                ig_http_conn_close(conn);
+            else
+                ig_http_conn_finish(conn);
+        }
+        return;
+    }
+    if (conn->state == HTTP_CONN_OPEN)
+        ig_http_conn_close(conn);
+    else
+        conn_process(conn); /* CLOSING: finish flushing, then close */
+}
+
+static void conn_peer_name(struct http_conn *conn, const struct sockaddr *sa)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+        evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+        evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(conn->peer, sizeof(conn->peer), "%s:%u", host, port);
+}
+
+static struct bufferevent *server_new_bev(struct ig_http_server *srv, evutil_socket_t fd)
+{
+    const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    struct bufferevent *bev;
+    SSL *ssl;
+
+    if (srv->ssl_ctx == NULL)
+        return bufferevent_socket_new(srv->base, fd, opts);
+    ssl = SSL_new(srv->ssl_ctx);
+    if (ssl == NULL)
+        return NULL;
+    bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, opts);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+static void server_on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
+                             int salen, void *arg)
+{
+    struct ig_http_server *srv = arg;
+    struct http_conn *conn;
+    int one = 1;
+
+    (void)lst;
+    (void)salen;
+    if (srv->max_connections != 0 && srv->nconns >= srv->max_connections) {
+        ig_log(IG_LOG_DEBUG, "http: connection limit %u reached; closing a new connection",
+               srv->max_connections);
+        evutil_closesocket(fd);
+        return;
+    }
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    conn = ig_xcalloc(1, sizeof(*conn));
+    conn->srv = srv;
+    conn->tls = srv->ssl_ctx != NULL;
+    conn->proto = conn->tls ? HTTP_PROTO_TLS : HTTP_PROTO_UNKNOWN;
+    conn->accepted_us = conn->idle_since_us = conn->last_read_us = ig_now_us();
+    TAILQ_INIT(&conn->reqs);
+    conn_peer_name(conn, sa);
+    conn->bev = server_new_bev(srv, fd);
+    conn->ev_timer = evtimer_new(srv->base, conn_on_timer, conn);
+    conn->ev_kick = event_new(srv->base, -1, 0, conn_on_kick, conn);
+    if (conn->bev == NULL || conn->ev_timer == NULL || conn->ev_kick == NULL) {
+        ig_log(IG_LOG_WARN, "http: %s: cannot set up the connection", conn->peer);
+        if (conn->bev != NULL)
+            bufferevent_free(conn->bev);
+        else
+            evutil_closesocket(fd);
+        if (conn->ev_timer != NULL)
+            event_free(conn->ev_timer);
+        if (conn->ev_kick != NULL)
+            event_free(conn->ev_kick);
+        free(conn);
+        return;
+    }
+    bufferevent_setcb(conn->bev, conn_on_read, conn_on_write, conn_on_event, conn);
+    bufferevent_setwatermark(conn->bev, EV_READ, 0, HTTP_READ_HIGH);
+    bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+    TAILQ_INSERT_TAIL(&srv->conns, conn, link);
+    srv->nconns++;
+    conn_arm_timer(conn);
+}
+
+static void server_on_accept_error(struct evconnlistener *lst, void *arg)
+{
+    (void)lst;
+    (void)arg;
+    ig_log(IG_LOG_WARN, "http: accept failed: %s",
+           evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+/* ------------------------------------------------------------------ */
+/* server                                                             */
+
+static int server_on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char protos[] = "\x02h2\x08http/1.1";
+
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto((unsigned char **)out, outlen, protos, sizeof(protos) - 1, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void server_ssl_err(char *err, size_t errlen, const char *what, const char *path)
+{
+    char buf[256] = "unknown error";
+    unsigned long e = ERR_get_error();
+
+    if (e != 0)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    http_errf(err, errlen, "%s %s: %s", what, path, buf);
+}
+
+static int server_tls_init(struct ig_http_server *srv, const struct ig_http_server_conf *conf,
+                           char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (ctx == NULL) {
+        http_errf(err, errlen, "cannot create a TLS context");
+        return IG_ERR_NOMEM;
+    }
+    srv->ssl_ctx = ctx;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* TLS 1.2 suites acceptable to HTTP/2 (RFC 7540 9.2.2) */
+    SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
+    if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert) != 1) {
+        server_ssl_err(err, errlen, "cannot load certificate", conf->tls_cert);
+        return IG_ERR_CONFIG;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        server_ssl_err(err, errlen, "cannot use private key", conf->tls_key);
+        return IG_ERR_CONFIG;
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, server_on_alpn, NULL);
+    return 0;
+}
+
+/* evutil_parse_sockaddr_port() refuses port 0 but takes a bare host (port
+ * 0): "HOST:0" is parsed as "HOST". */
+static int server_parse_addr(const char *listen, struct sockaddr_storage *ss, int *sslen)
+{
+    const char *colon = strrchr(listen, ':');
+    char host[128];
+    size_t hlen;
+
+    if (colon == NULL || strspn(colon + 1, "0") != strlen(colon + 1) || colon[1] == '\0')
+        return evutil_parse_sockaddr_port(listen, (struct sockaddr *)ss, sslen);
+    hlen = (size_t)(colon - listen);
+    /* an IPv6 host must be bracketed, an IPv4 one has no colon */
+    if (hlen == 0 || hlen >= sizeof(host) ||
+        (listen[hlen - 1] != ']' && memchr(listen, ':', hlen) != NULL))
+        return -1;
+    memcpy(host, listen, hlen);
+    host[hlen] = '\0';
+    return evutil_parse_sockaddr_port(host, (struct sockaddr *)ss, sslen);
+}
+
+static int server_listen(struct ig_http_server *srv, const char *listen, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int sslen = (int)sizeof(ss);
+    socklen_t blen = sizeof(ss);
+
+    memset(&ss, 0, sizeof(ss));
+    if (listen == NULL || server_parse_addr(listen, &ss, &sslen) != 0) {
+        http_errf(err, errlen, "invalid listen address \"%s\" (want HOST:PORT, numeric host)",
+                  listen ? listen : "");
+        return IG_ERR_CONFIG;
+    }
+    srv->lst =
+        evconnlistener_new_bind(srv->base, server_on_accept, srv,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                HTTP_BACKLOG, (struct sockaddr *)&ss, sslen);
+    if (srv->lst == NULL) {
+        http_errf(err, errlen, "cannot listen on %s: %s", listen,
+                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return IG_ERR_IO;
+    }
+    evconnlistener_set_error_cb(srv->lst, server_on_accept_error);
+    if (getsockname(evconnlistener_get_fd(srv->lst), (struct sockaddr *)&ss, &blen) == 0)
+        srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)(void *)&ss)->sin_port);
+    return 0;
+}
+
+static void server_copy_conf(struct ig_http_server *srv, const struct ig_http_server_conf *conf)
+{
+    srv->max_connections = conf->max_connections;
+    srv->max_streams =
+        conf->max_concurrent_streams ? conf->max_concurrent_streams : HTTP_DEFAULT_STREAMS;
+    srv->max_header_bytes =
+        conf->max_header_list_size ? conf->max_header_list_size : HTTP_DEFAULT_HEADER_BYTES;
+    srv->max_body = conf->max_body_bytes ? conf->max_body_bytes : HTTP_DEFAULT_BODY;
+    srv->idle_us = conf->idle_timeout_ms * 1000u;
+    srv->header_us = conf->header_timeout_ms * 1000u;
+    /* http-parser's own cap on a header block (process-wide, compiled in
+     * at 80 KiB) must not undercut ours; it also counts CRLFs and ": " */
+    if (srv->max_header_bytes > HTTP_MAX_HEADER_SIZE / 2)
+        http_parser_set_max_header_size(2 * srv->max_header_bytes + 8192);
+}
+
+int ig_http_server_new(struct event_base *base, const struct ig_http_server_conf *conf,
+                       ig_http_request_cb *on_request, void *arg, struct ig_http_server **out,
+                       char *err, size_t errlen)
+{
+    struct ig_http_server *srv = ig_xcalloc(1, sizeof(*srv));
+    int rv;
+
+    *out = NULL;
+    srv->base = base;
+    srv->on_request = on_request;
+    srv->arg = arg;
+    srv->date_sec = -1;
+    TAILQ_INIT(&srv->conns);
+    TAILQ_INIT(&srv->dead);
+    server_copy_conf(srv, conf);
+    srv->ev_sweep = event_new(base, -1, 0, server_on_sweep, srv);
+    if (srv->ev_sweep == NULL) {
+        http_errf(err, errlen, "cannot create an event");
+        rv = IG_ERR_NOMEM;
+        goto fail;
+    }
+    if (conf->tls_cert != NULL && conf->tls_cert[0] != '\0' && conf->tls_key != NULL &&
+        conf->tls_key[0] != '\0' && (rv = server_tls_init(srv, conf, err, errlen)) != 0)
+        goto fail;
+    if ((rv = server_listen(srv, conf->listen, err, errlen)) != 0)
+        goto fail;
+    *out = srv;
+    return 0;
+fail:
+    ig_http_server_free(srv);
+    return rv;
+}
+
+uint16_t ig_http_server_port(const struct ig_http_server *srv)
+{
+    return srv->port;
+}
+
+void ig_http_server_stop_accepting(struct ig_http_server *srv)
+{
+    struct http_conn *conn, *next;
+
+    if (srv->draining)
+        return;
+    srv->draining = true;
+    if (srv->lst != NULL) {
+        evconnlistener_free(srv->lst);
+        srv->lst = NULL;
+    }
+    for (conn = TAILQ_FIRST(&srv->conns); conn != NULL; conn = next) {
+        next = TAILQ_NEXT(conn, link);
+        if (conn->state != HTTP_CONN_OPEN)
+            continue;
+        if (conn->proto == HTTP_PROTO_H1)
+            ig_http_h1_drain(conn);
+        else if (conn->proto == HTTP_PROTO_H2)
+            ig_http_h2_drain(conn);
+        else
+            ig_http_conn_close(conn);
+    }
+}
+
+uint32_t ig_http_server_active_requests(const struct ig_http_server *srv)
+{
+    return srv->nactive;
+}
+
+uint32_t ig_http_server_connections(const struct ig_http_server *srv)
+{
+    return srv->nconns;
+}
+
+void ig_http_server_free(struct ig_http_server *srv)
+{
+    struct http_conn *conn;
+
+    if (srv == NULL)
+        return;
+    if (srv->lst != NULL)
+        evconnlistener_free(srv->lst);
+    while ((conn = TAILQ_FIRST(&srv->conns)) != NULL) {
+        TAILQ_REMOVE(&srv->conns, conn, link);
+        conn_destroy(conn);
+    }
+    while ((conn = TAILQ_FIRST(&srv->dead)) != NULL) {
+        TAILQ_REMOVE(&srv->dead, conn, link);
+        conn_destroy(conn);
+    }
+    if (srv->ev_sweep != NULL)
+        event_free(srv->ev_sweep);
+    SSL_CTX_free(srv->ssl_ctx);
+    free(srv);
+}

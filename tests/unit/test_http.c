@@ -1,0 +1,1528 @@
+/*
+ * test_http.c - the HTTP front end to end over loopback sockets.
+ *
+ * The server runs on this thread's event_base (pumped by pump_until());
+ * clients run in a helper thread with blocking sockets and only record
+ * what they saw: every assertion happens on this thread after the client
+ * thread is joined. HTTP/2 clients are nghttp2 client sessions; TLS uses a
+ * self-signed certificate made with the openssl CLI in a temp directory.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+
+#include "infergate/common.h"
+#include "infergate/http.h"
+
+#define MAX_BODY 1000
+#define MAX_HEADERS 2048
+#define HEADER_TIMEOUT_MS 200
+#define IDLE_TIMEOUT_MS 400
+#define MAX_CONNS 4
+#define ASYNC_DELAY_US 30000
+#define MAX_LATER 64
+
+/* ------------------------------------------------------------------ */
+/* server side (this thread)                                          */
+
+struct later {
+    struct ig_http_req *req;
+    struct event *ev;
+    bool closed;
+};
+
+static struct {
+    struct event_base *base;
+    struct ig_http_server *srv;
+    struct event *tick;
+    uint16_t port;
+    int requests;
+    int closes;
+    int closes_at_last_request;
+    uint32_t max_active;
+    char order[64]; /* last path character of each request, in dispatch order */
+    char last_id[40];
+    struct later *laters[MAX_LATER];
+    int nlater;
+} S;
+
+static void on_close(struct ig_http_req *req, void *arg)
+{
+    struct later *l = arg;
+
+    (void)req;
+    S.closes++;
+    if (l != NULL)
+        l->closed = true;
+}
+
+static void echo(struct ig_http_req *req)
+{
+    size_t len;
+    const char *body = ig_http_req_body(req, &len);
+    const char *test = ig_http_req_header(req, "x-test");
+    char *copy = len ? malloc(len) : NULL;
+    struct ig_http_hdr h[4] = {
+        {"X-Path", ig_http_req_path(req)},
+        {"X-Method", ig_http_req_method(req)},
+        {"X-Proto", ig_http_req_proto(req)},
+        {"X-Test", test},
+    };
+
+    if (len)
+        memcpy(copy, body, len);
+    ig_http_respond(req, 200, h, test ? 4 : 3, copy, len);
+}
+
+static void on_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct later *l = arg;
+
+    (void)fd;
+    (void)what;
+    if (!l->closed) {
+        l->closed = true;
+        echo(l->req);
+    }
+}
+
+static void on_request(struct ig_http_req *req, void *arg)
+{
+    const char *path = ig_http_req_path(req);
+    size_t n = strlen(path);
+    uint32_t active = ig_http_server_active_requests(S.srv);
+
+    (void)arg;
+    S.requests++;
+    S.closes_at_last_request = S.closes;
+    if (active > S.max_active)
+        S.max_active = active;
+    if (strlen(S.order) + 1 < sizeof(S.order))
+        S.order[strlen(S.order)] = n ? path[n - 1] : '?';
+    snprintf(S.last_id, sizeof(S.last_id), "%s", ig_http_req_id(req));
+    if (strncmp(path, "/async", 6) == 0 && S.nlater < MAX_LATER) {
+        struct later *l = calloc(1, sizeof(*l));
+        struct timeval tv = {0, ASYNC_DELAY_US};
+
+        l->req = req;
+        l->ev = evtimer_new(S.base, on_later, l);
+        S.laters[S.nlater++] = l;
+        ig_http_req_set_close_cb(req, on_close, l);
+        evtimer_add(l->ev, &tv);
+    } else if (strcmp(path, "/hang") == 0) {
+        ig_http_req_set_close_cb(req, on_close, NULL);
+    } else if (strcmp(path, "/err") == 0) {
+        ig_http_respond_error(req, 404, "ValidationError", "No \"route\"\nhere: %s", "\xc3\xa9");
+    } else if (strcmp(path, "/err2") == 0) {
+        ig_http_respond_error(req, 400, "ValidationError", "bad %s", "\xff\x41");
+    } else if (strcmp(path, "/drain") == 0) {
+        ig_http_server_stop_accepting(S.srv);
+        echo(req);
+    } else {
+        echo(req);
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+static int start_server(const char *cert, const char *key)
+{
+    struct ig_http_server_conf conf = {
+        .listen = "127.0.0.1:0",
+        .tls_cert = cert,
+        .tls_key = key,
+        .max_connections = MAX_CONNS,
+        .max_concurrent_streams = 16,
+        .max_header_list_size = MAX_HEADERS,
+        .max_body_bytes = MAX_BODY,
+        .idle_timeout_ms = IDLE_TIMEOUT_MS,
+        .header_timeout_ms = HEADER_TIMEOUT_MS,
+    };
+    struct timeval tv = {0, 2000};
+    char err[256] = "";
+    int rv;
+
+    memset(&S, 0, sizeof(S));
+    S.base = event_base_new();
+    rv = ig_http_server_new(S.base, &conf, on_request, NULL, &S.srv, err, sizeof(err));
+    if (rv != 0) {
+        fprintf(stderr, "server: %s\n", err);
+        return rv;
+    }
+    S.port = ig_http_server_port(S.srv);
+    S.tick = event_new(S.base, -1, EV_PERSIST, on_tick, NULL);
+    event_add(S.tick, &tv);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return start_server(NULL, NULL);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ig_http_server_free(S.srv);
+    for (int i = 0; i < S.nlater; i++) {
+        event_free(S.laters[i]->ev);
+        if (!S.laters[i]->closed) /* detached: answered into the void */
+            ig_http_respond(S.laters[i]->req, 500, NULL, 0, NULL, 0);
+        free(S.laters[i]);
+    }
+    event_free(S.tick);
+    event_base_free(S.base);
+    return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    return ig_now_us() / 1000u;
+}
+
+/* Run the loop until cond() holds or <ms> pass. */
+static bool pump_until(bool (*cond)(void *), void *arg, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+
+    while (!cond(arg)) {
+        if (now_ms() > end)
+            return false;
+        event_base_loop(S.base, EVLOOP_ONCE);
+    }
+    return true;
+}
+
+static bool cond_never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+static void pump_for(unsigned ms)
+{
+    pump_until(cond_never, NULL, ms);
+}
+
+struct runner {
+    void (*fn)(void *);
+    void *arg;
+    atomic_int done;
+};
+
+static void *runner_main(void *p)
+{
+    struct runner *r = p;
+
+    r->fn(r->arg);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+static bool runner_done(void *p)
+{
+    return atomic_load(&((struct runner *)p)->done) != 0;
+}
+
+/* Run <fn>(<arg>) in a client thread while this thread serves. */
+static void run_client(void (*fn)(void *), void *arg)
+{
+    struct runner r = {.fn = fn, .arg = arg};
+    pthread_t t;
+
+    assert_int_equal(pthread_create(&t, NULL, runner_main, &r), 0);
+    assert_true(pump_until(runner_done, &r, 15000));
+    pthread_join(t, NULL);
+    pump_for(20); /* let the server see closes */
+}
+
+/* ------------------------------------------------------------------ */
+/* raw clients (client thread)                                        */
+
+struct cl {
+    int fd;
+    SSL *ssl;
+    char buf[1 << 16];
+    size_t len;
+    bool eof;
+};
+
+static int cl_connect(struct cl *c, uint16_t port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct timeval tv = {3, 0};
+    int one = 1;
+
+    memset(c, 0, sizeof(*c));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    /* small writes (a PING ACK) must not wait for the server's delayed ACK */
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+        int e = errno;
+
+        close(c->fd);
+        c->fd = -1;
+        return -e;
+    }
+    return 0;
+}
+
+static void cl_close(struct cl *c)
+{
+    if (c->ssl != NULL) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+static int cl_send(struct cl *c, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = c->ssl ? SSL_write(c->ssl, s, (int)n) : send(c->fd, s, n, MSG_NOSIGNAL);
+
+        if (k <= 0)
+            return -1;
+        s += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int cl_sends(struct cl *c, const char *s)
+{
+    return cl_send(c, s, strlen(s));
+}
+
+/* Read once more into c->buf. >0 bytes, 0 EOF, -1 error or timeout. */
+static ssize_t cl_read_more(struct cl *c)
+{
+    size_t room = sizeof(c->buf) - 1 - c->len;
+    ssize_t k;
+
+    if (room == 0)
+        return -1;
+    k = c->ssl ? SSL_read(c->ssl, c->buf + c->len, (int)room)
+               : recv(c->fd, c->buf + c->len, room, 0);
+    if (k == 0)
+        c->eof = true;
+    if (k > 0) {
+        c->len += (size_t)k;
+        c->buf[c->len] = '\0';
+    }
+    return k < 0 ? -1 : k;
+}
+
+/* Complete HTTP/1.1 responses (1xx included) at the start of c->buf. */
+static int cl_count_responses(const struct cl *c)
+{
+    size_t pos = 0;
+    int n = 0;
+
+    while (pos < c->len) {
+        const char *head = c->buf + pos, *end = strstr(head, "\r\n\r\n"), *cl;
+        size_t body = 0;
+
+        if (end == NULL)
+            break;
+        cl = strcasestr(head, "\r\ncontent-length: ");
+        if (strncmp(head, "HTTP/1.1 1", 10) != 0 && cl != NULL && cl < end)
+            body = strtoul(cl + 18, NULL, 10);
+        if ((size_t)(end + 4 - c->buf) + body > c->len)
+            break;
+        pos = (size_t)(end + 4 - c->buf) + body;
+        n++;
+    }
+    return n;
+}
+
+static int cl_read_responses(struct cl *c, int n)
+{
+    while (cl_count_responses(c) < n)
+        if (cl_read_more(c) <= 0)
+            return -1;
+    return 0;
+}
+
+static int cl_read_eof(struct cl *c)
+{
+    ssize_t k;
+
+    while ((k = cl_read_more(c)) > 0)
+        ;
+    return k == 0 ? 0 : -1;
+}
+
+/* Copy the NUL-terminated <src>, cut to <cap> - 1 bytes. */
+static void copy_out(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Replace the Date value by DATE and request ids by ID, in place. */
+static void normalize(char *s)
+{
+    static const char *const keys[] = {"\r\nDate: ", "\r\nx-amzn-RequestId: "};
+    static const char *const repl[] = {"DATE", "ID"};
+
+    for (size_t k = 0; k < 2; k++) {
+        char *p = s;
+
+        while ((p = strstr(p, keys[k])) != NULL) {
+            char *v = p + strlen(keys[k]), *e = strstr(v, "\r\n");
+
+            if (e == NULL)
+                break;
+            memmove(v + strlen(repl[k]), e, strlen(e) + 1);
+            memcpy(v, repl[k], strlen(repl[k]));
+            p = v;
+        }
+    }
+}
+
+/* A script: send <send> on a fresh connection, read <nresp> responses (0:
+ * read to EOF), record everything. */
+struct script {
+    const char *send;
+    int nresp;
+    char out[8192];
+    char date[64];
+    bool eof;
+    int rc;
+    uint64_t elapsed_ms;
+};
+
+static void script_run(void *arg)
+{
+    struct script *s = arg;
+    struct cl *c = calloc(1, sizeof(*c));
+    uint64_t t0 = now_ms();
+    const char *d;
+
+    s->rc = cl_connect(c, S.port);
+    if (s->rc == 0 && s->send != NULL)
+        s->rc = cl_sends(c, s->send);
+    if (s->rc == 0)
+        s->rc = s->nresp > 0 ? cl_read_responses(c, s->nresp) : cl_read_eof(c);
+    s->elapsed_ms = now_ms() - t0;
+    s->eof = c->eof;
+    if ((d = strstr(c->buf, "\r\nDate: ")) != NULL)
+        snprintf(s->date, sizeof(s->date), "%.*s", (int)strcspn(d + 8, "\r"), d + 8);
+    copy_out(s->out, sizeof(s->out), c->buf);
+    normalize(s->out);
+    cl_close(c);
+    free(c);
+}
+
+static void run_script(struct script *s)
+{
+    run_client(script_run, s);
+}
+
+/* ------------------------------------------------------------------ */
+/* HTTP/2 client (client thread)                                      */
+
+struct h2s {
+    const char *method, *path, *body;
+    const char *hname, *hvalue; /* an extra request header */
+    const char *clen;           /* content-length to declare instead of the body's */
+    bool hold_body;             /* never send the body (data source deferred) */
+    size_t body_off;
+    int32_t id;
+    int status;
+    char hdrs[1024]; /* "name: value\n" */
+    char data[4096];
+    size_t data_len;
+    bool closed;
+    uint32_t close_err;
+};
+
+struct h2c {
+    struct cl cl;
+    nghttp2_session *s;
+    struct h2s *st;
+    size_t n;
+    int goaways;
+    int32_t goaway_last_id[4];
+};
+
+static ssize_t h2c_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    struct h2c *c = ud;
+
+    (void)s;
+    (void)flags;
+    return cl_send(&c->cl, (const char *)data, len) == 0 ? (ssize_t)len
+                                                         : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static struct h2s *h2c_stream(struct h2c *c, int32_t id)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->st[i].id == id)
+            return &c->st[i];
+    return NULL;
+}
+
+static int h2c_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                         size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+    struct h2s *st = h2c_stream(ud, f->hd.stream_id);
+    size_t used;
+
+    (void)s;
+    (void)flags;
+    if (st == NULL)
+        return 0;
+    if (nlen == 7 && memcmp(name, ":status", 7) == 0) {
+        st->status = atoi((const char *)value);
+        return 0;
+    }
+    used = strlen(st->hdrs);
+    snprintf(st->hdrs + used, sizeof(st->hdrs) - used, "%.*s: %.*s\n", (int)nlen, name, (int)vlen,
+             value);
+    return 0;
+}
+
+static int h2c_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
+                       size_t len, void *ud)
+{
+    struct h2s *st = h2c_stream(ud, id);
+
+    (void)s;
+    (void)flags;
+    if (st != NULL && st->data_len + len < sizeof(st->data)) {
+        memcpy(st->data + st->data_len, data, len);
+        st->data_len += len;
+    }
+    return 0;
+}
+
+static int h2c_on_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
+{
+    struct h2s *st = h2c_stream(ud, id);
+
+    (void)s;
+    if (st != NULL) {
+        st->closed = true;
+        st->close_err = err;
+    }
+    return 0;
+}
+
+static int h2c_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct h2c *c = ud;
+
+    (void)s;
+    if (f->hd.type == NGHTTP2_GOAWAY && c->goaways < 4)
+        c->goaway_last_id[c->goaways++] = f->goaway.last_stream_id;
+    return 0;
+}
+
+static ssize_t h2c_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
+                             uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    struct h2s *st = src->ptr;
+    size_t left = strlen(st->body) - st->body_off;
+    size_t n = left < length ? left : length;
+
+    (void)s;
+    (void)id;
+    (void)ud;
+    if (st->hold_body)
+        return NGHTTP2_ERR_DEFERRED;
+    memcpy(buf, st->body + st->body_off, n);
+    st->body_off += n;
+    if (st->body_off == strlen(st->body))
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static void h2c_open(struct h2c *c)
+{
+    nghttp2_session_callbacks *cbs;
+
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_send_callback(cbs, h2c_send);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, h2c_on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2c_on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2c_on_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2c_on_frame);
+    nghttp2_session_client_new(&c->s, cbs, c);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, NULL, 0);
+}
+
+static nghttp2_nv h2c_nv(const char *name, const char *value)
+{
+    nghttp2_nv nv = {(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)value, strlen(name),
+                     strlen(value), NGHTTP2_NV_FLAG_NONE};
+
+    return nv;
+}
+
+static void h2c_submit(struct h2c *c, struct h2s *st)
+{
+    nghttp2_nv nva[6];
+    size_t n = 0;
+    char clen[24];
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = h2c_read_body};
+
+    nva[n++] = h2c_nv(":method", st->method);
+    nva[n++] = h2c_nv(":scheme", "http");
+    nva[n++] = h2c_nv(":authority", "test.local");
+    nva[n++] = h2c_nv(":path", st->path);
+    if (st->hname != NULL)
+        nva[n++] = h2c_nv(st->hname, st->hvalue);
+    if (st->body != NULL) {
+        snprintf(clen, sizeof(clen), "%zu", strlen(st->body));
+        nva[n++] = h2c_nv("content-length", st->clen ? st->clen : clen);
+    }
+    st->id = nghttp2_submit_request(c->s, NULL, nva, n, st->body ? &prd : NULL, NULL);
+}
+
+static bool h2c_all_closed(const struct h2c *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->st[i].closed)
+            return false;
+    return true;
+}
+
+/* Exchange frames until every stream closed (or EOF when <to_eof>). */
+static int h2c_run(struct h2c *c, bool to_eof)
+{
+    for (;;) {
+        ssize_t k;
+
+        if (nghttp2_session_send(c->s) != 0)
+            return -1;
+        if (!to_eof && h2c_all_closed(c))
+            return 0;
+        c->cl.len = 0;
+        k = cl_read_more(&c->cl);
+        if (k == 0)
+            return to_eof ? 0 : -1;
+        if (k < 0 || nghttp2_session_mem_recv(c->s, (const uint8_t *)c->cl.buf, (size_t)k) < 0)
+            return -1;
+    }
+}
+
+struct h2job {
+    struct h2s st[16];
+    size_t n;
+    bool to_eof;
+    bool tls;
+    int rc;
+    int goaways;
+    int32_t goaway_last_id[4];
+    char alpn[16];
+};
+
+static SSL_CTX *client_tls_ctx(const char *alpn_wire, size_t alpn_len)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)alpn_wire, (unsigned)alpn_len);
+    return ctx;
+}
+
+/* TLS handshake on c->cl with ALPN <wire>; the selected protocol in <alpn>. */
+static int client_tls_connect(struct cl *c, const char *wire, size_t wlen, char *alpn, size_t alen)
+{
+    SSL_CTX *ctx = client_tls_ctx(wire, wlen);
+    const unsigned char *sel = NULL;
+    unsigned int slen = 0;
+    int ok;
+
+    c->ssl = SSL_new(ctx);
+    SSL_CTX_free(ctx);
+    SSL_set_fd(c->ssl, c->fd);
+    ok = SSL_connect(c->ssl) == 1;
+    SSL_get0_alpn_selected(c->ssl, &sel, &slen);
+    snprintf(alpn, alen, "%.*s", (int)slen, sel ? (const char *)sel : "");
+    return ok ? 0 : -1;
+}
+
+static void h2job_run(void *arg)
+{
+    struct h2job *j = arg;
+    struct h2c *c = calloc(1, sizeof(*c));
+
+    j->rc = cl_connect(&c->cl, S.port);
+    if (j->rc == 0 && j->tls)
+        j->rc = client_tls_connect(&c->cl, "\x02h2\x08http/1.1", 12, j->alpn, sizeof(j->alpn));
+    if (j->rc == 0) {
+        c->st = j->st;
+        c->n = j->n;
+        h2c_open(c);
+        for (size_t i = 0; i < j->n; i++)
+            h2c_submit(c, &j->st[i]);
+        j->rc = h2c_run(c, j->to_eof);
+        j->goaways = c->goaways;
+        memcpy(j->goaway_last_id, c->goaway_last_id, sizeof(j->goaway_last_id));
+        nghttp2_session_del(c->s);
+    }
+    cl_close(&c->cl);
+    free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* HTTP/1.1 tests                                                     */
+
+static void test_h1_exact_response(void **state)
+{
+    struct script s = {
+        .send = "GET /sync/a?x=1 HTTP/1.1\r\nHost: t\r\nX-Test: v1\r\n\r\n",
+        .nresp = 1,
+    };
+
+    (void)state;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_string_equal(s.out, "HTTP/1.1 200 OK\r\n"
+                               "X-Path: /sync/a\r\n"
+                               "X-Method: GET\r\n"
+                               "X-Proto: http/1.1\r\n"
+                               "X-Test: v1\r\n"
+                               "Content-Length: 0\r\n"
+                               "x-amzn-RequestId: ID\r\n"
+                               "Date: DATE\r\n"
+                               "\r\n");
+    /* IMF-fixdate, and a UUID v4 */
+    assert_int_equal(strlen(s.date), 29);
+    assert_string_equal(s.date + 25, " GMT");
+    assert_int_equal(strlen(S.last_id), 36);
+    assert_int_equal(S.last_id[14], '4');
+    assert_non_null(strchr("89ab", S.last_id[19]));
+    assert_int_equal(S.requests, 1);
+    assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+}
+
+struct two {
+    char a[2048], b[2048];
+    int rc;
+};
+
+static void keepalive_run(void *arg)
+{
+    struct two *t = arg;
+    struct cl *c = calloc(1, sizeof(*c));
+
+    t->rc = cl_connect(c, S.port);
+    if (t->rc == 0)
+        t->rc = cl_sends(c, "POST /sync/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\none");
+    if (t->rc == 0)
+        t->rc = cl_read_responses(c, 1);
+    copy_out(t->a, sizeof(t->a), c->buf);
+    c->len = 0;
+    c->buf[0] = '\0';
+    if (t->rc == 0)
+        t->rc = cl_sends(c, "POST /sync/2 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ntwo");
+    if (t->rc == 0)
+        t->rc = cl_read_responses(c, 1);
+    copy_out(t->b, sizeof(t->b), c->buf);
+    normalize(t->a);
+    normalize(t->b);
+    cl_close(c);
+    free(c);
+}
+
+static void test_h1_keepalive(void **state)
+{
+    struct two t = {.rc = -1};
+
+    (void)state;
+    run_client(keepalive_run, &t);
+    assert_int_equal(t.rc, 0);
+    assert_string_equal(t.a, "HTTP/1.1 200 OK\r\nX-Path: /sync/1\r\nX-Method: POST\r\n"
+                             "X-Proto: http/1.1\r\nContent-Length: 3\r\nx-amzn-RequestId: ID\r\n"
+                             "Date: DATE\r\n\r\none");
+    assert_string_equal(t.b, "HTTP/1.1 200 OK\r\nX-Path: /sync/2\r\nX-Method: POST\r\n"
+                             "X-Proto: http/1.1\r\nContent-Length: 3\r\nx-amzn-RequestId: ID\r\n"
+                             "Date: DATE\r\n\r\ntwo");
+    assert_int_equal(S.requests, 2);
+    assert_int_equal(ig_http_server_connections(S.srv), 0);
+}
+
+static void test_h1_pipelining_in_order(void **state)
+{
+    struct script s = {
+        .send = "POST /async/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\na"
+                "GET /sync/2 HTTP/1.1\r\nHost: t\r\n\r\n"
+                "POST /async/3 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "1\r\nc\r\n0\r\n\r\n",
+        .nresp = 3,
+    };
+
+    (void)state;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_string_equal(
+        s.out, "HTTP/1.1 200 OK\r\nX-Path: /async/1\r\nX-Method: POST\r\nX-Proto: http/1.1\r\n"
+               "Content-Length: 1\r\nx-amzn-RequestId: ID\r\nDate: DATE\r\n\r\na"
+               "HTTP/1.1 200 OK\r\nX-Path: /sync/2\r\nX-Method: GET\r\nX-Proto: http/1.1\r\n"
+               "Content-Length: 0\r\nx-amzn-RequestId: ID\r\nDate: DATE\r\n\r\n"
+               "HTTP/1.1 200 OK\r\nX-Path: /async/3\r\nX-Method: POST\r\nX-Proto: http/1.1\r\n"
+               "Content-Length: 1\r\nx-amzn-RequestId: ID\r\nDate: DATE\r\n\r\nc");
+    assert_string_equal(S.order, "123");
+    assert_int_equal(S.max_active, 1); /* one request of a connection at a time */
+}
+
+static void test_h1_413_content_length(void **state)
+{
+    struct script s = {
+        .send = "POST /sync HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n",
+    };
+
+    (void)state;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_true(s.eof);
+    assert_string_equal(
+        s.out, "HTTP/1.1 413 Payload Too Large\r\n"
+               "Content-Type: application/json\r\n"
+               "x-amzn-ErrorType: ValidationError\r\n"
+               "Content-Length: 75\r\n"
+               "x-amzn-RequestId: ID\r\n"
+               "Date: DATE\r\n"
+               "Connection: close\r\n"
+               "\r\n"
+               "{\"message\":\"Request body of 5000 bytes exceeds the maximum of 1000 bytes.\"}");
+    assert_int_equal(S.requests, 0);
+}
+
+static void test_h1_413_chunked(void **state)
+{
+    static char req[4096];
+    struct script s = {.send = req};
+    char chunk[700];
+
+    (void)state;
+    memset(chunk, 'x', sizeof(chunk) - 1);
+    chunk[sizeof(chunk) - 1] = '\0';
+    snprintf(req, sizeof(req),
+             "POST /sync HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "2bb\r\n%s\r\n2bb\r\n%s\r\n0\r\n\r\n",
+             chunk, chunk);
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_true(s.eof);
+    assert_non_null(strstr(s.out, "HTTP/1.1 413 Payload Too Large\r\n"));
+    assert_non_null(
+        strstr(s.out, "\r\n\r\n{\"message\":\"Request body exceeds the maximum of 1000 bytes.\"}"));
+    assert_int_equal(S.requests, 0);
+}
+
+static void test_h1_expect_continue(void **state)
+{
+    struct script s = {
+        .send = "POST /sync/e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                "Content-Length: 5000\r\n\r\n",
+    };
+
+    (void)state;
+    run_script(&s); /* declared too large: 413 at once, no 100 */
+    assert_int_equal(s.rc, 0);
+    assert_int_equal(strncmp(s.out, "HTTP/1.1 413 Payload Too Large\r\n", 32), 0);
+    assert_null(strstr(s.out, "100 Continue"));
+}
+
+static void expect_ok_run(void *arg)
+{
+    struct script *s = arg;
+    struct cl *c = calloc(1, sizeof(*c));
+
+    s->rc = cl_connect(c, S.port);
+    if (s->rc == 0)
+        s->rc = cl_sends(c, "POST /sync/e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                            "Content-Length: 5\r\n\r\n");
+    if (s->rc == 0)
+        s->rc = cl_read_responses(c, 1); /* the 100 comes before any body byte */
+    if (s->rc == 0)
+        s->rc = cl_sends(c, "hello");
+    if (s->rc == 0)
+        s->rc = cl_read_responses(c, 2);
+    copy_out(s->out, sizeof(s->out), c->buf);
+    normalize(s->out);
+    cl_close(c);
+    free(c);
+}
+
+static void test_h1_expect_continue_ok(void **state)
+{
+    struct script s = {.rc = -1};
+
+    (void)state;
+    run_client(expect_ok_run, &s);
+    assert_int_equal(s.rc, 0);
+    assert_string_equal(s.out, "HTTP/1.1 100 Continue\r\n\r\n"
+                               "HTTP/1.1 200 OK\r\nX-Path: /sync/e\r\nX-Method: POST\r\n"
+                               "X-Proto: http/1.1\r\nContent-Length: 5\r\nx-amzn-RequestId: ID\r\n"
+                               "Date: DATE\r\n\r\nhello");
+}
+
+static void test_h1_400_garbage(void **state)
+{
+    struct script s = {.send = "GARBAGE\r\n\r\n"};
+
+    (void)state;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_true(s.eof);
+    assert_string_equal(s.out,
+                        "HTTP/1.1 400 Bad Request\r\n"
+                        "Content-Type: application/json\r\n"
+                        "x-amzn-ErrorType: ValidationError\r\n"
+                        "Content-Length: 62\r\n"
+                        "x-amzn-RequestId: ID\r\n"
+                        "Date: DATE\r\n"
+                        "Connection: close\r\n"
+                        "\r\n"
+                        "{\"message\":\"Malformed HTTP/1.1 request: invalid HTTP method.\"}");
+    assert_int_equal(S.requests, 0);
+}
+
+static void test_h1_431_huge_headers(void **state)
+{
+    static char req[8192];
+    struct script s = {.send = req};
+    char big[3000];
+
+    (void)state;
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    snprintf(req, sizeof(req), "GET /sync HTTP/1.1\r\nHost: t\r\nX-Big: %s\r\n\r\n", big);
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_true(s.eof);
+    assert_string_equal(
+        s.out, "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+               "Content-Type: application/json\r\n"
+               "x-amzn-ErrorType: ValidationError\r\n"
+               "Content-Length: 69\r\n"
+               "x-amzn-RequestId: ID\r\n"
+               "Date: DATE\r\n"
+               "Connection: close\r\n"
+               "\r\n"
+               "{\"message\":\"Request header fields exceed the maximum of 2048 bytes.\"}");
+    assert_int_equal(S.requests, 0);
+}
+
+static void test_h1_header_timeout(void **state)
+{
+    struct script s = {.send = "GET /sync HTTP/1.1\r\nHost: t\r\n"};
+
+    (void)state;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_true(s.eof);
+    assert_string_equal(s.out,
+                        "HTTP/1.1 408 Request Timeout\r\n"
+                        "Content-Type: application/json\r\n"
+                        "x-amzn-ErrorType: ValidationError\r\n"
+                        "Content-Length: 62\r\n"
+                        "x-amzn-RequestId: ID\r\n"
+                        "Date: DATE\r\n"
+                        "Connection: close\r\n"
+                        "\r\n"
+                        "{\"message\":\"Request headers were not received within 200 ms.\"}");
+    assert_in_range(s.elapsed_ms, HEADER_TIMEOUT_MS - 10, IDLE_TIMEOUT_MS);
+    assert_int_equal(S.requests, 0);
+}
+
+static void test_h1_body_stall(void **state)
+{
+    struct script s = {.send = "POST /sync HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"};
+
+    (void)state;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_true(s.eof);
+    assert_string_equal(s.out, "HTTP/1.1 408 Request Timeout\r\n"
+                               "Content-Type: application/json\r\n"
+                               "x-amzn-ErrorType: ValidationError\r\n"
+                               "Content-Length: 61\r\n"
+                               "x-amzn-RequestId: ID\r\n"
+                               "Date: DATE\r\n"
+                               "Connection: close\r\n"
+                               "\r\n"
+                               "{\"message\":\"No request body bytes were received for 400 ms.\"}");
+    assert_in_range(s.elapsed_ms, IDLE_TIMEOUT_MS - 10, IDLE_TIMEOUT_MS + 500);
+    assert_int_equal(S.requests, 0);
+}
+
+static void test_h1_idle_timeout(void **state)
+{
+    struct script s = {.send = NULL};
+
+    (void)state;
+    run_script(&s); /* connect, send nothing, wait for EOF */
+    assert_int_equal(s.rc, 0);
+    assert_true(s.eof);
+    assert_string_equal(s.out, "");
+    assert_in_range(s.elapsed_ms, IDLE_TIMEOUT_MS - 10, IDLE_TIMEOUT_MS + 500);
+}
+
+static void test_h1_http10_closes(void **state)
+{
+    struct script s = {.send = "GET /sync/z HTTP/1.0\r\n\r\n"};
+
+    (void)state;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_true(s.eof);
+    assert_string_equal(s.out, "HTTP/1.1 200 OK\r\nX-Path: /sync/z\r\nX-Method: GET\r\n"
+                               "X-Proto: http/1.1\r\nContent-Length: 0\r\nx-amzn-RequestId: ID\r\n"
+                               "Date: DATE\r\nConnection: close\r\n\r\n");
+}
+
+static void test_h1_connection_close_and_escaping(void **state)
+{
+    struct script s = {.send = "GET /err HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"};
+
+    (void)state;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_true(s.eof);
+    assert_string_equal(s.out, "HTTP/1.1 404 Not Found\r\n"
+                               "Content-Type: application/json\r\n"
+                               "x-amzn-ErrorType: ValidationError\r\n"
+                               "Content-Length: 36\r\n"
+                               "x-amzn-RequestId: ID\r\n"
+                               "Date: DATE\r\n"
+                               "Connection: close\r\n"
+                               "\r\n"
+                               "{\"message\":\"No \\\"route\\\"\\nhere: \xc3\xa9\"}");
+}
+
+static void test_h1_invalid_utf8_message(void **state)
+{
+    struct script s = {.send = "GET /err2 HTTP/1.1\r\nHost: t\r\n\r\n", .nresp = 1};
+
+    (void)state;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_non_null(strstr(s.out, "\r\n\r\n{\"message\":\"bad ?A\"}"));
+}
+
+static void hang_run(void *arg)
+{
+    struct cl *c = calloc(1, sizeof(*c));
+
+    (void)arg;
+    if (cl_connect(c, S.port) == 0 && cl_sends(c, "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n") == 0)
+        usleep(100000);
+    cl_close(c);
+    free(c);
+}
+
+static bool cond_closed(void *arg)
+{
+    (void)arg;
+    return S.closes > 0;
+}
+
+static void test_h1_close_cb_on_disconnect(void **state)
+{
+    (void)state;
+    run_client(hang_run, NULL);
+    assert_true(pump_until(cond_closed, NULL, 2000));
+    pump_for(50);
+    assert_int_equal(S.requests, 1);
+    assert_int_equal(S.closes, 1);
+    assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+    assert_int_equal(ig_http_server_connections(S.srv), 0);
+}
+
+struct limit {
+    int rc;
+    ssize_t fifth;     /* what the 5th connection read: 0 = EOF */
+    uint64_t fifth_ms; /* how long until it was closed */
+    ssize_t after;     /* a new connection once one was freed: response bytes */
+};
+
+static void limit_run(void *arg)
+{
+    struct limit *l = arg;
+    struct cl *c = calloc(MAX_CONNS + 1, sizeof(*c));
+
+    for (int i = 0; i < MAX_CONNS && l->rc == 0; i++) {
+        l->rc = cl_connect(&c[i], S.port);
+        if (l->rc == 0)
+            l->rc = cl_sends(&c[i], "GET /sync HTTP/1.1\r\nHost: t\r\n\r\n");
+        if (l->rc == 0)
+            l->rc = cl_read_responses(&c[i], 1);
+    }
+    if (l->rc == 0 && (l->rc = cl_connect(&c[MAX_CONNS], S.port)) == 0) {
+        uint64_t t0 = now_ms();
+
+        l->fifth = cl_read_more(&c[MAX_CONNS]);
+        l->fifth_ms = now_ms() - t0;
+    }
+    cl_close(&c[MAX_CONNS]);
+    cl_close(&c[0]);
+    usleep(50000);
+    if (l->rc == 0 && (l->rc = cl_connect(&c[MAX_CONNS], S.port)) == 0 &&
+        cl_sends(&c[MAX_CONNS], "GET /sync HTTP/1.1\r\nHost: t\r\n\r\n") == 0 &&
+        cl_read_responses(&c[MAX_CONNS], 1) == 0)
+        l->after = (ssize_t)c[MAX_CONNS].len;
+    for (int i = 0; i <= MAX_CONNS; i++)
+        cl_close(&c[i]);
+    free(c);
+}
+
+static void test_max_connections(void **state)
+{
+    struct limit l = {.fifth = -2};
+
+    (void)state;
+    run_client(limit_run, &l);
+    assert_int_equal(l.rc, 0);
+    assert_int_equal(l.fifth, 0);
+    assert_true(l.fifth_ms < IDLE_TIMEOUT_MS / 2); /* closed at once, not when idle */
+    assert_true(l.after > 0);
+    assert_int_equal(S.requests, MAX_CONNS + 1);
+}
+
+struct drain1 {
+    int rc;
+    char idle[256];
+    char busy[2048];
+    bool idle_eof, busy_eof;
+    int refused;
+};
+
+static void drain_h1_run(void *arg)
+{
+    struct drain1 *d = arg;
+    struct cl *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b)), *n = calloc(1, sizeof(*n));
+
+    d->rc = cl_connect(a, S.port);
+    if (d->rc == 0)
+        d->rc = cl_sends(a, "GET /sync/a HTTP/1.1\r\nHost: t\r\n\r\n");
+    if (d->rc == 0)
+        d->rc = cl_read_responses(a, 1); /* a is now idle, kept alive */
+    a->len = 0;
+    a->buf[0] = '\0';
+    if (d->rc == 0)
+        d->rc = cl_connect(b, S.port);
+    if (d->rc == 0)
+        d->rc = cl_sends(b, "GET /drain HTTP/1.1\r\nHost: t\r\n\r\n");
+    if (d->rc == 0)
+        d->rc = cl_read_eof(b);
+    if (d->rc == 0)
+        d->rc = cl_read_eof(a);
+    d->idle_eof = a->eof;
+    d->busy_eof = b->eof;
+    copy_out(d->idle, sizeof(d->idle), a->buf);
+    copy_out(d->busy, sizeof(d->busy), b->buf);
+    normalize(d->busy);
+    d->refused = cl_connect(n, S.port);
+    cl_close(a);
+    cl_close(b);
+    cl_close(n);
+    free(a);
+    free(b);
+    free(n);
+}
+
+static void test_h1_drain(void **state)
+{
+    struct drain1 d = {.rc = -1};
+
+    (void)state;
+    run_client(drain_h1_run, &d);
+    assert_int_equal(d.rc, 0);
+    assert_true(d.idle_eof);
+    assert_string_equal(d.idle, ""); /* idle keep-alive connection just closed */
+    assert_true(d.busy_eof);
+    assert_string_equal(d.busy, "HTTP/1.1 200 OK\r\nX-Path: /drain\r\nX-Method: GET\r\n"
+                                "X-Proto: http/1.1\r\nContent-Length: 0\r\nx-amzn-RequestId: ID\r\n"
+                                "Date: DATE\r\nConnection: close\r\n\r\n");
+    assert_int_equal(d.refused, -ECONNREFUSED);
+    assert_int_equal(ig_http_server_connections(S.srv), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* HTTP/2 tests                                                       */
+
+static void test_h2_request(void **state)
+{
+    struct h2job j = {
+        .st = {{.method = "POST",
+                .path = "/sync/h2?q=1",
+                .body = "h2-body",
+                .hname = "x-test",
+                .hvalue = "v2"},
+               {.method = "GET", .path = "/err"}},
+        .n = 2,
+    };
+    char expect[256];
+
+    (void)state;
+    run_client(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.st[0].status, 200);
+    assert_int_equal(j.st[0].data_len, 7);
+    assert_memory_equal(j.st[0].data, "h2-body", 7);
+    /* the id is per request: check the shape, then the exact header list */
+    assert_non_null(strstr(j.st[0].hdrs, "x-amzn-requestid: "));
+    snprintf(expect, sizeof(expect),
+             "x-path: /sync/h2\nx-method: POST\nx-proto: h2\nx-test: v2\ncontent-length: 7\n"
+             "x-amzn-requestid: %.36s\n",
+             strstr(j.st[0].hdrs, "x-amzn-requestid: ") + 18);
+    assert_string_equal(j.st[0].hdrs, expect);
+    assert_int_equal(j.st[1].status, 404);
+    assert_int_equal(strncmp(j.st[1].hdrs,
+                             "content-type: application/json\n"
+                             "x-amzn-errortype: ValidationError\ncontent-length: 36\n",
+                             84),
+                     0);
+    assert_string_equal(j.st[1].data, "{\"message\":\"No \\\"route\\\"\\nhere: \xc3\xa9\"}");
+    assert_int_equal(S.requests, 2);
+}
+
+static void test_h2_413(void **state)
+{
+    static char big[MAX_BODY + 2];
+    struct h2job j = {
+        .st = {{.method = "POST", .path = "/sync", .body = big}},
+        .n = 1,
+    };
+
+    (void)state;
+    memset(big, 'b', sizeof(big) - 1);
+    run_client(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.st[0].status, 413);
+    assert_string_equal(j.st[0].data, "{\"message\":\"Request body of 1001 bytes exceeds the "
+                                      "maximum of 1000 bytes.\"}");
+    assert_int_equal(S.requests, 0);
+}
+
+/* The 413 goes out while the client still has a body to send: the server
+ * ends the stream with RST_STREAM(NO_ERROR) after the response. */
+static void test_h2_413_resets_sender(void **state)
+{
+    struct h2job j = {
+        .st = {{.method = "POST", .path = "/sync", .body = "", .clen = "5000", .hold_body = true}},
+        .n = 1,
+    };
+
+    (void)state;
+    run_client(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.st[0].status, 413);
+    assert_true(j.st[0].closed);
+    assert_int_equal(j.st[0].close_err, NGHTTP2_NO_ERROR);
+    assert_string_equal(j.st[0].data, "{\"message\":\"Request body of 5000 bytes exceeds the "
+                                      "maximum of 1000 bytes.\"}");
+    assert_int_equal(S.requests, 0);
+}
+
+static void test_h2_431(void **state)
+{
+    static char big[3000];
+    struct h2job j = {
+        .st = {{.method = "GET", .path = "/sync", .hname = "x-big", .hvalue = big}},
+        .n = 1,
+    };
+
+    (void)state;
+    memset(big, 'h', sizeof(big) - 1);
+    run_client(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.st[0].status, 431);
+    assert_string_equal(
+        j.st[0].data, "{\"message\":\"Request header fields exceed the maximum of 2048 bytes.\"}");
+    assert_int_equal(S.requests, 0);
+}
+
+static void test_h2_concurrent_async(void **state)
+{
+    static const char *paths[] = {"/async/a", "/async/b", "/async/c", "/async/d",
+                                  "/async/e", "/async/f", "/async/g", "/async/h"};
+    static const char *bodies[] = {"A", "BB", "CCC", "DDDD", "E", "FF", "GGG", "HHHH"};
+    struct h2job j = {.n = 8};
+
+    (void)state;
+    for (size_t i = 0; i < j.n; i++) {
+        j.st[i].method = "POST";
+        j.st[i].path = paths[i];
+        j.st[i].body = bodies[i];
+    }
+    run_client(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    for (size_t i = 0; i < j.n; i++) {
+        assert_int_equal(j.st[i].status, 200);
+        assert_string_equal(j.st[i].data, bodies[i]);
+    }
+    assert_int_equal(S.requests, 8);
+    assert_int_equal(S.max_active, 8); /* all outstanding at once */
+    assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+}
+
+static void h2_reset_run(void *arg)
+{
+    struct h2job *j = arg;
+    struct h2c *c = calloc(1, sizeof(*c));
+
+    j->rc = cl_connect(&c->cl, S.port);
+    if (j->rc == 0) {
+        c->st = j->st;
+        c->n = 1;
+        h2c_open(c);
+        h2c_submit(c, &j->st[0]); /* /hang */
+        nghttp2_session_send(c->s);
+        usleep(50000);
+        nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, j->st[0].id, NGHTTP2_CANCEL);
+        c->n = 2;
+        h2c_submit(c, &j->st[1]); /* a request after the reset, same connection */
+        j->rc = h2c_run(c, false);
+        nghttp2_session_del(c->s);
+    }
+    cl_close(&c->cl);
+    free(c);
+}
+
+static void test_h2_close_cb_on_reset(void **state)
+{
+    struct h2job j = {
+        .st = {{.method = "GET", .path = "/hang"}, {.method = "GET", .path = "/sync/after"}},
+    };
+
+    (void)state;
+    run_client(h2_reset_run, &j);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.st[1].status, 200);
+    assert_int_equal(S.requests, 2);
+    assert_int_equal(S.closes, 1);
+    assert_int_equal(S.closes_at_last_request, 1); /* fired on the reset, not at disconnect */
+    assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+}
+
+static void test_h2_drain(void **state)
+{
+    struct h2job j = {
+        .st = {{.method = "POST", .path = "/async/1", .body = "x"},
+               {.method = "GET", .path = "/drain"}},
+        .n = 2,
+        .to_eof = true,
+    };
+
+    (void)state;
+    run_client(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.st[0].status, 200); /* in flight: still answered */
+    assert_string_equal(j.st[0].data, "x");
+    assert_int_equal(j.st[1].status, 200);
+    assert_int_equal(j.goaways, 2);
+    assert_int_equal(j.goaway_last_id[0], (1u << 31) - 1); /* shutdown notice */
+    assert_int_equal(j.goaway_last_id[1], 3);              /* then the last stream */
+    assert_int_equal(ig_http_server_connections(S.srv), 0);
+}
+
+static void h2_idle_run(void *arg)
+{
+    struct h2job *j = arg;
+    uint64_t t0 = now_ms();
+
+    h2job_run(arg);
+    j->goaway_last_id[3] = (int32_t)(now_ms() - t0);
+}
+
+static void test_h2_idle_goaway(void **state)
+{
+    struct h2job j = {.st = {{.method = "GET", .path = "/sync"}}, .n = 1, .to_eof = true};
+
+    (void)state;
+    run_client(h2_idle_run, &j);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.st[0].status, 200);
+    assert_int_equal(j.goaways, 1);
+    assert_int_equal(j.goaway_last_id[0], 1);
+    assert_in_range(j.goaway_last_id[3], IDLE_TIMEOUT_MS - 10, IDLE_TIMEOUT_MS + 500);
+}
+
+/* ------------------------------------------------------------------ */
+/* TLS                                                                */
+
+static char tls_dir[64];
+
+static int tls_setup(void **state)
+{
+    char cmd[512], cert[128], key[128];
+
+    (void)state;
+    snprintf(tls_dir, sizeof(tls_dir), "/tmp/test_http.XXXXXX");
+    if (mkdtemp(tls_dir) == NULL)
+        return -1;
+    snprintf(cert, sizeof(cert), "%s/cert.pem", tls_dir);
+    snprintf(key, sizeof(key), "%s/key.pem", tls_dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s -out %s -days 1 -subj /CN=localhost >/dev/null 2>&1",
+             key, cert);
+    if (system(cmd) != 0)
+        return -1;
+    return start_server(cert, key);
+}
+
+static int tls_teardown(void **state)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tls_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tls_dir);
+    return teardown(state);
+}
+
+struct tls_h1 {
+    int rc;
+    char alpn[16];
+    char out[2048];
+};
+
+static void tls_h1_run(void *arg)
+{
+    struct tls_h1 *t = arg;
+    struct cl *c = calloc(1, sizeof(*c));
+
+    t->rc = cl_connect(c, S.port);
+    if (t->rc == 0)
+        t->rc = client_tls_connect(c, "\x08http/1.1", 9, t->alpn, sizeof(t->alpn));
+    if (t->rc == 0)
+        t->rc = cl_sends(c, "POST /sync/t HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ntls");
+    if (t->rc == 0)
+        t->rc = cl_read_responses(c, 1);
+    copy_out(t->out, sizeof(t->out), c->buf);
+    normalize(t->out);
+    cl_close(c);
+    free(c);
+}
+
+static void test_tls_alpn(void **state)
+{
+    struct h2job j = {
+        .st = {{.method = "POST", .path = "/sync/tls", .body = "over-tls"}},
+        .n = 1,
+        .tls = true,
+    };
+    struct tls_h1 t = {.rc = -1};
+
+    (void)state;
+    run_client(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    assert_string_equal(j.alpn, "h2");
+    assert_int_equal(j.st[0].status, 200);
+    assert_string_equal(j.st[0].data, "over-tls");
+    assert_non_null(strstr(j.st[0].hdrs, "x-proto: h2\n"));
+
+    run_client(tls_h1_run, &t);
+    assert_int_equal(t.rc, 0);
+    assert_string_equal(t.alpn, "http/1.1");
+    assert_string_equal(t.out, "HTTP/1.1 200 OK\r\nX-Path: /sync/t\r\nX-Method: POST\r\n"
+                               "X-Proto: http/1.1\r\nContent-Length: 3\r\nx-amzn-RequestId: ID\r\n"
+                               "Date: DATE\r\n\r\ntls");
+}
+
+static void test_bad_conf(void **state)
+{
+    struct event_base *base = event_base_new();
+    struct ig_http_server *srv = (struct ig_http_server *)1;
+    struct ig_http_server_conf conf = {.listen = "localhost:http"};
+    char err[256];
+
+    (void)state;
+    assert_int_equal(ig_http_server_new(base, &conf, on_request, NULL, &srv, err, sizeof(err)),
+                     IG_ERR_CONFIG);
+    assert_null(srv);
+    assert_string_equal(err, "invalid listen address \"localhost:http\" (want HOST:PORT, "
+                             "numeric host)");
+    conf.listen = "127.0.0.1:0";
+    conf.tls_cert = "/nonexistent/cert.pem";
+    conf.tls_key = "/nonexistent/key.pem";
+    assert_int_equal(ig_http_server_new(base, &conf, on_request, NULL, &srv, err, sizeof(err)),
+                     IG_ERR_CONFIG);
+    assert_int_equal(strncmp(err, "cannot load certificate /nonexistent/cert.pem: ", 47), 0);
+    event_base_free(base);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_h1_exact_response, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_keepalive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_pipelining_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_413_content_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_413_chunked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_expect_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_expect_continue_ok, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_400_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_431_huge_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_header_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_body_stall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_idle_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_http10_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_connection_close_and_escaping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_invalid_utf8_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_close_cb_on_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_413, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_413_resets_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_431, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_concurrent_async, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_close_cb_on_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_idle_goaway, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_alpn, tls_setup, tls_teardown),
+        cmocka_unit_test(test_bad_conf),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    ig_log_min_level = getenv("IGDEBUG") ? IG_LOG_DEBUG : IG_LOG_ERROR;
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
