@@ -1,0 +1,806 @@
+/*
+ * gateway.c - endpoints, routing, batching lanes, scatter.
+ *
+ * One request's life (all on the loop thread):
+ *
+ *   on_request -> route -> invoke: negotiate formats, decode the body into
+ *   rows (codec), enqueue the rows on the endpoint's lane for the client's
+ *   Accept (batcher), pump the lane.
+ *   pump: every due batch goes to the upstream; a timer fires at the next
+ *   delay deadline.
+ *   on_batch_done: each segment's predictions are copied into their
+ *   request by row index; a request whose rows are all answered gets its
+ *   response, in its own row order, whatever order the batches finished in.
+ *
+ * A request is referenced by its client side (until the response is sent,
+ * the client goes away or the deadline passes) and by every in-flight batch
+ * segment holding its rows, so a batch never points at freed rows.
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infergate/batcher.h"
+#include "infergate/buf.h"
+#include "infergate/codec.h"
+#include "infergate/common.h"
+#include "infergate/config.h"
+#include "infergate/gateway.h"
+#include "infergate/http.h"
+#include "infergate/metrics.h"
+#include "infergate/upstream.h"
+#include "infergate/workers.h"
+
+#define GW_ACCOUNT "000000000000"
+#define GW_METRICS_MAX ((size_t)4 << 20)
+#define GW_RESPONSE_MAX ((size_t)64 << 20)
+#define GW_DRAIN_POLL_US 10000
+
+struct gw_endpoint;
+
+/* One batcher and its flush timer: rows of one endpoint for one Accept. */
+struct gw_lane {
+    struct gw_endpoint *ep;
+    enum ig_format accept;
+    struct ig_batcher *batcher;
+    struct event *timer;
+    uint64_t timer_at; /* UINT64_MAX when not armed */
+};
+
+struct gw_endpoint {
+    struct ig_gateway *gw;
+    const struct ig_endpoint_conf *conf;
+    struct ig_upstream *up;
+    enum ig_format default_ctype;
+    enum ig_format default_accept;
+    struct gw_lane lanes[IG_FMT_COUNT];
+
+    /* metrics */
+    uint64_t requests;
+    uint64_t rows;
+    uint64_t batches[IG_FLUSH_REASON_COUNT];
+    struct ig_hist batch_rows;
+    struct ig_hist upstream_seconds;
+    struct ig_hist request_seconds;
+};
+
+struct gw_request {
+    struct ig_gateway *gw;
+    struct ig_http_req *http; /* NULL once answered or gone */
+    struct gw_lane *lane;
+    struct ig_rowset rs;
+    struct ig_pred *preds; /* rs.nrows, filled as batches finish */
+    struct ig_buf out;     /* the predictions' bytes */
+    uint32_t rows_done;
+    uint32_t refs;
+    struct event *deadline;
+    uint64_t start_us;
+};
+
+struct ig_gateway {
+    struct event_base *base;
+    const struct ig_config *cfg;
+    struct ig_workers *workers;
+    struct ig_http_server *http;
+    struct gw_endpoint *eps;
+    size_t neps;
+    int draining;
+    int drained;
+    struct event *drain_poll;
+    uint64_t drain_deadline_us;
+
+    /* metrics */
+    uint64_t responses[6]; /* by status class 1xx..5xx, index 0 unused */
+    uint64_t errors_by_type[8];
+};
+
+/* Error types the gateway answers with, their statuses and metric slots. */
+static const struct {
+    const char *type;
+    int status;
+} gw_errors[] = {
+    {"ValidationError", 400},  {"ThrottlingException", 400}, {"ModelError", 424},
+    {"ModelNotReadyException", 429}, {"InternalFailure", 500}, {"ServiceUnavailable", 503},
+    {"UnknownOperationException", 404}, {"MethodNotAllowed", 405},
+};
+
+static size_t gw_error_index(const char *type)
+{
+    for (size_t i = 0; i < IG_ARRAY_SIZE(gw_errors); i++)
+        if (strcmp(gw_errors[i].type, type) == 0)
+            return i;
+    return 4; /* InternalFailure */
+}
+
+static void gw_count_status(struct ig_gateway *gw, int status)
+{
+    if (status >= 100 && status < 600)
+        gw->responses[status / 100]++;
+}
+
+static void gw_error(struct ig_gateway *gw, struct ig_http_req *http, const char *type,
+                     const char *msg)
+{
+    size_t i = gw_error_index(type);
+
+    gw->errors_by_type[i]++;
+    gw_count_status(gw, gw_errors[i].status);
+    ig_http_respond_error(http, gw_errors[i].status, gw_errors[i].type, "%s", msg);
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+/* Not inlined: GCC's -Wuse-after-free cannot see that a caller still holds
+ * a reference across the inner unref, and warns on the inlined copy. */
+static __attribute__((noinline)) void gw_req_unref(struct gw_request *r)
+{
+    if (--r->refs > 0)
+        return;
+    ig_rowset_clear(&r->rs);
+    free(r->preds);
+    ig_buf_clear(&r->out);
+    free(r);
+}
+
+/* The client side is done with <r>: answered, gone or timed out. */
+static void gw_req_finish(struct gw_request *r)
+{
+    if (r->http) {
+        ig_http_req_set_close_cb(r->http, NULL, NULL);
+        r->http = NULL;
+    }
+    ig_batcher_cancel(r->lane->batcher, r);
+    if (r->deadline) {
+        event_free(r->deadline);
+        r->deadline = NULL;
+    }
+    /* The body belongs to the http request, which is gone now. */
+    r->rs.body = NULL;
+    gw_req_unref(r);
+}
+
+static void gw_req_fail(struct gw_request *r, const char *type, const char *msg)
+{
+    gw_error(r->gw, r->http, type, msg);
+    r->http = NULL;
+    gw_req_finish(r);
+}
+
+static void gw_req_respond(struct gw_request *r)
+{
+    struct gw_endpoint *ep = r->lane->ep;
+    struct ig_http_hdr hdrs[2];
+    struct ig_buf body;
+    char *data;
+    size_t len;
+    int rv;
+
+    ig_buf_init(&body, GW_RESPONSE_MAX);
+    rv = ig_codec_encode_response(r->lane->accept, ep->up->json_key, r->out.data, r->preds,
+                                  r->rs.nrows, &body);
+    if (rv < 0) {
+        ig_buf_clear(&body);
+        gw_req_fail(r, "InternalFailure", "The response is too large to assemble.");
+        return;
+    }
+    data = ig_buf_take(&body, &len);
+    hdrs[0].name = "Content-Type";
+    hdrs[0].value = ig_codec_format_mime(r->lane->accept);
+    hdrs[1].name = "x-Amzn-Invoked-Production-Variant";
+    hdrs[1].value = ep->conf->variant;
+    ig_hist_observe(&ep->request_seconds, (double)(ig_now_us() - r->start_us) / 1e6);
+    gw_count_status(r->gw, 200);
+    ig_http_respond(r->http, 200, hdrs, 2, data, len);
+    r->http = NULL;
+    gw_req_finish(r);
+}
+
+static void on_req_closed(struct ig_http_req *http, void *arg)
+{
+    struct gw_request *r = arg;
+
+    (void)http;
+    r->http = NULL;
+    gw_req_finish(r);
+}
+
+static void on_req_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_request *r = arg;
+    char msg[512];
+
+    (void)fd;
+    (void)what;
+    snprintf(msg, sizeof(msg),
+             "Received server error (0) from %s with message \"Your invocation timed out while "
+             "waiting for a response from container %s. Review the latency metrics for each "
+             "container in Amazon CloudWatch, resolve the issue, and try again.\".",
+             r->lane->ep->conf->variant, r->lane->ep->conf->variant);
+    gw_req_fail(r, "ModelError", msg);
+}
+
+/* ---- lanes and batches ------------------------------------------------ */
+
+static void gw_lane_pump(struct gw_lane *lane);
+
+/* Copy a finished segment's predictions into its request. */
+static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
+                       const struct ig_batch_seg *seg, uint32_t k)
+{
+    for (uint32_t i = 0; i < seg->nrows; i++) {
+        const struct ig_pred *p = &b->preds[k + i];
+        struct ig_pred *dst = &r->preds[seg->first + i];
+
+        dst->off = (uint32_t)r->out.len;
+        dst->len = p->len;
+        if (ig_buf_append(&r->out, b->out + p->off, p->len) < 0) {
+            gw_req_fail(r, "InternalFailure", "The predictions are too large to hold.");
+            return;
+        }
+    }
+    r->rows_done += seg->nrows;
+    if (r->rows_done == r->rs.nrows)
+        gw_req_respond(r);
+}
+
+static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
+{
+    uint32_t k = 0;
+
+    ig_hist_observe(&lane->ep->upstream_seconds, (double)(ig_now_us() - b->created_us) / 1e6);
+    for (uint32_t s = 0; s < b->nsegs; s++) {
+        const struct ig_batch_seg *seg = &b->segs[s];
+        struct gw_request *r = seg->owner;
+
+        if (r->http) {
+            if (b->status < 0)
+                gw_req_fail(r, b->err_type ? b->err_type : "InternalFailure",
+                            b->err_msg ? b->err_msg : ig_strerror(b->status));
+            else
+                gw_scatter(r, b, seg, k);
+        }
+        k += seg->nrows;
+        gw_req_unref(r);
+    }
+    ig_batcher_done(lane->batcher, b);
+    gw_lane_pump(lane);
+}
+
+static void on_batch_done(struct ig_batch *b, void *arg)
+{
+    gw_batch_finish(arg, b);
+}
+
+struct gw_deferred_fail {
+    struct gw_lane *lane;
+    struct ig_batch *batch;
+};
+
+static void on_deferred_fail(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_deferred_fail *d = arg;
+
+    (void)fd;
+    (void)what;
+    gw_batch_finish(d->lane, d->batch);
+    free(d);
+}
+
+static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
+{
+    struct gw_endpoint *ep = lane->ep;
+    struct gw_deferred_fail *d;
+    struct timeval now = {0, 0};
+
+    for (uint32_t s = 0; s < b->nsegs; s++)
+        ((struct gw_request *)b->segs[s].owner)->refs++;
+    ep->batches[b->reason]++;
+    ig_hist_observe(&ep->batch_rows, b->nrows);
+    if (ep->up->ops->submit_batch(ep->up, b, lane->accept, on_batch_done, lane) == 0)
+        return;
+    /* The backend is saturated: fail these rows, but not from inside pump. */
+    b->status = IG_ERR_FULL;
+    b->err_type = "ServiceUnavailable";
+    b->err_msg = ig_xstrdup("The model backend is saturated; retry later.");
+    d = ig_xmalloc(sizeof(*d));
+    d->lane = lane;
+    d->batch = b;
+    event_base_once(ep->gw->base, -1, EV_TIMEOUT, on_deferred_fail, d, &now);
+}
+
+static void on_lane_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_lane *lane = arg;
+
+    (void)fd;
+    (void)what;
+    lane->timer_at = UINT64_MAX;
+    gw_lane_pump(lane);
+}
+
+/* Send every due batch, then arm the timer for the next delay deadline. */
+static void gw_lane_pump(struct gw_lane *lane)
+{
+    uint64_t now = ig_now_us(), due;
+    struct ig_batch *b;
+
+    while ((b = ig_batcher_next(lane->batcher, now)) != NULL)
+        gw_lane_dispatch(lane, b);
+    due = ig_batcher_next_deadline(lane->batcher);
+    if (due == UINT64_MAX ||
+        ig_batcher_inflight(lane->batcher) >= lane->ep->conf->max_inflight) {
+        /* Nothing queued, or a completion will pump again. */
+        return;
+    }
+    if (due != lane->timer_at) {
+        struct timeval tv;
+        uint64_t wait = due > now ? due - now : 0;
+
+        tv.tv_sec = (time_t)(wait / 1000000u);
+        tv.tv_usec = (suseconds_t)(wait % 1000000u);
+        evtimer_add(lane->timer, &tv);
+        lane->timer_at = due;
+    }
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+static struct gw_endpoint *gw_endpoint_find(struct ig_gateway *gw, const char *name, size_t len)
+{
+    for (size_t i = 0; i < gw->neps; i++)
+        if (strlen(gw->eps[i].conf->name) == len && memcmp(gw->eps[i].conf->name, name, len) == 0)
+            return &gw->eps[i];
+    return NULL;
+}
+
+/* Header constraints from the InvokeEndpoint model (sagemaker-protocols §1.2). */
+static const char *gw_check_headers(struct ig_http_req *http, const struct gw_endpoint *ep,
+                                    char *msg, size_t msglen)
+{
+    const char *v;
+
+    v = ig_http_req_header(http, "X-Amzn-SageMaker-Custom-Attributes");
+    if (v && strlen(v) > 1024)
+        return "1 validation error detected: Value at 'customAttributes' failed to satisfy "
+               "constraint: Member must have length less than or equal to 1024";
+    v = ig_http_req_header(http, "X-Amzn-SageMaker-Inference-Id");
+    if (v && (strlen(v) < 1 || strlen(v) > 64))
+        return "1 validation error detected: Value at 'inferenceId' failed to satisfy "
+               "constraint: Member must have length between 1 and 64";
+    v = ig_http_req_header(http, "X-Amzn-SageMaker-Target-Variant");
+    if (v && strcmp(v, ep->conf->variant) != 0) {
+        snprintf(msg, msglen, "Variant %.64s not found for endpoint %s.", v, ep->conf->name);
+        return msg;
+    }
+    return NULL;
+}
+
+static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, enum ig_format *ctype,
+                        enum ig_format *accept, char *msg, size_t msglen)
+{
+    const char *ct = ig_http_req_header(http, "Content-Type");
+    const char *ac = ig_http_req_header(http, "Accept");
+
+    if (ig_codec_format_parse(ct, ep->default_ctype, ctype) < 0 ||
+        !(ep->up->formats & (1u << *ctype))) {
+        snprintf(msg, msglen,
+                 "Content type %.128s is not supported by endpoint %s. Supported content types: "
+                 "text/csv, application/json, application/jsonlines.",
+                 ct, ep->conf->name);
+        return IG_ERR_UNSUPPORTED;
+    }
+    if (ig_codec_accept_parse(ac, ep->default_accept, accept) < 0 ||
+        !(ep->up->accepts & (1u << *accept))) {
+        snprintf(msg, msglen,
+                 "Accept type %.128s is not supported by endpoint %s. Supported accept types: "
+                 "text/csv, application/json, application/jsonlines.",
+                 ac, ep->conf->name);
+        return IG_ERR_UNSUPPORTED;
+    }
+    return 0;
+}
+
+static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
+                      size_t namelen)
+{
+    struct gw_endpoint *ep = gw_endpoint_find(gw, name, namelen);
+    struct ig_codec_error cerr;
+    enum ig_format ctype, accept;
+    struct gw_request *r;
+    struct timeval tv;
+    const char *body, *bad;
+    char msg[512];
+    size_t len;
+    int rv;
+
+    if (ep == NULL) {
+        snprintf(msg, sizeof(msg), "Endpoint %.*s of account " GW_ACCOUNT " not found.",
+                 (int)(namelen > 63 ? 63 : namelen), name);
+        gw_error(gw, http, "ValidationError", msg);
+        return;
+    }
+    if ((bad = gw_check_headers(http, ep, msg, sizeof(msg))) != NULL ||
+        gw_negotiate(http, ep, &ctype, &accept, msg, sizeof(msg)) < 0) {
+        gw_error(gw, http, "ValidationError", bad ? bad : msg);
+        return;
+    }
+    ep->requests++;
+    r = ig_xcalloc(1, sizeof(*r));
+    r->gw = gw;
+    r->lane = &ep->lanes[accept];
+    r->refs = 1;
+    r->start_us = ig_now_us();
+    ig_buf_init(&r->out, GW_RESPONSE_MAX);
+    body = ig_http_req_body(http, &len);
+    rv = ig_codec_decode(ctype, body, len, ep->up->dim, ep->conf->max_queue_rows, &r->rs, &cerr);
+    if (rv < 0) {
+        gw_error(gw, http, "ValidationError", cerr.msg);
+        gw_req_unref(r);
+        return;
+    }
+    r->preds = ig_try_malloc((size_t)r->rs.nrows * sizeof(*r->preds));
+    if (r->preds == NULL) {
+        gw_error(gw, http, "InternalFailure", "Out of memory.");
+        gw_req_unref(r);
+        return;
+    }
+    rv = ig_batcher_enqueue(r->lane->batcher, r, &r->rs, r->start_us);
+    if (rv < 0) {
+        if (rv == IG_ERR_FULL) {
+            snprintf(msg, sizeof(msg), "Endpoint %s is over its queue limit of %u rows; "
+                     "retry later.", ep->conf->name, ep->conf->max_queue_rows);
+            gw_error(gw, http, "ThrottlingException", msg);
+        } else {
+            snprintf(msg, sizeof(msg), "Request has %u rows, more than the %u rows endpoint %s "
+                     "can queue.", r->rs.nrows, ep->conf->max_queue_rows, ep->conf->name);
+            gw_error(gw, http, "ValidationError", msg);
+        }
+        gw_req_unref(r);
+        return;
+    }
+    ep->rows += r->rs.nrows;
+    r->http = http;
+    ig_http_req_set_close_cb(http, on_req_closed, r);
+    r->deadline = evtimer_new(gw->base, on_req_deadline, r);
+    tv.tv_sec = (time_t)(ep->conf->request_timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(ep->conf->request_timeout_ms % 1000 * 1000);
+    evtimer_add(r->deadline, &tv);
+    gw_lane_pump(r->lane);
+}
+
+static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out);
+
+static void gw_respond_text(struct ig_gateway *gw, struct ig_http_req *http, int status,
+                            const char *ctype, char *body, size_t len)
+{
+    struct ig_http_hdr h = {"Content-Type", ctype};
+
+    gw_count_status(gw, status);
+    ig_http_respond(http, status, &h, ctype ? 1 : 0, body, len);
+}
+
+static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const char *path)
+{
+    if (strcmp(path, "/ping") == 0) {
+        gw_respond_text(gw, http, 200, NULL, NULL, 0);
+    } else if (strcmp(path, "/healthz") == 0) {
+        gw_respond_text(gw, http, 200, "application/json", ig_xstrdup("{\"status\":\"ok\"}"), 15);
+    } else if (strcmp(path, "/readyz") == 0) {
+        if (gw->draining)
+            gw_respond_text(gw, http, 503, "application/json",
+                            ig_xstrdup("{\"status\":\"draining\"}"), 21);
+        else
+            gw_respond_text(gw, http, 200, "application/json",
+                            ig_xstrdup("{\"status\":\"ready\"}"), 18);
+    } else {
+        struct ig_buf out;
+        size_t len;
+        char *body;
+
+        ig_buf_init(&out, GW_METRICS_MAX);
+        if (gw_render_metrics(gw, &out) < 0) {
+            ig_buf_clear(&out);
+            gw_error(gw, http, "InternalFailure", "Metrics too large to render.");
+            return;
+        }
+        body = ig_buf_take(&out, &len);
+        gw_respond_text(gw, http, 200, "text/plain; version=0.0.4", body, len);
+    }
+}
+
+static void on_request(struct ig_http_req *http, void *arg)
+{
+    static const char prefix[] = "/endpoints/", suffix[] = "/invocations";
+    struct ig_gateway *gw = arg;
+    const char *method = ig_http_req_method(http);
+    const char *path = ig_http_req_path(http);
+    size_t plen = strlen(path);
+
+    if (strcmp(path, "/ping") == 0 || strcmp(path, "/healthz") == 0 ||
+        strcmp(path, "/readyz") == 0 || strcmp(path, "/metrics") == 0) {
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+            gw_error(gw, http, "MethodNotAllowed", "Only GET is allowed on this path.");
+        else
+            gw_ops_route(gw, http, path);
+        return;
+    }
+    if (strncmp(path, prefix, sizeof(prefix) - 1) == 0 && plen > sizeof(prefix) + sizeof(suffix) - 2 &&
+        strcmp(path + plen - (sizeof(suffix) - 1), suffix) == 0) {
+        const char *name = path + sizeof(prefix) - 1;
+        size_t namelen = plen - (sizeof(prefix) - 1) - (sizeof(suffix) - 1);
+
+        if (strcmp(method, "POST") != 0)
+            gw_error(gw, http, "MethodNotAllowed", "InvokeEndpoint takes POST.");
+        else if (memchr(name, '/', namelen) != NULL)
+            gw_error(gw, http, "UnknownOperationException", "No such route.");
+        else
+            gw_invoke(gw, http, name, namelen);
+        return;
+    }
+    gw_error(gw, http, "UnknownOperationException", "No such route.");
+}
+
+/* ---- metrics ----------------------------------------------------------- */
+
+static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
+{
+    static const char *const reasons[] = {"rows", "bytes", "delay", "drain"};
+    char labels[192];
+    int rv = 0;
+
+#define ALL_EPS(code)                                                                              \
+    for (size_t i = 0; i < gw->neps && rv == 0; i++) {                                             \
+        struct gw_endpoint *ep = &gw->eps[i];                                                      \
+        snprintf(labels, sizeof(labels), "endpoint=\"%s\"", ep->conf->name);                       \
+        code;                                                                                      \
+    }
+
+    rv = ig_metrics_header(out, "infergate_requests_total", "counter",
+                           "InvokeEndpoint requests accepted for batching.");
+    ALL_EPS(rv = ig_metrics_sample(out, "infergate_requests_total", labels, (double)ep->requests))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_rows_total", "counter", "Rows accepted.");
+    ALL_EPS(rv = ig_metrics_sample(out, "infergate_rows_total", labels, (double)ep->rows))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_batches_total", "counter",
+                               "Batches sent upstream, by flush reason.");
+    ALL_EPS(for (size_t j = 0; j < IG_ARRAY_SIZE(reasons) && rv == 0; j++) {
+        char l2[256];
+
+        snprintf(l2, sizeof(l2), "%s,reason=\"%s\"", labels, reasons[j]);
+        rv = ig_metrics_sample(out, "infergate_batches_total", l2, (double)ep->batches[j]);
+    })
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_queue_rows", "gauge", "Rows waiting in batchers.");
+    ALL_EPS({
+        uint32_t q = 0;
+
+        for (int f = 0; f < IG_FMT_COUNT; f++)
+            q += ig_batcher_queued_rows(ep->lanes[f].batcher);
+        rv = ig_metrics_sample(out, "infergate_queue_rows", labels, q);
+    })
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_inflight_batches", "gauge",
+                               "Batches sent upstream and not yet answered.");
+    ALL_EPS({
+        uint32_t q = 0;
+
+        for (int f = 0; f < IG_FMT_COUNT; f++)
+            q += ig_batcher_inflight(ep->lanes[f].batcher);
+        rv = ig_metrics_sample(out, "infergate_inflight_batches", labels, q);
+    })
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_batch_rows", "histogram", "Rows per batch.");
+    ALL_EPS(rv = ig_metrics_hist(out, "infergate_batch_rows", labels, &ep->batch_rows))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_upstream_latency_seconds", "histogram",
+                               "Time from batch flush to its answer.");
+    ALL_EPS(rv = ig_metrics_hist(out, "infergate_upstream_latency_seconds", labels,
+                                 &ep->upstream_seconds))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_request_latency_seconds", "histogram",
+                               "Time from a request's arrival to its successful response.");
+    ALL_EPS(rv = ig_metrics_hist(out, "infergate_request_latency_seconds", labels,
+                                 &ep->request_seconds))
+#undef ALL_EPS
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_errors_total", "counter",
+                               "Error responses, by SageMaker error type.");
+    for (size_t i = 0; i < IG_ARRAY_SIZE(gw_errors) && rv == 0; i++) {
+        snprintf(labels, sizeof(labels), "type=\"%s\"", gw_errors[i].type);
+        rv = ig_metrics_sample(out, "infergate_errors_total", labels,
+                               (double)gw->errors_by_type[i]);
+    }
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_responses_total", "counter",
+                               "HTTP responses, by status class.");
+    for (int c = 1; c <= 5 && rv == 0; c++) {
+        snprintf(labels, sizeof(labels), "code=\"%dxx\"", c);
+        rv = ig_metrics_sample(out, "infergate_responses_total", labels,
+                               (double)gw->responses[c]);
+    }
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_connections", "gauge", "Open client connections.");
+    if (rv == 0)
+        rv = ig_metrics_sample(out, "infergate_connections", "",
+                               ig_http_server_connections(gw->http));
+    return rv;
+}
+
+/* ---- set-up and drain -------------------------------------------------- */
+
+static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
+                            const struct ig_endpoint_conf *conf, char *err, size_t errlen)
+{
+    struct ig_upstream_env env = {.workers = gw->workers};
+    struct ig_batcher_limits lim = {
+        .max_batch_rows = conf->max_batch_rows,
+        .max_batch_bytes = conf->max_batch_bytes,
+        .max_delay_us = conf->max_delay_us,
+        .max_inflight = conf->max_inflight,
+        .max_queue_rows = conf->max_queue_rows,
+    };
+    char why[384];
+    int rv;
+
+    ep->gw = gw;
+    ep->conf = conf;
+    if (ig_codec_format_parse(conf->content_type, IG_FMT_CSV, &ep->default_ctype) < 0 ||
+        ig_codec_accept_parse(conf->accept, IG_FMT_JSON, &ep->default_accept) < 0) {
+        snprintf(err, errlen, "endpoint %s: unsupported content_type or accept", conf->name);
+        return IG_ERR_CONFIG;
+    }
+    rv = ig_upstream_open(conf->model, &env, &ep->up, why, sizeof(why));
+    if (rv < 0) {
+        snprintf(err, errlen, "endpoint %s: %s", conf->name, why);
+        return rv;
+    }
+    for (int f = 0; f < IG_FMT_COUNT; f++) {
+        struct gw_lane *lane = &ep->lanes[f];
+
+        lane->ep = ep;
+        lane->accept = (enum ig_format)f;
+        lane->batcher = ig_batcher_new(&lim);
+        lane->timer = evtimer_new(gw->base, on_lane_timer, lane);
+        lane->timer_at = UINT64_MAX;
+    }
+    ig_hist_init(&ep->batch_rows, ig_hist_rows_bounds, ig_hist_rows_nbounds);
+    ig_hist_init(&ep->upstream_seconds, ig_hist_seconds_bounds, ig_hist_seconds_nbounds);
+    ig_hist_init(&ep->request_seconds, ig_hist_seconds_bounds, ig_hist_seconds_nbounds);
+    ig_log(IG_LOG_INFO, "endpoint %s: %s upstream, %u features per row", conf->name,
+           ep->up->ops->name, ep->up->dim);
+    return 0;
+}
+
+static void gw_endpoint_clear(struct gw_endpoint *ep)
+{
+    for (int f = 0; f < IG_FMT_COUNT; f++) {
+        if (ep->lanes[f].timer)
+            event_free(ep->lanes[f].timer);
+        ig_batcher_free(ep->lanes[f].batcher);
+    }
+    ig_upstream_free(ep->up);
+}
+
+int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct ig_gateway **out,
+                   char *err, size_t errlen)
+{
+    struct ig_gateway *gw = ig_xcalloc(1, sizeof(*gw));
+    struct ig_http_server_conf hc = {
+        .listen = cfg->listen,
+        .tls_cert = cfg->tls_cert,
+        .tls_key = cfg->tls_key,
+        .max_connections = cfg->max_connections,
+        .max_concurrent_streams = cfg->max_concurrent_streams,
+        .max_header_list_size = cfg->max_header_list_size,
+        .max_body_bytes = cfg->max_body_bytes,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+        .header_timeout_ms = cfg->header_timeout_ms,
+    };
+    uint32_t max_jobs = 16;
+    int rv;
+
+    gw->base = base;
+    gw->cfg = cfg;
+    for (size_t i = 0; i < cfg->nendpoints; i++)
+        max_jobs += IG_FMT_COUNT * cfg->endpoints[i].max_inflight;
+    if (ig_workers_new(base, cfg->workers, max_jobs, &gw->workers) < 0) {
+        snprintf(err, errlen, "cannot start worker threads");
+        rv = IG_ERR_IO;
+        goto fail;
+    }
+    gw->eps = ig_xcalloc(cfg->nendpoints ? cfg->nendpoints : 1, sizeof(*gw->eps));
+    for (; gw->neps < cfg->nendpoints; gw->neps++) {
+        rv = gw_endpoint_init(gw, &gw->eps[gw->neps], &cfg->endpoints[gw->neps], err, errlen);
+        if (rv < 0)
+            goto fail;
+    }
+    rv = ig_http_server_new(base, &hc, on_request, gw, &gw->http, err, errlen);
+    if (rv < 0)
+        goto fail;
+    *out = gw;
+    return 0;
+
+fail:
+    ig_gateway_free(gw);
+    return rv;
+}
+
+uint16_t ig_gateway_port(const struct ig_gateway *gw)
+{
+    return ig_http_server_port(gw->http);
+}
+
+static int gw_idle(const struct ig_gateway *gw)
+{
+    if (ig_http_server_active_requests(gw->http) > 0)
+        return 0;
+    for (size_t i = 0; i < gw->neps; i++)
+        for (int f = 0; f < IG_FMT_COUNT; f++)
+            if (ig_batcher_inflight(gw->eps[i].lanes[f].batcher) > 0 ||
+                ig_batcher_queued_rows(gw->eps[i].lanes[f].batcher) > 0)
+                return 0;
+    return 1;
+}
+
+static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct ig_gateway *gw = arg;
+    struct timeval tv = {0, GW_DRAIN_POLL_US};
+
+    (void)fd;
+    (void)what;
+    if (gw_idle(gw)) {
+        gw->drained = 1;
+        ig_log(IG_LOG_INFO, "drained: every accepted request was answered");
+        event_base_loopexit(gw->base, NULL);
+        return;
+    }
+    if (ig_now_us() >= gw->drain_deadline_us) {
+        ig_log(IG_LOG_ERROR, "drain timeout: %u requests still open",
+               ig_http_server_active_requests(gw->http));
+        event_base_loopexit(gw->base, NULL);
+        return;
+    }
+    evtimer_add(gw->drain_poll, &tv);
+}
+
+void ig_gateway_drain(struct ig_gateway *gw)
+{
+    if (gw->draining)
+        return;
+    gw->draining = 1;
+    gw->drain_deadline_us = ig_now_us() + gw->cfg->drain_timeout_ms * 1000;
+    ig_log(IG_LOG_INFO, "draining: no new connections, finishing %u requests",
+           ig_http_server_active_requests(gw->http));
+    ig_http_server_stop_accepting(gw->http);
+    for (size_t i = 0; i < gw->neps; i++)
+        for (int f = 0; f < IG_FMT_COUNT; f++) {
+            ig_batcher_set_drain(gw->eps[i].lanes[f].batcher, 1);
+            gw_lane_pump(&gw->eps[i].lanes[f]);
+        }
+    gw->drain_poll = evtimer_new(gw->base, on_drain_poll, gw);
+    on_drain_poll(-1, 0, gw);
+}
+
+int ig_gateway_drained(const struct ig_gateway *gw)
+{
+    return gw->drained;
+}
+
+void ig_gateway_free(struct ig_gateway *gw)
+{
+    if (gw == NULL)
+        return;
+    /* Closing connections fails their requests through the close callbacks. */
+    ig_http_server_free(gw->http);
+    /* Joins the workers; their completions run here and release requests. */
+    ig_workers_free(gw->workers);
+    for (size_t i = 0; i < gw->neps; i++)
+        gw_endpoint_clear(&gw->eps[i]);
+    if (gw->drain_poll)
+        event_free(gw->drain_poll);
+    free(gw->eps);
+    free(gw);
+}

@@ -1,0 +1,217 @@
+"""Shared helpers for the integration tests: start the real bin/infergate on a
+free loopback port with a temporary config, drive it with real clients, and
+compute the expected predictions from the model files with the same math."""
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, os.environ.get("INFERGATE_BIN", "bin/infergate"))
+DEMO_MODEL = os.path.join(ROOT, "conf", "models", "demo-kmeans.json")
+DIGITS = os.path.join(ROOT, "conf", "data", "digits.csv")
+AWS = "/usr/bin/aws"  # Debian's awscli, not a pyenv shim
+
+_results = {"passed": 0, "failed": 0}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Gateway:
+    """bin/infergate on a free port, with endpoints given as
+    {name: {"model": path, key: value...}} and global options."""
+
+    def __init__(self, endpoints, ping_scheme="http", **options):
+        self.dir = tempfile.mkdtemp(prefix="ig-integ-")
+        self.port = free_port()
+        lines = ["listen = 127.0.0.1:%d" % self.port, "log_level = warn"]
+        lines += ["%s = %s" % (k, v) for k, v in options.items()]
+        for name, ep in endpoints.items():
+            lines.append("[endpoint %s]" % name)
+            for k, v in ep.items():
+                if k == "model" and not v.startswith(("file://", "http", "sagemaker://")):
+                    v = "file://" + v
+                lines.append("%s = %s" % (k, v))
+        self.conf = os.path.join(self.dir, "infergate.conf")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.log = open(os.path.join(self.dir, "stderr.log"), "w+")
+        self.proc = subprocess.Popen([BIN, "--config", self.conf], stdout=self.log,
+                                     stderr=self.log, cwd=ROOT)
+        self.url = "%s://127.0.0.1:%d" % (ping_scheme, self.port)
+        ctx = None
+        if ping_scheme == "https":
+            import ssl
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("gateway exited %d: %s" % (self.proc.returncode, self.stderr()))
+            try:
+                with urllib.request.urlopen(self.url + "/ping", timeout=1, context=ctx) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("gateway did not answer /ping: " + self.stderr())
+
+    def stderr(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def invoke_url(self, endpoint):
+        return "%s/endpoints/%s/invocations" % (self.url, endpoint)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout=30):
+        """SIGTERM, wait; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return -9
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        code = self.stop()
+        if exc[0] is None:
+            check(code == 0, "gateway exited %d on SIGTERM; stderr: %s" % (code, self.stderr()[-2000:]))
+        return False
+
+
+# ---- model math, mirroring DESIGN.md --------------------------------------
+
+def load_model(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def fmt(v):
+    """The gateway's number format: exactly Python's repr(float)."""
+    v = float(v)
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "Infinity" if v > 0 else "-Infinity"
+    return repr(v)
+
+
+def sum4(terms):
+    """The model's reduction order: four partial sums over blocks of four,
+    the tail into the first, combined as (s0 + s1) + (s2 + s3)."""
+    s = [0.0, 0.0, 0.0, 0.0]
+    n = len(terms)
+    body = n - n % 4
+    for i, t in enumerate(terms):
+        s[i % 4 if i < body else 0] += t
+    return (s[0] + s[1]) + (s[2] + s[3])
+
+
+def predict(model, x):
+    """One row -> (json_object_text, csv_line_text) as the gateway writes them."""
+    algo = model["algorithm"]
+    if algo == "kmeans":
+        best, bestd = 0, None
+        for i, c in enumerate(model["centroids"]):
+            d = sum4([(a - b) * (a - b) for a, b in zip(x, c)])
+            if bestd is None or d < bestd:
+                best, bestd = i, d
+        dist = math.sqrt(bestd)
+        return ('{"closest_cluster":%s,"distance_to_cluster":%s}' % (fmt(float(best)), fmt(dist)),
+                "%s,%s" % (fmt(float(best)), fmt(dist)))
+    if algo == "pca":
+        mean = model.get("mean") or [0.0] * len(x)
+        proj = []
+        for comp in model["components"]:
+            proj.append(sum4([(xi - mi) * ci for xi, mi, ci in zip(x, mean, comp)]))
+        vals = ",".join(fmt(p) for p in proj)
+        return '{"projection":[%s]}' % vals, vals
+    if algo == "linear-learner":
+        z = sum4([xi * wi for xi, wi in zip(x, model["weights"])]) + model["bias"]
+        if model["predictor_type"] == "regressor":
+            return '{"score":%s}' % fmt(z), fmt(z)
+        score = 1.0 / (1.0 + math.exp(-z))
+        label = 1 if score >= model.get("threshold", 0.5) else 0
+        return '{"score":%s,"predicted_label":%d}' % (fmt(score), label), "%s,%d" % (fmt(score), label)
+    raise ValueError(algo)
+
+
+def expected_body(model, rows, accept="application/json"):
+    preds = [predict(model, r) for r in rows]
+    if accept == "text/csv":
+        return "".join(p[1] + "\n" for p in preds)
+    if accept == "application/jsonlines":
+        return "".join(p[0] + "\n" for p in preds)
+    key = "projections" if model["algorithm"] == "pca" else "predictions"
+    return '{"%s":[%s]}' % (key, ",".join(p[0] for p in preds))
+
+
+def digits_rows(n=None):
+    rows = []
+    with open(DIGITS) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append([float(v) for v in line.split(",")])
+            if n is not None and len(rows) >= n:
+                break
+    return rows
+
+
+def csv_body(rows):
+    return "".join(",".join(fmt(v) for v in r) + "\n" for r in rows)
+
+
+# ---- results ---------------------------------------------------------------
+
+def check(cond, what):
+    if cond:
+        _results["passed"] += 1
+    else:
+        _results["failed"] += 1
+        print("FAIL: " + what, flush=True)
+    return cond
+
+
+def check_eq(got, want, what):
+    ok = got == want
+    if not ok:
+        g, w = repr(got), repr(want)
+        print("FAIL: %s\n  got:  %s\n  want: %s" % (what, g[:600], w[:600]), flush=True)
+        _results["failed"] += 1
+    else:
+        _results["passed"] += 1
+    return ok
+
+
+def run(cmd, input=None, timeout=60, env=None):
+    return subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=env)
+
+
+def finish():
+    name = os.path.basename(sys.argv[0])
+    print("%s: %d passed, %d failed" % (name, _results["passed"], _results["failed"]), flush=True)
+    sys.exit(1 if _results["failed"] else 0)
