@@ -55,6 +55,10 @@ struct gw_endpoint {
     enum ig_format default_ctype;
     enum ig_format default_accept;
     struct gw_lane lanes[IG_FMT_COUNT];
+    /* request_timeout_ms as a libevent common timeout: every request of an
+     * endpoint has the same deadline length, so they share one O(1) queue
+     * instead of the timer heap. */
+    const struct timeval *deadline_tv;
 
     /* metrics */
     uint64_t requests;
@@ -74,7 +78,8 @@ struct gw_request {
     struct ig_buf out;     /* the predictions' bytes */
     uint32_t rows_done;
     uint32_t refs;
-    struct event *deadline;
+    struct event *deadline; /* assigned in the memory right after this struct */
+    int deadline_armed;
     uint64_t start_us;
 };
 
@@ -151,9 +156,9 @@ static void gw_req_finish(struct gw_request *r)
         r->http = NULL;
     }
     ig_batcher_cancel(r->lane->batcher, r);
-    if (r->deadline) {
-        event_free(r->deadline);
-        r->deadline = NULL;
+    if (r->deadline_armed) {
+        event_del(r->deadline);
+        r->deadline_armed = 0;
     }
     /* The body belongs to the http request, which is gone now. */
     r->rs.body = NULL;
@@ -212,6 +217,7 @@ static void on_req_deadline(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    r->deadline_armed = 0;
     snprintf(msg, sizeof(msg),
              "Received server error (0) from %s with message \"Your invocation timed out while "
              "waiting for a response from container %s. Review the latency metrics for each "
@@ -408,7 +414,6 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     struct ig_codec_error cerr;
     enum ig_format ctype, accept;
     struct gw_request *r;
-    struct timeval tv;
     const char *body, *bad;
     char msg[512];
     size_t len;
@@ -426,7 +431,9 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         return;
     }
     ep->requests++;
-    r = ig_xcalloc(1, sizeof(*r));
+    /* The deadline event lives in the same allocation as the request. */
+    r = ig_xcalloc(1, sizeof(*r) + event_get_struct_event_size());
+    r->deadline = (struct event *)(void *)(r + 1);
     r->gw = gw;
     r->lane = &ep->lanes[accept];
     r->refs = 1;
@@ -462,10 +469,9 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     ep->rows += r->rs.nrows;
     r->http = http;
     ig_http_req_set_close_cb(http, on_req_closed, r);
-    r->deadline = evtimer_new(gw->base, on_req_deadline, r);
-    tv.tv_sec = (time_t)(ep->conf->request_timeout_ms / 1000);
-    tv.tv_usec = (suseconds_t)(ep->conf->request_timeout_ms % 1000 * 1000);
-    evtimer_add(r->deadline, &tv);
+    evtimer_assign(r->deadline, gw->base, on_req_deadline, r);
+    evtimer_add(r->deadline, ep->deadline_tv);
+    r->deadline_armed = 1;
     gw_lane_pump(r->lane);
 }
 
@@ -641,11 +647,16 @@ static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
         .max_inflight = conf->max_inflight,
         .max_queue_rows = conf->max_queue_rows,
     };
+    struct timeval tv = {
+        .tv_sec = (time_t)(conf->request_timeout_ms / 1000),
+        .tv_usec = (suseconds_t)(conf->request_timeout_ms % 1000 * 1000),
+    };
     char why[384];
     int rv;
 
     ep->gw = gw;
     ep->conf = conf;
+    ep->deadline_tv = event_base_init_common_timeout(gw->base, &tv);
     if (ig_codec_format_parse(conf->content_type, IG_FMT_CSV, &ep->default_ctype) < 0 ||
         ig_codec_accept_parse(conf->accept, IG_FMT_JSON, &ep->default_accept) < 0) {
         snprintf(err, errlen, "endpoint %s: unsupported content_type or accept", conf->name);
