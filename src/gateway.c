@@ -430,7 +430,6 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         gw_error(gw, http, "ValidationError", bad ? bad : msg);
         return;
     }
-    ep->requests++;
     /* The deadline event lives in the same allocation as the request. */
     r = ig_xcalloc(1, sizeof(*r) + event_get_struct_event_size());
     r->deadline = (struct event *)(void *)(r + 1);
@@ -466,6 +465,7 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         gw_req_unref(r);
         return;
     }
+    ep->requests++;
     ep->rows += r->rs.nrows;
     r->http = http;
     ig_http_req_set_close_cb(http, on_req_closed, r);

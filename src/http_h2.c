@@ -481,7 +481,10 @@ void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_htt
     nn += h2_user_headers(nva + nn, names, hdrs, nhdrs);
     if (status != 204 && status != 304)
         nva[nn++] = h2_nv("content-length", lbuf);
-    nva[nn++] = h2_nv("x-amzn-requestid", req->id);
+    nva[nn] = h2_nv("x-amzn-requestid", req->id);
+    /* A new value on every response: indexing it would only evict the
+     * stable headers from the HPACK table. */
+    nva[nn++].flags = NGHTTP2_NV_FLAG_NO_INDEX;
     req->state = HTTP_REQ_ANSWERED;
     req->resp_body = body;
     req->resp_len = body != NULL ? len : 0;

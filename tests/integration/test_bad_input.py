@@ -65,7 +65,7 @@ def expect_error(gw, what, status, etype, message, body, headers=("Content-Type:
 
 
 with Gateway({"demo": {"model": DEMO_MODEL},
-              "tiny-queue": {"model": DEMO_MODEL, "max_queue_rows": "4", "max_delay_us": "400000",
+              "tiny-queue": {"model": DEMO_MODEL, "max_queue_rows": "4", "max_delay_us": "2000000",
                              "max_batch_rows": "1000"},
               "slow": {"model": DEMO_MODEL, "max_delay_us": "2000000", "request_timeout_ms": "200"}}
              ) as gw:
