@@ -60,6 +60,11 @@ struct gw_endpoint {
      * instead of the timer heap. */
     const struct timeval *deadline_tv;
 
+    /* max_inflight and max_queue_rows hold for the endpoint as a whole,
+     * across its lanes: the gateway counts batches in flight here and sums
+     * the lanes' queues before it queues a request. */
+    uint32_t inflight;
+
     /* metrics */
     uint64_t requests;
     uint64_t rows;
@@ -230,6 +235,25 @@ static void on_req_deadline(evutil_socket_t fd, short what, void *arg)
 
 static void gw_lane_pump(struct gw_lane *lane);
 
+/* Pump every lane of <ep>, starting after <first> so that no lane starves
+ * another of the endpoint's in-flight slots. */
+static void gw_endpoint_pump(struct gw_endpoint *ep, const struct gw_lane *first)
+{
+    size_t start = (size_t)(first - ep->lanes);
+
+    for (size_t i = 1; i <= IG_FMT_COUNT; i++)
+        gw_lane_pump(&ep->lanes[(start + i) % IG_FMT_COUNT]);
+}
+
+static uint32_t gw_endpoint_queued(const struct gw_endpoint *ep)
+{
+    uint32_t q = 0;
+
+    for (int f = 0; f < IG_FMT_COUNT; f++)
+        q += ig_batcher_queued_rows(ep->lanes[f].batcher);
+    return q;
+}
+
 /* Copy a finished segment's predictions into its request. */
 static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
                        const struct ig_batch_seg *seg, uint32_t k)
@@ -270,7 +294,8 @@ static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
         gw_req_unref(r);
     }
     ig_batcher_done(lane->batcher, b);
-    gw_lane_pump(lane);
+    lane->ep->inflight--;
+    gw_endpoint_pump(lane->ep, lane);
 }
 
 static void on_batch_done(struct ig_batch *b, void *arg)
@@ -302,6 +327,7 @@ static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
     for (uint32_t s = 0; s < b->nsegs; s++)
         ((struct gw_request *)b->segs[s].owner)->refs++;
     ep->batches[b->reason]++;
+    ep->inflight++;
     ig_hist_observe(&ep->batch_rows, b->nrows);
     if (ep->up->ops->submit_batch(ep->up, b, lane->accept, on_batch_done, lane) == 0)
         return;
@@ -328,14 +354,15 @@ static void on_lane_timer(evutil_socket_t fd, short what, void *arg)
 /* Send every due batch, then arm the timer for the next delay deadline. */
 static void gw_lane_pump(struct gw_lane *lane)
 {
+    struct gw_endpoint *ep = lane->ep;
     uint64_t now = ig_now_us(), due;
     struct ig_batch *b;
 
-    while ((b = ig_batcher_next(lane->batcher, now)) != NULL)
+    while (ep->inflight < ep->conf->max_inflight &&
+           (b = ig_batcher_next(lane->batcher, now)) != NULL)
         gw_lane_dispatch(lane, b);
     due = ig_batcher_next_deadline(lane->batcher);
-    if (due == UINT64_MAX ||
-        ig_batcher_inflight(lane->batcher) >= lane->ep->conf->max_inflight) {
+    if (due == UINT64_MAX || ep->inflight >= ep->conf->max_inflight) {
         /* Nothing queued, or a completion will pump again. */
         return;
     }
@@ -451,7 +478,9 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         gw_req_unref(r);
         return;
     }
-    rv = ig_batcher_enqueue(r->lane->batcher, r, &r->rs, r->start_us);
+    rv = gw_endpoint_queued(ep) + (uint64_t)r->rs.nrows > ep->conf->max_queue_rows
+             ? IG_ERR_FULL
+             : ig_batcher_enqueue(r->lane->batcher, r, &r->rs, r->start_us);
     if (rv < 0) {
         if (rv == IG_ERR_FULL) {
             snprintf(msg, sizeof(msg), "Endpoint %s is over its queue limit of %u rows; "
@@ -579,23 +608,11 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
     })
     if (rv == 0)
         rv = ig_metrics_header(out, "infergate_queue_rows", "gauge", "Rows waiting in batchers.");
-    ALL_EPS({
-        uint32_t q = 0;
-
-        for (int f = 0; f < IG_FMT_COUNT; f++)
-            q += ig_batcher_queued_rows(ep->lanes[f].batcher);
-        rv = ig_metrics_sample(out, "infergate_queue_rows", labels, q);
-    })
+    ALL_EPS(rv = ig_metrics_sample(out, "infergate_queue_rows", labels, gw_endpoint_queued(ep)))
     if (rv == 0)
         rv = ig_metrics_header(out, "infergate_inflight_batches", "gauge",
                                "Batches sent upstream and not yet answered.");
-    ALL_EPS({
-        uint32_t q = 0;
-
-        for (int f = 0; f < IG_FMT_COUNT; f++)
-            q += ig_batcher_inflight(ep->lanes[f].batcher);
-        rv = ig_metrics_sample(out, "infergate_inflight_batches", labels, q);
-    })
+    ALL_EPS(rv = ig_metrics_sample(out, "infergate_inflight_batches", labels, ep->inflight))
     if (rv == 0)
         rv = ig_metrics_header(out, "infergate_batch_rows", "histogram", "Rows per batch.");
     ALL_EPS(rv = ig_metrics_hist(out, "infergate_batch_rows", labels, &ep->batch_rows))
@@ -748,10 +765,8 @@ static int gw_idle(const struct ig_gateway *gw)
     if (ig_http_server_active_requests(gw->http) > 0)
         return 0;
     for (size_t i = 0; i < gw->neps; i++)
-        for (int f = 0; f < IG_FMT_COUNT; f++)
-            if (ig_batcher_inflight(gw->eps[i].lanes[f].batcher) > 0 ||
-                ig_batcher_queued_rows(gw->eps[i].lanes[f].batcher) > 0)
-                return 0;
+        if (gw->eps[i].inflight > 0 || gw_endpoint_queued(&gw->eps[i]) > 0)
+            return 0;
     return 1;
 }
 

@@ -147,18 +147,20 @@ with Gateway({"demo": {"model": DEMO_MODEL},
     # A full queue answers ThrottlingException at once.
     results = []
 
-    def fill():
+    def fill(accept):
         results.append(curl(gw.invoke_url("tiny-queue"), csv_body(digits_rows(3)),
-                            ["Content-Type: text/csv"])[:2])
+                            ["Content-Type: text/csv", "Accept: " + accept])[:2])
 
-    ts = [threading.Thread(target=fill) for _ in range(4)]
+    # Different Accept types batch apart but share the endpoint's queue cap.
+    ts = [threading.Thread(target=fill, args=(a,)) for a in
+          ("text/csv", "application/json", "application/jsonlines", "text/csv")]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
     statuses = sorted((s, h.get("x-amzn-errortype")) for s, h in results)
     check_eq(statuses, [(200, None)] + [(400, "ThrottlingException")] * 3,
-             "queue of 4 rows: one 3-row request queued, the others throttled")
+             "queue of 4 rows across Accept types: one 3-row request queued, the others throttled")
 
     # boto3 sees the modeled error codes and messages.
     sm = boto3.client("sagemaker-runtime", endpoint_url=gw.url, region_name="us-east-1",
