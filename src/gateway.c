@@ -644,6 +644,11 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
                                (double)gw->responses[c]);
     }
     if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_log_dropped_total", "counter",
+                               "Log lines dropped because stderr did not keep up.");
+    if (rv == 0)
+        rv = ig_metrics_sample(out, "infergate_log_dropped_total", "", (double)ig_log_dropped());
+    if (rv == 0)
         rv = ig_metrics_header(out, "infergate_connections", "gauge", "Open client connections.");
     if (rv == 0)
         rv = ig_metrics_sample(out, "infergate_connections", "",

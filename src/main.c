@@ -50,6 +50,8 @@ int main(int argc, char **argv)
     }
     ig_log_min_level = cfg.log_level;
     signal(SIGPIPE, SIG_IGN);
+    if (ig_log_start() < 0)
+        ig_log(IG_LOG_WARN, "cannot start the log writer thread: logging synchronously");
 
     base = event_base_new();
     if (base == NULL) {
@@ -76,6 +78,7 @@ int main(int argc, char **argv)
 out_base:
     event_base_free(base);
 out_cfg:
+    ig_log_stop();
     ig_config_clear(&cfg);
     return status;
 }

@@ -56,6 +56,19 @@ enum ig_log_level {
 };
 
 extern int ig_log_min_level;
+/*
+ * Hand log output to a writer thread through a bounded ring (256 KiB), so
+ * that a blocked stderr never stalls the caller; a line that does not fit
+ * is dropped and counted. Before ig_log_start and after ig_log_stop, lines
+ * are written synchronously. ig_log_stop writes what is queued and joins.
+ * Returns 0 or IG_ERR_IO.
+ */
+int ig_log_start(void);
+void ig_log_stop(void);
+/* Wait until every queued line has been written. */
+void ig_log_flush(void);
+/* Lines dropped because the ring was full. */
+uint64_t ig_log_dropped(void);
 void ig_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parse "debug" | "info" | "warn" | "error"; -1 when unknown. */
 int ig_log_level_parse(const char *s);
