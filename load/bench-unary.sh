@@ -5,7 +5,7 @@
 # One run does, on free loopback ports:
 #   1. bin/infergate (built with `make` if missing) with one embedded K-Means
 #      endpoint `bench` (load/models/bench-kmeans-10.json, k=10, D=10) and the
-#      default batching (max_batch_rows 1024, max_delay_us 2000,
+#      default batching (max_batch_rows 256, max_delay_us 2000,
 #      max_inflight 8), driven by
 #        h2load -D SECONDS --warm-up-time WARMUP -c 32 -m 32 -d ROW.csv \
 #               -H 'content-type: text/csv' -H 'accept: text/csv' URL
@@ -25,7 +25,7 @@
 # on SIGTERM); 2 on bad usage. Everything started here is stopped on exit.
 #
 # Environment: WARMUP (seconds, default 1), CLIENTS (32), STREAMS (32),
-# for experiments MAX_BATCH_ROWS (1024), MAX_DELAY_US (2000), MAX_INFLIGHT (8),
+# for experiments MAX_BATCH_ROWS (256), MAX_DELAY_US (2000), MAX_INFLIGHT (8),
 # WORKERS (0: one per CPU); KEEP=1 keeps the temporary directory (logs,
 # config) for inspection.
 set -euo pipefail
@@ -42,7 +42,7 @@ CLIENTS=${CLIENTS:-32}
 STREAMS=${STREAMS:-32}
 [ $# -le 1 ] || usage
 
-MAX_BATCH_ROWS=${MAX_BATCH_ROWS:-1024}
+MAX_BATCH_ROWS=${MAX_BATCH_ROWS:-256}
 MAX_DELAY_US=${MAX_DELAY_US:-2000}
 MAX_INFLIGHT=${MAX_INFLIGHT:-8}
 WORKERS=${WORKERS:-0}

@@ -81,7 +81,7 @@ workers = 1
 
 [endpoint bench]
 model = file://$MODEL
-max_batch_rows = 1024
+max_batch_rows = 256
 max_delay_us = 0
 max_inflight = 8
 EOF

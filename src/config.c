@@ -125,7 +125,7 @@ static const struct config_opt config_endpoint[] = {
      config_check_media, "TYPE", "Content-Type assumed when a request has none"},
     {"accept", CONFIG_STR, E(accept), 0, 0, "application/json", CONFIG_IN_FILE | RELOAD,
      config_check_media, "TYPE", "Accept assumed when a request has none or sends */*"},
-    {"max_batch_rows", CONFIG_U32, E(max_batch_rows), 1, 1000000, "1024", CONFIG_IN_FILE | RELOAD,
+    {"max_batch_rows", CONFIG_U32, E(max_batch_rows), 1, 1000000, "256", CONFIG_IN_FILE | RELOAD,
      NULL, "ROWS", "a batch is sent when it holds this many rows"},
     {"max_batch_bytes", CONFIG_U64, E(max_batch_bytes), 1, 67108864, "6291456",
      CONFIG_IN_FILE | RELOAD, NULL, "BYTES", "a batch is sent when it holds this many bytes"},

@@ -28,7 +28,7 @@ struct ig_endpoint_conf {
     char *variant; /* "AllTraffic"; same pattern as <name> */
     char *content_type;          /* "text/csv": when a request has no Content-Type */
     char *accept;                /* "application/json": when Accept is absent or * / * */
-    uint32_t max_batch_rows;     /* 1024, 1..1000000 rows per upstream call */
+    uint32_t max_batch_rows;     /* 256, 1..1000000 rows per upstream call */
     uint64_t max_batch_bytes;    /* 6291456, 1..67108864 bytes per upstream call */
     uint64_t max_delay_us;       /* 2000, 0..10000000: oldest row's longest wait */
     uint32_t max_inflight;       /* 8, 1..1024 concurrent upstream calls */

@@ -127,7 +127,7 @@ static void assert_endpoint_defaults(const struct ig_endpoint_conf *ep)
     assert_string_equal(ep->variant, "AllTraffic");
     assert_string_equal(ep->content_type, "text/csv");
     assert_string_equal(ep->accept, "application/json");
-    assert_int_equal(ep->max_batch_rows, 1024);
+    assert_int_equal(ep->max_batch_rows, 256);
     assert_int_equal(ep->max_batch_bytes, 6291456);
     assert_int_equal(ep->max_delay_us, 2000);
     assert_int_equal(ep->max_inflight, 8);
