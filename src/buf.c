@@ -167,6 +167,38 @@ static fmt_u128 fmt_scale(uint64_t x, const fmt_u128 p10, unsigned s, int *exact
 }
 
 /*
+ * Ryu's digit removal on 64-bit bounds: drop digits while the interval
+ * [vm, vp] still holds two truncations, then round the last dropped digit
+ * of vr half to even. <last> is the digit already dropped (0 if none).
+ */
+static uint64_t fmt_remove_digits(uint64_t vr, uint64_t vp, uint64_t vm, int accept, int vm_exact,
+                                  int vr_exact, int last, int *removed)
+{
+    while (vp / 10 > vm / 10) {
+        vm_exact = vm_exact && vm % 10 == 0;
+        vr_exact = vr_exact && last == 0;
+        last = (int)(vr % 10);
+        vr /= 10;
+        vp /= 10;
+        vm /= 10;
+        (*removed)++;
+    }
+    if (vm_exact) {
+        while (vm % 10 == 0) {
+            vr_exact = vr_exact && last == 0;
+            last = (int)(vr % 10);
+            vr /= 10;
+            vp /= 10;
+            vm /= 10;
+            (*removed)++;
+        }
+    }
+    if (vr_exact && last == 5 && vr % 2 == 0)
+        last = 4; /* exactly half way: round to even */
+    return vr + ((vr == vm && (!accept || !vm_exact)) || last >= 5);
+}
+
+/*
  * The same digits as fmt_shortest_printf, exactly, with 128-bit integer
  * arithmetic instead of printf, for 1e-2 <= v < 1e15 (most numbers models
  * print). It is Ryu's digit-removal loop fed by exact quotients: with
@@ -204,31 +236,24 @@ static int fmt_shortest_exact(double v, char *digits, size_t *ndigits)
     vr = fmt_scale(4 * m, p10, s, &vr_exact);
     vp = fmt_scale(4 * m + 2, p10, s, &vp_exact);
     vm = fmt_scale(4 * m - mmshift, p10, s, &vm_exact);
+    if (vp >= (fmt_u128)10000000000000000000ull * 10)
+        return INT32_MIN; /* log10 was low: 21 digits would not fit below */
     vm_exact = vm_exact && accept;
     if (vp_exact && !accept)
         vp--; /* the upper bound itself does not read back to v */
-    while (vp / 10 > vm / 10) {
+    /* The first removal in 128 bits (there always is one: the interval
+     * spans more than ten units at 18 digits and more); below 10^19 the
+     * rest fits in 64 bits, where dividing by ten is a multiply. */
+    if (vp / 10 > vm / 10) {
         vm_exact = vm_exact && vm % 10 == 0;
-        vr_exact = vr_exact && last == 0;
         last = (int)(vr % 10);
         vr /= 10;
         vp /= 10;
         vm /= 10;
         removed++;
     }
-    if (vm_exact) {
-        while (vm % 10 == 0) {
-            vr_exact = vr_exact && last == 0;
-            last = (int)(vr % 10);
-            vr /= 10;
-            vp /= 10;
-            vm /= 10;
-            removed++;
-        }
-    }
-    if (vr_exact && last == 5 && vr % 2 == 0)
-        last = 4; /* exactly half way: round to even */
-    out = (uint64_t)vr + ((vr == vm && (!accept || !vm_exact)) || last >= 5);
+    out = fmt_remove_digits((uint64_t)vr, (uint64_t)vp, (uint64_t)vm, accept, vm_exact, vr_exact,
+                            last, &removed);
     do {
         tmp[n++] = (char)('0' + out % 10);
         out /= 10;
