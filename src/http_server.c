@@ -468,8 +468,11 @@ const char *ig_http_req_header(const struct ig_http_req *req, const char *name)
 {
     if (req->hdrs == NULL)
         return NULL;
+    /* The first letter, case-folded, rules out most names before the
+     * full comparison (letters, digits and '-' fold right with | 0x20). */
     for (size_t i = 0; i < req->nhdr; i++)
-        if (strcasecmp(req->hdrs[i].name, name) == 0)
+        if ((req->hdrs[i].name[0] | 0x20) == (name[0] | 0x20) &&
+            strcasecmp(req->hdrs[i].name, name) == 0)
             return req->hdrs[i].value;
     return NULL;
 }
