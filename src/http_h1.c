@@ -79,6 +79,11 @@ static int h1_on_header_field(http_parser *p, const char *at, size_t len)
     struct ig_http_req *req = h1_req(p->data);
     int rv = 0;
 
+    /* Trailers of a chunked body come through these callbacks too; they are
+     * dropped: the block is resolved (pointers into hbuf, hdrs sized) and
+     * must not grow. http-parser caps their size like a header block. */
+    if (req->state != HTTP_REQ_HEADERS)
+        return 0;
     if (req->h1_last != H1_LAST_FIELD) {
         if (req->h1_last == H1_LAST_URL || req->h1_last == H1_LAST_VALUE)
             rv = ig_http_req_hdr_sep(req);
@@ -96,6 +101,8 @@ static int h1_on_header_value(http_parser *p, const char *at, size_t len)
     struct ig_http_req *req = h1_req(p->data);
     int rv = 0;
 
+    if (req->state != HTTP_REQ_HEADERS)
+        return 0; /* a trailer, see h1_on_header_field() */
     if (req->h1_last != H1_LAST_VALUE) {
         rv = ig_http_req_hdr_value(req);
         req->h1_last = H1_LAST_VALUE;

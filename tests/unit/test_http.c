@@ -853,6 +853,46 @@ static void test_h1_413_chunked(void **state)
     assert_int_equal(S.requests, 0);
 }
 
+/* Trailers after a chunked body are dropped: the header block was resolved
+ * when the headers ended (they used to be appended to it, moving the buffer
+ * the resolved header and path pointers point into). */
+static void test_h1_chunked_trailers(void **state)
+{
+    static char req[4096];
+    struct script s = {.send = req, .nresp = 2};
+    char trailer[601];
+
+    (void)state;
+    memset(trailer, 't', sizeof(trailer) - 1);
+    trailer[sizeof(trailer) - 1] = '\0';
+    snprintf(req, sizeof(req),
+             "POST /sync/c HTTP/1.1\r\nHost: t\r\nX-Test: head\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Test: trailer\r\n"
+             "X-Long: %s\r\n\r\nGET /sync/d HTTP/1.1\r\nHost: t\r\n\r\n",
+             trailer);
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_string_equal(s.out, "HTTP/1.1 200 OK\r\n"
+                               "X-Path: /sync/c\r\n"
+                               "X-Method: POST\r\n"
+                               "X-Proto: http/1.1\r\n"
+                               "X-Test: head\r\n"
+                               "Content-Length: 3\r\n"
+                               "x-amzn-RequestId: ID\r\n"
+                               "Date: DATE\r\n"
+                               "\r\n"
+                               "abc"
+                               "HTTP/1.1 200 OK\r\n"
+                               "X-Path: /sync/d\r\n"
+                               "X-Method: GET\r\n"
+                               "X-Proto: http/1.1\r\n"
+                               "Content-Length: 0\r\n"
+                               "x-amzn-RequestId: ID\r\n"
+                               "Date: DATE\r\n"
+                               "\r\n");
+    assert_int_equal(S.requests, 2);
+}
+
 static void test_h1_expect_continue(void **state)
 {
     struct script s = {
@@ -1497,6 +1537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h1_pipelining_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_413_content_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_413_chunked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_chunked_trailers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_expect_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_expect_continue_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_400_garbage, setup, teardown),
