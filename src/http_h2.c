@@ -363,23 +363,37 @@ static void h2_send(struct http_conn *conn)
         ig_http_conn_finish(conn);
 }
 
+/*
+ * Back-pressure: input is fed to nghttp2 in pieces of at most
+ * HTTP_H2_RECV_PIECE bytes, what nghttp2 queues in reply is flushed after
+ * each, and feeding stops while HTTP_OUT_WATERMARK bytes wait for the client
+ * (the write callback resumes). The unread input then fills up to
+ * HTTP_READ_HIGH, libevent stops reading and TCP holds the client back.
+ * Otherwise a client that never reads could make nghttp2 queue replies
+ * without bound (an RST_STREAM for each stream opened over the limit).
+ */
 void ig_http_h2_process(struct http_conn *conn)
 {
     struct evbuffer *in = bufferevent_get_input(conn->bev);
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
 
-    while (conn->state == HTTP_CONN_OPEN && evbuffer_get_length(in) > 0) {
+    while (conn->state == HTTP_CONN_OPEN && evbuffer_get_length(in) > 0 &&
+           evbuffer_get_length(out) < HTTP_OUT_WATERMARK) {
         struct evbuffer_iovec v;
         ssize_t n;
 
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
             break;
-        n = nghttp2_session_mem_recv(conn->h2, v.iov_base, v.iov_len);
+        n = nghttp2_session_mem_recv(conn->h2, v.iov_base,
+                                     v.iov_len < HTTP_H2_RECV_PIECE ? v.iov_len
+                                                                    : HTTP_H2_RECV_PIECE);
         if (n < 0) {
             ig_log(IG_LOG_DEBUG, "http: %s: h2 receive: %s", conn->peer, nghttp2_strerror((int)n));
             ig_http_conn_finish(conn); /* flush a GOAWAY nghttp2 may have queued */
             return;
         }
         evbuffer_drain(in, (size_t)n);
+        h2_send(conn);
     }
     if (conn->state == HTTP_CONN_OPEN)
         h2_send(conn);

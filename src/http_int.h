@@ -41,6 +41,9 @@ struct ssl_ctx_st;
 #define HTTP_LINGER_US 2000000u
 /* Header fields per request (a second cap beside the byte cap). */
 #define HTTP_MAX_HEADERS 512u
+/* HTTP/2 input bytes handed to nghttp2 at once, between back-pressure
+ * checks (http_h2.c). */
+#define HTTP_H2_RECV_PIECE 16384u
 /* HTTP/2 initial windows: per stream and per connection. */
 #define HTTP_H2_STREAM_WINDOW (1 << 20)
 #define HTTP_H2_CONN_WINDOW (16 << 20)

@@ -1342,6 +1342,76 @@ static void test_h2_concurrent_async(void **state)
     assert_int_equal(ig_http_server_active_requests(S.srv), 0);
 }
 
+/* A client that never reads and opens stream after stream over the limit:
+ * each is refused with an RST_STREAM the server cannot send. */
+#define FLOOD_FRAMES 4096
+#define FLOOD_CAP (48u << 20)
+
+struct flood {
+    int rc;
+    size_t sent;
+    bool blocked;
+};
+
+static void flood_run(void *arg)
+{
+    static const char hello[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+    static uint8_t batch[FLOOD_FRAMES * 15];
+    struct flood *f = arg;
+    struct cl *c = calloc(1, sizeof(*c));
+    struct timeval tv = {0, 300000};
+    uint32_t id = 1;
+    int small = 4096;
+
+    f->rc = cl_connect(c, S.port);
+    if (f->rc == 0) {
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        f->rc = cl_send(c, hello, sizeof(hello) - 1); /* preface, SETTINGS; never an ACK */
+    }
+    while (f->rc == 0 && f->sent < FLOOD_CAP) {
+        ssize_t k;
+
+        /* HEADERS, END_STREAM | END_HEADERS: GET http / (HPACK static 2, 6,
+         * 4), :authority a (literal, name static 1) */
+        for (size_t i = 0; i < FLOOD_FRAMES; i++, id += 2) {
+            uint8_t *p = batch + 15 * i;
+
+            memcpy(p, "\0\0\x06\x01\x05", 5);
+            p[5] = (uint8_t)(id >> 24);
+            p[6] = (uint8_t)(id >> 16);
+            p[7] = (uint8_t)(id >> 8);
+            p[8] = (uint8_t)id;
+            memcpy(p + 9, "\x82\x86\x84\x01\x01\x61", 6);
+        }
+        k = send(c->fd, batch, sizeof(batch), MSG_NOSIGNAL);
+        if (k > 0)
+            f->sent += (size_t)k;
+        if (k < (ssize_t)sizeof(batch)) {
+            f->blocked = k >= 0 || errno == EAGAIN || errno == EWOULDBLOCK;
+            break;
+        }
+    }
+    cl_close(c);
+    free(c);
+}
+
+/* The server stops reading a client that does not read its replies (they
+ * used to pile up in nghttp2's queue without bound). Refused streams cost
+ * 13 bytes of RST_STREAM each; the client is held back by TCP once about
+ * HTTP_OUT_WATERMARK + kernel buffers are full, well below the cap. */
+static void test_h2_backpressure_unread(void **state)
+{
+    struct flood f = {0};
+
+    (void)state;
+    run_client(flood_run, &f);
+    assert_int_equal(f.rc, 0);
+    assert_true(f.blocked);
+    assert_true(f.sent < FLOOD_CAP / 3);
+    assert_true(S.requests >= 16); /* the streams it could answer were answered */
+}
+
 static void h2_reset_run(void *arg)
 {
     struct h2job *j = arg;
@@ -1556,6 +1626,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h2_413_resets_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_431, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_concurrent_async, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_backpressure_unread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_close_cb_on_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_idle_goaway, setup, teardown),
