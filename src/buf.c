@@ -166,36 +166,42 @@ static fmt_u128 fmt_scale(uint64_t x, const fmt_u128 p10, unsigned s, int *exact
     return num >> s;
 }
 
+/* The decimal interval of a double, scaled to integers, as digits drop. */
+struct fmt_bounds {
+    uint64_t vr, vp, vm; /* the value and the bounds of its interval */
+    int vr_exact;        /* every digit dropped from vr so far was 0 */
+    int vm_exact;        /* likewise for vm (and the bound is inclusive) */
+    int last;            /* the digit last dropped from vr */
+    int removed;         /* digits dropped */
+};
+
+static void fmt_drop_digit(struct fmt_bounds *b)
+{
+    b->vr_exact = b->vr_exact && b->last == 0;
+    b->last = (int)(b->vr % 10);
+    b->vr /= 10;
+    b->vp /= 10;
+    b->vm /= 10;
+    b->removed++;
+}
+
 /*
  * Ryu's digit removal on 64-bit bounds: drop digits while the interval
  * [vm, vp] still holds two truncations, then round the last dropped digit
- * of vr half to even. <last> is the digit already dropped (0 if none).
+ * of vr half to even.
  */
-static uint64_t fmt_remove_digits(uint64_t vr, uint64_t vp, uint64_t vm, int accept, int vm_exact,
-                                  int vr_exact, int last, int *removed)
+static uint64_t fmt_remove_digits(struct fmt_bounds *b, int accept)
 {
-    while (vp / 10 > vm / 10) {
-        vm_exact = vm_exact && vm % 10 == 0;
-        vr_exact = vr_exact && last == 0;
-        last = (int)(vr % 10);
-        vr /= 10;
-        vp /= 10;
-        vm /= 10;
-        (*removed)++;
+    while (b->vp / 10 > b->vm / 10) {
+        b->vm_exact = b->vm_exact && b->vm % 10 == 0;
+        fmt_drop_digit(b);
     }
-    if (vm_exact) {
-        while (vm % 10 == 0) {
-            vr_exact = vr_exact && last == 0;
-            last = (int)(vr % 10);
-            vr /= 10;
-            vp /= 10;
-            vm /= 10;
-            (*removed)++;
-        }
-    }
-    if (vr_exact && last == 5 && vr % 2 == 0)
-        last = 4; /* exactly half way: round to even */
-    return vr + ((vr == vm && (!accept || !vm_exact)) || last >= 5);
+    if (b->vm_exact)
+        while (b->vm % 10 == 0)
+            fmt_drop_digit(b);
+    if (b->vr_exact && b->last == 5 && b->vr % 2 == 0)
+        b->last = 4; /* exactly half way: round to even */
+    return b->vr + ((b->vr == b->vm && (!accept || !b->vm_exact)) || b->last >= 5);
 }
 
 /*
@@ -215,7 +221,8 @@ static int fmt_shortest_exact(double v, char *digits, size_t *ndigits)
     uint64_t bits, m, out;
     unsigned s, mmshift;
     fmt_u128 p10 = 1, vr, vp, vm;
-    int e2, k, accept, vr_exact, vp_exact, vm_exact, removed = 0, last = 0, e10;
+    struct fmt_bounds b;
+    int e2, k, accept, vr_exact, vp_exact, vm_exact, e10;
     char tmp[24];
     size_t n = 0;
 
@@ -244,21 +251,19 @@ static int fmt_shortest_exact(double v, char *digits, size_t *ndigits)
     /* The first removal in 128 bits (there always is one: the interval
      * spans more than ten units at 18 digits and more); below 10^19 the
      * rest fits in 64 bits, where dividing by ten is a multiply. */
-    if (vp / 10 > vm / 10) {
-        vm_exact = vm_exact && vm % 10 == 0;
-        last = (int)(vr % 10);
-        vr /= 10;
-        vp /= 10;
-        vm /= 10;
-        removed++;
-    }
-    out = fmt_remove_digits((uint64_t)vr, (uint64_t)vp, (uint64_t)vm, accept, vm_exact, vr_exact,
-                            last, &removed);
+    b.vm_exact = vm_exact && vm % 10 == 0;
+    b.vr_exact = vr_exact;
+    b.last = (int)(vr % 10);
+    b.removed = 1;
+    b.vr = (uint64_t)(vr / 10);
+    b.vp = (uint64_t)(vp / 10);
+    b.vm = (uint64_t)(vm / 10);
+    out = fmt_remove_digits(&b, accept);
     do {
         tmp[n++] = (char)('0' + out % 10);
         out /= 10;
     } while (out);
-    e10 = removed - k + (int)n - 1;
+    e10 = b.removed - k + (int)n - 1;
     *ndigits = 0;
     while (n > 0)
         digits[(*ndigits)++] = tmp[--n];
