@@ -53,7 +53,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libnghttp2-dev libssl-dev \
 	libjansson-dev libinih-dev libhttp-parser-dev libjemalloc-dev libcmocka-dev \
 	libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libcurl4-openssl-dev \
 	libarchive-dev liblapacke-dev libxgboost-dev \
-	nghttp2-client nghttp2-server curl awscli python3 python3-boto3 redis-server \
+	nghttp2-client nghttp2-server curl awscli python3 python3-boto3 python3-h2 redis-server \
 	openssl valgrind
 
 .PHONY: all deps test test-unit test-integ run bench clean
