@@ -1,13 +1,14 @@
 /*
  * batcher.c - the batching policy (pure: the caller passes the clock).
  *
- * The queue is a singly linked FIFO of entries, one per enqueued rowset,
- * with a tail pointer. Only the head entry can be partially taken: its
+ * The queue is a doubly linked FIFO of entries, one per enqueued rowset,
+ * with a tail pointer (the back links make cancelling an entry by its
+ * handle O(1): a mass disconnect must not cost O(entries^2)). Only the head entry can be partially taken: its
  * <next_row> is the first row still queued, and its rows keep the entry's
  * original enqueue time, so the head's time is always the oldest queued
  * row's time. Queued rows and bytes are kept incrementally (each entry also
  * knows its remaining bytes), so next() costs O(rows taken + segments) and
- * cancel() O(entries), never a rescan of rows.
+ * cancel() by owner O(entries), cancel_entry() O(1), never a rescan of rows.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,8 +16,9 @@
 #include "infergate/batcher.h"
 #include "infergate/common.h"
 
-struct batcher_entry {
-    struct batcher_entry *next;
+struct ig_batcher_entry {
+    struct ig_batcher_entry *next;
+    struct ig_batcher_entry *prev;
     void *owner;
     const struct ig_rowset *rs;
     uint32_t next_row;   /* first row of rs still queued; < rs->nrows */
@@ -26,8 +28,8 @@ struct batcher_entry {
 
 struct ig_batcher {
     struct ig_batcher_limits lim;
-    struct batcher_entry *head; /* oldest; NULL when empty */
-    struct batcher_entry *tail; /* newest; NULL when empty */
+    struct ig_batcher_entry *head; /* oldest; NULL when empty */
+    struct ig_batcher_entry *tail; /* newest; NULL when empty */
     uint32_t queued_rows;       /* <= lim.max_queue_rows */
     uint64_t queued_bytes;
     uint32_t inflight; /* <= lim.max_inflight */
@@ -52,7 +54,7 @@ struct ig_batcher *ig_batcher_new(const struct ig_batcher_limits *lim)
 
 void ig_batcher_free(struct ig_batcher *b)
 {
-    struct batcher_entry *e, *next;
+    struct ig_batcher_entry *e, *next;
 
     if (b == NULL)
         return;
@@ -66,7 +68,13 @@ void ig_batcher_free(struct ig_batcher *b)
 int ig_batcher_enqueue(struct ig_batcher *b, void *owner, const struct ig_rowset *rs,
                        uint64_t now_us)
 {
-    struct batcher_entry *e;
+    return ig_batcher_enqueue_entry(b, owner, rs, now_us, NULL);
+}
+
+int ig_batcher_enqueue_entry(struct ig_batcher *b, void *owner, const struct ig_rowset *rs,
+                             uint64_t now_us, struct ig_batcher_entry **entry)
+{
+    struct ig_batcher_entry *e;
     uint64_t bytes = 0;
     uint32_t i;
 
@@ -81,6 +89,7 @@ int ig_batcher_enqueue(struct ig_batcher *b, void *owner, const struct ig_rowset
 
     e = ig_xmalloc(sizeof(*e));
     e->next = NULL;
+    e->prev = b->tail;
     e->owner = owner;
     e->rs = rs;
     e->next_row = 0;
@@ -93,6 +102,8 @@ int ig_batcher_enqueue(struct ig_batcher *b, void *owner, const struct ig_rowset
     b->tail = e;
     b->queued_rows += rs->nrows;
     b->queued_bytes += bytes;
+    if (entry != NULL)
+        *entry = e;
     return 0;
 }
 
@@ -128,7 +139,7 @@ static int batcher_due(const struct ig_batcher *b, uint64_t now_us, enum ig_flus
 
 /* Append a segment to <bt>, growing segs geometrically (<*cap> entries). */
 static struct ig_batch_seg *batcher_add_seg(struct ig_batch *bt, uint32_t *cap,
-                                            const struct batcher_entry *e)
+                                            const struct ig_batcher_entry *e)
 {
     struct ig_batch_seg *s;
 
@@ -147,12 +158,33 @@ static struct ig_batch_seg *batcher_add_seg(struct ig_batch *bt, uint32_t *cap,
 /* Pop the (fully taken) head entry. */
 static void batcher_pop(struct ig_batcher *b)
 {
-    struct batcher_entry *e = b->head;
+    struct ig_batcher_entry *e = b->head;
 
     b->head = e->next;
     if (b->head == NULL)
         b->tail = NULL;
+    else
+        b->head->prev = NULL;
     free(e);
+}
+
+/* Take <e> out of the queue, whatever its place; returns its rows left. */
+static uint32_t batcher_unlink(struct ig_batcher *b, struct ig_batcher_entry *e)
+{
+    uint32_t rows = e->rs->nrows - e->next_row;
+
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        b->head = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        b->tail = e->prev;
+    b->queued_rows -= rows;
+    b->queued_bytes -= e->nbytes;
+    free(e);
+    return rows;
 }
 
 /*
@@ -168,7 +200,7 @@ static void batcher_fill(struct ig_batcher *b, struct ig_batch *bt)
     int full = 0;
 
     while (b->head != NULL && !full) {
-        struct batcher_entry *e = b->head;
+        struct ig_batcher_entry *e = b->head;
         struct ig_batch_seg *s = batcher_add_seg(bt, &cap, e);
 
         while (e->next_row < e->rs->nrows) {
@@ -237,24 +269,20 @@ void ig_batch_free(struct ig_batch *batch)
 
 uint32_t ig_batcher_cancel(struct ig_batcher *b, void *owner)
 {
-    struct batcher_entry **pp = &b->head, *e, *prev = NULL;
+    struct ig_batcher_entry *e = b->head, *next;
     uint32_t removed = 0;
 
-    while ((e = *pp) != NULL) {
-        if (e->owner != owner) {
-            prev = e;
-            pp = &e->next;
-            continue;
-        }
-        removed += e->rs->nrows - e->next_row;
-        b->queued_bytes -= e->nbytes;
-        *pp = e->next;
-        if (b->tail == e)
-            b->tail = prev;
-        free(e);
+    for (; e != NULL; e = next) {
+        next = e->next;
+        if (e->owner == owner)
+            removed += batcher_unlink(b, e);
     }
-    b->queued_rows -= removed;
     return removed;
+}
+
+uint32_t ig_batcher_cancel_entry(struct ig_batcher *b, struct ig_batcher_entry *entry)
+{
+    return batcher_unlink(b, entry);
 }
 
 void ig_batcher_set_drain(struct ig_batcher *b, int on)

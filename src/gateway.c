@@ -82,6 +82,8 @@ struct gw_request {
     struct ig_pred *preds; /* rs.nrows, filled as batches finish */
     struct ig_buf out;     /* the predictions' bytes */
     uint32_t rows_done;
+    uint32_t rows_taken;               /* rows handed to batches so far */
+    struct ig_batcher_entry *entry;    /* valid while rows_taken < rs.nrows */
     uint32_t refs;
     struct event *deadline; /* assigned in the memory right after this struct */
     int deadline_armed;
@@ -160,7 +162,10 @@ static void gw_req_finish(struct gw_request *r)
         ig_http_req_set_close_cb(r->http, NULL, NULL);
         r->http = NULL;
     }
-    ig_batcher_cancel(r->lane->batcher, r);
+    /* O(1): a mass disconnect of queued requests must not cost O(n^2). */
+    if (r->entry != NULL && r->rows_taken < r->rs.nrows)
+        ig_batcher_cancel_entry(r->lane->batcher, r->entry);
+    r->entry = NULL;
     if (r->deadline_armed) {
         event_del(r->deadline);
         r->deadline_armed = 0;
@@ -324,8 +329,12 @@ static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
     struct gw_deferred_fail *d;
     struct timeval now = {0, 0};
 
-    for (uint32_t s = 0; s < b->nsegs; s++)
-        ((struct gw_request *)b->segs[s].owner)->refs++;
+    for (uint32_t s = 0; s < b->nsegs; s++) {
+        struct gw_request *r = b->segs[s].owner;
+
+        r->refs++;
+        r->rows_taken += b->segs[s].nrows;
+    }
     ep->batches[b->reason]++;
     ep->inflight++;
     ig_hist_observe(&ep->batch_rows, b->nrows);
@@ -480,7 +489,7 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     }
     rv = gw_endpoint_queued(ep) + (uint64_t)r->rs.nrows > ep->conf->max_queue_rows
              ? IG_ERR_FULL
-             : ig_batcher_enqueue(r->lane->batcher, r, &r->rs, r->start_us);
+             : ig_batcher_enqueue_entry(r->lane->batcher, r, &r->rs, r->start_us, &r->entry);
     if (rv < 0) {
         if (rv == IG_ERR_FULL) {
             snprintf(msg, sizeof(msg), "Endpoint %s is over its queue limit of %u rows; "

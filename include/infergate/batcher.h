@@ -30,6 +30,7 @@
 #include "infergate/rows-t.h"
 
 struct ig_batcher;
+struct ig_batcher_entry; /* one queued rowset, a handle for O(1) cancel */
 
 struct ig_batcher_limits {
     uint32_t max_batch_rows;  /* >= 1: a batch never holds more rows */
@@ -70,6 +71,16 @@ void ig_batcher_free(struct ig_batcher *b);
  */
 int ig_batcher_enqueue(struct ig_batcher *b, void *owner, const struct ig_rowset *rs,
                        uint64_t now_us);
+
+/*
+ * ig_batcher_enqueue, and on success the entry's handle in <*entry> (NULL
+ * allowed). The handle stays valid while any of the rowset's rows is still
+ * queued: the caller knows, by adding up the rows of its segments in the
+ * batches it gets, when all have left (then the entry is gone) and must not
+ * cancel it after that.
+ */
+int ig_batcher_enqueue_entry(struct ig_batcher *b, void *owner, const struct ig_rowset *rs,
+                             uint64_t now_us, struct ig_batcher_entry **entry);
 
 /*
  * The next batch due at <now_us>, or NULL when none is due or
@@ -114,6 +125,10 @@ void ig_batch_free(struct ig_batch *batch);
  * entries).
  */
 uint32_t ig_batcher_cancel(struct ig_batcher *b, void *owner);
+
+/* Remove the rows still queued of one entry (see ig_batcher_enqueue_entry)
+ * in O(1); returns how many. The handle is invalid afterwards. */
+uint32_t ig_batcher_cancel_entry(struct ig_batcher *b, struct ig_batcher_entry *entry);
 
 /* Drain mode on (<on> != 0) or off: while on, any queued row is due. */
 void ig_batcher_set_drain(struct ig_batcher *b, int on);

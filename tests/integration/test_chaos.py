@@ -1134,6 +1134,38 @@ def stop_clean(gw, what):
         print(err[-6000:], flush=True)
 
 
+def case_mass_disconnect(gw):
+    """400 h2 connections queue 128 one-row requests each behind a 5 s batching delay, then
+    all reset at once: cancelling 51,200 queued requests must be O(1) each (it was a scan of
+    the queue per request, ~3 s of stalled loop at this size), so the next request is
+    answered at once and the queue empties."""
+    nconn, per = 400, 128
+    conns = []
+    for _ in range(nconn):
+        c = H2(gw.port)
+        for _ in range(per):
+            c.request(inv("parked"), csv_body(pick(1)))
+        conns.append(c)
+    deadline = time.time() + 30
+    queued = 0
+    while time.time() < deadline:
+        queued = metric(gw, "infergate_queue_rows")
+        if queued >= nconn * per:
+            break
+        time.sleep(0.1)
+    check_eq(int(queued), nconn * per, "mass disconnect: every row queued")
+    for c in conns:
+        rst_close(c.sock)
+    t0 = time.time()
+    got = h1_invoke(gw.port, pick(2), timeout=30)
+    took = time.time() - t0
+    check_eq(got[0], 200, "mass disconnect: the next request is answered")
+    check(took < 2.0, "mass disconnect: answered within 2 s of the resets (%.2f s)" % took)
+    print("  mass disconnect: %d queued rows cancelled, next answer after %.2f s"
+          % (nconn * per, took), flush=True)
+    still_serving(gw, "mass disconnect")
+
+
 def run_case(fn, *args):
     t0 = time.time()
     try:
@@ -1148,7 +1180,9 @@ def run_case(fn, *args):
 T0 = time.time()
 MAIN = {"demo": {"model": DEMO_MODEL},
         "slow": {"model": DEMO_MODEL, "max_delay_us": str(int(SLOW_DELAY_S * 1e6)),
-                 "max_batch_rows": "100000"}}
+                 "max_batch_rows": "100000"},
+        "parked": {"model": DEMO_MODEL, "max_delay_us": "5000000", "max_batch_rows": "1000000",
+                   "max_batch_bytes": "67108864"}}
 gw = Gateway(MAIN, header_timeout_ms="500", max_header_list_size=str(MAX_HEADERS),
              max_concurrent_streams="128", max_connections="1000", drain_timeout_ms="5000")
 mess = []
@@ -1161,6 +1195,7 @@ def open_at_sigterm(g):
 try:
     run_case(case_disconnects, gw)
     run_case(case_h2_resets, gw)
+    run_case(case_mass_disconnect, gw)
     run_case(case_big_headers, gw)
     run_case(case_slowloris, gw)
     run_case(case_garbage, gw)

@@ -548,6 +548,78 @@ static void test_cancel(void **state)
     rs_free(x4);
 }
 
+/* Cancel by handle: a partly taken head, a middle entry and the tail, in
+ * O(1) each, with the queue's order, counts and deadline kept right. */
+static void test_cancel_entry(void **state)
+{
+    static const uint32_t la[] = {1, 2, 3, 4}, lb[] = {10, 20}, lc[] = {100}, ld[] = {1000, 2000};
+    struct ig_rowset *ra = rs_new_lens(4, la), *rb = rs_new_lens(2, lb), *rc = rs_new_lens(1, lc),
+                     *rd = rs_new_lens(2, ld);
+    struct ig_batcher *b = batcher_make(3, 100000, 1000, 8, 100);
+    struct ig_batcher_entry *ea, *eb, *ec, *ed;
+    struct ig_batch *b1, *b2;
+
+    (void)state;
+    assert_int_equal(ig_batcher_enqueue_entry(b, A, ra, 0, &ea), 0);
+    assert_int_equal(ig_batcher_enqueue_entry(b, B, rb, 1, &eb), 0);
+    assert_int_equal(ig_batcher_enqueue_entry(b, C, rc, 2, &ec), 0);
+    assert_int_equal(ig_batcher_enqueue_entry(b, D, rd, 3, &ed), 0);
+    assert_non_null(ea);
+    b1 = ig_batcher_next(b, 3); /* A's rows 0..2 */
+    assert_seg(b1, 0, A, ra, 0, 3);
+    assert_int_equal(ig_batcher_queued_rows(b), 6);
+
+    assert_int_equal(ig_batcher_cancel_entry(b, ec), 1); /* middle */
+    assert_int_equal(ig_batcher_queued_rows(b), 5);
+    assert_int_equal(ig_batcher_queued_bytes(b), 4 + 30 + 3000);
+    assert_int_equal(ig_batcher_cancel_entry(b, ea), 1); /* partly taken head */
+    assert_true(ig_batcher_next_deadline(b) == 1001);
+    assert_int_equal(ig_batcher_cancel_entry(b, ed), 2); /* tail */
+    assert_int_equal(ig_batcher_queued_rows(b), 2);
+    assert_int_equal(ig_batcher_queued_bytes(b), 30);
+    /* Appending after removing the tail links behind B. */
+    assert_int_equal(ig_batcher_enqueue_entry(b, D, rd, 4, &ed), 0);
+    b2 = ig_batcher_next(b, 4);
+    assert_batch(b2, IG_FLUSH_ROWS, 3, 1030, 2);
+    assert_seg(b2, 0, B, rb, 0, 2);
+    assert_seg(b2, 1, D, rd, 0, 1);
+    assert_int_equal(ig_batcher_cancel_entry(b, ed), 1); /* D's remainder */
+    assert_int_equal(ig_batcher_queued_rows(b), 0);
+    assert_int_equal(ig_batcher_queued_bytes(b), 0);
+    assert_true(ig_batcher_next_deadline(b) == UINT64_MAX);
+    ig_batcher_done(b, b1);
+    ig_batcher_done(b, b2);
+
+    /* Many entries cancelled by handle, in an order unlike the queue's:
+     * nothing is left and the queue works again. */
+    {
+        enum { N = 5000 };
+        struct ig_rowset *one = rs_new(1, 1);
+        struct ig_batcher *big = batcher_make(10, 100000, 1000, 8, N);
+        struct ig_batcher_entry **es = ig_xcalloc(N, sizeof(*es));
+
+        for (int i = 0; i < N; i++)
+            assert_int_equal(ig_batcher_enqueue_entry(big, OWNER(i % 8), one, (uint64_t)i, &es[i]),
+                             0);
+        for (int i = 0; i < N; i += 2)
+            assert_int_equal(ig_batcher_cancel_entry(big, es[i]), 1);
+        for (int i = N - 1; i > 0; i -= 2)
+            assert_int_equal(ig_batcher_cancel_entry(big, es[i]), 1);
+        assert_int_equal(ig_batcher_queued_rows(big), 0);
+        assert_true(ig_batcher_next_deadline(big) == UINT64_MAX);
+        assert_int_equal(ig_batcher_enqueue(big, A, one, 7), 0);
+        assert_true(ig_batcher_next_deadline(big) == 1007);
+        free(es);
+        ig_batcher_free(big);
+        rs_free(one);
+    }
+    ig_batcher_free(b);
+    rs_free(ra);
+    rs_free(rb);
+    rs_free(rc);
+    rs_free(rd);
+}
+
 static void test_drain(void **state)
 {
     struct ig_batcher *b = batcher_make(10, 1000, 1000, 8, 100);
@@ -934,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_max_inflight),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_cancel_entry),
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_next_deadline),
         cmocka_unit_test(test_free_with_batches_in_flight),
