@@ -117,6 +117,7 @@ static void assert_global_defaults(const struct ig_config *cfg)
     assert_int_equal(cfg->max_concurrent_streams, 128);
     assert_int_equal(cfg->max_header_list_size, 65536);
     assert_int_equal(cfg->max_body_bytes, 6291456);
+    assert_int_equal(cfg->max_buffered_body_bytes, 1073741824);
     assert_int_equal(cfg->idle_timeout_ms, 60000);
     assert_int_equal(cfg->header_timeout_ms, 10000);
     assert_int_equal(cfg->drain_timeout_ms, 30000);
@@ -230,6 +231,7 @@ static void test_every_option_from_file(void **state)
                        "max_concurrent_streams = 1\n"
                        "max_header_list_size = 1024\n"
                        "max_body_bytes = 67108864\n"
+                       "max_buffered_body_bytes = 68719476736\n"
                        "idle_timeout_ms = 100\n"
                        "header_timeout_ms = 3600000\n"
                        "drain_timeout_ms = 0\n"
@@ -259,6 +261,7 @@ static void test_every_option_from_file(void **state)
     assert_int_equal(cfg.max_concurrent_streams, 1);
     assert_int_equal(cfg.max_header_list_size, 1024);
     assert_int_equal(cfg.max_body_bytes, 67108864);
+    assert_int_equal(cfg.max_buffered_body_bytes, 68719476736ull);
     assert_int_equal(cfg.idle_timeout_ms, 100);
     assert_int_equal(cfg.header_timeout_ms, 3600000);
     assert_int_equal(cfg.drain_timeout_ms, 0);
@@ -278,9 +281,9 @@ static void test_every_option_from_file(void **state)
     assert_int_equal(a->max_inflight, 1024);
     assert_int_equal(a->max_queue_rows, 16777216);
     assert_int_equal(a->request_timeout_ms, 3600000);
-    assert_int_equal(a->line, 17);
+    assert_int_equal(a->line, 18);
     assert_string_equal(b->model, "https://runtime.example.com/x/y");
-    assert_int_equal(b->line, 28);
+    assert_int_equal(b->line, 29);
     assert_endpoint_defaults(b);
     ig_config_clear(&cfg);
 }
@@ -350,6 +353,36 @@ static void test_env_overrides_file_cli_overrides_env(void **state)
     assert_string_equal(cfg.listen, "10.0.0.1:82");
     assert_int_equal(cfg.log_level, IG_LOG_WARN);
     assert_string_equal(cfg.data_dir, "/from/file");
+    ig_config_clear(&cfg);
+}
+
+/* max_buffered_body_bytes from each source, its bounds accepted; beyond
+ * 32 bits (64 GiB) it is kept whole. */
+static void test_max_buffered_body_bytes_sources(void **state)
+{
+    struct ig_config cfg;
+    char path[128], err[512];
+    char *env[] = {(char *)"INFERGATE_MAX_BUFFERED_BODY_BYTES= 2097152 ", NULL};
+    char *env_min[] = {(char *)"INFERGATE_MAX_BUFFERED_BODY_BYTES=1048576", NULL};
+
+    (void)state;
+    write_file("a.conf", "max_buffered_body_bytes = 68719476736\n", path, sizeof(path));
+    assert_int_equal(load(&cfg, no_env, err, sizeof(err), "--config", path, NULL), 0);
+    assert_int_equal(cfg.max_buffered_body_bytes, 68719476736ull);
+    ig_config_clear(&cfg);
+
+    assert_int_equal(load(&cfg, env, err, sizeof(err), "--config", path, NULL), 0);
+    assert_int_equal(cfg.max_buffered_body_bytes, 2097152); /* env over file, trimmed */
+    ig_config_clear(&cfg);
+
+    assert_int_equal(load(&cfg, env_min, err, sizeof(err), NULL), 0);
+    assert_int_equal(cfg.max_buffered_body_bytes, 1048576);
+    ig_config_clear(&cfg);
+
+    assert_int_equal(load(&cfg, env, err, sizeof(err), "--config", path,
+                          "--max-buffered-body-bytes=3145728", NULL),
+                     0);
+    assert_int_equal(cfg.max_buffered_body_bytes, 3145728); /* command line over env */
     ig_config_clear(&cfg);
 }
 
@@ -523,6 +556,7 @@ static void test_usage(void **state)
         "  --max_concurrent_streams ",
         "  --max_header_list_size ",
         "  --max_body_bytes ",
+        "  --max_buffered_body_bytes ",
         "  --idle_timeout_ms ",
         "  --header_timeout_ms ",
         "  --drain_timeout_ms ",
@@ -550,6 +584,10 @@ static void test_usage(void **state)
             fail_msg("usage lacks '%s'", opts[i]);
     assert_non_null(strstr(text, "\n  --max_body_bytes BYTES         1..67108864, default 6291456, "
                                  "reloadable\n      largest request body (SageMaker's limit)\n"));
+    /* a head wider than the column pushes the properties right */
+    assert_non_null(strstr(text, "\n  --max_buffered_body_bytes BYTES 1048576..68719476736, default "
+                                 "1073741824, reloadable\n      request bodies held at once, all "
+                                 "connections; beyond this, requests are throttled\n"));
     assert_non_null(
         strstr(text, "\n  --listen HOST:PORT             default \"127.0.0.1:8080\"\n"));
     assert_non_null(strstr(text, "\n  --log_level LEVEL              debug|info|warn|error, "
@@ -612,7 +650,7 @@ static void test_shipped_conf_documents_every_option(void **state)
             fail_msg("conf/infergate.conf does not document '%s'", name);
         checked++;
     }
-    assert_int_equal(checked, 25); /* 15 global + 10 endpoint options */
+    assert_int_equal(checked, 26); /* 16 global + 10 endpoint options */
     free(usage);
     free(conf);
 }
@@ -699,6 +737,10 @@ static const struct file_error file_errors[] = {
      ":1: max_body_bytes: 18446744073709551616 is out of range 1..67108864"},
     {"max_body_bytes = 99999999999999999999999\n",
      ":1: max_body_bytes: 99999999999999999999999 is out of range 1..67108864"},
+    {"max_buffered_body_bytes = 1048575\n",
+     ":1: max_buffered_body_bytes: 1048575 is out of range 1048576..68719476736"},
+    {"max_buffered_body_bytes = 68719476737\n",
+     ":1: max_buffered_body_bytes: 68719476737 is out of range 1048576..68719476736"},
     {"max_connections = 4294967297\n",
      ":1: max_connections: 4294967297 is out of range 1..1000000"},
     {"max_header_list_size = 1023\n",
@@ -862,6 +904,10 @@ static const struct env_error env_errors[] = {
     {"INFERGATE_WORKERS=257", "environment: INFERGATE_WORKERS: 257 is out of range 0..256"},
     {"INFERGATE_MAX_BODY_BYTES=0",
      "environment: INFERGATE_MAX_BODY_BYTES: 0 is out of range 1..67108864"},
+    {"INFERGATE_MAX_BUFFERED_BODY_BYTES=0",
+     "environment: INFERGATE_MAX_BUFFERED_BODY_BYTES: 0 is out of range 1048576..68719476736"},
+    {"INFERGATE_MAX_BUFFERED_BODY_BYTES=1GiB",
+     "environment: INFERGATE_MAX_BUFFERED_BODY_BYTES: '1GiB' is not an integer"},
     {"INFERGATE_LISTEN=8080", "environment: INFERGATE_LISTEN: '8080' is not HOST:PORT (HOST a "
                               "name, IPv4 address or [IPv6] address; PORT 0..65535)"},
     {"INFERGATE_LOG_LEVEL=verbose",
@@ -903,6 +949,8 @@ static const struct cli_error cli_errors[] = {
     {{"--workers", "-1", NULL}, "command line: --workers: '-1' is not an integer"},
     {{"--max-body-bytes=67108865", NULL},
      "command line: --max-body-bytes: 67108865 is out of range 1..67108864"},
+    {{"--max-buffered-body-bytes", "1048575", NULL},
+     "command line: --max-buffered-body-bytes: 1048575 is out of range 1048576..68719476736"},
     {{"--log-level=loud", NULL},
      "command line: --log-level: 'loud' is not one of "
      "debug|info|warn|error"},
@@ -983,6 +1031,7 @@ int main(void)
         cmocka_unit_test(test_every_option_from_file),
         cmocka_unit_test(test_file_syntax),
         cmocka_unit_test(test_env_overrides_file_cli_overrides_env),
+        cmocka_unit_test(test_max_buffered_body_bytes_sources),
         cmocka_unit_test(test_config_path_sources),
         cmocka_unit_test(test_cli_forms),
         cmocka_unit_test(test_check_config_flag),
