@@ -737,6 +737,7 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
         .max_concurrent_streams = cfg->max_concurrent_streams,
         .max_header_list_size = cfg->max_header_list_size,
         .max_body_bytes = cfg->max_body_bytes,
+        .max_buffered_body_bytes = cfg->max_buffered_body_bytes,
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .header_timeout_ms = cfg->header_timeout_ms,
     };

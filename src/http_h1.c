@@ -8,9 +8,10 @@
  * in order by construction. A connection has at most one request (the one
  * being parsed or the one being answered) in conn->reqs.
  *
- * Requests the module rejects (400, 408, 413, 431, 503) are answered with
- * "Connection: close" and the connection then closes after a lingering
- * close (http_server.c).
+ * Requests the module rejects (400, 408, 413, 431, 503, and 400
+ * ThrottlingException when the server holds its cap of request-body bytes)
+ * are answered with "Connection: close" and the connection then closes
+ * after a lingering close (http_server.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,15 +146,8 @@ static int h1_on_headers_complete(http_parser *p)
     if (ig_http_req_end_headers(req) != 0)
         return h1_hdr_fail(req, IG_ERR_NOMEM);
     req->state = HTTP_REQ_BODY;
-    if (req->has_declared_len && req->declared_len > conn->srv->max_body) {
-        req->err = HTTP_REQ_ERR_BODY_TOOBIG;
-        return -1;
-    }
-    if (req->has_declared_len && req->declared_len > 0 &&
-        ig_buf_reserve(&req->body, (size_t)req->declared_len) != 0) {
-        req->err = HTTP_REQ_ERR_NOMEM;
-        return -1;
-    }
+    if (ig_http_req_begin_body(req) != 0)
+        return -1; /* 413, throttled or 503 (req->err): h1_fail() answers and closes */
     h1_expect(conn, req, p);
     return 0;
 }
@@ -161,12 +155,9 @@ static int h1_on_headers_complete(http_parser *p)
 static int h1_on_body(http_parser *p, const char *at, size_t len)
 {
     struct ig_http_req *req = h1_req(p->data);
-    int rv = ig_http_req_add_body(req, at, len);
 
-    if (rv == 0)
-        return 0;
-    req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_BODY_TOOBIG : HTTP_REQ_ERR_NOMEM;
-    return -1;
+    /* a refusal sets req->err; h1_fail() answers and closes */
+    return ig_http_req_add_body(req, at, len) == 0 ? 0 : -1;
 }
 
 static int h1_on_message_complete(http_parser *p)

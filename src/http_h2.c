@@ -14,7 +14,8 @@
  * bufferevent (NGHTTP2_DATA_FLAG_NO_COPY + send_data_callback).
  *
  * Flow control is automatic (nghttp2 sends WINDOW_UPDATE as data is
- * received); request bodies are capped by max_body_bytes instead.
+ * received); request bodies are capped by max_body_bytes each and by
+ * max_buffered_body_bytes across all connections instead.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,19 +191,13 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
 }
 
 /* The request's header block is complete. */
-static void h2_end_headers(struct http_conn *conn, struct ig_http_req *req,
-                           const nghttp2_frame *frame)
+static void h2_end_headers(struct ig_http_req *req, const nghttp2_frame *frame)
 {
     if (req->err == HTTP_REQ_ERR_NONE && ig_http_req_end_headers(req) != 0)
         req->err = HTTP_REQ_ERR_NOMEM;
     req->state = HTTP_REQ_BODY;
-    if (req->err == HTTP_REQ_ERR_NONE && req->has_declared_len) {
-        if (req->declared_len > conn->srv->max_body)
-            req->err = HTTP_REQ_ERR_BODY_TOOBIG;
-        else if (req->declared_len > 0 &&
-                 ig_buf_reserve(&req->body, (size_t)req->declared_len) != 0)
-            req->err = HTTP_REQ_ERR_NOMEM;
-    }
+    if (req->err == HTTP_REQ_ERR_NONE)
+        ig_http_req_begin_body(req); /* sets req->err on refusal */
     if (req->err != HTTP_REQ_ERR_NONE)
         ig_http_req_reject(req);
     else if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
@@ -220,7 +215,7 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
         if (req == NULL)
             break;
         if (req->state == HTTP_REQ_HEADERS)
-            h2_end_headers(conn, req, frame);
+            h2_end_headers(req, frame);
         else if (req->state == HTTP_REQ_BODY && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             ig_http_req_dispatch(req); /* after trailers */
         break;
@@ -250,17 +245,15 @@ static int h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id
                       const uint8_t *data, size_t len, void *ud)
 {
     struct ig_http_req *req = h2_req(session, stream_id);
-    int rv;
 
     (void)flags;
     (void)ud;
     if (req == NULL || req->state != HTTP_REQ_BODY || req->err != HTTP_REQ_ERR_NONE)
         return 0;
-    rv = ig_http_req_add_body(req, (const char *)data, len);
-    if (rv == 0)
-        return 0;
-    req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_BODY_TOOBIG : HTTP_REQ_ERR_NOMEM;
-    ig_http_req_reject(req);
+    /* A refusal is answered at once; the stream then ends with
+     * RST_STREAM(NO_ERROR) (h2_on_frame_send) and later DATA is ignored. */
+    if (ig_http_req_add_body(req, (const char *)data, len) != 0)
+        ig_http_req_reject(req);
     return 0;
 }
 
@@ -503,7 +496,7 @@ void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_htt
     req->resp_body = body;
     req->resp_len = body != NULL ? len : 0;
     req->resp_off = 0;
-    ig_buf_clear(&req->body); /* the request body is no longer needed */
+    ig_http_req_drop_body(req); /* no longer needed; off the server's count */
     if (nghttp2_session_find_stream(conn->h2, req->stream_id) == NULL)
         rv = NGHTTP2_ERR_STREAM_CLOSED;
     else

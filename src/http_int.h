@@ -7,7 +7,14 @@
  * (HTTP_REQ_DISPATCHED) is unlinked and freed by ig_http_respond(), by the
  * close path (after the close callback), or detached (req->conn = NULL) when
  * its connection goes away without a close callback set; a detached request
- * is freed by the late ig_http_respond().
+ * waits on srv->detached and is freed by the late ig_http_respond().
+ *
+ * Request bodies: every byte of body storage a request allocates is counted
+ * in srv->body_held (req->body_held is the request's share, always
+ * req->body.cap) from its reservation until the body is dropped (response
+ * submitted, or request freed). Growth is checked against
+ * srv->max_body_held before it happens; a request that does not fit is
+ * answered 400 ThrottlingException through the same reject path as a 413.
  *
  * Nothing that a libevent or nghttp2 callback may still be using is freed
  * in place: ig_http_conn_close() marks the connection dead, unhooks its
@@ -75,6 +82,7 @@ enum http_req_err {
     HTTP_REQ_ERR_BODY_TOOBIG,   /* 413 */
     HTTP_REQ_ERR_HEADER_TOOBIG, /* 431 */
     HTTP_REQ_ERR_NOMEM,         /* 503 */
+    HTTP_REQ_ERR_BODY_FULL,     /* 400 ThrottlingException: srv->max_body_held reached */
 };
 
 struct http_hdr_off {
@@ -85,14 +93,16 @@ struct http_hdr_off {
 struct http_conn;
 
 struct ig_http_req {
-    struct http_conn *conn; /* NULL once detached */
-    TAILQ_ENTRY(ig_http_req) link;
+    struct http_conn *conn;     /* NULL once detached */
+    struct ig_http_server *srv; /* for the body count; NULL once the server is freed */
+    TAILQ_ENTRY(ig_http_req) link; /* conn->reqs, or srv->detached once detached */
     enum http_req_state state;
     enum http_req_err err;
     bool h2;
     bool keep_alive;   /* h1: the client allows another request after this one */
     bool http10;       /* h1: the request said HTTP/1.0 */
     bool head;         /* HEAD: the response has no body */
+    bool detached;     /* on srv->detached */
     uint8_t h1_last;   /* h1 parser: which kind of callback came last (http_h1.c) */
     int32_t stream_id; /* h2 */
     uint64_t start_us;
@@ -112,6 +122,7 @@ struct ig_http_req {
     int64_t method_off;    /* h2 :method */
     int64_t authority_off; /* h2 :authority */
     struct ig_buf body;
+    size_t body_held; /* body.cap as last counted in srv->body_held */
     ig_http_close_cb *close_cb;
     void *close_arg;
     /* h2 response body being sent (owned) */
@@ -157,6 +168,8 @@ struct ig_http_server {
     uint32_t max_streams;
     uint32_t max_header_bytes;
     uint64_t max_body;
+    uint64_t max_body_held; /* cap on body_held */
+    uint64_t body_held;     /* bytes of request-body storage allocated, all requests */
     uint64_t idle_us;   /* 0 = never */
     uint64_t header_us; /* 0 = never */
     uint16_t port;
@@ -164,6 +177,7 @@ struct ig_http_server {
     uint32_t nconns;  /* conns + dead */
     uint32_t nactive; /* requests in HTTP_REQ_DISPATCHED */
     struct http_conn_list conns, dead;
+    struct http_req_list detached; /* dispatched requests whose connection went away */
     struct event *ev_sweep;
     int64_t date_sec; /* second cached in date */
     char date[40];    /* IMF-fixdate */
@@ -177,8 +191,8 @@ struct ig_http_req *ig_http_req_new(struct http_conn *conn);
 void ig_http_req_free(struct ig_http_req *req);
 /* The peer is gone for <req> (stream closed or connection lost): a request
  * the gateway holds gets its close callback and is freed, or, without one,
- * is detached and waits for the gateway's ig_http_respond(); any other is
- * freed. */
+ * is detached (onto srv->detached) and waits for the gateway's
+ * ig_http_respond(); any other is freed. */
 void ig_http_req_gone(struct ig_http_req *req);
 
 /*
@@ -203,11 +217,26 @@ int ig_http_req_add_pseudo(struct ig_http_req *req, const char *name, size_t nle
 /* Resolve offsets into req->hdrs, method (h2), head (h2) and path once the
  * block is complete. 0 or IG_ERR_NOMEM. */
 int ig_http_req_end_headers(struct ig_http_req *req);
-/* Append received body bytes. 0, IG_ERR_TOOBIG (413), IG_ERR_NOMEM. */
+/*
+ * The header block ended (state HTTP_REQ_BODY): check a declared
+ * Content-Length against max_body_bytes and reserve exactly that much body
+ * storage (counted against the server-wide cap). Nothing when no length
+ * was declared. On failure req->err is set (HTTP_REQ_ERR_BODY_TOOBIG,
+ * _BODY_FULL or _NOMEM) for ig_http_req_reject(). 0, IG_ERR_TOOBIG,
+ * IG_ERR_FULL, IG_ERR_NOMEM.
+ */
+int ig_http_req_begin_body(struct ig_http_req *req);
+/* Append received body bytes; growth is counted against the server-wide
+ * cap. On failure req->err is set as by ig_http_req_begin_body(). 0,
+ * IG_ERR_TOOBIG (413), IG_ERR_FULL (throttled), IG_ERR_NOMEM. */
 int ig_http_req_add_body(struct ig_http_req *req, const char *data, size_t len);
+/* Free the body storage and take it off the server's count (idempotent;
+ * ig_http_req_body() then gives ""). */
+void ig_http_req_drop_body(struct ig_http_req *req);
 /* Hand <req> to the gateway. */
 void ig_http_req_dispatch(struct ig_http_req *req);
-/* Answer a request the module rejects (413, 431, 503 per req->err). */
+/* Answer a request the module rejects (413, 431, 400 throttled, 503 per
+ * req->err). */
 void ig_http_req_reject(struct ig_http_req *req);
 
 /* --- http_server.c: connections --- */

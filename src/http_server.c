@@ -41,6 +41,7 @@
 #define HTTP_DEFAULT_STREAMS 100u
 #define HTTP_DEFAULT_HEADER_BYTES 65536u
 #define HTTP_DEFAULT_BODY 6291456u
+#define HTTP_DEFAULT_BODY_HELD 1073741824u
 #define HTTP_ERROR_MSG_MAX 1024
 #define HTTP_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define HTTP_PREFACE_LEN 24
@@ -229,6 +230,7 @@ struct ig_http_req *ig_http_req_new(struct http_conn *conn)
     struct ig_http_req *req = ig_xcalloc(1, sizeof(*req));
 
     req->conn = conn;
+    req->srv = srv;
     req->h2 = conn->proto == HTTP_PROTO_H2;
     req->state = HTTP_REQ_HEADERS;
     req->start_us = ig_now_us();
@@ -260,8 +262,10 @@ void ig_http_req_free(struct ig_http_req *req)
     if (req == NULL)
         return;
     req_unlink(req);
+    if (req->detached && req->srv != NULL)
+        TAILQ_REMOVE(&req->srv->detached, req, link);
+    ig_http_req_drop_body(req);
     ig_buf_clear(&req->hbuf);
-    ig_buf_clear(&req->body);
     free(req->hoff);
     free(req->hdrs);
     free(req->resp_body);
@@ -280,7 +284,10 @@ void ig_http_req_gone(struct ig_http_req *req)
         ig_http_req_free(req);
         return;
     }
+    /* the gateway may still read the body: it stays counted */
     req_unlink(req);
+    req->detached = true;
+    TAILQ_INSERT_TAIL(&req->srv->detached, req, link);
 }
 
 /* Count <n> bytes against the header cap and store them. */
@@ -411,9 +418,98 @@ int ig_http_req_end_headers(struct ig_http_req *req)
     return 0;
 }
 
+/* Bring srv->body_held in line with what req->body has allocated now. */
+static void req_body_count(struct ig_http_req *req)
+{
+    struct ig_http_server *srv = req->srv;
+
+    if (srv != NULL)
+        srv->body_held = srv->body_held - req->body_held + req->body.cap;
+    req->body_held = req->body.cap;
+}
+
+/* The capacity ig_buf_reserve(<b>, <n>) ends up with: buf.c's growth rule
+ * (doubling from 256 until the bytes and a NUL fit, at most max + 1),
+ * mirrored so that growth is checked against the server-wide cap before
+ * it is allocated. The count itself always uses the real b->cap, and
+ * test_http pins the resulting counts (a change to buf.c shows there). */
+static size_t req_body_cap_for(const struct ig_buf *b, size_t n)
+{
+    size_t want = b->len + n + 1, ncap;
+
+    if (want <= b->cap)
+        return b->cap;
+    ncap = b->cap ? b->cap : 256;
+    while (ncap < want)
+        ncap = ncap > SIZE_MAX / 2 ? want : ncap * 2;
+    return ncap > b->max + 1 ? b->max + 1 : ncap;
+}
+
+/* Make room in req->body for <n> more bytes within both caps, and count
+ * it. 0, IG_ERR_TOOBIG (the request's cap), IG_ERR_FULL (the server's),
+ * IG_ERR_NOMEM. */
+static int req_body_reserve(struct ig_http_req *req, size_t n)
+{
+    const struct ig_http_server *srv = req->srv;
+    struct ig_buf *b = &req->body;
+    size_t cap;
+    int rv;
+
+    if (n > b->max - b->len)
+        return IG_ERR_TOOBIG;
+    cap = req_body_cap_for(b, n);
+    if (cap > b->cap && srv->body_held + (cap - b->cap) > srv->max_body_held)
+        return IG_ERR_FULL;
+    rv = ig_buf_reserve(b, n);
+    req_body_count(req);
+    return rv;
+}
+
+/* Record why the body was refused, for ig_http_req_reject(). */
+static int req_body_fail(struct ig_http_req *req, int rv)
+{
+    if (rv == IG_ERR_TOOBIG)
+        req->err = HTTP_REQ_ERR_BODY_TOOBIG;
+    else if (rv == IG_ERR_FULL)
+        req->err = HTTP_REQ_ERR_BODY_FULL;
+    else if (rv != 0)
+        req->err = HTTP_REQ_ERR_NOMEM;
+    return rv;
+}
+
+int ig_http_req_begin_body(struct ig_http_req *req)
+{
+    int rv = 0;
+
+    if (!req->has_declared_len)
+        return 0;
+    if (req->declared_len > req->srv->max_body) {
+        rv = IG_ERR_TOOBIG;
+    } else if (req->declared_len > 0) {
+        /* Nothing received yet: the declared length becomes the buffer's
+         * cap, so the reservation is exactly length + 1 (for the NUL). */
+        ig_buf_init(&req->body, (size_t)req->declared_len);
+        rv = req_body_reserve(req, (size_t)req->declared_len);
+    }
+    return req_body_fail(req, rv);
+}
+
 int ig_http_req_add_body(struct ig_http_req *req, const char *data, size_t len)
 {
-    return ig_buf_append(&req->body, data, len);
+    int rv;
+
+    if (len == 0)
+        return 0;
+    rv = req_body_reserve(req, len);
+    if (rv == 0)
+        rv = ig_buf_append(&req->body, data, len); /* fits: no allocation */
+    return req_body_fail(req, rv);
+}
+
+void ig_http_req_drop_body(struct ig_http_req *req)
+{
+    ig_buf_clear(&req->body);
+    req_body_count(req);
 }
 
 void ig_http_req_dispatch(struct ig_http_req *req)
@@ -445,6 +541,15 @@ void ig_http_req_reject(struct ig_http_req *req)
         ig_http_respond_error(req, 431, "ValidationError",
                               "Request header fields exceed the maximum of %u bytes.",
                               srv->max_header_bytes);
+        return;
+    case HTTP_REQ_ERR_BODY_FULL:
+        ig_log(IG_LOG_DEBUG, "http: %s: request body refused: %llu of %llu bytes held",
+               req->conn->peer, (unsigned long long)srv->body_held,
+               (unsigned long long)srv->max_body_held);
+        ig_http_respond_error(req, 400, "ThrottlingException",
+                              "The gateway is holding its limit of %llu bytes of request bodies; "
+                              "retry later.",
+                              (unsigned long long)srv->max_body_held);
         return;
     case HTTP_REQ_ERR_NOMEM:
     case HTTP_REQ_ERR_NONE:
@@ -1119,6 +1224,8 @@ static void server_copy_conf(struct ig_http_server *srv, const struct ig_http_se
     srv->max_header_bytes =
         conf->max_header_list_size ? conf->max_header_list_size : HTTP_DEFAULT_HEADER_BYTES;
     srv->max_body = conf->max_body_bytes ? conf->max_body_bytes : HTTP_DEFAULT_BODY;
+    srv->max_body_held =
+        conf->max_buffered_body_bytes ? conf->max_buffered_body_bytes : HTTP_DEFAULT_BODY_HELD;
     srv->idle_us = conf->idle_timeout_ms * 1000u;
     srv->header_us = conf->header_timeout_ms * 1000u;
     /* http-parser's own cap on a header block (process-wide, compiled in
@@ -1141,6 +1248,7 @@ int ig_http_server_new(struct event_base *base, const struct ig_http_server_conf
     srv->date_sec = -1;
     TAILQ_INIT(&srv->conns);
     TAILQ_INIT(&srv->dead);
+    TAILQ_INIT(&srv->detached);
     server_copy_conf(srv, conf);
     srv->ev_sweep = event_new(base, -1, 0, server_on_sweep, srv);
     if (srv->ev_sweep == NULL) {
@@ -1199,9 +1307,15 @@ uint32_t ig_http_server_connections(const struct ig_http_server *srv)
     return srv->nconns;
 }
 
+uint64_t ig_http_server_buffered_body_bytes(const struct ig_http_server *srv)
+{
+    return srv->body_held;
+}
+
 void ig_http_server_free(struct ig_http_server *srv)
 {
     struct http_conn *conn;
+    struct ig_http_req *req;
 
     if (srv == NULL)
         return;
@@ -1214,6 +1328,12 @@ void ig_http_server_free(struct ig_http_server *srv)
     while ((conn = TAILQ_FIRST(&srv->dead)) != NULL) {
         TAILQ_REMOVE(&srv->dead, conn, link);
         conn_destroy(conn);
+    }
+    /* requests the gateway still holds outlive the server and its count */
+    while ((req = TAILQ_FIRST(&srv->detached)) != NULL) {
+        TAILQ_REMOVE(&srv->detached, req, link);
+        req->detached = false;
+        req->srv = NULL;
     }
     if (srv->ev_sweep != NULL)
         event_free(srv->ev_sweep);

@@ -30,6 +30,12 @@ struct ig_http_server_conf {
                                         request: h2 SETTINGS_MAX_HEADER_LIST_SIZE and enforced
                                         (h2: 431; h1: 431 then close); 0 = 65536 */
     uint64_t max_body_bytes;         /* bigger bodies get 413; 0 = 6291456 (SageMaker's limit) */
+    uint64_t max_buffered_body_bytes; /* request-body bytes held at once across all connections
+                                         (what is allocated: reserved up front from a declared
+                                         length, grown as bytes come otherwise); a request whose
+                                         body would take the total past this gets 400
+                                         ThrottlingException at once (h1: then close; h2:
+                                         RST_STREAM(NO_ERROR)); 0 = 1073741824 */
     uint64_t idle_timeout_ms;        /* connection with no request in progress for this long: closed
                                         (h2: GOAWAY); also h1: no body byte for this long while a
                                         request body comes in: 408 then close; 0 = never */
@@ -84,6 +90,12 @@ void ig_http_server_stop_accepting(struct ig_http_server *srv);
 uint32_t ig_http_server_active_requests(const struct ig_http_server *srv);
 /* Open client connections (including ones flushing a last response). */
 uint32_t ig_http_server_connections(const struct ig_http_server *srv);
+/* Bytes of request-body storage held now, across all connections: every
+ * request's allocated body buffer (its declared length plus one, or what
+ * chunks have grown it to), from the first reservation until the response
+ * is sent or the request is freed (also a request the gateway still holds
+ * after its connection went away). Never above max_buffered_body_bytes. */
+uint64_t ig_http_server_buffered_body_bytes(const struct ig_http_server *srv);
 
 /*
  * Close every connection and the listener, then free <srv>. Requests still

@@ -43,6 +43,12 @@
 #define MAX_CONNS 4
 #define ASYNC_DELAY_US 30000
 #define MAX_LATER 64
+/* The server-wide cap on request-body bytes in the "capped" tests, and
+ * the idle timeout of the body-count tests (long enough for partial
+ * uploads to stay open). */
+#define BODY_CAP 2500
+#define LONG_IDLE_MS 10000
+#define BODY_TEST_CONNS 16
 
 /* ------------------------------------------------------------------ */
 /* server side (this thread)                                          */
@@ -131,6 +137,19 @@ static void on_request(struct ig_http_req *req, void *arg)
         S.laters[S.nlater++] = l;
         ig_http_req_set_close_cb(req, on_close, l);
         evtimer_add(l->ev, &tv);
+    } else if (strncmp(path, "/hold", 5) == 0 && S.nlater < MAX_LATER) {
+        /* held until the test answers it (answer_later) */
+        struct later *l = calloc(1, sizeof(*l));
+
+        l->req = req;
+        S.laters[S.nlater++] = l;
+        ig_http_req_set_close_cb(req, on_close, l);
+    } else if (strncmp(path, "/keep", 5) == 0 && S.nlater < MAX_LATER) {
+        /* held without a close callback: detached if the client goes */
+        struct later *l = calloc(1, sizeof(*l));
+
+        l->req = req;
+        S.laters[S.nlater++] = l;
     } else if (strcmp(path, "/hang") == 0) {
         ig_http_req_set_close_cb(req, on_close, NULL);
     } else if (strcmp(path, "/err") == 0) {
@@ -152,17 +171,20 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
-static int start_server(const char *cert, const char *key)
+/* <max_held>: max_buffered_body_bytes (0: the default). */
+static int start_server_conf(const char *cert, const char *key, uint32_t max_conns,
+                             uint64_t max_held, uint64_t idle_ms)
 {
     struct ig_http_server_conf conf = {
         .listen = "127.0.0.1:0",
         .tls_cert = cert,
         .tls_key = key,
-        .max_connections = MAX_CONNS,
+        .max_connections = max_conns,
         .max_concurrent_streams = 16,
         .max_header_list_size = MAX_HEADERS,
         .max_body_bytes = MAX_BODY,
-        .idle_timeout_ms = IDLE_TIMEOUT_MS,
+        .max_buffered_body_bytes = max_held,
+        .idle_timeout_ms = idle_ms,
         .header_timeout_ms = HEADER_TIMEOUT_MS,
     };
     struct timeval tv = {0, 2000};
@@ -182,10 +204,27 @@ static int start_server(const char *cert, const char *key)
     return 0;
 }
 
+static int start_server(const char *cert, const char *key)
+{
+    return start_server_conf(cert, key, MAX_CONNS, 0, IDLE_TIMEOUT_MS);
+}
+
 static int setup(void **state)
 {
     (void)state;
     return start_server(NULL, NULL);
+}
+
+static int setup_long(void **state)
+{
+    (void)state;
+    return start_server_conf(NULL, NULL, BODY_TEST_CONNS, 0, LONG_IDLE_MS);
+}
+
+static int setup_capped(void **state)
+{
+    (void)state;
+    return start_server_conf(NULL, NULL, BODY_TEST_CONNS, BODY_CAP, LONG_IDLE_MS);
 }
 
 static int teardown(void **state)
@@ -193,7 +232,8 @@ static int teardown(void **state)
     (void)state;
     ig_http_server_free(S.srv);
     for (int i = 0; i < S.nlater; i++) {
-        event_free(S.laters[i]->ev);
+        if (S.laters[i]->ev != NULL)
+            event_free(S.laters[i]->ev);
         if (!S.laters[i]->closed) /* detached: answered into the void */
             ig_http_respond(S.laters[i]->req, 500, NULL, 0, NULL, 0);
         free(S.laters[i]);
@@ -465,6 +505,8 @@ struct h2s {
     const char *hname, *hvalue; /* an extra request header */
     const char *clen;           /* content-length to declare instead of the body's */
     bool hold_body;             /* never send the body (data source deferred) */
+    bool no_eof;                /* send the body but never END_STREAM */
+    bool no_clen;               /* declare no content-length */
     size_t body_off;
     int32_t id;
     int status;
@@ -568,11 +610,11 @@ static ssize_t h2c_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_
     (void)s;
     (void)id;
     (void)ud;
-    if (st->hold_body)
+    if (st->hold_body || (left == 0 && st->no_eof))
         return NGHTTP2_ERR_DEFERRED;
     memcpy(buf, st->body + st->body_off, n);
     st->body_off += n;
-    if (st->body_off == strlen(st->body))
+    if (st->body_off == strlen(st->body) && !st->no_eof)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
 }
@@ -613,7 +655,7 @@ static void h2c_submit(struct h2c *c, struct h2s *st)
     nva[n++] = h2c_nv(":path", st->path);
     if (st->hname != NULL)
         nva[n++] = h2c_nv(st->hname, st->hvalue);
-    if (st->body != NULL) {
+    if (st->body != NULL && !st->no_clen) {
         snprintf(clen, sizeof(clen), "%zu", strlen(st->body));
         nva[n++] = h2c_nv("content-length", st->clen ? st->clen : clen);
     }
@@ -829,6 +871,7 @@ static void test_h1_413_content_length(void **state)
                "\r\n"
                "{\"message\":\"Request body of 5000 bytes exceeds the maximum of 1000 bytes.\"}");
     assert_int_equal(S.requests, 0);
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
 }
 
 static void test_h1_413_chunked(void **state)
@@ -851,6 +894,7 @@ static void test_h1_413_chunked(void **state)
     assert_non_null(
         strstr(s.out, "\r\n\r\n{\"message\":\"Request body exceeds the maximum of 1000 bytes.\"}"));
     assert_int_equal(S.requests, 0);
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
 }
 
 /* Trailers after a chunked body are dropped: the header block was resolved
@@ -1029,6 +1073,7 @@ static void test_h1_body_stall(void **state)
                                "{\"message\":\"No request body bytes were received for 400 ms.\"}");
     assert_in_range(s.elapsed_ms, IDLE_TIMEOUT_MS - 10, IDLE_TIMEOUT_MS + 500);
     assert_int_equal(S.requests, 0);
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0); /* 11 reserved, freed by the 408 */
 }
 
 static void test_h1_idle_timeout(void **state)
@@ -1112,6 +1157,7 @@ static void test_h1_close_cb_on_disconnect(void **state)
     assert_int_equal(S.closes, 1);
     assert_int_equal(ig_http_server_active_requests(S.srv), 0);
     assert_int_equal(ig_http_server_connections(S.srv), 0);
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
 }
 
 struct limit {
@@ -1278,6 +1324,7 @@ static void test_h2_413(void **state)
     assert_string_equal(j.st[0].data, "{\"message\":\"Request body of 1001 bytes exceeds the "
                                       "maximum of 1000 bytes.\"}");
     assert_int_equal(S.requests, 0);
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
 }
 
 /* The 413 goes out while the client still has a body to send: the server
@@ -1298,6 +1345,7 @@ static void test_h2_413_resets_sender(void **state)
     assert_string_equal(j.st[0].data, "{\"message\":\"Request body of 5000 bytes exceeds the "
                                       "maximum of 1000 bytes.\"}");
     assert_int_equal(S.requests, 0);
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
 }
 
 static void test_h2_431(void **state)
@@ -1340,6 +1388,7 @@ static void test_h2_concurrent_async(void **state)
     assert_int_equal(S.requests, 8);
     assert_int_equal(S.max_active, 8); /* all outstanding at once */
     assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
 }
 
 /* A client that never reads and opens stream after stream over the limit:
@@ -1449,6 +1498,7 @@ static void test_h2_close_cb_on_reset(void **state)
     assert_int_equal(S.closes, 1);
     assert_int_equal(S.closes_at_last_request, 1); /* fired on the reset, not at disconnect */
     assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
 }
 
 static void test_h2_drain(void **state)
@@ -1492,6 +1542,381 @@ static void test_h2_idle_goaway(void **state)
     assert_int_equal(j.goaways, 1);
     assert_int_equal(j.goaway_last_id[0], 1);
     assert_in_range(j.goaway_last_id[3], IDLE_TIMEOUT_MS - 10, IDLE_TIMEOUT_MS + 500);
+}
+
+/* ------------------------------------------------------------------ */
+/* request-body bytes held across connections                         */
+
+static uint64_t held(void)
+{
+    return ig_http_server_buffered_body_bytes(S.srv);
+}
+
+static bool cond_held(void *arg)
+{
+    return held() == *(const uint64_t *)arg;
+}
+
+/* Pump until the server holds exactly <want> body bytes; the count, which
+ * must be exact, is what is asserted. */
+static void expect_held(uint64_t want)
+{
+    if (!pump_until(cond_held, &want, 2000))
+        fail_msg("server holds %llu request-body bytes, want %llu", (unsigned long long)held(),
+                 (unsigned long long)want);
+}
+
+static bool cond_requests(void *arg)
+{
+    return S.requests == *(const int *)arg;
+}
+
+static void expect_requests(int want)
+{
+    if (!pump_until(cond_requests, &want, 2000))
+        fail_msg("%d requests dispatched, want %d", S.requests, want);
+}
+
+/* A raw connection opened and written from this thread (the kernel takes
+ * small writes without the loop running). */
+static struct cl *raw_open(const char *send)
+{
+    struct cl *c = calloc(1, sizeof(*c));
+
+    assert_int_equal(cl_connect(c, S.port), 0);
+    if (send != NULL)
+        assert_int_equal(cl_sends(c, send), 0);
+    return c;
+}
+
+static void raw_free(struct cl *c)
+{
+    cl_close(c);
+    free(c);
+}
+
+struct raw_read {
+    struct cl *c;
+    int nresp; /* 0: to EOF */
+    int rc;
+};
+
+static void raw_read_run(void *arg)
+{
+    struct raw_read *r = arg;
+
+    r->rc = r->nresp > 0 ? cl_read_responses(r->c, r->nresp) : cl_read_eof(r->c);
+}
+
+/* Read <nresp> responses (0: to EOF) on <c> while this thread serves, and
+ * normalize what came. */
+static void raw_read(struct cl *c, int nresp)
+{
+    struct raw_read r = {.c = c, .nresp = nresp, .rc = -1};
+
+    run_client(raw_read_run, &r);
+    assert_int_equal(r.rc, 0);
+    normalize(c->buf);
+}
+
+/* Answer the request held by /hold or /keep at <path> (echo). */
+static void answer_later(const char *path)
+{
+    for (int i = 0; i < S.nlater; i++) {
+        struct later *l = S.laters[i];
+
+        if (!l->closed && strcmp(ig_http_req_path(l->req), path) == 0) {
+            l->closed = true;
+            echo(l->req);
+            return;
+        }
+    }
+    fail_msg("no request %s is held", path);
+}
+
+static char body300[301], body600[601], body1000[1001];
+
+static void fill_bodies(void)
+{
+    memset(body300, 'c', sizeof(body300) - 1);
+    memset(body600, 's', sizeof(body600) - 1);
+    for (size_t i = 0; i < sizeof(body1000) - 1; i++)
+        body1000[i] = (char)('0' + i % 10);
+}
+
+/*
+ * The count over every way an h1 request ends. A declared length is
+ * reserved exactly (length + 1 for the NUL); a chunked body grows by
+ * doubling from 256. Held while received, while the gateway has it, and
+ * while a detached request waits for its late answer; released by the
+ * answer, a closed connection, a 413 (nothing reserved).
+ */
+static void test_h1_body_count(void **state)
+{
+    static char chunked[512];
+    struct cl *a, *b, *c, *d, *e, *f;
+
+    (void)state;
+    fill_bodies();
+    snprintf(chunked, sizeof(chunked),
+             "POST /sync/c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n12c\r\n%s\r\n",
+             body300);
+    a = raw_open("POST /hold/a HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nabcd");
+    expect_held(5);
+    expect_requests(1);
+    b = raw_open("POST /sync/b HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789");
+    expect_held(5 + 1001);
+    c = raw_open(chunked); /* 300 bytes of a chunked body: 256, then 512 */
+    expect_held(5 + 1001 + 512);
+    d = raw_open("POST /keep/d HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz");
+    expect_requests(2);
+    expect_held(5 + 1001 + 512 + 4);
+    e = raw_open("POST /sync/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n");
+    raw_read(e, 0); /* 413, closed */
+    assert_int_equal(strncmp(e->buf, "HTTP/1.1 413 Payload Too Large\r\n", 32), 0);
+    f = raw_open("POST /sync/f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    raw_read(f, 1); /* answered and released */
+    assert_non_null(strstr(f->buf, "\r\n\r\nhello"));
+    assert_int_equal(held(), 5 + 1001 + 512 + 4);
+
+    raw_free(b); /* connection closed during the body */
+    expect_held(5 + 512 + 4);
+    assert_int_equal(cl_sends(c, "0\r\n\r\n"), 0); /* the chunked body ends: answered */
+    raw_read(c, 1);
+    assert_non_null(strstr(c->buf, "\r\nContent-Length: 300\r\n"));
+    expect_held(5 + 4);
+    answer_later("/hold/a");
+    raw_read(a, 1);
+    assert_non_null(strstr(a->buf, "\r\n\r\nabcd"));
+    expect_held(4);
+    raw_free(d); /* /keep/d detached: the gateway still holds its body */
+    pump_for(50);
+    assert_int_equal(held(), 4);
+    assert_int_equal(S.closes, 0);
+    answer_later("/keep/d"); /* the late answer frees it */
+    assert_int_equal(held(), 0);
+    assert_int_equal(S.requests, 4); /* a, d, f, c */
+    raw_free(a);
+    raw_free(c);
+    raw_free(e);
+    raw_free(f);
+    pump_for(50);
+    assert_int_equal(held(), 0);
+    assert_int_equal(ig_http_server_connections(S.srv), 0);
+}
+
+/* A detached request keeps its body counted until the server is freed;
+ * teardown then answers it into the void (the server and its count are
+ * gone; ASan checks nothing reaches them). */
+static void test_detached_outlives_server(void **state)
+{
+    struct cl *c;
+
+    (void)state;
+    c = raw_open("POST /keep/x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    expect_held(6);
+    expect_requests(1);
+    raw_free(c);
+    pump_for(50);
+    assert_int_equal(ig_http_server_connections(S.srv), 0);
+    assert_int_equal(held(), 6);
+    assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+}
+
+/* An h2 client driven from this thread (sends only; nothing is read). */
+static struct h2c *h2_open(struct h2s *st, size_t n)
+{
+    struct h2c *c = calloc(1, sizeof(*c));
+
+    assert_int_equal(cl_connect(&c->cl, S.port), 0);
+    c->st = st;
+    c->n = n;
+    h2c_open(c);
+    for (size_t i = 0; i < n; i++)
+        h2c_submit(c, &st[i]);
+    assert_int_equal(nghttp2_session_send(c->s), 0);
+    return c;
+}
+
+static void h2_close(struct h2c *c)
+{
+    nghttp2_session_del(c->s);
+    cl_close(&c->cl);
+    free(c);
+}
+
+/* The same over h2: a content-length is reserved when the headers end
+ * (before any DATA), a body without one grows; released by the answer
+ * (at once, while the response is still being sent), a client reset, a
+ * 413, and the connection's end. */
+static void test_h2_body_count(void **state)
+{
+    struct h2s st[5] = {
+        {.method = "POST", .path = "/hold/a", .body = "abcd"},
+        {.method = "POST", .path = "/hold/b", .body = "xyz", .no_clen = true},
+        {.method = "POST", .path = "/sync/c", .body = "0123456789", .clen = "1000",
+         .no_eof = true},
+        {.method = "POST", .path = "/sync/d", .body = "", .clen = "5000", .hold_body = true},
+        {.method = "POST", .path = "/sync/e", .body = "hello"},
+    };
+    struct h2c *c;
+
+    (void)state;
+    c = h2_open(st, 5);
+    expect_requests(3); /* a, b and e; c is partial, d got 413 */
+    expect_held(5 + 256 + 1001);
+    nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st[2].id, NGHTTP2_CANCEL);
+    assert_int_equal(nghttp2_session_send(c->s), 0);
+    expect_held(5 + 256);
+    answer_later("/hold/a");
+    assert_int_equal(held(), 256);
+    h2_close(c); /* /hold/b gets its close callback */
+    expect_held(0);
+    assert_int_equal(S.closes, 1);
+    pump_for(50);
+    assert_int_equal(ig_http_server_connections(S.srv), 0);
+}
+
+/* Two partial uploads hold 2002 of the 2500 bytes: a request declaring
+ * 1000 more is throttled at once (no 100 Continue, no on_request), then
+ * the connection closes; a chunked body is throttled when it would grow
+ * past the cap; a small request still passes. Once the partial uploads
+ * go, a large request fits again. */
+static void test_h1_body_cap(void **state)
+{
+    static char chunked[1024], big[2048];
+    static const char throttled[] =
+        "HTTP/1.1 400 Bad Request\r\n"
+        "Content-Type: application/json\r\n"
+        "x-amzn-ErrorType: ThrottlingException\r\n"
+        "Content-Length: 92\r\n"
+        "x-amzn-RequestId: ID\r\n"
+        "Date: DATE\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+        "{\"message\":\"The gateway is holding its limit of 2500 bytes of request bodies; retry "
+        "later.\"}";
+    struct cl *a, *b, *c, *d, *e, *f;
+
+    (void)state;
+    fill_bodies();
+    snprintf(chunked, sizeof(chunked),
+             "POST /sync/d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n%s\r\n"
+             "0\r\n\r\n",
+             body600);
+    snprintf(big, sizeof(big), "POST /sync/big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n%s",
+             body1000);
+    a = raw_open("POST /sync/a HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789");
+    b = raw_open("POST /sync/b HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789");
+    expect_held(2002);
+
+    c = raw_open("POST /sync/c HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                 "Content-Length: 1000\r\n\r\n");
+    raw_read(c, 0);
+    assert_true(c->eof);
+    assert_string_equal(c->buf, throttled);
+    d = raw_open(chunked);
+    raw_read(d, 0);
+    assert_true(d->eof);
+    assert_string_equal(d->buf, throttled);
+    assert_int_equal(held(), 2002);
+    e = raw_open("POST /sync/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nsmall");
+    raw_read(e, 1);
+    assert_string_equal(e->buf, "HTTP/1.1 200 OK\r\nX-Path: /sync/e\r\nX-Method: POST\r\n"
+                                "X-Proto: http/1.1\r\nContent-Length: 5\r\n"
+                                "x-amzn-RequestId: ID\r\nDate: DATE\r\n\r\nsmall");
+    assert_int_equal(S.requests, 1);
+    assert_int_equal(held(), 2002);
+
+    raw_free(a);
+    raw_free(b);
+    expect_held(0);
+    f = raw_open(big);
+    raw_read(f, 1);
+    assert_int_equal(strncmp(f->buf, "HTTP/1.1 200 OK\r\n", 17), 0);
+    assert_non_null(strstr(f->buf, "\r\nContent-Length: 1000\r\n"));
+    assert_string_equal(f->buf + strlen(f->buf) - 1000, body1000);
+    assert_int_equal(S.requests, 2);
+    assert_int_equal(held(), 0);
+    raw_free(c);
+    raw_free(d);
+    raw_free(e);
+    raw_free(f);
+}
+
+struct h2_fin {
+    struct h2c *c;
+    int rc;
+};
+
+static void h2_fin_run(void *arg)
+{
+    struct h2_fin *f = arg;
+
+    f->rc = h2c_run(f->c, false);
+}
+
+/* Run <c> (opened with h2_open) until all its streams closed. */
+static void h2_finish(struct h2c *c)
+{
+    struct h2_fin f = {.c = c, .rc = -1};
+
+    run_client(h2_fin_run, &f);
+    assert_int_equal(f.rc, 0);
+}
+
+/* The same over h2. The throttled streams get the 400 and then, as the
+ * client still had body to send, RST_STREAM(NO_ERROR); other streams on
+ * the connection carry on. */
+static void test_h2_body_cap(void **state)
+{
+    static const char throttled[] =
+        "{\"message\":\"The gateway is holding its limit of 2500 bytes of request bodies; retry "
+        "later.\"}";
+    struct h2s hold[2] = {
+        {.method = "POST", .path = "/sync/a", .body = "0123456789", .clen = "1000",
+         .no_eof = true},
+        {.method = "POST", .path = "/sync/b", .body = "0123456789", .clen = "1000",
+         .no_eof = true},
+    };
+    struct h2s st[3] = {
+        {.method = "POST", .path = "/sync/c", .body = "", .clen = "1000", .hold_body = true},
+        {.method = "POST", .path = "/sync/d", .body = "small"},
+        {.method = "POST", .path = "/sync/e", .body = body600, .no_clen = true},
+    };
+    struct h2s again[1] = {{.method = "POST", .path = "/sync/big", .body = body1000}};
+    struct h2c *h, *c;
+
+    (void)state;
+    fill_bodies();
+    h = h2_open(hold, 2);
+    expect_held(2002);
+    c = h2_open(st, 3);
+    h2_finish(c);
+    for (size_t i = 0; i < 3; i += 2) {
+        assert_int_equal(st[i].status, 400);
+        assert_non_null(strstr(st[i].hdrs, "x-amzn-errortype: ThrottlingException\n"));
+        assert_non_null(strstr(st[i].hdrs, "content-length: 92\n"));
+        assert_int_equal(st[i].data_len, 92);
+        assert_string_equal(st[i].data, throttled);
+        assert_int_equal(st[i].close_err, NGHTTP2_NO_ERROR);
+    }
+    assert_int_equal(st[1].status, 200);
+    assert_string_equal(st[1].data, "small");
+    assert_int_equal(S.requests, 1);
+    assert_int_equal(held(), 2002);
+    h2_close(c);
+
+    h2_close(h);
+    expect_held(0);
+    c = h2_open(again, 1);
+    h2_finish(c);
+    assert_int_equal(again[0].status, 200);
+    assert_int_equal(again[0].data_len, 1000);
+    assert_memory_equal(again[0].data, body1000, 1000);
+    assert_int_equal(S.requests, 2);
+    assert_int_equal(held(), 0);
+    h2_close(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1630,6 +2055,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h2_close_cb_on_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_idle_goaway, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_body_count, setup_long, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_body_count, setup_long, teardown),
+        cmocka_unit_test_setup_teardown(test_detached_outlives_server, setup_long, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_body_cap, setup_capped, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_body_cap, setup_capped, teardown),
         cmocka_unit_test_setup_teardown(test_tls_alpn, tls_setup, tls_teardown),
         cmocka_unit_test(test_bad_conf),
     };

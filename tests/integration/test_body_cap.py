@@ -1,0 +1,136 @@
+"""The server-wide cap on request-body bytes (max_buffered_body_bytes): slow
+partial uploads hold the Content-Length they declared; a request whose body
+does not fit beside them gets 400 ThrottlingException at once, over HTTP/1.1
+and HTTP/2, while a small request still gets its predictions; once the
+uploads are gone, the same large request is served."""
+
+import json
+import os
+import re
+import socket
+import tempfile
+
+from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, digits_rows, expected_body,
+                   finish, load_model, run)
+
+CAP = 1048576
+UPLOAD = 300000  # each partial upload reserves UPLOAD + 1 bytes
+NUPLOADS = 3
+
+demo = load_model(DEMO_MODEL)
+small_rows = digits_rows(2)
+small = csv_body(small_rows)
+big_rows = digits_rows(1000)
+big = csv_body(big_rows)
+tmp = tempfile.mkdtemp(prefix="ig-cap-")
+big_path = os.path.join(tmp, "big.csv")
+with open(big_path, "w") as f:
+    f.write(big)
+throttled = json.dumps({"message": "The gateway is holding its limit of %d bytes of request "
+                        "bodies; retry later." % CAP}, separators=(",", ":"))
+
+# The premise: the big body fits alone, not beside the uploads; the small one does.
+free = CAP - NUPLOADS * (UPLOAD + 1)
+check(len(big) + 1 > free and len(big) + 1 <= CAP, "big body (%d bytes) fits only alone" % len(big))
+check(len(small) + 1 <= free, "small body fits beside the uploads")
+
+
+def curl(url, body_path, http2):
+    """POST the file as text/csv -> (status, headers dict lower-cased, body text)."""
+    d = tempfile.mkdtemp(dir=tmp)
+    cmd = ["curl", "-sS", "-D", os.path.join(d, "head"), "-o", os.path.join(d, "out"),
+           "--http2-prior-knowledge" if http2 else "--http1.1", "--data-binary", "@" + body_path,
+           "-H", "Content-Type: text/csv", url]
+    run(cmd)
+    with open(os.path.join(d, "head"), newline="") as f:
+        head = f.read()
+    blocks = [b for b in head.split("\r\n\r\n") if b.strip()]  # a 100 Continue may come first
+    lines = [l for l in (blocks[-1] if blocks else "").split("\r\n") if l]
+    status = int(lines[0].split()[1]) if lines else 0
+    hdrs = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    try:
+        with open(os.path.join(d, "out"), "rb") as f:
+            out = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        out = ""
+    return status, hdrs, out
+
+
+def nghttp(url, body_path):
+    """POST over h2 with nghttp, which reads a response that comes while it is
+    still uploading (curl 7.88 reports that as error 92, curl#986).
+    -> (status, headers dict, body text: content-length bytes from where the
+    body starts in the -v trace, where nghttp writes it)."""
+    r = run(["nghttp", "-v", "-H", "content-type: text/csv", "-d", body_path, url])
+    v = r.stdout.decode("utf-8", "replace")
+    hdrs = dict(re.findall(r"recv \(stream_id=\d+(?:, sensitive)?\) ([^:\s][^:]*|:status): (.*)", v))
+    status = int(hdrs.pop(":status", 0))
+    n = int(hdrs.get("content-length", 0))
+    start = v.find("; First response header\n")
+    body = v[start + 24:start + 24 + n] if start >= 0 else ""
+    return status, hdrs, body
+
+
+def partial_upload(port):
+    """Headers declaring UPLOAD bytes, then part of the body; returns the socket
+    once the gateway has taken the request (its 100 Continue came)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(("POST /endpoints/demo/invocations HTTP/1.1\r\nHost: t\r\n"
+               "Content-Type: text/csv\r\nExpect: 100-continue\r\n"
+               "Content-Length: %d\r\n\r\n" % UPLOAD).encode())
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    check_eq(got, b"HTTP/1.1 100 Continue\r\n\r\n", "partial upload: 100 Continue")
+    s.sendall(b"0" * 1000)
+    return s
+
+
+def close_upload(s):
+    """Half-close and wait for the gateway to close: it frees the request
+    (and its reservation) before it closes the socket."""
+    s.shutdown(socket.SHUT_WR)
+    try:
+        while s.recv(4096):
+            pass
+    except OSError:
+        pass
+    s.close()
+
+
+with Gateway({"demo": {"model": DEMO_MODEL}}, max_buffered_body_bytes=str(CAP)) as gw:
+    url = gw.invoke_url("demo")
+    small_path = os.path.join(tmp, "small.csv")
+    with open(small_path, "w") as f:
+        f.write(small)
+
+    uploads = [partial_upload(gw.port) for _ in range(NUPLOADS)]
+
+    for h2 in (False, True):
+        p = "h2: " if h2 else "h1: "
+        st, hd, out = nghttp(url, big_path) if h2 else curl(url, big_path, h2)
+        check_eq((st, hd.get("x-amzn-errortype"), hd.get("content-type")),
+                 (400, "ThrottlingException", "application/json"),
+                 p + "big body beside the uploads: status and error type")
+        check_eq(out, throttled, p + "big body beside the uploads: body")
+        st, hd, out = curl(url, small_path, h2)
+        check_eq((st, out), (200, expected_body(demo, small_rows)),
+                 p + "small body beside the uploads: predictions")
+
+    for s in uploads:
+        close_upload(s)
+    check(gw.alive(), "alive after the uploads went")
+
+    for h2 in (False, True):
+        p = "h2: " if h2 else "h1: "
+        st, hd, out = curl(url, big_path, h2)
+        check_eq((st, hd.get("x-amzn-errortype")), (200, None), p + "big body once alone: 200")
+        check(out == expected_body(demo, big_rows), p + "big body once alone: predictions")
+
+finish()
