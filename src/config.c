@@ -831,6 +831,15 @@ static void config_check_all(struct config_load *st)
     else if (key && !cert)
         config_fail(st, "%s: tls_key is set but tls_cert is empty (set both or neither)",
                     config_origin(st, "tls_key"));
+    else if (cfg->max_buffered_body_bytes < cfg->max_body_bytes)
+        /* A body between the two could never fit, yet would be told to
+         * retry later, and SDKs would retry it for ever. */
+        config_fail(st,
+                    "%s: max_buffered_body_bytes (%llu) is below max_body_bytes (%llu): a "
+                    "body between the two could never be taken",
+                    config_origin(st, "max_buffered_body_bytes"),
+                    (unsigned long long)cfg->max_buffered_body_bytes,
+                    (unsigned long long)cfg->max_body_bytes);
 }
 
 /* ---- public API -------------------------------------------------------- */

@@ -662,6 +662,12 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
     if (rv == 0)
         rv = ig_metrics_sample(out, "infergate_connections", "",
                                ig_http_server_connections(gw->http));
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_buffered_body_bytes", "gauge",
+                               "Request-body bytes the HTTP server holds, across all connections.");
+    if (rv == 0)
+        rv = ig_metrics_sample(out, "infergate_buffered_body_bytes", "",
+                               (double)ig_http_server_buffered_body_bytes(gw->http));
     return rv;
 }
 

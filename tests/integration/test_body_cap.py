@@ -104,7 +104,8 @@ def close_upload(s):
     s.close()
 
 
-with Gateway({"demo": {"model": DEMO_MODEL}}, max_buffered_body_bytes=str(CAP)) as gw:
+with Gateway({"demo": {"model": DEMO_MODEL}}, max_buffered_body_bytes=str(CAP),
+             max_body_bytes=str(CAP)) as gw:
     url = gw.invoke_url("demo")
     small_path = os.path.join(tmp, "small.csv")
     with open(small_path, "w") as f:

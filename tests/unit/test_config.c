@@ -362,8 +362,11 @@ static void test_max_buffered_body_bytes_sources(void **state)
 {
     struct ig_config cfg;
     char path[128], err[512];
-    char *env[] = {(char *)"INFERGATE_MAX_BUFFERED_BODY_BYTES= 2097152 ", NULL};
-    char *env_min[] = {(char *)"INFERGATE_MAX_BUFFERED_BODY_BYTES=1048576", NULL};
+    char *env[] = {(char *)"INFERGATE_MAX_BUFFERED_BODY_BYTES= 2097152 ",
+                   (char *)"INFERGATE_MAX_BODY_BYTES=1048576", NULL};
+    char *env_min[] = {(char *)"INFERGATE_MAX_BUFFERED_BODY_BYTES=1048576",
+                       (char *)"INFERGATE_MAX_BODY_BYTES=1048576", NULL};
+    char *env_below[] = {(char *)"INFERGATE_MAX_BUFFERED_BODY_BYTES=2097152", NULL};
 
     (void)state;
     write_file("a.conf", "max_buffered_body_bytes = 68719476736\n", path, sizeof(path));
@@ -384,6 +387,12 @@ static void test_max_buffered_body_bytes_sources(void **state)
                      0);
     assert_int_equal(cfg.max_buffered_body_bytes, 3145728); /* command line over env */
     ig_config_clear(&cfg);
+
+    /* Below max_body_bytes (6 MiB by default) a body could never fit. */
+    assert_int_equal(load(&cfg, env_below, err, sizeof(err), NULL), IG_ERR_CONFIG);
+    assert_string_equal(err, "environment: INFERGATE_MAX_BUFFERED_BODY_BYTES: "
+                             "max_buffered_body_bytes (2097152) is below max_body_bytes "
+                             "(6291456): a body between the two could never be taken");
 }
 
 static void test_config_path_sources(void **state)
