@@ -185,6 +185,47 @@ def csv_body(rows):
     return "".join(",".join(fmt(v) for v in r) + "\n" for r in rows)
 
 
+# ---- clients ---------------------------------------------------------------
+
+def curl(url, body, headers=(), http2=False, method=None):
+    """POST <body> (bytes, str, or a path prefixed with '@') with the real
+    curl, over HTTP/1.1 or h2c with prior knowledge.
+    -> (status, headers dict lower-cased, body text)."""
+    d = tempfile.mkdtemp(prefix="ig-curl-")
+    if isinstance(body, str) and body.startswith("@"):
+        path = body[1:]
+    else:
+        path = os.path.join(d, "body")
+        with open(path, "wb") as f:
+            f.write(body if isinstance(body, bytes) else body.encode())
+    cmd = ["curl", "-sS", "-D", os.path.join(d, "head"), "-o", os.path.join(d, "out"),
+           "--http2-prior-knowledge" if http2 else "--http1.1", "--data-binary", "@" + path]
+    if method:
+        cmd += ["-X", method]
+    for h in headers:
+        cmd += ["-H", h]
+    run(cmd + [url])
+    try:
+        with open(os.path.join(d, "head"), newline="") as f:
+            head = f.read()
+    except FileNotFoundError:  # no response at all
+        head = ""
+    # The last header block: an interim 100 Continue may come first.
+    blocks = [b for b in head.split("\r\n\r\n") if b.strip()]
+    lines = [l for l in (blocks[-1] if blocks else "").split("\r\n") if l]
+    status = int(lines[0].split()[1]) if lines else 0
+    hdrs = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    try:
+        with open(os.path.join(d, "out"), "rb") as f:
+            out = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:  # no body at all
+        out = ""
+    return status, hdrs, out
+
+
 # ---- results ---------------------------------------------------------------
 
 def check(cond, what):

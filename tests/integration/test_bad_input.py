@@ -4,7 +4,6 @@ x-amzn-ErrorType, exact JSON body), and the gateway keeps serving."""
 import json
 import os
 import socket
-import subprocess
 import tempfile
 import threading
 
@@ -12,45 +11,14 @@ import boto3
 import botocore.config
 from botocore.exceptions import ClientError
 
-from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, digits_rows, expected_body,
-                   finish, load_model, run)
+from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
+                   expected_body, finish, load_model, run)
 
 demo = load_model(DEMO_MODEL)
 rows = digits_rows(2)
 good = csv_body(rows)
 row = good.splitlines()[0]
 tmp = tempfile.mkdtemp(prefix="ig-bad-")
-
-
-def curl(url, body, headers=(), http2=False, method=None):
-    """-> (status, headers dict lower-cased, body text)."""
-    d = tempfile.mkdtemp(dir=tmp)
-    path = os.path.join(d, "body")
-    with open(path, "wb") as f:
-        f.write(body if isinstance(body, bytes) else body.encode())
-    cmd = ["curl", "-sS", "-D", os.path.join(d, "head"), "-o", os.path.join(d, "out"),
-           "--http2-prior-knowledge" if http2 else "--http1.1", "--data-binary", "@" + path]
-    if method:
-        cmd += ["-X", method]
-    for h in headers:
-        cmd += ["-H", h]
-    r = run(cmd + [url])
-    with open(os.path.join(d, "head"), newline="") as f:
-        head = f.read()
-    # The last header block: an interim 100 Continue may come first.
-    blocks = [b for b in head.split("\r\n\r\n") if b.strip()]
-    lines = [l for l in (blocks[-1] if blocks else "").split("\r\n") if l]
-    status = int(lines[0].split()[1]) if lines else 0
-    hdrs = {}
-    for l in lines[1:]:
-        k, _, v = l.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    try:
-        with open(os.path.join(d, "out"), "rb") as f:
-            out = f.read().decode("utf-8", "replace")
-    except FileNotFoundError:  # no body at all
-        out = ""
-    return status, hdrs, out
 
 
 def expect_error(gw, what, status, etype, message, body, headers=("Content-Type: text/csv",),

@@ -10,8 +10,8 @@ import re
 import socket
 import tempfile
 
-from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, digits_rows, expected_body,
-                   finish, load_model, run)
+from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
+                   expected_body, finish, load_model, run)
 
 CAP = 1048576
 UPLOAD = 300000  # each partial upload reserves UPLOAD + 1 bytes
@@ -35,28 +35,7 @@ check(len(big) + 1 > free and len(big) + 1 <= CAP, "big body (%d bytes) fits onl
 check(len(small) + 1 <= free, "small body fits beside the uploads")
 
 
-def curl(url, body_path, http2):
-    """POST the file as text/csv -> (status, headers dict lower-cased, body text)."""
-    d = tempfile.mkdtemp(dir=tmp)
-    cmd = ["curl", "-sS", "-D", os.path.join(d, "head"), "-o", os.path.join(d, "out"),
-           "--http2-prior-knowledge" if http2 else "--http1.1", "--data-binary", "@" + body_path,
-           "-H", "Content-Type: text/csv", url]
-    run(cmd)
-    with open(os.path.join(d, "head"), newline="") as f:
-        head = f.read()
-    blocks = [b for b in head.split("\r\n\r\n") if b.strip()]  # a 100 Continue may come first
-    lines = [l for l in (blocks[-1] if blocks else "").split("\r\n") if l]
-    status = int(lines[0].split()[1]) if lines else 0
-    hdrs = {}
-    for l in lines[1:]:
-        k, _, v = l.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    try:
-        with open(os.path.join(d, "out"), "rb") as f:
-            out = f.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        out = ""
-    return status, hdrs, out
+TEXT_CSV = ("Content-Type: text/csv",)
 
 
 def nghttp(url, body_path):
@@ -115,12 +94,12 @@ with Gateway({"demo": {"model": DEMO_MODEL}}, max_buffered_body_bytes=str(CAP),
 
     for h2 in (False, True):
         p = "h2: " if h2 else "h1: "
-        st, hd, out = nghttp(url, big_path) if h2 else curl(url, big_path, h2)
+        st, hd, out = nghttp(url, big_path) if h2 else curl(url, "@" + big_path, TEXT_CSV, h2)
         check_eq((st, hd.get("x-amzn-errortype"), hd.get("content-type")),
                  (400, "ThrottlingException", "application/json"),
                  p + "big body beside the uploads: status and error type")
         check_eq(out, throttled, p + "big body beside the uploads: body")
-        st, hd, out = curl(url, small_path, h2)
+        st, hd, out = curl(url, "@" + small_path, TEXT_CSV, h2)
         check_eq((st, out), (200, expected_body(demo, small_rows)),
                  p + "small body beside the uploads: predictions")
 
@@ -130,7 +109,7 @@ with Gateway({"demo": {"model": DEMO_MODEL}}, max_buffered_body_bytes=str(CAP),
 
     for h2 in (False, True):
         p = "h2: " if h2 else "h1: "
-        st, hd, out = curl(url, big_path, h2)
+        st, hd, out = curl(url, "@" + big_path, TEXT_CSV, h2)
         check_eq((st, hd.get("x-amzn-errortype")), (200, None), p + "big body once alone: 200")
         check(out == expected_body(demo, big_rows), p + "big body once alone: predictions")
 

@@ -2,7 +2,6 @@
 (curl, nghttp, boto3 over https) get exact predictions."""
 
 import os
-import subprocess
 import tempfile
 import warnings
 
