@@ -121,3 +121,62 @@ clean:
 	rm -rf build bin
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+
+# ------------------------------------------------------------------
+# Fuzzing: the libFuzzer targets of tests/fuzz/ (see tests/fuzz/README.md),
+# built with clang, ASan and UBSan into build/fuzz/, each run for
+# FUZZ_SECONDS on build/fuzz/corpus-<target> (the seeds of
+# tests/fuzz/corpus/<target>/ copied in; what the fuzzer adds stays there).
+# Any crash, leak, sanitizer report or timeout fails the target; its input
+# is saved in build/fuzz/artifacts-<target>/.
+#   make fuzz                                 every target, FUZZ_SECONDS each
+#   make fuzz FUZZ_TARGETS="codec http" FUZZ_SECONDS=300 FUZZ_ARGS=-max_len=8192
+#   make fuzz-build                           only build
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= codec number model config http
+FUZZ_ARGS ?=
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(STD) $(WARN) -O1 -g $(FUZZ_SAN) -Iinclude $(PKG_CFLAGS) -MMD -MP
+FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_BINS = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-check-cc
+
+fuzz-check-cc:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
+		echo "make fuzz: $(FUZZ_CC) not found; libFuzzer needs clang:" \
+			"sudo apt-get install clang (Debian package clang)" >&2; exit 1; }
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(FUZZ_BUILD)/.build_opts | fuzz-check-cc
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/libinfergate.a: $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libinfergate.a | fuzz-check-cc
+	$(if $(filter 0,$(V)),@echo "  FUZZLD  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
+		$(FUZZ_BUILD)/libinfergate.a $(PKG_LIBS) -lhttp_parser -lm -lpthread
+
+$(FUZZ_BUILD)/.build_opts: FORCE
+	@mkdir -p $(FUZZ_BUILD)
+	@echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' | cmp -s - $@ || echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' > $@
+
+fuzz-build: fuzz-check-cc $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@fail=0; for t in $(FUZZ_TARGETS); do \
+		c=$(FUZZ_BUILD)/corpus-$$t; a=$(FUZZ_BUILD)/artifacts-$$t; \
+		mkdir -p $$c $$a && cp tests/fuzz/corpus/$$t/* $$c/ || exit 1; \
+		dict=; [ ! -f tests/fuzz/$$t.dict ] || dict=-dict=tests/fuzz/$$t.dict; \
+		echo "== fuzz_$$t: $(FUZZ_SECONDS) s on $$c"; \
+		$(FUZZ_BUILD)/fuzz_$$t $$dict -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+			-print_final_stats=1 -artifact_prefix=$$a/ $(FUZZ_ARGS) $$c \
+			|| { echo "== fuzz_$$t: FAILED (inputs in $$a/)"; fail=1; }; \
+	done; exit $$fail
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d)
