@@ -16,6 +16,14 @@
  * Flow control is automatic (nghttp2 sends WINDOW_UPDATE as data is
  * received); request bodies are capped by max_body_bytes each and by
  * max_buffered_body_bytes across all connections instead.
+ *
+ * Stalls: a stream waiting on the client (request body incomplete, or
+ * response DATA held back by the client's flow-control window or by a
+ * socket it does not read) must progress within idle_timeout_ms
+ * (conn->stall_progress_us; the timer is in http_server.c). Progress is
+ * request-body bytes received, response DATA bytes sent, or output bytes
+ * the socket took while the output was over HTTP_OUT_WATERMARK; PINGs,
+ * SETTINGS and WINDOW_UPDATEs that open no DATA do not count.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,8 +87,10 @@ static ssize_t h2_on_send(nghttp2_session *session, const uint8_t *data, size_t 
 
     (void)session;
     (void)flags;
-    if (evbuffer_get_length(bufferevent_get_output(conn->bev)) >= HTTP_OUT_WATERMARK)
+    if (evbuffer_get_length(bufferevent_get_output(conn->bev)) >= HTTP_OUT_WATERMARK) {
+        conn->h2_out_blocked = true;
         return NGHTTP2_ERR_WOULDBLOCK;
+    }
     if (bufferevent_write(conn->bev, data, len) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return (ssize_t)len;
@@ -96,8 +106,10 @@ static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const
     size_t padlen = frame->data.padlen;
 
     (void)session;
-    if (evbuffer_get_length(out) >= HTTP_OUT_WATERMARK)
+    if (evbuffer_get_length(out) >= HTTP_OUT_WATERMARK) {
+        conn->h2_out_blocked = true;
         return NGHTTP2_ERR_WOULDBLOCK;
+    }
     if (evbuffer_add(out, framehd, 9) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (padlen > 0) {
@@ -110,6 +122,8 @@ static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const
     if (padlen > 1)
         evbuffer_add(out, zeros, padlen - 1);
     req->resp_off += length;
+    if (length > 0)
+        conn->stall_progress_us = ig_now_us();
     return 0;
 }
 
@@ -193,6 +207,7 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
 /* The request's header block is complete. */
 static void h2_end_headers(struct ig_http_req *req, const nghttp2_frame *frame)
 {
+    req->conn->stall_progress_us = ig_now_us(); /* its body may now be awaited */
     if (req->err == HTTP_REQ_ERR_NONE && ig_http_req_end_headers(req) != 0)
         req->err = HTTP_REQ_ERR_NOMEM;
     req->state = HTTP_REQ_BODY;
@@ -250,6 +265,8 @@ static int h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id
     (void)ud;
     if (req == NULL || req->state != HTTP_REQ_BODY || req->err != HTTP_REQ_ERR_NONE)
         return 0;
+    if (len > 0)
+        req->conn->stall_progress_us = ig_now_us();
     /* A refusal is answered at once; the stream then ends with
      * RST_STREAM(NO_ERROR) (h2_on_frame_send) and later DATA is ignored. */
     if (ig_http_req_add_body(req, (const char *)data, len) != 0)
@@ -291,6 +308,20 @@ static int h2_on_error(nghttp2_session *session, int code, const char *msg, size
     return 0;
 }
 
+/* Output buffer changes: bytes the socket took while the output was
+ * blocked are progress for a response the client is slow to read. */
+static void h2_on_out_change(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct http_conn *conn = arg;
+
+    (void)buf;
+    if (info->n_deleted == 0 || !conn->h2_out_blocked)
+        return;
+    conn->stall_progress_us = ig_now_us();
+    if (info->orig_size + info->n_added - info->n_deleted == 0)
+        conn->h2_out_blocked = false;
+}
+
 static nghttp2_session_callbacks *h2_callbacks(void)
 {
     nghttp2_session_callbacks *cbs;
@@ -327,6 +358,9 @@ int ig_http_h2_start(struct http_conn *conn)
     if (rv != 0)
         return IG_ERR_NOMEM;
     conn->proto = HTTP_PROTO_H2;
+    conn->stall_progress_us = ig_now_us();
+    if (evbuffer_add_cb(bufferevent_get_output(conn->bev), h2_on_out_change, conn) == NULL)
+        return IG_ERR_NOMEM;
     if (nghttp2_submit_settings(conn->h2, NGHTTP2_FLAG_NONE, iv, IG_ARRAY_SIZE(iv)) != 0 ||
         nghttp2_session_set_local_window_size(conn->h2, NGHTTP2_FLAG_NONE, 0,
                                               HTTP_H2_CONN_WINDOW) != 0)
@@ -338,6 +372,8 @@ int ig_http_h2_start(struct http_conn *conn)
 
 void ig_http_h2_free(struct http_conn *conn)
 {
+    if (conn->h2 != NULL)
+        evbuffer_remove_cb(bufferevent_get_output(conn->bev), h2_on_out_change, conn);
     nghttp2_session_del(conn->h2);
     conn->h2 = NULL;
 }
@@ -407,6 +443,38 @@ void ig_http_h2_on_timeout(struct http_conn *conn)
 {
     nghttp2_session_terminate_session(conn->h2, NGHTTP2_NO_ERROR);
     ig_http_conn_finish(conn);
+}
+
+int ig_http_h2_stalled(const struct http_conn *conn)
+{
+    const struct ig_http_req *req;
+
+    TAILQ_FOREACH(req, &conn->reqs, link)
+    if (req->state == HTTP_REQ_BODY || req->state == HTTP_REQ_ANSWERED)
+        return 1;
+    return 0;
+}
+
+void ig_http_h2_on_stall(struct http_conn *conn)
+{
+    struct ig_http_req *req;
+    bool busy = false;
+
+    TAILQ_FOREACH(req, &conn->reqs, link)
+    if (req->state == HTTP_REQ_DISPATCHED)
+        busy = true;
+    if (!busy) {
+        ig_http_h2_on_timeout(conn);
+        return;
+    }
+    /* Only queued here: the streams close (and their requests go) when the
+     * RST_STREAMs are sent, from nghttp2_session_send(). */
+    TAILQ_FOREACH(req, &conn->reqs, link)
+    if (req->state == HTTP_REQ_BODY || req->state == HTTP_REQ_ANSWERED)
+        nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id, NGHTTP2_CANCEL);
+    /* a socket that takes nothing cannot send them: try again later */
+    conn->stall_progress_us = ig_now_us();
+    ig_http_conn_kick(conn);
 }
 
 void ig_http_h2_drain(struct http_conn *conn)
@@ -493,6 +561,7 @@ void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_htt
      * stable headers from the HPACK table. */
     nva[nn++].flags = NGHTTP2_NV_FLAG_NO_INDEX;
     req->state = HTTP_REQ_ANSWERED;
+    conn->stall_progress_us = ig_now_us(); /* its DATA now waits on the client */
     req->resp_body = body;
     req->resp_len = body != NULL ? len : 0;
     req->resp_off = 0;

@@ -148,6 +148,12 @@ struct http_conn {
     uint64_t first_byte_us;     /* UNKNOWN: when the first byte came; 0 none */
     uint64_t idle_since_us;     /* when conn->reqs last became empty */
     uint64_t last_read_us;      /* when bytes last came in */
+    /* h2: when a stream waiting on the client (request body incomplete, or
+     * response DATA pending) last progressed: body bytes received, DATA
+     * bytes sent, output drained while blocked on the socket, or a stream
+     * entered that wait. The stall timer runs idle_us from here. */
+    uint64_t stall_progress_us;
+    bool h2_out_blocked; /* h2: output hit HTTP_OUT_WATERMARK; drains count as progress */
     uint64_t close_deadline_us; /* CLOSING / LINGER */
     uint64_t deadline_us;       /* what ev_timer is armed for; 0 = not armed */
     struct http_req_list reqs;  /* h1: at most one */
@@ -282,6 +288,15 @@ void ig_http_h2_process(struct http_conn *conn);
 int ig_http_h2_flush(struct http_conn *conn);
 /* Idle or header deadline passed: GOAWAY and close. */
 void ig_http_h2_on_timeout(struct http_conn *conn);
+/* 1 when a stream waits on the client: its request body is incomplete
+ * (HTTP_REQ_BODY) or its response is still being sent (HTTP_REQ_ANSWERED).
+ * Streams the gateway holds (HTTP_REQ_DISPATCHED) do not count. */
+int ig_http_h2_stalled(const struct http_conn *conn);
+/* The stall deadline passed (no progress for idle_us on the streams waiting
+ * on the client): with no stream held by the gateway, GOAWAY(NO_ERROR) and
+ * close; otherwise RST_STREAM(CANCEL) the waiting streams and keep serving
+ * the others. */
+void ig_http_h2_on_stall(struct http_conn *conn);
 void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
                         size_t nhdrs, char *body, size_t len);
 /* stop_accepting: shutdown notice + PING now, final GOAWAY on the PING ack. */

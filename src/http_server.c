@@ -52,6 +52,7 @@ enum conn_timer {
     CONN_TIMER_IDLE,
     CONN_TIMER_HEADER,
     CONN_TIMER_BODY, /* h1: no byte of a request body for idle_us */
+    CONN_TIMER_STALL, /* h2: no progress for idle_us on streams waiting on the client */
     CONN_TIMER_CLOSE,
 };
 
@@ -784,6 +785,11 @@ static enum conn_timer conn_deadline(const struct http_conn *conn, uint64_t *dea
         *deadline = conn->last_read_us + srv->idle_us;
         return CONN_TIMER_BODY;
     }
+    /* h2: a request body or a response that the client holds back */
+    if (conn->proto == HTTP_PROTO_H2 && srv->idle_us != 0 && ig_http_h2_stalled(conn)) {
+        *deadline = conn->stall_progress_us + srv->idle_us;
+        return CONN_TIMER_STALL;
+    }
     if (TAILQ_EMPTY(&conn->reqs) && srv->idle_us != 0) {
         *deadline = conn->idle_since_us + srv->idle_us;
         return CONN_TIMER_IDLE;
@@ -828,10 +834,13 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
            kind == CONN_TIMER_IDLE     ? "idle"
            : kind == CONN_TIMER_HEADER ? "header"
            : kind == CONN_TIMER_BODY   ? "body"
+           : kind == CONN_TIMER_STALL  ? "stalled stream"
                                        : "close");
     if (kind == CONN_TIMER_CLOSE || conn->proto == HTTP_PROTO_UNKNOWN ||
         conn->proto == HTTP_PROTO_TLS || (kind == CONN_TIMER_IDLE && conn->proto == HTTP_PROTO_H1))
         ig_http_conn_close(conn);
+    else if (conn->proto == HTTP_PROTO_H2 && kind == CONN_TIMER_STALL)
+        ig_http_h2_on_stall(conn);
     else if (conn->proto == HTTP_PROTO_H2)
         ig_http_h2_on_timeout(conn);
     else

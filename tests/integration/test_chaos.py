@@ -1165,6 +1165,67 @@ def case_mass_disconnect(gw):
           % (nconn * per, took), flush=True)
     still_serving(gw, "mass disconnect")
 
+STALL_IDLE_S = 0.5
+LATE_DELAY_S = 1.5
+
+
+def case_h2_stalls(gw):
+    """HTTP/2 streams the client holds back (idle_timeout_ms 500 here): a response stuck
+    behind a 1-byte window that is never opened, and a request body that never ends. With
+    nothing else on the connection: GOAWAY(NO_ERROR) and close within 2 x 0.5 s of the last
+    progress. Beside a request the gateway holds for 1.5 s (its batching delay) the stalled
+    upload alone is reset with CANCEL at 0.5 s, and the held request is still answered."""
+    rows = pick(50)
+    want = expected_body(DEMO, rows)
+    tiny = H2(gw.port, window=1)
+    sid_a = tiny.request(inv("demo"), csv_body(rows))
+    tiny.run_until(lambda: tiny.streams[sid_a].status is not None, 5)
+    t_a = time.time()
+    check_eq((tiny.streams[sid_a].status, bytes(tiny.streams[sid_a].data)),
+             (200, want[:1].encode()),
+             "h2 stalls: 1-byte window: the headers and one byte of the body come")
+    body = H2(gw.port)
+    sid_b = body.request(inv("demo"), csv_body(rows), end=False)
+    t_b = time.time()
+    check_eq(h1_invoke(gw.port, rows), (200, want), "h2 stalls: others are served meanwhile")
+    tiny.run_until(lambda: tiny.eof, 5)
+    took_a = time.time() - t_a
+    body.run_until(lambda: body.eof, 5)
+    took_b = time.time() - t_b
+    check_eq((tiny.eof, tiny.goaway, tiny.streams[sid_a].done()), (True, (sid_a, NO_ERROR), False),
+             "h2 stalls: 1-byte window: GOAWAY(NO_ERROR, last %d), then closed" % sid_a)
+    check(STALL_IDLE_S - 0.05 <= took_a <= 2 * STALL_IDLE_S,
+          "h2 stalls: 1-byte window: closed %.2f s after the last byte (want 0.5..1.0)" % took_a)
+    check_eq((body.eof, body.goaway, body.streams[sid_b].status), (True, (sid_b, NO_ERROR), None),
+             "h2 stalls: body never ends: GOAWAY(NO_ERROR, last %d), then closed" % sid_b)
+    check(STALL_IDLE_S - 0.05 <= took_b <= 2 * STALL_IDLE_S,
+          "h2 stalls: body never ends: closed %.2f s after the last DATA (want 0.5..1.0)" % took_b)
+    tiny.close()
+    body.close()
+
+    mixed = H2(gw.port)
+    t0 = time.time()
+    late = mixed.request(inv("late"), csv_body(rows))
+    stuck = mixed.request(inv("demo"), csv_body(rows), end=False)
+    mixed.wait([stuck], 5)
+    took_stuck = time.time() - t0
+    mixed.wait([late], 5)
+    took_late = time.time() - t0
+    check_eq(mixed.streams[stuck].rst, CANCEL, "h2 stalls: beside a held request, the stalled "
+             "upload is reset with CANCEL")
+    check(STALL_IDLE_S - 0.05 <= took_stuck <= 2 * STALL_IDLE_S,
+          "h2 stalls: reset %.2f s after its last DATA (want 0.5..1.0)" % took_stuck)
+    check_eq((mixed.streams[late].status, mixed.streams[late].body(), mixed.goaway, mixed.eof),
+             (200, want, None, False), "h2 stalls: the request the gateway held for %.1f s is "
+             "answered exactly, on the same connection" % LATE_DELAY_S)
+    check(took_late >= LATE_DELAY_S - 0.05, "h2 stalls: answered after the batching delay "
+          "(%.2f s)" % took_late)
+    mixed.close()
+    print("  h2 stalls: tiny window closed after %.2f s, endless body after %.2f s, stalled "
+          "upload reset after %.2f s, held request answered after %.2f s"
+          % (took_a, took_b, took_stuck, took_late), flush=True)
+    still_serving(gw, "h2 stalls")
+
 
 def run_case(fn, *args):
     t0 = time.time()
@@ -1214,5 +1275,14 @@ try:
     run_case(case_max_streams, gw, LIMIT_STREAMS)
 finally:
     stop_clean(gw, "limits gateway")
+
+gw = Gateway({"demo": {"model": DEMO_MODEL},
+              "late": {"model": DEMO_MODEL, "max_delay_us": str(int(LATE_DELAY_S * 1e6)),
+                       "max_batch_rows": "100000"}},
+             idle_timeout_ms=str(int(STALL_IDLE_S * 1000)))
+try:
+    run_case(case_h2_stalls, gw)
+finally:
+    stop_clean(gw, "stalls gateway")
 print("  total %.1fs" % (time.time() - T0), flush=True)
 finish()

@@ -42,6 +42,8 @@
 #define IDLE_TIMEOUT_MS 400
 #define MAX_CONNS 4
 #define ASYNC_DELAY_US 30000
+/* /slow answers after this: longer than IDLE_TIMEOUT_MS, without client I/O */
+#define SLOW_DELAY_US 1000000
 #define MAX_LATER 64
 /* The server-wide cap on request-body bytes in the "capped" tests, and
  * the idle timeout of the body-count tests (long enough for partial
@@ -128,9 +130,10 @@ static void on_request(struct ig_http_req *req, void *arg)
     if (strlen(S.order) + 1 < sizeof(S.order))
         S.order[strlen(S.order)] = n ? path[n - 1] : '?';
     snprintf(S.last_id, sizeof(S.last_id), "%s", ig_http_req_id(req));
-    if (strncmp(path, "/async", 6) == 0 && S.nlater < MAX_LATER) {
+    if ((strncmp(path, "/async", 6) == 0 || strncmp(path, "/slow", 5) == 0) &&
+        S.nlater < MAX_LATER) {
         struct later *l = calloc(1, sizeof(*l));
-        struct timeval tv = {0, ASYNC_DELAY_US};
+        struct timeval tv = {0, path[1] == 's' ? SLOW_DELAY_US : ASYNC_DELAY_US};
 
         l->req = req;
         l->ev = evtimer_new(S.base, on_later, l);
@@ -507,6 +510,7 @@ struct h2s {
     bool hold_body;             /* never send the body (data source deferred) */
     bool no_eof;                /* send the body but never END_STREAM */
     bool no_clen;               /* declare no content-length */
+    size_t paced;               /* >0: send at most this many body bytes (raised by the test) */
     size_t body_off;
     int32_t id;
     int status;
@@ -524,6 +528,7 @@ struct h2c {
     size_t n;
     int goaways;
     int32_t goaway_last_id[4];
+    uint32_t goaway_err[4];
 };
 
 static ssize_t h2c_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
@@ -595,8 +600,10 @@ static int h2c_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     struct h2c *c = ud;
 
     (void)s;
-    if (f->hd.type == NGHTTP2_GOAWAY && c->goaways < 4)
+    if (f->hd.type == NGHTTP2_GOAWAY && c->goaways < 4) {
+        c->goaway_err[c->goaways] = f->goaway.error_code;
         c->goaway_last_id[c->goaways++] = f->goaway.last_stream_id;
+    }
     return 0;
 }
 
@@ -610,7 +617,9 @@ static ssize_t h2c_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_
     (void)s;
     (void)id;
     (void)ud;
-    if (st->hold_body || (left == 0 && st->no_eof))
+    if (st->paced > 0 && n > st->paced - st->body_off)
+        n = st->paced - st->body_off;
+    if (st->hold_body || (left == 0 && st->no_eof) || (left > 0 && n == 0))
         return NGHTTP2_ERR_DEFERRED;
     memcpy(buf, st->body + st->body_off, n);
     st->body_off += n;
@@ -619,9 +628,13 @@ static ssize_t h2c_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_
     return (ssize_t)n;
 }
 
-static void h2c_open(struct h2c *c)
+/* <window>: SETTINGS_INITIAL_WINDOW_SIZE to announce, and then never a
+ * WINDOW_UPDATE (0: the defaults). */
+static void h2c_open_window(struct h2c *c, uint32_t window)
 {
+    nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window};
     nghttp2_session_callbacks *cbs;
+    nghttp2_option *opt;
 
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_send_callback(cbs, h2c_send);
@@ -629,9 +642,18 @@ static void h2c_open(struct h2c *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2c_on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2c_on_close);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2c_on_frame);
-    nghttp2_session_client_new(&c->s, cbs, c);
+    nghttp2_option_new(&opt);
+    if (window > 0)
+        nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_session_client_new2(&c->s, cbs, c, opt);
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
-    nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, NULL, 0);
+    nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, &iv, window > 0 ? 1 : 0);
+}
+
+static void h2c_open(struct h2c *c)
+{
+    h2c_open_window(c, 0);
 }
 
 static nghttp2_nv h2c_nv(const char *name, const char *value)
@@ -1920,6 +1942,208 @@ static void test_h2_body_cap(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* HTTP/2 streams stalled by the client                               */
+
+struct stall {
+    struct h2s st[2];
+    size_t n;
+    uint32_t window;  /* SETTINGS_INITIAL_WINDOW_SIZE, no WINDOW_UPDATE (0: normal) */
+    size_t pace;      /* >0: st[0]'s body goes out <pace> bytes every IDLE_TIMEOUT_MS / 2 */
+    int rc;
+    int goaways;
+    int32_t goaway_last_id;
+    uint32_t goaway_err;
+    bool eof;
+    int close_ms[2];  /* when each stream closed, from the requests */
+    int end_ms;       /* when the run ended (EOF or every stream closed) */
+};
+
+/* One h2 connection: the requests, then (paced bodies sent) frames are
+ * exchanged until EOF, or until every stream closed when no GOAWAY came. */
+static void stall_run(void *arg)
+{
+    struct stall *t = arg;
+    struct h2c *c = calloc(1, sizeof(*c));
+    uint64_t t0;
+
+    t->rc = cl_connect(&c->cl, S.port);
+    if (t->rc != 0)
+        goto out;
+    c->st = t->st;
+    c->n = t->n;
+    h2c_open_window(c, t->window);
+    t0 = now_ms();
+    for (size_t i = 0; i < t->n; i++)
+        h2c_submit(c, &t->st[i]);
+    if (t->pace > 0) {
+        while (t->rc == 0 && t->st[0].paced < strlen(t->st[0].body)) {
+            t->st[0].paced += t->pace;
+            nghttp2_session_resume_data(c->s, t->st[0].id);
+            t->rc = nghttp2_session_send(c->s) == 0 ? 0 : -1;
+            usleep(IDLE_TIMEOUT_MS * 1000 / 2);
+        }
+    }
+    for (size_t i = 0; i < t->n; i++)
+        t->close_ms[i] = -1;
+    while (t->rc == 0) {
+        ssize_t k;
+
+        if (nghttp2_session_send(c->s) != 0) {
+            t->rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < t->n; i++)
+            if (t->st[i].closed && t->close_ms[i] < 0)
+                t->close_ms[i] = (int)(now_ms() - t0);
+        if (c->goaways == 0 && h2c_all_closed(c))
+            break;
+        c->cl.len = 0;
+        k = cl_read_more(&c->cl);
+        if (k == 0) {
+            t->eof = true;
+            break;
+        }
+        if (k < 0 || nghttp2_session_mem_recv(c->s, (const uint8_t *)c->cl.buf, (size_t)k) < 0)
+            t->rc = -1;
+    }
+    t->end_ms = (int)(now_ms() - t0);
+    t->goaways = c->goaways;
+    t->goaway_last_id = c->goaway_last_id[0];
+    t->goaway_err = c->goaway_err[0];
+    nghttp2_session_del(c->s);
+out:
+    cl_close(&c->cl);
+    free(c);
+}
+
+static void expect_server_clean(void)
+{
+    pump_for(50);
+    assert_int_equal(ig_http_server_connections(S.srv), 0);
+    assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+    assert_int_equal(held(), 0);
+}
+
+/* (a) The client announces a 1-byte window and never opens it: one byte
+ * of the response goes, the rest would wait for ever. After idle_timeout_ms
+ * without progress: GOAWAY(NO_ERROR), then the connection closes. */
+static void test_h2_stall_tiny_window(void **state)
+{
+    struct stall t = {
+        .st = {{.method = "POST", .path = "/sync/w", .body = "hello"}},
+        .n = 1,
+        .window = 1,
+    };
+
+    (void)state;
+    run_client(stall_run, &t);
+    assert_int_equal(t.rc, 0);
+    assert_true(t.eof);
+    assert_int_equal(t.st[0].status, 200);
+    assert_int_equal(t.st[0].data_len, 1);
+    assert_memory_equal(t.st[0].data, "h", 1);
+    assert_false(t.st[0].closed);
+    assert_int_equal(t.goaways, 1);
+    assert_int_equal(t.goaway_last_id, 1);
+    assert_int_equal(t.goaway_err, NGHTTP2_NO_ERROR);
+    assert_in_range(t.end_ms, IDLE_TIMEOUT_MS - 10, 2 * IDLE_TIMEOUT_MS);
+    assert_int_equal(S.requests, 1);
+    expect_server_clean();
+}
+
+/* (b) HEADERS without END_STREAM, half the declared body, then nothing:
+ * the body buffer goes with the connection after idle_timeout_ms. */
+static void test_h2_stall_body(void **state)
+{
+    struct stall t = {
+        .st = {{.method = "POST", .path = "/sync/b", .body = "01234", .clen = "10",
+                .no_eof = true}},
+        .n = 1,
+    };
+
+    (void)state;
+    run_client(stall_run, &t);
+    assert_int_equal(t.rc, 0);
+    assert_true(t.eof);
+    assert_int_equal(t.st[0].status, 0);
+    assert_int_equal(t.goaways, 1);
+    assert_int_equal(t.goaway_last_id, 1);
+    assert_int_equal(t.goaway_err, NGHTTP2_NO_ERROR);
+    assert_in_range(t.end_ms, IDLE_TIMEOUT_MS - 10, 2 * IDLE_TIMEOUT_MS);
+    assert_int_equal(S.requests, 0);
+    expect_server_clean();
+}
+
+/* A request the gateway answers after 2.5 idle timeouts, without client
+ * I/O meanwhile, is not cut: the stall timer is for streams waiting on the
+ * client. A stalled upload on the same connection is reset with CANCEL at
+ * the idle timeout; the connection carries on. */
+static void test_h2_stall_beside_late_answer(void **state)
+{
+    struct stall t = {
+        .st = {{.method = "GET", .path = "/slow/late"},
+               {.method = "POST", .path = "/sync/b", .body = "01234", .clen = "10",
+                .no_eof = true}},
+        .n = 2,
+    };
+
+    (void)state;
+    run_client(stall_run, &t);
+    assert_int_equal(t.rc, 0);
+    assert_false(t.eof);
+    assert_int_equal(t.goaways, 0);
+    assert_int_equal(t.st[0].status, 200);
+    assert_non_null(strstr(t.st[0].hdrs, "x-path: /slow/late\n"));
+    assert_int_equal(t.st[0].close_err, NGHTTP2_NO_ERROR);
+    assert_in_range(t.close_ms[0], SLOW_DELAY_US / 1000 - 10, SLOW_DELAY_US / 1000 + 300);
+    assert_int_equal(t.st[1].status, 0);
+    assert_int_equal(t.st[1].close_err, NGHTTP2_CANCEL);
+    assert_in_range(t.close_ms[1], IDLE_TIMEOUT_MS - 10, 2 * IDLE_TIMEOUT_MS);
+    assert_int_equal(S.requests, 1);
+    assert_int_equal(S.closes, 0);
+    expect_server_clean();
+}
+
+/* The same late answer alone on its connection. */
+static void test_h2_late_answer_not_cut(void **state)
+{
+    struct stall t = {.st = {{.method = "GET", .path = "/slow/alone"}}, .n = 1};
+
+    (void)state;
+    run_client(stall_run, &t);
+    assert_int_equal(t.rc, 0);
+    assert_false(t.eof);
+    assert_int_equal(t.goaways, 0);
+    assert_int_equal(t.st[0].status, 200);
+    assert_int_equal(t.st[0].close_err, NGHTTP2_NO_ERROR);
+    assert_in_range(t.close_ms[0], SLOW_DELAY_US / 1000 - 10, SLOW_DELAY_US / 1000 + 300);
+    assert_int_equal(S.closes, 0);
+    expect_server_clean();
+}
+
+/* An upload that makes progress (one DATA frame every idle_timeout_ms / 2,
+ * 2.5 idle timeouts in all) is not cut. */
+static void test_h2_slow_upload_not_cut(void **state)
+{
+    struct stall t = {
+        .st = {{.method = "POST", .path = "/sync/slow-upload", .body = "0123456789"}},
+        .n = 1,
+        .pace = 2,
+    };
+
+    (void)state;
+    run_client(stall_run, &t);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(t.goaways, 0);
+    assert_int_equal(t.st[0].status, 200);
+    assert_int_equal(t.st[0].data_len, 10);
+    assert_memory_equal(t.st[0].data, "0123456789", 10);
+    assert_true(t.close_ms[0] >= 5 * IDLE_TIMEOUT_MS / 2 - 10);
+    assert_int_equal(S.requests, 1);
+    expect_server_clean();
+}
+
+/* ------------------------------------------------------------------ */
 /* TLS                                                                */
 
 static char tls_dir[64];
@@ -2055,6 +2279,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h2_close_cb_on_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_idle_goaway, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_stall_tiny_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_stall_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_stall_beside_late_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_late_answer_not_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_slow_upload_not_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_body_count, setup_long, teardown),
         cmocka_unit_test_setup_teardown(test_h2_body_count, setup_long, teardown),
         cmocka_unit_test_setup_teardown(test_detached_outlives_server, setup_long, teardown),
