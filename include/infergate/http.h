@@ -38,7 +38,10 @@ struct ig_http_server_conf {
                                          RST_STREAM(NO_ERROR)); 0 = 1073741824 */
     uint64_t idle_timeout_ms;        /* connection with no request in progress for this long: closed
                                         (h2: GOAWAY); also h1: no body byte for this long while a
-                                        request body comes in: 408 then close; 0 = never */
+                                        request body comes in: 408 then close; h2: streams waiting
+                                        on the client (body incomplete, response held back by flow
+                                        control) with no progress for this long: RST_STREAM(CANCEL),
+                                        or GOAWAY when the gateway holds nothing there; 0 = never */
     uint64_t header_timeout_ms;      /* a request's headers not complete within this: closed
                                         (h1: 408 then close; h2: GOAWAY); 0 = never */
 };
