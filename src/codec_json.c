@@ -414,6 +414,30 @@ static int codec_json_scan_error(struct ig_codec_error *err, int rv)
     return IG_ERR_INVALID;
 }
 
+/*
+ * The next row: scan the value at the cursor (nested <depth> levels deep,
+ * for the depth cap) to get its exact slice, push it, and decode <v>, the
+ * same value as jansson parsed it, into the row's features.
+ */
+static int codec_json_take_row(struct codec_json_ctx *c, struct codec_json_scan *s, int depth,
+                               struct ig_rowset *rs, uint32_t max_rows, const json_t *v)
+{
+    double *feat = NULL;
+    size_t start;
+    int rv;
+
+    codec_json_scan_ws(s);
+    start = s->pos;
+    rv = codec_json_scan_value(s, depth);
+    if (rv < 0)
+        return codec_json_scan_error(c->err, rv);
+    rv = ig_rowset_push(rs, max_rows, (uint32_t)start, &feat, c->err);
+    if (rv < 0)
+        return rv;
+    rs->rows[rs->nrows - 1].len = (uint32_t)(s->pos - start);
+    return codec_json_row(c, rs->nrows, v, feat);
+}
+
 int ig_codec_decode_json(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
                          struct ig_rowset *rs, struct ig_codec_error *err)
 {
@@ -464,21 +488,7 @@ int ig_codec_decode_json(const char *body, size_t len, uint32_t dim, uint32_t ma
     }
 
     if (layout == CODEC_JSON_SINGLE) {
-        double *feat = NULL;
-        size_t start;
-
-        codec_json_scan_ws(&s);
-        start = s.pos;
-        rv = codec_json_scan_value(&s, 0);
-        if (rv < 0) {
-            rv = codec_json_scan_error(err, rv);
-            goto out;
-        }
-        rv = ig_rowset_push(rs, max_rows, (uint32_t)start, &feat, err);
-        if (rv < 0)
-            goto out;
-        rs->rows[0].len = (uint32_t)(s.pos - start);
-        rv = codec_json_row(&c, 1, root, feat);
+        rv = codec_json_take_row(&c, &s, 0, rs, max_rows, root);
         goto out;
     }
 
@@ -508,22 +518,8 @@ int ig_codec_decode_json(const char *body, size_t len, uint32_t dim, uint32_t ma
     }
     s.pos++;
     for (i = 0; i < n; i++) {
-        uint32_t row = (uint32_t)i + 1;
-        double *feat = NULL;
-        size_t start;
-
-        codec_json_scan_ws(&s);
-        start = s.pos;
-        rv = codec_json_scan_value(&s, layout == CODEC_JSON_INSTANCES ? 2 : 1);
-        if (rv < 0) {
-            rv = codec_json_scan_error(err, rv);
-            goto out;
-        }
-        rv = ig_rowset_push(rs, max_rows, (uint32_t)start, &feat, err);
-        if (rv < 0)
-            goto out;
-        rs->rows[i].len = (uint32_t)(s.pos - start);
-        rv = codec_json_row(&c, row, json_array_get(arr, i), feat);
+        rv = codec_json_take_row(&c, &s, layout == CODEC_JSON_INSTANCES ? 2 : 1, rs, max_rows,
+                                 json_array_get(arr, i));
         if (rv < 0)
             goto out;
         codec_json_scan_ws(&s);
