@@ -15,6 +15,8 @@
 #include "infergate/codec.h"
 #include "infergate/common.h"
 
+#include "codec_test.h"
+
 /* Decode <body> (strlen) and require success. */
 static void csv_ok(const char *body, uint32_t dim, struct ig_rowset *rs)
 {
@@ -40,18 +42,7 @@ static void expect_row(const struct ig_rowset *rs, uint32_t i, uint32_t off, uin
 static void csv_fail_n(const char *body, size_t len, uint32_t dim, uint32_t max_rows, int code,
                        uint32_t row, const char *msg)
 {
-    struct ig_rowset rs;
-    struct ig_codec_error err = {99, "unset"};
-
-    assert_int_equal(ig_codec_decode(IG_FMT_CSV, body, len, dim, max_rows, &rs, &err), code);
-    assert_string_equal(err.msg, msg);
-    assert_int_equal(err.row, row);
-    /* Nothing left to free. */
-    assert_null(rs.rows);
-    assert_null(rs.features);
-    assert_int_equal(rs.nrows, 0);
-    assert_ptr_equal(rs.body, body);
-    assert_int_equal(rs.body_len, len);
+    dec_fail_n(IG_FMT_CSV, body, len, dim, max_rows, code, row, msg);
 }
 
 static void csv_fail(const char *body, uint32_t dim, uint32_t row, const char *msg)

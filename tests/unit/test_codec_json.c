@@ -16,6 +16,8 @@
 #include "infergate/codec.h"
 #include "infergate/common.h"
 
+#include "codec_test.h"
+
 static void dec_ok(enum ig_format fmt, const char *body, uint32_t dim, struct ig_rowset *rs)
 {
     struct ig_codec_error err = {0, ""};
@@ -51,21 +53,6 @@ static void expect_features(const struct ig_rowset *rs, const double *want, size
             print_error("feature %zu: %.17g != %.17g\n", i, rs->features[i], want[i]);
         assert_true(rs->features[i] == want[i]);
     }
-}
-
-static void dec_fail_n(enum ig_format fmt, const char *body, size_t len, uint32_t dim,
-                       uint32_t max_rows, int code, uint32_t row, const char *msg)
-{
-    struct ig_rowset rs;
-    struct ig_codec_error err = {99, "unset"};
-
-    assert_int_equal(ig_codec_decode(fmt, body, len, dim, max_rows, &rs, &err), code);
-    assert_string_equal(err.msg, msg);
-    assert_int_equal(err.row, row);
-    assert_null(rs.rows);
-    assert_null(rs.features);
-    assert_int_equal(rs.nrows, 0);
-    assert_ptr_equal(rs.body, body);
 }
 
 static void json_fail(const char *body, uint32_t dim, uint32_t row, const char *msg)
