@@ -601,6 +601,13 @@ const char *ig_http_req_proto(const struct ig_http_req *req)
     return req->h2 ? "h2" : "http/1.1";
 }
 
+struct ig_budget *ig_http_req_budget(const struct ig_http_req *req)
+{
+    /* Placeholder until the HTTP budgets land: no accounting. */
+    (void)req;
+    return NULL;
+}
+
 const char *ig_http_req_id(const struct ig_http_req *req)
 {
     return req->id;

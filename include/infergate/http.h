@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct ig_budget;
 
 struct ig_http_server_conf {
     const char *listen;              /* "HOST:PORT", numeric HOST or "[v6]"; port 0 = any free */
@@ -126,6 +127,11 @@ const char *ig_http_req_body(const struct ig_http_req *req, size_t *len);
 const char *ig_http_req_proto(const struct ig_http_req *req);
 /* A UUID v4 (36 characters), also sent as x-amzn-RequestId on the response. */
 const char *ig_http_req_id(const struct ig_http_req *req);
+/* The budget that bytes held for <req> are charged to: its connection's
+ * share (a child of the server-wide budget). Never NULL; a caller that
+ * keeps charges past the request's life takes its own reference
+ * (ig_budget_hold does). */
+struct ig_budget *ig_http_req_budget(const struct ig_http_req *req);
 /* Ask to be told when the peer goes away before the response; see
  * ig_http_close_cb. Replaces any previous callback. */
 void ig_http_req_set_close_cb(struct ig_http_req *req, ig_http_close_cb *cb, void *arg);
