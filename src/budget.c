@@ -88,7 +88,7 @@ uint64_t ig_budget_refused(const struct ig_budget *b)
 int ig_budget_hold_set(struct ig_budget_hold *h, struct ig_budget *b, uint64_t n)
 {
     if (h->b == NULL) {
-        if (n == 0)
+        if (n == 0 || b == NULL)
             return 0;
         if (ig_budget_charge(b, n) < 0)
             return IG_ERR_FULL;

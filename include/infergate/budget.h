@@ -55,7 +55,7 @@ uint64_t ig_budget_refused(const struct ig_budget *b);
  * A hold: the bytes one object (a request's header block, its body, a
  * rowset's features, a response) has charged, and against which budget.
  * Zero-initialised is empty. ig_budget_hold_set(h, b, n) makes the hold
- * <n> bytes against <b>: growth is charged (IG_ERR_FULL leaves the hold as
+ * <n> bytes against <b> (NULL: no accounting, always 0): growth is charged (IG_ERR_FULL leaves the hold as
  * it was), shrinking releases; the first charge takes a reference on <b>.
  * A hold is bound to one budget until ig_budget_hold_clear(), which
  * releases everything and drops the reference. Not thread-safe per hold
