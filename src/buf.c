@@ -122,13 +122,48 @@ char *ig_buf_take(struct ig_buf *b, size_t *len)
 }
 
 /*
+ * <tmp> is "d.dddde[+-]XX", the decimal nearest <v> at its length and
+ * below <v>, and does not read back to <v>. At a power of two the interval
+ * that reads back is asymmetric (the gap below is half the gap above), so
+ * the decimal one unit up at the same length may still read back although
+ * it is no closer: replace <tmp> with it when it does. Returns 1 then.
+ */
+static int fmt_try_up(char *tmp, size_t size, double v)
+{
+    char *e = strchr(tmp, 'e');
+    uint64_t digits = 0;
+    int exp10 = atoi(e + 1), nd = 0;
+    char dig[24];
+
+    for (const char *p = tmp; p < e; p++)
+        if (*p != '.') {
+            digits = digits * 10 + (uint64_t)(*p - '0');
+            nd++;
+        }
+    /* digits * 10^(exp10 - nd + 1) is the candidate: one unit up. */
+    snprintf(dig, sizeof(dig), "%llue%d", (unsigned long long)(digits + 1), exp10 - nd + 1);
+    if (strtod(dig, NULL) != v)
+        return 0;
+    /* Back to "d.dddde[+-]XX": the caller reads digits and exponent. */
+    {
+        char *de = strchr(dig, 'e');
+        int n = (int)(de - dig);
+
+        snprintf(tmp, size, "%c.%.*se%d", dig[0], n - 1, dig + 1, exp10 + (n - nd));
+    }
+    return 1;
+}
+
+/*
  * The shortest digits that read back to <v>: a double with at most 15
  * significant digits round-trips through decimal (DBL_DIG), so if a form of
- * n <= 15 digits exists, rounding to 15 digits yields it padded with zeros.
- * Hence at most three tries: 15, 16, then 17 digits (17 always works);
- * subnormals, with less precision, try every length.
- * Fills <digits> (no dot, trailing zeros stripped) and returns the decimal
- * exponent of the first digit. Slow (printf and strtod): the fallback.
+ * n <= 15 digits exists, rounding to 15 digits yields it padded with zeros
+ * (or, at a power of two, whose interval is lopsided, the form one unit
+ * above that: fmt_try_up). Hence at most three tries: 15, 16, then 17
+ * digits (17 always works); subnormals, with less precision, try every
+ * length. Fills <digits> (no dot, trailing zeros stripped) and returns the
+ * decimal exponent of the first digit. Slow (printf and strtod): the
+ * fallback.
  */
 static int fmt_shortest_printf(double v, char *digits, size_t *ndigits)
 {
@@ -136,11 +171,18 @@ static int fmt_shortest_printf(double v, char *digits, size_t *ndigits)
     char *e;
     size_t n = 0;
     int exp10;
+    uint64_t bits;
+    int lopsided;
 
+    memcpy(&bits, &v, sizeof(bits));
+    /* A power of two above the smallest normal: the gap below is half. */
+    lopsided = (bits & ((1ull << 52) - 1)) == 0 && (bits >> 52) > 1;
     /* Subnormals have fewer digits of precision: search them all. */
     for (int prec = v < DBL_MIN ? 0 : 14; prec <= 16; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*e", prec, v);
         if (prec == 16 || strtod(tmp, NULL) == v)
+            break;
+        if (lopsided && fmt_try_up(tmp, sizeof(tmp), v))
             break;
     }
     /* tmp is "d.ddddde[+-]XX" (v > 0 here). */

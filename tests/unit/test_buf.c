@@ -157,6 +157,41 @@ static void test_fmt_double_nonfinite(void **state)
     assert_string_equal(out, "-Infinity");
 }
 
+/* Python's repr of every power of two, every decade boundary and their
+ * neighbours (data/gen_repr_table.py wrote the table), both signs, through
+ * the fast path and through the printf reference. */
+static const struct {
+    uint64_t bits;
+    const char *want;
+} repr_table[] = {
+#include "data/repr_table.h"
+};
+
+static void test_fmt_double_repr_table(void **state)
+{
+    char out[IG_FMT_DOUBLE_MAX], neg[IG_FMT_DOUBLE_MAX + 1];
+    size_t bad = 0;
+
+    (void)state;
+    assert_true(IG_ARRAY_SIZE(repr_table) > 4000);
+    for (size_t i = 0; i < IG_ARRAY_SIZE(repr_table); i++) {
+        double v;
+
+        memcpy(&v, &repr_table[i].bits, sizeof(v));
+        snprintf(neg, sizeof(neg), "-%s", repr_table[i].want);
+        ig_fmt_double(out, v);
+        if (strcmp(out, repr_table[i].want) != 0 && bad++ < 20)
+            print_error("%a: got %s, Python %s\n", v, out, repr_table[i].want);
+        ig_fmt_double(out, -v);
+        if (strcmp(out, neg) != 0 && bad++ < 20)
+            print_error("%a: got %s, Python %s\n", -v, out, neg);
+        ig_fmt_double_printf(out, v);
+        if (strcmp(out, repr_table[i].want) != 0 && bad++ < 20)
+            print_error("%a (printf path): got %s, Python %s\n", v, out, repr_table[i].want);
+    }
+    assert_int_equal(bad, 0);
+}
+
 /* splitmix64: a fixed, portable sequence. */
 static uint64_t rnd(uint64_t *x)
 {
@@ -301,6 +336,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fmt_double_matches_python_repr),
         cmocka_unit_test(test_fmt_double_nonfinite),
+        cmocka_unit_test(test_fmt_double_repr_table),
         cmocka_unit_test(test_fmt_double_fast_path_matches_reference),
         cmocka_unit_test(test_parse_double_matches_strtod),
         cmocka_unit_test(test_buf_cap),
