@@ -36,6 +36,7 @@ enum config_type {
     CONFIG_U64 = 2,   /* uint64_t in [min, max] */
     CONFIG_LEVEL = 3, /* int IG_LOG_*, from debug|info|warn|error */
     CONFIG_FLAG = 4,  /* int set to 1; takes no value (command line only) */
+    CONFIG_BOOL = 5,  /* int 0 or 1, from on|off (also true|false) */
 };
 
 /* Where an option may be set, and what else is true of it. */
@@ -96,6 +97,8 @@ static const struct config_opt config_global[] = {
      "PEM private key (set together with tls_cert)"},
     {"log_level", CONFIG_LEVEL, G(log_level), 0, 0, "info", CONFIG_ANYWHERE | RELOAD, NULL, "LEVEL",
      "least severe level logged"},
+    {"access_log", CONFIG_BOOL, G(access_log), 0, 0, "off", CONFIG_ANYWHERE | RELOAD, NULL,
+     "on|off", "one JSON line per request at info (errors are logged at warn either way)"},
     {"workers", CONFIG_U32, G(workers), 0, 256, "0", CONFIG_ANYWHERE, NULL, "N",
      "CPU worker threads; 0: one per CPU"},
     {"max_connections", CONFIG_U32, G(max_connections), 1, 1000000, "4096",
@@ -470,6 +473,16 @@ static int config_set(const struct config_opt *o, void *base, const char *value,
             rc = IG_ERR_CONFIG;
         } else {
             *(int *)field = level;
+        }
+        break;
+    case CONFIG_BOOL:
+        if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0) {
+            *(int *)field = 1;
+        } else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0) {
+            *(int *)field = 0;
+        } else {
+            snprintf(why, whylen, "'%s' is not one of on|off", v);
+            rc = IG_ERR_CONFIG;
         }
         break;
     case CONFIG_FLAG:
@@ -914,6 +927,8 @@ static void config_usage_opt(FILE *out, const struct config_opt *o)
                               (unsigned long long)o->min, (unsigned long long)o->max);
     else if (o->type == CONFIG_LEVEL)
         n += (size_t)snprintf(props + n, sizeof(props) - n, "debug|info|warn|error, ");
+    else if (o->type == CONFIG_BOOL)
+        n += (size_t)snprintf(props + n, sizeof(props) - n, "on|off, ");
     if (o->flags & CONFIG_REQUIRED)
         n += (size_t)snprintf(props + n, sizeof(props) - n, "required");
     else if (o->def != NULL)

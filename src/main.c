@@ -17,6 +17,17 @@
 
 extern char **environ;
 
+/* libevent's own warnings and errors, as JSON lines like every other. */
+static void on_event_log(int severity, const char *msg)
+{
+    int level = severity == EVENT_LOG_DEBUG  ? IG_LOG_DEBUG
+                : severity == EVENT_LOG_MSG  ? IG_LOG_INFO
+                : severity == EVENT_LOG_WARN ? IG_LOG_WARN
+                                             : IG_LOG_ERROR;
+
+    ig_log(level, "libevent: %s", msg);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -49,6 +60,8 @@ int main(int argc, char **argv)
         return 0;
     }
     ig_log_min_level = cfg.log_level;
+    ig_log_access_on = cfg.access_log;
+    event_set_log_callback(on_event_log);
     signal(SIGPIPE, SIG_IGN);
     if (ig_log_start() < 0)
         ig_log(IG_LOG_WARN, "cannot start the log writer thread: logging synchronously");

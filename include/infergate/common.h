@@ -73,6 +73,57 @@ void ig_log_write(int level, const char *fmt, ...) __attribute__((format(printf,
 /* Parse "debug" | "info" | "warn" | "error"; -1 when unknown. */
 int ig_log_level_parse(const char *s);
 
+/*
+ * Access log: one JSON line per finished client request, through the same
+ * ring as every other line (a slow stderr drops it and counts it, never
+ * blocks the caller). Call ig_log_access() once per request, when its
+ * response is handed to the HTTP layer, or when the request ends without
+ * one (client gone: status 0 and error_type NULL, or as the caller sees
+ * fit). Any thread may call it.
+ *
+ * Which lines are written:
+ *   - status >= 400 or error_type set (errors, ThrottlingException,
+ *     deadline expiries...): level "warn", written when warn passes
+ *     log_level, whatever access_log says;
+ *   - otherwise level "info", written only when access_log is on
+ *     (ig_log_access_on), whatever log_level says: asking for an access
+ *     log is asking for these lines.
+ *
+ * The line, on one line, keys always present and in this order:
+ *   {"ts":"2026-11-30T14:00:00.123Z","level":"info","msg":"access",
+ *    "request_id":"6f1c...","endpoint":"demo","proto":"HTTP/2","status":200,
+ *    "error_type":null,"rows":3,"bytes_in":45,"bytes_out":37,
+ *    "batch_first":12,"batch_last":13,"queue_us":800,"upstream_us":1200,
+ *    "total_us":2500}
+ * A NULL string is written as null; batch_first/batch_last 0 (no batch) as
+ * null. Strings are JSON-escaped (quotes, backslashes, control characters
+ * as \u00XX; bytes that are not valid UTF-8 as \ufffd) and cut at 256
+ * bytes, so a client-chosen endpoint name cannot break or bloat the line.
+ */
+struct ig_access_rec {
+    const char *request_id; /* the id sent as x-amzn-RequestId; NULL: none */
+    const char *endpoint;   /* the endpoint named by the path (even unknown); NULL: none */
+    const char *proto;      /* "HTTP/1.1", "HTTP/2" */
+    const char *error_type; /* x-amzn-ErrorType of the answer; NULL on success */
+    int status;             /* HTTP status sent; 0 when none was (client gone) */
+    uint32_t rows;          /* rows decoded from the request */
+    uint64_t bytes_in;      /* request body bytes */
+    uint64_t bytes_out;     /* response body bytes */
+    uint64_t batch_first;   /* id of the first batch that held its rows; 0: none */
+    uint64_t batch_last;    /* id of the last one; 0: none */
+    uint64_t queue_us;      /* from enqueue until its last row left in a batch */
+    uint64_t upstream_us;   /* from its first batch's flush until its last batch's answer */
+    uint64_t total_us;      /* from the first byte of the request to the response */
+};
+
+/* access_log = on|off (default off); set by main() from the configuration. */
+extern int ig_log_access_on;
+void ig_log_access(const struct ig_access_rec *rec);
+/* Format the line ig_log_access() would write (newline included) into
+ * <out> of <cap> bytes (at least IG_LOG_ACCESS_MAX); returns its length. */
+#define IG_LOG_ACCESS_MAX 2048
+size_t ig_log_access_format(char *out, size_t cap, const struct ig_access_rec *rec, int level);
+
 #define ig_log(level, ...)                                                                         \
     do {                                                                                           \
         if ((level) >= ig_log_min_level)                                                           \

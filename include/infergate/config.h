@@ -48,6 +48,7 @@ struct ig_config {
     char *tls_cert;           /* "" = cleartext; tls_cert and tls_key both set or both "" */
     char *tls_key;            /* PEM private key file */
     int log_level;            /* IG_LOG_*, from debug|info|warn|error; default info */
+    int access_log;           /* 0 (off, default) or 1: a JSON line per request (ig_log_access) */
     uint32_t workers;         /* 0 = number of CPUs; 0..256 */
     uint32_t max_connections; /* 4096, 1..1000000 */
     uint32_t max_concurrent_streams;    /* 128, 1..100000 (HTTP/2, per connection) */

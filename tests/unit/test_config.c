@@ -112,6 +112,7 @@ static void assert_global_defaults(const struct ig_config *cfg)
     assert_string_equal(cfg->tls_cert, "");
     assert_string_equal(cfg->tls_key, "");
     assert_int_equal(cfg->log_level, IG_LOG_INFO);
+    assert_int_equal(cfg->access_log, 0);
     assert_int_equal(cfg->workers, 0);
     assert_int_equal(cfg->max_connections, 4096);
     assert_int_equal(cfg->max_concurrent_streams, 128);
@@ -226,6 +227,7 @@ static void test_every_option_from_file(void **state)
                        "tls_cert = /etc/c.pem\n"
                        "tls_key = /etc/k.pem\n"
                        "log_level = debug\n"
+                       "access_log = on\n"
                        "workers = 256\n"
                        "max_connections = 1000000\n"
                        "max_concurrent_streams = 1\n"
@@ -256,6 +258,7 @@ static void test_every_option_from_file(void **state)
     assert_string_equal(cfg.tls_cert, "/etc/c.pem");
     assert_string_equal(cfg.tls_key, "/etc/k.pem");
     assert_int_equal(cfg.log_level, IG_LOG_DEBUG);
+    assert_int_equal(cfg.access_log, 1);
     assert_int_equal(cfg.workers, 256);
     assert_int_equal(cfg.max_connections, 1000000);
     assert_int_equal(cfg.max_concurrent_streams, 1);
@@ -281,9 +284,9 @@ static void test_every_option_from_file(void **state)
     assert_int_equal(a->max_inflight, 1024);
     assert_int_equal(a->max_queue_rows, 16777216);
     assert_int_equal(a->request_timeout_ms, 3600000);
-    assert_int_equal(a->line, 18);
+    assert_int_equal(a->line, 19);
     assert_string_equal(b->model, "https://runtime.example.com/x/y");
-    assert_int_equal(b->line, 29);
+    assert_int_equal(b->line, 30);
     assert_endpoint_defaults(b);
     ig_config_clear(&cfg);
 }
@@ -659,7 +662,9 @@ static void test_shipped_conf_documents_every_option(void **state)
             fail_msg("conf/infergate.conf does not document '%s'", name);
         checked++;
     }
-    assert_int_equal(checked, 26); /* 16 global + 10 endpoint options */
+    /* 17 global + 10 endpoint options at least; other options join as they
+     * are added, and each must be documented (the loop above). */
+    assert_true(checked >= 27);
     free(usage);
     free(conf);
 }
@@ -760,6 +765,8 @@ static const struct file_error file_errors[] = {
     /* strings */
     {"log_level = loud\n", ":1: log_level: 'loud' is not one of debug|info|warn|error"},
     {"log_level = INFO\n", ":1: log_level: 'INFO' is not one of debug|info|warn|error"},
+    {"access_log = yes\n", ":1: access_log: 'yes' is not one of on|off"},
+    {"access_log =\n", ":1: access_log: '' is not one of on|off"},
     {"data_dir =   ; nothing\n", ":1: data_dir: must not be empty"},
     {"[endpoint d]\nmodel = file://m\nvariant = All_Traffic\n",
      ":3: variant: 'All_Traffic' is not a name (1..63 letters, digits or '-', starting and ending "

@@ -130,11 +130,151 @@ static void test_full_ring_drops_instead_of_blocking(void **state)
     assert_int_equal(rd.bytes % rd.lines, 0);
 }
 
+/* The access line with its timestamp replaced by "T", for exact comparison. */
+static const char *access_line(const struct ig_access_rec *rec, int level)
+{
+    static char raw[IG_LOG_ACCESS_MAX], out[IG_LOG_ACCESS_MAX];
+    size_t n = ig_log_access_format(raw, sizeof(raw), rec, level);
+    const char *p = strstr(raw, "Z\",");
+
+    assert_true(n > 0);
+    assert_int_equal(n, strlen(raw));
+    assert_memory_equal(raw, "{\"ts\":\"", 7);
+    assert_non_null(p);
+    assert_int_equal(p - raw, 7 + 23); /* 2026-11-30T14:00:00.123 */
+    snprintf(out, sizeof(out), "{\"ts\":\"T%s", p);
+    return out;
+}
+
+static void test_access_line_exact(void **state)
+{
+    struct ig_access_rec rec = {
+        .request_id = "6f1c0f4e-0000-4000-8000-000000000001",
+        .endpoint = "demo",
+        .proto = "HTTP/2",
+        .status = 200,
+        .rows = 3,
+        .bytes_in = 45,
+        .bytes_out = 37,
+        .batch_first = 12,
+        .batch_last = 13,
+        .queue_us = 800,
+        .upstream_us = 1200,
+        .total_us = 18446744073709551615ull,
+    };
+
+    (void)state;
+    assert_string_equal(access_line(&rec, IG_LOG_INFO),
+                        "{\"ts\":\"TZ\",\"level\":\"info\",\"msg\":\"access\",\"request_id\":"
+                        "\"6f1c0f4e-0000-4000-8000-000000000001\",\"endpoint\":\"demo\",\"proto\":"
+                        "\"HTTP/2\",\"status\":200,\"error_type\":null,\"rows\":3,\"bytes_in\":45,"
+                        "\"bytes_out\":37,\"batch_first\":12,\"batch_last\":13,\"queue_us\":800,"
+                        "\"upstream_us\":1200,\"total_us\":18446744073709551615}\n");
+    memset(&rec, 0, sizeof(rec));
+    rec.proto = "HTTP/1.1";
+    rec.status = 400;
+    rec.error_type = "ThrottlingException";
+    assert_string_equal(access_line(&rec, IG_LOG_WARN),
+                        "{\"ts\":\"TZ\",\"level\":\"warn\",\"msg\":\"access\",\"request_id\":null,"
+                        "\"endpoint\":null,\"proto\":\"HTTP/1.1\",\"status\":400,\"error_type\":"
+                        "\"ThrottlingException\",\"rows\":0,\"bytes_in\":0,\"bytes_out\":0,"
+                        "\"batch_first\":null,\"batch_last\":null,\"queue_us\":0,\"upstream_us\":0,"
+                        "\"total_us\":0}\n");
+}
+
+/* A client picks the endpoint name (the URL path): quotes, control bytes,
+ * invalid UTF-8 and sheer length must neither break the JSON nor the line. */
+static void test_access_escapes_hostile_strings(void **state)
+{
+    static char big[100000];
+    struct ig_access_rec rec = {.proto = "HTTP/1.1", .status = 400, .error_type = "ValidationError"};
+    const char *line;
+
+    (void)state;
+    rec.endpoint = "a\"b\\c\nd\x01\xff\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xc0\xaf\xed\xa0\x80z";
+    line = access_line(&rec, IG_LOG_WARN);
+    assert_non_null(strstr(line, "\"endpoint\":\"a\\\"b\\\\c\\u000ad\\u0001\\ufffd\xc3\xa9"
+                                 "\xe2\x82\xac\xf0\x9f\x98\x80\\ufffd\\ufffd\\ufffd\\ufffd\\ufffdz\","));
+    /* a cut UTF-8 sequence at the end */
+    rec.endpoint = "ok\xe2\x82";
+    assert_non_null(strstr(access_line(&rec, IG_LOG_WARN), "\"endpoint\":\"ok\\ufffd\\ufffd\","));
+    /* 100 kB of quotes: cut, escaped whole, one line, below the cap */
+    memset(big, '"', sizeof(big) - 1);
+    rec.endpoint = big;
+    line = access_line(&rec, IG_LOG_WARN);
+    assert_true(strlen(line) < IG_LOG_ACCESS_MAX);
+    assert_non_null(strstr(line, "\\\"\",\"proto\":\"HTTP/1.1\",\"status\":400,"));
+    assert_ptr_equal(strchr(line, '\n'), line + strlen(line) - 1);
+    /* a buffer below the documented size gets nothing, never half a line */
+    {
+        char small[64];
+
+        assert_int_equal(ig_log_access_format(small, sizeof(small), &rec, IG_LOG_WARN), 0);
+        assert_string_equal(small, "");
+    }
+}
+
+/* Which access lines are written, against access_log and log_level. */
+static void test_access_levels(void **state)
+{
+    static char out[8192];
+    struct ig_access_rec ok = {.endpoint = "ok1", .proto = "HTTP/2", .status = 200};
+    struct ig_access_rec bad = {.endpoint = "bad1", .proto = "HTTP/2", .status = 424,
+                                .error_type = "ModelError"};
+    int fd = capture();
+
+    (void)state;
+    ig_log_min_level = IG_LOG_INFO;
+    ig_log_access_on = 0;
+    ig_log_access(&ok);               /* off: no success line */
+    ig_log_access(&bad);              /* errors at warn whatever access_log says */
+    ig_log_min_level = IG_LOG_ERROR;
+    bad.endpoint = "bad2";
+    ig_log_access(&bad);              /* ... but log_level still filters them */
+    ig_log_access_on = 1;
+    ok.endpoint = "ok2";
+    ig_log_access(&ok);               /* on: written whatever log_level says */
+    bad.endpoint = "bad3";
+    ig_log_access(&bad);
+    ig_log_access_on = 0;
+    ig_log_min_level = IG_LOG_INFO;
+    restore();
+    drain(fd, out, sizeof(out));
+    close(fd);
+    assert_null(strstr(out, "\"ok1\""));
+    assert_non_null(strstr(out, "\"level\":\"warn\",\"msg\":\"access\",\"request_id\":null,"
+                                "\"endpoint\":\"bad1\""));
+    assert_null(strstr(out, "\"bad2\""));
+    assert_non_null(strstr(out, "\"level\":\"info\",\"msg\":\"access\",\"request_id\":null,"
+                                "\"endpoint\":\"ok2\""));
+    assert_non_null(strstr(out, "\"level\":\"warn\",\"msg\":\"access\",\"request_id\":null,"
+                                "\"endpoint\":\"bad3\""));
+}
+
+/* The general logger escapes invalid UTF-8 too (messages quote client bytes). */
+static void test_msg_invalid_utf8(void **state)
+{
+    static char out[4096];
+    int fd = capture();
+
+    (void)state;
+    ig_log_min_level = IG_LOG_INFO;
+    ig_log(IG_LOG_WARN, "bad \xff\xfe end \xc3\xa9");
+    restore();
+    drain(fd, out, sizeof(out));
+    close(fd);
+    assert_non_null(strstr(out, "\"msg\":\"bad \\ufffd\\ufffd end \xc3\xa9\"}\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines_and_levels),
         cmocka_unit_test(test_full_ring_drops_instead_of_blocking),
+        cmocka_unit_test(test_access_line_exact),
+        cmocka_unit_test(test_access_escapes_hostile_strings),
+        cmocka_unit_test(test_access_levels),
+        cmocka_unit_test(test_msg_invalid_utf8),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
