@@ -397,17 +397,71 @@ static const double parse_p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7
                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+/*
+ * Significant digits handed to strtod. A double's rounding depends on at
+ * most 767 of them (the longest exact midpoint between two doubles), so
+ * the first PARSE_SIG_MAX digits, and a nonzero digit after them that
+ * stands for all the nonzero ones dropped, round exactly as the whole text
+ * does: a number of any length is read in bounded space.
+ */
+#define PARSE_SIG_MAX 780
+
+/*
+ * The slow path: rewrite the mantissa [s, mend) (digits and at most one
+ * dot, no sign) and the exponent <eexp> as "DDDDe<x>" (at most
+ * PARSE_SIG_MAX + 1 significant digits, an integer exponent) and let
+ * strtod round it.
+ */
+static double parse_slow(const char *s, const char *mend, int64_t eexp)
+{
+    char tmp[PARSE_SIG_MAX + 1 + 24];
+    size_t nd = 0;
+    int64_t x = eexp;
+    int frac = 0, sticky = 0;
+
+    for (const char *p = s; p < mend; p++) {
+        if (*p == '.') {
+            frac = 1;
+            continue;
+        }
+        x -= frac; /* value = all digits * 10^(eexp - fraction digits) */
+        if (nd == 0 && *p == '0')
+            continue;
+        if (nd < PARSE_SIG_MAX) {
+            tmp[nd++] = *p;
+        } else {
+            x++; /* a digit dropped off the end */
+            sticky |= *p != '0';
+        }
+    }
+    if (nd == 0)
+        return 0.0;
+    if (sticky) {
+        tmp[nd++] = '1';
+        x--;
+    }
+    /* Past 10^400 or below 10^-400 the result is inf or 0 whatever the
+     * digits (nd <= PARSE_SIG_MAX + 1): clamp, so the text stays short. */
+    if (x > 100000)
+        x = 100000;
+    if (x < -100000)
+        x = -100000;
+    snprintf(tmp + nd, sizeof(tmp) - nd, "e%d", (int)x);
+    return strtod(tmp, NULL);
+}
+
 int ig_parse_double(const char *s, size_t n, double *out)
 {
-    const char *p = s, *end = s + n;
+    const char *p = s, *end = s + n, *ms, *mend;
     uint64_t mant = 0;
-    int neg = 0, digits = 0, sig = 0, exp10 = 0, eneg = 0, eval = 0, dropped = 0;
-    char tmp[IG_PARSE_DOUBLE_MAX + 1];
-    char *stop;
+    int neg = 0, sig = 0, eneg = 0, eval = 0, dropped = 0;
+    size_t digits = 0;
+    int64_t exp10 = 0; /* moves at most one per byte: no overflow */
     double v;
 
     if (p < end && (*p == '+' || *p == '-'))
         neg = *p++ == '-';
+    ms = p;
     for (; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
         if (sig < 19) {
             mant = mant * 10 + (uint64_t)(*p - '0');
@@ -430,6 +484,7 @@ int ig_parse_double(const char *s, size_t n, double *out)
     }
     if (digits == 0)
         return -1;
+    mend = p;
     if (p < end && (*p == 'e' || *p == 'E')) {
         int edigits = 0;
 
@@ -453,13 +508,7 @@ int ig_parse_double(const char *s, size_t n, double *out)
         *out = neg ? -v : v;
         return 0;
     }
-    if (n > IG_PARSE_DOUBLE_MAX)
-        return -1;
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    v = strtod(tmp, &stop);
-    if (stop != tmp + n)
-        return -1;
-    *out = v;
+    v = parse_slow(ms, mend, eneg ? -(int64_t)eval : (int64_t)eval);
+    *out = neg ? -v : v;
     return 0;
 }

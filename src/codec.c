@@ -200,6 +200,10 @@ const char *ig_codec_format_mime(enum ig_format f)
     return codec_mime_names[f];
 }
 
+const char ig_codec_msg_gzip[] =
+    "The request body looks gzip-compressed (it starts with 1F 8B); send it uncompressed: "
+    "Content-Encoding is not supported.";
+
 void ig_codec_error_set(struct ig_codec_error *err, uint32_t row, const char *fmt, ...)
 {
     va_list ap;
@@ -276,6 +280,7 @@ nomem:
 int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t dim,
                     uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err)
 {
+    size_t skip = 0;
     int rv;
 
     memset(rs, 0, sizeof(*rs));
@@ -301,21 +306,39 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
         ig_codec_error_set(err, 0, "Request body is 4 GiB or larger.");
         return IG_ERR_TOOBIG;
     }
+    /* A compressed body is no text format: say what it looks like rather
+     * than report its bytes as a syntax error. */
+    if (len >= 2 && (unsigned char)body[0] == 0x1f && (unsigned char)body[1] == 0x8b) {
+        ig_codec_error_set(err, 0, "%s", ig_codec_msg_gzip);
+        return IG_ERR_INVALID;
+    }
+    /* A UTF-8 byte-order mark (Windows tools write one) is no content:
+     * decode what follows; the rows' offsets still index <body>. */
+    if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0) {
+        skip = 3;
+        if (len == skip) {
+            ig_codec_error_set(err, 0, "Request body is empty.");
+            return IG_ERR_INVALID;
+        }
+    }
     rs->dim = dim;
     switch (fmt) {
     case IG_FMT_CSV:
-        rv = ig_codec_decode_csv(body, len, dim, max_rows, rs, err);
+        rv = ig_codec_decode_csv(body + skip, len - skip, dim, max_rows, rs, err);
         break;
     case IG_FMT_JSONL:
-        rv = ig_codec_decode_jsonl(body, len, dim, max_rows, rs, err);
+        rv = ig_codec_decode_jsonl(body + skip, len - skip, dim, max_rows, rs, err);
         break;
     case IG_FMT_JSON:
-        rv = ig_codec_decode_json(body, len, dim, max_rows, rs, err);
+        rv = ig_codec_decode_json(body + skip, len - skip, dim, max_rows, rs, err);
         break;
     default:
         rv = IG_ERR_UNSUPPORTED;
         break;
     }
+    if (rv == 0 && skip > 0)
+        for (uint32_t i = 0; i < rs->nrows; i++)
+            rs->rows[i].off += (uint32_t)skip;
     if (rv < 0) {
         ig_rowset_clear(rs);
         rs->body = body;

@@ -14,8 +14,6 @@
 #include "infergate/codec.h"
 #include "infergate/common.h"
 
-/* Longest number text accepted in one field; longer is "not a number". */
-#define CODEC_CSV_NUM_MAX 128
 /* Characters of a bad field quoted in an error message. */
 #define CODEC_CSV_SHOW_MAX 40
 
@@ -64,10 +62,8 @@ static int codec_csv_number(const char *s, size_t n, double *out)
         n--;
     if (n == 0)
         return 1;
-    if (n > CODEC_CSV_NUM_MAX)
-        return -1;
-    /* ig_parse_double takes only [+-]digits[.digits][eE[+-]digits]: no hex,
-     * nan, inf or spaces, which are no CSV number here. */
+    /* ig_parse_double takes only [+-]digits[.digits][eE[+-]digits], of any
+     * length: no hex, nan, inf or spaces, which are no CSV number here. */
     if (ig_parse_double(s, n, &v) < 0 || !isfinite(v))
         return -1;
     *out = v;

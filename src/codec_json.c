@@ -7,6 +7,7 @@
  * already-validated body to find the exact text of each instance element.
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,7 +24,46 @@ struct codec_json_ctx {
     uint32_t dim;
     unsigned char *seen; /* dim flags for sparse keys, allocated on first use */
     struct ig_codec_error *err;
+    int ints_as_real; /* the text last loaded had to be read with integers as reals */
 };
+
+/*
+ * json_loadb, but an integer beyond int64 (123456789012345678901234567890
+ * is a fine feature value) does not fail the text: jansson refuses it
+ * unless told to read every integer as a real, so the text is read again
+ * that way. Only such texts pay the second parse.
+ */
+static json_t *codec_json_load(struct codec_json_ctx *c, const char *b, size_t len,
+                               json_error_t *jerr)
+{
+    json_t *v = json_loadb(b, len, CODEC_JSON_LOAD_FLAGS, jerr);
+
+    c->ints_as_real = 0;
+    if (v == NULL && json_error_code(jerr) == json_error_numeric_overflow) {
+        v = json_loadb(b, len, CODEC_JSON_LOAD_FLAGS | JSON_DECODE_INT_AS_REAL, jerr);
+        c->ints_as_real = v != NULL;
+    }
+    return v;
+}
+
+/* An integer: a JSON integer or, when the text was read with integers as
+ * reals, a real with an integral value in int64 range. */
+static int codec_json_int(const struct codec_json_ctx *c, const json_t *v, json_int_t *out)
+{
+    double r;
+
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 1;
+    }
+    if (!c->ints_as_real || !json_is_real(v))
+        return 0;
+    r = json_real_value(v);
+    if (!(r >= -9223372036854775808.0 && r < 9223372036854775808.0) || r != floor(r))
+        return 0;
+    *out = (json_int_t)r;
+    return 1;
+}
 
 static int codec_json_fail(struct codec_json_ctx *c, uint32_t row, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -62,13 +102,14 @@ static int codec_json_dense(struct codec_json_ctx *c, uint32_t row, const json_t
 static int codec_json_shape(struct codec_json_ctx *c, uint32_t row, const json_t *shape)
 {
     const json_t *d = json_array_get(shape, 0);
+    json_int_t dv;
 
-    if (!json_is_array(shape) || json_array_size(shape) != 1 || !json_is_integer(d))
+    if (!json_is_array(shape) || json_array_size(shape) != 1 || !codec_json_int(c, d, &dv))
         return codec_json_fail(c, row, "'shape' must be an array of one integer.");
-    if (json_integer_value(d) != (json_int_t)c->dim)
+    if (dv != (json_int_t)c->dim)
         return codec_json_fail(c, row,
                                "expected %u features, shape is [%" JSON_INTEGER_FORMAT "].", c->dim,
-                               json_integer_value(d));
+                               dv);
     return 0;
 }
 
@@ -96,11 +137,10 @@ static int codec_json_sparse(struct codec_json_ctx *c, uint32_t row, const json_
         const json_t *k = json_array_get(keys, i), *v = json_array_get(values, i);
         json_int_t kv;
 
-        if (!json_is_integer(k)) {
+        if (!codec_json_int(c, k, &kv)) {
             rv = codec_json_fail(c, row, "'keys' must be an array of integers.");
             break;
         }
-        kv = json_integer_value(k);
         if (kv < 0 || kv >= (json_int_t)c->dim) {
             rv = codec_json_fail(c, row,
                                  "key %" JSON_INTEGER_FORMAT " is out of range for %u features.",
@@ -119,8 +159,12 @@ static int codec_json_sparse(struct codec_json_ctx *c, uint32_t row, const json_
         feat[kv] = json_number_value(v);
     }
     /* Reset only what this row marked: O(nnz), not O(dim). */
-    while (i-- > 0)
-        c->seen[json_integer_value(json_array_get(keys, i))] = 0;
+    while (i-- > 0) {
+        json_int_t kv;
+
+        if (codec_json_int(c, json_array_get(keys, i), &kv)) /* always, for keys marked */
+            c->seen[kv] = 0;
+    }
     return rv;
 }
 
@@ -217,7 +261,7 @@ int ig_codec_decode_jsonl(const char *body, size_t len, uint32_t dim, uint32_t m
             rv = IG_ERR_INVALID;
             goto out;
         }
-        v = json_loadb(body + pos, end - pos, CODEC_JSON_LOAD_FLAGS, &jerr);
+        v = codec_json_load(&c, body + pos, end - pos, &jerr);
         if (v == NULL) {
             ig_codec_error_set(err, row, "Row %u: invalid JSON: %s at column %d.", row, jerr.text,
                                jerr.column);
@@ -457,7 +501,7 @@ int ig_codec_decode_json(const char *body, size_t len, uint32_t dim, uint32_t ma
                            (size_t)(nul - body));
         return IG_ERR_INVALID;
     }
-    root = json_loadb(body, len, CODEC_JSON_LOAD_FLAGS, &jerr);
+    root = codec_json_load(&c, body, len, &jerr);
     if (root == NULL) {
         ig_codec_error_set(err, 0, "Request body is not valid JSON: %s at line %d column %d.",
                            jerr.text, jerr.line, jerr.column);

@@ -53,13 +53,14 @@ size_t ig_fmt_double_printf(char *out, double v);
 /*
  * Parse exactly the bytes [s, s + n) as a decimal number:
  * [+-]digits[.digits][(e|E)[+-]digits], digits on at least one side of the
- * dot. The result is what strtod() returns for the same text (correctly
- * rounded), computed without strtod for the common short numbers. No
- * spaces, hex, inf or nan. Returns 0, or -1 when the text is not such a
- * number or is longer than IG_PARSE_DOUBLE_MAX and needs the slow path.
- * Overflow gives +-HUGE_VAL as strtod does: callers check isfinite().
+ * dot, of any length. The result is what strtod() returns for the same text
+ * (correctly rounded), computed without strtod for the common short
+ * numbers; a long text is read in bounded space (only its first 780
+ * significant digits, and whether any other is nonzero, decide the
+ * rounding). No spaces, hex, inf or nan. Returns 0, or -1 when the text is
+ * not such a number. Overflow gives +-HUGE_VAL as strtod does: callers
+ * check isfinite().
  */
-#define IG_PARSE_DOUBLE_MAX 400
 int ig_parse_double(const char *s, size_t n, double *out);
 
 #endif /* INFERGATE_BUF_H */

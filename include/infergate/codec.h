@@ -49,6 +49,9 @@ int ig_codec_accept_parse(const char *value, enum ig_format dflt, enum ig_format
  * Static storage. */
 const char *ig_codec_format_mime(enum ig_format f);
 
+/* The message for a body that starts with the gzip magic 1F 8B. */
+extern const char ig_codec_msg_gzip[];
+
 /* A decode error, ready to be sent to the client. */
 struct ig_codec_error {
     uint32_t row;  /* 1-based row the error is in; 0 = the body as a whole */
@@ -82,6 +85,11 @@ struct ig_codec_error {
  *
  * At most <max_rows> rows. A blank line is an error anywhere except as the
  * single terminator at the very end; an empty body is an error.
+ *
+ * A UTF-8 byte-order mark (EF BB BF) at the very start is skipped (row
+ * offsets still index <body>). A body that starts with the gzip magic
+ * 1F 8B is refused with ig_codec_msg_gzip (the gateway takes no
+ * Content-Encoding).
  *
  * On success rs owns rows/features (release with ig_rowset_clear) and
  * borrows <body>, which must outlive it. On failure rs is empty (nothing to

@@ -289,6 +289,63 @@ static void test_parse_double_matches_strtod(void **state)
     }
 }
 
+/* Parse a number built as <prefix> + <n> copies of <fill> + <suffix>; it
+ * must read to the bits strtod gives for the whole text. */
+static double parse_built(const char *prefix, char fill, size_t n, const char *suffix)
+{
+    size_t lp = strlen(prefix), ls = strlen(suffix), len = lp + n + ls;
+    char *t = malloc(len + 1);
+    char *exact = malloc(len); /* exact size: ASan sees any overread */
+    double v = -42, ref;
+
+    assert_non_null(t);
+    assert_non_null(exact);
+    memcpy(t, prefix, lp);
+    memset(t + lp, fill, n);
+    memcpy(t + lp + n, suffix, ls);
+    t[len] = '\0';
+    memcpy(exact, t, len);
+    assert_int_equal(ig_parse_double(exact, len, &v), 0);
+    ref = strtod(t, NULL);
+    assert_memory_equal(&v, &ref, sizeof(v));
+    free(exact);
+    free(t);
+    return v;
+}
+
+/* Numbers of any length are read, correctly rounded, in bounded space. */
+static void test_parse_double_any_length(void **state)
+{
+    char big[401];
+
+    (void)state;
+    /* 0.000...0001 with 300 zeros */
+    assert_true(parse_built("0.", '0', 300, "1") == 1e-301);
+    assert_true(parse_built("-0.", '0', 300, "1") == -1e-301);
+    /* 400 digits: strtod's result */
+    for (int i = 0; i < 400; i++)
+        big[i] = (char)('1' + i % 9);
+    big[400] = '\0';
+    assert_true(parse_built(big, '0', 0, "") == HUGE_VAL);
+    assert_true(fabs(parse_built(big, '0', 0, "e-399") - 1.23456789) < 1e-8);
+    assert_true(isfinite(parse_built(big, '7', 5000, "e-5300")));
+    /* 2^53 + 1 is the midpoint between two doubles: exactly it rounds to
+     * even (down); any nonzero digit, however far out, rounds it up. */
+    assert_true(parse_built("9007199254740993.", '0', 5000, "") == 9007199254740992.0);
+    assert_true(parse_built("9007199254740993.", '0', 5000, "1") == 9007199254740994.0);
+    assert_true(parse_built("900719925474099.3", '0', 5000, "1e1") == 9007199254740994.0);
+    /* leading zeros and an exponent that brings them back */
+    assert_true(parse_built("", '0', 6000, "1.5") == 1.5);
+    assert_true(parse_built("0.", '0', 6000, "15e6001") == 1.5);
+    assert_true(parse_built("-", '0', 6000, "") == 0.0);
+    assert_true(signbit(parse_built("-", '0', 6000, "")));
+    /* far out of range either way, with a long mantissa */
+    assert_true(parse_built("1", '0', 5000, "") == HUGE_VAL);
+    assert_true(parse_built("0.", '0', 5000, "1") == 0.0);
+    assert_true(parse_built("1", '0', 5000, "e-99999999") == 0.0);
+    assert_true(parse_built("0.", '0', 5000, "1e99999999") == HUGE_VAL);
+}
+
 static void test_buf_cap(void **state)
 {
     struct ig_buf b;
@@ -339,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_fmt_double_repr_table),
         cmocka_unit_test(test_fmt_double_fast_path_matches_reference),
         cmocka_unit_test(test_parse_double_matches_strtod),
+        cmocka_unit_test(test_parse_double_any_length),
         cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_buf_take),
     };

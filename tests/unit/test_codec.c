@@ -15,6 +15,8 @@
 #include "infergate/codec.h"
 #include "infergate/common.h"
 
+#include "codec_test.h"
+
 /* ---- ig_codec_format_parse ---- */
 
 static void expect_format(const char *v, enum ig_format dflt, enum ig_format want)
@@ -210,6 +212,74 @@ static void test_decode_sets_body_and_dim(void **state)
     ig_rowset_clear(&rs);
 }
 
+/* A UTF-8 byte-order mark is skipped in every format; rows still index
+ * the body as received. */
+static void test_decode_bom(void **state)
+{
+    static const struct {
+        enum ig_format fmt;
+        const char *body;
+        uint32_t rows, off;
+    } cases[] = {
+        {IG_FMT_CSV, "\xef\xbb\xbf" "1,2\n3,4\n", 2, 3},
+        {IG_FMT_JSONL, "\xef\xbb\xbf" "[1,2]\n[3,4]\n", 2, 3},
+        {IG_FMT_JSON, "\xef\xbb\xbf" "[[1,2],[3,4]]", 2, 4},
+        {IG_FMT_JSON, "\xef\xbb\xbf" "{\"instances\":[[1,2],[3,4]]}", 2, 17},
+    };
+    static const char *const first[] = {"1,2", "[1,2]", "[1,2]", "[1,2]"};
+    struct ig_rowset rs;
+    struct ig_codec_error err;
+
+    (void)state;
+    for (size_t i = 0; i < IG_ARRAY_SIZE(cases); i++) {
+        const char *body = cases[i].body;
+
+        assert_int_equal(ig_codec_decode(cases[i].fmt, body, strlen(body), 2, 10, &rs, &err), 0);
+        assert_ptr_equal(rs.body, body);
+        assert_int_equal(rs.body_len, strlen(body));
+        assert_int_equal(rs.nrows, cases[i].rows);
+        assert_int_equal(rs.rows[0].off, cases[i].off);
+        assert_int_equal(rs.rows[0].len, strlen(first[i]));
+        assert_memory_equal(body + rs.rows[0].off, first[i], strlen(first[i]));
+        assert_true(rs.features[0] == 1.0 && rs.features[3] == 4.0);
+        ig_rowset_clear(&rs);
+    }
+    /* dim 0 (forwarded rows): the same slices */
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, "\xef\xbb\xbf" "a\nb\n", 7, 0, 10, &rs, &err), 0);
+    assert_int_equal(rs.rows[0].off, 3);
+    assert_int_equal(rs.rows[0].len, 1);
+    assert_int_equal(rs.rows[1].off, 5);
+    ig_rowset_clear(&rs);
+    /* only a mark: nothing to decode; a mark further in is content */
+    dec_fail_n(IG_FMT_CSV, "\xef\xbb\xbf", 3, 2, 10, IG_ERR_INVALID, 0, "Request body is empty.");
+    dec_fail_n(IG_FMT_CSV, "1,2\n\xef\xbb\xbf" "3,4\n", 11, 2, 10, IG_ERR_INVALID, 2,
+               "Row 2, column 1: '?" "?" "?3' is not a number.");
+    dec_fail_n(IG_FMT_JSON, "\xef\xbb\xbf\xef\xbb\xbf[1,2]", 11, 2, 10, IG_ERR_INVALID, 0,
+               "Request body is not valid JSON: invalid token near '?" "?" "?' at line 1 column 1.");
+}
+
+/* A gzip body (no Content-Encoding is taken) is named as such, whatever
+ * the format. */
+static void test_decode_gzip(void **state)
+{
+    /* gzip of "1,2\n" */
+    static const char gz[] = "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x33\xd4\x31\xe2\x02\x00"
+                             "\x7d\x31\xd6\x0c\x04\x00\x00\x00";
+    static const char msg[] = "The request body looks gzip-compressed (it starts with 1F 8B); "
+                              "send it uncompressed: Content-Encoding is not supported.";
+
+    (void)state;
+    assert_string_equal(ig_codec_msg_gzip, msg);
+    for (int f = 0; f < IG_FMT_COUNT; f++) {
+        dec_fail_n((enum ig_format)f, gz, sizeof(gz) - 1, 2, 10, IG_ERR_INVALID, 0, msg);
+        dec_fail_n((enum ig_format)f, gz, sizeof(gz) - 1, 0, 10, IG_ERR_INVALID, 0, msg);
+        dec_fail_n((enum ig_format)f, gz, 2, 2, 10, IG_ERR_INVALID, 0, msg);
+    }
+    /* 1F alone is not the magic */
+    dec_fail_n(IG_FMT_CSV, "\x1f" "1,2\n", 5, 2, 10, IG_ERR_INVALID, 1,
+               "Row 1, column 1: '?1' is not a number.");
+}
+
 /* ---- ig_rowset_push ---- */
 
 static void test_rowset_push_growth(void **state)
@@ -380,6 +450,8 @@ int main(void)
         cmocka_unit_test(test_format_mime),
         cmocka_unit_test(test_decode_entry_errors),
         cmocka_unit_test(test_decode_sets_body_and_dim),
+        cmocka_unit_test(test_decode_bom),
+        cmocka_unit_test(test_decode_gzip),
         cmocka_unit_test(test_rowset_push_growth),
         cmocka_unit_test(test_rowset_push_no_dim),
         cmocka_unit_test(test_error_set_sanitizes),

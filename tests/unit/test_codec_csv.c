@@ -264,7 +264,7 @@ static void test_err_not_a_number(void **state)
 
 static void test_err_long_field_truncated(void **state)
 {
-    char body[300];
+    char body[500];
 
     (void)state;
     memset(body, '9', 200);
@@ -272,10 +272,50 @@ static void test_err_long_field_truncated(void **state)
     body[200] = '\0';
     csv_fail(body, 1, 1,
              "Row 1, column 1: 'x999999999999999999999999999999999999999...' is not a number.");
-    /* 200 digits: a valid number, but longer than any sane one. */
-    body[0] = '9';
+    /* 400 digits that overflow: quoted, truncated, as any bad number. */
+    memset(body, '9', 400);
+    body[400] = '\0';
     csv_fail(body, 1, 1,
              "Row 1, column 1: '9999999999999999999999999999999999999999...' is not a number.");
+}
+
+/* A number of any length that reads as a finite double is a feature: long
+ * fractions, 400 digits, padding zeros, as other tools write them. */
+static void test_long_numbers(void **state)
+{
+    static char body[8000];
+    struct ig_rowset rs;
+    size_t n = 0;
+
+    (void)state;
+    /* 0.000...0001 with 300 zeros, then 200 digits, then 400 digits */
+    n += (size_t)sprintf(body + n, "0.");
+    memset(body + n, '0', 300);
+    n += 300;
+    body[n++] = '1';
+    body[n++] = ',';
+    memset(body + n, '9', 200);
+    n += 200;
+    body[n++] = ',';
+    for (int i = 0; i < 400; i++)
+        body[n++] = (char)('1' + i % 9);
+    n += (size_t)sprintf(body + n, "e-399\n");
+    /* row 2: 6000 zeros of padding either side of a short number */
+    memset(body + n, '0', 3000);
+    n += 3000;
+    n += (size_t)sprintf(body + n, "2.5");
+    memset(body + n, '0', 3000);
+    n += 3000;
+    n += (size_t)sprintf(body + n, ",-1,1\n");
+    body[n] = '\0';
+    csv_ok(body, 3, &rs);
+    assert_int_equal(rs.nrows, 2);
+    assert_true(rs.features[0] == 1e-301);
+    assert_true(rs.features[1] == 1e200);
+    assert_true(rs.features[2] == 1.2345678912345679);
+    assert_true(rs.features[3] == 2.5);
+    assert_true(rs.features[4] == -1.0);
+    ig_rowset_clear(&rs);
 }
 
 static void test_err_empty_field(void **state)
@@ -407,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_err_feature_count),
         cmocka_unit_test(test_err_not_a_number),
         cmocka_unit_test(test_err_long_field_truncated),
+        cmocka_unit_test(test_long_numbers),
         cmocka_unit_test(test_err_empty_field),
         cmocka_unit_test(test_err_empty_rows),
         cmocka_unit_test(test_err_nul),

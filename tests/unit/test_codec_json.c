@@ -321,6 +321,41 @@ static void test_json_err_sparse(void **state)
               "Row 1: value 2 is not a number.");
 }
 
+/* Integers beyond int64 are numbers like any other: read as doubles, in
+ * both JSON formats, with sparse keys and shapes still integers. */
+static void test_json_big_integers(void **state)
+{
+    static const double want[] = {123456789012345678901234567890.0, -1e40, 5, 1.5};
+    static const double want_sparse[] = {0, 123456789012345678901234567890.0, 0};
+    struct ig_rowset rs;
+
+    (void)state;
+    dec_ok(IG_FMT_JSON, "[[123456789012345678901234567890,-10000000000000000000000000000000000000000],"
+                        "[5,1.5]]", 2, &rs);
+    expect_features(&rs, want, 4);
+    expect_slice(&rs, 0, "[123456789012345678901234567890,-10000000000000000000000000000000000000000]");
+    ig_rowset_clear(&rs);
+    dec_ok(IG_FMT_JSONL, "[123456789012345678901234567890,-10000000000000000000000000000000000000000]\n"
+                         "[5,1.5]\n", 2, &rs);
+    expect_features(&rs, want, 4);
+    ig_rowset_clear(&rs);
+    dec_ok(IG_FMT_JSON, "{\"features\":{\"keys\":[1],\"shape\":[3],"
+                        "\"values\":[123456789012345678901234567890]}}", 3, &rs);
+    expect_features(&rs, want_sparse, 3);
+    ig_rowset_clear(&rs);
+    /* still refused: a key or shape that is no integer, or out of range */
+    json_fail("{\"features\":{\"keys\":[1.5],\"shape\":[3],"
+              "\"values\":[123456789012345678901234567890]}}", 3, 1,
+              "Row 1: 'keys' must be an array of integers.");
+    json_fail("{\"features\":{\"keys\":[123456789012345678901234567890],\"shape\":[3],"
+              "\"values\":[1]}}", 3, 1, "Row 1: 'keys' must be an array of integers.");
+    json_fail("{\"features\":{\"keys\":[1],\"shape\":[123456789012345678901234567890],"
+              "\"values\":[1]}}", 3, 1, "Row 1: 'shape' must be an array of one integer.");
+    json_fail("[1e999,123456789012345678901234567890]", 2, 0,
+              "Request body is not valid JSON: real number overflow near '1e999' at line 1 "
+              "column 6.");
+}
+
 static void test_json_sparse_keys_reset(void **state)
 {
     struct ig_rowset rs;
@@ -542,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_json_err_shape),
         cmocka_unit_test(test_json_err_rows),
         cmocka_unit_test(test_json_err_sparse),
+        cmocka_unit_test(test_json_big_integers),
         cmocka_unit_test(test_json_sparse_keys_reset),
         cmocka_unit_test(test_json_depth_cap),
         cmocka_unit_test(test_json_max_rows),
