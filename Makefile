@@ -1,6 +1,7 @@
 # infergate - plain GNU make.
 #
 #   make deps              install missing Debian packages (no-op when present)
+#                          and the JS SDK of the tests into tests/js/node_modules
 #   make / make all        build bin/infergate
 #   make test              deps, build, unit tests (cmocka), integration tests
 #   make test SANITIZE=1   the same with ASan + UBSan (libc malloc)
@@ -53,10 +54,23 @@ DEB_PKGS := build-essential pkg-config libevent-dev libnghttp2-dev libssl-dev \
 	libjansson-dev libinih-dev libhttp-parser-dev libjemalloc-dev libcmocka-dev \
 	libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libcurl4-openssl-dev \
 	libarchive-dev liblapacke-dev libxgboost-dev \
-	nghttp2-client nghttp2-server curl awscli python3 python3-boto3 python3-h2 redis-server \
-	openssl valgrind
+	nghttp2-client nghttp2-server curl awscli python3 python3-boto3 python3-h2 python3-httpx \
+	redis-server openssl valgrind
+# Node.js and npm come with the machine image: never list nodejs or npm here
+# (Debian's npm conflicts with that build).
 
-.PHONY: all deps test test-unit test-integ run bench clean
+# apt-get waits up to this long for the dpkg lock another apt run holds (a
+# fresh machine may still be running one); apt-get update does not honour
+# that option for its lists lock, so deps retries it for as long.
+APT_LOCK_WAIT := 600
+APT_GET := apt-get -q -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT)
+
+# The AWS SDK for JavaScript v3 the integration tests drive
+# (tests/integration/test_js_sdk.py), installed from the committed lock file.
+JS_DIR := tests/js
+JS_STAMP := $(JS_DIR)/node_modules/.package-lock.json
+
+.PHONY: all deps deps-deb test test-unit test-integ run bench clean
 
 all: $(BIN)
 
@@ -87,16 +101,33 @@ $(BUILD)/.build_opts: FORCE
 	@echo '$(CC) $(ALL_CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS) $(LDLIBS)' > $@
 FORCE:
 
-deps:
+deps: deps-deb $(JS_STAMP)
+
+deps-deb:
 	@missing=$$(for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
 		echo "make deps: installing" $$missing; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+		end=$$(( $$(date +%s) + $(APT_LOCK_WAIT) )); \
+		until err=$$($$SUDO $(APT_GET) update 2>&1 >/dev/null); do \
+			if ! printf '%s\n' "$$err" | grep -q 'Could not get lock' || \
+					[ "$$(date +%s)" -ge "$$end" ]; then \
+				printf '%s\n' "$$err" >&2; exit 1; \
+			fi; \
+			echo "make deps: waiting for another apt run to release its lock"; sleep 5; \
+		done; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO $(APT_GET) install -y --no-install-recommends $$missing; \
 	fi
+
+# npm ci only when node_modules is missing or the lock file changed.
+$(JS_STAMP): $(JS_DIR)/package-lock.json $(JS_DIR)/package.json
+	@command -v npm >/dev/null 2>&1 || { echo "make deps: npm not found; Node.js and npm" \
+		"come with the machine image (do not apt-get install npm)" >&2; exit 1; }
+	@echo "make deps: npm ci in $(JS_DIR)"
+	$(Q)cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
 
 test: deps
 	$(MAKE) --no-print-directory all SANITIZE=$(SANITIZE)
