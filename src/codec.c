@@ -225,10 +225,18 @@ void ig_rowset_clear(struct ig_rowset *rs)
 {
     ig_free(&rs->rows);
     ig_free(&rs->features);
+    ig_budget_hold_clear(&rs->hold);
     rs->body = NULL;
     rs->body_len = 0;
     rs->nrows = 0;
     rs->dim = 0;
+    rs->budget = NULL;
+}
+
+/* Bytes allocated for <rows> rows and <feats> rows of features. */
+static uint64_t codec_rowset_bytes(const struct ig_rowset *rs, size_t rows, size_t feats)
+{
+    return (uint64_t)rows * sizeof(struct ig_row) + (uint64_t)feats * rs->dim * sizeof(double);
 }
 
 int ig_rowset_push(struct ig_rowset *rs, uint32_t max_rows, uint32_t off, double **feat,
@@ -249,14 +257,28 @@ int ig_rowset_push(struct ig_rowset *rs, uint32_t max_rows, uint32_t off, double
         if (ncap > SIZE_MAX / sizeof(*rows) ||
             (rs->dim > 0 && ncap > SIZE_MAX / sizeof(double) / rs->dim))
             goto nomem;
+        /* Charge first: what a peer makes us allocate is refused before it
+         * is allocated, not after. */
+        if (ig_budget_hold_set(&rs->hold, rs->budget, codec_rowset_bytes(rs, ncap, ncap)) < 0) {
+            ig_codec_error_set(err, n + 1,
+                               "Row %u: the decoded features of this request do not fit in the "
+                               "gateway's memory budget; retry later or send fewer rows.",
+                               n + 1);
+            return IG_ERR_FULL;
+        }
         rows = ig_try_realloc(rs->rows, ncap * sizeof(*rows));
-        if (rows == NULL)
+        if (rows == NULL) {
+            ig_budget_hold_set(&rs->hold, rs->budget, codec_rowset_bytes(rs, n, n));
             goto nomem;
+        }
         rs->rows = rows;
         if (rs->dim > 0) {
             f = ig_try_realloc(rs->features, ncap * rs->dim * sizeof(double));
-            if (f == NULL)
-                goto nomem; /* rows grew, which is harmless */
+            if (f == NULL) {
+                /* rows grew, which is harmless: the hold says so */
+                ig_budget_hold_set(&rs->hold, rs->budget, codec_rowset_bytes(rs, ncap, n));
+                goto nomem;
+            }
             rs->features = f;
         }
     }
@@ -280,12 +302,14 @@ nomem:
 int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t dim,
                     uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err)
 {
+    struct ig_budget *budget = rs->budget;
     size_t skip = 0;
     int rv;
 
     memset(rs, 0, sizeof(*rs));
     rs->body = body;
     rs->body_len = len;
+    rs->budget = budget;
     if (err != NULL) {
         err->row = 0;
         err->msg[0] = '\0';
@@ -340,9 +364,10 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
         for (uint32_t i = 0; i < rs->nrows; i++)
             rs->rows[i].off += (uint32_t)skip;
     if (rv < 0) {
-        ig_rowset_clear(rs);
+        ig_rowset_clear(rs); /* releases what the rows held */
         rs->body = body;
         rs->body_len = len;
+        rs->budget = budget;
     }
     return rv;
 }

@@ -96,9 +96,16 @@ struct ig_codec_error {
  * free) except that rs->body/body_len are set, and <err> (may be NULL) holds
  * the row and the message.
  *
+ * rs->budget is read before anything else (set it, or zero the rowset,
+ * before the call): the rows and features are charged to it as they grow
+ * (see ig_rowset_push), and on failure nothing stays charged. Pure and
+ * thread-safe: any thread may decode (the budgets are lock-free).
+ *
  * Returns 0, IG_ERR_INVALID (malformed), IG_ERR_TOOBIG (more than max_rows
- * rows, or a body of 4 GiB or more), IG_ERR_NOMEM, IG_ERR_UNSUPPORTED
- * (<fmt> out of range).
+ * rows, or a body of 4 GiB or more), IG_ERR_FULL (the decoded rows do not
+ * fit rs->budget: "Row N: the decoded features of this request do not fit
+ * in the gateway's memory budget; retry later or send fewer rows."),
+ * IG_ERR_NOMEM, IG_ERR_UNSUPPORTED (<fmt> out of range).
  */
 int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t dim,
                     uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err);
@@ -113,8 +120,9 @@ int ig_codec_decode_jsonl(const char *body, size_t len, uint32_t dim, uint32_t m
 int ig_codec_decode_json(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
                          struct ig_rowset *rs, struct ig_codec_error *err);
 
-/* Free rows and features; every field of <rs> becomes zero/NULL. Accepts a
- * zeroed or already-cleared rowset. */
+/* Free rows and features and release their hold; every field of <rs>
+ * (budget too) becomes zero/NULL. Accepts a zeroed or already-cleared
+ * rowset. */
 void ig_rowset_clear(struct ig_rowset *rs);
 
 /*
@@ -124,9 +132,12 @@ void ig_rowset_clear(struct ig_rowset *rs);
  * caller sets rs->rows[rs->nrows - 1].len once the row's end is known.
  * rs->rows and rs->features grow geometrically (capacity 16, 32, 64, ...
  * rows, derived from nrows); rs must only grow through this function.
+ * Growth is charged to rs->budget (rs->hold) before it is allocated.
  * Returns 0, IG_ERR_TOOBIG when rs already holds <max_rows> rows ("Request
- * has more than N rows.", row 0, in <err>) or IG_ERR_NOMEM (also in <err>).
- * On failure rs is unchanged (still owning what it had).
+ * has more than N rows.", row 0, in <err>), IG_ERR_FULL when the budget
+ * refuses the growth (row nrows + 1 and its message in <err>) or
+ * IG_ERR_NOMEM (also in <err>). On failure rs is unchanged (still owning
+ * and holding what it had).
  */
 int ig_rowset_push(struct ig_rowset *rs, uint32_t max_rows, uint32_t off, double **feat,
                    struct ig_codec_error *err);

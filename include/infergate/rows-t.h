@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "infergate/budget.h"
+
 /* One row: a slice [off, off + len) of the received body. No copy. */
 struct ig_row {
     uint32_t off;
@@ -18,6 +20,12 @@ struct ig_row {
  * A decoded request body. <body> is borrowed from the request and outlives
  * the rowset. <features> holds nrows * dim doubles when the codec was asked
  * to parse features (the embedded models need them), else NULL.
+ *
+ * Memory: the rows array and the features are charged to <budget> before
+ * they grow (ig_rowset_push), so a small body that decodes to a huge
+ * feature array (sparse JSON rows of a wide model) is refused, not held.
+ * <hold> always equals the bytes allocated for rows and features (0 when
+ * <budget> is NULL); ig_rowset_clear releases it.
  */
 struct ig_rowset {
     const char *body;
@@ -26,6 +34,8 @@ struct ig_rowset {
     uint32_t nrows;
     uint32_t dim;     /* features per row, 0 when not parsed */
     double *features; /* nrows * dim, owned, or NULL */
+    struct ig_budget *budget;   /* borrowed, set before decoding; NULL: no accounting */
+    struct ig_budget_hold hold; /* what rows and features hold against <budget> */
 };
 
 /* The wire formats the gateway knows. */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "infergate/budget.h"
 #include "infergate/buf.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
@@ -48,7 +49,7 @@ static void check_error(const struct ig_codec_error *err)
 static void check_row_alone(enum ig_format fmt, const struct ig_rowset *rs, uint32_t i)
 {
     const struct ig_row *r = &rs->rows[i];
-    struct ig_rowset one;
+    struct ig_rowset one = {0};
     struct ig_codec_error err;
     char *copy = malloc(r->len ? r->len : 1);
     int rv;
@@ -218,8 +219,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     enum ig_format fmt;
     uint32_t dim, max_rows;
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err;
+    struct ig_budget *budget;
     char *body, *str;
     size_t len;
     int rv;
@@ -268,6 +270,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ig_rowset_clear(&rs);
     FUZZ_CHECK(rs.rows == NULL && rs.features == NULL && rs.nrows == 0 && rs.dim == 0,
                "ig_rowset_clear left fields");
+
+    /* Again against a budget of a few bytes per body byte: the same result
+     * or IG_ERR_FULL; the budget holds exactly what the rowset allocated,
+     * and nothing once it is cleared or when the decode failed. */
+    budget = ig_budget_new(64 + len * 8, NULL);
+    rs.budget = budget;
+    rv = ig_codec_decode(fmt, body, len, dim, max_rows, &rs, &err);
+    FUZZ_CHECK(rs.budget == budget, "decode lost the budget");
+    if (rv == 0) {
+        uint64_t cap = rs.nrows <= 16 ? 16 : rs.nrows;
+
+        while (cap & (cap - 1))
+            cap += cap & -cap; /* the next power of two */
+        FUZZ_CHECK(ig_budget_held(budget) == rs.hold.n &&
+                       rs.hold.n == cap * (sizeof(struct ig_row) + dim * sizeof(double)),
+                   "%u rows of %u features hold %llu bytes, the budget %llu", rs.nrows, dim,
+                   (unsigned long long)rs.hold.n, (unsigned long long)ig_budget_held(budget));
+    } else {
+        FUZZ_CHECK(ig_budget_held(budget) == 0 && rs.hold.n == 0, "failed decode holds %llu",
+                   (unsigned long long)ig_budget_held(budget));
+        check_error(&err);
+    }
+    ig_rowset_clear(&rs);
+    FUZZ_CHECK(ig_budget_held(budget) == 0, "cleared rowset holds %llu",
+               (unsigned long long)ig_budget_held(budget));
+    ig_budget_unref(budget);
 
     /* the whole body as a header value */
     str = malloc(len + 1);

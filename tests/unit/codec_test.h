@@ -10,7 +10,7 @@
 static inline void dec_fail_n(enum ig_format fmt, const char *body, size_t len, uint32_t dim,
                               uint32_t max_rows, int code, uint32_t row, const char *msg)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err = {99, "unset"};
 
     assert_int_equal(ig_codec_decode(fmt, body, len, dim, max_rows, &rs, &err), code);

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "infergate/budget.h"
 #include "infergate/buf.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
@@ -161,7 +162,7 @@ static void test_format_mime(void **state)
 
 static void test_decode_entry_errors(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err;
     const char *body = "1\n";
 
@@ -195,7 +196,7 @@ static void test_decode_entry_errors(void **state)
 
 static void test_decode_sets_body_and_dim(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err;
     const char *body = "1,2\n";
 
@@ -227,7 +228,7 @@ static void test_decode_bom(void **state)
         {IG_FMT_JSON, "\xef\xbb\xbf" "{\"instances\":[[1,2],[3,4]]}", 2, 17},
     };
     static const char *const first[] = {"1,2", "[1,2]", "[1,2]", "[1,2]"};
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err;
 
     (void)state;
@@ -284,7 +285,7 @@ static void test_decode_gzip(void **state)
 
 static void test_rowset_push_growth(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err;
 
     (void)state;
@@ -315,9 +316,75 @@ static void test_rowset_push_growth(void **state)
     ig_rowset_clear(&rs);
 }
 
+/* Growth is charged before it is allocated: a refused charge leaves the
+ * rowset as it was, and the hold always equals what is allocated. */
+static void test_rowset_push_budget(void **state)
+{
+    struct ig_budget *b = ig_budget_new(2000, NULL);
+    struct ig_rowset rs;
+    struct ig_codec_error err;
+    double *f;
+
+    (void)state;
+    memset(&rs, 0, sizeof(rs));
+    rs.dim = 3;
+    rs.budget = b;
+    /* 16 rows: 16 * 8 + 16 * 3 * 8 = 512 bytes; 32 rows: 1024; 64: 2048 */
+    assert_int_equal(ig_rowset_push(&rs, 1000, 0, &f, &err), 0);
+    assert_int_equal(rs.hold.n, 512);
+    assert_int_equal(ig_budget_held(b), 512);
+    for (uint32_t i = 1; i < 32; i++)
+        assert_int_equal(ig_rowset_push(&rs, 1000, i, &f, &err), 0);
+    assert_int_equal(ig_budget_held(b), 1024);
+    assert_int_equal(ig_rowset_push(&rs, 1000, 32, &f, &err), IG_ERR_FULL);
+    assert_int_equal(err.row, 33);
+    assert_string_equal(err.msg, "Row 33: the decoded features of this request do not fit in "
+                                 "the gateway's memory budget; retry later or send fewer rows.");
+    assert_int_equal(rs.nrows, 32);
+    assert_int_equal(ig_budget_held(b), 1024);
+    assert_int_equal(ig_budget_refused(b), 1);
+    ig_rowset_clear(&rs);
+    assert_int_equal(ig_budget_held(b), 0);
+    assert_null(rs.budget);
+    assert_int_equal(rs.hold.n, 0);
+    /* no budget: no accounting, no limit */
+    rs.dim = 3;
+    for (uint32_t i = 0; i < 64; i++)
+        assert_int_equal(ig_rowset_push(&rs, 1000, i, &f, &err), 0);
+    assert_int_equal(rs.hold.n, 0);
+    ig_rowset_clear(&rs);
+    ig_budget_unref(b);
+}
+
+/* ig_codec_decode keeps the caller's budget, and on failure rs owns and
+ * holds nothing. */
+static void test_decode_budget(void **state)
+{
+    struct ig_budget *b = ig_budget_new(1u << 20, NULL);
+    struct ig_rowset rs = {0};
+    struct ig_codec_error err;
+
+    (void)state;
+    rs.budget = b;
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, "1,2\n3,4\n", 8, 2, 10, &rs, &err), 0);
+    assert_ptr_equal(rs.budget, b);
+    assert_int_equal(ig_budget_held(b), 16 * 8 + 16 * 2 * 8);
+    ig_rowset_clear(&rs);
+    assert_int_equal(ig_budget_held(b), 0);
+    rs.budget = b;
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, "1,2\n3,x\n", 8, 2, 10, &rs, &err),
+                     IG_ERR_INVALID);
+    assert_ptr_equal(rs.budget, b);
+    assert_null(rs.rows);
+    assert_int_equal(rs.hold.n, 0);
+    assert_int_equal(ig_budget_held(b), 0);
+    ig_rowset_clear(&rs);
+    ig_budget_unref(b);
+}
+
 static void test_rowset_push_no_dim(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     double *f = (double *)&rs;
 
     (void)state;
@@ -454,6 +521,8 @@ int main(void)
         cmocka_unit_test(test_decode_gzip),
         cmocka_unit_test(test_rowset_push_growth),
         cmocka_unit_test(test_rowset_push_no_dim),
+        cmocka_unit_test(test_rowset_push_budget),
+        cmocka_unit_test(test_decode_budget),
         cmocka_unit_test(test_error_set_sanitizes),
         cmocka_unit_test(test_encode_formats),
         cmocka_unit_test(test_encode_empty),

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "infergate/budget.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
 
@@ -54,7 +55,7 @@ static void csv_fail(const char *body, uint32_t dim, uint32_t row, const char *m
 
 static void test_lf(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     csv_ok("1,2\n3,4\n", 2, &rs);
@@ -68,7 +69,7 @@ static void test_lf(void **state)
 
 static void test_crlf(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     csv_ok("1,2\r\n3,4\r\n", 2, &rs);
@@ -87,7 +88,7 @@ static void test_crlf(void **state)
 
 static void test_no_final_newline(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     csv_ok("1,2\n3,4", 2, &rs);
@@ -105,7 +106,7 @@ static void test_no_final_newline(void **state)
 
 static void test_quoted_fields(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     /* row 1: a,"b,c"   row 2: "x<LF>y","say ""hi"""   row 3: last */
     const char *body = "a,\"b,c\"\n\"x\ny\",\"say \"\"hi\"\"\"\r\nlast";
 
@@ -122,7 +123,7 @@ static void test_quoted_fields(void **state)
 
 static void test_quoted_numbers(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     csv_ok("\"1.5\",\" 2 \" ,3\n\"-4\",5,\"6e1\"\n", 3, &rs);
@@ -140,7 +141,7 @@ static void test_quoted_numbers(void **state)
 
 static void test_spaces_and_tabs(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     csv_ok(" 1 ,\t2\t, 3\n", 3, &rs);
@@ -152,7 +153,7 @@ static void test_spaces_and_tabs(void **state)
 
 static void test_feature_values_exact(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     csv_ok("0.1,-2.5e-3,1e308,4.9e-324,-0,123456789012345678,.5,5.,+7,1E2\n", 10, &rs);
@@ -171,7 +172,7 @@ static void test_feature_values_exact(void **state)
 
 static void test_split_only(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     /* dim 0: any text, empty fields, bare CRs inside a field. */
@@ -185,7 +186,7 @@ static void test_split_only(void **state)
 
 static void test_many_rows(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err;
     char *body = malloc(10000 * 16);
     size_t len = 0;
@@ -284,7 +285,7 @@ static void test_err_long_field_truncated(void **state)
 static void test_long_numbers(void **state)
 {
     static char body[8000];
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     size_t n = 0;
 
     (void)state;
@@ -355,7 +356,7 @@ static void test_err_huge_line(void **state)
 {
     size_t nfields = 1000000, len = 0;
     char *body = malloc(nfields * 4 + 8);
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err;
     uint64_t t0, t1;
 
@@ -385,7 +386,7 @@ static void test_err_huge_line(void **state)
 
 static void test_max_rows(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err;
 
     (void)state;
@@ -399,6 +400,45 @@ static void test_max_rows(void **state)
 
 /* Every prefix of a tricky body: no crash, no read past len (ASan), and
  * either rows or an error with a message. */
+/* A small budget: the rows and features of a CSV body are charged as
+ * they grow; past the budget, IG_ERR_FULL naming the first row that did
+ * not fit, and nothing stays charged. */
+static void test_budget(void **state)
+{
+    struct ig_budget *b = ig_budget_new(1000, NULL);
+    struct ig_rowset rs = {0};
+    struct ig_codec_error err;
+    char body[64 * 4 + 1];
+
+    (void)state;
+    for (int i = 0; i < 64; i++)
+        memcpy(body + i * 4, "1,2\n", 4);
+    body[256] = '\0';
+    rs.budget = b;
+    /* 32 rows of 2 features: 32 * 8 + 32 * 16 = 768 bytes, within 1000 */
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, body, 32 * 4, 2, 1000, &rs, &err), 0);
+    assert_int_equal(rs.nrows, 32);
+    assert_int_equal(ig_budget_held(b), 768);
+    ig_rowset_clear(&rs);
+    assert_int_equal(ig_budget_held(b), 0);
+    /* 33 rows need 64 rows' room: 1536 bytes */
+    rs.budget = b;
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, body, 33 * 4, 2, 1000, &rs, &err), IG_ERR_FULL);
+    assert_int_equal(err.row, 33);
+    assert_string_equal(err.msg, "Row 33: the decoded features of this request do not fit in "
+                                 "the gateway's memory budget; retry later or send fewer rows.");
+    assert_null(rs.rows);
+    assert_int_equal(ig_budget_held(b), 0);
+    /* a budget already partly held by others leaves less */
+    assert_int_equal(ig_budget_charge(b, 600), 0);
+    rs.budget = b;
+    assert_int_equal(ig_codec_decode(IG_FMT_CSV, body, 17 * 4, 2, 1000, &rs, &err), IG_ERR_FULL);
+    assert_int_equal(err.row, 17);
+    assert_int_equal(ig_budget_held(b), 600);
+    ig_budget_release(b, 600);
+    ig_budget_unref(b);
+}
+
 static void test_all_prefixes(void **state)
 {
     const char *src = "1,\"2\"\r\n\"a\"\"b\",\" 3 \"\n\n4,5\r\r\n\"x\ny\"z\n,\n\"";
@@ -408,7 +448,7 @@ static void test_all_prefixes(void **state)
     for (size_t len = 0; len <= n; len++) {
         for (uint32_t dim = 0; dim < 3; dim++) {
             char *copy = malloc(len ? len : 1);
-            struct ig_rowset rs;
+            struct ig_rowset rs = {0};
             struct ig_codec_error err = {0, ""};
             int rv;
 
@@ -453,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_err_nul),
         cmocka_unit_test(test_err_huge_line),
         cmocka_unit_test(test_max_rows),
+        cmocka_unit_test(test_budget),
         cmocka_unit_test(test_all_prefixes),
     };
 

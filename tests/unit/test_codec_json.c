@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "infergate/budget.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
 
@@ -69,7 +70,7 @@ static void jsonl_fail(const char *body, uint32_t dim, uint32_t row, const char 
 
 static void test_json_instances_forms(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     const char *body = "{\"instances\":[{\"features\":[1.5,16.0]},[3,4],"
                        "{\"data\":{\"features\":{\"values\":[5,6e-1]}}},"
                        "{\"features\":{\"values\":[7,8],\"shape\":[2]}}]}";
@@ -89,7 +90,7 @@ static void test_json_instances_forms(void **state)
 
 static void test_json_sparse(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     const char *body =
         "{\"instances\":["
         "{\"data\":{\"features\":{\"keys\":[3,0],\"shape\":[5],\"values\":[1.5,2]}}},"
@@ -110,7 +111,7 @@ static void test_json_sparse(void **state)
 
 static void test_json_single_object(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     const double want[] = {1, 2, 3};
     const double sparse[] = {0, 9, 0};
 
@@ -134,7 +135,7 @@ static void test_json_single_object(void **state)
 
 static void test_json_bare_arrays(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     const double one[] = {1, 2.5, -3};
     const double two[] = {1, 2, 3, 4};
 
@@ -161,7 +162,7 @@ static void test_json_bare_arrays(void **state)
 
 static void test_json_slices_tricky(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     /* Strings holding brackets, commas, quotes and escapes; another key
      * before "instances" holding nested values; whitespace everywhere. */
     const char *body = "{ \"config\" : {\"a\":[1,{\"b\":\"]}\\\"\"}],\"c\":\"[\"},\n"
@@ -183,7 +184,7 @@ static void test_json_slices_tricky(void **state)
 
 static void test_json_escaped_key(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     const double want[] = {1, 2};
 
     (void)state;
@@ -200,7 +201,7 @@ static void test_json_escaped_key(void **state)
 
 static void test_json_dim0_any_value(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     dec_ok(IG_FMT_JSON, "{\"instances\":[\"x\",{\"anything\":1},null]}", 0, &rs);
@@ -213,7 +214,7 @@ static void test_json_dim0_any_value(void **state)
 
 static void test_json_values_exact(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     const double want[] = {0.1, -2.5e-3, 1e308, 4.9e-324, -0.0, 9007199254740993.0, 7};
 
     (void)state;
@@ -327,7 +328,7 @@ static void test_json_big_integers(void **state)
 {
     static const double want[] = {123456789012345678901234567890.0, -1e40, 5, 1.5};
     static const double want_sparse[] = {0, 123456789012345678901234567890.0, 0};
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     dec_ok(IG_FMT_JSON, "[[123456789012345678901234567890,-10000000000000000000000000000000000000000],"
@@ -356,9 +357,76 @@ static void test_json_big_integers(void **state)
               "column 6.");
 }
 
+/* The amplification attack: empty sparse rows of a wide model are a few
+ * bytes each on the wire and dim * 8 bytes each decoded (4000 rows of
+ * shape [20000], 170 KB, would take 655 MB). Against a 4 MB budget the
+ * decode is refused as soon as the features would pass it, before they
+ * are allocated, and nothing stays charged. */
+static void test_json_sparse_amplification(void **state)
+{
+    static const char row[] = "{\"features\":{\"keys\":[],\"shape\":[20000],\"values\":[]}}";
+    const size_t nrows = 4000, rl = sizeof(row) - 1;
+    const char *msg = "Row 17: the decoded features of this request do not fit in the gateway's "
+                      "memory budget; retry later or send fewer rows.";
+    struct ig_budget *server = ig_budget_new(64u << 20, NULL);
+    struct ig_budget *b = ig_budget_new(4u << 20, server);
+    char *body = malloc(nrows * (rl + 1) + 16);
+    struct ig_codec_error err;
+    size_t n = 0;
+
+    (void)state;
+    assert_non_null(body);
+    for (int fmt = IG_FMT_JSONL; fmt <= IG_FMT_JSON; fmt++) {
+        struct ig_rowset rs = {0};
+
+        n = 0;
+        if (fmt == IG_FMT_JSON)
+            n += (size_t)sprintf(body, "{\"instances\":[");
+        for (size_t i = 0; i < nrows; i++) {
+            memcpy(body + n, row, rl);
+            n += rl;
+            body[n++] = fmt == IG_FMT_JSON ? ',' : '\n';
+        }
+        if (fmt == IG_FMT_JSON)
+            memcpy(body + n - 1, "]}", 2), n++;
+        assert_true(n < 250000);
+        rs.budget = b;
+        assert_int_equal(ig_codec_decode((enum ig_format)fmt, body, n, 20000, 100000, &rs, &err),
+                         IG_ERR_FULL);
+        assert_int_equal(err.row, 17);
+        assert_string_equal(err.msg, msg);
+        assert_null(rs.rows);
+        assert_null(rs.features);
+        assert_int_equal(ig_budget_held(b), 0);
+        assert_int_equal(ig_budget_held(server), 0);
+        /* the same rows, fewer of them, fit: 16 rows of 20000 features */
+        n = 0;
+        if (fmt == IG_FMT_JSON)
+            n += (size_t)sprintf(body, "{\"instances\":[");
+        for (size_t i = 0; i < 16; i++) {
+            memcpy(body + n, row, rl);
+            n += rl;
+            body[n++] = fmt == IG_FMT_JSON ? ',' : '\n';
+        }
+        if (fmt == IG_FMT_JSON)
+            memcpy(body + n - 1, "]}", 2), n++;
+        rs.budget = b;
+        assert_int_equal(ig_codec_decode((enum ig_format)fmt, body, n, 20000, 100000, &rs, &err),
+                         0);
+        assert_int_equal(rs.nrows, 16);
+        assert_int_equal(ig_budget_held(server), 16 * 8 + 16 * 20000 * 8);
+        ig_rowset_clear(&rs);
+        assert_int_equal(ig_budget_held(server), 0);
+    }
+    assert_int_equal(ig_budget_refused(b), 2);
+    ig_budget_unref(b);
+    ig_budget_unref(server);
+    free(body);
+}
+
 static void test_json_sparse_keys_reset(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     /* The same keys in consecutive rows are no repeat: the marks that
      * detect repeats are reset after each row. */
     const char *body = "{\"instances\":["
@@ -376,7 +444,7 @@ static void test_json_depth_cap(void **state)
 {
     char body[300];
     size_t len = 0;
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     /* {"instances":[ + 62 nested arrays: 64 levels, allowed. */
@@ -410,7 +478,7 @@ static void test_json_depth_cap(void **state)
 
 static void test_json_max_rows(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err;
     const char *body = "{\"instances\":[[1],[2],[3]]}";
 
@@ -427,7 +495,7 @@ static void test_json_many_rows(void **state)
 {
     size_t cap = 20000 * 24 + 32, len;
     char *body = malloc(cap);
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     struct ig_codec_error err;
 
     (void)state;
@@ -453,7 +521,7 @@ static void test_json_many_rows(void **state)
 
 static void test_jsonl_forms(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
     const char *body = "[1,2]\n"
                        "{\"features\":[3,4]}\r\n"
                        "{\"data\":{\"features\":{\"values\":[5,6]}}}\n"
@@ -476,7 +544,7 @@ static void test_jsonl_forms(void **state)
 
 static void test_jsonl_terminators(void **state)
 {
-    struct ig_rowset rs;
+    struct ig_rowset rs = {0};
 
     (void)state;
     dec_ok(IG_FMT_JSONL, "[1]\r\n[2]\r\n", 1, &rs);
@@ -540,7 +608,7 @@ static void test_all_prefixes(void **state)
             for (int f = IG_FMT_JSONL; f <= IG_FMT_JSON; f++) {
                 for (uint32_t dim = 0; dim < 3; dim++) {
                     char *copy = malloc(len ? len : 1);
-                    struct ig_rowset rs;
+                    struct ig_rowset rs = {0};
                     struct ig_codec_error err = {0, ""};
                     int rv;
 
@@ -578,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_json_err_rows),
         cmocka_unit_test(test_json_err_sparse),
         cmocka_unit_test(test_json_big_integers),
+        cmocka_unit_test(test_json_sparse_amplification),
         cmocka_unit_test(test_json_sparse_keys_reset),
         cmocka_unit_test(test_json_depth_cap),
         cmocka_unit_test(test_json_max_rows),
