@@ -14,13 +14,15 @@ run a deadline, so a hang is a failure, never a stuck CI."""
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 
 from iglib import (DEMO_MODEL, ROOT, Gateway, check, check_eq, csv_body, digits_rows,
-                   expected_body, finish, load_model)
+                   expected_body, finish, load_model, run)
 
 JS_DIR = os.path.join(ROOT, "tests", "js")
 SCRIPT = os.path.join(JS_DIR, "sdk_test.mjs")
@@ -58,14 +60,15 @@ BAD_CTYPE = ("Content type image/png is not supported by endpoint demo. Supporte
 BAD_ACCEPT = ("Accept type image/png is not supported by endpoint demo. Supported accept types: "
               "text/csv, application/json, application/jsonlines.")
 
-steps = []      # the plan node runs
-expects = {}    # step name -> list of (what, check function) per call
+steps = []      # the plan node runs against the main gateway
+cap_steps = []  # ... and against the one with a small cap on request-body bytes
+expects = {}    # step name -> list of (what, expectation) per call
 
 
-def step(name, handler, client, calls, concurrent=False, timeout_ms=CALL_TIMEOUT_MS):
+def step(name, handler, client, calls, concurrent=False, timeout_ms=CALL_TIMEOUT_MS, plan=None):
     """<calls>: [(what, call dict, expectation)]; an expectation is a dict of
     result fields that must match exactly."""
-    steps.append({"name": name, "handler": handler, "client": client, "timeout_ms": timeout_ms,
+    (steps if plan is None else plan).append({"name": name, "handler": handler, "client": client, "timeout_ms": timeout_ms,
                   "concurrent": concurrent, "calls": [c for _, c, _ in calls]})
     expects[name] = [(what, want) for what, _, want in calls]
 
@@ -194,19 +197,39 @@ step("h2 fresh client at the end", "h2", "h2-last", [
     ("fresh client", call("demo", csv_body(rows5), "text/csv", "text/csv"),
      ok(rows5, "text/csv"))])
 
+# Early refusal by ThrottlingException: on a gateway holding at most CAP
+# bytes of request bodies, a stalled upload holds about HELD; a body of all
+# the digits rows does not fit beside it and is refused before it has
+# arrived. Twice in a row on one connection, then a small call is served.
+CAP = 1048576
+HELD = 700000  # the stalled upload declares this many bytes...
+SENT = 699000  # ...and sends this many
+all_csv = csv_body(allrows)
+MSG_CAP = "The gateway is holding its limit of %d bytes of request bodies; retry later." % CAP
+for h in ("h2", "h1"):
+    over = call("demo", all_csv, "text/csv", "text/csv")
+    step(h + " throttled before the body arrived", h, h + "-cap", [
+        ("first body over the cap: ThrottlingException", over,
+         dict(err("ThrottlingException", 400, MSG_CAP), fault="client")),
+        ("second body over the cap on the same connection: ThrottlingException", over,
+         dict(err("ThrottlingException", 400, MSG_CAP), fault="client")),
+        ("a small call on the same client", call("demo", csv_body(rows5), "text/csv", "text/csv"),
+         ok(rows5, "text/csv")),
+    ], timeout_ms=REFUSAL_TIMEOUT_MS, plan=cap_steps)
+
 
 def node_bin():
     return shutil.which("node") or "/usr/bin/node"
 
 
-def run_node(url):
+def run_node(url, plan_steps, deadline_ms):
     plan = os.path.join(tmp, "plan.json")
     with open(plan, "w") as f:
-        json.dump({"endpoint": url, "deadline_ms": NODE_DEADLINE_MS, "steps": steps}, f)
+        json.dump({"endpoint": url, "deadline_ms": deadline_ms, "steps": plan_steps}, f)
     t0 = time.time()
     try:
         p = subprocess.run([node_bin(), SCRIPT, plan], cwd=JS_DIR, capture_output=True,
-                           timeout=NODE_DEADLINE_MS / 1000 + 15)
+                           timeout=deadline_ms / 1000 + 15)
         out, errout, rc = p.stdout, p.stderr, p.returncode
     except subprocess.TimeoutExpired as e:
         out, errout, rc = e.stdout or b"", e.stderr or b"", -9
@@ -262,7 +285,7 @@ with Gateway({"demo": {"model": DEMO_MODEL},
                              "max_delay_us": "2000000", "max_batch_rows": "1000"},
               "slow": {"model": DEMO_MODEL, "max_delay_us": "2000000",
                        "request_timeout_ms": "200"}}) as gw:
-    got = run_node(gw.url)
+    got = run_node(gw.url, steps, NODE_DEADLINE_MS)
     for s in steps:
         check_step(s["name"], got.get(s["name"]))
     # The request ids the SDK read are SageMaker-shaped (uuid).
@@ -273,5 +296,32 @@ with Gateway({"demo": {"model": DEMO_MODEL},
     if refusal:
         print("h2 early refusal: call times (ms): %s" % [r.get("ms") for r in refusal], flush=True)
     check(gw.alive(), "gateway alive after the JS SDK run")
+
+
+def metric(gw, name):
+    m = run(["curl", "-sS", "-m", "5", gw.url + "/metrics"]).stdout.decode()
+    found = re.search(r"^%s(?:\{[^}]*\})? (\d+)" % re.escape(name), m, re.M)
+    return int(found.group(1)) if found else None
+
+
+with Gateway({"demo": {"model": DEMO_MODEL}}, max_buffered_body_bytes=str(CAP),
+             max_body_bytes=str(CAP)) as gw:
+    check(len(all_csv) > CAP - HELD and len(all_csv) <= CAP,
+          "all rows (%d bytes) fit under the cap only alone" % len(all_csv))
+    upload = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    upload.sendall(("POST /endpoints/demo/invocations HTTP/1.1\r\nHost: t\r\n"
+                    "Content-Type: text/csv\r\nContent-Length: %d\r\n\r\n" % HELD).encode())
+    upload.sendall(b"0" * SENT)
+    deadline = time.monotonic() + 3  # until the gateway holds those bytes
+    while time.monotonic() < deadline:
+        held = metric(gw, "infergate_buffered_body_bytes")
+        if held is not None and held >= SENT:
+            break
+        time.sleep(0.05)
+    got = run_node(gw.url, cap_steps, 20000)
+    for s in cap_steps:
+        check_step(s["name"], got.get(s["name"]))
+    upload.close()
+    check(gw.alive(), "capped gateway alive after the JS SDK run")
 
 finish()
