@@ -71,29 +71,33 @@ int ig_batcher_enqueue(struct ig_batcher *b, void *owner, const struct ig_rowset
     return ig_batcher_enqueue_entry(b, owner, rs, now_us, NULL);
 }
 
-int ig_batcher_enqueue_entry(struct ig_batcher *b, void *owner, const struct ig_rowset *rs,
-                             uint64_t now_us, struct ig_batcher_entry **entry)
+/* Checks shared by the enqueue calls: 0, or why <rs> cannot be queued. */
+static int batcher_admit(const struct ig_batcher *b, const struct ig_rowset *rs)
 {
-    struct ig_batcher_entry *e;
-    uint64_t bytes = 0;
-    uint32_t i;
-
     if (rs == NULL || rs->nrows == 0 || rs->rows == NULL)
         return IG_ERR_INVALID;
     if (rs->nrows > b->lim.max_queue_rows)
         return IG_ERR_TOOBIG;
     if (rs->nrows > b->lim.max_queue_rows - b->queued_rows)
         return IG_ERR_FULL;
-    for (i = 0; i < rs->nrows; i++)
-        bytes += rs->rows[i].len;
+    return 0;
+}
 
+int ig_batcher_enqueue_sized(struct ig_batcher *b, void *owner, const struct ig_rowset *rs,
+                             uint64_t nbytes, uint64_t now_us, struct ig_batcher_entry **entry)
+{
+    struct ig_batcher_entry *e;
+    int rv = batcher_admit(b, rs);
+
+    if (rv < 0)
+        return rv;
     e = ig_xmalloc(sizeof(*e));
     e->next = NULL;
     e->prev = b->tail;
     e->owner = owner;
     e->rs = rs;
     e->next_row = 0;
-    e->nbytes = bytes;
+    e->nbytes = nbytes;
     e->enqueue_us = now_us;
     if (b->tail != NULL)
         b->tail->next = e;
@@ -101,10 +105,23 @@ int ig_batcher_enqueue_entry(struct ig_batcher *b, void *owner, const struct ig_
         b->head = e;
     b->tail = e;
     b->queued_rows += rs->nrows;
-    b->queued_bytes += bytes;
+    b->queued_bytes += nbytes;
     if (entry != NULL)
         *entry = e;
     return 0;
+}
+
+int ig_batcher_enqueue_entry(struct ig_batcher *b, void *owner, const struct ig_rowset *rs,
+                             uint64_t now_us, struct ig_batcher_entry **entry)
+{
+    uint64_t bytes = 0;
+    int rv = batcher_admit(b, rs);
+
+    if (rv < 0)
+        return rv;
+    for (uint32_t i = 0; i < rs->nrows; i++)
+        bytes += rs->rows[i].len;
+    return ig_batcher_enqueue_sized(b, owner, rs, bytes, now_us, entry);
 }
 
 uint64_t ig_batcher_next_deadline(const struct ig_batcher *b)

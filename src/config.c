@@ -139,8 +139,9 @@ static const struct config_opt config_endpoint[] = {
      NULL, "US", "a batch is sent when its oldest row has waited this long"},
     {"max_inflight", CONFIG_U32, E(max_inflight), 1, 1024, "8", CONFIG_IN_FILE | RELOAD, NULL, "N",
      "upstream calls in flight at once"},
-    {"max_queue_rows", CONFIG_U32, E(max_queue_rows), 1, 16777216, "65536", CONFIG_IN_FILE | RELOAD,
-     NULL, "ROWS", "rows waiting to be batched; beyond this, requests are throttled"},
+    {"max_queue_rows", CONFIG_U32, E(max_queue_rows), 1, 268435456, "16777216",
+     CONFIG_IN_FILE | RELOAD, NULL, "ROWS",
+     "rows waiting to be batched; beyond this, requests are throttled"},
     {"request_timeout_ms", CONFIG_U64, E(request_timeout_ms), 1, 3600000, "60000",
      CONFIG_IN_FILE | RELOAD, NULL, "MS", "deadline for one client request"},
 };

@@ -17,9 +17,11 @@
  * segment holding its rows, so a batch never points at freed rows.
  */
 #include <event2/event.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "infergate/batcher.h"
 #include "infergate/buf.h"
@@ -36,6 +38,19 @@
 #define GW_METRICS_MAX ((size_t)4 << 20)
 #define GW_RESPONSE_MAX ((size_t)64 << 20)
 #define GW_DRAIN_POLL_US 10000
+/* SageMaker's region in the LogStreamArn of ModelError bodies: the gateway
+ * is no AWS region, so it names the one every SDK defaults to. */
+#define GW_REGION "us-east-1"
+/* Bodies up to this size are decoded inline on the loop thread (a 64 KiB
+ * body decodes in well under a millisecond, and a worker round trip would
+ * cost more than the decode); bigger ones go to the decoder pool, so that a
+ * 6 MiB body (tens to hundreds of milliseconds, seconds for a hostile one)
+ * never stalls the other connections. */
+#define GW_DECODE_INLINE_MAX ((size_t)64 << 10)
+/* Bodies waiting for or in a decoder at once; more get ThrottlingException.
+ * Their bytes are already held (and capped) by the HTTP layer; this bounds
+ * the queue of decode jobs itself. */
+#define GW_DECODE_QUEUE_MAX 64
 
 struct gw_endpoint;
 
@@ -55,10 +70,18 @@ struct gw_endpoint {
     enum ig_format default_ctype;
     enum ig_format default_accept;
     struct gw_lane lanes[IG_FMT_COUNT];
-    /* request_timeout_ms as a libevent common timeout: every request of an
-     * endpoint has the same deadline length, so they share one O(1) queue
-     * instead of the timer heap. */
-    const struct timeval *deadline_tv;
+    /* Deadlines: every request of an endpoint has the same
+     * request_timeout_ms, so arrival order is deadline order. The requests
+     * waiting for theirs form a FIFO, and one timer per endpoint is armed at
+     * (or before) the head's deadline: O(1) per request, and no limit on the
+     * number of distinct timeouts (libevent's common timeouts stop at 256,
+     * and past that a deadline silently never fired). The timer is re-armed
+     * lazily: an answered head leaves it armed for its old deadline, and the
+     * firing re-arms it for the new head. */
+    struct gw_request *dl_head, *dl_tail;
+    struct event *dl_timer;
+    uint64_t dl_timer_at; /* UINT64_MAX when not armed */
+    uint64_t timeout_us;
 
     /* max_inflight and max_queue_rows hold for the endpoint as a whole,
      * across its lanes: the gateway counts batches in flight here and sums
@@ -85,15 +108,21 @@ struct gw_request {
     uint32_t rows_taken;               /* rows handed to batches so far */
     struct ig_batcher_entry *entry;    /* valid while rows_taken < rs.nrows */
     uint32_t refs;
-    struct event *deadline; /* assigned in the memory right after this struct */
-    int deadline_armed;
+    struct gw_request *dl_prev, *dl_next; /* on ep's deadline FIFO while dl_linked */
+    uint64_t deadline_us;
     uint64_t start_us;
+    uint8_t dl_linked;
+    uint8_t decoding; /* the body is on a decoder: rs belongs to the worker */
+    uint8_t expired;  /* the deadline passed while decoding: answer when it is back */
 };
 
 struct ig_gateway {
     struct event_base *base;
     const struct ig_config *cfg;
     struct ig_workers *workers;
+    struct ig_workers *decoders; /* a pool of its own: a slow body never delays a batch */
+    uint32_t decoding;           /* bodies on the decoders, <= GW_DECODE_QUEUE_MAX */
+    int closing;                 /* ig_gateway_free runs: late completions only release */
     struct ig_http_server *http;
     struct gw_endpoint *eps;
     size_t neps;
@@ -101,6 +130,8 @@ struct ig_gateway {
     int drained;
     struct event *drain_poll;
     uint64_t drain_deadline_us;
+    uint64_t answered;       /* responses handed to the HTTP layer, all time */
+    uint64_t drain_answered; /* <answered> when the drain began */
 
     /* metrics */
     uint64_t responses[6]; /* by status class 1xx..5xx, index 0 unused */
@@ -127,6 +158,7 @@ static size_t gw_error_index(const char *type)
 
 static void gw_count_status(struct ig_gateway *gw, int status)
 {
+    gw->answered++;
     if (status >= 100 && status < 600)
         gw->responses[status / 100]++;
 }
@@ -141,7 +173,95 @@ static void gw_error(struct ig_gateway *gw, struct ig_http_req *http, const char
     ig_http_respond_error(http, gw_errors[i].status, gw_errors[i].type, "%s", msg);
 }
 
+/*
+ * A ModelError as SageMaker sends it (sagemaker-protocols §1.4): 424, and
+ * a body with the model's status and message as OriginalStatusCode and
+ * OriginalMessage, the endpoint's CloudWatch log group as LogStreamArn, and
+ * the service's sentence around them as Message. SDKs re-parse the body
+ * with the modeled shape, so the keys are exactly these, capitalised.
+ * <orig_status> 0 is SageMaker's "no answer from the container" (timeout).
+ */
+static void gw_model_error(struct ig_gateway *gw, struct ig_http_req *http,
+                           const struct gw_endpoint *ep, int orig_status, const char *orig_msg)
+{
+    struct ig_http_hdr hdrs[2] = {
+        {"Content-Type", "application/json"},
+        {"x-amzn-ErrorType", "ModelError"},
+    };
+    int client = orig_status >= 400 && orig_status < 500;
+    char msg[1024], arn[192];
+    json_t *o = json_object();
+    char *body;
+
+    snprintf(msg, sizeof(msg), "Received %s error (%d) from %s with message \"%s\".",
+             client ? "client" : "server", orig_status, ep->conf->variant, orig_msg);
+    snprintf(arn, sizeof(arn),
+             "arn:aws:logs:" GW_REGION ":" GW_ACCOUNT ":log-group:/aws/sagemaker/Endpoints/%s",
+             ep->conf->name);
+    json_object_set_new(o, "ErrorCode",
+                        json_string(client ? "CLIENT_ERROR_FROM_MODEL" : "SERVER_ERROR_FROM_MODEL"));
+    json_object_set_new(o, "LogStreamArn", json_string(arn));
+    json_object_set_new(o, "Message", json_string(msg));
+    json_object_set_new(o, "OriginalMessage", json_string(orig_msg));
+    json_object_set_new(o, "OriginalStatusCode", json_integer(orig_status));
+    body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (body == NULL) {
+        gw_error(gw, http, "ModelError", msg);
+        return;
+    }
+    gw->errors_by_type[gw_error_index("ModelError")]++;
+    gw_count_status(gw, 424);
+    ig_http_respond(http, 424, hdrs, 2, body, strlen(body));
+}
+
 /* ---- requests --------------------------------------------------------- */
+
+static void gw_dl_arm(struct gw_endpoint *ep, uint64_t at, uint64_t now)
+{
+    uint64_t wait = at > now ? at - now : 0;
+    struct timeval tv = {
+        .tv_sec = (time_t)(wait / 1000000u),
+        .tv_usec = (suseconds_t)(wait % 1000000u),
+    };
+
+    evtimer_add(ep->dl_timer, &tv);
+    ep->dl_timer_at = at;
+}
+
+/* Start <r>'s deadline: request_timeout_ms from its arrival. */
+static void gw_dl_link(struct gw_endpoint *ep, struct gw_request *r)
+{
+    r->deadline_us = r->start_us + ep->timeout_us;
+    r->dl_next = NULL;
+    r->dl_prev = ep->dl_tail;
+    if (ep->dl_tail)
+        ep->dl_tail->dl_next = r;
+    else
+        ep->dl_head = r;
+    ep->dl_tail = r;
+    r->dl_linked = 1;
+    /* An armed timer fires at or before this deadline (FIFO order), and
+     * its firing re-arms for whatever the head is then. */
+    if (ep->dl_timer_at == UINT64_MAX)
+        gw_dl_arm(ep, r->deadline_us, r->start_us);
+}
+
+static void gw_dl_unlink(struct gw_endpoint *ep, struct gw_request *r)
+{
+    if (!r->dl_linked)
+        return;
+    if (r->dl_prev)
+        r->dl_prev->dl_next = r->dl_next;
+    else
+        ep->dl_head = r->dl_next;
+    if (r->dl_next)
+        r->dl_next->dl_prev = r->dl_prev;
+    else
+        ep->dl_tail = r->dl_prev;
+    r->dl_prev = r->dl_next = NULL;
+    r->dl_linked = 0;
+}
 
 /* Not inlined: GCC's -Wuse-after-free cannot see that a caller still holds
  * a reference across the inner unref, and warns on the inlined copy. */
@@ -166,10 +286,7 @@ static void gw_req_finish(struct gw_request *r)
     if (r->entry != NULL && r->rows_taken < r->rs.nrows)
         ig_batcher_cancel_entry(r->lane->batcher, r->entry);
     r->entry = NULL;
-    if (r->deadline_armed) {
-        event_del(r->deadline);
-        r->deadline_armed = 0;
-    }
+    gw_dl_unlink(r->lane->ep, r);
     /* The body belongs to the http request, which is gone now. */
     r->rs.body = NULL;
     gw_req_unref(r);
@@ -177,7 +294,26 @@ static void gw_req_finish(struct gw_request *r)
 
 static void gw_req_fail(struct gw_request *r, const char *type, const char *msg)
 {
-    gw_error(r->gw, r->http, type, msg);
+    if (strcmp(type, "ModelError") == 0)
+        gw_model_error(r->gw, r->http, r->lane->ep, 500, msg);
+    else
+        gw_error(r->gw, r->http, type, msg);
+    r->http = NULL;
+    gw_req_finish(r);
+}
+
+/* The request's deadline passed: SageMaker's timeout ModelError. */
+static void gw_req_expire(struct gw_request *r)
+{
+    const char *variant = r->lane->ep->conf->variant;
+    char msg[512];
+
+    snprintf(msg, sizeof(msg),
+             "Your invocation timed out while waiting for a response from container %s. Review "
+             "the latency metrics for each container in Amazon CloudWatch, resolve the issue, "
+             "and try again.",
+             variant);
+    gw_model_error(r->gw, r->http, r->lane->ep, 0, msg);
     r->http = NULL;
     gw_req_finish(r);
 }
@@ -220,20 +356,29 @@ static void on_req_closed(struct ig_http_req *http, void *arg)
     gw_req_finish(r);
 }
 
-static void on_req_deadline(evutil_socket_t fd, short what, void *arg)
+/* The endpoint's deadline timer: expire every request at the head of the
+ * FIFO whose deadline has passed, then re-arm for the new head. */
+static void on_ep_deadline(evutil_socket_t fd, short what, void *arg)
 {
-    struct gw_request *r = arg;
-    char msg[512];
+    struct gw_endpoint *ep = arg;
+    uint64_t now = ig_now_us();
+    struct gw_request *r;
 
     (void)fd;
     (void)what;
-    r->deadline_armed = 0;
-    snprintf(msg, sizeof(msg),
-             "Received server error (0) from %s with message \"Your invocation timed out while "
-             "waiting for a response from container %s. Review the latency metrics for each "
-             "container in Amazon CloudWatch, resolve the issue, and try again.\".",
-             r->lane->ep->conf->variant, r->lane->ep->conf->variant);
-    gw_req_fail(r, "ModelError", msg);
+    ep->dl_timer_at = UINT64_MAX;
+    while ((r = ep->dl_head) != NULL && r->deadline_us <= now) {
+        gw_dl_unlink(ep, r);
+        if (r->decoding) {
+            /* A worker is reading the body, which the answer would free:
+             * answer when the decoder hands the request back. */
+            r->expired = 1;
+            continue;
+        }
+        gw_req_expire(r);
+    }
+    if (r != NULL)
+        gw_dl_arm(ep, r->deadline_us, now);
 }
 
 /* ---- lanes and batches ------------------------------------------------ */
@@ -418,11 +563,33 @@ static const char *gw_check_headers(struct ig_http_req *http, const struct gw_en
     return NULL;
 }
 
+/* Whether a Content-Type value is application/octet-stream (parameters and
+ * surrounding blanks aside). */
+static int gw_is_octet_stream(const char *v)
+{
+    static const char os[] = "application/octet-stream";
+
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (strncasecmp(v, os, sizeof(os) - 1) != 0)
+        return 0;
+    v += sizeof(os) - 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return *v == '\0' || *v == ';';
+}
+
 static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, enum ig_format *ctype,
                         enum ig_format *accept, char *msg, size_t msglen)
 {
     const char *ct = ig_http_req_header(http, "Content-Type");
     const char *ac = ig_http_req_header(http, "Accept");
+
+    /* application/octet-stream is what the AWS SDK for JavaScript sends when
+     * the caller sets no content type: "none given", so the endpoint's
+     * default applies, as with no header. */
+    if (ct != NULL && gw_is_octet_stream(ct))
+        ct = NULL;
 
     if (ig_codec_format_parse(ct, ep->default_ctype, ctype) < 0 ||
         !(ep->up->formats & (1u << *ctype))) {
@@ -441,6 +608,136 @@ static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, enum i
         return IG_ERR_UNSUPPORTED;
     }
     return 0;
+}
+
+/*
+ * <r>'s body was decoded (inline, or on a decoder and back on the loop):
+ * with <rv> < 0 answer the decoder's error, else queue its rows. <nbytes>
+ * is the sum of the row lengths when the decoder computed it, UINT64_MAX
+ * otherwise.
+ */
+static void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *cerr,
+                           uint64_t nbytes)
+{
+    struct gw_endpoint *ep = r->lane->ep;
+    char msg[512];
+
+    if (rv < 0) {
+        /* IG_ERR_FULL: the decoded features did not fit the memory budget. */
+        gw_req_fail(r, rv == IG_ERR_FULL ? "ThrottlingException" : "ValidationError", cerr->msg);
+        return;
+    }
+    if (r->preds == NULL) {
+        gw_req_fail(r, "InternalFailure", "Out of memory.");
+        return;
+    }
+    if (gw_endpoint_queued(ep) + (uint64_t)r->rs.nrows > ep->conf->max_queue_rows)
+        rv = IG_ERR_FULL;
+    else if (nbytes != UINT64_MAX)
+        rv = ig_batcher_enqueue_sized(r->lane->batcher, r, &r->rs, nbytes, r->start_us, &r->entry);
+    else
+        rv = ig_batcher_enqueue_entry(r->lane->batcher, r, &r->rs, r->start_us, &r->entry);
+    if (rv < 0) {
+        if (rv == IG_ERR_FULL) {
+            snprintf(msg, sizeof(msg), "Endpoint %s is over its queue limit of %u rows; "
+                     "retry later.", ep->conf->name, ep->conf->max_queue_rows);
+            gw_req_fail(r, "ThrottlingException", msg);
+        } else {
+            snprintf(msg, sizeof(msg), "Request has %u rows, more than the %u rows endpoint %s "
+                     "can queue.", r->rs.nrows, ep->conf->max_queue_rows, ep->conf->name);
+            gw_req_fail(r, "ValidationError", msg);
+        }
+        return;
+    }
+    ep->requests++;
+    ep->rows += r->rs.nrows;
+    ig_http_req_set_close_cb(r->http, on_req_closed, r);
+    if (!r->dl_linked)
+        gw_dl_link(ep, r);
+    gw_lane_pump(r->lane);
+}
+
+/* A body handed to a decoder. The request keeps no close callback while a
+ * worker reads the body: a client that goes away leaves its request
+ * detached in the HTTP layer, body intact, until the gateway answers it
+ * (the answer is then dropped), so nothing is freed under the worker. */
+struct gw_decode_job {
+    struct gw_request *r;
+    enum ig_format ctype;
+    const char *body;
+    size_t len;
+    uint32_t dim;
+    uint32_t max_rows;
+    int rv;
+    uint64_t nbytes; /* sum of the row lengths, for an O(1) enqueue */
+    struct ig_codec_error cerr;
+};
+
+/* Worker thread: touches only the job and r->rs / r->preds, which the loop
+ * leaves alone while r->decoding is set. */
+static void gw_decode_work(void *arg)
+{
+    struct gw_decode_job *j = arg;
+    struct gw_request *r = j->r;
+    uint64_t nbytes = 0;
+
+    j->rv = ig_codec_decode(j->ctype, j->body, j->len, j->dim, j->max_rows, &r->rs, &j->cerr);
+    if (j->rv < 0)
+        return;
+    r->preds = ig_try_malloc((size_t)r->rs.nrows * sizeof(*r->preds));
+    for (uint32_t i = 0; i < r->rs.nrows; i++)
+        nbytes += r->rs.rows[i].len;
+    j->nbytes = nbytes;
+}
+
+/* Loop thread: the decoder is done with the body. */
+static void gw_decode_done(void *arg)
+{
+    struct gw_decode_job *j = arg;
+    struct gw_request *r = j->r;
+    struct ig_gateway *gw = r->gw;
+
+    gw->decoding--;
+    r->decoding = 0;
+    if (gw->closing)
+        gw_req_fail(r, "ServiceUnavailable", "The gateway is shutting down.");
+    else if (r->expired)
+        gw_req_expire(r);
+    else
+        gw_req_decoded(r, j->rv, &j->cerr, j->nbytes);
+    gw_req_unref(r); /* the job's reference */
+    free(j);
+}
+
+static void gw_decode_offload(struct gw_request *r, enum ig_format ctype, const char *body,
+                              size_t len)
+{
+    struct ig_gateway *gw = r->gw;
+    struct gw_endpoint *ep = r->lane->ep;
+    struct gw_decode_job *j;
+
+    if (gw->decoding >= GW_DECODE_QUEUE_MAX)
+        goto full;
+    j = ig_xcalloc(1, sizeof(*j));
+    j->r = r;
+    j->ctype = ctype;
+    j->body = body;
+    j->len = len;
+    j->dim = ep->up->dim;
+    j->max_rows = ep->conf->max_queue_rows;
+    if (ig_workers_submit(gw->decoders, gw_decode_work, gw_decode_done, j) < 0) {
+        free(j);
+        goto full;
+    }
+    gw->decoding++;
+    r->decoding = 1;
+    r->refs++;
+    gw_dl_link(ep, r);
+    return;
+
+full:
+    gw_req_fail(r, "ThrottlingException",
+                "Too many large request bodies are waiting to be decoded; retry later.");
 }
 
 static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
@@ -466,51 +763,22 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         gw_error(gw, http, "ValidationError", bad ? bad : msg);
         return;
     }
-    /* The deadline event lives in the same allocation as the request. */
-    r = ig_xcalloc(1, sizeof(*r) + event_get_struct_event_size());
-    r->deadline = (struct event *)(void *)(r + 1);
+    r = ig_xcalloc(1, sizeof(*r));
     r->gw = gw;
+    r->http = http;
     r->lane = &ep->lanes[accept];
     r->refs = 1;
     r->start_us = ig_now_us();
     ig_buf_init(&r->out, GW_RESPONSE_MAX);
     body = ig_http_req_body(http, &len);
+    if (len > GW_DECODE_INLINE_MAX) {
+        gw_decode_offload(r, ctype, body, len);
+        return;
+    }
     rv = ig_codec_decode(ctype, body, len, ep->up->dim, ep->conf->max_queue_rows, &r->rs, &cerr);
-    if (rv < 0) {
-        gw_error(gw, http, "ValidationError", cerr.msg);
-        gw_req_unref(r);
-        return;
-    }
-    r->preds = ig_try_malloc((size_t)r->rs.nrows * sizeof(*r->preds));
-    if (r->preds == NULL) {
-        gw_error(gw, http, "InternalFailure", "Out of memory.");
-        gw_req_unref(r);
-        return;
-    }
-    rv = gw_endpoint_queued(ep) + (uint64_t)r->rs.nrows > ep->conf->max_queue_rows
-             ? IG_ERR_FULL
-             : ig_batcher_enqueue_entry(r->lane->batcher, r, &r->rs, r->start_us, &r->entry);
-    if (rv < 0) {
-        if (rv == IG_ERR_FULL) {
-            snprintf(msg, sizeof(msg), "Endpoint %s is over its queue limit of %u rows; "
-                     "retry later.", ep->conf->name, ep->conf->max_queue_rows);
-            gw_error(gw, http, "ThrottlingException", msg);
-        } else {
-            snprintf(msg, sizeof(msg), "Request has %u rows, more than the %u rows endpoint %s "
-                     "can queue.", r->rs.nrows, ep->conf->max_queue_rows, ep->conf->name);
-            gw_error(gw, http, "ValidationError", msg);
-        }
-        gw_req_unref(r);
-        return;
-    }
-    ep->requests++;
-    ep->rows += r->rs.nrows;
-    r->http = http;
-    ig_http_req_set_close_cb(http, on_req_closed, r);
-    evtimer_assign(r->deadline, gw->base, on_req_deadline, r);
-    evtimer_add(r->deadline, ep->deadline_tv);
-    r->deadline_armed = 1;
-    gw_lane_pump(r->lane);
+    if (rv == 0)
+        r->preds = ig_try_malloc((size_t)r->rs.nrows * sizeof(*r->preds));
+    gw_req_decoded(r, rv, &cerr, UINT64_MAX);
 }
 
 static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out);
@@ -684,16 +952,14 @@ static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
         .max_inflight = conf->max_inflight,
         .max_queue_rows = conf->max_queue_rows,
     };
-    struct timeval tv = {
-        .tv_sec = (time_t)(conf->request_timeout_ms / 1000),
-        .tv_usec = (suseconds_t)(conf->request_timeout_ms % 1000 * 1000),
-    };
     char why[384];
     int rv;
 
     ep->gw = gw;
     ep->conf = conf;
-    ep->deadline_tv = event_base_init_common_timeout(gw->base, &tv);
+    ep->timeout_us = conf->request_timeout_ms * 1000;
+    ep->dl_timer = evtimer_new(gw->base, on_ep_deadline, ep);
+    ep->dl_timer_at = UINT64_MAX;
     if (ig_codec_format_parse(conf->content_type, IG_FMT_CSV, &ep->default_ctype) < 0 ||
         ig_codec_accept_parse(conf->accept, IG_FMT_JSON, &ep->default_accept) < 0) {
         snprintf(err, errlen, "endpoint %s: unsupported content_type or accept", conf->name);
@@ -728,6 +994,8 @@ static void gw_endpoint_clear(struct gw_endpoint *ep)
             event_free(ep->lanes[f].timer);
         ig_batcher_free(ep->lanes[f].batcher);
     }
+    if (ep->dl_timer)
+        event_free(ep->dl_timer);
     ig_upstream_free(ep->up);
 }
 
@@ -754,7 +1022,8 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
     gw->cfg = cfg;
     for (size_t i = 0; i < cfg->nendpoints; i++)
         max_jobs += IG_FMT_COUNT * cfg->endpoints[i].max_inflight;
-    if (ig_workers_new(base, cfg->workers, max_jobs, &gw->workers) < 0) {
+    if (ig_workers_new(base, cfg->workers, max_jobs, &gw->workers) < 0 ||
+        ig_workers_new(base, cfg->workers, GW_DECODE_QUEUE_MAX, &gw->decoders) < 0) {
         snprintf(err, errlen, "cannot start worker threads");
         rv = IG_ERR_IO;
         goto fail;
@@ -781,9 +1050,16 @@ uint16_t ig_gateway_port(const struct ig_gateway *gw)
     return ig_http_server_port(gw->http);
 }
 
+/* Requests accepted and not answered: handed to the gateway (waiting for
+ * a decoder, queued, in a batch) or still arriving. */
+static uint32_t gw_open_requests(const struct ig_gateway *gw)
+{
+    return ig_http_server_active_requests(gw->http);
+}
+
 static int gw_idle(const struct ig_gateway *gw)
 {
-    if (ig_http_server_active_requests(gw->http) > 0)
+    if (gw_open_requests(gw) > 0)
         return 0;
     for (size_t i = 0; i < gw->neps; i++)
         if (gw->eps[i].inflight > 0 || gw_endpoint_queued(&gw->eps[i]) > 0)
@@ -795,18 +1071,29 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct ig_gateway *gw = arg;
     struct timeval tv = {0, GW_DRAIN_POLL_US};
+    unsigned long long answered = (unsigned long long)(gw->answered - gw->drain_answered);
 
     (void)fd;
     (void)what;
     if (gw_idle(gw)) {
         gw->drained = 1;
-        ig_log(IG_LOG_INFO, "drained: every accepted request was answered");
+        ig_log(IG_LOG_INFO, "drained: %llu requests answered during the drain, none cut off",
+               answered);
         event_base_loopexit(gw->base, NULL);
         return;
     }
     if (ig_now_us() >= gw->drain_deadline_us) {
-        ig_log(IG_LOG_ERROR, "drain timeout: %u requests still open",
-               ig_http_server_active_requests(gw->http));
+        uint32_t queued = 0, inflight = 0;
+
+        for (size_t i = 0; i < gw->neps; i++) {
+            queued += gw_endpoint_queued(&gw->eps[i]);
+            inflight += gw->eps[i].inflight;
+        }
+        ig_log(IG_LOG_ERROR,
+               "drain timeout after %llu ms: %llu requests answered during the drain, %u cut off "
+               "(%u rows queued, %u batches in flight)",
+               (unsigned long long)gw->cfg->drain_timeout_ms, answered, gw_open_requests(gw),
+               queued, inflight);
         event_base_loopexit(gw->base, NULL);
         return;
     }
@@ -815,20 +1102,25 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 
 void ig_gateway_drain(struct ig_gateway *gw)
 {
+    struct timeval now = {0, 0};
+
     if (gw->draining)
         return;
     gw->draining = 1;
+    gw->drain_answered = gw->answered;
     gw->drain_deadline_us = ig_now_us() + gw->cfg->drain_timeout_ms * 1000;
     ig_log(IG_LOG_INFO, "draining: no new connections, finishing %u requests",
-           ig_http_server_active_requests(gw->http));
+           gw_open_requests(gw));
     ig_http_server_stop_accepting(gw->http);
     for (size_t i = 0; i < gw->neps; i++)
         for (int f = 0; f < IG_FMT_COUNT; f++) {
             ig_batcher_set_drain(gw->eps[i].lanes[f].batcher, 1);
             gw_lane_pump(&gw->eps[i].lanes[f]);
         }
+    /* The first check runs from the loop, never from inside this call: the
+     * caller may be anywhere, and leaving the loop is the poll's job. */
     gw->drain_poll = evtimer_new(gw->base, on_drain_poll, gw);
-    on_drain_poll(-1, 0, gw);
+    evtimer_add(gw->drain_poll, &now);
 }
 
 int ig_gateway_drained(const struct ig_gateway *gw)
@@ -840,9 +1132,12 @@ void ig_gateway_free(struct ig_gateway *gw)
 {
     if (gw == NULL)
         return;
+    gw->closing = 1;
     /* Closing connections fails their requests through the close callbacks. */
     ig_http_server_free(gw->http);
-    /* Joins the workers; their completions run here and release requests. */
+    /* Joins the workers; their completions run here and release requests:
+     * the decoders' first, as their requests may still reach a lane. */
+    ig_workers_free(gw->decoders);
     ig_workers_free(gw->workers);
     for (size_t i = 0; i < gw->neps; i++)
         gw_endpoint_clear(&gw->eps[i]);

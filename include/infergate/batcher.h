@@ -83,6 +83,16 @@ int ig_batcher_enqueue_entry(struct ig_batcher *b, void *owner, const struct ig_
                              uint64_t now_us, struct ig_batcher_entry **entry);
 
 /*
+ * ig_batcher_enqueue_entry for a caller that already knows the sum of the
+ * rowset's row lengths, <nbytes> (it must be exact: the byte limits and
+ * counts rely on it). The enqueue is then O(1) whatever the row count: a
+ * body of millions of short rows, decoded on a worker that also summed
+ * their lengths, is queued without a pass over its rows on the loop.
+ */
+int ig_batcher_enqueue_sized(struct ig_batcher *b, void *owner, const struct ig_rowset *rs,
+                             uint64_t nbytes, uint64_t now_us, struct ig_batcher_entry **entry);
+
+/*
  * The next batch due at <now_us>, or NULL when none is due or
  * inflight == max_inflight. The queue is due when, in this order of
  * reported reason:

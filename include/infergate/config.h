@@ -32,7 +32,7 @@ struct ig_endpoint_conf {
     uint64_t max_batch_bytes;    /* 6291456, 1..67108864 bytes per upstream call */
     uint64_t max_delay_us;       /* 2000, 0..10000000: oldest row's longest wait */
     uint32_t max_inflight;       /* 8, 1..1024 concurrent upstream calls */
-    uint32_t max_queue_rows;     /* 65536, 1..16777216 rows waiting per batcher */
+    uint32_t max_queue_rows;     /* 16777216, 1..268435456 rows waiting per endpoint */
     uint64_t request_timeout_ms; /* 60000, 1..3600000: per-request deadline */
     int line;                    /* line of the [endpoint] header in the file */
 };

@@ -23,14 +23,27 @@ tmp = tempfile.mkdtemp(prefix="ig-bad-")
 
 def expect_error(gw, what, status, etype, message, body, headers=("Content-Type: text/csv",),
                  endpoint="demo", http2=False):
+    """<message> is the "message" of the body, or the whole body as a dict."""
     st, hd, out = curl(gw.invoke_url(endpoint), body, headers, http2)
     check_eq((st, hd.get("x-amzn-errortype"), hd.get("content-type")),
              (status, etype, "application/json"), what + ": status and error type")
-    check_eq(out, json.dumps({"message": message}, separators=(",", ":")), what + ": body")
+    want = message if isinstance(message, dict) else {"message": message}
+    check_eq(out, json.dumps(want, separators=(",", ":")), what + ": body")
     # ... and the gateway keeps serving.
     st2, _, out2 = curl(gw.invoke_url("demo"), good, ["Content-Type: text/csv"], http2)
     check_eq((st2, out2), (200, expected_body(demo, rows)), what + ": still serving")
 
+
+TIMEOUT_MSG = ("Your invocation timed out while waiting for a response from container AllTraffic. "
+               "Review the latency metrics for each container in Amazon CloudWatch, resolve the "
+               "issue, and try again.")
+MODEL_TIMEOUT = {
+    "ErrorCode": "SERVER_ERROR_FROM_MODEL",
+    "LogStreamArn": "arn:aws:logs:us-east-1:000000000000:log-group:/aws/sagemaker/Endpoints/slow",
+    "Message": 'Received server error (0) from AllTraffic with message "%s".' % TIMEOUT_MSG,
+    "OriginalMessage": TIMEOUT_MSG,
+    "OriginalStatusCode": 0,
+}
 
 with Gateway({"demo": {"model": DEMO_MODEL},
               "tiny-queue": {"model": DEMO_MODEL, "max_queue_rows": "4", "max_delay_us": "2000000",
@@ -83,11 +96,9 @@ with Gateway({"demo": {"model": DEMO_MODEL},
         expect_error(gw, p + "more rows than the queue holds", 400, "ValidationError",
                      "Request has more than 4 rows.",
                      csv_body(digits_rows(5)), endpoint="tiny-queue", http2=h2)
-        expect_error(gw, p + "deadline", 424, "ModelError",
-                     'Received server error (0) from AllTraffic with message "Your invocation timed '
-                     'out while waiting for a response from container AllTraffic. Review the latency '
-                     'metrics for each container in Amazon CloudWatch, resolve the issue, and try '
-                     'again.".', good, endpoint="slow", http2=h2)
+        # SageMaker's ModelError shape (sagemaker-protocols §1.4): keys and order exact.
+        expect_error(gw, p + "deadline", 424, "ModelError", MODEL_TIMEOUT, good, endpoint="slow",
+                     http2=h2)
         big = b"1" * (6 * 1024 * 1024 + 1)
         want413 = json.dumps({"message": "Request body of 6291457 bytes exceeds the maximum of "
                               "6291456 bytes."}, separators=(",", ":"))
@@ -148,6 +159,11 @@ with Gateway({"demo": {"model": DEMO_MODEL},
     except ClientError as e:
         check_eq((e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]),
                  ("ModelError", 424), "boto3 ModelError on deadline")
+        # botocore re-parses the body with the modeled ModelError shape.
+        check_eq((e.response["Error"]["Message"], e.response.get("OriginalStatusCode"),
+                  e.response.get("OriginalMessage"), e.response.get("LogStreamArn")),
+                 (MODEL_TIMEOUT["Message"], 0, TIMEOUT_MSG, MODEL_TIMEOUT["LogStreamArn"]),
+                 "boto3 ModelError members")
 
     # Raw garbage and a truncated request on sockets: 400 or a close, never a crash.
     for junk in (b"\x16\x03\x01\x02\x00garbage\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",

@@ -548,6 +548,50 @@ static void test_cancel(void **state)
     rs_free(x4);
 }
 
+/* Enqueue with the byte total given by the caller (a decoder computed it
+ * off the loop): the same admission rules and counts as the counting
+ * enqueue, and batches cut by bytes exactly as if the batcher had summed. */
+static void test_enqueue_sized(void **state)
+{
+    static const uint32_t la[] = {5, 6, 7}, lb[] = {40, 1};
+    struct ig_rowset *ra = rs_new_lens(3, la), *rb = rs_new_lens(2, lb), *big = rs_new(6, 1);
+    struct ig_rowset empty = {0};
+    struct ig_batcher *b = batcher_make(100, 50, 1000, 8, 5);
+    struct ig_batcher_entry *ea = NULL, *eb = NULL;
+    struct ig_batch *b1, *b2;
+
+    (void)state;
+    assert_int_equal(ig_batcher_enqueue_sized(b, A, NULL, 0, 0, NULL), IG_ERR_INVALID);
+    assert_int_equal(ig_batcher_enqueue_sized(b, A, &empty, 0, 0, NULL), IG_ERR_INVALID);
+    assert_int_equal(ig_batcher_enqueue_sized(b, A, big, 6, 0, NULL), IG_ERR_TOOBIG);
+    assert_int_equal(ig_batcher_enqueue_sized(b, A, ra, 18, 0, &ea), 0);
+    assert_non_null(ea);
+    assert_int_equal(ig_batcher_queued_rows(b), 3);
+    assert_int_equal(ig_batcher_queued_bytes(b), 18);
+    /* 3 + 3 rows > 5: full, and nothing changed. */
+    assert_int_equal(ig_batcher_enqueue_sized(b, B, ra, 18, 1, &eb), IG_ERR_FULL);
+    assert_null(eb);
+    assert_int_equal(ig_batcher_queued_bytes(b), 18);
+    assert_int_equal(ig_batcher_enqueue_sized(b, B, rb, 41, 1, &eb), 0);
+    assert_int_equal(ig_batcher_queued_bytes(b), 59);
+    /* 59 bytes >= 50: due by bytes; 18 + 40 > 50 stops before B's first row. */
+    b1 = ig_batcher_next(b, 1);
+    assert_batch(b1, IG_FLUSH_BYTES, 3, 18, 1);
+    assert_seg(b1, 0, A, ra, 0, 3);
+    assert_int_equal(ig_batcher_queued_bytes(b), 41);
+    assert_null(ig_batcher_next(b, 1));
+    b2 = ig_batcher_next(b, 1001);
+    assert_batch(b2, IG_FLUSH_DELAY, 2, 41, 1);
+    assert_int_equal(ig_batcher_queued_rows(b), 0);
+    assert_int_equal(ig_batcher_queued_bytes(b), 0);
+    ig_batcher_done(b, b1);
+    ig_batcher_done(b, b2);
+    ig_batcher_free(b);
+    rs_free(ra);
+    rs_free(rb);
+    rs_free(big);
+}
+
 /* Cancel by handle: a partly taken head, a middle entry and the tail, in
  * O(1) each, with the queue's order, counts and deadline kept right. */
 static void test_cancel_entry(void **state)
@@ -1009,6 +1053,7 @@ int main(void)
         cmocka_unit_test(test_cancel_entry),
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_next_deadline),
+        cmocka_unit_test(test_enqueue_sized),
         cmocka_unit_test(test_free_with_batches_in_flight),
         cmocka_unit_test(test_property_random),
     };

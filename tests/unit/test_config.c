@@ -133,7 +133,7 @@ static void assert_endpoint_defaults(const struct ig_endpoint_conf *ep)
     assert_int_equal(ep->max_batch_bytes, 6291456);
     assert_int_equal(ep->max_delay_us, 2000);
     assert_int_equal(ep->max_inflight, 8);
-    assert_int_equal(ep->max_queue_rows, 65536);
+    assert_int_equal(ep->max_queue_rows, 16777216);
     assert_int_equal(ep->request_timeout_ms, 60000);
 }
 

@@ -1,0 +1,189 @@
+"""The gateway's own limits, attacked: deadlines for any number of distinct
+request_timeout_ms values, a default queue that admits several maximum-size
+requests at once, big bodies decoded off the loop (errors, deadlines and
+clients that leave while their body is being decoded), and
+application/octet-stream meaning "no content type given"."""
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+
+from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
+                   expected_body, finish, load_model)
+
+tmp = tempfile.mkdtemp(prefix="ig-limits-")
+demo = load_model(DEMO_MODEL)
+rows = digits_rows(3)
+good = csv_body(rows)
+
+# feature_dim 1, y = x: the shortest rows there are, and an answer per row
+# that is easy to write down.
+ONE = os.path.join(tmp, "one.json")
+with open(ONE, "w") as f:
+    json.dump({"algorithm": "linear-learner", "feature_dim": 1, "predictor_type": "regressor",
+               "weights": [1.0], "bias": 0.0}, f)
+
+TIMEOUT_MSG = ("Your invocation timed out while waiting for a response from container AllTraffic. "
+               "Review the latency metrics for each container in Amazon CloudWatch, resolve the "
+               "issue, and try again.")
+
+
+def model_timeout(endpoint):
+    return json.dumps({
+        "ErrorCode": "SERVER_ERROR_FROM_MODEL",
+        "LogStreamArn": "arn:aws:logs:us-east-1:000000000000:log-group:/aws/sagemaker/Endpoints/"
+                        + endpoint,
+        "Message": 'Received server error (0) from AllTraffic with message "%s".' % TIMEOUT_MSG,
+        "OriginalMessage": TIMEOUT_MSG,
+        "OriginalStatusCode": 0,
+    }, separators=(",", ":"))
+
+
+def write(name, data):
+    path = os.path.join(tmp, name)
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    return "@" + path
+
+
+# ---- deadlines: 300 distinct request_timeout_ms values ----------------------
+# libevent's common-timeout table holds 256; past it the deadline never fired.
+# The rows wait for a 10 s max_delay_us, so only the deadline can answer.
+eps = {}
+for i in range(300):
+    eps["ep%d" % i] = {"model": DEMO_MODEL, "request_timeout_ms": str(300 + i),
+                       "max_delay_us": "10000000", "max_batch_rows": "100000"}
+with Gateway(eps) as gw:
+    for i in (0, 255, 256, 299):
+        name = "ep%d" % i
+        for h2 in (False, True):
+            t0 = time.time()
+            st, hd, out = curl(gw.invoke_url(name), good, ["Content-Type: text/csv"], h2)
+            took = time.time() - t0
+            what = "%s (request_timeout_ms %d, %s)" % (name, 300 + i, "h2" if h2 else "h1")
+            check_eq((st, hd.get("x-amzn-errortype"), out), (424, "ModelError", model_timeout(name)),
+                     what + ": ModelError at the deadline")
+            check(took < 5, what + ": answered in %.2f s" % took)
+    # Many requests on many endpoints at once: each one expires on its own.
+    results = {}
+
+    def expire(i):
+        name = "ep%d" % i
+        results[i] = curl(gw.invoke_url(name), good, ["Content-Type: text/csv"])[:2]
+
+    ts = [threading.Thread(target=expire, args=(i,)) for i in range(200, 300, 4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check_eq(sorted(set((s, h.get("x-amzn-errortype")) for s, h in results.values())),
+             [(424, "ModelError")], "25 endpoints at once: each request expires")
+
+# ---- the queue default, the octet-stream default, big bodies -----------------
+endpoints = {
+    "demo": {"model": DEMO_MODEL},
+    "json-default": {"model": DEMO_MODEL, "content_type": "application/json"},
+    # Rows wait up to 0.5 s for their batch, so concurrent requests really
+    # share the queue; max_queue_rows is the default.
+    "one": {"model": ONE, "max_delay_us": "500000", "max_batch_rows": "1000000",
+            "accept": "text/csv"},
+    "one-fast": {"model": ONE, "accept": "text/csv"},
+    "slow": {"model": DEMO_MODEL, "max_delay_us": "3000000", "max_batch_rows": "1000000",
+             "request_timeout_ms": "300"},
+}
+with Gateway(endpoints) as gw:
+    # application/octet-stream (the JS SDK's "no content type") takes the
+    # endpoint's default, with or without parameters; other types still fail.
+    for h2 in (False, True):
+        p = "h2: " if h2 else "h1: "
+        for ct in ("application/octet-stream", "Application/Octet-Stream; charset=binary"):
+            st, _, out = curl(gw.invoke_url("demo"), good, ["Content-Type: " + ct], h2)
+            check_eq((st, out), (200, expected_body(demo, rows)), p + repr(ct) + " is text/csv on demo")
+        jbody = json.dumps({"instances": [{"features": r} for r in rows]})
+        st, _, out = curl(gw.invoke_url("json-default"), jbody,
+                          ["Content-Type: application/octet-stream"], h2)
+        check_eq((st, out), (200, expected_body(demo, rows)),
+                 p + "octet-stream is application/json where that is the default")
+        st, hd, out = curl(gw.invoke_url("demo"), good, ["Content-Type: application/octet-streams"], h2)
+        check_eq((st, hd.get("x-amzn-errortype")), (400, "ValidationError"),
+                 p + "application/octet-streams is not octet-stream")
+
+    # Two concurrent 60,000-row CSV requests are both answered (the old
+    # default of 65,536 queued rows throttled the second).
+    body60k = "".join("%d\n" % (i % 10) for i in range(60000))
+    want60k = "".join("%s\n" % repr(float(i % 10)) for i in range(60000))
+    path60k = write("60k.csv", body60k)
+    res = []
+
+    def big(path):
+        res.append(curl(gw.invoke_url("one"), path, ["Content-Type: text/csv"]))
+
+    ts = [threading.Thread(target=big, args=(path60k,)) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check_eq([(s, h.get("x-amzn-errortype"), o == want60k) for s, h, o in res],
+             [(200, None, True)] * 2, "two concurrent 60,000-row requests: both answered exactly")
+
+    # A 6 MiB body of the shortest rows: 3,145,728 rows, more than the old
+    # default queue by itself.
+    nshort = 6 * 1024 * 1024 // 2
+    st, hd, out = curl(gw.invoke_url("one-fast"), write("short.csv", "1\n" * nshort),
+                       ["Content-Type: text/csv"])
+    check_eq((st, hd.get("x-amzn-errortype"), len(out), out[:8]), (200, None, 4 * nshort, "1.0\n1.0\n"),
+             "6 MiB of '1\\n' rows (3,145,728 rows): answered")
+    check(out == "1.0\n" * nshort, "6 MiB of short rows: every prediction exact")
+
+    # Big bodies go to a decoder: the answers are the same, on both protocols.
+    many = digits_rows()
+    while len(many) < 4000:
+        many = many + many
+    many = many[:4000]
+    bigcsv = csv_body(many)
+    check(len(bigcsv) > 64 * 1024, "the big CSV body is over the inline-decode threshold")
+    bigpath = write("big.csv", bigcsv)
+    for h2 in (False, True):
+        p = "h2: " if h2 else "h1: "
+        st, _, out = curl(gw.invoke_url("demo"), bigpath, ["Content-Type: text/csv",
+                                                           "Accept: text/csv"], h2)
+        check_eq((st, out), (200, expected_body(demo, many, "text/csv")), p + "big CSV body decoded off the loop")
+        jpath = write("big.json", json.dumps({"instances": many}))
+        st, _, out = curl(gw.invoke_url("demo"), jpath, ["Content-Type: application/json"], h2)
+        check_eq((st, out), (200, expected_body(demo, many)), p + "big JSON body decoded off the loop")
+        # A decoder's error names the row, as inline.
+        badpath = write("bad.csv", bigcsv + "1,2,3\n")
+        st, hd, out = curl(gw.invoke_url("demo"), badpath, ["Content-Type: text/csv"], h2)
+        check_eq((st, hd.get("x-amzn-errortype"), out),
+                 (400, "ValidationError", '{"message":"Row 4001: expected 64 features, found 3."}'),
+                 p + "big body's bad row: ValidationError naming it")
+        # The deadline covers the decode and the queue.
+        st, hd, out = curl(gw.invoke_url("slow"), bigpath, ["Content-Type: text/csv"], h2)
+        check_eq((st, hd.get("x-amzn-errortype"), out), (424, "ModelError", model_timeout("slow")),
+                 p + "big body past its deadline: ModelError")
+
+    # Clients that leave while their big body is being decoded: nothing is
+    # answered to them, nothing breaks, the gateway keeps serving.
+    hostile = ("[" + ",".join(["[]"] * ((6 * 1024 * 1024 - 2) // 3)) + "]").encode()
+    for body, ctype in ((bigcsv.encode(), "text/csv"), (hostile, "application/json")):
+        for _ in range(8):
+            s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+            s.sendall(b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: " + ctype.encode() + b"\r\n"
+                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            s.close()
+    st, _, out = curl(gw.invoke_url("demo"), good, ["Content-Type: text/csv"])
+    check_eq((st, out), (200, expected_body(demo, rows)), "serving after clients left mid-decode")
+    st, _, out = curl(gw.invoke_url("demo"), bigpath, ["Content-Type: text/csv", "Accept: text/csv"])
+    check_eq((st, out), (200, expected_body(demo, many, "text/csv")),
+             "big bodies still decode after clients left mid-decode")
+    # A hostile body answered to a client that stays.
+    st, hd, out = curl(gw.invoke_url("demo"), hostile, ["Content-Type: application/json"])
+    check_eq((st, hd.get("x-amzn-errortype")), (400, "ValidationError"),
+             "hostile [[],[],...] body: ValidationError")
+    check(gw.alive(), "alive")
+
+finish()
