@@ -92,6 +92,34 @@ void ig_http_server_stop_accepting(struct ig_http_server *srv);
 
 /* Requests handed to on_request and neither answered nor closed yet. */
 uint32_t ig_http_server_active_requests(const struct ig_http_server *srv);
+
+/*
+ * For the drain (SIGTERM): a request counts as accepted from the first byte
+ * of it that the gateway read. The drain is complete - the loop may exit -
+ * only when
+ *     ig_http_server_active_requests(srv) == 0
+ *  && ig_http_server_pending_requests(srv) == 0
+ *  && ig_http_server_flushed(srv)
+ * (and the gateway holds no request of its own). Poll them from a timer
+ * after ig_http_server_stop_accepting(); never exit the loop from inside
+ * the drain call itself (the shutdown notices are only queued there).
+ *
+ * pending: requests started but not handed to on_request yet: header or
+ * body bytes still arriving (h1 and h2), h1 bytes read but not parsed yet
+ * (the next keep-alive or pipelined request), a cleartext connection whose
+ * first bytes came before its protocol is known. Each of them becomes an
+ * on_request call or a module answer (408 at header_timeout_ms, 413, ...)
+ * within the connection's timeouts.
+ *
+ * flushed: 1 when no connection has anything left to send: every HTTP/2
+ * connection's final GOAWAY (the one carrying the last stream id) and every
+ * last response are written to their sockets (TLS: and close_notify).
+ * Before stop_accepting it is 1 only when there is no connection at all.
+ * Connections that remain (waiting for the client's EOF) are closed
+ * without loss by ig_http_server_free().
+ */
+uint32_t ig_http_server_pending_requests(const struct ig_http_server *srv);
+int ig_http_server_flushed(const struct ig_http_server *srv);
 /* Open client connections (including ones flushing a last response). */
 uint32_t ig_http_server_connections(const struct ig_http_server *srv);
 /* Bytes of request-body storage held now, across all connections: every
