@@ -82,7 +82,9 @@ static const struct config_opt config_global[] = {
     {"check_config", CONFIG_FLAG, G(check_only), 0, 0, NULL, CONFIG_IN_CLI, NULL, "",
      "validate the configuration, then exit"},
     {"help", CONFIG_FLAG, G(help), 0, 0, NULL, CONFIG_IN_CLI, NULL, "",
-     "print this help, then exit"},
+     "print this help, then exit (also -h)"},
+    {"version", CONFIG_FLAG, G(version), 0, 0, NULL, CONFIG_IN_CLI, NULL, "",
+     "print the version and build, then exit"},
     {"listen", CONFIG_STR, G(listen), 0, 0, "127.0.0.1:8080", CONFIG_ANYWHERE, config_check_listen,
      "HOST:PORT", "main listener; HOST may be [IPv6]; port 0 takes any free port"},
     {"admin_listen", CONFIG_STR, G(admin_listen), 0, 0, "", CONFIG_ANYWHERE,
@@ -531,6 +533,8 @@ static void config_section_end(struct config_load *st)
     for (size_t i = 0; i < CONFIG_NENDPOINT; i++)
         if ((config_endpoint[i].flags & CONFIG_REQUIRED) && !(st->seen & (1ull << i)))
             config_fail(st, "%s:%d: [endpoint %s]: missing required key '%s'", st->path, ep->line,
+static void config_resolve_model(const char *path, struct ig_endpoint_conf *ep);
+
                         ep->name, config_endpoint[i].name);
 }
 
@@ -542,6 +546,30 @@ static void config_endpoint_begin(struct config_load *st, const char *name)
     struct ig_endpoint_conf *ep;
 
     if (!config_name_ok(name, strlen(name))) {
+    if (!st->failed)
+        config_resolve_model(st->path, ep);
+}
+
+/*
+ * A relative file://PATH names a file next to the configuration, wherever
+ * the gateway was started from: prefix it with the directory of <path>
+ * (as given, so it stays relative to the working directory the gateway
+ * keeps). file:///abs and other schemes are left alone.
+ */
+static void config_resolve_model(const char *path, struct ig_endpoint_conf *ep)
+{
+    const char *rel = ep->model + 7, *slash = strrchr(path, '/');
+    size_t dlen, n;
+    char *url;
+
+    if (strncmp(ep->model, "file://", 7) != 0 || rel[0] == '/' || slash == NULL)
+        return;
+    dlen = (size_t)(slash - path) + 1; /* with the '/'; "/x.conf" gives "/" */
+    n = 7 + dlen + strlen(rel) + 1;
+    url = ig_xmalloc(n);
+    snprintf(url, n, "file://%.*s%s", (int)dlen, path, rel);
+    free(ep->model);
+    ep->model = url;
         config_fail(st,
                     "%s:%d: invalid endpoint name '%s' (1..63 letters, digits or '-', starting "
                     "and ending with a letter or digit)",
@@ -698,6 +726,8 @@ static int config_on_key(void *user, const char *section, const char *name, cons
 }
 
 /* Our choices among inih's run-time knobs (a Debian build feature). */
+    if (ep != NULL && o->offset == offsetof(struct ig_endpoint_conf, model))
+        ep->model_line = st->line;
 static void config_ini_setup(void)
 {
     ini_allow_multiline = false;    /* an indented line is a key, not a continuation */
@@ -800,6 +830,8 @@ static void config_cli(struct config_load *st, int argc, char **argv, int meta)
         eq = strchr(arg, '=');
         n = eq ? (int)(eq - arg) : (int)strlen(arg); /* "--name" as written */
         o = config_find(config_global, CONFIG_NGLOBAL, arg + 2, (size_t)n - 2, CONFIG_IN_CLI);
+        if (strcmp(arg, "-h") == 0) /* the one short form: what people type first */
+            arg = "--help";
         if (o == NULL) {
             config_fail(st, "command line: %.*s: unknown option", n, arg);
             return;
@@ -876,7 +908,7 @@ int ig_config_load(struct ig_config *cfg, int argc, char **argv, char **envp, ch
     config_defaults(st, config_global, CONFIG_NGLOBAL, cfg);
     config_env(st, envp, 1);
     config_cli(st, argc, argv, 1);
-    if (st->failed || cfg->help)
+    if (st->failed || cfg->help || cfg->version)
         goto out;
     if (cfg->config_path != NULL)
         config_read_file(st, cfg->config_path);
@@ -909,6 +941,9 @@ const struct ig_endpoint_conf *ig_config_endpoint(const struct ig_config *cfg, c
     for (size_t i = 0; i < cfg->nendpoints; i++)
         if (strcmp(cfg->endpoints[i].name, name) == 0)
             return &cfg->endpoints[i];
+    } else {
+        cfg->origins = ig_xmalloc(sizeof(st->origin));
+        memcpy(cfg->origins, st->origin, sizeof(st->origin));
     return NULL;
 }
 
@@ -921,10 +956,37 @@ static void config_usage_opt(FILE *out, const struct config_opt *o)
 
     if (o->flags & CONFIG_IN_CLI)
         snprintf(head, sizeof(head), "--%s%s%s", o->name, o->arg[0] ? " " : "", o->arg);
+    free(cfg->origins);
     else
         snprintf(head, sizeof(head), "%s = %s", o->name, o->arg);
     if (o->type == CONFIG_U32 || o->type == CONFIG_U64)
         n += (size_t)snprintf(props + n, sizeof(props) - n, "%llu..%llu, ",
+const char *ig_config_where(const struct ig_config *cfg, const char *name, char *buf,
+                            size_t len)
+{
+    const struct config_opt *o =
+        config_find(config_global, CONFIG_NGLOBAL, name, strlen(name), CONFIG_ANYWHERE);
+    const char *origin = NULL;
+
+    if (o != NULL && cfg->origins != NULL)
+        origin = cfg->origins + (size_t)(o - config_global) * CONFIG_ORIGIN_MAX;
+    if (origin == NULL || origin[0] == '\0')
+        snprintf(buf, len, "default: %s", name);
+    else if (strncmp(origin, "environment: ", 13) == 0 || strncmp(origin, "command line: ", 14) == 0)
+        snprintf(buf, len, "%s", origin); /* names the option already */
+    else
+        snprintf(buf, len, "%s: %s", origin, name);
+    return buf;
+}
+
+const char *ig_config_endpoint_where(const struct ig_config *cfg,
+                                     const struct ig_endpoint_conf *ep, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s:%d: model", cfg->config_path ? cfg->config_path : "(no file)",
+             ep->model_line);
+    return buf;
+}
+
                               (unsigned long long)o->min, (unsigned long long)o->max);
     else if (o->type == CONFIG_LEVEL)
         n += (size_t)snprintf(props + n, sizeof(props) - n, "debug|info|warn|error, ");
@@ -968,4 +1030,5 @@ void ig_config_usage(FILE *out)
           out);
     for (size_t i = 0; i < CONFIG_NENDPOINT; i++)
         config_usage_opt(out, &config_endpoint[i]);
+          "       infergate --help | -h | --version\n"
 }

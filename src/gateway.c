@@ -412,6 +412,14 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
         const struct ig_pred *p = &b->preds[k + i];
         struct ig_pred *dst = &r->preds[seg->first + i];
 
+        if (p->len & IG_PRED_FAILED) { /* this row alone failed: say which and why */
+            char msg[320];
+
+            snprintf(msg, sizeof(msg), "Row %u: %.*s", seg->first + i + 1,
+                     (int)(p->len & ~IG_PRED_FAILED), b->out + p->off);
+            gw_req_fail(r, "ModelError", msg);
+            return;
+        }
         dst->off = (uint32_t)r->out.len;
         dst->len = p->len;
         if (ig_buf_append(&r->out, b->out + p->off, p->len) < 0) {

@@ -36,6 +36,7 @@
 #include <openssl/ssl.h>
 
 #include "http_int.h"
+#include "infergate/addr.h"
 #include "infergate/common.h"
 
 #define HTTP_DEFAULT_STREAMS 100u
@@ -1184,26 +1185,6 @@ static int server_tls_init(struct ig_http_server *srv, const struct ig_http_serv
     return 0;
 }
 
-/* evutil_parse_sockaddr_port() refuses port 0 but takes a bare host (port
- * 0): "HOST:0" is parsed as "HOST". */
-static int server_parse_addr(const char *listen, struct sockaddr_storage *ss, int *sslen)
-{
-    const char *colon = strrchr(listen, ':');
-    char host[128];
-    size_t hlen;
-
-    if (colon == NULL || strspn(colon + 1, "0") != strlen(colon + 1) || colon[1] == '\0')
-        return evutil_parse_sockaddr_port(listen, (struct sockaddr *)ss, sslen);
-    hlen = (size_t)(colon - listen);
-    /* an IPv6 host must be bracketed, an IPv4 one has no colon */
-    if (hlen == 0 || hlen >= sizeof(host) ||
-        (listen[hlen - 1] != ']' && memchr(listen, ':', hlen) != NULL))
-        return -1;
-    memcpy(host, listen, hlen);
-    host[hlen] = '\0';
-    return evutil_parse_sockaddr_port(host, (struct sockaddr *)ss, sslen);
-}
-
 static int server_listen(struct ig_http_server *srv, const char *listen, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
@@ -1211,9 +1192,9 @@ static int server_listen(struct ig_http_server *srv, const char *listen, char *e
     socklen_t blen = sizeof(ss);
 
     memset(&ss, 0, sizeof(ss));
-    if (listen == NULL || server_parse_addr(listen, &ss, &sslen) != 0) {
-        http_errf(err, errlen, "invalid listen address \"%s\" (want HOST:PORT, numeric host)",
-                  listen ? listen : "");
+    /* the resolver --check-config uses: numeric hosts, [IPv6], names, port 0 */
+    if (listen == NULL || ig_addr_resolve(listen, &ss, &sslen, why, sizeof(why)) != 0) {
+        http_errf(err, errlen, "invalid listen address %s", listen ? why : "(none)");
         return IG_ERR_CONFIG;
     }
     srv->lst =
@@ -1356,3 +1337,4 @@ void ig_http_server_free(struct ig_http_server *srv)
     SSL_CTX_free(srv->ssl_ctx);
     free(srv);
 }
+    char why[512];

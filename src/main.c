@@ -1,19 +1,37 @@
 /*
- * main.c - wire the modules: load the configuration, start the gateway, run
- * the loop, drain on SIGTERM/SIGINT.
+ * main.c - wire the modules: load the configuration, check it, start the
+ * gateway, run the loop, drain on SIGTERM/SIGINT.
  *
- * Exit status: 0 after a clean drain (or --check-config / --help), 1 when the
- * gateway cannot start or the drain timed out, 2 for a configuration error.
+ * Exit status: 0 after a clean drain (or --check-config / --help /
+ * --version), 1 when the gateway cannot start or the drain timed out, 2 for
+ * a configuration error: a bad key or value, a model URL this build cannot
+ * serve, a listen address that does not resolve, and under --check-config
+ * also a model or TLS file that does not load.
+ *
+ * --check-config does what start-up does short of binding and serving:
+ * it loads every model through the same upstream code the gateway uses
+ * (ig_upstream_open, then frees it), loads the TLS certificate and key as
+ * the listener would, and resolves the listen addresses with the resolver
+ * the listener uses (ig_addr_resolve). Each failure names FILE:LINE: key
+ * (or the environment variable or flag that set it).
  */
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/event.h>
 
+#include "infergate/addr.h"
 #include "infergate/common.h"
 #include "infergate/config.h"
 #include "infergate/gateway.h"
+#include "infergate/upstream.h"
+#include "infergate/version.h"
+
+#define MAIN_ERR_MAX 1024
 
 extern char **environ;
 
@@ -35,26 +53,131 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     ig_gateway_drain(arg);
 }
 
+/* The model URL schemes this build serves; the others parse (they are
+ * planned) but are refused before anything starts. */
+static int main_scheme_served(const char *model)
+{
+    return strncmp(model, "file://", 7) == 0;
+}
+
+/* A listen address that must resolve; <name> is the option. */
+static int main_check_listen(const struct ig_config *cfg, const char *name, const char *value,
+                             char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    char where[256], why[512];
+    int sslen = 0;
+
+    if (value[0] == '\0' || ig_addr_resolve(value, &ss, &sslen, why, sizeof(why)) == 0)
+        return 0;
+    snprintf(err, errlen, "%s: %s", ig_config_where(cfg, name, where, sizeof(where)), why);
+    return IG_ERR_CONFIG;
+}
+
+/* The certificate and key load and match, as the TLS listener needs. */
+static int main_check_tls(const struct ig_config *cfg, char *err, size_t errlen)
+{
+    char where[256], why[256] = "";
+    const char *bad = NULL;
+    SSL_CTX *ctx;
+
+    if (cfg->tls_cert[0] == '\0')
+        return 0;
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "cannot create a TLS context");
+        return IG_ERR_NOMEM;
+    }
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
+        bad = "tls_cert";
+    else if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+             SSL_CTX_check_private_key(ctx) != 1)
+        bad = "tls_key";
+    if (bad != NULL) {
+        ERR_error_string_n(ERR_peek_last_error(), why, sizeof(why));
+        snprintf(err, errlen, "%s: cannot use '%s': %s",
+                 ig_config_where(cfg, bad, where, sizeof(where)),
+                 strcmp(bad, "tls_cert") == 0 ? cfg->tls_cert : cfg->tls_key, why);
+    }
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return bad ? IG_ERR_CONFIG : 0;
+}
+
+/*
+ * What the configuration parser cannot see: schemes this build does not
+ * serve, listen addresses that do not resolve, and with <deep> (under
+ * --check-config) the TLS files and every model, loaded by the code that
+ * start-up runs. At start-up the gateway loads them itself (once).
+ */
+static int main_preflight(const struct ig_config *cfg, int deep, char *err, size_t errlen)
+{
+    struct ig_upstream_env env = {.workers = NULL}; /* loading never touches the pool */
+    char where[256], why[768];
+    int rv;
+
+    for (size_t i = 0; i < cfg->nendpoints; i++) {
+        const struct ig_endpoint_conf *ep = &cfg->endpoints[i];
+
+        if (!main_scheme_served(ep->model)) {
+            snprintf(err, errlen,
+                     "%s: '%s': this build serves only file:// models (http://, https:// and "
+                     "sagemaker:// upstreams are not built yet)",
+                     ig_config_endpoint_where(cfg, ep, where, sizeof(where)), ep->model);
+            return IG_ERR_CONFIG;
+        }
+    }
+    if ((rv = main_check_listen(cfg, "listen", cfg->listen, err, errlen)) < 0 ||
+        (rv = main_check_listen(cfg, "admin_listen", cfg->admin_listen, err, errlen)) < 0)
+        return rv;
+    if (!deep)
+        return 0;
+    if ((rv = main_check_tls(cfg, err, errlen)) < 0)
+        return rv;
+    for (size_t i = 0; i < cfg->nendpoints; i++) {
+        const struct ig_endpoint_conf *ep = &cfg->endpoints[i];
+        struct ig_upstream *up = NULL;
+
+        rv = ig_upstream_open(ep->model, &env, &up, why, sizeof(why));
+        if (rv < 0) {
+            snprintf(err, errlen, "%s: %s",
+                     ig_config_endpoint_where(cfg, ep, where, sizeof(where)), why);
+            return IG_ERR_CONFIG;
+        }
+        ig_upstream_free(up);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct ig_config cfg;
     struct ig_gateway *gw = NULL;
     struct event_base *base;
     struct event *sigterm, *sigint;
-    char err[512];
+    char err[MAIN_ERR_MAX];
     int status = 1;
 
     if (ig_config_load(&cfg, argc, argv, environ, err, sizeof(err)) < 0) {
         fprintf(stderr, "infergate: %s\n", err);
         return 2;
     }
-    if (cfg.help) {
-        ig_config_usage(stdout);
+    if (cfg.help || cfg.version) {
+        if (cfg.help)
+            ig_config_usage(stdout);
+        else
+            printf("infergate %s (build %s)\n", IG_VERSION, IG_BUILD);
         ig_config_clear(&cfg);
         return 0;
     }
+    if (main_preflight(&cfg, cfg.check_only, err, sizeof(err)) < 0) {
+        fprintf(stderr, "infergate: %s\n", err);
+        ig_config_clear(&cfg);
+        return 2;
+    }
     if (cfg.check_only) {
-        printf("infergate: configuration %s OK (%zu endpoints)\n",
+        printf("infergate: configuration %s OK (%zu endpoints, every model loaded)\n",
                cfg.config_path ? cfg.config_path : "(defaults)", cfg.nendpoints);
         ig_config_clear(&cfg);
         return 0;
@@ -65,6 +188,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (ig_log_start() < 0)
         ig_log(IG_LOG_WARN, "cannot start the log writer thread: logging synchronously");
+    ig_log(IG_LOG_INFO, "infergate %s (build %s) starting", IG_VERSION, IG_BUILD);
 
     base = event_base_new();
     if (base == NULL) {

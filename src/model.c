@@ -427,6 +427,18 @@ const char *ig_model_json_key(const struct ig_model *m)
     return m->algo == IG_ALGO_PCA ? "projections" : "predictions";
 }
 
+const char *ig_model_not_finite_msg(const struct ig_model *m)
+{
+    static const char *const msgs[] = {
+        [IG_ALGO_KMEANS] = "the model's output is not finite (overflow in the K-Means distance).",
+        [IG_ALGO_PCA] = "the model's output is not finite (overflow in the PCA projection).",
+        [IG_ALGO_LINEAR_LEARNER] =
+            "the model's output is not finite (overflow in the linear learner score).",
+    };
+
+    return msgs[m->algo];
+}
+
 /* ---- prediction (hot path) -------------------------------------------- */
 
 /*
@@ -454,6 +466,32 @@ static inline double model_sqdist(const double *restrict a, const double *restri
         s0 += d * d;
     }
     return (s0 + s1) + (s2 + s3);
+}
+
+/*
+ * The Euclidean distance without squaring overflow: scaled by the largest
+ * coordinate difference. The slow path, for when a squared distance
+ * overflowed although the distance itself may be finite (up to 1.8e308).
+ * inf when the distance really is past the double range.
+ */
+static double model_dist_scaled(const double *a, const double *b, uint32_t n)
+{
+    double mx = 0.0, s = 0.0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]);
+
+        if (d > mx)
+            mx = d; /* inf when a[i] - b[i] overflowed: the distance did too */
+    }
+    if (mx == 0.0 || isinf(mx))
+        return mx;
+    for (uint32_t i = 0; i < n; i++) {
+        double d = (a[i] - b[i]) / mx;
+
+        s += d * d;
+    }
+    return mx * sqrt(s);
 }
 
 static inline double model_dot(const double *restrict a, const double *restrict b, uint32_t n)
@@ -538,11 +576,30 @@ static int model_predict_kmeans(const struct ig_model *m, const double *x, int c
             besti = j;
         }
     }
+    best = sqrt(best);
+    if (isinf(best)) {
+        /* Every squared distance overflowed (past 1.3e154 apart): compare
+         * the distances themselves, scaled; only when even they are past
+         * the double range is there no answer. (A centroid whose square
+         * overflowed while another's did not is farther: no rescan then.) */
+        besti = 0;
+        best = model_dist_scaled(x, m->mat, m->dim);
+        for (uint32_t j = 1; j < m->k; j++) {
+            double d = model_dist_scaled(x, m->mat + (size_t)j * m->dim, m->dim);
+
+            if (d < best) {
+                best = d;
+                besti = j;
+            }
+        }
+        if (isinf(best))
+            return IG_MODEL_NOT_FINITE;
+    }
     if (!csv)
         n = model_put(line, n, "{\"closest_cluster\":");
     n += model_fmt_index(line + n, besti);
     n = model_put(line, n, csv ? "," : ",\"distance_to_cluster\":");
-    n += ig_fmt_double(line + n, sqrt(best));
+    n += ig_fmt_double(line + n, best);
     if (!csv)
         line[n++] = '}';
     return ig_buf_append(out, line, n);
@@ -558,10 +615,15 @@ static int model_predict_ll(const struct ig_model *m, const double *x, int csv,
     if (!csv)
         n = model_put(line, n, "{\"score\":");
     if (m->ll_type == MODEL_LL_REGRESSOR) {
+        if (!isfinite(z))
+            return IG_MODEL_NOT_FINITE;
         n += ig_fmt_double(line + n, z);
     } else {
+        /* An infinite z still has a sigmoid (0 or 1); inf - inf has none. */
         double score = 1.0 / (1.0 + exp(-z));
 
+        if (isnan(score))
+            return IG_MODEL_NOT_FINITE;
         n += ig_fmt_double(line + n, score);
         n = model_put(line, n, csv ? "," : ",\"predicted_label\":");
         line[n++] = score >= m->threshold ? '1' : '0';
@@ -581,10 +643,16 @@ static int model_predict_pca(const struct ig_model *m, const double *x, int csv,
     if (!csv)
         rv = ig_buf_append(out, "{\"projection\":[", 15);
     for (uint32_t j = 0; j < m->k && rv == 0; j++, c += m->dim) {
+        double p = model_dot_centered(x, m->mean, c, m->dim);
+
+        if (!isfinite(p)) {
+            rv = IG_MODEL_NOT_FINITE;
+            break;
+        }
         if (j > 0)
             rv = ig_buf_append_char(out, ',');
         if (rv == 0)
-            rv = ig_buf_append_double(out, model_dot_centered(x, m->mean, c, m->dim));
+            rv = ig_buf_append_double(out, p);
     }
     if (!csv && rv == 0)
         rv = ig_buf_append(out, "]}", 2);

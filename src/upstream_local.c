@@ -63,6 +63,13 @@ static void local_work(void *arg)
             size_t before = out.len;
 
             rv = ig_model_predict_row(m, x, job->accept, &out);
+            if (rv == IG_MODEL_NOT_FINITE) {
+                /* This row alone fails: its slice says why (IG_PRED_FAILED). */
+                rv = ig_buf_append_str(&out, ig_model_not_finite_msg(m));
+                b->preds[k].off = (uint32_t)before;
+                b->preds[k].len = (uint32_t)(out.len - before) | IG_PRED_FAILED;
+                continue;
+            }
             b->preds[k].off = (uint32_t)before;
             b->preds[k].len = (uint32_t)(out.len - before);
         }

@@ -34,6 +34,18 @@ struct ig_pred {
     uint32_t len;
 };
 
+/*
+ * A row the upstream could not answer although the batch succeeded (its
+ * model output is not finite): the bit is set in ig_pred.len, and the
+ * slice (len without the bit) of ig_batch.out is why, the end of a
+ * sentence such as "the model's output is not finite (overflow in the
+ * linear learner score).". The gateway fails that row's request alone, as
+ * a ModelError "Row N: <why>" with N counted from 1 in the request; the
+ * other requests of the batch get their predictions. Real slices stay far
+ * below 2 GiB (an upstream's out is capped), so the bit is free.
+ */
+#define IG_PRED_FAILED 0x80000000u
+
 struct ig_batch {
     uint64_t id;
     enum ig_flush_reason reason;
@@ -47,7 +59,7 @@ struct ig_batch {
     int status;         /* 0, or a negative IG_ERR_* */
     char *out;          /* encoded predictions, owned */
     size_t out_len;
-    struct ig_pred *preds;  /* nrows slices of out, owned */
+    struct ig_pred *preds;  /* nrows slices of out, owned (IG_PRED_FAILED: a row's error) */
     const char *err_type;   /* static, e.g. "ModelError", when status < 0 */
     char *err_msg;          /* owned, when status < 0 */
 };

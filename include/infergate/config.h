@@ -35,12 +35,14 @@ struct ig_endpoint_conf {
     uint32_t max_queue_rows;     /* 16777216, 1..268435456 rows waiting per endpoint */
     uint64_t request_timeout_ms; /* 60000, 1..3600000: per-request deadline */
     int line;                    /* line of the [endpoint] header in the file */
+    int model_line;              /* line of its model key */
 };
 
 struct ig_config {
     char *config_path;        /* NULL when no file was read */
     int check_only;           /* --check-config given: validate and exit */
-    int help;                 /* --help given: print ig_config_usage() and exit 0 */
+    int help;                 /* --help or -h given: print ig_config_usage() and exit 0 */
+    int version;              /* --version given: print the version and exit 0 */
     char *listen;             /* "127.0.0.1:8080"; HOST:PORT, HOST may be [v6]; port 0 = any */
     char *admin_listen;       /* "" = admin API on the main listener */
     char *data_dir;           /* "./var" */
@@ -65,18 +67,24 @@ struct ig_config {
 
 /*
  * Fill <cfg> (its previous contents are ignored, not freed): built-in
+    char *origins; /* private to config.c: where each global option was set (ig_config_where) */
  * defaults, then the INI file named by --config FILE or INFERGATE_CONFIG,
  * then INFERGATE_<NAME> environment variables taken from <envp> (a
  * NULL-terminated "NAME=VALUE" array; global options only; unknown
  * INFERGATE_* variables are ignored), then the command line <argv>[1..argc)
  * as `--<name> <value>` or `--<name>=<value>` (global options only; '-' and
  * '_' are interchangeable in names there). Later sources win. Also
- * --config FILE, --check-config (sets check_only) and --help (sets help and
- * returns at once, without reading the file).
+ * --config FILE, --check-config (sets check_only), --help or -h (sets help)
+ * and --version (sets version); the last two return at once, without
+ * reading the file.
  *
  * File keys are exactly the option names. Integers are plain decimal (no
  * sign, no suffix); strings are trimmed. A key may appear once per section.
- * Endpoint options exist only in the file.
+ * Endpoint options exist only in the file. A relative file://PATH model is
+ * taken relative to the directory of the configuration file: its model
+ * string is rewritten to "file://DIR/PATH", DIR as the file was named
+ * (file://models/m.json in conf/infergate.conf becomes
+ * file://conf/models/m.json).
  *
  * Note: sets inih's process-wide knobs (no multi-line values, stop on the
  * first error, heap line buffer of IG_CONFIG_LINE_MAX bytes); nothing else
@@ -102,3 +110,16 @@ void ig_config_usage(FILE *out);
 const struct ig_endpoint_conf *ig_config_endpoint(const struct ig_config *cfg, const char *name);
 
 #endif /* INFERGATE_CONFIG_H */
+/*
+ * Where global option <name> took its value, for messages about it written
+ * after loading (a listen address that does not resolve, a certificate that
+ * does not load): "FILE:LINE: name", "environment: INFERGATE_NAME",
+ * "command line: --name" (as typed), or "default: name". Written into
+ * <buf> (cut to <len>), which is returned.
+ */
+const char *ig_config_where(const struct ig_config *cfg, const char *name, char *buf,
+                            size_t len);
+/* The same for the model key of endpoint <ep>: "FILE:LINE: model". */
+const char *ig_config_endpoint_where(const struct ig_config *cfg,
+                                     const struct ig_endpoint_conf *ep, char *buf, size_t len);
+

@@ -23,7 +23,7 @@ struct event_base;
 struct ig_budget;
 
 struct ig_http_server_conf {
-    const char *listen;              /* "HOST:PORT", numeric HOST or "[v6]"; port 0 = any free */
+    const char *listen;              /* "HOST:PORT": IPv4, "[v6]" or a name (addr.h); 0 = any port */
     const char *tls_cert, *tls_key;  /* both non-empty: TLS (ALPN h2, http/1.1); else cleartext */
     uint32_t max_connections;        /* more are accepted then closed at once; 0 = unlimited */
     uint32_t max_concurrent_streams; /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 0 = 100 */

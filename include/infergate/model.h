@@ -94,14 +94,26 @@ const char *ig_model_json_key(const struct ig_model *m);
  *           (score = w.x + b)
  * Linear Learner binary_classifier: {"score":0.4,"predicted_label":0}  CSV 0.4,0
  *           (score = 1 / (1 + exp(-(w.x + b))), label = score >= threshold)
- * Numbers are written by ig_fmt_double (shortest round-trip). Non-finite
- * inputs give non-finite outputs ("NaN", "Infinity"): the codecs are
- * expected to reject them before.
+ * Numbers are written by ig_fmt_double (shortest round-trip). A response
+ * is always JSON (or CSV) numbers: when the output is not finite (finite
+ * inputs can still overflow: huge weights times huge features, a K-Means
+ * distance or a PCA projection past 1.8e308), nothing is written and the
+ * row fails with IG_MODEL_NOT_FINITE. (A binary classifier's infinite
+ * score still has a sigmoid, 0.0 or 1.0; only inf - inf fails it.)
  * Pure and thread-safe. Returns 0, or the ig_buf error (IG_ERR_TOOBIG,
- * IG_ERR_NOMEM) with <out> left exactly as it was; IG_ERR_INVALID for an
- * unknown <fmt>.
+ * IG_ERR_NOMEM), or IG_MODEL_NOT_FINITE, with <out> left exactly as it
+ * was; IG_ERR_INVALID for an unknown <fmt>.
  */
 int ig_model_predict_row(const struct ig_model *m, const double *x, enum ig_format fmt,
                          struct ig_buf *out);
+
+/* ig_model_predict_row: this row's output is not finite; the row fails
+ * alone (the other rows of its batch are answered). */
+#define IG_MODEL_NOT_FINITE (-100)
+
+/* Why a row failed with IG_MODEL_NOT_FINITE, as the end of a sentence that
+ * the caller prefixes with "Row N: " (static), e.g. "the model's output is
+ * not finite (overflow in the linear learner score)." */
+const char *ig_model_not_finite_msg(const struct ig_model *m);
 
 #endif /* INFERGATE_MODEL_H */

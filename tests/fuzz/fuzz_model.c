@@ -1,13 +1,15 @@
 /*
  * fuzz_model.c - ig_model_load_json on arbitrary bytes; a model that loads
- * predicts a row of zeros (and a row of small integers) in every format
- * into capped buffers.
+ * predicts a row of zeros, a row of small integers and a row of huge
+ * numbers in every format into capped buffers.
  *
  * Checked: a failed load sets *out to NULL and writes a NUL-terminated
  * message; a loaded model has sane accessors; a prediction either fits or
- * fails with IG_ERR_TOOBIG leaving the buffer exactly as it was; the JSON
- * and JSON Lines rows are the same text, a JSON object (valid JSON when
- * finite), whose numbers are, in order, the fields of the CSV row.
+ * fails with IG_ERR_TOOBIG leaving the buffer exactly as it was; an output
+ * past the double range fails with IG_MODEL_NOT_FINITE in every format;
+ * otherwise the JSON and JSON Lines rows are the same text, a valid JSON
+ * object (never a bare NaN or Infinity), whose numbers are, in order, the
+ * fields of the CSV row.
  */
 #include <jansson.h>
 #include <stdbool.h>
@@ -36,7 +38,8 @@ static int predict(const struct ig_model *m, const double *x, enum ig_format fmt
     FUZZ_CHECK(memcmp(b.data, FUZZ_PREFIX, FUZZ_PREFIX_LEN) == 0, "prefix overwritten");
     FUZZ_CHECK(b.data[b.len] == '\0', "not NUL-terminated");
     if (rv != 0) {
-        FUZZ_CHECK(rv == IG_ERR_TOOBIG || (rv == IG_ERR_INVALID && fmt >= IG_FMT_COUNT),
+        FUZZ_CHECK(rv == IG_ERR_TOOBIG || rv == IG_MODEL_NOT_FINITE ||
+                       (rv == IG_ERR_INVALID && fmt >= IG_FMT_COUNT),
                    "predict format %d: %d", fmt, rv);
         FUZZ_CHECK(b.len == FUZZ_PREFIX_LEN, "failed predict changed the buffer");
         ig_buf_clear(&b);
@@ -97,9 +100,22 @@ static void check_predictions(const struct ig_model *m, const double *x)
     size_t clen = 0, jlen = 0, llen = 0, tmp;
     char *ignored;
 
-    FUZZ_CHECK(predict(m, x, IG_FMT_CSV, FUZZ_OUT_MAX, &csv, &clen) == 0, "CSV predict");
+    int rv = predict(m, x, IG_FMT_CSV, FUZZ_OUT_MAX, &csv, &clen);
+
+    /* An output past the double range fails the row in every format. */
+    if (rv == IG_MODEL_NOT_FINITE) {
+        FUZZ_CHECK(predict(m, x, IG_FMT_JSON, FUZZ_OUT_MAX, &json, &jlen) == rv &&
+                       predict(m, x, IG_FMT_JSONL, FUZZ_OUT_MAX, &jsonl, &llen) == rv,
+                   "not finite in CSV only");
+        FUZZ_CHECK(strlen(ig_model_not_finite_msg(m)) > 0, "no reason");
+        return;
+    }
+    FUZZ_CHECK(rv == 0, "CSV predict");
     FUZZ_CHECK(predict(m, x, IG_FMT_JSON, FUZZ_OUT_MAX, &json, &jlen) == 0, "JSON predict");
     FUZZ_CHECK(predict(m, x, IG_FMT_JSONL, FUZZ_OUT_MAX, &jsonl, &llen) == 0, "JSONL predict");
+    FUZZ_CHECK(strstr(csv, "nan") == NULL && strstr(csv, "inf") == NULL &&
+                   strstr(csv, "NaN") == NULL && strstr(csv, "Infinity") == NULL,
+               "CSV row \"%s\" is not all finite numbers", csv);
     FUZZ_CHECK(clen == strlen(csv) && strchr(csv, '\n') == NULL && strchr(csv, '"') == NULL,
                "CSV row \"%s\"", csv);
     FUZZ_CHECK(jlen == llen && strcmp(json, jsonl) == 0, "JSON \"%s\" vs JSON Lines \"%s\"", json,
@@ -107,7 +123,7 @@ static void check_predictions(const struct ig_model *m, const double *x)
     FUZZ_CHECK(json[0] == '{' && json[jlen - 1] == '}' && strchr(json, ' ') == NULL &&
                    strchr(json, '\n') == NULL,
                "JSON row \"%s\"", json);
-    if (strstr(json, "NaN") == NULL && strstr(json, "Infinity") == NULL) {
+    {
         json_error_t e;
         json_t *v = json_loadb(json, jlen, 0, &e);
 
@@ -167,6 +183,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_predictions(m, x);
     for (uint32_t i = 0; i < dim; i++)
         x[i] = (double)(i % 7) - 3;
+    check_predictions(m, x);
+    /* finite inputs that overflow most models */
+    for (uint32_t i = 0; i < dim; i++)
+        x[i] = i % 2 ? -1e308 : 1.7e308;
     check_predictions(m, x);
     free(x);
     ig_model_free(m);

@@ -7,7 +7,7 @@ import tempfile
 import time
 import urllib.request
 
-from iglib import BIN, ROOT, check, check_eq, finish, free_port, run
+from iglib import BIN, DEMO_MODEL, ROOT, check, check_eq, finish, free_port, run
 
 tmp = tempfile.mkdtemp(prefix="ig-config-")
 
@@ -28,7 +28,7 @@ check_eq(r.returncode, 2, "unknown key exits 2")
 check_eq(r.stderr.decode(), "infergate: %s:2: unknown key 'bogus_key' in the global section\n" % bad,
          "unknown key message names file, line and key")
 
-bad = conf("[endpoint demo]\nmodel = file://conf/models/demo-kmeans.json\nmax_inflight = lots\n")
+bad = conf("[endpoint demo]\nmodel = file://%s\nmax_inflight = lots\n" % DEMO_MODEL)
 r = run([BIN, "--config", bad, "--check-config"])
 check_eq(r.returncode, 2, "bad value exits 2")
 check("%s:3: max_inflight" % bad in r.stderr.decode(), "bad value names file:line:key: " + r.stderr.decode())
@@ -89,5 +89,119 @@ check_eq(listening_on({"INFERGATE_LISTEN": "127.0.0.1:%d" % ports[1]},
 r = run([BIN, "--help"])
 check_eq(r.returncode, 0, "--help exits 0")
 check(b"max_batch_rows" in r.stdout and b"listen" in r.stdout, "--help lists options from the table")
+
+# ---- --check-config does what start-up does, short of binding ------------
+
+SHIPPED = os.path.join(ROOT, "conf/infergate.conf")
+r = run([BIN, "--config", SHIPPED, "--check-config"])
+check_eq((r.returncode, r.stdout.decode()),
+         (0, "infergate: configuration %s OK (1 endpoints, every model loaded)\n" % SHIPPED),
+         "shipped config checks clean, its model loaded")
+# Relative file:// paths are next to the config file, whatever the cwd.
+r = subprocess.run([BIN, "--config", SHIPPED, "--check-config"], cwd="/", capture_output=True)
+check_eq(r.returncode, 0, "shipped config checks clean from another cwd: " + r.stderr.decode())
+r = subprocess.run([os.path.join(ROOT, BIN), "--config", "infergate.conf", "--check-config"],
+                   cwd=os.path.join(ROOT, "conf"), capture_output=True)
+check_eq(r.returncode, 0, "config named without a directory: " + r.stderr.decode())
+
+
+def check_fails(text, want, what, args=(), env=None, exact=True):
+    """--check-config on <text> exits 2 with 'infergate: <path><want>'."""
+    p = conf(text)
+    r = subprocess.run([BIN, "--config", p, "--check-config"] + list(args), capture_output=True,
+                       env=dict(os.environ, **(env or {})))
+    got = r.stderr.decode()
+    full = "infergate: %s%s\n" % (p, want)
+    if exact:
+        check_eq((r.returncode, got), (2, full), what)
+    else:
+        check(r.returncode == 2 and got.startswith(full.rstrip("\n")),
+              "%s: exit %d, %r does not start with %r" % (what, r.returncode, got, full))
+    return p
+
+
+missing = os.path.join(tmp, "nosuch.json")
+check_fails("listen = 127.0.0.1:0\n\n[endpoint demo]\nmodel = file://nosuch.json\n",
+            ":4: model: cannot open %s: No such file or directory" % missing,
+            "missing model file: file:line:key, path resolved next to the config")
+with open(os.path.join(tmp, "bad-model.json"), "w") as f:
+    f.write('{"algorithm": "kmeans", "feature_dim": 2}')
+check_fails("[endpoint demo]\nvariant = V1\nmodel = file://bad-model.json\n",
+            ":3: model: %s: " % os.path.join(tmp, "bad-model.json"),
+            "invalid model.json is loaded and refused with file:line:key", exact=False)
+with open(os.path.join(tmp, "not-json.json"), "w") as f:
+    f.write("not json at all")
+check_fails("[endpoint a]\nmodel = file://%s\n[endpoint b]\nmodel = file://not-json.json\n"
+            % DEMO_MODEL, ":4: model: %s: " % os.path.join(tmp, "not-json.json"),
+            "every model is loaded, not only the first", exact=False)
+for url, scheme in (("http://127.0.0.1:9000", "http"), ("https://runtime.example.com/x", "https"),
+                    ("sagemaker://us-east-1/my-endpoint", "sagemaker")):
+    check_fails("[endpoint demo]\nmodel = %s\n" % url,
+                ":2: model: '%s': this build serves only file:// models (http://, https:// and "
+                "sagemaker:// upstreams are not built yet)" % url,
+                "a %s:// model is refused at check time" % scheme)
+# ... and at start-up, before anything binds
+p = conf("listen = 127.0.0.1:0\n[endpoint demo]\nmodel = http://127.0.0.1:9000\n")
+r = run([BIN, "--config", p])
+check_eq((r.returncode, r.stderr.decode()),
+         (2, "infergate: %s:3: model: 'http://127.0.0.1:9000': this build serves only file:// "
+             "models (http://, https:// and sagemaker:// upstreams are not built yet)\n" % p),
+         "an http:// model stops start-up with exit 2 and file:line:key")
+
+check_fails("; x\nlisten = nosuchhost.invalid:8080\n",
+            ":2: listen: 'nosuchhost.invalid:8080': cannot resolve nosuchhost.invalid: Name or "
+            "service not known", "listen host that does not resolve")
+check_fails("admin_listen = nosuchhost.invalid:8081\n",
+            ":1: admin_listen: 'nosuchhost.invalid:8081': cannot resolve nosuchhost.invalid: Name or "
+            "service not known", "admin_listen is resolved too")
+p = conf("listen = 127.0.0.1:0\n")
+r = subprocess.run([BIN, "--config", p, "--check-config"], capture_output=True,
+                   env=dict(os.environ, INFERGATE_LISTEN="nosuchhost.invalid:1"))
+check_eq((r.returncode, r.stderr.decode()),
+         (2, "infergate: environment: INFERGATE_LISTEN: 'nosuchhost.invalid:1': cannot resolve "
+             "nosuchhost.invalid: Name or service not known\n"),
+         "a listen from the environment is named by its variable")
+r = run([BIN, "--config", p, "--check-config", "--listen", "nosuchhost.invalid:1"])
+check_eq((r.returncode, r.stderr.decode()),
+         (2, "infergate: command line: --listen: 'nosuchhost.invalid:1': cannot resolve "
+             "nosuchhost.invalid: Name or service not known\n"),
+         "a listen from the command line is named by its flag")
+r = run([BIN, "--config", p, "--listen", "nosuchhost.invalid:1"])
+check_eq(r.returncode, 2, "start-up refuses the unresolvable listen with exit 2 too")
+check_fails("listen = localhost:0\ntls_cert = /nonexistent/cert.pem\ntls_key = /nonexistent/k.pem\n",
+            ":2: tls_cert: cannot use '/nonexistent/cert.pem': error:",
+            "TLS certificate is loaded by --check-config", exact=False)
+p = conf("listen = localhost:0\n[endpoint demo]\nmodel = file://%s\n" % DEMO_MODEL)
+r = run([BIN, "--config", p, "--check-config"])
+check_eq((r.returncode, r.stdout.decode()),
+         (0, "infergate: configuration %s OK (1 endpoints, every model loaded)\n" % p),
+         "listen = localhost:0 checks clean")
+
+# A host name works at start-up, and a relative model path serves from any cwd.
+port = free_port()
+mdir = tempfile.mkdtemp(prefix="ig-config-rel-")
+with open(DEMO_MODEL) as src, open(os.path.join(mdir, "m.json"), "w") as dst:
+    dst.write(src.read())
+p = os.path.join(mdir, "gw.conf")
+with open(p, "w") as f:
+    f.write("listen = localhost:%d\nlog_level = warn\n[endpoint demo]\nmodel = file://m.json\n"
+            % port)
+proc = subprocess.Popen([os.path.join(ROOT, BIN), "--config", p], cwd="/",
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+status = None
+deadline = time.time() + 10
+while status is None and time.time() < deadline and proc.poll() is None:
+    try:
+        req = urllib.request.Request("http://127.0.0.1:%d/endpoints/demo/invocations" % port,
+                                     data=b",".join([b"0"] * 64) + b"\n",
+                                     headers={"Content-Type": "text/csv"})
+        with urllib.request.urlopen(req, timeout=1) as resp:
+            status = resp.status
+    except OSError:
+        time.sleep(0.05)
+proc.terminate()
+_, err = proc.communicate()
+check_eq(status, 200, "listen = localhost:PORT serves, relative model found from cwd /: " +
+         err.decode()[-500:])
 
 finish()

@@ -496,6 +496,25 @@ static void test_help_flag(void **state)
 
     assert_int_equal(load(&cfg, no_env, err, sizeof(err), "--help=1", NULL), IG_ERR_CONFIG);
     assert_string_equal(err, "command line: --help: takes no value");
+
+    /* -h is --help; other short forms stay errors */
+    assert_int_equal(
+        load(&cfg, no_env, err, sizeof(err), "--config", "/nonexistent/x.conf", "-h", NULL), 0);
+    assert_int_equal(cfg.help, 1);
+    ig_config_clear(&cfg);
+    assert_int_equal(load(&cfg, no_env, err, sizeof(err), "-v", NULL), IG_ERR_CONFIG);
+    assert_string_equal(err,
+                        "command line: '-v': unexpected argument (use --NAME VALUE or --NAME=VALUE)");
+
+    /* --version too returns before the file is read */
+    assert_int_equal(
+        load(&cfg, no_env, err, sizeof(err), "--config", "/nonexistent/x.conf", "--version", NULL),
+        0);
+    assert_int_equal(cfg.version, 1);
+    assert_int_equal(cfg.help, 0);
+    ig_config_clear(&cfg);
+    assert_int_equal(load(&cfg, no_env, err, sizeof(err), "--version=2", NULL), IG_ERR_CONFIG);
+    assert_string_equal(err, "command line: --version: takes no value");
 }
 
 /* Unknown INFERGATE_* variables, endpoint options and command-line-only
@@ -507,6 +526,7 @@ static void test_env_ignored(void **state)
     char *env[] = {(char *)"INFERGATE_BIN=bin/infergate",
                    (char *)"INFERGATE_CHECK_CONFIG=1",
                    (char *)"INFERGATE_HELP=1",
+                   (char *)"INFERGATE_VERSION=1",
                    (char *)"INFERGATE_MAX_INFLIGHT=0",
                    (char *)"WORKERS=5",
                    (char *)"INFERGATE_WORKERSX=5",
@@ -518,6 +538,7 @@ static void test_env_ignored(void **state)
     assert_int_equal(load(&cfg, env, err, sizeof(err), NULL), 0);
     assert_int_equal(cfg.check_only, 0);
     assert_int_equal(cfg.help, 0);
+    assert_int_equal(cfg.version, 0);
     assert_global_defaults(&cfg);
     ig_config_clear(&cfg);
 
@@ -556,6 +577,7 @@ static void test_usage(void **state)
         "  --config FILE\n",
         "  --check_config\n",
         "  --help\n",
+        "  --version\n",
         "  --listen HOST:PORT ",
         "  --admin_listen ",
         "  --data_dir ",
@@ -1037,6 +1059,74 @@ static void test_error_truncated(void **state)
     assert_int_equal(load(&cfg, no_env, err, 0, "--max-foo", NULL), IG_ERR_CONFIG);
 }
 
+/* A relative file:// model is next to the config file, not in the cwd. */
+static void test_relative_model_paths(void **state)
+{
+    struct ig_config cfg;
+    char want[256], err[512], cwd[4096];
+    char *argv[] = {(char *)"infergate", (char *)"--config", (char *)"rel.conf", NULL};
+
+    (void)state;
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    load_text_ok(&cfg, "[endpoint a]\nmodel = file://m.json\n"
+                       "[endpoint b]\n\nmodel = file://sub/../m2.json\n"
+                       "[endpoint c]\nmodel = file:///abs/m.json\n"
+                       "[endpoint d]\nmodel = http://127.0.0.1:9/x\n");
+    snprintf(want, sizeof(want), "file://%s/m.json", tmpdir);
+    assert_string_equal(cfg.endpoints[0].model, want);
+    snprintf(want, sizeof(want), "file://%s/sub/../m2.json", tmpdir);
+    assert_string_equal(cfg.endpoints[1].model, want);
+    assert_string_equal(cfg.endpoints[2].model, "file:///abs/m.json");
+    assert_string_equal(cfg.endpoints[3].model, "http://127.0.0.1:9/x");
+    assert_int_equal(cfg.endpoints[0].model_line, 2);
+    assert_int_equal(cfg.endpoints[1].model_line, 5);
+    snprintf(want, sizeof(want), "%s/ok.conf:5: model", tmpdir);
+    assert_string_equal(ig_config_endpoint_where(&cfg, &cfg.endpoints[1], err, sizeof(err)),
+                        want);
+    ig_config_clear(&cfg);
+
+    /* a config file named without a directory: its directory is the cwd */
+    assert_int_equal(chdir(tmpdir), 0);
+    {
+        FILE *f = fopen("rel.conf", "w");
+
+        assert_non_null(f);
+        fputs("[endpoint a]\nmodel = file://m.json\n", f);
+        assert_int_equal(fclose(f), 0);
+    }
+    assert_int_equal(ig_config_load(&cfg, 3, argv, no_env, err, sizeof(err)), 0);
+    assert_string_equal(cfg.endpoints[0].model, "file://m.json");
+    ig_config_clear(&cfg);
+    unlink("rel.conf");
+    assert_int_equal(chdir(cwd), 0);
+}
+
+/* Where each global option came from, for errors found after loading. */
+static void test_where(void **state)
+{
+    struct ig_config cfg;
+    char path[128], err[512], want[256], where[256];
+    char *env[] = {(char *)"INFERGATE_TLS_KEY=/k.pem", NULL};
+
+    (void)state;
+    write_file("a.conf", "; c\nlisten = localhost:0\ntls_cert = /c.pem\n", path, sizeof(path));
+    assert_int_equal(load(&cfg, env, err, sizeof(err), "--config", path, "--admin-listen",
+                          "[::1]:1", NULL),
+                     0);
+    snprintf(want, sizeof(want), "%s:2: listen", path);
+    assert_string_equal(ig_config_where(&cfg, "listen", where, sizeof(where)), want);
+    snprintf(want, sizeof(want), "%s:3: tls_cert", path);
+    assert_string_equal(ig_config_where(&cfg, "tls_cert", where, sizeof(where)), want);
+    assert_string_equal(ig_config_where(&cfg, "tls_key", where, sizeof(where)),
+                        "environment: INFERGATE_TLS_KEY");
+    assert_string_equal(ig_config_where(&cfg, "admin_listen", where, sizeof(where)),
+                        "command line: --admin-listen");
+    assert_string_equal(ig_config_where(&cfg, "workers", where, sizeof(where)),
+                        "default: workers");
+    ig_config_clear(&cfg);
+    assert_null(cfg.origins);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1052,6 +1142,8 @@ int main(void)
         cmocka_unit_test(test_cli_forms),
         cmocka_unit_test(test_check_config_flag),
         cmocka_unit_test(test_help_flag),
+        cmocka_unit_test(test_relative_model_paths),
+        cmocka_unit_test(test_where),
         cmocka_unit_test(test_env_ignored),
         cmocka_unit_test(test_endpoint_names),
         cmocka_unit_test(test_usage),

@@ -291,6 +291,82 @@ static void test_ll_threshold(void **state)
     ig_model_free(m);
 }
 
+/* ---- outputs that are not finite ---------------------------------------- */
+
+/* <x> overflows <m>: IG_MODEL_NOT_FINITE in every format, nothing written
+ * (the buffer keeps what it held); <ok> is answered. */
+static void expect_not_finite(const struct ig_model *m, const double *x, const double *ok)
+{
+    for (int f = 0; f < IG_FMT_COUNT; f++) {
+        struct ig_buf b;
+
+        ig_buf_init(&b, 1 << 20);
+        assert_int_equal(ig_buf_append_str(&b, "ab"), 0);
+        assert_int_equal(ig_model_predict_row(m, x, (enum ig_format)f, &b), IG_MODEL_NOT_FINITE);
+        assert_int_equal(b.len, 2);
+        assert_string_equal(b.data, "ab");
+        assert_int_equal(ig_model_predict_row(m, ok, (enum ig_format)f, &b), 0);
+        assert_null(strstr(b.data, "Infinity"));
+        assert_null(strstr(b.data, "NaN"));
+        ig_buf_clear(&b);
+    }
+}
+
+/* Finite inputs, finite model, output past the double range: never a bare
+ * Infinity or NaN in a response; the row fails with a reason. */
+static void test_not_finite(void **state)
+{
+    struct ig_model *reg = load_json_ok("{\"algorithm\":\"linear-learner\",\"feature_dim\":2,"
+                                        "\"predictor_type\":\"regressor\","
+                                        "\"weights\":[1e308,-1e308],\"bias\":0}");
+    struct ig_model *bin = load_json_ok("{\"algorithm\":\"linear-learner\",\"feature_dim\":2,"
+                                        "\"predictor_type\":\"binary_classifier\","
+                                        "\"weights\":[1e308,1e308],\"bias\":0}");
+    struct ig_model *km = load_json_ok("{\"algorithm\":\"kmeans\",\"feature_dim\":2,"
+                                       "\"centroids\":[[-1e308,0],[1e308,0]]}");
+    struct ig_model *pca = load_json_ok("{\"algorithm\":\"pca\",\"feature_dim\":2,"
+                                        "\"components\":[[1,0],[1e308,1e308]]}");
+    const double big[] = {1e308, 1e308}, plus_minus[] = {1e308, -1e308}, ones[] = {1, 1};
+    const double zero[] = {0, 0}, one_zero[] = {1, 0}, one_minus[] = {1, -1};
+
+    (void)state;
+    expect_not_finite(reg, big, ones); /* 1e308 * 1e308 = inf, then inf - inf = NaN */
+    expect_not_finite(reg, plus_minus, ones); /* inf + inf = inf */
+    expect_all(reg, ones, "0.0", "{\"score\":0.0}");
+    /* a binary classifier's infinite score has a sigmoid; inf - inf has not */
+    expect_all(bin, big, "1.0,1", "{\"score\":1.0,\"predicted_label\":1}");
+    expect_not_finite(bin, plus_minus, one_minus);
+    /* K-Means: every distance is past the double range... */
+    expect_not_finite(km, (const double[]){0, 1.7e308}, zero);
+    expect_not_finite(km, (const double[]){-1.7e308, 1.7e308}, zero);
+    /* ...but a distance whose square overflows is still a distance (the
+     * closest of two at 1e308 and 1.4142e308; ties keep the lowest) */
+    expect_all(km, zero, "0.0,1e+308", "{\"closest_cluster\":0.0,\"distance_to_cluster\":1e+308}");
+    expect_all(km, (const double[]){1e308, 1e308}, "1.0,1e+308",
+               "{\"closest_cluster\":1.0,\"distance_to_cluster\":1e+308}");
+    expect_all(km, (const double[]){0, 1e308}, "0.0,1.4142135623730951e+308",
+               "{\"closest_cluster\":0.0,\"distance_to_cluster\":1.4142135623730951e+308}");
+    expect_all(km, (const double[]){0, 1e200}, "0.0,1e+308",
+               "{\"closest_cluster\":0.0,\"distance_to_cluster\":1e+308}");
+    expect_all(km, (const double[]){1e307, 1e200}, "1.0,9e+307",
+               "{\"closest_cluster\":1.0,\"distance_to_cluster\":9e+307}");
+    /* PCA: the second projection overflows; the first alone is no answer */
+    expect_not_finite(pca, big, one_zero);
+    expect_all(pca, one_zero, "1.0,1e+308", "{\"projection\":[1.0,1e+308]}");
+    assert_string_equal(ig_model_not_finite_msg(reg),
+                        "the model's output is not finite (overflow in the linear learner score).");
+    assert_string_equal(ig_model_not_finite_msg(bin),
+                        "the model's output is not finite (overflow in the linear learner score).");
+    assert_string_equal(ig_model_not_finite_msg(km),
+                        "the model's output is not finite (overflow in the K-Means distance).");
+    assert_string_equal(ig_model_not_finite_msg(pca),
+                        "the model's output is not finite (overflow in the PCA projection).");
+    ig_model_free(reg);
+    ig_model_free(bin);
+    ig_model_free(km);
+    ig_model_free(pca);
+}
+
 /* ---- output buffer ------------------------------------------------------ */
 
 static void test_predict_appends_and_caps(void **state)
@@ -795,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_ll_regressor),
         cmocka_unit_test(test_ll_binary),
         cmocka_unit_test(test_ll_threshold),
+        cmocka_unit_test(test_not_finite),
         cmocka_unit_test(test_predict_appends_and_caps),
         cmocka_unit_test(test_demo_kmeans),
         cmocka_unit_test(test_concurrent_predict),

@@ -83,6 +83,52 @@ static void test_batch_of_two_requests(void **state)
     event_base_free(base);
 }
 
+/* A row whose output is not finite fails alone: its prediction carries
+ * IG_PRED_FAILED and the reason; the batch and its other rows succeed. */
+static void test_not_finite_row(void **state)
+{
+    struct event_base *base = event_base_new();
+    struct ig_workers *w;
+    struct ig_upstream *u;
+    struct ig_upstream_env env;
+    char err[256];
+    /* weights (1e308, -1e308): (1,1) -> 0; (2,0) -> overflow; (1,0) -> 1e308 */
+    double fa[] = {1, 1, 2, 0, 1, 0};
+    double fb[] = {0, 1, 9, 9};
+    struct ig_rowset a = {.nrows = 3, .dim = 2, .features = fa};
+    struct ig_rowset b = {.nrows = 2, .dim = 2, .features = fb};
+    struct ig_batch_seg segs[] = {{.owner = &a, .rs = &a, .first = 0, .nrows = 3},
+                                  {.owner = &b, .rs = &b, .first = 0, .nrows = 1}};
+    struct ig_batch batch = {.nrows = 4, .segs = segs, .nsegs = 2};
+    static const char why[] = "the model's output is not finite (overflow in the linear "
+                              "learner score).";
+
+    (void)state;
+    assert_int_equal(ig_workers_new(base, 1, 8, &w), 0);
+    env.workers = w;
+    assert_int_equal(ig_upstream_open("file://tests/unit/data/ll-huge.json", &env, &u, err,
+                                      sizeof(err)), 0);
+    for (int f = 0; f < IG_FMT_COUNT; f++) {
+        completed = NULL;
+        assert_int_equal(u->ops->submit_batch(u, &batch, (enum ig_format)f, on_done, base), 0);
+        event_base_dispatch(base);
+        assert_ptr_equal(completed, &batch);
+        assert_int_equal(batch.status, 0);
+        pred_is(&batch, 0, f == IG_FMT_CSV ? "0.0" : "{\"score\":0.0}");
+        assert_int_equal(batch.preds[1].len, IG_PRED_FAILED | (sizeof(why) - 1));
+        assert_memory_equal(batch.out + batch.preds[1].off, why, sizeof(why) - 1);
+        pred_is(&batch, 2, f == IG_FMT_CSV ? "1e+308" : "{\"score\":1e+308}");
+        pred_is(&batch, 3, f == IG_FMT_CSV ? "-1e+308" : "{\"score\":-1e+308}");
+        free(batch.out);
+        free(batch.preds);
+        batch.out = NULL;
+        batch.preds = NULL;
+    }
+    ig_upstream_free(u);
+    ig_workers_free(w);
+    event_base_free(base);
+}
+
 static void test_open_errors(void **state)
 {
     struct ig_upstream_env env = {.workers = NULL};
@@ -103,6 +149,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_of_two_requests),
+        cmocka_unit_test(test_not_finite_row),
         cmocka_unit_test(test_open_errors),
     };
 

@@ -1,0 +1,28 @@
+/*
+ * addr.h - listen addresses: "HOST:PORT" to a socket address.
+ *
+ * One parser serves start-up (the HTTP listener) and --check-config, so a
+ * configuration that checks clean binds the address it checked.
+ */
+#ifndef INFERGATE_ADDR_H
+#define INFERGATE_ADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/*
+ * Resolve <hostport>, "HOST:PORT", for a listening socket. HOST is an IPv4
+ * address, a bracketed IPv6 address ("[::1]") or a host name ("localhost",
+ * resolved with getaddrinfo: /etc/hosts, then DNS; this may block, so call
+ * it before the loop runs). PORT is 0..65535 in decimal; 0 lets the kernel
+ * pick a free port. A name with several addresses gives its first IPv4
+ * address, else its first IPv6 one, so that "localhost" is 127.0.0.1
+ * whatever the resolver's order.
+ * Returns 0 and fills <ss> and <sslen>, or IG_ERR_CONFIG with a one-line
+ * reason in <err> (cut to <errlen>), e.g.
+ *   "'nosuchhost:80': cannot resolve nosuchhost: Name or service not known".
+ */
+int ig_addr_resolve(const char *hostport, struct sockaddr_storage *ss, int *sslen, char *err,
+                    size_t errlen);
+
+#endif /* INFERGATE_ADDR_H */
