@@ -523,6 +523,8 @@ static struct ig_endpoint_conf *config_cur_endpoint(struct config_load *st)
     return &st->cfg->endpoints[st->cfg->nendpoints - 1];
 }
 
+static void config_resolve_model(const char *path, struct ig_endpoint_conf *ep);
+
 /* Close the current section: an endpoint must have its required keys. */
 static void config_section_end(struct config_load *st)
 {
@@ -533,19 +535,7 @@ static void config_section_end(struct config_load *st)
     for (size_t i = 0; i < CONFIG_NENDPOINT; i++)
         if ((config_endpoint[i].flags & CONFIG_REQUIRED) && !(st->seen & (1ull << i)))
             config_fail(st, "%s:%d: [endpoint %s]: missing required key '%s'", st->path, ep->line,
-static void config_resolve_model(const char *path, struct ig_endpoint_conf *ep);
-
                         ep->name, config_endpoint[i].name);
-}
-
-/* Open [endpoint <name>] at the current line. */
-static void config_endpoint_begin(struct config_load *st, const char *name)
-{
-    struct ig_config *cfg = st->cfg;
-    const struct ig_endpoint_conf *dup = ig_config_endpoint(cfg, name);
-    struct ig_endpoint_conf *ep;
-
-    if (!config_name_ok(name, strlen(name))) {
     if (!st->failed)
         config_resolve_model(st->path, ep);
 }
@@ -570,6 +560,16 @@ static void config_resolve_model(const char *path, struct ig_endpoint_conf *ep)
     snprintf(url, n, "file://%.*s%s", (int)dlen, path, rel);
     free(ep->model);
     ep->model = url;
+}
+
+/* Open [endpoint <name>] at the current line. */
+static void config_endpoint_begin(struct config_load *st, const char *name)
+{
+    struct ig_config *cfg = st->cfg;
+    const struct ig_endpoint_conf *dup = ig_config_endpoint(cfg, name);
+    struct ig_endpoint_conf *ep;
+
+    if (!config_name_ok(name, strlen(name))) {
         config_fail(st,
                     "%s:%d: invalid endpoint name '%s' (1..63 letters, digits or '-', starting "
                     "and ending with a letter or digit)",
@@ -716,6 +716,8 @@ static int config_on_key(void *user, const char *section, const char *name, cons
     }
     st->seen |= 1ull << i;
     st->seen_line[i] = st->line;
+    if (ep != NULL && o->offset == offsetof(struct ig_endpoint_conf, model))
+        ep->model_line = st->line;
     if (config_set(o, ep ? (void *)ep : (void *)st->cfg, value, why, sizeof(why)) != 0) {
         config_fail(st, "%s:%d: %s: %s", st->path, st->line, name, why);
         return 0;
@@ -726,8 +728,6 @@ static int config_on_key(void *user, const char *section, const char *name, cons
 }
 
 /* Our choices among inih's run-time knobs (a Debian build feature). */
-    if (ep != NULL && o->offset == offsetof(struct ig_endpoint_conf, model))
-        ep->model_line = st->line;
 static void config_ini_setup(void)
 {
     ini_allow_multiline = false;    /* an indented line is a key, not a continuation */
@@ -820,6 +820,8 @@ static void config_cli(struct config_load *st, int argc, char **argv, int meta)
         const struct config_opt *o;
         int n;
 
+        if (strcmp(arg, "-h") == 0) /* the one short form: what people type first */
+            arg = "--help";
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0' || arg[2] == '=') {
             config_fail(st,
                         "command line: '%s': unexpected argument (use --NAME VALUE or "
@@ -830,8 +832,6 @@ static void config_cli(struct config_load *st, int argc, char **argv, int meta)
         eq = strchr(arg, '=');
         n = eq ? (int)(eq - arg) : (int)strlen(arg); /* "--name" as written */
         o = config_find(config_global, CONFIG_NGLOBAL, arg + 2, (size_t)n - 2, CONFIG_IN_CLI);
-        if (strcmp(arg, "-h") == 0) /* the one short form: what people type first */
-            arg = "--help";
         if (o == NULL) {
             config_fail(st, "command line: %.*s: unknown option", n, arg);
             return;
@@ -920,6 +920,9 @@ out:
     if (st->failed) {
         ig_config_clear(cfg);
         rc = IG_ERR_CONFIG;
+    } else {
+        cfg->origins = ig_xmalloc(sizeof(st->origin));
+        memcpy(cfg->origins, st->origin, sizeof(st->origin));
     }
     free(st);
     return rc;
@@ -932,35 +935,11 @@ void ig_config_clear(struct ig_config *cfg)
         config_free_strings(config_endpoint, CONFIG_NENDPOINT, &cfg->endpoints[i]);
     }
     free(cfg->endpoints);
+    free(cfg->origins);
     config_free_strings(config_global, CONFIG_NGLOBAL, cfg);
     memset(cfg, 0, sizeof(*cfg));
 }
 
-const struct ig_endpoint_conf *ig_config_endpoint(const struct ig_config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->nendpoints; i++)
-        if (strcmp(cfg->endpoints[i].name, name) == 0)
-            return &cfg->endpoints[i];
-    } else {
-        cfg->origins = ig_xmalloc(sizeof(st->origin));
-        memcpy(cfg->origins, st->origin, sizeof(st->origin));
-    return NULL;
-}
-
-/* One option of the --help text: "  --name ARG" (or "  name = ARG" for
- * file-only options), its limits and default, then the help line. */
-static void config_usage_opt(FILE *out, const struct config_opt *o)
-{
-    char head[96], props[160] = "";
-    size_t n = 0;
-
-    if (o->flags & CONFIG_IN_CLI)
-        snprintf(head, sizeof(head), "--%s%s%s", o->name, o->arg[0] ? " " : "", o->arg);
-    free(cfg->origins);
-    else
-        snprintf(head, sizeof(head), "%s = %s", o->name, o->arg);
-    if (o->type == CONFIG_U32 || o->type == CONFIG_U64)
-        n += (size_t)snprintf(props + n, sizeof(props) - n, "%llu..%llu, ",
 const char *ig_config_where(const struct ig_config *cfg, const char *name, char *buf,
                             size_t len)
 {
@@ -987,6 +966,27 @@ const char *ig_config_endpoint_where(const struct ig_config *cfg,
     return buf;
 }
 
+const struct ig_endpoint_conf *ig_config_endpoint(const struct ig_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nendpoints; i++)
+        if (strcmp(cfg->endpoints[i].name, name) == 0)
+            return &cfg->endpoints[i];
+    return NULL;
+}
+
+/* One option of the --help text: "  --name ARG" (or "  name = ARG" for
+ * file-only options), its limits and default, then the help line. */
+static void config_usage_opt(FILE *out, const struct config_opt *o)
+{
+    char head[96], props[160] = "";
+    size_t n = 0;
+
+    if (o->flags & CONFIG_IN_CLI)
+        snprintf(head, sizeof(head), "--%s%s%s", o->name, o->arg[0] ? " " : "", o->arg);
+    else
+        snprintf(head, sizeof(head), "%s = %s", o->name, o->arg);
+    if (o->type == CONFIG_U32 || o->type == CONFIG_U64)
+        n += (size_t)snprintf(props + n, sizeof(props) - n, "%llu..%llu, ",
                               (unsigned long long)o->min, (unsigned long long)o->max);
     else if (o->type == CONFIG_LEVEL)
         n += (size_t)snprintf(props + n, sizeof(props) - n, "debug|info|warn|error, ");
@@ -1009,6 +1009,7 @@ const char *ig_config_endpoint_where(const struct ig_config *cfg,
 void ig_config_usage(FILE *out)
 {
     fputs("Usage: infergate [--config FILE] [--check-config] [--NAME VALUE]...\n"
+          "       infergate --help | -h | --version\n"
           "\n"
           "Each option is taken from, in rising priority: its default, the INI file\n"
           "(\"name = value\"), the environment (INFERGATE_<NAME>, upper case), the command\n"
@@ -1030,5 +1031,4 @@ void ig_config_usage(FILE *out)
           out);
     for (size_t i = 0; i < CONFIG_NENDPOINT; i++)
         config_usage_opt(out, &config_endpoint[i]);
-          "       infergate --help | -h | --version\n"
 }

@@ -63,11 +63,11 @@ struct ig_config {
     uint64_t drain_timeout_ms;          /* 30000, 0..3600000 */
     struct ig_endpoint_conf *endpoints; /* in file order */
     size_t nendpoints;
+    char *origins; /* private to config.c: where each global option was set (ig_config_where) */
 };
 
 /*
  * Fill <cfg> (its previous contents are ignored, not freed): built-in
-    char *origins; /* private to config.c: where each global option was set (ig_config_where) */
  * defaults, then the INI file named by --config FILE or INFERGATE_CONFIG,
  * then INFERGATE_<NAME> environment variables taken from <envp> (a
  * NULL-terminated "NAME=VALUE" array; global options only; unknown
@@ -106,10 +106,6 @@ void ig_config_clear(struct ig_config *cfg);
  * generated from the tables, to <out>. */
 void ig_config_usage(FILE *out);
 
-/* The endpoint named <name>, or NULL. The result points into <cfg>. */
-const struct ig_endpoint_conf *ig_config_endpoint(const struct ig_config *cfg, const char *name);
-
-#endif /* INFERGATE_CONFIG_H */
 /*
  * Where global option <name> took its value, for messages about it written
  * after loading (a listen address that does not resolve, a certificate that
@@ -123,3 +119,7 @@ const char *ig_config_where(const struct ig_config *cfg, const char *name, char 
 const char *ig_config_endpoint_where(const struct ig_config *cfg,
                                      const struct ig_endpoint_conf *ep, char *buf, size_t len);
 
+/* The endpoint named <name>, or NULL. The result points into <cfg>. */
+const struct ig_endpoint_conf *ig_config_endpoint(const struct ig_config *cfg, const char *name);
+
+#endif /* INFERGATE_CONFIG_H */

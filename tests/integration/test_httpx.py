@@ -157,7 +157,8 @@ def throttled_cap(gw):
     before it has arrived; the next request on the same client is served."""
     url = gw.invoke_url("demo")
     big = csv_body(allrows)
-    check(len(big) > CAP - HELD and len(big) <= CAP, "all rows (%d bytes) fit only alone" % len(big))
+    check(len(big) > CAP - HELD and len(big) <= CAP,
+          "all rows (%d bytes) fit under the cap only alone" % len(big))
     want = sm_error("The gateway is holding its limit of %d bytes of request bodies; retry later."
                     % CAP)
     s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)

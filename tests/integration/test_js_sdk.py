@@ -4,8 +4,9 @@ for HTTP/2) against the real gateway: every request and response format with
 exact predictions, the default Content-Type the SDK sends
 (application/octet-stream, meaning none given), every error type with the
 exception name, message and HTTP status the SDK surfaces, 200 concurrent
-calls over one HTTP/2 session, and early refusal (413 before the body has
-arrived) that must not strand the connection.
+calls over one HTTP/2 session, and early refusal (413, and ThrottlingException
+from the cap on request-body bytes, answered before the body has arrived)
+that must not strand the connection.
 
 tests/js/sdk_test.mjs makes the calls (installed by `make deps`: npm ci in
 tests/js); this script writes its plan, computes every expected answer from
@@ -68,8 +69,9 @@ expects = {}    # step name -> list of (what, expectation) per call
 def step(name, handler, client, calls, concurrent=False, timeout_ms=CALL_TIMEOUT_MS, plan=None):
     """<calls>: [(what, call dict, expectation)]; an expectation is a dict of
     result fields that must match exactly."""
-    (steps if plan is None else plan).append({"name": name, "handler": handler, "client": client, "timeout_ms": timeout_ms,
-                  "concurrent": concurrent, "calls": [c for _, c, _ in calls]})
+    (steps if plan is None else plan).append(
+        {"name": name, "handler": handler, "client": client, "timeout_ms": timeout_ms,
+         "concurrent": concurrent, "calls": [c for _, c, _ in calls]})
     expects[name] = [(what, want) for what, _, want in calls]
 
 
@@ -242,7 +244,8 @@ def run_node(url, plan_steps, deadline_ms):
             continue
         if "step" in rec:
             got[rec["step"]] = rec["results"]
-    check(rc == 0, "node exit status %d; stderr: %s" % (rc, errout.decode("utf-8", "replace")[-1500:]))
+    check(rc == 0, "node exit status %d; stderr: %s"
+          % (rc, errout.decode("utf-8", "replace")[-1500:]))
     return got
 
 
