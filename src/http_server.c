@@ -1190,6 +1190,7 @@ static int server_listen(struct ig_http_server *srv, const char *listen, char *e
     struct sockaddr_storage ss;
     int sslen = (int)sizeof(ss);
     socklen_t blen = sizeof(ss);
+    char why[512];
 
     memset(&ss, 0, sizeof(ss));
     /* the resolver --check-config uses: numeric hosts, [IPv6], names, port 0 */
@@ -1337,4 +1338,3 @@ void ig_http_server_free(struct ig_http_server *srv)
     SSL_CTX_free(srv->ssl_ctx);
     free(srv);
 }
-    char why[512];
