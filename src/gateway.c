@@ -32,10 +32,10 @@
 #include "infergate/http.h"
 #include "infergate/metrics.h"
 #include "infergate/upstream.h"
+#include "infergate/version.h"
 #include "infergate/workers.h"
 
 #define GW_ACCOUNT "000000000000"
-#define GW_METRICS_MAX ((size_t)4 << 20)
 #define GW_RESPONSE_MAX ((size_t)64 << 20)
 #define GW_DRAIN_POLL_US 10000
 /* SageMaker's region in the LogStreamArn of ModelError bodies: the gateway
@@ -790,6 +790,7 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
 }
 
 static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out);
+static size_t gw_metrics_max(const struct ig_gateway *gw);
 
 static void gw_respond_text(struct ig_gateway *gw, struct ig_http_req *http, int status,
                             const char *ctype, char *body, size_t len)
@@ -818,7 +819,7 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
         size_t len;
         char *body;
 
-        ig_buf_init(&out, GW_METRICS_MAX);
+        ig_buf_init(&out, gw_metrics_max(gw));
         if (gw_render_metrics(gw, &out) < 0) {
             ig_buf_clear(&out);
             gw_error(gw, http, "InternalFailure", "Metrics too large to render.");
@@ -862,6 +863,19 @@ static void on_request(struct ig_http_req *http, void *arg)
 }
 
 /* ---- metrics ----------------------------------------------------------- */
+
+/* The metrics text is bounded by the configuration: a fixed part, plus per
+ * endpoint at most ~90 lines (8 samples and 3 histograms of up to 27 lines)
+ * of at most ~220 bytes (a 63-character name in every label). Twice that
+ * per endpoint leaves room for metrics added later; what is allocated is
+ * only what the text takes (1024 endpoints: about 8 MB). */
+#define GW_METRICS_FIXED ((size_t)1 << 20)
+#define GW_METRICS_PER_ENDPOINT ((size_t)40 << 10)
+
+static size_t gw_metrics_max(const struct ig_gateway *gw)
+{
+    return GW_METRICS_FIXED + gw->neps * GW_METRICS_PER_ENDPOINT;
+}
 
 static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
 {
@@ -944,6 +958,12 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
     if (rv == 0)
         rv = ig_metrics_sample(out, "infergate_buffered_body_bytes", "",
                                (double)ig_http_server_buffered_body_bytes(gw->http));
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_build_info", "gauge",
+                               "The running version and build (the value is always 1).");
+    if (rv == 0)
+        rv = ig_metrics_sample(out, "infergate_build_info",
+                               "version=\"" IG_VERSION "\",build=\"" IG_BUILD "\"", 1);
     return rv;
 }
 
