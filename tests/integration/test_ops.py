@@ -1,0 +1,131 @@
+"""Operations from the real binary: --version, -h, infergate_build_info,
+/metrics for the largest configuration allowed (1024 endpoints), and
+nothing but JSON lines on stderr (libevent's own messages included)."""
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+
+from iglib import (BIN, DEMO_MODEL, ROOT, Gateway, check, check_eq, csv_body, curl, digits_rows,
+                   finish, run)
+
+with open(os.path.join(ROOT, "include", "infergate", "version.h")) as f:
+    VERSION = re.search(r'#define IG_VERSION "([^"]+)"', f.read()).group(1)
+
+
+def get(url, timeout=30):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+def json_lines(text, what):
+    """Every line of <text> is one JSON object with ts, level and msg."""
+    bad = []
+    objs = []
+    for line in text.splitlines():
+        try:
+            o = json.loads(line)
+            if not (isinstance(o, dict) and "ts" in o and "level" in o and "msg" in o):
+                bad.append(line)
+            objs.append(o)
+        except ValueError:
+            bad.append(line)
+    check(not bad, "%s: every stderr line is a JSON log object; not: %r" % (what, bad[:3]))
+    return objs
+
+
+# ---- --version, -h ---------------------------------------------------------
+
+r = run([BIN, "--version"])
+check_eq(r.returncode, 0, "--version exits 0")
+out = r.stdout.decode()
+check(re.fullmatch(r"infergate %s \(build [^\s()]+\)\n" % re.escape(VERSION), out) is not None,
+      "--version prints 'infergate VERSION (build BUILD)': %r" % out)
+check_eq(r.stderr, b"", "--version writes nothing on stderr")
+BUILD = re.search(r"\(build ([^\s()]+)\)", out).group(1) if "(build " in out else "?"
+
+r = run([BIN, "-h"])
+h = run([BIN, "--help"])
+check_eq(r.returncode, 0, "-h exits 0")
+check(r.stdout == h.stdout and b"--max_body_bytes" in r.stdout, "-h prints what --help prints")
+check(b"--version" in h.stdout and b"-h" in h.stdout, "--help lists --version and -h")
+# --version and -h win over a file that does not exist, like --help
+r = run([BIN, "--config", "/nonexistent.conf", "--version"])
+check_eq(r.returncode, 0, "--version does not read the file")
+r = run([BIN, "-x"])
+check_eq((r.returncode, r.stderr.decode()),
+         (2, "infergate: command line: '-x': unexpected argument (use --NAME VALUE or "
+             "--NAME=VALUE)\n"), "another short flag is refused with exit 2")
+
+# ---- /metrics for the largest configuration allowed ------------------------
+
+N = 1024
+eps = {"e%04d" % i: {"model": DEMO_MODEL, "max_delay_us": "0"} for i in range(N)}
+t0 = time.time()
+with Gateway(eps) as gw:
+    started = time.time() - t0
+    rows = digits_rows(3)
+    st, _, body = curl(gw.invoke_url("e1023"), csv_body(rows), ["Content-Type: text/csv"])
+    check_eq(st, 200, "invoke the last of 1024 endpoints")
+    st, _, _ = curl(gw.invoke_url("e0000"), csv_body(rows[:1]), ["Content-Type: text/csv"])
+    check_eq(st, 200, "invoke the first of 1024 endpoints")
+    t1 = time.time()
+    st, ctype, text = get(gw.url + "/metrics")
+    took = time.time() - t1
+    check_eq(st, 200, "/metrics answers with 1024 endpoints")
+    check_eq(ctype, "text/plain; version=0.0.4", "/metrics content type")
+    lines = set(text.splitlines())
+    for want in ['infergate_requests_total{endpoint="e1023"} 1',
+                 'infergate_rows_total{endpoint="e1023"} 3',
+                 'infergate_requests_total{endpoint="e0000"} 1',
+                 'infergate_rows_total{endpoint="e0000"} 1',
+                 'infergate_requests_total{endpoint="e0511"} 0',
+                 'infergate_batch_rows_bucket{endpoint="e1023",le="2.0"} 0',
+                 'infergate_batch_rows_bucket{endpoint="e1023",le="4.0"} 1',
+                 'infergate_batch_rows_bucket{endpoint="e1023",le="+Inf"} 1',
+                 'infergate_batch_rows_count{endpoint="e1023"} 1',
+                 'infergate_batch_rows_sum{endpoint="e1023"} 3.0',
+                 'infergate_batch_rows_count{endpoint="e0512"} 0',
+                 'infergate_request_latency_seconds_count{endpoint="e1023"} 1',
+                 'infergate_request_latency_seconds_bucket{endpoint="e0700",le="60.0"} 0',
+                 'infergate_upstream_latency_seconds_count{endpoint="e0000"} 1',
+                 'infergate_queue_rows{endpoint="e0999"} 0',
+                 'infergate_inflight_batches{endpoint="e0999"} 0',
+                 'infergate_batches_total{endpoint="e0998",reason="drain"} 0',
+                 'infergate_build_info{version="%s",build="%s"} 1' % (VERSION, BUILD)]:
+        check(want in lines, "/metrics has the line %s" % want)
+    names = set(re.findall(r'infergate_requests_total\{endpoint="(e\d{4})"\} ', text))
+    check_eq(len(names), N, "one requests_total sample per endpoint")
+    check_eq(text.count("\n# TYPE infergate_batch_rows histogram\n"), 1,
+             "each metric family has one TYPE line")
+    check(text.endswith("\n"), "metrics text ends with a newline")
+    print("info: 1024 endpoints: started in %.2f s, /metrics %d bytes in %.1f ms"
+          % (started, len(text), took * 1000))
+    check(gw.alive(), "gateway alive after /metrics")
+    json_lines(gw.stderr(), "1024 endpoints")
+
+# ---- libevent's own messages are JSON lines too -----------------------------
+
+# EVENT_SHOW_METHOD makes libevent print which backend it uses through its
+# log hook: that line must come out as one of ours.
+os.environ["EVENT_SHOW_METHOD"] = "1"
+os.environ["INFERGATE_LOG_LEVEL"] = "info"  # the environment beats Gateway's log_level = warn
+try:
+    with Gateway({"demo": {"model": DEMO_MODEL}}) as gw:
+        time.sleep(0.2)
+        objs = json_lines(gw.stderr(), "libevent message")
+        check(any(o["msg"].startswith("libevent: libevent using: ") and o["level"] == "info"
+                  for o in objs), "libevent's message is a JSON line: %r" % objs[:3])
+        check(any(o["msg"] == "infergate %s (build %s) starting" % (VERSION, BUILD)
+                  for o in objs), "the first log line names the version and build")
+finally:
+    del os.environ["EVENT_SHOW_METHOD"]
+    del os.environ["INFERGATE_LOG_LEVEL"]
+
+finish()
