@@ -6,7 +6,9 @@
  *
  * Checked: a failure leaves the struct zeroed and a one-line message that
  * starts with the file's path; a success has every option inside the range
- * config.h documents and well-formed endpoints; ig_config_clear frees
+ * config.h documents and well-formed endpoints (file:// models resolved to
+ * absolute paths, the model key's line known, where listen came from);
+ * ig_config_clear frees
  * everything (LeakSanitizer) and zeroes the struct.
  */
 #include <stdbool.h>
@@ -66,7 +68,19 @@ static bool name_ok(const char *s)
 static void check_config(const struct ig_config *c)
 {
     FUZZ_CHECK(c->config_path != NULL && strcmp(c->config_path, cfg_path) == 0, "config_path");
-    FUZZ_CHECK(!c->check_only && !c->help, "flags set from the file");
+    FUZZ_CHECK(!c->check_only && !c->help && !c->version, "flags set from the file");
+    FUZZ_CHECK(c->access_log == 0 || c->access_log == 1, "access_log %d", c->access_log);
+    FUZZ_CHECK(c->origins != NULL, "no origins after a successful load");
+    {
+        char where[256];
+        const char *w = ig_config_where(c, "listen", where, sizeof(where));
+
+        FUZZ_CHECK(strcmp(w, "default: listen") == 0 ||
+                       (strncmp(w, cfg_path, strlen(cfg_path)) == 0 &&
+                        w[strlen(cfg_path)] == ':' &&
+                        strcmp(w + strlen(w) - 8, ": listen") == 0),
+                   "where of listen \"%s\"", w);
+    }
     FUZZ_CHECK(c->listen != NULL && c->listen[0] != '\0', "listen");
     FUZZ_CHECK(c->admin_listen && c->data_dir && c->data_dir[0] && c->redis_url && c->tls_cert &&
                    c->tls_key,
@@ -101,6 +115,10 @@ static void check_config(const struct ig_config *c)
         FUZZ_CHECK(IN_RANGE(e->max_queue_rows, 1, 16777216), "max_queue_rows");
         FUZZ_CHECK(IN_RANGE(e->request_timeout_ms, 1, 3600000), "request_timeout_ms");
         FUZZ_CHECK(e->line >= 1, "endpoint %s line %d", e->name, e->line);
+        FUZZ_CHECK(e->model_line > e->line, "endpoint %s model line %d", e->name, e->model_line);
+        /* relative file:// paths are resolved against the file's directory */
+        FUZZ_CHECK(strncmp(e->model, "file://", 7) != 0 || e->model[7] == '/',
+                   "endpoint %s model \"%s\" left relative", e->name, e->model);
         FUZZ_CHECK(ig_config_endpoint(c, e->name) == e, "endpoint %s found twice", e->name);
     }
 }
