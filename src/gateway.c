@@ -51,6 +51,10 @@
  * Their bytes are already held (and capped) by the HTTP layer; this bounds
  * the queue of decode jobs itself. */
 #define GW_DECODE_QUEUE_MAX 64
+/* Decoder threads run this much nicer than the loop: with few cores, the
+ * loop thread then wins the CPU whenever it wakes, and a stream of 6 MiB
+ * bodies costs the other connections no latency (load/bench-loop-stall.sh). */
+#define GW_DECODE_NICE 10
 
 struct gw_endpoint;
 
@@ -111,6 +115,10 @@ struct gw_request {
     struct gw_request *dl_prev, *dl_next; /* on ep's deadline FIFO while dl_linked */
     uint64_t deadline_us;
     uint64_t start_us;
+    /* For the access log: the request's batches (gateway-wide ids) and when
+     * its rows were queued, first and last flushed. */
+    uint64_t batch_first, batch_last;
+    uint64_t enqueue_us, first_flush_us, last_flush_us;
     uint8_t dl_linked;
     uint8_t decoding; /* the body is on a decoder: rs belongs to the worker */
     uint8_t expired;  /* the deadline passed while decoding: answer when it is back */
@@ -131,6 +139,7 @@ struct ig_gateway {
     struct event *drain_poll;
     uint64_t drain_deadline_us;
     uint64_t answered;       /* responses handed to the HTTP layer, all time */
+    uint64_t batch_seq;      /* the last batch id given, gateway-wide (access log) */
     uint64_t drain_answered; /* <answered> when the drain began */
 
     /* metrics */
@@ -163,14 +172,80 @@ static void gw_count_status(struct ig_gateway *gw, int status)
         gw->responses[status / 100]++;
 }
 
-static void gw_error(struct ig_gateway *gw, struct ig_http_req *http, const char *type,
-                     const char *msg)
+/*
+ * The access log line of a response about to be sent on <http> (which the
+ * send frees): <r> is the request when there is one (rows, batches, times),
+ * <endpoint> the endpoint the path named (NULL for other routes). Lines
+ * for successes are only written with access_log on; errors always reach
+ * ig_log_access, which writes them at warn.
+ */
+static void gw_access(struct ig_http_req *http, const struct gw_request *r, const char *endpoint,
+                      int status, const char *etype, uint64_t bytes_out, uint64_t now)
+{
+    struct ig_access_rec rec = {0};
+    size_t len;
+
+    if (!ig_log_access_on && etype == NULL && status < 400)
+        return;
+    rec.request_id = http ? ig_http_req_id(http) : NULL;
+    rec.endpoint = endpoint;
+    rec.proto = http == NULL ? NULL
+                : strcmp(ig_http_req_proto(http), "h2") == 0 ? "HTTP/2" : "HTTP/1.1";
+    rec.error_type = etype;
+    rec.status = status;
+    if (http) {
+        ig_http_req_body(http, &len);
+        rec.bytes_in = len;
+    }
+    rec.bytes_out = bytes_out;
+    if (r != NULL) {
+        if (!r->decoding)
+            rec.rows = r->rs.nrows;
+        rec.batch_first = r->batch_first;
+        rec.batch_last = r->batch_last;
+        if (r->batch_first != 0) {
+            rec.queue_us = r->last_flush_us - r->enqueue_us;
+            rec.upstream_us = (now ? now : ig_now_us()) - r->first_flush_us;
+        }
+        rec.total_us = (now ? now : ig_now_us()) - r->start_us;
+    }
+    ig_log_access(&rec);
+}
+
+/* Bytes of the JSON string jansson writes for <msg> (quotes included) in
+ * {"message":...}, cut at 1 KiB as ig_http_respond_error cuts it. */
+static uint64_t gw_error_body_len(const char *msg)
+{
+    uint64_t n = sizeof("{\"message\":\"\"}") - 1;
+
+    for (size_t i = 0; msg[i] != '\0' && i < 1023; i++) {
+        unsigned char c = (unsigned char)msg[i];
+
+        n += c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t'
+                 ? 2
+             : c < 0x20 ? 6
+                        : 1;
+    }
+    return n;
+}
+
+/* An error answer, with its access log line (<r>, <endpoint>: gw_access). */
+static void gw_error_for(struct ig_gateway *gw, struct ig_http_req *http,
+                         const struct gw_request *r, const char *endpoint, const char *type,
+                         const char *msg)
 {
     size_t i = gw_error_index(type);
 
     gw->errors_by_type[i]++;
     gw_count_status(gw, gw_errors[i].status);
+    gw_access(http, r, endpoint, gw_errors[i].status, gw_errors[i].type, gw_error_body_len(msg), 0);
     ig_http_respond_error(http, gw_errors[i].status, gw_errors[i].type, "%s", msg);
+}
+
+static void gw_error(struct ig_gateway *gw, struct ig_http_req *http, const char *type,
+                     const char *msg)
+{
+    gw_error_for(gw, http, NULL, NULL, type, msg);
 }
 
 /*
@@ -182,7 +257,8 @@ static void gw_error(struct ig_gateway *gw, struct ig_http_req *http, const char
  * <orig_status> 0 is SageMaker's "no answer from the container" (timeout).
  */
 static void gw_model_error(struct ig_gateway *gw, struct ig_http_req *http,
-                           const struct gw_endpoint *ep, int orig_status, const char *orig_msg)
+                           const struct gw_request *r, const struct gw_endpoint *ep,
+                           int orig_status, const char *orig_msg)
 {
     struct ig_http_hdr hdrs[2] = {
         {"Content-Type", "application/json"},
@@ -207,11 +283,12 @@ static void gw_model_error(struct ig_gateway *gw, struct ig_http_req *http,
     body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (body == NULL) {
-        gw_error(gw, http, "ModelError", msg);
+        gw_error_for(gw, http, r, ep->conf->name, "ModelError", msg);
         return;
     }
     gw->errors_by_type[gw_error_index("ModelError")]++;
     gw_count_status(gw, 424);
+    gw_access(http, r, ep->conf->name, 424, "ModelError", strlen(body), 0);
     ig_http_respond(http, 424, hdrs, 2, body, strlen(body));
 }
 
@@ -295,9 +372,9 @@ static void gw_req_finish(struct gw_request *r)
 static void gw_req_fail(struct gw_request *r, const char *type, const char *msg)
 {
     if (strcmp(type, "ModelError") == 0)
-        gw_model_error(r->gw, r->http, r->lane->ep, 500, msg);
+        gw_model_error(r->gw, r->http, r, r->lane->ep, 500, msg);
     else
-        gw_error(r->gw, r->http, type, msg);
+        gw_error_for(r->gw, r->http, r, r->lane->ep->conf->name, type, msg);
     r->http = NULL;
     gw_req_finish(r);
 }
@@ -313,7 +390,7 @@ static void gw_req_expire(struct gw_request *r)
              "the latency metrics for each container in Amazon CloudWatch, resolve the issue, "
              "and try again.",
              variant);
-    gw_model_error(r->gw, r->http, r->lane->ep, 0, msg);
+    gw_model_error(r->gw, r->http, r, r->lane->ep, 0, msg);
     r->http = NULL;
     gw_req_finish(r);
 }
@@ -323,6 +400,7 @@ static void gw_req_respond(struct gw_request *r)
     struct gw_endpoint *ep = r->lane->ep;
     struct ig_http_hdr hdrs[2];
     struct ig_buf body;
+    uint64_t now;
     char *data;
     size_t len;
     int rv;
@@ -340,8 +418,10 @@ static void gw_req_respond(struct gw_request *r)
     hdrs[0].value = ig_codec_format_mime(r->lane->accept);
     hdrs[1].name = "x-Amzn-Invoked-Production-Variant";
     hdrs[1].value = ep->conf->variant;
-    ig_hist_observe(&ep->request_seconds, (double)(ig_now_us() - r->start_us) / 1e6);
+    now = ig_now_us();
+    ig_hist_observe(&ep->request_seconds, (double)(now - r->start_us) / 1e6);
     gw_count_status(r->gw, 200);
+    gw_access(r->http, r, ep->conf->name, 200, NULL, len, now);
     ig_http_respond(r->http, 200, hdrs, 2, data, len);
     r->http = NULL;
     gw_req_finish(r);
@@ -351,7 +431,8 @@ static void on_req_closed(struct ig_http_req *http, void *arg)
 {
     struct gw_request *r = arg;
 
-    (void)http;
+    /* The client went away first: no answer, status 0 in the access log. */
+    gw_access(http, r, r->lane->ep->conf->name, 0, NULL, 0, 0);
     r->http = NULL;
     gw_req_finish(r);
 }
@@ -482,11 +563,20 @@ static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
     struct gw_deferred_fail *d;
     struct timeval now = {0, 0};
 
+    /* Batch ids are gateway-wide, so that an access log line names its
+     * batches unambiguously across endpoints and lanes. */
+    b->id = ++ep->gw->batch_seq;
     for (uint32_t s = 0; s < b->nsegs; s++) {
         struct gw_request *r = b->segs[s].owner;
 
         r->refs++;
         r->rows_taken += b->segs[s].nrows;
+        if (r->batch_first == 0) {
+            r->batch_first = b->id;
+            r->first_flush_us = b->created_us;
+        }
+        r->batch_last = b->id;
+        r->last_flush_us = b->created_us;
     }
     ep->batches[b->reason]++;
     ep->inflight++;
@@ -639,12 +729,16 @@ static void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_e
         gw_req_fail(r, "InternalFailure", "Out of memory.");
         return;
     }
+    /* Inline, the request is queued the moment it arrived; from a decoder,
+     * now (the batcher's queue is in enqueue-time order). */
+    r->enqueue_us = nbytes != UINT64_MAX ? ig_now_us() : r->start_us;
     if (gw_endpoint_queued(ep) + (uint64_t)r->rs.nrows > ep->conf->max_queue_rows)
         rv = IG_ERR_FULL;
     else if (nbytes != UINT64_MAX)
-        rv = ig_batcher_enqueue_sized(r->lane->batcher, r, &r->rs, nbytes, r->start_us, &r->entry);
+        rv = ig_batcher_enqueue_sized(r->lane->batcher, r, &r->rs, nbytes, r->enqueue_us,
+                                      &r->entry);
     else
-        rv = ig_batcher_enqueue_entry(r->lane->batcher, r, &r->rs, r->start_us, &r->entry);
+        rv = ig_batcher_enqueue_entry(r->lane->batcher, r, &r->rs, r->enqueue_us, &r->entry);
     if (rv < 0) {
         if (rv == IG_ERR_FULL) {
             snprintf(msg, sizeof(msg), "Endpoint %s is over its queue limit of %u rows; "
@@ -678,6 +772,7 @@ struct gw_decode_job {
     uint32_t max_rows;
     int rv;
     uint64_t nbytes; /* sum of the row lengths, for an O(1) enqueue */
+    struct ig_budget *budget; /* referenced while the worker may charge it */
     struct ig_codec_error cerr;
 };
 
@@ -707,6 +802,8 @@ static void gw_decode_done(void *arg)
 
     gw->decoding--;
     r->decoding = 0;
+    /* The rowset's hold keeps its own reference for what it still holds. */
+    ig_budget_unref(j->budget);
     if (gw->closing)
         gw_req_fail(r, "ServiceUnavailable", "The gateway is shutting down.");
     else if (r->expired)
@@ -733,7 +830,11 @@ static void gw_decode_offload(struct gw_request *r, enum ig_format ctype, const 
     j->len = len;
     j->dim = ep->up->dim;
     j->max_rows = ep->conf->max_queue_rows;
+    /* The worker charges the connection's budget while the connection may
+     * go away on the loop: hold it for the decode. */
+    j->budget = r->rs.budget ? ig_budget_ref(r->rs.budget) : NULL;
     if (ig_workers_submit(gw->decoders, gw_decode_work, gw_decode_done, j) < 0) {
+        ig_budget_unref(j->budget);
         free(j);
         goto full;
     }
@@ -761,14 +862,16 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     int rv;
 
     if (ep == NULL) {
-        snprintf(msg, sizeof(msg), "Endpoint %.*s of account " GW_ACCOUNT " not found.",
-                 (int)(namelen > 63 ? 63 : namelen), name);
-        gw_error(gw, http, "ValidationError", msg);
+        char named[64];
+
+        snprintf(named, sizeof(named), "%.*s", (int)(namelen > 63 ? 63 : namelen), name);
+        snprintf(msg, sizeof(msg), "Endpoint %s of account " GW_ACCOUNT " not found.", named);
+        gw_error_for(gw, http, NULL, named, "ValidationError", msg);
         return;
     }
     if ((bad = gw_check_headers(http, ep, msg, sizeof(msg))) != NULL ||
         gw_negotiate(http, ep, &ctype, &accept, msg, sizeof(msg)) < 0) {
-        gw_error(gw, http, "ValidationError", bad ? bad : msg);
+        gw_error_for(gw, http, NULL, ep->conf->name, "ValidationError", bad ? bad : msg);
         return;
     }
     r = ig_xcalloc(1, sizeof(*r));
@@ -778,6 +881,9 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     r->refs = 1;
     r->start_us = ig_now_us();
     ig_buf_init(&r->out, GW_RESPONSE_MAX);
+    /* Rows and features are charged to the connection's share of the
+     * memory budget as the decoder grows them (IG_ERR_FULL: throttled). */
+    r->rs.budget = ig_http_req_budget(http);
     body = ig_http_req_body(http, &len);
     if (len > GW_DECODE_INLINE_MAX) {
         gw_decode_offload(r, ctype, body, len);
@@ -798,6 +904,7 @@ static void gw_respond_text(struct ig_gateway *gw, struct ig_http_req *http, int
     struct ig_http_hdr h = {"Content-Type", ctype};
 
     gw_count_status(gw, status);
+    gw_access(http, NULL, NULL, status, NULL, len, 0);
     ig_http_respond(http, status, &h, ctype ? 1 : 0, body, len);
 }
 
@@ -1051,7 +1158,8 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
     for (size_t i = 0; i < cfg->nendpoints; i++)
         max_jobs += IG_FMT_COUNT * cfg->endpoints[i].max_inflight;
     if (ig_workers_new(base, cfg->workers, max_jobs, &gw->workers) < 0 ||
-        ig_workers_new(base, cfg->workers, GW_DECODE_QUEUE_MAX, &gw->decoders) < 0) {
+        ig_workers_new_nice(base, cfg->workers, GW_DECODE_QUEUE_MAX, GW_DECODE_NICE,
+                            &gw->decoders) < 0) {
         snprintf(err, errlen, "cannot start worker threads");
         rv = IG_ERR_IO;
         goto fail;
@@ -1079,12 +1187,15 @@ uint16_t ig_gateway_port(const struct ig_gateway *gw)
 }
 
 /* Requests accepted and not answered: handed to the gateway (waiting for
- * a decoder, queued, in a batch) or still arriving. */
+ * a decoder, queued, in a batch) or still arriving (a request counts from
+ * its first byte). */
 static uint32_t gw_open_requests(const struct ig_gateway *gw)
 {
     return ig_http_server_active_requests(gw->http);
 }
 
+/* Nothing left to answer or to write: every accepted request answered,
+ * every last response and GOAWAY on its socket, no body on a decoder. */
 static int gw_idle(const struct ig_gateway *gw)
 {
     if (gw_open_requests(gw) > 0)

@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -44,6 +46,7 @@ struct ig_workers {
     uint32_t nthreads;
     uint32_t pending;            /* submitted, done callback not yet run (loop only) */
     uint32_t max_queue;
+    int nice;                    /* added to each thread's nice value at start */
 };
 
 static void work_list_push(struct work_list *l, struct work_job *j)
@@ -73,6 +76,15 @@ static void *workers_main(void *arg)
     struct ig_workers *w = arg;
     uint64_t one = 1;
 
+    /* Linux nice values are per thread: only this one is lowered. Best
+     * effort: a failure leaves the thread at the process's priority. */
+    if (w->nice != 0) {
+        id_t tid = (id_t)syscall(SYS_gettid);
+        int cur = getpriority(PRIO_PROCESS, tid); /* inherited from the creating thread */
+
+        if (setpriority(PRIO_PROCESS, tid, cur + w->nice) != 0)
+            ig_log(IG_LOG_WARN, "workers: cannot add %d to the nice value: %d", w->nice, errno);
+    }
     for (;;) {
         struct work_job *j;
 
@@ -126,6 +138,12 @@ static void on_workers_eventfd(evutil_socket_t fd, short what, void *arg)
 int ig_workers_new(struct event_base *base, uint32_t nthreads, uint32_t max_queue,
                    struct ig_workers **out)
 {
+    return ig_workers_new_nice(base, nthreads, max_queue, 0, out);
+}
+
+int ig_workers_new_nice(struct event_base *base, uint32_t nthreads, uint32_t max_queue, int nice,
+                        struct ig_workers **out)
+{
     struct ig_workers *w = ig_xcalloc(1, sizeof(*w));
 
     if (nthreads == 0) {
@@ -137,6 +155,7 @@ int ig_workers_new(struct event_base *base, uint32_t nthreads, uint32_t max_queu
     pthread_mutex_init(&w->done_lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     w->max_queue = max_queue ? max_queue : 1;
+    w->nice = nice;
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->efd == -1)
         goto fail;

@@ -24,6 +24,15 @@ int ig_workers_new(struct event_base *base, uint32_t nthreads, uint32_t max_queu
                    struct ig_workers **out);
 
 /*
+ * ig_workers_new, with each worker thread's nice value raised by <nice>
+ * (a thread's own priority; the loop thread keeps the process's): for
+ * long jobs that must not take the CPU from the loop when cores are
+ * scarce, as the loop then wins every wake-up against them.
+ */
+int ig_workers_new_nice(struct event_base *base, uint32_t nthreads, uint32_t max_queue, int nice,
+                        struct ig_workers **out);
+
+/*
  * Queue a job. <work>(arg) runs on some worker, then <done>(arg) on the
  * loop thread. Returns 0 or IG_ERR_FULL.
  */

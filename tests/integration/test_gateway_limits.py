@@ -186,4 +186,85 @@ with Gateway(endpoints) as gw:
              "hostile [[],[],...] body: ValidationError")
     check(gw.alive(), "alive")
 
+# ---- the access log: one line per request, errors at warn ---------------------
+def access_lines(gw):
+    out = []
+    for line in gw.stderr().splitlines():
+        try:
+            j = json.loads(line)
+        except ValueError:
+            check(False, "stderr line is JSON: %r" % line[:200])
+            continue
+        if j.get("msg") == "access":
+            out.append(j)
+    return out
+
+
+KEYS = ["ts", "level", "msg", "request_id", "endpoint", "proto", "status", "error_type", "rows",
+        "bytes_in", "bytes_out", "batch_first", "batch_last", "queue_us", "upstream_us", "total_us"]
+with Gateway({"demo": {"model": DEMO_MODEL},
+              "tiny-queue": {"model": DEMO_MODEL, "max_queue_rows": "4", "max_delay_us": "2000000",
+                             "max_batch_rows": "1000"},
+              "slow": {"model": DEMO_MODEL, "max_delay_us": "3000000", "max_batch_rows": "1000000",
+                       "request_timeout_ms": "200"}},
+             access_log="on") as gw:
+    st, hd, out = curl(gw.invoke_url("demo"), good, ["Content-Type: text/csv"])
+    ok_id = hd.get("x-amzn-requestid")
+    st2, hd2, out2 = curl(gw.invoke_url("demo"), "1,2\n", ["Content-Type: text/csv"], http2=True)
+    st3, hd3, out3 = curl(gw.invoke_url("slow"), good, ["Content-Type: text/csv"])
+    res = []
+
+    def fill():
+        res.append(curl(gw.invoke_url("tiny-queue"), csv_body(digits_rows(3)),
+                        ["Content-Type: text/csv"]))
+
+    ts = [threading.Thread(target=fill) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    bigst, bighd, bigout = curl(gw.invoke_url("demo"), bigpath, ["Content-Type: text/csv"])
+    st4, hd4, _ = curl(gw.invoke_url("nope"), good, ["Content-Type: text/csv"])
+    time.sleep(0.3)  # the log writer thread
+    lines = access_lines(gw)
+    by_id = {l["request_id"]: l for l in lines}
+    for l in lines:
+        check_eq(list(l.keys()), KEYS, "access line keys and order")
+    ok = by_id.get(ok_id, {})
+    check_eq({k: ok.get(k) for k in ("level", "endpoint", "proto", "status", "error_type", "rows",
+                                     "bytes_in", "bytes_out")},
+             {"level": "info", "endpoint": "demo", "proto": "HTTP/1.1", "status": 200,
+              "error_type": None, "rows": 3, "bytes_in": len(good), "bytes_out": len(out)},
+             "access line of a success")
+    check(isinstance(ok.get("batch_first"), int) and ok.get("batch_first") == ok.get("batch_last")
+          and ok.get("batch_first") >= 1, "success: its batch id %r" % ok.get("batch_first"))
+    check(0 <= ok.get("queue_us", -1) <= ok.get("total_us", -1) and
+          0 <= ok.get("upstream_us", -1) <= ok.get("total_us", -1),
+          "success: queue %r and upstream %r within total %r"
+          % (ok.get("queue_us"), ok.get("upstream_us"), ok.get("total_us")))
+    bad = by_id.get(hd2.get("x-amzn-requestid"), {})
+    check_eq({k: bad.get(k) for k in ("level", "endpoint", "proto", "status", "error_type",
+                                      "bytes_in", "bytes_out", "batch_first")},
+             {"level": "warn", "endpoint": "demo", "proto": "HTTP/2", "status": 400,
+              "error_type": "ValidationError", "bytes_in": 4, "bytes_out": len(out2),
+              "batch_first": None},
+             "access line of a ValidationError, at warn")
+    dl = by_id.get(hd3.get("x-amzn-requestid"), {})
+    check_eq({k: dl.get(k) for k in ("level", "endpoint", "status", "error_type", "rows",
+                                     "bytes_out", "batch_first")},
+             {"level": "warn", "endpoint": "slow", "status": 424, "error_type": "ModelError",
+              "rows": 3, "bytes_out": len(out3), "batch_first": None},
+             "access line of a deadline expiry, at warn")
+    check(dl.get("total_us", 0) >= 200000, "deadline: total_us %r >= 200 ms" % dl.get("total_us"))
+    thr = [by_id.get(h.get("x-amzn-requestid"), {}) for s_, h, o in res if s_ == 400]
+    check_eq([(t.get("level"), t.get("endpoint"), t.get("status"), t.get("error_type"))
+              for t in thr], [("warn", "tiny-queue", 400, "ThrottlingException")],
+             "access line of a ThrottlingException, at warn")
+    bl = by_id.get(bighd.get("x-amzn-requestid"), {})
+    check_eq((bl.get("status"), bl.get("rows"), bl.get("bytes_in"), bl.get("bytes_out")),
+             (200, 4000, len(bigcsv), len(bigout)), "access line of a body decoded off the loop")
+    un = by_id.get(hd4.get("x-amzn-requestid"), {})
+    check_eq((un.get("endpoint"), un.get("status"), un.get("error_type")),
+             ("nope", 400, "ValidationError"), "access line of an unknown endpoint names it")
+
 finish()
