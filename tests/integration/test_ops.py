@@ -1,6 +1,7 @@
 """Operations from the real binary: --version, -h, infergate_build_info,
-/metrics for the largest configuration allowed (1024 endpoints), and
-nothing but JSON lines on stderr (libevent's own messages included)."""
+/metrics for the largest configuration allowed (1024 endpoints), the JSON
+access log, and nothing but JSON lines on stderr (libevent's own messages
+included)."""
 
 import json
 import os
@@ -127,5 +128,47 @@ try:
 finally:
     del os.environ["EVENT_SHOW_METHOD"]
     del os.environ["INFERGATE_LOG_LEVEL"]
+
+# ---- access log --------------------------------------------------------------
+
+with Gateway({"demo": {"model": DEMO_MODEL}}, access_log="on") as gw:
+    rows = digits_rows(2)
+    body = csv_body(rows)
+    st, hd, out = curl(gw.invoke_url("demo"), body, ["Content-Type: text/csv"], http2=True)
+    check_eq(st, 200, "access log: a request")
+    rid = hd.get("x-amzn-requestid")
+    st2, hd2, _ = curl(gw.invoke_url("nope\"x"), "1\n", ["Content-Type: text/csv"])
+    check_eq(st2, 400, "access log: an unknown endpoint")
+    time.sleep(0.3)
+    objs = json_lines(gw.stderr(), "access log on")
+    acc = [o for o in objs if o.get("msg") == "access"]
+    ok = [o for o in acc if o.get("request_id") == rid]
+    check_eq(len(ok), 1, "one access line for the request (id %s); lines: %r" % (rid, acc[:4]))
+    if ok:
+        o = ok[0]
+        check_eq((o["level"], o["endpoint"], o["proto"], o["status"], o["error_type"], o["rows"],
+                  o["bytes_in"], o["bytes_out"]),
+                 ("info", "demo", "HTTP/2", 200, None, 2, len(body), len(out.encode())),
+                 "access line fields")
+        check(all(isinstance(o[k], int) for k in ("batch_first", "batch_last", "queue_us",
+                                                   "upstream_us", "total_us")),
+              "access line numbers: %r" % o)
+        check(list(o) == ["ts", "level", "msg", "request_id", "endpoint", "proto", "status",
+                          "error_type", "rows", "bytes_in", "bytes_out", "batch_first",
+                          "batch_last", "queue_us", "upstream_us", "total_us"],
+              "access line keys in order: %r" % list(o))
+    bad = [o for o in acc if o.get("request_id") == hd2.get("x-amzn-requestid")]
+    check(len(bad) == 1 and bad[0]["level"] == "warn" and bad[0]["status"] == 400 and
+          bad[0]["error_type"] == "ValidationError" and bad[0]["endpoint"] == 'nope"x',
+          "error access line at warn: %r" % bad)
+
+with Gateway({"demo": {"model": DEMO_MODEL}}) as gw:
+    st, hd, _ = curl(gw.invoke_url("demo"), csv_body(digits_rows(1)), ["Content-Type: text/csv"])
+    st2, hd2, _ = curl(gw.invoke_url("demo"), "1,2\n", ["Content-Type: text/csv"])
+    check_eq((st, st2), (200, 400), "access log off: a good and a bad request")
+    time.sleep(0.3)
+    acc = [o for o in json_lines(gw.stderr(), "access log off") if o.get("msg") == "access"]
+    check_eq([o["request_id"] for o in acc], [hd2.get("x-amzn-requestid")],
+             "access_log off: only the error gets a line (at warn)")
 
 finish()
