@@ -1093,8 +1093,6 @@ static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
     ep->gw = gw;
     ep->conf = conf;
     ep->timeout_us = conf->request_timeout_ms * 1000;
-    ep->dl_timer = evtimer_new(gw->base, on_ep_deadline, ep);
-    ep->dl_timer_at = UINT64_MAX;
     if (ig_codec_format_parse(conf->content_type, IG_FMT_CSV, &ep->default_ctype) < 0 ||
         ig_codec_accept_parse(conf->accept, IG_FMT_JSON, &ep->default_accept) < 0) {
         snprintf(err, errlen, "endpoint %s: unsupported content_type or accept", conf->name);
@@ -1105,6 +1103,10 @@ static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
         snprintf(err, errlen, "endpoint %s: %s", conf->name, why);
         return rv;
     }
+    /* Only now: an endpoint that failed above is not cleared (the gateway
+     * clears the endpoints before it), so it must own nothing. */
+    ep->dl_timer = evtimer_new(gw->base, on_ep_deadline, ep);
+    ep->dl_timer_at = UINT64_MAX;
     for (int f = 0; f < IG_FMT_COUNT; f++) {
         struct gw_lane *lane = &ep->lanes[f];
 

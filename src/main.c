@@ -3,10 +3,11 @@
  * gateway, run the loop, drain on SIGTERM/SIGINT.
  *
  * Exit status: 0 after a clean drain (or --check-config / --help /
- * --version), 1 when the gateway cannot start or the drain timed out, 2 for
- * a configuration error: a bad key or value, a model URL this build cannot
- * serve, a listen address that does not resolve, and under --check-config
- * also a model or TLS file that does not load.
+ * --version), 1 when the gateway cannot start for another reason (a port
+ * in use) or the drain timed out, 2 for a configuration error: a bad key or
+ * value, a model URL this build cannot serve, a listen address that does
+ * not resolve, a model or TLS file that does not load (at start-up these
+ * last are logged as a JSON line naming FILE:LINE: key).
  *
  * --check-config does what start-up does short of binding and serving:
  * it loads every model through the same upstream code the gateway uses
@@ -196,7 +197,17 @@ int main(int argc, char **argv)
         goto out_cfg;
     }
     if (ig_gateway_new(base, &cfg, &gw, err, sizeof(err)) < 0) {
-        ig_log(IG_LOG_ERROR, "cannot start: %s", err);
+        char where[MAIN_ERR_MAX];
+
+        /* A model or TLS file the configuration names and that does not
+         * load is a configuration error: find which, as --check-config
+         * would (only on this path, so a good start loads each model once). */
+        if (main_preflight(&cfg, 1, where, sizeof(where)) < 0) {
+            ig_log(IG_LOG_ERROR, "%s", where);
+            status = 2;
+        } else {
+            ig_log(IG_LOG_ERROR, "cannot start: %s", err);
+        }
         goto out_base;
     }
     sigterm = evsignal_new(base, SIGTERM, on_signal, gw);

@@ -1,7 +1,9 @@
 """Configuration from the real binary: --check-config, precedence of file,
 environment and flags, and exit status 2 with file:line:key for bad input."""
 
+import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -147,6 +149,26 @@ check_eq((r.returncode, r.stderr.decode()),
          (2, "infergate: %s:3: model: 'http://127.0.0.1:9000': this build serves only file:// "
              "models (http://, https:// and sagemaker:// upstreams are not built yet)\n" % p),
          "an http:// model stops start-up with exit 2 and file:line:key")
+
+# At start-up a model that does not load is a configuration error too: exit 2,
+# a JSON log line naming file:line: model.
+p = conf("listen = 127.0.0.1:0\nlog_level = warn\n[endpoint demo]\nmodel = file://nosuch.json\n")
+r = run([BIN, "--config", p])
+lines = r.stderr.decode().splitlines()
+check_eq(r.returncode, 2, "start-up with a missing model exits 2: %r" % lines)
+check(len(lines) == 1 and json.loads(lines[0])["level"] == "error" and
+      json.loads(lines[0])["msg"] == "%s:4: model: cannot open %s: No such file or directory"
+      % (p, missing), "start-up names file:line: model in one JSON line: %r" % lines)
+# A port in use is not a configuration error: exit 1.
+busy = socket.socket()
+busy.bind(("127.0.0.1", 0))
+busy.listen(1)
+p = conf("listen = 127.0.0.1:%d\nlog_level = warn\n[endpoint demo]\nmodel = file://%s\n"
+         % (busy.getsockname()[1], DEMO_MODEL))
+r = run([BIN, "--config", p])
+check(r.returncode == 1 and b"cannot start: cannot listen on 127.0.0.1:" in r.stderr,
+      "a port in use exits 1: %d %r" % (r.returncode, r.stderr[-300:]))
+busy.close()
 
 check_fails("; x\nlisten = nosuchhost.invalid:8080\n",
             ":2: listen: 'nosuchhost.invalid:8080': cannot resolve nosuchhost.invalid: Name or "
