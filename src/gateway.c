@@ -51,10 +51,18 @@
  * Their bytes are already held (and capped) by the HTTP layer; this bounds
  * the queue of decode jobs itself. */
 #define GW_DECODE_QUEUE_MAX 64
+/* Requests whose rows, features and predictions take this much are freed
+ * on a decoder too; at most GW_FREE_QUEUE_MAX wait (more: freed inline). */
+#define GW_FREE_OFFLOAD_MIN ((size_t)1 << 20)
+#define GW_FREE_QUEUE_MAX 64
 /* Decoder threads run this much nicer than the loop: with few cores, the
  * loop thread then wins the CPU whenever it wakes, and a stream of 6 MiB
  * bodies costs the other connections no latency (load/bench-loop-stall.sh). */
 #define GW_DECODE_NICE 10
+/* Model workers run a little nicer than the loop too: the loop does the
+ * I/O of every client and the completions of every batch in short bursts,
+ * and must not wait out a worker's time slice to do them. */
+#define GW_MODEL_NICE 5
 
 struct gw_endpoint;
 
@@ -130,6 +138,7 @@ struct ig_gateway {
     struct ig_workers *workers;
     struct ig_workers *decoders; /* a pool of its own: a slow body never delays a batch */
     uint32_t decoding;           /* bodies on the decoders, <= GW_DECODE_QUEUE_MAX */
+    uint32_t freeing;            /* requests being freed there, <= GW_FREE_QUEUE_MAX */
     int closing;                 /* ig_gateway_free runs: late completions only release */
     struct ig_http_server *http;
     struct gw_endpoint *eps;
@@ -340,16 +349,59 @@ static void gw_dl_unlink(struct gw_endpoint *ep, struct gw_request *r)
     r->dl_linked = 0;
 }
 
+static void gw_req_free(struct gw_request *r)
+{
+    ig_rowset_clear(&r->rs);
+    free(r->preds);
+    ig_buf_clear(&r->out);
+    free(r);
+}
+
+struct gw_free_job {
+    struct ig_gateway *gw;
+    struct gw_request *r;
+};
+
+/* Decoder thread: free a big request's memory. */
+static void gw_free_work(void *arg)
+{
+    struct gw_free_job *j = arg;
+
+    gw_req_free(j->r);
+}
+
+static void gw_free_done(void *arg)
+{
+    struct gw_free_job *j = arg;
+
+    j->gw->freeing--;
+    free(j);
+}
+
 /* Not inlined: GCC's -Wuse-after-free cannot see that a caller still holds
  * a reference across the inner unref, and warns on the inlined copy. */
 static __attribute__((noinline)) void gw_req_unref(struct gw_request *r)
 {
     if (--r->refs > 0)
         return;
-    ig_rowset_clear(&r->rs);
-    free(r->preds);
-    ig_buf_clear(&r->out);
-    free(r);
+    /* Freeing tens of megabytes returns pages to the kernel (jemalloc
+     * madvises them): milliseconds on the loop for a 6 MiB body's rows.
+     * Such a request is freed on a decoder; its budget is released here at
+     * once, so the bytes stop counting when the request ends. */
+    if ((size_t)r->rs.nrows * (r->rs.dim + 2) * sizeof(double) >= GW_FREE_OFFLOAD_MIN &&
+        !r->gw->closing && r->gw->freeing < GW_FREE_QUEUE_MAX) {
+        struct gw_free_job *j = ig_xmalloc(sizeof(*j));
+
+        j->gw = r->gw;
+        j->r = r;
+        ig_budget_hold_clear(&r->rs.hold);
+        if (ig_workers_submit(r->gw->decoders, gw_free_work, gw_free_done, j) == 0) {
+            r->gw->freeing++;
+            return;
+        }
+        free(j);
+    }
+    gw_req_free(r);
 }
 
 /* The client side is done with <r>: answered, gone or timed out. */
@@ -1159,9 +1211,9 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
     gw->cfg = cfg;
     for (size_t i = 0; i < cfg->nendpoints; i++)
         max_jobs += IG_FMT_COUNT * cfg->endpoints[i].max_inflight;
-    if (ig_workers_new(base, cfg->workers, max_jobs, &gw->workers) < 0 ||
-        ig_workers_new_nice(base, cfg->workers, GW_DECODE_QUEUE_MAX, GW_DECODE_NICE,
-                            &gw->decoders) < 0) {
+    if (ig_workers_new_nice(base, cfg->workers, max_jobs, GW_MODEL_NICE, &gw->workers) < 0 ||
+        ig_workers_new_nice(base, cfg->workers, GW_DECODE_QUEUE_MAX + GW_FREE_QUEUE_MAX,
+                            GW_DECODE_NICE, &gw->decoders) < 0) {
         snprintf(err, errlen, "cannot start worker threads");
         rv = IG_ERR_IO;
         goto fail;
