@@ -29,6 +29,7 @@
 
 #include "infergate/common.h"
 #include "infergate/config.h"
+#include "infergate/http.h"
 
 enum config_type {
     CONFIG_STR = 0,   /* char *, owned */
@@ -114,6 +115,14 @@ static const struct config_opt config_global[] = {
     {"max_buffered_body_bytes", CONFIG_U64, G(max_buffered_body_bytes), 1048576, 68719476736ull,
      "1073741824", CONFIG_ANYWHERE | RELOAD, NULL, "BYTES",
      "request bodies held at once, all connections; beyond this, requests are throttled"},
+    {"max_conn_buffered_bytes", CONFIG_U64, G(max_conn_buffered_bytes), 1048576,
+     68719476736ull, "67108864", CONFIG_ANYWHERE | RELOAD, NULL, "BYTES",
+     "the same per connection (new connections); at least max_body_bytes + "
+     "max_header_list_size"},
+    {"min_rate_bytes", CONFIG_U64, G(min_rate_bytes), 1, 67108864, "4096",
+     CONFIG_ANYWHERE | RELOAD, NULL, "BYTES",
+     "a request body or a response waiting on the client moves this much per "
+     "idle_timeout_ms, else it is cut"},
     {"idle_timeout_ms", CONFIG_U64, G(idle_timeout_ms), 100, 86400000, "60000",
      CONFIG_ANYWHERE | RELOAD, NULL, "MS", "close a connection idle this long"},
     {"header_timeout_ms", CONFIG_U64, G(header_timeout_ms), 100, 3600000, "10000",
@@ -870,6 +879,8 @@ static void config_check_all(struct config_load *st)
 {
     const struct ig_config *cfg = st->cfg;
     int cert = cfg->tls_cert[0] != '\0', key = cfg->tls_key[0] != '\0';
+    uint64_t share_min =
+        cfg->max_body_bytes + (uint64_t)cfg->max_header_list_size + IG_HTTP_REQ_OVERHEAD;
 
     if (cert && !key)
         config_fail(st, "%s: tls_cert is set but tls_key is empty (set both or neither)",
@@ -886,6 +897,19 @@ static void config_check_all(struct config_load *st)
                     config_origin(st, "max_buffered_body_bytes"),
                     (unsigned long long)cfg->max_buffered_body_bytes,
                     (unsigned long long)cfg->max_body_bytes);
+    else if (cfg->max_conn_buffered_bytes < share_min &&
+             strcmp(config_origin(st, "max_conn_buffered_bytes"), "default") == 0)
+        /* the default share follows a max_body_bytes raised past it */
+        st->cfg->max_conn_buffered_bytes = share_min;
+    else if (cfg->max_conn_buffered_bytes < share_min)
+        /* one request of the maximum size must fit in a connection's share */
+        config_fail(st,
+                    "%s: max_conn_buffered_bytes (%llu) is below max_body_bytes + "
+                    "max_header_list_size + %u bytes of bookkeeping (%llu): a request of the "
+                    "maximum size could never be taken",
+                    config_origin(st, "max_conn_buffered_bytes"),
+                    (unsigned long long)cfg->max_conn_buffered_bytes, IG_HTTP_REQ_OVERHEAD,
+                    (unsigned long long)share_min);
 }
 
 /* ---- public API -------------------------------------------------------- */

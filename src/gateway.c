@@ -1036,6 +1036,50 @@ static size_t gw_metrics_max(const struct ig_gateway *gw)
     return GW_METRICS_FIXED + gw->neps * GW_METRICS_PER_ENDPOINT;
 }
 
+/* The HTTP budgets (budget.h): the server-wide one and the connections'
+ * shares, and the requests the stall rule cut. */
+static int gw_render_budgets(struct ig_gateway *gw, struct ig_buf *out)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } rows[] = {
+        {"infergate_buffered_bytes", "gauge",
+         "Bytes held for clients now (header blocks, bodies, rows, responses waiting), all "
+         "connections.", offsetof(struct ig_http_budget_stats, held)},
+        {"infergate_buffered_bytes_limit", "gauge",
+         "The server-wide budget (max_buffered_body_bytes).",
+         offsetof(struct ig_http_budget_stats, cap)},
+        {"infergate_buffered_refused_total", "counter",
+         "Charges the server-wide budget refused.", offsetof(struct ig_http_budget_stats, refused)},
+        {"infergate_conn_buffered_bytes_max", "gauge",
+         "Bytes held for the connection that holds the most now.",
+         offsetof(struct ig_http_budget_stats, conn_held_max)},
+        {"infergate_conn_buffered_bytes_limit", "gauge",
+         "Each connection's share (max_conn_buffered_bytes).",
+         offsetof(struct ig_http_budget_stats, conn_cap)},
+        {"infergate_conn_buffered_refused_total", "counter",
+         "Charges a connection's share refused.",
+         offsetof(struct ig_http_budget_stats, conn_refused)},
+        {"infergate_stalled_total", "counter",
+         "Request bodies and held-back responses cut for moving less than min_rate_bytes per "
+         "idle_timeout_ms.", offsetof(struct ig_http_budget_stats, stalls)},
+    };
+    struct ig_http_budget_stats st;
+    int rv = 0;
+
+    ig_http_server_budget_stats(gw->http, &st);
+    for (size_t i = 0; i < IG_ARRAY_SIZE(rows) && rv == 0; i++) {
+        uint64_t v;
+
+        memcpy(&v, (const char *)&st + rows[i].off, sizeof(v));
+        rv = ig_metrics_header(out, rows[i].name, rows[i].type, rows[i].help);
+        if (rv == 0)
+            rv = ig_metrics_sample(out, rows[i].name, "", (double)v);
+    }
+    return rv;
+}
+
 static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
 {
     static const char *const reasons[] = {"rows", "bytes", "delay", "drain"};
@@ -1117,6 +1161,8 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
     if (rv == 0)
         rv = ig_metrics_sample(out, "infergate_buffered_body_bytes", "",
                                (double)ig_http_server_buffered_body_bytes(gw->http));
+    if (rv == 0)
+        rv = gw_render_budgets(gw, out);
     if (rv == 0)
         rv = ig_metrics_header(out, "infergate_build_info", "gauge",
                                "The running version and build (the value is always 1).");
@@ -1201,6 +1247,8 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
         .max_header_list_size = cfg->max_header_list_size,
         .max_body_bytes = cfg->max_body_bytes,
         .max_buffered_body_bytes = cfg->max_buffered_body_bytes,
+        .max_conn_buffered_bytes = cfg->max_conn_buffered_bytes,
+        .min_rate_bytes = cfg->min_rate_bytes,
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .header_timeout_ms = cfg->header_timeout_ms,
     };

@@ -49,7 +49,9 @@ int ig_http_h1_busy(const struct http_conn *conn)
 /* Map a header-block error to the request and stop the parser. */
 static int h1_hdr_fail(struct ig_http_req *req, int rv)
 {
-    req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_HEADER_TOOBIG : HTTP_REQ_ERR_NOMEM;
+    req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_HEADER_TOOBIG
+               : rv == IG_ERR_FULL ? HTTP_REQ_ERR_BODY_FULL
+                                   : HTTP_REQ_ERR_NOMEM;
     return -1;
 }
 
@@ -250,7 +252,8 @@ void ig_http_h1_on_stall(struct http_conn *conn, bool headers)
                               (unsigned long long)(srv->header_us / 1000u));
     else
         ig_http_respond_error(req, 408, "ValidationError",
-                              "No request body bytes were received for %llu ms.",
+                              "The request body came slower than %llu bytes per %llu ms.",
+                              (unsigned long long)srv->min_rate,
                               (unsigned long long)(srv->idle_us / 1000u));
 }
 

@@ -17,13 +17,15 @@
  * received); request bodies are capped by max_body_bytes each and by
  * max_buffered_body_bytes across all connections instead.
  *
- * Stalls: a stream waiting on the client (request body incomplete, or
+ * Stalls: each stream waiting on the client (request body incomplete, or
  * response DATA held back by the client's flow-control window or by a
- * socket it does not read) must progress within idle_timeout_ms
- * (conn->stall_progress_us; the timer is in http_server.c). Progress is
- * request-body bytes received, response DATA bytes sent, or output bytes
- * the socket took while the output was over HTTP_OUT_WATERMARK; PINGs,
- * SETTINGS and WINDOW_UPDATEs that open no DATA do not count.
+ * socket it does not read) must move min_rate_bytes per idle_timeout_ms
+ * period on its own (ig_http_req_progress; the timer is in http_server.c):
+ * request-body bytes received, response DATA bytes sent. While the output
+ * is over HTTP_OUT_WATERMARK, the socket taking min_rate bytes in a period
+ * counts for every response waiting behind it (conn->stall_progress_us).
+ * PINGs, SETTINGS and WINDOW_UPDATEs that open no DATA do not count, and a
+ * stream moving one byte now and then is cut alone (RST_STREAM(CANCEL)).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,8 +124,7 @@ static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const
     if (padlen > 1)
         evbuffer_add(out, zeros, padlen - 1);
     req->resp_off += length;
-    if (length > 0)
-        conn->stall_progress_us = ig_now_us();
+    ig_http_req_progress(req, length);
     return 0;
 }
 
@@ -200,14 +201,15 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
         rv = ig_http_req_add_header(req, n, nlen, v, vlen);
     }
     if (rv != 0)
-        req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_HEADER_TOOBIG : HTTP_REQ_ERR_NOMEM;
+        req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_HEADER_TOOBIG
+                   : rv == IG_ERR_FULL ? HTTP_REQ_ERR_BODY_FULL
+                                       : HTTP_REQ_ERR_NOMEM;
     return 0;
 }
 
 /* The request's header block is complete. */
 static void h2_end_headers(struct ig_http_req *req, const nghttp2_frame *frame)
 {
-    req->conn->stall_progress_us = ig_now_us(); /* its body may now be awaited */
     if (req->err == HTTP_REQ_ERR_NONE && ig_http_req_end_headers(req) != 0)
         req->err = HTTP_REQ_ERR_NOMEM;
     req->state = HTTP_REQ_BODY;
@@ -265,8 +267,6 @@ static int h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id
     (void)ud;
     if (req == NULL || req->state != HTTP_REQ_BODY || req->err != HTTP_REQ_ERR_NONE)
         return 0;
-    if (len > 0)
-        req->conn->stall_progress_us = ig_now_us();
     /* A refusal is answered at once; the stream then ends with
      * RST_STREAM(NO_ERROR) (h2_on_frame_send) and later DATA is ignored. */
     if (ig_http_req_add_body(req, (const char *)data, len) != 0)
@@ -317,7 +317,11 @@ static void h2_on_out_change(struct evbuffer *buf, const struct evbuffer_cb_info
     (void)buf;
     if (info->n_deleted == 0 || !conn->h2_out_blocked)
         return;
-    conn->stall_progress_us = ig_now_us();
+    conn->drain_bytes += info->n_deleted;
+    if (conn->drain_bytes >= conn->srv->min_rate) {
+        conn->stall_progress_us = ig_now_us();
+        conn->drain_bytes = 0;
+    }
     if (info->orig_size + info->n_added - info->n_deleted == 0)
         conn->h2_out_blocked = false;
 }
@@ -457,23 +461,36 @@ int ig_http_h2_stalled(const struct http_conn *conn)
 
 void ig_http_h2_on_stall(struct http_conn *conn)
 {
+    uint64_t now = ig_now_us(), d;
     struct ig_http_req *req;
-    bool busy = false;
+    uint32_t late = 0;
+    bool others = false;
 
-    TAILQ_FOREACH(req, &conn->reqs, link)
-    if (req->state == HTTP_REQ_DISPATCHED)
-        busy = true;
-    if (!busy) {
+    TAILQ_FOREACH(req, &conn->reqs, link) {
+        d = ig_http_req_stall_deadline(req);
+        if (d != 0 && d <= now)
+            late++;
+        else
+            others = true;
+    }
+    if (late == 0)
+        return;
+    conn->srv->stalls += late;
+    if (!others) {
+        /* nothing else on the connection: it goes with them */
         ig_http_h2_on_timeout(conn);
         return;
     }
     /* Only queued here: the streams close (and their requests go) when the
-     * RST_STREAMs are sent, from nghttp2_session_send(). */
-    TAILQ_FOREACH(req, &conn->reqs, link)
-    if (req->state == HTTP_REQ_BODY || req->state == HTTP_REQ_ANSWERED)
+     * RST_STREAMs are sent, from nghttp2_session_send(). A socket that
+     * takes nothing cannot send them: a new period, then try again. */
+    TAILQ_FOREACH(req, &conn->reqs, link) {
+        d = ig_http_req_stall_deadline(req);
+        if (d == 0 || d > now)
+            continue;
         nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id, NGHTTP2_CANCEL);
-    /* a socket that takes nothing cannot send them: try again later */
-    conn->stall_progress_us = ig_now_us();
+        ig_http_req_wait(req);
+    }
     ig_http_conn_kick(conn);
 }
 
@@ -561,7 +578,7 @@ void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_htt
      * stable headers from the HPACK table. */
     nva[nn++].flags = NGHTTP2_NV_FLAG_NO_INDEX;
     req->state = HTTP_REQ_ANSWERED;
-    conn->stall_progress_us = ig_now_us(); /* its DATA now waits on the client */
+    ig_http_req_wait(req); /* its DATA now waits on the client */
     req->resp_body = body;
     req->resp_len = body != NULL ? len : 0;
     req->resp_off = 0;

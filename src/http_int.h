@@ -9,12 +9,27 @@
  * its connection goes away without a close callback set; a detached request
  * waits on srv->detached and is freed by the late ig_http_respond().
  *
- * Request bodies: every byte of body storage a request allocates is counted
- * in srv->body_held (req->body_held is the request's share, always
- * req->body.cap) from its reservation until the body is dropped (response
- * submitted, or request freed). Growth is checked against
- * srv->max_body_held before it happens; a request that does not fit is
- * answered 400 ThrottlingException through the same reject path as a 413.
+ * Budgets (budget.h): the server owns the server-wide budget (srv->budget,
+ * max_buffered_body_bytes), each connection its share (conn->budget, a
+ * child of it, max_conn_buffered_bytes). Everything a
+ * request holds - the request itself, its header block as it is decoded,
+ * its body as bytes arrive (a declared Content-Length reserves nothing), an
+ * h2 response waiting for the client's window - is req->mem bytes, charged
+ * through one hold (req->hold) in HTTP_CHARGE_UNIT steps so that a small
+ * request costs one charge and one release. Growth is charged before it is
+ * allocated; a request that does not fit is answered 400
+ * ThrottlingException through the same reject path as a 413. The hold
+ * keeps a reference on the share, so a request that outlives its
+ * connection (detached) keeps it alive. h1 output the socket has not taken
+ * is charged to the share as conn->out_hold. srv->body_held counts request
+ * body storage alone (req->body_held, always req->body.cap), for /metrics.
+ *
+ * Stalls: a request waiting on the client (body incomplete, or an h2
+ * response held back) must move srv->min_rate bytes per srv->idle_us
+ * period, each on its own: req->rate_since_us is when its current period
+ * began, req->rate_bytes what it moved in it; reaching min_rate starts a
+ * new period. One slow stream is cut (h2 RST_STREAM, h1 408) without
+ * keeping the others alive or being kept alive by them.
  *
  * Nothing that a libevent or nghttp2 callback may still be using is freed
  * in place: ig_http_conn_close() marks the connection dead, unhooks its
@@ -29,6 +44,7 @@
 
 #include <http_parser.h>
 
+#include "infergate/budget.h"
 #include "infergate/buf.h"
 #include "infergate/http.h"
 
@@ -46,6 +62,9 @@ struct ssl_ctx_st;
 /* How long a closing connection may take to flush its last bytes and to see
  * the client's EOF (lingering close) before it is cut. */
 #define HTTP_LINGER_US 2000000u
+/* Requests charge their budget in steps of this many bytes (one charge
+ * covers a small request's header block, body and response). */
+#define HTTP_CHARGE_UNIT 4096u
 /* Header fields per request (a second cap beside the byte cap). */
 #define HTTP_MAX_HEADERS 512u
 /* HTTP/2 input bytes handed to nghttp2 at once, between back-pressure
@@ -82,7 +101,8 @@ enum http_req_err {
     HTTP_REQ_ERR_BODY_TOOBIG,   /* 413 */
     HTTP_REQ_ERR_HEADER_TOOBIG, /* 431 */
     HTTP_REQ_ERR_NOMEM,         /* 503 */
-    HTTP_REQ_ERR_BODY_FULL,     /* 400 ThrottlingException: srv->max_body_held reached */
+    HTTP_REQ_ERR_BODY_FULL,     /* 400 ThrottlingException: a budget is spent (req->full_share:
+                                   the connection's share, else the server's) */
 };
 
 struct http_hdr_off {
@@ -123,6 +143,12 @@ struct ig_http_req {
     int64_t authority_off; /* h2 :authority */
     struct ig_buf body;
     size_t body_held; /* body.cap as last counted in srv->body_held */
+    struct ig_budget_hold hold; /* req->mem rounded up to HTTP_CHARGE_UNIT */
+    uint64_t mem;               /* bytes this request holds: itself, hbuf, hoff, hdrs, body,
+                                   h2 response */
+    bool full_share;            /* BODY_FULL: the connection's share refused (not the server's) */
+    uint64_t rate_since_us;     /* stall rule: when the current period began */
+    uint64_t rate_bytes;        /* stall rule: bytes moved in it */
     ig_http_close_cb *close_cb;
     void *close_arg;
     /* h2 response body being sent (owned) */
@@ -148,15 +174,18 @@ struct http_conn {
     uint64_t first_byte_us;     /* UNKNOWN: when the first byte came; 0 none */
     uint64_t idle_since_us;     /* when conn->reqs last became empty */
     uint64_t last_read_us;      /* when bytes last came in */
-    /* h2: when a stream waiting on the client (request body incomplete, or
-     * response DATA pending) last progressed: body bytes received, DATA
-     * bytes sent, output drained while blocked on the socket, or a stream
-     * entered that wait. The stall timer runs idle_us from here. */
+    /* h2: while the output is blocked on the socket (h2_out_blocked), the
+     * socket moving min_rate bytes in a period (drain_bytes) starts a new
+     * period here for every response waiting behind it: those streams
+     * wait on the socket, not on their own windows. */
     uint64_t stall_progress_us;
     bool h2_out_blocked; /* h2: output hit HTTP_OUT_WATERMARK; drains count as progress */
     uint64_t close_deadline_us; /* CLOSING / LINGER */
     uint64_t deadline_us;       /* what ev_timer is armed for; 0 = not armed */
     struct http_req_list reqs;  /* h1: at most one */
+    struct ig_budget *budget;   /* this connection's share (child of srv->budget) */
+    struct ig_budget_hold out_hold; /* h1: response bytes the socket has not taken yet */
+    uint64_t drain_bytes;       /* h2: bytes the socket took while blocked, this period */
     char peer[64];
     http_parser parser;
     struct nghttp2_session *h2;
@@ -174,7 +203,12 @@ struct ig_http_server {
     uint32_t max_streams;
     uint32_t max_header_bytes;
     uint64_t max_body;
-    uint64_t max_body_held; /* cap on body_held */
+    uint64_t max_body_held; /* srv->budget's cap */
+    struct ig_budget *budget; /* server-wide budget (max_buffered_body_bytes) */
+    uint64_t conn_cap;        /* each connection's share */
+    uint64_t min_rate;        /* stall rule: bytes per idle_us period */
+    uint64_t share_refused_gone; /* refusals counted by shares of freed connections */
+    uint64_t stalls;          /* requests cut by the stall rule */
     uint64_t body_held;     /* bytes of request-body storage allocated, all requests */
     uint64_t idle_us;   /* 0 = never */
     uint64_t header_us; /* 0 = never */
@@ -203,7 +237,9 @@ void ig_http_req_gone(struct ig_http_req *req);
 
 /*
  * Building the header block. Every function returns 0, IG_ERR_TOOBIG (a cap
- * was hit: the caller answers 431) or IG_ERR_NOMEM. Bytes appended with
+ * was hit: the caller answers 431), IG_ERR_FULL (a budget is spent: 400
+ * ThrottlingException, HTTP_REQ_ERR_BODY_FULL) or IG_ERR_NOMEM. Growth of
+ * the block is charged before it is allocated. Bytes appended with
  * ig_http_req_hdr_append() count against max_header_bytes; separators do not.
  *   _field: a new field starts (its name is appended next)
  *   _value: the name ended, its value is appended next
@@ -224,21 +260,30 @@ int ig_http_req_add_pseudo(struct ig_http_req *req, const char *name, size_t nle
  * block is complete. 0 or IG_ERR_NOMEM. */
 int ig_http_req_end_headers(struct ig_http_req *req);
 /*
- * The header block ended (state HTTP_REQ_BODY): check a declared
- * Content-Length against max_body_bytes and reserve exactly that much body
- * storage (counted against the server-wide cap). Nothing when no length
- * was declared. On failure req->err is set (HTTP_REQ_ERR_BODY_TOOBIG,
- * _BODY_FULL or _NOMEM) for ig_http_req_reject(). 0, IG_ERR_TOOBIG,
- * IG_ERR_FULL, IG_ERR_NOMEM.
+ * The header block ended (state HTTP_REQ_BODY): the body's stall period
+ * starts; a declared Content-Length is checked against max_body_bytes and
+ * caps the body buffer, but reserves nothing (storage grows as bytes
+ * arrive). A request already refused (req->err set while its header block
+ * was built) fails here too. On failure req->err is set
+ * (HTTP_REQ_ERR_BODY_TOOBIG, _BODY_FULL or _NOMEM) for
+ * ig_http_req_reject(). 0, IG_ERR_TOOBIG, IG_ERR_FULL, IG_ERR_NOMEM.
  */
 int ig_http_req_begin_body(struct ig_http_req *req);
-/* Append received body bytes; growth is counted against the server-wide
- * cap. On failure req->err is set as by ig_http_req_begin_body(). 0,
+/* Append received body bytes (stall progress); growth (doubling, up to the
+ * declared length) is charged to the budgets before it is allocated. On
+ * failure req->err is set as by ig_http_req_begin_body(). 0,
  * IG_ERR_TOOBIG (413), IG_ERR_FULL (throttled), IG_ERR_NOMEM. */
 int ig_http_req_add_body(struct ig_http_req *req, const char *data, size_t len);
-/* Free the body storage and take it off the server's count (idempotent;
- * ig_http_req_body() then gives ""). */
+/* Free the body storage and take it off the server's count and the
+ * request's charge (idempotent; ig_http_req_body() then gives ""). */
 void ig_http_req_drop_body(struct ig_http_req *req);
+/* The stall rule (see the top): <req> starts waiting on the client (a new
+ * period begins); <n> more bytes moved for it (a body received, response
+ * DATA sent); when it must have moved min_rate bytes by (0: it does not
+ * wait on the client now: headers, dispatched). */
+void ig_http_req_wait(struct ig_http_req *req);
+void ig_http_req_progress(struct ig_http_req *req, size_t n);
+uint64_t ig_http_req_stall_deadline(const struct ig_http_req *req);
 /* Hand <req> to the gateway. */
 void ig_http_req_dispatch(struct ig_http_req *req);
 /* Answer a request the module rejects (413, 431, 400 throttled, 503 per
@@ -292,10 +337,10 @@ void ig_http_h2_on_timeout(struct http_conn *conn);
  * (HTTP_REQ_BODY) or its response is still being sent (HTTP_REQ_ANSWERED).
  * Streams the gateway holds (HTTP_REQ_DISPATCHED) do not count. */
 int ig_http_h2_stalled(const struct http_conn *conn);
-/* The stall deadline passed (no progress for idle_us on the streams waiting
- * on the client): with no stream held by the gateway, GOAWAY(NO_ERROR) and
- * close; otherwise RST_STREAM(CANCEL) the waiting streams and keep serving
- * the others. */
+/* A stall deadline passed (ig_http_req_stall_deadline: a stream waiting on
+ * the client moved less than min_rate in idle_us): when those streams are
+ * all the connection has, GOAWAY(NO_ERROR) and close; otherwise
+ * RST_STREAM(CANCEL) them alone and keep serving the others. */
 void ig_http_h2_on_stall(struct http_conn *conn);
 void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
                         size_t nhdrs, char *body, size_t len);

@@ -43,6 +43,11 @@
 #define HTTP_DEFAULT_HEADER_BYTES 65536u
 #define HTTP_DEFAULT_BODY 6291456u
 #define HTTP_DEFAULT_BODY_HELD 1073741824u
+#define HTTP_DEFAULT_CONN_HELD 67108864u
+#define HTTP_DEFAULT_MIN_RATE 4096u
+/* What an h1 status line and headers are charged as (they are written
+ * before their exact size is known). */
+#define HTTP_H1_HEAD_CHARGE 1024u
 #define HTTP_ERROR_MSG_MAX 1024
 #define HTTP_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define HTTP_PREFACE_LEN 24
@@ -52,8 +57,8 @@ enum conn_timer {
     CONN_TIMER_NONE = 0,
     CONN_TIMER_IDLE,
     CONN_TIMER_HEADER,
-    CONN_TIMER_BODY, /* h1: no byte of a request body for idle_us */
-    CONN_TIMER_STALL, /* h2: no progress for idle_us on streams waiting on the client */
+    CONN_TIMER_BODY, /* h1: the request body moved less than min_rate in idle_us */
+    CONN_TIMER_STALL, /* h2: a stream waiting on the client did (ig_http_req_stall_deadline) */
     CONN_TIMER_CLOSE,
 };
 
@@ -226,6 +231,78 @@ const char *ig_http_server_date(struct ig_http_server *srv)
 /* ------------------------------------------------------------------ */
 /* requests                                                           */
 
+/* The budget <req> charges: its hold's once bound, else its connection's
+ * share (NULL only for a request that never charged and has no
+ * connection any more). */
+static struct ig_budget *req_budget(const struct ig_http_req *req)
+{
+    if (req->hold.b != NULL)
+        return req->hold.b;
+    return req->conn != NULL ? req->conn->budget : NULL;
+}
+
+/*
+ * <req> now holds <mem> bytes: charge growth (in HTTP_CHARGE_UNIT steps,
+ * so most changes cost no atomic operation), release shrinkage. 0, or
+ * IG_ERR_FULL (nothing changed; which level refused is kept in
+ * req->full_share for the message).
+ */
+static int req_mem_set(struct ig_http_req *req, uint64_t mem)
+{
+    uint64_t want = (mem + HTTP_CHARGE_UNIT - 1) & ~(uint64_t)(HTTP_CHARGE_UNIT - 1);
+
+    if (want > req->hold.n) {
+        struct ig_budget *b = req_budget(req);
+
+        if (ig_budget_hold_set(&req->hold, b, want) != 0) {
+            req->full_share = b->parent != NULL && ig_budget_held(b) + (want - req->hold.n) > b->cap;
+            return IG_ERR_FULL;
+        }
+    } else if (want < req->hold.n) {
+        ig_budget_hold_set(&req->hold, req->hold.b, want);
+    }
+    req->mem = mem;
+    return 0;
+}
+
+/* The capacity ig_buf_reserve(<b>, <n>) ends up with: buf.c's growth rule
+ * (doubling from 256 until the bytes and a NUL fit, at most max + 1),
+ * mirrored so that growth is charged before it is allocated. The charge
+ * is then set to the real b->cap, and test_http pins the resulting counts
+ * (a change to buf.c shows there). */
+static size_t req_buf_cap_for(const struct ig_buf *b, size_t n)
+{
+    size_t want = b->len + n + 1, ncap;
+
+    if (want <= b->cap)
+        return b->cap;
+    ncap = b->cap ? b->cap : 256;
+    while (ncap < want)
+        ncap = ncap > SIZE_MAX / 2 ? want : ncap * 2;
+    return ncap > b->max + 1 ? b->max + 1 : ncap;
+}
+
+/* Make room in <b> (req->hbuf or req->body) for <n> more bytes, its growth
+ * charged first. 0, IG_ERR_TOOBIG (the buffer's cap), IG_ERR_FULL (a
+ * budget), IG_ERR_NOMEM. */
+static int req_buf_reserve(struct ig_http_req *req, struct ig_buf *b, size_t n)
+{
+    size_t cap, old = b->cap;
+    int rv;
+
+    if (n < b->cap - b->len) /* fits with its NUL: no allocation */
+        return 0;
+    if (n > b->max - b->len)
+        return IG_ERR_TOOBIG;
+    cap = req_buf_cap_for(b, n);
+    if (req_mem_set(req, req->mem - old + cap) != 0)
+        return IG_ERR_FULL;
+    rv = ig_buf_reserve(b, n);
+    if (b->cap != cap)
+        req_mem_set(req, req->mem - cap + b->cap); /* shrinks: cannot fail */
+    return rv;
+}
+
 struct ig_http_req *ig_http_req_new(struct http_conn *conn)
 {
     struct ig_http_server *srv = conn->srv;
@@ -242,6 +319,11 @@ struct ig_http_req *ig_http_req_new(struct http_conn *conn)
     ig_buf_init(&req->body, (size_t)srv->max_body);
     http_make_id(req->id);
     TAILQ_INSERT_TAIL(&conn->reqs, req, link);
+    /* The first unit covers a small request whole; a spent budget refuses
+     * the request once its header block has ended (the protocols check
+     * req->err there). */
+    if (req_mem_set(req, sizeof(*req)) != 0)
+        req->err = HTTP_REQ_ERR_BODY_FULL;
     return req;
 }
 
@@ -271,6 +353,7 @@ void ig_http_req_free(struct ig_http_req *req)
     free(req->hoff);
     free(req->hdrs);
     free(req->resp_body);
+    ig_budget_hold_clear(&req->hold);
     free(req);
 }
 
@@ -295,10 +378,14 @@ void ig_http_req_gone(struct ig_http_req *req)
 /* Count <n> bytes against the header cap and store them. */
 static int req_hdr_store(struct ig_http_req *req, const char *p, size_t n)
 {
+    int rv;
+
     if (n > req->conn->srv->max_header_bytes - req->hdr_bytes)
         return IG_ERR_TOOBIG;
     req->hdr_bytes += n;
-    return ig_buf_append(&req->hbuf, p, n);
+    if ((rv = req_buf_reserve(req, &req->hbuf, n)) != 0)
+        return rv;
+    return ig_buf_append(&req->hbuf, p, n); /* fits: no allocation */
 }
 
 int ig_http_req_hdr_append(struct ig_http_req *req, const char *p, size_t n)
@@ -308,7 +395,9 @@ int ig_http_req_hdr_append(struct ig_http_req *req, const char *p, size_t n)
 
 int ig_http_req_hdr_sep(struct ig_http_req *req)
 {
-    return ig_buf_append_char(&req->hbuf, '\0');
+    int rv = req_buf_reserve(req, &req->hbuf, 1);
+
+    return rv != 0 ? rv : ig_buf_append_char(&req->hbuf, '\0');
 }
 
 int ig_http_req_hdr_field(struct ig_http_req *req)
@@ -317,8 +406,11 @@ int ig_http_req_hdr_field(struct ig_http_req *req)
         return IG_ERR_TOOBIG;
     if (req->nhdr == req->hoff_cap) {
         size_t cap = req->hoff_cap ? req->hoff_cap * 2 : 16;
-        void *p = ig_try_realloc(req->hoff, cap * sizeof(*req->hoff));
+        void *p;
 
+        if (req_mem_set(req, req->mem + (cap - req->hoff_cap) * sizeof(*req->hoff)) != 0)
+            return IG_ERR_FULL;
+        p = ig_try_realloc(req->hoff, cap * sizeof(*req->hoff));
         if (p == NULL)
             return IG_ERR_NOMEM;
         req->hoff = p;
@@ -393,6 +485,8 @@ int ig_http_req_end_headers(struct ig_http_req *req)
     char *base = req->hbuf.data;
     size_t n = 0;
 
+    /* bounded by HTTP_MAX_HEADERS: counted, not refused */
+    req_mem_set(req, req->mem + (req->nhdr + 1) * sizeof(*req->hdrs));
     req->hdrs = ig_try_malloc((req->nhdr + 1) * sizeof(*req->hdrs));
     if (req->hdrs == NULL)
         return IG_ERR_NOMEM;
@@ -430,43 +524,6 @@ static void req_body_count(struct ig_http_req *req)
     req->body_held = req->body.cap;
 }
 
-/* The capacity ig_buf_reserve(<b>, <n>) ends up with: buf.c's growth rule
- * (doubling from 256 until the bytes and a NUL fit, at most max + 1),
- * mirrored so that growth is checked against the server-wide cap before
- * it is allocated. The count itself always uses the real b->cap, and
- * test_http pins the resulting counts (a change to buf.c shows there). */
-static size_t req_body_cap_for(const struct ig_buf *b, size_t n)
-{
-    size_t want = b->len + n + 1, ncap;
-
-    if (want <= b->cap)
-        return b->cap;
-    ncap = b->cap ? b->cap : 256;
-    while (ncap < want)
-        ncap = ncap > SIZE_MAX / 2 ? want : ncap * 2;
-    return ncap > b->max + 1 ? b->max + 1 : ncap;
-}
-
-/* Make room in req->body for <n> more bytes within both caps, and count
- * it. 0, IG_ERR_TOOBIG (the request's cap), IG_ERR_FULL (the server's),
- * IG_ERR_NOMEM. */
-static int req_body_reserve(struct ig_http_req *req, size_t n)
-{
-    const struct ig_http_server *srv = req->srv;
-    struct ig_buf *b = &req->body;
-    size_t cap;
-    int rv;
-
-    if (n > b->max - b->len)
-        return IG_ERR_TOOBIG;
-    cap = req_body_cap_for(b, n);
-    if (cap > b->cap && srv->body_held + (cap - b->cap) > srv->max_body_held)
-        return IG_ERR_FULL;
-    rv = ig_buf_reserve(b, n);
-    req_body_count(req);
-    return rv;
-}
-
 /* Record why the body was refused, for ig_http_req_reject(). */
 static int req_body_fail(struct ig_http_req *req, int rv)
 {
@@ -483,26 +540,32 @@ int ig_http_req_begin_body(struct ig_http_req *req)
 {
     int rv = 0;
 
+    ig_http_req_wait(req);
+    if (req->err != HTTP_REQ_ERR_NONE) /* refused before the block ended */
+        return IG_ERR_FULL;
     if (!req->has_declared_len)
         return 0;
-    if (req->declared_len > req->srv->max_body) {
+    if (req->declared_len > req->srv->max_body)
         rv = IG_ERR_TOOBIG;
-    } else if (req->declared_len > 0) {
-        /* Nothing received yet: the declared length becomes the buffer's
-         * cap, so the reservation is exactly length + 1 (for the NUL). */
+    else
+        /* Nothing is reserved before bytes arrive (a declared length costs
+         * the client nothing to send); the declared length caps the
+         * buffer, so doubling growth ends at exactly length + 1. */
         ig_buf_init(&req->body, (size_t)req->declared_len);
-        rv = req_body_reserve(req, (size_t)req->declared_len);
-    }
     return req_body_fail(req, rv);
 }
 
 int ig_http_req_add_body(struct ig_http_req *req, const char *data, size_t len)
 {
+    size_t old = req->body.cap;
     int rv;
 
     if (len == 0)
         return 0;
-    rv = req_body_reserve(req, len);
+    ig_http_req_progress(req, len);
+    rv = req_buf_reserve(req, &req->body, len);
+    if (req->body.cap != old)
+        req_body_count(req);
     if (rv == 0)
         rv = ig_buf_append(&req->body, data, len); /* fits: no allocation */
     return req_body_fail(req, rv);
@@ -510,8 +573,44 @@ int ig_http_req_add_body(struct ig_http_req *req, const char *data, size_t len)
 
 void ig_http_req_drop_body(struct ig_http_req *req)
 {
+    if (req->body.cap == 0)
+        return;
+    req_mem_set(req, req->mem - req->body.cap); /* shrinks: cannot fail */
     ig_buf_clear(&req->body);
     req_body_count(req);
+}
+
+void ig_http_req_wait(struct ig_http_req *req)
+{
+    req->rate_since_us = ig_now_us();
+    req->rate_bytes = 0;
+}
+
+void ig_http_req_progress(struct ig_http_req *req, size_t n)
+{
+    const struct ig_http_server *srv = req->srv;
+
+    req->rate_bytes += n;
+    if (srv != NULL && req->rate_bytes >= srv->min_rate)
+        ig_http_req_wait(req);
+}
+
+uint64_t ig_http_req_stall_deadline(const struct ig_http_req *req)
+{
+    const struct http_conn *conn = req->conn;
+    uint64_t since = req->rate_since_us;
+
+    if (conn == NULL || conn->srv->idle_us == 0)
+        return 0;
+    if (req->state == HTTP_REQ_ANSWERED) {
+        /* behind a socket that is slow to take the output, the stream waits
+         * on the connection: the socket's own progress counts */
+        if (conn->h2_out_blocked && conn->stall_progress_us > since)
+            since = conn->stall_progress_us;
+    } else if (req->state != HTTP_REQ_BODY) {
+        return 0;
+    }
+    return since + conn->srv->idle_us;
 }
 
 void ig_http_req_dispatch(struct ig_http_req *req)
@@ -545,13 +644,21 @@ void ig_http_req_reject(struct ig_http_req *req)
                               srv->max_header_bytes);
         return;
     case HTTP_REQ_ERR_BODY_FULL:
-        ig_log(IG_LOG_DEBUG, "http: %s: request body refused: %llu of %llu bytes held",
-               req->conn->peer, (unsigned long long)srv->body_held,
-               (unsigned long long)srv->max_body_held);
-        ig_http_respond_error(req, 400, "ThrottlingException",
-                              "The gateway is holding its limit of %llu bytes of request bodies; "
-                              "retry later.",
-                              (unsigned long long)srv->max_body_held);
+        ig_log(IG_LOG_DEBUG, "http: %s: request refused: %s budget spent (%llu of %llu bytes held)",
+               req->conn->peer, req->full_share ? "the connection's" : "the server's",
+               (unsigned long long)ig_budget_held(req->full_share ? req->conn->budget
+                                                                  : srv->budget),
+               (unsigned long long)(req->full_share ? srv->conn_cap : srv->max_body_held));
+        if (req->full_share)
+            ig_http_respond_error(req, 400, "ThrottlingException",
+                                  "This connection is holding its limit of %llu bytes for its "
+                                  "requests; retry later or on another connection.",
+                                  (unsigned long long)srv->conn_cap);
+        else
+            ig_http_respond_error(req, 400, "ThrottlingException",
+                                  "The gateway is holding its limit of %llu bytes for clients; "
+                                  "retry later.",
+                                  (unsigned long long)srv->max_body_held);
         return;
     case HTTP_REQ_ERR_NOMEM:
     case HTTP_REQ_ERR_NONE:
@@ -604,9 +711,9 @@ const char *ig_http_req_proto(const struct ig_http_req *req)
 
 struct ig_budget *ig_http_req_budget(const struct ig_http_req *req)
 {
-    /* Placeholder until the HTTP budgets land: no accounting. */
-    (void)req;
-    return NULL;
+    /* A request the gateway holds has charged (its first unit), so its
+     * hold references the share, which then outlives the connection. */
+    return req_budget(req);
 }
 
 const char *ig_http_req_id(const struct ig_http_req *req)
@@ -620,10 +727,48 @@ void ig_http_req_set_close_cb(struct ig_http_req *req, ig_http_close_cb *cb, voi
     req->close_arg = arg;
 }
 
+static char *http_error_body(char *msg, size_t *len);
+
+/* 1 when a charge of <n> more bytes to <b> would pass its own cap (a
+ * connection's share), 0 when a parent refused it (the server's). */
+static bool budget_own_cap(const struct ig_budget *b, uint64_t n)
+{
+    return b != NULL && b->parent != NULL && ig_budget_held(b) + n > b->cap;
+}
+
+/*
+ * Charge a response of <len> bytes before it is queued: h2 as part of the
+ * request (its DATA waits for the client's window), h1 to the connection's
+ * output hold (what the socket has not taken). 0, or IG_ERR_FULL with
+ * *<share> telling which budget refused.
+ */
+static int respond_charge(struct ig_http_req *req, struct http_conn *conn, size_t len,
+                          bool *share)
+{
+    uint64_t want;
+
+    if (req->h2) {
+        if (req_mem_set(req, req->mem + len) == 0)
+            return 0;
+        *share = req->full_share;
+        return IG_ERR_FULL;
+    }
+    want = evbuffer_get_length(bufferevent_get_output(conn->bev)) + len + HTTP_H1_HEAD_CHARGE;
+    if (want <= conn->out_hold.n || ig_budget_hold_set(&conn->out_hold, conn->budget, want) == 0)
+        return 0;
+    *share = budget_own_cap(conn->budget, want - conn->out_hold.n);
+    return IG_ERR_FULL;
+}
+
 void ig_http_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
                      size_t nhdrs, char *body, size_t len)
 {
+    static const struct ig_http_hdr throttled[2] = {
+        {"Content-Type", "application/json"},
+        {"x-amzn-ErrorType", "ThrottlingException"},
+    };
     struct http_conn *conn = req->conn;
+    bool share = false;
 
     if (status < 200 || status > 999) {
         ig_log(IG_LOG_ERROR, "http: response status %d is not a final status; sending 500", status);
@@ -640,6 +785,33 @@ void ig_http_respond(struct ig_http_req *req, int status, const struct ig_http_h
     }
     if (body == NULL)
         len = 0;
+    /* the body is not needed any more: off the budgets before the
+     * response is charged; an h1 request is freed right after its
+     * response is queued, so the output takes over its charge */
+    ig_http_req_drop_body(req);
+    if (!req->h2)
+        ig_budget_hold_clear(&req->hold);
+    /* an answer of up to a charge unit always goes (a refusal would be no
+     * smaller): the module's own errors, throttles included, go out when
+     * the budgets are spent */
+    if (respond_charge(req, conn, len, &share) != 0 && len > HTTP_CHARGE_UNIT) {
+        char msg[256];
+
+        snprintf(msg, sizeof(msg),
+                 "The response of %zu bytes does not fit in what %s may hold (%llu bytes); "
+                 "retry later.",
+                 len, share ? "this connection" : "the gateway",
+                 (unsigned long long)(share ? conn->srv->conn_cap : conn->srv->max_body_held));
+        ig_log(IG_LOG_DEBUG, "http: %s: %s", conn->peer, msg);
+        free(body);
+        body = http_error_body(msg, &len);
+        status = 400;
+        hdrs = throttled;
+        nhdrs = IG_ARRAY_SIZE(throttled);
+        respond_charge(req, conn, len, &share); /* a small answer goes even over */
+        if (!req->h2)
+            conn->h1_close = true;
+    }
     if (req->h2)
         ig_http_h2_respond(req, status, hdrs, nhdrs, body, len);
     else
@@ -742,6 +914,11 @@ static void conn_destroy(struct http_conn *conn)
         ig_http_req_gone(req);
     ig_http_h2_free(conn);
     bufferevent_free(conn->bev);
+    ig_budget_hold_clear(&conn->out_hold);
+    /* detached requests may keep the share alive: its refusals are
+     * counted now, the rest of it goes with them */
+    conn->srv->share_refused_gone += ig_budget_refused(conn->budget);
+    ig_budget_unref(conn->budget);
     event_free(conn->ev_timer);
     event_free(conn->ev_kick);
     conn->srv->nconns--;
@@ -766,7 +943,7 @@ static enum conn_timer conn_deadline(const struct http_conn *conn, uint64_t *dea
 {
     const struct ig_http_server *srv = conn->srv;
     const struct ig_http_req *req;
-    uint64_t start = 0;
+    uint64_t start = 0, stall = 0, d;
 
     *deadline = 0;
     if (conn->state == HTTP_CONN_CLOSING || conn->state == HTTP_CONN_LINGER) {
@@ -779,24 +956,25 @@ static enum conn_timer conn_deadline(const struct http_conn *conn, uint64_t *dea
         start = conn->accepted_us;
     else if (conn->proto == HTTP_PROTO_UNKNOWN)
         start = conn->first_byte_us;
-    TAILQ_FOREACH(req, &conn->reqs, link)
-    if (req->state == HTTP_REQ_HEADERS && (start == 0 || req->start_us < start))
-        start = req->start_us;
-    if (start != 0 && srv->header_us != 0) {
+    /* the earliest header deadline, and the earliest stall deadline of
+     * the requests waiting on the client (each on its own: h1 has one, a
+     * body trickling in; h2 bodies and held-back responses) */
+    TAILQ_FOREACH(req, &conn->reqs, link) {
+        if (req->state == HTTP_REQ_HEADERS) {
+            if (start == 0 || req->start_us < start)
+                start = req->start_us;
+        } else if ((d = ig_http_req_stall_deadline(req)) != 0 && (stall == 0 || d < stall)) {
+            stall = d;
+        }
+    }
+    if (start != 0 && srv->header_us != 0 &&
+        (stall == 0 || start + srv->header_us <= stall)) {
         *deadline = start + srv->header_us;
         return CONN_TIMER_HEADER;
     }
-    /* h1 holds the whole connection while one body trickles in */
-    req = TAILQ_FIRST(&conn->reqs);
-    if (conn->proto == HTTP_PROTO_H1 && req != NULL && req->state == HTTP_REQ_BODY &&
-        srv->idle_us != 0) {
-        *deadline = conn->last_read_us + srv->idle_us;
-        return CONN_TIMER_BODY;
-    }
-    /* h2: a request body or a response that the client holds back */
-    if (conn->proto == HTTP_PROTO_H2 && srv->idle_us != 0 && ig_http_h2_stalled(conn)) {
-        *deadline = conn->stall_progress_us + srv->idle_us;
-        return CONN_TIMER_STALL;
+    if (stall != 0 && (conn->proto == HTTP_PROTO_H1 || conn->proto == HTTP_PROTO_H2)) {
+        *deadline = stall;
+        return conn->proto == HTTP_PROTO_H1 ? CONN_TIMER_BODY : CONN_TIMER_STALL;
     }
     if (TAILQ_EMPTY(&conn->reqs) && srv->idle_us != 0) {
         *deadline = conn->idle_since_us + srv->idle_us;
@@ -848,11 +1026,14 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
         conn->proto == HTTP_PROTO_TLS || (kind == CONN_TIMER_IDLE && conn->proto == HTTP_PROTO_H1))
         ig_http_conn_close(conn);
     else if (conn->proto == HTTP_PROTO_H2 && kind == CONN_TIMER_STALL)
-        ig_http_h2_on_stall(conn);
+        ig_http_h2_on_stall(conn); /* counts the streams it cuts */
     else if (conn->proto == HTTP_PROTO_H2)
         ig_http_h2_on_timeout(conn);
-    else
+    else {
+        if (kind == CONN_TIMER_BODY)
+            conn->srv->stalls++;
         ig_http_h1_on_stall(conn, kind == CONN_TIMER_HEADER);
+    }
     conn_process(conn);
 }
 
@@ -933,8 +1114,19 @@ static void conn_step_closing(struct http_conn *conn)
     conn->close_deadline_us = ig_now_us() + HTTP_LINGER_US;
 }
 
+/* h1: release what the socket has taken of the charged output. */
+static void conn_out_recount(struct http_conn *conn)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(conn->bev));
+
+    if (n < conn->out_hold.n)
+        ig_budget_hold_set(&conn->out_hold, conn->out_hold.b, n);
+}
+
 static void conn_process(struct http_conn *conn)
 {
+    if (conn->out_hold.n != 0 && conn->state != HTTP_CONN_DEAD)
+        conn_out_recount(conn);
     if (conn->state == HTTP_CONN_OPEN)
         conn_process_open(conn);
     if (conn->state == HTTP_CONN_CLOSING)
@@ -1096,6 +1288,7 @@ static void server_on_accept(struct evconnlistener *lst, evutil_socket_t fd, str
     conn->proto = conn->tls ? HTTP_PROTO_TLS : HTTP_PROTO_UNKNOWN;
     conn->accepted_us = conn->idle_since_us = conn->last_read_us = ig_now_us();
     TAILQ_INIT(&conn->reqs);
+    conn->budget = ig_budget_new(srv->conn_cap, srv->budget);
     conn_peer_name(conn, sa);
     conn->bev = server_new_bev(srv, fd);
     conn->ev_timer = evtimer_new(srv->base, conn_on_timer, conn);
@@ -1110,6 +1303,7 @@ static void server_on_accept(struct evconnlistener *lst, evutil_socket_t fd, str
             event_free(conn->ev_timer);
         if (conn->ev_kick != NULL)
             event_free(conn->ev_kick);
+        ig_budget_unref(conn->budget);
         free(conn);
         return;
     }
@@ -1224,6 +1418,9 @@ static void server_copy_conf(struct ig_http_server *srv, const struct ig_http_se
     srv->max_body = conf->max_body_bytes ? conf->max_body_bytes : HTTP_DEFAULT_BODY;
     srv->max_body_held =
         conf->max_buffered_body_bytes ? conf->max_buffered_body_bytes : HTTP_DEFAULT_BODY_HELD;
+    srv->conn_cap =
+        conf->max_conn_buffered_bytes ? conf->max_conn_buffered_bytes : HTTP_DEFAULT_CONN_HELD;
+    srv->min_rate = conf->min_rate_bytes ? conf->min_rate_bytes : HTTP_DEFAULT_MIN_RATE;
     srv->idle_us = conf->idle_timeout_ms * 1000u;
     srv->header_us = conf->header_timeout_ms * 1000u;
     /* http-parser's own cap on a header block (process-wide, compiled in
@@ -1248,6 +1445,7 @@ int ig_http_server_new(struct event_base *base, const struct ig_http_server_conf
     TAILQ_INIT(&srv->dead);
     TAILQ_INIT(&srv->detached);
     server_copy_conf(srv, conf);
+    srv->budget = ig_budget_new(srv->max_body_held, NULL);
     srv->ev_sweep = event_new(base, -1, 0, server_on_sweep, srv);
     if (srv->ev_sweep == NULL) {
         http_errf(err, errlen, "cannot create an event");
@@ -1305,6 +1503,29 @@ uint32_t ig_http_server_connections(const struct ig_http_server *srv)
     return srv->nconns;
 }
 
+void ig_http_server_budget_stats(const struct ig_http_server *srv,
+                                 struct ig_http_budget_stats *out)
+{
+    const struct http_conn *conn;
+
+    memset(out, 0, sizeof(*out));
+    out->held = ig_budget_held(srv->budget);
+    out->cap = srv->max_body_held;
+    out->refused = ig_budget_refused(srv->budget);
+    out->conn_cap = srv->conn_cap;
+    out->conn_refused = srv->share_refused_gone;
+    out->stalls = srv->stalls;
+    TAILQ_FOREACH(conn, &srv->conns, link) {
+        uint64_t h = ig_budget_held(conn->budget);
+
+        if (h > out->conn_held_max)
+            out->conn_held_max = h;
+        out->conn_refused += ig_budget_refused(conn->budget);
+    }
+    TAILQ_FOREACH(conn, &srv->dead, link)
+    out->conn_refused += ig_budget_refused(conn->budget);
+}
+
 uint64_t ig_http_server_buffered_body_bytes(const struct ig_http_server *srv)
 {
     return srv->body_held;
@@ -1336,5 +1557,7 @@ void ig_http_server_free(struct ig_http_server *srv)
     if (srv->ev_sweep != NULL)
         event_free(srv->ev_sweep);
     SSL_CTX_free(srv->ssl_ctx);
+    /* requests still held keep it (through their shares) until they go */
+    ig_budget_unref(srv->budget);
     free(srv);
 }

@@ -56,8 +56,12 @@ struct ig_config {
     uint32_t max_concurrent_streams;    /* 128, 1..100000 (HTTP/2, per connection) */
     uint32_t max_header_list_size;      /* 65536, 1024..1048576 bytes */
     uint64_t max_body_bytes;            /* 6291456 (SageMaker's limit), 1..67108864 */
-    uint64_t max_buffered_body_bytes;   /* 1073741824, 1048576..68719476736: request-body bytes
-                                           held at once across all connections */
+    uint64_t max_buffered_body_bytes;   /* 1073741824, 1048576..68719476736: the server-wide
+                                           budget, bytes held for clients at once */
+    uint64_t max_conn_buffered_bytes;   /* 67108864, 1048576..68719476736: each connection's
+                                           share; at least max_body_bytes + max_header_list_size */
+    uint64_t min_rate_bytes;            /* 4096, 1..67108864: bytes a body or held-back response
+                                           must move per idle_timeout_ms period */
     uint64_t idle_timeout_ms;           /* 60000, 100..86400000 */
     uint64_t header_timeout_ms;         /* 10000, 100..3600000 */
     uint64_t drain_timeout_ms;          /* 30000, 0..3600000 */

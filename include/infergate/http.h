@@ -22,6 +22,12 @@
 struct event_base;
 struct ig_budget;
 
+/* Bytes one request of the maximum size holds beyond its body and header
+ * list: the request itself, the header block's NULs, offsets and index,
+ * and the rounding of charges (4 KiB steps). A connection's share must be
+ * at least max_body_bytes + max_header_list_size + this. */
+#define IG_HTTP_REQ_OVERHEAD (32u << 10)
+
 struct ig_http_server_conf {
     const char *listen;              /* "HOST:PORT": IPv4, "[v6]" or a name (addr.h); 0 = any port */
     const char *tls_cert, *tls_key;  /* both non-empty: TLS (ALPN h2, http/1.1); else cleartext */
@@ -31,18 +37,30 @@ struct ig_http_server_conf {
                                         request: h2 SETTINGS_MAX_HEADER_LIST_SIZE and enforced
                                         (h2: 431; h1: 431 then close); 0 = 65536 */
     uint64_t max_body_bytes;         /* bigger bodies get 413; 0 = 6291456 (SageMaker's limit) */
-    uint64_t max_buffered_body_bytes; /* request-body bytes held at once across all connections
-                                         (what is allocated: reserved up front from a declared
-                                         length, grown as bytes come otherwise); a request whose
-                                         body would take the total past this gets 400
+    uint64_t max_buffered_body_bytes; /* the server-wide budget (budget.h): bytes held for
+                                         clients at once across all connections (request
+                                         header blocks as decoded, bodies as they arrive,
+                                         decoded rows, responses waiting for the client); a
+                                         request that would take the total past this gets 400
                                          ThrottlingException at once (h1: then close; h2:
                                          RST_STREAM(NO_ERROR)); 0 = 1073741824 */
+    uint64_t max_conn_buffered_bytes; /* each connection's share of that budget, the same
+                                         bytes counted per connection; one request of the
+                                         maximum size needs max_body_bytes +
+                                         max_header_list_size + IG_HTTP_REQ_OVERHEAD;
+                                         0 = 67108864 */
+    uint64_t min_rate_bytes;         /* the stall rule: a request body still arriving, or a
+                                        response waiting on the client, must move this many
+                                        bytes per idle_timeout_ms period (each stream, each
+                                        h1 request on its own), else 408 (h1) or
+                                        RST_STREAM(CANCEL) / GOAWAY (h2); 0 = 4096 */
     uint64_t idle_timeout_ms;        /* connection with no request in progress for this long: closed
-                                        (h2: GOAWAY); also h1: no body byte for this long while a
-                                        request body comes in: 408 then close; h2: streams waiting
-                                        on the client (body incomplete, response held back by flow
-                                        control) with no progress for this long: RST_STREAM(CANCEL),
-                                        or GOAWAY when the gateway holds nothing there; 0 = never */
+                                        (h2: GOAWAY); also the stall period: an h1 request body
+                                        that moves fewer than min_rate_bytes in one: 408 then
+                                        close; an h2 stream waiting on the client (body
+                                        incomplete, response held back by flow control) that
+                                        moves fewer than min_rate_bytes in one: RST_STREAM(CANCEL),
+                                        or GOAWAY when no other stream is left; 0 = never */
     uint64_t header_timeout_ms;      /* a request's headers not complete within this: closed
                                         (h1: 408 then close; h2: GOAWAY); 0 = never */
 };
@@ -122,11 +140,21 @@ uint32_t ig_http_server_pending_requests(const struct ig_http_server *srv);
 int ig_http_server_flushed(const struct ig_http_server *srv);
 /* Open client connections (including ones flushing a last response). */
 uint32_t ig_http_server_connections(const struct ig_http_server *srv);
+/* The budgets (budget.h) as /metrics shows them: the server-wide budget
+ * (held, cap, charges it refused) and the per-connection shares (the
+ * largest held now, the cap, charges refused by any share so far). */
+struct ig_http_budget_stats {
+    uint64_t held, cap, refused;
+    uint64_t conn_held_max, conn_cap, conn_refused;
+    uint64_t stalls; /* streams / h1 requests cut by the stall rule so far */
+};
+void ig_http_server_budget_stats(const struct ig_http_server *srv,
+                                 struct ig_http_budget_stats *out);
 /* Bytes of request-body storage held now, across all connections: every
- * request's allocated body buffer (its declared length plus one, or what
- * chunks have grown it to), from the first reservation until the response
+ * request's allocated body buffer (grown by doubling as bytes arrive, up to
+ * its declared length plus one), from the first byte until the response
  * is sent or the request is freed (also a request the gateway still holds
- * after its connection went away). Never above max_buffered_body_bytes. */
+ * after its connection went away). Part of what the budgets count. */
 uint64_t ig_http_server_buffered_body_bytes(const struct ig_http_server *srv);
 
 /*

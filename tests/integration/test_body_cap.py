@@ -1,21 +1,26 @@
-"""The server-wide cap on request-body bytes (max_buffered_body_bytes): slow
-partial uploads hold the Content-Length they declared; a request whose body
-does not fit beside them gets 400 ThrottlingException at once, over HTTP/1.1
-and HTTP/2, while a small request still gets its predictions; once the
-uploads are gone, the same large request is served."""
+"""The server-wide budget (max_buffered_body_bytes) counts request bodies as
+their bytes arrive. Partial uploads that declare large lengths and send
+little hold little: a large body beside them is served (issue 13 point 1:
+a declared Content-Length used to be reserved whole). Once the uploads have
+really sent most of their bytes, a large body does not fit beside them and
+gets 400 ThrottlingException as it grows, over HTTP/1.1 and HTTP/2, while a
+small request still gets its predictions; once the uploads are gone, the
+same large request is served."""
 
 import json
 import os
 import re
 import socket
 import tempfile
+import time
 
 from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
                    expected_body, finish, load_model, run)
 
 CAP = 1048576
-UPLOAD = 300000  # each partial upload reserves UPLOAD + 1 bytes
+UPLOAD = 300000  # each partial upload declares UPLOAD bytes
 NUPLOADS = 3
+UNIT = 4096      # requests are charged in steps of this
 
 demo = load_model(DEMO_MODEL)
 small_rows = digits_rows(2)
@@ -26,13 +31,18 @@ tmp = tempfile.mkdtemp(prefix="ig-cap-")
 big_path = os.path.join(tmp, "big.csv")
 with open(big_path, "w") as f:
     f.write(big)
-throttled = json.dumps({"message": "The gateway is holding its limit of %d bytes of request "
-                        "bodies; retry later." % CAP}, separators=(",", ":"))
+throttled = json.dumps({"message": "The gateway is holding its limit of %d bytes for clients; "
+                        "retry later." % CAP}, separators=(",", ":"))
 
-# The premise: the big body fits alone, not beside the uploads; the small one does.
-free = CAP - NUPLOADS * (UPLOAD + 1)
-check(len(big) + 1 > free and len(big) + 1 <= CAP, "big body (%d bytes) fits only alone" % len(big))
-check(len(small) + 1 <= free, "small body fits beside the uploads")
+# The premise: the big body fits alone, not beside the uploads once they sent
+# almost all (each then holds UPLOAD + 1 bytes of body, and its header block,
+# in 4 KiB units); the small one does. Beside uploads that sent only 1000
+# bytes each, everything fits.
+free = CAP - NUPLOADS * (UPLOAD + 1 + UNIT)
+check(len(big) + 1 > free and len(big) + 1 + UNIT <= CAP,
+      "big body (%d bytes) fits only alone" % len(big))
+check(len(small) + 1 + UNIT <= free, "small body fits beside the uploads")
+check(len(big) + 1 + UNIT <= CAP - NUPLOADS * 2 * UNIT, "big body fits beside declared lengths")
 
 
 TEXT_CSV = ("Content-Type: text/csv",)
@@ -71,6 +81,25 @@ def partial_upload(port):
     return s
 
 
+def metric(gw, name):
+    """One unlabelled sample of the gateway's /metrics."""
+    r = run(["curl", "-sS", "-m", "5", gw.url + "/metrics"])
+    m = re.search(r"^%s (\d+)" % re.escape(name), r.stdout.decode(), re.M)
+    return int(m.group(1)) if m else None
+
+
+def wait_metric(gw, name, pred, what):
+    deadline = time.time() + 5
+    v = None
+    while time.time() < deadline:
+        v = metric(gw, name)
+        if v is not None and pred(v):
+            break
+        time.sleep(0.05)
+    check(v is not None and pred(v), "%s (%s = %r)" % (what, name, v))
+    return v
+
+
 def close_upload(s):
     """Half-close and wait for the gateway to close: it frees the request
     (and its reservation) before it closes the socket."""
@@ -91,6 +120,25 @@ with Gateway({"demo": {"model": DEMO_MODEL}}, max_buffered_body_bytes=str(CAP),
         f.write(small)
 
     uploads = [partial_upload(gw.port) for _ in range(NUPLOADS)]
+    # declared lengths reserve nothing: 1000 bytes each came (1024 held)
+    wait_metric(gw, "infergate_buffered_body_bytes", lambda v: v == NUPLOADS * 1024,
+                "declared lengths: only the bytes that came are held")
+    held = metric(gw, "infergate_buffered_bytes")
+    check(held is not None and held <= NUPLOADS * 2 * UNIT,
+          "declared lengths: the budget holds %r bytes for %d uploads" % (held, NUPLOADS))
+    for h2 in (False, True):
+        p = "h2: " if h2 else "h1: "
+        st, hd, out = curl(url, "@" + big_path, TEXT_CSV, h2)
+        check_eq((st, hd.get("x-amzn-errortype")), (200, None),
+                 p + "big body beside declared lengths: 200")
+        check(out == expected_body(demo, big_rows), p + "big body beside declared lengths: "
+              "predictions")
+
+    # now the uploads send all but their last byte: they hold it
+    for s in uploads:
+        s.sendall(b"0" * (UPLOAD - 1000 - 1))
+    wait_metric(gw, "infergate_buffered_body_bytes", lambda v: v == NUPLOADS * (UPLOAD + 1),
+                "uploads that sent their bytes hold them")
 
     for h2 in (False, True):
         p = "h2: " if h2 else "h1: "

@@ -45,12 +45,17 @@
 /* /slow answers after this: longer than IDLE_TIMEOUT_MS, without client I/O */
 #define SLOW_DELAY_US 1000000
 #define MAX_LATER 64
-/* The server-wide cap on request-body bytes in the "capped" tests, and
- * the idle timeout of the body-count tests (long enough for partial
- * uploads to stay open). */
-#define BODY_CAP 2500
+/* The server-wide budget in the "capped" tests (three 4 KiB charge
+ * units), and the idle timeout of the body-count tests (long enough for
+ * partial uploads to stay open). */
+#define BUDGET_CAP (3 * 4096)
 #define LONG_IDLE_MS 10000
 #define BODY_TEST_CONNS 16
+/* The stall rule here: a body or held-back response moves at least this
+ * many bytes per IDLE_TIMEOUT_MS (the pace tests send 2 per half period). */
+#define MIN_RATE 4
+/* The least share one maximum request fits in. */
+#define SHARE (MAX_BODY + MAX_HEADERS + IG_HTTP_REQ_OVERHEAD)
 
 /* ------------------------------------------------------------------ */
 /* server side (this thread)                                          */
@@ -174,6 +179,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
+/* max_conn_buffered_bytes for the next server (0: the default); set by
+ * the budget tests' setups, reset by every start. */
+static uint64_t S_conn_share;
+
 /* <max_held>: max_buffered_body_bytes (0: the default). */
 static int start_server_conf(const char *cert, const char *key, uint32_t max_conns,
                              uint64_t max_held, uint64_t idle_ms)
@@ -187,6 +196,8 @@ static int start_server_conf(const char *cert, const char *key, uint32_t max_con
         .max_header_list_size = MAX_HEADERS,
         .max_body_bytes = MAX_BODY,
         .max_buffered_body_bytes = max_held,
+        .max_conn_buffered_bytes = S_conn_share,
+        .min_rate_bytes = MIN_RATE,
         .idle_timeout_ms = idle_ms,
         .header_timeout_ms = HEADER_TIMEOUT_MS,
     };
@@ -195,6 +206,7 @@ static int start_server_conf(const char *cert, const char *key, uint32_t max_con
     int rv;
 
     memset(&S, 0, sizeof(S));
+    S_conn_share = 0;
     S.base = event_base_new();
     rv = ig_http_server_new(S.base, &conf, on_request, NULL, &S.srv, err, sizeof(err));
     if (rv != 0) {
@@ -227,7 +239,7 @@ static int setup_long(void **state)
 static int setup_capped(void **state)
 {
     (void)state;
-    return start_server_conf(NULL, NULL, BODY_TEST_CONNS, BODY_CAP, LONG_IDLE_MS);
+    return start_server_conf(NULL, NULL, BODY_TEST_CONNS, BUDGET_CAP, LONG_IDLE_MS);
 }
 
 static int teardown(void **state)
@@ -1087,15 +1099,16 @@ static void test_h1_body_stall(void **state)
     assert_string_equal(s.out, "HTTP/1.1 408 Request Timeout\r\n"
                                "Content-Type: application/json\r\n"
                                "x-amzn-ErrorType: ValidationError\r\n"
-                               "Content-Length: 61\r\n"
+                               "Content-Length: 67\r\n"
                                "x-amzn-RequestId: ID\r\n"
                                "Date: DATE\r\n"
                                "Connection: close\r\n"
                                "\r\n"
-                               "{\"message\":\"No request body bytes were received for 400 ms.\"}");
+                               "{\"message\":\"The request body came slower than 4 bytes per 400 "
+                               "ms.\"}");
     assert_in_range(s.elapsed_ms, IDLE_TIMEOUT_MS - 10, IDLE_TIMEOUT_MS + 500);
     assert_int_equal(S.requests, 0);
-    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0); /* 11 reserved, freed by the 408 */
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0); /* 11 held, freed by the 408 */
 }
 
 static void test_h1_idle_timeout(void **state)
@@ -1667,9 +1680,9 @@ static void fill_bodies(void)
 }
 
 /*
- * The count over every way an h1 request ends. A declared length is
- * reserved exactly (length + 1 for the NUL); a chunked body grows by
- * doubling from 256. Held while received, while the gateway has it, and
+ * The count over every way an h1 request ends. A body grows by doubling
+ * from 256 as bytes arrive, up to its declared length + 1 (for the NUL):
+ * a declared length reserves nothing. Held while received, while the gateway has it, and
  * while a detached request waits for its late answer; released by the
  * answer, a closed connection, a 413 (nothing reserved).
  */
@@ -1687,19 +1700,19 @@ static void test_h1_body_count(void **state)
     expect_held(5);
     expect_requests(1);
     b = raw_open("POST /sync/b HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789");
-    expect_held(5 + 1001);
+    expect_held(5 + 256); /* 10 bytes came: nothing reserved for the rest */
     c = raw_open(chunked); /* 300 bytes of a chunked body: 256, then 512 */
-    expect_held(5 + 1001 + 512);
+    expect_held(5 + 256 + 512);
     d = raw_open("POST /keep/d HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz");
     expect_requests(2);
-    expect_held(5 + 1001 + 512 + 4);
+    expect_held(5 + 256 + 512 + 4);
     e = raw_open("POST /sync/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n");
     raw_read(e, 0); /* 413, closed */
     assert_int_equal(strncmp(e->buf, "HTTP/1.1 413 Payload Too Large\r\n", 32), 0);
     f = raw_open("POST /sync/f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
     raw_read(f, 1); /* answered and released */
     assert_non_null(strstr(f->buf, "\r\n\r\nhello"));
-    assert_int_equal(held(), 5 + 1001 + 512 + 4);
+    assert_int_equal(held(), 5 + 256 + 512 + 4);
 
     raw_free(b); /* connection closed during the body */
     expect_held(5 + 512 + 4);
@@ -1767,8 +1780,8 @@ static void h2_close(struct h2c *c)
     free(c);
 }
 
-/* The same over h2: a content-length is reserved when the headers end
- * (before any DATA), a body without one grows; released by the answer
+/* The same over h2: a content-length reserves nothing, bodies grow as DATA
+ * comes; released by the answer
  * (at once, while the response is still being sent), a client reset, a
  * 413, and the connection's end. */
 static void test_h2_body_count(void **state)
@@ -1786,7 +1799,7 @@ static void test_h2_body_count(void **state)
     (void)state;
     c = h2_open(st, 5);
     expect_requests(3); /* a, b and e; c is partial, d got 413 */
-    expect_held(5 + 256 + 1001);
+    expect_held(5 + 256 + 256);
     nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st[2].id, NGHTTP2_CANCEL);
     assert_int_equal(nghttp2_session_send(c->s), 0);
     expect_held(5 + 256);
@@ -1799,69 +1812,94 @@ static void test_h2_body_count(void **state)
     assert_int_equal(ig_http_server_connections(S.srv), 0);
 }
 
-/* Two partial uploads hold 2002 of the 2500 bytes: a request declaring
- * 1000 more is throttled at once (no 100 Continue, no on_request), then
- * the connection closes; a chunked body is throttled when it would grow
- * past the cap; a small request still passes. Once the partial uploads
- * go, a large request fits again. */
-static void test_h1_body_cap(void **state)
+/* The budgets as /metrics shows them. */
+static struct ig_http_budget_stats budget(void)
 {
-    static char chunked[1024], big[2048];
+    struct ig_http_budget_stats st;
+
+    ig_http_server_budget_stats(S.srv, &st);
+    return st;
+}
+
+static bool cond_budget(void *arg)
+{
+    return budget().held == *(const uint64_t *)arg;
+}
+
+/* Pump until the server-wide budget holds exactly <want> bytes. */
+static void expect_budget(uint64_t want)
+{
+    if (!pump_until(cond_budget, &want, 2000))
+        fail_msg("the budget holds %llu bytes, want %llu", (unsigned long long)budget().held,
+                 (unsigned long long)want);
+}
+
+/*
+ * The server-wide budget (BUDGET_CAP: three 4 KiB charge units; a small
+ * request takes one). The attack of issue 13: connections that declare a
+ * large Content-Length and send almost nothing used to reserve it all; now
+ * they hold what came (256 bytes of body each, one unit in all), and a
+ * full-size body beside them is served. Once the budget is really spent
+ * (three requests in progress), a new request is answered 400
+ * ThrottlingException before anything is taken for it, and the connection
+ * closes; once one goes, requests pass again and everything is released.
+ */
+static void test_h1_budget(void **state)
+{
+    static char big[2048];
     static const char throttled[] =
         "HTTP/1.1 400 Bad Request\r\n"
         "Content-Type: application/json\r\n"
         "x-amzn-ErrorType: ThrottlingException\r\n"
-        "Content-Length: 92\r\n"
+        "Content-Length: 87\r\n"
         "x-amzn-RequestId: ID\r\n"
         "Date: DATE\r\n"
         "Connection: close\r\n"
         "\r\n"
-        "{\"message\":\"The gateway is holding its limit of 2500 bytes of request bodies; retry "
+        "{\"message\":\"The gateway is holding its limit of 12288 bytes for clients; retry "
         "later.\"}";
     struct cl *a, *b, *c, *d, *e, *f;
+    struct ig_http_budget_stats st;
 
     (void)state;
     fill_bodies();
-    snprintf(chunked, sizeof(chunked),
-             "POST /sync/d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n%s\r\n"
-             "0\r\n\r\n",
-             body600);
     snprintf(big, sizeof(big), "POST /sync/big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n%s",
              body1000);
     a = raw_open("POST /sync/a HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789");
     b = raw_open("POST /sync/b HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789");
-    expect_held(2002);
+    expect_held(2 * 256);
+    expect_budget(2 * 4096);
 
-    c = raw_open("POST /sync/c HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
-                 "Content-Length: 1000\r\n\r\n");
-    raw_read(c, 0);
-    assert_true(c->eof);
-    assert_string_equal(c->buf, throttled);
-    d = raw_open(chunked);
-    raw_read(d, 0);
-    assert_true(d->eof);
-    assert_string_equal(d->buf, throttled);
-    assert_int_equal(held(), 2002);
+    c = raw_open(big); /* the third unit: served */
+    raw_read(c, 1);
+    assert_int_equal(strncmp(c->buf, "HTTP/1.1 200 OK\r\n", 17), 0);
+    assert_string_equal(c->buf + strlen(c->buf) - 1000, body1000);
+    expect_budget(2 * 4096); /* its response, charged to the connection, is gone too */
+
+    d = raw_open("POST /sync/d HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789");
+    expect_budget(3 * 4096);
     e = raw_open("POST /sync/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nsmall");
-    raw_read(e, 1);
-    assert_string_equal(e->buf, "HTTP/1.1 200 OK\r\nX-Path: /sync/e\r\nX-Method: POST\r\n"
-                                "X-Proto: http/1.1\r\nContent-Length: 5\r\n"
-                                "x-amzn-RequestId: ID\r\nDate: DATE\r\n\r\nsmall");
+    raw_read(e, 0);
+    assert_true(e->eof);
+    assert_string_equal(e->buf, throttled);
+    st = budget();
+    assert_int_equal(st.held, 3 * 4096);
+    assert_int_equal(st.cap, BUDGET_CAP);
+    assert_true(st.refused >= 1);
     assert_int_equal(S.requests, 1);
-    assert_int_equal(held(), 2002);
 
     raw_free(a);
-    raw_free(b);
-    expect_held(0);
-    f = raw_open(big);
+    expect_budget(2 * 4096);
+    f = raw_open("POST /sync/f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nsmall");
     raw_read(f, 1);
-    assert_int_equal(strncmp(f->buf, "HTTP/1.1 200 OK\r\n", 17), 0);
-    assert_non_null(strstr(f->buf, "\r\nContent-Length: 1000\r\n"));
-    assert_string_equal(f->buf + strlen(f->buf) - 1000, body1000);
-    assert_int_equal(S.requests, 2);
+    assert_string_equal(f->buf, "HTTP/1.1 200 OK\r\nX-Path: /sync/f\r\nX-Method: POST\r\n"
+                                "X-Proto: http/1.1\r\nContent-Length: 5\r\n"
+                                "x-amzn-RequestId: ID\r\nDate: DATE\r\n\r\nsmall");
+    raw_free(b);
+    raw_free(d);
+    expect_budget(0);
     assert_int_equal(held(), 0);
     raw_free(c);
-    raw_free(d);
     raw_free(e);
     raw_free(f);
 }
@@ -1887,58 +1925,146 @@ static void h2_finish(struct h2c *c)
     assert_int_equal(f.rc, 0);
 }
 
-/* The same over h2. The throttled streams get the 400 and then, as the
- * client still had body to send, RST_STREAM(NO_ERROR); other streams on
- * the connection carry on. */
-static void test_h2_body_cap(void **state)
+/* The same over h2: three streams on one connection, each declaring 1000
+ * bytes and sending 10, hold the three units (not 3003 bytes reserved);
+ * both streams of a second connection are throttled with the exact
+ * answer; once the first connection goes, a full-size body is served and
+ * nothing stays held. */
+static void test_h2_budget(void **state)
 {
     static const char throttled[] =
-        "{\"message\":\"The gateway is holding its limit of 2500 bytes of request bodies; retry "
+        "{\"message\":\"The gateway is holding its limit of 12288 bytes for clients; retry "
         "later.\"}";
-    struct h2s hold[2] = {
+    struct h2s hold[3] = {
         {.method = "POST", .path = "/sync/a", .body = "0123456789", .clen = "1000",
          .no_eof = true},
         {.method = "POST", .path = "/sync/b", .body = "0123456789", .clen = "1000",
          .no_eof = true},
+        {.method = "POST", .path = "/sync/c", .body = "0123456789", .clen = "1000",
+         .no_eof = true},
     };
-    struct h2s st[3] = {
-        {.method = "POST", .path = "/sync/c", .body = "", .clen = "1000", .hold_body = true},
+    struct h2s st[2] = {
         {.method = "POST", .path = "/sync/d", .body = "small"},
-        {.method = "POST", .path = "/sync/e", .body = body600, .no_clen = true},
+        {.method = "GET", .path = "/sync/e"},
     };
     struct h2s again[1] = {{.method = "POST", .path = "/sync/big", .body = body1000}};
     struct h2c *h, *c;
 
     (void)state;
     fill_bodies();
-    h = h2_open(hold, 2);
-    expect_held(2002);
-    c = h2_open(st, 3);
+    h = h2_open(hold, 3);
+    expect_held(3 * 256);
+    expect_budget(3 * 4096);
+    c = h2_open(st, 2);
     h2_finish(c);
-    for (size_t i = 0; i < 3; i += 2) {
+    for (size_t i = 0; i < 2; i++) {
         assert_int_equal(st[i].status, 400);
         assert_non_null(strstr(st[i].hdrs, "x-amzn-errortype: ThrottlingException\n"));
-        assert_non_null(strstr(st[i].hdrs, "content-length: 92\n"));
-        assert_int_equal(st[i].data_len, 92);
+        assert_int_equal(st[i].data_len, strlen(throttled));
         assert_string_equal(st[i].data, throttled);
-        assert_int_equal(st[i].close_err, NGHTTP2_NO_ERROR);
     }
-    assert_int_equal(st[1].status, 200);
-    assert_string_equal(st[1].data, "small");
-    assert_int_equal(S.requests, 1);
-    assert_int_equal(held(), 2002);
+    assert_int_equal(S.requests, 0);
+    assert_int_equal(budget().held, 3 * 4096);
     h2_close(c);
 
     h2_close(h);
-    expect_held(0);
+    expect_budget(0);
     c = h2_open(again, 1);
     h2_finish(c);
     assert_int_equal(again[0].status, 200);
     assert_int_equal(again[0].data_len, 1000);
     assert_memory_equal(again[0].data, body1000, 1000);
-    assert_int_equal(S.requests, 2);
-    assert_int_equal(held(), 0);
+    assert_int_equal(S.requests, 1);
     h2_close(c);
+    expect_budget(0);
+    assert_int_equal(held(), 0);
+}
+
+static int setup_share(void **state)
+{
+    (void)state;
+    S_conn_share = SHARE;
+    return start_server_conf(NULL, NULL, BODY_TEST_CONNS, 0, IDLE_TIMEOUT_MS);
+}
+
+struct sampled {
+    struct runner r;
+    uint64_t conn_max; /* the most one connection held, sampled while serving */
+};
+
+static bool cond_sampled(void *p)
+{
+    struct sampled *s = p;
+    struct ig_http_budget_stats st = budget();
+
+    if (st.conn_held_max > s->conn_max)
+        s->conn_max = st.conn_held_max;
+    return runner_done(&s->r);
+}
+
+/* run_client() that samples the largest share held meanwhile. */
+static uint64_t run_client_sampled(void (*fn)(void *), void *arg)
+{
+    struct sampled s = {.r = {.fn = fn, .arg = arg}};
+    pthread_t t;
+
+    assert_int_equal(pthread_create(&t, NULL, runner_main, &s.r), 0);
+    assert_true(pump_until(cond_sampled, &s, 15000));
+    pthread_join(t, NULL);
+    pump_for(20);
+    return s.conn_max;
+}
+
+/*
+ * Header memory (issue 13 point 3): sixteen streams each carry a 1900-byte
+ * header that HPACK sends once and then references with one byte, and no
+ * body. Every decoded block is charged to the connection's share (SHARE,
+ * the least a maximum request needs): the streams that fit wait for their
+ * bodies, the rest are answered 400 ThrottlingException naming the
+ * connection's limit; the share is never passed; another connection is
+ * served meanwhile; the waiting streams are cut by the stall rule (GOAWAY)
+ * and nothing stays held.
+ */
+static void test_h2_header_share(void **state)
+{
+    static char big[1901];
+    static const char throttled[] =
+        "{\"message\":\"This connection is holding its limit of 35816 bytes for its requests; "
+        "retry later or on another connection.\"}";
+    struct h2job j = {.n = 16, .to_eof = true};
+    struct h2job other = {.st = {{.method = "POST", .path = "/sync/other", .body = "fine"}},
+                          .n = 1};
+    uint64_t conn_max;
+    int refused = 0, waiting = 0;
+
+    (void)state;
+    memset(big, 'h', sizeof(big) - 1);
+    for (size_t i = 0; i < j.n; i++)
+        j.st[i] = (struct h2s){.method = "POST", .path = "/sync/hpack", .hname = "x-big",
+                               .hvalue = big, .body = "", .clen = "10", .hold_body = true};
+    conn_max = run_client_sampled(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    for (size_t i = 0; i < j.n; i++) {
+        if (j.st[i].status == 400) {
+            refused++;
+            assert_non_null(strstr(j.st[i].hdrs, "x-amzn-errortype: ThrottlingException\n"));
+            assert_string_equal(j.st[i].data, throttled);
+        } else {
+            assert_int_equal(j.st[i].status, 0);
+            waiting++;
+        }
+    }
+    assert_true(refused >= 1);
+    assert_true(waiting >= 1);
+    assert_int_equal(j.goaways, 1);
+    assert_in_range(conn_max, 4096 * (uint64_t)waiting, SHARE);
+    assert_true(budget().conn_refused >= (uint64_t)refused);
+    run_client(h2job_run, &other);
+    assert_int_equal(other.rc, 0);
+    assert_int_equal(other.st[0].status, 200);
+    assert_string_equal(other.st[0].data, "fine");
+    assert_int_equal(S.requests, 1);
+    expect_budget(0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1949,6 +2075,8 @@ struct stall {
     size_t n;
     uint32_t window;  /* SETTINGS_INITIAL_WINDOW_SIZE, no WINDOW_UPDATE (0: normal) */
     size_t pace;      /* >0: st[0]'s body goes out <pace> bytes every IDLE_TIMEOUT_MS / 2 */
+    size_t pace1;     /* the same for st[1] */
+    bool pace_window; /* with .window: one more byte of st[0]'s window every half period */
     int rc;
     int goaways;
     int32_t goaway_last_id;
@@ -1957,6 +2085,28 @@ struct stall {
     int close_ms[2];  /* when each stream closed, from the requests */
     int end_ms;       /* when the run ended (EOF or every stream closed) */
 };
+
+/* Take what the server sent so far without blocking: -1 at EOF. */
+static int stall_take(struct h2c *c)
+{
+    for (;;) {
+        ssize_t k = recv(c->cl.fd, c->cl.buf, sizeof(c->cl.buf), MSG_DONTWAIT);
+
+        if (k == 0)
+            return -1;
+        if (k < 0)
+            return 0;
+        nghttp2_session_mem_recv(c->s, (const uint8_t *)c->cl.buf, (size_t)k);
+    }
+}
+
+/* When each stream closed (the first time it is seen closed). */
+static void stall_note(struct stall *t, uint64_t t0)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->st[i].closed && t->close_ms[i] < 0)
+            t->close_ms[i] = (int)(now_ms() - t0);
+}
 
 /* One h2 connection: the requests, then (paced bodies sent) frames are
  * exchanged until EOF, or until every stream closed when no GOAWAY came. */
@@ -1973,19 +2123,35 @@ static void stall_run(void *arg)
     c->n = t->n;
     h2c_open_window(c, t->window);
     t0 = now_ms();
-    for (size_t i = 0; i < t->n; i++)
+    for (size_t i = 0; i < t->n; i++) {
         h2c_submit(c, &t->st[i]);
+        t->close_ms[i] = -1;
+    }
     if (t->pace > 0) {
-        while (t->rc == 0 && t->st[0].paced < strlen(t->st[0].body)) {
+        /* both paced bodies, side by side; a stream the server reset is
+         * left alone (resuming it fails) */
+        while (t->rc == 0 && (t->st[0].paced < strlen(t->st[0].body) ||
+                              (t->pace1 > 0 && t->st[1].paced < strlen(t->st[1].body)))) {
             t->st[0].paced += t->pace;
             nghttp2_session_resume_data(c->s, t->st[0].id);
+            if (t->pace1 > 0) {
+                t->st[1].paced += t->pace1;
+                nghttp2_session_resume_data(c->s, t->st[1].id);
+            }
             t->rc = nghttp2_session_send(c->s) == 0 ? 0 : -1;
             usleep(IDLE_TIMEOUT_MS * 1000 / 2);
+            stall_take(c);
+            stall_note(t, t0);
         }
     }
-    for (size_t i = 0; i < t->n; i++)
-        t->close_ms[i] = -1;
-    while (t->rc == 0) {
+    while (t->pace_window && t->rc == 0 && !t->eof && now_ms() - t0 < 4 * IDLE_TIMEOUT_MS) {
+        nghttp2_submit_window_update(c->s, NGHTTP2_FLAG_NONE, t->st[0].id, 1);
+        t->rc = nghttp2_session_send(c->s) == 0 ? 0 : -1;
+        usleep(IDLE_TIMEOUT_MS * 1000 / 2);
+        t->eof = stall_take(c) < 0;
+        stall_note(t, t0);
+    }
+    while (t->rc == 0 && !t->eof) {
         ssize_t k;
 
         if (nghttp2_session_send(c->s) != 0) {
@@ -2121,14 +2287,15 @@ static void test_h2_late_answer_not_cut(void **state)
     expect_server_clean();
 }
 
-/* An upload that makes progress (one DATA frame every idle_timeout_ms / 2,
- * 2.5 idle timeouts in all) is not cut. */
+/* An upload that keeps to the minimum rate (MIN_RATE bytes every
+ * idle_timeout_ms / 2, 2.5 idle timeouts in all) is not cut. */
 static void test_h2_slow_upload_not_cut(void **state)
 {
+    static const char body[] = "01234567890123456789";
     struct stall t = {
-        .st = {{.method = "POST", .path = "/sync/slow-upload", .body = "0123456789"}},
+        .st = {{.method = "POST", .path = "/sync/slow-upload", .body = body}},
         .n = 1,
-        .pace = 2,
+        .pace = MIN_RATE,
     };
 
     (void)state;
@@ -2136,11 +2303,145 @@ static void test_h2_slow_upload_not_cut(void **state)
     assert_int_equal(t.rc, 0);
     assert_int_equal(t.goaways, 0);
     assert_int_equal(t.st[0].status, 200);
-    assert_int_equal(t.st[0].data_len, 10);
-    assert_memory_equal(t.st[0].data, "0123456789", 10);
+    assert_int_equal(t.st[0].data_len, 20);
+    assert_memory_equal(t.st[0].data, body, 20);
     assert_true(t.close_ms[0] >= 5 * IDLE_TIMEOUT_MS / 2 - 10);
     assert_int_equal(S.requests, 1);
     expect_server_clean();
+}
+
+/*
+ * The stall rule is per stream (issue 13 point 2): one stream trickles one
+ * byte per half period (two per period, below MIN_RATE), another on the
+ * same connection uploads at the minimum rate. The trickle is reset with
+ * CANCEL about one period after its headers, alone; the healthy upload
+ * completes on the same connection.
+ */
+static void test_h2_stall_per_stream(void **state)
+{
+    static const char healthy[] = "abcdefghijklmnopqrst";
+    struct stall t = {
+        .st = {{.method = "POST", .path = "/sync/trickle", .body = "0123456789"},
+               {.method = "POST", .path = "/sync/healthy", .body = healthy}},
+        .n = 2,
+        .pace = 1,
+        .pace1 = MIN_RATE,
+    };
+
+    (void)state;
+    run_client(stall_run, &t);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(t.st[0].status, 0);
+    assert_true(t.st[0].closed);
+    assert_int_equal(t.st[0].close_err, NGHTTP2_CANCEL);
+    /* seen at the client's next half-period look after the reset */
+    assert_in_range(t.close_ms[0], IDLE_TIMEOUT_MS - 10, 2 * IDLE_TIMEOUT_MS);
+    assert_int_equal(t.st[1].status, 200);
+    assert_int_equal(t.st[1].close_err, NGHTTP2_NO_ERROR);
+    assert_int_equal(t.st[1].data_len, 20);
+    assert_memory_equal(t.st[1].data, healthy, 20);
+    assert_true(t.close_ms[1] >= 2 * IDLE_TIMEOUT_MS - 10); /* five half periods of upload */
+    assert_int_equal(S.requests, 1);
+    assert_int_equal(budget().stalls, 1); /* the connection then closes as idle, not stalled */
+    expect_server_clean();
+    expect_budget(0);
+}
+
+/* A response held back by a client that opens its window one byte per half
+ * period (issue 13 point 5) moves two bytes per period, below MIN_RATE: it
+ * is cut about one period after it was answered (alone on its connection:
+ * GOAWAY, then close), and what it held is released. */
+static void test_h2_stall_window_trickle(void **state)
+{
+    static char body[101];
+    struct stall t = {
+        .st = {{.method = "POST", .path = "/sync/window", .body = body}},
+        .n = 1,
+        .window = 1,
+        .pace_window = true,
+    };
+
+    (void)state;
+    memset(body, 'w', sizeof(body) - 1);
+    run_client(stall_run, &t);
+    assert_int_equal(t.rc, 0);
+    assert_true(t.eof);
+    assert_int_equal(t.st[0].status, 200);
+    assert_in_range(t.st[0].data_len, 1, 4);
+    assert_memory_equal(t.st[0].data, body, t.st[0].data_len);
+    assert_false(t.st[0].closed);
+    assert_int_equal(t.goaways, 1);
+    assert_int_equal(t.goaway_err, NGHTTP2_NO_ERROR);
+    assert_in_range(t.end_ms, IDLE_TIMEOUT_MS - 10, 2 * IDLE_TIMEOUT_MS);
+    assert_int_equal(budget().stalls, 1);
+    expect_server_clean();
+    expect_budget(0);
+}
+
+struct h1_trickle {
+    int rc;
+    int answered_ms; /* when the answer was first seen, from the headers */
+    char out[1024];
+};
+
+/* An h1 body of 10 bytes, one byte per half period until answered. */
+static void h1_trickle_run(void *arg)
+{
+    struct h1_trickle *t = arg;
+    struct cl *c = calloc(1, sizeof(*c));
+    uint64_t t0;
+
+    t->rc = cl_connect(c, S.port);
+    t0 = now_ms();
+    if (t->rc == 0)
+        t->rc = cl_sends(c, "POST /sync/trickle HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0");
+    t->answered_ms = -1;
+    for (int i = 1; t->rc == 0 && i < 10; i++) {
+        ssize_t k;
+
+        usleep(IDLE_TIMEOUT_MS * 1000 / 2);
+        k = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, MSG_DONTWAIT);
+        if (k > 0) {
+            c->len += (size_t)k;
+            t->answered_ms = (int)(now_ms() - t0);
+            break;
+        }
+        if (cl_sends(c, "x") != 0)
+            break;
+    }
+    if (t->rc == 0)
+        t->rc = cl_read_eof(c);
+    c->buf[c->len] = '\0';
+    copy_out(t->out, sizeof(t->out), c->buf);
+    normalize(t->out);
+    cl_close(c);
+    free(c);
+}
+
+/* The same rule for an h1 request body: 408 within a period and a half of
+ * the headers, then close. */
+static void test_h1_stall_trickle(void **state)
+{
+    struct h1_trickle t = {.rc = -1};
+
+    (void)state;
+    run_client(h1_trickle_run, &t);
+    assert_int_equal(t.rc, 0);
+    assert_string_equal(t.out, "HTTP/1.1 408 Request Timeout\r\n"
+                               "Content-Type: application/json\r\n"
+                               "x-amzn-ErrorType: ValidationError\r\n"
+                               "Content-Length: 67\r\n"
+                               "x-amzn-RequestId: ID\r\n"
+                               "Date: DATE\r\n"
+                               "Connection: close\r\n"
+                               "\r\n"
+                               "{\"message\":\"The request body came slower than 4 bytes per 400 "
+                               "ms.\"}");
+    assert_in_range(t.answered_ms, IDLE_TIMEOUT_MS - 10, 3 * IDLE_TIMEOUT_MS / 2 + 100);
+    assert_int_equal(S.requests, 0);
+    assert_int_equal(budget().stalls, 1);
+    expect_server_clean();
+    expect_budget(0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2284,11 +2585,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h2_stall_beside_late_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_late_answer_not_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_slow_upload_not_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_stall_per_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_stall_window_trickle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_stall_trickle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_body_count, setup_long, teardown),
         cmocka_unit_test_setup_teardown(test_h2_body_count, setup_long, teardown),
         cmocka_unit_test_setup_teardown(test_detached_outlives_server, setup_long, teardown),
-        cmocka_unit_test_setup_teardown(test_h1_body_cap, setup_capped, teardown),
-        cmocka_unit_test_setup_teardown(test_h2_body_cap, setup_capped, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_budget, setup_capped, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_budget, setup_capped, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_header_share, setup_share, teardown),
         cmocka_unit_test_setup_teardown(test_tls_alpn, tls_setup, tls_teardown),
         cmocka_unit_test(test_bad_conf),
     };

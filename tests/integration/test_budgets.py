@@ -1,0 +1,449 @@
+"""Resource budgets no client can defeat (issue 13 points 1, 2, 3, 5), against the
+real gateway: every attack runs while an honest client's requests keep getting
+their exact predictions, and afterwards /metrics shows nothing held.
+
+  declared  HTTP/2 connections send HEADERS with content-length: 6291456 and no
+            DATA, then one DATA byte per 0.4 s on every stream. A declared length
+            reserves nothing (it used to reserve 6 MiB each, and three such
+            streams locked every other client out of the 16 MiB budget); the
+            trickle moves 2.5 bytes/s, below min_rate_bytes per idle_timeout_ms,
+            so every stream is cut within about one period.
+  hpack     header blocks that HPACK sends once and then references (15 copies
+            of a 4000-byte header per stream, 128 streams): decoded bytes are
+            charged to the connection's share as the block is built; the
+            streams past the share get 400 ThrottlingException naming the
+            connection's limit, the share is never passed.
+  window    a client that opens its flow-control window one byte per 0.4 s on a
+            large response: the response is counted while held and cut within
+            about one period; its bytes are released.
+  h1        an HTTP/1.1 body trickling one byte per 0.4 s: 408 within a period
+            and a half, then close.
+
+HTTP/2 is spoken with hand-made frames (hpack from python3-h2)."""
+
+import json
+import re
+import select
+import socket
+import struct
+import threading
+import time
+
+import hpack
+
+from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
+                   expected_body, finish, load_model, run)
+
+PERIOD_S = 1.0            # idle_timeout_ms: the stall period
+CAP = 16 << 20            # max_buffered_body_bytes
+SHARE = 6291456 + 65536 + 32768  # max_conn_buffered_bytes: the least allowed
+TRICKLE_S = 0.4
+DEMO = load_model(DEMO_MODEL)
+ROWS = digits_rows()
+
+# ---- HTTP/2 frames -----------------------------------------------------------
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
+END_STREAM = ACK = 0x1
+END_HEADERS = 0x4
+NO_ERROR, CANCEL = 0, 8
+S_WINDOW = 4
+
+
+def frame(ftype, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+        struct.pack(">I", sid & 0x7fffffff) + payload
+
+
+class Stream:
+    def __init__(self):
+        self.status = None
+        self.headers = {}
+        self.data = bytearray()
+        self.ended = False
+        self.rst = None
+        self.t_end = None
+
+    def done(self):
+        return self.ended or self.rst is not None
+
+
+class H2:
+    """A minimal HTTP/2 client on a blocking socket; reads only when asked."""
+
+    def __init__(self, port, window=1 << 24):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.enc = hpack.Encoder()
+        self.dec = hpack.Decoder()
+        self.dec.max_header_list_size = 1 << 20
+        self.inbuf = b""
+        self.streams = {}
+        self.goaway = None
+        self.eof = False
+        self.t_eof = None
+        self.next_id = 1
+        self.sock.sendall(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", S_WINDOW, window)) +
+                          frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
+
+    def request(self, path, body=None, extra=(), end=True, send=True):
+        """Open a stream; with send False, return its frames instead (a fresh
+        connection's encoder makes the same bytes: they can be sent on another)."""
+        sid = self.next_id
+        self.next_id += 2
+        hdrs = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1"),
+                (":path", path), ("content-type", "text/csv")] + list(extra)
+        out = frame(HEADERS, END_HEADERS | (END_STREAM if body is None and end else 0), sid,
+                    self.enc.encode(hdrs))
+        if body is not None:
+            body = body.encode()
+            for i in range(0, len(body), 16384):
+                last = i + 16384 >= len(body)
+                out += frame(DATA, END_STREAM if end and last else 0, sid, body[i:i + 16384])
+        self.streams[sid] = Stream()
+        if not send:
+            return out
+        self.sock.sendall(out)
+        return sid
+
+    def send(self, b):
+        try:
+            self.sock.sendall(b)
+            return True
+        except OSError:
+            return False
+
+    def pump(self, timeout):
+        """Read what arrives within <timeout>; False once the connection ended."""
+        if self.eof:
+            return False
+        try:
+            r, _, _ = select.select([self.sock], [], [], timeout)
+            if not r:
+                return True
+            chunk = self.sock.recv(1 << 16)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            self.t_eof = time.time()
+            return False
+        self.inbuf += chunk
+        while len(self.inbuf) >= 9:
+            n = struct.unpack(">I", b"\0" + self.inbuf[:3])[0]
+            if len(self.inbuf) < 9 + n:
+                break
+            t, fl = self.inbuf[3], self.inbuf[4]
+            sid = struct.unpack(">I", self.inbuf[5:9])[0] & 0x7fffffff
+            p = self.inbuf[9:9 + n]
+            self.inbuf = self.inbuf[9 + n:]
+            self.on_frame(t, fl, sid, p)
+        return True
+
+    def run_until(self, cond, timeout=10):
+        deadline = time.time() + timeout
+        while not cond() and time.time() < deadline:
+            if not self.pump(min(0.05, max(0.0, deadline - time.time()))):
+                break
+        return cond()
+
+    def on_frame(self, t, fl, sid, p):
+        st = self.streams.get(sid)
+        if t == HEADERS and st is not None:
+            for k, v in self.dec.decode(p):
+                if k == ":status":
+                    st.status = int(v)
+                else:
+                    st.headers[k] = v
+            if fl & END_STREAM:
+                st.ended, st.t_end = True, time.time()
+        elif t == DATA and st is not None:
+            st.data += p
+            if fl & END_STREAM:
+                st.ended, st.t_end = True, time.time()
+        elif t == RST_STREAM and st is not None:
+            st.rst, st.t_end = struct.unpack(">I", p[:4])[0], time.time()
+        elif t == SETTINGS and not fl & ACK:
+            self.send(frame(SETTINGS, ACK, 0))
+        elif t == PING and not fl & ACK:
+            self.send(frame(PING, ACK, 0, p))
+        elif t == GOAWAY:
+            last, err = struct.unpack(">II", p[:8])
+            self.goaway = (last & 0x7fffffff, err)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def inv(endpoint="demo"):
+    return "/endpoints/%s/invocations" % endpoint
+
+
+def metrics(gw):
+    text = run(["curl", "-sS", "-m", "5", gw.url + "/metrics"]).stdout.decode()
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"^(infergate_[a-z_]+) ([0-9.e+]+)$", text, re.M)}
+
+
+def wait_metric(gw, name, pred, timeout=5):
+    deadline = time.time() + timeout
+    v = None
+    while time.time() < deadline:
+        v = metrics(gw).get(name)
+        if v is not None and pred(v):
+            break
+        time.sleep(0.05)
+    return v
+
+
+class Honest(threading.Thread):
+    """An honest client: requests over HTTP/1.1 and h2c alternately until told to
+    stop; records each (status, exact body?) outcome."""
+
+    def __init__(self, gw):
+        super().__init__()
+        self.gw = gw
+        self.stop = threading.Event()
+        self.results = []
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set() or len(self.results) < 4:
+            rows = ROWS[(i * 7) % 1500:(i * 7) % 1500 + 20]
+            st, hd, out = curl(self.gw.invoke_url("demo"), csv_body(rows), ("Content-Type: text/csv",),
+                               http2=i % 2 == 1)
+            self.results.append((st, hd.get("x-amzn-errortype"), out == expected_body(DEMO, rows)))
+            i += 1
+
+
+def honest_ok(h, what):
+    bad = [r for r in h.results if r != (200, None, True)]
+    check(len(h.results) >= 4 and not bad,
+          "%s: the honest client got %d exact answers (%d not: %r)"
+          % (what, len(h.results) - len(bad), len(bad), bad[:3]))
+
+
+# A request in progress holds one 4 KiB unit: /metrics sees itself.
+ASKING = 4096
+
+
+def settle(gw, what):
+    """Everything the attack held is released: the budget holds only the
+    request asking /metrics."""
+    v = wait_metric(gw, "infergate_buffered_bytes", lambda v: v == ASKING)
+    check_eq(v, ASKING, "%s: infergate_buffered_bytes back to the asking request's unit" % what)
+    v = wait_metric(gw, "infergate_buffered_body_bytes", lambda v: v == 0)
+    check_eq(v, 0, "%s: infergate_buffered_body_bytes back to 0" % what)
+
+
+# ---- the attacks ----------------------------------------------------------------
+
+def case_declared(gw):
+    nconn, per = 4, 8
+    honest = Honest(gw)
+    conns = [H2(gw.port) for _ in range(nconn)]
+    t0 = time.time()
+    for c in conns:
+        for _ in range(per):
+            c.request(inv(), extra=[("content-length", "6291456")], end=False)
+    for c in conns:
+        c.run_until(lambda: False, 0.05)
+    m = metrics(gw)
+    check(m.get("infergate_buffered_body_bytes") == 0,
+          "declared: 32 x 6 MiB declared, no body byte: no body storage (%r)"
+          % m.get("infergate_buffered_body_bytes"))
+    check(m.get("infergate_buffered_bytes", 1 << 40) <= nconn * per * 4096 + ASKING,
+          "declared: the budget holds at most one 4 KiB unit per stream (%r)"
+          % m.get("infergate_buffered_bytes"))
+    honest.start()
+    # one DATA byte per 0.4 s on every stream still open, for 3 periods at most
+    while time.time() - t0 < 3 * PERIOD_S:
+        for c in conns:
+            for sid, st in c.streams.items():
+                if not st.done() and not c.eof and c.goaway is None:
+                    c.send(frame(DATA, 0, sid, b"1"))
+        end = time.time() + TRICKLE_S
+        while time.time() < end:
+            for c in conns:
+                c.pump(0.01)
+        if all(c.eof or all(st.done() for st in c.streams.values()) for c in conns):
+            break
+    honest.stop.set()
+    honest.join()
+    took = []
+    for c in conns:
+        c.run_until(lambda: c.eof, 3)
+        ends = [st.t_end for st in c.streams.values() if st.t_end] + ([c.t_eof] if c.t_eof else [])
+        took.append(max(ends) - t0 if ends else None)
+        check(c.eof or all(st.rst == CANCEL for st in c.streams.values()),
+              "declared: every trickling stream is cut (GOAWAY %r, eof %r)" % (c.goaway, c.eof))
+        check(all(st.status is None for st in c.streams.values()),
+              "declared: no trickling stream is answered")
+        c.close()
+    check(all(t is not None and t <= 2 * PERIOD_S + 0.5 for t in took),
+          "declared: cut within 2.5 periods of the headers (%s)" % took)
+    honest_ok(honest, "declared")
+    m = metrics(gw)
+    check(m.get("infergate_stalled_total", 0) >= nconn * per,
+          "declared: infergate_stalled_total counts the %d streams (%r)"
+          % (nconn * per, m.get("infergate_stalled_total")))
+    check_eq(m.get("infergate_buffered_refused_total"), 0.0,
+             "declared: the server-wide budget never refused")
+    settle(gw, "declared")
+    print("  declared: %d streams cut after %s s; honest client: %d answers"
+          % (nconn * per, ["%.2f" % t for t in took], len(honest.results)), flush=True)
+
+
+def case_hpack(gw):
+    nconn, per, copies = 2, 128, 15
+    big = "b" * 4000
+    honest = Honest(gw)
+    conns = [H2(gw.port) for _ in range(nconn)]
+    # encoded once, up front: a slow client is cut by the stall rule before
+    # it has sent enough to reach the share
+    burst = b"".join(conns[0].request(inv(), extra=[("content-length", "10")] +
+                                      [("x-bomb", big)] * copies, end=False, send=False)
+                     for _ in range(per))
+    for c in conns:
+        c.run_until(lambda: False, 0.1)  # the server's SETTINGS first
+        c.streams = {sid: Stream() for sid in range(1, 2 * per, 2)}
+        c.sock.sendall(burst)
+    print("  hpack: %d bytes on the wire per connection for %d streams of %d header bytes each"
+          % (len(burst), per, copies * (len(big) + 6)), flush=True)
+    honest.start()
+    peak_conn = peak_all = 0
+    t0 = time.time()
+    while time.time() - t0 < 0.6:
+        for c in conns:
+            c.pump(0.01)
+        m = metrics(gw)
+        peak_conn = max(peak_conn, m.get("infergate_conn_buffered_bytes_max", 0))
+        peak_all = max(peak_all, m.get("infergate_buffered_bytes", 0))
+    want = json.dumps({"message": "This connection is holding its limit of %d bytes for its "
+                       "requests; retry later or on another connection." % SHARE},
+                      separators=(",", ":"))
+    for n, c in enumerate(conns):
+        c.run_until(lambda: c.eof, 3 * PERIOD_S)
+        refused = [st for st in c.streams.values() if st.status == 400]
+        waiting = [st for st in c.streams.values() if st.status is None]
+        check(len(refused) >= 1 and len(waiting) >= 1 and len(refused) + len(waiting) == per,
+              "hpack %d: streams past the share are refused, the others wait (%d refused, %d "
+              "waiting)" % (n, len(refused), len(waiting)))
+        check(all(st.headers.get("x-amzn-errortype") == "ThrottlingException" and
+                  bytes(st.data).decode() == want for st in refused),
+              "hpack %d: every refusal is ThrottlingException naming the connection's limit" % n)
+        check(c.eof and c.goaway is not None and c.goaway[1] == NO_ERROR,
+              "hpack %d: the waiting streams are cut by the stall rule (GOAWAY %r)"
+              % (n, c.goaway))
+        c.close()
+    honest.stop.set()
+    honest.join()
+    honest_ok(honest, "hpack")
+    check(0 < peak_conn <= SHARE, "hpack: one connection never held more than its share "
+          "(%d of %d)" % (peak_conn, SHARE))
+    check(peak_all <= nconn * SHARE + (1 << 20), "hpack: the server held %d bytes for %d "
+          "attackers" % (peak_all, nconn))
+    m = metrics(gw)
+    check(m.get("infergate_conn_buffered_refused_total", 0) >= 1,
+          "hpack: infergate_conn_buffered_refused_total counts the refusals")
+    settle(gw, "hpack")
+    print("  hpack: %d streams x %d x 4000-byte header; a connection held at most %d bytes "
+          "(share %d); all held at most %d" % (nconn * per, copies, peak_conn, SHARE, peak_all),
+          flush=True)
+
+
+def case_window(gw):
+    rows = ROWS[:2000]
+    want = expected_body(DEMO, rows)
+    honest = Honest(gw)
+    c = H2(gw.port, window=1)
+    sid = c.request(inv(), csv_body(rows))
+    c.run_until(lambda: c.streams[sid].status is not None, 10)
+    t0 = time.time()
+    check_eq((c.streams[sid].status, bytes(c.streams[sid].data)), (200, want[:1].encode()),
+             "window: the headers and one byte of the response come")
+    held = wait_metric(gw, "infergate_buffered_bytes", lambda v: v >= len(want))
+    check(held is not None and held >= len(want),
+          "window: the held-back response (%d bytes) is counted (%r)" % (len(want), held))
+    honest.start()
+    while not c.eof and not c.streams[sid].done() and time.time() - t0 < 4 * PERIOD_S:
+        c.send(frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", 1)))
+        c.run_until(lambda: c.eof, TRICKLE_S)
+    took = (c.t_eof or c.streams[sid].t_end or time.time()) - t0
+    honest.stop.set()
+    honest.join()
+    got = len(c.streams[sid].data)
+    check(c.eof or c.streams[sid].rst == CANCEL,
+          "window: cut (GOAWAY %r, RST %r)" % (c.goaway, c.streams[sid].rst))
+    check(PERIOD_S - 0.1 <= took <= 2 * PERIOD_S + 0.5,
+          "window: cut %.2f s after the answer (want 0.9..2.5)" % took)
+    check(got < 16, "window: only %d bytes of %d went" % (got, len(want)))
+    honest_ok(honest, "window")
+    c.close()
+    settle(gw, "window")
+    print("  window: %d of %d response bytes, cut after %.2f s" % (got, len(want), took),
+          flush=True)
+
+
+def case_h1(gw):
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    s.sendall(b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: t\r\n"
+              b"Content-Type: text/csv\r\nContent-Length: 100\r\n\r\n1")
+    t0 = time.time()
+    got = b""
+    while time.time() - t0 < 4 * PERIOD_S and b"\r\n\r\n" not in got:
+        r, _, _ = select.select([s], [], [], TRICKLE_S)
+        if r:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        else:
+            try:
+                s.send(b"1")
+            except OSError:
+                break
+    took = time.time() - t0
+    s.settimeout(5)
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except OSError:
+        pass
+    s.close()
+    body = json.dumps({"message": "The request body came slower than 4096 bytes per %d ms."
+                       % int(PERIOD_S * 1000)}, separators=(",", ":"))
+    head, _, rest = got.decode("utf-8", "replace").partition("\r\n\r\n")
+    check_eq((head.split("\r\n")[0], rest), ("HTTP/1.1 408 Request Timeout", body),
+             "h1: the trickling body gets 408")
+    check("\r\nConnection: close" in head, "h1: ... with Connection: close")
+    check(PERIOD_S - 0.1 <= took <= 1.5 * PERIOD_S + 0.2,
+          "h1: 408 %.2f s after the headers (want 0.9..1.7)" % took)
+    settle(gw, "h1")
+
+
+with Gateway({"demo": {"model": DEMO_MODEL}}, idle_timeout_ms=str(int(PERIOD_S * 1000)),
+             max_buffered_body_bytes=str(CAP), max_conn_buffered_bytes=str(SHARE)) as gw:
+    m = metrics(gw)
+    check_eq((m.get("infergate_buffered_bytes_limit"), m.get("infergate_conn_buffered_bytes_limit"),
+              m.get("infergate_buffered_bytes")), (float(CAP), float(SHARE), float(ASKING)),
+             "/metrics shows both budgets, nothing held but the asking request")
+    for case in (case_declared, case_hpack, case_window, case_h1):
+        t = time.time()
+        try:
+            case(gw)
+        except Exception as e:  # noqa: BLE001 - a crash of the test is a failed check
+            import traceback
+            traceback.print_exc()
+            check(False, "%s raised %r" % (case.__name__, e))
+        print("  %s: %.1fs" % (case.__name__, time.time() - t), flush=True)
+    check(gw.alive(), "the gateway is alive after every attack")
+
+finish()
