@@ -405,26 +405,36 @@ static const double parse_p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7
  * does: a number of any length is read in bounded space.
  */
 #define PARSE_SIG_MAX 780
+/* Texts up to this long are read by the fast function (and go to strtod as
+ * they are, copied to add a NUL); longer ones by parse_long. */
+#define PARSE_COPY_MAX 400
 
 /*
- * The slow path: rewrite the mantissa [s, mend) (digits and at most one
- * dot, no sign) and the exponent <eexp> as "DDDDe<x>" (at most
+ * A text over PARSE_COPY_MAX bytes (rare: kept out of the hot function):
+ * check the same grammar, rewrite the number as "DDDDe<x>" (at most
  * PARSE_SIG_MAX + 1 significant digits, an integer exponent) and let
- * strtod round it.
+ * strtod round it. Counts are 64-bit: any length is safe.
  */
-static double parse_slow(const char *s, const char *mend, int64_t eexp)
+static __attribute__((noinline, cold)) int parse_long(const char *s, size_t n, double *out)
 {
     char tmp[PARSE_SIG_MAX + 1 + 24];
-    size_t nd = 0;
-    int64_t x = eexp;
-    int frac = 0, sticky = 0;
+    const char *p = s, *end = s + n;
+    size_t nd = 0, ndig = 0;
+    int64_t x = 0, eval = 0;
+    int neg = 0, frac = 0, sticky = 0, eneg = 0, edigits = 0;
+    double v;
 
-    for (const char *p = s; p < mend; p++) {
-        if (*p == '.') {
+    if (p < end && (*p == '+' || *p == '-'))
+        neg = *p++ == '-';
+    for (; p < end; p++) {
+        if (*p == '.' && !frac) {
             frac = 1;
             continue;
         }
-        x -= frac; /* value = all digits * 10^(eexp - fraction digits) */
+        if (*p < '0' || *p > '9')
+            break;
+        ndig++;
+        x -= frac; /* value = all digits * 10^(exponent - fraction digits) */
         if (nd == 0 && *p == '0')
             continue;
         if (nd < PARSE_SIG_MAX) {
@@ -434,12 +444,29 @@ static double parse_slow(const char *s, const char *mend, int64_t eexp)
             sticky |= *p != '0';
         }
     }
-    if (nd == 0)
-        return 0.0;
+    if (ndig == 0)
+        return -1;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        for (; p < end && *p >= '0' && *p <= '9'; p++, edigits++)
+            if (eval < 100000)
+                eval = eval * 10 + (*p - '0');
+        if (edigits == 0)
+            return -1;
+    }
+    if (p != end)
+        return -1;
+    if (nd == 0) {
+        *out = neg ? -0.0 : 0.0;
+        return 0;
+    }
     if (sticky) {
         tmp[nd++] = '1';
         x--;
     }
+    x += eneg ? -eval : eval;
     /* Past 10^400 or below 10^-400 the result is inf or 0 whatever the
      * digits (nd <= PARSE_SIG_MAX + 1): clamp, so the text stays short. */
     if (x > 100000)
@@ -447,21 +474,25 @@ static double parse_slow(const char *s, const char *mend, int64_t eexp)
     if (x < -100000)
         x = -100000;
     snprintf(tmp + nd, sizeof(tmp) - nd, "e%d", (int)x);
-    return strtod(tmp, NULL);
+    v = strtod(tmp, NULL);
+    *out = neg ? -v : v;
+    return 0;
 }
 
 int ig_parse_double(const char *s, size_t n, double *out)
 {
-    const char *p = s, *end = s + n, *ms, *mend;
+    const char *p = s, *end = s + n;
     uint64_t mant = 0;
-    int neg = 0, sig = 0, eneg = 0, eval = 0, dropped = 0;
-    size_t digits = 0;
-    int64_t exp10 = 0; /* moves at most one per byte: no overflow */
+    int neg = 0, digits = 0, sig = 0, exp10 = 0, eneg = 0, eval = 0, dropped = 0;
+    char tmp[PARSE_COPY_MAX + 1];
+    char *stop;
     double v;
 
+    /* Below this length every count here fits an int. */
+    if (n > PARSE_COPY_MAX)
+        return parse_long(s, n, out);
     if (p < end && (*p == '+' || *p == '-'))
         neg = *p++ == '-';
-    ms = p;
     for (; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
         if (sig < 19) {
             mant = mant * 10 + (uint64_t)(*p - '0');
@@ -484,7 +515,6 @@ int ig_parse_double(const char *s, size_t n, double *out)
     }
     if (digits == 0)
         return -1;
-    mend = p;
     if (p < end && (*p == 'e' || *p == 'E')) {
         int edigits = 0;
 
@@ -508,7 +538,12 @@ int ig_parse_double(const char *s, size_t n, double *out)
         *out = neg ? -v : v;
         return 0;
     }
-    v = parse_slow(ms, mend, eneg ? -(int64_t)eval : (int64_t)eval);
-    *out = neg ? -v : v;
+    /* 17 digits, a far exponent: strtod on a NUL-terminated copy. */
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    v = strtod(tmp, &stop);
+    if (stop != tmp + n)
+        return -1;
+    *out = v;
     return 0;
 }

@@ -344,6 +344,37 @@ static void test_parse_double_any_length(void **state)
     assert_true(parse_built("0.", '0', 5000, "1") == 0.0);
     assert_true(parse_built("1", '0', 5000, "e-99999999") == 0.0);
     assert_true(parse_built("0.", '0', 5000, "1e99999999") == HUGE_VAL);
+    /* and the grammar holds at any length */
+    {
+        static const char *const tails[] = {"x", "e", "e+", "e-", " ", "..", ".5.", "1e5e5", "-"};
+        static const char *const heads[] = {"", "-", "+", ".", "+-", "1.", "-.", "x"};
+        char *t = malloc(600 + 8);
+        double v;
+
+        assert_non_null(t);
+        for (size_t i = 0; i < IG_ARRAY_SIZE(tails); i++) {
+            size_t n = 0;
+
+            memset(t, '7', 600);
+            n = 600;
+            memcpy(t + n, tails[i], strlen(tails[i]));
+            n += strlen(tails[i]);
+            if (ig_parse_double(t, n, &v) != -1)
+                fail_msg("600 digits then '%s' accepted", tails[i]);
+        }
+        for (size_t i = 0; i < IG_ARRAY_SIZE(heads); i++) {
+            size_t hl = strlen(heads[i]);
+
+            memcpy(t, heads[i], hl);
+            memset(t + hl, '.', 600);
+            if (ig_parse_double(t, hl + 600, &v) != -1)
+                fail_msg("'%s' then 600 dots accepted", heads[i]);
+            memset(t + hl, '5', 600);
+            if (ig_parse_double(t, hl + 600, &v) != (i == 4 || i == 7 ? -1 : 0))
+                fail_msg("'%s' then 600 digits", heads[i]);
+        }
+        free(t);
+    }
 }
 
 static void test_buf_cap(void **state)
