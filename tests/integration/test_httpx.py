@@ -159,7 +159,7 @@ def throttled_cap(gw):
     big = csv_body(allrows)
     check(len(big) > CAP - HELD and len(big) <= CAP,
           "all rows (%d bytes) fit under the cap only alone" % len(big))
-    want = sm_error("The gateway is holding its limit of %d bytes of request bodies; retry later."
+    want = sm_error("The gateway is holding its limit of %d bytes for clients; retry later."
                     % CAP)
     s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
     s.sendall(("POST /endpoints/demo/invocations HTTP/1.1\r\nHost: t\r\n"

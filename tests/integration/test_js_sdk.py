@@ -207,7 +207,7 @@ CAP = 1048576
 HELD = 700000  # the stalled upload declares this many bytes...
 SENT = 699000  # ...and sends this many
 all_csv = csv_body(allrows)
-MSG_CAP = "The gateway is holding its limit of %d bytes of request bodies; retry later." % CAP
+MSG_CAP = "The gateway is holding its limit of %d bytes for clients; retry later." % CAP
 for h in ("h2", "h1"):
     over = call("demo", all_csv, "text/csv", "text/csv")
     step(h + " throttled before the body arrived", h, h + "-cap", [
