@@ -390,13 +390,14 @@ static __attribute__((noinline)) void gw_req_unref(struct gw_request *r)
      * once, so the bytes stop counting when the request ends. */
     if ((size_t)r->rs.nrows * (r->rs.dim + 2) * sizeof(double) >= GW_FREE_OFFLOAD_MIN &&
         !r->gw->closing && r->gw->freeing < GW_FREE_QUEUE_MAX) {
+        struct ig_gateway *gw = r->gw; /* <r> may be gone as soon as it is submitted */
         struct gw_free_job *j = ig_xmalloc(sizeof(*j));
 
-        j->gw = r->gw;
+        j->gw = gw;
         j->r = r;
         ig_budget_hold_clear(&r->rs.hold);
-        if (ig_workers_submit(r->gw->decoders, gw_free_work, gw_free_done, j) == 0) {
-            r->gw->freeing++;
+        if (ig_workers_submit(gw->decoders, gw_free_work, gw_free_done, j) == 0) {
+            gw->freeing++;
             return;
         }
         free(j);
@@ -885,13 +886,15 @@ static void gw_decode_offload(struct gw_request *r, enum ig_format ctype, const 
     /* The worker charges the connection's budget while the connection may
      * go away on the loop: hold it for the decode. */
     j->budget = r->rs.budget ? ig_budget_ref(r->rs.budget) : NULL;
+    /* From the submit on, the worker owns r->rs and r->preds. */
+    r->decoding = 1;
     if (ig_workers_submit(gw->decoders, gw_decode_work, gw_decode_done, j) < 0) {
+        r->decoding = 0;
         ig_budget_unref(j->budget);
         free(j);
         goto full;
     }
     gw->decoding++;
-    r->decoding = 1;
     r->refs++;
     gw_dl_link(ep, r);
     return;
@@ -1035,6 +1038,7 @@ static size_t gw_metrics_max(const struct ig_gateway *gw)
 {
     return GW_METRICS_FIXED + gw->neps * GW_METRICS_PER_ENDPOINT;
 }
+
 
 /* The HTTP budgets (budget.h): the server-wide one and the connections'
  * shares, and the requests the stall rule cut. */
