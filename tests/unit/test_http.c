@@ -33,6 +33,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 
+#include "infergate/budget.h"
 #include "infergate/common.h"
 #include "infergate/http.h"
 
@@ -158,6 +159,12 @@ static void on_request(struct ig_http_req *req, void *arg)
 
         l->req = req;
         S.laters[S.nlater++] = l;
+    } else if (strcmp(path, "/big") == 0) {
+        /* a response larger than one charge unit (and than SHARE) */
+        char *big = malloc(65536);
+
+        memset(big, 'B', 65536);
+        ig_http_respond(req, 200, NULL, 0, big, 65536);
     } else if (strcmp(path, "/hang") == 0) {
         ig_http_req_set_close_cb(req, on_close, NULL);
     } else if (strcmp(path, "/err") == 0) {
@@ -1582,6 +1589,8 @@ static void test_h2_idle_goaway(void **state)
 /* ------------------------------------------------------------------ */
 /* request-body bytes held across connections                         */
 
+static struct ig_http_budget_stats budget(void);
+
 static uint64_t held(void)
 {
     return ig_http_server_buffered_body_bytes(S.srv);
@@ -1756,6 +1765,20 @@ static void test_detached_outlives_server(void **state)
     assert_int_equal(ig_http_server_connections(S.srv), 0);
     assert_int_equal(held(), 6);
     assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+    /* its connection's share outlives the connection (the request's
+     * charge references it): a decoder may still charge it, and the
+     * charge reaches the server-wide budget */
+    {
+        struct ig_budget *b = ig_http_req_budget(S.laters[0]->req);
+        struct ig_budget_hold h = {0};
+
+        assert_non_null(b);
+        assert_int_equal(budget().held, 4096);
+        assert_int_equal(ig_budget_hold_set(&h, b, 100000), 0);
+        assert_int_equal(budget().held, 4096 + 100000);
+        ig_budget_hold_clear(&h);
+        assert_int_equal(budget().held, 4096);
+    }
 }
 
 /* An h2 client driven from this thread (sends only; nothing is read). */
@@ -2013,6 +2036,43 @@ static uint64_t run_client_sampled(void (*fn)(void *), void *arg)
     pthread_join(t, NULL);
     pump_for(20);
     return s.conn_max;
+}
+
+/*
+ * Responses are charged too (issue 13 point 5): a 64 KiB answer does not
+ * fit in a share of SHARE bytes, so the client gets 400 ThrottlingException
+ * saying so instead (h1: then the connection closes); a small answer on
+ * the same server passes, and nothing stays held.
+ */
+static void test_response_share(void **state)
+{
+    static const char msg[] =
+        "{\"message\":\"The response of 65536 bytes does not fit in what this connection may "
+        "hold (35816 bytes); retry later.\"}";
+    struct h2job j = {.st = {{.method = "GET", .path = "/big"}, {.method = "GET", .path = "/ok"}},
+                      .n = 2};
+    static char want[1024];
+    struct cl *c;
+
+    (void)state;
+    run_client(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.st[0].status, 400);
+    assert_non_null(strstr(j.st[0].hdrs, "x-amzn-errortype: ThrottlingException\n"));
+    assert_string_equal(j.st[0].data, msg);
+    assert_int_equal(j.st[1].status, 200);
+    snprintf(want, sizeof(want),
+             "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+             "x-amzn-ErrorType: ThrottlingException\r\nContent-Length: %zu\r\n"
+             "x-amzn-RequestId: ID\r\nDate: DATE\r\nConnection: close\r\n\r\n%s",
+             strlen(msg), msg);
+    c = raw_open("GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+    raw_read(c, 0);
+    assert_true(c->eof);
+    assert_string_equal(c->buf, want);
+    raw_free(c);
+    assert_true(budget().conn_refused >= 2);
+    expect_budget(0);
 }
 
 /*
@@ -2594,6 +2654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h1_budget, setup_capped, teardown),
         cmocka_unit_test_setup_teardown(test_h2_budget, setup_capped, teardown),
         cmocka_unit_test_setup_teardown(test_h2_header_share, setup_share, teardown),
+        cmocka_unit_test_setup_teardown(test_response_share, setup_share, teardown),
         cmocka_unit_test_setup_teardown(test_tls_alpn, tls_setup, tls_teardown),
         cmocka_unit_test(test_bad_conf),
     };
