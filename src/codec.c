@@ -230,6 +230,7 @@ void ig_rowset_clear(struct ig_rowset *rs)
     rs->body_len = 0;
     rs->nrows = 0;
     rs->dim = 0;
+    rs->cap = 0;
     rs->budget = NULL;
 }
 
@@ -237,6 +238,19 @@ void ig_rowset_clear(struct ig_rowset *rs)
 static uint64_t codec_rowset_bytes(const struct ig_rowset *rs, size_t rows, size_t feats)
 {
     return (uint64_t)rows * sizeof(struct ig_row) + (uint64_t)feats * rs->dim * sizeof(double);
+}
+
+/*
+ * The rows the body can still hold from offset <off> on: every row takes
+ * at least two bytes with its separator (a CSV or JSON Lines row and its
+ * newline, a JSON element and its comma), the last one at least one. A
+ * bound, not a promise: growing past it only costs another doubling.
+ */
+static size_t codec_rows_left(const struct ig_rowset *rs, uint32_t off)
+{
+    if (rs->body_len <= off)
+        return 0;
+    return (rs->body_len - off) / 2 + 1;
 }
 
 int ig_rowset_push(struct ig_rowset *rs, uint32_t max_rows, uint32_t off, double **feat,
@@ -249,11 +263,17 @@ int ig_rowset_push(struct ig_rowset *rs, uint32_t max_rows, uint32_t off, double
         ig_codec_error_set(err, 0, "Request has more than %u rows.", max_rows);
         return IG_ERR_TOOBIG;
     }
-    /* Capacity is implied by n: 0, then 16, 32, 64, ... */
-    if (n == 0 || (n >= CODEC_ROWS_INITIAL && (n & (n - 1)) == 0)) {
-        size_t ncap = n == 0 ? CODEC_ROWS_INITIAL : (size_t)n * 2;
+    if (n == rs->cap) {
+        /* Double (16 at first), but never past what the body can hold or
+         * max_rows: a 6 MiB body of one-byte rows takes 3 Mi rows of
+         * room, not 4 Mi. */
+        size_t ncap = n == 0 ? CODEC_ROWS_INITIAL : (size_t)n * 2, left = codec_rows_left(rs, off);
         struct ig_row *rows;
 
+        if (left > 0 && ncap > n + left)
+            ncap = n + left;
+        if (ncap > max_rows)
+            ncap = max_rows;
         if (ncap > SIZE_MAX / sizeof(*rows) ||
             (rs->dim > 0 && ncap > SIZE_MAX / sizeof(double) / rs->dim))
             goto nomem;
@@ -275,12 +295,15 @@ int ig_rowset_push(struct ig_rowset *rs, uint32_t max_rows, uint32_t off, double
         if (rs->dim > 0) {
             f = ig_try_realloc(rs->features, ncap * rs->dim * sizeof(double));
             if (f == NULL) {
-                /* rows grew, which is harmless: the hold says so */
+                /* rows grew, features did not: keep the old capacity (the
+                 * next push reallocates rows to the same size, harmless),
+                 * and the hold says what is allocated */
                 ig_budget_hold_set(&rs->hold, rs->budget, codec_rowset_bytes(rs, ncap, n));
                 goto nomem;
             }
             rs->features = f;
         }
+        rs->cap = (uint32_t)ncap;
     }
     rs->rows[n].off = off;
     rs->rows[n].len = 0;

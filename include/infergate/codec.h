@@ -130,8 +130,10 @@ void ig_rowset_clear(struct ig_rowset *rs);
  * the row {off, 0} to <rs> and, when rs->dim > 0, point *feat at its
  * rs->dim doubles, zero-filled (feat may be NULL when rs->dim == 0). The
  * caller sets rs->rows[rs->nrows - 1].len once the row's end is known.
- * rs->rows and rs->features grow geometrically (capacity 16, 32, 64, ...
- * rows, derived from nrows); rs must only grow through this function.
+ * rs->rows and rs->features grow geometrically (rs->cap: 16 rows, then
+ * doubling), but never past max_rows nor past the rows the rest of the body
+ * can hold (rs->body_len from <off> on, two bytes a row); rs must only grow
+ * through this function.
  * Growth is charged to rs->budget (rs->hold) before it is allocated.
  * Returns 0, IG_ERR_TOOBIG when rs already holds <max_rows> rows ("Request
  * has more than N rows.", row 0, in <err>), IG_ERR_FULL when the budget

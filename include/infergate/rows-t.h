@@ -34,6 +34,7 @@ struct ig_rowset {
     uint32_t nrows;
     uint32_t dim;     /* features per row, 0 when not parsed */
     double *features; /* nrows * dim, owned, or NULL */
+    uint32_t cap;     /* rows (and rows of features) allocated */
     struct ig_budget *budget;   /* borrowed, set before decoding; NULL: no accounting */
     struct ig_budget_hold hold; /* what rows and features hold against <budget> */
 };

@@ -279,12 +279,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rv = ig_codec_decode(fmt, body, len, dim, max_rows, &rs, &err);
     FUZZ_CHECK(rs.budget == budget, "decode lost the budget");
     if (rv == 0) {
-        uint64_t cap = rs.nrows <= 16 ? 16 : rs.nrows;
-
-        while (cap & (cap - 1))
-            cap += cap & -cap; /* the next power of two */
+        FUZZ_CHECK(rs.cap >= rs.nrows && rs.cap <= max_rows &&
+                       rs.cap <= (rs.nrows < 8 ? 16 : 2 * rs.nrows),
+                   "room for %u rows holding %u", rs.cap, rs.nrows);
         FUZZ_CHECK(ig_budget_held(budget) == rs.hold.n &&
-                       rs.hold.n == cap * (sizeof(struct ig_row) + dim * sizeof(double)),
+                       rs.hold.n == rs.cap * (sizeof(struct ig_row) + dim * sizeof(double)),
                    "%u rows of %u features hold %llu bytes, the budget %llu", rs.nrows, dim,
                    (unsigned long long)rs.hold.n, (unsigned long long)ig_budget_held(budget));
     } else {
