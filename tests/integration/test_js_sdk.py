@@ -184,6 +184,13 @@ for h, n in (("h2", 200), ("h1", 64)):
 # Early refusal (issue 13 point 15): the gateway answers 413 before the body
 # has arrived. Two such calls in a row on one connection each get their 413
 # promptly, and a normal call on the same client then works.
+# What can go wrong on the client: the SDK settles a call on its response,
+# while Node may still hold the unsent rest of that call's 6 MiB body; a
+# Node http2 session holding more than maxSessionMemory (10 MB by default)
+# refuses new streams itself with NGHTTP2_ENHANCE_YOUR_CALM. So a gateway
+# that neither takes the rest of the body before the next call starts nor
+# frees it (RST_STREAM(NO_ERROR) after the answer, or GOAWAY) fails the
+# second call here, with the SDK's default settings, as users run it.
 for h in ("h2", "h1"):
     big = call("demo", ctype="text/csv", fill={"byte": "1", "n": MAX_BODY + 1})
     step(h + " early refusal", h, h + "-refusal", [
