@@ -375,17 +375,28 @@ void ig_http_req_gone(struct ig_http_req *req)
     TAILQ_INSERT_TAIL(&req->srv->detached, req, link);
 }
 
+/* Append <n> bytes to the header block, its growth charged first. The
+ * common case (they fit) is a copy: this runs a few times per field. */
+static inline int req_hbuf_put(struct ig_http_req *req, const char *p, size_t n)
+{
+    struct ig_buf *b = &req->hbuf;
+    int rv;
+
+    if (n >= b->cap - b->len && (rv = req_buf_reserve(req, b, n)) != 0)
+        return rv;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 /* Count <n> bytes against the header cap and store them. */
 static int req_hdr_store(struct ig_http_req *req, const char *p, size_t n)
 {
-    int rv;
-
     if (n > req->conn->srv->max_header_bytes - req->hdr_bytes)
         return IG_ERR_TOOBIG;
     req->hdr_bytes += n;
-    if ((rv = req_buf_reserve(req, &req->hbuf, n)) != 0)
-        return rv;
-    return ig_buf_append(&req->hbuf, p, n); /* fits: no allocation */
+    return req_hbuf_put(req, p, n);
 }
 
 int ig_http_req_hdr_append(struct ig_http_req *req, const char *p, size_t n)
@@ -395,9 +406,7 @@ int ig_http_req_hdr_append(struct ig_http_req *req, const char *p, size_t n)
 
 int ig_http_req_hdr_sep(struct ig_http_req *req)
 {
-    int rv = req_buf_reserve(req, &req->hbuf, 1);
-
-    return rv != 0 ? rv : ig_buf_append_char(&req->hbuf, '\0');
+    return req_hbuf_put(req, "", 1);
 }
 
 int ig_http_req_hdr_field(struct ig_http_req *req)
