@@ -114,7 +114,7 @@ struct gw_request {
     struct ig_http_req *http; /* NULL once answered or gone */
     struct gw_lane *lane;
     struct ig_rowset rs;
-    struct ig_pred *preds; /* rs.nrows, filled as batches finish */
+    struct ig_pred *preds; /* rs.nrows, once the rows span batches; filled as they finish */
     struct ig_buf out;     /* the predictions' bytes */
     uint32_t rows_done;
     uint32_t rows_taken;               /* rows handed to batches so far */
@@ -448,7 +448,9 @@ static void gw_req_expire(struct gw_request *r)
     gw_req_finish(r);
 }
 
-static void gw_req_respond(struct gw_request *r)
+/* Answer <r> with its predictions: slices <preds> (rs.nrows of them) of
+ * <base>. */
+static void gw_req_respond(struct gw_request *r, const char *base, const struct ig_pred *preds)
 {
     struct gw_endpoint *ep = r->lane->ep;
     struct ig_http_hdr hdrs[2];
@@ -459,8 +461,8 @@ static void gw_req_respond(struct gw_request *r)
     int rv;
 
     ig_buf_init(&body, GW_RESPONSE_MAX);
-    rv = ig_codec_encode_response(r->lane->accept, ep->up->json_key, r->out.data, r->preds,
-                                  r->rs.nrows, &body);
+    rv = ig_codec_encode_response(r->lane->accept, ep->up->json_key, base, preds, r->rs.nrows,
+                                  &body);
     if (rv < 0) {
         ig_buf_clear(&body);
         gw_req_fail(r, "InternalFailure", "The response is too large to assemble.");
@@ -542,9 +544,20 @@ static uint32_t gw_endpoint_queued(const struct gw_endpoint *ep)
 static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
                        const struct ig_batch_seg *seg, uint32_t k)
 {
+    /* A request whose rows all came in this one batch (every small request)
+     * is answered straight from the batch's output: no copy, no arrays of
+     * its own. Only a request spread over batches gathers its predictions,
+     * in an array allocated at its first batch. */
+    int whole = seg->nrows == r->rs.nrows;
+
+    if (!whole && r->preds == NULL &&
+        (r->preds = ig_try_malloc((size_t)r->rs.nrows * sizeof(*r->preds))) == NULL) {
+        gw_req_fail(r, "InternalFailure", "Out of memory for the predictions.");
+        return;
+    }
     for (uint32_t i = 0; i < seg->nrows; i++) {
         const struct ig_pred *p = &b->preds[k + i];
-        struct ig_pred *dst = &r->preds[seg->first + i];
+        struct ig_pred *dst;
 
         if (p->len & IG_PRED_FAILED) { /* this row alone failed: say which and why */
             char msg[320];
@@ -554,6 +567,9 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
             gw_req_fail(r, "ModelError", msg);
             return;
         }
+        if (whole)
+            continue;
+        dst = &r->preds[seg->first + i];
         dst->off = (uint32_t)r->out.len;
         dst->len = p->len;
         if (ig_buf_append(&r->out, b->out + p->off, p->len) < 0) {
@@ -561,9 +577,13 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
             return;
         }
     }
+    if (whole) {
+        gw_req_respond(r, b->out, &b->preds[k]);
+        return;
+    }
     r->rows_done += seg->nrows;
     if (r->rows_done == r->rs.nrows)
-        gw_req_respond(r);
+        gw_req_respond(r, r->out.data, r->preds);
 }
 
 static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
@@ -778,10 +798,6 @@ static void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_e
         gw_req_fail(r, rv == IG_ERR_FULL ? "ThrottlingException" : "ValidationError", cerr->msg);
         return;
     }
-    if (r->preds == NULL) {
-        gw_req_fail(r, "InternalFailure", "Out of memory.");
-        return;
-    }
     /* Inline, the request is queued the moment it arrived; from a decoder,
      * now (the batcher's queue is in enqueue-time order). */
     r->enqueue_us = nbytes != UINT64_MAX ? ig_now_us() : r->start_us;
@@ -829,8 +845,8 @@ struct gw_decode_job {
     struct ig_codec_error cerr;
 };
 
-/* Worker thread: touches only the job and r->rs / r->preds, which the loop
- * leaves alone while r->decoding is set. */
+/* Worker thread: touches only the job and r->rs, which the loop leaves
+ * alone while r->decoding is set. */
 static void gw_decode_work(void *arg)
 {
     struct gw_decode_job *j = arg;
@@ -840,7 +856,6 @@ static void gw_decode_work(void *arg)
     j->rv = ig_codec_decode(j->ctype, j->body, j->len, j->dim, j->max_rows, &r->rs, &j->cerr);
     if (j->rv < 0)
         return;
-    r->preds = ig_try_malloc((size_t)r->rs.nrows * sizeof(*r->preds));
     for (uint32_t i = 0; i < r->rs.nrows; i++)
         nbytes += r->rs.rows[i].len;
     j->nbytes = nbytes;
@@ -886,7 +901,7 @@ static void gw_decode_offload(struct gw_request *r, enum ig_format ctype, const 
     /* The worker charges the connection's budget while the connection may
      * go away on the loop: hold it for the decode. */
     j->budget = r->rs.budget ? ig_budget_ref(r->rs.budget) : NULL;
-    /* From the submit on, the worker owns r->rs and r->preds. */
+    /* From the submit on, the worker owns r->rs. */
     r->decoding = 1;
     if (ig_workers_submit(gw->decoders, gw_decode_work, gw_decode_done, j) < 0) {
         r->decoding = 0;
@@ -945,8 +960,6 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         return;
     }
     rv = ig_codec_decode(ctype, body, len, ep->up->dim, ep->conf->max_queue_rows, &r->rs, &cerr);
-    if (rv == 0)
-        r->preds = ig_try_malloc((size_t)r->rs.nrows * sizeof(*r->preds));
     gw_req_decoded(r, rv, &cerr, UINT64_MAX);
 }
 
