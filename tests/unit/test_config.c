@@ -1127,6 +1127,57 @@ static void test_where(void **state)
     assert_null(cfg.origins);
 }
 
+/* The connection's share and the stall rate (budgets): ranges, defaults,
+ * the share following a raised max_body_bytes, and refused when set below
+ * one request of the maximum size. */
+static void test_budget_options(void **state)
+{
+    struct ig_config cfg;
+    char path[128], err[512];
+    char *env_low[] = {(char *)"INFERGATE_MAX_CONN_BUFFERED_BYTES=1048576", NULL};
+
+    (void)state;
+    assert_int_equal(load(&cfg, no_env, err, sizeof(err), NULL), 0);
+    assert_int_equal(cfg.max_conn_buffered_bytes, 67108864);
+    assert_int_equal(cfg.min_rate_bytes, 4096);
+    ig_config_clear(&cfg);
+
+    /* a default share follows max_body_bytes raised past it */
+    write_file("a.conf", "max_body_bytes = 67108864\nmax_header_list_size = 1048576\n", path,
+               sizeof(path));
+    assert_int_equal(load(&cfg, no_env, err, sizeof(err), "--config", path, NULL), 0);
+    assert_int_equal(cfg.max_conn_buffered_bytes, 67108864ull + 1048576 + 32768);
+    ig_config_clear(&cfg);
+
+    write_file("a.conf", "max_conn_buffered_bytes = 68719476736\nmin_rate_bytes = 67108864\n",
+               path, sizeof(path));
+    assert_int_equal(load(&cfg, no_env, err, sizeof(err), "--config", path, NULL), 0);
+    assert_int_equal(cfg.max_conn_buffered_bytes, 68719476736ull);
+    assert_int_equal(cfg.min_rate_bytes, 67108864);
+    ig_config_clear(&cfg);
+
+    /* a share set below one maximum request is refused, wherever it was set */
+    expect_file_error("\nmax_conn_buffered_bytes = 6389759\n",
+                      ":2: max_conn_buffered_bytes (6389759) is below max_body_bytes + "
+                      "max_header_list_size + 32768 bytes of bookkeeping (6389760): a request "
+                      "of the maximum size could never be taken");
+    assert_int_equal(load(&cfg, env_low, err, sizeof(err), NULL), IG_ERR_CONFIG);
+    assert_string_equal(err, "environment: INFERGATE_MAX_CONN_BUFFERED_BYTES: "
+                             "max_conn_buffered_bytes (1048576) is below max_body_bytes + "
+                             "max_header_list_size + 32768 bytes of bookkeeping (6389760): a "
+                             "request of the maximum size could never be taken");
+    write_file("a.conf", "max_conn_buffered_bytes = 6389760\n", path, sizeof(path));
+    assert_int_equal(load(&cfg, no_env, err, sizeof(err), "--config", path, NULL), 0);
+    assert_int_equal(cfg.max_conn_buffered_bytes, 6389760);
+    ig_config_clear(&cfg);
+
+    expect_file_error("max_conn_buffered_bytes = 1048575\n",
+                      ":1: max_conn_buffered_bytes: 1048575 is out of range 1048576..68719476736");
+    expect_file_error("min_rate_bytes = 0\n", ":1: min_rate_bytes: 0 is out of range 1..67108864");
+    expect_file_error("min_rate_bytes = 67108865\n",
+                      ":1: min_rate_bytes: 67108865 is out of range 1..67108864");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1138,6 +1189,7 @@ int main(void)
         cmocka_unit_test(test_file_syntax),
         cmocka_unit_test(test_env_overrides_file_cli_overrides_env),
         cmocka_unit_test(test_max_buffered_body_bytes_sources),
+        cmocka_unit_test(test_budget_options),
         cmocka_unit_test(test_config_path_sources),
         cmocka_unit_test(test_cli_forms),
         cmocka_unit_test(test_check_config_flag),
