@@ -127,6 +127,48 @@ static void h1_expect(struct http_conn *conn, struct ig_http_req *req, const htt
         bufferevent_write(conn->bev, h1_continue, sizeof(h1_continue) - 1);
 }
 
+/*
+ * The module refuses <req> (req->err: 413, throttled, 503) before its body
+ * is read in full. When the rest of the body has a known length within
+ * HTTP_DISCARD_MAX and the client is sending it (no Expect: 100-continue
+ * left unanswered, <sending>), the answer goes out now and the parser reads
+ * the rest into nothing (conn->h1_discard), keeping the connection for the
+ * next request: most clients send the whole body before they read, and a
+ * close with their bytes unread turns into a reset that hides the answer.
+ * Otherwise -1: h1_fail() answers with "Connection: close".
+ */
+static int h1_refuse(struct http_conn *conn, struct ig_http_req *req, const http_parser *p,
+                     bool sending)
+{
+    const char *expect = ig_http_req_header(req, "expect");
+
+    if ((p->flags & F_CHUNKED) || !(p->flags & F_CONTENTLENGTH) ||
+        p->content_length > HTTP_DISCARD_MAX(conn->srv) || conn->srv->draining ||
+        (!sending && expect != NULL))
+        return -1;
+    conn->h1_discard = true;
+    ig_http_req_reject(req); /* writes the answer and frees req */
+    return 0;
+}
+
+/* A transfer coding other than chunked alone ("gzip, chunked"): the body
+ * would be read with a framing or coding the gateway does not apply, and
+ * what follows it could be taken for another request. Answer 400 and
+ * close. 1 when answered. */
+static int h1_unknown_coding(struct http_conn *conn, struct ig_http_req *req)
+{
+    const char *te = ig_http_req_header(req, "transfer-encoding");
+
+    if (te == NULL || strcasecmp(te, "chunked") == 0)
+        return 0;
+    conn->h1_close = true;
+    ig_http_respond_error(req, 400, "ValidationError",
+                          "Transfer-Encoding \"%.64s\" is not supported; send the body with "
+                          "Content-Length or Transfer-Encoding: chunked.",
+                          te);
+    return 1;
+}
+
 static int h1_on_headers_complete(http_parser *p)
 {
     struct http_conn *conn = p->data;
@@ -148,18 +190,23 @@ static int h1_on_headers_complete(http_parser *p)
     if (ig_http_req_end_headers(req) != 0)
         return h1_hdr_fail(req, IG_ERR_NOMEM);
     req->state = HTTP_REQ_BODY;
+    if (h1_unknown_coding(conn, req))
+        return -1; /* answered; the connection closes */
     if (ig_http_req_begin_body(req) != 0)
-        return -1; /* 413, throttled or 503 (req->err): h1_fail() answers and closes */
+        return h1_refuse(conn, req, p, false); /* 413, throttled or 503 (req->err) */
     h1_expect(conn, req, p);
     return 0;
 }
 
 static int h1_on_body(http_parser *p, const char *at, size_t len)
 {
-    struct ig_http_req *req = h1_req(p->data);
+    struct http_conn *conn = p->data;
+    struct ig_http_req *req = h1_req(conn);
 
-    /* a refusal sets req->err; h1_fail() answers and closes */
-    return ig_http_req_add_body(req, at, len) == 0 ? 0 : -1;
+    if (conn->h1_discard)
+        return 0; /* a refused request's body: dropped */
+    /* a refusal sets req->err; h1_refuse() or h1_fail() answers */
+    return ig_http_req_add_body(req, at, len) == 0 ? 0 : h1_refuse(conn, req, p, true);
 }
 
 static int h1_on_message_complete(http_parser *p)
@@ -224,11 +271,20 @@ void ig_http_h1_process(struct http_conn *conn)
         e = HTTP_PARSER_ERRNO(&conn->parser);
         if (e == HPE_PAUSED) {
             http_parser_pause(&conn->parser, 0);
+            if (conn->h1_discard) {
+                conn->h1_discard = false; /* answered already */
+                continue;
+            }
+            /* CONNECT or Upgrade: what follows is not HTTP/1.1 to us; after
+             * the answer the connection closes instead of parsing it */
+            if (conn->parser.upgrade)
+                conn->h1_close = true;
             ig_http_req_dispatch(h1_req(conn));
             continue;
         }
         if (e != HPE_OK) {
-            h1_fail(conn, e);
+            if (conn->state == HTTP_CONN_OPEN) /* else answered already */
+                h1_fail(conn, e);
             break;
         }
         if (n == 0)
@@ -257,12 +313,33 @@ void ig_http_h1_on_stall(struct http_conn *conn, bool headers)
                               (unsigned long long)(srv->idle_us / 1000u));
 }
 
+int ig_http_h1_pending(const struct http_conn *conn)
+{
+    const struct ig_http_req *req = h1_req(conn);
+
+    if (req != NULL)
+        return req->state == HTTP_REQ_HEADERS || req->state == HTTP_REQ_BODY;
+    return !conn->h1_discard && ig_http_conn_input_waiting(conn);
+}
+
 void ig_http_h1_drain(struct http_conn *conn)
 {
-    if (TAILQ_EMPTY(&conn->reqs))
-        ig_http_conn_close(conn);
-    else
+    /* Requests whose first byte was read are answered; the answer sets
+     * "Connection: close" when nothing follows (ig_http_h1_respond). A
+     * refused body still being dropped: close after the answer. */
+    if (conn->h1_discard) {
+        ig_http_conn_finish(conn);
+        return;
+    }
+    if (!TAILQ_EMPTY(&conn->reqs) || ig_http_conn_input_waiting(conn)) {
+        ig_http_conn_kick(conn);
+    } else if (evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0) {
+        /* a keep-alive answer not on the socket yet: it goes first */
         conn->h1_close = true;
+        ig_http_conn_finish(conn);
+    } else {
+        ig_http_conn_close(conn); /* no byte of a request read */
+    }
 }
 
 static void h1_free_body(const void *data, size_t len, void *arg)
@@ -321,7 +398,10 @@ void ig_http_h1_respond(struct ig_http_req *req, int status, const struct ig_htt
 {
     struct http_conn *conn = req->conn;
     struct evbuffer *out = bufferevent_get_output(conn->bev);
-    bool close = conn->h1_close || !req->keep_alive || conn->srv->draining;
+    /* Draining: a request read behind this one is answered too; the last
+     * answer says "Connection: close" */
+    bool close = conn->h1_close || !req->keep_alive ||
+                 (conn->srv->draining && !ig_http_conn_input_waiting(conn));
 
     if (status == 204 || status == 304) {
         free(body);

@@ -245,17 +245,49 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
     case NGHTTP2_PING:
         /* our drain PING came back: every stream the client opened before
          * it saw the shutdown notice has reached us */
-        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && conn->h2_drain == 1) {
-            nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE,
-                                  nghttp2_session_get_last_proc_stream_id(session),
-                                  NGHTTP2_NO_ERROR, NULL, 0);
-            conn->h2_drain = 2;
-        }
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+            ig_http_h2_drain_goaway(conn);
         break;
     default:
         break;
     }
     return 0;
+}
+
+/* May the client of <req>, refused early (413, throttled, ...), go on
+ * sending its body to be dropped? Within HTTP_DISCARD_MAX, and not while
+ * draining (the connection is about to go). */
+static bool h2_may_discard(const struct ig_http_req *req)
+{
+    const struct ig_http_server *srv = req->conn->srv;
+    uint64_t max = HTTP_DISCARD_MAX(srv);
+
+    if (srv->draining || req->discarded > max)
+        return false;
+    return !req->has_declared_len || req->declared_len <= max;
+}
+
+/*
+ * <len> bytes of DATA came on a stream refused early: drop them. nghttp2
+ * counts them as consumed, so the windows are replenished (automatic
+ * WINDOW_UPDATE) and the client can finish its upload and then read the
+ * answer: Node's http2 client (AWS SDK for JavaScript v3) and httpx do not
+ * recover from a reset in the middle of an upload. Past the bound, ask the
+ * client to stop: RST_STREAM(NO_ERROR) (RFC 9113 8.1), once.
+ */
+static void h2_discard(struct ig_http_req *req, size_t len)
+{
+    struct http_conn *conn = req->conn;
+
+    if (req->discarded == UINT64_MAX)
+        return; /* reset already asked for */
+    req->discarded += len;
+    ig_http_req_progress(req, len); /* the stall rule, as for a body kept */
+    if (h2_may_discard(req) || req->state != HTTP_REQ_ANSWERED ||
+        nghttp2_session_get_stream_local_close(conn->h2, req->stream_id) != 1)
+        return; /* within the bound, or the answer is not out yet */
+    req->discarded = UINT64_MAX;
+    nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id, NGHTTP2_NO_ERROR);
 }
 
 static int h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id,
@@ -265,25 +297,41 @@ static int h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id
 
     (void)flags;
     (void)ud;
-    if (req == NULL || req->state != HTTP_REQ_BODY || req->err != HTTP_REQ_ERR_NONE)
+    if (req != NULL && req->err != HTTP_REQ_ERR_NONE) {
+        h2_discard(req, len);
         return 0;
-    /* A refusal is answered at once; the stream then ends with
-     * RST_STREAM(NO_ERROR) (h2_on_frame_send) and later DATA is ignored. */
+    }
+    if (req == NULL || req->state != HTTP_REQ_BODY)
+        return 0;
+    /* Progress for the stall rule is counted by ig_http_req_add_body(). A
+     * refusal is answered at once; the rest of the body is then read
+     * and dropped (h2_discard), or the stream ends with RST_STREAM(NO_ERROR)
+     * (h2_on_frame_send). */
     if (ig_http_req_add_body(req, (const char *)data, len) != 0)
         ig_http_req_reject(req);
     return 0;
 }
 
-/* A response ended while the client is still sending: ask it to stop
- * (RFC 9113 8.1: RST_STREAM with NO_ERROR). */
+/* A response ended while the client is still sending: a refused body
+ * within the bound is read and dropped (h2_discard); otherwise ask the
+ * client to stop (RFC 9113 8.1: RST_STREAM with NO_ERROR). */
 static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
+    struct ig_http_req *req;
+
     (void)ud;
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
+        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0) {
+        req = h2_req(session, frame->hd.stream_id);
+        if (req != NULL && req->err != HTTP_REQ_ERR_NONE && req->discarded != UINT64_MAX &&
+            h2_may_discard(req))
+            return 0;
+        if (req != NULL)
+            req->discarded = UINT64_MAX;
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_NO_ERROR);
+    }
     return 0;
 }
 
@@ -496,12 +544,108 @@ void ig_http_h2_on_stall(struct http_conn *conn)
 
 void ig_http_h2_drain(struct http_conn *conn)
 {
+    struct ig_http_req *req;
+
     if (conn->h2_drain != 0)
         return;
+    /* refused bodies still being dropped: the connection is about to go */
+    TAILQ_FOREACH(req, &conn->reqs, link)
+    if (req->err != HTTP_REQ_ERR_NONE && req->discarded != UINT64_MAX &&
+        nghttp2_session_get_stream_local_close(conn->h2, req->stream_id) == 1 &&
+        nghttp2_session_get_stream_remote_close(conn->h2, req->stream_id) == 0) {
+        req->discarded = UINT64_MAX;
+        nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id, NGHTTP2_NO_ERROR);
+    }
     nghttp2_submit_shutdown_notice(conn->h2);
     nghttp2_submit_ping(conn->h2, NGHTTP2_FLAG_NONE, NULL);
     conn->h2_drain = 1;
     ig_http_conn_kick(conn);
+}
+
+int ig_http_h2_drain_goaway(struct http_conn *conn)
+{
+    if (conn->h2_drain != 1 || conn->h2 == NULL)
+        return 0;
+    /* every stream the client opened before it saw the notice has reached
+     * us (the PING came back), or it had its time */
+    nghttp2_submit_goaway(conn->h2, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(conn->h2), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    conn->h2_drain = 2;
+    ig_http_conn_kick(conn);
+    return 1;
+}
+
+void ig_http_h2_last_words(struct http_conn *conn)
+{
+    if (conn->h2 == NULL)
+        return;
+    if (conn->h2_drain < 2) {
+        nghttp2_submit_goaway(conn->h2, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(conn->h2),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+        conn->h2_drain = 2;
+    }
+    nghttp2_session_send(conn->h2);
+}
+
+void ig_http_h2_drain_stall(struct http_conn *conn, uint64_t bound_us)
+{
+    struct ig_http_req *req, *next;
+    bool cut_headers = false, ended = false;
+
+    for (req = TAILQ_FIRST(&conn->reqs); req != NULL; req = next) {
+        next = TAILQ_NEXT(req, link);
+        if (req->state == HTTP_REQ_HEADERS) {
+            cut_headers = true; /* nothing can be sent on it mid-block */
+        } else if (req->state == HTTP_REQ_BODY) {
+            /* the answer ends it; RST_STREAM(NO_ERROR) follows while the
+             * client still owes body bytes (h2_on_frame_send) */
+            ig_http_respond_error(req, 408, "ValidationError",
+                                  "The request was not received in full: no byte came for %llu "
+                                  "ms while the gateway was shutting down.",
+                                  (unsigned long long)(bound_us / 1000u));
+            ended = true;
+        } else if (req->state == HTTP_REQ_ANSWERED && req->resp_off < req->resp_len &&
+                   req->discarded != UINT64_MAX) {
+            req->discarded = UINT64_MAX;
+            nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id,
+                                      NGHTTP2_CANCEL);
+            ended = true;
+        }
+    }
+    if (cut_headers ||
+        (!ended && evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)) {
+        ig_http_conn_close(conn);
+        return;
+    }
+    ig_http_conn_kick(conn);
+}
+
+uint32_t ig_http_h2_pending(const struct http_conn *conn)
+{
+    const struct ig_http_req *req;
+    uint32_t n = 0;
+
+    TAILQ_FOREACH(req, &conn->reqs, link)
+    if (req->state == HTTP_REQ_HEADERS || req->state == HTTP_REQ_BODY)
+        n++;
+    return n;
+}
+
+int ig_http_h2_flushed(const struct http_conn *conn)
+{
+    const struct ig_http_req *req;
+
+    if (conn->h2 == NULL)
+        return 1;
+    if (conn->h2_drain < 2 || nghttp2_session_want_write(conn->h2))
+        return 0;
+    /* DATA held back by the client's window is not "wanted" by nghttp2 */
+    TAILQ_FOREACH(req, &conn->reqs, link)
+    if (req->state == HTTP_REQ_ANSWERED && req->resp_off < req->resp_len)
+        return 0;
+    return 1;
 }
 
 void ig_http_h2_forget(struct ig_http_req *req)

@@ -62,6 +62,23 @@ struct ssl_ctx_st;
 /* How long a closing connection may take to flush its last bytes and to see
  * the client's EOF (lingering close) before it is cut. */
 #define HTTP_LINGER_US 2000000u
+/* Drain: how long an HTTP/2 client has to answer the PING sent with the
+ * shutdown notice before the final GOAWAY (last stream id) goes anyway. */
+#define HTTP_H2_DRAIN_ACK_US 1000000u
+/* Drain: a connection the drain waits on (a request not in yet, or output
+ * not taken) that moves no byte either way for this long (or idle_us if
+ * shorter) gets its end: 408 for a request not in, its stream reset or
+ * the connection closed for output the client does not take. A client
+ * cannot hold the drain to drain_timeout_ms by stalling. */
+#define HTTP_DRAIN_STALL_US 1000000u
+/* How often the drain looks at its connections. */
+#define HTTP_DRAIN_TICK_US 100000u
+/* After an early refusal (413, throttled, ... answered before the body
+ * came), this many more body bytes are read and dropped (not buffered;
+ * h2: flow-control windows are replenished as they go) so that the client
+ * can finish sending and see the answer; beyond it h1 closes and h2 ends
+ * the stream with RST_STREAM(NO_ERROR). */
+#define HTTP_DISCARD_MAX(srv) ((srv)->max_body * 2 + (1u << 20))
 /* Requests charge their budget in steps of this many bytes (one charge
  * covers a small request's header block, body and response). */
 #define HTTP_CHARGE_UNIT 4096u
@@ -149,6 +166,7 @@ struct ig_http_req {
     bool full_share;            /* BODY_FULL: the connection's share refused (not the server's) */
     uint64_t rate_since_us;     /* stall rule: when the current period began */
     uint64_t rate_bytes;        /* stall rule: bytes moved in it */
+    uint64_t discarded; /* h2: body bytes dropped after an early refusal */
     ig_http_close_cb *close_cb;
     void *close_arg;
     /* h2 response body being sent (owned) */
@@ -169,7 +187,10 @@ struct http_conn {
     bool tls;
     bool eof;      /* the client closed its side */
     bool h1_close; /* h1: close after the current response */
+    bool h1_discard; /* h1: the parser reads a refused request's body to drop it */
     int h2_drain;  /* 0 none, 1 shutdown notice + PING sent, 2 final GOAWAY sent */
+    uint64_t drain_progress_us; /* drain: when bytes last moved either way */
+    bool drain_watch;           /* drain: the evbuffer callbacks that note it are on */
     uint64_t accepted_us;
     uint64_t first_byte_us;     /* UNKNOWN: when the first byte came; 0 none */
     uint64_t idle_since_us;     /* when conn->reqs last became empty */
@@ -219,6 +240,8 @@ struct ig_http_server {
     struct http_conn_list conns, dead;
     struct http_req_list detached; /* dispatched requests whose connection went away */
     struct event *ev_sweep;
+    struct event *ev_drain; /* drain: late final GOAWAYs, stalled clients */
+    uint64_t drain_since_us;
     int64_t date_sec; /* second cached in date */
     char date[40];    /* IMF-fixdate */
 };
@@ -298,6 +321,10 @@ void ig_http_conn_close(struct http_conn *conn);
 void ig_http_conn_finish(struct http_conn *conn);
 /* Run conn processing later in this loop turn. */
 void ig_http_conn_kick(struct http_conn *conn);
+/* 1 when client bytes wait to be processed: read into the bufferevent, or
+ * still in the socket (the drain must not close on a request's first
+ * bytes). */
+int ig_http_conn_input_waiting(const struct http_conn *conn);
 /* The cached Date header value. */
 const char *ig_http_server_date(struct ig_http_server *srv);
 /* Reason phrase for <status>. */
@@ -319,8 +346,13 @@ void ig_http_h1_on_stall(struct http_conn *conn, bool headers);
 /* Write the response (ig_http_respond after the common checks). */
 void ig_http_h1_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
                         size_t nhdrs, char *body, size_t len);
-/* stop_accepting: close when idle, else close after the current response. */
+/* stop_accepting: close when nothing of a request was read; otherwise
+ * answer every request whose first byte was read, the last one with
+ * "Connection: close", then close. */
 void ig_http_h1_drain(struct http_conn *conn);
+/* Drain: 1 when a request was started on <conn> and not dispatched yet
+ * (bytes being parsed, or read and waiting behind the current one). */
+int ig_http_h1_pending(const struct http_conn *conn);
 
 /* --- http_h2.c --- */
 
@@ -344,8 +376,26 @@ int ig_http_h2_stalled(const struct http_conn *conn);
 void ig_http_h2_on_stall(struct http_conn *conn);
 void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
                         size_t nhdrs, char *body, size_t len);
-/* stop_accepting: shutdown notice + PING now, final GOAWAY on the PING ack. */
+/* stop_accepting: shutdown notice + PING now, final GOAWAY on the PING ack
+ * (or from ig_http_h2_drain_goaway() when the ack is late). */
 void ig_http_h2_drain(struct http_conn *conn);
+/* Submit the final GOAWAY (last processed stream id) now if the drain's
+ * PING has not been acked; 1 when one was submitted. */
+int ig_http_h2_drain_goaway(struct http_conn *conn);
+/* The server is being freed: queue the final GOAWAY if none was, and
+ * hand nghttp2's queued frames to the bufferevent. */
+void ig_http_h2_last_words(struct http_conn *conn);
+/* Drain: the client of <conn> moved nothing for <bound_us>: streams it
+ * holds up get their end (408 for a body not in, RST_STREAM(CANCEL) for a
+ * response it does not take); a header block cut short, or nothing to
+ * answer while output is stuck: the connection goes. */
+void ig_http_h2_drain_stall(struct http_conn *conn, uint64_t bound_us);
+/* Drain: streams started and not dispatched yet (header block or body
+ * still arriving, not refused). */
+uint32_t ig_http_h2_pending(const struct http_conn *conn);
+/* Drain: 1 when the final GOAWAY is submitted and nghttp2 has nothing
+ * more to send (no frame queued, no response DATA left). */
+int ig_http_h2_flushed(const struct http_conn *conn);
 /* Forget <req> in the session's stream table (req is being freed). */
 void ig_http_h2_forget(struct ig_http_req *req);
 /* Delete the session (no callbacks run). */

@@ -63,6 +63,10 @@ enum conn_timer {
 };
 
 static void conn_process(struct http_conn *conn);
+static void conn_shutdown_write(struct http_conn *conn);
+static void conn_on_drain_in(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+static void conn_on_drain_out(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                              void *arg);
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                      */
@@ -912,6 +916,35 @@ void ig_http_conn_finish(struct http_conn *conn)
     ig_http_conn_kick(conn);
 }
 
+/*
+ * The server is going away (the drain is over, or timed out): end <conn>
+ * without a reset. Cleartext output still queued (a final GOAWAY submitted
+ * now if none was) goes to the socket if it takes it at once; our side is
+ * shut (TLS: close_notify); the client's unread bytes are read and dropped
+ * so that close() sends FIN, not RST, which would make the client's kernel
+ * throw away the answer it has not read yet.
+ */
+static void conn_end_quietly(struct http_conn *conn)
+{
+    evutil_socket_t fd = bufferevent_getfd(conn->bev);
+    char buf[16384];
+
+    if (fd < 0 || conn->state == HTTP_CONN_DEAD)
+        return;
+    if (conn->state != HTTP_CONN_LINGER) {
+        if (conn->proto == HTTP_PROTO_H2)
+            ig_http_h2_last_words(conn);
+        if (!conn->tls)
+            while (evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0 &&
+                   evbuffer_write(bufferevent_get_output(conn->bev), fd) > 0)
+                ;
+        if (conn->tls || evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0)
+            conn_shutdown_write(conn);
+    }
+    for (int i = 0; i < 64 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+        ;
+}
+
 /* Free <conn> now. Requests the gateway holds get their close callback. */
 static void conn_destroy(struct http_conn *conn)
 {
@@ -922,6 +955,10 @@ static void conn_destroy(struct http_conn *conn)
     while ((req = TAILQ_FIRST(&conn->reqs)) != NULL)
         ig_http_req_gone(req);
     ig_http_h2_free(conn);
+    if (conn->drain_watch) {
+        evbuffer_remove_cb(bufferevent_get_input(conn->bev), conn_on_drain_in, conn);
+        evbuffer_remove_cb(bufferevent_get_output(conn->bev), conn_on_drain_out, conn);
+    }
     bufferevent_free(conn->bev);
     ig_budget_hold_clear(&conn->out_hold);
     /* detached requests may keep the share alive: its refusals are
@@ -1091,6 +1128,34 @@ static void conn_process_open(struct http_conn *conn)
         ig_http_h2_process(conn);
 }
 
+int ig_http_conn_input_waiting(const struct http_conn *conn)
+{
+    evutil_socket_t fd = bufferevent_getfd(conn->bev);
+    char c;
+
+    if (evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0)
+        return 1;
+    return fd >= 0 && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* End our direction: TLS close_notify (written straight to the socket:
+ * the bufferevent's output is empty by now), then FIN, so that the client
+ * sees the end at once rather than when the linger runs out. */
+static void conn_shutdown_write(struct http_conn *conn)
+{
+    evutil_socket_t fd = bufferevent_getfd(conn->bev);
+
+    if (conn->tls && conn->proto != HTTP_PROTO_TLS) {
+        SSL *ssl = bufferevent_openssl_get_ssl(conn->bev);
+
+        if (ssl != NULL && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+            SSL_shutdown(ssl);
+        ERR_clear_error();
+    }
+    if (fd >= 0)
+        shutdown(fd, SHUT_WR);
+}
+
 static void conn_discard_input(struct http_conn *conn)
 {
     struct evbuffer *in = bufferevent_get_input(conn->bev);
@@ -1099,11 +1164,10 @@ static void conn_discard_input(struct http_conn *conn)
 }
 
 /*
- * CLOSING: once the last bytes are out, half-close (cleartext) and linger
- * until the client's EOF: closing a socket with unread input makes the
- * kernel send a RST, which can destroy the response (or GOAWAY) the client
- * has not read yet. Over TLS the client closes on its own after the
- * response's Connection: close or the GOAWAY.
+ * CLOSING: once the last bytes are out, half-close (TLS: close_notify
+ * first) and linger until the client's EOF: closing a socket with unread
+ * input makes the kernel send a RST, which can destroy the response (or
+ * GOAWAY) the client has not read yet.
  */
 static void conn_step_closing(struct http_conn *conn)
 {
@@ -1117,8 +1181,7 @@ static void conn_step_closing(struct http_conn *conn)
         ig_http_conn_close(conn);
         return;
     }
-    if (!conn->tls)
-        shutdown(bufferevent_getfd(conn->bev), SHUT_WR);
+    conn_shutdown_write(conn);
     conn->state = HTTP_CONN_LINGER;
     conn->close_deadline_us = ig_now_us() + HTTP_LINGER_US;
 }
@@ -1478,6 +1541,99 @@ uint16_t ig_http_server_port(const struct ig_http_server *srv)
     return srv->port;
 }
 
+/* Drain: HTTP/2 clients that have not acked the drain PING in time get
+ * their final GOAWAY now (the last stream id is what reached us). */
+/* Drain: <conn>'s client moved no byte for HTTP_DRAIN_STALL_US while the
+ * drain waits on it: end what it holds up (see HTTP_DRAIN_STALL_US).
+ * Requests the gateway holds are not the client's doing: left alone. */
+static void conn_drain_stall(struct http_conn *conn, uint64_t now)
+{
+    const struct ig_http_server *srv = conn->srv;
+    uint64_t bound = HTTP_DRAIN_STALL_US;
+    size_t out = evbuffer_get_length(bufferevent_get_output(conn->bev));
+    struct ig_http_req *req;
+
+    if (srv->idle_us != 0 && srv->idle_us < bound)
+        bound = srv->idle_us;
+    if (now - conn->drain_progress_us < bound || conn->state == HTTP_CONN_LINGER)
+        return;
+    conn->drain_progress_us = now; /* what follows is progress too */
+    if (conn->state != HTTP_CONN_OPEN || conn->proto == HTTP_PROTO_UNKNOWN ||
+        conn->proto == HTTP_PROTO_TLS) {
+        ig_http_conn_close(conn); /* output stuck, or a protocol never told */
+        return;
+    }
+    if (conn->proto == HTTP_PROTO_H2) {
+        ig_http_h2_drain_stall(conn, bound);
+        return;
+    }
+    req = TAILQ_FIRST(&conn->reqs);
+    if (req != NULL && (req->state == HTTP_REQ_HEADERS || req->state == HTTP_REQ_BODY)) {
+        conn->h1_close = true;
+        ig_http_respond_error(req, 408, "ValidationError",
+                              "The request was not received in full: no byte came for %llu ms "
+                              "while the gateway was shutting down.",
+                              (unsigned long long)(bound / 1000u));
+    } else if (out > 0 || (req == NULL && ig_http_conn_input_waiting(conn))) {
+        ig_http_conn_close(conn); /* answers not taken, or bytes short of a request */
+    }
+}
+
+/* Drain: bytes came in, or the socket took output: the client moves. */
+static void conn_on_drain_in(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    if (info->n_added > 0)
+        ((struct http_conn *)arg)->drain_progress_us = ig_now_us();
+}
+
+static void conn_on_drain_out(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                              void *arg)
+{
+    (void)buf;
+    if (info->n_deleted > 0)
+        ((struct http_conn *)arg)->drain_progress_us = ig_now_us();
+}
+
+/* Drain: note <conn>'s progress from now on (only while draining: no cost
+ * on the hot path otherwise). */
+static void conn_drain_watch(struct http_conn *conn)
+{
+    conn->drain_progress_us = ig_now_us();
+    if (conn->drain_watch)
+        return;
+    conn->drain_watch =
+        evbuffer_add_cb(bufferevent_get_input(conn->bev), conn_on_drain_in, conn) != NULL;
+    if (conn->drain_watch &&
+        evbuffer_add_cb(bufferevent_get_output(conn->bev), conn_on_drain_out, conn) == NULL) {
+        evbuffer_remove_cb(bufferevent_get_input(conn->bev), conn_on_drain_in, conn);
+        conn->drain_watch = false;
+    }
+}
+
+/* Drain tick: HTTP/2 clients that have not acked the drain PING in time
+ * get their final GOAWAY (the last stream id is what reached us);
+ * stalled clients get their end (conn_drain_stall). */
+static void server_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct ig_http_server *srv = arg;
+    struct http_conn *conn, *next;
+    uint64_t now = ig_now_us();
+    struct timeval tv = {0, HTTP_DRAIN_TICK_US};
+
+    (void)fd;
+    (void)what;
+    for (conn = TAILQ_FIRST(&srv->conns); conn != NULL; conn = next) {
+        next = TAILQ_NEXT(conn, link);
+        if (conn->state == HTTP_CONN_OPEN && conn->proto == HTTP_PROTO_H2 &&
+            now - srv->drain_since_us >= HTTP_H2_DRAIN_ACK_US)
+            ig_http_h2_drain_goaway(conn);
+        conn_drain_stall(conn, now);
+    }
+    if (!TAILQ_EMPTY(&srv->conns))
+        evtimer_add(srv->ev_drain, &tv);
+}
+
 void ig_http_server_stop_accepting(struct ig_http_server *srv)
 {
     struct http_conn *conn, *next;
@@ -1491,15 +1647,62 @@ void ig_http_server_stop_accepting(struct ig_http_server *srv)
     }
     for (conn = TAILQ_FIRST(&srv->conns); conn != NULL; conn = next) {
         next = TAILQ_NEXT(conn, link);
+        conn_drain_watch(conn);
         if (conn->state != HTTP_CONN_OPEN)
             continue;
         if (conn->proto == HTTP_PROTO_H1)
             ig_http_h1_drain(conn);
         else if (conn->proto == HTTP_PROTO_H2)
             ig_http_h2_drain(conn);
-        else
-            ig_http_conn_close(conn);
+        else if (conn->proto == HTTP_PROTO_TLS || !ig_http_conn_input_waiting(conn))
+            ig_http_conn_close(conn); /* no byte of a request read */
+        /* else: bytes came before the protocol is known; it drains once
+         * they tell (ig_http_h1_drain / ig_http_h2_start) */
     }
+    srv->drain_since_us = ig_now_us();
+    srv->ev_drain = evtimer_new(srv->base, server_on_drain, srv);
+    if (srv->ev_drain != NULL) {
+        struct timeval tv = {0, HTTP_DRAIN_TICK_US};
+
+        evtimer_add(srv->ev_drain, &tv);
+    }
+}
+
+uint32_t ig_http_server_pending_requests(const struct ig_http_server *srv)
+{
+    const struct http_conn *conn;
+    uint32_t n = 0;
+
+    TAILQ_FOREACH(conn, &srv->conns, link) {
+        if (conn->state != HTTP_CONN_OPEN)
+            continue; /* input is dropped: its last answer is being flushed */
+        if (conn->proto == HTTP_PROTO_H1)
+            n += (uint32_t)ig_http_h1_pending(conn);
+        else if (conn->proto == HTTP_PROTO_H2)
+            n += ig_http_h2_pending(conn);
+        else if (conn->proto == HTTP_PROTO_UNKNOWN)
+            n += (uint32_t)ig_http_conn_input_waiting(conn);
+    }
+    return n;
+}
+
+int ig_http_server_flushed(const struct ig_http_server *srv)
+{
+    const struct http_conn *conn;
+
+    TAILQ_FOREACH(conn, &srv->conns, link) {
+        if (!srv->draining || conn->state == HTTP_CONN_CLOSING)
+            return 0;
+        if (conn->state != HTTP_CONN_OPEN)
+            continue; /* LINGER: all written, waiting for the client's EOF */
+        if (evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
+            return 0;
+        if (conn->proto == HTTP_PROTO_H2 && !ig_http_h2_flushed(conn))
+            return 0;
+        if (conn->proto == HTTP_PROTO_H1 && !TAILQ_EMPTY(&conn->reqs))
+            return 0;
+    }
+    return 1;
 }
 
 uint32_t ig_http_server_active_requests(const struct ig_http_server *srv)
@@ -1551,6 +1754,7 @@ void ig_http_server_free(struct ig_http_server *srv)
         evconnlistener_free(srv->lst);
     while ((conn = TAILQ_FIRST(&srv->conns)) != NULL) {
         TAILQ_REMOVE(&srv->conns, conn, link);
+        conn_end_quietly(conn);
         conn_destroy(conn);
     }
     while ((conn = TAILQ_FIRST(&srv->dead)) != NULL) {
@@ -1565,6 +1769,8 @@ void ig_http_server_free(struct ig_http_server *srv)
     }
     if (srv->ev_sweep != NULL)
         event_free(srv->ev_sweep);
+    if (srv->ev_drain != NULL)
+        event_free(srv->ev_drain);
     SSL_CTX_free(srv->ssl_ctx);
     /* requests still held keep it (through their shares) until they go */
     ig_budget_unref(srv->budget);

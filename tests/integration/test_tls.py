@@ -2,7 +2,10 @@
 (curl, nghttp, boto3 over https) get exact predictions."""
 
 import os
+import socket
+import ssl
 import tempfile
+import time
 import warnings
 
 import boto3
@@ -36,6 +39,44 @@ with gw:
 
     r = run(["nghttp", "-m", "8", "-H", "content-type: text/csv", "-d", body_path, url])
     check_eq(r.stdout.decode(), expected_body(demo, rows) * 8, "nghttp over TLS, 8 streams")
+
+    # The end of a connection reaches the client at once (close_notify, then
+    # FIN), not when the server's lingering close gives up: after an
+    # HTTP/1.1 "Connection: close" answer, and after an HTTP/2 GOAWAY.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    for alpn, hello, what in (
+            ("http/1.1", b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+             "HTTP/1.1 Connection: close"),
+            ("h2", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                   b"\x00\x00\x08\x06\x00\x00\x00\x00\x01h2spec!!", "HTTP/2 GOAWAY")):
+        ctx.set_alpn_protocols([alpn])
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", gw.port), timeout=5))
+        s.sendall(hello)
+        got, t0, eof = b"", time.time(), None
+        while eof is None:
+            try:
+                b = s.recv(65536)
+            except ssl.SSLError as e:  # a close_notify-less end: not clean
+                eof = "ssl error %r" % e
+                break
+            except (socket.timeout, TimeoutError):
+                eof = "timeout"
+                break
+            if not b:
+                eof = "eof"
+            got += b
+        took = time.time() - t0
+        s.close()
+        check(eof == "eof" and took < 1.0, "TLS %s: clean close after %.3fs (%s, %d bytes)"
+              % (what, took, eof, len(got)))
+        if alpn == "h2":
+            types, off = [], 0
+            while off + 9 <= len(got):
+                types.append(got[off + 3])
+                off += 9 + int.from_bytes(got[off:off + 3], "big")
+            check(7 in types, "TLS h2: a GOAWAY came (frame types %r)" % types)
 
     # Cleartext to a TLS port does not get served.
     r = run(["curl", "-sS", "--http1.1", "-m", "5", "-d", "x",

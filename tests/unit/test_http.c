@@ -891,10 +891,12 @@ static void test_h1_pipelining_in_order(void **state)
     assert_int_equal(S.max_active, 1); /* one request of a connection at a time */
 }
 
+/* A declared length past what the server would read and drop
+ * (HTTP_DISCARD_MAX: 2 * MAX_BODY + 1 MiB): 413, then close. */
 static void test_h1_413_content_length(void **state)
 {
     struct script s = {
-        .send = "POST /sync HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n",
+        .send = "POST /sync HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n",
     };
 
     (void)state;
@@ -905,14 +907,92 @@ static void test_h1_413_content_length(void **state)
         s.out, "HTTP/1.1 413 Payload Too Large\r\n"
                "Content-Type: application/json\r\n"
                "x-amzn-ErrorType: ValidationError\r\n"
-               "Content-Length: 75\r\n"
+               "Content-Length: 78\r\n"
                "x-amzn-RequestId: ID\r\n"
                "Date: DATE\r\n"
                "Connection: close\r\n"
                "\r\n"
-               "{\"message\":\"Request body of 5000 bytes exceeds the maximum of 1000 bytes.\"}");
+               "{\"message\":\"Request body of 2000000 bytes exceeds the maximum of 1000 bytes.\"}");
     assert_int_equal(S.requests, 0);
     assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
+}
+
+/* Within the bound, the 413 goes out before the body has come, the body
+ * is read and dropped, and the connection serves the next request. */
+static char discard_script[6000];
+
+static void test_h1_413_discard_keepalive(void **state)
+{
+    struct script s = {.send = discard_script, .nresp = 2};
+    size_t n;
+
+    (void)state;
+    n = (size_t)snprintf(discard_script, sizeof(discard_script),
+                         "POST /sync HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n");
+    memset(discard_script + n, 'b', 5000);
+    snprintf(discard_script + n + 5000, sizeof(discard_script) - n - 5000,
+             "GET /sync/next HTTP/1.1\r\nHost: t\r\n\r\n");
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_string_equal(
+        s.out, "HTTP/1.1 413 Payload Too Large\r\n"
+               "Content-Type: application/json\r\n"
+               "x-amzn-ErrorType: ValidationError\r\n"
+               "Content-Length: 75\r\n"
+               "x-amzn-RequestId: ID\r\n"
+               "Date: DATE\r\n"
+               "\r\n"
+               "{\"message\":\"Request body of 5000 bytes exceeds the maximum of 1000 bytes.\"}"
+               "HTTP/1.1 200 OK\r\nX-Path: /sync/next\r\nX-Method: GET\r\nX-Proto: http/1.1\r\n"
+               "Content-Length: 0\r\nx-amzn-RequestId: ID\r\nDate: DATE\r\n\r\n");
+    assert_int_equal(S.requests, 1); /* the dropped body never became a request */
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
+}
+
+/* Expect: 100-continue refused with a final status: the client may never
+ * send the body, so the connection cannot be kept. */
+static void test_h1_413_expect_closes(void **state)
+{
+    struct script s = {
+        .send = "POST /sync HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                "Content-Length: 5000\r\n\r\n",
+    };
+
+    (void)state;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_true(s.eof);
+    assert_non_null(strstr(s.out, "HTTP/1.1 413 Payload Too Large\r\n"));
+    assert_non_null(strstr(s.out, "\r\nConnection: close\r\n"));
+    assert_null(strstr(s.out, "100 Continue"));
+}
+
+/* CONNECT, Upgrade and transfer codings other than chunked: one answer,
+ * then close; what follows is never parsed as a request. */
+static void test_h1_unparsed_framing_closes(void **state)
+{
+    static const char *const sends[] = {
+        "CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\nGET /sync/x HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /sync/u HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        "GET /sync/x HTTP/1.1\r\nHost: t\r\n\r\n",
+        "POST /sync HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        "0\r\n\r\nGET /sync/x HTTP/1.1\r\nHost: t\r\n\r\n",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < IG_ARRAY_SIZE(sends); i++) {
+        struct script s = {.send = sends[i]};
+        int before = S.requests;
+
+        run_script(&s);
+        assert_int_equal(s.rc, 0);
+        assert_true(s.eof);
+        assert_int_equal(strstr(s.out, "HTTP/1.1 ") == s.out, 1);
+        assert_null(strstr(s.out + 1, "HTTP/1.1 ")); /* exactly one response */
+        assert_non_null(strstr(s.out, "\r\nConnection: close\r\n"));
+        assert_null(strstr(s.out, "/sync/x"));
+        assert_true(S.requests - before <= 1);
+    }
 }
 
 static void test_h1_413_chunked(void **state)
@@ -1311,6 +1391,128 @@ static void test_h1_drain(void **state)
     assert_int_equal(ig_http_server_connections(S.srv), 0);
 }
 
+/*
+ * The drain counts a request from its first byte: a body half sent (h1
+ * and h2) and a lone first byte are pending, keep their connections open
+ * through stop_accepting and are answered; an idle keep-alive connection
+ * is closed without a byte; the h2 connection gets the notice and the
+ * final GOAWAY; at the end nothing is pending and everything is flushed.
+ */
+struct drainp {
+    atomic_int stage; /* 1: client set up; 2: server draining */
+    int rc;
+    char body_a[2048], first_b[2048], idle_c[256];
+    bool eof_a, eof_b, eof_c;
+    struct h2s st;
+    int goaways;
+    int32_t goaway_last_id[4];
+};
+
+static void drainp_run(void *arg)
+{
+    struct drainp *d = arg;
+    struct cl *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b)), *c = calloc(1, sizeof(*c));
+    struct h2c *h = calloc(1, sizeof(*h));
+
+    d->rc = cl_connect(a, S.port) || cl_connect(b, S.port) || cl_connect(c, S.port) ||
+            cl_connect(&h->cl, S.port);
+    if (d->rc == 0)
+        d->rc = cl_sends(c, "GET /sync/c HTTP/1.1\r\nHost: t\r\n\r\n") ||
+                cl_read_responses(c, 1); /* c: idle keep-alive from now on */
+    c->len = 0;
+    c->buf[0] = '\0';
+    if (d->rc == 0)
+        d->rc = cl_sends(a, "POST /sync/a HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01234") ||
+                cl_sends(b, "G");
+    if (d->rc == 0) {
+        h->st = &d->st;
+        h->n = 1;
+        h2c_open(h);
+        h2c_submit(h, &d->st); /* HEADERS and 2 of its 4 body bytes */
+        d->rc = nghttp2_session_send(h->s) != 0;
+    }
+    atomic_store(&d->stage, 1);
+    while (d->rc == 0 && atomic_load(&d->stage) < 2)
+        usleep(1000);
+    if (d->rc == 0)
+        d->rc = cl_read_eof(c) || cl_sends(a, "56789") || cl_read_eof(a) ||
+                cl_sends(b, "ET /sync/b HTTP/1.1\r\nHost: t\r\n\r\n") || cl_read_eof(b);
+    if (d->rc == 0) {
+        d->st.paced = 4;
+        nghttp2_session_resume_data(h->s, d->st.id);
+        d->rc = h2c_run(h, true);
+        d->goaways = h->goaways;
+        memcpy(d->goaway_last_id, h->goaway_last_id, sizeof(d->goaway_last_id));
+    }
+    d->eof_a = a->eof;
+    d->eof_b = b->eof;
+    d->eof_c = c->eof;
+    copy_out(d->body_a, sizeof(d->body_a), a->buf);
+    copy_out(d->first_b, sizeof(d->first_b), b->buf);
+    copy_out(d->idle_c, sizeof(d->idle_c), c->buf);
+    normalize(d->body_a);
+    normalize(d->first_b);
+    if (h->s != NULL)
+        nghttp2_session_del(h->s);
+    cl_close(a);
+    cl_close(b);
+    cl_close(c);
+    cl_close(&h->cl);
+    free(a);
+    free(b);
+    free(c);
+    free(h);
+}
+
+static bool drainp_ready(void *arg)
+{
+    struct drainp *d = arg;
+
+    return atomic_load(&d->stage) >= 1 && ig_http_server_pending_requests(S.srv) == 3;
+}
+
+static void test_drain_pending(void **state)
+{
+    struct drainp d = {.st = {.method = "POST", .path = "/sync/d", .body = "abcd", .paced = 2}};
+    struct runner r = {.fn = drainp_run, .arg = &d};
+    pthread_t t;
+
+    (void)state;
+    assert_int_equal(pthread_create(&t, NULL, runner_main, &r), 0);
+    assert_true(pump_until(drainp_ready, &d, 5000));
+    assert_int_equal(ig_http_server_pending_requests(S.srv), 3); /* a, b, d */
+    assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+    assert_int_equal(ig_http_server_flushed(S.srv), 0);
+    ig_http_server_stop_accepting(S.srv);
+    assert_int_equal(ig_http_server_pending_requests(S.srv), 3);
+    atomic_store(&d.stage, 2);
+    assert_true(pump_until(runner_done, &r, 15000));
+    pthread_join(t, NULL);
+    pump_for(20);
+    assert_int_equal(d.rc, 0);
+    assert_true(d.eof_c);
+    assert_string_equal(d.idle_c, ""); /* closed before a byte was read */
+    assert_true(d.eof_a);
+    assert_string_equal(d.body_a, "HTTP/1.1 200 OK\r\nX-Path: /sync/a\r\nX-Method: POST\r\n"
+                                  "X-Proto: http/1.1\r\nContent-Length: 10\r\n"
+                                  "x-amzn-RequestId: ID\r\nDate: DATE\r\nConnection: close\r\n"
+                                  "\r\n0123456789");
+    assert_true(d.eof_b);
+    assert_string_equal(d.first_b, "HTTP/1.1 200 OK\r\nX-Path: /sync/b\r\nX-Method: GET\r\n"
+                                   "X-Proto: http/1.1\r\nContent-Length: 0\r\n"
+                                   "x-amzn-RequestId: ID\r\nDate: DATE\r\n"
+                                   "Connection: close\r\n\r\n");
+    assert_int_equal(d.st.status, 200);
+    assert_string_equal(d.st.data, "abcd");
+    assert_int_equal(d.goaways, 2);
+    assert_int_equal(d.goaway_last_id[0], (1u << 31) - 1); /* the notice */
+    assert_int_equal(d.goaway_last_id[1], 1);              /* then the last stream */
+    assert_int_equal(ig_http_server_pending_requests(S.srv), 0);
+    assert_int_equal(ig_http_server_active_requests(S.srv), 0);
+    assert_int_equal(ig_http_server_flushed(S.srv), 1);
+    assert_int_equal(S.requests, 4);
+}
+
 /* ------------------------------------------------------------------ */
 /* HTTP/2 tests                                                       */
 
@@ -1369,12 +1571,14 @@ static void test_h2_413(void **state)
     assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
 }
 
-/* The 413 goes out while the client still has a body to send: the server
- * ends the stream with RST_STREAM(NO_ERROR) after the response. */
+/* The 413 goes out while the client still has a body to send, declared
+ * past what the server reads and drops: the server ends the stream with
+ * RST_STREAM(NO_ERROR) after the response. */
 static void test_h2_413_resets_sender(void **state)
 {
     struct h2job j = {
-        .st = {{.method = "POST", .path = "/sync", .body = "", .clen = "5000", .hold_body = true}},
+        .st = {{.method = "POST", .path = "/sync", .body = "", .clen = "2000000",
+                .hold_body = true}},
         .n = 1,
     };
 
@@ -1384,9 +1588,37 @@ static void test_h2_413_resets_sender(void **state)
     assert_int_equal(j.st[0].status, 413);
     assert_true(j.st[0].closed);
     assert_int_equal(j.st[0].close_err, NGHTTP2_NO_ERROR);
-    assert_string_equal(j.st[0].data, "{\"message\":\"Request body of 5000 bytes exceeds the "
+    assert_string_equal(j.st[0].data, "{\"message\":\"Request body of 2000000 bytes exceeds the "
                                       "maximum of 1000 bytes.\"}");
     assert_int_equal(S.requests, 0);
+    assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
+}
+
+/* Within the bound, the server reads and drops the rest of a refused
+ * body, past its initial stream window (the windows are replenished):
+ * the client sends it all, sees the 413, and a request on the same
+ * connection is served. */
+static char discard_body[(1u << 20) + 2000];
+
+static void test_h2_413_discards_body(void **state)
+{
+    struct h2job j = {
+        .st = {{.method = "POST", .path = "/sync", .body = discard_body},
+               {.method = "GET", .path = "/sync/next"}},
+        .n = 2,
+    };
+
+    (void)state;
+    memset(discard_body, 'b', sizeof(discard_body) - 1);
+    run_client(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.st[0].status, 413);
+    assert_int_equal(j.st[0].body_off, sizeof(discard_body) - 1); /* all of it sent */
+    assert_true(j.st[0].closed);
+    assert_int_equal(j.st[0].close_err, NGHTTP2_NO_ERROR);
+    assert_int_equal(j.st[1].status, 200);
+    assert_int_equal(j.goaways, 0);
+    assert_int_equal(S.requests, 1);
     assert_int_equal(ig_http_server_buffered_body_bytes(S.srv), 0);
 }
 
@@ -1715,8 +1947,9 @@ static void test_h1_body_count(void **state)
     d = raw_open("POST /keep/d HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz");
     expect_requests(2);
     expect_held(5 + 256 + 512 + 4);
-    e = raw_open("POST /sync/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n");
-    raw_read(e, 0); /* 413, closed */
+    /* past the length the server would read and drop: 413, closed */
+    e = raw_open("POST /sync/e HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n");
+    raw_read(e, 0);
     assert_int_equal(strncmp(e->buf, "HTTP/1.1 413 Payload Too Large\r\n", 32), 0);
     f = raw_open("POST /sync/f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
     raw_read(f, 1); /* answered and released */
@@ -2616,6 +2849,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h1_keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_pipelining_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_413_content_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_413_discard_keepalive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_413_expect_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_unparsed_framing_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_413_chunked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_chunked_trailers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_expect_continue, setup, teardown),
@@ -2631,9 +2867,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h1_close_cb_on_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_413, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_413_resets_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_413_discards_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_431, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_concurrent_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_backpressure_unread, setup, teardown),
