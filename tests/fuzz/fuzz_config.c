@@ -19,6 +19,7 @@
 #include "fuzz.h"
 #include "infergate/common.h"
 #include "infergate/config.h"
+#include "infergate/http.h"
 
 #define FUZZ_ERR_LEN 200 /* short: truncation happens */
 
@@ -93,6 +94,12 @@ static void check_config(const struct ig_config *c)
     FUZZ_CHECK(IN_RANGE(c->max_concurrent_streams, 1, 100000), "max_concurrent_streams");
     FUZZ_CHECK(IN_RANGE(c->max_header_list_size, 1024, 1048576), "max_header_list_size");
     FUZZ_CHECK(IN_RANGE(c->max_body_bytes, 1, 67108864), "max_body_bytes");
+    FUZZ_CHECK(c->max_buffered_body_bytes >= c->max_body_bytes, "budget below max_body_bytes");
+    FUZZ_CHECK(c->max_conn_buffered_bytes >=
+                   c->max_body_bytes + c->max_header_list_size + IG_HTTP_REQ_OVERHEAD,
+               "share %llu below one maximum request",
+               (unsigned long long)c->max_conn_buffered_bytes);
+    FUZZ_CHECK(IN_RANGE(c->min_rate_bytes, 1, 67108864), "min_rate_bytes");
     FUZZ_CHECK(IN_RANGE(c->idle_timeout_ms, 100, 86400000), "idle_timeout_ms");
     FUZZ_CHECK(IN_RANGE(c->header_timeout_ms, 100, 3600000), "header_timeout_ms");
     FUZZ_CHECK(c->drain_timeout_ms <= 3600000, "drain_timeout_ms");
