@@ -9,9 +9,13 @@
  * being parsed or the one being answered) in conn->reqs.
  *
  * Requests the module rejects (400, 408, 413, 431, 503, and 400
- * ThrottlingException when the server holds its cap of request-body bytes)
- * are answered with "Connection: close" and the connection then closes
- * after a lingering close (http_server.c).
+ * ThrottlingException when a budget is spent) are answered with
+ * "Connection: close" and the connection then closes after a lingering
+ * close (http_server.c), except a refusal before the body is in whose
+ * declared rest is within HTTP_DISCARD_MAX: that body is read and dropped
+ * (h1_refuse) and the connection kept. After CONNECT, an Upgrade or a
+ * transfer coding other than chunked the connection closes too: what
+ * follows is not HTTP/1.1 this parser may read as another request.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -15,7 +15,13 @@
  *
  * Flow control is automatic (nghttp2 sends WINDOW_UPDATE as data is
  * received); request bodies are capped by max_body_bytes each and by
- * max_buffered_body_bytes across all connections instead.
+ * max_buffered_body_bytes across all connections instead. A stream refused
+ * before its body is in keeps being read, its DATA dropped and its window
+ * replenished, up to HTTP_DISCARD_MAX (h2_discard), so that clients that
+ * upload before they read see the answer; past it, RST_STREAM(NO_ERROR).
+ *
+ * Drain: a shutdown notice and a PING, then the final GOAWAY with the last
+ * stream id when the PING comes back (or after HTTP_H2_DRAIN_ACK_US).
  *
  * Stalls: each stream waiting on the client (request body incomplete, or
  * response DATA held back by the client's flow-control window or by a

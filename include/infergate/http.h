@@ -36,7 +36,13 @@ struct ig_http_server_conf {
     uint32_t max_header_list_size;   /* bytes of header names+values (and the request target) per
                                         request: h2 SETTINGS_MAX_HEADER_LIST_SIZE and enforced
                                         (h2: 431; h1: 431 then close); 0 = 65536 */
-    uint64_t max_body_bytes;         /* bigger bodies get 413; 0 = 6291456 (SageMaker's limit) */
+    uint64_t max_body_bytes;         /* bigger bodies get 413; 0 = 6291456 (SageMaker's limit).
+                                        A body refused before it is in (413, throttled) is
+                                        read and dropped up to 2 * max_body_bytes + 1 MiB so
+                                        that the client sees the answer and keeps the
+                                        connection; past that h1 closes (also after an
+                                        unanswered Expect: 100-continue) and h2 sends
+                                        RST_STREAM(NO_ERROR) after the answer */
     uint64_t max_buffered_body_bytes; /* the server-wide budget (budget.h): bytes held for
                                          clients at once across all connections (request
                                          header blocks as decoded, bodies as they arrive,
@@ -100,11 +106,15 @@ int ig_http_server_new(struct event_base *base, const struct ig_http_server_conf
 uint16_t ig_http_server_port(const struct ig_http_server *srv);
 
 /*
- * Drain: close the listener. h2 connections get a graceful GOAWAY (a shutdown
- * notice, then after a PING round trip the last stream id); h1 connections
- * answer their in-flight request with "Connection: close" and idle keep-alive
- * connections are closed at once. Requests already received still get their
- * responses. Idempotent.
+ * Drain: close the listener. Every request whose first byte was read is
+ * answered (bodies still arriving included). h2 connections get a graceful
+ * GOAWAY: a shutdown notice, then after a PING round trip (at most 1 s) the
+ * last stream id; streams above it were never accepted. h1 connections
+ * answer what they read, the last answer with "Connection: close"; a
+ * keep-alive connection with no byte of a request read is closed at once.
+ * A client that moves no byte for 1 s (or idle_timeout_ms if shorter) while
+ * the drain waits on it gets 408 for a request not in, or its connection
+ * closed for answers it does not take. Idempotent.
  */
 void ig_http_server_stop_accepting(struct ig_http_server *srv);
 
