@@ -31,7 +31,7 @@ import time
 
 import hpack
 
-from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
+from iglib import (BIN, DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
                    expected_body, finish, load_model, run)
 
 PERIOD_S = 1.0            # idle_timeout_ms: the stall period
@@ -332,7 +332,8 @@ def case_hpack(gw):
         waiting = [st for st in c.streams.values() if st.status is None]
         check(len(refused) >= 1 and len(waiting) >= 1 and len(refused) + len(waiting) == per,
               "hpack %d: streams past the share are refused, the others wait (%d refused, %d "
-              "waiting)" % (n, len(refused), len(waiting)))
+              "waiting; GOAWAY %r; eof %.2f s after the burst)"
+              % (n, len(refused), len(waiting), c.goaway, (c.t_eof or t0) - t0))
         check(all(st.headers.get("x-amzn-errortype") == "ThrottlingException" and
                   bytes(st.data).decode() == want for st in refused),
               "hpack %d: every refusal is ThrottlingException naming the connection's limit" % n)
@@ -429,6 +430,22 @@ def case_h1(gw):
     settle(gw, "h1")
 
 
+def case_config():
+    """A share smaller than one maximum request is refused at start-up (exit 2, naming
+    the option); the default share follows a max_body_bytes raised past it."""
+    conf = ["--listen", "127.0.0.1:0", "--check-config"]
+    r = run([BIN] + conf + ["--max-conn-buffered-bytes", "1048576"])
+    err = r.stderr.decode()
+    check_eq(r.returncode, 2, "config: a share below one maximum request: exit 2")
+    check("command line: --max-conn-buffered-bytes: max_conn_buffered_bytes (1048576) is below "
+          "max_body_bytes + max_header_list_size + 32768 bytes of bookkeeping (6389760)" in err,
+          "config: ... naming the option and the least share: %r" % err[-300:])
+    r = run([BIN] + conf + ["--max-body-bytes", "67108864"])
+    check_eq(r.returncode, 0, "config: the default share follows max_body_bytes (%r)"
+             % r.stderr.decode()[-300:])
+
+
+case_config()
 with Gateway({"demo": {"model": DEMO_MODEL}}, idle_timeout_ms=str(int(PERIOD_S * 1000)),
              max_buffered_body_bytes=str(CAP), max_conn_buffered_bytes=str(SHARE)) as gw:
     m = metrics(gw)
