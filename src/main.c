@@ -6,8 +6,9 @@
  * --version), 1 when the gateway cannot start for another reason (a port
  * in use) or the drain timed out, 2 for a configuration error: a bad key or
  * value, a model URL this build cannot serve, a listen address that does
- * not resolve, a model or TLS file that does not load (at start-up these
- * last are logged as a JSON line naming FILE:LINE: key).
+ * not resolve, a model or TLS file that does not load. Under
+ * --check-config the reason is one plain line "infergate: FILE:LINE: key:
+ * ..."; otherwise it is a JSON log line like every other line on stderr.
  *
  * --check-config does what start-up does short of binding and serving:
  * it loads every model through the same upstream code the gateway uses
@@ -151,6 +152,26 @@ static int main_preflight(const struct ig_config *cfg, int deep, char *err, size
     return 0;
 }
 
+/* --check-config is a command for people: its verdict is plain text. A
+ * gateway's stderr is a log stream: everything it writes there, a refused
+ * configuration included, is a JSON line. Read from argv because a
+ * configuration that fails to load says nothing. */
+static int main_plain_errors(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--check-config") == 0 || strcmp(argv[i], "--check_config") == 0)
+            return 1;
+    return 0;
+}
+
+static void main_config_error(int plain, const char *msg)
+{
+    if (plain)
+        fprintf(stderr, "infergate: %s\n", msg);
+    else
+        ig_log(IG_LOG_ERROR, "%s", msg);
+}
+
 int main(int argc, char **argv)
 {
     struct ig_config cfg;
@@ -161,7 +182,7 @@ int main(int argc, char **argv)
     int status = 1;
 
     if (ig_config_load(&cfg, argc, argv, environ, err, sizeof(err)) < 0) {
-        fprintf(stderr, "infergate: %s\n", err);
+        main_config_error(main_plain_errors(argc, argv), err);
         return 2;
     }
     if (cfg.help || cfg.version) {
@@ -173,7 +194,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (main_preflight(&cfg, cfg.check_only, err, sizeof(err)) < 0) {
-        fprintf(stderr, "infergate: %s\n", err);
+        main_config_error(cfg.check_only, err);
         ig_config_clear(&cfg);
         return 2;
     }

@@ -1,5 +1,6 @@
 """Configuration from the real binary: --check-config, precedence of file,
-environment and flags, and exit status 2 with file:line:key for bad input."""
+environment and flags, and exit status 2 with file:line:key for bad input
+(a plain line under --check-config, a JSON log line at start-up)."""
 
 import json
 import os
@@ -38,8 +39,26 @@ check("%s:3: max_inflight" % bad in r.stderr.decode(), "bad value names file:lin
 r = run([BIN, "--config", bad.replace(".conf", ".missing"), "--check-config"])
 check_eq(r.returncode, 2, "missing file exits 2")
 
+
+
+def json_error(r):
+    """The one JSON error line a refused start-up writes, or None."""
+    lines = r.stderr.decode().splitlines()
+    try:
+        o = json.loads(lines[0]) if len(lines) == 1 else None
+    except ValueError:
+        return None
+    return o["msg"] if o and o.get("level") == "error" and "ts" in o else None
+
+
 r = run([BIN, "--no-such-flag", "1"])
-check_eq(r.returncode, 2, "unknown flag exits 2")
+check_eq((r.returncode, json_error(r)),
+         (2, "command line: --no-such-flag: unknown option"),
+         "unknown flag at start-up: exit 2, one JSON log line")
+r = run([BIN, "--no-such-flag", "1", "--check-config"])
+check_eq((r.returncode, r.stderr.decode()),
+         (2, "infergate: command line: --no-such-flag: unknown option\n"),
+         "unknown flag under --check-config: exit 2, a plain line")
 
 env = dict(os.environ, INFERGATE_MAX_BODY_BYTES="0")
 r = subprocess.run([BIN, "--config", os.path.join(ROOT, "conf/infergate.conf"),
@@ -145,9 +164,9 @@ for url, scheme in (("http://127.0.0.1:9000", "http"), ("https://runtime.example
 # ... and at start-up, before anything binds
 p = conf("listen = 127.0.0.1:0\n[endpoint demo]\nmodel = http://127.0.0.1:9000\n")
 r = run([BIN, "--config", p])
-check_eq((r.returncode, r.stderr.decode()),
-         (2, "infergate: %s:3: model: 'http://127.0.0.1:9000': this build serves only file:// "
-             "models (http://, https:// and sagemaker:// upstreams are not built yet)\n" % p),
+check_eq((r.returncode, json_error(r)),
+         (2, "%s:3: model: 'http://127.0.0.1:9000': this build serves only file:// "
+             "models (http://, https:// and sagemaker:// upstreams are not built yet)" % p),
          "an http:// model stops start-up with exit 2 and file:line:key")
 
 # At start-up a model that does not load is a configuration error too: exit 2,
@@ -189,7 +208,15 @@ check_eq((r.returncode, r.stderr.decode()),
              "nosuchhost.invalid: Name or service not known\n"),
          "a listen from the command line is named by its flag")
 r = run([BIN, "--config", p, "--listen", "nosuchhost.invalid:1"])
-check_eq(r.returncode, 2, "start-up refuses the unresolvable listen with exit 2 too")
+check_eq((r.returncode, json_error(r)),
+         (2, "command line: --listen: 'nosuchhost.invalid:1': cannot resolve "
+             "nosuchhost.invalid: Name or service not known"),
+         "start-up refuses the unresolvable listen with exit 2 too, as a JSON line")
+p2 = conf("listen = 127.0.0.1:0\nbogus = 1\n")
+r = run([BIN, "--config", p2])
+check_eq((r.returncode, json_error(r)),
+         (2, "%s:2: unknown key 'bogus' in the global section" % p2),
+         "a bad key at start-up: exit 2, the file:line:key message as a JSON line")
 check_fails("listen = localhost:0\ntls_cert = /nonexistent/cert.pem\ntls_key = /nonexistent/k.pem\n",
             ":2: tls_cert: cannot use '/nonexistent/cert.pem': error:",
             "TLS certificate is loaded by --check-config", exact=False)

@@ -60,9 +60,11 @@ check(b"--version" in h.stdout and b"-h" in h.stdout, "--help lists --version an
 r = run([BIN, "--config", "/nonexistent.conf", "--version"])
 check_eq(r.returncode, 0, "--version does not read the file")
 r = run([BIN, "-x"])
-check_eq((r.returncode, r.stderr.decode()),
-         (2, "infergate: command line: '-x': unexpected argument (use --NAME VALUE or "
-             "--NAME=VALUE)\n"), "another short flag is refused with exit 2")
+objs = json_lines(r.stderr.decode(), "refused flag")
+check_eq((r.returncode, [(o["level"], o["msg"]) for o in objs]),
+         (2, [("error", "command line: '-x': unexpected argument (use --NAME VALUE or "
+                        "--NAME=VALUE)")]),
+         "another short flag is refused with exit 2, as a JSON log line")
 
 # ---- /metrics for the largest configuration allowed ------------------------
 
