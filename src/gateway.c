@@ -1,20 +1,24 @@
 /*
  * gateway.c - endpoints, routing, batching lanes, scatter.
  *
- * One request's life (all on the loop thread):
+ * One request's life (on the loop thread, except where a decoder is named):
  *
  *   on_request -> route -> invoke: negotiate formats, decode the body into
- *   rows (codec), enqueue the rows on the endpoint's lane for the client's
- *   Accept (batcher), pump the lane.
+ *   rows (codec: inline up to GW_DECODE_INLINE_MAX bytes, else on the
+ *   decoder pool, and back on the loop in gw_decode_done), enqueue the rows
+ *   on the endpoint's lane for the client's Accept (batcher), pump the lane.
  *   pump: every due batch goes to the upstream; a timer fires at the next
  *   delay deadline.
  *   on_batch_done: each segment's predictions are copied into their
  *   request by row index; a request whose rows are all answered gets its
  *   response, in its own row order, whatever order the batches finished in.
+ *   The deadline (request_timeout_ms from arrival) runs from on_request
+ *   through decode, queue and batches: the endpoint's deadline FIFO.
  *
  * A request is referenced by its client side (until the response is sent,
- * the client goes away or the deadline passes) and by every in-flight batch
- * segment holding its rows, so a batch never points at freed rows.
+ * the client goes away or the deadline passes), by a decoder job while its
+ * body is decoded, and by every in-flight batch segment holding its rows,
+ * so neither a worker nor a batch ever points at freed memory.
  */
 #include <event2/event.h>
 #include <jansson.h>
@@ -1310,14 +1314,14 @@ uint16_t ig_gateway_port(const struct ig_gateway *gw)
  * its first byte). */
 static uint32_t gw_open_requests(const struct ig_gateway *gw)
 {
-    return ig_http_server_active_requests(gw->http);
+    return ig_http_server_active_requests(gw->http) + ig_http_server_pending_requests(gw->http);
 }
 
 /* Nothing left to answer or to write: every accepted request answered,
  * every last response and GOAWAY on its socket, no body on a decoder. */
 static int gw_idle(const struct ig_gateway *gw)
 {
-    if (gw_open_requests(gw) > 0)
+    if (gw_open_requests(gw) > 0 || gw->decoding > 0 || !ig_http_server_flushed(gw->http))
         return 0;
     for (size_t i = 0; i < gw->neps; i++)
         if (gw->eps[i].inflight > 0 || gw_endpoint_queued(&gw->eps[i]) > 0)

@@ -6,6 +6,8 @@ application/octet-stream meaning "no content type given"."""
 
 import json
 import os
+import re
+import signal
 import socket
 import tempfile
 import threading
@@ -186,6 +188,26 @@ with Gateway(endpoints) as gw:
              "hostile [[],[],...] body: ValidationError")
     check(gw.alive(), "alive")
 
+# ---- decoded rows over the connection's budget: ThrottlingException -----------
+# The smallest share allowed (1 MiB): a short-row body decodes into 8 bytes
+# of row and 8 of feature per 2 bytes of body, and the decoder's charge is
+# refused at the row where the rowset would outgrow the share.
+FULL = re.compile(r'^\{"message":"Row ([0-9]+): the decoded features of this request do not fit '
+                  r"in the gateway's memory budget; retry later or send fewer rows\.\"\}$")
+with Gateway({"one": {"model": ONE, "accept": "text/csv"}}, max_body_bytes="900000",
+             max_conn_buffered_bytes="1048576") as gw:
+    for n, how in ((400000, "on a decoder"),):
+        for h2 in (False, True):
+            st, hd, out = curl(gw.invoke_url("one"), "1\n" * n, ["Content-Type: text/csv"], h2)
+            m = FULL.match(out)
+            check((st, hd.get("x-amzn-errortype")) == (400, "ThrottlingException") and m
+                  and 1 < int(m.group(1)) <= n,
+                  "%s, %s: decoded rows over the budget: ThrottlingException naming the row: %r"
+                  % (how, "h2" if h2 else "h1", (st, hd.get("x-amzn-errortype"), out[:200])))
+    # ... and what fits is served on the same gateway.
+    st, _, out = curl(gw.invoke_url("one"), "1\n" * 1000, ["Content-Type: text/csv"])
+    check_eq((st, out), (200, "1.0\n" * 1000), "a request that fits the budget is served")
+
 # ---- the access log: one line per request, errors at warn ---------------------
 def access_lines(gw):
     out = []
@@ -266,5 +288,53 @@ with Gateway({"demo": {"model": DEMO_MODEL},
     un = by_id.get(hd4.get("x-amzn-requestid"), {})
     check_eq((un.get("endpoint"), un.get("status"), un.get("error_type")),
              ("nope", 400, "ValidationError"), "access line of an unknown endpoint names it")
+
+# ---- SIGTERM: the drain's last line states the real counts --------------------
+# (log_level info for the drain lines; the environment beats the file)
+os.environ["INFERGATE_LOG_LEVEL"] = "info"
+gw = Gateway({"demo": {"model": DEMO_MODEL, "max_delay_us": "400000", "max_batch_rows": "100000"}},
+             drain_timeout_ms="5000")
+res = []
+
+
+def post():
+    res.append(curl(gw.invoke_url("demo"), good, ["Content-Type: text/csv"])[:3:2])
+
+
+ts = [threading.Thread(target=post) for _ in range(5)]
+for t in ts:
+    t.start()
+time.sleep(0.2)  # all five queued behind the 400 ms delay
+gw.proc.send_signal(signal.SIGTERM)
+for t in ts:
+    t.join()
+code = gw.proc.wait(timeout=30)
+check_eq((code, res), (0, [(200, expected_body(demo, rows))] * 5),
+         "drain: five queued requests answered, exit 0")
+drain_lines = [json.loads(l)["msg"] for l in gw.stderr().splitlines()
+               if l.startswith("{") and "drain" in json.loads(l)["msg"]]
+check_eq(drain_lines[-1:], ["drained: 5 requests answered during the drain, none cut off"],
+         "drain: the last line counts the requests answered")
+
+# A request whose body is still arriving counts as accepted: the drain
+# waits for it, and when drain_timeout_ms cuts it off, says so (exit 1).
+gw = Gateway({"demo": {"model": DEMO_MODEL}}, drain_timeout_ms="600")
+s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+s.sendall(b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+          b"Content-Length: 1000\r\n\r\n1,2,3")
+time.sleep(0.2)
+t0 = time.time()
+gw.proc.send_signal(signal.SIGTERM)
+code = gw.proc.wait(timeout=30)
+took = time.time() - t0
+s.close()
+drain_lines = [json.loads(l)["msg"] for l in gw.stderr().splitlines()
+               if l.startswith("{") and "drain" in json.loads(l)["msg"]]
+check_eq((code, drain_lines[-1:]),
+         (1, ["drain timeout after 600 ms: 0 requests answered during the drain, 1 cut off "
+              "(0 rows queued, 0 batches in flight)"]),
+         "drain: a body still arriving is waited for, then counted as cut off")
+check(0.5 < took < 5, "drain: waited drain_timeout_ms for it (%.2f s)" % took)
+del os.environ["INFERGATE_LOG_LEVEL"]
 
 finish()
