@@ -876,12 +876,21 @@ static void gw_decode_done(void *arg)
     r->decoding = 0;
     /* The rowset's hold keeps its own reference for what it still holds. */
     ig_budget_unref(j->budget);
-    if (gw->closing)
+    if (gw->closing) {
         gw_req_fail(r, "ServiceUnavailable", "The gateway is shutting down.");
-    else if (r->expired)
+    } else if (ig_http_req_orphaned(r->http)) {
+        /* The client left while its body was decoded: its rows are not
+         * queued (no model work for nobody); the answer, dropped by the
+         * HTTP layer, only frees the detached request. */
+        gw_access(r->http, r, r->lane->ep->conf->name, 0, NULL, 0, 0);
+        ig_http_respond(r->http, 503, NULL, 0, NULL, 0);
+        r->http = NULL;
+        gw_req_finish(r);
+    } else if (r->expired) {
         gw_req_expire(r);
-    else
+    } else {
         gw_req_decoded(r, j->rv, &j->cerr, j->nbytes);
+    }
     gw_req_unref(r); /* the job's reference */
     free(j);
 }

@@ -740,6 +740,12 @@ void ig_http_req_set_close_cb(struct ig_http_req *req, ig_http_close_cb *cb, voi
     req->close_arg = arg;
 }
 
+int ig_http_req_orphaned(const struct ig_http_req *req)
+{
+    /* the same test as ig_http_respond's for dropping an answer */
+    return req->conn == NULL || req->conn->state != HTTP_CONN_OPEN;
+}
+
 static char *http_error_body(char *msg, size_t *len);
 
 /* 1 when a charge of <n> more bytes to <b> would pass its own cap (a

@@ -201,6 +201,10 @@ struct ig_budget *ig_http_req_budget(const struct ig_http_req *req);
 /* Ask to be told when the peer goes away before the response; see
  * ig_http_close_cb. Replaces any previous callback. */
 void ig_http_req_set_close_cb(struct ig_http_req *req, ig_http_close_cb *cb, void *arg);
+/* 1 when an answer to <req> would be dropped (its connection went away,
+ * leaving it detached, or is closing), else 0: for a caller that holds a
+ * request without a close callback, e.g. while a worker reads its body. */
+int ig_http_req_orphaned(const struct ig_http_req *req);
 
 /*
  * Send the response: <status> (200..999; anything else is sent as 500), the

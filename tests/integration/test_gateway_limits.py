@@ -14,7 +14,7 @@ import threading
 import time
 
 from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
-                   expected_body, finish, load_model)
+                   expected_body, finish, load_model, run)
 
 tmp = tempfile.mkdtemp(prefix="ig-limits-")
 demo = load_model(DEMO_MODEL)
@@ -168,15 +168,26 @@ with Gateway(endpoints) as gw:
                  p + "big body past its deadline: ModelError")
 
     # Clients that leave while their big body is being decoded: nothing is
-    # answered to them, nothing breaks, the gateway keeps serving.
+    # answered to them, their rows are never queued (no model work for
+    # nobody), nothing breaks, the gateway keeps serving.
     hostile = ("[" + ",".join(["[]"] * ((6 * 1024 * 1024 - 2) // 3)) + "]").encode()
-    for body, ctype in ((bigcsv.encode(), "text/csv"), (hostile, "application/json")):
-        for _ in range(8):
+    huge = (bigcsv * (6 * 1024 * 1024 // len(bigcsv)))[:6 * 1024 * 1024]
+    huge = huge[:huge.rindex("\n") + 1].encode()  # ~6 MiB of rows: a decode of tens of ms
+
+    def demo_requests():
+        m = run(["curl", "-s", gw.url + "/metrics"]).stdout.decode()
+        return [l for l in m.splitlines() if l.startswith('infergate_requests_total{endpoint="demo"}')]
+
+    before = demo_requests()
+    for body, ctype in ((huge, "text/csv"), (hostile, "application/json")):
+        for _ in range(4):
             s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
             s.sendall(b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\n"
                       b"Content-Type: " + ctype.encode() + b"\r\n"
                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
             s.close()
+    time.sleep(2)
+    check_eq(demo_requests(), before, "clients gone mid-decode: their rows were never queued")
     st, _, out = curl(gw.invoke_url("demo"), good, ["Content-Type: text/csv"])
     check_eq((st, out), (200, expected_body(demo, rows)), "serving after clients left mid-decode")
     st, _, out = curl(gw.invoke_url("demo"), bigpath, ["Content-Type: text/csv", "Accept: text/csv"])
