@@ -503,16 +503,6 @@ void ig_http_h2_on_timeout(struct http_conn *conn)
     ig_http_conn_finish(conn);
 }
 
-int ig_http_h2_stalled(const struct http_conn *conn)
-{
-    const struct ig_http_req *req;
-
-    TAILQ_FOREACH(req, &conn->reqs, link)
-    if (req->state == HTTP_REQ_BODY || req->state == HTTP_REQ_ANSWERED)
-        return 1;
-    return 0;
-}
-
 void ig_http_h2_on_stall(struct http_conn *conn)
 {
     uint64_t now = ig_now_us(), d;

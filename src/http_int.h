@@ -365,10 +365,6 @@ void ig_http_h2_process(struct http_conn *conn);
 int ig_http_h2_flush(struct http_conn *conn);
 /* Idle or header deadline passed: GOAWAY and close. */
 void ig_http_h2_on_timeout(struct http_conn *conn);
-/* 1 when a stream waits on the client: its request body is incomplete
- * (HTTP_REQ_BODY) or its response is still being sent (HTTP_REQ_ANSWERED).
- * Streams the gateway holds (HTTP_REQ_DISPATCHED) do not count. */
-int ig_http_h2_stalled(const struct http_conn *conn);
 /* A stall deadline passed (ig_http_req_stall_deadline: a stream waiting on
  * the client moved less than min_rate in idle_us): when those streams are
  * all the connection has, GOAWAY(NO_ERROR) and close; otherwise
