@@ -95,6 +95,7 @@ endpoints = {
     "one-fast": {"model": ONE, "accept": "text/csv"},
     "slow": {"model": DEMO_MODEL, "max_delay_us": "3000000", "max_batch_rows": "1000000",
              "request_timeout_ms": "300"},
+    "instant": {"model": DEMO_MODEL, "request_timeout_ms": "1"},
 }
 with Gateway(endpoints) as gw:
     # application/octet-stream (the JS SDK's "no content type") takes the
@@ -188,6 +189,14 @@ with Gateway(endpoints) as gw:
             s.close()
     time.sleep(2)
     check_eq(demo_requests(), before, "clients gone mid-decode: their rows were never queued")
+    # A deadline that passes while a decoder reads the body (a 6 MiB body
+    # takes tens of milliseconds, the deadline is 1 ms): the answer waits
+    # for the decoder to give the body back, then is the timeout ModelError.
+    hugepath = write("huge.csv", huge)
+    for h2 in (False, True):
+        st, hd, out = curl(gw.invoke_url("instant"), hugepath, ["Content-Type: text/csv"], h2)
+        check_eq((st, hd.get("x-amzn-errortype"), out), (424, "ModelError", model_timeout("instant")),
+                 "%s: deadline passed during the decode: ModelError" % ("h2" if h2 else "h1"))
     st, _, out = curl(gw.invoke_url("demo"), good, ["Content-Type: text/csv"])
     check_eq((st, out), (200, expected_body(demo, rows)), "serving after clients left mid-decode")
     st, _, out = curl(gw.invoke_url("demo"), bigpath, ["Content-Type: text/csv", "Accept: text/csv"])
