@@ -56,7 +56,9 @@
  * the queue of decode jobs itself. */
 #define GW_DECODE_QUEUE_MAX 64
 /* Requests whose rows, features and predictions take this much are freed
- * on a decoder too; at most GW_FREE_QUEUE_MAX wait (more: freed inline). */
+ * on a model worker (short jobs, unlike decodes, so the memory goes back
+ * soon); at most GW_FREE_QUEUE_MAX wait (more: freed inline), in slots of
+ * their own in the workers' queue, never in the batches' slots. */
 #define GW_FREE_OFFLOAD_MIN ((size_t)1 << 20)
 #define GW_FREE_QUEUE_MAX 64
 /* Decoder threads run this much nicer than the loop: with few cores, the
@@ -142,7 +144,7 @@ struct ig_gateway {
     struct ig_workers *workers;
     struct ig_workers *decoders; /* a pool of its own: a slow body never delays a batch */
     uint32_t decoding;           /* bodies on the decoders, <= GW_DECODE_QUEUE_MAX */
-    uint32_t freeing;            /* requests being freed there, <= GW_FREE_QUEUE_MAX */
+    uint32_t freeing;            /* requests being freed on workers, <= GW_FREE_QUEUE_MAX */
     int closing;                 /* ig_gateway_free runs: late completions only release */
     struct ig_http_server *http;
     struct gw_endpoint *eps;
@@ -366,7 +368,8 @@ struct gw_free_job {
     struct gw_request *r;
 };
 
-/* Decoder thread: free a big request's memory. */
+/* Worker thread: free a big request's memory (the rowset's hold, its only
+ * owner now, releases its charge). */
 static void gw_free_work(void *arg)
 {
     struct gw_free_job *j = arg;
@@ -390,8 +393,9 @@ static __attribute__((noinline)) void gw_req_unref(struct gw_request *r)
         return;
     /* Freeing tens of megabytes returns pages to the kernel (jemalloc
      * madvises them): milliseconds on the loop for a 6 MiB body's rows.
-     * Such a request is freed on a decoder; its budget is released here at
-     * once, so the bytes stop counting when the request ends. */
+     * Such a request is freed on a worker. Its rowset's charge goes with
+     * it and is released there, when the memory really is: the budget
+     * counts what is held, not what is about to be freed. */
     if ((size_t)r->rs.nrows * (r->rs.dim + 2) * sizeof(double) >= GW_FREE_OFFLOAD_MIN &&
         !r->gw->closing && r->gw->freeing < GW_FREE_QUEUE_MAX) {
         struct ig_gateway *gw = r->gw; /* <r> may be gone as soon as it is submitted */
@@ -399,8 +403,7 @@ static __attribute__((noinline)) void gw_req_unref(struct gw_request *r)
 
         j->gw = gw;
         j->r = r;
-        ig_budget_hold_clear(&r->rs.hold);
-        if (ig_workers_submit(gw->decoders, gw_free_work, gw_free_done, j) == 0) {
+        if (ig_workers_submit(gw->workers, gw_free_work, gw_free_done, j) == 0) {
             gw->freeing++;
             return;
         }
@@ -1282,7 +1285,7 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .header_timeout_ms = cfg->header_timeout_ms,
     };
-    uint32_t max_jobs = 16;
+    uint32_t max_jobs = 16 + GW_FREE_QUEUE_MAX;
     int rv;
 
     gw->base = base;
@@ -1290,8 +1293,8 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
     for (size_t i = 0; i < cfg->nendpoints; i++)
         max_jobs += IG_FMT_COUNT * cfg->endpoints[i].max_inflight;
     if (ig_workers_new_nice(base, cfg->workers, max_jobs, GW_MODEL_NICE, &gw->workers) < 0 ||
-        ig_workers_new_nice(base, cfg->workers, GW_DECODE_QUEUE_MAX + GW_FREE_QUEUE_MAX,
-                            GW_DECODE_NICE, &gw->decoders) < 0) {
+        ig_workers_new_nice(base, cfg->workers, GW_DECODE_QUEUE_MAX, GW_DECODE_NICE,
+                            &gw->decoders) < 0) {
         snprintf(err, errlen, "cannot start worker threads");
         rv = IG_ERR_IO;
         goto fail;
