@@ -191,7 +191,13 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
 
     (void)flags;
     (void)ud;
-    if (req == NULL || req->state != HTTP_REQ_HEADERS || req->err != HTTP_REQ_ERR_NONE)
+    if (req == NULL || req->state != HTTP_REQ_HEADERS)
+        return 0;
+    /* also after a refusal: how much body is to come decides how it is
+     * answered (h2_refuse) */
+    if (nlen == 14 && memcmp(n, "content-length", 14) == 0)
+        h2_content_length(req, value, vlen);
+    if (req->err != HTTP_REQ_ERR_NONE)
         return 0;
     if (nlen > 0 && n[0] == ':') {
         if (nlen == 7 && memcmp(n, ":method", 7) == 0)
@@ -202,8 +208,6 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
             off = &req->authority_off;
         rv = ig_http_req_add_pseudo(req, n, nlen, v, vlen, off);
     } else {
-        if (nlen == 14 && memcmp(n, "content-length", 14) == 0)
-            h2_content_length(req, value, vlen);
         rv = ig_http_req_add_header(req, n, nlen, v, vlen);
     }
     if (rv != 0)
@@ -211,6 +215,34 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
                    : rv == IG_ERR_FULL ? HTTP_REQ_ERR_BODY_FULL
                                        : HTTP_REQ_ERR_NOMEM;
     return 0;
+}
+
+static bool h2_may_discard(const struct ig_http_req *req);
+
+/*
+ * The module refuses <req> (req->err) while its body may still be coming
+ * (<body_done> false). The rest of the body is read and dropped within
+ * HTTP_DISCARD_MAX (h2_discard; what was kept is released now). When more
+ * of it may come than one stream window (or its length is unknown), the
+ * answer waits for its end: a client still uploading when the answer
+ * comes goes wrong either way: reset in the middle of its upload, Node's
+ * http2 client stalls its next call and httpx loses the answer; answered
+ * but not reset, Node holds the unsent rest and refuses its next stream
+ * (ENHANCE_YOUR_CALM, maxSessionMemory) when the AWS SDK starts it on the
+ * answer. A rest that fits one window the client sends without waiting
+ * on us: answered now (also a client waiting for a 100 Continue, which
+ * never comes, and past the bound, with RST_STREAM(NO_ERROR) after).
+ */
+static void h2_refuse(struct ig_http_req *req, bool body_done)
+{
+    const char *expect = ig_http_req_header(req, "expect");
+    bool big = !req->has_declared_len || req->declared_len > HTTP_H2_STREAM_WINDOW;
+
+    if (!body_done && big && h2_may_discard(req) && expect == NULL) {
+        ig_http_req_drop_body(req);
+        return;
+    }
+    ig_http_req_reject(req);
 }
 
 /* The request's header block is complete. */
@@ -222,8 +254,18 @@ static void h2_end_headers(struct ig_http_req *req, const nghttp2_frame *frame)
     if (req->err == HTTP_REQ_ERR_NONE)
         ig_http_req_begin_body(req); /* sets req->err on refusal */
     if (req->err != HTTP_REQ_ERR_NONE)
-        ig_http_req_reject(req);
+        h2_refuse(req, frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
     else if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+        ig_http_req_dispatch(req);
+}
+
+/* The body ended (END_STREAM): hand the request over, or give the answer
+ * a refusal has waited with (h2_refuse). */
+static void h2_end_body(struct ig_http_req *req)
+{
+    if (req->err != HTTP_REQ_ERR_NONE)
+        ig_http_req_reject(req);
+    else
         ig_http_req_dispatch(req);
 }
 
@@ -240,13 +282,13 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
         if (req->state == HTTP_REQ_HEADERS)
             h2_end_headers(req, frame);
         else if (req->state == HTTP_REQ_BODY && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-            ig_http_req_dispatch(req); /* after trailers */
+            h2_end_body(req); /* after trailers */
         break;
     case NGHTTP2_DATA:
         req = h2_req(session, frame->hd.stream_id);
         if (req != NULL && req->state == HTTP_REQ_BODY &&
             (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-            ig_http_req_dispatch(req);
+            h2_end_body(req);
         break;
     case NGHTTP2_PING:
         /* our drain PING came back: every stream the client opened before
@@ -274,12 +316,12 @@ static bool h2_may_discard(const struct ig_http_req *req)
 }
 
 /*
- * <len> bytes of DATA came on a stream refused early: drop them. nghttp2
- * counts them as consumed, so the windows are replenished (automatic
- * WINDOW_UPDATE) and the client can finish its upload and then read the
- * answer: Node's http2 client (AWS SDK for JavaScript v3) and httpx do not
- * recover from a reset in the middle of an upload. Past the bound, ask the
- * client to stop: RST_STREAM(NO_ERROR) (RFC 9113 8.1), once.
+ * <len> bytes of DATA came on a refused stream: drop them. nghttp2 counts
+ * them as consumed, so the windows are replenished (automatic
+ * WINDOW_UPDATE) and the client can finish its upload, then read the
+ * answer (h2_refuse). Past the bound: the answer goes now if it waited,
+ * and the client is asked to stop: RST_STREAM(NO_ERROR) (RFC 9113 8.1),
+ * once.
  */
 static void h2_discard(struct ig_http_req *req, size_t len)
 {
@@ -289,6 +331,10 @@ static void h2_discard(struct ig_http_req *req, size_t len)
         return; /* reset already asked for */
     req->discarded += len;
     ig_http_req_progress(req, len); /* the stall rule, as for a body kept */
+    if (req->state == HTTP_REQ_BODY && !h2_may_discard(req)) {
+        ig_http_req_reject(req); /* RST_STREAM(NO_ERROR) follows it */
+        return;
+    }
     if (h2_may_discard(req) || req->state != HTTP_REQ_ANSWERED ||
         nghttp2_session_get_stream_local_close(conn->h2, req->stream_id) != 1)
         return; /* within the bound, or the answer is not out yet */
@@ -310,11 +356,10 @@ static int h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id
     if (req == NULL || req->state != HTTP_REQ_BODY)
         return 0;
     /* Progress for the stall rule is counted by ig_http_req_add_body(). A
-     * refusal is answered at once; the rest of the body is then read
-     * and dropped (h2_discard), or the stream ends with RST_STREAM(NO_ERROR)
-     * (h2_on_frame_send). */
+     * refusal drops the rest of the body (h2_discard) and answers at its
+     * end, or answers now (h2_refuse). */
     if (ig_http_req_add_body(req, (const char *)data, len) != 0)
-        ig_http_req_reject(req);
+        h2_refuse(req, false);
     return 0;
 }
 
@@ -540,17 +585,25 @@ void ig_http_h2_on_stall(struct http_conn *conn)
 
 void ig_http_h2_drain(struct http_conn *conn)
 {
-    struct ig_http_req *req;
+    struct ig_http_req *req, *next;
 
     if (conn->h2_drain != 0)
         return;
-    /* refused bodies still being dropped: the connection is about to go */
-    TAILQ_FOREACH(req, &conn->reqs, link)
-    if (req->err != HTTP_REQ_ERR_NONE && req->discarded != UINT64_MAX &&
-        nghttp2_session_get_stream_local_close(conn->h2, req->stream_id) == 1 &&
-        nghttp2_session_get_stream_remote_close(conn->h2, req->stream_id) == 0) {
-        req->discarded = UINT64_MAX;
-        nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id, NGHTTP2_NO_ERROR);
+    /* refused bodies still being dropped: the connection is about to go;
+     * an answer that waited for the end of the body goes now (the reset
+     * follows it), one already out is followed by the reset */
+    for (req = TAILQ_FIRST(&conn->reqs); req != NULL; req = next) {
+        next = TAILQ_NEXT(req, link);
+        if (req->err == HTTP_REQ_ERR_NONE || req->discarded == UINT64_MAX)
+            continue;
+        if (req->state == HTTP_REQ_BODY) {
+            ig_http_req_reject(req);
+        } else if (nghttp2_session_get_stream_local_close(conn->h2, req->stream_id) == 1 &&
+                   nghttp2_session_get_stream_remote_close(conn->h2, req->stream_id) == 0) {
+            req->discarded = UINT64_MAX;
+            nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id,
+                                      NGHTTP2_NO_ERROR);
+        }
     }
     nghttp2_submit_shutdown_notice(conn->h2);
     nghttp2_submit_ping(conn->h2, NGHTTP2_FLAG_NONE, NULL);
@@ -594,6 +647,9 @@ void ig_http_h2_drain_stall(struct http_conn *conn, uint64_t bound_us)
         next = TAILQ_NEXT(req, link);
         if (req->state == HTTP_REQ_HEADERS) {
             cut_headers = true; /* nothing can be sent on it mid-block */
+        } else if (req->state == HTTP_REQ_BODY && req->err != HTTP_REQ_ERR_NONE) {
+            ig_http_req_reject(req); /* its refusal, which waited for the body */
+            ended = true;
         } else if (req->state == HTTP_REQ_BODY) {
             /* the answer ends it; RST_STREAM(NO_ERROR) follows while the
              * client still owes body bytes (h2_on_frame_send) */

@@ -334,8 +334,13 @@ function one(i) {
   req.on("response", h => { status = h[":status"]; });
   req.setEncoding("utf8");
   req.on("data", d => data += d);
-  req.on("error", e => { data += " error " + e.code; });
-  req.on("close", () => { out.push({status, data, rst: req.rstCode}); one(i + 1); });
+  // the next call starts as soon as the answer is in, as the AWS SDK's
+  // NodeHttp2Handler does (not when the stream has closed)
+  let done = false;
+  const next = () => { if (!done) { done = true; out.push({status, data}); one(i + 1); } };
+  req.on("end", next);
+  req.on("error", e => { data += " error " + e.code; next(); });
+  req.on("close", next);
   req.end(b);
 }
 one(1);
