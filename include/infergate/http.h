@@ -40,8 +40,10 @@ struct ig_http_server_conf {
                                         A body refused before it is in (413, throttled) is
                                         read and dropped up to 2 * max_body_bytes + 1 MiB so
                                         that the client sees the answer and keeps the
-                                        connection; past that h1 closes (also after an
-                                        unanswered Expect: 100-continue) and h2 sends
+                                        connection (h2: with more than one stream window
+                                        of it to come, the answer waits for its end);
+                                        past that h1 closes (also after an unanswered
+                                        Expect: 100-continue) and h2 sends
                                         RST_STREAM(NO_ERROR) after the answer */
     uint64_t max_buffered_body_bytes; /* the server-wide budget (budget.h): bytes held for
                                          clients at once across all connections (request
