@@ -377,13 +377,14 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
         rv = ig_codec_decode_jsonl(body + skip, len - skip, dim, max_rows, rs, err);
         break;
     case IG_FMT_JSON:
-        rv = ig_codec_decode_json(body + skip, len - skip, dim, max_rows, rs, err);
+        /* offsets index <body> already: a NUL byte's too */
+        rv = ig_codec_decode_json_at(body, len, skip, dim, max_rows, rs, err);
         break;
     default:
         rv = IG_ERR_UNSUPPORTED;
         break;
     }
-    if (rv == 0 && skip > 0)
+    if (rv == 0 && skip > 0 && fmt != IG_FMT_JSON)
         for (uint32_t i = 0; i < rs->nrows; i++)
             rs->rows[i].off += (uint32_t)skip;
     if (rv < 0) {

@@ -2,9 +2,24 @@
  * codec_json.c - application/jsonlines and application/json request bodies
  * into rows and features.
  *
- * jansson validates the syntax and gives the numbers. It gives no byte
- * offsets, so for application/json a small bounded scanner walks the
- * already-validated body to find the exact text of each instance element.
+ * Memory: a jansson tree takes up to ~80 times its text ({"instances":[{},
+ * {},...]} of 4.7 MB made 369 MB), so no body is ever loaded whole. A
+ * small scanner (the frame) walks the top level of an application/json
+ * body by itself and hands jansson one value at a time (an instance, a
+ * top-level key, another key's value), freeing each tree before the next:
+ * the peak is one element's tree, not the body's. A row that is a plain
+ * array of numbers (the common dense row) is read straight from its text,
+ * with no tree at all. Before jansson reads a value, the tree it would
+ * build is estimated from the text (codec_json_weigh) and a value over
+ * what one row may take is refused, so a single huge element is bounded
+ * too. The row count is checked as each row starts: max_rows stops the
+ * scan at once.
+ *
+ * Errors stay jansson's own, at the same line and column as if the whole
+ * body had been parsed: a value's errors come from jansson on that value,
+ * moved to its place in the body; an error in the frame (a missing ',',
+ * trailing bytes) is given to jansson with a few bytes of context that put
+ * its parser in the same state (codec_json_frame_error).
  */
 #include <jansson.h>
 #include <math.h>
@@ -12,6 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "infergate/buf.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
 
@@ -20,11 +36,42 @@
 
 #define CODEC_JSON_LOAD_FLAGS (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
 
+/*
+ * The tree jansson builds for a value, estimated from its text: measured
+ * with jansson 2.14 (allocated bytes, plus ~16 a block for the allocator),
+ * an empty object takes 213 bytes, an empty array 117, a number in an
+ * array 32, an object member 110, a string 2.6 times its length at the
+ * peak (the raw text and the decoded copy). The weights are above each.
+ */
+#define CODEC_JSON_W_CONTAINER 256u /* per '{' or '[' */
+#define CODEC_JSON_W_SEPARATOR 96u  /* per ',' or ':' (one more value or member) */
+#define CODEC_JSON_W_VALUE 64u      /* the value itself */
+#define CODEC_JSON_W_BYTE 3u        /* per byte of text */
+
+/* The tree one value may take: for a model of dim features, 1 MiB plus
+ * 384 bytes a feature (a full sparse row of dim keys and values weighs
+ * ~230 a feature); with no features to parse (rows forwarded as bytes:
+ * an image in base64 is one long string), 20 MiB, so that a row of a
+ * 6 MiB body that is one string fits. */
+#define CODEC_JSON_TREE_FLOOR ((uint64_t)1 << 20)
+#define CODEC_JSON_TREE_PER_FEATURE 384u
+#define CODEC_JSON_TREE_ANY ((uint64_t)20 << 20)
+
+/* Keys of the top-level object checked for repeats (jansson rejects a
+ * repeated key; the frame does it for the top level without a tree). */
+#define CODEC_JSON_MAX_KEYS 1024
+
+/* A top-level scalar is never a request; one longer than this is refused
+ * as such without being read. */
+#define CODEC_JSON_SCALAR_MAX 65536
+
 struct codec_json_ctx {
     uint32_t dim;
     unsigned char *seen; /* dim flags for sparse keys, allocated on first use */
     struct ig_codec_error *err;
     int ints_as_real; /* the text last loaded had to be read with integers as reals */
+    const char *text; /* application/json: where jansson's line 1 column 0 is */
+    uint64_t tree_max; /* the tree one value may take (CODEC_JSON_TREE_*) */
 };
 
 /*
@@ -34,13 +81,13 @@ struct codec_json_ctx {
  * that way. Only such texts pay the second parse.
  */
 static json_t *codec_json_load(struct codec_json_ctx *c, const char *b, size_t len,
-                               json_error_t *jerr)
+                               size_t flags, json_error_t *jerr)
 {
-    json_t *v = json_loadb(b, len, CODEC_JSON_LOAD_FLAGS, jerr);
+    json_t *v = json_loadb(b, len, flags, jerr);
 
     c->ints_as_real = 0;
     if (v == NULL && json_error_code(jerr) == json_error_numeric_overflow) {
-        v = json_loadb(b, len, CODEC_JSON_LOAD_FLAGS | JSON_DECODE_INT_AS_REAL, jerr);
+        v = json_loadb(b, len, flags | JSON_DECODE_INT_AS_REAL, jerr);
         c->ints_as_real = v != NULL;
     }
     return v;
@@ -228,17 +275,161 @@ static int codec_json_is_ws(char ch)
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
 }
 
+static int codec_json_is_digit(char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
+
+/*
+ * The common row, an array of plain numbers ([1, 2.5e3, -0.25]), read
+ * straight from the text [b + pos, b + len) with no tree: ig_parse_double
+ * gives what jansson's strtod gives. <pos> is at the '['. Any other text,
+ * or a number jansson would refuse (1e999), is left to jansson (0), which
+ * then says what is wrong exactly as before. Returns 1 (read; *end just
+ * past the ']', and with c->dim > 0 the numbers are in <feat>), 0 (not
+ * such a row) or IG_ERR_INVALID (the wrong number of features).
+ */
+static int codec_json_fast(struct codec_json_ctx *c, const char *b, size_t len, size_t pos,
+                           uint32_t row, double *feat, size_t *end)
+{
+    size_t n = 0;
+
+    pos++;
+    while (pos < len && codec_json_is_ws(b[pos]))
+        pos++;
+    if (pos < len && b[pos] == ']') {
+        pos++;
+        goto done;
+    }
+    for (;;) {
+        size_t ns = pos;
+        int integer = 1;
+        double d;
+
+        /* JSON's number grammar, stricter than ig_parse_double's: no '+',
+         * no leading zeros, digits on both sides of the dot */
+        if (pos < len && b[pos] == '-')
+            pos++;
+        if (pos >= len)
+            return 0;
+        if (b[pos] == '0') {
+            pos++;
+        } else if (b[pos] >= '1' && b[pos] <= '9') {
+            while (pos < len && codec_json_is_digit(b[pos]))
+                pos++;
+        } else {
+            return 0;
+        }
+        if (pos < len && b[pos] == '.') {
+            integer = 0;
+            if (++pos >= len || !codec_json_is_digit(b[pos]))
+                return 0;
+            while (pos < len && codec_json_is_digit(b[pos]))
+                pos++;
+        }
+        if (pos < len && (b[pos] == 'e' || b[pos] == 'E')) {
+            integer = 0;
+            if (++pos < len && (b[pos] == '+' || b[pos] == '-'))
+                pos++;
+            if (pos >= len || !codec_json_is_digit(b[pos]))
+                return 0;
+            while (pos < len && codec_json_is_digit(b[pos]))
+                pos++;
+        }
+        if (ig_parse_double(b + ns, pos - ns, &d) < 0 || !isfinite(d))
+            return 0; /* jansson: "real number overflow" */
+        if (integer && d == 0)
+            d = 0.0; /* jansson reads -0 as the integer 0 */
+        if (feat != NULL && n < c->dim)
+            feat[n] = d;
+        n++;
+        while (pos < len && codec_json_is_ws(b[pos]))
+            pos++;
+        if (pos >= len)
+            return 0;
+        if (b[pos] == ']') {
+            pos++;
+            break;
+        }
+        if (b[pos] != ',')
+            return 0;
+        pos++;
+        while (pos < len && codec_json_is_ws(b[pos]))
+            pos++;
+    }
+done:
+    *end = pos;
+    if (c->dim > 0 && n != c->dim)
+        return codec_json_fail(c, row, "expected %u features, found %zu.", c->dim, n);
+    return 1;
+}
+
+/* The tree jansson would build for the text [b, b + n): weights of its
+ * containers, separators and bytes (strings skipped, so a ',' in a string
+ * weighs as a byte). An estimate, on the high side. */
+static uint64_t codec_json_weigh(const char *b, size_t n)
+{
+    uint64_t w = CODEC_JSON_W_VALUE + (uint64_t)n * CODEC_JSON_W_BYTE;
+
+    for (size_t i = 0; i < n; i++) {
+        switch (b[i]) {
+        case '"':
+            while (++i < n && b[i] != '"')
+                if (b[i] == '\\')
+                    i++;
+            break;
+        case '{':
+        case '[':
+            w += CODEC_JSON_W_CONTAINER;
+            break;
+        case ',':
+        case ':':
+            w += CODEC_JSON_W_SEPARATOR;
+            break;
+        default:
+            break;
+        }
+    }
+    return w;
+}
+
+/* A value of <w> bytes as a tree (codec_json_weigh) may be read: 0, or
+ * IG_ERR_TOOBIG naming row <row> (0: a value of the body that is no row). */
+static int codec_json_check_weight(struct codec_json_ctx *c, uint32_t row, uint64_t w)
+{
+    if (w <= c->tree_max)
+        return 0;
+    if (row > 0)
+        ig_codec_error_set(c->err, row,
+                           "Row %u: this row's JSON is too large or too nested to decode (about "
+                           "%llu bytes as a tree, over the %llu bytes one row may take); send "
+                           "its features as an array of numbers.",
+                           row, (unsigned long long)w, (unsigned long long)c->tree_max);
+    else
+        ig_codec_error_set(c->err, 0,
+                           "Request body has a value too large or too nested to decode (about "
+                           "%llu bytes as a tree, over the %llu bytes one value may take).",
+                           (unsigned long long)w, (unsigned long long)c->tree_max);
+    return IG_ERR_TOOBIG;
+}
+
+static uint64_t codec_json_tree_max(uint32_t dim)
+{
+    return dim == 0 ? CODEC_JSON_TREE_ANY
+                    : CODEC_JSON_TREE_FLOOR + (uint64_t)dim * CODEC_JSON_TREE_PER_FEATURE;
+}
+
 int ig_codec_decode_jsonl(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
                           struct ig_rowset *rs, struct ig_codec_error *err)
 {
-    struct codec_json_ctx c = {.dim = dim, .seen = NULL, .err = err};
+    struct codec_json_ctx c = {.dim = dim, .err = err, .tree_max = codec_json_tree_max(dim)};
     size_t pos = 0;
     int rv = 0;
 
     while (pos < len) {
         uint32_t row = rs->nrows + 1;
         const char *nl = memchr(body + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - body) : len, next = nl ? end + 1 : len, s;
+        size_t end = nl ? (size_t)(nl - body) : len, next = nl ? end + 1 : len, s, fend;
         double *feat = NULL;
         json_error_t jerr;
         json_t *v;
@@ -261,7 +452,25 @@ int ig_codec_decode_jsonl(const char *body, size_t len, uint32_t dim, uint32_t m
             rv = IG_ERR_INVALID;
             goto out;
         }
-        v = codec_json_load(&c, body + pos, end - pos, &jerr);
+        /* A dense row with nothing after it but spaces: no tree. */
+        if (body[s] == '[') {
+            fend = s;
+            rv = codec_json_fast(&c, body, end, s, row, feat, &fend);
+            while (rv != 0 && fend < end && codec_json_is_ws(body[fend]))
+                fend++;
+            /* what follows the array decides first: jansson's error */
+            if (rv < 0 && fend == end)
+                goto out;
+            if (rv == 1 && fend == end) {
+                rv = 0;
+                pos = next;
+                continue;
+            }
+        }
+        rv = codec_json_check_weight(&c, row, codec_json_weigh(body + pos, end - pos));
+        if (rv < 0)
+            goto out;
+        v = codec_json_load(&c, body + pos, end - pos, CODEC_JSON_LOAD_FLAGS, &jerr);
         if (v == NULL) {
             ig_codec_error_set(err, row, "Row %u: invalid JSON: %s at column %d.", row, jerr.text,
                                jerr.column);
@@ -281,9 +490,9 @@ out:
 }
 
 /*
- * The slice scanner. It runs only on a body jansson accepted, but is
- * written for any input: it never reads at or past len and fails (-1)
- * rather than guess.
+ * The slice scanner. It finds where a value ends without reading it (for
+ * the depth cap and its weight); jansson then reads it. Written for any
+ * input: it never reads at or past len and fails (-1) rather than guess.
  */
 struct codec_json_scan {
     const char *b;
@@ -316,7 +525,8 @@ static int codec_json_scan_string(struct codec_json_scan *s)
 }
 
 /* Move past one value. <depth> is the nesting of the value's container.
- * Returns 0, -1 (malformed), -2 (nested deeper than CODEC_JSON_MAX_DEPTH). */
+ * Returns 0, -1 (malformed: s->pos is where it gave up, len for an
+ * unterminated value), -2 (nested deeper than CODEC_JSON_MAX_DEPTH). */
 static int codec_json_scan_value(struct codec_json_scan *s, int depth)
 {
     size_t start = s->pos;
@@ -357,97 +567,6 @@ static int codec_json_scan_value(struct codec_json_scan *s, int depth)
     }
 }
 
-static int codec_json_hex(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Does the raw (still escaped) key text [k, k + n) decode to the ASCII
- * string <lit>? */
-static int codec_json_key_is(const char *k, size_t n, const char *lit)
-{
-    size_t i = 0, j = 0, ll = strlen(lit);
-
-    while (i < n) {
-        char ch = k[i++];
-
-        if (ch == '\\') {
-            if (i == n)
-                return 0;
-            ch = k[i++];
-            if (ch == 'u') {
-                int code = 0;
-
-                if (n - i < 4)
-                    return 0;
-                for (int h = 0; h < 4; h++) {
-                    int x = codec_json_hex(k[i++]);
-
-                    if (x < 0)
-                        return 0;
-                    code = code * 16 + x;
-                }
-                if (code == 0 || code > 0x7e)
-                    return 0; /* lit is printable ASCII */
-                ch = (char)code;
-            } else if (ch != '"' && ch != '\\' && ch != '/') {
-                return 0; /* \b \f \n \r \t: not in lit */
-            }
-        }
-        if (j == ll || lit[j++] != ch)
-            return 0;
-    }
-    return j == ll;
-}
-
-/* In the top-level object, find the value of <key>: leave s->pos on it. */
-static int codec_json_scan_find_key(struct codec_json_scan *s, const char *key)
-{
-    codec_json_scan_ws(s);
-    if (s->pos >= s->len || s->b[s->pos] != '{')
-        return -1;
-    s->pos++;
-    for (;;) {
-        size_t ks;
-        int rv;
-
-        codec_json_scan_ws(s);
-        if (s->pos >= s->len || s->b[s->pos] != '"')
-            return -1;
-        ks = s->pos + 1;
-        if (codec_json_scan_string(s) < 0)
-            return -1;
-        rv = codec_json_key_is(s->b + ks, s->pos - 1 - ks, key);
-        codec_json_scan_ws(s);
-        if (s->pos >= s->len || s->b[s->pos] != ':')
-            return -1;
-        s->pos++;
-        codec_json_scan_ws(s);
-        if (rv)
-            return 0;
-        rv = codec_json_scan_value(s, 1);
-        if (rv < 0)
-            return rv;
-        codec_json_scan_ws(s);
-        if (s->pos >= s->len || s->b[s->pos] != ',')
-            return -1;
-        s->pos++;
-    }
-}
-
-/* Where a JSON body's rows come from. */
-enum codec_json_layout {
-    CODEC_JSON_SINGLE = 0,    /* the whole body is one row */
-    CODEC_JSON_INSTANCES = 1, /* each element of "instances" */
-    CODEC_JSON_ELEMENTS = 2,  /* each element of the top-level array */
-};
-
 static int codec_json_scan_error(struct ig_codec_error *err, int rv)
 {
     if (rv == -2)
@@ -458,125 +577,460 @@ static int codec_json_scan_error(struct ig_codec_error *err, int rv)
     return IG_ERR_INVALID;
 }
 
-/*
- * The next row: scan the value at the cursor (nested <depth> levels deep,
- * for the depth cap) to get its exact slice, push it, and decode <v>, the
- * same value as jansson parsed it, into the row's features.
- */
-static int codec_json_take_row(struct codec_json_ctx *c, struct codec_json_scan *s, int depth,
-                               struct ig_rowset *rs, uint32_t max_rows, const json_t *v)
+/* jansson's line and column after reading the text up to <p>: lines count
+ * LFs from 1, columns count characters (UTF-8 lead bytes) from 0. */
+static void codec_json_linecol(const struct codec_json_ctx *c, const char *p, int *line,
+                               int *col)
 {
-    double *feat = NULL;
-    size_t start;
+    int l = 1, k = 0;
+
+    for (const char *q = c->text; q < p; q++) {
+        if (*q == '\n') {
+            l++;
+            k = 0;
+        } else if (((unsigned char)*q & 0xc0) != 0x80) {
+            k++;
+        }
+    }
+    *line = l;
+    *col = k;
+}
+
+/* jansson failed on text that starts at <p> in the body, preceded by
+ * <ncontext> bytes of ASCII context that are not the body's: report its
+ * error at its place in the body. */
+static int codec_json_syntax(struct codec_json_ctx *c, const char *p, size_t ncontext,
+                             const json_error_t *jerr)
+{
+    int line, col;
+
+    codec_json_linecol(c, p, &line, &col);
+    if (jerr->line <= 1) {
+        col += jerr->column - (int)ncontext;
+    } else {
+        line += jerr->line - 1;
+        col = jerr->column;
+    }
+    ig_codec_error_set(c->err, 0, "Request body is not valid JSON: %s at line %d column %d.",
+                       jerr->text, line, col);
+    return IG_ERR_INVALID;
+}
+
+/* What json_load_callback reads: <ctx>, then [b, b + len), in place. */
+struct codec_json_feed {
+    const char *ctx;
+    size_t nctx;
+    const char *b;
+    size_t len;
+    size_t done; /* of nctx + len */
+};
+
+static size_t codec_json_feed_read(void *buf, size_t buflen, void *data)
+{
+    struct codec_json_feed *f = data;
+    size_t n = 0;
+
+    while (n < buflen && f->done < f->nctx + f->len) {
+        size_t k;
+
+        if (f->done < f->nctx) {
+            k = f->nctx - f->done;
+            if (k > buflen - n)
+                k = buflen - n;
+            memcpy((char *)buf + n, f->ctx + f->done, k);
+        } else {
+            k = f->nctx + f->len - f->done;
+            if (k > buflen - n)
+                k = buflen - n;
+            memcpy((char *)buf + n, f->b + (f->done - f->nctx), k);
+        }
+        n += k;
+        f->done += k;
+    }
+    return n;
+}
+
+/*
+ * The frame found, at body offset <q>, a token that does not belong where
+ * it is. Whole-body jansson would have failed there: give jansson <ctx>
+ * (a few bytes that put its parser in the same state: "[[]" after an
+ * array element, "{" before a first key...) and the body from <q> on, so
+ * that its message, and its position moved back to the body, are what
+ * they were. jansson stops at that token; what it is given is still
+ * bounded (the token, or 64 KiB) in case it would not.
+ */
+static int codec_json_frame_error(struct codec_json_ctx *c, const char *b, size_t len, size_t q,
+                                  const char *ctx)
+{
+    struct codec_json_feed f = {.ctx = ctx, .nctx = strlen(ctx), .b = b + q, .len = len - q};
+    json_error_t jerr;
+    json_t *v;
+
+    if (q < len && b[q] == '"') {
+        struct codec_json_scan t = {.b = b, .len = len, .pos = q};
+
+        if (codec_json_scan_string(&t) == 0 && t.pos + 1 - q < f.len)
+            f.len = t.pos + 1 - q;
+    } else if (f.len > 65536) {
+        f.len = 65536;
+    }
+    v = json_load_callback(codec_json_feed_read, &f, CODEC_JSON_LOAD_FLAGS, &jerr);
+    if (v == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
+        f.done = 0;
+        v = json_load_callback(codec_json_feed_read, &f,
+                               CODEC_JSON_LOAD_FLAGS | JSON_DECODE_INT_AS_REAL, &jerr);
+    }
+    if (v != NULL) {
+        json_decref(v);
+        return codec_json_scan_error(c->err, -1);
+    }
+    return codec_json_syntax(c, b + q, f.nctx, &jerr);
+}
+
+/*
+ * Read the value at s->pos (nested <depth> levels deep, for the depth
+ * cap) and leave s->pos just past it. <row> > 0: it is that row, decoded
+ * into <feat>; 0: it is only checked (another key's value). jansson reads
+ * it alone (its tree freed at once), from its start to the body's end
+ * with the EOF check off: it stops where the value ends, as it would have
+ * in the whole body, so the errors are the same.
+ */
+static int codec_json_value(struct codec_json_ctx *c, struct codec_json_scan *s, int depth,
+                            uint32_t row, double *feat)
+{
+    struct codec_json_scan t = *s;
+    size_t start = s->pos, end;
+    json_error_t jerr;
+    json_t *v;
     int rv;
 
-    codec_json_scan_ws(s);
-    start = s->pos;
-    rv = codec_json_scan_value(s, depth);
-    if (rv < 0)
+    if (row > 0 && start < s->len && s->b[start] == '[') {
+        rv = codec_json_fast(c, s->b, s->len, start, row, feat, &end);
+        if (rv < 0)
+            return rv;
+        if (rv == 1) {
+            s->pos = end;
+            return 0;
+        }
+    }
+    rv = codec_json_scan_value(&t, depth);
+    if (rv == -2)
         return codec_json_scan_error(c->err, rv);
+    end = rv == 0 ? t.pos : s->len;
+    rv = codec_json_check_weight(c, row, codec_json_weigh(s->b + start, end - start));
+    if (rv < 0)
+        return rv;
+    v = codec_json_load(c, s->b + start, s->len - start,
+                        CODEC_JSON_LOAD_FLAGS | JSON_DISABLE_EOF_CHECK, &jerr);
+    if (v != NULL && jerr.text[0] != '\0') {
+        /* "null" then a byte that is no UTF-8: the value was whole when
+         * the read failed, and jansson returns it with the error set */
+        json_decref(v);
+        v = NULL;
+    }
+    if (v == NULL)
+        return codec_json_syntax(c, s->b + start, 0, &jerr);
+    s->pos = start + (size_t)jerr.position;
+    rv = row > 0 ? codec_json_row(c, row, v, feat) : 0;
+    json_decref(v);
+    return rv;
+}
+
+/* One more row starts at s->pos: count it (max_rows stops here, before
+ * the row is read), read it, and record its slice. */
+static int codec_json_take_row(struct codec_json_ctx *c, struct codec_json_scan *s, int depth,
+                               struct ig_rowset *rs, uint32_t max_rows)
+{
+    size_t start = s->pos;
+    double *feat = NULL;
+    int rv;
+
     rv = ig_rowset_push(rs, max_rows, (uint32_t)start, &feat, c->err);
     if (rv < 0)
         return rv;
+    rv = codec_json_value(c, s, depth, rs->nrows, feat);
+    if (rv < 0)
+        return rv;
     rs->rows[rs->nrows - 1].len = (uint32_t)(s->pos - start);
-    return codec_json_row(c, rs->nrows, v, feat);
+    return 0;
+}
+
+/* The array of rows at s->pos (its '['): each element is a row. */
+static int codec_json_rows(struct codec_json_ctx *c, struct codec_json_scan *s, int depth,
+                           struct ig_rowset *rs, uint32_t max_rows)
+{
+    int rv;
+
+    s->pos++;
+    codec_json_scan_ws(s);
+    if (s->pos < s->len && s->b[s->pos] == ']') {
+        s->pos++;
+        return 0;
+    }
+    for (;;) {
+        /* no element before the end: jansson says "']' expected" */
+        if (s->pos >= s->len)
+            return codec_json_frame_error(c, s->b, s->len, s->pos, "[[]");
+        rv = codec_json_take_row(c, s, depth, rs, max_rows);
+        if (rv < 0)
+            return rv;
+        codec_json_scan_ws(s);
+        if (s->pos < s->len && s->b[s->pos] == ']') {
+            s->pos++;
+            return 0;
+        }
+        if (s->pos >= s->len || s->b[s->pos] != ',')
+            return codec_json_frame_error(c, s->b, s->len, s->pos, "[[]");
+        s->pos++;
+        codec_json_scan_ws(s);
+    }
+}
+
+/* FNV-1a: the top-level keys' fingerprints, to find a repeat. */
+static uint64_t codec_json_hash(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h;
+}
+
+struct codec_json_key {
+    uint64_t hash;
+    size_t off, len; /* the key's raw text, quotes included */
+};
+
+/* The decoded key whose raw text is [b + off, b + off + len) (jansson
+ * read it once already: it is valid). NULL on OOM. */
+static json_t *codec_json_key_load(const char *b, size_t off, size_t len, json_error_t *jerr)
+{
+    return json_loadb(b + off, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, jerr);
+}
+
+/*
+ * The members of the top-level object at s->pos (its '{'). Each key is
+ * read by jansson alone, checked against the keys before it, and its
+ * value read alone: the rows of "instances" as they come, any other value
+ * only checked. *instances: 0 none, 1 an array (its rows taken), -1 not
+ * an array; *single: a "features" or "data" key.
+ */
+static int codec_json_object(struct codec_json_ctx *c, struct codec_json_scan *s,
+                             struct ig_rowset *rs, uint32_t max_rows, int *instances,
+                             int *single)
+{
+    struct codec_json_key *keys = NULL;
+    size_t nkeys = 0;
+    int rv = 0;
+
+    *instances = 0;
+    *single = 0;
+    s->pos++;
+    codec_json_scan_ws(s);
+    if (s->pos < s->len && s->b[s->pos] == '}') {
+        s->pos++;
+        return 0;
+    }
+    for (;;) {
+        size_t ks = s->pos, klen;
+        json_error_t jerr;
+        const char *k;
+        uint64_t h;
+        json_t *key;
+
+        if (s->pos >= s->len || s->b[s->pos] != '"') {
+            rv = codec_json_frame_error(c, s->b, s->len, s->pos, nkeys ? "{\"\":[]," : "{");
+            goto out;
+        }
+        if (codec_json_scan_string(s) < 0) {
+            rv = codec_json_frame_error(c, s->b, s->len, ks, nkeys ? "{\"\":[]," : "{");
+            goto out;
+        }
+        klen = s->pos - ks;
+        key = json_loadb(s->b + ks, klen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        if (key == NULL) {
+            rv = codec_json_syntax(c, s->b + ks, 0, &jerr);
+            goto out;
+        }
+        k = json_string_value(key);
+        if (memchr(k, '\0', json_string_length(key)) != NULL) {
+            json_decref(key);
+            rv = codec_json_frame_error(c, s->b, s->len, ks, "{");
+            goto out;
+        }
+        /* A repeated key: jansson's message, at the end of the key. */
+        h = codec_json_hash(k, json_string_length(key));
+        for (size_t i = 0; i < nkeys; i++) {
+            json_t *other;
+            int same;
+
+            if (keys[i].hash != h)
+                continue;
+            other = codec_json_key_load(s->b, keys[i].off, keys[i].len, &jerr);
+            same = other != NULL && json_equal(other, key);
+            json_decref(other);
+            if (same) {
+                int line, col;
+
+                json_decref(key);
+                codec_json_linecol(c, s->b + s->pos, &line, &col);
+                if (klen <= 20)
+                    ig_codec_error_set(c->err, 0,
+                                       "Request body is not valid JSON: duplicate object key "
+                                       "near '%.*s' at line %d column %d.",
+                                       (int)klen, s->b + ks, line, col);
+                else
+                    ig_codec_error_set(c->err, 0,
+                                       "Request body is not valid JSON: duplicate object key "
+                                       "at line %d column %d.",
+                                       line, col);
+                rv = IG_ERR_INVALID;
+                goto out;
+            }
+        }
+        if (nkeys == CODEC_JSON_MAX_KEYS) {
+            json_decref(key);
+            ig_codec_error_set(c->err, 0, "Request body has more than %d keys in its top-level "
+                               "object.", CODEC_JSON_MAX_KEYS);
+            rv = IG_ERR_INVALID;
+            goto out;
+        }
+        if (nkeys % 16 == 0) {
+            struct codec_json_key *more = ig_try_realloc(keys, (nkeys + 16) * sizeof(*keys));
+
+            if (more == NULL) {
+                json_decref(key);
+                ig_codec_error_set(c->err, 0, "Out of memory decoding the request.");
+                rv = IG_ERR_NOMEM;
+                goto out;
+            }
+            keys = more;
+        }
+        keys[nkeys++] = (struct codec_json_key){.hash = h, .off = ks, .len = klen};
+
+        codec_json_scan_ws(s);
+        if (s->pos >= s->len || s->b[s->pos] != ':') {
+            json_decref(key);
+            rv = codec_json_frame_error(c, s->b, s->len, s->pos, "{\"\"");
+            goto out;
+        }
+        s->pos++;
+        codec_json_scan_ws(s);
+        if (strcmp(k, "instances") == 0 && s->pos < s->len && s->b[s->pos] == '[') {
+            *instances = 1;
+            rv = codec_json_rows(c, s, 2, rs, max_rows);
+        } else {
+            if (strcmp(k, "instances") == 0)
+                *instances = -1;
+            else if (strcmp(k, "features") == 0 || strcmp(k, "data") == 0)
+                *single = 1;
+            rv = codec_json_value(c, s, 1, 0, NULL);
+        }
+        json_decref(key);
+        if (rv < 0)
+            goto out;
+        codec_json_scan_ws(s);
+        if (s->pos < s->len && s->b[s->pos] == '}') {
+            s->pos++;
+            break;
+        }
+        if (s->pos >= s->len || s->b[s->pos] != ',') {
+            rv = codec_json_frame_error(c, s->b, s->len, s->pos, "{\"\":[]");
+            goto out;
+        }
+        s->pos++;
+        codec_json_scan_ws(s);
+    }
+    rv = 0;
+
+out:
+    ig_free(&keys);
+    return rv;
+}
+
+static const char codec_json_shape_msg[] =
+    "Expected an object with 'instances', an object with 'features', or an array.";
+
+int ig_codec_decode_json_at(const char *body, size_t len, size_t from, uint32_t dim,
+                            uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err)
+{
+    struct codec_json_ctx c = {
+        .dim = dim, .err = err, .text = body + from, .tree_max = codec_json_tree_max(dim)};
+    struct codec_json_scan s = {.b = body, .len = len, .pos = from};
+    int instances = 0, single = 0, rv;
+    const char *nul;
+    size_t start;
+
+    nul = memchr(body + from, '\0', len - from);
+    if (nul != NULL) {
+        /* the offset in the body as sent, byte-order mark included */
+        ig_codec_error_set(err, 0, "Request body contains a NUL byte at offset %zu.",
+                           (size_t)(nul - body));
+        return IG_ERR_INVALID;
+    }
+    codec_json_scan_ws(&s);
+    start = s.pos;
+    if (start == len || (body[start] != '[' && body[start] != '{')) {
+        /* A scalar, or no JSON: never a request, but a syntax error is
+         * still named as such. A long scalar is not read. */
+        json_error_t jerr;
+        json_t *v;
+
+        if (len - start > CODEC_JSON_SCALAR_MAX && strchr("\"-0123456789tfn", body[start]))
+            goto shape;
+        v = codec_json_load(&c, body + start, len - start, CODEC_JSON_LOAD_FLAGS, &jerr);
+        if (v == NULL)
+            return codec_json_syntax(&c, body + start, 0, &jerr);
+        json_decref(v);
+        goto shape;
+    }
+    if (body[start] == '[') {
+        size_t p = start + 1;
+
+        while (p < len && codec_json_is_ws(body[p]))
+            p++;
+        if (p < len && (body[p] == '-' || codec_json_is_digit(body[p]))) {
+            /* [1, 2, 3]: the whole array is the one row */
+            rv = codec_json_take_row(&c, &s, 0, rs, max_rows);
+        } else {
+            rv = codec_json_rows(&c, &s, 1, rs, max_rows);
+            instances = 1;
+        }
+    } else {
+        rv = codec_json_object(&c, &s, rs, max_rows, &instances, &single);
+    }
+    if (rv < 0)
+        goto out;
+    codec_json_scan_ws(&s);
+    if (s.pos < len) {
+        rv = codec_json_frame_error(&c, body, len, s.pos, "[]");
+        goto out;
+    }
+    if (instances < 0) {
+        ig_codec_error_set(err, 0, "'instances' must be an array.");
+        rv = IG_ERR_INVALID;
+    } else if (instances > 0 && rs->nrows == 0) {
+        ig_codec_error_set(err, 0, "Request has no rows.");
+        rv = IG_ERR_INVALID;
+    } else if (instances == 0 && single) {
+        /* {"features": ...} or {"data": ...}: the whole object is the row */
+        s.pos = start;
+        rv = codec_json_take_row(&c, &s, 0, rs, max_rows);
+    } else if (instances == 0 && rs->nrows == 0) {
+        goto shape;
+    }
+
+out:
+    ig_free(&c.seen);
+    return rv;
+
+shape:
+    ig_codec_error_set(err, 0, "%s", codec_json_shape_msg);
+    return IG_ERR_INVALID;
 }
 
 int ig_codec_decode_json(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
                          struct ig_rowset *rs, struct ig_codec_error *err)
 {
-    struct codec_json_ctx c = {.dim = dim, .seen = NULL, .err = err};
-    struct codec_json_scan s = {.b = body, .len = len, .pos = 0};
-    enum codec_json_layout layout;
-    const json_t *arr = NULL;
-    const char *nul;
-    json_error_t jerr;
-    json_t *root = NULL;
-    size_t n, i;
-    int rv;
-
-    nul = memchr(body, '\0', len);
-    if (nul != NULL) {
-        ig_codec_error_set(err, 0, "Request body contains a NUL byte at offset %zu.",
-                           (size_t)(nul - body));
-        return IG_ERR_INVALID;
-    }
-    root = codec_json_load(&c, body, len, &jerr);
-    if (root == NULL) {
-        ig_codec_error_set(err, 0, "Request body is not valid JSON: %s at line %d column %d.",
-                           jerr.text, jerr.line, jerr.column);
-        return IG_ERR_INVALID;
-    }
-
-    if (json_is_object(root) && (arr = json_object_get(root, "instances")) != NULL) {
-        if (!json_is_array(arr)) {
-            ig_codec_error_set(err, 0, "'instances' must be an array.");
-            rv = IG_ERR_INVALID;
-            goto out;
-        }
-        layout = CODEC_JSON_INSTANCES;
-    } else if (json_is_object(root) && (json_object_get(root, "features") != NULL ||
-                                        json_object_get(root, "data") != NULL)) {
-        layout = CODEC_JSON_SINGLE;
-    } else if (json_is_array(root)) {
-        arr = root;
-        layout = json_array_size(root) > 0 && json_is_number(json_array_get(root, 0))
-                     ? CODEC_JSON_SINGLE
-                     : CODEC_JSON_ELEMENTS;
-    } else {
-        ig_codec_error_set(err, 0,
-                           "Expected an object with 'instances', an object with 'features', "
-                           "or an array.");
-        rv = IG_ERR_INVALID;
-        goto out;
-    }
-
-    if (layout == CODEC_JSON_SINGLE) {
-        rv = codec_json_take_row(&c, &s, 0, rs, max_rows, root);
-        goto out;
-    }
-
-    n = json_array_size(arr);
-    if (n == 0) {
-        ig_codec_error_set(err, 0, "Request has no rows.");
-        rv = IG_ERR_INVALID;
-        goto out;
-    }
-    if (n > max_rows) {
-        ig_codec_error_set(err, 0, "Request has more than %u rows.", max_rows);
-        rv = IG_ERR_TOOBIG;
-        goto out;
-    }
-    if (layout == CODEC_JSON_INSTANCES) {
-        rv = codec_json_scan_find_key(&s, "instances");
-        if (rv < 0) {
-            rv = codec_json_scan_error(err, rv);
-            goto out;
-        }
-    } else {
-        codec_json_scan_ws(&s);
-    }
-    if (s.pos >= len || body[s.pos] != '[') {
-        rv = codec_json_scan_error(err, -1);
-        goto out;
-    }
-    s.pos++;
-    for (i = 0; i < n; i++) {
-        rv = codec_json_take_row(&c, &s, layout == CODEC_JSON_INSTANCES ? 2 : 1, rs, max_rows,
-                                 json_array_get(arr, i));
-        if (rv < 0)
-            goto out;
-        codec_json_scan_ws(&s);
-        if (s.pos >= len || body[s.pos] != (i + 1 < n ? ',' : ']')) {
-            rv = codec_json_scan_error(err, -1);
-            goto out;
-        }
-        s.pos++;
-    }
-    rv = 0;
-
-out:
-    ig_free(&c.seen);
-    json_decref(root);
-    return rv;
+    return ig_codec_decode_json_at(body, len, 0, dim, max_rows, rs, err);
 }

@@ -83,8 +83,16 @@ struct ig_codec_error {
  * syntax only (CSV quoting, JSON syntax); any JSON value is a row;
  * rs->features stays NULL.
  *
- * At most <max_rows> rows. A blank line is an error anywhere except as the
- * single terminator at the very end; an empty body is an error.
+ * At most <max_rows> rows, counted as each row starts: the decode stops at
+ * row max_rows + 1. A blank line is an error anywhere except as the single
+ * terminator at the very end; an empty body is an error.
+ *
+ * JSON memory: jansson never reads a whole body, only one value at a time
+ * (a row, or another key's value), each tree freed before the next; a row
+ * that is an array of numbers is read with no tree. A value whose tree
+ * would pass what one row may take (1 MiB + 384 bytes a feature; 20 MiB
+ * when dim == 0) is refused (IG_ERR_TOOBIG, "Row N: this row's JSON is
+ * too large or too nested to decode ..."), before it is read.
  *
  * A UTF-8 byte-order mark (EF BB BF) at the very start is skipped (row
  * offsets still index <body>). A body that starts with the gzip magic
@@ -101,11 +109,16 @@ struct ig_codec_error {
  * (see ig_rowset_push), and on failure nothing stays charged. Pure and
  * thread-safe: any thread may decode (the budgets are lock-free).
  *
+ * Errors are found in body order: a row's error (wrong feature count) is
+ * reported before a syntax error further on. JSON syntax errors are
+ * jansson's, at the line and column jansson gives for the whole body.
+ *
  * Returns 0, IG_ERR_INVALID (malformed), IG_ERR_TOOBIG (more than max_rows
- * rows, or a body of 4 GiB or more), IG_ERR_FULL (the decoded rows do not
- * fit rs->budget: "Row N: the decoded features of this request do not fit
- * in the gateway's memory budget; retry later or send fewer rows."),
- * IG_ERR_NOMEM, IG_ERR_UNSUPPORTED (<fmt> out of range).
+ * rows, a body of 4 GiB or more, or a JSON value too large to decode),
+ * IG_ERR_FULL (the decoded rows do not fit rs->budget: "Row N: the decoded
+ * features of this request do not fit in the gateway's memory budget;
+ * retry later or send fewer rows."), IG_ERR_NOMEM, IG_ERR_UNSUPPORTED
+ * (<fmt> out of range).
  */
 int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t dim,
                     uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err);
@@ -119,6 +132,11 @@ int ig_codec_decode_jsonl(const char *body, size_t len, uint32_t dim, uint32_t m
                           struct ig_rowset *rs, struct ig_codec_error *err);
 int ig_codec_decode_json(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
                          struct ig_rowset *rs, struct ig_codec_error *err);
+/* ig_codec_decode_json of body[from, len) (after a byte-order mark): row
+ * offsets and the NUL byte's offset index <body> as sent, lines and
+ * columns count from <from>. */
+int ig_codec_decode_json_at(const char *body, size_t len, size_t from, uint32_t dim,
+                            uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err);
 
 /* Free rows and features and release their hold; every field of <rs>
  * (budget too) becomes zero/NULL. Accepts a zeroed or already-cleared

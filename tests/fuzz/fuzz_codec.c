@@ -8,12 +8,17 @@
  *   bits 2-4  dim      (codec_dims)
  *   bits 5-7  max_rows (codec_max_rows)
  * The body is copied into its own exactly-sized allocation so that ASan
- * sees any read past it. The responses are encoded from the decoded rows
+ * sees any read past it. application/json is also checked against jansson
+ * on the whole body (which the decoder never does, for memory): what the
+ * decoder accepts, jansson accepts, and a syntax error the decoder reports
+ * is jansson's, word for word, line and column. The responses are encoded from the decoded rows
  * used as predictions, with the default JSON key and with the first row as
  * the key.
  */
+#include <jansson.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fuzz.h"
@@ -215,6 +220,48 @@ static void check_media_parsers(const char *s, enum ig_format dflt)
                "accept_parse(\"%s\") = %d, %d", s, rv, out);
 }
 
+/* application/json against jansson on the whole body (after a byte-order
+ * mark): the decoder reads it one value at a time, but accepts only what
+ * jansson accepts and reports jansson's syntax errors exactly; with dim 0
+ * (no row errors) a body jansson refuses gets jansson's message unless
+ * another limit stopped the decode first. */
+static void check_json_whole(const char *body, size_t len, uint32_t dim, int rv,
+                             const struct ig_codec_error *err)
+{
+    static const char syn[] = "Request body is not valid JSON: ";
+    size_t skip = len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+    json_error_t jerr;
+    json_t *v;
+    char want[256];
+
+    /* empty (or only the mark), a NUL byte, gzip: the decoder's own words */
+    if (len == skip || memchr(body, '\0', len) != NULL ||
+        (len >= 2 && (unsigned char)body[0] == 0x1f && (unsigned char)body[1] == 0x8b))
+        return;
+    v = json_loadb(body + skip, len - skip, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (v == NULL && json_error_code(&jerr) == json_error_numeric_overflow)
+        v = json_loadb(body + skip, len - skip,
+                       JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+    if (v != NULL) {
+        json_decref(v);
+        FUZZ_CHECK(rv != IG_ERR_INVALID || strncmp(err->msg, syn, sizeof(syn) - 1) != 0,
+                   "jansson accepts the body, the decoder says \"%s\"", err->msg);
+        return;
+    }
+    FUZZ_CHECK(rv != 0, "the decoder accepts a body jansson refuses: %s", jerr.text);
+    snprintf(want, sizeof(want), "%s%s at line %d column %d.", syn, jerr.text, jerr.line,
+             jerr.column);
+    for (char *p = want; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+    if (strncmp(err->msg, syn, sizeof(syn) - 1) == 0 ||
+        (dim == 0 && rv == IG_ERR_INVALID &&
+         strcmp(err->msg, "Request body nests deeper than 64 levels.") != 0 &&
+         strncmp(err->msg, "Request body has more than", 26) != 0))
+        FUZZ_CHECK(strcmp(err->msg, want) == 0, "syntax error \"%s\", jansson's \"%s\"",
+                   err->msg, want);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     enum ig_format fmt;
@@ -238,6 +285,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&err, 0x55, sizeof(err));
     rv = ig_codec_decode(fmt, body, len, dim, max_rows, &rs, &err);
+    if (fmt == IG_FMT_JSON)
+        check_json_whole(body, len, dim, rv, &err);
     if (rv == 0) {
         struct ig_pred *preds = malloc(rs.nrows * sizeof(*preds));
         char *key = NULL;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "infergate/budget.h"
 #include "infergate/codec.h"
@@ -517,6 +518,360 @@ static void test_json_many_rows(void **state)
     free(body);
 }
 
+/* ---- application/json: the decoder's own memory ---- */
+
+/* jansson's allocations, counted: set in these tests only, around one
+ * decode (a tree must be freed by the allocator that made it). */
+static size_t jl_live, jl_peak, jl_count;
+
+static void *jl_malloc(size_t n)
+{
+    size_t *p = malloc(n + 16);
+
+    if (p == NULL)
+        return NULL;
+    p[0] = n;
+    jl_live += n;
+    jl_count++;
+    if (jl_live > jl_peak)
+        jl_peak = jl_live;
+    return (char *)p + 16;
+}
+
+static void jl_free(void *q)
+{
+    size_t *p;
+
+    if (q == NULL)
+        return;
+    p = (size_t *)((char *)q - 16);
+    jl_live -= p[0];
+    free(p);
+}
+
+/* Decode with jansson's allocations counted: jl_peak, jl_count. */
+static int dec_counted(enum ig_format fmt, const char *body, size_t len, uint32_t dim,
+                       uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err)
+{
+    int rv;
+
+    jl_live = jl_peak = jl_count = 0;
+    json_set_alloc_funcs(jl_malloc, jl_free);
+    rv = ig_codec_decode(fmt, body, len, dim, max_rows, rs, err);
+    json_set_alloc_funcs(malloc, free);
+    assert_int_equal(jl_live, 0); /* every tree freed */
+    return rv;
+}
+
+/* <prefix>, then <elem> repeated (joined by ',') up to <size> bytes, then
+ * <suffix>. Sets *n to the element count. */
+static char *repeat_body(const char *prefix, const char *elem, size_t size, const char *suffix,
+                         size_t *len, size_t *n)
+{
+    size_t pl = strlen(prefix), el = strlen(elem), sl = strlen(suffix), k = 0, at;
+    char *b = malloc(size + el + pl + sl + 2);
+
+    assert_non_null(b);
+    memcpy(b, prefix, pl);
+    at = pl;
+    while (at < size) {
+        if (k++ > 0)
+            b[at++] = ',';
+        memcpy(b + at, elem, el);
+        at += el;
+    }
+    memcpy(b + at, suffix, sl);
+    at += sl;
+    b[at] = '\0';
+    *len = at;
+    if (n != NULL)
+        *n = k;
+    return b;
+}
+
+#define PEAK_MAX ((size_t)1 << 20)
+
+/*
+ * The amplification of a whole-body tree: 4.7 MB of {"instances":[{},{},
+ * ...]} made a 369 MB jansson tree, [[],[],...] 201 MB, 6 MiB of 0.5,
+ * 67 MB. Decoded one element at a time (and dense rows with no tree),
+ * jansson never holds more than one element: under 1 MiB for each.
+ */
+static void test_json_peak_memory(void **state)
+{
+    static const struct {
+        const char *prefix, *elem, *suffix;
+        uint32_t dim;
+        size_t size;
+    } cases[] = {
+        {"{\"instances\":[", "{}", "]}", 0, 4700000},
+        {"[", "[]", "]", 0, 4700000},
+        {"[", "0.5", "]", 0, 6u << 20},
+        {"{\"instances\":[", "[0.5,0.25,-1e3,7]", "]}", 4, 6u << 20},
+        {"[", "{\"features\":[0.5,0.25,-1e3,7]}", "]", 4, 6u << 20},
+        {"{\"instances\":[", "{\"features\":{\"keys\":[1,3],\"shape\":[4],\"values\":[1.5,2]}}",
+         "]}", 4, 6u << 20},
+        {"{\"instances\":[", "{\"data\":{\"features\":{\"values\":[1,2,3,4]}},\"id\":\"x\"}",
+         "]}", 4, 6u << 20},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < IG_ARRAY_SIZE(cases); i++) {
+        struct ig_rowset rs = {0};
+        struct ig_codec_error err = {0, ""};
+        size_t len, n;
+        char *body = repeat_body(cases[i].prefix, cases[i].elem, cases[i].size, cases[i].suffix,
+                                 &len, &n);
+        int rv = dec_counted(IG_FMT_JSON, body, len, cases[i].dim, 4000000, &rs, &err);
+
+        if (rv != 0 || jl_peak > PEAK_MAX)
+            print_error("case %zu: rv %d (%s), jansson peak %zu bytes for %zu\n", i, rv, err.msg,
+                        jl_peak, len);
+        assert_int_equal(rv, 0);
+        assert_true(jl_peak < PEAK_MAX);
+        /* 0.5,0.5,...: the whole array is one row (dim 0: forwarded) */
+        assert_int_equal(rs.nrows, strcmp(cases[i].elem, "0.5") == 0 ? 1 : n);
+        if (cases[i].dim == 4) {
+            assert_true(rs.features[4 * (n - 1)] == (i == 5 ? 0 : i == 6 ? 1 : 0.5));
+            expect_slice(&rs, (uint32_t)n - 1, cases[i].elem);
+        }
+        ig_rowset_clear(&rs);
+        free(body);
+    }
+}
+
+/* The row limit stops the scan as the row past it starts: nothing after
+ * it is read, not even bytes that are no JSON. */
+static void test_json_max_rows_stops_early(void **state)
+{
+    struct ig_rowset rs = {0};
+    struct ig_codec_error err;
+    size_t len;
+    char *body = repeat_body("{\"instances\":[", "{}", 4700000, "]}", &len, NULL);
+
+    (void)state;
+    assert_int_equal(dec_counted(IG_FMT_JSON, body, len, 0, 10, &rs, &err), IG_ERR_TOOBIG);
+    assert_string_equal(err.msg, "Request has more than 10 rows.");
+    assert_int_equal(err.row, 0);
+    /* the key and ten rows were read, not 1.5 million */
+    assert_true(jl_count < 50);
+    free(body);
+    dec_fail_n(IG_FMT_JSON, "[[1],[2],[3] this is no JSON", 28, 1, 2, IG_ERR_TOOBIG, 0,
+               "Request has more than 2 rows.");
+    dec_fail_n(IG_FMT_JSON, "{\"instances\":[{},{},{\"x\":", 25, 0, 2, IG_ERR_TOOBIG, 0,
+               "Request has more than 2 rows.");
+}
+
+/* The tree jansson would build for a text, as the decoder weighs it: 64
+ * for the value, 3 a byte, 256 a '[' or '{', 96 a ',' or ':' (outside
+ * strings). */
+static unsigned long long tree_weight(const char *t, size_t n)
+{
+    unsigned long long w = 64 + 3 * (unsigned long long)n;
+
+    for (size_t i = 0; i < n; i++)
+        w += t[i] == '[' || t[i] == '{' ? 256 : t[i] == ',' || t[i] == ':' ? 96 : 0;
+    return w;
+}
+
+/* One element too big to read as a tree (no limit on width in jansson,
+ * only on depth) is refused before it is read, naming its row. */
+static void test_json_huge_element(void **state)
+{
+    struct ig_rowset rs = {0};
+    struct ig_codec_error err;
+    char want[256];
+    size_t len, n;
+    char *body;
+
+    (void)state;
+    /* dim 0 (rows forwarded): one row of 1 MB of {} would be 70 MB (20 MiB allowed) */
+    body = repeat_body("{\"instances\":[[1],[", "{}", 300000, "]]}", &len, &n);
+    assert_int_equal(dec_counted(IG_FMT_JSON, body, len, 0, 100, &rs, &err), IG_ERR_TOOBIG);
+    snprintf(want, sizeof(want),
+             "Row 2: this row's JSON is too large or too nested to decode (about %llu bytes as "
+             "a tree, over the 20971520 bytes one row may take); send its features as an array "
+             "of numbers.",
+             tree_weight(body + 18, len - 18 - 2));
+    assert_string_equal(err.msg, want);
+    assert_int_equal(err.row, 2);
+    assert_true(jl_peak < 4096);
+    assert_null(rs.rows);
+    free(body);
+    /* dim 2: a row object carrying a wide value: 1 MiB + 2 * 384 bytes */
+    body = repeat_body("[[1,2],{\"features\":[1,2],\"x\":[", "0", 300000, "]}]", &len, &n);
+    assert_int_equal(dec_counted(IG_FMT_JSON, body, len, 2, 100, &rs, &err), IG_ERR_TOOBIG);
+    snprintf(want, sizeof(want),
+             "Row 2: this row's JSON is too large or too nested to decode (about %llu bytes as "
+             "a tree, over the 1049344 bytes one row may take); send its features as an array "
+             "of numbers.",
+             tree_weight(body + 7, len - 8));
+    assert_string_equal(err.msg, want);
+    assert_int_equal(err.row, 2);
+    assert_true(jl_peak < 4096);
+    free(body);
+    /* the same in a value that is no row */
+    body = repeat_body("{\"meta\":[", "[]", 1000000, "],\"instances\":[[1]]}", &len, &n);
+    assert_int_equal(dec_counted(IG_FMT_JSON, body, len, 1, 100, &rs, &err), IG_ERR_TOOBIG);
+    assert_int_equal(err.row, 0);
+    assert_true(strncmp(err.msg, "Request body has a value too large or too nested to decode "
+                                 "(about ", 66) == 0);
+    free(body);
+    /* a JSON Lines row */
+    body = repeat_body("[1]\n[", "[]", 1000000, "]\n", &len, &n);
+    assert_int_equal(dec_counted(IG_FMT_JSONL, body, len, 0, 100, &rs, &err), IG_ERR_TOOBIG);
+    assert_int_equal(err.row, 2);
+    assert_true(strncmp(err.msg, "Row 2: this row's JSON is too large", 35) == 0);
+    assert_true(jl_peak < 4096);
+    free(body);
+    /* unterminated: weighed to the end of the body */
+    body = repeat_body("{\"instances\":[[", "{}", 1000000, "", &len, &n);
+    assert_int_equal(dec_counted(IG_FMT_JSON, body, len, 0, 100, &rs, &err), IG_ERR_TOOBIG);
+    assert_int_equal(err.row, 1);
+    free(body);
+    /* deep nesting is the depth cap's */
+    body = repeat_body("{\"instances\":[", "{\"a\":", 6u << 20, "", &len, &n);
+    for (size_t i = 0; i < len; i++)
+        body[i] = body[i] == ',' ? ' ' : body[i];
+    dec_fail_n(IG_FMT_JSON, body, len, 2, 100, IG_ERR_INVALID, 0,
+               "Request body nests deeper than 64 levels.");
+    free(body);
+}
+
+/* What may be big is read: a dense row of 6 MiB (no tree), a full sparse
+ * row of a wide model, a row that is one long string (dim 0). */
+static void test_json_big_rows_pass(void **state)
+{
+    struct ig_rowset rs = {0};
+    struct ig_codec_error err;
+    size_t len, n, at;
+    char *body;
+
+    (void)state;
+    body = repeat_body("[", "0.5", 6u << 20, "]", &len, &n);
+    assert_int_equal(dec_counted(IG_FMT_JSON, body, len, (uint32_t)n, 10, &rs, &err), 0);
+    assert_int_equal(rs.nrows, 1);
+    assert_true(rs.features[n - 1] == 0.5);
+    assert_int_equal(jl_count, 0);
+    ig_rowset_clear(&rs);
+    assert_int_equal(dec_counted(IG_FMT_JSONL, body, len, (uint32_t)n, 10, &rs, &err), 0);
+    assert_int_equal(jl_count, 0);
+    ig_rowset_clear(&rs);
+    free(body);
+    /* {"features":{"keys":[0..19999],"shape":[20000],"values":[1.25 ...]}} */
+    body = malloc(400000);
+    assert_non_null(body);
+    at = (size_t)sprintf(body, "{\"features\":{\"keys\":[");
+    for (int i = 0; i < 20000; i++)
+        at += (size_t)sprintf(body + at, "%s%d", i ? "," : "", i);
+    at += (size_t)sprintf(body + at, "],\"shape\":[20000],\"values\":[");
+    for (int i = 0; i < 20000; i++)
+        at += (size_t)sprintf(body + at, "%s1.25", i ? "," : "");
+    at += (size_t)sprintf(body + at, "]}}");
+    assert_int_equal(dec_counted(IG_FMT_JSON, body, at, 20000, 10, &rs, &err), 0);
+    assert_true(rs.features[19999] == 1.25);
+    assert_true(jl_peak < 20000 * 8 * 32); /* one row: under 32 times its features */
+    ig_rowset_clear(&rs);
+    free(body);
+    body = repeat_body("{\"instances\":[\"", "abcdefgh", 6u << 20, "\"]}", &len, &n);
+    assert_int_equal(dec_counted(IG_FMT_JSON, body, len, 0, 10, &rs, &err), 0);
+    assert_int_equal(rs.nrows, 1);
+    ig_rowset_clear(&rs);
+    free(body);
+}
+
+/* Errors outside the rows (a missing ',', trailing bytes, a repeated
+ * top-level key) are found by the decoder's own scanner, then told by
+ * jansson: each message is the one jansson gives for the whole body. */
+static void test_json_errors_as_whole_body(void **state)
+{
+    static const char *const bodies[] = {
+        "{\"instances\":[[1],]}", "{\"instances\":[[1]]}\n\n x", "[1,2", "   ", "[NaN]",
+        "{\"a\":1,\"a\":2}", "[1e999]", "[1,\xff]", "[1x]", "[[1]x]", "[[1] [2]]", "{\"a\" 1}",
+        "{\"a\":1 \"b\":2}", "{\"a\":1,}", "{,}", "{\"instances\":[[1],[2] [3]]}",
+        "{\"instances\":[[1]]} 123456789012345678901234567890", "{\"instances\":[[1]]} [",
+        "{\"instances\":[[1]]}]", "\n\n  {\"x\":\"\xc3\xa9\xc3\xa9\" \"y\"}",
+        "{\"\xc3\xa9\":1,\n \"\xc3\xa9\":2}", "{\"\\u00e9\":1,\"\xc3\xa9\":2}", "{\"a\\u0000b\":1}",
+        "{\"a\\x\":1}", "{\"abc", "{\"instances\":[[1],[2]", "[[1],[2],", "[", "{",
+        "{\"instances\":[\"a\\q\"]}", "{\"instances\":[1.]}", "{\"instances\":[-]}",
+        "{\"instances\":[tru]}", "{\"instances\":[[1,2}]}", "{\"instances\":[{\"a\":1]}]}",
+        "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":1,\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":1}",
+        "{\"instances\":[[1]],\"instances\":[[2]]}", "{\"features\":[1,2],\"x\":[1,}",
+        "{\"x\":[1,],\"instances\":[[1]]}", "[0e]", "[01]", "[1,2]]", "{} x", "[] x", "3 3",
+        "{\"instances\":[[1]]\n,\n\"y\":01}", "{\"instances\" : [[1], \n [1] \n x]}",
+        "{\"instances\":[\"\t\"]}", "[\"\xc3\xa9\", x]", "[[1, 2], [3, 4]] \"\xff\"",
+        "{\"instances\":[null\xff]}", "[1 2]", "[1,,2]", "{\"a\":}", "{\"a\"}", "[{]",
+        "\xef\xbb\xbf{\"instances\":[[1]] x}",
+        "{\"instances\":[[1]],\"x\":0,\"instanc\\u0065s\":[[2]]}",
+        "{\"instances\":[[1]],\"x\":0,\"\\u0069nstances\\u0020long\\u0020key\":1,"
+        "\"\\u0069nstances long key\":1}",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < IG_ARRAY_SIZE(bodies); i++) {
+        const char *b = bodies[i];
+        size_t n = strlen(b), skip = strncmp(b, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+        json_error_t jerr;
+        json_t *v = json_loadb(b + skip, n - skip, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+        char want[256];
+
+        if (v == NULL && json_error_code(&jerr) == json_error_numeric_overflow)
+            v = json_loadb(b + skip, n - skip,
+                           JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL,
+                           &jerr);
+        assert_null(v);
+        snprintf(want, sizeof(want), "Request body is not valid JSON: %s at line %d column %d.",
+                 jerr.text, jerr.line, jerr.column);
+        for (char *p = want; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+                *p = '?';
+        json_fail(b, 0, 0, want);
+    }
+    /* a row's own error comes first now: it is found before the end */
+    json_fail("{\"instances\":[[1,2],[3]] x", 2, 2, "Row 2: expected 2 features, found 1.");
+}
+
+/* The top-level object's keys are checked for repeats without a tree:
+ * at most 1024 of them (a request has two or three). */
+static char *keys_body(int nkeys)
+{
+    char *body = malloc((size_t)nkeys * 16 + 64);
+    size_t len = 1;
+
+    assert_non_null(body);
+    body[0] = '{';
+    for (int i = 0; i < nkeys - 1; i++)
+        len += (size_t)sprintf(body + len, "\"k%d\":%d,", i, i);
+    sprintf(body + len, "\"instances\":[[1]]}");
+    return body;
+}
+
+static void test_json_top_level_keys(void **state)
+{
+    struct ig_rowset rs = {0};
+    char *body = keys_body(1024);
+
+    (void)state;
+    dec_ok(IG_FMT_JSON, body, 1, &rs);
+    assert_int_equal(rs.nrows, 1);
+    ig_rowset_clear(&rs);
+    free(body);
+    body = keys_body(1025);
+    json_fail(body, 1, 0, "Request body has more than 1024 keys in its top-level object.");
+    free(body);
+}
+
+/* With a byte-order mark, a NUL byte's offset is still in the body as
+ * sent (the mark's 3 bytes count). */
+static void test_json_bom_nul_offset(void **state)
+{
+    (void)state;
+    dec_fail_n(IG_FMT_JSON, "\xef\xbb\xbf[1,\0]", 8, 2, 10, IG_ERR_INVALID, 0,
+               "Request body contains a NUL byte at offset 6.");
+    dec_fail_n(IG_FMT_JSON, "[1,\0]", 5, 2, 10, IG_ERR_INVALID, 0,
+               "Request body contains a NUL byte at offset 3.");
+}
+
 /* ---- application/jsonlines ---- */
 
 static void test_jsonl_forms(void **state)
@@ -651,6 +1006,13 @@ int main(void)
         cmocka_unit_test(test_json_depth_cap),
         cmocka_unit_test(test_json_max_rows),
         cmocka_unit_test(test_json_many_rows),
+        cmocka_unit_test(test_json_peak_memory),
+        cmocka_unit_test(test_json_max_rows_stops_early),
+        cmocka_unit_test(test_json_huge_element),
+        cmocka_unit_test(test_json_big_rows_pass),
+        cmocka_unit_test(test_json_errors_as_whole_body),
+        cmocka_unit_test(test_json_top_level_keys),
+        cmocka_unit_test(test_json_bom_nul_offset),
         cmocka_unit_test(test_jsonl_forms),
         cmocka_unit_test(test_jsonl_terminators),
         cmocka_unit_test(test_jsonl_errors),
