@@ -208,6 +208,49 @@ with Gateway(endpoints) as gw:
              "hostile [[],[],...] body: ValidationError")
     check(gw.alive(), "alive")
 
+# ---- the decoder queue is capped: ThrottlingException past 64 bodies ----------
+# One decoder thread (workers = 1, at nice +10 under a loop busy reading)
+# and 100 bodies of 6 MiB arriving at once: the first 64 wait for the
+# decoder, the others are refused at once; budgets are out of the way.
+huge_rows = csv_body(digits_rows())
+huge_rows = (huge_rows * (6 * 1024 * 1024 // len(huge_rows) + 1))[:6 * 1024 * 1024]
+huge_rows = huge_rows[:huge_rows.rindex("\n") + 1]
+with Gateway({"demo": {"model": DEMO_MODEL, "accept": "text/csv"}}, workers="1",
+             max_buffered_body_bytes=str(8 << 30)) as gw:
+    raw = huge_rows.encode()
+    req = (b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+           b"Content-Length: " + str(len(raw)).encode() + b"\r\n\r\n" + raw)
+    socks = [socket.create_connection(("127.0.0.1", gw.port), timeout=120) for _ in range(100)]
+    ts = [threading.Thread(target=s.sendall, args=(req,)) for s in socks]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    answers = {}
+    for s in socks:
+        f = s.makefile("rb")
+        status = f.readline().split()[1].decode()
+        hdrs = {}
+        while True:
+            line = f.readline().strip()
+            if not line:
+                break
+            k, _, v = line.decode().partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        out = f.read(int(hdrs["content-length"])).decode()
+        key = (status, hdrs.get("x-amzn-errortype"), out if status != "200" else len(out))
+        answers[key] = answers.get(key, 0) + 1
+        s.close()
+    thr = ("400", "ThrottlingException",
+           '{"message":"Too many large request bodies are waiting to be decoded; retry later."}')
+    ok = [k for k in answers if k[0] == "200"]
+    check(set(answers) - set(ok) == {thr} and answers[thr] >= 1 and sum(answers[k] for k in ok) >= 64,
+          "100 bodies for one decoder: at least 64 queued and answered, the rest "
+          "ThrottlingException: %r" % answers)
+    check_eq(len(set(ok)), 1, "the answered ones are the same size")
+    st, _, out = curl(gw.invoke_url("demo"), good, ["Content-Type: text/csv"])
+    check_eq((st, out), (200, expected_body(demo, rows, "text/csv")), "serving after the decoder queue was full")
+
 # ---- decoded rows over the connection's budget: ThrottlingException -----------
 # The smallest share allowed (1 MiB): a short-row body decodes into 8 bytes
 # of row and 8 of feature per 2 bytes of body, and the decoder's charge is
