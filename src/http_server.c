@@ -635,12 +635,36 @@ void ig_http_req_dispatch(struct ig_http_req *req)
     srv->on_request(req, srv->arg);
 }
 
+/* The access log line of a request this module refuses itself (the
+ * gateway never sees it): ig_log_access writes it at warn, like every
+ * error, whatever access_log says. */
+static void http_log_refusal(const struct ig_http_req *req, int status, const char *type)
+{
+    static const char prefix[] = "/endpoints/";
+    struct ig_access_rec rec = {0};
+    char name[64];
+
+    rec.request_id = req->id;
+    rec.proto = req->h2 ? "HTTP/2" : "HTTP/1.1";
+    rec.status = status;
+    rec.error_type = type;
+    rec.bytes_in = req->body.len;
+    if (req->path != NULL && strncmp(req->path, prefix, sizeof(prefix) - 1) == 0) {
+        const char *n = req->path + sizeof(prefix) - 1;
+
+        snprintf(name, sizeof(name), "%.*s", (int)strcspn(n, "/"), n);
+        rec.endpoint = name;
+    }
+    ig_log_access(&rec);
+}
+
 void ig_http_req_reject(struct ig_http_req *req)
 {
     const struct ig_http_server *srv = req->conn->srv;
 
     switch (req->err) {
     case HTTP_REQ_ERR_BODY_TOOBIG:
+        http_log_refusal(req, 413, "ValidationError");
         if (req->has_declared_len)
             ig_http_respond_error(req, 413, "ValidationError",
                                   "Request body of %llu bytes exceeds the maximum of %llu bytes.",
@@ -652,11 +676,13 @@ void ig_http_req_reject(struct ig_http_req *req)
                                   (unsigned long long)srv->max_body);
         return;
     case HTTP_REQ_ERR_HEADER_TOOBIG:
+        http_log_refusal(req, 431, "ValidationError");
         ig_http_respond_error(req, 431, "ValidationError",
                               "Request header fields exceed the maximum of %u bytes.",
                               srv->max_header_bytes);
         return;
     case HTTP_REQ_ERR_BODY_FULL:
+        http_log_refusal(req, 400, "ThrottlingException");
         ig_log(IG_LOG_DEBUG, "http: %s: request refused: %s budget spent (%llu of %llu bytes held)",
                req->conn->peer, req->full_share ? "the connection's" : "the server's",
                (unsigned long long)ig_budget_held(req->full_share ? req->conn->budget
@@ -677,6 +703,7 @@ void ig_http_req_reject(struct ig_http_req *req)
     case HTTP_REQ_ERR_NONE:
         break;
     }
+    http_log_refusal(req, 503, "ServiceUnavailable");
     ig_http_respond_error(req, 503, "ServiceUnavailable",
                           "Out of memory while receiving the request.");
 }

@@ -6,6 +6,7 @@ included)."""
 import json
 import os
 import re
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -163,6 +164,28 @@ with Gateway({"demo": {"model": DEMO_MODEL}}, access_log="on") as gw:
     check(len(bad) == 1 and bad[0]["level"] == "warn" and bad[0]["status"] == 400 and
           bad[0]["error_type"] == "ValidationError" and bad[0]["endpoint"] == 'nope"x',
           "error access line at warn: %r" % bad)
+
+# Requests the HTTP layer refuses by itself (the gateway never sees them) get
+# their line at warn too: a declared body over max_body_bytes, a header
+# block over max_header_list_size.
+with Gateway({"demo": {"model": DEMO_MODEL}}, max_header_list_size="1024") as gw:
+    big = os.path.join(tempfile.mkdtemp(prefix="ig-ops-"), "big.csv")
+    with open(big, "wb") as f:
+        f.write(b"1," * (3 << 20) + b"1\n")  # 6 MiB + 1 byte
+    st, hd, _ = curl(gw.invoke_url("demo"), "@" + big, ["Content-Type: text/csv"])
+    st2, hd2, _ = curl(gw.invoke_url("demo"), "1\n", ["X-Big: " + "x" * 2000], http2=True)
+    check_eq((st, st2), (413, 431), "refused by the HTTP layer: 413, 431")
+    time.sleep(0.3)
+    acc = {o["request_id"]: o for o in json_lines(gw.stderr(), "http refusals")
+           if o.get("msg") == "access"}
+    o = acc.get(hd.get("x-amzn-requestid"), {})
+    check_eq((o.get("level"), o.get("endpoint"), o.get("proto"), o.get("status"),
+              o.get("error_type")), ("warn", "demo", "HTTP/1.1", 413, "ValidationError"),
+             "a 413 gets an access line at warn: %r" % o)
+    o = acc.get(hd2.get("x-amzn-requestid"), {})
+    check_eq((o.get("level"), o.get("proto"), o.get("status"), o.get("error_type")),
+             ("warn", "HTTP/2", 431, "ValidationError"),
+             "a 431 gets an access line at warn: %r" % o)
 
 with Gateway({"demo": {"model": DEMO_MODEL}}) as gw:
     st, hd, _ = curl(gw.invoke_url("demo"), csv_body(digits_rows(1)), ["Content-Type: text/csv"])
