@@ -367,6 +367,41 @@ def case_content_length_mismatch(c):
     return c.verdict(sid=1)
 
 
+def case_data_half_closed_remote(c):
+    c.hello()
+    c.send(c.headers(1, req("/ping")) + frame(DATA, 0, 1, b"x"))
+    return c.verdict(sid=1)
+
+
+def case_pseudo_after_regular(c):
+    c.hello()
+    c.send(c.headers(1, [(":method", "GET"), (":scheme", "https"), ("x-a", "b"),
+                         (":path", "/ping"), (":authority", "x")]))
+    return c.verdict(sid=1)
+
+
+def case_pseudo_duplicate(c):
+    c.hello()
+    c.send(c.headers(1, req("/ping") + [(":path", "/ping")]))
+    return c.verdict(sid=1)
+
+
+def case_trailer_pseudo(c):
+    c.hello()
+    c.send(c.headers(1, req(INVOKE, "POST", [("content-type", "text/csv")]), flags=END_HEADERS))
+    c.send(frame(DATA, 0, 1, b"1,2"))
+    c.send(c.headers(1, [(":status", "200")]))
+    return c.verdict(sid=1)
+
+
+def case_padding_too_long(c):
+    c.hello()
+    block = c.enc.encode(req("/ping"))
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM | PADDED, 1,
+                 bytes([len(block) + 10]) + block))
+    return c.verdict()
+
+
 def case_get_ping(c):
     c.hello()
     c.send(c.headers(1, req("/ping")))
