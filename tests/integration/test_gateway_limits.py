@@ -140,6 +140,20 @@ with Gateway(endpoints) as gw:
     check_eq((st, hd.get("x-amzn-errortype"), len(out), out[:8]), (200, None, 4 * nshort, "1.0\n1.0\n"),
              "6 MiB of '1\\n' rows (3,145,728 rows): answered")
     check(out == "1.0\n" * nshort, "6 MiB of short rows: every prediction exact")
+    # Several at once, each on its own connection: the queue holds them all.
+    shortpath = write("short.csv", "1\n" * nshort)
+    res = []
+
+    def short():
+        st_, hd_, out_ = curl(gw.invoke_url("one-fast"), shortpath, ["Content-Type: text/csv"])
+        res.append((st_, hd_.get("x-amzn-errortype"), out_ == "1.0\n" * nshort))
+
+    ts = [threading.Thread(target=short) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check_eq(res, [(200, None, True)] * 3, "three 6 MiB bodies of short rows at once: all answered")
 
     # Big bodies go to a decoder: the answers are the same, on both protocols.
     many = digits_rows()
