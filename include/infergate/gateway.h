@@ -26,8 +26,12 @@ uint16_t ig_gateway_port(const struct ig_gateway *gw);
 
 /*
  * Graceful stop: stop accepting, flush every queued row, answer every
- * accepted request, then leave the event loop. If drain_timeout_ms passes
- * first, leave anyway; ig_gateway_drained() then returns 0.
+ * accepted request (a request counts from its first byte: bodies still
+ * arriving are waited for), then leave the event loop. The loop is left
+ * from a timer that polls for that, never from inside this call. If
+ * drain_timeout_ms passes first, leave anyway; ig_gateway_drained() then
+ * returns 0. The last log line states the counts: requests answered during
+ * the drain, and requests cut off at the timeout.
  */
 void ig_gateway_drain(struct ig_gateway *gw);
 int ig_gateway_drained(const struct ig_gateway *gw);
