@@ -262,7 +262,10 @@ void ig_http_h1_process(struct http_conn *conn)
     struct evbuffer *in = bufferevent_get_input(conn->bev);
     struct evbuffer *out = bufferevent_get_output(conn->bev);
 
-    while (conn->state == HTTP_CONN_OPEN && !ig_http_h1_busy(conn) &&
+    /* output over HTTP_OUT_WATERMARK, or an answer that went over the
+     * budgets (conn->out_full): the next request waits until the socket
+     * has taken it (the idle timeout cuts a client that never reads) */
+    while (conn->state == HTTP_CONN_OPEN && !ig_http_h1_busy(conn) && !conn->out_full &&
            evbuffer_get_length(out) < HTTP_OUT_WATERMARK) {
         struct evbuffer_iovec v;
         enum http_errno e;

@@ -8,7 +8,8 @@
  * callbacks), and freed when nghttp2 closes the stream.
  *
  * Output goes through nghttp2_session_send() into the bufferevent, stopping
- * (NGHTTP2_ERR_WOULDBLOCK) above HTTP_OUT_WATERMARK pending bytes; the
+ * (NGHTTP2_ERR_WOULDBLOCK) above HTTP_OUT_WATERMARK pending bytes or when
+ * the connection's share refuses to charge them (h2_out_room); the
  * bufferevent's write callback resumes it. Response bodies are owned by
  * their request and copied once, straight from the request into the
  * bufferevent (NGHTTP2_DATA_FLAG_NO_COPY + send_data_callback).
@@ -88,6 +89,27 @@ static struct ig_http_req *h2_req(nghttp2_session *session, int32_t stream_id)
     return nghttp2_session_get_stream_user_data(session, stream_id);
 }
 
+/*
+ * Room for <len> more output bytes: below HTTP_OUT_WATERMARK and charged to
+ * the connection's share (conn->out_hold, in HTTP_CHARGE_UNIT steps: most
+ * frames fit in the step already charged and cost a compare). Over the
+ * budgets, the output blocks like at the watermark (the socket's drain is
+ * the stall rule's progress, then the write callback resumes), except that
+ * an empty output always takes one frame: a connection is never locked out
+ * of sending its SETTINGS, an RST_STREAM or a small answer.
+ */
+static bool h2_out_room(struct http_conn *conn, struct evbuffer *out, size_t len)
+{
+    size_t have = evbuffer_get_length(out);
+
+    if (have < HTTP_OUT_WATERMARK &&
+        (have + len <= conn->out_hold.n || ig_http_conn_out_charge(conn, have + len) == 0 ||
+         have == 0))
+        return true;
+    conn->h2_out_blocked = true;
+    return false;
+}
+
 static ssize_t h2_on_send(nghttp2_session *session, const uint8_t *data, size_t len, int flags,
                           void *ud)
 {
@@ -95,10 +117,8 @@ static ssize_t h2_on_send(nghttp2_session *session, const uint8_t *data, size_t 
 
     (void)session;
     (void)flags;
-    if (evbuffer_get_length(bufferevent_get_output(conn->bev)) >= HTTP_OUT_WATERMARK) {
-        conn->h2_out_blocked = true;
+    if (!h2_out_room(conn, bufferevent_get_output(conn->bev), len))
         return NGHTTP2_ERR_WOULDBLOCK;
-    }
     if (bufferevent_write(conn->bev, data, len) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return (ssize_t)len;
@@ -114,10 +134,8 @@ static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const
     size_t padlen = frame->data.padlen;
 
     (void)session;
-    if (evbuffer_get_length(out) >= HTTP_OUT_WATERMARK) {
-        conn->h2_out_blocked = true;
+    if (!h2_out_room(conn, out, 9 + padlen + length))
         return NGHTTP2_ERR_WOULDBLOCK;
-    }
     if (evbuffer_add(out, framehd, 9) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (padlen > 0) {
@@ -499,8 +517,10 @@ static void h2_send(struct http_conn *conn)
  * Back-pressure: input is fed to nghttp2 in pieces of at most
  * HTTP_H2_RECV_PIECE bytes, what nghttp2 queues in reply is flushed after
  * each, and feeding stops while HTTP_OUT_WATERMARK bytes wait for the client
- * (the write callback resumes). The unread input then fills up to
- * HTTP_READ_HIGH, libevent stops reading and TCP holds the client back.
+ * or the budgets refuse more output (h2_out_blocked, until the socket has
+ * taken it all; the write callback resumes). The unread input then fills
+ * up to HTTP_READ_HIGH, or less when the budgets refuse it
+ * (conn_in_recount), libevent stops reading and TCP holds the client back.
  * Otherwise a client that never reads could make nghttp2 queue replies
  * without bound (an RST_STREAM for each stream opened over the limit).
  */
@@ -510,7 +530,7 @@ void ig_http_h2_process(struct http_conn *conn)
     struct evbuffer *out = bufferevent_get_output(conn->bev);
 
     while (conn->state == HTTP_CONN_OPEN && evbuffer_get_length(in) > 0 &&
-           evbuffer_get_length(out) < HTTP_OUT_WATERMARK) {
+           !conn->h2_out_blocked && evbuffer_get_length(out) < HTTP_OUT_WATERMARK) {
         struct evbuffer_iovec v;
         ssize_t n;
 

@@ -20,9 +20,20 @@
  * allocated; a request that does not fit is answered 400
  * ThrottlingException through the same reject path as a 413. The hold
  * keeps a reference on the share, so a request that outlives its
- * connection (detached) keeps it alive. h1 output the socket has not taken
- * is charged to the share as conn->out_hold. srv->body_held counts request
- * body storage alone (req->body_held, always req->body.cap), for /metrics.
+ * connection (detached) keeps it alive. Bytes in the bufferevent are
+ * charged to the share too: output the socket has not taken (h1 responses,
+ * h2 frames up to HTTP_OUT_WATERMARK) as conn->out_hold, charged before it
+ * is queued (ig_http_conn_out_charge: over the budgets, h2 generates no
+ * more frames and h1 parses no further pipelined request until the socket
+ * drains; a connection with nothing pending may still queue one frame or
+ * one answer of up to HTTP_CHARGE_UNIT, so that nobody is locked out), and
+ * input read but not processed yet (pipelined requests behind a busy one,
+ * h2 input while the output is blocked) as conn->in_hold, charged after
+ * each read (over the budgets: reading stops until the connection's own
+ * processing frees it; a remainder under HTTP_CHARGE_UNIT never stops it,
+ * so a protocol still being told can always finish). srv->body_held
+ * counts request body storage alone (req->body_held, always
+ * req->body.cap), for /metrics.
  *
  * Stalls: a request waiting on the client (body incomplete, or an h2
  * response held back) must move srv->min_rate bytes per srv->idle_us
@@ -200,12 +211,21 @@ struct http_conn {
      * period here for every response waiting behind it: those streams
      * wait on the socket, not on their own windows. */
     uint64_t stall_progress_us;
-    bool h2_out_blocked; /* h2: output hit HTTP_OUT_WATERMARK; drains count as progress */
+    bool h2_out_blocked; /* h2: output hit HTTP_OUT_WATERMARK or the budgets; drains count
+                            as progress; no input is fed to nghttp2 until it is empty */
     uint64_t close_deadline_us; /* CLOSING / LINGER */
     uint64_t deadline_us;       /* what ev_timer is armed for; 0 = not armed */
     struct http_req_list reqs;  /* h1: at most one */
     struct ig_budget *budget;   /* this connection's share (child of srv->budget) */
-    struct ig_budget_hold out_hold; /* h1: response bytes the socket has not taken yet */
+    /* Bytes the bufferevent holds for this connection, charged to its share
+     * (ig_http_conn_out_charge, conn_out_recount, conn_in_recount in
+     * http_server.c): output the socket has not taken (h1 responses, h2
+     * frames), input read and not processed yet. */
+    struct ig_budget_hold out_hold;
+    struct ig_budget_hold in_hold;
+    bool out_full; /* h1: an answer went out over the budgets: parse no further
+                      request until the socket has taken it */
+    bool in_full;  /* input over the budgets: reading is off until it fits */
     uint64_t drain_bytes;       /* h2: bytes the socket took while blocked, this period */
     char peer[64];
     http_parser parser;
@@ -321,6 +341,11 @@ void ig_http_conn_close(struct http_conn *conn);
 void ig_http_conn_finish(struct http_conn *conn);
 /* Run conn processing later in this loop turn. */
 void ig_http_conn_kick(struct http_conn *conn);
+/* The bufferevent's output is about to hold <want> bytes the socket has not
+ * taken: charge conn->out_hold up to them (in HTTP_CHARGE_UNIT steps; a
+ * hold already that large costs nothing). 0, or IG_ERR_FULL (the hold is
+ * left as it was). Released as the socket takes the bytes (conn_process). */
+int ig_http_conn_out_charge(struct http_conn *conn, uint64_t want);
 /* 1 when client bytes wait to be processed: read into the bufferevent, or
  * still in the socket (the drain must not close on a request's first
  * bytes). */

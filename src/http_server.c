@@ -800,9 +800,12 @@ static int respond_charge(struct ig_http_req *req, struct http_conn *conn, size_
         return IG_ERR_FULL;
     }
     want = evbuffer_get_length(bufferevent_get_output(conn->bev)) + len + HTTP_H1_HEAD_CHARGE;
-    if (want <= conn->out_hold.n || ig_budget_hold_set(&conn->out_hold, conn->budget, want) == 0)
+    if (ig_http_conn_out_charge(conn, want) == 0)
         return 0;
     *share = budget_own_cap(conn->budget, want - conn->out_hold.n);
+    /* it may still go (a small answer): nothing more is parsed until the
+     * socket has taken it (conn_out_recount) */
+    conn->out_full = true;
     return IG_ERR_FULL;
 }
 
@@ -921,6 +924,14 @@ void ig_http_conn_kick(struct http_conn *conn)
         event_active(conn->ev_kick, EV_TIMEOUT, 0);
 }
 
+int ig_http_conn_out_charge(struct http_conn *conn, uint64_t want)
+{
+    want = (want + HTTP_CHARGE_UNIT - 1) & ~(uint64_t)(HTTP_CHARGE_UNIT - 1);
+    if (want <= conn->out_hold.n)
+        return 0;
+    return ig_budget_hold_set(&conn->out_hold, conn->budget, want);
+}
+
 void ig_http_conn_close(struct http_conn *conn)
 {
     struct ig_http_server *srv = conn->srv;
@@ -994,6 +1005,7 @@ static void conn_destroy(struct http_conn *conn)
     }
     bufferevent_free(conn->bev);
     ig_budget_hold_clear(&conn->out_hold);
+    ig_budget_hold_clear(&conn->in_hold);
     /* detached requests may keep the share alive: its refusals are
      * counted now, the rest of it goes with them */
     conn->srv->share_refused_gone += ig_budget_refused(conn->budget);
@@ -1219,18 +1231,49 @@ static void conn_step_closing(struct http_conn *conn)
     conn->close_deadline_us = ig_now_us() + HTTP_LINGER_US;
 }
 
-/* h1: release what the socket has taken of the charged output. */
+/* Release what the socket has taken of the charged output (h1 and h2; the
+ * charge is taken before bytes are queued, ig_http_conn_out_charge). Once
+ * the output is within its charge again, h1 parses the next request. */
 static void conn_out_recount(struct http_conn *conn)
 {
     size_t n = evbuffer_get_length(bufferevent_get_output(conn->bev));
 
     if (n < conn->out_hold.n)
         ig_budget_hold_set(&conn->out_hold, conn->out_hold.b, n);
+    if (n <= conn->out_hold.n)
+        conn->out_full = false;
+}
+
+/*
+ * After processing: charge the input left in the bufferevent (read, not
+ * processed: behind a busy h1 request or blocked h2 output). Over the
+ * budgets, reading stops (its bytes are still there: held over by at most
+ * what one read brought); what the connection processes next frees it, and
+ * reading resumes once the rest fits. A remainder under HTTP_CHARGE_UNIT
+ * never stops reading: bytes short of telling the protocol wait for more.
+ * Almost always nothing is left, nothing was held, and this costs a load.
+ */
+static void conn_in_recount(struct http_conn *conn)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_input(conn->bev));
+
+    if (n == conn->in_hold.n)
+        return;
+    if (ig_budget_hold_set(&conn->in_hold, conn->budget, n) == 0 || n < HTTP_CHARGE_UNIT) {
+        if (conn->in_full) {
+            conn->in_full = false;
+            if (!conn->eof)
+                bufferevent_enable(conn->bev, EV_READ);
+        }
+    } else if (!conn->in_full) {
+        conn->in_full = true;
+        bufferevent_disable(conn->bev, EV_READ);
+    }
 }
 
 static void conn_process(struct http_conn *conn)
 {
-    if (conn->out_hold.n != 0 && conn->state != HTTP_CONN_DEAD)
+    if ((conn->out_hold.n != 0 || conn->out_full) && conn->state != HTTP_CONN_DEAD)
         conn_out_recount(conn);
     if (conn->state == HTTP_CONN_OPEN)
         conn_process_open(conn);
@@ -1241,8 +1284,10 @@ static void conn_process(struct http_conn *conn)
         if (conn->eof)
             ig_http_conn_close(conn);
     }
-    if (conn->state != HTTP_CONN_DEAD)
+    if (conn->state != HTTP_CONN_DEAD) {
+        conn_in_recount(conn);
         conn_arm_timer(conn);
+    }
 }
 
 static void conn_on_read(struct bufferevent *bev, void *arg)
