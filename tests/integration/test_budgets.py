@@ -505,13 +505,16 @@ def case_unread(_gw):
     socket's buffer (up to 1 MiB a connection) are charged while they are there
     (they used to be held uncharged once their stream closed); the server budget
     caps the whole; the stall rule cuts them all and releases their bytes."""
-    eps = {"e%d" % i: {"model": DEMO_MODEL} for i in range(64)}
+    eps = {"e%d" % i: {"model": DEMO_MODEL} for i in range(63)}
+    eps["demo"] = {"model": DEMO_MODEL}
     with Gateway(eps, idle_timeout_ms=str(int(PERIOD_S * 1000)), max_buffered_body_bytes=str(CAP),
                  max_conn_buffered_bytes=str(SHARE)) as gw:
         size = len(run(["curl", "-sS", gw.url + "/metrics"]).stdout)
         nconn, per = 2, 20  # 5.7 MB of answers each: within the share, past the kernel's 4 MiB
         base = rss_kib(gw)
+        honest = Honest(gw)
         conns = [NonReader(gw.port, "/metrics", per) for _ in range(nconn)]
+        honest.start()
         time.sleep(0.5)
         m = metrics(gw)
         held = m.get("infergate_buffered_bytes", 0) - ASKING
@@ -525,6 +528,9 @@ def case_unread(_gw):
               "unread: %d connections that read nothing hold their whole share each, output "
               "waiting for the socket included (%d held of %d; %d bytes in the kernel)"
               % (nconn, held, nconn * SHARE, kern))
+        honest.stop.set()
+        honest.join()
+        honest_ok(honest, "unread")
         # many more: the server budget is reached and never passed; /metrics
         # itself is throttled while it is full
         more = [NonReader(gw.port, "/metrics", per) for _ in range(8)]
