@@ -15,9 +15,9 @@
  * charged to it. A child holds a reference on its parent.
  *
  * What is charged (docs/limits.md): request header blocks as decoded,
- * request bodies as received, decoded feature arrays, and response bytes
- * waiting for the client (HTTP/2 flow control, a socket that does not
- * drain).
+ * request bodies as received, decoded rows and feature arrays, response
+ * bytes waiting for the client (HTTP/2 flow control, a socket that does not
+ * drain) and input read from a socket but not yet processed.
  */
 #ifndef INFERGATE_BUDGET_H
 #define INFERGATE_BUDGET_H
