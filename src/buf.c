@@ -33,21 +33,33 @@ void ig_buf_reset(struct ig_buf *b)
         b->data[0] = '\0';
 }
 
-int ig_buf_reserve(struct ig_buf *b, size_t n)
+size_t ig_buf_grown_cap(const struct ig_buf *b, size_t n)
 {
     size_t want, ncap;
-    char *p;
 
     if (n > b->max - b->len)
-        return IG_ERR_TOOBIG;
+        return 0;
     want = b->len + n + 1; /* room for the NUL */
     if (want <= b->cap)
-        return 0;
+        return b->cap;
     ncap = b->cap ? b->cap : 256;
     while (ncap < want)
         ncap = ncap > SIZE_MAX / 2 ? want : ncap * 2;
     if (ncap > b->max + 1)
         ncap = b->max + 1;
+    return ncap;
+}
+
+int ig_buf_reserve(struct ig_buf *b, size_t n)
+{
+    size_t ncap;
+    char *p;
+
+    if (n > b->max - b->len)
+        return IG_ERR_TOOBIG;
+    if (b->len + n + 1 <= b->cap)
+        return 0;
+    ncap = ig_buf_grown_cap(b, n);
     p = ig_try_realloc(b->data, ncap);
     if (p == NULL)
         return IG_ERR_NOMEM;

@@ -122,6 +122,11 @@ struct gw_request {
     struct ig_rowset rs;
     struct ig_pred *preds; /* rs.nrows, once the rows span batches; filled as they finish */
     struct ig_buf out;     /* the predictions' bytes */
+    /* What <preds> and <out> have allocated, charged to the server-wide
+     * budget (the share's parent) before they grow: a 6 MiB body of short
+     * rows gathers 24 MiB of slices and up to GW_RESPONSE_MAX of text, more
+     * than its body and rows, which its connection's share already holds. */
+    struct ig_budget_hold hold;
     uint32_t rows_done;
     uint32_t rows_taken;               /* rows handed to batches so far */
     struct ig_batcher_entry *entry;    /* valid while rows_taken < rs.nrows */
@@ -360,7 +365,53 @@ static void gw_req_free(struct gw_request *r)
     ig_rowset_clear(&r->rs);
     free(r->preds);
     ig_buf_clear(&r->out);
+    ig_budget_hold_clear(&r->hold);
     free(r);
+}
+
+/* The budget <r>'s gathered predictions are charged to: the server-wide
+ * one. Not the connection's share: that holds the body and the rows
+ * already, and a 6 MiB request of the shortest rows, which must be served,
+ * would not fit it twice; the server-wide budget is what keeps many such
+ * requests from taking memory nobody counted. */
+static struct ig_budget *gw_req_pred_budget(const struct gw_request *r)
+{
+    struct ig_budget *b = r->rs.budget;
+
+    return b != NULL && b->parent != NULL ? b->parent : b;
+}
+
+/* Charge what <r>'s predictions will hold once <out> has room for <n> more
+ * bytes: 0, IG_ERR_TOOBIG past GW_RESPONSE_MAX, IG_ERR_FULL over the budget. */
+static int gw_req_pred_charge(struct gw_request *r, size_t n)
+{
+    size_t cap = ig_buf_grown_cap(&r->out, n);
+
+    if (cap == 0)
+        return IG_ERR_TOOBIG;
+    if (cap == r->out.cap && r->preds != NULL)
+        return 0;
+    return ig_budget_hold_set(&r->hold, gw_req_pred_budget(r),
+                              (uint64_t)r->rs.nrows * sizeof(*r->preds) + cap) < 0
+               ? IG_ERR_FULL
+               : 0;
+}
+
+static void gw_req_fail(struct gw_request *r, const char *type, const char *msg);
+
+static void gw_req_pred_refused(struct gw_request *r, int rv)
+{
+    char msg[256];
+
+    if (rv != IG_ERR_FULL) {
+        gw_req_fail(r, "InternalFailure", "The predictions are too large to hold.");
+        return;
+    }
+    snprintf(msg, sizeof(msg),
+             "The predictions of this request do not fit in what the gateway may hold for "
+             "clients (%llu bytes); retry later or send fewer rows.",
+             (unsigned long long)gw_req_pred_budget(r)->cap);
+    gw_req_fail(r, "ThrottlingException", msg);
 }
 
 struct gw_free_job {
@@ -476,6 +527,14 @@ static void gw_req_respond(struct gw_request *r, const char *base, const struct 
         return;
     }
     data = ig_buf_take(&body, &len);
+    if (r->preds != NULL) {
+        /* Gathered over batches: the response has them now, and the HTTP
+         * layer charges it; off the budget before it does. */
+        free(r->preds);
+        r->preds = NULL;
+        ig_buf_clear(&r->out);
+        ig_budget_hold_clear(&r->hold);
+    }
     hdrs[0].name = "Content-Type";
     hdrs[0].value = ig_codec_format_mime(r->lane->accept);
     hdrs[1].name = "x-Amzn-Invoked-Production-Variant";
@@ -556,15 +615,11 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
      * its own. Only a request spread over batches gathers its predictions,
      * in an array allocated at its first batch. */
     int whole = seg->nrows == r->rs.nrows;
+    size_t seg_bytes = 0;
+    int rv;
 
-    if (!whole && r->preds == NULL &&
-        (r->preds = ig_try_malloc((size_t)r->rs.nrows * sizeof(*r->preds))) == NULL) {
-        gw_req_fail(r, "InternalFailure", "Out of memory for the predictions.");
-        return;
-    }
     for (uint32_t i = 0; i < seg->nrows; i++) {
         const struct ig_pred *p = &b->preds[k + i];
-        struct ig_pred *dst;
 
         if (p->len & IG_PRED_FAILED) { /* this row alone failed: say which and why */
             char msg[320];
@@ -574,15 +629,34 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
             gw_req_fail(r, "ModelError", msg);
             return;
         }
-        if (whole)
-            continue;
-        dst = &r->preds[seg->first + i];
-        dst->off = (uint32_t)r->out.len;
-        dst->len = p->len;
-        if (ig_buf_append(&r->out, b->out + p->off, p->len) < 0) {
-            gw_req_fail(r, "InternalFailure", "The predictions are too large to hold.");
+        seg_bytes += p->len;
+    }
+    if (!whole) {
+        /* Charged before anything grows: the slices at the first batch,
+         * the text as it needs room (in the buffer's own doubling steps). */
+        if ((rv = gw_req_pred_charge(r, seg_bytes)) < 0) {
+            gw_req_pred_refused(r, rv);
             return;
         }
+        if (r->preds == NULL &&
+            (r->preds = ig_try_malloc((size_t)r->rs.nrows * sizeof(*r->preds))) == NULL) {
+            gw_req_fail(r, "InternalFailure", "Out of memory for the predictions.");
+            return;
+        }
+        if (ig_buf_reserve(&r->out, seg_bytes) < 0) {
+            gw_req_fail(r, "InternalFailure", "Out of memory for the predictions.");
+            return;
+        }
+        for (uint32_t i = 0; i < seg->nrows; i++) {
+            const struct ig_pred *p = &b->preds[k + i];
+            struct ig_pred *dst = &r->preds[seg->first + i];
+
+            dst->off = (uint32_t)r->out.len;
+            dst->len = p->len;
+            memcpy(r->out.data + r->out.len, b->out + p->off, p->len);
+            r->out.len += p->len;
+        }
+        r->out.data[r->out.len] = '\0';
     }
     if (whole) {
         gw_req_respond(r, b->out, &b->preds[k]);

@@ -25,6 +25,10 @@ void ig_buf_clear(struct ig_buf *b);
 void ig_buf_reset(struct ig_buf *b);
 /* Make room for <n> more bytes. 0, IG_ERR_TOOBIG, IG_ERR_NOMEM. */
 int ig_buf_reserve(struct ig_buf *b, size_t n);
+/* The bytes <b> has allocated once ig_buf_reserve(b, <n>) succeeds (b->cap
+ * when no growth is needed; 0 when <n> more would pass b->max): for a caller
+ * that charges a budget before the buffer grows. */
+size_t ig_buf_grown_cap(const struct ig_buf *b, size_t n);
 /* 0, IG_ERR_TOOBIG, IG_ERR_NOMEM. */
 int ig_buf_append(struct ig_buf *b, const void *p, size_t n);
 int ig_buf_append_str(struct ig_buf *b, const char *s);
