@@ -71,6 +71,17 @@
 #define GW_MODEL_NICE 5
 
 struct gw_endpoint;
+struct gw_decode_job;
+
+/* The bodies one connection has waiting for a decoder, in arrival order:
+ * decoders serve the connections in turn, so that one client's flood of
+ * big bodies delays another client's body by one decode per connection,
+ * not by the whole queue. */
+struct gw_flow {
+    const void *key; /* the connection's share of the budget (one per connection) */
+    struct gw_decode_job *head, *tail;
+    uint32_t n;
+};
 
 /* One batcher and its flush timer: rows of one endpoint for one Accept. */
 struct gw_lane {
@@ -149,6 +160,11 @@ struct ig_gateway {
     struct ig_workers *workers;
     struct ig_workers *decoders; /* a pool of its own: a slow body never delays a batch */
     uint32_t decoding;           /* bodies on the decoders, <= GW_DECODE_QUEUE_MAX */
+    uint32_t decode_running;     /* of them, handed to a decoder thread */
+    uint32_t decode_threads;     /* at most this many running at once */
+    struct gw_flow flows[GW_DECODE_QUEUE_MAX]; /* the others, by connection */
+    uint32_t nflows;
+    uint32_t flow_next; /* the flow whose turn is next */
     uint32_t freeing;            /* requests being freed on workers, <= GW_FREE_QUEUE_MAX */
     int closing;                 /* ig_gateway_free runs: late completions only release */
     struct ig_http_server *http;
@@ -924,6 +940,8 @@ struct gw_decode_job {
     uint64_t nbytes; /* sum of the row lengths, for an O(1) enqueue */
     struct ig_budget *budget; /* referenced while the worker may charge it */
     struct ig_codec_error cerr;
+    const void *flow;             /* its connection's gw_flow key */
+    struct gw_decode_job *next;   /* in its flow, while waiting */
 };
 
 /* Worker thread: touches only the job and r->rs, which the loop leaves
@@ -942,7 +960,10 @@ static void gw_decode_work(void *arg)
     j->nbytes = nbytes;
 }
 
-/* Loop thread: the decoder is done with the body. */
+static void on_decode_done(void *arg);
+
+/* Loop thread: the decoder is done with the body (or it was never decoded:
+ * the gateway closing, the client gone, the deadline passed). */
 static void gw_decode_done(void *arg)
 {
     struct gw_decode_job *j = arg;
@@ -972,14 +993,124 @@ static void gw_decode_done(void *arg)
     free(j);
 }
 
+#define GW_DECODE_FULL_MSG "Too many large request bodies are waiting to be decoded; retry later."
+
+/* A waiting body that will not be decoded: ThrottlingException. */
+static void gw_decode_refuse(struct gw_decode_job *j)
+{
+    struct gw_request *r = j->r;
+
+    r->gw->decoding--;
+    r->decoding = 0;
+    ig_budget_unref(j->budget);
+    if (r->expired)
+        gw_req_expire(r);
+    else
+        gw_req_fail(r, "ThrottlingException", GW_DECODE_FULL_MSG);
+    gw_req_unref(r); /* the job's reference */
+    free(j);
+}
+
+static struct gw_flow *gw_flow_find(struct ig_gateway *gw, const void *key)
+{
+    for (uint32_t i = 0; i < gw->nflows; i++)
+        if (gw->flows[i].key == key)
+            return &gw->flows[i];
+    return NULL;
+}
+
+static void gw_flow_remove(struct ig_gateway *gw, struct gw_flow *f)
+{
+    *f = gw->flows[--gw->nflows];
+    if (gw->flow_next >= gw->nflows)
+        gw->flow_next = 0;
+}
+
+/* The next body to decode: the head of the flow whose turn it is. */
+static struct gw_decode_job *gw_flow_pop(struct ig_gateway *gw)
+{
+    struct gw_flow *f = &gw->flows[gw->flow_next];
+    struct gw_decode_job *j = f->head;
+
+    f->head = j->next;
+    if (--f->n == 0)
+        gw_flow_remove(gw, f); /* the last flow moves here: its turn is next */
+    else
+        gw->flow_next = (gw->flow_next + 1) % gw->nflows;
+    return j;
+}
+
+/* Hand waiting bodies to free decoder threads, the connections in turn.
+ * One whose client left or whose deadline passed while it waited is
+ * answered without a decode; with the gateway closing, all of them. */
+static void gw_decode_pump(struct ig_gateway *gw)
+{
+    while (gw->nflows > 0 && (gw->closing || gw->decode_running < gw->decode_threads)) {
+        struct gw_decode_job *j = gw_flow_pop(gw);
+
+        if (gw->closing || j->r->expired || ig_http_req_orphaned(j->r->http)) {
+            gw_decode_done(j);
+            continue;
+        }
+        if (ig_workers_submit(gw->decoders, gw_decode_work, on_decode_done, j) < 0) {
+            gw_decode_refuse(j);
+            continue;
+        }
+        gw->decode_running++;
+    }
+}
+
+static void on_decode_done(void *arg)
+{
+    struct gw_decode_job *j = arg;
+    struct ig_gateway *gw = j->r->gw;
+
+    gw->decode_running--;
+    gw_decode_done(j);
+    gw_decode_pump(gw);
+}
+
+/*
+ * Whether a body of the connection <key> may wait for a decoder: below the
+ * cap, yes; at the cap, only by taking the place of the newest body of the
+ * connection waiting with the most, when that is at least two more than
+ * <key> has waiting (refused then: ThrottlingException). One client can
+ * then fill the queue only while no one else needs it.
+ */
+static int gw_decode_admit(struct ig_gateway *gw, const void *key)
+{
+    struct gw_flow *heavy = NULL, *mine = gw_flow_find(gw, key);
+    struct gw_decode_job *j, *prev = NULL;
+
+    if (gw->decoding < GW_DECODE_QUEUE_MAX)
+        return 1;
+    for (uint32_t i = 0; i < gw->nflows; i++)
+        if (heavy == NULL || gw->flows[i].n > heavy->n)
+            heavy = &gw->flows[i];
+    if (heavy == NULL || heavy->n <= (mine ? mine->n : 0) + 1)
+        return 0;
+    for (j = heavy->head; j->next != NULL; j = j->next)
+        prev = j;
+    if (prev != NULL) {
+        prev->next = NULL;
+        heavy->tail = prev;
+    }
+    if (--heavy->n == 0) /* not reached: n >= 2 */
+        gw_flow_remove(gw, heavy);
+    gw_decode_refuse(j);
+    return 1;
+}
+
 static void gw_decode_offload(struct gw_request *r, enum ig_format ctype, const char *body,
                               size_t len)
 {
     struct ig_gateway *gw = r->gw;
     struct gw_endpoint *ep = r->lane->ep;
+    const void *key = r->rs.budget != NULL ? (const void *)r->rs.budget : (const void *)r;
     struct gw_decode_job *j;
+    struct gw_flow *f;
 
-    if (gw->decoding >= GW_DECODE_QUEUE_MAX)
+    if (!gw_decode_admit(gw, key))
         goto full;
     j = ig_xcalloc(1, sizeof(*j));
     j->r = r;
@@ -991,22 +1122,29 @@ static void gw_decode_offload(struct gw_request *r, enum ig_format ctype, const 
     /* The worker charges the connection's budget while the connection may
      * go away on the loop: hold it for the decode. */
     j->budget = r->rs.budget ? ig_budget_ref(r->rs.budget) : NULL;
-    /* From the submit on, the worker owns r->rs. */
+    j->flow = key;
+    /* From here on, r->rs is the decoder's (waiting, then on a thread). */
     r->decoding = 1;
-    if (ig_workers_submit(gw->decoders, gw_decode_work, gw_decode_done, j) < 0) {
-        r->decoding = 0;
-        ig_budget_unref(j->budget);
-        free(j);
-        goto full;
-    }
     gw->decoding++;
     r->refs++;
     gw_dl_link(ep, r);
+    if ((f = gw_flow_find(gw, key)) == NULL) {
+        f = &gw->flows[gw->nflows++]; /* fits: one flow per waiting body at most */
+        f->key = key;
+        f->head = NULL;
+        f->n = 0;
+    }
+    if (f->head == NULL)
+        f->head = j;
+    else
+        f->tail->next = j;
+    f->tail = j;
+    f->n++;
+    gw_decode_pump(gw);
     return;
 
 full:
-    gw_req_fail(r, "ThrottlingException",
-                "Too many large request bodies are waiting to be decoded; retry later.");
+    gw_req_fail(r, "ThrottlingException", GW_DECODE_FULL_MSG);
 }
 
 static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
@@ -1373,6 +1511,7 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
         rv = IG_ERR_IO;
         goto fail;
     }
+    gw->decode_threads = ig_workers_threads(gw->decoders);
     gw->eps = ig_xcalloc(cfg->nendpoints ? cfg->nendpoints : 1, sizeof(*gw->eps));
     for (; gw->neps < cfg->nendpoints; gw->neps++) {
         rv = gw_endpoint_init(gw, &gw->eps[gw->neps], &cfg->endpoints[gw->neps], err, errlen);
@@ -1486,6 +1625,8 @@ void ig_gateway_free(struct ig_gateway *gw)
     /* Joins the workers; their completions run here and release requests:
      * the decoders' first, as their requests may still reach a lane. */
     ig_workers_free(gw->decoders);
+    gw->decoders = NULL;
+    gw_decode_pump(gw); /* bodies still waiting: answered, none decoded */
     ig_workers_free(gw->workers);
     for (size_t i = 0; i < gw->neps; i++)
         gw_endpoint_clear(&gw->eps[i]);

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 
-from iglib import BIN, Gateway, check, check_eq, curl, finish
+from iglib import BIN, DEMO_MODEL, Gateway, check, check_eq, curl, finish
 
 tmp = tempfile.mkdtemp(prefix="ig-adv-")
 SAN = "san" in os.path.basename(os.path.dirname(BIN)) or BIN.endswith("-san")
@@ -114,5 +114,161 @@ with Gateway({"km1": {"model": KM1, "max_batch_rows": "4096"}}, workers="2",
     check_eq((st, out), (200, "1.0,0.0\n0.0,0.0\n" * 10000),
              "20,000 rows over 5 batches: every prediction exact")
     settle(gw, idle, "predictions answered")
+
+# ---- one client cannot lock the others out of the decoders --------------------
+# Bodies over 64 KiB wait for a decoder, at most 64 at once. One client on
+# one HTTP/2 connection posts 100 such bodies (6 MiB each, one decoder): it
+# filled the queue and every other client's big body was refused with
+# ThrottlingException for as long as it kept it full. Decoders now serve
+# the connections in turn, and at the cap the connection waiting with the
+# most bodies gives up its newest: the other client's body is decoded next.
+import h2.connection  # noqa: E402
+import h2.config  # noqa: E402
+import h2.events  # noqa: E402
+
+DIGITS_ROW = "0.0,0.0,5.0,13.0,9.0,1.0,0.0,0.0," * 8
+rowtxt = DIGITS_ROW[:-1] + "\n"
+big6 = (rowtxt * (6 * 1024 * 1024 // len(rowtxt)))
+THR_DECODE = '{"message":"Too many large request bodies are waiting to be decoded; retry later."}'
+
+
+def h2_flood(port, n, body, results, started):
+    s = socket.create_connection(("127.0.0.1", port), timeout=300)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    c.initiate_connection()
+    c.increment_flow_control_window(1 << 30)
+    s.sendall(c.data_to_send())
+    sids = []
+    raw = body.encode()
+    for _ in range(n):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, [(":method", "POST"), (":path", "/endpoints/demo/invocations"),
+                             (":scheme", "http"), (":authority", "x"),
+                             ("content-type", "text/csv"), ("accept", "text/csv"),
+                             ("content-length", str(len(raw)))])
+        sids.append(sid)
+    s.sendall(c.data_to_send())
+    pending = {sid: 0 for sid in sids}
+    status, bodies = {}, {}
+    done = set()
+    while len(done) < n:
+        # feed every stream as far as its window allows
+        for sid in sids:
+            while pending[sid] < len(raw):
+                w = min(c.local_flow_control_window(sid), c.max_outbound_frame_size,
+                        len(raw) - pending[sid])
+                if w <= 0:
+                    break
+                c.send_data(sid, raw[pending[sid]:pending[sid] + w],
+                            end_stream=pending[sid] + w == len(raw))
+                pending[sid] += w
+        s.sendall(c.data_to_send())
+        started.set()
+        data = s.recv(1 << 20)
+        if not data:
+            break
+        for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status[ev.stream_id] = int(dict(ev.headers)[b":status"])
+            elif isinstance(ev, h2.events.DataReceived):
+                bodies[ev.stream_id] = bodies.get(ev.stream_id, b"") + ev.data
+                c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                done.add(ev.stream_id)
+                if ev.stream_id in pending:
+                    pending[ev.stream_id] = len(raw)
+        s.sendall(c.data_to_send())
+    s.close()
+    for sid in sids:
+        results.append((status.get(sid), bodies.get(sid, b"").decode()[:200]))
+
+
+with Gateway({"demo": {"model": DEMO_MODEL, "accept": "text/csv"}},
+             workers="1", max_buffered_body_bytes=str(8 << 30),
+             max_conn_buffered_bytes=str(4 << 30)) as gw:
+    idle = held(gw)
+    flood, started = [], threading.Event()
+    t = threading.Thread(target=h2_flood, args=(gw.port, 100, big6, flood, started))
+    t.start()
+    # wait until the queue is full (the flood's refusals have begun)
+    deadline = time.time() + 60
+    while time.time() < deadline and metric(gw, 'infergate_errors_total{type="ThrottlingException"}') in (None, 0.0):
+        time.sleep(0.05)
+    victim_rows = rowtxt * 2000  # 150 KB: over the inline threshold
+    t0 = time.time()
+    st, hd, out = curl(gw.invoke_url("demo"), write("victim.csv", victim_rows),
+                       ["Content-Type: text/csv", "Accept: text/csv"])
+    victim_s = time.time() - t0
+    check_eq((st, hd.get("x-amzn-errortype")), (200, None),
+             "another client's big body while one connection fills the decoder queue: answered")
+    t.join()
+    ok = sum(1 for s_, _ in flood if s_ == 200)
+    thr = sum(1 for s_, b in flood if (s_, b) == (400, THR_DECODE))
+    check(ok >= 40 and ok + thr == 100,
+          "the flooding connection: %d answered, %d ThrottlingException, of 100" % (ok, thr))
+    check(victim_s < 10, "the other client waited %.1f s, not behind the flood's queue" % victim_s)
+    settle(gw, idle, "decoder flood")
+
+# ---- a request spread over batches, several of which fail a row --------------
+# Row 150 and row 950 overflow (1e308 x 10), in different batches of 100
+# rows: the request gets one ModelError naming the first row its batches
+# report, once; the others sharing those batches are answered; nothing held
+# stays held.
+REG = model("reg.json", {"algorithm": "linear-learner", "feature_dim": 1,
+                         "predictor_type": "regressor", "weights": [1e308], "bias": 0.0})
+WHY = "the model's output is not finite (overflow in the linear learner score)."
+with Gateway({"reg": {"model": REG, "max_batch_rows": "100", "max_delay_us": "20000",
+                      "accept": "text/csv"}}, workers="2") as gw:
+    idle = held(gw)
+    bad = "".join("10\n" if i in (149, 949) else "1\n" for i in range(1000))
+    good = "1\n" * 1000
+    badp, goodp = write("bad.csv", bad), write("good.csv", good)
+
+    def one(i):
+        return curl(gw.invoke_url("reg"), badp if i % 2 == 0 else goodp, ["Content-Type: text/csv"],
+                    http2=i % 4 < 2)
+
+    res = parallel(one, 16)
+    for i, (st, hd, out) in enumerate(res):
+        if i % 2:
+            check_eq((st, out), (200, "1e+308\n" * 1000), "clean request %d beside failing ones" % i)
+            continue
+        try:
+            doc = json.loads(out)
+        except ValueError:
+            doc = {}
+        check((st, hd.get("x-amzn-errortype")) == (424, "ModelError")
+              and doc.get("OriginalMessage") in ("Row 150: " + WHY, "Row 950: " + WHY),
+              "request %d with two bad rows in different batches: one ModelError: %r"
+              % (i, (st, out[:200])))
+    check(gw.alive(), "the gateway is alive after failing rows across batches")
+    settle(gw, idle, "failing rows across batches")
+
+# ---- clients that leave at every stage ----------------------------------------
+# Mid-body, waiting for a decoder, on a decoder, queued behind a long delay:
+# every request is released once, nothing held stays held.
+with Gateway({"slow": {"model": DEMO_MODEL, "max_delay_us": "300000", "max_batch_rows": "100000"}},
+             workers="1") as gw:
+    idle = held(gw)
+    raw = big6.encode()
+    small = (rowtxt * 3).encode()
+
+    def leave(i):
+        s = socket.create_connection(("127.0.0.1", gw.port), timeout=30)
+        body = raw if i % 3 else small
+        s.sendall(b"POST /endpoints/slow/invocations HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: text/csv\r\nContent-Length: %d\r\n\r\n" % len(body))
+        cut = [len(body) // 2, len(body), len(body)][i % 3]
+        s.sendall(body[:cut])
+        time.sleep(0.01 * (i % 7))
+        s.close()
+        return None
+
+    for _ in range(3):
+        parallel(leave, 30)
+        time.sleep(0.5)
+    st, _, out = curl(gw.invoke_url("slow"), rowtxt * 3, ["Content-Type: text/csv"])
+    check_eq(st, 200, "serving after 90 clients left at every stage")
+    settle(gw, idle, "clients leaving at every stage")
 
 finish()
