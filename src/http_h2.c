@@ -425,17 +425,37 @@ static int h2_on_error(nghttp2_session *session, int code, const char *msg, size
     return 0;
 }
 
-/* Output buffer changes: bytes the socket took while the output was
- * blocked are progress for a response the client is slow to read. */
+/* Responses of <conn> with DATA still to send. */
+static uint64_t h2_waiting(const struct http_conn *conn)
+{
+    const struct ig_http_req *req;
+    uint64_t n = 0;
+
+    TAILQ_FOREACH(req, &conn->reqs, link)
+    if (req->state == HTTP_REQ_ANSWERED && req->resp_off < req->resp_len)
+        n++;
+    return n;
+}
+
+/*
+ * Output buffer changes: bytes the socket took while the output was
+ * blocked are progress for the responses waiting behind it, shared out:
+ * the socket must take min_rate bytes per period for each of them (as
+ * each would on its own). Counted whole for every one, a client reading
+ * min_rate bytes per period kept up to max_concurrent_streams answers
+ * (and their charge, up to the connection's share) alive.
+ */
 static void h2_on_out_change(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
     struct http_conn *conn = arg;
+    uint64_t waiting;
 
     (void)buf;
     if (info->n_deleted == 0 || !conn->h2_out_blocked)
         return;
     conn->drain_bytes += info->n_deleted;
-    if (conn->drain_bytes >= conn->srv->min_rate) {
+    if (conn->drain_bytes >= conn->srv->min_rate &&
+        conn->drain_bytes / conn->srv->min_rate >= ((waiting = h2_waiting(conn)) ? waiting : 1)) {
         conn->stall_progress_us = ig_now_us();
         conn->drain_bytes = 0;
     }
@@ -541,7 +561,14 @@ void ig_http_h2_process(struct http_conn *conn)
                                                                     : HTTP_H2_RECV_PIECE);
         if (n < 0) {
             ig_log(IG_LOG_DEBUG, "http: %s: h2 receive: %s", conn->peer, nghttp2_strerror((int)n));
-            ig_http_conn_finish(conn); /* flush a GOAWAY nghttp2 may have queued */
+            /* nghttp2 queues no GOAWAY of its own for a flood or a
+             * CONTINUATION run (it only stops): the client is told why
+             * (a GOAWAY already queued stays the only one) */
+            nghttp2_session_terminate_session(conn->h2, n == NGHTTP2_ERR_FLOODED ||
+                                                                n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                                                            ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                            : NGHTTP2_PROTOCOL_ERROR);
+            ig_http_conn_finish(conn); /* flush the GOAWAY */
             return;
         }
         evbuffer_drain(in, (size_t)n);
@@ -585,8 +612,11 @@ void ig_http_h2_on_stall(struct http_conn *conn)
     if (late == 0)
         return;
     conn->srv->stalls += late;
-    if (!others) {
-        /* nothing else on the connection: it goes with them */
+    if (!others || conn->h2_out_blocked) {
+        /* nothing else on the connection: it goes with them; or the
+         * socket is too slow to take what waits (a RST_STREAM would wait
+         * behind it too, and the answers held with it): the connection
+         * goes, its bytes freed within HTTP_LINGER_US */
         ig_http_h2_on_timeout(conn);
         return;
     }

@@ -250,6 +250,7 @@ struct ig_http_server {
     uint64_t min_rate;        /* stall rule: bytes per idle_us period */
     uint64_t share_refused_gone; /* refusals counted by shares of freed connections */
     uint64_t stalls;          /* requests cut by the stall rule */
+    uint64_t evicted;         /* idle connections ended to admit a new one (max_connections) */
     uint64_t body_held;     /* bytes of request-body storage allocated, all requests */
     uint64_t idle_us;   /* 0 = never */
     uint64_t header_us; /* 0 = never */

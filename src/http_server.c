@@ -31,6 +31,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <jansson.h>
+#include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -978,10 +979,17 @@ static void conn_end_quietly(struct http_conn *conn)
     if (conn->state != HTTP_CONN_LINGER) {
         if (conn->proto == HTTP_PROTO_H2)
             ig_http_h2_last_words(conn);
-        if (!conn->tls)
-            while (evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0 &&
-                   evbuffer_write(bufferevent_get_output(conn->bev), fd) > 0)
+        if (!conn->tls) {
+            struct evbuffer *out = bufferevent_get_output(conn->bev);
+
+            /* a socket bufferevent keeps the start of its output frozen
+             * (only its own write callback takes from it): evbuffer_write
+             * would fail and the last words never leave */
+            evbuffer_unfreeze(out, 1);
+            while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
                 ;
+            evbuffer_freeze(out, 1);
+        }
         if (conn->tls || evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0)
             conn_shutdown_write(conn);
     }
@@ -1415,6 +1423,46 @@ static struct bufferevent *server_new_bev(struct ig_http_server *srv, evutil_soc
     return bev;
 }
 
+/* 1 when <conn> holds nothing for its client: no request started, no
+ * byte read or to write (h2: no frame nghttp2 still wants to send), not
+ * in a TLS handshake, not dropping a refused body. */
+static bool conn_idle(const struct http_conn *conn)
+{
+    if (conn->state != HTTP_CONN_OPEN || conn->proto == HTTP_PROTO_TLS || conn->h1_discard ||
+        !TAILQ_EMPTY(&conn->reqs) || evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0 ||
+        evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
+        return false;
+    return conn->proto != HTTP_PROTO_H2 || conn->h2 == NULL ||
+           !nghttp2_session_want_write(conn->h2);
+}
+
+/*
+ * max_connections is reached: make room by ending the oldest idle
+ * connection (the first in accept order: under a flood of idle
+ * connections, at once). Without this, connections that send nothing
+ * (a connect costs the client nothing) hold every slot for
+ * idle_timeout_ms and lock every new client out; a connection with a
+ * request in progress is never ended for a newcomer. An h2 client gets
+ * its GOAWAY (last stream id, NO_ERROR) first, so it knows no request was
+ * lost and opens another connection. 1 when one was ended.
+ */
+static int server_evict_idle(struct ig_http_server *srv)
+{
+    struct http_conn *conn;
+
+    TAILQ_FOREACH(conn, &srv->conns, link) {
+        if (!conn_idle(conn))
+            continue;
+        ig_log(IG_LOG_DEBUG, "http: connection limit %u reached; ending idle %s to make room",
+               srv->max_connections, conn->peer);
+        conn_end_quietly(conn);
+        ig_http_conn_close(conn);
+        srv->evicted++;
+        return 1;
+    }
+    return 0;
+}
+
 static void server_on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
                              int salen, void *arg)
 {
@@ -1424,7 +1472,8 @@ static void server_on_accept(struct evconnlistener *lst, evutil_socket_t fd, str
 
     (void)lst;
     (void)salen;
-    if (srv->max_connections != 0 && srv->nconns >= srv->max_connections) {
+    if (srv->max_connections != 0 && srv->nconns >= srv->max_connections &&
+        !server_evict_idle(srv)) {
         ig_log(IG_LOG_DEBUG, "http: connection limit %u reached; closing a new connection",
                srv->max_connections);
         evutil_closesocket(fd);

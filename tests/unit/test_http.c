@@ -1302,13 +1302,14 @@ static void limit_run(void *arg)
     struct limit *l = arg;
     struct cl *c = calloc(MAX_CONNS + 1, sizeof(*c));
 
+    /* each holds a request the gateway has not answered: none is idle,
+     * none may be ended for a newcomer */
     for (int i = 0; i < MAX_CONNS && l->rc == 0; i++) {
         l->rc = cl_connect(&c[i], S.port);
         if (l->rc == 0)
-            l->rc = cl_sends(&c[i], "GET /sync HTTP/1.1\r\nHost: t\r\n\r\n");
-        if (l->rc == 0)
-            l->rc = cl_read_responses(&c[i], 1);
+            l->rc = cl_sends(&c[i], "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n");
     }
+    usleep(50000);
     if (l->rc == 0 && (l->rc = cl_connect(&c[MAX_CONNS], S.port)) == 0) {
         uint64_t t0 = now_ms();
 
@@ -1337,6 +1338,64 @@ static void test_max_connections(void **state)
     assert_int_equal(l.fifth, 0);
     assert_true(l.fifth_ms < IDLE_TIMEOUT_MS / 2); /* closed at once, not when idle */
     assert_true(l.after > 0);
+    assert_int_equal(S.requests, MAX_CONNS + 1);
+}
+
+struct evict {
+    int rc;
+    ssize_t first;     /* what the oldest idle connection read then: 0 = EOF */
+    uint64_t first_ms; /* how long until it was ended */
+    size_t newcomer;   /* the new connection's response bytes */
+    ssize_t second;    /* what the next oldest read: -1 = nothing (still open) */
+};
+
+/* max_connections idle keep-alive connections (answered, nothing more
+ * sent), then one more client: the oldest idle one makes room. */
+static void evict_run(void *arg)
+{
+    struct evict *e = arg;
+    struct cl *c = calloc(MAX_CONNS + 1, sizeof(*c));
+
+    for (int i = 0; i < MAX_CONNS && e->rc == 0; i++) {
+        e->rc = cl_connect(&c[i], S.port);
+        if (e->rc == 0)
+            e->rc = cl_sends(&c[i], "GET /sync HTTP/1.1\r\nHost: t\r\n\r\n");
+        if (e->rc == 0)
+            e->rc = cl_read_responses(&c[i], 1);
+    }
+    if (e->rc == 0 && (e->rc = cl_connect(&c[MAX_CONNS], S.port)) == 0 &&
+        (e->rc = cl_sends(&c[MAX_CONNS], "GET /sync HTTP/1.1\r\nHost: t\r\n\r\n")) == 0 &&
+        (e->rc = cl_read_responses(&c[MAX_CONNS], 1)) == 0) {
+        uint64_t t0 = now_ms();
+        size_t had = c[0].len;
+
+        e->newcomer = c[MAX_CONNS].len;
+        e->first = cl_read_more(&c[0]);
+        e->first_ms = now_ms() - t0;
+        if (e->first > 0 || c[0].len != had)
+            e->first = -3;
+        {
+            char b;
+
+            e->second = recv(c[1].fd, &b, 1, MSG_DONTWAIT);
+        }
+    }
+    for (int i = 0; i <= MAX_CONNS; i++)
+        cl_close(&c[i]);
+    free(c);
+}
+
+static void test_max_connections_evicts_idle(void **state)
+{
+    struct evict e = {.first = -2};
+
+    (void)state;
+    run_client(evict_run, &e);
+    assert_int_equal(e.rc, 0);
+    assert_true(e.newcomer > 0);
+    assert_int_equal(e.first, 0); /* the oldest idle one: EOF, no stray bytes */
+    assert_true(e.first_ms < IDLE_TIMEOUT_MS / 2);
+    assert_int_equal(e.second, -1); /* one made room, the others stay */
     assert_int_equal(S.requests, MAX_CONNS + 1);
 }
 
@@ -2982,6 +3041,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h1_invalid_utf8_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_close_cb_on_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections_evicts_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_request, setup, teardown),
