@@ -425,37 +425,36 @@ static int h2_on_error(nghttp2_session *session, int code, const char *msg, size
     return 0;
 }
 
-/* Responses of <conn> with DATA still to send. */
-static uint64_t h2_waiting(const struct http_conn *conn)
+/* What the responses of <conn> with DATA still to send must move in a
+ * period, together (ig_http_req_rate_need each). */
+static uint64_t h2_waiting_need(const struct http_conn *conn)
 {
     const struct ig_http_req *req;
     uint64_t n = 0;
 
     TAILQ_FOREACH(req, &conn->reqs, link)
     if (req->state == HTTP_REQ_ANSWERED && req->resp_off < req->resp_len)
-        n++;
+        n += ig_http_req_rate_need(req, conn->srv->min_rate);
     return n;
 }
 
 /*
  * Output buffer changes: bytes the socket took while the output was
  * blocked are progress for the responses waiting behind it, shared out:
- * the socket must take min_rate bytes per period for each of them (as
- * each would on its own). Counted whole for every one, a client reading
+ * the socket must take what each of them would have to move on its own
+ * (ig_http_req_rate_need: min_rate, more for a big one) per period. Counted whole for every one, a client reading
  * min_rate bytes per period kept up to max_concurrent_streams answers
  * (and their charge, up to the connection's share) alive.
  */
 static void h2_on_out_change(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
     struct http_conn *conn = arg;
-    uint64_t waiting;
 
     (void)buf;
     if (info->n_deleted == 0 || !conn->h2_out_blocked)
         return;
     conn->drain_bytes += info->n_deleted;
-    if (conn->drain_bytes >= conn->srv->min_rate &&
-        conn->drain_bytes / conn->srv->min_rate >= ((waiting = h2_waiting(conn)) ? waiting : 1)) {
+    if (conn->drain_bytes >= conn->srv->min_rate && conn->drain_bytes >= h2_waiting_need(conn)) {
         conn->stall_progress_us = ig_now_us();
         conn->drain_bytes = 0;
     }

@@ -37,7 +37,7 @@
  *
  * Stalls: a request waiting on the client (body incomplete, or an h2
  * response held back) must move srv->min_rate bytes per srv->idle_us
- * period, each on its own: req->rate_since_us is when its current period
+ * period (more when it holds more: ig_http_req_rate_need), each on its own: req->rate_since_us is when its current period
  * began, req->rate_bytes what it moved in it; reaching min_rate starts a
  * new period. One slow stream is cut (h2 RST_STREAM, h1 408) without
  * keeping the others alive or being kept alive by them.
@@ -90,6 +90,14 @@ struct ssl_ctx_st;
  * can finish sending and see the answer; beyond it h1 closes and h2 ends
  * the stream with RST_STREAM(NO_ERROR). */
 #define HTTP_DISCARD_MAX(srv) ((srv)->max_body * 2 + (1u << 20))
+/* The stall rule scales with what a request holds: besides min_rate, a
+ * period must move 1/2^HTTP_STALL_SHIFT of the body bytes received (or
+ * of the response bytes still to send), so that bytes are held for at
+ * most about 2^HTTP_STALL_SHIFT periods at the rate they came in. At
+ * min_rate alone, a 6 MiB body cost 4096 bytes per minute to keep: 16
+ * connections of a few such bodies held a 1 GiB server budget for 12 KB/s
+ * once uploaded. */
+#define HTTP_STALL_SHIFT 4
 /* Requests charge their budget in steps of this many bytes (one charge
  * covers a small request's header block, body and response). */
 #define HTTP_CHARGE_UNIT 4096u
@@ -327,6 +335,9 @@ void ig_http_req_drop_body(struct ig_http_req *req);
  * wait on the client now: headers, dispatched). */
 void ig_http_req_wait(struct ig_http_req *req);
 void ig_http_req_progress(struct ig_http_req *req, size_t n);
+/* What <req> must move in one period: min_rate, or more when it holds
+ * more than 2^HTTP_STALL_SHIFT times that (see HTTP_STALL_SHIFT). */
+uint64_t ig_http_req_rate_need(const struct ig_http_req *req, uint64_t min_rate);
 uint64_t ig_http_req_stall_deadline(const struct ig_http_req *req);
 /* Hand <req> to the gateway. */
 void ig_http_req_dispatch(struct ig_http_req *req);

@@ -600,12 +600,20 @@ void ig_http_req_wait(struct ig_http_req *req)
     req->rate_bytes = 0;
 }
 
+uint64_t ig_http_req_rate_need(const struct ig_http_req *req, uint64_t min_rate)
+{
+    uint64_t held = req->body.len + (req->resp_len - req->resp_off);
+
+    return held >> HTTP_STALL_SHIFT > min_rate ? held >> HTTP_STALL_SHIFT : min_rate;
+}
+
 void ig_http_req_progress(struct ig_http_req *req, size_t n)
 {
     const struct ig_http_server *srv = req->srv;
 
     req->rate_bytes += n;
-    if (srv != NULL && req->rate_bytes >= srv->min_rate)
+    if (srv != NULL && req->rate_bytes >= srv->min_rate &&
+        req->rate_bytes >= ig_http_req_rate_need(req, srv->min_rate))
         ig_http_req_wait(req);
 }
 

@@ -216,6 +216,77 @@ def case_reader():
         check(metrics(gw).get("infergate_stalled_total", 0) >= 1, "reader: counted as stalled")
 
 
+def case_hold():
+    """A body sent fast up to most of its length, then trickled at 4 times
+    min_rate_bytes per period: under the old rule (min_rate alone) it held
+    its bytes for as long as the client liked (a 6 MiB body for 68 bytes/s
+    at the defaults); a period must now also move 1/16 of what the request
+    holds. h1: 408 and the bytes released; h2: the stream (alone on its
+    connection) ends with GOAWAY, the bytes released."""
+    with Gateway({"demo": {"model": DEMO_MODEL}}, idle_timeout_ms=str(int(PERIOD_S * 1000)),
+                 header_timeout_ms="20000") as gw:
+        s = socket.create_connection(("127.0.0.1", gw.port))
+        s.sendall(b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: text/csv\r\nContent-Length: 6291456\r\n\r\n" +
+                  b"1,2,3,4\n" * (4 << 17))
+        t = time.time()
+        s.settimeout(0.25)
+        resp = b""
+        while time.time() - t < 6 * PERIOD_S:
+            try:
+                s.sendall(b"1,2,3,4\n" * 512)  # 4 KiB per 0.25 s: 16 KiB/s
+            except OSError:
+                break
+            try:
+                b = s.recv(65536)
+                if not b:
+                    break
+                resp += b
+                if b"\r\n\r\n" in resp:
+                    break
+            except socket.timeout:
+                pass
+        took = time.time() - t
+        check(resp.startswith(b"HTTP/1.1 408 ") and took < 3 * PERIOD_S,
+              "hold: h1: 4 MiB of a 6 MiB body, then 16 KiB/s (4 x min_rate): 408 within 3 "
+              "periods (%r after %.1fs)" % (resp[:40], took))
+        s.close()
+        held = metrics(gw).get("infergate_buffered_bytes", 0)
+        check(held < 64 << 10, "hold: h1: its bytes are released (%d held)" % held)
+
+        s = h2_open(gw.port)
+        enc = hpack.Encoder()
+        s.sendall(frame(HEADERS, END_HEADERS, 1, enc.encode([
+            (":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1"),
+            (":path", "/endpoints/demo/invocations"), ("content-type", "text/csv"),
+            ("content-length", "1048576")])))
+        body = b"1,2,3,4\n" * (900 << 7)  # 900 KiB: within the first stream window
+        for i in range(0, len(body), 16384):
+            s.sendall(frame(DATA, 0, 1, body[i:i + 16384]))
+        t = time.time()
+        sent = len(body)
+        while time.time() - t < 6 * PERIOD_S and not gone(s):
+            try:
+                s.sendall(frame(DATA, 0, 1, b"1,2,3,4\n" * 512))
+                sent += 4096
+            except OSError:
+                break
+            time.sleep(0.25)
+        took = time.time() - t
+        check(gone(s) and took < 3 * PERIOD_S and sent < 1048576,
+              "hold: h2: 900 KiB then 16 KiB/s: the stream is cut within 3 periods (%s after "
+              "%.1fs)" % (gone(s), took))
+        s.close()
+        time.sleep(0.3)
+        deadline = time.time() + 4
+        while time.time() < deadline:
+            held = metrics(gw).get("infergate_buffered_bytes", 0)
+            if held < 64 << 10:
+                break
+            time.sleep(0.1)
+        check(held < 64 << 10, "hold: h2: its bytes are released (%d held)" % held)
+
+
 def case_rapid():
     with Gateway({"demo": {"model": DEMO_MODEL}}) as gw:
         s = h2_open(gw.port)
@@ -296,7 +367,7 @@ def case_chunkext():
         s.close()
 
 
-CASES = os.environ.get("ADV_CASES", "idle reader rapid cont chunkext").split()
+CASES = os.environ.get("ADV_CASES", "idle reader hold rapid cont chunkext").split()
 for case in [globals()["case_" + n] for n in CASES]:
     t0 = time.time()
     try:
