@@ -574,6 +574,8 @@ static void on_req_closed(struct ig_http_req *http, void *arg)
     gw_req_finish(r);
 }
 
+static void gw_decode_cancel(struct ig_gateway *gw, struct gw_request *r);
+
 /* The endpoint's deadline timer: expire every request at the head of the
  * FIFO whose deadline has passed, then re-arm for the new head. */
 static void on_ep_deadline(evutil_socket_t fd, short what, void *arg)
@@ -589,8 +591,10 @@ static void on_ep_deadline(evutil_socket_t fd, short what, void *arg)
         gw_dl_unlink(ep, r);
         if (r->decoding) {
             /* A worker is reading the body, which the answer would free:
-             * answer when the decoder hands the request back. */
+             * answer when the decoder hands the request back; a body still
+             * waiting for a decoder is answered now. */
             r->expired = 1;
+            gw_decode_cancel(ep->gw, r);
             continue;
         }
         gw_req_expire(r);
@@ -1019,9 +1023,16 @@ static struct gw_flow *gw_flow_find(struct ig_gateway *gw, const void *key)
     return NULL;
 }
 
+/* Remove the empty flow <f>, keeping the others in their turn order (a
+ * swap with the last would let the newest connection jump the queue). */
 static void gw_flow_remove(struct ig_gateway *gw, struct gw_flow *f)
 {
-    *f = gw->flows[--gw->nflows];
+    uint32_t i = (uint32_t)(f - gw->flows);
+
+    memmove(f, f + 1, (gw->nflows - i - 1) * sizeof(*f));
+    gw->nflows--;
+    if (gw->flow_next > i)
+        gw->flow_next--;
     if (gw->flow_next >= gw->nflows)
         gw->flow_next = 0;
 }
@@ -1034,7 +1045,7 @@ static struct gw_decode_job *gw_flow_pop(struct ig_gateway *gw)
 
     f->head = j->next;
     if (--f->n == 0)
-        gw_flow_remove(gw, f); /* the last flow moves here: its turn is next */
+        gw_flow_remove(gw, f); /* the flow after it moves here: its turn is next */
     else
         gw->flow_next = (gw->flow_next + 1) % gw->nflows;
     return j;
@@ -1057,6 +1068,32 @@ static void gw_decode_pump(struct ig_gateway *gw)
             continue;
         }
         gw->decode_running++;
+    }
+}
+
+/* If <r>'s body is still waiting for a decoder, take it out of its flow
+ * and answer it now (its deadline passed: r->expired). O(waiting bodies),
+ * at most GW_DECODE_QUEUE_MAX. */
+static void gw_decode_cancel(struct ig_gateway *gw, struct gw_request *r)
+{
+    for (uint32_t i = 0; i < gw->nflows; i++) {
+        struct gw_flow *f = &gw->flows[i];
+        struct gw_decode_job *j, *prev = NULL;
+
+        for (j = f->head; j != NULL; prev = j, j = j->next) {
+            if (j->r != r)
+                continue;
+            if (prev != NULL)
+                prev->next = j->next;
+            else
+                f->head = j->next;
+            if (f->tail == j)
+                f->tail = prev;
+            if (--f->n == 0)
+                gw_flow_remove(gw, f);
+            gw_decode_done(j);
+            return;
+        }
     }
 }
 

@@ -98,8 +98,11 @@ with Gateway({"km1": {"model": KM1, "max_batch_rows": "4096"}}, workers="2",
     thr = ('{"message":"The predictions of this request do not fit in what the gateway may hold '
            'for clients (%d bytes); retry later or send fewer rows."}' % BUDGET)
     big = '{"message":"The predictions are too large to hold."}'
+    rows_full = re.compile(r'^\{"message":"Row [0-9]+: the decoded features of this request do not '
+                           r"fit in the gateway's memory budget; retry later or send fewer rows\.\"\}$")
     got = [(s, h.get("x-amzn-errortype"), o) for s, h, o in res]
-    check(all(g in ((400, "ThrottlingException", thr), (500, "InternalFailure", big)) for g in got)
+    check(all(g in ((400, "ThrottlingException", thr), (500, "InternalFailure", big))
+              or (g[:2] == (400, "ThrottlingException") and rows_full.match(g[2])) for g in got)
           and (400, "ThrottlingException", thr) in got,
           "3 x 6 MiB of K-Means rows with JSON predictions: refused by the budget: %r"
           % [(s, t, o[:160]) for s, t, o in got])
@@ -270,5 +273,47 @@ with Gateway({"slow": {"model": DEMO_MODEL, "max_delay_us": "300000", "max_batch
     st, _, out = curl(gw.invoke_url("slow"), rowtxt * 3, ["Content-Type: text/csv"])
     check_eq(st, 200, "serving after 90 clients left at every stage")
     settle(gw, idle, "clients leaving at every stage")
+
+# ---- a deadline that passes while a body waits for a decoder -----------------
+# 40 clients each post a 6 MiB body (one decoder): a body behind them waits
+# for 40 decodes. Its deadline (200 ms) is answered when it passes, not when
+# the body's turn comes seconds later.
+TIMEOUT_MSG = ("Your invocation timed out while waiting for a response from container AllTraffic. "
+               "Review the latency metrics for each container in Amazon CloudWatch, resolve the "
+               "issue, and try again.")
+with Gateway({"demo": {"model": DEMO_MODEL, "accept": "text/csv"},
+              "quick": {"model": DEMO_MODEL, "accept": "text/csv", "request_timeout_ms": "200"}},
+             workers="1", max_buffered_body_bytes=str(8 << 30)) as gw:
+    idle = held(gw)
+    # rows as objects: each goes through jansson, the slow way to decode
+    objrow = json.dumps({"features": [float(v) for v in rowtxt.strip().split(",")]})
+    raw = ('{"instances":[' + ",".join([objrow] * (6 * 1024 * 1024 // (len(objrow) + 1) - 1))
+           + "]}").encode()
+    req = (b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\n"
+           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(raw)) + raw
+    socks = [socket.create_connection(("127.0.0.1", gw.port), timeout=300) for _ in range(40)]
+    tflood = time.time()
+    parallel(lambda i: socks[i].sendall(req), 40)
+    time.sleep(1.0)  # every body read, most waiting for the decoder
+    t0 = time.time()
+    st, hd, out = curl(gw.invoke_url("quick"), write("victim2.csv", rowtxt * 2000),
+                       ["Content-Type: text/csv"])
+    waited = time.time() - t0
+    try:
+        orig = json.loads(out).get("OriginalMessage")
+    except ValueError:
+        orig = out[:200]
+    check_eq((st, hd.get("x-amzn-errortype"), orig), (424, "ModelError", TIMEOUT_MSG),
+             "a body waiting for a decoder past its deadline: the timeout ModelError")
+    check(waited < 1.5, "... answered when its deadline passed: after %.2f s" % waited)
+    answers = []
+    for s_ in socks:
+        f = s_.makefile("rb")
+        answers.append(f.readline().split()[1:2])
+        s_.close()
+    flood_s = time.time() - tflood
+    check_eq(answers, [[b"200"]] * 40, "the 40 bodies ahead of it: all answered")
+    check(flood_s > 2 * waited, "... which took %.2f s" % flood_s)
+    settle(gw, idle, "deadline while waiting for a decoder")
 
 finish()
