@@ -92,12 +92,18 @@ struct ssl_ctx_st;
 #define HTTP_DISCARD_MAX(srv) ((srv)->max_body * 2 + (1u << 20))
 /* The stall rule scales with what a request holds: besides min_rate, a
  * period must move 1/2^HTTP_STALL_SHIFT of the body bytes received (or
- * of the response bytes still to send), so that bytes are held for at
- * most about 2^HTTP_STALL_SHIFT periods at the rate they came in. At
+ * of the response bytes still to send), so that they are held for at
+ * most about 2^HTTP_STALL_SHIFT periods at the rate they move (a header
+ * block, at most max_header_list_size, is not counted: a small request's
+ * bookkeeping must not raise the rate a tiny min_rate_bytes asks). At
  * min_rate alone, a 6 MiB body cost 4096 bytes per minute to keep: 16
  * connections of a few such bodies held a 1 GiB server budget for 12 KB/s
  * once uploaded. */
 #define HTTP_STALL_SHIFT 4
+/* At max_connections, a connection this long in its TLS handshake, its
+ * first bytes or an h1 header block may be ended to admit a new one (an
+ * idle one goes first, at any age). */
+#define HTTP_EVICT_PREAMBLE_US 1000000u
 /* Requests charge their budget in steps of this many bytes (one charge
  * covers a small request's header block, body and response). */
 #define HTTP_CHARGE_UNIT 4096u

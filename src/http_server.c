@@ -1444,31 +1444,62 @@ static bool conn_idle(const struct http_conn *conn)
            !nghttp2_session_want_write(conn->h2);
 }
 
+/* When <conn> began a stage that holds no request the gateway has: its
+ * TLS handshake, the first bytes before the protocol is known, an h1
+ * request's header block; 0 when it is in none. */
+static uint64_t conn_preamble_since(const struct http_conn *conn)
+{
+    const struct ig_http_req *req = TAILQ_FIRST(&conn->reqs);
+
+    if (conn->state != HTTP_CONN_OPEN)
+        return 0;
+    if (conn->proto == HTTP_PROTO_TLS)
+        return conn->accepted_us;
+    if (conn->proto == HTTP_PROTO_UNKNOWN)
+        return conn->first_byte_us;
+    if (conn->proto == HTTP_PROTO_H1 && req != NULL && req->state == HTTP_REQ_HEADERS)
+        return req->start_us;
+    return 0;
+}
+
 /*
  * max_connections is reached: make room by ending the oldest idle
  * connection (the first in accept order: under a flood of idle
- * connections, at once). Without this, connections that send nothing
- * (a connect costs the client nothing) hold every slot for
- * idle_timeout_ms and lock every new client out; a connection with a
- * request in progress is never ended for a newcomer. An h2 client gets
- * its GOAWAY (last stream id, NO_ERROR) first, so it knows no request was
- * lost and opens another connection. 1 when one was ended.
+ * connections, at once), else the one longest in a TLS handshake, in its
+ * first bytes or in an h1 header block, if that is over
+ * HTTP_EVICT_PREAMBLE_US (no client of ours takes that long where it is
+ * not slowed down on purpose). Without this, connections that send
+ * nothing (a connect costs the client nothing) hold every slot for
+ * idle_timeout_ms, or trickle a header for header_timeout_ms, and lock
+ * every new client out. A connection with a request the gateway holds,
+ * a body arriving or an answer going out is never ended for a newcomer.
+ * The connection goes at once (no linger: the slot is needed); an h2
+ * client gets its GOAWAY (last stream id, NO_ERROR) first, so it knows no
+ * request was lost. 1 when one was ended.
  */
-static int server_evict_idle(struct ig_http_server *srv)
+static int server_evict(struct ig_http_server *srv)
 {
-    struct http_conn *conn;
+    struct http_conn *conn, *victim = NULL;
+    uint64_t oldest = ig_now_us() - HTTP_EVICT_PREAMBLE_US, since;
 
     TAILQ_FOREACH(conn, &srv->conns, link) {
-        if (!conn_idle(conn))
-            continue;
-        ig_log(IG_LOG_DEBUG, "http: connection limit %u reached; ending idle %s to make room",
-               srv->max_connections, conn->peer);
-        conn_end_quietly(conn);
-        ig_http_conn_close(conn);
-        srv->evicted++;
-        return 1;
+        if (conn_idle(conn)) {
+            victim = conn;
+            break;
+        }
+        if ((since = conn_preamble_since(conn)) != 0 && since < oldest) {
+            oldest = since;
+            victim = conn;
+        }
     }
-    return 0;
+    if (victim == NULL)
+        return 0;
+    ig_log(IG_LOG_DEBUG, "http: connection limit %u reached; ending %s to make room",
+           srv->max_connections, victim->peer);
+    conn_end_quietly(victim);
+    ig_http_conn_close(victim);
+    srv->evicted++;
+    return 1;
 }
 
 static void server_on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
@@ -1481,7 +1512,7 @@ static void server_on_accept(struct evconnlistener *lst, evutil_socket_t fd, str
     (void)lst;
     (void)salen;
     if (srv->max_connections != 0 && srv->nconns >= srv->max_connections &&
-        !server_evict_idle(srv)) {
+        !server_evict(srv)) {
         ig_log(IG_LOG_DEBUG, "http: connection limit %u reached; closing a new connection",
                srv->max_connections);
         evutil_closesocket(fd);

@@ -8,6 +8,10 @@
             the new client gets its answer, the evicted HTTP/2 client its
             GOAWAY(NO_ERROR). Connections with a request in progress are
             never evicted (the new one is then refused, as before).
+  slow      max_connections held by header blocks that trickle for
+            header_timeout_ms (slowloris) or first bytes that never make a
+            protocol: past 1 s in that stage, the oldest makes room; younger
+            ones are left alone (the newcomer is refused).
   reader    an HTTP/2 client opens 40 GET /metrics streams and reads its socket
             at 8 KiB/s: above min_rate_bytes per idle_timeout_ms for the socket,
             far below it for 40 streams. The socket's progress used to count
@@ -15,6 +19,10 @@
             40 answers (11 MB) for as little as 68 bytes/s; each stream now
             needs its own min_rate of the socket's progress, and the connection
             is cut within a few periods, its bytes released.
+  hold      a body sent fast to most of its length, then trickled at 4 x
+            min_rate_bytes: it used to keep its bytes as long as it liked (a
+            6 MiB body for 68 bytes/s); a period must now also move 1/16 of
+            what the request holds (h1: 408; h2: cut; bytes released).
   rapid     HEADERS + RST_STREAM 5000 times (CVE-2023-44487): the gateway
             ends the connection (nghttp2's reset rate limit), stays up, and
             holds nothing afterwards.
@@ -152,6 +160,35 @@ def case_idle():
             s.close()
         time.sleep(0.3)
         check_eq(ping_status(gw), 200, "idle: the gateway answers once they are gone")
+
+
+def case_slow():
+    """max_connections held by header blocks trickled for header_timeout_ms
+    (slowloris) or first bytes that never make a protocol: at the limit the
+    one longest in that stage, past 1 s, makes room."""
+    with Gateway({"demo": {"model": DEMO_MODEL}}, max_connections="4",
+                 header_timeout_ms="30000") as gw:
+        time.sleep(0.3)
+        socks = []
+        for i in range(4):
+            s = socket.create_connection(("127.0.0.1", gw.port))
+            s.sendall(b"PRI * HTTP/2.0\r\n" if i == 3 else
+                      b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\nX-A: ")
+            socks.append(s)
+        time.sleep(0.2)
+        check_eq(ping_status(gw, 2), 0, "slow: 4 header blocks begun 0.2 s ago hold "
+                 "max_connections 4: a new client is refused (none is that old)")
+        time.sleep(1.2)
+        check_eq(ping_status(gw), 200, "slow: past 1 s, the oldest of them makes room for a "
+                 "new client (it used to wait for header_timeout_ms)")
+        socks[0].settimeout(2)
+        try:
+            first = socks[0].recv(100)
+        except OSError:
+            first = b"?"
+        check_eq(first, b"", "slow: the oldest header block's connection is ended (EOF)")
+        for s in socks:
+            s.close()
 
 
 def case_reader():
@@ -367,7 +404,7 @@ def case_chunkext():
         s.close()
 
 
-CASES = os.environ.get("ADV_CASES", "idle reader hold rapid cont chunkext").split()
+CASES = os.environ.get("ADV_CASES", "idle slow reader hold rapid cont chunkext").split()
 for case in [globals()["case_" + n] for n in CASES]:
     t0 = time.time()
     try:
