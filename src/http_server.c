@@ -1446,7 +1446,8 @@ static bool conn_idle(const struct http_conn *conn)
 
 /* When <conn> began a stage that holds no request the gateway has: its
  * TLS handshake, the first bytes before the protocol is known, an h1
- * request's header block; 0 when it is in none. */
+ * request's header block, an h1 refused body being dropped; 0 when it is
+ * in none. */
 static uint64_t conn_preamble_since(const struct http_conn *conn)
 {
     const struct ig_http_req *req = TAILQ_FIRST(&conn->reqs);
@@ -1459,6 +1460,10 @@ static uint64_t conn_preamble_since(const struct http_conn *conn)
         return conn->first_byte_us;
     if (conn->proto == HTTP_PROTO_H1 && req != NULL && req->state == HTTP_REQ_HEADERS)
         return req->start_us;
+    /* dropping the rest of a refused body (answered already): since the
+     * answer, when the request went */
+    if (conn->proto == HTTP_PROTO_H1 && req == NULL && conn->h1_discard)
+        return conn->idle_since_us;
     return 0;
 }
 

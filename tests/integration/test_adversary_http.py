@@ -189,6 +189,32 @@ def case_slow():
         check_eq(first, b"", "slow: the oldest header block's connection is ended (EOF)")
         for s in socks:
             s.close()
+        time.sleep(0.3)
+        # refused bodies (413) being read and dropped: each used to hold its
+        # slot for idle_timeout_ms for the price of one request
+        socks = []
+        for i in range(4):
+            s = socket.create_connection(("127.0.0.1", gw.port))
+            s.sendall(b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: text/csv\r\nContent-Length: 7340032\r\n\r\n1,2\n")
+            socks.append(s)
+        time.sleep(1.3)
+        check_eq(ping_status(gw), 200, "slow: 4 refused bodies being dropped for over 1 s: the "
+                 "oldest makes room for a new client")
+        socks[0].settimeout(2)
+        got = b""
+        try:
+            while True:
+                b = socks[0].recv(65536)
+                if not b:
+                    break
+                got += b
+        except OSError:
+            got += b"?"
+        check(got.startswith(b"HTTP/1.1 413 ") and got.endswith(b"}"),
+              "slow: ... its 413 was sent, then its end (%r)" % got[-40:])
+        for s in socks:
+            s.close()
 
 
 def case_reader():
