@@ -1432,16 +1432,20 @@ static struct bufferevent *server_new_bev(struct ig_http_server *srv, evutil_soc
 }
 
 /* 1 when <conn> holds nothing for its client: no request started, no
- * byte read or to write (h2: no frame nghttp2 still wants to send), not
- * in a TLS handshake, not dropping a refused body. */
+ * byte read, waiting in the socket or to write (h2: no frame nghttp2
+ * still wants to send), not in a TLS handshake, not dropping a refused
+ * body. Only looked at when max_connections is reached. */
 static bool conn_idle(const struct http_conn *conn)
 {
     if (conn->state != HTTP_CONN_OPEN || conn->proto == HTTP_PROTO_TLS || conn->h1_discard ||
-        !TAILQ_EMPTY(&conn->reqs) || evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0 ||
-        evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
+        !TAILQ_EMPTY(&conn->reqs) || evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
         return false;
-    return conn->proto != HTTP_PROTO_H2 || conn->h2 == NULL ||
-           !nghttp2_session_want_write(conn->h2);
+    if (conn->proto == HTTP_PROTO_H2 && conn->h2 != NULL && nghttp2_session_want_write(conn->h2))
+        return false;
+    /* a request already in the socket, not read yet: an h1 client would
+     * see its keep-alive connection close under it (an h2 one would learn
+     * from the GOAWAY that it was not processed, but it is busy too) */
+    return !ig_http_conn_input_waiting(conn);
 }
 
 /* When <conn> began a stage that holds no request the gateway has: its
