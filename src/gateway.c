@@ -53,7 +53,11 @@
 #define GW_DECODE_INLINE_MAX ((size_t)64 << 10)
 /* Bodies waiting for or in a decoder at once; more get ThrottlingException.
  * Their bytes are already held (and capped) by the HTTP layer; this bounds
- * the queue of decode jobs itself. */
+ * the queue of decode jobs itself. The waiting ones are served one
+ * connection at a time in turn (struct gw_flow), and at the cap a body of a
+ * connection with fewer waiting takes the place of the newest body of the
+ * connection with the most (gw_decode_admit): one client cannot keep the
+ * others' big bodies out. */
 #define GW_DECODE_QUEUE_MAX 64
 /* Requests whose rows, features and predictions take this much are freed
  * on a model worker (short jobs, unlike decodes, so the memory goes back
