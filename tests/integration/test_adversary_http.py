@@ -28,6 +28,8 @@
             holds nothing afterwards.
   cont      a header block of many empty CONTINUATION frames (CVE-2024-28182):
             the connection ends at once.
+  lengths   Content-Length, chunk sizes and h2 content-length near 2^64: the
+            right refusal, never a wrapped length.
   chunkext  an HTTP/1.1 chunk-size line with a chunk extension trickled one
             byte at a time (the parser keeps none of it): bytes that are not
             body do not count as progress; 408 within a period or two."""
@@ -430,7 +432,60 @@ def case_chunkext():
         s.close()
 
 
-CASES = os.environ.get("ADV_CASES", "idle slow reader hold rapid cont chunkext").split()
+def h1_exchange(port, raw, timeout=3):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(raw)
+    s.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    except OSError:
+        pass
+    s.close()
+    return got
+
+
+def case_lengths():
+    """Lengths near 2^64: refused with the right status, never wrapped."""
+    with Gateway({"demo": {"model": DEMO_MODEL}}) as gw:
+        head = (b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: text/csv\r\n")
+        got = h1_exchange(gw.port, head + b"Content-Length: 18446744073709551615\r\n\r\n1")
+        check(got.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in got,
+              "lengths: h1 Content-Length 2^64-1: 400 and close (%r)" % got[:60])
+        got = h1_exchange(gw.port, head + b"Content-Length: 18446744073709551\r\n\r\n1")
+        check(got.startswith(b"HTTP/1.1 413 ") and
+              b"Request body of 18446744073709551 bytes exceeds the maximum of 6291456 bytes."
+              in got and b"Connection: close" in got,
+              "lengths: h1 Content-Length 2^54: 413 naming it, close (%r)" % got[:60])
+        got = h1_exchange(gw.port, head + b"Transfer-Encoding: chunked\r\n\r\n"
+                          b"1000000000000000000\r\n")
+        check(got.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in got,
+              "lengths: h1 chunk size past 2^64: 400 and close (%r)" % got[:60])
+        s = h2_open(gw.port)
+        enc = hpack.Encoder()
+        s.sendall(frame(HEADERS, END_HEADERS, 1, enc.encode([
+            (":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1"),
+            (":path", "/endpoints/demo/invocations"), ("content-type", "text/csv"),
+            ("content-length", "9223372036854775807")])) + frame(DATA, 0, 1, b"1,2\n"))
+        frames, _ = read_frames(s, 1.5)
+        dec = hpack.Decoder()
+        status = [dict(dec.decode(p)).get(":status") for t_, _, sid, p in frames
+                  if t_ == HEADERS and sid == 1]
+        rst = [struct.unpack(">I", p)[0] for t_, _, sid, p in frames
+               if t_ == RST_STREAM and sid == 1]
+        check(status == ["413"] and rst == [0],
+              "lengths: h2 content-length 2^63-1: 413, then RST_STREAM(NO_ERROR) (%r, %r)"
+              % (status, rst))
+        s.close()
+        check_eq(ping_status(gw), 200, "lengths: the gateway still answers")
+
+
+CASES = os.environ.get("ADV_CASES", "idle slow reader hold rapid cont chunkext lengths").split()
 for case in [globals()["case_" + n] for n in CASES]:
     t0 = time.time()
     try:
