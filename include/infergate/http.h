@@ -31,7 +31,11 @@ struct ig_budget;
 struct ig_http_server_conf {
     const char *listen;              /* "HOST:PORT": IPv4, "[v6]" or a name (addr.h); 0 = any port */
     const char *tls_cert, *tls_key;  /* both non-empty: TLS (ALPN h2, http/1.1); else cleartext */
-    uint32_t max_connections;        /* more are accepted then closed at once; 0 = unlimited */
+    uint32_t max_connections;        /* at the limit, a new connection ends the oldest idle one
+                                        (h2: GOAWAY first), else the one longest (over 1 s) in
+                                        a TLS handshake, its first bytes, an h1 header block
+                                        or dropping a refused h1 body; with none of those it
+                                        is closed at once; 0 = unlimited */
     uint32_t max_concurrent_streams; /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 0 = 100 */
     uint32_t max_header_list_size;   /* bytes of header names+values (and the request target) per
                                         request: h2 SETTINGS_MAX_HEADER_LIST_SIZE and enforced
@@ -59,9 +63,12 @@ struct ig_http_server_conf {
                                          0 = 67108864 */
     uint64_t min_rate_bytes;         /* the stall rule: a request body still arriving, or a
                                         response waiting on the client, must move this many
-                                        bytes per idle_timeout_ms period (each stream, each
-                                        h1 request on its own), else 408 (h1) or
-                                        RST_STREAM(CANCEL) / GOAWAY (h2); 0 = 4096 */
+                                        bytes per idle_timeout_ms period, or 1/16 of its body
+                                        received / response left when that is more (each
+                                        stream, each h1 request on its own; responses behind
+                                        a blocked h2 socket share its progress out), else
+                                        408 (h1) or RST_STREAM(CANCEL) / GOAWAY (h2, also
+                                        when the socket is what holds them); 0 = 4096 */
     uint64_t idle_timeout_ms;        /* connection with no request in progress for this long: closed
                                         (h2: GOAWAY); also the stall period: an h1 request body
                                         that moves fewer than min_rate_bytes in one: 408 then
