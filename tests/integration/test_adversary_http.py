@@ -26,6 +26,10 @@
   rapid     HEADERS + RST_STREAM 5000 times (CVE-2023-44487): the gateway
             ends the connection (nghttp2's reset rate limit), stays up, and
             holds nothing afterwards.
+  madeyoureset  whole requests followed by a frame that would make the
+            gateway reset their streams (WINDOW_UPDATE 0, PRIORITY on itself;
+            CVE-2025-8671): connection errors in nghttp2 1.52, the first ends
+            the connection.
   cont      a header block of many empty CONTINUATION frames (CVE-2024-28182):
             the connection ends at once.
   lengths   Content-Length, chunk sizes and h2 content-length near 2^64: the
@@ -47,8 +51,8 @@ from iglib import DEMO_MODEL, Gateway, check, check_eq, finish, run
 
 PERIOD_S = 1.0
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = \
-    0, 1, 3, 4, 6, 7, 8, 9
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = \
+    0, 1, 2, 3, 4, 6, 7, 8, 9
 END_STREAM = ACK = 0x1
 END_HEADERS = 0x4
 
@@ -382,6 +386,42 @@ def case_rapid():
               "rapid: nothing held afterwards (%r)" % m.get("infergate_buffered_bytes"))
 
 
+def case_madeyoureset():
+    """Streams the client would make the gateway reset (CVE-2025-8671,
+    MadeYouReset): a whole request (HEADERS, DATA with END_STREAM: handed to
+    the gateway), then WINDOW_UPDATE 0 or a PRIORITY on itself on its stream.
+    Were those stream errors, each reset would free a stream slot while the
+    gateway's work went on (nghttp2 1.52 counts only the client's own
+    RST_STREAMs). nghttp2 1.52 makes both connection errors: the first
+    ends the connection (GOAWAY PROTOCOL_ERROR, last stream 1)."""
+    hdr = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1"),
+           (":path", "/endpoints/demo/invocations"), ("content-type", "text/csv")]
+    row = (",".join(["0"] * 64) + "\n").encode()
+    with Gateway({"demo": {"model": DEMO_MODEL}}) as gw:
+        for name, bad in (("WINDOW_UPDATE 0", lambda sid: frame(WINDOW_UPDATE, 0, sid,
+                                                                  struct.pack(">I", 0))),
+                          ("PRIORITY on itself", lambda sid: frame(PRIORITY, 0, sid,
+                                                                     struct.pack(">IB", sid, 15)))):
+            s = h2_open(gw.port)
+            enc = hpack.Encoder()
+            out = b""
+            for i in range(100):
+                sid = 1 + 2 * i
+                out += frame(HEADERS, END_HEADERS, sid, enc.encode(hdr))
+                out += frame(DATA, END_STREAM, sid, row) + bad(sid)
+            try:
+                s.sendall(out)
+            except OSError:
+                pass
+            frames, eof = read_frames(s, 2.0)
+            goaways = [struct.unpack(">II", p[:8]) for t_, _, _, p in frames if t_ == GOAWAY]
+            check(eof and goaways == [(1, 1)],
+                  "madeyoureset: %s after a whole request: the connection ends at the first "
+                  "(GOAWAY last stream 1, PROTOCOL_ERROR) (%r)" % (name, goaways))
+            s.close()
+        check_eq(ping_status(gw), 200, "madeyoureset: the gateway still answers")
+
+
 def case_cont():
     with Gateway({"demo": {"model": DEMO_MODEL}}) as gw:
         s = h2_open(gw.port)
@@ -485,7 +525,7 @@ def case_lengths():
         check_eq(ping_status(gw), 200, "lengths: the gateway still answers")
 
 
-CASES = os.environ.get("ADV_CASES", "idle slow reader hold rapid cont chunkext lengths").split()
+CASES = os.environ.get("ADV_CASES", "idle slow reader hold rapid madeyoureset cont chunkext lengths").split()
 for case in [globals()["case_" + n] for n in CASES]:
     t0 = time.time()
     try:
