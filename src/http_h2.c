@@ -599,23 +599,25 @@ void ig_http_h2_on_stall(struct http_conn *conn)
     uint64_t now = ig_now_us(), d;
     struct ig_http_req *req;
     uint32_t late = 0;
-    bool others = false;
+    bool others = false, late_answer = false;
 
     TAILQ_FOREACH(req, &conn->reqs, link) {
         d = ig_http_req_stall_deadline(req);
-        if (d != 0 && d <= now)
+        if (d != 0 && d <= now) {
             late++;
-        else
+            late_answer |= req->state == HTTP_REQ_ANSWERED;
+        } else {
             others = true;
+        }
     }
     if (late == 0)
         return;
     conn->srv->stalls += late;
-    if (!others || conn->h2_out_blocked) {
-        /* nothing else on the connection: it goes with them; or the
-         * socket is too slow to take what waits (a RST_STREAM would wait
-         * behind it too, and the answers held with it): the connection
-         * goes, its bytes freed within HTTP_LINGER_US */
+    if (!others || (conn->h2_out_blocked && late_answer)) {
+        /* nothing else on the connection: it goes with them; or an
+         * answer is late behind a socket too slow to take what waits (a
+         * RST_STREAM would wait behind it too, and the answers held with
+         * it): the connection goes, its bytes freed within HTTP_LINGER_US */
         ig_http_h2_on_timeout(conn);
         return;
     }
