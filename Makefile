@@ -33,7 +33,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 PKGS := libevent libevent_openssl libevent_pthreads libnghttp2 openssl jansson inih
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS = $(STD) $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = $(STD) $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 LDLIBS = $(PKG_LIBS) -lhttp_parser $(MALLOC_LIBS) -lm -lpthread
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
@@ -74,7 +74,7 @@ JS_STAMP := $(JS_DIR)/node_modules/.package-lock.json
 
 all: $(BIN)
 
-$(BUILD)/obj/%.o: src/%.c $(BUILD)/.build_opts
+$(BUILD)/obj/%.o: src/%.c $(BUILD)/.build_opts $(BUILD)/gen/infergate/build.h
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -94,6 +94,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libinfergate.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libinfergate.a $(LDLIBS) -lcmocka
+
+# The build's name (git describe; "unknown" outside a git checkout), seen in
+# --version and infergate_build_info. Rewritten only when it changes, so only
+# the files that include it are rebuilt.
+$(BUILD)/gen/infergate/build.h: FORCE
+	@mkdir -p $(dir $@)
+	@b=$$(git describe --always --dirty 2>/dev/null || echo unknown); \
+	printf '#define IG_BUILD "%s"\n' "$$b" | cmp -s - $@ || printf '#define IG_BUILD "%s"\n' "$$b" > $@
 
 # Rebuild everything when the flags change.
 $(BUILD)/.build_opts: FORCE
