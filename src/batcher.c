@@ -4,9 +4,12 @@
  * The queue is a doubly linked FIFO of entries, one per enqueued rowset,
  * with a tail pointer (the back links make cancelling an entry by its
  * handle O(1): a mass disconnect must not cost O(entries^2)). Only the head entry can be partially taken: its
- * <next_row> is the first row still queued, and its rows keep the entry's
- * original enqueue time, so the head's time is always the oldest queued
- * row's time. Queued rows and bytes are kept incrementally (each entry also
+ * <next_row> is the first row still queued. An entry that a batch left
+ * partly taken goes to the back of the queue (batcher_rotate), with the
+ * batch's time as its time: a request of millions of rows takes its turn
+ * one batch at a time, and a small one behind it leaves with the next
+ * batches instead of after all of its rows. The times stay in queue order,
+ * so the head's time is always the oldest in the queue. Queued rows and bytes are kept incrementally (each entry also
  * knows its remaining bytes), so next() costs O(rows taken + segments) and
  * cancel() by owner O(entries), cancel_entry() O(1), never a rescan of rows.
  */
@@ -207,14 +210,15 @@ static uint32_t batcher_unlink(struct ig_batcher *b, struct ig_batcher_entry *e)
 /*
  * Move rows from the head of the queue into <bt>: while rows <
  * max_batch_rows and bytes + the next row's len <= max_batch_bytes, the
- * first row always. Each entry touched gives one segment.
+ * first row always. Each entry touched gives one segment. Returns 1 when
+ * the batch took rows of the head entry and left it partly taken.
  */
-static void batcher_fill(struct ig_batcher *b, struct ig_batch *bt)
+static int batcher_fill(struct ig_batcher *b, struct ig_batch *bt)
 {
     const struct ig_batcher_limits *lim = &b->lim;
     uint64_t bytes = 0;
     uint32_t cap = 0;
-    int full = 0;
+    int full = 0, partial = 0;
 
     while (b->head != NULL && !full) {
         struct ig_batcher_entry *e = b->head;
@@ -242,10 +246,34 @@ static void batcher_fill(struct ig_batcher *b, struct ig_batch *bt)
             bt->nsegs--;
         if (e->next_row == e->rs->nrows)
             batcher_pop(b);
+        else
+            partial = s->nrows > 0;
     }
     bt->nbytes = (size_t)bytes;
     b->queued_rows -= bt->nrows;
     b->queued_bytes -= bytes;
+    return partial;
+}
+
+/* After a batch that left the head entry partly taken: with others behind
+ * it, it goes to the back, its time now (no earlier than any queued: times
+ * are enqueue times, never in the future). */
+static void batcher_rotate(struct ig_batcher *b, uint64_t now_us)
+{
+    struct ig_batcher_entry *e = b->head;
+
+    if (e == NULL || e->next == NULL)
+        return;
+    b->head = e->next;
+    b->head->prev = NULL;
+    e->next = NULL;
+    e->prev = b->tail;
+    b->tail->next = e;
+    b->tail = e;
+    if (e->enqueue_us < e->prev->enqueue_us)
+        e->enqueue_us = e->prev->enqueue_us;
+    if (e->enqueue_us < now_us)
+        e->enqueue_us = now_us;
 }
 
 struct ig_batch *ig_batcher_next(struct ig_batcher *b, uint64_t now_us)
@@ -259,7 +287,8 @@ struct ig_batch *ig_batcher_next(struct ig_batcher *b, uint64_t now_us)
     bt->id = b->next_id++;
     bt->reason = reason;
     bt->created_us = now_us;
-    batcher_fill(b, bt);
+    if (batcher_fill(b, bt))
+        batcher_rotate(b, now_us);
     b->inflight++;
     return bt;
 }

@@ -323,4 +323,39 @@ with Gateway({"demo": {"model": DEMO_MODEL, "accept": "text/csv"},
     check(flood_s > 2 * waited, "... which took %.2f s" % flood_s)
     settle(gw, idle, "deadline while waiting for a decoder")
 
+# ---- a big request does not hold the endpoint's batches for the small ones ----
+# Three 6 MiB bodies of the shortest rows (9.4 million rows, seconds of model
+# work on one worker) are queued; a one-row request behind them waited for
+# all of them. A request spread over batches now goes to the back of the
+# queue after each of its batches: the small one leaves in the next few.
+with Gateway({"one": {"model": ONE, "accept": "text/csv"}}, workers="1",
+             max_buffered_body_bytes=str(8 << 30)) as gw:
+    idle = held(gw)
+    shortp = write("short3.csv", "1\n" * (3 << 20))
+    big = []
+
+    def attacker():
+        st_, _, out_ = curl(gw.invoke_url("one"), shortp, ["Content-Type: text/csv"])
+        big.append((st_, out_ == "1.0\n" * (3 << 20)))
+
+    ts = [threading.Thread(target=attacker) for _ in range(3)]
+    for t in ts:
+        t.start()
+    deadline = time.time() + 60
+    while time.time() < deadline and (metric(gw, 'infergate_queue_rows{endpoint="one"}') or 0) < 2.5e6:
+        time.sleep(0.02)
+    t0 = time.time()
+    st, _, out = curl(gw.invoke_url("one"), "7\n", ["Content-Type: text/csv"])
+    small_s = time.time() - t0
+    queued = metric(gw, 'infergate_queue_rows{endpoint="one"}')
+    for t in ts:
+        t.join()
+    big_s = time.time() - t0
+    check_eq((st, out), (200, "7.0\n"), "a one-row request behind 9.4 million queued rows: answered")
+    check(small_s < 1.0 and queued > 1e6,
+          "... after %.2f s, with %d rows still queued (the big ones took %.2f s)"
+          % (small_s, queued or 0, big_s))
+    check_eq(big, [(200, True)] * 3, "the three big requests: answered exactly")
+    settle(gw, idle, "big requests sharing batches with a small one")
+
 finish()

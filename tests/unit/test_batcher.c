@@ -337,10 +337,11 @@ static void test_owners_share_batches(void **state)
     assert_null(ig_batcher_next(b, 3));
     ig_batcher_set_drain(b, 1);
     bt = ig_batcher_next(b, 3);
+    /* B, left partly taken by the first batch, went to the back. */
     assert_batch(bt, IG_FLUSH_DRAIN, 3, 18, 3);
-    assert_seg(bt, 0, B, rb, 2, 1);
-    assert_seg(bt, 1, C, rc, 0, 1);
-    assert_seg(bt, 2, A, ra2, 0, 1);
+    assert_seg(bt, 0, C, rc, 0, 1);
+    assert_seg(bt, 1, A, ra2, 0, 1);
+    assert_seg(bt, 2, B, rb, 2, 1);
     ig_batcher_done(b, bt);
     ig_batcher_free(b);
 
@@ -348,6 +349,42 @@ static void test_owners_share_batches(void **state)
     rs_free(rb);
     rs_free(rc);
     rs_free(ra2);
+}
+
+/* A request of many rows takes its turn one batch at a time: the one-row
+ * request queued behind it leaves in the second batch, not the fourth, and
+ * the big one's rows keep their order. */
+static void test_big_request_takes_turns(void **state)
+{
+    static const uint32_t lb[] = {5};
+    struct ig_rowset *ra = rs_new(10, 1), *rb = rs_new_lens(1, lb);
+    struct ig_batcher *b = batcher_make(4, 1000, 1000, 8, 100);
+    struct ig_batch *bt;
+
+    (void)state;
+    assert_int_equal(ig_batcher_enqueue(b, A, ra, 0), 0);
+    assert_int_equal(ig_batcher_enqueue(b, B, rb, 1), 0);
+    bt = ig_batcher_next(b, 2);
+    assert_batch(bt, IG_FLUSH_ROWS, 4, 4, 1);
+    assert_seg(bt, 0, A, ra, 0, 4);
+    ig_batcher_done(b, bt);
+    bt = ig_batcher_next(b, 3);
+    assert_batch(bt, IG_FLUSH_ROWS, 4, 8, 2);
+    assert_seg(bt, 0, B, rb, 0, 1);
+    assert_seg(bt, 1, A, ra, 4, 3);
+    ig_batcher_done(b, bt);
+    /* Alone in the queue now: no turn to give, its time stays the first
+     * batch's (2, when it went to the back), and its last rows wait
+     * max_delay_us from there. */
+    assert_int_equal(ig_batcher_next_deadline(b), 1002);
+    assert_null(ig_batcher_next(b, 1001));
+    bt = ig_batcher_next(b, 1002);
+    assert_batch(bt, IG_FLUSH_DELAY, 3, 3, 1);
+    assert_seg(bt, 0, A, ra, 7, 3);
+    ig_batcher_done(b, bt);
+    ig_batcher_free(b);
+    rs_free(ra);
+    rs_free(rb);
 }
 
 static void test_one_owner_2500_rows(void **state)
@@ -877,6 +914,7 @@ static int prop_due(const struct prop *p)
 /* <bt> must hold exactly the model's next rows, packed to the limits. */
 static void prop_check_batch(struct prop *p, const struct ig_batch *bt, int reason)
 {
+    struct prop_req *last;
     uint32_t k = 0, s, j, n;
     uint64_t bytes = 0;
 
@@ -911,9 +949,30 @@ static void prop_check_batch(struct prop *p, const struct ig_batch *bt, int reas
     if (n < p->nq)
         PCHECK(p, n == p->lim.max_batch_rows ||
                       bytes + prop_row_len(&p->q[n]) > p->lim.max_batch_bytes);
+    last = n > 0 ? p->q[n - 1].req : NULL;
     memmove(p->q, p->q + n, (p->nq - n) * sizeof(*p->q));
     p->nq -= n;
     p->qbytes -= bytes;
+    /* A request the batch left partly taken goes to the back of the queue,
+     * its rows' time the batch's (or the newest queued, if later). */
+    if (p->nq > 0 && p->q[0].req == last && p->q[p->nq - 1].req != last) {
+        uint32_t m = 0, i;
+        uint64_t t = p->q[p->nq - 1].enq_us;
+        struct prop_row *tmp;
+
+        while (m < p->nq && p->q[m].req == last)
+            m++;
+        tmp = ig_xmalloc(m * sizeof(*tmp));
+        memcpy(tmp, p->q, m * sizeof(*tmp));
+        memmove(p->q, p->q + m, (p->nq - m) * sizeof(*p->q));
+        if (t < p->now)
+            t = p->now;
+        for (i = 0; i < m; i++) {
+            tmp[i].enq_us = t;
+            p->q[p->nq - m + i] = tmp[i];
+        }
+        free(tmp);
+    }
     p->rows_out += n;
     p->batches++;
     p->next_id++;
@@ -1046,6 +1105,7 @@ int main(void)
         cmocka_unit_test(test_flush_by_delay),
         cmocka_unit_test(test_delay_zero),
         cmocka_unit_test(test_owners_share_batches),
+        cmocka_unit_test(test_big_request_takes_turns),
         cmocka_unit_test(test_one_owner_2500_rows),
         cmocka_unit_test(test_max_inflight),
         cmocka_unit_test(test_queue_full),
