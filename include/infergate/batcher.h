@@ -17,9 +17,13 @@
  *   ...
  *   scatter(bt); ig_batcher_done(b, bt);           // frees bt
  *
- * Rows leave in FIFO order over all owners. A request's rows may be split
- * over several batches; inside one batch they form one segment per run of
- * consecutive rows of the same rowset.
+ * Rows leave in FIFO order over all owners, but for one thing: a rowset a
+ * batch leaves partly taken goes to the back of the queue (with others
+ * queued behind it), its time the batch's, so a rowset of millions of rows
+ * takes its turn one batch at a time and never holds the rows queued after
+ * it for all of its own. A request's rows may be split over several
+ * batches; inside one batch they form one segment per run of consecutive
+ * rows of the same rowset.
  */
 #ifndef INFERGATE_BATCHER_H
 #define INFERGATE_BATCHER_H
@@ -99,6 +103,7 @@ int ig_batcher_enqueue_sized(struct ig_batcher *b, void *owner, const struct ig_
  *   queued rows  >= max_batch_rows            IG_FLUSH_ROWS
  *   queued bytes >= max_batch_bytes           IG_FLUSH_BYTES
  *   now_us >= oldest row's enqueue time + max_delay_us   IG_FLUSH_DELAY
+ *     (a rowset sent to the back counts from that batch's time)
  *   drain mode is on and a row is queued      IG_FLUSH_DRAIN
  * The batch takes rows from the head while rows < max_batch_rows and
  * bytes + next row's len <= max_batch_bytes; the first row always goes in.
