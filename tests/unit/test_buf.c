@@ -131,6 +131,31 @@ static const struct {
     {-0x1.32700dbc89308p+6, "-76.60942740046823"},
 };
 
+/* ig_buf_grown_cap says exactly what ig_buf_reserve will allocate, so a
+ * caller can charge a budget before the buffer grows. */
+static void test_buf_grown_cap(void **state)
+{
+    struct ig_buf b;
+    size_t want;
+
+    (void)state;
+    ig_buf_init(&b, 5000);
+    for (size_t n = 0; n < 6000; n += 37) {
+        want = ig_buf_grown_cap(&b, n);
+        if (n > b.max - b.len) {
+            assert_int_equal(want, 0);
+            assert_int_equal(ig_buf_reserve(&b, n), IG_ERR_TOOBIG);
+            continue;
+        }
+        assert_int_equal(ig_buf_reserve(&b, n), 0);
+        assert_int_equal(b.cap, want);
+        assert_int_equal(ig_buf_grown_cap(&b, n), b.cap); /* no growth now */
+        assert_int_equal(ig_buf_append(&b, "x", 1), 0);
+    }
+    assert_int_equal(b.cap, 5001); /* capped at max + the NUL */
+    ig_buf_clear(&b);
+}
+
 static void test_fmt_double_matches_python_repr(void **state)
 {
     char out[IG_FMT_DOUBLE_MAX];
@@ -422,6 +447,7 @@ static void test_buf_take(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_grown_cap),
         cmocka_unit_test(test_fmt_double_matches_python_repr),
         cmocka_unit_test(test_fmt_double_nonfinite),
         cmocka_unit_test(test_fmt_double_repr_table),
