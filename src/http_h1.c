@@ -166,6 +166,7 @@ static int h1_unknown_coding(struct http_conn *conn, struct ig_http_req *req)
     if (te == NULL || strcasecmp(te, "chunked") == 0)
         return 0;
     conn->h1_close = true;
+    ig_http_req_log_refusal(req, 400, "ValidationError");
     ig_http_respond_error(req, 400, "ValidationError",
                           "Transfer-Encoding \"%.64s\" is not supported; send the body with "
                           "Content-Length or Transfer-Encoding: chunked.",
@@ -253,6 +254,7 @@ static void h1_fail(struct http_conn *conn, enum http_errno e)
     }
     ig_log(IG_LOG_DEBUG, "http: %s: bad HTTP/1.1 request: %s", conn->peer,
            http_errno_description(e));
+    ig_http_req_log_refusal(req, 400, "ValidationError");
     ig_http_respond_error(req, 400, "ValidationError", "Malformed HTTP/1.1 request: %s.",
                           http_errno_description(e));
 }
@@ -309,6 +311,7 @@ void ig_http_h1_on_stall(struct http_conn *conn, bool headers)
         return;
     }
     conn->h1_close = true;
+    ig_http_req_log_refusal(req, 408, "ValidationError");
     if (headers)
         ig_http_respond_error(req, 408, "ValidationError",
                               "Request headers were not received within %llu ms.",

@@ -629,6 +629,8 @@ void ig_http_h2_on_stall(struct http_conn *conn)
         if (d == 0 || d > now)
             continue;
         nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id, NGHTTP2_CANCEL);
+        /* no answer fits: status 0, the reset named as the error */
+        ig_http_req_log_refusal(req, 0, "StreamStalled");
         ig_http_req_wait(req);
     }
     ig_http_conn_kick(conn);
@@ -704,6 +706,7 @@ void ig_http_h2_drain_stall(struct http_conn *conn, uint64_t bound_us)
         } else if (req->state == HTTP_REQ_BODY) {
             /* the answer ends it; RST_STREAM(NO_ERROR) follows while the
              * client still owes body bytes (h2_on_frame_send) */
+            ig_http_req_log_refusal(req, 408, "ValidationError");
             ig_http_respond_error(req, 408, "ValidationError",
                                   "The request was not received in full: no byte came for %llu "
                                   "ms while the gateway was shutting down.",

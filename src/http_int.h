@@ -347,6 +347,9 @@ uint64_t ig_http_req_rate_need(const struct ig_http_req *req, uint64_t min_rate)
 uint64_t ig_http_req_stall_deadline(const struct ig_http_req *req);
 /* Hand <req> to the gateway. */
 void ig_http_req_dispatch(struct ig_http_req *req);
+/* The access-log line (warn: it is an error) for an answer the module
+ * sends itself, or status 0 for a stream it resets with no answer. */
+void ig_http_req_log_refusal(const struct ig_http_req *req, int status, const char *type);
 /* Answer a request the module rejects (413, 431, 400 throttled, 503 per
  * req->err). */
 void ig_http_req_reject(struct ig_http_req *req);

@@ -647,7 +647,7 @@ void ig_http_req_dispatch(struct ig_http_req *req)
 /* The access log line of a request this module refuses itself (the
  * gateway never sees it): ig_log_access writes it at warn, like every
  * error, whatever access_log says. */
-static void http_log_refusal(const struct ig_http_req *req, int status, const char *type)
+void ig_http_req_log_refusal(const struct ig_http_req *req, int status, const char *type)
 {
     static const char prefix[] = "/endpoints/";
     struct ig_access_rec rec = {0};
@@ -673,7 +673,7 @@ void ig_http_req_reject(struct ig_http_req *req)
 
     switch (req->err) {
     case HTTP_REQ_ERR_BODY_TOOBIG:
-        http_log_refusal(req, 413, "ValidationError");
+        ig_http_req_log_refusal(req, 413, "ValidationError");
         if (req->has_declared_len)
             ig_http_respond_error(req, 413, "ValidationError",
                                   "Request body of %llu bytes exceeds the maximum of %llu bytes.",
@@ -685,13 +685,13 @@ void ig_http_req_reject(struct ig_http_req *req)
                                   (unsigned long long)srv->max_body);
         return;
     case HTTP_REQ_ERR_HEADER_TOOBIG:
-        http_log_refusal(req, 431, "ValidationError");
+        ig_http_req_log_refusal(req, 431, "ValidationError");
         ig_http_respond_error(req, 431, "ValidationError",
                               "Request header fields exceed the maximum of %u bytes.",
                               srv->max_header_bytes);
         return;
     case HTTP_REQ_ERR_BODY_FULL:
-        http_log_refusal(req, 400, "ThrottlingException");
+        ig_http_req_log_refusal(req, 400, "ThrottlingException");
         ig_log(IG_LOG_DEBUG, "http: %s: request refused: %s budget spent (%llu of %llu bytes held)",
                req->conn->peer, req->full_share ? "the connection's" : "the server's",
                (unsigned long long)ig_budget_held(req->full_share ? req->conn->budget
@@ -712,7 +712,7 @@ void ig_http_req_reject(struct ig_http_req *req)
     case HTTP_REQ_ERR_NONE:
         break;
     }
-    http_log_refusal(req, 503, "ServiceUnavailable");
+    ig_http_req_log_refusal(req, 503, "ServiceUnavailable");
     ig_http_respond_error(req, 503, "ServiceUnavailable",
                           "Out of memory while receiving the request.");
 }
@@ -1745,6 +1745,7 @@ static void conn_drain_stall(struct http_conn *conn, uint64_t now)
     req = TAILQ_FIRST(&conn->reqs);
     if (req != NULL && (req->state == HTTP_REQ_HEADERS || req->state == HTTP_REQ_BODY)) {
         conn->h1_close = true;
+        ig_http_req_log_refusal(req, 408, "ValidationError");
         ig_http_respond_error(req, 408, "ValidationError",
                               "The request was not received in full: no byte came for %llu ms "
                               "while the gateway was shutting down.",
@@ -1902,6 +1903,7 @@ void ig_http_server_budget_stats(const struct ig_http_server *srv,
     out->conn_cap = srv->conn_cap;
     out->conn_refused = srv->share_refused_gone;
     out->stalls = srv->stalls;
+    out->evicted = srv->evicted;
     TAILQ_FOREACH(conn, &srv->conns, link) {
         uint64_t h = ig_budget_held(conn->budget);
 

@@ -165,7 +165,8 @@ uint32_t ig_http_server_connections(const struct ig_http_server *srv);
 struct ig_http_budget_stats {
     uint64_t held, cap, refused;
     uint64_t conn_held_max, conn_cap, conn_refused;
-    uint64_t stalls; /* streams / h1 requests cut by the stall rule so far */
+    uint64_t stalls;  /* streams / h1 requests cut by the stall rule so far */
+    uint64_t evicted; /* connections ended at max_connections to make room */
 };
 void ig_http_server_budget_stats(const struct ig_http_server *srv,
                                  struct ig_http_budget_stats *out);

@@ -187,6 +187,38 @@ with Gateway({"demo": {"model": DEMO_MODEL}}, max_header_list_size="1024") as gw
              ("warn", "HTTP/2", 431, "ValidationError"),
              "a 431 gets an access line at warn: %r" % o)
 
+# The HTTP/1.1 answers the module sends on its own: a malformed request
+# (400) and headers that never finish (408) get their warn line too.
+def raw_h1(port, data, wait):
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(data)
+    time.sleep(wait)
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    except OSError:
+        pass
+    s.close()
+    return got
+
+
+with Gateway({"demo": {"model": DEMO_MODEL}}, header_timeout_ms="300") as gw:
+    r400 = raw_h1(gw.port, b"GET /ping HTTP/1.1\r\nHost x\r\n\r\n", 0)
+    r408 = raw_h1(gw.port, b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\n", 0.6)
+    check(r400.startswith(b"HTTP/1.1 400 ") and r408.startswith(b"HTTP/1.1 408 "),
+          "a malformed request gets 400, unfinished headers 408: %r %r" % (r400[:20], r408[:20]))
+    time.sleep(0.3)
+    acc = [o for o in json_lines(gw.stderr(), "h1 refusals") if o.get("msg") == "access"]
+    got = sorted((o["status"], o["level"], o["error_type"], o["proto"]) for o in acc)
+    check_eq(got, [(400, "warn", "ValidationError", "HTTP/1.1"),
+                   (408, "warn", "ValidationError", "HTTP/1.1")],
+             "the module's own 400 and 408 get access lines at warn")
+
 with Gateway({"demo": {"model": DEMO_MODEL}}) as gw:
     st, hd, _ = curl(gw.invoke_url("demo"), csv_body(digits_rows(1)), ["Content-Type: text/csv"])
     st2, hd2, _ = curl(gw.invoke_url("demo"), "1,2\n", ["Content-Type: text/csv"])
