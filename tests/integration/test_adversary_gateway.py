@@ -358,4 +358,22 @@ with Gateway({"one": {"model": ONE, "accept": "text/csv"}}, workers="1",
     check_eq(big, [(200, True)] * 3, "the three big requests: answered exactly")
     settle(gw, idle, "big requests sharing batches with a small one")
 
+# ---- SIGTERM while bodies wait for the decoder: every one answered -------------
+gw = Gateway({"demo": {"model": DEMO_MODEL, "accept": "text/csv"}}, workers="1",
+             max_buffered_body_bytes=str(8 << 30))
+raw = big6.encode()
+req = (b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+       b"Content-Length: %d\r\n\r\n" % len(raw)) + raw
+socks = [socket.create_connection(("127.0.0.1", gw.port), timeout=120) for _ in range(20)]
+parallel(lambda i: socks[i].sendall(req), 20)
+time.sleep(0.3)
+code = gw.stop(timeout=120)
+answers = []
+for s_ in socks:
+    f = s_.makefile("rb")
+    answers.append(f.readline().split()[1:2])
+    s_.close()
+check_eq((code, answers), (0, [[b"200"]] * 20),
+         "SIGTERM with 20 bodies waiting for one decoder: every one answered, exit 0 (drained)")
+
 finish()
