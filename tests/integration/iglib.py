@@ -228,6 +228,25 @@ def curl(url, body, headers=(), http2=False, method=None):
 
 # ---- results ---------------------------------------------------------------
 
+def h1_exchange(port, raw, timeout=3):
+    """Send <raw> on a new connection; everything read until EOF or <timeout>
+    seconds pass without a byte."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(raw)
+    s.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    except OSError:
+        pass
+    s.close()
+    return got
+
+
 def check(cond, what):
     if cond:
         _results["passed"] += 1

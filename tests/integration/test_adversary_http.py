@@ -47,7 +47,7 @@ import time
 
 import hpack
 
-from iglib import DEMO_MODEL, Gateway, check, check_eq, finish, run
+from iglib import DEMO_MODEL, Gateway, check, check_eq, finish, h1_exchange, run
 
 PERIOD_S = 1.0
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -470,23 +470,6 @@ def case_chunkext():
         check(resp.startswith(b"HTTP/1.1 408 "), "chunkext: a chunk extension trickled at 1280 "
               "bytes/s, none of it body: 408 (%r after %.1fs)" % (resp[:60], time.time() - t))
         s.close()
-
-
-def h1_exchange(port, raw, timeout=3):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(raw)
-    s.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            got += b
-    except OSError:
-        pass
-    s.close()
-    return got
 
 
 def case_lengths():

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 from iglib import (BIN, DEMO_MODEL, ROOT, Gateway, check, check_eq, csv_body, curl, digits_rows,
-                   finish, run)
+                   finish, h1_exchange, run)
 
 with open(os.path.join(ROOT, "include", "infergate", "version.h")) as f:
     VERSION = re.search(r'#define IG_VERSION "([^"]+)"', f.read()).group(1)
@@ -189,27 +189,9 @@ with Gateway({"demo": {"model": DEMO_MODEL}}, max_header_list_size="1024") as gw
 
 # The HTTP/1.1 answers the module sends on its own: a malformed request
 # (400) and headers that never finish (408) get their warn line too.
-def raw_h1(port, data, wait):
-    import socket
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(data)
-    time.sleep(wait)
-    got = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            got += b
-    except OSError:
-        pass
-    s.close()
-    return got
-
-
 with Gateway({"demo": {"model": DEMO_MODEL}}, header_timeout_ms="300") as gw:
-    r400 = raw_h1(gw.port, b"GET /ping HTTP/1.1\r\nHost x\r\n\r\n", 0)
-    r408 = raw_h1(gw.port, b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\n", 0.6)
+    r400 = h1_exchange(gw.port, b"GET /ping HTTP/1.1\r\nHost x\r\n\r\n")
+    r408 = h1_exchange(gw.port, b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\n")
     check(r400.startswith(b"HTTP/1.1 400 ") and r408.startswith(b"HTTP/1.1 408 "),
           "a malformed request gets 400, unfinished headers 408: %r %r" % (r400[:20], r408[:20]))
     time.sleep(0.3)
