@@ -422,6 +422,32 @@ static const double parse_p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7
 #define PARSE_COPY_MAX 400
 
 /*
+ * The rest of a number from <p> to <end>: nothing, or an exponent
+ * [eE][+-]?DIGITS whose value (its magnitude capped near 10^6, far past
+ * any double) goes in *<exp>. 0, or -1 when anything else is left.
+ */
+static inline int parse_exponent(const char *p, const char *end, int *exp)
+{
+    int neg = 0, val = 0, digits = 0;
+
+    *exp = 0;
+    if (p == end)
+        return 0;
+    if (*p != 'e' && *p != 'E')
+        return -1;
+    p++;
+    if (p < end && (*p == '+' || *p == '-'))
+        neg = *p++ == '-';
+    for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)
+        if (val < 100000)
+            val = val * 10 + (*p - '0');
+    if (digits == 0 || p != end)
+        return -1;
+    *exp = neg ? -val : val;
+    return 0;
+}
+
+/*
  * A text over PARSE_COPY_MAX bytes (rare: kept out of the hot function):
  * check the same grammar, rewrite the number as "DDDDe<x>" (at most
  * PARSE_SIG_MAX + 1 significant digits, an integer exponent) and let
@@ -432,8 +458,8 @@ static __attribute__((noinline, cold)) int parse_long(const char *s, size_t n, d
     char tmp[PARSE_SIG_MAX + 1 + 24];
     const char *p = s, *end = s + n;
     size_t nd = 0, ndig = 0;
-    int64_t x = 0, eval = 0;
-    int neg = 0, frac = 0, sticky = 0, eneg = 0, edigits = 0;
+    int64_t x = 0;
+    int neg = 0, frac = 0, sticky = 0, eval;
     double v;
 
     if (p < end && (*p == '+' || *p == '-'))
@@ -458,17 +484,7 @@ static __attribute__((noinline, cold)) int parse_long(const char *s, size_t n, d
     }
     if (ndig == 0)
         return -1;
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            eneg = *p++ == '-';
-        for (; p < end && *p >= '0' && *p <= '9'; p++, edigits++)
-            if (eval < 100000)
-                eval = eval * 10 + (*p - '0');
-        if (edigits == 0)
-            return -1;
-    }
-    if (p != end)
+    if (parse_exponent(p, end, &eval) < 0)
         return -1;
     if (nd == 0) {
         *out = neg ? -0.0 : 0.0;
@@ -478,7 +494,7 @@ static __attribute__((noinline, cold)) int parse_long(const char *s, size_t n, d
         tmp[nd++] = '1';
         x--;
     }
-    x += eneg ? -eval : eval;
+    x += eval;
     /* Past 10^400 or below 10^-400 the result is inf or 0 whatever the
      * digits (nd <= PARSE_SIG_MAX + 1): clamp, so the text stays short. */
     if (x > 100000)
@@ -495,7 +511,7 @@ int ig_parse_double(const char *s, size_t n, double *out)
 {
     const char *p = s, *end = s + n;
     uint64_t mant = 0;
-    int neg = 0, digits = 0, sig = 0, exp10 = 0, eneg = 0, eval = 0, dropped = 0;
+    int neg = 0, digits = 0, sig = 0, exp10 = 0, eval, dropped = 0;
     char tmp[PARSE_COPY_MAX + 1];
     char *stop;
     double v;
@@ -527,21 +543,9 @@ int ig_parse_double(const char *s, size_t n, double *out)
     }
     if (digits == 0)
         return -1;
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        int edigits = 0;
-
-        p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            eneg = *p++ == '-';
-        for (; p < end && *p >= '0' && *p <= '9'; p++, edigits++)
-            if (eval < 100000)
-                eval = eval * 10 + (*p - '0');
-        if (edigits == 0)
-            return -1;
-    }
-    if (p != end)
+    if (parse_exponent(p, end, &eval) < 0)
         return -1;
-    exp10 += eneg ? -eval : eval;
+    exp10 += eval;
     /* Clinger's fast path: an exact mantissa and an exact power of ten
      * give a correctly rounded result in one operation. */
     if (!dropped && mant <= (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
