@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -227,6 +228,29 @@ def curl(url, body, headers=(), http2=False, method=None):
 
 
 # ---- results ---------------------------------------------------------------
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(ftype, flags, sid, payload=b""):
+    """One HTTP/2 frame (the stream id's reserved bit cleared)."""
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+        struct.pack(">I", sid & 0x7fffffff) + payload
+
+
+def h2_split(buf):
+    """The whole frames at the start of <buf> as (type, flags, stream id,
+    payload), and the bytes left over."""
+    frames = []
+    while len(buf) >= 9:
+        n = struct.unpack(">I", b"\0" + buf[:3])[0]
+        if len(buf) < 9 + n:
+            break
+        frames.append((buf[3], buf[4], struct.unpack(">I", buf[5:9])[0] & 0x7fffffff,
+                       buf[9:9 + n]))
+        buf = buf[9 + n:]
+    return frames, buf
+
 
 def h1_exchange(port, raw, timeout=3):
     """Send <raw> on a new connection; everything read until EOF or <timeout>

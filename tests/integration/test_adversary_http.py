@@ -47,19 +47,15 @@ import time
 
 import hpack
 
-from iglib import DEMO_MODEL, Gateway, check, check_eq, finish, h1_exchange, run
+from iglib import (DEMO_MODEL, H2_PREFACE, Gateway, check, check_eq, finish, h1_exchange, h2_frame,
+                   h2_split, run)
 
 PERIOD_S = 1.0
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PREFACE, frame = H2_PREFACE, h2_frame
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = \
     0, 1, 2, 3, 4, 6, 7, 8, 9
 END_STREAM = ACK = 0x1
 END_HEADERS = 0x4
-
-
-def frame(ftype, flags, sid, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
-        struct.pack(">I", sid & 0x7fffffff) + payload
 
 
 def metrics(gw):
@@ -90,13 +86,7 @@ def read_frames(sock, timeout):
             eof = True
             break
         buf += chunk
-    while len(buf) >= 9:
-        n = struct.unpack(">I", b"\0" + buf[:3])[0]
-        if len(buf) < 9 + n:
-            break
-        frames.append((buf[3], buf[4], struct.unpack(">I", buf[5:9])[0] & 0x7fffffff,
-                       buf[9:9 + n]))
-        buf = buf[9 + n:]
+    frames += h2_split(buf)[0]
     return frames, eof
 
 

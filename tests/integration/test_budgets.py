@@ -45,7 +45,7 @@ import time
 import hpack
 
 from iglib import (BIN, DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
-                   expected_body, finish, load_model, run)
+                   expected_body, finish, H2_PREFACE, h2_frame, h2_split, load_model, run)
 
 PERIOD_S = 1.0            # idle_timeout_ms: the stall period
 CAP = 16 << 20            # max_buffered_body_bytes
@@ -56,17 +56,12 @@ ROWS = digits_rows()
 
 # ---- HTTP/2 frames -----------------------------------------------------------
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PREFACE, frame = H2_PREFACE, h2_frame
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
 END_STREAM = ACK = 0x1
 END_HEADERS = 0x4
 NO_ERROR, CANCEL = 0, 8
 S_WINDOW = 4
-
-
-def frame(ftype, flags, sid, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
-        struct.pack(">I", sid & 0x7fffffff) + payload
 
 
 class Stream:
@@ -142,16 +137,9 @@ class H2:
             self.eof = True
             self.t_eof = time.time()
             return False
-        self.inbuf += chunk
-        while len(self.inbuf) >= 9:
-            n = struct.unpack(">I", b"\0" + self.inbuf[:3])[0]
-            if len(self.inbuf) < 9 + n:
-                break
-            t, fl = self.inbuf[3], self.inbuf[4]
-            sid = struct.unpack(">I", self.inbuf[5:9])[0] & 0x7fffffff
-            p = self.inbuf[9:9 + n]
-            self.inbuf = self.inbuf[9 + n:]
-            self.on_frame(t, fl, sid, p)
+        frames, self.inbuf = h2_split(self.inbuf + chunk)
+        for f in frames:
+            self.on_frame(*f)
         return True
 
     def run_until(self, cond, timeout=10):

@@ -21,7 +21,7 @@ import time
 import hpack
 
 from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, digits_rows, expected_body,
-                   finish, load_model)
+                   finish, H2_PREFACE, h2_frame, h2_split, load_model)
 
 SEED = int(os.environ.get("CHAOS_SEED", "0")) or random.randrange(1, 1 << 30)
 print("test_chaos.py: CHAOS_SEED=%d" % SEED, flush=True)
@@ -33,7 +33,7 @@ MAX_HEADERS = 4096
 
 # ---- HTTP/2 frames -----------------------------------------------------------
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PREFACE, frame = H2_PREFACE, h2_frame
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, \
     CONTINUATION = range(10)
 END_STREAM = ACK = 0x1
@@ -42,11 +42,6 @@ PADDED = 0x8
 PRIO = 0x20
 NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, CANCEL = 0, 1, 7, 8
 S_MAX_STREAMS, S_WINDOW, S_MAX_HEADER_LIST = 3, 4, 6
-
-
-def frame(ftype, flags, sid, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
-        struct.pack(">I", sid & 0x7fffffff) + payload
 
 
 def settings_frame(values):
@@ -156,16 +151,9 @@ class H2:
         if not chunk:
             self.eof = True
             return False
-        self.inbuf += chunk
-        while len(self.inbuf) >= 9:
-            n = struct.unpack(">I", b"\0" + self.inbuf[:3])[0]
-            if len(self.inbuf) < 9 + n:
-                break
-            t, fl = self.inbuf[3], self.inbuf[4]
-            sid = struct.unpack(">I", self.inbuf[5:9])[0] & 0x7fffffff
-            payload = self.inbuf[9:9 + n]
-            self.inbuf = self.inbuf[9 + n:]
-            self.on_frame(t, fl, sid, payload)
+        frames, self.inbuf = h2_split(self.inbuf + chunk)
+        for f in frames:
+            self.on_frame(*f)
         return True
 
     def run_until(self, cond, timeout=10):
