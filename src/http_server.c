@@ -270,23 +270,6 @@ static int req_mem_set(struct ig_http_req *req, uint64_t mem)
     return 0;
 }
 
-/* The capacity ig_buf_reserve(<b>, <n>) ends up with: buf.c's growth rule
- * (doubling from 256 until the bytes and a NUL fit, at most max + 1),
- * mirrored so that growth is charged before it is allocated. The charge
- * is then set to the real b->cap, and test_http pins the resulting counts
- * (a change to buf.c shows there). */
-static size_t req_buf_cap_for(const struct ig_buf *b, size_t n)
-{
-    size_t want = b->len + n + 1, ncap;
-
-    if (want <= b->cap)
-        return b->cap;
-    ncap = b->cap ? b->cap : 256;
-    while (ncap < want)
-        ncap = ncap > SIZE_MAX / 2 ? want : ncap * 2;
-    return ncap > b->max + 1 ? b->max + 1 : ncap;
-}
-
 /* Make room in <b> (req->hbuf or req->body) for <n> more bytes, its growth
  * charged first. 0, IG_ERR_TOOBIG (the buffer's cap), IG_ERR_FULL (a
  * budget), IG_ERR_NOMEM. */
@@ -299,7 +282,7 @@ static int req_buf_reserve(struct ig_http_req *req, struct ig_buf *b, size_t n)
         return 0;
     if (n > b->max - b->len)
         return IG_ERR_TOOBIG;
-    cap = req_buf_cap_for(b, n);
+    cap = ig_buf_grown_cap(b, n); /* what ig_buf_reserve allocates */
     if (req_mem_set(req, req->mem - old + cap) != 0)
         return IG_ERR_FULL;
     rv = ig_buf_reserve(b, n);
