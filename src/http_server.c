@@ -246,6 +246,13 @@ static struct ig_budget *req_budget(const struct ig_http_req *req)
     return req->conn != NULL ? req->conn->budget : NULL;
 }
 
+/* 1 when a charge of <n> more bytes to <b> would pass its own cap (a
+ * connection's share), 0 when a parent refused it (the server's). */
+static bool budget_own_cap(const struct ig_budget *b, uint64_t n)
+{
+    return b != NULL && b->parent != NULL && ig_budget_held(b) + n > b->cap;
+}
+
 /*
  * <req> now holds <mem> bytes: charge growth (in HTTP_CHARGE_UNIT steps,
  * so most changes cost no atomic operation), release shrinkage. 0, or
@@ -260,7 +267,7 @@ static int req_mem_set(struct ig_http_req *req, uint64_t mem)
         struct ig_budget *b = req_budget(req);
 
         if (ig_budget_hold_set(&req->hold, b, want) != 0) {
-            req->full_share = b->parent != NULL && ig_budget_held(b) + (want - req->hold.n) > b->cap;
+            req->full_share = budget_own_cap(b, want - req->hold.n);
             return IG_ERR_FULL;
         }
     } else if (want < req->hold.n) {
@@ -766,13 +773,6 @@ int ig_http_req_orphaned(const struct ig_http_req *req)
 }
 
 static char *http_error_body(char *msg, size_t *len);
-
-/* 1 when a charge of <n> more bytes to <b> would pass its own cap (a
- * connection's share), 0 when a parent refused it (the server's). */
-static bool budget_own_cap(const struct ig_budget *b, uint64_t n)
-{
-    return b != NULL && b->parent != NULL && ig_budget_held(b) + n > b->cap;
-}
 
 /*
  * Charge a response of <len> bytes before it is queued: h2 as part of the
