@@ -53,9 +53,7 @@ int ig_http_h1_busy(const struct http_conn *conn)
 /* Map a header-block error to the request and stop the parser. */
 static int h1_hdr_fail(struct ig_http_req *req, int rv)
 {
-    req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_HEADER_TOOBIG
-               : rv == IG_ERR_FULL ? HTTP_REQ_ERR_BODY_FULL
-                                   : HTTP_REQ_ERR_NOMEM;
+    ig_http_req_hdr_fail(req, rv);
     return -1;
 }
 

@@ -229,9 +229,7 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
         rv = ig_http_req_add_header(req, n, nlen, v, vlen);
     }
     if (rv != 0)
-        req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_HEADER_TOOBIG
-                   : rv == IG_ERR_FULL ? HTTP_REQ_ERR_BODY_FULL
-                                       : HTTP_REQ_ERR_NOMEM;
+        ig_http_req_hdr_fail(req, rv);
     return 0;
 }
 

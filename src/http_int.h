@@ -303,6 +303,9 @@ void ig_http_req_gone(struct ig_http_req *req);
  *   _value: the name ended, its value is appended next
  *   _sep:   end the current string (value or h1 target)
  */
+/* Record in req->err why one of these failed (<rv> != 0): 431, throttled or
+ * 503, as h1 and h2 answer it. */
+void ig_http_req_hdr_fail(struct ig_http_req *req, int rv);
 int ig_http_req_hdr_append(struct ig_http_req *req, const char *p, size_t n);
 int ig_http_req_hdr_field(struct ig_http_req *req);
 int ig_http_req_hdr_value(struct ig_http_req *req);

@@ -528,6 +528,13 @@ static void req_body_count(struct ig_http_req *req)
     req->body_held = req->body.cap;
 }
 
+void ig_http_req_hdr_fail(struct ig_http_req *req, int rv)
+{
+    req->err = rv == IG_ERR_TOOBIG ? HTTP_REQ_ERR_HEADER_TOOBIG
+               : rv == IG_ERR_FULL ? HTTP_REQ_ERR_BODY_FULL
+                                   : HTTP_REQ_ERR_NOMEM;
+}
+
 /* Record why the body was refused, for ig_http_req_reject(). */
 static int req_body_fail(struct ig_http_req *req, int rv)
 {
