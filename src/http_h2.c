@@ -662,16 +662,22 @@ void ig_http_h2_drain(struct http_conn *conn)
     ig_http_conn_kick(conn);
 }
 
+/* The final GOAWAY: the last stream id that reached us, NO_ERROR. */
+static void h2_final_goaway(struct http_conn *conn)
+{
+    nghttp2_submit_goaway(conn->h2, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(conn->h2), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    conn->h2_drain = 2;
+}
+
 int ig_http_h2_drain_goaway(struct http_conn *conn)
 {
     if (conn->h2_drain != 1 || conn->h2 == NULL)
         return 0;
     /* every stream the client opened before it saw the notice has reached
      * us (the PING came back), or it had its time */
-    nghttp2_submit_goaway(conn->h2, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(conn->h2), NGHTTP2_NO_ERROR,
-                          NULL, 0);
-    conn->h2_drain = 2;
+    h2_final_goaway(conn);
     ig_http_conn_kick(conn);
     return 1;
 }
@@ -680,12 +686,8 @@ void ig_http_h2_last_words(struct http_conn *conn)
 {
     if (conn->h2 == NULL)
         return;
-    if (conn->h2_drain < 2) {
-        nghttp2_submit_goaway(conn->h2, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(conn->h2),
-                              NGHTTP2_NO_ERROR, NULL, 0);
-        conn->h2_drain = 2;
-    }
+    if (conn->h2_drain < 2)
+        h2_final_goaway(conn);
     nghttp2_session_send(conn->h2);
 }
 
