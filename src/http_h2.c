@@ -706,11 +706,7 @@ void ig_http_h2_drain_stall(struct http_conn *conn, uint64_t bound_us)
         } else if (req->state == HTTP_REQ_BODY) {
             /* the answer ends it; RST_STREAM(NO_ERROR) follows while the
              * client still owes body bytes (h2_on_frame_send) */
-            ig_http_req_log_refusal(req, 408, "ValidationError");
-            ig_http_respond_error(req, 408, "ValidationError",
-                                  "The request was not received in full: no byte came for %llu "
-                                  "ms while the gateway was shutting down.",
-                                  (unsigned long long)(bound_us / 1000u));
+            ig_http_req_drain_timeout(req, bound_us);
             ended = true;
         } else if (req->state == HTTP_REQ_ANSWERED && req->resp_off < req->resp_len &&
                    req->discarded != UINT64_MAX) {

@@ -353,6 +353,9 @@ void ig_http_req_dispatch(struct ig_http_req *req);
 /* The access-log line (warn: it is an error) for an answer the module
  * sends itself, or status 0 for a stream it resets with no answer. */
 void ig_http_req_log_refusal(const struct ig_http_req *req, int status, const char *type);
+/* Drain: <req>'s client moved no byte for <bound_us> before its request
+ * was in: 408, with its access-log line (h1 and h2 alike). */
+void ig_http_req_drain_timeout(struct ig_http_req *req, uint64_t bound_us);
 /* Answer a request the module rejects (413, 431, 400 throttled, 503 per
  * req->err). */
 void ig_http_req_reject(struct ig_http_req *req);

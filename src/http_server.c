@@ -1708,6 +1708,15 @@ uint16_t ig_http_server_port(const struct ig_http_server *srv)
 
 /* Drain: HTTP/2 clients that have not acked the drain PING in time get
  * their final GOAWAY now (the last stream id is what reached us). */
+void ig_http_req_drain_timeout(struct ig_http_req *req, uint64_t bound_us)
+{
+    ig_http_req_log_refusal(req, 408, "ValidationError");
+    ig_http_respond_error(req, 408, "ValidationError",
+                          "The request was not received in full: no byte came for %llu ms "
+                          "while the gateway was shutting down.",
+                          (unsigned long long)(bound_us / 1000u));
+}
+
 /* Drain: <conn>'s client moved no byte for HTTP_DRAIN_STALL_US while the
  * drain waits on it: end what it holds up (see HTTP_DRAIN_STALL_US).
  * Requests the gateway holds are not the client's doing: left alone. */
@@ -1735,11 +1744,7 @@ static void conn_drain_stall(struct http_conn *conn, uint64_t now)
     req = TAILQ_FIRST(&conn->reqs);
     if (req != NULL && (req->state == HTTP_REQ_HEADERS || req->state == HTTP_REQ_BODY)) {
         conn->h1_close = true;
-        ig_http_req_log_refusal(req, 408, "ValidationError");
-        ig_http_respond_error(req, 408, "ValidationError",
-                              "The request was not received in full: no byte came for %llu ms "
-                              "while the gateway was shutting down.",
-                              (unsigned long long)(bound / 1000u));
+        ig_http_req_drain_timeout(req, bound);
     } else if (out > 0 || (req == NULL && ig_http_conn_input_waiting(conn))) {
         ig_http_conn_close(conn); /* answers not taken, or bytes short of a request */
     }
