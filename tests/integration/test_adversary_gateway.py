@@ -359,8 +359,10 @@ with Gateway({"one": {"model": ONE, "accept": "text/csv"}}, workers="1",
     settle(gw, idle, "big requests sharing batches with a small one")
 
 # ---- SIGTERM while bodies wait for the decoder: every one answered -------------
+os.environ["INFERGATE_LOG_LEVEL"] = "info"  # the drain's lines, should it fail
 gw = Gateway({"demo": {"model": DEMO_MODEL, "accept": "text/csv"}}, workers="1",
              max_buffered_body_bytes=str(8 << 30))
+del os.environ["INFERGATE_LOG_LEVEL"]
 raw = big6.encode()
 req = (b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
        b"Content-Length: %d\r\n\r\n" % len(raw)) + raw
@@ -373,7 +375,9 @@ for s_ in socks:
     f = s_.makefile("rb")
     answers.append(f.readline().split()[1:2])
     s_.close()
-check_eq((code, answers), (0, [[b"200"]] * 20),
-         "SIGTERM with 20 bodies waiting for one decoder: every one answered, exit 0 (drained)")
+if not check_eq((code, answers), (0, [[b"200"]] * 20),
+                "SIGTERM with 20 bodies waiting for one decoder: every one answered, exit 0 "
+                "(drained)"):
+    print(gw.stderr()[-6000:], flush=True)  # the drain's own account of each connection
 
 finish()
