@@ -1750,7 +1750,12 @@ static void conn_drain_stall(struct http_conn *conn, uint64_t now)
     }
 }
 
-/* Drain: bytes came in, or the socket took output: the client moves. */
+/* Drain: bytes came in, or the socket took output: the client moves. An
+ * answer added to the output starts a new period too: the client cannot
+ * take what was not there, and the time the gateway spent making it (a
+ * long decode, a full queue) is not the client's stall. Without this the
+ * drain tick could close a connection between the answer's add and the
+ * socket's next write event: the answer counted, never sent. */
 static void conn_on_drain_in(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
     (void)buf;
@@ -1762,7 +1767,7 @@ static void conn_on_drain_out(struct evbuffer *buf, const struct evbuffer_cb_inf
                               void *arg)
 {
     (void)buf;
-    if (info->n_deleted > 0)
+    if (info->n_deleted > 0 || info->n_added > 0)
         ((struct http_conn *)arg)->drain_progress_us = ig_now_us();
 }
 

@@ -361,7 +361,7 @@ with Gateway({"one": {"model": ONE, "accept": "text/csv"}}, workers="1",
 # ---- SIGTERM while bodies wait for the decoder: every one answered -------------
 os.environ["INFERGATE_LOG_LEVEL"] = "info"  # the drain's lines, should it fail
 gw = Gateway({"demo": {"model": DEMO_MODEL, "accept": "text/csv"}}, workers="1",
-             max_buffered_body_bytes=str(8 << 30))
+             max_buffered_body_bytes=str(8 << 30), drain_timeout_ms="120000")
 del os.environ["INFERGATE_LOG_LEVEL"]
 raw = big6.encode()
 req = (b"POST /endpoints/demo/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"

@@ -1399,6 +1399,20 @@ static void test_max_connections_evicts_idle(void **state)
     assert_int_equal(S.requests, MAX_CONNS + 1);
 }
 
+static void answer_later(const char *path)
+{
+    for (int i = 0; i < S.nlater; i++) {
+        struct later *l = S.laters[i];
+
+        if (!l->closed && strcmp(ig_http_req_path(l->req), path) == 0) {
+            l->closed = true;
+            echo(l->req);
+            return;
+        }
+    }
+    fail_msg("no request %s is held", path);
+}
+
 struct drain1 {
     int rc;
     char idle[256];
@@ -1584,6 +1598,80 @@ static void test_drain_pending(void **state)
     assert_int_equal(ig_http_server_active_requests(S.srv), 0);
     assert_int_equal(ig_http_server_flushed(S.srv), 1);
     assert_int_equal(S.requests, 4);
+}
+
+/*
+ * Drain: an answer the gateway makes long after the client's last byte
+ * (a slow model) reaches the client. The answer is added by a callback
+ * that runs in the same loop pass as an overdue drain tick, before it:
+ * the socket's write event comes only in the next pass. The tick used to
+ * judge the connection by the client's last byte (older than the stall
+ * bound) and close it with the answer unsent: counted as answered, lost.
+ */
+struct drainl {
+    atomic_int stage; /* 1: request sent; 2: answer made */
+    int rc;
+    char got[2048];
+    bool eof;
+};
+
+static void drainl_run(void *arg)
+{
+    struct drainl *d = arg;
+    struct cl *a = calloc(1, sizeof(*a));
+
+    d->rc = cl_connect(a, S.port) || cl_sends(a, "GET /hold/l HTTP/1.1\r\nHost: t\r\n\r\n");
+    atomic_store(&d->stage, 1);
+    while (d->rc == 0 && atomic_load(&d->stage) < 2)
+        usleep(1000);
+    if (d->rc == 0)
+        d->rc = cl_read_eof(a);
+    d->eof = a->eof;
+    copy_out(d->got, sizeof(d->got), a->buf);
+    normalize(d->got);
+    cl_close(a);
+    free(a);
+}
+
+static bool drainl_held(void *arg)
+{
+    return atomic_load(&((struct drainl *)arg)->stage) >= 1 && S.nlater == 1;
+}
+
+static void drainl_answer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    answer_later("/hold/l");
+}
+
+static void test_drain_late_answer(void **state)
+{
+    struct drainl d = {.rc = -1};
+    struct runner r = {.fn = drainl_run, .arg = &d};
+    struct event *ev = event_new(S.base, -1, 0, drainl_answer, NULL);
+    pthread_t t;
+
+    (void)state;
+    assert_int_equal(pthread_create(&t, NULL, runner_main, &r), 0);
+    assert_true(pump_until(drainl_held, &d, 5000));
+    ig_http_server_stop_accepting(S.srv);
+    pump_for(3 * IDLE_TIMEOUT_MS); /* the stall bound (IDLE_TIMEOUT_MS) passes */
+    assert_int_equal(ig_http_server_connections(S.srv), 1); /* held by the gateway: kept */
+    usleep(2 * 100000); /* the drain tick (every 100 ms) is overdue */
+    event_active(ev, EV_TIMEOUT, 1); /* runs first: activated before the timers */
+    event_base_loop(S.base, EVLOOP_ONCE);
+    atomic_store(&d.stage, 2);
+    assert_true(pump_until(runner_done, &r, 5000));
+    pthread_join(t, NULL);
+    event_free(ev);
+    assert_int_equal(d.rc, 0);
+    assert_true(d.eof);
+    assert_string_equal(d.got, "HTTP/1.1 200 OK\r\nX-Path: /hold/l\r\nX-Method: GET\r\n"
+                               "X-Proto: http/1.1\r\nContent-Length: 0\r\n"
+                               "x-amzn-RequestId: ID\r\nDate: DATE\r\nConnection: close\r\n"
+                               "\r\n");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1969,20 +2057,6 @@ static void raw_read(struct cl *c, int nresp)
 }
 
 /* Answer the request held by /hold or /keep at <path> (echo). */
-static void answer_later(const char *path)
-{
-    for (int i = 0; i < S.nlater; i++) {
-        struct later *l = S.laters[i];
-
-        if (!l->closed && strcmp(ig_http_req_path(l->req), path) == 0) {
-            l->closed = true;
-            echo(l->req);
-            return;
-        }
-    }
-    fail_msg("no request %s is held", path);
-}
-
 static char body300[301], body600[601], body1000[1001];
 
 static void fill_bodies(void)
@@ -3044,6 +3118,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_connections_evicts_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_late_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_413, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_413_resets_sender, setup, teardown),
