@@ -30,7 +30,7 @@ STD := -std=c11 -D_GNU_SOURCE
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wmissing-declarations -Wundef -Wformat=2 -Wwrite-strings -Wvla -Wpointer-arith \
 	-Wimplicit-fallthrough
-PKGS := libevent libevent_openssl libevent_pthreads libnghttp2 openssl jansson inih
+PKGS := libevent libevent_openssl libevent_pthreads libnghttp2 openssl jansson inih libcurl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = $(STD) $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP

@@ -102,6 +102,10 @@ const char *ig_strerror(int err)
         return "configuration error";
     case IG_ERR_TIMEOUT:
         return "timed out";
+    case IG_ERR_AGAIN:
+        return "not ready yet";
+    case IG_ERR_CANCELLED:
+        return "cancelled";
     case IG_ERR_UNSUPPORTED:
         return "unsupported";
     }

@@ -20,6 +20,8 @@ enum ig_err {
     IG_ERR_CONFIG = -7,      /* bad configuration */
     IG_ERR_TIMEOUT = -8,     /* a deadline passed */
     IG_ERR_UNSUPPORTED = -9, /* unknown content type, algorithm, ... */
+    IG_ERR_AGAIN = -10,      /* not ready yet: a callback says when */
+    IG_ERR_CANCELLED = -11,  /* the caller gave the work up */
 };
 
 /* A short static description of an IG_ERR_* code. */
