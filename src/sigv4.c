@@ -25,6 +25,8 @@
 #define SIGV4_ALGO "AWS4-HMAC-SHA256"
 #define SIGV4_TERM "aws4_request"
 #define SIGV4_OWN_HDRS 3 /* x-amz-date, x-amz-security-token, x-amz-content-sha256 */
+#define SIGV4_PRESIGN_PARAMS 6  /* X-Amz-Algorithm, -Credential, -Date, -Expires, ... */
+#define SIGV4_MAX_EXPIRES 604800 /* seven days: the longest a presigned URL may live */
 
 static const char sigv4_hex[] = "0123456789abcdef";
 static const char sigv4_hex_upper[] = "0123456789ABCDEF";
@@ -63,12 +65,13 @@ struct sigv4_req {
     size_t path_len;
     const char *query; /* after '?' (NULL: none) */
     size_t query_len;
+    size_t pq_len, pq_cap; /* out->presigned_query: length, room (presigning) */
     char date8[9];
     char scope[sizeof(((struct ig_sigv4_key_cache *)0)->_scope)]; /* date/region/service */
     size_t scope_len;
     /* The arrays last: only the part above is zeroed per call. */
     struct sigv4_hdr hdrs[IG_SIGV4_MAX_HDRS + SIGV4_OWN_HDRS];
-    struct sigv4_param params[IG_SIGV4_MAX_QUERY_PARAMS];
+    struct sigv4_param params[IG_SIGV4_MAX_QUERY_PARAMS + SIGV4_PRESIGN_PARAMS];
 };
 
 /* A writer into a buffer sized in advance; <over> records a bound that was
@@ -250,6 +253,8 @@ static int sigv4_check_scalars(const struct ig_sigv4_in *in)
         return IG_ERR_INVALID;
     if (in->hdrs == NULL && in->nhdrs > 0)
         return IG_ERR_INVALID;
+    if (in->presign_expires > SIGV4_MAX_EXPIRES)
+        return IG_ERR_INVALID;
     return 0;
 }
 
@@ -416,6 +421,32 @@ static void sigv4_put_lower(struct sigv4_w *w, const char *s, size_t n)
         w_putc(w, (char)sigv4_lower((unsigned char)s[i]));
 }
 
+static void sigv4_put_enc(struct sigv4_w *w, unsigned char c);
+
+/* The signed-header list: lowercase names, sorted, once each, joined by
+ * ';' (written %3B when <encode>, for a presigned query). */
+static void sigv4_put_signed(struct sigv4_w *w, const struct sigv4_req *r, int encode)
+{
+    size_t i;
+
+    for (i = 0; i < r->nhdrs; i++) {
+        const struct sigv4_hdr *h = &r->hdrs[i];
+
+        if (i > 0 && sigv4_name_cmp(h, h - 1) == 0)
+            continue;
+        if (i > 0 && !encode)
+            w_putc(w, ';');
+        if (!encode) {
+            sigv4_put_lower(w, h->name, h->name_len);
+            continue;
+        }
+        if (i > 0)
+            sigv4_put_enc(w, ';');
+        for (size_t k = 0; k < h->name_len; k++)
+            sigv4_put_enc(w, sigv4_lower((unsigned char)h->name[k]));
+    }
+}
+
 /* Canonical header lines (sorted, duplicates joined by ','), then the blank
  * line, then the signed-header list whose position is returned for the
  * Authorization header. */
@@ -439,15 +470,7 @@ static void sigv4_put_hdrs(struct sigv4_w *w, const struct sigv4_req *r, size_t 
     }
     w_putc(w, '\n');
     *signed_at = w->len;
-    for (i = 0; i < r->nhdrs; i++) {
-        const struct sigv4_hdr *h = &r->hdrs[i];
-
-        if (i > 0 && sigv4_name_cmp(h, h - 1) == 0)
-            continue;
-        if (i > 0)
-            w_putc(w, ';');
-        sigv4_put_lower(w, h->name, h->name_len);
-    }
+    sigv4_put_signed(w, r, 0);
     *signed_len = w->len - *signed_at;
 }
 
@@ -576,9 +599,10 @@ static int sigv4_param_cmp(const void *a, const void *b)
     return c != 0 ? c : sigv4_canon_cmp(x->val, x->val_len, y->val, y->val_len);
 }
 
-static int sigv4_parse_query(struct sigv4_req *r)
+/* Add the parameters of the %-encoded query [q, q + n) to <r>. */
+static int sigv4_add_params(struct sigv4_req *r, const char *q, size_t n, size_t limit)
 {
-    const char *p = r->query, *end = r->query + r->query_len;
+    const char *p = q, *end = q + n;
 
     while (p != NULL && p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
@@ -587,7 +611,7 @@ static int sigv4_parse_query(struct sigv4_req *r)
         struct sigv4_param *pr;
 
         if (stop > p) { /* "a&&b": the empty one is no parameter */
-            if (r->nparams >= IG_SIGV4_MAX_QUERY_PARAMS)
+            if (r->nparams >= limit)
                 return IG_ERR_TOOBIG;
             pr = &r->params[r->nparams++];
             pr->key = p;
@@ -597,7 +621,6 @@ static int sigv4_parse_query(struct sigv4_req *r)
         }
         p = stop + 1;
     }
-    qsort(r->params, r->nparams, sizeof(r->params[0]), sigv4_param_cmp);
     return 0;
 }
 
@@ -623,12 +646,81 @@ static void sigv4_put_query(struct sigv4_w *w, const struct sigv4_req *r)
     }
 }
 
+static void sigv4_put_enc_str(struct sigv4_w *w, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sigv4_put_enc(w, (unsigned char)s[i]);
+}
+
+/*
+ * Presigning: the query parameters that carry the authentication, written
+ * %-encoded into out->presigned_query with room left for the signature
+ * (and for an omitted token, which follows it), then added to the
+ * parameters the canonical query is made of.
+ */
+static int sigv4_presign_query(const struct ig_sigv4_in *in, struct sigv4_req *r,
+                               struct ig_sigv4_out *out, int has_token, size_t tok_len)
+{
+    struct sigv4_w w = {0};
+    char num[16];
+    size_t i;
+
+    w.cap = 200 + 3 * (strlen(in->access_key) + r->scope_len + strlen(SIGV4_TERM) + 2) +
+            3 * tok_len + 64;
+    for (i = 0; i < r->nhdrs; i++)
+        w.cap += 3 * (r->hdrs[i].name_len + 1);
+    if ((w.p = ig_try_malloc(w.cap + 1)) == NULL)
+        return IG_ERR_NOMEM;
+    out->presigned_query = w.p;
+    w_puts(&w, "X-Amz-Algorithm=" SIGV4_ALGO "&X-Amz-Credential=");
+    sigv4_put_enc_str(&w, in->access_key, strlen(in->access_key));
+    sigv4_put_enc(&w, '/');
+    sigv4_put_enc_str(&w, r->scope, r->scope_len);
+    sigv4_put_enc(&w, '/');
+    w_puts(&w, SIGV4_TERM "&X-Amz-Date=");
+    w_put(&w, out->amz_date, 16);
+    snprintf(num, sizeof(num), "%u", in->presign_expires);
+    w_puts(&w, "&X-Amz-Expires=");
+    w_puts(&w, num);
+    w_puts(&w, "&X-Amz-SignedHeaders=");
+    sigv4_put_signed(&w, r, 1);
+    if (has_token && !in->omit_session_token) {
+        w_puts(&w, "&X-Amz-Security-Token=");
+        sigv4_put_enc_str(&w, in->session_token, tok_len);
+    }
+    if (w.over)
+        return IG_ERR_TOOBIG; /* the bound above is wrong: a bug */
+    w.p[w.len] = '\0';
+    r->pq_len = w.len;
+    r->pq_cap = w.cap;
+    return sigv4_add_params(r, w.p, w.len, IG_ARRAY_SIZE(r->params));
+}
+
+/* The signature (and an omitted token) at the end of the presigned query. */
+static int sigv4_presign_end(const struct ig_sigv4_in *in, const struct sigv4_req *r,
+                             struct ig_sigv4_out *out)
+{
+    struct sigv4_w w = {out->presigned_query, r->pq_len, r->pq_cap, 0};
+
+    w_puts(&w, "&X-Amz-Signature=");
+    w_put(&w, out->signature, 64);
+    if (in->session_token != NULL && in->session_token[0] != '\0' && in->omit_session_token) {
+        w_puts(&w, "&X-Amz-Security-Token=");
+        sigv4_put_enc_str(&w, in->session_token, strlen(in->session_token));
+    }
+    if (w.over)
+        return IG_ERR_TOOBIG;
+    w.p[w.len] = '\0';
+    return 0;
+}
+
 /* --- assembly ---------------------------------------------------------- */
 
 /* The canonical request; <signed_at>/<signed_len> locate the signed-header
- * list in it. The bound: every byte of path and query at most triples when
- * encoded (a decoded "%XX" is three bytes in and at most three out), a
- * parameter may gain its '=', header values only shrink. */
+ * list in it. The bound: every byte of path and query (the presigning
+ * parameters included) at most triples when encoded (a decoded "%XX" is
+ * three bytes in and at most three out), a parameter may gain its '=',
+ * header values only shrink. */
 static int sigv4_canonical(const struct ig_sigv4_in *in, const struct sigv4_req *r, const char *ph,
                            char **creq, size_t *creq_len, size_t *signed_at, size_t *signed_len)
 {
@@ -636,8 +728,8 @@ static int sigv4_canonical(const struct ig_sigv4_in *in, const struct sigv4_req 
     size_t i;
     int rc;
 
-    w.cap = strlen(in->method) + 1 + 3 * r->path_len + 2 + 3 * r->query_len + r->nparams + 1 +
-            64 + 1 + 1;
+    w.cap = strlen(in->method) + 1 + 3 * r->path_len + 2 + 3 * (r->query_len + 1 + r->pq_len) +
+            r->nparams + 1 + 64 + 1 + 1;
     for (i = 0; i < r->nhdrs; i++)
         w.cap += 2 * (r->hdrs[i].name_len + 1) + r->hdrs[i].value_len + 1;
     if ((w.p = ig_try_malloc(w.cap + 1)) == NULL)
@@ -777,6 +869,8 @@ static int sigv4_finish(const struct ig_sigv4_in *in, const struct sigv4_req *r,
     if (rc < 0)
         return rc;
     sigv4_to_hex(md, 32, out->signature);
+    if (in->presign_expires > 0)
+        return sigv4_presign_end(in, r, out);
     n = sizeof(cred) - 1 + strlen(in->access_key) + 1 + r->scope_len + 1 + strlen(SIGV4_TERM) +
         sizeof(sh) - 1 + signed_len + sizeof(sig) - 1 + 64 + 1;
     if ((out->authorization = ig_try_malloc(n)) == NULL)
@@ -784,6 +878,26 @@ static int sigv4_finish(const struct ig_sigv4_in *in, const struct sigv4_req *r,
     snprintf(out->authorization, n, "%s%s/%s/" SIGV4_TERM "%s%.*s%s%s", cred, in->access_key,
              r->scope, sh, (int)signed_len, out->canonical_request + signed_at, sig,
              out->signature);
+    return 0;
+}
+
+/* The headers the signer signs itself (Authorization mode only: a
+ * presigned query carries date and token as parameters instead). */
+static int sigv4_own_hdrs(const struct ig_sigv4_in *in, struct sigv4_req *r,
+                          struct ig_sigv4_out *out, int has_token, size_t tok_len)
+{
+    int rc;
+
+    if (in->presign_expires > 0) /* the token is in the query: capped the same */
+        return has_token && tok_len > IG_SIGV4_MAX_HDR_BYTES - r->hdr_bytes ? IG_ERR_TOOBIG : 0;
+    if ((rc = sigv4_add_hdr(r, "x-amz-date", out->amz_date, 16)) < 0)
+        return rc;
+    if (has_token && !in->omit_session_token &&
+        (rc = sigv4_add_hdr(r, "x-amz-security-token", in->session_token, tok_len)) < 0)
+        return rc;
+    if (in->sign_body && r->ph_hdr == NULL)
+        return sigv4_add_hdr(r, "x-amz-content-sha256", out->payload_hash,
+                             strlen(out->payload_hash));
     return 0;
 }
 
@@ -802,18 +916,16 @@ int ig_sigv4_sign(const struct ig_sigv4_in *in, struct ig_sigv4_out *out)
     if (has_token && (rc = sigv4_check_value(in->session_token, &tok_len)) < 0)
         goto fail;
     if ((rc = sigv4_collect_hdrs(in, has_token, &r)) < 0 ||
-        (rc = sigv4_payload_hash(in, &r, out->payload_hash)) < 0)
-        goto fail;
-    if ((rc = sigv4_add_hdr(&r, "x-amz-date", out->amz_date, 16)) < 0 ||
-        (has_token && !in->omit_session_token &&
-         (rc = sigv4_add_hdr(&r, "x-amz-security-token", in->session_token, tok_len)) < 0) ||
-        (in->sign_body && r.ph_hdr == NULL &&
-         (rc = sigv4_add_hdr(&r, "x-amz-content-sha256", out->payload_hash,
-                             strlen(out->payload_hash))) < 0))
+        (rc = sigv4_payload_hash(in, &r, out->payload_hash)) < 0 ||
+        (rc = sigv4_own_hdrs(in, &r, out, has_token, tok_len)) < 0)
         goto fail;
     qsort(r.hdrs, r.nhdrs, sizeof(r.hdrs[0]), sigv4_hdr_cmp);
-    if ((rc = sigv4_parse_query(&r)) < 0 ||
-        (rc = sigv4_canonical(in, &r, out->payload_hash, &out->canonical_request, &creq_len,
+    if ((rc = sigv4_add_params(&r, r.query, r.query_len, IG_SIGV4_MAX_QUERY_PARAMS)) < 0 ||
+        (in->presign_expires > 0 &&
+         (rc = sigv4_presign_query(in, &r, out, has_token, tok_len)) < 0))
+        goto fail;
+    qsort(r.params, r.nparams, sizeof(r.params[0]), sigv4_param_cmp);
+    if ((rc = sigv4_canonical(in, &r, out->payload_hash, &out->canonical_request, &creq_len,
                               &signed_at, &signed_len)) < 0 ||
         (rc = sigv4_finish(in, &r, out, creq_len, signed_at, signed_len)) < 0)
         goto fail;
@@ -826,6 +938,7 @@ fail:
 void ig_sigv4_out_clear(struct ig_sigv4_out *out)
 {
     ig_free(&out->authorization);
+    ig_free(&out->presigned_query);
     ig_free(&out->canonical_request);
     ig_free(&out->string_to_sign);
     memset(out, 0, sizeof(*out));

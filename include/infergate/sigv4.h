@@ -65,6 +65,8 @@ struct ig_sigv4_in {
                                 * the caller sends it with out.payload_hash */
     int omit_session_token;    /* the token is sent but not signed (aws-c-auth's flag) */
     struct ig_sigv4_key_cache *key_cache; /* NULL: derive the signing key every call */
+    unsigned presign_expires;  /* 0: sign for the Authorization header; 1..604800: presign
+                                * (query auth, seconds valid): out.presigned_query */
 };
 
 struct ig_sigv4_out {
@@ -74,6 +76,8 @@ struct ig_sigv4_out {
     char *string_to_sign;    /* malloc'd */
     char signature[65];
     char payload_hash[65];   /* what was signed as the payload hash (x-amz-content-sha256) */
+    char *presigned_query;   /* malloc'd when presigning, else NULL: append to the URI's query
+                              * (after '&' when it has one); authorization is NULL then */
 };
 
 /*
@@ -84,6 +88,12 @@ struct ig_sigv4_out {
  * these values. A caller's own Authorization and X-Amz-Date in <hdrs> (and
  * X-Amz-Security-Token when a token is given) are left out, replaced by the
  * signer's, as botocore does: do not send them twice.
+ *
+ * Presigning (presign_expires > 0) puts X-Amz-Algorithm, X-Amz-Credential,
+ * X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders, the token (unless
+ * omitted: then after the signature) and X-Amz-Signature in
+ * out.presigned_query instead; no header is added and sign_body is ignored
+ * (aws-c-auth's query-* vectors).
  *
  * Headers never signed (botocore's list, section 3.1): connection, expect,
  * keep-alive, proxy-authenticate, proxy-authorization, te, trailer,
@@ -104,7 +114,7 @@ struct ig_sigv4_out {
  * the token, a URI that does not start with '/', a bad %-escape in the
  * query, a ".." that climbs above the root (normalising), no Host header,
  * a payload hash that is not 64 lowercase hex digits, a time that is not
- * in years 0000-9999; IG_ERR_TOOBIG past a cap above; IG_ERR_NOMEM;
+ * in years 0000-9999, presign_expires over seven days; IG_ERR_TOOBIG past a cap above; IG_ERR_NOMEM;
  * IG_ERR_IO if OpenSSL fails. On failure <out> holds no allocation.
  */
 int ig_sigv4_sign(const struct ig_sigv4_in *in, struct ig_sigv4_out *out);

@@ -231,9 +231,49 @@ static void assert_file_eq(const char *dir, const char *name, const char *got)
     free(want);
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Split a query on '&' into <v> (at most <cap>), sorted. */
+static size_t query_split(char *q, char **v, size_t cap)
+{
+    size_t n = 0;
+
+    for (char *save = NULL, *t = strtok_r(q, "&", &save); t; t = strtok_r(NULL, "&", &save)) {
+        assert_true(n < cap);
+        v[n++] = t;
+    }
+    qsort(v, n, sizeof(v[0]), str_cmp);
+    return n;
+}
+
+/* The query of the expected signed request line holds the same parameters
+ * as the request's own query followed by ours (the suite's order differs,
+ * the order does not matter to the service). */
+static void assert_query_eq(const char *signed_req, const char *uri, const char *ours)
+{
+    char want[8192], got[8192], *wv[64], *gv[64];
+    const char *q = strchr(signed_req, '?'), *end = strstr(signed_req, " HTTP/1.1\n");
+    const char *uq = strchr(uri, '?');
+    size_t nw, ng, i;
+
+    assert_non_null(q);
+    assert_non_null(end);
+    assert_true((size_t)(end - q) < sizeof(want));
+    snprintf(want, sizeof(want), "%.*s", (int)(end - q - 1), q + 1);
+    snprintf(got, sizeof(got), "%s%s%s", uq ? uq + 1 : "", uq ? "&" : "", ours);
+    nw = query_split(want, wv, IG_ARRAY_SIZE(wv));
+    ng = query_split(got, gv, IG_ARRAY_SIZE(gv));
+    assert_int_equal(nw, ng);
+    for (i = 0; i < nw; i++)
+        assert_string_equal(wv[i], gv[i]);
+}
+
 /* --- the suite --------------------------------------------------------- */
 
-/* Sign one case and compare every header-*.txt. */
+/* Sign one case both ways and compare every header-*.txt and query-*.txt. */
 static void run_case(const char *dir)
 {
     struct ig_sigv4_in in = {0};
@@ -281,13 +321,22 @@ static void run_case(const char *dir)
     assert_non_null(strstr(signed_req, auth));
     free(signed_req);
     ig_sigv4_out_clear(&out);
+
+    /* The presigned variant: the same request, authenticated by its query. */
+    in.presign_expires = (unsigned)json_integer_value(json_object_get(ctx, "expiration_in_seconds"));
+    assert_true(in.presign_expires > 0);
+    assert_int_equal(ig_sigv4_sign(&in, &out), 0);
+    assert_null(out.authorization);
+    assert_file_eq(dir, "query-canonical-request.txt", out.canonical_request);
+    assert_file_eq(dir, "query-string-to-sign.txt", out.string_to_sign);
+    assert_file_eq(dir, "query-signature.txt", out.signature);
+    signed_req = read_file(dir, "query-signed-request.txt", NULL);
+    assert_non_null(signed_req);
+    assert_query_eq(signed_req, r.uri, out.presigned_query);
+    free(signed_req);
+    ig_sigv4_out_clear(&out);
     json_decref(ctx);
     req_free(&r);
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Run every case directory of <dir>, the 38 named ones required. */
@@ -311,7 +360,7 @@ static void run_suite(const char *dir)
         names[n++] = strdup(de->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof(names[0]), name_cmp);
+    qsort(names, n, sizeof(names[0]), str_cmp);
     print_message("sigv4 suite: read %s (%zu case directories)\n", dir, n);
     /* No case, or one of the 38 missing: a broken copy, not a pass. */
     if (n == 0)
@@ -327,7 +376,8 @@ static void run_suite(const char *dir)
         run_case(path);
         free(names[i]);
     }
-    print_message("sigv4 suite: %zu of %zu cases equal byte for byte\n", n, n);
+    print_message("sigv4 suite: %zu of %zu cases equal byte for byte, header and presigned "
+                  "query variants\n", n, n);
 }
 
 static void test_suite(void **state)
@@ -845,6 +895,91 @@ static void test_caps(void **state)
     free(uri);
 }
 
+/* Presigning: the lifetime is capped, header names of any token character
+ * are encoded in X-Amz-SignedHeaders, and the largest inputs (every byte
+ * encoded three times over) fit the sizes computed in advance. */
+static void test_presign_limits(void **state)
+{
+    size_t nh = IG_SIGV4_MAX_HDRS, i;
+    struct ig_sigv4_hdr *h = calloc(nh, sizeof(*h));
+    char *names = malloc(nh * (IG_SIGV4_MAX_NAME + 1)), *tok = malloc(30001);
+    char *uri = malloc(IG_SIGV4_MAX_URI + 1);
+    struct ig_sigv4_in in;
+    struct ig_sigv4_out out;
+
+    (void)state;
+    assert_non_null(h);
+    assert_non_null(names);
+    assert_non_null(tok);
+    assert_non_null(uri);
+    base_in(&in);
+    in.presign_expires = 604801;
+    assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_INVALID);
+    in.presign_expires = 604800;
+    assert_int_equal(ig_sigv4_sign(&in, &out), 0);
+    assert_null(out.authorization);
+    assert_non_null(strstr(out.presigned_query, "&X-Amz-Expires=604800&"));
+    ig_sigv4_out_clear(&out);
+
+    const struct ig_sigv4_hdr odd[] = {{"Host", "h"}, {"X-A!#$%&'*+.^_`|~", "v"}};
+    in.hdrs = odd;
+    in.nhdrs = 2;
+    assert_int_equal(ig_sigv4_sign(&in, &out), 0);
+    assert_non_null(strstr(out.presigned_query,
+                           "&X-Amz-SignedHeaders=host%3Bx-a%21%23%24%25%26%27%2A%2B.%5E_%60%7C~&"));
+    assert_non_null(strstr(out.canonical_request, "\nhost;x-a!#$%&'*+.^_`|~\n"));
+    ig_sigv4_out_clear(&out);
+
+    /* The worst case: 256 names of 128 '!', a token of 30000 '/', the
+     * longest path of bytes that all encode. */
+    h[0] = (struct ig_sigv4_hdr){"Host", "h"};
+    for (i = 1; i < nh; i++) {
+        char *nm = names + i * (IG_SIGV4_MAX_NAME + 1);
+
+        memset(nm, '!', IG_SIGV4_MAX_NAME);
+        nm[IG_SIGV4_MAX_NAME] = '\0';
+        nm[0] = (char)('A' + i % 26); /* distinct names */
+        nm[1] = (char)('A' + i / 26);
+        h[i] = (struct ig_sigv4_hdr){nm, ""};
+    }
+    memset(tok, '/', 30000);
+    tok[30000] = '\0';
+    uri[0] = '/';
+    memset(uri + 1, 0x80, IG_SIGV4_MAX_URI - 1);
+    uri[IG_SIGV4_MAX_URI] = '\0';
+    in.hdrs = h;
+    in.nhdrs = nh;
+    in.session_token = tok;
+    in.uri = uri;
+    assert_int_equal(ig_sigv4_sign(&in, &out), 0);
+    assert_true(strlen(out.presigned_query) > 3 * 30000 + 3 * 255 * IG_SIGV4_MAX_NAME);
+    assert_true(strlen(out.canonical_request) > 2 * 3 * 30000);
+    ig_sigv4_out_clear(&out);
+    in.omit_session_token = 1; /* the token after the signature */
+    assert_int_equal(ig_sigv4_sign(&in, &out), 0);
+    assert_non_null(strstr(out.presigned_query, "&X-Amz-Security-Token=%2F%2F"));
+    assert_true(strstr(out.presigned_query, "&X-Amz-Signature=") <
+                strstr(out.presigned_query, "&X-Amz-Security-Token="));
+    ig_sigv4_out_clear(&out);
+    /* A token that with the headers passes the byte cap. */
+    {
+        char *big = malloc(IG_SIGV4_MAX_HDR_BYTES + 1);
+
+        assert_non_null(big);
+        memset(big, '/', IG_SIGV4_MAX_HDR_BYTES);
+        big[IG_SIGV4_MAX_HDR_BYTES] = '\0';
+        in.session_token = big;
+        in.omit_session_token = 0;
+        assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_TOOBIG);
+        assert_null(out.presigned_query);
+        free(big);
+    }
+    free(h);
+    free(names);
+    free(tok);
+    free(uri);
+}
+
 static void test_key_cache(void **state)
 {
     struct ig_sigv4_key_cache c;
@@ -947,6 +1082,7 @@ int main(void)
         cmocka_unit_test(test_control_chars),
         cmocka_unit_test(test_bad_scalars),
         cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_presign_limits),
         cmocka_unit_test(test_key_cache),
         cmocka_unit_test(test_speed),
     };
