@@ -309,6 +309,7 @@ void ig_batch_free(struct ig_batch *batch)
     free(batch->segs);
     free(batch->out);
     free(batch->preds);
+    free(batch->fails);
     free(batch->err_msg);
     free(batch);
 }

@@ -69,6 +69,7 @@ static int config_check_listen_opt(const char *v, char *why, size_t whylen);
 static int config_check_model(const char *v, char *why, size_t whylen);
 static int config_check_variant(const char *v, char *why, size_t whylen);
 static int config_check_media(const char *v, char *why, size_t whylen);
+static int config_check_url_opt(const char *v, char *why, size_t whylen);
 
 #define G(field) offsetof(struct ig_config, field)
 #define E(field) offsetof(struct ig_endpoint_conf, field)
@@ -155,6 +156,24 @@ static const struct config_opt config_endpoint[] = {
      "rows waiting to be batched; beyond this, requests are throttled"},
     {"request_timeout_ms", CONFIG_U64, E(request_timeout_ms), 1, 3600000, "60000",
      CONFIG_IN_FILE | RELOAD, NULL, "MS", "deadline for one client request"},
+    {"endpoint_url", CONFIG_STR, E(endpoint_url), 0, 0, "", CONFIG_IN_FILE, config_check_url_opt,
+     "URL", "sagemaker:// models: the runtime's URL; empty: https://runtime.sagemaker.REGION.amazonaws.com"},
+    {"upstream_http2", CONFIG_BOOL, E(upstream_http2), 0, 0, "off", CONFIG_IN_FILE, NULL, "on|off",
+     "remote models: HTTP/2 (h2c with prior knowledge, h2 by ALPN) instead of HTTP/1.1 keep-alive"},
+    {"upstream_timeout_ms", CONFIG_U64, E(upstream_timeout_ms), 1, 3600000, "60000",
+     CONFIG_IN_FILE, NULL, "MS", "remote models: one call's deadline (connect to last byte)"},
+    {"retry_max", CONFIG_U32, E(retry_max), 0, 10, "3", CONFIG_IN_FILE, NULL, "N",
+     "remote models: retries of a throttled, 5xx or failed-connection call"},
+    {"retry_budget_pct", CONFIG_U32, E(retry_budget_pct), 0, 100, "10", CONFIG_IN_FILE, NULL, "PCT",
+     "remote models: retries never exceed this share of calls"},
+    {"retry_base_ms", CONFIG_U64, E(retry_base_ms), 1, 60000, "25", CONFIG_IN_FILE, NULL, "MS",
+     "remote models: first retry's backoff cap (full jitter, doubling per retry)"},
+    {"retry_max_ms", CONFIG_U64, E(retry_max_ms), 1, 600000, "2000", CONFIG_IN_FILE, NULL, "MS",
+     "remote models: largest backoff"},
+    {"breaker_failures", CONFIG_U32, E(breaker_failures), 1, 1000, "5", CONFIG_IN_FILE, NULL, "N",
+     "remote models: consecutive failed calls that open the circuit breaker"},
+    {"breaker_open_ms", CONFIG_U64, E(breaker_open_ms), 1, 3600000, "5000", CONFIG_IN_FILE, NULL,
+     "MS", "remote models: how long the breaker stays open before one probe call"},
 };
 
 #undef G
@@ -352,6 +371,23 @@ static int config_check_model(const char *v, char *why, size_t whylen)
     snprintf(why, whylen,
              "'%s' is not file://PATH, http(s)://HOST[:PORT][/PATH] or sagemaker://REGION/ENDPOINT",
              v);
+    return -1;
+}
+
+/* Empty, or http(s)://HOST[:PORT][/PATH]. */
+static int config_check_url_opt(const char *v, char *why, size_t whylen)
+{
+    static const char *const http[] = {"http://", "https://"};
+
+    if (v[0] == '\0')
+        return 0;
+    for (size_t i = 0; i < IG_ARRAY_SIZE(http); i++) {
+        size_t n = strlen(http[i]);
+
+        if (strncmp(v, http[i], n) == 0 && config_hostport_ok(v + n, strcspn(v + n, "/"), 0, 1) == 0)
+            return 0;
+    }
+    snprintf(why, whylen, "'%s' is not http(s)://HOST[:PORT][/PATH]", v);
     return -1;
 }
 

@@ -87,9 +87,13 @@ struct gw_flow {
     uint32_t n;
 };
 
-/* One batcher and its flush timer: rows of one endpoint for one Accept. */
+/* One batcher and its flush timer: rows of one endpoint for one Accept,
+ * and, for an upstream that takes rows as bytes, one Content-Type (a
+ * call's rows are all in one format). */
+#define GW_NLANES (IG_FMT_COUNT * IG_FMT_COUNT)
 struct gw_lane {
     struct gw_endpoint *ep;
+    enum ig_format ctype; /* the rows' format (bytes upstreams; else any) */
     enum ig_format accept;
     struct ig_batcher *batcher;
     struct event *timer;
@@ -102,7 +106,7 @@ struct gw_endpoint {
     struct ig_upstream *up;
     enum ig_format default_ctype;
     enum ig_format default_accept;
-    struct gw_lane lanes[IG_FMT_COUNT];
+    struct gw_lane lanes[GW_NLANES]; /* [ctype * IG_FMT_COUNT + accept] */
     /* Deadlines: every request of an endpoint has the same
      * request_timeout_ms, so arrival order is deadline order. The requests
      * waiting for theirs form a FIFO, and one timer per endpoint is armed at
@@ -617,15 +621,15 @@ static void gw_endpoint_pump(struct gw_endpoint *ep, const struct gw_lane *first
 {
     size_t start = (size_t)(first - ep->lanes);
 
-    for (size_t i = 1; i <= IG_FMT_COUNT; i++)
-        gw_lane_pump(&ep->lanes[(start + i) % IG_FMT_COUNT]);
+    for (size_t i = 1; i <= GW_NLANES; i++)
+        gw_lane_pump(&ep->lanes[(start + i) % GW_NLANES]);
 }
 
 static uint32_t gw_endpoint_queued(const struct gw_endpoint *ep)
 {
     uint32_t q = 0;
 
-    for (int f = 0; f < IG_FMT_COUNT; f++)
+    for (int f = 0; f < GW_NLANES; f++)
         q += ig_batcher_queued_rows(ep->lanes[f].batcher);
     return q;
 }
@@ -646,11 +650,20 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
         const struct ig_pred *p = &b->preds[k + i];
 
         if (p->len & IG_PRED_FAILED) { /* this row alone failed: say which and why */
-            char msg[320];
+            const struct ig_row_fail *f = b->fails ? &b->fails[k + i] : NULL;
+            int len = (int)(p->len & ~IG_PRED_FAILED);
+            char msg[1100];
 
-            snprintf(msg, sizeof(msg), "Row %u: %.*s", seg->first + i + 1,
-                     (int)(p->len & ~IG_PRED_FAILED), b->out + p->off);
-            gw_req_fail(r, "ModelError", msg);
+            if (f != NULL && (f->type == NULL || strcmp(f->type, "ModelError") == 0)) {
+                /* the model's own status and words, as SageMaker relays them */
+                snprintf(msg, sizeof(msg), "%.*s", len, b->out + p->off);
+                gw_model_error(r->gw, r->http, r, r->lane->ep, f->status, msg);
+                r->http = NULL;
+                gw_req_finish(r);
+                return;
+            }
+            snprintf(msg, sizeof(msg), "Row %u: %.*s", seg->first + i + 1, len, b->out + p->off);
+            gw_req_fail(r, f != NULL ? f->type : "ModelError", msg);
             return;
         }
         seg_bytes += p->len;
@@ -759,7 +772,7 @@ static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
     ep->batches[b->reason]++;
     ep->inflight++;
     ig_hist_observe(&ep->batch_rows, b->nrows);
-    if (ep->up->ops->submit_batch(ep->up, b, lane->accept, on_batch_done, lane) == 0)
+    if (ep->up->ops->submit_batch(ep->up, b, lane->ctype, lane->accept, on_batch_done, lane) == 0)
         return;
     /* The backend is saturated: fail these rows, but not from inside pump. */
     b->status = IG_ERR_FULL;
@@ -788,6 +801,8 @@ static void gw_lane_pump(struct gw_lane *lane)
     uint64_t now = ig_now_us(), due;
     struct ig_batch *b;
 
+    if (ep->gw->closing || ep->up == NULL)
+        return; /* completions while the gateway is freed: nothing new goes out */
     while (ep->inflight < ep->conf->max_inflight &&
            (b = ig_batcher_next(lane->batcher, now)) != NULL)
         gw_lane_dispatch(lane, b);
@@ -1216,7 +1231,9 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     r = ig_xcalloc(1, sizeof(*r));
     r->gw = gw;
     r->http = http;
-    r->lane = &ep->lanes[accept];
+    /* Rows parsed into features mix whatever their format; rows sent as
+     * bytes go with rows of their own format. */
+    r->lane = &ep->lanes[(ep->up->dim > 0 ? 0 : ctype) * IG_FMT_COUNT + accept];
     r->refs = 1;
     r->start_us = ig_now_us();
     ig_buf_init(&r->out, GW_RESPONSE_MAX);
@@ -1252,12 +1269,27 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
     } else if (strcmp(path, "/healthz") == 0) {
         gw_respond_text(gw, http, 200, "application/json", ig_xstrdup("{\"status\":\"ok\"}"), 15);
     } else if (strcmp(path, "/readyz") == 0) {
-        if (gw->draining)
+        char why[384] = "";
+
+        for (size_t i = 0; i < gw->neps && why[0] == '\0'; i++)
+            if (gw->eps[i].up->ops->health(gw->eps[i].up, why, sizeof(why)) < 0 &&
+                why[0] == '\0')
+                snprintf(why, sizeof(why), "endpoint %s is not ready", gw->eps[i].conf->name);
+        if (gw->draining) {
             gw_respond_text(gw, http, 503, "application/json",
                             ig_xstrdup("{\"status\":\"draining\"}"), 21);
-        else
+        } else if (why[0] != '\0') {
+            json_t *o = json_pack("{s:s,s:s}", "status", "not ready", "reason", why);
+            char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+            json_decref(o);
+            if (body == NULL)
+                body = ig_xstrdup("{\"status\":\"not ready\"}");
+            gw_respond_text(gw, http, 503, "application/json", body, strlen(body));
+        } else {
             gw_respond_text(gw, http, 200, "application/json",
                             ig_xstrdup("{\"status\":\"ready\"}"), 18);
+        }
     } else {
         struct ig_buf out;
         size_t len;
@@ -1366,6 +1398,78 @@ static int gw_render_budgets(struct ig_gateway *gw, struct ig_buf *out)
     return rv;
 }
 
+/* The remote upstreams' own metrics (ig_upstream_stats), one series per
+ * endpoint with a remote model. */
+static int gw_render_upstreams(struct ig_gateway *gw, struct ig_buf *out)
+{
+    static const char *const why[IG_RETRY_REASON_COUNT] = {"throttled", "server", "connection",
+                                                           "timeout"};
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } counters[] = {
+        {"infergate_upstream_calls_total", "counter",
+         "Calls to the model (retries and bisection halves included).",
+         offsetof(struct ig_upstream_stats, calls)},
+        {"infergate_upstream_calls_failed_total", "counter",
+         "Calls that failed (5xx, timeout, connection; not a model's 4xx).",
+         offsetof(struct ig_upstream_stats, calls_failed)},
+        {"infergate_upstream_retries_denied_total", "counter",
+         "Retries the retry budget refused.", offsetof(struct ig_upstream_stats, retries_denied)},
+        {"infergate_upstream_splits_total", "counter",
+         "Calls split in halves to isolate the rows a model refuses.",
+         offsetof(struct ig_upstream_stats, splits)},
+        {"infergate_upstream_breaker_opens_total", "counter", "Times the circuit breaker opened.",
+         offsetof(struct ig_upstream_stats, breaker_opens)},
+    };
+    char labels[192];
+    int rv = 0;
+
+#define REMOTE_EPS(code)                                                                           \
+    for (size_t i = 0; i < gw->neps && rv == 0; i++) {                                             \
+        const struct ig_upstream_stats *st = &gw->eps[i].up->stats;                                \
+        if (!gw->eps[i].up->remote)                                                                \
+            continue;                                                                              \
+        snprintf(labels, sizeof(labels), "endpoint=\"%s\"", gw->eps[i].conf->name);              \
+        code;                                                                                      \
+    }
+    for (size_t c = 0; c < IG_ARRAY_SIZE(counters) && rv == 0; c++) {
+        rv = ig_metrics_header(out, counters[c].name, counters[c].type, counters[c].help);
+        REMOTE_EPS(rv = ig_metrics_sample(
+                       out, counters[c].name, labels,
+                       (double)*(const uint64_t *)((const char *)st + counters[c].off)))
+    }
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_upstream_retries_total", "counter",
+                               "Calls retried, by reason.");
+    REMOTE_EPS(for (int j = 0; j < IG_RETRY_REASON_COUNT && rv == 0; j++) {
+        char l2[256];
+
+        snprintf(l2, sizeof(l2), "%s,reason=\"%s\"", labels, why[j]);
+        rv = ig_metrics_sample(out, "infergate_upstream_retries_total", l2, (double)st->retries[j]);
+    })
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_upstream_breaker_state", "gauge",
+                               "Circuit breaker: 0 closed, 1 open, 2 half-open.");
+    REMOTE_EPS(rv = ig_metrics_sample(out, "infergate_upstream_breaker_state", labels,
+                                      st->breaker_state))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_upstream_connections", "gauge",
+                               "Connections open to the model.");
+    REMOTE_EPS(rv = ig_metrics_sample(out, "infergate_upstream_connections", labels,
+                                      st->connections))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_upstream_call_rows", "histogram", "Rows per call.");
+    REMOTE_EPS(rv = ig_metrics_hist(out, "infergate_upstream_call_rows", labels, &st->call_rows))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_upstream_call_seconds", "histogram",
+                               "Time from a call's start to its answer.");
+    REMOTE_EPS(
+        rv = ig_metrics_hist(out, "infergate_upstream_call_seconds", labels, &st->call_seconds))
+#undef REMOTE_EPS
+    return rv;
+}
+
 static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
 {
     static const char *const reasons[] = {"rows", "bytes", "delay", "drain"};
@@ -1414,6 +1518,8 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
                                "Time from a request's arrival to its successful response.");
     ALL_EPS(rv = ig_metrics_hist(out, "infergate_request_latency_seconds", labels,
                                  &ep->request_seconds))
+    if (rv == 0)
+        rv = gw_render_upstreams(gw, out);
 #undef ALL_EPS
     if (rv == 0)
         rv = ig_metrics_header(out, "infergate_errors_total", "counter",
@@ -1463,7 +1569,7 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
 static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
                             const struct ig_endpoint_conf *conf, char *err, size_t errlen)
 {
-    struct ig_upstream_env env = {.workers = gw->workers};
+    struct ig_upstream_env env = {.workers = gw->workers, .base = gw->base, .conf = conf};
     struct ig_batcher_limits lim = {
         .max_batch_rows = conf->max_batch_rows,
         .max_batch_bytes = conf->max_batch_bytes,
@@ -1491,11 +1597,12 @@ static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
      * clears the endpoints before it), so it must own nothing. */
     ep->dl_timer = evtimer_new(gw->base, on_ep_deadline, ep);
     ep->dl_timer_at = UINT64_MAX;
-    for (int f = 0; f < IG_FMT_COUNT; f++) {
+    for (int f = 0; f < GW_NLANES; f++) {
         struct gw_lane *lane = &ep->lanes[f];
 
         lane->ep = ep;
-        lane->accept = (enum ig_format)f;
+        lane->ctype = (enum ig_format)(f / IG_FMT_COUNT);
+        lane->accept = (enum ig_format)(f % IG_FMT_COUNT);
         lane->batcher = ig_batcher_new(&lim);
         lane->timer = evtimer_new(gw->base, on_lane_timer, lane);
         lane->timer_at = UINT64_MAX;
@@ -1510,14 +1617,17 @@ static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
 
 static void gw_endpoint_clear(struct gw_endpoint *ep)
 {
-    for (int f = 0; f < IG_FMT_COUNT; f++) {
+    /* First: a remote upstream hands its batches back (cancelled), and
+     * their completions need the lanes. */
+    ig_upstream_free(ep->up);
+    ep->up = NULL;
+    for (int f = 0; f < GW_NLANES; f++) {
         if (ep->lanes[f].timer)
             event_free(ep->lanes[f].timer);
         ig_batcher_free(ep->lanes[f].batcher);
     }
     if (ep->dl_timer)
         event_free(ep->dl_timer);
-    ig_upstream_free(ep->up);
 }
 
 int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct ig_gateway **out,
@@ -1544,7 +1654,7 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
     gw->base = base;
     gw->cfg = cfg;
     for (size_t i = 0; i < cfg->nendpoints; i++)
-        max_jobs += IG_FMT_COUNT * cfg->endpoints[i].max_inflight;
+        max_jobs += GW_NLANES * cfg->endpoints[i].max_inflight;
     if (ig_workers_new_nice(base, cfg->workers, max_jobs, GW_MODEL_NICE, &gw->workers) < 0 ||
         ig_workers_new_nice(base, cfg->workers, GW_DECODE_QUEUE_MAX, GW_DECODE_NICE,
                             &gw->decoders) < 0) {
@@ -1641,7 +1751,7 @@ void ig_gateway_drain(struct ig_gateway *gw)
            gw_open_requests(gw));
     ig_http_server_stop_accepting(gw->http);
     for (size_t i = 0; i < gw->neps; i++)
-        for (int f = 0; f < IG_FMT_COUNT; f++) {
+        for (int f = 0; f < GW_NLANES; f++) {
             ig_batcher_set_drain(gw->eps[i].lanes[f].batcher, 1);
             gw_lane_pump(&gw->eps[i].lanes[f]);
         }

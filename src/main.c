@@ -57,11 +57,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* The model URL schemes this build serves; the others parse (they are
  * planned) but are refused before anything starts. */
-static int main_scheme_served(const char *model)
-{
-    return strncmp(model, "file://", 7) == 0;
-}
-
 /* A listen address that must resolve; <name> is the option. */
 static int main_check_listen(const struct ig_config *cfg, const char *name, const char *value,
                              char *err, size_t errlen)
@@ -108,28 +103,19 @@ static int main_check_tls(const struct ig_config *cfg, char *err, size_t errlen)
 }
 
 /*
- * What the configuration parser cannot see: schemes this build does not
- * serve, listen addresses that do not resolve, and with <deep> (under
- * --check-config) the TLS files and every model, loaded by the code that
- * start-up runs. At start-up the gateway loads them itself (once).
+ * What the configuration parser cannot see: listen addresses that do not
+ * resolve, and with <deep> (under --check-config) the TLS files and every
+ * model, opened by the code that start-up runs (a remote one on a loop of
+ * its own that never runs: its URL and credentials are checked, nothing is
+ * sent). At start-up the gateway opens them itself (once).
  */
 static int main_preflight(const struct ig_config *cfg, int deep, char *err, size_t errlen)
 {
     struct ig_upstream_env env = {.workers = NULL}; /* loading never touches the pool */
+    struct event_base *base = NULL;
     char where[256], why[768];
     int rv;
 
-    for (size_t i = 0; i < cfg->nendpoints; i++) {
-        const struct ig_endpoint_conf *ep = &cfg->endpoints[i];
-
-        if (!main_scheme_served(ep->model)) {
-            snprintf(err, errlen,
-                     "%s: '%s': this build serves only file:// models (http://, https:// and "
-                     "sagemaker:// upstreams are not built yet)",
-                     ig_config_endpoint_where(cfg, ep, where, sizeof(where)), ep->model);
-            return IG_ERR_CONFIG;
-        }
-    }
     if ((rv = main_check_listen(cfg, "listen", cfg->listen, err, errlen)) < 0 ||
         (rv = main_check_listen(cfg, "admin_listen", cfg->admin_listen, err, errlen)) < 0)
         return rv;
@@ -141,15 +127,23 @@ static int main_preflight(const struct ig_config *cfg, int deep, char *err, size
         const struct ig_endpoint_conf *ep = &cfg->endpoints[i];
         struct ig_upstream *up = NULL;
 
+        if (base == NULL && (base = event_base_new()) == NULL) {
+            snprintf(err, errlen, "cannot create an event loop");
+            return IG_ERR_NOMEM;
+        }
+        env.base = base;
+        env.conf = ep;
         rv = ig_upstream_open(ep->model, &env, &up, why, sizeof(why));
         if (rv < 0) {
             snprintf(err, errlen, "%s: %s",
                      ig_config_endpoint_where(cfg, ep, where, sizeof(where)), why);
-            return IG_ERR_CONFIG;
+            break;
         }
         ig_upstream_free(up);
     }
-    return 0;
+    if (base != NULL)
+        event_base_free(base);
+    return rv < 0 ? IG_ERR_CONFIG : 0;
 }
 
 /* --check-config is a command for people: its verdict is plain text. A

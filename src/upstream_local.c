@@ -92,13 +92,14 @@ static void local_done(void *arg)
     free(job);
 }
 
-static int local_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_format accept,
-                        ig_upstream_done_cb *cb, void *arg)
+static int local_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_format ctype,
+                        enum ig_format accept, ig_upstream_done_cb *cb, void *arg)
 {
     struct local_upstream *lu = (struct local_upstream *)u;
     struct local_job *job = ig_xmalloc(sizeof(*job));
     int rv;
 
+    (void)ctype; /* rows come parsed: any format */
     job->lu = lu;
     job->batch = batch;
     job->accept = accept;
@@ -110,9 +111,11 @@ static int local_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_f
     return rv;
 }
 
-static int local_health(struct ig_upstream *u)
+static int local_health(struct ig_upstream *u, char *why, size_t whylen)
 {
     (void)u;
+    (void)why;
+    (void)whylen;
     return 0;
 }
 
@@ -127,6 +130,7 @@ static void local_destroy(struct ig_upstream *u)
 static const struct ig_upstream_ops local_ops = {
     .name = "local",
     .submit_batch = local_submit,
+    .cancel_batch = NULL, /* a model run is short: its answer comes anyway */
     .health = local_health,
     .destroy = local_destroy,
 };

@@ -46,6 +46,19 @@ struct ig_pred {
  */
 #define IG_PRED_FAILED 0x80000000u
 
+/*
+ * How a failed row (IG_PRED_FAILED) is answered, when ig_batch.fails is
+ * set (remote upstreams): <type> NULL or "ModelError" is a ModelError
+ * whose OriginalStatusCode is <status> and OriginalMessage the slice (the
+ * model's own words); another type ("InternalFailure",
+ * "ServiceUnavailable") is that error with the slice as its message.
+ * Without ig_batch.fails a failed row is a ModelError from the local model.
+ */
+struct ig_row_fail {
+    const char *type; /* static */
+    int status;
+};
+
 struct ig_batch {
     uint64_t id;
     enum ig_flush_reason reason;
@@ -54,12 +67,14 @@ struct ig_batch {
     struct ig_batch_seg *segs;
     uint32_t nsegs;
     uint64_t created_us; /* when the batcher emitted it */
+    void *upstream_data; /* the upstream's own, while the batch is submitted */
 
     /* Filled by the upstream before it completes the batch. */
     int status;         /* 0, or a negative IG_ERR_* */
     char *out;          /* encoded predictions, owned */
     size_t out_len;
     struct ig_pred *preds;  /* nrows slices of out, owned (IG_PRED_FAILED: a row's error) */
+    struct ig_row_fail *fails; /* NULL, or nrows entries, owned: how failed rows are answered */
     const char *err_type;   /* static, e.g. "ModelError", when status < 0 */
     char *err_msg;          /* owned, when status < 0 */
 };

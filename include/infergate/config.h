@@ -34,6 +34,16 @@ struct ig_endpoint_conf {
     uint32_t max_inflight;       /* 8, 1..1024 concurrent upstream calls */
     uint32_t max_queue_rows;     /* 16777216, 1..268435456 rows waiting per endpoint */
     uint64_t request_timeout_ms; /* 60000, 1..3600000: per-request deadline */
+    /* Remote upstreams (http(s):// container, sagemaker://) only. */
+    char *endpoint_url;          /* "": https://runtime.sagemaker.REGION.amazonaws.com */
+    int upstream_http2;          /* off: HTTP/1.1 keep-alive pool; on: h2 (h2c prior knowledge) */
+    uint64_t upstream_timeout_ms; /* 60000, 1..3600000: one upstream call */
+    uint32_t retry_max;          /* 3, 0..10: retries of one call (throttling, 5xx, connection) */
+    uint32_t retry_budget_pct;   /* 10, 0..100: retries per 100 calls at most (over a window) */
+    uint64_t retry_base_ms;      /* 25, 1..60000: first backoff cap (full jitter, doubling) */
+    uint64_t retry_max_ms;       /* 2000, 1..600000: backoff cap */
+    uint32_t breaker_failures;   /* 5, 1..1000: consecutive failed calls that open the breaker */
+    uint64_t breaker_open_ms;    /* 5000, 1..3600000: open this long, then one probe */
     int line;                    /* line of the [endpoint] header in the file */
     int model_line;              /* line of its model key */
 };

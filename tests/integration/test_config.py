@@ -8,9 +8,10 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
-from iglib import BIN, DEMO_MODEL, ROOT, check, check_eq, finish, free_port, run
+from iglib import BIN, DEMO_MODEL, ROOT, Gateway, check, check_eq, finish, free_port, run
 
 tmp = tempfile.mkdtemp(prefix="ig-config-")
 
@@ -155,19 +156,33 @@ with open(os.path.join(tmp, "not-json.json"), "w") as f:
 check_fails("[endpoint a]\nmodel = file://%s\n[endpoint b]\nmodel = file://not-json.json\n"
             % DEMO_MODEL, ":4: model: %s: " % os.path.join(tmp, "not-json.json"),
             "every model is loaded, not only the first", exact=False)
-for url, scheme in (("http://127.0.0.1:9000", "http"), ("https://runtime.example.com/x", "https"),
-                    ("sagemaker://us-east-1/my-endpoint", "sagemaker")):
-    check_fails("[endpoint demo]\nmodel = %s\n" % url,
-                ":2: model: '%s': this build serves only file:// models (http://, https:// and "
-                "sagemaker:// upstreams are not built yet)" % url,
-                "a %s:// model is refused at check time" % scheme)
-# ... and at start-up, before anything binds
-p = conf("listen = 127.0.0.1:0\n[endpoint demo]\nmodel = http://127.0.0.1:9000\n")
-r = run([BIN, "--config", p])
-check_eq((r.returncode, json_error(r)),
-         (2, "%s:3: model: 'http://127.0.0.1:9000': this build serves only file:// "
-             "models (http://, https:// and sagemaker:// upstreams are not built yet)" % p),
-         "an http:// model stops start-up with exit 2 and file:line:key")
+# Remote models: --check-config accepts their URLs (nothing is sent)...
+for url in ("http://127.0.0.1:9", "https://runtime.example.com/x"):
+    p = conf("[endpoint demo]\nmodel = %s\n" % url)
+    r = subprocess.run([BIN, "--config", p, "--check-config"], capture_output=True)
+    check_eq((r.returncode, r.stderr.decode()), (0, ""), "--check-config accepts model = %s" % url)
+# ... a sagemaker:// model needs credentials, which --check-config looks for
+noaws = {k: "" for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE",
+                         "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")}
+noaws["HOME"] = tmp
+noaws["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(tmp, "none")
+noaws["AWS_CONFIG_FILE"] = os.path.join(tmp, "none")
+check_fails("[endpoint demo]\nmodel = sagemaker://us-east-1/my-endpoint\n",
+            ":2: model: sagemaker://us-east-1/my-endpoint: no AWS credentials",
+            "a sagemaker:// model without credentials is refused at check time", exact=False,
+            env=noaws)
+# ... and a container that is not there: the gateway starts, /readyz says why
+with Gateway({"demo": {"model": "http://127.0.0.1:9"}}) as gw:
+    time.sleep(0.5)
+    try:
+        urllib.request.urlopen(gw.url + "/readyz", timeout=5)
+        ready = (200, "")
+    except urllib.error.HTTPError as e:
+        ready = (e.code, e.read().decode())
+    check_eq(ready, (503, '{"status":"not ready","reason":"container http://127.0.0.1:9: GET /ping '
+                          'failed: Couldn\'t connect to server"}'),
+             "a container that does not answer /ping: /readyz 503 with the reason")
 
 # At start-up a model that does not load is a configuration error too: exit 2,
 # a JSON log line naming file:line: model.

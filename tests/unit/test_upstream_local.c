@@ -54,9 +54,9 @@ static void test_batch_of_two_requests(void **state)
     assert_string_equal(u->ops->name, "local");
     assert_int_equal(u->dim, 2);
     assert_string_equal(u->json_key, "predictions");
-    assert_int_equal(u->ops->health(u), 0);
+    assert_int_equal(u->ops->health(u, NULL, 0), 0);
 
-    assert_int_equal(u->ops->submit_batch(u, &batch, IG_FMT_CSV, on_done, base), 0);
+    assert_int_equal(u->ops->submit_batch(u, &batch, IG_FMT_CSV, IG_FMT_CSV, on_done, base), 0);
     assert_null(completed); /* never from inside submit */
     event_base_dispatch(base);
     assert_ptr_equal(completed, &batch);
@@ -72,7 +72,7 @@ static void test_batch_of_two_requests(void **state)
     completed = NULL;
     batch.out = NULL;
     batch.preds = NULL;
-    assert_int_equal(u->ops->submit_batch(u, &batch, IG_FMT_JSON, on_done, base), 0);
+    assert_int_equal(u->ops->submit_batch(u, &batch, IG_FMT_CSV, IG_FMT_JSON, on_done, base), 0);
     event_base_dispatch(base);
     pred_is(&batch, 1, "{\"closest_cluster\":2.0,\"distance_to_cluster\":1.118033988749895}");
     free(batch.out);
@@ -110,7 +110,7 @@ static void test_not_finite_row(void **state)
                                       sizeof(err)), 0);
     for (int f = 0; f < IG_FMT_COUNT; f++) {
         completed = NULL;
-        assert_int_equal(u->ops->submit_batch(u, &batch, (enum ig_format)f, on_done, base), 0);
+        assert_int_equal(u->ops->submit_batch(u, &batch, IG_FMT_CSV, (enum ig_format)f, on_done, base), 0);
         event_base_dispatch(base);
         assert_ptr_equal(completed, &batch);
         assert_int_equal(batch.status, 0);
@@ -136,10 +136,12 @@ static void test_open_errors(void **state)
     char err[256];
 
     (void)state;
-    assert_int_equal(ig_upstream_open("sagemaker://us-east-1/x", &env, &u, err, sizeof(err)),
-                     IG_ERR_UNSUPPORTED);
-    assert_string_equal(err, "model 'sagemaker://us-east-1/x': only file:// models are served by "
-                             "this build");
+    assert_int_equal(ig_upstream_open("ftp://h/x", &env, &u, err, sizeof(err)), IG_ERR_UNSUPPORTED);
+    assert_string_equal(err, "model 'ftp://h/x': unknown scheme (file://, http(s)://, sagemaker://)");
+    /* a remote model needs the loop: refused, not crashed, without one */
+    assert_int_equal(ig_upstream_open("http://127.0.0.1:9", &env, &u, err, sizeof(err)),
+                     IG_ERR_INVALID);
+    assert_null(u);
     assert_int_equal(ig_upstream_open("file:///nonexistent/model.json", &env, &u, err, sizeof(err)),
                      IG_ERR_IO);
     assert_null(u);

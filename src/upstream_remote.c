@@ -1,0 +1,1292 @@
+/*
+ * upstream_remote.c - the remote backends: a model container that speaks
+ * the SageMaker container contract (model = http://HOST:PORT), and
+ * SageMaker's InvokeEndpoint (model = sagemaker://REGION/ENDPOINT).
+ *
+ * A batch becomes one job. At submit its rows' bytes are copied (the
+ * requests' bodies may go when a client resets; the job owns what it
+ * sends) and it is cut into calls of at most the container's payload
+ * limit. Each call is one HTTP POST through libcurl on the gateway's own
+ * loop (curl_loop.h): the rows joined (CSV and JSON Lines lines, JSON
+ * instances re-wrapped in {"instances":[...]}), no number parsed on the way.
+ *
+ * A call that fails:
+ *   - throttled (429), 5xx, timed out or not connected: retried with capped
+ *     exponential backoff and full jitter, while the retry budget allows
+ *     (retries <= retry_budget_pct of calls, plus a burst of
+ *     REMOTE_RETRY_BURST), up to retry_max times;
+ *   - refused by the model (any other 4xx: a row it cannot take): split in
+ *     halves until the rows it refuses are alone; those rows fail with the
+ *     model's status and message (a ModelError for their requests), every
+ *     other row gets its prediction. One bad row among n costs at most
+ *     2*log2(n) more calls;
+ *   - answered with a prediction count unlike its row count: its rows fail
+ *     with InternalFailure, and a warning is logged; no row is dropped or
+ *     shifted.
+ * A circuit breaker counts consecutive failed calls (not a model's 4xx):
+ * at breaker_failures it opens, and batches fail at once with
+ * ServiceUnavailable for breaker_open_ms; then one call goes through as a
+ * probe, and its success closes the breaker.
+ *
+ * The container is probed with GET /ping every REMOTE_PING_US (health(),
+ * so /readyz); once it answers, GET /execution-parameters is read when it
+ * offers it, and caps calls in flight (MaxConcurrentTransforms) and call
+ * bytes (MaxPayloadInMB).
+ */
+#include <ctype.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "infergate/buf.h"
+#include "infergate/codec.h"
+#include "infergate/common.h"
+#include "infergate/config.h"
+#include "infergate/curl_loop.h"
+#include "infergate/upstream.h"
+
+/* One call's answer at most (the gateway answers 64 MiB at most too). */
+#define REMOTE_RESP_MAX ((size_t)64 << 20)
+/* Readiness probe period and timeout (the contract's 2 s for /ping). */
+#define REMOTE_PING_US 1000000
+#define REMOTE_PING_TIMEOUT_MS 2000
+/* /ping and /execution-parameters answers kept at most. */
+#define REMOTE_SMALL_MAX ((size_t)64 << 10)
+/* A model's message kept for the client's ModelError. */
+#define REMOTE_MSG_MAX 1024
+/* Retry budget: tokens held at most (the burst a quiet upstream allows). */
+#define REMOTE_RETRY_BURST 10.0
+/* Bytes a call's body adds to its rows: a newline per row, or the JSON
+ * wrapper and commas. */
+#define REMOTE_JSON_WRAP (sizeof("{\"instances\":[]}") - 1)
+
+enum remote_kind { REMOTE_CONTAINER = 0, REMOTE_SAGEMAKER = 1 };
+enum { BREAKER_CLOSED = 0, BREAKER_OPEN = 1, BREAKER_HALF = 2 };
+enum call_where { CALL_NONE = 0, CALL_QUEUED = 1, CALL_RUNNING = 2, CALL_BACKOFF = 3 };
+
+struct remote_upstream;
+struct remote_call;
+
+/* One submitted batch. */
+struct remote_job {
+    struct remote_upstream *ru;
+    struct ig_batch *batch;
+    enum ig_format ctype, accept;
+    ig_upstream_done_cb *cb;
+    void *arg;
+    char *rows;        /* the rows' bytes back to back: the job's own copy */
+    uint32_t *row_off; /* nrows + 1 offsets into <rows> */
+    uint32_t nrows;
+    struct ig_buf out;  /* predictions, and the messages of failed rows */
+    struct ig_pred *preds;
+    struct ig_row_fail *fails; /* allocated at the first failed row */
+    uint32_t pending;          /* calls not finished */
+    int cancelled;
+    const char *err_type; /* whole-job failure, set before it completes */
+    char *err_msg;
+    struct event *later; /* a completion deferred to the loop */
+    struct remote_job *prev, *next; /* the upstream's jobs */
+};
+
+/* One HTTP call: rows [lo, hi) of a job. */
+struct remote_call {
+    struct remote_job *job;
+    uint32_t lo, hi;
+    uint32_t attempt;
+    int probe; /* the half-open breaker's one call */
+    enum call_where where;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    struct ig_buf body;
+    struct ig_buf resp;
+    char ctype[128];
+    char etype[128]; /* x-amzn-ErrorType, up to its ':' */
+    uint64_t start_us;
+    struct event *timer; /* backoff */
+    struct remote_call *qnext;      /* the upstream's queue */
+    struct remote_call *prev, *next; /* the upstream's calls */
+};
+
+struct remote_upstream {
+    struct ig_upstream base;
+    enum remote_kind kind;
+    const struct ig_endpoint_conf *conf;
+    struct event_base *evb;
+    struct ig_curl_loop *cl;
+    char *url_invoke, *url_ping, *url_exec;
+    char *label; /* "container http://..." / "SageMaker endpoint NAME (REGION)" */
+    uint32_t max_calls;
+    uint64_t max_payload;
+    uint32_t running;
+    struct remote_call *q_head, *q_tail;
+    struct remote_call *calls;
+    struct remote_job *jobs;
+    /* readiness (container) */
+    int ready;
+    char why[256];
+    CURL *ping, *exec;
+    struct ig_buf ping_resp, exec_resp;
+    int exec_done;
+    struct event *ping_timer;
+    /* breaker */
+    int breaker;
+    uint32_t fails_in_row;
+    uint64_t open_until_us;
+    int probe_out;
+    /* retry budget */
+    double tokens;
+    uint64_t rng;
+};
+
+static void call_start(struct remote_call *c);
+static void call_free(struct remote_call *c);
+static void job_complete(struct remote_job *job);
+static void remote_pump(struct remote_upstream *ru);
+
+#define DLIST_LINK(head, e)                                                                        \
+    do {                                                                                           \
+        (e)->prev = NULL;                                                                          \
+        (e)->next = (head);                                                                        \
+        if ((head) != NULL)                                                                        \
+            (head)->prev = (e);                                                                    \
+        (head) = (e);                                                                              \
+    } while (0)
+#define DLIST_UNLINK(head, e)                                                                      \
+    do {                                                                                           \
+        if ((e)->prev != NULL)                                                                     \
+            (e)->prev->next = (e)->next;                                                           \
+        else                                                                                       \
+            (head) = (e)->next;                                                                    \
+        if ((e)->next != NULL)                                                                     \
+            (e)->next->prev = (e)->prev;                                                           \
+    } while (0)
+
+static uint64_t remote_rand(struct remote_upstream *ru)
+{
+    uint64_t x = ru->rng;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    ru->rng = x;
+    return x;
+}
+
+/* ---- curl callbacks ------------------------------------------------------ */
+
+/* Connections open to the backend, counted as libcurl opens and closes
+ * their sockets (an idle one in the pool counts). */
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct remote_upstream *ru = arg;
+    curl_socket_t fd;
+
+    (void)purpose;
+    fd = socket(a->family, a->socktype, a->protocol);
+    if (fd != CURL_SOCKET_BAD)
+        ru->base.stats.connections++;
+    return fd;
+}
+
+static int on_close_socket(void *arg, curl_socket_t fd)
+{
+    struct remote_upstream *ru = arg;
+
+    ru->base.stats.connections--;
+    return close(fd);
+}
+
+static void count_sockets(struct remote_upstream *ru, CURL *easy)
+{
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, ru);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, ru);
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *arg)
+{
+    struct ig_buf *b = arg;
+
+    /* Past the cap: 0 aborts the transfer (CURLE_WRITE_ERROR). */
+    return ig_buf_append(b, p, size * n) == 0 ? size * n : 0;
+}
+
+/* Copy header <name>'s value out of a raw header line, up to <stop>. */
+static void hdr_take(const char *line, size_t len, const char *name, char *dst, size_t cap,
+                     char stop)
+{
+    size_t n = strlen(name), i = 0;
+
+    if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return;
+    line += n + 1;
+    len -= n + 1;
+    while (len > 0 && (*line == ' ' || *line == '\t')) {
+        line++;
+        len--;
+    }
+    while (i + 1 < cap && i < len && line[i] != '\r' && line[i] != '\n' && line[i] != stop) {
+        dst[i] = line[i];
+        i++;
+    }
+    dst[i] = '\0';
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    struct remote_call *c = arg;
+    size_t len = size * n;
+
+    if (len > 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new answer (after a 100): start over */
+        c->ctype[0] = '\0';
+        c->etype[0] = '\0';
+        return len;
+    }
+    hdr_take(p, len, "Content-Type", c->ctype, sizeof(c->ctype), ';');
+    hdr_take(p, len, "x-amzn-ErrorType", c->etype, sizeof(c->etype), ':');
+    return len;
+}
+
+/* ---- answers --------------------------------------------------------------- */
+
+/* End of the JSON value at p (< end), or NULL when it is not one. Structure
+ * only: strings, nesting, and scalars as runs of their characters. */
+static const char *json_skip(const char *p, const char *end)
+{
+    int depth = 0;
+
+    do {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+            p++;
+        if (p >= end)
+            return NULL;
+        if (*p == '"') {
+            for (p++; p < end && *p != '"'; p++)
+                if (*p == '\\' && ++p == end)
+                    return NULL;
+            if (p >= end)
+                return NULL;
+            p++;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+            p++;
+            continue;
+        } else if (*p == '}' || *p == ']') {
+            if (depth == 0)
+                return NULL;
+            depth--;
+            p++;
+        } else if (*p == ',' || *p == ':') {
+            if (depth == 0)
+                return NULL;
+            p++;
+            continue;
+        } else {
+            const char *s = p;
+
+            while (p < end && (isalnum((unsigned char)*p) || *p == '-' || *p == '+' || *p == '.'))
+                p++;
+            if (p == s)
+                return NULL;
+        }
+    } while (depth > 0);
+    return p;
+}
+
+static const char *json_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/*
+ * Split an answer <b> of <len> bytes in format <fmt> into predictions:
+ * <preds> (room for <cap>) gets slices of <b>; returns how many there are,
+ * or -1 when the answer is not in that format (counts past <cap> are
+ * counted, not stored). CSV and JSON Lines: one line each (a last line may
+ * lack its newline; CR before LF is dropped). JSON: the elements of the
+ * array under <key> in a top-level object, or of a top-level array.
+ */
+static long remote_split(enum ig_format fmt, const char *key, const char *b, size_t len,
+                         struct ig_pred *preds, uint32_t cap)
+{
+    const char *p = b, *end = b + len;
+    long n = 0;
+
+    if (fmt != IG_FMT_JSON) {
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            const char *le = nl ? nl : end;
+
+            if (le > p && le[-1] == '\r')
+                le--;
+            if ((uint64_t)n < cap) {
+                preds[n].off = (uint32_t)(p - b);
+                preds[n].len = (uint32_t)(le - p);
+            }
+            n++;
+            p = nl ? nl + 1 : end;
+        }
+        return n;
+    }
+    p = json_ws(p, end);
+    if (p < end && *p == '{') {
+        const char *arr = NULL;
+
+        p = json_ws(p + 1, end);
+        while (p < end && *p != '}') {
+            const char *k = p, *ke = json_skip(p, end);
+
+            if (ke == NULL || *k != '"')
+                return -1;
+            p = json_ws(ke, end);
+            if (p >= end || *p != ':')
+                return -1;
+            p = json_ws(p + 1, end);
+            if ((size_t)(ke - k - 2) == strlen(key) && memcmp(k + 1, key, strlen(key)) == 0)
+                arr = p;
+            if ((p = json_skip(p, end)) == NULL)
+                return -1;
+            p = json_ws(p, end);
+            if (p < end && *p == ',')
+                p = json_ws(p + 1, end);
+        }
+        if (arr == NULL || p >= end)
+            return -1;
+        p = arr;
+    }
+    if (p >= end || *p != '[')
+        return -1;
+    p = json_ws(p + 1, end);
+    while (p < end && *p != ']') {
+        const char *e = json_skip(p, end);
+
+        if (e == NULL)
+            return -1;
+        if ((uint64_t)n < cap) {
+            preds[n].off = (uint32_t)(p - b);
+            preds[n].len = (uint32_t)(e - p);
+        }
+        n++;
+        p = json_ws(e, end);
+        if (p < end && *p == ',')
+            p = json_ws(p + 1, end);
+        else if (p < end && *p != ']')
+            return -1;
+    }
+    return p < end ? n : -1;
+}
+
+/* ---- jobs ------------------------------------------------------------------ */
+
+/* Rows [lo, hi) of <job> fail: each is answered <type> (<status>, <msg>). */
+static void job_fail_rows(struct remote_job *job, uint32_t lo, uint32_t hi, const char *type,
+                          int status, const char *msg, size_t msglen)
+{
+    size_t off = job->out.len;
+
+    if (job->fails == NULL &&
+        (job->fails = ig_try_malloc((size_t)job->nrows * sizeof(*job->fails))) == NULL)
+        goto nomem;
+    if (msglen > REMOTE_MSG_MAX)
+        msglen = REMOTE_MSG_MAX;
+    if (ig_buf_append(&job->out, msg, msglen) < 0)
+        goto nomem;
+    for (uint32_t i = lo; i < hi; i++) {
+        job->preds[i].off = (uint32_t)off;
+        job->preds[i].len = (uint32_t)msglen | IG_PRED_FAILED;
+        job->fails[i].type = type;
+        job->fails[i].status = status;
+    }
+    return;
+nomem:
+    if (job->err_type == NULL) {
+        job->err_type = "InternalFailure";
+        job->err_msg = ig_xstrdup("Out of memory for the model's answer.");
+    }
+}
+
+static void on_job_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    job_complete(arg);
+}
+
+/* Complete <job> from the loop, not from the caller's stack. */
+static void job_complete_later(struct remote_job *job)
+{
+    struct timeval now = {0, 0};
+
+    if (job->later == NULL)
+        job->later = evtimer_new(job->ru->evb, on_job_deferred, job);
+    evtimer_add(job->later, &now);
+}
+
+static void job_free(struct remote_job *job)
+{
+    DLIST_UNLINK(job->ru->jobs, job);
+    if (job->later != NULL)
+        event_free(job->later);
+    free(job->rows);
+    free(job->row_off);
+    free(job->preds);
+    free(job->fails);
+    free(job->err_msg);
+    ig_buf_clear(&job->out);
+    free(job);
+}
+
+/* Every call of <job> has ended: hand the batch back. */
+static void job_complete(struct remote_job *job)
+{
+    struct ig_batch *b = job->batch;
+    ig_upstream_done_cb *cb = job->cb;
+    void *arg = job->arg;
+
+    b->upstream_data = NULL;
+    if (job->cancelled) {
+        b->status = IG_ERR_CANCELLED;
+        b->err_type = "InternalFailure";
+        b->err_msg = ig_xstrdup("The request was cancelled.");
+    } else if (job->err_type != NULL) {
+        b->status = IG_ERR_IO;
+        b->err_type = job->err_type;
+        b->err_msg = job->err_msg;
+        job->err_msg = NULL;
+    } else {
+        b->status = 0;
+        b->out = ig_buf_take(&job->out, &b->out_len);
+        b->preds = job->preds;
+        b->fails = job->fails;
+        job->preds = NULL;
+        job->fails = NULL;
+    }
+    job_free(job);
+    cb(b, arg);
+}
+
+/* ---- breaker and retry budget ---------------------------------------------- */
+
+static void breaker_success(struct remote_upstream *ru, const struct remote_call *c)
+{
+    ru->fails_in_row = 0;
+    if (c->probe) {
+        ru->probe_out = 0;
+        if (ru->breaker != BREAKER_CLOSED)
+            ig_log(IG_LOG_INFO, "endpoint %s: %s answered the probe: circuit breaker closed",
+                   ru->conf->name, ru->label);
+        ru->breaker = BREAKER_CLOSED;
+    }
+    ru->base.stats.breaker_state = (uint32_t)ru->breaker;
+}
+
+static void breaker_failure(struct remote_upstream *ru, const struct remote_call *c)
+{
+    ru->fails_in_row++;
+    if (c->probe)
+        ru->probe_out = 0;
+    if ((c->probe && ru->breaker == BREAKER_HALF) ||
+        (ru->breaker == BREAKER_CLOSED && ru->fails_in_row >= ru->conf->breaker_failures)) {
+        ru->breaker = BREAKER_OPEN;
+        ru->open_until_us = ig_now_us() + ru->conf->breaker_open_ms * 1000;
+        ru->base.stats.breaker_opens++;
+        ig_log(IG_LOG_WARN,
+               "endpoint %s: %s failed %u calls in a row: circuit breaker open for %llu ms",
+               ru->conf->name, ru->label, ru->fails_in_row,
+               (unsigned long long)ru->conf->breaker_open_ms);
+    }
+    ru->base.stats.breaker_state = (uint32_t)ru->breaker;
+}
+
+/* Whether a new job may go out now; <probe> set when it is the probe. */
+static int breaker_admit(struct remote_upstream *ru, int *probe)
+{
+    *probe = 0;
+    if (ru->breaker == BREAKER_CLOSED)
+        return 1;
+    if (ru->breaker == BREAKER_OPEN && ig_now_us() >= ru->open_until_us)
+        ru->breaker = BREAKER_HALF;
+    ru->base.stats.breaker_state = (uint32_t)ru->breaker;
+    if (ru->breaker == BREAKER_HALF && !ru->probe_out) {
+        ru->probe_out = 1;
+        *probe = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+static struct remote_call *call_new(struct remote_job *job, uint32_t lo, uint32_t hi)
+{
+    struct remote_call *c = ig_xcalloc(1, sizeof(*c));
+
+    c->job = job;
+    c->lo = lo;
+    c->hi = hi;
+    ig_buf_init(&c->body, (size_t)UINT32_MAX);
+    ig_buf_init(&c->resp, REMOTE_RESP_MAX);
+    DLIST_LINK(job->ru->calls, c);
+    job->pending++;
+    return c;
+}
+
+/* Take <c> off the queue, its transfer or its timer. */
+static void call_detach(struct remote_call *c)
+{
+    struct remote_upstream *ru = c->job->ru;
+
+    if (c->where == CALL_RUNNING) {
+        ig_curl_loop_cancel(ru->cl, c->easy);
+        ru->running--;
+    } else if (c->where == CALL_QUEUED) {
+        struct remote_call **pp = &ru->q_head;
+
+        ru->q_tail = NULL;
+        while (*pp != NULL) {
+            if (*pp == c)
+                *pp = c->qnext;
+            else {
+                ru->q_tail = *pp;
+                pp = &(*pp)->qnext;
+            }
+        }
+    } else if (c->where == CALL_BACKOFF) {
+        event_del(c->timer);
+    }
+    c->where = CALL_NONE;
+}
+
+static void call_free(struct remote_call *c)
+{
+    call_detach(c);
+    DLIST_UNLINK(c->job->ru->calls, c);
+    if (c->easy != NULL)
+        curl_easy_cleanup(c->easy);
+    curl_slist_free_all(c->hdrs);
+    if (c->timer != NULL)
+        event_free(c->timer);
+    ig_buf_clear(&c->body);
+    ig_buf_clear(&c->resp);
+    free(c);
+}
+
+/* <c> is over: free it, and complete its job when it was the last. */
+static void call_end(struct remote_call *c)
+{
+    struct remote_job *job = c->job;
+
+    call_free(c);
+    if (--job->pending == 0)
+        job_complete(job);
+}
+
+/* The body of rows [lo, hi): lines, or {"instances":[...]}. */
+static int call_body(struct remote_call *c)
+{
+    const struct remote_job *job = c->job;
+    int json = job->ctype == IG_FMT_JSON;
+    size_t n = job->row_off[c->hi] - job->row_off[c->lo] + (c->hi - c->lo) + REMOTE_JSON_WRAP;
+    int rv;
+
+    ig_buf_reset(&c->body);
+    if ((rv = ig_buf_reserve(&c->body, n)) < 0)
+        return rv;
+    if (json)
+        ig_buf_append_str(&c->body, "{\"instances\":[");
+    for (uint32_t i = c->lo; i < c->hi; i++) {
+        if (json && i > c->lo)
+            ig_buf_append_char(&c->body, ',');
+        ig_buf_append(&c->body, job->rows + job->row_off[i], job->row_off[i + 1] - job->row_off[i]);
+        if (!json)
+            ig_buf_append_char(&c->body, '\n');
+    }
+    if (json)
+        ig_buf_append_str(&c->body, "]}");
+    return 0;
+}
+
+static void on_call_done(CURL *easy, CURLcode rc, void *arg);
+
+/* Set up the transfer of <c>. 0, or a negative IG_ERR_* with <c> failed. */
+static int call_setup(struct remote_call *c)
+{
+    struct remote_job *job = c->job;
+    struct remote_upstream *ru = job->ru;
+    char h[192];
+
+    if (c->easy == NULL && (c->easy = curl_easy_init()) == NULL)
+        return IG_ERR_NOMEM;
+    curl_easy_reset(c->easy);
+    curl_slist_free_all(c->hdrs);
+    c->hdrs = NULL;
+    ig_buf_reset(&c->resp);
+    c->ctype[0] = c->etype[0] = '\0';
+    if (c->body.len == 0 && call_body(c) < 0)
+        return IG_ERR_NOMEM;
+    snprintf(h, sizeof(h), "Content-Type: %s", ig_codec_format_mime(job->ctype));
+    c->hdrs = curl_slist_append(c->hdrs, h);
+    snprintf(h, sizeof(h), "Accept: %s", ig_codec_format_mime(job->accept));
+    c->hdrs = curl_slist_append(c->hdrs, h);
+    c->hdrs = curl_slist_append(c->hdrs, "Expect:"); /* no 100-continue round trip */
+    curl_easy_setopt(c->easy, CURLOPT_URL, ru->url_invoke);
+    curl_easy_setopt(c->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body.data);
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body.len);
+    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->hdrs);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &c->resp);
+    curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)ru->conf->upstream_timeout_ms);
+    curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION,
+                     !ru->conf->upstream_http2                     ? CURL_HTTP_VERSION_1_1
+                     : strncmp(ru->url_invoke, "https:", 6) == 0 ? CURL_HTTP_VERSION_2TLS
+                                                                 : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L); /* h2: share a connection when one comes */
+    count_sockets(ru, c->easy);
+    if (ru->kind == REMOTE_CONTAINER)
+        curl_easy_setopt(c->easy, CURLOPT_PROXY, ""); /* a sidecar: never through a proxy */
+    return 0;
+}
+
+/* Send <c> now (a call slot is free). */
+static void call_send(struct remote_call *c)
+{
+    struct remote_upstream *ru = c->job->ru;
+    int rv;
+
+    if ((rv = call_setup(c)) < 0 ||
+        (rv = ig_curl_loop_add(ru->cl, c->easy, on_call_done, c)) < 0) {
+        job_fail_rows(c->job, c->lo, c->hi, "InternalFailure", 0,
+                      "The gateway could not start the call to the model.", 50);
+        call_end(c);
+        return;
+    }
+    c->where = CALL_RUNNING;
+    c->start_us = ig_now_us();
+    ru->running++;
+    ru->base.stats.calls++;
+    ig_hist_observe(&ru->base.stats.call_rows, c->hi - c->lo);
+}
+
+/* Send <c>, or queue it behind the calls waiting for a slot. */
+static void call_start(struct remote_call *c)
+{
+    struct remote_upstream *ru = c->job->ru;
+
+    if (ru->running < ru->max_calls && ru->q_head == NULL) {
+        call_send(c);
+        return;
+    }
+    c->where = CALL_QUEUED;
+    c->qnext = NULL;
+    if (ru->q_tail != NULL)
+        ru->q_tail->qnext = c;
+    else
+        ru->q_head = c;
+    ru->q_tail = c;
+}
+
+/* Start queued calls while slots are free. */
+static void remote_pump(struct remote_upstream *ru)
+{
+    while (ru->running < ru->max_calls && ru->q_head != NULL) {
+        struct remote_call *c = ru->q_head;
+
+        ru->q_head = c->qnext;
+        if (ru->q_head == NULL)
+            ru->q_tail = NULL;
+        c->where = CALL_NONE;
+        call_send(c);
+    }
+}
+
+static void on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+    struct remote_call *c = arg;
+
+    (void)fd;
+    (void)what;
+    c->where = CALL_NONE;
+    call_start(c);
+}
+
+/* Retry <c> after a backoff when the budget allows: 1, or 0 (not retried). */
+static int call_retry(struct remote_call *c, enum ig_retry_reason why)
+{
+    struct remote_upstream *ru = c->job->ru;
+    uint64_t cap_ms, wait_us;
+    struct timeval tv;
+
+    if (c->attempt >= ru->conf->retry_max || c->job->cancelled || ru->breaker == BREAKER_OPEN)
+        return 0;
+    if (ru->tokens < 1.0) {
+        ru->base.stats.retries_denied++;
+        return 0;
+    }
+    ru->tokens -= 1.0;
+    cap_ms = ru->conf->retry_base_ms << (c->attempt < 20 ? c->attempt : 20);
+    if (cap_ms > ru->conf->retry_max_ms)
+        cap_ms = ru->conf->retry_max_ms;
+    wait_us = remote_rand(ru) % (cap_ms * 1000 + 1); /* full jitter */
+    c->attempt++;
+    ru->base.stats.retries[why]++;
+    if (c->timer == NULL)
+        c->timer = evtimer_new(ru->evb, on_backoff, c);
+    tv.tv_sec = (time_t)(wait_us / 1000000);
+    tv.tv_usec = (suseconds_t)(wait_us % 1000000);
+    c->where = CALL_BACKOFF;
+    evtimer_add(c->timer, &tv);
+    return 1;
+}
+
+/* The model refused rows [lo, hi): split in halves, or fail the one row. */
+static void call_bisect(struct remote_call *c, int status, const char *msg, size_t msglen)
+{
+    struct remote_job *job = c->job;
+    uint32_t mid;
+
+    if (c->hi - c->lo == 1 || job->cancelled) {
+        job_fail_rows(job, c->lo, c->hi, "ModelError", status, msg, msglen);
+        call_end(c);
+        return;
+    }
+    mid = c->lo + (c->hi - c->lo) / 2;
+    job->ru->base.stats.splits++;
+    call_start(call_new(job, c->lo, mid));
+    call_start(call_new(job, mid, c->hi));
+    call_end(c);
+}
+
+/* A 2xx answer: its predictions, one per row, or the rows fail. */
+static void call_answered(struct remote_call *c)
+{
+    struct remote_job *job = c->job;
+    struct remote_upstream *ru = job->ru;
+    uint32_t n = c->hi - c->lo;
+    enum ig_format got;
+    char msg[256];
+    long k;
+
+    if (c->ctype[0] != '\0' && (ig_codec_format_parse(c->ctype, job->accept, &got) < 0 ||
+                                got != job->accept)) {
+        snprintf(msg, sizeof(msg), "The model answered Content-Type %.64s; %s was asked for.",
+                 c->ctype, ig_codec_format_mime(job->accept));
+        ig_log(IG_LOG_WARN, "endpoint %s: %s", ru->conf->name, msg);
+        job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
+        return;
+    }
+    k = remote_split(job->accept, ru->base.json_key, c->resp.data ? c->resp.data : "", c->resp.len,
+                     job->preds + c->lo, n);
+    if (k != (long)n) {
+        if (k < 0)
+            snprintf(msg, sizeof(msg), "The model's answer is not valid %s.",
+                     ig_codec_format_mime(job->accept));
+        else
+            snprintf(msg, sizeof(msg),
+                     "The model returned %ld predictions for %u rows; these rows were not "
+                     "answered.",
+                     k, n);
+        ig_log(IG_LOG_WARN, "endpoint %s: %s (call of rows %u..%u of batch %llu)", ru->conf->name,
+               msg, c->lo + 1, c->hi, (unsigned long long)job->batch->id);
+        job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
+        return;
+    }
+    /* The slices index c->resp: move them into the job's output. */
+    if (job->out.len == 0 && c->lo == 0 && c->hi == job->nrows) {
+        ig_buf_clear(&job->out);
+        job->out = c->resp;
+        ig_buf_init(&c->resp, REMOTE_RESP_MAX);
+        return;
+    }
+    if (ig_buf_reserve(&job->out, c->resp.len) < 0) {
+        job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, "Out of memory for the answer.", 29);
+        return;
+    }
+    for (uint32_t i = c->lo; i < c->hi; i++) {
+        struct ig_pred *p = &job->preds[i];
+        uint32_t off = (uint32_t)job->out.len;
+
+        ig_buf_append(&job->out, c->resp.data + p->off, p->len);
+        p->off = off;
+    }
+}
+
+/* A model error's message for the client: the body, cut, as text. */
+static size_t call_model_msg(const struct remote_call *c, char *msg, size_t cap)
+{
+    size_t n = c->resp.len < cap - 1 ? c->resp.len : cap - 1;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)c->resp.data[i];
+
+        msg[i] = ch < 0x20 && ch != '\t' ? ' ' : (char)ch;
+    }
+    while (n > 0 && msg[n - 1] == ' ')
+        n--;
+    msg[n] = '\0';
+    return n;
+}
+
+/* SageMaker's ModelError: the model's status and message from its body. */
+static int call_sm_model_error(const struct remote_call *c, int *status, char *msg, size_t cap)
+{
+    json_t *o = json_loadb(c->resp.data ? c->resp.data : "", c->resp.len, 0, NULL);
+    json_t *st = o ? json_object_get(o, "OriginalStatusCode") : NULL;
+    json_t *om = o ? json_object_get(o, "OriginalMessage") : NULL;
+
+    if (!json_is_integer(st)) {
+        json_decref(o);
+        return -1;
+    }
+    *status = (int)json_integer_value(st);
+    snprintf(msg, cap, "%s", json_is_string(om) ? json_string_value(om) : "");
+    json_decref(o);
+    return 0;
+}
+
+static void on_call_done(CURL *easy, CURLcode rc, void *arg)
+{
+    struct remote_call *c = arg;
+    struct remote_job *job = c->job;
+    struct remote_upstream *ru = job->ru;
+    long code = 0;
+    char msg[REMOTE_MSG_MAX + 1];
+    size_t mlen;
+    int ostatus;
+    enum ig_retry_reason why;
+
+    c->where = CALL_NONE;
+    ru->running--;
+    ig_hist_observe(&ru->base.stats.call_seconds, (double)(ig_now_us() - c->start_us) / 1e6);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    if (rc == CURLE_OK && code >= 200 && code < 300) {
+        breaker_success(ru, c);
+        call_answered(c);
+        call_end(c);
+        remote_pump(ru);
+        return;
+    }
+    if (rc == CURLE_OK) {
+        int model_4xx = code >= 400 && code < 500 && code != 429;
+
+        if (ru->kind == REMOTE_SAGEMAKER && code == 424 &&
+            call_sm_model_error(c, &ostatus, msg, sizeof(msg)) == 0) {
+            model_4xx = ostatus >= 400 && ostatus < 500 && ostatus != 429;
+            mlen = strlen(msg);
+        } else if (ru->kind == REMOTE_SAGEMAKER && model_4xx) {
+            /* not the model: SageMaker refused the call itself */
+            char body[512];
+
+            call_model_msg(c, body, sizeof(body));
+            snprintf(msg, sizeof(msg), "SageMaker refused the call (%ld %s): %s", code,
+                     c->etype[0] ? c->etype : "error", body);
+            ig_log(IG_LOG_WARN, "endpoint %s: %s", ru->conf->name, msg);
+            breaker_success(ru, c); /* it answers: not down */
+            job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
+            call_end(c);
+            remote_pump(ru);
+            return;
+        } else {
+            ostatus = (int)code;
+            mlen = call_model_msg(c, msg, sizeof(msg));
+        }
+        if (model_4xx) {
+            breaker_success(ru, c); /* the model answers: it is up */
+            call_bisect(c, ostatus, msg, mlen);
+            remote_pump(ru);
+            return;
+        }
+        why = code == 429 || strcmp(c->etype, "ThrottlingException") == 0 ? IG_RETRY_THROTTLED
+                                                                          : IG_RETRY_SERVER;
+        if (why == IG_RETRY_SERVER) {
+            breaker_failure(ru, c);
+            ru->base.stats.calls_failed++;
+        }
+        if (call_retry(c, why)) {
+            remote_pump(ru);
+            return;
+        }
+        job_fail_rows(job, c->lo, c->hi, "ModelError", ostatus, msg, mlen);
+    } else {
+        why = rc == CURLE_OPERATION_TIMEDOUT ? IG_RETRY_TIMEOUT : IG_RETRY_CONNECTION;
+        if (rc == CURLE_WRITE_ERROR) {
+            snprintf(msg, sizeof(msg), "The model's answer is larger than %zu bytes.",
+                     REMOTE_RESP_MAX);
+            job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
+            call_end(c);
+            remote_pump(ru);
+            return;
+        }
+        breaker_failure(ru, c);
+        ru->base.stats.calls_failed++;
+        if (call_retry(c, why)) {
+            remote_pump(ru);
+            return;
+        }
+        if (why == IG_RETRY_TIMEOUT) {
+            snprintf(msg, sizeof(msg),
+                     "Your invocation timed out while waiting for a response from container "
+                     "%s. Review the latency metrics for each container in Amazon CloudWatch, "
+                     "resolve the issue, and try again.",
+                     ru->conf->variant);
+            job_fail_rows(job, c->lo, c->hi, "ModelError", 0, msg, strlen(msg));
+        } else {
+            snprintf(msg, sizeof(msg), "The model backend (%s) cannot be reached: %s.", ru->label,
+                     curl_easy_strerror(rc));
+            job_fail_rows(job, c->lo, c->hi, "ServiceUnavailable", 0, msg, strlen(msg));
+        }
+    }
+    call_end(c);
+    remote_pump(ru);
+}
+
+/* ---- the vtable ------------------------------------------------------------- */
+
+/* Copy the batch's rows: the job sends its own bytes. */
+static int job_copy_rows(struct remote_job *job)
+{
+    const struct ig_batch *b = job->batch;
+    uint32_t k = 0;
+    size_t off = 0;
+
+    if (b->nbytes >= UINT32_MAX)
+        return IG_ERR_TOOBIG;
+    job->rows = ig_try_malloc(b->nbytes ? b->nbytes : 1);
+    job->row_off = ig_try_malloc(((size_t)b->nrows + 1) * sizeof(*job->row_off));
+    job->preds = ig_try_malloc((size_t)b->nrows * sizeof(*job->preds));
+    if (job->rows == NULL || job->row_off == NULL || job->preds == NULL)
+        return IG_ERR_NOMEM;
+    for (uint32_t s = 0; s < b->nsegs; s++) {
+        const struct ig_batch_seg *seg = &b->segs[s];
+
+        for (uint32_t i = 0; i < seg->nrows; i++, k++) {
+            const struct ig_row *row = &seg->rs->rows[seg->first + i];
+
+            if (off + row->len > b->nbytes)
+                return IG_ERR_INVALID;
+            job->row_off[k] = (uint32_t)off;
+            memcpy(job->rows + off, seg->rs->body + row->off, row->len);
+            off += row->len;
+        }
+    }
+    job->row_off[k] = (uint32_t)off;
+    job->nrows = k;
+    return k == b->nrows ? 0 : IG_ERR_INVALID;
+}
+
+static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_format ctype,
+                         enum ig_format accept, ig_upstream_done_cb *cb, void *arg)
+{
+    struct remote_upstream *ru = (struct remote_upstream *)u;
+    struct remote_job *job = ig_xcalloc(1, sizeof(*job));
+    uint64_t extra = ctype == IG_FMT_JSON ? REMOTE_JSON_WRAP : 0;
+    int probe = 0;
+    uint32_t lo = 0;
+    uint64_t bytes = extra;
+
+    job->ru = ru;
+    job->batch = batch;
+    job->ctype = ctype;
+    job->accept = accept;
+    job->cb = cb;
+    job->arg = arg;
+    ig_buf_init(&job->out, REMOTE_RESP_MAX + (size_t)batch->nrows * REMOTE_MSG_MAX);
+    DLIST_LINK(ru->jobs, job);
+    if (job_copy_rows(job) < 0) {
+        job_free(job);
+        return IG_ERR_FULL;
+    }
+    batch->upstream_data = job;
+    ru->tokens += (double)ru->conf->retry_budget_pct / 100.0;
+    if (ru->tokens > REMOTE_RETRY_BURST)
+        ru->tokens = REMOTE_RETRY_BURST;
+    if (!breaker_admit(ru, &probe)) {
+        char msg[384];
+
+        snprintf(msg, sizeof(msg),
+                 "The model backend (%s) is failing: the circuit breaker is open after %u "
+                 "failed calls in a row; retry later.",
+                 ru->label, ru->fails_in_row);
+        job->err_type = "ServiceUnavailable";
+        job->err_msg = ig_xstrdup(msg);
+        job_complete_later(job);
+        return 0;
+    }
+    /* Calls of at most max_payload bytes (a row larger goes alone). The
+     * probe is one call, whatever the size. */
+    for (uint32_t i = 0; i < job->nrows; i++) {
+        uint64_t len = job->row_off[i + 1] - job->row_off[i] + 1;
+
+        if (!probe && i > lo && bytes + len > ru->max_payload) {
+            call_start(call_new(job, lo, i));
+            lo = i;
+            bytes = extra;
+        }
+        bytes += len;
+    }
+    {
+        struct remote_call *c = call_new(job, lo, job->nrows);
+
+        c->probe = probe;
+        call_start(c);
+    }
+    return 0;
+}
+
+static void remote_cancel(struct ig_upstream *u, struct ig_batch *batch)
+{
+    struct remote_upstream *ru = (struct remote_upstream *)u;
+    struct remote_job *job = batch->upstream_data;
+    struct remote_call *c, *next;
+
+    if (job == NULL || job->cancelled)
+        return;
+    job->cancelled = 1;
+    for (c = ru->calls; c != NULL; c = next) {
+        next = c->next;
+        if (c->job != job)
+            continue;
+        if (c->probe)
+            ru->probe_out = 0;
+        call_free(c);
+        job->pending--;
+    }
+    if (job->pending == 0)
+        job_complete_later(job);
+    remote_pump(ru);
+}
+
+static int remote_health(struct ig_upstream *u, char *why, size_t whylen)
+{
+    struct remote_upstream *ru = (struct remote_upstream *)u;
+
+    if (ru->breaker == BREAKER_OPEN && ig_now_us() < ru->open_until_us) {
+        if (why)
+            snprintf(why, whylen, "%s: circuit breaker open after %u failed calls in a row",
+                     ru->label, ru->fails_in_row);
+        return IG_ERR_IO;
+    }
+    if (ru->kind == REMOTE_CONTAINER && !ru->ready) {
+        if (why)
+            snprintf(why, whylen, "%s: %s", ru->label, ru->why);
+        return IG_ERR_AGAIN;
+    }
+    return 0;
+}
+
+static void remote_destroy(struct ig_upstream *u)
+{
+    struct remote_upstream *ru = (struct remote_upstream *)u;
+
+    while (ru->calls != NULL) {
+        struct remote_call *c = ru->calls;
+
+        c->job->pending--;
+        call_free(c);
+    }
+    while (ru->jobs != NULL) { /* handed back, cancelled */
+        ru->jobs->cancelled = 1;
+        job_complete(ru->jobs);
+    }
+    if (ru->ping_timer != NULL)
+        event_free(ru->ping_timer);
+    if (ru->ping != NULL) {
+        ig_curl_loop_cancel(ru->cl, ru->ping);
+        curl_easy_cleanup(ru->ping);
+    }
+    if (ru->exec != NULL) {
+        ig_curl_loop_cancel(ru->cl, ru->exec);
+        curl_easy_cleanup(ru->exec);
+    }
+    ig_curl_loop_free(ru->cl);
+    ig_buf_clear(&ru->ping_resp);
+    ig_buf_clear(&ru->exec_resp);
+    free(ru->url_invoke);
+    free(ru->url_ping);
+    free(ru->url_exec);
+    free(ru->label);
+    free(ru);
+}
+
+static const struct ig_upstream_ops container_ops = {
+    .name = "container",
+    .submit_batch = remote_submit,
+    .cancel_batch = remote_cancel,
+    .health = remote_health,
+    .destroy = remote_destroy,
+};
+
+/* ---- the container's readiness and execution parameters ----------------------- */
+
+static void ping_arm(struct remote_upstream *ru, uint64_t us)
+{
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+
+    evtimer_add(ru->ping_timer, &tv);
+}
+
+static void on_exec_done(CURL *easy, CURLcode rc, void *arg)
+{
+    struct remote_upstream *ru = arg;
+    long code = 0;
+    json_t *o, *v;
+
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    if (rc != CURLE_OK)
+        return; /* asked again after the next good ping */
+    ru->exec_done = 1;
+    if (code != 200) {
+        ig_log(IG_LOG_INFO, "endpoint %s: %s offers no /execution-parameters (%ld)",
+               ru->conf->name, ru->label, code);
+        return;
+    }
+    o = json_loadb(ru->exec_resp.data ? ru->exec_resp.data : "", ru->exec_resp.len, 0, NULL);
+    if ((v = json_object_get(o, "MaxConcurrentTransforms")) != NULL && json_is_integer(v) &&
+        json_integer_value(v) >= 1 && (uint64_t)json_integer_value(v) < ru->max_calls)
+        ru->max_calls = (uint32_t)json_integer_value(v);
+    if ((v = json_object_get(o, "MaxPayloadInMB")) != NULL && json_is_integer(v) &&
+        json_integer_value(v) >= 1 &&
+        (uint64_t)json_integer_value(v) < (ru->max_payload >> 20))
+        ru->max_payload = (uint64_t)json_integer_value(v) << 20;
+    ig_log(IG_LOG_INFO,
+           "endpoint %s: %s execution parameters: %u calls at once, %llu bytes a call",
+           ru->conf->name, ru->label, ru->max_calls, (unsigned long long)ru->max_payload);
+    json_decref(o);
+}
+
+static void small_get(struct remote_upstream *ru, CURL **easy, const char *url, struct ig_buf *resp,
+                      ig_curl_done_cb *cb)
+{
+    if (*easy == NULL && (*easy = curl_easy_init()) == NULL)
+        return;
+    curl_easy_reset(*easy);
+    ig_buf_reset(resp);
+    curl_easy_setopt(*easy, CURLOPT_URL, url);
+    curl_easy_setopt(*easy, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(*easy, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(*easy, CURLOPT_TIMEOUT_MS, (long)REMOTE_PING_TIMEOUT_MS);
+    curl_easy_setopt(*easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(*easy, CURLOPT_PROXY, "");
+    curl_easy_setopt(*easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    count_sockets(ru, *easy);
+    if (ru->conf->upstream_http2 && strncmp(url, "http:", 5) == 0)
+        curl_easy_setopt(*easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    if (ig_curl_loop_add(ru->cl, *easy, cb, ru) < 0) {
+        curl_easy_cleanup(*easy);
+        *easy = NULL;
+    }
+}
+
+static void on_ping_done(CURL *easy, CURLcode rc, void *arg)
+{
+    struct remote_upstream *ru = arg;
+    long code = 0;
+    int was = ru->ready;
+
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    ru->ready = rc == CURLE_OK && code == 200;
+    if (rc != CURLE_OK)
+        snprintf(ru->why, sizeof(ru->why), "GET /ping failed: %s", curl_easy_strerror(rc));
+    else if (code != 200)
+        snprintf(ru->why, sizeof(ru->why), "GET /ping answered %ld", code);
+    if (ru->ready != was)
+        ig_log(ru->ready ? IG_LOG_INFO : IG_LOG_WARN, "endpoint %s: %s is %s%s%s", ru->conf->name,
+               ru->label, ru->ready ? "ready" : "not ready: ", ru->ready ? "" : ru->why, "");
+    if (ru->ready && !ru->exec_done)
+        small_get(ru, &ru->exec, ru->url_exec, &ru->exec_resp, on_exec_done);
+    ping_arm(ru, REMOTE_PING_US);
+}
+
+static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct remote_upstream *ru = arg;
+
+    (void)fd;
+    (void)what;
+    small_get(ru, &ru->ping, ru->url_ping, &ru->ping_resp, on_ping_done);
+    if (ru->ping == NULL)
+        ping_arm(ru, REMOTE_PING_US);
+}
+
+/* ---- opening -------------------------------------------------------------------- */
+
+static struct remote_upstream *remote_new(const struct ig_upstream_env *env, enum remote_kind kind)
+{
+    struct remote_upstream *ru = ig_xcalloc(1, sizeof(*ru));
+    const struct ig_endpoint_conf *conf = env->conf;
+
+    ru->kind = kind;
+    ru->conf = conf;
+    ru->evb = env->base;
+    ru->base.remote = 1;
+    ru->base.dim = 0; /* rows go as bytes */
+    ru->base.json_key = "predictions";
+    ru->base.formats = 1u << IG_FMT_CSV | 1u << IG_FMT_JSON | 1u << IG_FMT_JSONL;
+    ru->base.accepts = 1u << IG_FMT_CSV | 1u << IG_FMT_JSON | 1u << IG_FMT_JSONL;
+    ig_hist_init(&ru->base.stats.call_rows, ig_hist_rows_bounds, ig_hist_rows_nbounds);
+    ig_hist_init(&ru->base.stats.call_seconds, ig_hist_seconds_bounds, ig_hist_seconds_nbounds);
+    ru->max_calls = conf->max_inflight;
+    ru->max_payload = conf->max_batch_bytes;
+    ru->tokens = REMOTE_RETRY_BURST;
+    ru->rng = (ig_now_us() ^ ((uint64_t)getpid() << 32)) | 1;
+    ig_buf_init(&ru->ping_resp, REMOTE_SMALL_MAX);
+    ig_buf_init(&ru->exec_resp, REMOTE_SMALL_MAX);
+    snprintf(ru->why, sizeof(ru->why), "no answer to GET /ping yet");
+    ru->cl = ig_curl_loop_new(env->base, (long)conf->max_inflight + 2, conf->upstream_http2);
+    return ru;
+}
+
+int ig_upstream_container_open(const char *url, const struct ig_upstream_env *env,
+                               struct ig_upstream **out, char *err, size_t errlen)
+{
+    struct remote_upstream *ru;
+    size_t n = strlen(url);
+
+    if (env->base == NULL || env->conf == NULL) {
+        snprintf(err, errlen, "model '%s': no event loop for a remote model", url);
+        return IG_ERR_INVALID;
+    }
+    while (n > 0 && url[n - 1] == '/')
+        n--;
+    ru = remote_new(env, REMOTE_CONTAINER);
+    if (ru->cl == NULL) {
+        remote_destroy(&ru->base);
+        snprintf(err, errlen, "model '%s': libcurl cannot be set up", url);
+        return IG_ERR_IO;
+    }
+    ru->base.ops = &container_ops;
+    ru->url_invoke = ig_xmalloc(n + 32);
+    ru->url_ping = ig_xmalloc(n + 32);
+    ru->url_exec = ig_xmalloc(n + 32);
+    snprintf(ru->url_invoke, n + 32, "%.*s/invocations", (int)n, url);
+    snprintf(ru->url_ping, n + 32, "%.*s/ping", (int)n, url);
+    snprintf(ru->url_exec, n + 32, "%.*s/execution-parameters", (int)n, url);
+    ru->label = ig_xmalloc(n + 16);
+    snprintf(ru->label, n + 16, "container %.*s", (int)n, url);
+    ru->ping_timer = evtimer_new(env->base, on_ping_timer, ru);
+    ping_arm(ru, 0);
+    *out = &ru->base;
+    return 0;
+}
+
+int ig_upstream_sagemaker_open(const char *spec, const struct ig_upstream_env *env,
+                               struct ig_upstream **out, char *err, size_t errlen)
+{
+    (void)env;
+    (void)out;
+    snprintf(err, errlen, "model 'sagemaker://%s': not built yet", spec);
+    return IG_ERR_UNSUPPORTED;
+}
