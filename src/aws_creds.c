@@ -439,14 +439,12 @@ static void creds_form_enc(char *out, size_t *n, const char *s)
 static int creds_token_file(const char *path, const char *what, int allow_nl, char **out, char *err,
                             size_t errlen)
 {
-    char *tok = NULL;
+    char *tok = NULL, why[256];
     size_t len;
-    int rc = creds_read_file(path, IG_AWS_CREDS_MAX_TOKEN, &tok, &len, err, errlen);
+    int rc = creds_read_file(path, IG_AWS_CREDS_MAX_TOKEN, &tok, &len, why, sizeof(why));
 
-    if (rc != 0)
-        return creds_fail(err, errlen, rc == IG_ERR_NOMEM ? rc : IG_ERR_CONFIG, "%s: %s: %s", what,
-                          path,
-                          rc == IG_ERR_TOOBIG ? "larger than the token cap" : "cannot be read");
+    if (rc != 0) /* why names the path and the cause */
+        return creds_fail(err, errlen, rc == IG_ERR_NOMEM ? rc : IG_ERR_CONFIG, "%s: %s", what, why);
     if (allow_nl)
         while (len > 0 && isspace((unsigned char)tok[len - 1]))
             tok[--len] = '\0';

@@ -34,6 +34,9 @@ enum fake_mode {
     FAKE_HUGE = 4,         /* 10 MB with a Content-Length */
     FAKE_HUGE_CHUNKED = 5, /* 10 MB, chunked: no length to refuse early */
     FAKE_HANG = 6,         /* never answers */
+    FAKE_CONT_LONG = 7,    /* a SecretAccessKey past its cap */
+    FAKE_CONT_NOTJSON = 8, /* 200 with a page that is not JSON */
+    FAKE_CONT_CTRL = 9,    /* a Token holding a newline */
 };
 
 struct fake {
@@ -174,6 +177,22 @@ static void on_fake(struct evhttp_request *req, void *arg)
         break;
     case FAKE_HANG:
         break; /* evhttp_free drops it */
+    case FAKE_CONT_LONG:
+        evbuffer_add_printf(out, "{\"AccessKeyId\":\"ASIA\",\"SecretAccessKey\":\"%0300d\","
+                                 "\"Token\":\"t\",\"Expiration\":\"%s\"}",
+                            7, exp);
+        evhttp_send_reply(req, 200, "OK", out);
+        break;
+    case FAKE_CONT_NOTJSON:
+        evbuffer_add_printf(out, "<html>secret-ish page</html>");
+        evhttp_send_reply(req, 200, "OK", out);
+        break;
+    case FAKE_CONT_CTRL:
+        evbuffer_add_printf(out, "{\"AccessKeyId\":\"ASIA\",\"SecretAccessKey\":\"s\","
+                                 "\"Token\":\"t\\r\\nX-Evil: 1\",\"Expiration\":\"%s\"}",
+                            exp);
+        evhttp_send_reply(req, 200, "OK", out);
+        break;
     }
     evbuffer_free(out);
 }
@@ -407,6 +426,18 @@ static void test_profiles(void **state)
               "no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, "
               "AWS_WEB_IDENTITY_TOKEN_FILE+AWS_ROLE_ARN or AWS_CONTAINER_CREDENTIALS_FULL_URI");
 
+    /* a file past the cap is refused, not read whole */
+    {
+        char *big = malloc(IG_AWS_CREDS_MAX_FILE + 2);
+
+        memset(big, '#', IG_AWS_CREDS_MAX_FILE + 1);
+        big[IG_AWS_CREDS_MAX_FILE + 1] = '\0';
+        write_file(fx, "credentials", big, cpath, sizeof(cpath));
+        free(big);
+        snprintf(want, sizeof(want), "%s: larger than 1048576 bytes", cpath);
+        new_fails(fx, IG_ERR_CONFIG, want);
+    }
+
     /* the default files under HOME */
     unsetenv("AWS_PROFILE");
     unsetenv("AWS_SHARED_CREDENTIALS_FILE");
@@ -534,8 +565,19 @@ static void test_web_identity_setup_errors(void **state)
     snprintf(path, sizeof(path), "%s/missing-token", fx->dir);
     setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
     set_port_env(fx, "AWS_ENDPOINT_URL_STS", "127.0.0.1", "");
-    snprintf(want, sizeof(want), "AWS_WEB_IDENTITY_TOKEN_FILE: %s: cannot be read", path);
+    snprintf(want, sizeof(want), "AWS_WEB_IDENTITY_TOKEN_FILE: %s: No such file or directory",
+             path);
     new_fails(fx, IG_ERR_CONFIG, want);
+    {
+        static char big[IG_AWS_CREDS_MAX_TOKEN + 2];
+
+        memset(big, 'j', sizeof(big) - 1);
+        write_file(fx, "token", big, path, sizeof(path));
+        setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+        snprintf(want, sizeof(want), "AWS_WEB_IDENTITY_TOKEN_FILE: %s: larger than 16384 bytes",
+                 path);
+        new_fails(fx, IG_ERR_CONFIG, want);
+    }
     unsetenv("AWS_ENDPOINT_URL_STS");
     write_file(fx, "token", "jwt", path, sizeof(path));
     setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
@@ -836,6 +878,11 @@ static void test_caps(void **state)
     fetch_fails(fx, FAKE_HUGE, 0, IG_ERR_TOOBIG, "answer larger than 65536 bytes");
     fetch_fails(fx, FAKE_HUGE_CHUNKED, 0, IG_ERR_TOOBIG, "answer larger than 65536 bytes");
     fetch_fails(fx, FAKE_HANG, 300, IG_ERR_TIMEOUT, "no answer within 300 ms");
+    fetch_fails(fx, FAKE_CONT_LONG, 0, IG_ERR_INVALID,
+                "SecretAccessKey missing, empty, too long or not printable ASCII");
+    fetch_fails(fx, FAKE_CONT_NOTJSON, 0, IG_ERR_INVALID, "the answer is not a JSON object");
+    fetch_fails(fx, FAKE_CONT_CTRL, 0, IG_ERR_INVALID,
+                "session token empty, too long or not printable ASCII");
 }
 
 static void test_bad_answers(void **state)
