@@ -1,12 +1,14 @@
 /*
- * sigv4.c - AWS Signature Version 4 (header-based), on OpenSSL.
+ * sigv4.c - AWS Signature Version 4 on OpenSSL: for the Authorization
+ * header (what the SDKs send) or presigned (query parameters).
  *
  * One call builds the canonical request into a single allocation sized from
  * the capped inputs (no reallocation, no temporary heap): the headers and
  * the query parameters are sorted as small arrays of pointers on the stack,
  * and the query is compared in its canonical (decoded, re-encoded) form on
- * the fly, so nothing is copied to be sorted. The three other outputs are
- * one exact-size allocation each.
+ * the fly, so nothing is copied to be sorted. The other outputs are one
+ * allocation each. Every write goes through a writer that refuses to pass
+ * the size computed in advance: a wrong bound is an error, not an overflow.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -264,7 +266,8 @@ static int sigv4_dates(const struct ig_sigv4_in *in, struct sigv4_req *r, struct
     struct tm tm;
     int n;
 
-    if (gmtime_r(&in->now, &tm) == NULL || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900)
+    /* Four-digit years only: X-Amz-Date has no room for others. */
+    if (gmtime_r(&in->now, &tm) == NULL || tm.tm_year < 1000 - 1900 || tm.tm_year > 9999 - 1900)
         return IG_ERR_INVALID;
     if (strftime(out->amz_date, sizeof(out->amz_date), "%Y%m%dT%H%M%SZ", &tm) != 16)
         return IG_ERR_INVALID;

@@ -1,17 +1,18 @@
 /*
- * sigv4.h - AWS Signature Version 4, header-based (what every AWS SDK sends):
- * canonical request, string to sign, HMAC-SHA256 chain on OpenSSL, and the
- * Authorization header value. Spec: sagemaker-protocols.md section 3; the
- * aws-c-auth test suite (tests/unit/data/sigv4-test-suite) is reproduced
- * byte for byte.
+ * sigv4.h - AWS Signature Version 4: canonical request, string to sign,
+ * HMAC-SHA256 chain on OpenSSL, and the Authorization header value (what
+ * every AWS SDK sends) or, presigning, the query parameters. Spec:
+ * sagemaker-protocols.md section 3; every case of the aws-c-auth test suite
+ * (tests/unit/data/sigv4-test-suite), header and query variants, is
+ * reproduced byte for byte.
  *
  * Pure code (house rule 4): no globals, no I/O, no clock. The caller gives
  * the time and the credentials, sends the headers the signer reports, and
  * owns the optional signing-key cache.
  *
- * Caps: a request past one of them is refused with IG_ERR_TOOBIG, so the
- * canonical request is bounded (about 3 * IG_SIGV4_MAX_URI +
- * IG_SIGV4_MAX_HDR_BYTES + 1 KiB) whatever the caller passes.
+ * Caps: a request past one of them is refused with IG_ERR_TOOBIG, so each
+ * output is bounded (the canonical request by about 3 * (IG_SIGV4_MAX_URI +
+ * IG_SIGV4_MAX_HDR_BYTES) + 1 KiB) whatever the caller passes.
  */
 #ifndef INFERGATE_SIGV4_H
 #define INFERGATE_SIGV4_H
@@ -114,7 +115,7 @@ struct ig_sigv4_out {
  * the token, a URI that does not start with '/', a bad %-escape in the
  * query, a ".." that climbs above the root (normalising), no Host header,
  * a payload hash that is not 64 lowercase hex digits, a time that is not
- * in years 0000-9999, presign_expires over seven days; IG_ERR_TOOBIG past a cap above; IG_ERR_NOMEM;
+ * in years 1000-9999, presign_expires over seven days; IG_ERR_TOOBIG past a cap above; IG_ERR_NOMEM;
  * IG_ERR_IO if OpenSSL fails. On failure <out> holds no allocation.
  */
 int ig_sigv4_sign(const struct ig_sigv4_in *in, struct ig_sigv4_out *out);

@@ -980,6 +980,82 @@ static void test_presign_limits(void **state)
     free(uri);
 }
 
+/* Random bytes everywhere (fixed seed): every result is 0, IG_ERR_INVALID
+ * or IG_ERR_TOOBIG, a failure leaves nothing allocated, a success is
+ * well-formed; ASan and UBSan watch the rest. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t rnd(uint32_t n)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return (uint32_t)(rnd_state % n);
+}
+
+static void rnd_str(char *s, size_t max, const char *alphabet)
+{
+    size_t n = rnd((uint32_t)max), k = strlen(alphabet);
+
+    for (size_t i = 0; i < n; i++)
+        s[i] = rnd(64) == 0 ? (char)(1 + rnd(255)) : alphabet[rnd((uint32_t)k)];
+    s[n] = '\0';
+}
+
+static void test_random_inputs(void **state)
+{
+    static const char uri_chars[] = "/./..%%2F?&=a~Z9 +";
+    static const char name_chars[] = "aZ-_x!B";
+    static const char value_chars[] = "aZ-_ \t:;,x\"";
+    char uri[96], names[8][24], values[8][48];
+    struct ig_sigv4_hdr h[9];
+    struct ig_sigv4_in in;
+    struct ig_sigv4_out out;
+    int counts[3] = {0, 0, 0};
+
+    (void)state;
+    for (int it = 0; it < 20000; it++) {
+        size_t nh = rnd(8), i;
+        int rc;
+
+        base_in(&in);
+        rnd_str(uri, sizeof(uri) - 1, uri_chars);
+        if (rnd(4) != 0)
+            uri[0] = '/';
+        h[0] = (struct ig_sigv4_hdr){"Host", "example.amazonaws.com"};
+        for (i = 0; i < nh; i++) {
+            rnd_str(names[i], sizeof(names[i]) - 1, name_chars);
+            rnd_str(values[i], sizeof(values[i]) - 1, value_chars);
+            h[i + 1] = (struct ig_sigv4_hdr){names[i], values[i]};
+        }
+        in.uri = uri;
+        in.hdrs = h;
+        in.nhdrs = nh + 1;
+        in.no_normalize = (int)rnd(2);
+        in.presign_expires = rnd(3) == 0 ? 60 : 0;
+        in.session_token = rnd(3) == 0 ? values[0] : NULL;
+        rc = ig_sigv4_sign(&in, &out);
+        assert_true(rc == 0 || rc == IG_ERR_INVALID || rc == IG_ERR_TOOBIG);
+        counts[rc == 0 ? 0 : rc == IG_ERR_INVALID ? 1 : 2]++;
+        if (rc != 0) {
+            assert_null(out.canonical_request);
+            assert_null(out.string_to_sign);
+            assert_null(out.authorization);
+            assert_null(out.presigned_query);
+            continue;
+        }
+        assert_int_equal(strlen(out.signature), 64);
+        assert_non_null(strstr(in.presign_expires ? out.presigned_query : out.authorization,
+                               out.signature));
+        for (const char *c = out.canonical_request; *c; c++)
+            assert_false((unsigned char)*c < 0x20 && *c != '\n'); /* lines stay lines */
+        ig_sigv4_out_clear(&out);
+    }
+    print_message("sigv4 random: %d signed, %d invalid, %d too big\n", counts[0], counts[1],
+                  counts[2]);
+    assert_true(counts[0] > 1000 && counts[1] > 1000);
+}
+
 static void test_key_cache(void **state)
 {
     struct ig_sigv4_key_cache c;
@@ -1083,6 +1159,7 @@ int main(void)
         cmocka_unit_test(test_bad_scalars),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_presign_limits),
+        cmocka_unit_test(test_random_inputs),
         cmocka_unit_test(test_key_cache),
         cmocka_unit_test(test_speed),
     };
