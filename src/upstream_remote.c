@@ -44,11 +44,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "infergate/aws_creds.h"
 #include "infergate/buf.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
 #include "infergate/config.h"
 #include "infergate/curl_loop.h"
+#include "infergate/sigv4.h"
 #include "infergate/upstream.h"
 
 /* One call's answer at most (the gateway answers 64 MiB at most too). */
@@ -142,6 +144,13 @@ struct remote_upstream {
     /* retry budget */
     double tokens;
     uint64_t rng;
+    /* sagemaker */
+    char *region;
+    char *host;     /* the Host header sent and signed */
+    char *uri;      /* the path sent and signed */
+    struct ig_aws_creds_provider *creds;
+    int creds_wait; /* calls wait for the first credentials */
+    struct ig_sigv4_key_cache keys;
 };
 
 static void call_start(struct remote_call *c);
@@ -617,6 +626,61 @@ static int call_body(struct remote_call *c)
 
 static void on_call_done(CURL *easy, CURLcode rc, void *arg);
 
+/*
+ * SigV4 for SageMaker: Host, Content-Type and Accept signed with the
+ * credentials of the moment (a refresh never waits: the old ones serve
+ * until the new ones are in). IG_ERR_AGAIN while the first credentials
+ * are being fetched (the call waits for them); another error when there
+ * are none (<c> fails).
+ */
+static int call_sign(struct remote_call *c)
+{
+    struct remote_upstream *ru = c->job->ru;
+    const struct ig_aws_creds *cr;
+    struct ig_sigv4_hdr hv[3];
+    struct ig_sigv4_in in = {0};
+    struct ig_sigv4_out out = {0};
+    char h[IG_AWS_CREDS_MAX_TOKEN + 64], why[256];
+    int rv;
+
+    if ((rv = ig_aws_creds_get(ru->creds, &cr, why, sizeof(why))) < 0)
+        return rv;
+    hv[0].name = "Host";
+    hv[0].value = ru->host;
+    hv[1].name = "Content-Type";
+    hv[1].value = ig_codec_format_mime(c->job->ctype);
+    hv[2].name = "Accept";
+    hv[2].value = ig_codec_format_mime(c->job->accept);
+    in.method = "POST";
+    in.uri = ru->uri;
+    in.hdrs = hv;
+    in.nhdrs = 3;
+    in.body = c->body.data;
+    in.body_len = c->body.len;
+    in.region = ru->region;
+    in.service = "sagemaker";
+    in.access_key = cr->access_key;
+    in.secret_key = cr->secret_key;
+    in.session_token = cr->session_token;
+    in.now = time(NULL);
+    in.key_cache = &ru->keys;
+    if ((rv = ig_sigv4_sign(&in, &out)) < 0)
+        return rv;
+    snprintf(h, sizeof(h), "Host: %s", ru->host);
+    c->hdrs = curl_slist_append(c->hdrs, h);
+    snprintf(h, sizeof(h), "X-Amz-Date: %s", out.amz_date);
+    c->hdrs = curl_slist_append(c->hdrs, h);
+    if (cr->session_token != NULL && cr->session_token[0] != '\0') {
+        snprintf(h, sizeof(h), "X-Amz-Security-Token: %s", cr->session_token);
+        c->hdrs = curl_slist_append(c->hdrs, h);
+    }
+    snprintf(h, sizeof(h), "Authorization: %s", out.authorization);
+    c->hdrs = curl_slist_append(c->hdrs, h);
+    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->hdrs);
+    ig_sigv4_out_clear(&out);
+    return 0;
+}
+
 /* Set up the transfer of <c>. 0, or a negative IG_ERR_* with <c> failed. */
 static int call_setup(struct remote_call *c)
 {
@@ -658,17 +722,38 @@ static int call_setup(struct remote_call *c)
     count_sockets(ru, c->easy);
     if (ru->kind == REMOTE_CONTAINER)
         curl_easy_setopt(c->easy, CURLOPT_PROXY, ""); /* a sidecar: never through a proxy */
+    else
+        return call_sign(c);
     return 0;
 }
 
 /* Send <c> now (a call slot is free). */
+static void call_queue(struct remote_call *c, int front);
+
 static void call_send(struct remote_call *c)
 {
     struct remote_upstream *ru = c->job->ru;
     int rv;
 
-    if ((rv = call_setup(c)) < 0 ||
-        (rv = ig_curl_loop_add(ru->cl, c->easy, on_call_done, c)) < 0) {
+    if ((rv = call_setup(c)) == IG_ERR_AGAIN) {
+        ru->creds_wait = 1; /* the first credentials are on their way */
+        call_queue(c, 1);
+        return;
+    }
+    if (rv < 0 || (rv = ig_curl_loop_add(ru->cl, c->easy, on_call_done, c)) < 0) {
+        char msg[384], why[256] = "";
+
+        if (ru->kind == REMOTE_SAGEMAKER && ru->creds != NULL) {
+            const struct ig_aws_creds *cr;
+
+            if (ig_aws_creds_get(ru->creds, &cr, why, sizeof(why)) < 0) {
+                snprintf(msg, sizeof(msg), "The gateway has no AWS credentials to call %s: %s",
+                         ru->label, why);
+                job_fail_rows(c->job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
+                call_end(c);
+                return;
+            }
+        }
         job_fail_rows(c->job, c->lo, c->hi, "InternalFailure", 0,
                       "The gateway could not start the call to the model.", 50);
         call_end(c);
@@ -681,28 +766,43 @@ static void call_send(struct remote_call *c)
     ig_hist_observe(&ru->base.stats.call_rows, c->hi - c->lo);
 }
 
+/* Queue <c> at the back (or the front: its turn came already). */
+static void call_queue(struct remote_call *c, int front)
+{
+    struct remote_upstream *ru = c->job->ru;
+
+    c->where = CALL_QUEUED;
+    c->qnext = NULL;
+    if (front) {
+        c->qnext = ru->q_head;
+        ru->q_head = c;
+        if (ru->q_tail == NULL)
+            ru->q_tail = c;
+    } else {
+        if (ru->q_tail != NULL)
+            ru->q_tail->qnext = c;
+        else
+            ru->q_head = c;
+        ru->q_tail = c;
+    }
+}
+
 /* Send <c>, or queue it behind the calls waiting for a slot. */
 static void call_start(struct remote_call *c)
 {
     struct remote_upstream *ru = c->job->ru;
 
-    if (ru->running < ru->max_calls && ru->q_head == NULL) {
+    if (ru->running < ru->max_calls && ru->q_head == NULL && !ru->creds_wait) {
         call_send(c);
         return;
     }
-    c->where = CALL_QUEUED;
-    c->qnext = NULL;
-    if (ru->q_tail != NULL)
-        ru->q_tail->qnext = c;
-    else
-        ru->q_head = c;
-    ru->q_tail = c;
+    call_queue(c, 0);
 }
 
 /* Start queued calls while slots are free. */
 static void remote_pump(struct remote_upstream *ru)
 {
-    while (ru->running < ru->max_calls && ru->q_head != NULL) {
+    while (ru->running < ru->max_calls && ru->q_head != NULL && !ru->creds_wait) {
         struct remote_call *c = ru->q_head;
 
         ru->q_head = c->qnext;
@@ -1084,6 +1184,16 @@ static int remote_health(struct ig_upstream *u, char *why, size_t whylen)
             snprintf(why, whylen, "%s: %s", ru->label, ru->why);
         return IG_ERR_AGAIN;
     }
+    if (ru->kind == REMOTE_SAGEMAKER) {
+        const struct ig_aws_creds *cr;
+        char e[256];
+        int rv = ig_aws_creds_get(ru->creds, &cr, e, sizeof(e));
+
+        if (rv < 0 && why)
+            snprintf(why, whylen, "%s: %s", ru->label,
+                     rv == IG_ERR_AGAIN ? "waiting for AWS credentials" : e);
+        return rv < 0 ? rv : 0;
+    }
     return 0;
 }
 
@@ -1111,6 +1221,7 @@ static void remote_destroy(struct ig_upstream *u)
         ig_curl_loop_cancel(ru->cl, ru->exec);
         curl_easy_cleanup(ru->exec);
     }
+    ig_aws_creds_free(ru->creds); /* its fetches run on ru->cl: first */
     ig_curl_loop_free(ru->cl);
     ig_buf_clear(&ru->ping_resp);
     ig_buf_clear(&ru->exec_resp);
@@ -1118,11 +1229,22 @@ static void remote_destroy(struct ig_upstream *u)
     free(ru->url_ping);
     free(ru->url_exec);
     free(ru->label);
+    free(ru->region);
+    free(ru->host);
+    free(ru->uri);
     free(ru);
 }
 
 static const struct ig_upstream_ops container_ops = {
     .name = "container",
+    .submit_batch = remote_submit,
+    .cancel_batch = remote_cancel,
+    .health = remote_health,
+    .destroy = remote_destroy,
+};
+
+static const struct ig_upstream_ops sagemaker_ops = {
+    .name = "sagemaker",
     .submit_batch = remote_submit,
     .cancel_batch = remote_cancel,
     .health = remote_health,
@@ -1282,11 +1404,70 @@ int ig_upstream_container_open(const char *url, const struct ig_upstream_env *en
     return 0;
 }
 
+/* The first credentials came (or their fetch failed): calls go. */
+static void on_creds_ready(void *arg)
+{
+    struct remote_upstream *ru = arg;
+
+    ru->creds_wait = 0;
+    remote_pump(ru);
+}
+
 int ig_upstream_sagemaker_open(const char *spec, const struct ig_upstream_env *env,
                                struct ig_upstream **out, char *err, size_t errlen)
 {
-    (void)env;
-    (void)out;
-    snprintf(err, errlen, "model 'sagemaker://%s': not built yet", spec);
-    return IG_ERR_UNSUPPORTED;
+    const struct ig_endpoint_conf *conf = env->conf;
+    struct ig_aws_creds_conf cc = {0};
+    struct remote_upstream *ru;
+    const char *slash = strchr(spec, '/'), *base, *auth, *path;
+    char why[512], dflt[160];
+    size_t blen;
+    int rv;
+
+    if (env->base == NULL || conf == NULL || slash == NULL || slash == spec || slash[1] == '\0') {
+        snprintf(err, errlen, "sagemaker://%s: not sagemaker://REGION/ENDPOINT, or no event loop",
+                 spec);
+        return IG_ERR_INVALID;
+    }
+    ru = remote_new(env, REMOTE_SAGEMAKER);
+    ru->base.ops = &sagemaker_ops;
+    ru->region = ig_xmalloc((size_t)(slash - spec) + 1);
+    memcpy(ru->region, spec, (size_t)(slash - spec));
+    ru->region[slash - spec] = '\0';
+    snprintf(dflt, sizeof(dflt), "https://runtime.sagemaker.%s.amazonaws.com", ru->region);
+    base = conf->endpoint_url != NULL && conf->endpoint_url[0] != '\0' ? conf->endpoint_url : dflt;
+    blen = strlen(base);
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    auth = strstr(base, "://") + 3;
+    path = memchr(auth, '/', blen - (size_t)(auth - base));
+    if (path == NULL)
+        path = base + blen;
+    ru->host = ig_xmalloc((size_t)(path - auth) + 1);
+    memcpy(ru->host, auth, (size_t)(path - auth));
+    ru->host[path - auth] = '\0';
+    ru->uri = ig_xmalloc((size_t)(base + blen - path) + strlen(slash) + 32);
+    sprintf(ru->uri, "%.*s/endpoints%s/invocations", (int)(base + blen - path), path, slash);
+    ru->url_invoke = ig_xmalloc((size_t)(path - base) + strlen(ru->uri) + 1);
+    sprintf(ru->url_invoke, "%.*s%s", (int)(path - base), base, ru->uri);
+    ru->label = ig_xmalloc(strlen(spec) + 64);
+    sprintf(ru->label, "SageMaker endpoint %s (%s)", slash + 1, ru->region);
+    if (ru->cl == NULL) {
+        remote_destroy(&ru->base);
+        snprintf(err, errlen, "sagemaker://%s: libcurl cannot be set up", spec);
+        return IG_ERR_IO;
+    }
+    cc.region = ru->region;
+    cc.curl = ru->cl;
+    rv = ig_aws_creds_new(env->base, &cc, on_creds_ready, ru, &ru->creds, why, sizeof(why));
+    if (rv < 0) {
+        remote_destroy(&ru->base);
+        snprintf(err, errlen, "sagemaker://%s: %s", spec, why);
+        return rv == IG_ERR_CONFIG ? IG_ERR_INVALID : rv;
+    }
+    ru->creds_wait = 0; /* calls find out (IG_ERR_AGAIN) whether they must wait */
+    ig_log(IG_LOG_INFO, "endpoint %s: %s at %s, credentials from %s", conf->name, ru->label,
+           ru->url_invoke, ig_aws_creds_source(ru->creds));
+    *out = &ru->base;
+    return 0;
 }
