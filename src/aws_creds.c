@@ -64,8 +64,9 @@ struct ig_aws_creds_provider {
     struct curl_slist *hdrs;
     char *post;
     char *url;
-    char *role_arn, *session_name, *token_file;     /* web identity */
-    char *auth_token_env, *auth_token_file;          /* container */
+    char url_shown[300]; /* scheme://host[:port]: a path or query may be a capability */
+    char *role_arn, *session_name, *token_file; /* web identity */
+    char *auth_token_env, *auth_token_file;     /* container */
     unsigned timeout_ms;
     char *body; /* IG_AWS_CREDS_MAX_ANSWER + 1 bytes */
     size_t body_len;
@@ -76,7 +77,7 @@ struct ig_aws_creds_provider {
     struct event *timer;
     unsigned backoff_ms;
     int last_rc;
-    char last_err[512];
+    char last_err[1024];
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -390,6 +391,27 @@ static int creds_profile_file(const char *path, const char *profile, int config,
 
 /* ------------------------------------------------------------ the fetch */
 
+/* What errors and logs show of <url>: scheme, host and port. An ECS
+ * relative URI's path is a capability to the task's credentials. */
+static void creds_url_show(const char *url, char *out, size_t cap)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+
+    snprintf(out, cap, "(a URL libcurl cannot parse)");
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_PORT, &port, 0); /* none when the URL names none */
+        snprintf(out, cap, "%s://%s%s%s", scheme, host, port != NULL ? ":" : "",
+                 port != NULL ? port : "");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+}
+
 static void creds_schedule(struct ig_aws_creds_provider *p, int64_t delay_ms)
 {
     struct timeval tv;
@@ -444,7 +466,8 @@ static int creds_token_file(const char *path, const char *what, int allow_nl, ch
     int rc = creds_read_file(path, IG_AWS_CREDS_MAX_TOKEN, &tok, &len, why, sizeof(why));
 
     if (rc != 0) /* why names the path and the cause */
-        return creds_fail(err, errlen, rc == IG_ERR_NOMEM ? rc : IG_ERR_CONFIG, "%s: %s", what, why);
+        return creds_fail(err, errlen, rc == IG_ERR_NOMEM ? rc : IG_ERR_CONFIG, "%s: %s", what,
+                          why);
     if (allow_nl)
         while (len > 0 && isspace((unsigned char)tok[len - 1]))
             tok[--len] = '\0';
@@ -473,7 +496,8 @@ static int creds_web_identity_setup(struct ig_aws_creds_provider *p, char *err, 
     cap = 128 + 3 * (strlen(p->role_arn) + strlen(p->session_name) + strlen(tok));
     creds_str_wipe(&p->post);
     p->post = ig_xmalloc(cap);
-    n = (size_t)snprintf(p->post, cap, "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=");
+    n = (size_t)snprintf(p->post, cap,
+                         "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=");
     creds_form_enc(p->post, &n, p->role_arn);
     n += (size_t)snprintf(p->post + n, cap - n, "&RoleSessionName=");
     creds_form_enc(p->post, &n, p->session_name);
@@ -588,7 +612,8 @@ static char *creds_xml_text(const char *doc, const char *tag, size_t cap, int *t
         static const struct {
             const char *ent;
             char c;
-        } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+        } ents[] = {
+            {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
         size_t i;
 
         if (*a == '&') {
@@ -618,14 +643,17 @@ static int creds_take(struct creds_set *c, char *ak, char *sk, char *tok, const 
     time_t t = 0;
 
     if (ak == NULL || !creds_value_ok(ak, strlen(ak), IG_AWS_CREDS_MAX_KEY_ID))
-        return creds_fail(err, errlen, IG_ERR_INVALID, "AccessKeyId missing, empty, too long or "
-                                                       "not printable ASCII");
+        return creds_fail(err, errlen, IG_ERR_INVALID,
+                          "AccessKeyId missing, empty, too long or "
+                          "not printable ASCII");
     if (sk == NULL || !creds_value_ok(sk, strlen(sk), IG_AWS_CREDS_MAX_SECRET))
-        return creds_fail(err, errlen, IG_ERR_INVALID, "SecretAccessKey missing, empty, too long "
-                                                       "or not printable ASCII");
+        return creds_fail(err, errlen, IG_ERR_INVALID,
+                          "SecretAccessKey missing, empty, too long "
+                          "or not printable ASCII");
     if (tok != NULL && !creds_value_ok(tok, strlen(tok), IG_AWS_CREDS_MAX_TOKEN))
-        return creds_fail(err, errlen, IG_ERR_INVALID, "session token empty, too long or not "
-                                                       "printable ASCII");
+        return creds_fail(err, errlen, IG_ERR_INVALID,
+                          "session token empty, too long or not "
+                          "printable ASCII");
     if (exp == NULL || creds_iso8601(exp, &t) != 0)
         return creds_fail(err, errlen, IG_ERR_INVALID, "Expiration missing or not ISO 8601");
     if ((int64_t)t * 1000 <= creds_wall_ms()) {
@@ -725,14 +753,16 @@ static int creds_parse_container(struct ig_aws_creds_provider *p, long status, s
 
 static const char *creds_fetch_name(const struct ig_aws_creds_provider *p)
 {
-    return p->kind == CREDS_WEB_IDENTITY ? "STS AssumeRoleWithWebIdentity" : "container credentials";
+    return p->kind == CREDS_WEB_IDENTITY ? "STS AssumeRoleWithWebIdentity"
+                                         : "container credentials";
 }
 
 /* The next fetch after a failure: 1 s doubling to 30 s. */
 static void creds_retry_later(struct ig_aws_creds_provider *p)
 {
     creds_schedule(p, p->backoff_ms);
-    p->backoff_ms = p->backoff_ms * 2 > CREDS_BACKOFF_MAX_MS ? CREDS_BACKOFF_MAX_MS : p->backoff_ms * 2;
+    p->backoff_ms =
+        p->backoff_ms * 2 > CREDS_BACKOFF_MAX_MS ? CREDS_BACKOFF_MAX_MS : p->backoff_ms * 2;
 }
 
 /* Fresh credentials: refresh when the lifetime left falls below
@@ -764,7 +794,7 @@ static void on_fetch_done(CURL *easy, CURLcode crc, void *arg)
 {
     struct ig_aws_creds_provider *p = arg;
     struct creds_set c = {NULL, NULL, NULL, 0};
-    char err[sizeof(p->last_err) - 128];
+    char err[512];
     long status = 0;
     int rc, first = !p->first_done;
 
@@ -791,8 +821,8 @@ static void on_fetch_done(CURL *easy, CURLcode crc, void *arg)
         creds_install(p, &c);
     } else {
         p->last_rc = rc;
-        snprintf(p->last_err, sizeof(p->last_err), "%s from %s: %s", creds_fetch_name(p), p->url,
-                 err);
+        snprintf(p->last_err, sizeof(p->last_err), "%s from %s: %s", creds_fetch_name(p),
+                 p->url_shown, err);
         ig_log(IG_LOG_WARN, "aws credentials from %s: %s (next try in %u ms)", p->source,
                p->last_err, p->backoff_ms);
         creds_retry_later(p);
@@ -867,8 +897,8 @@ static int creds_try_profile(struct ig_aws_creds_provider *p, char *err, size_t 
     const char *named = creds_env("AWS_PROFILE");
     const char *profile = named != NULL ? named : "default";
     char cbuf[4096], fbuf[4096];
-    const char *cpath = creds_path("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials", cbuf,
-                                   sizeof(cbuf));
+    const char *cpath =
+        creds_path("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials", cbuf, sizeof(cbuf));
     const char *fpath = creds_path("AWS_CONFIG_FILE", "~/.aws/config", fbuf, sizeof(fbuf));
     struct creds_profile pc = {NULL, NULL, NULL, 0}, pf = {NULL, NULL, NULL, 0}, *use = NULL;
     const char *where = NULL;
@@ -893,8 +923,10 @@ static int creds_try_profile(struct ig_aws_creds_provider *p, char *err, size_t 
                             profile, cpath != NULL ? cpath : "~/.aws/credentials (no HOME)",
                             fpath != NULL ? fpath : "~/.aws/config (no HOME)");
         if (named != NULL && rc == 0)
-            ig_log(IG_LOG_INFO, "aws credentials: profile '%s' holds no access key; trying the "
-                                "next source", profile);
+            ig_log(IG_LOG_INFO,
+                   "aws credentials: profile '%s' holds no access key; trying the "
+                   "next source",
+                   profile);
         goto out;
     }
     if (use->ak == NULL || use->sk == NULL) {
@@ -933,7 +965,8 @@ static int creds_try_web_identity(struct ig_aws_creds_provider *p,
 {
     const char *tf = creds_env("AWS_WEB_IDENTITY_TOKEN_FILE"), *arn = creds_env("AWS_ROLE_ARN");
     const char *name = creds_env("AWS_ROLE_SESSION_NAME");
-    const char *ep = conf->sts_endpoint != NULL ? conf->sts_endpoint : creds_env("AWS_ENDPOINT_URL_STS");
+    const char *ep =
+        conf->sts_endpoint != NULL ? conf->sts_endpoint : creds_env("AWS_ENDPOINT_URL_STS");
     char buf[160];
 
     if (tf == NULL && arn == NULL)
@@ -965,7 +998,8 @@ static int creds_try_web_identity(struct ig_aws_creds_provider *p,
     p->role_arn = ig_xstrdup(arn);
     p->session_name = ig_xstrdup(name);
     snprintf(p->source, sizeof(p->source), "web identity");
-    ig_log(IG_LOG_INFO, "aws credentials: web identity, role %s through %s", arn, p->url);
+    creds_url_show(p->url, p->url_shown, sizeof(p->url_shown));
+    ig_log(IG_LOG_INFO, "aws credentials: web identity, role %s through %s", arn, p->url_shown);
     return 1;
 }
 
@@ -1010,7 +1044,7 @@ static int creds_container_url_check(const char *url, char *err, size_t errlen)
 
     if (u == NULL)
         return creds_fail(err, errlen, IG_ERR_NOMEM, "out of memory");
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
         rc = creds_fail(err, errlen, IG_ERR_CONFIG,
@@ -1075,7 +1109,8 @@ static int creds_try_container(struct ig_aws_creds_provider *p, char *err, size_
     p->auth_token_file = tf != NULL ? ig_xstrdup(tf) : NULL;
     p->auth_token_env = tok != NULL ? ig_xstrdup(tok) : NULL;
     snprintf(p->source, sizeof(p->source), "container");
-    ig_log(IG_LOG_INFO, "aws credentials: container endpoint %s", p->url);
+    creds_url_show(p->url, p->url_shown, sizeof(p->url_shown));
+    ig_log(IG_LOG_INFO, "aws credentials: container endpoint %s", p->url_shown);
     return 1;
 }
 
@@ -1156,8 +1191,9 @@ int ig_aws_creds_get(struct ig_aws_creds_provider *p, const struct ig_aws_creds 
         return creds_fail(err, errlen, IG_ERR_TIMEOUT,
                           "AWS credentials from %s expired at %s; their refresh is still running",
                           p->source, when);
-    return creds_fail(err, errlen, p->last_rc, "AWS credentials from %s expired at %s; last refresh: %s",
-                      p->source, when, p->last_err);
+    return creds_fail(err, errlen, p->last_rc,
+                      "AWS credentials from %s expired at %s; last refresh: %s", p->source, when,
+                      p->last_err);
 }
 
 const char *ig_aws_creds_source(const struct ig_aws_creds_provider *p)

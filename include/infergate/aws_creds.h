@@ -44,8 +44,8 @@ struct ig_aws_creds_conf {
     const char *region;       /* for the STS endpoint */
     const char *sts_endpoint; /* NULL: AWS_ENDPOINT_URL_STS, else the regional one */
     /* Optional (0 / NULL: the default). */
-    unsigned fetch_timeout_ms;  /* one STS or container fetch, connect included; 5000 */
-    struct ig_curl_loop *curl;  /* run fetches on this loop; NULL: the provider's own */
+    unsigned fetch_timeout_ms; /* one STS or container fetch, connect included; 5000 */
+    struct ig_curl_loop *curl; /* run fetches on this loop; NULL: the provider's own */
 };
 
 /* The first credentials came, or the first fetch failed (ig_aws_creds_get

@@ -62,10 +62,19 @@ struct fixture {
 };
 
 static const char *const aws_vars[] = {
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-    "AWS_ROLE_SESSION_NAME", "AWS_ENDPOINT_URL_STS", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 };
 
@@ -136,7 +145,8 @@ static void on_fake(struct evhttp_request *req, void *arg)
     case FAKE_STS_OK:
         evbuffer_add_printf(
             out,
-            "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
+            "<AssumeRoleWithWebIdentityResponse "
+            "xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
             "  <AssumeRoleWithWebIdentityResult>\n"
             "    <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/ig-role/ig</Arn>"
             "<AssumedRoleId>AROAEXAMPLE:ig</AssumedRoleId></AssumedRoleUser>\n"
@@ -152,10 +162,11 @@ static void on_fake(struct evhttp_request *req, void *arg)
         evhttp_send_reply(req, 200, "OK", out);
         break;
     case FAKE_STS_ERR:
-        evbuffer_add_printf(out, "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
-                                 "<Error><Type>Sender</Type><Code>InvalidIdentityToken</Code>"
-                                 "<Message>Token expired: exp &lt; now\n(check the projection)"
-                                 "</Message></Error><RequestId>r-1</RequestId></ErrorResponse>");
+        evbuffer_add_printf(out,
+                            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+                            "<Error><Type>Sender</Type><Code>InvalidIdentityToken</Code>"
+                            "<Message>Token expired: exp &lt; now\n(check the projection)"
+                            "</Message></Error><RequestId>r-1</RequestId></ErrorResponse>");
         evhttp_send_reply(req, 400, "Bad Request", out);
         break;
     case FAKE_CONT_OK:
@@ -178,8 +189,9 @@ static void on_fake(struct evhttp_request *req, void *arg)
     case FAKE_HANG:
         break; /* evhttp_free drops it */
     case FAKE_CONT_LONG:
-        evbuffer_add_printf(out, "{\"AccessKeyId\":\"ASIA\",\"SecretAccessKey\":\"%0300d\","
-                                 "\"Token\":\"t\",\"Expiration\":\"%s\"}",
+        evbuffer_add_printf(out,
+                            "{\"AccessKeyId\":\"ASIA\",\"SecretAccessKey\":\"%0300d\","
+                            "\"Token\":\"t\",\"Expiration\":\"%s\"}",
                             7, exp);
         evhttp_send_reply(req, 200, "OK", out);
         break;
@@ -188,8 +200,9 @@ static void on_fake(struct evhttp_request *req, void *arg)
         evhttp_send_reply(req, 200, "OK", out);
         break;
     case FAKE_CONT_CTRL:
-        evbuffer_add_printf(out, "{\"AccessKeyId\":\"ASIA\",\"SecretAccessKey\":\"s\","
-                                 "\"Token\":\"t\\r\\nX-Evil: 1\",\"Expiration\":\"%s\"}",
+        evbuffer_add_printf(out,
+                            "{\"AccessKeyId\":\"ASIA\",\"SecretAccessKey\":\"s\","
+                            "\"Token\":\"t\\r\\nX-Evil: 1\",\"Expiration\":\"%s\"}",
                             exp);
         evhttp_send_reply(req, 200, "OK", out);
         break;
@@ -444,8 +457,9 @@ static void test_profiles(void **state)
     unsetenv("AWS_CONFIG_FILE");
     snprintf(cpath, sizeof(cpath), "%s/.aws", fx->dir);
     assert_int_equal(mkdir(cpath, 0700), 0);
-    write_file(fx, ".aws/config", "[default]\naws_access_key_id=AKHOME\naws_secret_access_key=SKHOME\n",
-               fpath, sizeof(fpath));
+    write_file(fx, ".aws/config",
+               "[default]\naws_access_key_id=AKHOME\naws_secret_access_key=SKHOME\n", fpath,
+               sizeof(fpath));
     p = new_ok(fx, NULL);
     assert_int_equal(ig_aws_creds_get(p, &c, fx->err, sizeof(fx->err)), 0);
     assert_string_equal(c->access_key, "AKHOME");
@@ -712,14 +726,18 @@ static void test_container_token_rotates(void **state)
 static void test_container_hosts(void **state)
 {
     struct fixture *fx = *state;
-    static const char *const refused[] = {"http://10.1.2.3/creds", "http://example.com:80/c",
-                                          "http://[fd00:ec2::24]/c", "http://169.254.170.3/c",
-                                          "http://127.0.0.1.example.com/c", "http://[::2]/"};
-    static const char *const allowed[] = {
-        "http://127.0.0.1:1/c", "http://127.9.9.9:1/", "http://localhost:1/", "http://LOCALHOST:1/",
-        "http://[::1]:1/",      "http://169.254.170.2/v2/credentials/x",
-        "http://169.254.170.23/v1/credentials", "http://[fd00:ec2::23]/v1/credentials",
-        "https://example.com/creds"};
+    static const char *const refused[] = {
+        "http://10.1.2.3/creds",  "http://example.com:80/c",        "http://[fd00:ec2::24]/c",
+        "http://169.254.170.3/c", "http://127.0.0.1.example.com/c", "http://[::2]/"};
+    static const char *const allowed[] = {"http://127.0.0.1:1/c",
+                                          "http://127.9.9.9:1/",
+                                          "http://localhost:1/",
+                                          "http://LOCALHOST:1/",
+                                          "http://[::1]:1/",
+                                          "http://169.254.170.2/v2/credentials/x",
+                                          "http://169.254.170.23/v1/credentials",
+                                          "http://[fd00:ec2::23]/v1/credentials",
+                                          "https://example.com/creds"};
     char want[512];
 
     for (size_t i = 0; i < IG_ARRAY_SIZE(refused); i++) {
@@ -748,6 +766,17 @@ static void test_container_hosts(void **state)
         p = new_ok(fx, NULL);
         ig_aws_creds_free(p); /* before the loop runs: nothing is sent */
     }
+    /* the relative URI (ECS) wins over the full one, and must be a path */
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.1.2.3/creds", 1);
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/6d3c", 1);
+    {
+        struct ig_aws_creds_provider *p = new_ok(fx, NULL);
+
+        assert_string_equal(ig_aws_creds_source(p), "container");
+        ig_aws_creds_free(p);
+    }
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "@evil.example/x", 1);
+    new_fails(fx, IG_ERR_CONFIG, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must be a path ('/...')");
 }
 
 /* ------------------------------------------------------------ refresh */
@@ -835,7 +864,7 @@ static void test_refresh_fails(void **state)
     iso(first_exp, exp, sizeof(exp));
     snprintf(want, sizeof(want),
              "AWS credentials from container expired at %s; last refresh: container credentials "
-             "from http://127.0.0.1:%d/c: HTTP 500 Boom: agent down",
+             "from http://127.0.0.1:%d: HTTP 500 Boom: agent down",
              exp, fx->fake.port);
     assert_string_equal(fx->err, want);
     /* the retries go on: the endpoint back, the credentials back */
@@ -863,7 +892,7 @@ static void fetch_fails(struct fixture *fx, enum fake_mode mode, unsigned timeou
     wait_ready(fx, 4000);
     assert_int_equal(ig_aws_creds_get(p, &c, fx->err, sizeof(fx->err)), want_rc);
     snprintf(want, sizeof(want),
-             "AWS credentials from container: container credentials from http://127.0.0.1:%d/c: %s",
+             "AWS credentials from container: container credentials from http://127.0.0.1:%d: %s",
              fx->fake.port, tail);
     assert_string_equal(fx->err, want);
     assert_true(wall_ms() - t0 < 3000);
@@ -900,7 +929,7 @@ static void test_bad_answers(void **state)
     wait_ready(fx, 3000);
     assert_int_equal(ig_aws_creds_get(p, &c, fx->err, sizeof(fx->err)), IG_ERR_INVALID);
     snprintf(want, sizeof(want),
-             "AWS credentials from container: container credentials from http://127.0.0.1:%d/c: "
+             "AWS credentials from container: container credentials from http://127.0.0.1:%d: "
              "credentials already expired at ",
              fx->fake.port);
     assert_memory_equal(fx->err, want, strlen(want));
