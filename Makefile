@@ -41,6 +41,10 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# load/fake-container: a SageMaker model container for tests and benchmarks,
+# beside the gateway's binary (bin/fake-container, build/san/fake-container).
+FAKE_OBJ := $(patsubst load/fake-container/%.c,$(BUILD)/obj/fake-container/%.o,$(wildcard load/fake-container/*.c))
+FAKE := $(dir $(BIN))fake-container
 
 ifeq ($(V),1)
 Q :=
@@ -72,7 +76,7 @@ JS_STAMP := $(JS_DIR)/node_modules/.package-lock.json
 
 .PHONY: all deps deps-deb test test-unit test-integ run bench clean
 
-all: $(BIN)
+all: $(BIN) $(FAKE)
 
 $(BUILD)/obj/%.o: src/%.c $(BUILD)/.build_opts $(BUILD)/gen/infergate/build.h
 	@mkdir -p $(dir $@)
@@ -94,6 +98,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libinfergate.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libinfergate.a $(LDLIBS) -lcmocka
+
+$(BUILD)/obj/fake-container/%.o: load/fake-container/%.c $(BUILD)/.build_opts $(BUILD)/gen/infergate/build.h
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(FAKE): $(FAKE_OBJ) $(BUILD)/libinfergate.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(FAKE_OBJ:.o=.d)
 
 # The build's name (git describe; "unknown" outside a git checkout), seen in
 # --version and infergate_build_info. Rewritten only when it changes, so only
