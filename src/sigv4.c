@@ -494,17 +494,18 @@ static void sigv4_put_enc(struct sigv4_w *w, unsigned char c)
 }
 
 /*
- * The canonical URI. Normalising follows RFC 3986 remove_dot_segments, with
- * empty segments dropped as the SDKs do ("//a//" is "/a/"); it is done on
- * the encoded output, which never holds a '/' but the separators, so ".."
- * simply cuts back to the previous '/'. A ".." above the root is refused:
- * RFC 3986 would clamp it, some servers refuse it, and a path that means
- * two things cannot be signed for one of them.
+ * The canonical URI. Normalising does what botocore and aws-c-auth do (the
+ * service checks what they send): "." and empty segments dropped, ".."
+ * drops the one before, a trailing '/' kept only when the path ends with
+ * one ("/a/b/.." is "/a", "//a//" is "/a/"). It is done on the encoded
+ * output, which holds no '/' but the separators, so ".." simply cuts back
+ * to the previous '/'. A ".." above the root is refused: the SDKs clamp
+ * it, some servers refuse it, and a path that means two things cannot be
+ * signed for one of them.
  */
 static int sigv4_put_path(struct sigv4_w *w, const char *p, size_t n, int normalize)
 {
     size_t i = 0, start = w->len;
-    int dir = 0;
 
     if (!normalize) {
         if (n == 0)
@@ -526,7 +527,6 @@ static int sigv4_put_path(struct sigv4_w *w, const char *p, size_t n, int normal
         for (s = i; i < n && p[i] != '/'; i++)
             ;
         len = i - s;
-        dir = (len == 1 && p[s] == '.') || (len == 2 && p[s] == '.' && p[s + 1] == '.');
         if (len == 1 && p[s] == '.')
             continue;
         if (len == 2 && p[s] == '.' && p[s + 1] == '.') {
@@ -541,9 +541,7 @@ static int sigv4_put_path(struct sigv4_w *w, const char *p, size_t n, int normal
         for (; s < i; s++)
             sigv4_put_enc(w, (unsigned char)p[s]);
     }
-    if (n > 0 && p[n - 1] == '/')
-        dir = 1;
-    if (w->len == start || dir)
+    if (w->len == start || p[n - 1] == '/')
         w_putc(w, '/');
     return 0;
 }
