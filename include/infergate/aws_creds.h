@@ -45,7 +45,7 @@ struct ig_aws_creds_conf {
     const char *sts_endpoint; /* NULL: AWS_ENDPOINT_URL_STS, else the regional one */
     /* Optional (0 / NULL: the default). */
     unsigned fetch_timeout_ms; /* one STS or container fetch, connect included; 5000 */
-    struct ig_curl_loop *curl; /* run fetches on this loop; NULL: the provider's own */
+    struct ig_curl_loop *curl; /* fetch on this loop (it outlives the provider); NULL: own */
 };
 
 /* The first credentials came, or the first fetch failed (ig_aws_creds_get
