@@ -310,6 +310,11 @@ void ig_batch_free(struct ig_batch *batch)
     free(batch->out);
     free(batch->preds);
     free(batch->fails);
+    for (uint32_t i = 0; batch->backs != NULL && i < batch->nsegs; i++) {
+        free(batch->backs[i].custom_attributes);
+        free(batch->backs[i].variant);
+    }
+    free(batch->backs);
     free(batch->err_msg);
     free(batch);
 }

@@ -232,6 +232,7 @@ void ig_rowset_clear(struct ig_rowset *rs)
     rs->dim = 0;
     rs->cap = 0;
     rs->budget = NULL;
+    rs->pass = NULL;
 }
 
 /* Bytes allocated for <rows> rows and <feats> rows of features. */

@@ -157,6 +157,10 @@ struct gw_request {
      * its rows were queued, first and last flushed. */
     uint64_t batch_first, batch_last;
     uint64_t enqueue_us, first_flush_us, last_flush_us;
+    /* Remote models: the headers forwarded with the rows (pointing into
+     * the http request's), and what the model answered back (owned). */
+    struct ig_passthrough pass;
+    char *attrs_back, *variant_back;
     uint8_t dl_linked;
     uint8_t decoding; /* the body is on a decoder: rs belongs to the worker */
     uint8_t expired;  /* the deadline passed while decoding: answer when it is back */
@@ -390,6 +394,8 @@ static void gw_req_free(struct gw_request *r)
     free(r->preds);
     ig_buf_clear(&r->out);
     ig_budget_hold_clear(&r->hold);
+    free(r->attrs_back);
+    free(r->variant_back);
     free(r);
 }
 
@@ -535,7 +541,7 @@ static void gw_req_expire(struct gw_request *r)
 static void gw_req_respond(struct gw_request *r, const char *base, const struct ig_pred *preds)
 {
     struct gw_endpoint *ep = r->lane->ep;
-    struct ig_http_hdr hdrs[2];
+    struct ig_http_hdr hdrs[3];
     struct ig_buf body;
     uint64_t now;
     char *data;
@@ -562,12 +568,14 @@ static void gw_req_respond(struct gw_request *r, const char *base, const struct 
     hdrs[0].name = "Content-Type";
     hdrs[0].value = ig_codec_format_mime(r->lane->accept);
     hdrs[1].name = "x-Amzn-Invoked-Production-Variant";
-    hdrs[1].value = ep->conf->variant;
+    hdrs[1].value = r->variant_back != NULL ? r->variant_back : ep->conf->variant;
+    hdrs[2].name = "X-Amzn-SageMaker-Custom-Attributes";
+    hdrs[2].value = r->attrs_back;
     now = ig_now_us();
     ig_hist_observe(&ep->request_seconds, (double)(now - r->start_us) / 1e6);
     gw_count_status(r->gw, 200);
     gw_access(r->http, r, ep->conf->name, 200, NULL, len, now);
-    ig_http_respond(r->http, 200, hdrs, 2, data, len);
+    ig_http_respond(r->http, 200, hdrs, r->attrs_back != NULL ? 3 : 2, data, len);
     r->http = NULL;
     gw_req_finish(r);
 }
@@ -713,6 +721,18 @@ static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
         const struct ig_batch_seg *seg = &b->segs[s];
         struct gw_request *r = seg->owner;
 
+        if (r->http && b->backs != NULL) { /* what the model said back to this request */
+            const struct ig_seg_back *bk = &b->backs[s];
+
+            if (bk->custom_attributes != NULL) {
+                free(r->attrs_back);
+                r->attrs_back = ig_xstrdup(bk->custom_attributes);
+            }
+            if (bk->variant != NULL) {
+                free(r->variant_back);
+                r->variant_back = ig_xstrdup(bk->variant);
+            }
+        }
         if (r->http) {
             if (b->status < 0)
                 gw_req_fail(r, b->err_type ? b->err_type : "InternalFailure",
@@ -940,6 +960,8 @@ static void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_e
         }
         return;
     }
+    if (r->pass.custom_attributes || r->pass.inference_id || r->pass.target_variant)
+        r->rs.pass = &r->pass; /* its rows travel in calls of their own */
     ep->requests++;
     ep->rows += r->rs.nrows;
     ig_http_req_set_close_cb(r->http, on_req_closed, r);
@@ -1240,6 +1262,11 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     /* Rows and features are charged to the connection's share of the
      * memory budget as the decoder grows them (IG_ERR_FULL: throttled). */
     r->rs.budget = ig_http_req_budget(http);
+    if (ep->up->remote) {
+        r->pass.custom_attributes = ig_http_req_header(http, "X-Amzn-SageMaker-Custom-Attributes");
+        r->pass.inference_id = ig_http_req_header(http, "X-Amzn-SageMaker-Inference-Id");
+        r->pass.target_variant = ig_http_req_header(http, "X-Amzn-SageMaker-Target-Variant");
+    }
     body = ig_http_req_body(http, &len);
     if (len > GW_DECODE_INLINE_MAX) {
         gw_decode_offload(r, ctype, body, len);

@@ -75,6 +75,11 @@ enum call_where { CALL_NONE = 0, CALL_QUEUED = 1, CALL_RUNNING = 2, CALL_BACKOFF
 struct remote_upstream;
 struct remote_call;
 
+/* A segment's forwarded headers, the job's own copies (NULL: none). */
+struct job_pass {
+    char *custom_attributes, *inference_id, *target_variant;
+};
+
 /* One submitted batch. */
 struct remote_job {
     struct remote_upstream *ru;
@@ -85,6 +90,10 @@ struct remote_job {
     char *rows;        /* the rows' bytes back to back: the job's own copy */
     uint32_t *row_off; /* nrows + 1 offsets into <rows> */
     uint32_t nrows;
+    uint32_t nsegs;
+    uint32_t *seg_first;    /* nsegs + 1: the first row of each segment */
+    struct job_pass *pass;  /* nsegs, or NULL when no segment forwards headers */
+    struct ig_seg_back *backs; /* nsegs, allocated when the model says something back */
     struct ig_buf out;  /* predictions, and the messages of failed rows */
     struct ig_pred *preds;
     struct ig_row_fail *fails; /* allocated at the first failed row */
@@ -102,6 +111,7 @@ struct remote_call {
     uint32_t lo, hi;
     uint32_t attempt;
     int probe; /* the half-open breaker's one call */
+    const struct job_pass *pass; /* the headers forwarded (one segment's), or NULL */
     enum call_where where;
     CURL *easy;
     struct curl_slist *hdrs;
@@ -109,6 +119,8 @@ struct remote_call {
     struct ig_buf resp;
     char ctype[128];
     char etype[128]; /* x-amzn-ErrorType, up to its ':' */
+    char attrs[1025]; /* X-Amzn-SageMaker-Custom-Attributes answered */
+    char variant[64]; /* x-Amzn-Invoked-Production-Variant answered */
     uint64_t start_us;
     struct event *timer; /* backoff */
     struct remote_call *qnext;      /* the upstream's queue */
@@ -254,12 +266,13 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     size_t len = size * n;
 
     if (len > 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new answer (after a 100): start over */
-        c->ctype[0] = '\0';
-        c->etype[0] = '\0';
+        c->ctype[0] = c->etype[0] = c->attrs[0] = c->variant[0] = '\0';
         return len;
     }
     hdr_take(p, len, "Content-Type", c->ctype, sizeof(c->ctype), ';');
     hdr_take(p, len, "x-amzn-ErrorType", c->etype, sizeof(c->etype), ':');
+    hdr_take(p, len, "X-Amzn-SageMaker-Custom-Attributes", c->attrs, sizeof(c->attrs), '\0');
+    hdr_take(p, len, "x-Amzn-Invoked-Production-Variant", c->variant, sizeof(c->variant), '\0');
     return len;
 }
 
@@ -445,6 +458,18 @@ static void job_free(struct remote_job *job)
     DLIST_UNLINK(job->ru->jobs, job);
     if (job->later != NULL)
         event_free(job->later);
+    for (uint32_t i = 0; job->pass != NULL && i < job->nsegs; i++) {
+        free(job->pass[i].custom_attributes);
+        free(job->pass[i].inference_id);
+        free(job->pass[i].target_variant);
+    }
+    free(job->pass);
+    for (uint32_t i = 0; job->backs != NULL && i < job->nsegs; i++) {
+        free(job->backs[i].custom_attributes);
+        free(job->backs[i].variant);
+    }
+    free(job->backs);
+    free(job->seg_first);
     free(job->rows);
     free(job->row_off);
     free(job->preds);
@@ -476,8 +501,10 @@ static void job_complete(struct remote_job *job)
         b->out = ig_buf_take(&job->out, &b->out_len);
         b->preds = job->preds;
         b->fails = job->fails;
+        b->backs = job->backs;
         job->preds = NULL;
         job->fails = NULL;
+        job->backs = NULL;
     }
     job_free(job);
     cb(b, arg);
@@ -637,7 +664,8 @@ static int call_sign(struct remote_call *c)
 {
     struct remote_upstream *ru = c->job->ru;
     const struct ig_aws_creds *cr;
-    struct ig_sigv4_hdr hv[3];
+    struct ig_sigv4_hdr hv[6];
+    size_t nh = 3;
     struct ig_sigv4_in in = {0};
     struct ig_sigv4_out out = {0};
     char h[IG_AWS_CREDS_MAX_TOKEN + 64], why[256];
@@ -651,10 +679,22 @@ static int call_sign(struct remote_call *c)
     hv[1].value = ig_codec_format_mime(c->job->ctype);
     hv[2].name = "Accept";
     hv[2].value = ig_codec_format_mime(c->job->accept);
+    if (c->pass != NULL && c->pass->custom_attributes != NULL) {
+        hv[nh].name = "X-Amzn-SageMaker-Custom-Attributes";
+        hv[nh++].value = c->pass->custom_attributes;
+    }
+    if (c->pass != NULL && c->pass->inference_id != NULL) {
+        hv[nh].name = "X-Amzn-SageMaker-Inference-Id";
+        hv[nh++].value = c->pass->inference_id;
+    }
+    if (c->pass != NULL && c->pass->target_variant != NULL) {
+        hv[nh].name = "X-Amzn-SageMaker-Target-Variant";
+        hv[nh++].value = c->pass->target_variant;
+    }
     in.method = "POST";
     in.uri = ru->uri;
     in.hdrs = hv;
-    in.nhdrs = 3;
+    in.nhdrs = nh;
     in.body = c->body.data;
     in.body_len = c->body.len;
     in.region = ru->region;
@@ -702,6 +742,20 @@ static int call_setup(struct remote_call *c)
     snprintf(h, sizeof(h), "Accept: %s", ig_codec_format_mime(job->accept));
     c->hdrs = curl_slist_append(c->hdrs, h);
     c->hdrs = curl_slist_append(c->hdrs, "Expect:"); /* no 100-continue round trip */
+    if (c->pass != NULL && c->pass->custom_attributes != NULL) {
+        char a[1100];
+
+        snprintf(a, sizeof(a), "X-Amzn-SageMaker-Custom-Attributes: %s", c->pass->custom_attributes);
+        c->hdrs = curl_slist_append(c->hdrs, a);
+    }
+    if (ru->kind == REMOTE_SAGEMAKER && c->pass != NULL && c->pass->inference_id != NULL) {
+        snprintf(h, sizeof(h), "X-Amzn-SageMaker-Inference-Id: %s", c->pass->inference_id);
+        c->hdrs = curl_slist_append(c->hdrs, h);
+    }
+    if (ru->kind == REMOTE_SAGEMAKER && c->pass != NULL && c->pass->target_variant != NULL) {
+        snprintf(h, sizeof(h), "X-Amzn-SageMaker-Target-Variant: %s", c->pass->target_variant);
+        c->hdrs = curl_slist_append(c->hdrs, h);
+    }
     curl_easy_setopt(c->easy, CURLOPT_URL, ru->url_invoke);
     curl_easy_setopt(c->easy, CURLOPT_POST, 1L);
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body.data);
@@ -865,9 +919,40 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
     }
     mid = c->lo + (c->hi - c->lo) / 2;
     job->ru->base.stats.splits++;
-    call_start(call_new(job, c->lo, mid));
-    call_start(call_new(job, mid, c->hi));
+    for (int half = 0; half < 2; half++) {
+        struct remote_call *h = call_new(job, half ? mid : c->lo, half ? c->hi : mid);
+
+        h->pass = c->pass;
+        call_start(h);
+    }
     call_end(c);
+}
+
+/* Keep what the model said back for the segments of <c>'s rows: custom
+ * attributes only for a call of one request's rows (its own), the variant
+ * for every request in the call. */
+static void call_keep_backs(struct remote_call *c)
+{
+    struct remote_job *job = c->job;
+
+    if (c->variant[0] == '\0' && (c->attrs[0] == '\0' || c->pass == NULL))
+        return;
+    if (job->backs == NULL && (job->backs = calloc(job->nsegs, sizeof(*job->backs))) == NULL)
+        return;
+    for (uint32_t s = 0; s < job->nsegs; s++) {
+        struct ig_seg_back *bk = &job->backs[s];
+
+        if (job->seg_first[s + 1] <= c->lo || job->seg_first[s] >= c->hi)
+            continue;
+        if (c->variant[0] != '\0') {
+            free(bk->variant);
+            bk->variant = ig_xstrdup(c->variant);
+        }
+        if (c->attrs[0] != '\0' && c->pass != NULL) {
+            free(bk->custom_attributes);
+            bk->custom_attributes = ig_xstrdup(c->attrs);
+        }
+    }
 }
 
 /* A 2xx answer: its predictions, one per row, or the rows fail. */
@@ -904,6 +989,7 @@ static void call_answered(struct remote_call *c)
         job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
         return;
     }
+    call_keep_backs(c);
     /* The slices index c->resp: move them into the job's output. */
     if (job->out.len == 0 && c->lo == 0 && c->hi == job->nrows) {
         ig_buf_clear(&job->out);
@@ -1067,10 +1153,22 @@ static int job_copy_rows(struct remote_job *job)
     job->rows = ig_try_malloc(b->nbytes ? b->nbytes : 1);
     job->row_off = ig_try_malloc(((size_t)b->nrows + 1) * sizeof(*job->row_off));
     job->preds = ig_try_malloc((size_t)b->nrows * sizeof(*job->preds));
-    if (job->rows == NULL || job->row_off == NULL || job->preds == NULL)
+    job->seg_first = ig_try_malloc(((size_t)b->nsegs + 1) * sizeof(*job->seg_first));
+    if (job->rows == NULL || job->row_off == NULL || job->preds == NULL || job->seg_first == NULL)
         return IG_ERR_NOMEM;
+    job->nsegs = b->nsegs;
     for (uint32_t s = 0; s < b->nsegs; s++) {
         const struct ig_batch_seg *seg = &b->segs[s];
+        const struct ig_passthrough *ps = seg->rs->pass;
+
+        job->seg_first[s] = k;
+        if (ps != NULL) { /* the job's own copies: the request may go */
+            if (job->pass == NULL && (job->pass = calloc(b->nsegs, sizeof(*job->pass))) == NULL)
+                return IG_ERR_NOMEM;
+            job->pass[s].custom_attributes = ps->custom_attributes ? ig_xstrdup(ps->custom_attributes) : NULL;
+            job->pass[s].inference_id = ps->inference_id ? ig_xstrdup(ps->inference_id) : NULL;
+            job->pass[s].target_variant = ps->target_variant ? ig_xstrdup(ps->target_variant) : NULL;
+        }
 
         for (uint32_t i = 0; i < seg->nrows; i++, k++) {
             const struct ig_row *row = &seg->rs->rows[seg->first + i];
@@ -1083,8 +1181,29 @@ static int job_copy_rows(struct remote_job *job)
         }
     }
     job->row_off[k] = (uint32_t)off;
+    job->seg_first[b->nsegs] = k;
     job->nrows = k;
     return k == b->nrows ? 0 : IG_ERR_INVALID;
+}
+
+static int pass_set(const struct job_pass *p)
+{
+    return p != NULL && (p->custom_attributes || p->inference_id || p->target_variant);
+}
+
+/* A call for rows [lo, hi) of <job>, with the forwarded headers of their
+ * segment when it has some. */
+static void call_launch(struct remote_job *job, uint32_t lo, uint32_t hi, int probe)
+{
+    struct remote_call *c = call_new(job, lo, hi);
+    uint32_t s = 0;
+
+    while (s < job->nsegs && job->seg_first[s + 1] <= lo)
+        s++;
+    if (job->pass != NULL && s < job->nsegs && pass_set(&job->pass[s]))
+        c->pass = &job->pass[s];
+    c->probe = probe;
+    call_start(c);
 }
 
 static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_format ctype,
@@ -1125,24 +1244,28 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
         job_complete_later(job);
         return 0;
     }
-    /* Calls of at most max_payload bytes (a row larger goes alone). The
-     * probe is one call, whatever the size. */
-    for (uint32_t i = 0; i < job->nrows; i++) {
+    /* Calls of at most max_payload bytes (a row larger goes alone), and a
+     * segment that forwards headers in calls of its own. The probe is one
+     * call, whatever the size. */
+    for (uint32_t i = 0, s = 0; i < job->nrows; i++) {
         uint64_t len = job->row_off[i + 1] - job->row_off[i] + 1;
+        int seg_start = 0;
+        const struct job_pass *prev;
 
-        if (!probe && i > lo && bytes + len > ru->max_payload) {
-            call_start(call_new(job, lo, i));
+        while (s < job->nsegs && job->seg_first[s + 1] <= i)
+            s++;
+        seg_start = s < job->nsegs && job->seg_first[s] == i && i > 0;
+        prev = job->pass != NULL && s > 0 ? &job->pass[s - 1] : NULL;
+        if (i > lo && ((!probe && bytes + len > ru->max_payload) ||
+                       (seg_start && job->pass != NULL &&
+                        (pass_set(&job->pass[s]) || pass_set(prev))))) {
+            call_launch(job, lo, i, 0);
             lo = i;
             bytes = extra;
         }
         bytes += len;
     }
-    {
-        struct remote_call *c = call_new(job, lo, job->nrows);
-
-        c->probe = probe;
-        call_start(c);
-    }
+    call_launch(job, lo, job->nrows, probe);
     return 0;
 }
 

@@ -59,6 +59,13 @@ struct ig_row_fail {
     int status;
 };
 
+/* What a remote upstream answered for one segment's rows (each NULL when
+ * it said nothing): the gateway hands them to the segment's request. */
+struct ig_seg_back {
+    char *custom_attributes; /* X-Amzn-SageMaker-Custom-Attributes, owned */
+    char *variant;           /* x-Amzn-Invoked-Production-Variant, owned */
+};
+
 struct ig_batch {
     uint64_t id;
     enum ig_flush_reason reason;
@@ -75,6 +82,7 @@ struct ig_batch {
     size_t out_len;
     struct ig_pred *preds;  /* nrows slices of out, owned (IG_PRED_FAILED: a row's error) */
     struct ig_row_fail *fails; /* NULL, or nrows entries, owned: how failed rows are answered */
+    struct ig_seg_back *backs; /* NULL, or nsegs entries, owned */
     const char *err_type;   /* static, e.g. "ModelError", when status < 0 */
     char *err_msg;          /* owned, when status < 0 */
 };

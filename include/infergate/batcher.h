@@ -130,7 +130,8 @@ uint64_t ig_batcher_next_deadline(const struct ig_batcher *b);
  */
 void ig_batcher_done(struct ig_batcher *b, struct ig_batch *batch);
 
-/* Free segs, out, preds, fails, err_msg and <batch> itself. NULL is fine. */
+/* Free segs, out, preds, fails, backs, err_msg and <batch> itself. NULL is
+ * fine. */
 void ig_batch_free(struct ig_batch *batch);
 
 /*

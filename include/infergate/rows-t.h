@@ -10,6 +10,14 @@
 
 #include "infergate/budget.h"
 
+/* Headers a remote upstream forwards with a request's rows (each may be
+ * NULL). Borrowed from the request; an upstream copies what it keeps. */
+struct ig_passthrough {
+    const char *custom_attributes; /* X-Amzn-SageMaker-Custom-Attributes */
+    const char *inference_id;      /* X-Amzn-SageMaker-Inference-Id */
+    const char *target_variant;    /* X-Amzn-SageMaker-Target-Variant */
+};
+
 /* One row: a slice [off, off + len) of the received body. No copy. */
 struct ig_row {
     uint32_t off;
@@ -37,6 +45,7 @@ struct ig_rowset {
     uint32_t cap;     /* rows (and rows of features) allocated */
     struct ig_budget *budget;   /* borrowed, set before decoding; NULL: no accounting */
     struct ig_budget_hold hold; /* what rows and features hold against <budget> */
+    const struct ig_passthrough *pass; /* NULL: none; set after decoding */
 };
 
 /* The wire formats the gateway knows. */
