@@ -26,8 +26,8 @@
 
 #define SIGV4_ALGO "AWS4-HMAC-SHA256"
 #define SIGV4_TERM "aws4_request"
-#define SIGV4_OWN_HDRS 3 /* x-amz-date, x-amz-security-token, x-amz-content-sha256 */
-#define SIGV4_PRESIGN_PARAMS 6  /* X-Amz-Algorithm, -Credential, -Date, -Expires, ... */
+#define SIGV4_OWN_HDRS 3         /* x-amz-date, x-amz-security-token, x-amz-content-sha256 */
+#define SIGV4_PRESIGN_PARAMS 6   /* X-Amz-Algorithm, -Credential, -Date, -Expires, ... */
 #define SIGV4_MAX_EXPIRES 604800 /* seven days: the longest a presigned URL may live */
 
 static const char sigv4_hex[] = "0123456789abcdef";
@@ -36,8 +36,17 @@ static const char sigv4_hex_upper[] = "0123456789ABCDEF";
 /* Headers botocore never signs (section 3.1): a proxy or the transport may
  * change them on the way, and the SDKs must agree with the service. */
 static const char *const sigv4_unsigned[] = {
-    "connection", "expect",  "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-    "trailer",    "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id",
+    "connection",
+    "expect",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+    "x-amzn-trace-id",
 };
 
 struct sigv4_hdr {
@@ -58,8 +67,8 @@ struct sigv4_param {
 /* Per-call state, on the caller's stack (about 15 KiB). */
 struct sigv4_req {
     size_t nhdrs;
-    size_t hdr_bytes;      /* names + values of the signed headers */
-    const char *ph_hdr;    /* value of the caller's x-amz-content-sha256, if any */
+    size_t hdr_bytes;   /* names + values of the signed headers */
+    const char *ph_hdr; /* value of the caller's x-amz-content-sha256, if any */
     size_t ph_hdr_len;
     int has_host;
     size_t nparams;
@@ -108,8 +117,8 @@ static void w_puts(struct sigv4_w *w, const char *s)
 
 static int sigv4_is_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 /* RFC 7230 tchar: what a method and a header name are made of. */
@@ -180,8 +189,8 @@ static int sigv4_hmac(const void *key, size_t key_len, const void *msg, size_t n
 {
     unsigned int mdlen = 0;
 
-    if (key_len > INT32_MAX ||
-        HMAC(EVP_sha256(), key, (int)key_len, msg, n, md, &mdlen) == NULL || mdlen != 32)
+    if (key_len > INT32_MAX || HMAC(EVP_sha256(), key, (int)key_len, msg, n, md, &mdlen) == NULL ||
+        mdlen != 32)
         return IG_ERR_IO;
     return 0;
 }
@@ -346,7 +355,8 @@ static int sigv4_collect_hdrs(const struct ig_sigv4_in *in, int has_token, struc
         size_t nlen;
         int skip = 0;
 
-        if ((rc = sigv4_check_name(h->name, 1)) < 0 || (rc = sigv4_check_value(h->value, &vlen)) < 0)
+        if ((rc = sigv4_check_name(h->name, 1)) < 0 ||
+            (rc = sigv4_check_value(h->value, &vlen)) < 0)
             return rc;
         nlen = strlen(h->name);
         for (k = 0; k < IG_ARRAY_SIZE(sigv4_unsigned); k++)
@@ -828,7 +838,8 @@ static int sigv4_key(const struct ig_sigv4_in *in, const struct sigv4_req *r, un
         return ig_sigv4_signing_key(in->secret_key, r->date8, in->region, in->service, key);
     if ((rc = sigv4_sha256(in->secret_key, strlen(in->secret_key), sha)) < 0)
         return rc;
-    if (c->_valid && strcmp(c->_scope, r->scope) == 0 && CRYPTO_memcmp(c->_secret_sha, sha, 32) == 0) {
+    if (c->_valid && strcmp(c->_scope, r->scope) == 0 &&
+        CRYPTO_memcmp(c->_secret_sha, sha, 32) == 0) {
         memcpy(key, c->_key, 32);
         c->_hits++;
         return 0;

@@ -25,8 +25,7 @@
 #define IG_SIGV4_MAX_URI 8192              /* path and query, as on the wire */
 #define IG_SIGV4_MAX_QUERY_PARAMS 128      /* key[=value] pairs in the query */
 #define IG_SIGV4_MAX_SECRET 256            /* bytes of the secret access key */
-#define IG_SIGV4_MAX_NAME 128              /* method, region, service, access key id,
-                                            * a header name */
+#define IG_SIGV4_MAX_NAME 128              /* method, region, service, key id, header name */
 
 struct ig_sigv4_hdr {
     const char *name;  /* NUL-terminated, any case */
@@ -52,22 +51,22 @@ struct ig_sigv4_in {
     const char *method; /* "POST": an HTTP token, sent as is */
     const char *uri;    /* path[?query] exactly as sent on the wire; starts with '/' */
     const struct ig_sigv4_hdr *hdrs;
-    size_t nhdrs;              /* the request's headers, Host included; duplicates allowed */
-    const void *body;          /* NULL only when body_len == 0 */
+    size_t nhdrs;     /* the request's headers, Host included; duplicates allowed */
+    const void *body; /* NULL only when body_len == 0 */
     size_t body_len;
-    const char *payload_hash;  /* lowercase hex SHA-256 of the body when the caller has it, or NULL */
+    const char *payload_hash; /* lowercase hex SHA-256 of the body if known, or NULL */
     const char *region, *service;
     const char *access_key, *secret_key;
     const char *session_token; /* NULL or "": none; else signed as x-amz-security-token */
     time_t now;                /* UTC seconds */
     int no_normalize;          /* 0: normalise the path (every service but S3) */
     /* Added fields (zero: off). */
-    int sign_body;             /* also sign x-amz-content-sha256: <payload hash> (S3 style);
-                                * the caller sends it with out.payload_hash */
-    int omit_session_token;    /* the token is sent but not signed (aws-c-auth's flag) */
+    int sign_body;          /* also sign x-amz-content-sha256: <payload hash> (S3 style);
+                             * the caller sends it with out.payload_hash */
+    int omit_session_token; /* the token is sent but not signed (aws-c-auth's flag) */
     struct ig_sigv4_key_cache *key_cache; /* NULL: derive the signing key every call */
-    unsigned presign_expires;  /* 0: sign for the Authorization header; 1..604800: presign
-                                * (query auth, seconds valid): out.presigned_query */
+    unsigned presign_expires; /* 0: sign for the Authorization header; 1..604800: presign
+                               * (query auth, seconds valid): out.presigned_query */
 };
 
 struct ig_sigv4_out {
@@ -76,9 +75,9 @@ struct ig_sigv4_out {
     char *canonical_request; /* malloc'd (for tests and debug logs) */
     char *string_to_sign;    /* malloc'd */
     char signature[65];
-    char payload_hash[65];   /* what was signed as the payload hash (x-amz-content-sha256) */
-    char *presigned_query;   /* malloc'd when presigning, else NULL: append to the URI's query
-                              * (after '&' when it has one); authorization is NULL then */
+    char payload_hash[65]; /* what was signed as the payload hash (x-amz-content-sha256) */
+    char *presigned_query; /* malloc'd when presigning, else NULL: append to the URI's query
+                            * (after '&' when it has one); authorization is NULL then */
 };
 
 /*
@@ -115,8 +114,9 @@ struct ig_sigv4_out {
  * the token, a URI that does not start with '/', a bad %-escape in the
  * query, a ".." that climbs above the root (normalising), no Host header,
  * a payload hash that is not 64 lowercase hex digits, a time that is not
- * in years 1000-9999, presign_expires over seven days; IG_ERR_TOOBIG past a cap above; IG_ERR_NOMEM;
- * IG_ERR_IO if OpenSSL fails. On failure <out> holds no allocation.
+ * in years 1000-9999, presign_expires over seven days; IG_ERR_TOOBIG past
+ * a cap above; IG_ERR_NOMEM; IG_ERR_IO if OpenSSL fails. On failure <out>
+ * holds no allocation.
  */
 int ig_sigv4_sign(const struct ig_sigv4_in *in, struct ig_sigv4_out *out);
 

@@ -323,7 +323,8 @@ static void run_case(const char *dir)
     ig_sigv4_out_clear(&out);
 
     /* The presigned variant: the same request, authenticated by its query. */
-    in.presign_expires = (unsigned)json_integer_value(json_object_get(ctx, "expiration_in_seconds"));
+    in.presign_expires =
+        (unsigned)json_integer_value(json_object_get(ctx, "expiration_in_seconds"));
     assert_true(in.presign_expires > 0);
     assert_int_equal(ig_sigv4_sign(&in, &out), 0);
     assert_null(out.authorization);
@@ -377,7 +378,8 @@ static void run_suite(const char *dir)
         free(names[i]);
     }
     print_message("sigv4 suite: %zu of %zu cases equal byte for byte, header and presigned "
-                  "query variants\n", n, n);
+                  "query variants\n",
+                  n, n);
 }
 
 static void test_suite(void **state)
@@ -405,8 +407,8 @@ static void test_suite_copy(void **state)
     if (getenv("IG_SIGV4_SUITE") != NULL || n < strlen(shared) ||
         strcmp(dir + n - strlen(shared), shared) != 0)
         skip(); /* test_suite has just read the copy (or a chosen suite) */
-    snprintf(copy, sizeof(copy), "%.*s/tests/unit/data/sigv4-test-suite",
-             (int)(n - strlen(shared)), dir);
+    snprintf(copy, sizeof(copy), "%.*s/tests/unit/data/sigv4-test-suite", (int)(n - strlen(shared)),
+             dir);
     run_suite(copy);
 }
 
@@ -433,7 +435,8 @@ static void test_ksigning_vector(void **state)
         sprintf(hex + 2 * i, "%02x", key[i]);
     assert_string_equal(hex, "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
     assert_int_equal(ig_sigv4_signing_key("", "20120215", "us-east-1", "iam", key), IG_ERR_INVALID);
-    assert_int_equal(ig_sigv4_signing_key(T_SK, "2012021", "us-east-1", "iam", key), IG_ERR_INVALID);
+    assert_int_equal(ig_sigv4_signing_key(T_SK, "2012021", "us-east-1", "iam", key),
+                     IG_ERR_INVALID);
 }
 
 static void sagemaker_in(struct ig_sigv4_in *in, const struct ig_sigv4_hdr *h, size_t nh,
@@ -474,10 +477,11 @@ static void test_sagemaker_invoke_vector(void **state)
     assert_string_equal(hex, "947c0d8de21f4219eead2e74f321b09d89eb4f057f71fd8e6df0ab179efae629");
     assert_string_equal(out.signature,
                         "ecfb7ba181bb0b15945fccb04eca74b203fe26590eb2ea2a9543529a77fcbb37");
-    assert_string_equal(out.authorization,
-                        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/sagemaker/"
-                        "aws4_request, SignedHeaders=accept;content-type;host;x-amz-date, "
-                        "Signature=ecfb7ba181bb0b15945fccb04eca74b203fe26590eb2ea2a9543529a77fcbb37");
+    assert_string_equal(
+        out.authorization,
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/sagemaker/"
+        "aws4_request, SignedHeaders=accept;content-type;host;x-amz-date, "
+        "Signature=ecfb7ba181bb0b15945fccb04eca74b203fe26590eb2ea2a9543529a77fcbb37");
     ig_sigv4_out_clear(&out);
     ig_sigv4_out_clear(&out); /* twice is harmless */
     assert_null(out.authorization);
@@ -501,8 +505,8 @@ static void test_sagemaker_describe_vector(void **state)
                         "c1625e6c27e5c93a4dafa6037184855d34ffd39b8eb533b6878efcb9edf43897");
     sha_hex(out.canonical_request, hex);
     assert_string_equal(hex, "a674beb2590e2b90acbde47c9e4b55ddb10f29f75d5033224959990e0110d4fe");
-    assert_non_null(strstr(out.authorization,
-                           ", SignedHeaders=content-type;host;x-amz-date;x-amz-target, "));
+    assert_non_null(
+        strstr(out.authorization, ", SignedHeaders=content-type;host;x-amz-date;x-amz-target, "));
     assert_string_equal(out.signature,
                         "f9f97197be8f6e3073853ebe3088969317643d8fd6d618f730e1151c874799c9");
     ig_sigv4_out_clear(&out);
@@ -523,26 +527,44 @@ struct boto_vec {
 };
 
 static const struct boto_vec boto_vecs[] = {
-    {"POST", "/endpoints/my-endpoint/invocations", "1.0,2.0\n3.0,4.0\n",
+    {"POST",
+     "/endpoints/my-endpoint/invocations",
+     "1.0,2.0\n3.0,4.0\n",
      "IQoJb3JpZ2luX2VjEXAMPLE/+==",
      "11352c892f40656292cad18fdbf5a3fcf1e944930b976a35cbc9b0206c31870f",
-     {{"Host", SM_HOST}, {"Content-Type", "text/csv"}, {"Accept", "application/json"},
+     {{"Host", SM_HOST},
+      {"Content-Type", "text/csv"},
+      {"Accept", "application/json"},
       {"X-Amzn-SageMaker-Custom-Attributes", "trace=1;  user = \"a  b\""},
       {"X-Amzn-SageMaker-Target-Variant", "AllTraffic"},
       {"X-Amzn-SageMaker-Inference-Id", "id-42"}}},
-    {"POST", "/a b/%7E%2f/./x/../y//", "", NULL,
+    {"POST",
+     "/a b/%7E%2f/./x/../y//",
+     "",
+     NULL,
      "93f0e25d8cdfd3d286ce6dd27e4d0eac655ecc34a443634ff19043b32184adc5",
      {{"Host", SM_HOST}, {"X-T", "\t tabs\tand  spaces \t"}}},
-    {"GET", "/!$'()*,;:@=+/b/..", "", NULL,
+    {"GET",
+     "/!$'()*,;:@=+/b/..",
+     "",
+     NULL,
      "c8973a13c3d76997a2db20c4a4399de14bac6e3e67de366a0ac481752a8cee8f",
      {{"Host", SM_HOST}, {"x-dup", "1"}, {"X-Dup", " 2 "}, {"X-DUP", ""}}},
-    {"GET", "/q?b=%2F&a=%20x&a=-_.~&%E1%88%B4=1&c=", "x", "tok",
+    {"GET",
+     "/q?b=%2F&a=%20x&a=-_.~&%E1%88%B4=1&c=",
+     "x",
+     "tok",
      "176fe06b492e7e950f44bb1d6fc4fb246f1122007d50991b867897418ca80a08",
      {{"Host", SM_HOST}, {"x!#$&'*+.^`|~", "v"}}},
-    {"POST", "/", "{\"EndpointName\": \"my-endpoint\"}", "AQoDYXdzEPT//////////wEXAMPLE",
+    {"POST",
+     "/",
+     "{\"EndpointName\": \"my-endpoint\"}",
+     "AQoDYXdzEPT//////////wEXAMPLE",
      "377b8114946260f1a1c1fe1b255836d4b7c23032d3a19508cdbd80809e96c5a0",
-     {{"Host", SM_HOST}, {"Content-Type", "application/x-amz-json-1.1"},
-      {"X-Amz-Target", "SageMaker.DescribeEndpoint"}, {"User-Agent", "Boto3/1.0"},
+     {{"Host", SM_HOST},
+      {"Content-Type", "application/x-amz-json-1.1"},
+      {"X-Amz-Target", "SageMaker.DescribeEndpoint"},
+      {"User-Agent", "Boto3/1.0"},
       {"Expect", "100-continue"}}},
 };
 
@@ -593,11 +615,20 @@ static void base_in(struct ig_sigv4_in *in)
 static void test_replaced_and_unsigned_headers(void **state)
 {
     const struct ig_sigv4_hdr h[] = {
-        {"Authorization", "AWS4-HMAC-SHA256 old"}, {"X-Amz-Date", "19990101T000000Z"},
-        {"User-Agent", "x"}, {"Connection", "keep-alive"}, {"Host", "example.amazonaws.com"},
-        {"Transfer-Encoding", "chunked"}, {"x-amzn-trace-id", "Root=1"}, {"TE", "trailers"},
-        {"Expect", "100-continue"}, {"Proxy-Authorization", "x"}, {"Keep-Alive", "1"},
-        {"Upgrade", "h2c"}, {"Trailer", "x"}, {"Proxy-Authenticate", "x"},
+        {"Authorization", "AWS4-HMAC-SHA256 old"},
+        {"X-Amz-Date", "19990101T000000Z"},
+        {"User-Agent", "x"},
+        {"Connection", "keep-alive"},
+        {"Host", "example.amazonaws.com"},
+        {"Transfer-Encoding", "chunked"},
+        {"x-amzn-trace-id", "Root=1"},
+        {"TE", "trailers"},
+        {"Expect", "100-continue"},
+        {"Proxy-Authorization", "x"},
+        {"Keep-Alive", "1"},
+        {"Upgrade", "h2c"},
+        {"Trailer", "x"},
+        {"Proxy-Authenticate", "x"},
     };
     struct ig_sigv4_in in;
     struct ig_sigv4_out out;
@@ -681,8 +712,11 @@ static void test_payload_hash_sources(void **state)
 static void test_values_trimmed_and_collapsed(void **state)
 {
     const struct ig_sigv4_hdr h[] = {
-        {"Host", "example.amazonaws.com"}, {"X-B", "\t a \t\t b  c\t "}, {"x-a", ""},
-        {"X-B", "   "}, {"x-b", "d"},
+        {"Host", "example.amazonaws.com"},
+        {"X-B", "\t a \t\t b  c\t "},
+        {"x-a", ""},
+        {"X-B", "   "},
+        {"x-b", "d"},
     };
     struct ig_sigv4_in in;
     struct ig_sigv4_out out;
@@ -710,8 +744,7 @@ static void test_query_canonical(void **state)
      * encode; empty pairs are no parameter; sorted by key then value. */
     in.uri = "/p?b=2&a=%7e&&a=~x&c&a=1+1&d=%2f/&%41=z";
     assert_int_equal(ig_sigv4_sign(&in, &out), 0);
-    assert_non_null(strstr(out.canonical_request,
-                           "\nA=z&a=1%2B1&a=~&a=~x&b=2&c=&d=%2F%2F\n"));
+    assert_non_null(strstr(out.canonical_request, "\nA=z&a=1%2B1&a=~&a=~x&b=2&c=&d=%2F%2F\n"));
     ig_sigv4_out_clear(&out);
     /* A %-escape that does not decode. */
     in.uri = "/?a=%zz";
@@ -732,9 +765,16 @@ static void test_path_normalisation(void **state)
 {
     static const char *const cases[][2] = {
         /* botocore's normalize_url_path gives the same for each */
-        {"/a/b/../c", "/a/c"}, {"/a/b/..", "/a"}, {"/a/./b/.", "/a/b"}, {"/a/..", "/"},
-        {"/..a/.b./...", "/..a/.b./..."}, {"///", "/"}, {"/a//b", "/a/b"}, {"/a/b/../", "/a/"},
-        {"/.", "/"}, {"/a/.", "/a"},
+        {"/a/b/../c", "/a/c"},
+        {"/a/b/..", "/a"},
+        {"/a/./b/.", "/a/b"},
+        {"/a/..", "/"},
+        {"/..a/.b./...", "/..a/.b./..."},
+        {"///", "/"},
+        {"/a//b", "/a/b"},
+        {"/a/b/../", "/a/"},
+        {"/.", "/"},
+        {"/a/.", "/a"},
     };
     struct ig_sigv4_in in;
     struct ig_sigv4_out out;
@@ -756,8 +796,8 @@ static void test_path_normalisation(void **state)
  * normalising, signed as the bytes it is when not (S3). */
 static void test_dotdot_beyond_root(void **state)
 {
-    static const char *const bad[] = {"/..", "/../", "/../etc/passwd", "/a/../..", "/a/./../../b",
-                                      "/./../x?y=1"};
+    static const char *const bad[] = {"/..",      "/../",         "/../etc/passwd",
+                                      "/a/../..", "/a/./../../b", "/./../x?y=1"};
     struct ig_sigv4_in in;
     struct ig_sigv4_out out;
 
@@ -780,11 +820,11 @@ static void test_dotdot_beyond_root(void **state)
  * on the wire (CR LF injection): refused wherever it is. */
 static void test_control_chars(void **state)
 {
-    static const char *const bad_values[] = {"a\r\nX-Injected: 1", "a\nb", "a\rb", "\x01",
-                                             "x\x1f", "x\x7f"};
+    static const char *const bad_values[] = {
+        "a\r\nX-Injected: 1", "a\nb", "a\rb", "\x01", "x\x1f", "x\x7f"};
     static const char *const bad_names[] = {"X Y", "X:Y", "", "X\tY", "(x)", "x\x01"};
-    static const char *const bad_uris[] = {"/a\nb", "/a\rb", "/\x01", "/?a=\x7f", "/a\tb",
-                                           "a", "", "http://h/"};
+    static const char *const bad_uris[] = {"/a\nb", "/a\rb", "/\x01", "/?a=\x7f",
+                                           "/a\tb", "a",     "",      "http://h/"};
     struct ig_sigv4_hdr h[2] = {{"Host", "example.amazonaws.com"}, {"X-Y", NULL}};
     struct ig_sigv4_in in;
     struct ig_sigv4_out out;
@@ -1108,8 +1148,8 @@ static void test_random_inputs(void **state)
             continue;
         }
         assert_int_equal(strlen(out.signature), 64);
-        assert_non_null(strstr(in.presign_expires ? out.presigned_query : out.authorization,
-                               out.signature));
+        assert_non_null(
+            strstr(in.presign_expires ? out.presigned_query : out.authorization, out.signature));
         for (const char *c = out.canonical_request; *c; c++)
             assert_false((unsigned char)*c < 0x20 && *c != '\n'); /* lines stay lines */
         ig_sigv4_out_clear(&out);
@@ -1168,8 +1208,10 @@ static void test_key_cache(void **state)
 static void test_speed(void **state)
 {
     const struct ig_sigv4_hdr h[] = {
-        {"Host", "runtime.sagemaker.us-east-1.amazonaws.com"}, {"Content-Type", "text/csv"},
-        {"Accept", "application/json"}, {"Content-Length", "65536"},
+        {"Host", "runtime.sagemaker.us-east-1.amazonaws.com"},
+        {"Content-Type", "text/csv"},
+        {"Accept", "application/json"},
+        {"Content-Length", "65536"},
         {"X-Amzn-SageMaker-Target-Variant", "AllTraffic"},
     };
     static char body[65536];
