@@ -733,6 +733,7 @@ enum {
     OPT_PAYLOAD, OPT_TRANSFORMS, OPT_NO_EXEC, OPT_PING_FAIL, OPT_IDLE, OPT_HELP,
 };
 
+/* In the order of the enum above: fc_parse_opts names a flag by its index. */
 static const struct option fc_long_opts[] = {
     {"model", required_argument, NULL, OPT_MODEL},
     {"host", required_argument, NULL, OPT_HOST},
