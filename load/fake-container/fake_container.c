@@ -36,12 +36,12 @@
 #include "infergate/http.h"
 #include "infergate/model.h"
 
-#define FC_OUT_MAX ((size_t)256 << 20)  /* encoded predictions of one call */
-#define FC_STATS_MAX ((size_t)16 << 10) /* the /stats body */
-#define FC_MAX_ROWS 1000000u            /* rows one call may hold */
+#define FC_OUT_MAX ((size_t)256 << 20)    /* encoded predictions of one call */
+#define FC_STATS_MAX ((size_t)16 << 10)   /* the /stats body */
+#define FC_MAX_ROWS 1000000u              /* rows one call may hold */
 #define FC_DRAIN_MAX_US (30ull * 1000000) /* SIGTERM: give up on clients after this */
 #define FC_DRAIN_HELD_US 1000000ull       /* and on flushing beside held calls */
-#define FC_STATUS_MAX 1000              /* calls_by_status slots: 0..999 */
+#define FC_STATUS_MAX 1000                /* calls_by_status slots: 0..999 */
 
 /* What the PRNG drew for a call. */
 enum fc_fault {
@@ -89,10 +89,10 @@ struct fc_call {
     enum fc_state state;
     enum fc_fault fault;
     enum ig_format accept;
-    struct ig_rowset rs; /* decoded rows; borrows the request's body */
-    int status;          /* 400 when the body did not decode */
-    char msg[320];       /* and why */
-    struct event *timer; /* the simulated service time */
+    struct ig_rowset rs;         /* decoded rows; borrows the request's body */
+    int status;                  /* 400 when the body did not decode */
+    char msg[320];               /* and why */
+    struct event *timer;         /* the simulated service time */
     struct fc_call *prev, *next; /* in fc.queue (FC_QUEUED) or fc.service (FC_SERVICE) */
 };
 
@@ -506,8 +506,7 @@ static void fc_invocations(struct fc *fc, struct ig_http_req *req)
          * certain. */
         if ((prow = fc_poison_row(fc, &c->rs)) != 0) {
             c->fault = FC_FAULT_POISON;
-            snprintf(c->msg, sizeof(c->msg), "poison value %s in row %u", fc->o.poison_text,
-                     prow);
+            snprintf(c->msg, sizeof(c->msg), "poison value %s in row %u", fc->o.poison_text, prow);
         }
         if (c->fault != FC_FAULT_NONE)
             fc->st.faults[c->fault]++;
@@ -534,8 +533,7 @@ static void fc_stats(struct fc *fc, struct ig_http_req *req)
     char *body;
 
     ig_buf_init(&b, FC_STATS_MAX);
-    ig_buf_printf(&b,
-                  "{\"calls\":%llu,\"rows\":%llu,\"calls_by_status\":{",
+    ig_buf_printf(&b, "{\"calls\":%llu,\"rows\":%llu,\"calls_by_status\":{",
                   (unsigned long long)s->calls, (unsigned long long)s->rows);
     for (int i = 0; i < FC_STATUS_MAX; i++) {
         if (s->by_status[i] == 0)
@@ -564,7 +562,8 @@ static void fc_exec_params(struct fc *fc, struct ig_http_req *req)
 
     fc->st.exec_params++;
     if (fc->o.no_exec_params) {
-        fc_plain_error(req, 404, "NotFound", "This container does not offer /execution-parameters.");
+        fc_plain_error(req, 404, "NotFound",
+                       "This container does not offer /execution-parameters.");
         return;
     }
     snprintf(body, sizeof(body),
@@ -631,9 +630,10 @@ static void fc_on_drain_tick(evutil_socket_t fd, short what, void *arg)
                      (fc->drain_answered_us && now - fc->drain_answered_us > FC_DRAIN_HELD_US))) {
         event_base_loopexit(fc->base, NULL);
     } else if (now - fc->drain_start_us > FC_DRAIN_MAX_US) {
-        fprintf(stderr, "fake-container: drain: gave up after %llu s with %u calls in service, "
-                "%u queued\n", (unsigned long long)(FC_DRAIN_MAX_US / 1000000),
-                fc->st.in_service, fc->st.queued);
+        fprintf(stderr,
+                "fake-container: drain: gave up after %llu s with %u calls in service, "
+                "%u queued\n",
+                (unsigned long long)(FC_DRAIN_MAX_US / 1000000), fc->st.in_service, fc->st.queued);
         fc->drain_gave_up = 1;
         event_base_loopexit(fc->base, NULL);
     }
@@ -728,9 +728,27 @@ static int fc_parse_rate(const char *name, const char *s, double *out)
 }
 
 enum {
-    OPT_MODEL = 256, OPT_HOST, OPT_PORT, OPT_H2C, OPT_LATENCY, OPT_PER_ROW, OPT_MAX_CONC,
-    OPT_MAX_QUEUE, OPT_F500, OPT_F503, OPT_F429, OPT_TIMEOUT, OPT_WRONG, OPT_SEED, OPT_POISON,
-    OPT_PAYLOAD, OPT_TRANSFORMS, OPT_NO_EXEC, OPT_PING_FAIL, OPT_IDLE, OPT_HELP,
+    OPT_MODEL = 256,
+    OPT_HOST,
+    OPT_PORT,
+    OPT_H2C,
+    OPT_LATENCY,
+    OPT_PER_ROW,
+    OPT_MAX_CONC,
+    OPT_MAX_QUEUE,
+    OPT_F500,
+    OPT_F503,
+    OPT_F429,
+    OPT_TIMEOUT,
+    OPT_WRONG,
+    OPT_SEED,
+    OPT_POISON,
+    OPT_PAYLOAD,
+    OPT_TRANSFORMS,
+    OPT_NO_EXEC,
+    OPT_PING_FAIL,
+    OPT_IDLE,
+    OPT_HELP,
 };
 
 /* In the order of the enum above: fc_parse_opts names a flag by its index. */
@@ -766,14 +784,23 @@ static int fc_parse_opts(int argc, char **argv, struct fc_opts *o)
     double sum = 0.0;
     int opt, rv = 0;
 
-    *o = (struct fc_opts){.host = "127.0.0.1", .port = 8080, .h2c = 1, .max_queue = 100000,
-                          .seed = 1, .max_payload_mb = 6, .idle_timeout_ms = 60000};
+    *o = (struct fc_opts){.host = "127.0.0.1",
+                          .port = 8080,
+                          .h2c = 1,
+                          .max_queue = 100000,
+                          .seed = 1,
+                          .max_payload_mb = 6,
+                          .idle_timeout_ms = 60000};
     while (rv == 0 && (opt = getopt_long(argc, argv, "h", fc_long_opts, NULL)) != -1) {
-        const char *name = opt >= OPT_MODEL && opt <= OPT_HELP ? fc_long_opts[opt - OPT_MODEL].name
-                                                               : "?";
+        const char *name =
+            opt >= OPT_MODEL && opt <= OPT_HELP ? fc_long_opts[opt - OPT_MODEL].name : "?";
         switch (opt) {
-        case OPT_MODEL: o->model_path = optarg; break;
-        case OPT_HOST: o->host = optarg; break;
+        case OPT_MODEL:
+            o->model_path = optarg;
+            break;
+        case OPT_HOST:
+            o->host = optarg;
+            break;
         case OPT_PORT:
             if ((rv = fc_parse_u64(name, optarg, 65535, &v)) == 0)
                 o->port = (unsigned)v;
@@ -786,8 +813,12 @@ static int fc_parse_opts(int argc, char **argv, struct fc_opts *o)
                 rv = IG_ERR_CONFIG;
             }
             break;
-        case OPT_LATENCY: rv = fc_parse_u64(name, optarg, 3600000000ull, &o->latency_us); break;
-        case OPT_PER_ROW: rv = fc_parse_u64(name, optarg, 60000000ull, &o->per_row_us); break;
+        case OPT_LATENCY:
+            rv = fc_parse_u64(name, optarg, 3600000000ull, &o->latency_us);
+            break;
+        case OPT_PER_ROW:
+            rv = fc_parse_u64(name, optarg, 60000000ull, &o->per_row_us);
+            break;
         case OPT_MAX_CONC:
             if ((rv = fc_parse_u64(name, optarg, 1000000, &v)) == 0)
                 o->max_concurrent = (uint32_t)v;
@@ -796,12 +827,24 @@ static int fc_parse_opts(int argc, char **argv, struct fc_opts *o)
             if ((rv = fc_parse_u64(name, optarg, 10000000, &v)) == 0)
                 o->max_queue = (uint32_t)v;
             break;
-        case OPT_F500: rv = fc_parse_rate(name, optarg, &o->rate[FC_FAULT_500]); break;
-        case OPT_F503: rv = fc_parse_rate(name, optarg, &o->rate[FC_FAULT_503]); break;
-        case OPT_F429: rv = fc_parse_rate(name, optarg, &o->rate[FC_FAULT_429]); break;
-        case OPT_TIMEOUT: rv = fc_parse_rate(name, optarg, &o->rate[FC_FAULT_TIMEOUT]); break;
-        case OPT_WRONG: rv = fc_parse_rate(name, optarg, &o->rate[FC_FAULT_WRONG_COUNT]); break;
-        case OPT_SEED: rv = fc_parse_u64(name, optarg, UINT64_MAX, &o->seed); break;
+        case OPT_F500:
+            rv = fc_parse_rate(name, optarg, &o->rate[FC_FAULT_500]);
+            break;
+        case OPT_F503:
+            rv = fc_parse_rate(name, optarg, &o->rate[FC_FAULT_503]);
+            break;
+        case OPT_F429:
+            rv = fc_parse_rate(name, optarg, &o->rate[FC_FAULT_429]);
+            break;
+        case OPT_TIMEOUT:
+            rv = fc_parse_rate(name, optarg, &o->rate[FC_FAULT_TIMEOUT]);
+            break;
+        case OPT_WRONG:
+            rv = fc_parse_rate(name, optarg, &o->rate[FC_FAULT_WRONG_COUNT]);
+            break;
+        case OPT_SEED:
+            rv = fc_parse_u64(name, optarg, UINT64_MAX, &o->seed);
+            break;
         case OPT_POISON: {
             char *end;
 
@@ -821,13 +864,23 @@ static int fc_parse_opts(int argc, char **argv, struct fc_opts *o)
             }
             o->max_payload_mb = (uint32_t)v;
             break;
-        case OPT_TRANSFORMS: rv = fc_parse_u64(name, optarg, 1000000, &transforms); break;
-        case OPT_NO_EXEC: o->no_exec_params = 1; break;
-        case OPT_PING_FAIL: o->ping_fail = 1; break;
-        case OPT_IDLE: rv = fc_parse_u64(name, optarg, 86400000ull, &o->idle_timeout_ms); break;
+        case OPT_TRANSFORMS:
+            rv = fc_parse_u64(name, optarg, 1000000, &transforms);
+            break;
+        case OPT_NO_EXEC:
+            o->no_exec_params = 1;
+            break;
+        case OPT_PING_FAIL:
+            o->ping_fail = 1;
+            break;
+        case OPT_IDLE:
+            rv = fc_parse_u64(name, optarg, 86400000ull, &o->idle_timeout_ms);
+            break;
         case OPT_HELP:
-        case 'h': return 1;
-        default: return IG_ERR_CONFIG; /* getopt said why */
+        case 'h':
+            return 1;
+        default:
+            return IG_ERR_CONFIG; /* getopt said why */
         }
     }
     if (rv < 0)
@@ -911,8 +964,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "fake-container: cannot watch signals\n");
         goto cleanup;
     }
-    printf(strchr(fc.o.host, ':') ? "listening on [%s]:%u\n" : "listening on %s:%u\n",
-           fc.o.host, (unsigned)ig_http_server_port(fc.srv));
+    printf(strchr(fc.o.host, ':') ? "listening on [%s]:%u\n" : "listening on %s:%u\n", fc.o.host,
+           (unsigned)ig_http_server_port(fc.srv));
     fflush(stdout);
     event_base_dispatch(fc.base);
     status = fc.drain_gave_up ? 1 : 0;
