@@ -222,6 +222,8 @@ static int setup(void **state)
     assert_non_null(mkdtemp(fx->dir));
     for (size_t i = 0; i < IG_ARRAY_SIZE(aws_vars); i++)
         unsetenv(aws_vars[i]);
+    /* the fake STS is on loopback: no proxy of the machine in between */
+    setenv("no_proxy", "127.0.0.1,localhost", 1);
     /* no stray ~/.aws of the machine: the defaults point into the empty dir */
     setenv("HOME", fx->dir, 1);
     snprintf(path, sizeof(path), "%s/credentials", fx->dir);
@@ -648,6 +650,9 @@ static void test_container(void **state)
     write_file(fx, "auth", "Bearer file-token", path, sizeof(path));
     setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", path, 1);
     setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "env-token", 1); /* the file wins */
+    /* a proxy of the environment is not used for the local agent */
+    unsetenv("no_proxy");
+    setenv("http_proxy", "http://127.0.0.1:9", 1);
     p = new_ok(fx, NULL);
     assert_string_equal(ig_aws_creds_source(p), "container");
     wait_ready(fx, 3000);
@@ -673,6 +678,7 @@ static void test_container(void **state)
     wait_ready(fx, 3000);
     assert_false(fx->fake.has_auth);
     ig_aws_creds_free(p);
+    unsetenv("http_proxy");
 }
 
 static void test_container_token_crlf(void **state)
