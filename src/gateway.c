@@ -149,6 +149,11 @@ struct gw_request {
     uint32_t rows_done;
     uint32_t rows_taken;               /* rows handed to batches so far */
     struct ig_batcher_entry *entry;    /* valid while rows_taken < rs.nrows */
+    /* Batches in flight that hold its rows (one entry per segment): when
+     * the client goes, each loses a live segment, and a batch no request
+     * waits for any more is cancelled upstream. At most max_inflight. */
+    struct ig_batch **inb;
+    uint32_t ninb, capinb;
     uint32_t refs;
     struct gw_request *dl_prev, *dl_next; /* on ep's deadline FIFO while dl_linked */
     uint64_t deadline_us;
@@ -396,6 +401,7 @@ static void gw_req_free(struct gw_request *r)
     ig_budget_hold_clear(&r->hold);
     free(r->attrs_back);
     free(r->variant_back);
+    free(r->inb);
     free(r);
 }
 
@@ -504,6 +510,15 @@ static void gw_req_finish(struct gw_request *r)
     if (r->entry != NULL && r->rows_taken < r->rs.nrows)
         ig_batcher_cancel_entry(r->lane->batcher, r->entry);
     r->entry = NULL;
+    /* Its batches in flight: one request fewer waits for each. */
+    for (uint32_t i = 0; i < r->ninb; i++) {
+        struct ig_batch *b = r->inb[i];
+        struct ig_upstream *up = r->lane->ep->up;
+
+        if (--b->live == 0 && up != NULL && up->ops->cancel_batch != NULL && !r->gw->closing)
+            up->ops->cancel_batch(up, b);
+    }
+    r->ninb = 0;
     gw_dl_unlink(r->lane->ep, r);
     /* The body belongs to the http request, which is gone now. */
     r->rs.body = NULL;
@@ -741,6 +756,11 @@ static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
                 gw_scatter(r, b, seg, k);
         }
         k += seg->nrows;
+        for (uint32_t i = 0; i < r->ninb; i++)
+            if (r->inb[i] == b) {
+                r->inb[i] = r->inb[--r->ninb];
+                break;
+            }
         gw_req_unref(r);
     }
     ig_batcher_done(lane->batcher, b);
@@ -782,6 +802,12 @@ static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
 
         r->refs++;
         r->rows_taken += b->segs[s].nrows;
+        if (r->ninb == r->capinb) {
+            r->capinb = r->capinb ? 2 * r->capinb : 2;
+            r->inb = ig_xrealloc(r->inb, r->capinb * sizeof(*r->inb));
+        }
+        r->inb[r->ninb++] = b;
+        b->live++;
         if (r->batch_first == 0) {
             r->batch_first = b->id;
             r->first_flush_us = b->created_us;

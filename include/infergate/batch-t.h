@@ -75,6 +75,7 @@ struct ig_batch {
     uint32_t nsegs;
     uint64_t created_us; /* when the batcher emitted it */
     void *upstream_data; /* the upstream's own, while the batch is submitted */
+    uint32_t live;       /* the gateway's: segments whose request still waits */
 
     /* Filled by the upstream before it completes the batch. */
     int status;         /* 0, or a negative IG_ERR_* */
