@@ -73,6 +73,7 @@ struct ig_aws_creds_provider {
     int body_toobig;
     int fetching;
     int first_done;
+    int *freed; /* inside ready(): set when ready() frees the provider */
     unsigned fetches;
     struct event *timer;
     unsigned backoff_ms;
@@ -831,8 +832,14 @@ static void on_fetch_done(CURL *easy, CURLcode crc, void *arg)
         creds_retry_later(p);
     }
     p->first_done = 1;
-    if (first && p->ready != NULL)
-        p->ready(p->arg); /* last: it may free p */
+    if (first && p->ready != NULL) {
+        int freed = 0;
+
+        p->freed = &freed;
+        p->ready(p->arg); /* it may free p */
+        if (!freed)
+            p->freed = NULL;
+    }
 }
 
 static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
@@ -1209,10 +1216,27 @@ unsigned ig_aws_creds_fetches(const struct ig_aws_creds_provider *p)
     return p->fetches;
 }
 
+static void on_curl_free_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ig_curl_loop_free(arg);
+}
+
 void ig_aws_creds_free(struct ig_aws_creds_provider *p)
 {
+    static const struct timeval now = {0, 0};
+
     if (p == NULL)
         return;
+    /* freed from ready(), our own curl loop is still reaping on the stack:
+     * it goes on the next loop turn */
+    if (p->freed != NULL) {
+        *p->freed = 1;
+        if (p->own_curl != NULL &&
+            event_base_once(p->base, -1, EV_TIMEOUT, on_curl_free_later, p->own_curl, &now) == 0)
+            p->own_curl = NULL;
+    }
     if (p->fetching)
         ig_curl_loop_cancel(p->curl, p->easy);
     if (p->easy != NULL)

@@ -636,6 +636,40 @@ static void test_sts_error(void **state)
     ig_aws_creds_free(p);
 }
 
+struct free_in_ready {
+    struct ig_aws_creds_provider *p;
+    int rc;
+};
+
+static void on_ready_free(void *arg)
+{
+    struct free_in_ready *f = arg;
+    const struct ig_aws_creds *c = NULL;
+    char err[256];
+
+    f->rc = ig_aws_creds_get(f->p, &c, err, sizeof(err));
+    ig_aws_creds_free(f->p);
+    f->p = NULL;
+}
+
+static void test_free_in_ready(void **state)
+{
+    struct fixture *fx = *state;
+    struct free_in_ready f = {NULL, 1};
+    char err[256];
+
+    /* the provider freed from its own ready(): its curl loop is still on the stack */
+    fx->fake.mode = FAKE_CONT_OK;
+    set_port_env(fx, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "127.0.0.1", "/c");
+    assert_int_equal(ig_aws_creds_new(fx->base, NULL, on_ready_free, &f, &f.p, err, sizeof(err)),
+                     0);
+    for (int t = 0; t < 3000 && f.p != NULL; t += 10)
+        pump(fx, 10);
+    assert_null(f.p);
+    assert_int_equal(f.rc, 0);
+    pump(fx, 20); /* the deferred free of its curl loop runs */
+}
+
 /* ------------------------------------------------------------ container */
 
 static void test_container(void **state)
@@ -954,6 +988,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_web_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_web_identity_setup_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sts_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_in_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container_token_crlf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container_token_rotates, setup, teardown),
