@@ -1066,7 +1066,10 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
         return;
     }
     if (rc == CURLE_OK) {
-        int model_4xx = code >= 400 && code < 500 && code != 429;
+        /* SageMaker throttles with 400 and x-amzn-ErrorType
+         * ThrottlingException: retried, never a refusal of the rows. */
+        int model_4xx = code >= 400 && code < 500 && code != 429 &&
+                        strcmp(c->etype, "ThrottlingException") != 0;
 
         if (ru->kind == REMOTE_SAGEMAKER && code == 424 &&
             call_sm_model_error(c, &ostatus, msg, sizeof(msg)) == 0) {
