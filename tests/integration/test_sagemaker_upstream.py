@@ -1,0 +1,782 @@
+"""The sagemaker upstream (model = sagemaker://REGION/ENDPOINT, endpoint_url)
+against a fake SageMaker runtime on loopback that checks every call's SigV4
+signature on its own, with botocore's signer (Debian's python3-botocore),
+and answers InvokeEndpoint as SageMaker does: one prediction per row (the
+sum of the row's features, so each client's exact answer is known), and on
+demand ThrottlingException, 503, a ModelError for a batch holding a poison
+row, ValidationError. A fake STS (AssumeRoleWithWebIdentity) and a fake
+container-credentials endpoint hand out short-lived keys.
+
+Each case runs a gateway with its own environment: every AWS_* variable
+cleared, HOME a fresh directory, then only the credentials source it tests."""
+
+import contextlib
+import datetime
+import http.client
+import http.server
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+from iglib import AWS, BIN, ROOT, Gateway, check, check_eq, finish
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+REGION = "us-east-1"
+SM_NAME = "my-ep"  # the SageMaker endpoint behind the gateway's endpoint "sm"
+SM_PATH = "/endpoints/%s/invocations" % SM_NAME
+POISON = "666"  # a row whose first feature is this makes its call fail with a ModelError
+tmp = tempfile.mkdtemp(prefix="ig-sm-")
+
+
+def iso8601(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- the keys the fakes know ------------------------------------------------
+
+class Keys:
+    """Access key id -> (secret, session token or None, expiration or None)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.keys = {}
+
+    def add(self, ak, sk, tok=None, exp=None):
+        with self.lock:
+            self.keys[ak] = (sk, tok, exp)
+
+    def get(self, ak):
+        with self.lock:
+            return self.keys.get(ak)
+
+
+KEYS = Keys()
+
+
+class Server:
+    """A threading HTTP/1.1 server on a free loopback port; <route(handler,
+    method, path, headers, body)> -> (status, headers list, body bytes)."""
+
+    def __init__(self, route):
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def handle_any(self, method):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                hdrs = {k.lower(): v for k, v in self.headers.items()}
+                status, out_hdrs, out = route(method, self.path, hdrs, body)
+                self.send_response(status)
+                for k, v in out_hdrs:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def do_POST(self):
+                self.handle_any("POST")
+
+            def do_GET(self):
+                self.handle_any("GET")
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=outer.httpd.serve_forever, daemon=True).start()
+
+
+def aws_error(status, etype, message):
+    return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", etype),
+                    ("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")], \
+        json.dumps({"message": message}).encode()
+
+
+# ---- the fake SageMaker runtime -------------------------------------------------
+
+def verify_sigv4(method, path, hdrs, body, now):
+    """The call's signature checked on its own with botocore's SigV4: None
+    when it verifies, else why not. Rebuilt from what was received: method,
+    path, the headers named in SignedHeaders (Host among them) and the body,
+    signed at the call's own X-Amz-Date with the key its Credential names."""
+    auth = hdrs.get("authorization", "")
+    m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/,]+)/(\d{8})/([^/,]+)/([^/,]+)/aws4_request, "
+                     r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})", auth)
+    if not m:
+        return "malformed Authorization header: %r" % auth[:200]
+    ak, day, region, service, signed, sig = m.groups()
+    amz_date = hdrs.get("x-amz-date", "")
+    if not re.fullmatch(r"\d{8}T\d{6}Z", amz_date):
+        return "X-Amz-Date %r is not YYYYMMDDTHHMMSSZ" % amz_date
+    if day != amz_date[:8] or region != REGION or service != "sagemaker":
+        return "credential scope %s/%s/%s is not %s/%s/sagemaker" % (day, region, service,
+                                                                      amz_date[:8], REGION)
+    signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    if abs(signed_at - now) > 300:
+        return "X-Amz-Date %s is more than 5 minutes from now" % amz_date
+    key = KEYS.get(ak)
+    if key is None:
+        return "unknown access key id %s" % ak
+    sk, tok, exp = key
+    names = signed.split(";")
+    if names != sorted(names) or "host" not in names or "x-amz-date" not in names:
+        return "SignedHeaders %s: not sorted, or without host and x-amz-date" % signed
+    for n in names:
+        if n not in hdrs:
+            return "signed header %s not sent" % n
+    if tok is not None:
+        if hdrs.get("x-amz-security-token") != tok or "x-amz-security-token" not in names:
+            return "X-Amz-Security-Token missing, unsigned or not the one issued with %s" % ak
+    elif "x-amz-security-token" in hdrs:
+        return "X-Amz-Security-Token sent with long-term key %s" % ak
+    req = AWSRequest(method=method, url="http://%s%s" % (hdrs["host"], path), data=body,
+                     headers={n: hdrs[n] for n in names})
+    req.context["timestamp"] = amz_date
+    signer = SigV4Auth(Credentials(ak, sk, tok), "sagemaker", REGION)
+    want = signer.signature(signer.string_to_sign(req, signer.canonical_request(req)), req)
+    if want != sig:
+        return "signature mismatch (canonical request as botocore sees it: %r)" % \
+            signer.canonical_request(req)
+    if exp is not None and now >= exp:
+        return "EXPIRED: %s expired at %s, call at %.3f" % (ak, iso8601(exp), now)
+    return None
+
+
+def parse_rows(ctype, body):
+    """The rows of a call, each as its list of features."""
+    text = body.decode()
+    if ctype == "text/csv":
+        return [[float(v) for v in line.split(",")] for line in text.split("\n") if line]
+    if ctype == "application/jsonlines":
+        rows = [json.loads(line) for line in text.split("\n") if line.strip()]
+    else:
+        rows = json.loads(text)["instances"]
+    return [r["features"] if isinstance(r, dict) else r for r in rows]
+
+
+def pred(row, accept):
+    s = repr(float(sum(row)))
+    return s if accept == "text/csv" else '{"score":%s}' % s
+
+
+class Runtime:
+    """The fake runtime. Every call is recorded; <script> is a list of
+    failures the next calls get ("throttle", "503"); <validation> refuses
+    every call with a ValidationError."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls = []
+        self.script = []
+        self.validation = None
+        self.delay = 0.0
+        self.variant = "AllTraffic"
+        self.server = Server(self.route)
+        self.url = self.server.url
+
+    def reset(self):
+        with self.lock:
+            self.calls = []
+            self.script = []
+            self.validation = None
+            self.delay = 0.0
+            self.variant = "AllTraffic"
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.calls)
+
+    def route(self, method, path, hdrs, body):
+        now = time.time()
+        bad = verify_sigv4(method, path, hdrs, body, now)
+        auth = hdrs.get("authorization", "")
+        m = re.search(r"SignedHeaders=([^,]+)", auth)
+        rec = {"ak": (re.search(r"Credential=([^/]+)/", auth) or [None, None])[1],
+               "token": hdrs.get("x-amz-security-token"),
+               "signed": m.group(1).split(";") if m else [],
+               "path": path, "body": body, "ctype": hdrs.get("content-type"),
+               "accept": hdrs.get("accept"), "bad": bad, "at": now,
+               "amz_date": hdrs.get("x-amz-date"),
+               "custom": hdrs.get("x-amzn-sagemaker-custom-attributes"),
+               "inference_id": hdrs.get("x-amzn-sagemaker-inference-id"),
+               "target": hdrs.get("x-amzn-sagemaker-target-variant"),
+               "status": 0}
+        with self.lock:
+            self.calls.append(rec)
+            fail = self.script.pop(0) if self.script and bad is None else None
+            validation = self.validation
+            delay = self.delay
+            variant = self.variant
+        if delay:
+            time.sleep(delay)
+        ans = self.answer(method, path, hdrs, body, bad, fail, validation, variant)
+        rec["status"] = ans[0]
+        return ans
+
+    def answer(self, method, path, hdrs, body, bad, fail, validation, variant):
+        if bad is not None:
+            if bad.startswith("EXPIRED"):
+                return aws_error(403, "ExpiredTokenException", "The security token included in "
+                                 "the request is expired")
+            return aws_error(403, "InvalidSignatureException", bad)
+        if method != "POST" or path != SM_PATH:
+            return aws_error(400, "ValidationError", "Endpoint %s of account 123456789012 not "
+                             "found." % path)
+        if fail == "throttle":
+            return 400, [("Content-Type", "application/json"),
+                         ("x-amzn-ErrorType", "ThrottlingException")], b'{"message":"Rate exceeded"}'
+        if fail == "503":
+            return aws_error(503, "ServiceUnavailable", "The service is unavailable.")
+        if validation is not None:
+            return aws_error(400, "ValidationError", validation)
+        ctype, accept = hdrs.get("content-type"), hdrs.get("accept")
+        rows = parse_rows(ctype, body)
+        if any(r and repr(r[0]) == repr(float(POISON)) for r in rows):
+            om = "row with feature %s refused by the model" % POISON
+            msg = ('Received client error (400) from primary with message "%s". See https://'
+                   'us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logEventViewer:'
+                   'group=/aws/sagemaker/Endpoints/%s in account 123456789012 for more '
+                   'information.' % (om, SM_NAME))
+            return 424, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ModelError")], \
+                json.dumps({"ErrorCode": "CLIENT_ERROR_FROM_MODEL",
+                            "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:"
+                                            "/aws/sagemaker/Endpoints/" + SM_NAME,
+                            "Message": msg, "OriginalMessage": om,
+                            "OriginalStatusCode": 400}).encode()
+        preds = [pred(r, accept) for r in rows]
+        if accept == "application/json":
+            out = '{"predictions":[%s]}' % ",".join(preds)
+        else:
+            out = "".join(p + "\n" for p in preds)
+        # the variant asked for, else the one the traffic split picked
+        variant = hdrs.get("x-amzn-sagemaker-target-variant") or variant
+        h = [("Content-Type", accept), ("x-Amzn-Invoked-Production-Variant", variant),
+             ("x-amzn-RequestId", "11111111-1111-1111-1111-111111111111")]
+        if hdrs.get("x-amzn-sagemaker-custom-attributes") is not None:
+            h.append(("X-Amzn-SageMaker-Custom-Attributes",
+                      "runtime-saw=" + hdrs["x-amzn-sagemaker-custom-attributes"]))
+        return 200, h, out.encode()
+
+
+# ---- the fake STS and container-credentials endpoint ------------------------------
+
+class Issuer:
+    """Hands out a new key id at each fetch, valid for <lifetime> seconds;
+    records what each fetch carried. <error> set: answers that instead."""
+
+    def __init__(self, kind, lifetime=3600, auth_token=None):
+        self.kind = kind
+        self.lifetime = lifetime
+        self.auth_token = auth_token
+        self.error = None
+        self.lock = threading.Lock()
+        self.fetches = []
+        self.issued = []  # (ak, exp)
+        self.server = Server(self.route)
+        self.url = self.server.url
+
+    def issue(self):
+        with self.lock:
+            n = len(self.issued) + 1
+            ak = "ASIA%s%04d" % ("STS" if self.kind == "sts" else "ECS", n)
+            sk = secrets.token_urlsafe(30)
+            tok = "%s-session-token-%d-%s" % (self.kind, n, secrets.token_hex(64))
+            exp = int(time.time()) + self.lifetime
+            self.issued.append((ak, exp))
+        KEYS.add(ak, sk, tok, exp)
+        return ak, sk, tok, exp
+
+    def route(self, method, path, hdrs, body):
+        with self.lock:
+            self.fetches.append({"method": method, "path": path, "hdrs": hdrs,
+                                 "form": urllib.parse.parse_qs(body.decode()) if body else {}})
+            error = self.error
+        if self.kind == "sts":
+            if error is not None:
+                return 400, [("Content-Type", "text/xml")], (
+                    '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+                    '<Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error>'
+                    '<RequestId>22222222-2222-2222-2222-222222222222</RequestId></ErrorResponse>'
+                    % error).encode()
+            ak, sk, tok, exp = self.issue()
+            return 200, [("Content-Type", "text/xml")], (
+                '<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                '<AssumeRoleWithWebIdentityResult><SubjectFromWebIdentityToken>system:serviceaccount:'
+                'default:infergate</SubjectFromWebIdentityToken><Audience>sts.amazonaws.com</Audience>'
+                '<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/gw/s</Arn>'
+                '<AssumedRoleId>AROAEXAMPLE:s</AssumedRoleId></AssumedRoleUser><Credentials>'
+                '<SessionToken>%s</SessionToken><SecretAccessKey>%s</SecretAccessKey>'
+                '<Expiration>%s</Expiration><AccessKeyId>%s</AccessKeyId></Credentials>'
+                '<Provider>oidc.eks.us-east-1.amazonaws.com</Provider>'
+                '</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>'
+                '33333333-3333-3333-3333-333333333333</RequestId></ResponseMetadata>'
+                '</AssumeRoleWithWebIdentityResponse>' % (tok, sk, iso8601(exp), ak)).encode()
+        if path != "/creds" or hdrs.get("authorization") != self.auth_token:
+            return 401, [("Content-Type", "application/json")], \
+                b'{"code":"Unauthorized","message":"bad or missing Authorization token"}'
+        ak, sk, tok, exp = self.issue()
+        return 200, [("Content-Type", "application/json")], json.dumps(
+            {"AccessKeyId": ak, "SecretAccessKey": sk, "Token": tok,
+             "Expiration": iso8601(exp), "RoleArn": "arn:aws:iam::123456789012:role/gw"}).encode()
+
+
+# ---- gateways and clients ------------------------------------------------------
+
+@contextlib.contextmanager
+def aws_env(**env):
+    """os.environ with every AWS_* variable cleared, HOME a fresh directory,
+    and <env>; restored afterwards."""
+    saved = dict(os.environ)
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            del os.environ[k]
+    os.environ["HOME"] = tempfile.mkdtemp(prefix="home-", dir=tmp)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def sm_gateway(rt, **ep):
+    conf = {"model": "sagemaker://%s/%s" % (REGION, SM_NAME), "endpoint_url": rt.url,
+            "content_type": "text/csv", "accept": "text/csv", "max_delay_us": "30000",
+            "retry_base_ms": "10", "retry_max_ms": "40"}
+    conf.update(ep)
+    return Gateway({"sm": conf})
+
+
+def post(gw, body, headers=None, endpoint="sm", timeout=30):
+    """-> (status, lower-cased headers, body text) over HTTP/1.1."""
+    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=timeout)
+    h = {"Content-Type": "text/csv"}
+    h.update(headers or {})
+    c.request("POST", "/endpoints/%s/invocations" % endpoint, body=body.encode(), headers=h)
+    r = c.getresponse()
+    out = r.read().decode()
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    c.close()
+    return r.status, hdrs, out
+
+
+def parallel(fn, n):
+    out = [None] * n
+    start = threading.Barrier(n)
+
+    def one(i):
+        start.wait()
+        try:
+            out[i] = fn(i)
+        except Exception as e:  # a client error is a result to assert on
+            out[i] = ("EXC", repr(e))
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+
+
+def rows_of(i, k):
+    """Request i's k rows: distinct small integers, so every sum is exact."""
+    return [[i * 10 + j, j + 1, 0.5] for j in range(k)]
+
+
+def csv_of(rows):
+    return "".join(",".join(repr(float(v)) if isinstance(v, float) else str(v) for v in r) + "\n"
+                   for r in rows)
+
+
+def csv_answer(rows):
+    return "".join(repr(float(sum(r))) + "\n" for r in rows)
+
+
+def check_calls(calls, ak, token, what):
+    """Every call verified, went to the endpoint's path and was signed with
+    <ak> (and <token>)."""
+    check_eq([c["bad"] for c in calls if c["bad"]], [], what + ": every call's signature verifies")
+    check_eq(sorted({c["ak"] for c in calls}), [ak], what + ": every call signed with " + ak)
+    check_eq(sorted({c["token"] or "" for c in calls}), [token or ""],
+             what + ": X-Amz-Security-Token " + ("the session token" if token else "absent"))
+    check_eq(sorted({c["path"] for c in calls}), [SM_PATH], what + ": calls to " + SM_PATH)
+
+
+def wait_ready(gw, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(gw.url + "/readyz", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            if time.time() > deadline:
+                return e.code, e.read().decode()
+        time.sleep(0.05)
+
+
+def readyz(gw):
+    try:
+        with urllib.request.urlopen(gw.url + "/readyz", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+# ---- 0. the verifier rejects what it must ---------------------------------------------
+# A request signed by botocore itself verifies; the same with one byte of
+# the body, a signed header or the secret changed does not.
+KEYS.add("AKIASELFCHECK", "self/secret", "self-token")
+
+
+def botocore_signed(body=b"1,2\n", sk="self/secret"):
+    req = AWSRequest(method="POST", url="http://127.0.0.1:9" + SM_PATH, data=body,
+                     headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+    SigV4Auth(Credentials("AKIASELFCHECK", sk, "self-token"), "sagemaker", REGION).add_auth(req)
+    hdrs = {k.lower(): v for k, v in req.headers.items()}
+    hdrs["host"] = "127.0.0.1:9"
+    return hdrs
+
+
+h0 = botocore_signed()
+check_eq(verify_sigv4("POST", SM_PATH, h0, b"1,2\n", time.time()), None,
+         "verifier: botocore's own signature verifies")
+check(verify_sigv4("POST", SM_PATH, h0, b"1,3\n", time.time()) is not None,
+      "verifier: a changed body does not")
+check(verify_sigv4("POST", SM_PATH, dict(h0, accept="application/json"), b"1,2\n",
+                   time.time()) is not None, "verifier: a changed signed header does not")
+check(verify_sigv4("POST", SM_PATH, botocore_signed(sk="other"), b"1,2\n", time.time())
+      is not None, "verifier: another secret does not")
+check(verify_sigv4("POST", SM_PATH, {k: v for k, v in h0.items() if k != "x-amz-security-token"},
+                   b"1,2\n", time.time()) is not None, "verifier: no session token does not")
+check(verify_sigv4("POST", "/endpoints/other/invocations", h0, b"1,2\n", time.time())
+      is not None, "verifier: another path does not")
+
+rt = Runtime()
+
+# ---- 1. environment credentials ---------------------------------------------------
+for tok in (None, "env-session-token-" + "x" * 300):
+    ak = "AKIAENVTEST%s" % ("TOKEN" if tok else "PLAIN")
+    sk = "env/secret+" + secrets.token_hex(16)
+    KEYS.add(ak, sk, tok)
+    env = {"AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk}
+    if tok:
+        env["AWS_SESSION_TOKEN"] = tok
+    what = "environment credentials%s" % (" with a session token" if tok else "")
+    rt.reset()
+    with aws_env(**env), sm_gateway(rt) as gw:
+        check_eq(wait_ready(gw), (200, '{"status":"ready"}'), what + ": /readyz")
+        n = 24
+        reqs = [rows_of(i, 1 + i % 3) for i in range(n)]
+        res = parallel(lambda i: post(gw, csv_of(reqs[i]), {"Accept": "text/csv"}), n)
+        check_eq([r[0] for r in res], [200] * n, what + ": every request 200")
+        check_eq([r[2] for r in res], [csv_answer(q) for q in reqs],
+                 what + ": each client's exact answer")
+        check_eq({(r[1].get("content-type"), r[1].get("x-amzn-invoked-production-variant"))
+                  for r in res}, {("text/csv", "AllTraffic")},
+                 what + ": Content-Type and x-Amzn-Invoked-Production-Variant")
+        calls = rt.snapshot()
+        check_calls(calls, ak, tok, what)
+        check(len(calls) < n, "%s: rows of concurrent requests packed (%d calls for %d requests)"
+              % (what, len(calls), n))
+        check_eq(sorted(sum((c["body"].decode().splitlines() for c in calls), [])),
+                 sorted(csv_of(sum(reqs, [])).splitlines()),
+                 what + ": every row sent once, as its bytes")
+        check_eq({(c["ctype"], c["accept"]) for c in calls}, {("text/csv", "text/csv")},
+                 what + ": the calls' Content-Type and Accept")
+        check_eq({tuple(c["signed"]) for c in calls},
+                 {("accept", "content-type", "host", "x-amz-date") +
+                  (("x-amz-security-token",) if tok else ())}, what + ": SignedHeaders")
+        if tok is None:
+            # JSON in and out: the rows re-wrapped, the predictions under "predictions".
+            rt.reset()
+            st, h, body = post(gw, '{"instances":[[1,2],[3,4.5]]}',
+                               {"Content-Type": "application/json", "Accept": "application/json"})
+            check_eq((st, h.get("content-type"), body),
+                     (200, "application/json", '{"predictions":[{"score":3.0},{"score":7.5}]}'),
+                     what + ": JSON request, exact answer")
+            calls = rt.snapshot()
+            check_eq([(c["body"], c["ctype"], c["accept"]) for c in calls],
+                     [(b'{"instances":[[1,2],[3,4.5]]}', "application/json", "application/json")],
+                     what + ": JSON rows re-wrapped in one call")
+            check_calls(calls, ak, None, what + " (JSON)")
+
+            # boto3 and the AWS CLI as the gateway's clients: the exact answer; the
+            # calls upstream carry the gateway's key, not the client's.
+            import boto3
+            rt.reset()
+            cl = boto3.client("sagemaker-runtime", endpoint_url=gw.url, region_name=REGION,
+                              aws_access_key_id="client-key", aws_secret_access_key="x")
+            r = cl.invoke_endpoint(EndpointName="sm", ContentType="text/csv", Accept="text/csv",
+                                   Body=b"1,2,3\n4,5,6.25\n")
+            check_eq((r["Body"].read().decode(), r["ContentType"], r["InvokedProductionVariant"]),
+                     ("6.0\n15.25\n", "text/csv", "AllTraffic"), "boto3 through the gateway: exact")
+            out = os.path.join(tmp, "cli.out")
+            body_path = os.path.join(tmp, "cli.csv")
+            with open(body_path, "w") as f:
+                f.write("7,8\n-1,0.5\n")
+            cli_env = {"PATH": os.environ["PATH"], "HOME": tempfile.mkdtemp(dir=tmp),
+                       "AWS_ACCESS_KEY_ID": "cli-key", "AWS_SECRET_ACCESS_KEY": "x",
+                       "AWS_DEFAULT_REGION": REGION}
+            p = subprocess.run([AWS, "sagemaker-runtime", "invoke-endpoint", "--endpoint-url", gw.url,
+                                "--endpoint-name", "sm", "--content-type", "text/csv",
+                                "--accept", "text/csv", "--body", "fileb://" + body_path, out],
+                               capture_output=True, timeout=60, env=cli_env)
+            check_eq((p.returncode, json.loads(p.stdout or b"{}")),
+                     (0, {"ContentType": "text/csv", "InvokedProductionVariant": "AllTraffic"}),
+                     "aws sagemaker-runtime invoke-endpoint through the gateway: output; stderr "
+                     + p.stderr.decode()[-300:])
+            with open(out) as f:
+                check_eq(f.read(), "15.0\n-0.5\n", "aws CLI through the gateway: exact answer")
+            check_calls(rt.snapshot(), ak, None, "boto3 and CLI clients")
+
+# ---- 2. a profile in the shared files ----------------------------------------------
+cred_file = os.path.join(tmp, "credentials")
+with open(cred_file, "w") as f:
+    f.write("[default]\naws_access_key_id = AKIADEFAULTPROFILE\naws_secret_access_key = nope\n\n"
+            "[test]\naws_access_key_id = AKIATESTPROFILE\naws_secret_access_key = test/secret\n")
+KEYS.add("AKIADEFAULTPROFILE", "nope")
+KEYS.add("AKIATESTPROFILE", "test/secret")
+config_file = os.path.join(tmp, "config")
+with open(config_file, "w") as f:
+    f.write("[default]\nregion = us-west-2\n\n[profile x]\nregion = us-east-1\n"
+            "aws_access_key_id = AKIACONFIGX\naws_secret_access_key = config/x/secret\n"
+            "aws_session_token = config-x-token\n")
+KEYS.add("AKIACONFIGX", "config/x/secret", "config-x-token")
+for env, ak, tok, what in (
+        ({"AWS_SHARED_CREDENTIALS_FILE": cred_file, "AWS_PROFILE": "test"}, "AKIATESTPROFILE", None,
+         "profile test in AWS_SHARED_CREDENTIALS_FILE"),
+        ({"AWS_CONFIG_FILE": config_file, "AWS_SHARED_CREDENTIALS_FILE": cred_file,
+          "AWS_PROFILE": "x"}, "AKIACONFIGX", "config-x-token", "[profile x] in AWS_CONFIG_FILE")):
+    rt.reset()
+    with aws_env(**env), sm_gateway(rt) as gw:
+        reqs = [rows_of(i, 2) for i in range(4)]
+        res = parallel(lambda i: post(gw, csv_of(reqs[i])), 4)
+        check_eq([(r[0], r[2]) for r in res], [(200, csv_answer(q)) for q in reqs],
+                 what + ": exact answers")
+        check_calls(rt.snapshot(), ak, tok, what)
+
+# ---- 3. web identity against the fake STS ---------------------------------------------
+sts = Issuer("sts", lifetime=3600)
+token_file = os.path.join(tmp, "web-identity-token")
+with open(token_file, "w") as f:
+    f.write("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl\n")
+ROLE = "arn:aws:iam::123456789012:role/infergate-gateway"
+rt.reset()
+with aws_env(AWS_WEB_IDENTITY_TOKEN_FILE=token_file, AWS_ROLE_ARN=ROLE,
+             AWS_ROLE_SESSION_NAME="gw-test", AWS_ENDPOINT_URL_STS=sts.url), sm_gateway(rt) as gw:
+    reqs = [rows_of(i, 3) for i in range(6)]
+    res = parallel(lambda i: post(gw, csv_of(reqs[i])), 6)
+    check_eq([(r[0], r[2]) for r in res], [(200, csv_answer(q)) for q in reqs],
+             "web identity: exact answers (the first calls waited for STS)")
+    check_eq(len(sts.issued), 1, "web identity: one STS fetch")
+    f0 = sts.fetches[0] if sts.fetches else {"form": {}, "hdrs": {}, "method": None}
+    check_eq((f0["method"], f0["hdrs"].get("content-type"),
+              {k: v for k, v in f0["form"].items()}),
+             ("POST", "application/x-www-form-urlencoded",
+              {"Action": ["AssumeRoleWithWebIdentity"], "Version": ["2011-06-15"],
+               "RoleArn": [ROLE], "RoleSessionName": ["gw-test"],
+               "WebIdentityToken": ["eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ"
+                                    ".c2lnbmF0dXJl"]}),
+             "web identity: STS saw the token file's content, the role and the session name")
+    if sts.issued:
+        check_calls(rt.snapshot(), sts.issued[0][0], KEYS.get(sts.issued[0][0])[1],
+                    "web identity")
+
+# ---- 4. container credentials ------------------------------------------------------
+ecs = Issuer("container", lifetime=3600, auth_token="Bearer ecs-auth-" + secrets.token_hex(8))
+rt.reset()
+with aws_env(AWS_CONTAINER_CREDENTIALS_FULL_URI=ecs.url + "/creds",
+             AWS_CONTAINER_AUTHORIZATION_TOKEN=ecs.auth_token), sm_gateway(rt) as gw:
+    reqs = [rows_of(i, 1) for i in range(5)]
+    res = parallel(lambda i: post(gw, csv_of(reqs[i])), 5)
+    check_eq([(r[0], r[2]) for r in res], [(200, csv_answer(q)) for q in reqs],
+             "container credentials: exact answers")
+    check_eq([(f["method"], f["path"], f["hdrs"].get("authorization")) for f in ecs.fetches],
+             [("GET", "/creds", ecs.auth_token)],
+             "container credentials: one fetch, with the authorization token")
+    if ecs.issued:
+        check_calls(rt.snapshot(), ecs.issued[0][0], KEYS.get(ecs.issued[0][0])[1],
+                    "container credentials")
+
+# ---- 5. refresh across expiries ------------------------------------------------------
+sts5 = Issuer("sts", lifetime=4)
+rt.reset()
+with aws_env(AWS_WEB_IDENTITY_TOKEN_FILE=token_file, AWS_ROLE_ARN=ROLE,
+             AWS_ENDPOINT_URL_STS=sts5.url), sm_gateway(rt, max_delay_us="1000") as gw:
+    results = []
+    t_end = time.time() + 10
+    i = 0
+    while time.time() < t_end:
+        t0 = time.time()
+        q = rows_of(i, 1)
+        results.append((post(gw, csv_of(q)), q))
+        i += 1
+        time.sleep(max(0.0, 0.1 - (time.time() - t0)))
+    bad = [(r[0], r[2][:200]) for r, q in results if (r[0], r[2]) != (200, csv_answer(q))]
+    check_eq(bad, [], "refresh: every one of %d requests over 10 s answered exactly" % len(results))
+    calls = rt.snapshot()
+    check_eq([c["bad"] for c in calls if c["bad"]], [],
+             "refresh: every call verifies, none signed with expired credentials")
+    late = [(c["ak"], c["amz_date"], iso8601(KEYS.get(c["ak"])[2])) for c in calls
+            if c["ak"] and KEYS.get(c["ak"]) and c["at"] >= KEYS.get(c["ak"])[2]]
+    check_eq(late, [], "refresh: no call arrived after its key's expiration")
+    used = sorted({c["ak"] for c in calls})
+    check(len(used) >= 2, "refresh: %d distinct key ids used over 10 s of 4 s credentials (%s)"
+          % (len(used), ", ".join(used)))
+    check(len(sts5.issued) >= 3, "refresh: STS asked %d times in 10 s" % len(sts5.issued))
+
+# ---- 6. failures ---------------------------------------------------------------------
+KEYS.add("AKIAFAILURES", "fail/secret")
+with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secret"), \
+        sm_gateway(rt) as gw:
+    # Throttled, then 503, then answered: retried, the client never sees them.
+    rt.reset()
+    rt.script = ["throttle", "503"]
+    q = rows_of(7, 3)
+    st, h, body = post(gw, csv_of(q))
+    check_eq((st, body), (200, csv_answer(q)), "ThrottlingException then 503: retried, exact answer")
+    calls = rt.snapshot()
+    check_eq([(c["status"], c["body"]) for c in calls],
+             [(400, csv_of(q).encode()), (503, csv_of(q).encode()), (200, csv_of(q).encode())],
+             "ThrottlingException then 503: three calls of the same rows")
+    check_calls(calls, "AKIAFAILURES", None, "retries")
+
+    # A poison row among concurrent one-row requests: only its request fails.
+    rt.reset()
+    n, bad_i = 32, 13
+    reqs = [[[int(POISON) if i == bad_i else i + 1, 2]] for i in range(n)]
+    res = parallel(lambda i: post(gw, csv_of(reqs[i])), n)
+    om = "row with feature %s refused by the model" % POISON
+    want_bad = (424, "ModelError", json.dumps(
+        {"ErrorCode": "CLIENT_ERROR_FROM_MODEL",
+         "LogStreamArn": "arn:aws:logs:us-east-1:000000000000:log-group:/aws/sagemaker/Endpoints/sm",
+         "Message": 'Received client error (400) from AllTraffic with message "%s".' % om,
+         "OriginalMessage": om, "OriginalStatusCode": 400}, separators=(",", ":")))
+    check_eq([(r[0], r[1].get("x-amzn-errortype"), r[2]) for r in res],
+             [want_bad if i == bad_i else (200, None, csv_answer(reqs[i])) for i in range(n)],
+             "poison row: only its request gets 424 ModelError (OriginalStatusCode 400), the "
+             "others 200 exact")
+    calls = rt.snapshot()
+    check_calls(calls, "AKIAFAILURES", None, "bisection")
+    refused = [len(c["body"].decode().splitlines()) for c in calls if c["status"] == 424]
+    first = max(refused) if refused else 0
+    check(refused and min(refused) == 1 and len(refused) <= first.bit_length() + 1,
+          "poison row: the refused calls halve down to the row alone (%s rows)" % refused)
+
+    # ValidationError: SageMaker refuses the call itself; the clients get
+    # InternalFailure naming its refusal.
+    rt.reset()
+    rt.validation = "1 validation error detected: Value at 'endpointName' failed to satisfy " \
+                    "constraint"
+    st, h, body = post(gw, "1,2\n")
+    check_eq((st, h.get("x-amzn-errortype"), body),
+             (500, "InternalFailure", json.dumps(
+                 {"message": "Row 1: SageMaker refused the call (400 ValidationError): "
+                             + json.dumps({"message": rt.validation})},
+                 separators=(",", ":"))),
+             "ValidationError from SageMaker: InternalFailure naming the refusal")
+    check_eq(len(rt.snapshot()), 1, "ValidationError: not retried")
+    rt.reset()
+
+# ---- 7. no credentials; an STS that refuses ---------------------------------------------
+with aws_env():
+    conf = os.path.join(tmp, "nocreds.conf")
+    with open(conf, "w") as f:
+        f.write("listen = 127.0.0.1:1\n[endpoint sm]\nmodel = sagemaker://%s/%s\n"
+                "endpoint_url = %s\n" % (REGION, SM_NAME, rt.url))
+    p = subprocess.run([BIN, "--config", conf, "--check-config"], capture_output=True, timeout=30,
+                       cwd=ROOT)
+    text = (p.stdout + p.stderr).decode()
+    check_eq(p.returncode, 2, "no credentials: --check-config exits 2; output: " + text[-400:])
+    check("no AWS credentials" in text, "no credentials: the message names it: " + text[-400:])
+
+sts7 = Issuer("sts")
+sts7.error = ("InvalidIdentityToken", "Couldn't retrieve verification key from your identity "
+              "provider")
+rt.reset()
+with aws_env(AWS_WEB_IDENTITY_TOKEN_FILE=token_file, AWS_ROLE_ARN=ROLE,
+             AWS_ENDPOINT_URL_STS=sts7.url), sm_gateway(rt) as gw:
+    sts_err = ("STS AssumeRoleWithWebIdentity from %s: HTTP 400 InvalidIdentityToken: "
+               "Couldn't retrieve verification key from your identity provider" % sts7.url)
+    deadline = time.time() + 10
+    st = readyz(gw)
+    while "InvalidIdentityToken" not in st[1] and time.time() < deadline:
+        time.sleep(0.05)
+        st = readyz(gw)
+    check_eq(st, (503, json.dumps({"status": "not ready", "reason":
+                                   "SageMaker endpoint %s (%s): AWS credentials from web identity: "
+                                   "%s" % (SM_NAME, REGION, sts_err)}, separators=(",", ":"))),
+             "STS refuses: /readyz 503 naming the STS error")
+    st, h, body = post(gw, "1,2\n")
+    check_eq((st, h.get("x-amzn-errortype"), body),
+             (500, "InternalFailure", json.dumps(
+                 {"message": "Row 1: The gateway has no AWS credentials to call SageMaker endpoint %s "
+                             "(%s): AWS credentials from web identity: %s"
+                             % (SM_NAME, REGION, sts_err)}, separators=(",", ":"))),
+             "STS refuses: the request gets InternalFailure naming the STS error")
+    check_eq(len(rt.snapshot()), 0, "STS refuses: no call reached SageMaker unsigned")
+
+# ---- 8. pass-through of CustomAttributes, InferenceId, TargetVariant -------------------
+KEYS.add("AKIAPASSTHROUGH", "pass/secret")
+rt.reset()
+with aws_env(AWS_ACCESS_KEY_ID="AKIAPASSTHROUGH", AWS_SECRET_ACCESS_KEY="pass/secret"), \
+        sm_gateway(rt) as gw:
+    special = {"X-Amzn-SageMaker-Custom-Attributes": "trace=abc-123,tenant=7",
+               "X-Amzn-SageMaker-Inference-Id": "inference-0001",
+               "X-Amzn-SageMaker-Target-Variant": "AllTraffic"}
+    other = {"X-Amzn-SageMaker-Custom-Attributes": "trace=zzz",
+             "X-Amzn-SageMaker-Target-Variant": "AllTraffic"}
+    n = 12
+    reqs = [rows_of(100 + i, 2) for i in range(n)]
+    hdrs_of = [special if i == 0 else other if i == 1 else {} for i in range(n)]
+    rt.variant = "Blue"  # the variant SageMaker picks when none is asked for
+    res = parallel(lambda i: post(gw, csv_of(reqs[i]), hdrs_of[i]), n)
+    check_eq([(r[0], r[2]) for r in res], [(200, csv_answer(q)) for q in reqs],
+             "pass-through: every request answered exactly")
+    check_eq([r[1].get("x-amzn-invoked-production-variant") for r in res],
+             ["AllTraffic", "AllTraffic"] + ["Blue"] * (n - 2),
+             "pass-through: each client gets the variant its call invoked")
+    check_eq([r[1].get("x-amzn-sagemaker-custom-attributes") for r in res],
+             ["runtime-saw=trace=abc-123,tenant=7", "runtime-saw=trace=zzz"] + [None] * (n - 2),
+             "pass-through: the runtime's CustomAttributes answer comes back to its client only")
+    calls = rt.snapshot()
+    check_calls(calls, "AKIAPASSTHROUGH", None, "pass-through")
+    key = lambda c: (c["custom"], c["inference_id"], c["target"])
+    mine = [c for c in calls if c["body"] == csv_of(reqs[0]).encode()]
+    check_eq([key(c) for c in mine], [("trace=abc-123,tenant=7", "inference-0001", "AllTraffic")],
+             "pass-through: the request's call alone carries its three headers")
+    check_eq([sorted(set(c["signed"]) & {"x-amzn-sagemaker-custom-attributes",
+                                          "x-amzn-sagemaker-inference-id",
+                                          "x-amzn-sagemaker-target-variant"}) for c in mine],
+             [["x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id",
+               "x-amzn-sagemaker-target-variant"]], "pass-through: the three headers are signed")
+    mixed = []
+    for c in calls:
+        lines = set(c["body"].decode().splitlines())
+        owners = {i for i in range(n) if lines & set(csv_of(reqs[i]).splitlines())}
+        keys_ = {(hdrs_of[i].get("X-Amzn-SageMaker-Custom-Attributes"),
+                  hdrs_of[i].get("X-Amzn-SageMaker-Inference-Id"),
+                  hdrs_of[i].get("X-Amzn-SageMaker-Target-Variant")) for i in owners}
+        if len(keys_) != 1 or keys_ != {key(c)}:
+            mixed.append((sorted(owners), key(c)))
+    check_eq(mixed, [], "pass-through: no call mixes rows of requests with other header values, "
+                        "and each call carries its rows' values")
+
+finish()
