@@ -66,6 +66,8 @@ struct sigv4_param {
 
 /* Per-call state, on the caller's stack (about 15 KiB). */
 struct sigv4_req {
+    const char *why; /* on failure: what was refused (static text) */
+    long why_hdr;    /* and in which of in->hdrs (-1: none) */
     size_t nhdrs;
     size_t hdr_bytes;   /* names + values of the signed headers */
     const char *ph_hdr; /* value of the caller's x-amz-content-sha256, if any */
@@ -84,6 +86,14 @@ struct sigv4_req {
     struct sigv4_hdr hdrs[IG_SIGV4_MAX_HDRS + SIGV4_OWN_HDRS];
     struct sigv4_param params[IG_SIGV4_MAX_QUERY_PARAMS + SIGV4_PRESIGN_PARAMS];
 };
+
+/* Record why the request is refused; returns <rc>. */
+static int sigv4_refuse(struct sigv4_req *r, int rc, const char *why)
+{
+    if (r->why == NULL)
+        r->why = why;
+    return rc;
+}
 
 /* A writer into a buffer sized in advance; <over> records a bound that was
  * wrong (a bug), which the caller turns into an error rather than an
@@ -245,27 +255,32 @@ static int sigv4_check_hash(const char *h)
     return h[64] == '\0' ? 0 : IG_ERR_INVALID;
 }
 
-static int sigv4_check_scalars(const struct ig_sigv4_in *in)
+static int sigv4_check_scalars(const struct ig_sigv4_in *in, struct sigv4_req *r)
 {
     size_t n;
     int rc;
 
-    if ((rc = sigv4_check_name(in->method, 1)) < 0 || (rc = sigv4_check_name(in->region, 0)) < 0 ||
-        (rc = sigv4_check_name(in->service, 0)) < 0 ||
-        (rc = sigv4_check_name(in->access_key, 0)) < 0)
-        return rc;
+    if ((rc = sigv4_check_name(in->method, 1)) < 0)
+        return sigv4_refuse(r, rc, "method: empty, too long or not an HTTP token");
+    if ((rc = sigv4_check_name(in->region, 0)) < 0)
+        return sigv4_refuse(r, rc, "region: empty, too long, or holds '/', ',', '=' or a space");
+    if ((rc = sigv4_check_name(in->service, 0)) < 0)
+        return sigv4_refuse(r, rc, "service: empty, too long, or holds '/', ',', '=' or a space");
+    if ((rc = sigv4_check_name(in->access_key, 0)) < 0)
+        return sigv4_refuse(r, rc,
+                            "access key id: empty, too long, or holds '/', ',', '=' or a space");
     if (in->secret_key == NULL || (n = strnlen(in->secret_key, IG_SIGV4_MAX_SECRET + 1)) == 0)
-        return IG_ERR_INVALID;
+        return sigv4_refuse(r, IG_ERR_INVALID, "secret key: none");
     if (n > IG_SIGV4_MAX_SECRET)
-        return IG_ERR_TOOBIG;
+        return sigv4_refuse(r, IG_ERR_TOOBIG, "secret key: longer than 256 bytes");
     if (in->body == NULL && in->body_len > 0)
-        return IG_ERR_INVALID;
+        return sigv4_refuse(r, IG_ERR_INVALID, "body: NULL with a length");
     if (in->payload_hash != NULL && sigv4_check_hash(in->payload_hash) < 0)
-        return IG_ERR_INVALID;
+        return sigv4_refuse(r, IG_ERR_INVALID, "payload hash: not 64 lowercase hex digits");
     if (in->hdrs == NULL && in->nhdrs > 0)
-        return IG_ERR_INVALID;
+        return sigv4_refuse(r, IG_ERR_INVALID, "headers: NULL with a count");
     if (in->presign_expires > SIGV4_MAX_EXPIRES)
-        return IG_ERR_INVALID;
+        return sigv4_refuse(r, IG_ERR_INVALID, "presign: lifetime over seven days");
     return 0;
 }
 
@@ -276,15 +291,14 @@ static int sigv4_dates(const struct ig_sigv4_in *in, struct sigv4_req *r, struct
     int n;
 
     /* Four-digit years only: X-Amz-Date has no room for others. */
-    if (gmtime_r(&in->now, &tm) == NULL || tm.tm_year < 1000 - 1900 || tm.tm_year > 9999 - 1900)
-        return IG_ERR_INVALID;
-    if (strftime(out->amz_date, sizeof(out->amz_date), "%Y%m%dT%H%M%SZ", &tm) != 16)
-        return IG_ERR_INVALID;
+    if (gmtime_r(&in->now, &tm) == NULL || tm.tm_year < 1000 - 1900 || tm.tm_year > 9999 - 1900 ||
+        strftime(out->amz_date, sizeof(out->amz_date), "%Y%m%dT%H%M%SZ", &tm) != 16)
+        return sigv4_refuse(r, IG_ERR_INVALID, "time: not in years 1000-9999");
     memcpy(r->date8, out->amz_date, 8);
     r->date8[8] = '\0';
     n = snprintf(r->scope, sizeof(r->scope), "%s/%s/%s", r->date8, in->region, in->service);
     if (n < 0 || (size_t)n >= sizeof(r->scope))
-        return IG_ERR_TOOBIG;
+        return sigv4_refuse(r, IG_ERR_TOOBIG, "credential scope: too long");
     r->scope_len = (size_t)n;
     return 0;
 }
@@ -296,12 +310,12 @@ static int sigv4_split_uri(const char *uri, struct sigv4_req *r)
     size_t i, n;
 
     if (uri == NULL || uri[0] != '/')
-        return IG_ERR_INVALID;
+        return sigv4_refuse(r, IG_ERR_INVALID, "uri: does not start with '/'");
     for (n = 0; uri[n] != '\0'; n++) {
         if (sigv4_is_ctl((unsigned char)uri[n]) || uri[n] == '\t')
-            return IG_ERR_INVALID;
+            return sigv4_refuse(r, IG_ERR_INVALID, "uri: control character");
         if (n >= IG_SIGV4_MAX_URI)
-            return IG_ERR_TOOBIG;
+            return sigv4_refuse(r, IG_ERR_TOOBIG, "uri: longer than 8192 bytes");
     }
     q = memchr(uri, '?', n);
     r->path = uri;
@@ -314,7 +328,7 @@ static int sigv4_split_uri(const char *uri, struct sigv4_req *r)
             continue;
         if (i + 2 >= r->query_len || sigv4_hexval((unsigned char)r->query[i + 1]) < 0 ||
             sigv4_hexval((unsigned char)r->query[i + 2]) < 0)
-            return IG_ERR_INVALID;
+            return sigv4_refuse(r, IG_ERR_INVALID, "uri: '%' not followed by two hex digits");
         i += 2;
     }
     return 0;
@@ -328,9 +342,10 @@ static int sigv4_add_hdr(struct sigv4_req *r, const char *name, const char *valu
     struct sigv4_hdr *h;
 
     if (r->nhdrs >= IG_ARRAY_SIZE(r->hdrs))
-        return IG_ERR_TOOBIG;
+        return sigv4_refuse(r, IG_ERR_TOOBIG, "headers: more than 256");
     if (name_len + value_len > IG_SIGV4_MAX_HDR_BYTES - r->hdr_bytes)
-        return IG_ERR_TOOBIG;
+        return sigv4_refuse(r, IG_ERR_TOOBIG,
+                            "headers pass 65536 bytes of names and values (token included)");
     r->hdr_bytes += name_len + value_len;
     h = &r->hdrs[r->nhdrs];
     h->name = name;
@@ -349,15 +364,19 @@ static int sigv4_collect_hdrs(const struct ig_sigv4_in *in, int has_token, struc
     int rc;
 
     if (in->nhdrs > IG_SIGV4_MAX_HDRS)
-        return IG_ERR_TOOBIG;
+        return sigv4_refuse(r, IG_ERR_TOOBIG, "headers: more than 256");
     for (i = 0; i < in->nhdrs; i++) {
         const struct ig_sigv4_hdr *h = &in->hdrs[i];
         size_t nlen;
         int skip = 0;
 
-        if ((rc = sigv4_check_name(h->name, 1)) < 0 ||
-            (rc = sigv4_check_value(h->value, &vlen)) < 0)
-            return rc;
+        r->why_hdr = (long)i;
+        if ((rc = sigv4_check_name(h->name, 1)) < 0)
+            return sigv4_refuse(r, rc, "name empty, longer than 128 or not an HTTP token");
+        if ((rc = sigv4_check_value(h->value, &vlen)) < 0)
+            return sigv4_refuse(r, rc,
+                                rc == IG_ERR_TOOBIG ? "value longer than 65536 bytes"
+                                                    : "value NULL or with a control character");
         nlen = strlen(h->name);
         for (k = 0; k < IG_ARRAY_SIZE(sigv4_unsigned); k++)
             skip |= sigv4_name_is(h->name, nlen, sigv4_unsigned[k]);
@@ -369,15 +388,16 @@ static int sigv4_collect_hdrs(const struct ig_sigv4_in *in, int has_token, struc
             continue;
         r->has_host |= sigv4_name_is(h->name, nlen, "host");
         if (sigv4_name_is(h->name, nlen, "x-amz-content-sha256")) {
-            if (r->ph_hdr != NULL)
-                return IG_ERR_INVALID; /* two payload hashes: which one? */
+            if (r->ph_hdr != NULL) /* two payload hashes: which one? */
+                return sigv4_refuse(r, IG_ERR_INVALID, "a second x-amz-content-sha256");
             r->ph_hdr = h->value;
             r->ph_hdr_len = vlen;
         }
         if ((rc = sigv4_add_hdr(r, h->name, h->value, vlen)) < 0)
             return rc;
     }
-    return r->has_host ? 0 : IG_ERR_INVALID;
+    r->why_hdr = -1;
+    return r->has_host ? 0 : sigv4_refuse(r, IG_ERR_INVALID, "headers: no Host");
 }
 
 /* Header names compared as their lowercase forms, byte by byte. */
@@ -623,7 +643,7 @@ static int sigv4_add_params(struct sigv4_req *r, const char *q, size_t n, size_t
 
         if (stop > p) { /* "a&&b": the empty one is no parameter */
             if (r->nparams >= limit)
-                return IG_ERR_TOOBIG;
+                return sigv4_refuse(r, IG_ERR_TOOBIG, "uri: more than 128 query parameters");
             pr = &r->params[r->nparams++];
             pr->key = p;
             pr->key_len = (size_t)((eq ? eq : stop) - p);
@@ -732,7 +752,7 @@ static int sigv4_presign_end(const struct ig_sigv4_in *in, const struct sigv4_re
  * parameters included) at most triples when encoded (a decoded "%XX" is
  * three bytes in and at most three out), a parameter may gain its '=',
  * header values only shrink. */
-static int sigv4_canonical(const struct ig_sigv4_in *in, const struct sigv4_req *r, const char *ph,
+static int sigv4_canonical(const struct ig_sigv4_in *in, struct sigv4_req *r, const char *ph,
                            char **creq, size_t *creq_len, size_t *signed_at, size_t *signed_len)
 {
     struct sigv4_w w = {0};
@@ -749,7 +769,7 @@ static int sigv4_canonical(const struct ig_sigv4_in *in, const struct sigv4_req 
     w_putc(&w, '\n');
     if ((rc = sigv4_put_path(&w, r->path, r->path_len, !in->no_normalize)) < 0) {
         free(w.p);
-        return rc;
+        return sigv4_refuse(r, rc, "uri: '..' climbs above the root");
     }
     w_putc(&w, '\n');
     sigv4_put_query(&w, r);
@@ -769,7 +789,7 @@ static int sigv4_canonical(const struct ig_sigv4_in *in, const struct sigv4_req 
 
 /* The payload hash: the caller's x-amz-content-sha256 verbatim, else the
  * given hash, else SHA-256 of the body. */
-static int sigv4_payload_hash(const struct ig_sigv4_in *in, const struct sigv4_req *r, char ph[65])
+static int sigv4_payload_hash(const struct ig_sigv4_in *in, struct sigv4_req *r, char ph[65])
 {
     unsigned char md[32];
     int rc;
@@ -779,7 +799,8 @@ static int sigv4_payload_hash(const struct ig_sigv4_in *in, const struct sigv4_r
 
         sigv4_put_value(&w, r->ph_hdr, r->ph_hdr_len);
         if (w.over || w.len == 0)
-            return IG_ERR_INVALID;
+            return sigv4_refuse(r, IG_ERR_INVALID,
+                                "x-amz-content-sha256: empty or longer than 64 bytes");
         ph[w.len] = '\0';
         return 0;
     }
@@ -893,6 +914,21 @@ static int sigv4_finish(const struct ig_sigv4_in *in, const struct sigv4_req *r,
     return 0;
 }
 
+/* out->error: what was refused, and which header when one was. */
+static void sigv4_error(struct ig_sigv4_out *out, const struct sigv4_req *r, int rc)
+{
+    const char *why = r->why;
+
+    if (why == NULL) /* failures that are not the input's */
+        why = rc == IG_ERR_NOMEM ? "out of memory"
+              : rc == IG_ERR_IO  ? "OpenSSL failed"
+                                 : "internal: a size computed in advance was short";
+    if (r->why_hdr >= 0)
+        snprintf(out->error, sizeof(out->error), "hdrs[%ld]: %s", r->why_hdr, why);
+    else
+        snprintf(out->error, sizeof(out->error), "%s", why);
+}
+
 /* The headers the signer signs itself (Authorization mode only: a
  * presigned query carries date and token as parameters instead). */
 static int sigv4_own_hdrs(const struct ig_sigv4_in *in, struct sigv4_req *r,
@@ -900,8 +936,12 @@ static int sigv4_own_hdrs(const struct ig_sigv4_in *in, struct sigv4_req *r,
 {
     int rc;
 
-    if (in->presign_expires > 0) /* the token is in the query: capped the same */
-        return has_token && tok_len > IG_SIGV4_MAX_HDR_BYTES - r->hdr_bytes ? IG_ERR_TOOBIG : 0;
+    if (in->presign_expires > 0) { /* the token is in the query: capped the same */
+        if (has_token && tok_len > IG_SIGV4_MAX_HDR_BYTES - r->hdr_bytes)
+            return sigv4_refuse(r, IG_ERR_TOOBIG,
+                                "headers pass 65536 bytes of names and values (token included)");
+        return 0;
+    }
     if ((rc = sigv4_add_hdr(r, "x-amz-date", out->amz_date, 16)) < 0)
         return rc;
     if (has_token && !in->omit_session_token &&
@@ -921,12 +961,15 @@ int ig_sigv4_sign(const struct ig_sigv4_in *in, struct ig_sigv4_out *out)
 
     memset(out, 0, sizeof(*out));
     memset(&r, 0, offsetof(struct sigv4_req, hdrs));
-    if ((rc = sigv4_check_scalars(in)) < 0 || (rc = sigv4_dates(in, &r, out)) < 0 ||
+    r.why_hdr = -1;
+    if ((rc = sigv4_check_scalars(in, &r)) < 0 || (rc = sigv4_dates(in, &r, out)) < 0 ||
         (rc = sigv4_split_uri(in->uri, &r)) < 0)
         goto fail;
     has_token = in->session_token != NULL && in->session_token[0] != '\0';
-    if (has_token && (rc = sigv4_check_value(in->session_token, &tok_len)) < 0)
+    if (has_token && (rc = sigv4_check_value(in->session_token, &tok_len)) < 0) {
+        sigv4_refuse(&r, rc, "session token: a control character, or longer than 65536 bytes");
         goto fail;
+    }
     if ((rc = sigv4_collect_hdrs(in, has_token, &r)) < 0 ||
         (rc = sigv4_payload_hash(in, &r, out->payload_hash)) < 0 ||
         (rc = sigv4_own_hdrs(in, &r, out, has_token, tok_len)) < 0)
@@ -944,6 +987,7 @@ int ig_sigv4_sign(const struct ig_sigv4_in *in, struct ig_sigv4_out *out)
     return 0;
 fail:
     ig_sigv4_out_clear(out);
+    sigv4_error(out, &r, rc);
     return rc;
 }
 

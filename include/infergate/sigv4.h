@@ -78,6 +78,8 @@ struct ig_sigv4_out {
     char payload_hash[65]; /* what was signed as the payload hash (x-amz-content-sha256) */
     char *presigned_query; /* malloc'd when presigning, else NULL: append to the URI's query
                             * (after '&' when it has one); authorization is NULL then */
+    char error[128];       /* on failure: what was refused, for the log, e.g.
+                            * "hdrs[2]: value NULL or with a control character" */
 };
 
 /*
@@ -116,7 +118,7 @@ struct ig_sigv4_out {
  * a payload hash that is not 64 lowercase hex digits, a time that is not
  * in years 1000-9999, presign_expires over seven days; IG_ERR_TOOBIG past
  * a cap above; IG_ERR_NOMEM; IG_ERR_IO if OpenSSL fails. On failure <out>
- * holds no allocation.
+ * holds no allocation, and out.error says what was refused.
  */
 int ig_sigv4_sign(const struct ig_sigv4_in *in, struct ig_sigv4_out *out);
 

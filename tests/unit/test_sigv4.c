@@ -754,6 +754,7 @@ static void test_query_canonical(void **state)
     in.uri = "/?a=%";
     assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_INVALID);
     assert_null(out.canonical_request);
+    assert_string_equal(out.error, "uri: '%' not followed by two hex digits");
     /* The path keeps a wire '%' as %25 (encoded once more). */
     in.uri = "/a%2Fb/c+d";
     assert_int_equal(ig_sigv4_sign(&in, &out), 0);
@@ -808,6 +809,7 @@ static void test_dotdot_beyond_root(void **state)
         assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_INVALID);
         assert_null(out.canonical_request);
         assert_null(out.authorization);
+        assert_string_equal(out.error, "uri: '..' climbs above the root");
     }
     in.uri = "/../etc/passwd";
     in.no_normalize = 1;
@@ -837,6 +839,7 @@ static void test_control_chars(void **state)
     for (i = 0; i < IG_ARRAY_SIZE(bad_values); i++) {
         h[1].value = bad_values[i];
         assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_INVALID);
+        assert_string_equal(out.error, "hdrs[1]: value NULL or with a control character");
     }
     h[1].value = "ok";
     for (i = 0; i < IG_ARRAY_SIZE(bad_names); i++) {
@@ -874,7 +877,8 @@ static void test_bad_scalars(void **state)
     base_in(&in);
     in.hdrs = NULL;
     in.nhdrs = 0;
-    assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_INVALID); /* no Host */
+    assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_INVALID);
+    assert_string_equal(out.error, "headers: no Host");
     base_in(&in);
     in.region = "us/east";
     assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_INVALID);
@@ -930,6 +934,7 @@ static void test_caps(void **state)
     in.nhdrs = n;
     assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_TOOBIG);
     assert_null(out.canonical_request);
+    assert_string_equal(out.error, "headers: more than 256");
     in.nhdrs = IG_SIGV4_MAX_HDRS + 1;
     assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_TOOBIG);
     in.nhdrs = IG_SIGV4_MAX_HDRS; /* all duplicates of one name: one line */
@@ -944,18 +949,21 @@ static void test_caps(void **state)
     h[1] = (struct ig_sigv4_hdr){"X-Big", big};
     in.nhdrs = 2;
     assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_TOOBIG);
+    assert_string_equal(out.error, "hdrs[1]: value longer than 65536 bytes");
     big[IG_SIGV4_MAX_HDR_BYTES - 64] = 'b';
     big[IG_SIGV4_MAX_HDR_BYTES - 63] = '\0';
     assert_int_equal(ig_sigv4_sign(&in, &out), 0);
     assert_non_null(strstr(out.canonical_request, "\nx-big:a b\n"));
     ig_sigv4_out_clear(&out);
-    /* Many headers that together pass the byte cap. */
+    /* Many headers that together pass the byte cap: 5 + 66 * 1006 > 65536. */
     memset(big, 'v', 1000);
     big[1000] = '\0';
     for (i = 1; i < IG_SIGV4_MAX_HDRS; i++)
         h[i] = (struct ig_sigv4_hdr){"X-Wide", big};
     in.nhdrs = IG_SIGV4_MAX_HDRS;
     assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_TOOBIG);
+    assert_string_equal(out.error,
+                        "hdrs[66]: headers pass 65536 bytes of names and values (token included)");
     /* A token counts with the headers. */
     in.nhdrs = 1;
     memset(big, 't', IG_SIGV4_MAX_HDR_BYTES);
@@ -984,6 +992,7 @@ static void test_caps(void **state)
         uri[i] = (i % 2) ? '&' : '\xfe';
     uri[IG_SIGV4_MAX_URI] = '\0';
     assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_TOOBIG); /* 4095 parameters */
+    assert_string_equal(out.error, "uri: more than 128 query parameters");
     uri[2 * IG_SIGV4_MAX_QUERY_PARAMS + 2] = '\0';
     assert_int_equal(ig_sigv4_sign(&in, &out), 0); /* exactly the cap */
     ig_sigv4_out_clear(&out);
@@ -1018,6 +1027,7 @@ static void test_presign_limits(void **state)
     base_in(&in);
     in.presign_expires = 604801;
     assert_int_equal(ig_sigv4_sign(&in, &out), IG_ERR_INVALID);
+    assert_string_equal(out.error, "presign: lifetime over seven days");
     in.presign_expires = 604800;
     assert_int_equal(ig_sigv4_sign(&in, &out), 0);
     assert_null(out.authorization);
@@ -1141,6 +1151,8 @@ static void test_random_inputs(void **state)
         assert_true(rc == 0 || rc == IG_ERR_INVALID || rc == IG_ERR_TOOBIG);
         counts[rc == 0 ? 0 : rc == IG_ERR_INVALID ? 1 : 2]++;
         if (rc != 0) {
+            assert_true(out.error[0] != '\0');
+            assert_null(strstr(out.error, "internal"));
             assert_null(out.canonical_request);
             assert_null(out.string_to_sign);
             assert_null(out.authorization);
