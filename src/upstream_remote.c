@@ -1108,7 +1108,28 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
             remote_pump(ru);
             return;
         }
-        job_fail_rows(job, c->lo, c->hi, "ModelError", ostatus, msg, mlen);
+        if (why == IG_RETRY_THROTTLED) {
+            /* the client's SDK retries a ThrottlingException */
+            snprintf(msg, sizeof(msg),
+                     "The model backend (%s) is throttling calls (%ld %s) and did not take this "
+                     "one after %u retries; retry later.",
+                     ru->label, code, c->etype[0] ? c->etype : "Too Many Requests", c->attempt);
+            job_fail_rows(job, c->lo, c->hi, "ThrottlingException", 0, msg, strlen(msg));
+        } else if (ru->kind == REMOTE_SAGEMAKER && code != 424) {
+            /* SageMaker's own failure (not the model's): its type, its words */
+            char body[512];
+
+            call_model_msg(c, body, sizeof(body));
+            snprintf(msg, sizeof(msg), "SageMaker answered %ld %s: %s", code,
+                     c->etype[0] ? c->etype : "error", body);
+            job_fail_rows(job, c->lo, c->hi,
+                          code == 503 || strcmp(c->etype, "ServiceUnavailable") == 0
+                              ? "ServiceUnavailable"
+                              : "InternalFailure",
+                          0, msg, strlen(msg));
+        } else {
+            job_fail_rows(job, c->lo, c->hi, "ModelError", ostatus, msg, mlen);
+        }
     } else {
         why = rc == CURLE_OPERATION_TIMEDOUT ? IG_RETRY_TIMEOUT : IG_RETRY_CONNECTION;
         if (rc == CURLE_WRITE_ERROR) {
