@@ -1322,7 +1322,7 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
     } else if (strcmp(path, "/healthz") == 0) {
         gw_respond_text(gw, http, 200, "application/json", ig_xstrdup("{\"status\":\"ok\"}"), 15);
     } else if (strcmp(path, "/readyz") == 0) {
-        char why[384] = "";
+        char why[768] = "";
 
         for (size_t i = 0; i < gw->neps && why[0] == '\0'; i++)
             if (gw->eps[i].up->ops->health(gw->eps[i].up, why, sizeof(why)) < 0 &&

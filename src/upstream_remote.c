@@ -668,7 +668,7 @@ static int call_sign(struct remote_call *c)
     size_t nh = 3;
     struct ig_sigv4_in in = {0};
     struct ig_sigv4_out out = {0};
-    char h[IG_AWS_CREDS_MAX_TOKEN + 64], why[256];
+    char h[IG_AWS_CREDS_MAX_TOKEN + 64], why[512];
     int rv;
 
     if ((rv = ig_aws_creds_get(ru->creds, &cr, why, sizeof(why))) < 0)
@@ -795,7 +795,7 @@ static void call_send(struct remote_call *c)
         return;
     }
     if (rv < 0 || (rv = ig_curl_loop_add(ru->cl, c->easy, on_call_done, c)) < 0) {
-        char msg[384], why[256] = "";
+        char msg[768], why[512] = "";
 
         if (ru->kind == REMOTE_SAGEMAKER && ru->creds != NULL) {
             const struct ig_aws_creds *cr;
@@ -1333,7 +1333,7 @@ static int remote_health(struct ig_upstream *u, char *why, size_t whylen)
     }
     if (ru->kind == REMOTE_SAGEMAKER) {
         const struct ig_aws_creds *cr;
-        char e[256];
+        char e[512];
         int rv = ig_aws_creds_get(ru->creds, &cr, e, sizeof(e));
 
         if (rv < 0 && why)
