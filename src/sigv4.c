@@ -427,6 +427,37 @@ static int sigv4_hdr_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order; /* stable: duplicates in order */
 }
 
+/*
+ * Binary insertion sort, stable: glibc's qsort (2.36) mallocs a scratch
+ * copy of any array over 1 KiB, and these arrays are short and capped
+ * (IG_SIGV4_MAX_HDRS + 3 headers, IG_SIGV4_MAX_QUERY_PARAMS + 6
+ * parameters): O(n log n) comparisons, and moves of small elements.
+ */
+static void sigv4_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    unsigned char tmp[sizeof(struct sigv4_hdr)], *a = base;
+    size_t i;
+
+    _Static_assert(sizeof(struct sigv4_param) <= sizeof(struct sigv4_hdr), "sort scratch");
+    for (i = 1; i < n; i++) {
+        size_t lo = 0, hi = i; /* the first element greater than a[i] */
+
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+
+            if (cmp(a + mid * size, a + i * size) <= 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == i)
+            continue;
+        memcpy(tmp, a + i * size, size);
+        memmove(a + (lo + 1) * size, a + lo * size, (i - lo) * size);
+        memcpy(a + lo * size, tmp, size);
+    }
+}
+
 /* A value trimmed, with each run of spaces and tabs written as one space. */
 static void sigv4_put_value(struct sigv4_w *w, const char *v, size_t n)
 {
@@ -974,12 +1005,12 @@ int ig_sigv4_sign(const struct ig_sigv4_in *in, struct ig_sigv4_out *out)
         (rc = sigv4_payload_hash(in, &r, out->payload_hash)) < 0 ||
         (rc = sigv4_own_hdrs(in, &r, out, has_token, tok_len)) < 0)
         goto fail;
-    qsort(r.hdrs, r.nhdrs, sizeof(r.hdrs[0]), sigv4_hdr_cmp);
+    sigv4_sort(r.hdrs, r.nhdrs, sizeof(r.hdrs[0]), sigv4_hdr_cmp);
     if ((rc = sigv4_add_params(&r, r.query, r.query_len, IG_SIGV4_MAX_QUERY_PARAMS)) < 0 ||
         (in->presign_expires > 0 &&
          (rc = sigv4_presign_query(in, &r, out, has_token, tok_len)) < 0))
         goto fail;
-    qsort(r.params, r.nparams, sizeof(r.params[0]), sigv4_param_cmp);
+    sigv4_sort(r.params, r.nparams, sizeof(r.params[0]), sigv4_param_cmp);
     if ((rc = sigv4_canonical(in, &r, out->payload_hash, &out->canonical_request, &creq_len,
                               &signed_at, &signed_len)) < 0 ||
         (rc = sigv4_finish(in, &r, out, creq_len, signed_at, signed_len)) < 0)

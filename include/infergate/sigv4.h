@@ -106,9 +106,15 @@ struct ig_sigv4_out {
  * <payload_hash>, else SHA-256(<body>).
  *
  * The path is URI-encoded once more (a '%' on the wire is signed as %25,
- * as the SDKs do for every service but S3); with normalisation, "." and
- * ".." segments and empty segments are removed first (RFC 3986). The query
- * is decoded and re-encoded, sorted by key then value.
+ * as the SDKs do for every service but S3); normalising first drops "."
+ * and empty segments, lets ".." drop the segment before, and keeps a
+ * trailing '/' only when the path ends with one, as botocore and
+ * aws-c-auth do ("/a/b/.." is "/a"). The query is decoded and re-encoded,
+ * sorted by key then value.
+ *
+ * The Host value signed must be the one the HTTP client sends (with
+ * ":port" when the URL has one; for HTTP/2 the :authority), and the path
+ * the one it sends (libcurl removes dot segments unless told not to).
  *
  * Returns 0; IG_ERR_INVALID for a malformed input: a NULL or empty
  * required field, a method or header name that is not an HTTP token, a

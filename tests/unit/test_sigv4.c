@@ -733,6 +733,42 @@ static void test_values_trimmed_and_collapsed(void **state)
     ig_sigv4_out_clear(&out);
 }
 
+/* 240 headers, 60 names in a shuffled order, each name 4 times with its
+ * values in input order: lines sorted by name, values joined in input
+ * order (the sort is stable). */
+static void test_many_headers_sorted(void **state)
+{
+    struct ig_sigv4_hdr h[241];
+    char names[60][8], values[240][8], want[64];
+    struct ig_sigv4_in in;
+    struct ig_sigv4_out out;
+    const char *p;
+    int k;
+
+    (void)state;
+    base_in(&in);
+    h[0] = (struct ig_sigv4_hdr){"Host", "h"};
+    for (k = 0; k < 60; k++)
+        snprintf(names[k], sizeof(names[k]), "X-%02d", k);
+    for (k = 0; k < 240; k++) {
+        snprintf(values[k], sizeof(values[k]), "v%d", k / 60);
+        h[1 + k] = (struct ig_sigv4_hdr){names[(k * 37) % 60], values[k]};
+    }
+    in.hdrs = h;
+    in.nhdrs = 241;
+    assert_int_equal(ig_sigv4_sign(&in, &out), 0);
+    p = strstr(out.canonical_request, "\nhost:h\n");
+    assert_non_null(p);
+    for (k = 0; k < 60; k++) {
+        snprintf(want, sizeof(want), "\nx-%02d:v0,v1,v2,v3\n", k);
+        p = strstr(p, want);
+        if (p == NULL)
+            fail_msg("%s missing or out of order in\n%s", want, out.canonical_request);
+    }
+    assert_non_null(strstr(p, "\nx-amz-date:"));
+    ig_sigv4_out_clear(&out);
+}
+
 static void test_query_canonical(void **state)
 {
     struct ig_sigv4_in in;
@@ -1270,6 +1306,7 @@ int main(void)
         cmocka_unit_test(test_replaced_and_unsigned_headers),
         cmocka_unit_test(test_payload_hash_sources),
         cmocka_unit_test(test_values_trimmed_and_collapsed),
+        cmocka_unit_test(test_many_headers_sorted),
         cmocka_unit_test(test_query_canonical),
         cmocka_unit_test(test_path_normalisation),
         cmocka_unit_test(test_dotdot_beyond_root),
