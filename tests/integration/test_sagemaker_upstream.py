@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -116,7 +115,8 @@ def verify_sigv4(method, path, hdrs, body, now):
     path, the headers named in SignedHeaders (Host among them) and the body,
     signed at the call's own X-Amz-Date with the key its Credential names."""
     auth = hdrs.get("authorization", "")
-    m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/,]+)/(\d{8})/([^/,]+)/([^/,]+)/aws4_request, "
+    m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/,]+)/(\d{8})/([^/,]+)/([^/,]+)/"
+                     r"aws4_request, "
                      r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})", auth)
     if not m:
         return "malformed Authorization header: %r" % auth[:200]
@@ -241,7 +241,8 @@ class Runtime:
                              "found." % path)
         if fail == "throttle":
             return 400, [("Content-Type", "application/json"),
-                         ("x-amzn-ErrorType", "ThrottlingException")], b'{"message":"Rate exceeded"}'
+                         ("x-amzn-ErrorType", "ThrottlingException")], \
+                b'{"message":"Rate exceeded"}'
         if fail == "503":
             return aws_error(503, "ServiceUnavailable", "The service is unavailable.")
         if validation is not None:
@@ -251,10 +252,11 @@ class Runtime:
         if any(r and repr(r[0]) == repr(float(POISON)) for r in rows):
             om = "row with feature %s refused by the model" % POISON
             msg = ('Received client error (400) from primary with message "%s". See https://'
-                   'us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logEventViewer:'
-                   'group=/aws/sagemaker/Endpoints/%s in account 123456789012 for more '
-                   'information.' % (om, SM_NAME))
-            return 424, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ModelError")], \
+                   'us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#'
+                   'logEventViewer:group=/aws/sagemaker/Endpoints/%s in account 123456789012 '
+                   'for more information.' % (om, SM_NAME))
+            return 424, [("Content-Type", "application/json"),
+                         ("x-amzn-ErrorType", "ModelError")], \
                 json.dumps({"ErrorCode": "CLIENT_ERROR_FROM_MODEL",
                             "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:"
                                             "/aws/sagemaker/Endpoints/" + SM_NAME,
@@ -317,9 +319,11 @@ class Issuer:
                     % error).encode()
             ak, sk, tok, exp = self.issue()
             return 200, [("Content-Type", "text/xml")], (
-                '<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-                '<AssumeRoleWithWebIdentityResult><SubjectFromWebIdentityToken>system:serviceaccount:'
-                'default:infergate</SubjectFromWebIdentityToken><Audience>sts.amazonaws.com</Audience>'
+                '<AssumeRoleWithWebIdentityResponse '
+                'xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                '<AssumeRoleWithWebIdentityResult><SubjectFromWebIdentityToken>'
+                'system:serviceaccount:default:infergate</SubjectFromWebIdentityToken>'
+                '<Audience>sts.amazonaws.com</Audience>'
                 '<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/gw/s</Arn>'
                 '<AssumedRoleId>AROAEXAMPLE:s</AssumedRoleId></AssumedRoleUser><Credentials>'
                 '<SessionToken>%s</SessionToken><SecretAccessKey>%s</SecretAccessKey>'
@@ -328,6 +332,9 @@ class Issuer:
                 '</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>'
                 '33333333-3333-3333-3333-333333333333</RequestId></ResponseMetadata>'
                 '</AssumeRoleWithWebIdentityResponse>' % (tok, sk, iso8601(exp), ak)).encode()
+        if error is not None:
+            return 500, [("Content-Type", "application/json")], \
+                json.dumps({"code": error[0], "message": error[1]}).encode()
         if path != "/creds" or hdrs.get("authorization") != self.auth_token:
             return 401, [("Content-Type", "application/json")], \
                 b'{"code":"Unauthorized","message":"bad or missing Authorization token"}'
@@ -534,9 +541,10 @@ for tok in (None, "env-session-token-" + "x" * 300):
             cli_env = {"PATH": os.environ["PATH"], "HOME": tempfile.mkdtemp(dir=tmp),
                        "AWS_ACCESS_KEY_ID": "cli-key", "AWS_SECRET_ACCESS_KEY": "x",
                        "AWS_DEFAULT_REGION": REGION}
-            p = subprocess.run([AWS, "sagemaker-runtime", "invoke-endpoint", "--endpoint-url", gw.url,
-                                "--endpoint-name", "sm", "--content-type", "text/csv",
-                                "--accept", "text/csv", "--body", "fileb://" + body_path, out],
+            p = subprocess.run([AWS, "sagemaker-runtime", "invoke-endpoint",
+                                "--endpoint-url", gw.url, "--endpoint-name", "sm",
+                                "--content-type", "text/csv", "--accept", "text/csv",
+                                "--body", "fileb://" + body_path, out],
                                capture_output=True, timeout=60, env=cli_env)
             check_eq((p.returncode, json.loads(p.stdout or b"{}")),
                      (0, {"ContentType": "text/csv", "InvokedProductionVariant": "AllTraffic"}),
@@ -575,8 +583,9 @@ for env, ak, tok, what in (
 # ---- 3. web identity against the fake STS ---------------------------------------------
 sts = Issuer("sts", lifetime=3600)
 token_file = os.path.join(tmp, "web-identity-token")
+WEB_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl"
 with open(token_file, "w") as f:
-    f.write("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl\n")
+    f.write(WEB_TOKEN + "\n")  # the newline is not part of the token
 ROLE = "arn:aws:iam::123456789012:role/infergate-gateway"
 rt.reset()
 with aws_env(AWS_WEB_IDENTITY_TOKEN_FILE=token_file, AWS_ROLE_ARN=ROLE,
@@ -592,8 +601,7 @@ with aws_env(AWS_WEB_IDENTITY_TOKEN_FILE=token_file, AWS_ROLE_ARN=ROLE,
              ("POST", "application/x-www-form-urlencoded",
               {"Action": ["AssumeRoleWithWebIdentity"], "Version": ["2011-06-15"],
                "RoleArn": [ROLE], "RoleSessionName": ["gw-test"],
-               "WebIdentityToken": ["eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ"
-                                    ".c2lnbmF0dXJl"]}),
+               "WebIdentityToken": [WEB_TOKEN]}),
              "web identity: STS saw the token file's content, the role and the session name")
     if sts.issued:
         check_calls(rt.snapshot(), sts.issued[0][0], KEYS.get(sts.issued[0][0])[1],
@@ -621,12 +629,14 @@ rt.reset()
 with aws_env(AWS_WEB_IDENTITY_TOKEN_FILE=token_file, AWS_ROLE_ARN=ROLE,
              AWS_ENDPOINT_URL_STS=sts5.url), sm_gateway(rt, max_delay_us="1000") as gw:
     results = []
+    slowest = 0.0
     t_end = time.time() + 10
     i = 0
     while time.time() < t_end:
         t0 = time.time()
         q = rows_of(i, 1)
         results.append((post(gw, csv_of(q)), q))
+        slowest = max(slowest, time.time() - t0)
         i += 1
         time.sleep(max(0.0, 0.1 - (time.time() - t0)))
     bad = [(r[0], r[2][:200]) for r, q in results if (r[0], r[2]) != (200, csv_answer(q))]
@@ -641,6 +651,43 @@ with aws_env(AWS_WEB_IDENTITY_TOKEN_FILE=token_file, AWS_ROLE_ARN=ROLE,
     check(len(used) >= 2, "refresh: %d distinct key ids used over 10 s of 4 s credentials (%s)"
           % (len(used), ", ".join(used)))
     check(len(sts5.issued) >= 3, "refresh: STS asked %d times in 10 s" % len(sts5.issued))
+    check(slowest < 1.0, "refresh: no request stalled by a refresh (slowest %.3f s)" % slowest)
+
+# Credentials that expire while their refresh fails: requests fail naming it,
+# no call is signed with the expired key, and the next good refresh heals.
+ecs5 = Issuer("container", lifetime=3, auth_token="ecs-expiry-token")
+rt.reset()
+with aws_env(AWS_CONTAINER_CREDENTIALS_FULL_URI=ecs5.url + "/creds",
+             AWS_CONTAINER_AUTHORIZATION_TOKEN=ecs5.auth_token), \
+        sm_gateway(rt, max_delay_us="1000") as gw:
+    q = rows_of(5, 2)
+    check_eq(post(gw, csv_of(q))[::2], (200, csv_answer(q)), "expiry: first request answered")
+    ecs5.error = ("InternalError", "credentials agent down")
+    ak0, exp0 = ecs5.issued[0]
+    time.sleep(max(0.0, exp0 - time.time()) + 0.3)
+    why = ("AWS credentials from container expired at %s; last refresh: container credentials "
+           "from %s: HTTP 500 InternalError: credentials agent down" % (iso8601(exp0), ecs5.url))
+    st, h, body = post(gw, csv_of(q))
+    check_eq((st, h.get("x-amzn-errortype"), body),
+             (500, "InternalFailure", json.dumps(
+                 {"message": "Row 1: The gateway has no AWS credentials to call SageMaker endpoint "
+                             "%s (%s): %s" % (SM_NAME, REGION, why)}, separators=(",", ":"))),
+             "expiry: past the expiration with no refresh, InternalFailure naming both")
+    reason = "SageMaker endpoint %s (%s): %s" % (SM_NAME, REGION, why)
+    check_eq(readyz(gw), (503, json.dumps({"status": "not ready", "reason": reason},
+                                          separators=(",", ":"))),
+             "expiry: /readyz 503 naming the expiry and the failed refresh")
+    ecs5.error = None
+    deadline = time.time() + 10
+    got = post(gw, csv_of(q))
+    while got[0] != 200 and time.time() < deadline:
+        time.sleep(0.2)
+        got = post(gw, csv_of(q))
+    check_eq(got[::2], (200, csv_answer(q)), "expiry: answered again once a refresh succeeds")
+    calls = rt.snapshot()
+    check_eq([c["bad"] for c in calls if c["bad"]], [], "expiry: every call verifies, none expired")
+    check_eq([c["ak"] for c in calls], [ak0, ecs5.issued[-1][0]],
+             "expiry: one call with the first key, one with the fresh one, none in between")
 
 # ---- 6. failures ---------------------------------------------------------------------
 KEYS.add("AKIAFAILURES", "fail/secret")
@@ -651,7 +698,8 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secre
     rt.script = ["throttle", "503"]
     q = rows_of(7, 3)
     st, h, body = post(gw, csv_of(q))
-    check_eq((st, body), (200, csv_answer(q)), "ThrottlingException then 503: retried, exact answer")
+    check_eq((st, body), (200, csv_answer(q)),
+             "ThrottlingException then 503: retried, exact answer")
     calls = rt.snapshot()
     check_eq([(c["status"], c["body"]) for c in calls],
              [(400, csv_of(q).encode()), (503, csv_of(q).encode()), (200, csv_of(q).encode())],
@@ -666,7 +714,8 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secre
     om = "row with feature %s refused by the model" % POISON
     want_bad = (424, "ModelError", json.dumps(
         {"ErrorCode": "CLIENT_ERROR_FROM_MODEL",
-         "LogStreamArn": "arn:aws:logs:us-east-1:000000000000:log-group:/aws/sagemaker/Endpoints/sm",
+         "LogStreamArn": "arn:aws:logs:us-east-1:000000000000:log-group:"
+                         "/aws/sagemaker/Endpoints/sm",
          "Message": 'Received client error (400) from AllTraffic with message "%s".' % om,
          "OriginalMessage": om, "OriginalStatusCode": 400}, separators=(",", ":")))
     check_eq([(r[0], r[1].get("x-amzn-errortype"), r[2]) for r in res],
@@ -679,6 +728,15 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secre
     first = max(refused) if refused else 0
     check(refused and min(refused) == 1 and len(refused) <= first.bit_length() + 1,
           "poison row: the refused calls halve down to the row alone (%s rows)" % refused)
+    splits = len([k for k in refused if k > 1])
+    check(2 * splits <= 2 * max(1, first - 1).bit_length() + 1,
+          "poison row: %d extra calls for a batch of %d rows (at most 2*log2(batch)+1)"
+          % (2 * splits, first))
+    answered = sorted(sum((c["body"].decode().splitlines() for c in calls if c["status"] == 200),
+                          []))
+    others = sum((reqs[i] for i in range(n) if i != bad_i), [])
+    check_eq(answered, sorted(csv_of(others).splitlines()),
+             "poison row: every other row answered in exactly one call")
 
     # ValidationError: SageMaker refuses the call itself; the clients get
     # InternalFailure naming its refusal.
@@ -703,9 +761,19 @@ with aws_env():
                 "endpoint_url = %s\n" % (REGION, SM_NAME, rt.url))
     p = subprocess.run([BIN, "--config", conf, "--check-config"], capture_output=True, timeout=30,
                        cwd=ROOT)
-    text = (p.stdout + p.stderr).decode()
-    check_eq(p.returncode, 2, "no credentials: --check-config exits 2; output: " + text[-400:])
-    check("no AWS credentials" in text, "no credentials: the message names it: " + text[-400:])
+    check_eq((p.returncode, p.stdout.decode(), p.stderr.decode()),
+             (2, "", "infergate: %s:3: model: sagemaker://%s/%s: no AWS credentials: set "
+              "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, AWS_WEB_IDENTITY_TOKEN_FILE+"
+              "AWS_ROLE_ARN or AWS_CONTAINER_CREDENTIALS_FULL_URI\n" % (conf, REGION, SM_NAME)),
+             "no credentials: --check-config exits 2 naming the file, line, key and the cause")
+with aws_env(AWS_PROFILE="missing", AWS_SHARED_CREDENTIALS_FILE=cred_file,
+             AWS_CONFIG_FILE=config_file):
+    p = subprocess.run([BIN, "--config", conf, "--check-config"], capture_output=True, timeout=30,
+                       cwd=ROOT)
+    check_eq((p.returncode, p.stdout.decode(), p.stderr.decode()),
+             (2, "", "infergate: %s:3: model: sagemaker://%s/%s: profile 'missing' not found "
+              "in %s, %s\n" % (conf, REGION, SM_NAME, cred_file, config_file)),
+             "AWS_PROFILE naming no profile: --check-config exits 2 naming it")
 
 sts7 = Issuer("sts")
 sts7.error = ("InvalidIdentityToken", "Couldn't retrieve verification key from your identity "
@@ -727,8 +795,8 @@ with aws_env(AWS_WEB_IDENTITY_TOKEN_FILE=token_file, AWS_ROLE_ARN=ROLE,
     st, h, body = post(gw, "1,2\n")
     check_eq((st, h.get("x-amzn-errortype"), body),
              (500, "InternalFailure", json.dumps(
-                 {"message": "Row 1: The gateway has no AWS credentials to call SageMaker endpoint %s "
-                             "(%s): AWS credentials from web identity: %s"
+                 {"message": "Row 1: The gateway has no AWS credentials to call SageMaker "
+                             "endpoint %s (%s): AWS credentials from web identity: %s"
                              % (SM_NAME, REGION, sts_err)}, separators=(",", ":"))),
              "STS refuses: the request gets InternalFailure naming the STS error")
     check_eq(len(rt.snapshot()), 0, "STS refuses: no call reached SageMaker unsigned")
