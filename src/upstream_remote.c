@@ -704,8 +704,11 @@ static int call_sign(struct remote_call *c)
     in.session_token = cr->session_token;
     in.now = time(NULL);
     in.key_cache = &ru->keys;
-    if ((rv = ig_sigv4_sign(&in, &out)) < 0)
+    if ((rv = ig_sigv4_sign(&in, &out)) < 0) {
+        ig_log(IG_LOG_WARN, "endpoint %s: cannot sign the call to %s: %s", ru->conf->name,
+               ru->label, out.error);
         return rv;
+    }
     snprintf(h, sizeof(h), "Host: %s", ru->host);
     c->hdrs = curl_slist_append(c->hdrs, h);
     snprintf(h, sizeof(h), "X-Amz-Date: %s", out.amz_date);
