@@ -245,6 +245,16 @@ class Runtime:
                 b'{"message":"Rate exceeded"}'
         if fail == "503":
             return aws_error(503, "ServiceUnavailable", "The service is unavailable.")
+        if fail == "model500":  # the container behind SageMaker failed
+            return 424, [("Content-Type", "application/json"),
+                         ("x-amzn-ErrorType", "ModelError")], \
+                json.dumps({"ErrorCode": "SERVER_ERROR_FROM_MODEL",
+                            "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:"
+                                            "/aws/sagemaker/Endpoints/" + SM_NAME,
+                            "Message": 'Received server error (500) from primary with message '
+                                       '"model crashed".',
+                            "OriginalMessage": "model crashed",
+                            "OriginalStatusCode": 500}).encode()
         if validation is not None:
             return aws_error(400, "ValidationError", validation)
         ctype, accept = hdrs.get("content-type"), hdrs.get("accept")
@@ -751,6 +761,44 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secre
                  separators=(",", ":"))),
              "ValidationError from SageMaker: InternalFailure naming the refusal")
     check_eq(len(rt.snapshot()), 1, "ValidationError: not retried")
+    rt.reset()
+
+# Failures that outlast the retries (retry_max 2: three calls each): the
+# client gets what SageMaker said, in its own type.
+with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secret"), \
+        sm_gateway(rt, retry_max="2", breaker_failures="100") as gw:
+    label = "SageMaker endpoint %s (%s)" % (SM_NAME, REGION)
+    q = rows_of(9, 2)
+    cases = [
+        (["throttle"] * 3, (400, "ThrottlingException", json.dumps(
+            {"message": "Row 1: The model backend (%s) is throttling calls (400 "
+                        "ThrottlingException) and did not take this one after 2 retries; retry "
+                        "later." % label}, separators=(",", ":")))),
+        (["503"] * 3, (503, "ServiceUnavailable", json.dumps(
+            {"message": "Row 1: SageMaker answered 503 ServiceUnavailable: " +
+                        json.dumps({"message": "The service is unavailable."})},
+            separators=(",", ":")))),
+        (["model500"], (200, None, csv_answer(q))),
+        (["model500"] * 3, (424, "ModelError", json.dumps(
+            {"ErrorCode": "SERVER_ERROR_FROM_MODEL",
+             "LogStreamArn": "arn:aws:logs:us-east-1:000000000000:log-group:"
+                             "/aws/sagemaker/Endpoints/sm",
+             "Message": 'Received server error (500) from AllTraffic with message '
+                        '"model crashed".',
+             "OriginalMessage": "model crashed", "OriginalStatusCode": 500},
+            separators=(",", ":")))),
+    ]
+    for script, want in cases:
+        rt.reset()
+        rt.script = list(script)
+        st, h, body = post(gw, csv_of(q))
+        check_eq((st, h.get("x-amzn-errortype"), body), want,
+                 "%s x%d with 2 retries: the client's answer" % (script[0], len(script)))
+        calls = rt.snapshot()
+        check_eq(len(calls), min(len(script) + 1, 3),
+                 "%s x%d: calls made (retries included)" % (script[0], len(script)))
+        check_eq([c["bad"] for c in calls if c["bad"]], [],
+                 "%s x%d: every retry re-signed and verified" % (script[0], len(script)))
     rt.reset()
 
 # ---- 7. no credentials; an STS that refuses ---------------------------------------------
