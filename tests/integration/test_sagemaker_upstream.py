@@ -79,7 +79,10 @@ class Server:
             def handle_any(self, method):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
-                hdrs = {k.lower(): v for k, v in self.headers.items()}
+                # http.server decodes header bytes as Latin-1; botocore signs
+                # text as UTF-8: back to the bytes received, read as UTF-8.
+                hdrs = {k.lower(): v.encode("latin-1").decode("utf-8", "replace")
+                        for k, v in self.headers.items()}
                 status, out_hdrs, out = route(method, self.path, hdrs, body)
                 self.send_response(status)
                 for k, v in out_hdrs:
@@ -286,8 +289,8 @@ class Runtime:
         h = [("Content-Type", accept), ("x-Amzn-Invoked-Production-Variant", variant),
              ("x-amzn-RequestId", "11111111-1111-1111-1111-111111111111")]
         if hdrs.get("x-amzn-sagemaker-custom-attributes") is not None:
-            h.append(("X-Amzn-SageMaker-Custom-Attributes",
-                      "runtime-saw=" + hdrs["x-amzn-sagemaker-custom-attributes"]))
+            h.append(("X-Amzn-SageMaker-Custom-Attributes",  # 1024 at most, as SageMaker
+                      ("runtime-saw=" + hdrs["x-amzn-sagemaker-custom-attributes"])[:1024]))
         return 200, h, out.encode()
 
 
@@ -936,5 +939,16 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAPASSTHROUGH", AWS_SECRET_ACCESS_KEY="pass/se
             mixed.append((sorted(owners), key(c)))
     check_eq(mixed, [], "pass-through: no call mixes rows of requests with other header values, "
                         "and each call carries its rows' values")
+
+    # Values SigV4 canonicalizes (runs of spaces, a tab, quotes and commas) and
+    # the longest one allowed: sent as received, signed, echoed back.
+    for v in ("x=1   y=2;z=/+%20", "tab\there", 'q="quoted", k=v', "a" * 1024):
+        rt.reset()
+        st, h, body = post(gw, "1,2\n", {"X-Amzn-SageMaker-Custom-Attributes": v})
+        calls = rt.snapshot()
+        check_eq((st, body, h.get("x-amzn-sagemaker-custom-attributes"),
+                  [(c["custom"], c["bad"]) for c in calls]),
+                 (200, "3.0\n", ("runtime-saw=" + v)[:1024], [(v, None)]),
+                 "pass-through: CustomAttributes %r forwarded as is, signed, echoed" % v[:20])
 
 finish()
