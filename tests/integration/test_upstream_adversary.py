@@ -1,0 +1,548 @@
+"""An adversarial read of the remote upstreams (upstream_remote.c,
+curl_loop.c), as checks against the real bin/infergate in front of a
+hostile model container: a tiny Python HTTP/1.1 server on loopback whose
+behaviour each check sets. A check that fails here documents a bug
+(see the report of the review); each says what should happen.
+
+1. /execution-parameters slower than the /ping period: the gateway must
+   not re-add a transfer still running (small_get on ru->exec), and must
+   shut down clean (no use after free of the easy handle, no hang);
+2. one request whose rows the model all refuses: the bisection must stay
+   within 2*log2(rows)+1 calls (the request fails whole anyway), and a
+   good client on the same endpoint must not wait behind it;
+3. a half-open breaker whose probe gets an answer past the 64 MiB cap: the
+   breaker must not stay half-open forever (every later request refused
+   while /readyz says ready);
+4. a model's long non-ASCII error message: the 424 ModelError must keep
+   Message and OriginalMessage (a cut in the middle of a UTF-8 sequence
+   must not drop them);
+5. a 200 JSON answer that is not JSON: never passed to the client as a
+   200 with an invalid body;
+6. a CSV answer with CRLF and no final newline, and a JSON answer with
+   nested arrays and strings holding brackets: exact predictions, each on
+   its own row (the parser must not shift them);
+7. clients that reset while their rows sit in a backoff or a bisection:
+   the gateway keeps serving, no leak, exit 0 (run under ASan too).
+
+Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_upstream_adversary.py
+"""
+
+import http.client
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from iglib import Gateway, check, check_eq, finish  # noqa: E402
+
+CSV = "text/csv"
+JSON = "application/json"
+
+
+class Hostile:
+    """A model container on loopback: /ping, /execution-parameters and
+    /invocations answered as <mode> says; every call logged."""
+
+    def __init__(self):
+        self.mode = "echo"
+        self.exec_sleep = None  # seconds /execution-parameters waits, None: 404
+        self.delay = 0.0        # seconds each /invocations waits
+        self.calls = []         # bodies of /invocations
+        self.exec_calls = 0
+        self.stall_s = 6.0
+        self.lock = threading.Lock()
+        owner = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def send(self, code, body, ctype="text/csv", extra=()):
+                if isinstance(body, str):
+                    body = body.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass
+
+            def do_GET(self):
+                if self.path == "/ping":
+                    self.send(200, "", "application/json")
+                elif self.path == "/execution-parameters":
+                    with owner.lock:
+                        owner.exec_calls += 1
+                    if owner.exec_sleep is None:
+                        self.send(404, "no")
+                        return
+                    time.sleep(owner.exec_sleep)
+                    self.send(200, '{"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD",'
+                              ' "MaxPayloadInMB": 6}', "application/json")
+                else:
+                    self.send(404, "no")
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n).decode("utf-8", "replace")
+                with owner.lock:
+                    owner.calls.append(body)
+                if owner.delay:
+                    time.sleep(owner.delay)
+                owner.answer(self, body)
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def answer(self, h, body):
+        m = self.mode
+        lines = [l for l in body.split("\n") if l != ""]
+        if m == "echo":  # each row's own bytes back, or 400 when a row is poison
+            if any(l.startswith("666") for l in lines):
+                h.send(400, "row 666 is poison")
+                return
+            h.send(200, "".join("p" + l + "\n" for l in lines))
+        elif m == "crlf":  # CRLF line ends and no final newline
+            h.send(200, "\r\n".join("p" + l for l in lines))
+        elif m == "500":
+            h.send(500, "down")
+        elif m == "429":
+            h.send(429, "slow down")
+        elif m == "huge":  # past the gateway's 64 MiB answer cap
+            h.send(200, b"1" * ((64 << 20) + 4096))
+        elif m == "utf8":
+            h.send(400, "x" + "\u00e9" * 1000, "text/plain; charset=utf-8")
+        elif m == "badjson":
+            h.send(200, '{"predictions": [abc, [}]}', JSON)
+        elif m == "nestedjson":
+            n = json.loads(body)["instances"]
+            preds = [{"label": "a]b[\"}", "v": [[i], {"k": "]"}]} for i in range(len(n))]
+            h.send(200, json.dumps({"predictions": preds, "extra": "[["}), JSON)
+        elif m == "smthrottle":  # SageMaker's own throttling
+            h.send(400, '{"message":"Rate exceeded"}', "application/json",
+                   [("x-amzn-ErrorType", "ThrottlingException:http://internal.amazon.com/coral/")])
+        elif m == "sm503":  # SageMaker itself unavailable (not the model)
+            h.send(503, '{"message":"The service is unavailable."}', "application/json",
+                   [("x-amzn-ErrorType", "ServiceUnavailable:http://internal.amazon.com/coral/")])
+        elif m == "stall":  # a large answer, then nothing more until the timeout
+            h.send_response(200)
+            h.send_header("Content-Type", "text/csv")
+            h.send_header("Content-Length", str((40 << 20) + 2))
+            h.end_headers()
+            try:
+                h.wfile.write(b"1" * (40 << 20))
+                h.wfile.flush()
+            except OSError:
+                return
+            time.sleep(self.stall_s)
+        else:
+            h.send(500, "unknown mode")
+
+    def ncalls(self):
+        with self.lock:
+            return len(self.calls)
+
+    def reset(self, mode="echo"):
+        with self.lock:
+            self.calls = []
+        self.mode = mode
+        self.delay = 0.0
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def post(gw, ep, body, ctype=CSV, accept=CSV, headers=None, timeout=30):
+    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=timeout)
+    h = {"Content-Type": ctype, "Accept": accept}
+    h.update(headers or {})
+    c.request("POST", "/endpoints/%s/invocations" % ep, body=body.encode(), headers=h)
+    r = c.getresponse()
+    out = r.read().decode("utf-8", "replace")
+    hd = {k.lower(): v for k, v in r.getheaders()}
+    c.close()
+    return r.status, hd, out
+
+
+def readyz(gw):
+    try:
+        with urllib.request.urlopen(gw.url + "/readyz", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def wait_ready(gw, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if readyz(gw)[0] == 200:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def ep_conf(model, **kw):
+    c = {"model": model, "content_type": CSV, "accept": CSV, "max_delay_us": "1000",
+         "upstream_timeout_ms": "5000", "retry_base_ms": "5", "retry_max_ms": "20"}
+    c.update({k: str(v) for k, v in kw.items()})
+    return c
+
+
+def section(name):
+    print("-- " + name, flush=True)
+
+
+def stop_clean(gw, what):
+    code = gw.stop(timeout=20)
+    err = gw.stderr()
+    check(code == 0, "%s: gateway exits 0 on SIGTERM (got %d)" % (what, code))
+    check("AddressSanitizer" not in err and "runtime error" not in err,
+          "%s: no sanitizer report; stderr tail: %s" % (what, err[-3000:]))
+
+
+# 1 ---------------------------------------------------------------------------
+def test_slow_exec_params():
+    section("1. /execution-parameters slower than the /ping period")
+    hs = Hostile()
+    hs.exec_sleep = 1.7  # > REMOTE_PING_US (1 s), < REMOTE_PING_TIMEOUT_MS (2 s)
+    gw = Gateway({"m": ep_conf(hs.url)})
+    try:
+        wait_ready(gw)
+        time.sleep(4.5)  # several pings come back while the first exec still runs
+        st, _, out = post(gw, "m", "1,2\n")
+        check_eq((st, out), (200, "p1,2\n"), "an answer while /execution-parameters is slow")
+        check(gw.alive(), "the gateway is alive")
+        # Exactly one GET /execution-parameters in flight at a time: with a
+        # 1.7 s answer, in 4.5 s at most 3 can have been asked for.
+        check(hs.exec_calls <= 3,
+              "one /execution-parameters at a time (asked %d times in 4.5 s)" % hs.exec_calls)
+    finally:
+        stop_clean(gw, "slow /execution-parameters")
+        hs.close()
+
+
+# 2 ---------------------------------------------------------------------------
+def test_bisection_amplification():
+    section("2. one request whose 256 rows the model all refuses")
+    hs = Hostile()
+    hs.delay = 0.02
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=2, max_batch_rows=256)})
+    try:
+        wait_ready(gw)
+        hs.reset()
+        hs.delay = 0.02
+        res = {}
+
+        def bad():
+            res["bad"] = post(gw, "m", "".join("666,%d\n" % i for i in range(256)))
+
+        t = threading.Thread(target=bad)
+        t.start()
+        time.sleep(0.6)
+        t0 = time.time()
+        good = post(gw, "m", "1,2\n")
+        good_s = time.time() - t0
+        t.join()
+        st, _, body = res["bad"]
+        check_eq(st, 424, "the poisoned request: 424 ModelError")
+        check_eq((good[0], good[2]), (200, "p1,2\n"), "the good request answered")
+        n = hs.ncalls() - 1  # the good request's own call
+        check(n <= 2 * 8 + 1,
+              "calls for one request of 256 refused rows <= 2*log2(256)+1 = 17 (got %d: the "
+              "bisection goes on below one request, whose rows fail together anyway)" % n)
+        check(good_s < 0.5,
+              "a good request is not stuck behind another's bisection (%.2f s)" % good_s)
+    finally:
+        stop_clean(gw, "bisection")
+        hs.close()
+
+
+# 3 ---------------------------------------------------------------------------
+def test_breaker_probe_too_large():
+    for probe_mode, want_st, what in (("429", 400, "throttled (429)"),
+                                      ("huge", 500, "answered past the 64 MiB cap")):
+        section("3. half-open breaker, the probe " + what)
+        hs = Hostile()
+        gw = Gateway({"m": ep_conf(hs.url, breaker_failures=2, breaker_open_ms=300,
+                                   retry_max=0)})
+        try:
+            wait_ready(gw)
+            hs.reset("500")
+            for _ in range(3):
+                post(gw, "m", "1,2\n")
+            st, _, body = post(gw, "m", "1,2\n")
+            check_eq(st, 503, "breaker open: ServiceUnavailable at once")
+            time.sleep(0.4)
+            hs.reset(probe_mode)
+            st, _, body = post(gw, "m", "1,2\n")
+            check_eq(st, want_st, "the probe " + what + ": " + body[:160])
+            hs.reset("echo")
+            time.sleep(1.0)  # > breaker_open_ms: the next request may be a probe
+            st, _, body = post(gw, "m", "1,2\n")
+            check_eq((st, body), (200, "p1,2\n"),
+                     "probe %s, then the model is back: the breaker closes" % what)
+            rz = readyz(gw)
+            check(not (rz[0] == 200 and st == 503),
+                  "/readyz does not say ready while every request is refused: %s" % (rz,))
+        finally:
+            stop_clean(gw, "breaker probe " + probe_mode)
+            hs.close()
+
+
+# 4 ---------------------------------------------------------------------------
+def test_utf8_cut():
+    section("4. a model's long non-ASCII error message")
+    hs = Hostile()
+    gw = Gateway({"m": ep_conf(hs.url)})
+    try:
+        wait_ready(gw)
+        hs.reset("utf8")
+        st, hd, body = post(gw, "m", "1,2\n")
+        check_eq(st, 424, "a model's 400: 424 ModelError")
+        check_eq(hd.get("x-amzn-errortype"), "ModelError", "x-amzn-ErrorType ModelError")
+        try:
+            o = json.loads(body)
+        except ValueError:
+            o = {}
+        check_eq(o.get("OriginalStatusCode"), 400, "OriginalStatusCode 400")
+        om = o.get("OriginalMessage")
+        check(isinstance(om, str) and om.startswith("x" + "\u00e9" * 100),
+              "OriginalMessage holds the model's words (cut on a character boundary); "
+              "body: %s" % body[:300])
+        check(isinstance(o.get("Message"), str) and "Received client error (400)" in o["Message"],
+              "Message says what SageMaker says; body: %s" % body[:300])
+    finally:
+        stop_clean(gw, "utf8")
+        hs.close()
+
+
+# 5, 6 ------------------------------------------------------------------------
+def test_answers():
+    section("5/6. answers: invalid JSON, CRLF, nested JSON")
+    hs = Hostile()
+    gw = Gateway({"m": ep_conf(hs.url), "j": ep_conf(hs.url, content_type=JSON, accept=JSON)})
+    try:
+        wait_ready(gw)
+        hs.reset("badjson")
+        st, _, body = post(gw, "j", '{"instances": [[1, 2], [3, 4]]}', JSON, JSON)
+        valid = True
+        try:
+            json.loads(body)
+        except ValueError:
+            valid = False
+        check(st != 200 or valid,
+              "an answer that is not JSON is not passed on as a 200 (got %d %s)" % (st, body[:120]))
+        check_eq(st, 500, "it is InternalFailure naming the problem")
+
+        hs.reset("crlf")
+        st, _, body = post(gw, "m", "1,2\n3,4\n5,6\n")
+        check_eq((st, body), (200, "p1,2\np3,4\np5,6\n"), "CRLF answer, no final newline")
+
+        hs.reset("nestedjson")
+        st, _, body = post(gw, "j", '{"instances": [[1, 2], [3, 4]]}', JSON, JSON)
+        want = {"predictions": [{"label": "a]b[\"}", "v": [[i], {"k": "]"}]} for i in range(2)]}
+        try:
+            got = json.loads(body)
+        except ValueError:
+            got = body
+        check_eq((st, got), (200, want), "nested JSON predictions, exact")
+
+        # Concurrent requests packed in one call: each gets its own row back.
+        hs.reset("echo")
+        res = [None] * 40
+
+        def one(i):
+            res[i] = post(gw, "m", "%d,%d\n" % (i, i + 1000))
+
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        bad = [i for i in range(40) if res[i][:1] != (200,) or res[i][2] != "p%d,%d\n" % (i, i + 1000)]
+        check_eq(bad, [], "40 concurrent requests, each its own prediction")
+    finally:
+        stop_clean(gw, "answers")
+        hs.close()
+
+
+# 7 ---------------------------------------------------------------------------
+def test_resets():
+    section("7. clients reset during backoff and bisection")
+    hs = Hostile()
+    gw = Gateway({"m": ep_conf(hs.url, retry_max=5, retry_base_ms=200, retry_max_ms=400,
+                               max_inflight=4)})
+    try:
+        wait_ready(gw)
+        for mode, body in (("500", "1,2\n"), ("echo", "".join("666,%d\n" % i for i in range(32)))):
+            hs.reset(mode)
+            hs.delay = 0.05
+            for _ in range(20):
+                s = socket.create_connection(("127.0.0.1", gw.port))
+                req = ("POST /endpoints/m/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       "text/csv\r\nAccept: text/csv\r\nContent-Length: %d\r\n\r\n%s"
+                       % (len(body), body))
+                s.sendall(req.encode())
+                time.sleep(0.03)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                s.close()
+        hs.reset("echo")
+        time.sleep(1.5)
+        st, _, body = post(gw, "m", "1,2\n")
+        check_eq((st, body), (200, "p1,2\n"), "served after the resets")
+        check(gw.alive(), "alive after the resets")
+    finally:
+        stop_clean(gw, "resets")
+        hs.close()
+
+
+# 8 ---------------------------------------------------------------------------
+def test_sagemaker_errors():
+    section("8. SageMaker's own throttling and 503, retries exhausted")
+    hs = Hostile()
+    saved = dict(os.environ)
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            del os.environ[k]
+    os.environ.update({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
+                       "HOME": "/nonexistent-adversary-home"})
+    try:
+        gw = Gateway({"s": ep_conf("sagemaker://us-east-1/adv", endpoint_url=hs.url,
+                                   retry_max=1)})
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
+        wait_ready(gw)
+        hs.reset("smthrottle")
+        st, hd, body = post(gw, "s", "1,2\n")
+        check(st != 424 and hd.get("x-amzn-errortype") != "ModelError",
+              "SageMaker's ThrottlingException is not relayed as the model refusing the row "
+              "(got %d %s %s)" % (st, hd.get("x-amzn-errortype"), body[:200]))
+        check_eq(hd.get("x-amzn-errortype"), "ThrottlingException",
+                 "it is a ThrottlingException (retry later)")
+        hs.reset("sm503")
+        st, hd, body = post(gw, "s", "1,2\n")
+        check_eq((st, hd.get("x-amzn-errortype")), (503, "ServiceUnavailable"),
+                 "SageMaker's own 503 is ServiceUnavailable, not a ModelError (body %s)" % body[:200])
+    finally:
+        stop_clean(gw, "sagemaker errors")
+        hs.close()
+
+
+# 9 ---------------------------------------------------------------------------
+def rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1]) * 1024
+    return 0
+
+
+def test_answer_memory():
+    section("9. answers held for calls in flight, against the memory budget")
+    hs = Hostile()
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=4, max_batch_rows=1, retry_max=0,
+                               upstream_timeout_ms=20000)},
+                 max_body_bytes=1048576, max_buffered_body_bytes=1048576)
+    try:
+        wait_ready(gw)
+        hs.reset("stall")
+        before = rss(gw.proc.pid)
+        ts = [threading.Thread(target=lambda i=i: post(gw, "m", "%d,1\n" % i, timeout=60))
+              for i in range(4)]
+        for t in ts:
+            t.start()
+        peak = before
+        end = time.time() + 4
+        while time.time() < end:
+            peak = max(peak, rss(gw.proc.pid))
+            time.sleep(0.1)
+        grown = peak - before
+        print("   RSS grew by %.0f MiB with 4 calls in flight (server budget 1 MiB)"
+              % (grown / 2**20), flush=True)
+        check(grown < 64 << 20,
+              "what calls in flight hold is charged to the budget (RSS grew by %d MiB for a 1 MiB "
+              "budget)" % (grown >> 20))
+        for t in ts:
+            t.join()
+    finally:
+        stop_clean(gw, "answer memory")
+        hs.close()
+
+
+# 10 --------------------------------------------------------------------------
+def test_no_creds_split_batch():
+    section("10. no credentials (STS down), a batch cut into two calls")
+    d = tempfile.mkdtemp(prefix="ig-adv-")
+    tok = os.path.join(d, "token")
+    with open(tok, "w") as f:
+        f.write("eyJhbGciOiJSUzI1NiJ9.e30.sig")
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
+    dead.close()  # nothing listens: the first fetch fails at once
+    saved = dict(os.environ)
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            del os.environ[k]
+    os.environ.update({"AWS_WEB_IDENTITY_TOKEN_FILE": tok,
+                       "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/adv",
+                       "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:%d" % dead_port,
+                       "HOME": d})
+    try:
+        # max_batch_bytes 20: two 10-byte rows fit one batch (20 bytes) but
+        # not one call (a newline each: 22), so the job has two calls.
+        gw = Gateway({"s": ep_conf("sagemaker://us-east-1/adv", endpoint_url="http://127.0.0.1:9",
+                                   max_batch_bytes=20)})
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
+        end = time.time() + 10
+        while time.time() < end and "waiting" in readyz(gw)[1]:
+            time.sleep(0.05)
+        check("waiting" not in readyz(gw)[1], "the first fetch failed: " + readyz(gw)[1][:200])
+        st, hd, body = post(gw, "s", "1234567890\n1234567891\n")
+        check_eq((st, hd.get("x-amzn-errortype")), (500, "InternalFailure"),
+                 "no credentials: InternalFailure (body %s)" % body[:200])
+        check("no AWS credentials" in body, "it says there are no credentials: " + body[:200])
+        check(gw.alive(), "the gateway is alive after a batch failed inside submit_batch")
+    finally:
+        stop_clean(gw, "no credentials, two calls")
+
+
+def main():
+    only = sys.argv[1:]
+    tests = [test_slow_exec_params, test_bisection_amplification, test_breaker_probe_too_large,
+             test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
+             test_no_creds_split_batch]
+    for t in tests:
+        if only and not any(o in t.__name__ for o in only):
+            continue
+        try:
+            t()
+        except Exception as e:  # a check that crashed is a failed check
+            check(False, "%s raised %r" % (t.__name__, e))
+    finish()
+
+
+if __name__ == "__main__":
+    main()
