@@ -225,9 +225,20 @@ def test_slow_exec_params():
     gw = Gateway({"m": ep_conf(hs.url)})
     try:
         wait_ready(gw)
-        time.sleep(4.5)  # several pings come back while the first exec still runs
-        st, _, out = post(gw, "m", "1,2\n")
-        check_eq((st, out), (200, "p1,2\n"), "an answer while /execution-parameters is slow")
+        # Several pings come back while the first exec still runs; a call
+        # every 150 ms meanwhile must get its own answer, never the answer
+        # of a GET the gateway abandoned on a kept-alive connection.
+        wrong = []
+        end = time.time() + 4.5
+        i = 0
+        while time.time() < end:
+            st, _, out = post(gw, "m", "%d,2\n" % i)
+            if (st, out) != (200, "p%d,2\n" % i):
+                wrong.append((i, st, out[:120]))
+            i += 1
+            time.sleep(0.15)
+        check_eq(wrong, [], "every call answered with its own prediction while "
+                 "/execution-parameters is slow")
         check(gw.alive(), "the gateway is alive")
         # Exactly one GET /execution-parameters in flight at a time: with a
         # 1.7 s answer, in 4.5 s at most 3 can have been asked for.
