@@ -75,6 +75,12 @@ enum call_where { CALL_NONE = 0, CALL_QUEUED = 1, CALL_RUNNING = 2, CALL_BACKOFF
 struct remote_upstream;
 struct remote_call;
 
+/* Connections of one libcurl pool, counted as its sockets open and close. */
+struct conn_count {
+    struct remote_upstream *ru;
+    unsigned n;
+};
+
 /* A segment's forwarded headers, the job's own copies (NULL: none). */
 struct job_pass {
     char *custom_attributes, *inference_id, *target_variant;
@@ -110,7 +116,8 @@ struct remote_call {
     struct remote_job *job;
     uint32_t lo, hi;
     uint32_t attempt;
-    int probe; /* the half-open breaker's one call */
+    int probe;  /* the half-open breaker's one call */
+    int opener; /* opens the h2c connection the calls after it share */
     const struct job_pass *pass; /* the headers forwarded (one segment's), or NULL */
     enum call_where where;
     CURL *easy;
@@ -132,7 +139,10 @@ struct remote_upstream {
     enum remote_kind kind;
     const struct ig_endpoint_conf *conf;
     struct event_base *evb;
-    struct ig_curl_loop *cl;
+    struct ig_curl_loop *cl;      /* the calls' pool */
+    struct ig_curl_loop *cl_probe; /* /ping and /execution-parameters: a pool of their own */
+    struct conn_count conns, probe_conns;
+    int h2c_opening;              /* an opener is out (curl_h2c_reuse_broken) */
     char *url_invoke, *url_ping, *url_exec;
     char *label; /* "container http://..." / "SageMaker endpoint NAME (REGION)" */
     uint32_t max_calls;
@@ -205,30 +215,46 @@ static uint64_t remote_rand(struct remote_upstream *ru)
  * their sockets (an idle one in the pool counts). */
 static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-    struct remote_upstream *ru = arg;
+    struct conn_count *cc = arg;
     curl_socket_t fd;
 
     (void)purpose;
     fd = socket(a->family, a->socktype, a->protocol);
-    if (fd != CURL_SOCKET_BAD)
-        ru->base.stats.connections++;
+    if (fd != CURL_SOCKET_BAD) {
+        cc->n++;
+        cc->ru->base.stats.connections++;
+    }
     return fd;
 }
 
 static int on_close_socket(void *arg, curl_socket_t fd)
 {
-    struct remote_upstream *ru = arg;
+    struct conn_count *cc = arg;
 
-    ru->base.stats.connections--;
+    cc->n--;
+    cc->ru->base.stats.connections--;
     return close(fd);
 }
 
-static void count_sockets(struct remote_upstream *ru, CURL *easy)
+static void count_sockets(struct conn_count *cc, CURL *easy)
 {
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, ru);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, cc);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, ru);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, cc);
+}
+
+/*
+ * libcurl before 8.0.0 (Debian 12 has 7.88.1) breaks a transfer that
+ * reuses an h2c connection opened by prior knowledge ("Error in the HTTP2
+ * framing layer", curl issue 10634, fixed by curl PR 10643): on reuse it
+ * stacks a second HTTP/2 layer. There, the first call of a connection goes
+ * alone with prior knowledge, and the calls after it ask for
+ * CURL_HTTP_VERSION_2_0, which takes the open h2 connection as it is.
+ */
+static int curl_h2c_reuse_broken(void)
+{
+    return curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
 }
 
 static size_t on_write(char *p, size_t size, size_t n, void *arg)
@@ -604,6 +630,8 @@ static void call_detach(struct remote_call *c)
 
 static void call_free(struct remote_call *c)
 {
+    if (c->opener)
+        c->job->ru->h2c_opening = 0;
     call_detach(c);
     DLIST_UNLINK(c->job->ru->calls, c);
     if (c->easy != NULL)
@@ -724,6 +752,12 @@ static int call_sign(struct remote_call *c)
     return 0;
 }
 
+/* h2c: whether <c> takes the open connection (see curl_h2c_reuse_broken). */
+static int call_h2c_reuses(const struct remote_call *c)
+{
+    return !c->opener && curl_h2c_reuse_broken();
+}
+
 /* Set up the transfer of <c>. 0, or a negative IG_ERR_* with <c> failed. */
 static int call_setup(struct remote_call *c)
 {
@@ -774,9 +808,10 @@ static int call_setup(struct remote_call *c)
     curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION,
                      !ru->conf->upstream_http2                     ? CURL_HTTP_VERSION_1_1
                      : strncmp(ru->url_invoke, "https:", 6) == 0 ? CURL_HTTP_VERSION_2TLS
+                     : call_h2c_reuses(c)                        ? CURL_HTTP_VERSION_2_0
                                                                  : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
     curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L); /* h2: share a connection when one comes */
-    count_sockets(ru, c->easy);
+    count_sockets(&ru->conns, c->easy);
     if (ru->kind == REMOTE_CONTAINER)
         curl_easy_setopt(c->easy, CURLOPT_PROXY, ""); /* a sidecar: never through a proxy */
     else
@@ -792,6 +827,15 @@ static void call_send(struct remote_call *c)
     struct remote_upstream *ru = c->job->ru;
     int rv;
 
+    if (ru->conf->upstream_http2 && strncmp(ru->url_invoke, "http:", 5) == 0 &&
+        curl_h2c_reuse_broken() && ru->conns.n == 0) {
+        if (ru->h2c_opening) { /* the opener's connection is on its way */
+            call_queue(c, 1);
+            return;
+        }
+        ru->h2c_opening = 1;
+        c->opener = 1;
+    }
     if ((rv = call_setup(c)) == IG_ERR_AGAIN) {
         ru->creds_wait = 1; /* the first credentials are on their way */
         call_queue(c, 1);
@@ -849,7 +893,8 @@ static void call_start(struct remote_call *c)
 {
     struct remote_upstream *ru = c->job->ru;
 
-    if (ru->running < ru->max_calls && ru->q_head == NULL && !ru->creds_wait) {
+    if (ru->running < ru->max_calls && ru->q_head == NULL && !ru->creds_wait &&
+        !ru->h2c_opening) {
         call_send(c);
         return;
     }
@@ -859,7 +904,8 @@ static void call_start(struct remote_call *c)
 /* Start queued calls while slots are free. */
 static void remote_pump(struct remote_upstream *ru)
 {
-    while (ru->running < ru->max_calls && ru->q_head != NULL && !ru->creds_wait) {
+    while (ru->running < ru->max_calls && ru->q_head != NULL && !ru->creds_wait &&
+           !ru->h2c_opening) {
         struct remote_call *c = ru->q_head;
 
         ru->q_head = c->qnext;
@@ -1059,6 +1105,10 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
 
     c->where = CALL_NONE;
     ru->running--;
+    if (c->opener) { /* its connection is open (or failed): the others go */
+        c->opener = 0;
+        ru->h2c_opening = 0;
+    }
     ig_hist_observe(&ru->base.stats.call_seconds, (double)(ig_now_us() - c->start_us) / 1e6);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
     if (rc == CURLE_OK && code >= 200 && code < 300) {
@@ -1364,15 +1414,16 @@ static void remote_destroy(struct ig_upstream *u)
     if (ru->ping_timer != NULL)
         event_free(ru->ping_timer);
     if (ru->ping != NULL) {
-        ig_curl_loop_cancel(ru->cl, ru->ping);
+        ig_curl_loop_cancel(ru->cl_probe, ru->ping);
         curl_easy_cleanup(ru->ping);
     }
     if (ru->exec != NULL) {
-        ig_curl_loop_cancel(ru->cl, ru->exec);
+        ig_curl_loop_cancel(ru->cl_probe, ru->exec);
         curl_easy_cleanup(ru->exec);
     }
     ig_aws_creds_free(ru->creds); /* its fetches run on ru->cl: first */
     ig_curl_loop_free(ru->cl);
+    ig_curl_loop_free(ru->cl_probe);
     ig_buf_clear(&ru->ping_resp);
     ig_buf_clear(&ru->exec_resp);
     free(ru->url_invoke);
@@ -1453,10 +1504,9 @@ static void small_get(struct remote_upstream *ru, CURL **easy, const char *url, 
     curl_easy_setopt(*easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(*easy, CURLOPT_PROXY, "");
     curl_easy_setopt(*easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    count_sockets(ru, *easy);
-    if (ru->conf->upstream_http2 && strncmp(url, "http:", 5) == 0)
-        curl_easy_setopt(*easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-    if (ig_curl_loop_add(ru->cl, *easy, cb, ru) < 0) {
+    count_sockets(&ru->probe_conns, *easy);
+    curl_easy_setopt(*easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1); /* a pool of its own */
+    if (ig_curl_loop_add(ru->cl_probe, *easy, cb, ru) < 0) {
         curl_easy_cleanup(*easy);
         *easy = NULL;
     }
@@ -1517,7 +1567,10 @@ static struct remote_upstream *remote_new(const struct ig_upstream_env *env, enu
     ig_buf_init(&ru->ping_resp, REMOTE_SMALL_MAX);
     ig_buf_init(&ru->exec_resp, REMOTE_SMALL_MAX);
     snprintf(ru->why, sizeof(ru->why), "no answer to GET /ping yet");
+    ru->conns.ru = ru;
+    ru->probe_conns.ru = ru;
     ru->cl = ig_curl_loop_new(env->base, (long)conf->max_inflight + 2, conf->upstream_http2);
+    ru->cl_probe = ig_curl_loop_new(env->base, 1, 0);
     return ru;
 }
 
@@ -1534,7 +1587,7 @@ int ig_upstream_container_open(const char *url, const struct ig_upstream_env *en
     while (n > 0 && url[n - 1] == '/')
         n--;
     ru = remote_new(env, REMOTE_CONTAINER);
-    if (ru->cl == NULL) {
+    if (ru->cl == NULL || ru->cl_probe == NULL) {
         remote_destroy(&ru->base);
         snprintf(err, errlen, "model '%s': libcurl cannot be set up", url);
         return IG_ERR_IO;
