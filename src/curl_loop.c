@@ -207,9 +207,12 @@ struct ig_curl_loop *ig_curl_loop_new(struct event_base *base, long max_host_con
 
 int ig_curl_loop_add(struct ig_curl_loop *l, CURL *easy, ig_curl_done_cb *cb, void *arg)
 {
-    struct curl_xfer *x = malloc(sizeof(*x));
+    struct curl_xfer *x = NULL;
 
-    if (x == NULL)
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    if (x != NULL)
+        return IG_ERR_INVALID; /* running already: left as it is */
+    if ((x = malloc(sizeof(*x))) == NULL)
         return IG_ERR_NOMEM;
     x->cb = cb;
     x->arg = arg;
@@ -253,8 +256,15 @@ void ig_curl_loop_free(struct ig_curl_loop *l)
 {
     if (l == NULL)
         return;
-    while (l->xfers != NULL)
-        ig_curl_loop_cancel(l, l->xfers->easy);
+    while (l->xfers != NULL) { /* straight from the list: never through a handle's state */
+        struct curl_xfer *x = l->xfers;
+
+        curl_multi_remove_handle(l->multi, x->easy);
+        curl_easy_setopt(x->easy, CURLOPT_PRIVATE, NULL);
+        LIST_UNLINK(l->xfers, x);
+        free(x);
+        l->running--;
+    }
     if (l->multi != NULL)
         curl_multi_cleanup(l->multi);
     while (l->socks != NULL) { /* the pool's sockets libcurl did not REMOVE */

@@ -309,6 +309,22 @@ static void gw_error(struct ig_gateway *gw, struct ig_http_req *http, const char
  * with the modeled shape, so the keys are exactly these, capitalised.
  * <orig_status> 0 is SageMaker's "no answer from the container" (timeout).
  */
+/* Cut a UTF-8 character that snprintf left incomplete at the end of <s>
+ * (jansson refuses invalid UTF-8, and a key it refuses is left out). */
+static void gw_utf8_trim(char *s)
+{
+    size_t n = strlen(s), j = n, need;
+
+    while (j > 0 && n - j < 4 && ((unsigned char)s[j - 1] & 0xC0) == 0x80)
+        j--;
+    if (j == 0 || ((unsigned char)s[j - 1] & 0x80) == 0)
+        return;
+    j--; /* the lead byte */
+    need = ((unsigned char)s[j] & 0xE0) == 0xC0 ? 2 : ((unsigned char)s[j] & 0xF0) == 0xE0 ? 3 : 4;
+    if (j + need > n)
+        s[j] = '\0';
+}
+
 static void gw_model_error(struct ig_gateway *gw, struct ig_http_req *http,
                            const struct gw_request *r, const struct gw_endpoint *ep,
                            int orig_status, const char *orig_msg)
@@ -324,6 +340,7 @@ static void gw_model_error(struct ig_gateway *gw, struct ig_http_req *http,
 
     snprintf(msg, sizeof(msg), "Received %s error (%d) from %s with message \"%s\".",
              client ? "client" : "server", orig_status, ep->conf->variant, orig_msg);
+    gw_utf8_trim(msg);
     snprintf(arn, sizeof(arn),
              "arn:aws:logs:" GW_REGION ":" GW_ACCOUNT ":log-group:/aws/sagemaker/Endpoints/%s",
              ep->conf->name);
@@ -888,6 +905,10 @@ static const char *gw_check_headers(struct ig_http_req *http, const struct gw_en
     if (v && strlen(v) > 1024)
         return "1 validation error detected: Value at 'customAttributes' failed to satisfy "
                "constraint: Member must have length less than or equal to 1024";
+    for (size_t i = 0; v != NULL && v[i] != '\0'; i++)
+        if ((unsigned char)v[i] >= 0x80)
+            return "1 validation error detected: Value at 'customAttributes' failed to satisfy "
+                   "constraint: Member must satisfy regular expression pattern: \\p{ASCII}*";
     v = ig_http_req_header(http, "X-Amzn-SageMaker-Inference-Id");
     if (v && (strlen(v) < 1 || strlen(v) > 64))
         return "1 validation error detected: Value at 'inferenceId' failed to satisfy "
@@ -1322,23 +1343,35 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
     } else if (strcmp(path, "/healthz") == 0) {
         gw_respond_text(gw, http, 200, "application/json", ig_xstrdup("{\"status\":\"ok\"}"), 15);
     } else if (strcmp(path, "/readyz") == 0) {
-        char why[768] = "";
+        char why[768] = "", one[768];
+        size_t down = 0;
 
-        for (size_t i = 0; i < gw->neps && why[0] == '\0'; i++)
-            if (gw->eps[i].up->ops->health(gw->eps[i].up, why, sizeof(why)) < 0 &&
-                why[0] == '\0')
-                snprintf(why, sizeof(why), "endpoint %s is not ready", gw->eps[i].conf->name);
+        /* Ready while any endpoint can serve (one model down must not take
+         * the local ones out of a Service); "degraded" names the first that
+         * cannot. */
+        for (size_t i = 0; i < gw->neps; i++) {
+            one[0] = '\0';
+            if (gw->eps[i].up->ops->health(gw->eps[i].up, one, sizeof(one)) == 0)
+                continue;
+            if (down++ == 0) {
+                if (one[0] == '\0')
+                    snprintf(one, sizeof(one), "endpoint %s is not ready", gw->eps[i].conf->name);
+                memcpy(why, one, sizeof(why));
+            }
+        }
         if (gw->draining) {
             gw_respond_text(gw, http, 503, "application/json",
                             ig_xstrdup("{\"status\":\"draining\"}"), 21);
-        } else if (why[0] != '\0') {
-            json_t *o = json_pack("{s:s,s:s}", "status", "not ready", "reason", why);
+        } else if (down > 0) {
+            int all = down == gw->neps;
+            json_t *o = json_pack("{s:s,s:s}", "status", all ? "not ready" : "degraded", "reason",
+                                  why);
             char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 
             json_decref(o);
             if (body == NULL)
-                body = ig_xstrdup("{\"status\":\"not ready\"}");
-            gw_respond_text(gw, http, 503, "application/json", body, strlen(body));
+                body = ig_xstrdup(all ? "{\"status\":\"not ready\"}" : "{\"status\":\"degraded\"}");
+            gw_respond_text(gw, http, all ? 503 : 200, "application/json", body, strlen(body));
         } else {
             gw_respond_text(gw, http, 200, "application/json",
                             ig_xstrdup("{\"status\":\"ready\"}"), 18);
@@ -1723,6 +1756,8 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
             goto fail;
     }
     rv = ig_http_server_new(base, &hc, on_request, gw, &gw->http, err, errlen);
+    for (size_t i = 0; rv == 0 && i < gw->neps; i++) /* remote models charge it too */
+        gw->eps[i].up->budget = ig_http_server_budget(gw->http);
     if (rv < 0)
         goto fail;
     *out = gw;

@@ -1886,6 +1886,11 @@ uint32_t ig_http_server_active_requests(const struct ig_http_server *srv)
     return srv->nactive;
 }
 
+struct ig_budget *ig_http_server_budget(struct ig_http_server *srv)
+{
+    return srv->budget;
+}
+
 uint32_t ig_http_server_connections(const struct ig_http_server *srv)
 {
     return srv->nconns;

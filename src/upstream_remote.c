@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "infergate/aws_creds.h"
+#include "infergate/budget.h"
 #include "infergate/buf.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
@@ -53,8 +54,11 @@
 #include "infergate/sigv4.h"
 #include "infergate/upstream.h"
 
-/* One call's answer at most (the gateway answers 64 MiB at most too). */
+/* One call's answer at most (the gateway answers 64 MiB at most too), and
+ * per row of the call: a model that answers a few rows with megabytes is
+ * cut early. */
 #define REMOTE_RESP_MAX ((size_t)64 << 20)
+#define REMOTE_RESP_PER_ROW ((size_t)256 << 10)
 /* Readiness probe period and timeout (the contract's 2 s for /ping). */
 #define REMOTE_PING_US 1000000
 #define REMOTE_PING_TIMEOUT_MS 2000
@@ -104,10 +108,13 @@ struct remote_job {
     struct ig_pred *preds;
     struct ig_row_fail *fails; /* allocated at the first failed row */
     uint32_t pending;          /* calls not finished */
+    struct remote_call *calls; /* those calls (jprev/jnext) */
     int cancelled;
     const char *err_type; /* whole-job failure, set before it completes */
     char *err_msg;
     struct event *later; /* a completion deferred to the loop */
+    struct ig_budget_hold hold;     /* rows, offsets, predictions: charged at submit */
+    struct ig_budget_hold out_hold; /* <out> */
     struct remote_job *prev, *next; /* the upstream's jobs */
 };
 
@@ -124,14 +131,18 @@ struct remote_call {
     struct curl_slist *hdrs;
     struct ig_buf body;
     struct ig_buf resp;
+    size_t resp_cap;            /* this call's answer at most */
+    struct ig_budget_hold hold; /* body and answer, charged as they grow */
+    int over;                   /* 1: the answer passed resp_cap; 2: the budget refused it */
     char ctype[128];
     char etype[128]; /* x-amzn-ErrorType, up to its ':' */
     char attrs[1025]; /* X-Amzn-SageMaker-Custom-Attributes answered */
     char variant[64]; /* x-Amzn-Invoked-Production-Variant answered */
     uint64_t start_us;
     struct event *timer; /* backoff */
-    struct remote_call *qnext;      /* the upstream's queue */
-    struct remote_call *prev, *next; /* the upstream's calls */
+    struct remote_call *qprev, *qnext; /* the upstream's queue */
+    struct remote_call *prev, *next;   /* the upstream's calls */
+    struct remote_call *jprev, *jnext; /* the job's calls */
 };
 
 struct remote_upstream {
@@ -157,6 +168,7 @@ struct remote_upstream {
     CURL *ping, *exec;
     struct ig_buf ping_resp, exec_resp;
     int exec_done;
+    int ping_busy, exec_busy; /* a GET is out: its handle is not touched */
     struct event *ping_timer;
     /* breaker */
     int breaker;
@@ -265,6 +277,26 @@ static size_t on_write(char *p, size_t size, size_t n, void *arg)
     return ig_buf_append(b, p, size * n) == 0 ? size * n : 0;
 }
 
+/* A call's answer: capped by its rows, charged to the server-wide budget
+ * before the buffer grows; 0 aborts the transfer (c->over says why). */
+static size_t on_call_write(char *p, size_t size, size_t n, void *arg)
+{
+    struct remote_call *c = arg;
+    size_t len = size * n, cap;
+
+    if (c->resp.len + len > c->resp_cap) {
+        c->over = 1;
+        return 0;
+    }
+    cap = ig_buf_grown_cap(&c->resp, len);
+    if (cap != c->resp.cap && c->job->ru->base.budget != NULL &&
+        ig_budget_hold_set(&c->hold, c->job->ru->base.budget, c->body.cap + cap) < 0) {
+        c->over = 2;
+        return 0;
+    }
+    return ig_buf_append(&c->resp, p, len) == 0 ? len : 0;
+}
+
 /* Copy header <name>'s value out of a raw header line, up to <stop>. */
 static void hdr_take(const char *line, size_t len, const char *name, char *dst, size_t cap,
                      char stop)
@@ -304,48 +336,117 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 
 /* ---- answers --------------------------------------------------------------- */
 
-/* End of the JSON value at p (< end), or NULL when it is not one. Structure
- * only: strings, nesting, and scalars as runs of their characters. */
+/* Nesting a prediction may have: deeper is refused (not valid for us). */
+#define REMOTE_JSON_DEPTH 64
+
+static const char *json_ws(const char *p, const char *end);
+
+/* End of the JSON number at p, or NULL (RFC 8259's grammar). */
+static const char *json_number(const char *p, const char *end)
+{
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end || !isdigit((unsigned char)*p))
+        return NULL;
+    if (*p == '0')
+        p++;
+    else
+        while (p < end && isdigit((unsigned char)*p))
+            p++;
+    if (p < end && *p == '.') {
+        if (++p >= end || !isdigit((unsigned char)*p))
+            return NULL;
+        while (p < end && isdigit((unsigned char)*p))
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || !isdigit((unsigned char)*p))
+            return NULL;
+        while (p < end && isdigit((unsigned char)*p))
+            p++;
+    }
+    return p;
+}
+
+/* End of the JSON string at p (its opening quote), or NULL. */
+static const char *json_str_end(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        unsigned char ch = (unsigned char)*p;
+
+        if (ch == '"')
+            return p + 1;
+        if (ch < 0x20)
+            return NULL;
+        if (ch == '\\') {
+            if (++p >= end || strchr("\"\\/bfnrtu", *p) == NULL)
+                return NULL;
+            if (*p == 'u') {
+                for (int k = 0; k < 4; k++)
+                    if (++p >= end || !isxdigit((unsigned char)*p))
+                        return NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* End of the JSON value at p (< end), or NULL when it is not one: a
+ * validating walk (matched brackets, keys that are strings, numbers and
+ * literals as the grammar has them), no tree built. */
+static const char *json_skip_at(const char *p, const char *end, int depth)
+{
+    p = json_ws(p, end);
+    if (p >= end)
+        return NULL;
+    switch (*p) {
+    case '"':
+        return json_str_end(p, end);
+    case '{':
+    case '[': {
+        char close = *p == '{' ? '}' : ']';
+
+        if (depth >= REMOTE_JSON_DEPTH)
+            return NULL;
+        p = json_ws(p + 1, end);
+        if (p < end && *p == close)
+            return p + 1;
+        for (;;) {
+            if (close == '}') {
+                if (p >= end || *p != '"' || (p = json_str_end(p, end)) == NULL)
+                    return NULL;
+                p = json_ws(p, end);
+                if (p >= end || *p != ':')
+                    return NULL;
+                p++;
+            }
+            if ((p = json_skip_at(p, end, depth + 1)) == NULL)
+                return NULL;
+            p = json_ws(p, end);
+            if (p < end && *p == close)
+                return p + 1;
+            if (p >= end || *p != ',')
+                return NULL;
+            p = json_ws(p + 1, end);
+        }
+    }
+    case 't':
+        return end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+    case 'f':
+        return end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+    case 'n':
+        return end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+    default:
+        return json_number(p, end);
+    }
+}
+
 static const char *json_skip(const char *p, const char *end)
 {
-    int depth = 0;
-
-    do {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-            p++;
-        if (p >= end)
-            return NULL;
-        if (*p == '"') {
-            for (p++; p < end && *p != '"'; p++)
-                if (*p == '\\' && ++p == end)
-                    return NULL;
-            if (p >= end)
-                return NULL;
-            p++;
-        } else if (*p == '{' || *p == '[') {
-            depth++;
-            p++;
-            continue;
-        } else if (*p == '}' || *p == ']') {
-            if (depth == 0)
-                return NULL;
-            depth--;
-            p++;
-        } else if (*p == ',' || *p == ':') {
-            if (depth == 0)
-                return NULL;
-            p++;
-            continue;
-        } else {
-            const char *s = p;
-
-            while (p < end && (isalnum((unsigned char)*p) || *p == '-' || *p == '+' || *p == '.'))
-                p++;
-            if (p == s)
-                return NULL;
-        }
-    } while (depth > 0);
-    return p;
+    return json_skip_at(p, end, 0);
 }
 
 static const char *json_ws(const char *p, const char *end)
@@ -385,7 +486,11 @@ static long remote_split(enum ig_format fmt, const char *key, const char *b, siz
         }
         return n;
     }
-    p = json_ws(p, end);
+    /* Valid JSON as a whole, nothing after it: the walk below may trust
+     * the structure (the client gets these slices re-wrapped). */
+    if ((p = json_skip(b, end)) == NULL || json_ws(p, end) != end)
+        return -1;
+    p = json_ws(b, end);
     if (p < end && *p == '{') {
         const char *arr = NULL;
 
@@ -502,6 +607,8 @@ static void job_free(struct remote_job *job)
     free(job->fails);
     free(job->err_msg);
     ig_buf_clear(&job->out);
+    ig_budget_hold_clear(&job->hold);
+    ig_budget_hold_clear(&job->out_hold);
     free(job);
 }
 
@@ -597,7 +704,15 @@ static struct remote_call *call_new(struct remote_job *job, uint32_t lo, uint32_
     c->hi = hi;
     ig_buf_init(&c->body, (size_t)UINT32_MAX);
     ig_buf_init(&c->resp, REMOTE_RESP_MAX);
+    c->resp_cap = (size_t)(hi - lo) * REMOTE_RESP_PER_ROW + ((size_t)64 << 10);
+    if (c->resp_cap > REMOTE_RESP_MAX)
+        c->resp_cap = REMOTE_RESP_MAX;
     DLIST_LINK(job->ru->calls, c);
+    c->jprev = NULL;
+    c->jnext = job->calls;
+    if (job->calls != NULL)
+        job->calls->jprev = c;
+    job->calls = c;
     job->pending++;
     return c;
 }
@@ -610,18 +725,15 @@ static void call_detach(struct remote_call *c)
     if (c->where == CALL_RUNNING) {
         ig_curl_loop_cancel(ru->cl, c->easy);
         ru->running--;
-    } else if (c->where == CALL_QUEUED) {
-        struct remote_call **pp = &ru->q_head;
-
-        ru->q_tail = NULL;
-        while (*pp != NULL) {
-            if (*pp == c)
-                *pp = c->qnext;
-            else {
-                ru->q_tail = *pp;
-                pp = &(*pp)->qnext;
-            }
-        }
+    } else if (c->where == CALL_QUEUED) { /* O(1): a mass cancel is linear */
+        if (c->qprev != NULL)
+            c->qprev->qnext = c->qnext;
+        else
+            ru->q_head = c->qnext;
+        if (c->qnext != NULL)
+            c->qnext->qprev = c->qprev;
+        else
+            ru->q_tail = c->qprev;
     } else if (c->where == CALL_BACKOFF) {
         event_del(c->timer);
     }
@@ -630,10 +742,26 @@ static void call_detach(struct remote_call *c)
 
 static void call_free(struct remote_call *c)
 {
+    struct remote_upstream *ru = c->job->ru;
+
     if (c->opener)
-        c->job->ru->h2c_opening = 0;
+        ru->h2c_opening = 0;
+    if (c->probe && ru->probe_out) {
+        /* the probe ended with no verdict (throttled, too large, not
+         * sent): open again, and probe again later */
+        ru->probe_out = 0;
+        ru->breaker = BREAKER_OPEN;
+        ru->open_until_us = ig_now_us() + ru->conf->breaker_open_ms * 1000;
+        ru->base.stats.breaker_state = (uint32_t)ru->breaker;
+    }
     call_detach(c);
     DLIST_UNLINK(c->job->ru->calls, c);
+    if (c->jprev != NULL)
+        c->jprev->jnext = c->jnext;
+    else
+        c->job->calls = c->jnext;
+    if (c->jnext != NULL)
+        c->jnext->jprev = c->jprev;
     if (c->easy != NULL)
         curl_easy_cleanup(c->easy);
     curl_slist_free_all(c->hdrs);
@@ -641,6 +769,7 @@ static void call_free(struct remote_call *c)
         event_free(c->timer);
     ig_buf_clear(&c->body);
     ig_buf_clear(&c->resp);
+    ig_budget_hold_clear(&c->hold);
     free(c);
 }
 
@@ -663,6 +792,9 @@ static int call_body(struct remote_call *c)
     int rv;
 
     ig_buf_reset(&c->body);
+    if (job->ru->base.budget != NULL &&
+        ig_budget_hold_set(&c->hold, job->ru->base.budget, n + 1 + c->resp.cap) < 0)
+        return IG_ERR_FULL;
     if ((rv = ig_buf_reserve(&c->body, n)) < 0)
         return rv;
     if (json)
@@ -764,6 +896,7 @@ static int call_setup(struct remote_call *c)
     struct remote_job *job = c->job;
     struct remote_upstream *ru = job->ru;
     char h[192];
+    int rv;
 
     if (c->easy == NULL && (c->easy = curl_easy_init()) == NULL)
         return IG_ERR_NOMEM;
@@ -771,9 +904,10 @@ static int call_setup(struct remote_call *c)
     curl_slist_free_all(c->hdrs);
     c->hdrs = NULL;
     ig_buf_reset(&c->resp);
+    c->over = 0;
     c->ctype[0] = c->etype[0] = '\0';
-    if (c->body.len == 0 && call_body(c) < 0)
-        return IG_ERR_NOMEM;
+    if (c->body.len == 0 && (rv = call_body(c)) < 0)
+        return rv;
     snprintf(h, sizeof(h), "Content-Type: %s", ig_codec_format_mime(job->ctype));
     c->hdrs = curl_slist_append(c->hdrs, h);
     snprintf(h, sizeof(h), "Accept: %s", ig_codec_format_mime(job->accept));
@@ -798,8 +932,8 @@ static int call_setup(struct remote_call *c)
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body.data);
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body.len);
     curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->hdrs);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &c->resp);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_call_write);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)ru->conf->upstream_timeout_ms);
@@ -838,6 +972,10 @@ static void call_send(struct remote_call *c)
     }
     if ((rv = call_setup(c)) == IG_ERR_AGAIN) {
         ru->creds_wait = 1; /* the first credentials are on their way */
+        if (c->opener) {
+            c->opener = 0;
+            ru->h2c_opening = 0;
+        }
         call_queue(c, 1);
         return;
     }
@@ -855,8 +993,16 @@ static void call_send(struct remote_call *c)
                 return;
             }
         }
-        job_fail_rows(c->job, c->lo, c->hi, "InternalFailure", 0,
-                      "The gateway could not start the call to the model.", 50);
+        if (rv == IG_ERR_FULL && ru->base.budget != NULL) {
+            snprintf(msg, sizeof(msg),
+                     "The gateway holds what it may for clients (%llu bytes) and cannot send "
+                     "these rows to the model now; retry later.",
+                     (unsigned long long)ru->base.budget->cap);
+            job_fail_rows(c->job, c->lo, c->hi, "ThrottlingException", 0, msg, strlen(msg));
+        } else {
+            job_fail_rows(c->job, c->lo, c->hi, "InternalFailure", 0,
+                          "The gateway could not start the call to the model.", 50);
+        }
         call_end(c);
         return;
     }
@@ -873,13 +1019,17 @@ static void call_queue(struct remote_call *c, int front)
     struct remote_upstream *ru = c->job->ru;
 
     c->where = CALL_QUEUED;
-    c->qnext = NULL;
     if (front) {
+        c->qprev = NULL;
         c->qnext = ru->q_head;
-        ru->q_head = c;
-        if (ru->q_tail == NULL)
+        if (ru->q_head != NULL)
+            ru->q_head->qprev = c;
+        else
             ru->q_tail = c;
+        ru->q_head = c;
     } else {
+        c->qnext = NULL;
+        c->qprev = ru->q_tail;
         if (ru->q_tail != NULL)
             ru->q_tail->qnext = c;
         else
@@ -908,10 +1058,7 @@ static void remote_pump(struct remote_upstream *ru)
            !ru->h2c_opening) {
         struct remote_call *c = ru->q_head;
 
-        ru->q_head = c->qnext;
-        if (ru->q_head == NULL)
-            ru->q_tail = NULL;
-        c->where = CALL_NONE;
+        call_detach(c); /* off the queue */
         call_send(c);
     }
 }
@@ -956,12 +1103,31 @@ static int call_retry(struct remote_call *c, enum ig_retry_reason why)
 }
 
 /* The model refused rows [lo, hi): split in halves, or fail the one row. */
+/* The segment (request) that row <row> of <job> belongs to. */
+static uint32_t job_seg_of(const struct remote_job *job, uint32_t row)
+{
+    uint32_t lo = 0, hi = job->nsegs;
+
+    while (hi - lo > 1) { /* seg_first[lo] <= row < seg_first[hi] */
+        uint32_t mid = lo + (hi - lo) / 2;
+
+        if (job->seg_first[mid] <= row)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static void call_bisect(struct remote_call *c, int status, const char *msg, size_t msglen)
 {
     struct remote_job *job = c->job;
     uint32_t mid;
 
-    if (c->hi - c->lo == 1 || job->cancelled) {
+    /* Rows of one request: it fails whole at its first refused row, so
+     * splitting further would only cost calls (2n - 1 for a request of n
+     * rows the model refuses). */
+    if (c->hi - c->lo == 1 || job->cancelled || job_seg_of(job, c->lo) == job_seg_of(job, c->hi - 1)) {
         job_fail_rows(job, c->lo, c->hi, "ModelError", status, msg, msglen);
         call_end(c);
         return;
@@ -1039,11 +1205,25 @@ static void call_answered(struct remote_call *c)
         return;
     }
     call_keep_backs(c);
-    /* The slices index c->resp: move them into the job's output. */
+    /* The slices index c->resp: move them into the job's output (the
+     * whole answer and its charge, when it is the job's only call). */
     if (job->out.len == 0 && c->lo == 0 && c->hi == job->nrows) {
         ig_buf_clear(&job->out);
+        ig_budget_hold_clear(&job->out_hold);
         job->out = c->resp;
+        job->out_hold = c->hold;
+        memset(&c->hold, 0, sizeof(c->hold));
         ig_buf_init(&c->resp, REMOTE_RESP_MAX);
+        return;
+    }
+    if (ru->base.budget != NULL &&
+        ig_budget_hold_set(&job->out_hold, ru->base.budget,
+                           ig_buf_grown_cap(&job->out, c->resp.len)) < 0) {
+        snprintf(msg, sizeof(msg),
+                 "The model's answers do not fit in what the gateway may hold for clients "
+                 "(%llu bytes); retry later.",
+                 (unsigned long long)ru->base.budget->cap);
+        job_fail_rows(job, c->lo, c->hi, "ThrottlingException", 0, msg, strlen(msg));
         return;
     }
     if (ig_buf_reserve(&job->out, c->resp.len) < 0) {
@@ -1060,19 +1240,61 @@ static void call_answered(struct remote_call *c)
 }
 
 /* A model error's message for the client: the body, cut, as text. */
-static size_t call_model_msg(const struct remote_call *c, char *msg, size_t cap)
+/* Length of the valid UTF-8 sequence at s (< end), or 0. */
+static size_t utf8_seq(const unsigned char *s, const unsigned char *end)
 {
-    size_t n = c->resp.len < cap - 1 ? c->resp.len : cap - 1;
+    size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
+             : (s[0] & 0xF8) == 0xF0                     ? 4
+                                                         : 0;
+    uint32_t cp;
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)c->resp.data[i];
+    if (n == 0 || (size_t)(end - s) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    cp = n == 1 ? s[0] : n == 2 ? (s[0] & 0x1Fu) : n == 3 ? (s[0] & 0x0Fu) : (s[0] & 0x07u);
+    for (size_t i = 1; i < n; i++)
+        cp = cp << 6 | (s[i] & 0x3Fu);
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0; /* overlong, out of range, surrogate */
+    return n;
+}
 
-        msg[i] = ch < 0x20 && ch != '\t' ? ' ' : (char)ch;
+/* A model's message for the client: <len> bytes of <src> as valid UTF-8
+ * text (control characters as spaces, invalid bytes as '?'), cut on a
+ * character boundary to fit <cap> with its NUL. Returns its length. */
+static size_t text_clean(const char *src, size_t len, char *msg, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)src, *end = p + len;
+    size_t n = 0;
+
+    while (p < end) {
+        size_t k = utf8_seq(p, end);
+
+        if (k == 0 || (k == 1 && *p < 0x20)) {
+            if (n + 1 >= cap)
+                break;
+            msg[n++] = k == 0 ? '?' : ' ';
+            p++;
+            continue;
+        }
+        if (n + k >= cap)
+            break;
+        memcpy(msg + n, p, k);
+        n += k;
+        p += k;
     }
     while (n > 0 && msg[n - 1] == ' ')
         n--;
     msg[n] = '\0';
     return n;
+}
+
+static size_t call_model_msg(const struct remote_call *c, char *msg, size_t cap)
+{
+    return text_clean(c->resp.data ? c->resp.data : "", c->resp.len, msg, cap);
 }
 
 /* SageMaker's ModelError: the model's status and message from its body. */
@@ -1087,7 +1309,10 @@ static int call_sm_model_error(const struct remote_call *c, int *status, char *m
         return -1;
     }
     *status = (int)json_integer_value(st);
-    snprintf(msg, cap, "%s", json_is_string(om) ? json_string_value(om) : "");
+    if (json_is_string(om))
+        text_clean(json_string_value(om), json_string_length(om), msg, cap);
+    else
+        msg[0] = '\0';
     json_decref(o);
     return 0;
 }
@@ -1185,9 +1410,20 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
         }
     } else {
         why = rc == CURLE_OPERATION_TIMEDOUT ? IG_RETRY_TIMEOUT : IG_RETRY_CONNECTION;
+        if (rc == CURLE_WRITE_ERROR && c->over == 2) {
+            snprintf(msg, sizeof(msg),
+                     "The model's answer does not fit in what the gateway may hold for clients "
+                     "(%llu bytes); retry later.",
+                     (unsigned long long)ru->base.budget->cap);
+            job_fail_rows(job, c->lo, c->hi, "ThrottlingException", 0, msg, strlen(msg));
+            call_end(c);
+            remote_pump(ru);
+            return;
+        }
         if (rc == CURLE_WRITE_ERROR) {
-            snprintf(msg, sizeof(msg), "The model's answer is larger than %zu bytes.",
-                     REMOTE_RESP_MAX);
+            snprintf(msg, sizeof(msg),
+                     "The model's answer is larger than %zu bytes, what %u rows may take.",
+                     c->resp_cap, c->hi - c->lo);
             job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
             call_end(c);
             remote_pump(ru);
@@ -1301,6 +1537,23 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
     job->arg = arg;
     ig_buf_init(&job->out, REMOTE_RESP_MAX + (size_t)batch->nrows * REMOTE_MSG_MAX);
     DLIST_LINK(ru->jobs, job);
+    if (ru->base.budget != NULL &&
+        ig_budget_hold_set(&job->hold, ru->base.budget,
+                           batch->nbytes + ((uint64_t)batch->nrows + 1) * (sizeof(*job->row_off) +
+                                                                           sizeof(*job->preds)) +
+                               ((uint64_t)batch->nsegs + 1) * sizeof(*job->seg_first)) < 0) {
+        char msg[256];
+
+        snprintf(msg, sizeof(msg),
+                 "The gateway holds what it may for clients (%llu bytes) and cannot send these "
+                 "rows to the model now; retry later.",
+                 (unsigned long long)ru->base.budget->cap);
+        batch->upstream_data = job;
+        job->err_type = "ThrottlingException";
+        job->err_msg = ig_xstrdup(msg);
+        job_complete_later(job);
+        return 0;
+    }
     if (job_copy_rows(job) < 0) {
         job_free(job);
         return IG_ERR_FULL;
@@ -1323,7 +1576,10 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
     }
     /* Calls of at most max_payload bytes (a row larger goes alone), and a
      * segment that forwards headers in calls of its own. The probe is one
-     * call, whatever the size. */
+     * call, whatever the size. A call may fail as it starts (no
+     * credentials): the job is held meanwhile, and completes from the
+     * loop, never from inside this call. */
+    job->pending++;
     for (uint32_t i = 0, s = 0; i < job->nrows; i++) {
         uint64_t len = job->row_off[i + 1] - job->row_off[i] + 1;
         int seg_start = 0;
@@ -1343,6 +1599,8 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
         bytes += len;
     }
     call_launch(job, lo, job->nrows, probe);
+    if (--job->pending == 0)
+        job_complete_later(job);
     return 0;
 }
 
@@ -1355,10 +1613,8 @@ static void remote_cancel(struct ig_upstream *u, struct ig_batch *batch)
     if (job == NULL || job->cancelled)
         return;
     job->cancelled = 1;
-    for (c = ru->calls; c != NULL; c = next) {
-        next = c->next;
-        if (c->job != job)
-            continue;
+    for (c = job->calls; c != NULL; c = next) {
+        next = c->jnext;
         if (c->probe)
             ru->probe_out = 0;
         call_free(c);
@@ -1377,6 +1633,11 @@ static int remote_health(struct ig_upstream *u, char *why, size_t whylen)
         if (why)
             snprintf(why, whylen, "%s: circuit breaker open after %u failed calls in a row",
                      ru->label, ru->fails_in_row);
+        return IG_ERR_IO;
+    }
+    if (ru->breaker == BREAKER_HALF && ru->probe_out) {
+        if (why)
+            snprintf(why, whylen, "%s: circuit breaker half-open, a probe call is out", ru->label);
         return IG_ERR_IO;
     }
     if (ru->kind == REMOTE_CONTAINER && !ru->ready) {
@@ -1467,6 +1728,7 @@ static void on_exec_done(CURL *easy, CURLcode rc, void *arg)
     long code = 0;
     json_t *o, *v;
 
+    ru->exec_busy = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
     if (rc != CURLE_OK)
         return; /* asked again after the next good ping */
@@ -1490,11 +1752,15 @@ static void on_exec_done(CURL *easy, CURLcode rc, void *arg)
     json_decref(o);
 }
 
-static void small_get(struct remote_upstream *ru, CURL **easy, const char *url, struct ig_buf *resp,
-                      ig_curl_done_cb *cb)
+/* GET <url> into <resp> on the probes' pool, unless the last one is still
+ * out (*busy): a handle in flight is never reset. 1 when started. */
+static int small_get(struct remote_upstream *ru, CURL **easy, int *busy, const char *url,
+                     struct ig_buf *resp, ig_curl_done_cb *cb)
 {
+    if (*busy)
+        return 0;
     if (*easy == NULL && (*easy = curl_easy_init()) == NULL)
-        return;
+        return 0;
     curl_easy_reset(*easy);
     ig_buf_reset(resp);
     curl_easy_setopt(*easy, CURLOPT_URL, url);
@@ -1509,7 +1775,10 @@ static void small_get(struct remote_upstream *ru, CURL **easy, const char *url, 
     if (ig_curl_loop_add(ru->cl_probe, *easy, cb, ru) < 0) {
         curl_easy_cleanup(*easy);
         *easy = NULL;
+        return 0;
     }
+    *busy = 1;
+    return 1;
 }
 
 static void on_ping_done(CURL *easy, CURLcode rc, void *arg)
@@ -1518,6 +1787,7 @@ static void on_ping_done(CURL *easy, CURLcode rc, void *arg)
     long code = 0;
     int was = ru->ready;
 
+    ru->ping_busy = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
     ru->ready = rc == CURLE_OK && code == 200;
     if (rc != CURLE_OK)
@@ -1528,7 +1798,7 @@ static void on_ping_done(CURL *easy, CURLcode rc, void *arg)
         ig_log(ru->ready ? IG_LOG_INFO : IG_LOG_WARN, "endpoint %s: %s is %s%s%s", ru->conf->name,
                ru->label, ru->ready ? "ready" : "not ready: ", ru->ready ? "" : ru->why, "");
     if (ru->ready && !ru->exec_done)
-        small_get(ru, &ru->exec, ru->url_exec, &ru->exec_resp, on_exec_done);
+        small_get(ru, &ru->exec, &ru->exec_busy, ru->url_exec, &ru->exec_resp, on_exec_done);
     ping_arm(ru, REMOTE_PING_US);
 }
 
@@ -1538,9 +1808,8 @@ static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    small_get(ru, &ru->ping, ru->url_ping, &ru->ping_resp, on_ping_done);
-    if (ru->ping == NULL)
-        ping_arm(ru, REMOTE_PING_US);
+    if (!small_get(ru, &ru->ping, &ru->ping_busy, ru->url_ping, &ru->ping_resp, on_ping_done))
+        ping_arm(ru, REMOTE_PING_US); /* else on_ping_done arms the next */
 }
 
 /* ---- opening -------------------------------------------------------------------- */
@@ -1570,7 +1839,7 @@ static struct remote_upstream *remote_new(const struct ig_upstream_env *env, enu
     ru->conns.ru = ru;
     ru->probe_conns.ru = ru;
     ru->cl = ig_curl_loop_new(env->base, (long)conf->max_inflight + 2, conf->upstream_http2);
-    ru->cl_probe = ig_curl_loop_new(env->base, 1, 0);
+    ru->cl_probe = ig_curl_loop_new(env->base, 2, 0); /* /ping beside a slow exec GET */
     return ru;
 }
 

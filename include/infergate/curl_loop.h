@@ -27,7 +27,8 @@ typedef void ig_curl_done_cb(CURL *easy, CURLcode rc, void *arg);
  */
 struct ig_curl_loop *ig_curl_loop_new(struct event_base *base, long max_host_conns, int multiplex);
 
-/* Start <easy>. 0, or IG_ERR_NOMEM / IG_ERR_IO (then <cb> never runs). */
+/* Start <easy>. 0, or IG_ERR_INVALID (it runs already: untouched),
+ * IG_ERR_NOMEM or IG_ERR_IO (then <cb> never runs for this add). */
 int ig_curl_loop_add(struct ig_curl_loop *l, CURL *easy, ig_curl_done_cb *cb, void *arg);
 
 /* Stop <easy> (added, not yet called back): its callback never runs. The

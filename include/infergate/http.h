@@ -157,6 +157,10 @@ uint32_t ig_http_server_active_requests(const struct ig_http_server *srv);
  */
 uint32_t ig_http_server_pending_requests(const struct ig_http_server *srv);
 int ig_http_server_flushed(const struct ig_http_server *srv);
+/* The server-wide budget (max_buffered_body_bytes), for others that hold
+ * bytes on clients' behalf (a remote model's calls): hold charges with
+ * ig_budget_hold, which keeps its own reference. */
+struct ig_budget *ig_http_server_budget(struct ig_http_server *srv);
 /* Open client connections (including ones flushing a last response). */
 uint32_t ig_http_server_connections(const struct ig_http_server *srv);
 /* The budgets (budget.h) as /metrics shows them: the server-wide budget

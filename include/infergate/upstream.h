@@ -90,6 +90,10 @@ struct ig_upstream {
     uint32_t accepts;     /* bit (1 << ig_format) per response format it can produce */
     int remote;           /* remote backends fill <stats> */
     struct ig_upstream_stats stats;
+    /* The server-wide budget (budget.h) a remote backend charges what it
+     * holds to: the rows it copied, call bodies, answers as they arrive.
+     * Set by the gateway once its HTTP server exists; NULL: not charged. */
+    struct ig_budget *budget;
 };
 
 /* Everything an upstream may need from the gateway. */
