@@ -73,6 +73,12 @@ APT_GET := apt-get -q -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT)
 # (tests/integration/test_js_sdk.py), installed from the committed lock file.
 JS_DIR := tests/js
 JS_STAMP := $(JS_DIR)/node_modules/.package-lock.json
+# The offline lint of the image and the manifests (make k8s-lint,
+# tests/lint/k8s_lint.mjs): kubernetes-models and dockerfile-utils, from the
+# committed lock file; kubectl (its built-in kustomize) comes with the
+# machine image.
+LINT_DIR := tests/lint
+LINT_STAMP := $(LINT_DIR)/node_modules/.package-lock.json
 
 .PHONY: all deps deps-deb test test-unit test-integ run bench clean
 
@@ -125,7 +131,7 @@ $(BUILD)/.build_opts: FORCE
 	@echo '$(CC) $(ALL_CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS) $(LDLIBS)' > $@
 FORCE:
 
-deps: deps-deb $(JS_STAMP)
+deps: deps-deb $(JS_STAMP) $(LINT_STAMP)
 
 deps-deb:
 	@missing=$$(for p in $(DEB_PKGS); do \
@@ -153,9 +159,17 @@ $(JS_STAMP): $(JS_DIR)/package-lock.json $(JS_DIR)/package.json
 	$(Q)cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
+$(LINT_STAMP): $(LINT_DIR)/package-lock.json $(LINT_DIR)/package.json
+	@command -v npm >/dev/null 2>&1 || { echo "make deps: npm not found; Node.js and npm" \
+		"come with the machine image (do not apt-get install npm)" >&2; exit 1; }
+	@echo "make deps: npm ci in $(LINT_DIR)"
+	$(Q)cd $(LINT_DIR) && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
 test: deps
 	$(MAKE) --no-print-directory all SANITIZE=$(SANITIZE)
 	$(MAKE) --no-print-directory test-unit SANITIZE=$(SANITIZE)
+	$(MAKE) --no-print-directory k8s-lint
 	$(MAKE) --no-print-directory test-integ SANITIZE=$(SANITIZE)
 
 test-unit: $(UNIT_BIN)
@@ -163,6 +177,16 @@ test-unit: $(UNIT_BIN)
 
 test-integ: $(BIN)
 	INFERGATE_BIN=$(BIN) tests/integration/run.sh
+
+# docker/Dockerfile, docker/model/Dockerfile and every manifest of docker/k8s
+# (each overlay as kubectl kustomize renders it, and the raw files) checked
+# offline: the schemas, and what they cannot (tests/lint/README.md). The
+# self-test first plants broken manifests and Dockerfiles in a temporary
+# tree: each must be reported.
+.PHONY: k8s-lint
+k8s-lint: $(LINT_STAMP)
+	node $(LINT_DIR)/k8s_lint.mjs --self-test
+	node $(LINT_DIR)/k8s_lint.mjs
 
 run: deps
 	$(MAKE) --no-print-directory all
