@@ -259,3 +259,60 @@ fuzz: fuzz-build
 	done; exit $$fail
 
 -include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d)
+
+# ------------------------------------------------------------------
+# Kubernetes: the images and a real pod (docker/, docker/k8s/, tests/k8s/).
+# No cluster here: Debian's podman plays the Kubernetes YAML as real
+# containers (podman kube play), from images built locally without a
+# registry. Run as root; podman's defaults fail on these machines (crun,
+# nofile), so every podman call goes through the containers.conf written
+# below (CONTAINERS_CONF; /etc is left alone).
+#   make k8s-base     localhost/debian-base:bookworm (debootstrap minbase;
+#                     skipped when the image exists)
+#   make k8s-images   localhost/infergate:test, localhost/infergate-model:test
+#   make k8s-e2e      plays docker/k8s/test and checks through the pod
+K8S_DEB_PKGS := podman buildah runc catatonit debootstrap curl nghttp2-client python3-h2
+K8S_BUILD := build/k8s
+K8S_CONF := $(K8S_BUILD)/containers.conf
+K8S_PODMAN = CONTAINERS_CONF=$(abspath $(K8S_CONF)) podman
+K8S_BASE_IMAGE := localhost/debian-base:bookworm
+K8S_MIRROR := http://deb.debian.org/debian
+
+.PHONY: k8s-deps k8s-base k8s-images k8s-e2e
+
+# The same apt-get run as deps-deb (lock wait included), for podman's set.
+k8s-deps:
+	@$(MAKE) --no-print-directory deps-deb DEB_PKGS="$(K8S_DEB_PKGS)"
+
+$(K8S_CONF): Makefile
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' \
+		'[engine]' 'runtime = "runc"' > $@
+
+k8s-base: k8s-deps $(K8S_CONF)
+	@if $(K8S_PODMAN) image exists $(K8S_BASE_IMAGE); then \
+		echo "make k8s-base: $(K8S_BASE_IMAGE) exists"; \
+	else \
+		set -e; r=$(K8S_BUILD)/rootfs; rm -rf $$r; \
+		echo "make k8s-base: debootstrap bookworm into $$r"; \
+		debootstrap --variant=minbase --include=curl,ca-certificates bookworm $$r $(K8S_MIRROR) \
+			> $(K8S_BUILD)/debootstrap.log 2>&1 || { tail -20 $(K8S_BUILD)/debootstrap.log >&2; exit 1; }; \
+		rm -rf $$r/var/cache/apt/archives/*.deb $$r/var/lib/apt/lists/*; \
+		tar -C $$r -c . | $(K8S_PODMAN) import - $(K8S_BASE_IMAGE) >/dev/null; \
+		rm -rf $$r; echo "make k8s-base: imported $(K8S_BASE_IMAGE)"; \
+	fi
+
+# Both images from the source tree (multi-stage: the build stage runs make
+# all; the two Dockerfiles share it word for word, so the second build
+# takes it from podman's layer cache). --format docker: the OCI format has
+# no HEALTHCHECK.
+k8s-images: k8s-base
+	$(K8S_PODMAN) build --pull=never --format docker --build-arg BASE=$(K8S_BASE_IMAGE) \
+		--build-arg IG_BUILD=$$(git describe --always --dirty 2>/dev/null || echo unknown) \
+		-f docker/Dockerfile -t localhost/infergate:test .
+	$(K8S_PODMAN) build --pull=never --format docker --build-arg BASE=$(K8S_BASE_IMAGE) \
+		--build-arg IG_BUILD=$$(git describe --always --dirty 2>/dev/null || echo unknown) \
+		-f docker/model/Dockerfile -t localhost/infergate-model:test .
+
+k8s-e2e: k8s-images
+	CONTAINERS_CONF=$(abspath $(K8S_CONF)) /usr/bin/python3 tests/k8s/test_k8s_e2e.py
