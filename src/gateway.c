@@ -32,6 +32,7 @@
 #include "infergate/codec.h"
 #include "infergate/common.h"
 #include "infergate/config.h"
+#include "infergate/eventstream.h"
 #include "infergate/gateway.h"
 #include "infergate/http.h"
 #include "infergate/metrics.h"
@@ -167,6 +168,7 @@ struct gw_request {
     struct ig_passthrough pass;
     char *attrs_back, *variant_back;
     uint8_t dl_linked;
+    uint8_t stream;   /* InvokeEndpointWithResponseStream: the answer as events */
     uint8_t decoding; /* the body is on a decoder: rs belongs to the worker */
     uint8_t expired;  /* the deadline passed while decoding: answer when it is back */
 };
@@ -573,8 +575,9 @@ static void gw_req_expire(struct gw_request *r)
 static void gw_req_respond(struct gw_request *r, const char *base, const struct ig_pred *preds)
 {
     struct gw_endpoint *ep = r->lane->ep;
-    struct ig_http_hdr hdrs[3];
+    struct ig_http_hdr hdrs[4];
     struct ig_buf body;
+    size_t nh;
     uint64_t now;
     char *data;
     size_t len;
@@ -601,13 +604,34 @@ static void gw_req_respond(struct gw_request *r, const char *base, const struct 
     hdrs[0].value = ig_codec_format_mime(r->lane->accept);
     hdrs[1].name = "x-Amzn-Invoked-Production-Variant";
     hdrs[1].value = r->variant_back != NULL ? r->variant_back : ep->conf->variant;
-    hdrs[2].name = "X-Amzn-SageMaker-Custom-Attributes";
-    hdrs[2].value = r->attrs_back;
+    nh = 2;
+    if (r->attrs_back != NULL) {
+        hdrs[nh].name = "X-Amzn-SageMaker-Custom-Attributes";
+        hdrs[nh++].value = r->attrs_back;
+    }
+    if (r->stream) {
+        /* The predictions as PayloadPart events; the model's type moves to
+         * X-Amzn-SageMaker-Content-Type, as SageMaker sends it. */
+        struct ig_buf ev;
+
+        ig_buf_init(&ev, GW_RESPONSE_MAX + (GW_RESPONSE_MAX / IG_EVENTSTREAM_PART_MAX + 1) * 256);
+        if (ig_eventstream_payloads(&ev, data, len) < 0) {
+            ig_buf_clear(&ev);
+            free(data);
+            gw_req_fail(r, "InternalFailure", "The response is too large to assemble.");
+            return;
+        }
+        free(data);
+        data = ig_buf_take(&ev, &len);
+        hdrs[nh].name = "X-Amzn-SageMaker-Content-Type";
+        hdrs[nh++].value = hdrs[0].value;
+        hdrs[0].value = "application/vnd.amazon.eventstream";
+    }
     now = ig_now_us();
     ig_hist_observe(&ep->request_seconds, (double)(now - r->start_us) / 1e6);
     gw_count_status(r->gw, 200);
     gw_access(r->http, r, ep->conf->name, 200, NULL, len, now);
-    ig_http_respond(r->http, 200, hdrs, r->attrs_back != NULL ? 3 : 2, data, len);
+    ig_http_respond(r->http, 200, hdrs, nh, data, len);
     r->http = NULL;
     gw_req_finish(r);
 }
@@ -937,11 +961,11 @@ static int gw_is_octet_stream(const char *v)
     return *v == '\0' || *v == ';';
 }
 
-static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, enum ig_format *ctype,
-                        enum ig_format *accept, char *msg, size_t msglen)
+static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, int stream,
+                        enum ig_format *ctype, enum ig_format *accept, char *msg, size_t msglen)
 {
     const char *ct = ig_http_req_header(http, "Content-Type");
-    const char *ac = ig_http_req_header(http, "Accept");
+    const char *ac = ig_http_req_header(http, stream ? "X-Amzn-SageMaker-Accept" : "Accept");
 
     /* application/octet-stream is what the AWS SDK for JavaScript sends when
      * the caller sets no content type: "none given", so the endpoint's
@@ -1272,8 +1296,11 @@ full:
     gw_req_fail(r, "ThrottlingException", GW_DECODE_FULL_MSG);
 }
 
+/* InvokeEndpoint, or with <stream> InvokeEndpointWithResponseStream (its
+ * Accept in X-Amzn-SageMaker-Accept; the answer framed as event-stream
+ * PayloadPart events). */
 static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
-                      size_t namelen)
+                      size_t namelen, int stream)
 {
     struct gw_endpoint *ep = gw_endpoint_find(gw, name, namelen);
     struct ig_codec_error cerr;
@@ -1293,13 +1320,14 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         return;
     }
     if ((bad = gw_check_headers(http, ep, msg, sizeof(msg))) != NULL ||
-        gw_negotiate(http, ep, &ctype, &accept, msg, sizeof(msg)) < 0) {
+        gw_negotiate(http, ep, stream, &ctype, &accept, msg, sizeof(msg)) < 0) {
         gw_error_for(gw, http, NULL, ep->conf->name, "ValidationError", bad ? bad : msg);
         return;
     }
     r = ig_xcalloc(1, sizeof(*r));
     r->gw = gw;
     r->http = http;
+    r->stream = (uint8_t)stream;
     /* Rows parsed into features mix whatever their format; rows sent as
      * bytes go with rows of their own format. */
     r->lane = &ep->lanes[(ep->up->dim > 0 ? 0 : ctype) * IG_FMT_COUNT + accept];
@@ -1394,7 +1422,8 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
 
 static void on_request(struct ig_http_req *http, void *arg)
 {
-    static const char prefix[] = "/endpoints/", suffix[] = "/invocations";
+    static const char prefix[] = "/endpoints/";
+    static const char *const suffixes[] = {"/invocations", "/invocations-response-stream"};
     struct ig_gateway *gw = arg;
     const char *method = ig_http_req_method(http);
     const char *path = ig_http_req_path(http);
@@ -1408,17 +1437,21 @@ static void on_request(struct ig_http_req *http, void *arg)
             gw_ops_route(gw, http, path);
         return;
     }
-    if (strncmp(path, prefix, sizeof(prefix) - 1) == 0 && plen > sizeof(prefix) + sizeof(suffix) - 2 &&
-        strcmp(path + plen - (sizeof(suffix) - 1), suffix) == 0) {
+    for (int stream = 0; stream < 2; stream++) {
+        size_t slen = strlen(suffixes[stream]);
         const char *name = path + sizeof(prefix) - 1;
-        size_t namelen = plen - (sizeof(prefix) - 1) - (sizeof(suffix) - 1);
+        size_t namelen;
 
+        if (strncmp(path, prefix, sizeof(prefix) - 1) != 0 || plen <= sizeof(prefix) - 1 + slen ||
+            strcmp(path + plen - slen, suffixes[stream]) != 0)
+            continue;
+        namelen = plen - (sizeof(prefix) - 1) - slen;
         if (strcmp(method, "POST") != 0)
             gw_error(gw, http, "MethodNotAllowed", "InvokeEndpoint takes POST.");
         else if (memchr(name, '/', namelen) != NULL)
             gw_error(gw, http, "UnknownOperationException", "No such route.");
         else
-            gw_invoke(gw, http, name, namelen);
+            gw_invoke(gw, http, name, namelen, stream);
         return;
     }
     gw_error(gw, http, "UnknownOperationException", "No such route.");
