@@ -267,8 +267,9 @@ fuzz: fuzz-build
 # registry. Run as root; podman's defaults fail on these machines (crun,
 # nofile), so every podman call goes through the containers.conf written
 # below (CONTAINERS_CONF; /etc is left alone).
-#   make k8s-base     localhost/debian-base:bookworm (debootstrap minbase;
-#                     skipped when the image exists)
+#   make k8s-base     localhost/debian-base:bookworm (debootstrap minbase
+#                     without docs, man pages and translations, as
+#                     debian:bookworm-slim; skipped when the image exists)
 #   make k8s-images   localhost/infergate:test, localhost/infergate-model:test
 #   make k8s-e2e      plays docker/k8s/test and checks through the pod
 K8S_DEB_PKGS := podman buildah runc catatonit debootstrap curl nghttp2-client python3-h2
@@ -297,22 +298,28 @@ k8s-base: k8s-deps $(K8S_CONF)
 		echo "make k8s-base: debootstrap bookworm into $$r"; \
 		debootstrap --variant=minbase --include=curl,ca-certificates bookworm $$r $(K8S_MIRROR) \
 			> $(K8S_BUILD)/debootstrap.log 2>&1 || { tail -20 $(K8S_BUILD)/debootstrap.log >&2; exit 1; }; \
-		rm -rf $$r/var/cache/apt/archives/*.deb $$r/var/lib/apt/lists/*; \
+		rm -rf $$r/var/cache/apt/archives/*.deb $$r/var/lib/apt/lists/* $$r/usr/share/doc/* \
+			$$r/usr/share/man/* $$r/usr/share/info/* $$r/usr/share/locale/*; \
+		printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+			'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
+			'path-exclude /usr/share/locale/*' > $$r/etc/dpkg/dpkg.cfg.d/excludes; \
 		tar -C $$r -c . | $(K8S_PODMAN) import - $(K8S_BASE_IMAGE) >/dev/null; \
 		rm -rf $$r; echo "make k8s-base: imported $(K8S_BASE_IMAGE)"; \
 	fi
 
 # Both images from the source tree (multi-stage: the build stage runs make
 # all; the two Dockerfiles share it word for word, so the second build
-# takes it from podman's layer cache). --format docker: the OCI format has
-# no HEALTHCHECK.
+# takes it from podman's layer cache, given the same build name). --format
+# docker: the OCI format has no HEALTHCHECK. Logs: build/k8s/build-*.log.
 k8s-images: k8s-base
-	$(K8S_PODMAN) build --pull=never --format docker --build-arg BASE=$(K8S_BASE_IMAGE) \
-		--build-arg IG_BUILD=$$(git describe --always --dirty 2>/dev/null || echo unknown) \
-		-f docker/Dockerfile -t localhost/infergate:test .
-	$(K8S_PODMAN) build --pull=never --format docker --build-arg BASE=$(K8S_BASE_IMAGE) \
-		--build-arg IG_BUILD=$$(git describe --always --dirty 2>/dev/null || echo unknown) \
-		-f docker/model/Dockerfile -t localhost/infergate-model:test .
+	@b=$$(git describe --always --dirty 2>/dev/null || echo unknown); set -e; \
+	for img in infergate:docker/Dockerfile infergate-model:docker/model/Dockerfile; do \
+		echo "make k8s-images: localhost/$${img%%:*}:test from $${img#*:} (build $$b)"; \
+		$(K8S_PODMAN) build --pull=never --format docker --build-arg BASE=$(K8S_BASE_IMAGE) \
+			--build-arg IG_BUILD=$$b -f $${img#*:} -t localhost/$${img%%:*}:test . \
+			> $(K8S_BUILD)/build-$${img%%:*}.log 2>&1 \
+			|| { tail -30 $(K8S_BUILD)/build-$${img%%:*}.log >&2; exit 1; }; \
+	done
 
 k8s-e2e: k8s-images
 	CONTAINERS_CONF=$(abspath $(K8S_CONF)) /usr/bin/python3 tests/k8s/test_k8s_e2e.py
