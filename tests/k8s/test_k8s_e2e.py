@@ -351,18 +351,27 @@ class Tally:
         self.counts = {}
         self.bad = []
         self.notes = []  # not outcomes: how connections ended
+        self.errors = []  # the first error answers, to print
 
     def add(self, outcome, detail=""):
         with self.lock:
             self.counts[outcome] = self.counts.get(outcome, 0) + 1
             if outcome in ("bad", "cut"):
                 self.bad.append(detail)
+            elif outcome == "error" and len(self.errors) < 3:
+                self.errors.append(detail)
 
 
 def classify(st, et, out, row):
     if st == 200:
         return "200" if out == expected_body(MODEL, [row], CSV) else "bad"
-    if st in (503, 424, 400, 500) and et and out.startswith("{"):
+    # an error answer: SageMaker's shape, x-amzn-ErrorType and a JSON message
+    try:
+        j = json.loads(out)
+    except ValueError:
+        return "bad"
+    if st in (400, 424, 500, 503) and et and isinstance(j, dict) and \
+            ("message" in j or "Message" in j):
         return "error"
     return "bad"
 
@@ -560,6 +569,8 @@ def test_kube_down(yaml_text):
     print("  h2load: %s; %s" % (m.group(0) if m else h2out[-300:], sc.group(0) if sc else ""))
     for b in tally.bad[:5] + tally.notes[:3]:
         print("  bad: %s" % b)
+    for e in tally.errors:
+        print("  an error answer: %s" % e)
     check(c.get("200", 0) > 0, "requests answered 200 before and during the drain")
     check_eq(c.get("200", 0) + c.get("error", 0) + c.get("refused", 0), sent,
              "every request sent: answered exactly (200 or an error answer) or never accepted")
