@@ -57,13 +57,26 @@
 # load/bench-upstream.sh's tuning is MAX_DELAY_US=1000 MAX_INFLIGHT=16.
 #
 # Environment: WARMUP (seconds, default 1), CLIENTS (32), STREAMS (32),
-# ROUNDS (1), MAX_BATCH_ROWS, MAX_DELAY_US, MAX_INFLIGHT, BUILD=1, REUSE=1
-# (not with the endpoint options), KEEP=1 (keep the temporary directory).
+# POD_NETWORK_MTU=N plays the pod on a bridge network of its own with that
+# MTU (podman network create --opt mtu=N; removed on exit) instead of
+# podman's default kube network (1500; the host's loopback has 65536).
+#
+# ROUNDS (1), MAX_BATCH_ROWS, MAX_DELAY_US, MAX_INFLIGHT, OUTSIDE_CGROUP=1, POD_NETWORK_MTU,
+# BUILD=1, REUSE=1 (not with the endpoint options), KEEP=1 (keep the
+# temporary directory).
+#
+# OUTSIDE_CGROUP=1 puts the outside gateway and container into one cgroup
+# of their own (cgroup v1 cpu controller, cpu.shares 1024, removed on exit),
+# as podman puts the pod: under CPU contention a cgroup gets one share for
+# all its threads, while each thread of a plain process gets one. On a
+# machine others keep busy, that alone moves rows/s; with it, the pod's
+# network namespace and NAT are the only difference left.
 set -euo pipefail
 
 usage() {
     echo "usage: $0 [SECONDS]   (default 10; env WARMUP, CLIENTS, STREAMS: decimal integers;" >&2
-    echo "       ROUNDS, MAX_BATCH_ROWS, MAX_DELAY_US, MAX_INFLIGHT; BUILD=1, REUSE=1, KEEP=1)" >&2
+    echo "       ROUNDS, MAX_BATCH_ROWS, MAX_DELAY_US, MAX_INFLIGHT, POD_NETWORK_MTU; OUTSIDE_CGROUP=1," >&2
+    echo "       BUILD=1, REUSE=1, KEEP=1)" >&2
     exit 2
 }
 
@@ -78,6 +91,7 @@ for v in "$DURATION" "$WARMUP" "$CLIENTS" "$STREAMS" "$ROUNDS" "${MAX_BATCH_ROWS
     [[ "$v" =~ ^[1-9][0-9]*$ ]] || usage
 done
 [[ "${MAX_DELAY_US:-0}" =~ ^[0-9]+$ ]] || usage
+[[ "${POD_NETWORK_MTU:-1500}" =~ ^[1-9][0-9]{2,4}$ ]] || usage
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -118,7 +132,7 @@ if [ "${BUILD:-0}" = 1 ] || ! images_present; then
 fi
 
 TMP=$(mktemp -d /tmp/ig-bench-sidecar.XXXXXX)
-GW_PID='' FC_PID='' PLAYED=0
+GW_PID='' FC_PID='' PLAYED=0 OUT_CG='' POD_NET=''
 cleanup() {
     local rc=$?
     for pid in $GW_PID $FC_PID; do
@@ -128,10 +142,16 @@ cleanup() {
             kill -KILL "$pid" 2>/dev/null || true
         fi
     done
+    if [ -n "$OUT_CG" ]; then
+        for _ in $(seq 50); do rmdir "$OUT_CG" 2>/dev/null && break; sleep 0.1; done
+        [ ! -d "$OUT_CG" ] || echo "bench-sidecar: could not remove cgroup $OUT_CG" >&2
+    fi
     if [ "$PLAYED" = 1 ]; then
         podman kube down - < "$TMP/pod.yaml" > "$TMP/kube-down.log" 2>&1 \
             || { echo "bench-sidecar: podman kube down failed: $(tail -5 "$TMP/kube-down.log")" >&2; rc=1; }
     fi
+    [ -z "$POD_NET" ] || podman network rm -f "$POD_NET" > /dev/null 2>&1 \
+        || echo "bench-sidecar: podman network rm $POD_NET failed" >&2
     if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
         echo "bench-sidecar: files kept in $TMP" >&2
     else
@@ -150,6 +170,13 @@ free_port() {
 cpu_us() {
     local ticks
     ticks=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat")
+    echo $(( ticks * 1000000 / $(getconf CLK_TCK) ))
+}
+
+# stime alone, in microseconds.
+sys_us() {
+    local ticks
+    ticks=$(awk '{ sub(/^.*\) /, ""); print $13 }' "/proc/$1/stat")
     echo $(( ticks * 1000000 / $(getconf CLK_TCK) ))
 }
 
@@ -206,7 +233,16 @@ if podman pod exists "$POD"; then
     echo "bench-sidecar: REUSE=1: measuring the running pod $POD as it is" >&2
 else
     PLAYED=1
-    podman kube play --replace - < "$TMP/pod.yaml" > "$TMP/kube-play.log" 2>&1 \
+    NET_ARGS=()
+    if [ -n "${POD_NETWORK_MTU:-}" ]; then
+        # A bridge network of its own with that MTU (podman's is 1500;
+        # loopback's 65536), removed on exit.
+        POD_NET=ig-bench-sidecar-$$
+        podman network create --opt "mtu=$POD_NETWORK_MTU" "$POD_NET" > "$TMP/network.log" 2>&1 \
+            || die "podman network create: $(cat "$TMP/network.log")"
+        NET_ARGS=(--network "$POD_NET")
+    fi
+    podman kube play --replace "${NET_ARGS[@]}" - < "$TMP/pod.yaml" > "$TMP/kube-play.log" 2>&1 \
         || die "podman kube play: $(tail -5 "$TMP/kube-play.log")"
 fi
 t0=$(date +%s%N)
@@ -219,6 +255,9 @@ done
 READY_S=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$(code_of "http://127.0.0.1:$POD_MODEL_PORT/ping")" = 200 ] || die "the pod's model does not answer /ping"
 POD_GW_PID=$(podman inspect --format '{{.State.Pid}}' "$GW_C") || die "podman inspect $GW_C"
+# The gateway container's cgroup (cpu controller) and the pod's above it.
+POD_GW_CG=/sys/fs/cgroup/cpu$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ { print $3 }' "/proc/$POD_GW_PID/cgroup")
+POD_CG=$(dirname "$POD_GW_CG")
 POD_FC_PID=$(podman inspect --format '{{.State.Pid}}' "$MODEL_C") || die "podman inspect $MODEL_C"
 [ -r "/proc/$POD_GW_PID/stat" ] || die "no /proc/$POD_GW_PID for $GW_C"
 # The model container's service flags, as podman runs them: the outside
@@ -236,9 +275,18 @@ IMG_FC=$(image_of localhost/infergate-model:test)
 
 # ---- outside: the same container and gateway as plain processes -------------------
 
+if [ "${OUTSIDE_CGROUP:-0}" = 1 ]; then
+    [ -d /sys/fs/cgroup/cpu ] || die "OUTSIDE_CGROUP=1 needs the cgroup v1 cpu controller at /sys/fs/cgroup/cpu"
+    OUT_CG=/sys/fs/cgroup/cpu/ig-bench-sidecar.$$
+    mkdir "$OUT_CG" || die "mkdir $OUT_CG"
+fi
+# $1 = pid: into the outside cgroup, with all its threads.
+to_cgroup() { [ -z "$OUT_CG" ] || echo "$1" > "$OUT_CG/cgroup.procs" || die "pid $1 into $OUT_CG"; }
+
 bin/fake-container --model "$MODEL" --port 0 "${MODEL_ARGV[@]}" \
     > "$TMP/fake-container.out" 2> "$TMP/fake-container.log" &
 FC_PID=$!
+to_cgroup "$FC_PID"
 FC_PORT=
 for _ in $(seq 100); do
     kill -0 "$FC_PID" 2>/dev/null || die "fake-container exited at start-up: $(cat "$TMP/fake-container.log")"
@@ -256,6 +304,7 @@ grep -q "^model = http://127.0.0.1:$FC_PORT\$" "$TMP/infergate.conf" \
     || die "$SIDECAR_CONF has no 'model = http://127.0.0.1:8080' line to point at the outside container"
 bin/infergate --config "$TMP/infergate.conf" > "$TMP/infergate.log" 2>&1 &
 GW_PID=$!
+to_cgroup "$GW_PID"
 for _ in $(seq 150); do
     kill -0 "$GW_PID" 2>/dev/null || die "gateway exited at start-up: $(cat "$TMP/infergate.log")"
     [ "$(code_of "http://127.0.0.1:$OUT_GW_PORT/readyz")" = 200 ] && break
@@ -303,9 +352,11 @@ check_h2load() {
 # port and $4 its pid (empty for a direct run). Leaves $TMP/$label.{out,
 # requests,stats0,stats1} and, through a gateway, $TMP/$label.cpu.
 run() {
-    local label=$1 fc_port=$2 gw_port=${3:-} gw_pid=${4:-} r0 c0 t0 r1 c1 t1
+    local label=$1 fc_port=$2 gw_port=${3:-} gw_pid=${4:-} r0 c0 k0 t0 r1 c1 k1 t1
     curl -sf "http://127.0.0.1:$fc_port/stats" > "$TMP/$label.stats0" || die "$label: GET /stats"
-    if [ -n "$gw_port" ]; then r0=$(gw_rows "$gw_port"); c0=$(cpu_us "$gw_pid"); t0=$(date +%s%N); fi
+    if [ -n "$gw_port" ]; then
+        r0=$(gw_rows "$gw_port"); c0=$(cpu_us "$gw_pid"); k0=$(sys_us "$gw_pid"); t0=$(date +%s%N)
+    fi
     h2load -D "$DURATION" --warm-up-time "$WARMUP" -c "$CLIENTS" -m "$STREAMS" -d "$TMP/row.csv" \
         -H 'content-type: text/csv' -H 'accept: text/csv' \
         --log-file="$TMP/$label.requests" "${URL[${label%.*}]}" > "$TMP/$label.out" 2>&1 \
@@ -313,8 +364,8 @@ run() {
     if [ -n "$gw_port" ]; then
         kill -0 "$gw_pid" 2>/dev/null || die "the gateway of $label (pid $gw_pid) is gone after the run:" \
             "it died, or someone restarted or took down pod $POD (make k8s-e2e?)"
-        r1=$(gw_rows "$gw_port"); c1=$(cpu_us "$gw_pid"); t1=$(date +%s%N)
-        echo "$(( c1 - c0 )) $(( r1 - r0 )) $(( (t1 - t0) / 1000 ))" > "$TMP/$label.cpu"
+        r1=$(gw_rows "$gw_port"); c1=$(cpu_us "$gw_pid"); k1=$(sys_us "$gw_pid"); t1=$(date +%s%N)
+        echo "$(( c1 - c0 )) $(( r1 - r0 )) $(( (t1 - t0) / 1000 )) $(( k1 - k0 ))" > "$TMP/$label.cpu"
     fi
     curl -sf "http://127.0.0.1:$fc_port/stats" > "$TMP/$label.stats1" || die "$label: GET /stats after"
     check_h2load "$label"
@@ -340,16 +391,17 @@ GW_PID=
 
 # ---- report -----------------------------------------------------------------------------
 
-echo "bench-sidecar: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -sr), $(podman --version)"
+echo "bench-sidecar: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average after: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -sr), $(podman --version)"
 echo "  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git status --porcelain -- src include load/fake-container docker 2>/dev/null)" ] || echo ' + uncommitted src/include/fake-container/docker changes'), $(h2load --version | head -1), load average before: $LOADAVG"
 echo "  images: localhost/infergate:test $IMG_GW, localhost/infergate-model:test $IMG_FC; pod ready ${READY_S} ms after $([ "$PLAYED" = 1 ] && echo 'podman kube play' || echo 'the start (REUSE=1)')"
 echo "  load (each run): h2load -D $DURATION --warm-up-time $WARMUP -c $CLIENTS -m $STREAMS -d ROW.csv -H 'content-type: text/csv' -H 'accept: text/csv' ($((CLIENTS * STREAMS)) requests outstanding)"
 echo "  row: conf/data/digits.csv line 1 (64 features) -> $(tr -d '\n' < "$TMP/pod_direct.answer") ($(stat -c %s "$TMP/pod_direct.answer") bytes, the same from all four)"
 echo "  container: fake-container $MODEL_ARGS on $MODEL (h2c for direct; the gateway's calls over HTTP/1.1 keep-alive)"
 echo "  gateway: $SIDECAR_CONF$([ -z "$TUNED" ] || echo " with$TUNED (both gateways; the pod's through an overlay replacing its ConfigMap)")"
+echo "  CPU scheduling: the pod's containers in cgroup $POD_CG (cpu.shares $(cat "$POD_CG/cpu.shares" 2>/dev/null || echo '?'), the gateway's quota $(cat "$POD_GW_CG/cpu.cfs_quota_us" 2>/dev/null || echo '?') us per $(cat "$POD_GW_CG/cpu.cfs_period_us" 2>/dev/null || echo '?')); outside: $([ -n "$OUT_CG" ] && echo "cgroup $OUT_CG (cpu.shares 1024, OUTSIDE_CGROUP=1)" || echo "plain processes, each thread its own share")"
 echo "    ($(grep -E '^(workers|max_batch_rows|max_delay_us|max_inflight) ' "$TMP/sidecar.conf" | tr '\n' ',' | sed 's/,$//; s/,/, /g'))"
-echo "  pod:     127.0.0.1:$POD_GW_PORT -> infergate -> 127.0.0.1:8080 in the pod; direct 127.0.0.1:$POD_MODEL_PORT (hostPorts of $OVERLAY)"
-echo "  outside: bin/infergate 127.0.0.1:$OUT_GW_PORT -> bin/fake-container 127.0.0.1:$FC_PORT (plain processes)"
+echo "  pod:     127.0.0.1:$POD_GW_PORT -> infergate -> 127.0.0.1:8080 in the pod; direct 127.0.0.1:$POD_MODEL_PORT (hostPorts of $OVERLAY); pod network MTU $(podman exec "$GW_C" cat /sys/class/net/eth0/mtu 2>/dev/null || echo '?')$([ -z "$POD_NET" ] || echo " ($POD_NET, POD_NETWORK_MTU)")"
+echo "  outside: bin/infergate 127.0.0.1:$OUT_GW_PORT -> bin/fake-container 127.0.0.1:$FC_PORT (processes on the host)"
 echo
 
 "$PY" - "$TMP" "$DURATION" "$ROUNDS" <<'EOF'
@@ -380,8 +432,9 @@ def stats(label):
     r = {"rps": float(m.group(1)), "n": n, "p50": pct(50), "p99": pct(99), "max": lat[-1] / 1000.0,
          "rpc": rows / calls if calls else 0.0, "cpu": None}
     try:
-        cpu_us, grows, wall_us = (int(v) for v in open("%s/%s.cpu" % (tmp, label)).read().split())
+        cpu_us, grows, wall_us, sys_us = (int(v) for v in open("%s/%s.cpu" % (tmp, label)).read().split())
         r["cpu"] = cpu_us / grows if grows else float("inf")
+        r["sys"] = sys_us / grows if grows else float("inf")
         r["cpus"] = cpu_us / wall_us
     except FileNotFoundError:
         pass
@@ -390,18 +443,22 @@ def stats(label):
 
 runs = [("pod_direct", "pod, direct"), ("pod_infergate", "pod, infergate"),
         ("out_direct", "outside, direct"), ("out_infergate", "outside, infergate")]
-print("%-22s %9s %9s %8s %8s %8s %9s %17s" % ("run", "rows/s", "requests", "p50 ms", "p99 ms",
-                                              "max ms", "rows/call", "gw us/row (CPUs)"))
+print("%-22s %9s %9s %8s %8s %8s %9s %23s" % ("run", "rows/s", "requests", "p50 ms", "p99 ms",
+                                              "max ms", "rows/call", "gw us/row (sys; CPUs)"))
 all_s = {k: [] for k, _ in runs}
 for rnd in range(1, rounds + 1):
     for k, name in runs:
         r = stats("%s.%d" % (k, rnd))
         all_s[k].append(r)
-        print("%-22s %9.0f %9d %8.3f %8.3f %8.3f %9.1f %17s" % (
+        print("%-22s %9.0f %9d %8.3f %8.3f %8.3f %9.1f %23s" % (
             name + ("" if rounds == 1 else " #%d" % rnd), r["rps"], r["n"], r["p50"], r["p99"],
-            r["max"], r["rpc"], "-" if r["cpu"] is None else "%.2f (%.2f)" % (r["cpu"], r["cpus"])))
+            r["max"], r["rpc"],
+            "-" if r["cpu"] is None else "%.2f (%.2f; %.2f)" % (r["cpu"], r["sys"], r["cpus"])))
 # Medians over the rounds (the single figures when ROUNDS=1).
 s = {k: {f: statistics.median(x[f] for x in v) for f in ("rps", "p99")} for k, v in all_s.items()}
+for k in ("pod_infergate", "out_infergate"):
+    s[k]["cpu"] = statistics.median(x["cpu"] for x in all_s[k])
+    s[k]["sys"] = statistics.median(x["sys"] for x in all_s[k])
 if rounds > 1:
     print()
     print("medians over %d rounds:" % rounds)
@@ -415,6 +472,10 @@ print("ratio infergate/direct rows/s: in the pod %.1f, outside %.1f" % (pod_rati
 print("in-pod ratio %.1f   target >= 50: %s" % (pod_ratio, "MET" if pod_ratio >= 50 else "MISSED"))
 print("in-pod infergate p99: %.3f ms, outside %.3f ms" % (s["pod_infergate"]["p99"],
                                                           s["out_infergate"]["p99"]))
+print("gateway CPU per row: in the pod %.2f us (system %.2f), outside %.2f us (system %.2f):\n"
+      "  %+.1f %% (less moved by the machine's other load than rows/s is)" % (
+          s["pod_infergate"]["cpu"], s["pod_infergate"]["sys"], s["out_infergate"]["cpu"],
+          s["out_infergate"]["sys"], (s["pod_infergate"]["cpu"] / s["out_infergate"]["cpu"] - 1) * 100))
 print("in-pod infergate rows/s / outside: %.3f (%+.1f %%)   target no more than 10 %% below: %s"
       % (rel, (rel - 1) * 100, "MET" if rel >= 0.9 else "MISSED"))
 print()
@@ -423,5 +484,6 @@ print("rows/s: h2load's req/s over the %d s measured (warm-up excluded), one row
       "p50/p99/max: nearest rank over every measured request in h2load's --log-file.\n"
       "rows/call: the container's GET /stats over the run. gw us/row: the gateway process's\n"
       "  utime+stime (/proc/PID/stat, all threads; in the pod the container's PID as the host\n"
-      "  sees it) over the run / the rows its /metrics counted." % duration)
+      "  sees it) over the run / the rows its /metrics counted; sys: stime alone (the kernel's\n"
+      "  share: sockets, and in the pod the veth, bridge and NAT its packets cross)." % duration)
 EOF
