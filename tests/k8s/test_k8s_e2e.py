@@ -269,7 +269,7 @@ def test_model_killed():
             with lock:
                 results.append((t, time.time() - t, st, et, out, row))
             i += 1
-    ts = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    ts = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(4)]
     for t in ts:
         t.start()
     time.sleep(1.0)
@@ -395,7 +395,7 @@ def test_memory_flood():
             st, et, text = None, None, repr(e)
         with lock:
             out.append((st, et, text, time.time() - t))
-    ts = [threading.Thread(target=client) for _ in range(FLOOD_CLIENTS)]
+    ts = [threading.Thread(target=client, daemon=True) for _ in range(FLOOD_CLIENTS)]
     for t in ts:
         t.start()
     for t in ts:
@@ -616,8 +616,8 @@ def test_kube_down(yaml_text):
                             "http://127.0.0.1:%d%s" % (GW_PORT, PATH)],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tally, stop = Tally(), threading.Event()
-    ts = [threading.Thread(target=h1_loop, args=(tally, stop, k)) for k in range(3)]
-    ts += [threading.Thread(target=h2_loop, args=(tally, stop, k)) for k in range(3)]
+    ts = [threading.Thread(target=h1_loop, args=(tally, stop, k), daemon=True) for k in range(3)]
+    ts += [threading.Thread(target=h2_loop, args=(tally, stop, k), daemon=True) for k in range(3)]
     for t in ts:
         t.start()
     time.sleep(1.5)
@@ -726,7 +726,10 @@ def main():
         raise SystemExit("tests/k8s/test_k8s_e2e.py: run as root (podman kube play)")
     # make, or a CI runner, stopping this run with SIGTERM: take the pod down
     # all the same (the finally below).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    def on_term(*_):
+        check(False, "interrupted by SIGTERM")
+        sys.exit(143)
+    signal.signal(signal.SIGTERM, on_term)
     yaml_text = manifests()
     if not check(wait_pod_free(), "no other run holds pod %s" % POD):
         return
