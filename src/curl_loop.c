@@ -39,24 +39,6 @@ struct ig_curl_loop {
     struct curl_sock *socks;
 };
 
-#define LIST_LINK(head, e)                                                                         \
-    do {                                                                                           \
-        (e)->prev = NULL;                                                                          \
-        (e)->next = (head);                                                                        \
-        if ((head) != NULL)                                                                        \
-            (head)->prev = (e);                                                                    \
-        (head) = (e);                                                                              \
-    } while (0)
-#define LIST_UNLINK(head, e)                                                                       \
-    do {                                                                                           \
-        if ((e)->prev != NULL)                                                                     \
-            (e)->prev->next = (e)->next;                                                           \
-        else                                                                                       \
-            (head) = (e)->next;                                                                    \
-        if ((e)->next != NULL)                                                                     \
-            (e)->next->prev = (e)->prev;                                                           \
-    } while (0)
-
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_rc;
 
@@ -86,7 +68,7 @@ static void curl_loop_reap(struct ig_curl_loop *l)
             void *arg = x->arg;
 
             l->running--;
-            LIST_UNLINK(l->xfers, x);
+            IG_DLIST_UNLINK(l->xfers, x);
             free(x);
             cb(easy, rc, arg);
         }
@@ -126,7 +108,7 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
     if (what == CURL_POLL_REMOVE) {
         if (s != NULL) {
             event_free(s->ev);
-            LIST_UNLINK(l->socks, s);
+            IG_DLIST_UNLINK(l->socks, s);
             free(s);
             l->sockets--;
         }
@@ -141,14 +123,14 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
         s->l = l;
         s->fd = fd;
         l->sockets++;
-        LIST_LINK(l->socks, s);
+        IG_DLIST_PUSH(l->socks, s);
         curl_multi_assign(l->multi, fd, s);
     } else {
         event_free(s->ev);
     }
     s->ev = event_new(l->base, fd, kind, on_sock_event, s);
     if (s->ev == NULL) {
-        LIST_UNLINK(l->socks, s);
+        IG_DLIST_UNLINK(l->socks, s);
         curl_multi_assign(l->multi, fd, NULL);
         free(s);
         l->sockets--;
@@ -224,7 +206,7 @@ int ig_curl_loop_add(struct ig_curl_loop *l, CURL *easy, ig_curl_done_cb *cb, vo
         return IG_ERR_IO;
     }
     l->running++;
-    LIST_LINK(l->xfers, x);
+    IG_DLIST_PUSH(l->xfers, x);
     return 0;
 }
 
@@ -237,7 +219,7 @@ void ig_curl_loop_cancel(struct ig_curl_loop *l, CURL *easy)
         return; /* not ours, or already called back */
     curl_multi_remove_handle(l->multi, easy);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
-    LIST_UNLINK(l->xfers, x);
+    IG_DLIST_UNLINK(l->xfers, x);
     free(x);
     l->running--;
 }
@@ -261,7 +243,7 @@ void ig_curl_loop_free(struct ig_curl_loop *l)
 
         curl_multi_remove_handle(l->multi, x->easy);
         curl_easy_setopt(x->easy, CURLOPT_PRIVATE, NULL);
-        LIST_UNLINK(l->xfers, x);
+        IG_DLIST_UNLINK(l->xfers, x);
         free(x);
         l->running--;
     }
@@ -270,7 +252,7 @@ void ig_curl_loop_free(struct ig_curl_loop *l)
     while (l->socks != NULL) { /* the pool's sockets libcurl did not REMOVE */
         struct curl_sock *s = l->socks;
 
-        LIST_UNLINK(l->socks, s);
+        IG_DLIST_UNLINK(l->socks, s);
         event_free(s->ev);
         free(s);
     }

@@ -192,24 +192,6 @@ static void call_free(struct remote_call *c);
 static void job_complete(struct remote_job *job);
 static void remote_pump(struct remote_upstream *ru);
 
-#define DLIST_LINK(head, e)                                                                        \
-    do {                                                                                           \
-        (e)->prev = NULL;                                                                          \
-        (e)->next = (head);                                                                        \
-        if ((head) != NULL)                                                                        \
-            (head)->prev = (e);                                                                    \
-        (head) = (e);                                                                              \
-    } while (0)
-#define DLIST_UNLINK(head, e)                                                                      \
-    do {                                                                                           \
-        if ((e)->prev != NULL)                                                                     \
-            (e)->prev->next = (e)->next;                                                           \
-        else                                                                                       \
-            (head) = (e)->next;                                                                    \
-        if ((e)->next != NULL)                                                                     \
-            (e)->next->prev = (e)->prev;                                                           \
-    } while (0)
-
 static uint64_t remote_rand(struct remote_upstream *ru)
 {
     uint64_t x = ru->rng;
@@ -586,7 +568,7 @@ static void job_complete_later(struct remote_job *job)
 
 static void job_free(struct remote_job *job)
 {
-    DLIST_UNLINK(job->ru->jobs, job);
+    IG_DLIST_UNLINK(job->ru->jobs, job);
     if (job->later != NULL)
         event_free(job->later);
     for (uint32_t i = 0; job->pass != NULL && i < job->nsegs; i++) {
@@ -707,7 +689,7 @@ static struct remote_call *call_new(struct remote_job *job, uint32_t lo, uint32_
     c->resp_cap = (size_t)(hi - lo) * REMOTE_RESP_PER_ROW + ((size_t)64 << 10);
     if (c->resp_cap > REMOTE_RESP_MAX)
         c->resp_cap = REMOTE_RESP_MAX;
-    DLIST_LINK(job->ru->calls, c);
+    IG_DLIST_PUSH(job->ru->calls, c);
     c->jprev = NULL;
     c->jnext = job->calls;
     if (job->calls != NULL)
@@ -755,7 +737,7 @@ static void call_free(struct remote_call *c)
         ru->base.stats.breaker_state = (uint32_t)ru->breaker;
     }
     call_detach(c);
-    DLIST_UNLINK(c->job->ru->calls, c);
+    IG_DLIST_UNLINK(c->job->ru->calls, c);
     if (c->jprev != NULL)
         c->jprev->jnext = c->jnext;
     else
@@ -1536,7 +1518,7 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
     job->cb = cb;
     job->arg = arg;
     ig_buf_init(&job->out, REMOTE_RESP_MAX + (size_t)batch->nrows * REMOTE_MSG_MAX);
-    DLIST_LINK(ru->jobs, job);
+    IG_DLIST_PUSH(ru->jobs, job);
     if (ru->base.budget != NULL &&
         ig_budget_hold_set(&job->hold, ru->base.budget,
                            batch->nbytes + ((uint64_t)batch->nrows + 1) * (sizeof(*job->row_off) +

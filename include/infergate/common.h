@@ -132,6 +132,26 @@ size_t ig_log_access_format(char *out, size_t cap, const struct ig_access_rec *r
             ig_log_write((level), __VA_ARGS__);                                                    \
     } while (0)
 
+/* An intrusive doubly linked list with a head pointer: <e> has prev and
+ * next fields. Push at the head, unlink anywhere, both O(1). */
+#define IG_DLIST_PUSH(head, e)                                                                     \
+    do {                                                                                           \
+        (e)->prev = NULL;                                                                          \
+        (e)->next = (head);                                                                        \
+        if ((head) != NULL)                                                                        \
+            (head)->prev = (e);                                                                    \
+        (head) = (e);                                                                              \
+    } while (0)
+#define IG_DLIST_UNLINK(head, e)                                                                   \
+    do {                                                                                           \
+        if ((e)->prev != NULL)                                                                     \
+            (e)->prev->next = (e)->next;                                                           \
+        else                                                                                       \
+            (head) = (e)->next;                                                                    \
+        if ((e)->next != NULL)                                                                     \
+            (e)->next->prev = (e)->prev;                                                           \
+    } while (0)
+
 #define IG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif /* INFERGATE_COMMON_H */

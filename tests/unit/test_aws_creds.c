@@ -754,7 +754,7 @@ static void test_container_token_rotates(void **state)
     wait_ready(fx, 3000);
     assert_string_equal(fx->fake.auth, "first");
     write_file(fx, "auth", "second", path, sizeof(path));
-    for (int t = 0; t < 3000 && fx->fake.requests < 2; t += 10)
+    for (int t = 0; t < 8000 && fx->fake.requests < 2; t += 10)
         pump(fx, 10);
     assert_int_equal(fx->fake.requests, 2);
     assert_string_equal(fx->fake.auth, "second");
