@@ -2,6 +2,7 @@
 free loopback port with a temporary config, drive it with real clients, and
 compute the expected predictions from the model files with the same math."""
 
+import http.client
 import json
 import math
 import os
@@ -17,6 +18,13 @@ import urllib.request
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, os.environ.get("INFERGATE_BIN", "bin/infergate"))
 DEMO_MODEL = os.path.join(ROOT, "conf", "models", "demo-kmeans.json")
+# bin/fake-container, the model container of the tests: beside the gateway
+# binary (build/san/ under SANITIZE=1) when it is there, else bin/.
+_fake_default = os.path.join(os.path.dirname(os.environ.get("INFERGATE_BIN", "bin/infergate"))
+                             or "bin", "fake-container")
+if not os.path.exists(os.path.join(ROOT, _fake_default)):
+    _fake_default = "bin/fake-container"
+FAKE_BIN = os.path.join(ROOT, os.environ.get("FAKE_CONTAINER_BIN", _fake_default))
 DIGITS = os.path.join(ROOT, "conf", "data", "digits.csv")
 AWS = "/usr/bin/aws"  # Debian's awscli, not a pyenv shim
 
@@ -29,6 +37,67 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def stop_proc(proc, sig=signal.SIGTERM, timeout=30):
+    """Send <sig> (unless it has exited), wait up to <timeout> s, then kill;
+    returns the exit status (-9 when it had to be killed)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return -9
+
+
+class FakeContainer:
+    """bin/fake-container on <port> (0: a free one, read from its
+    'listening on' line) serving <model>, with <args>; stderr kept in a
+    file under <logdir>. As a context manager it must exit 0 on SIGTERM."""
+
+    def __init__(self, *args, model=DEMO_MODEL, port=0, logdir=None):
+        self.args = list(args)
+        self.err = open(os.path.join(logdir or tempfile.mkdtemp(prefix="ig-fake-"),
+                                     "fake-%d.log" % time.monotonic_ns()), "w+")
+        self.proc = subprocess.Popen([FAKE_BIN, "--model", model, "--port", str(port)] + self.args,
+                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on 127.0.0.1:"):
+            self.proc.kill()
+            raise RuntimeError("fake-container: no 'listening on' line: %r; stderr: %s"
+                               % (line, self.stderr()))
+        self.port = int(line.rsplit(":", 1)[1])
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def stderr(self):
+        self.err.flush()
+        with open(self.err.name) as f:
+            return f.read()
+
+    def stats(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", "/stats")
+        body = c.getresponse().read()
+        c.close()
+        return json.loads(body)
+
+    def calls(self):
+        return self.stats()["calls"]
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        return stop_proc(self.proc, sig, timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        code = self.stop()
+        if exc[0] is None:
+            check_eq(code, 0, "fake-container exit status on SIGTERM; stderr: "
+                     + self.stderr()[-1000:])
+        return False
 
 
 class Gateway:
@@ -84,14 +153,7 @@ class Gateway:
 
     def stop(self, timeout=30):
         """SIGTERM, wait; returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return -9
+        return stop_proc(self.proc, timeout=timeout)
 
     def __enter__(self):
         return self

@@ -13,72 +13,24 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iglib import (DEMO_MODEL, ROOT, check, check_eq, csv_body, curl, digits_rows,  # noqa: E402
-                   expected_body, finish, fmt, load_model, run)
+from iglib import (DEMO_MODEL, FAKE_BIN, ROOT, FakeContainer, check, check_eq,  # noqa: E402
+                   csv_body, curl, digits_rows, expected_body, finish, fmt, load_model, run)
 
-_gw_bin = os.environ.get("INFERGATE_BIN", "bin/infergate")
-FAKE = os.path.join(ROOT, os.environ.get(
-    "FAKE_CONTAINER_BIN", os.path.join(os.path.dirname(_gw_bin) or "bin", "fake-container")))
+FAKE = FAKE_BIN
 DATA = os.path.join(ROOT, "tests", "data")
 tmp = tempfile.mkdtemp(prefix="ig-fake-")
 
 CSV, JSONL, JSON = "text/csv", "application/jsonlines", "application/json"
 
 
-class Fake:
-    """bin/fake-container --port 0 with <args>; the port read from its
-    'listening on' line."""
-
-    def __init__(self, *args, model=DEMO_MODEL):
-        self.err = open(os.path.join(tmp, "stderr-%d.log" % time.monotonic_ns()), "w+")
-        self.proc = subprocess.Popen([FAKE, "--model", model, "--port", "0"] + list(args),
-                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening on 127.0.0.1:"):
-            self.proc.kill()
-            raise RuntimeError("no 'listening on' line: %r; stderr: %s" % (line, self.stderr()))
-        self.port = int(line.rsplit(":", 1)[1])
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def stderr(self):
-        self.err.flush()
-        with open(self.err.name) as f:
-            return f.read()
-
-    def stats(self):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        c.request("GET", "/stats")
-        r = c.getresponse()
-        body = r.read()
-        c.close()
-        return json.loads(body)
-
-    def stop(self, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return -9
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        code = self.stop()
-        if exc[0] is None:
-            check_eq(code, 0, "fake-container exit status on SIGTERM; stderr: "
-                     + self.stderr()[-1000:])
-        return False
+def Fake(*args, model=DEMO_MODEL):
+    return FakeContainer(*args, model=model, logdir=tmp)
 
 
 def post(f, body, ctype=CSV, accept=None, h2=False):

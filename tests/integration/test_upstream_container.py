@@ -33,7 +33,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,19 +41,16 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iglib import (DEMO_MODEL, ROOT, Gateway, check, check_eq, csv_body, curl,  # noqa: E402
-                   digits_rows, expected_body, finish, fmt, load_model, run)
+from iglib import (DEMO_MODEL, FAKE_BIN, FakeContainer, Gateway, check,  # noqa: E402
+                   check_eq, csv_body, curl, digits_rows, expected_body, finish, fmt, load_model,
+                   run)
 
 import h2.config  # noqa: E402
 import h2.connection  # noqa: E402
 import h2.events  # noqa: E402
 import h2.exceptions  # noqa: E402
 
-_gw_bin = os.environ.get("INFERGATE_BIN", "bin/infergate")
-_fake_default = os.path.join(os.path.dirname(_gw_bin) or "bin", "fake-container")
-if not os.path.exists(os.path.join(ROOT, _fake_default)):
-    _fake_default = "bin/fake-container"
-FAKE = os.path.join(ROOT, os.environ.get("FAKE_CONTAINER_BIN", _fake_default))
+FAKE = FAKE_BIN
 tmp = tempfile.mkdtemp(prefix="ig-upc-")
 MODEL = load_model(DEMO_MODEL)
 ROWS = digits_rows()
@@ -64,47 +60,12 @@ T0 = time.time()
 fakes = []  # every container started, stopped at the end whatever happens
 
 
-class Fake:
-    """bin/fake-container on <port> (0: a free one, read from its
-    'listening on' line) with <args>."""
+class Fake(FakeContainer):
+    """A fake container (iglib.FakeContainer) stopped at the end whatever happens."""
 
     def __init__(self, *args, port=0):
-        self.args = list(args)
-        self.err = open(os.path.join(tmp, "fake-%d.log" % time.monotonic_ns()), "w+")
-        self.proc = subprocess.Popen([FAKE, "--model", DEMO_MODEL, "--port", str(port)] + self.args,
-                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening on 127.0.0.1:"):
-            self.proc.kill()
-            raise RuntimeError("fake-container: no 'listening on' line: %r; stderr: %s"
-                               % (line, self.stderr()))
-        self.port = int(line.rsplit(":", 1)[1])
-        self.url = "http://127.0.0.1:%d" % self.port
+        super().__init__(*args, port=port, logdir=tmp)
         fakes.append(self)
-
-    def stderr(self):
-        self.err.flush()
-        with open(self.err.name) as f:
-            return f.read()
-
-    def stats(self):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        c.request("GET", "/stats")
-        body = c.getresponse().read()
-        c.close()
-        return json.loads(body)
-
-    def calls(self):
-        return self.stats()["calls"]
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
 
 
 # ---- helpers -------------------------------------------------------------------
