@@ -153,7 +153,9 @@ struct remote_upstream {
     struct ig_curl_loop *cl;      /* the calls' pool */
     struct ig_curl_loop *cl_probe; /* /ping and /execution-parameters: a pool of their own */
     struct conn_count conns, probe_conns;
-    int h2c_opening;              /* an opener is out (curl_h2c_reuse_broken) */
+    long http_version;            /* a call's CURLOPT_HTTP_VERSION (an opener's, for h2c_gate) */
+    int h2c_gate;                 /* h2c on a libcurl that breaks reuse (curl_h2c_reuse_broken) */
+    int h2c_opening;              /* an opener is out */
     char *url_invoke, *url_ping, *url_exec;
     char *label; /* "container http://..." / "SageMaker endpoint NAME (REGION)" */
     uint32_t max_calls;
@@ -249,6 +251,17 @@ static void count_sockets(struct conn_count *cc, CURL *easy)
 static int curl_h2c_reuse_broken(void)
 {
     return curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
+}
+
+/* The HTTP version of <ru>'s calls, once its URL is known (at open). */
+static void remote_set_version(struct remote_upstream *ru)
+{
+    int tls = strncmp(ru->url_invoke, "https:", 6) == 0;
+
+    ru->http_version = !ru->conf->upstream_http2 ? CURL_HTTP_VERSION_1_1
+                       : tls                     ? CURL_HTTP_VERSION_2TLS
+                                                 : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+    ru->h2c_gate = ru->conf->upstream_http2 && !tls && curl_h2c_reuse_broken();
 }
 
 static size_t on_write(char *p, size_t size, size_t n, void *arg)
@@ -866,12 +879,6 @@ static int call_sign(struct remote_call *c)
     return 0;
 }
 
-/* h2c: whether <c> takes the open connection (see curl_h2c_reuse_broken). */
-static int call_h2c_reuses(const struct remote_call *c)
-{
-    return !c->opener && curl_h2c_reuse_broken();
-}
-
 /* Set up the transfer of <c>. 0, or a negative IG_ERR_* with <c> failed. */
 static int call_setup(struct remote_call *c)
 {
@@ -921,11 +928,9 @@ static int call_setup(struct remote_call *c)
     curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)ru->conf->upstream_timeout_ms);
     curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* behind the h2c gate, the calls after the opener take its connection */
     curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION,
-                     !ru->conf->upstream_http2                     ? CURL_HTTP_VERSION_1_1
-                     : strncmp(ru->url_invoke, "https:", 6) == 0 ? CURL_HTTP_VERSION_2TLS
-                     : call_h2c_reuses(c)                        ? CURL_HTTP_VERSION_2_0
-                                                                 : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+                     ru->h2c_gate && !c->opener ? CURL_HTTP_VERSION_2_0 : ru->http_version);
     curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L); /* h2: share a connection when one comes */
     count_sockets(&ru->conns, c->easy);
     if (ru->kind == REMOTE_CONTAINER)
@@ -943,8 +948,7 @@ static void call_send(struct remote_call *c)
     struct remote_upstream *ru = c->job->ru;
     int rv;
 
-    if (ru->conf->upstream_http2 && strncmp(ru->url_invoke, "http:", 5) == 0 &&
-        curl_h2c_reuse_broken() && ru->conns.n == 0) {
+    if (ru->h2c_gate && ru->conns.n == 0) {
         if (ru->h2c_opening) { /* the opener's connection is on its way */
             call_queue(c, 1);
             return;
@@ -1850,6 +1854,7 @@ int ig_upstream_container_open(const char *url, const struct ig_upstream_env *en
     snprintf(ru->url_invoke, n + 32, "%.*s/invocations", (int)n, url);
     snprintf(ru->url_ping, n + 32, "%.*s/ping", (int)n, url);
     snprintf(ru->url_exec, n + 32, "%.*s/execution-parameters", (int)n, url);
+    remote_set_version(ru);
     ru->label = ig_xmalloc(n + 16);
     snprintf(ru->label, n + 16, "container %.*s", (int)n, url);
     ru->ping_timer = evtimer_new(env->base, on_ping_timer, ru);
@@ -1904,6 +1909,7 @@ int ig_upstream_sagemaker_open(const char *spec, const struct ig_upstream_env *e
     sprintf(ru->uri, "%.*s/endpoints%s/invocations", (int)(base + blen - path), path, slash);
     ru->url_invoke = ig_xmalloc((size_t)(path - base) + strlen(ru->uri) + 1);
     sprintf(ru->url_invoke, "%.*s%s", (int)(path - base), base, ru->uri);
+    remote_set_version(ru);
     ru->label = ig_xmalloc(strlen(spec) + 64);
     sprintf(ru->label, "SageMaker endpoint %s (%s)", slash + 1, ru->region);
     if (ru->cl == NULL) {
