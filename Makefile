@@ -45,6 +45,10 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # beside the gateway's binary (bin/fake-container, build/san/fake-container).
 FAKE_OBJ := $(patsubst load/fake-container/%.c,$(BUILD)/obj/fake-container/%.o,$(wildcard load/fake-container/*.c))
 FAKE := $(dir $(BIN))fake-container
+# src/cli: bin/infergate-cli, the streaming transform client (nghttp2 on
+# libevent), beside the gateway's binary.
+CLI_OBJ := $(patsubst src/cli/%.c,$(BUILD)/obj/cli/%.o,$(wildcard src/cli/*.c))
+CLI := $(if $(CLI_OBJ),$(dir $(BIN))infergate-cli)
 
 ifeq ($(V),1)
 Q :=
@@ -82,7 +86,7 @@ LINT_STAMP := $(LINT_DIR)/node_modules/.package-lock.json
 
 .PHONY: all deps deps-deb test test-unit test-integ run bench clean
 
-all: $(BIN) $(FAKE)
+all: $(BIN) $(FAKE) $(CLI)
 
 $(BUILD)/obj/%.o: src/%.c $(BUILD)/.build_opts $(BUILD)/gen/infergate/build.h
 	@mkdir -p $(dir $@)
@@ -116,6 +120,18 @@ $(FAKE): $(FAKE_OBJ) $(BUILD)/libinfergate.a
 	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 -include $(FAKE_OBJ:.o=.d)
+
+$(BUILD)/obj/cli/%.o: src/cli/%.c $(BUILD)/.build_opts $(BUILD)/gen/infergate/build.h
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(dir $(BIN))infergate-cli: $(CLI_OBJ) $(BUILD)/libinfergate.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(CLI_OBJ:.o=.d)
 
 # The build's name (git describe; "unknown" outside a git checkout), seen in
 # --version and infergate_build_info. Rewritten only when it changes, so only
