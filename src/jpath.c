@@ -936,6 +936,11 @@ static size_t jpath_string_end(const char *s, size_t len, size_t pos)
     return len;
 }
 
+/* Bytes that end a number or a literal in a checked record. */
+static const unsigned char jpath_scalar_end[256] = {
+    [','] = 1, [']'] = 1, ['}'] = 1, [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1,
+};
+
 /* Past the value at <pos> (a checked record). */
 static size_t jpath_skip(const char *s, size_t len, size_t pos)
 {
@@ -944,8 +949,7 @@ static size_t jpath_skip(const char *s, size_t len, size_t pos)
     if (s[pos] == '"')
         return jpath_string_end(s, len, pos);
     if (s[pos] != '{' && s[pos] != '[') {
-        while (pos < len && s[pos] != ',' && s[pos] != ']' && s[pos] != '}' &&
-               !jpath_is_ws((unsigned char)s[pos]))
+        while (pos < len && !jpath_scalar_end[(unsigned char)s[pos]])
             pos++;
         return pos;
     }
@@ -1132,8 +1136,33 @@ static int jpath_arr_next(void *vit, size_t *start, size_t *end)
 static int jpath_copy_compact(struct ig_buf *out, const char *s, size_t a, size_t b)
 {
     size_t run = a, p = a;
-    int rv;
+    char *d;
+    int rv = ig_buf_reserve(out, b - a);
 
+    if (rv == 0) { /* the common case: room for the text as it is */
+        d = out->data + out->len;
+        while (p < b) {
+            char c = s[p];
+
+            if (c == '"') {
+                size_t e = jpath_string_end(s, b, p);
+
+                memcpy(d, s + p, e - p);
+                d += e - p;
+                p = e;
+            } else {
+                if (!jpath_is_ws((unsigned char)c))
+                    *d++ = c;
+                p++;
+            }
+        }
+        out->len = (size_t)(d - out->data);
+        out->data[out->len] = '\0';
+        return 0;
+    }
+    if (rv != IG_ERR_TOOBIG)
+        return rv;
+    /* Near the cap: the text may still fit once its whitespace is gone. */
     while (p < b) {
         unsigned char c = (unsigned char)s[p];
 
