@@ -8,6 +8,7 @@ flow control must slow the client down (its peak RSS is checked while 200 MB
 go through). Exact output bytes, exit statuses and messages throughout."""
 
 import hashlib
+import json
 import os
 import pty
 import re
@@ -27,7 +28,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from iglib import ROOT, check, check_eq, finish, free_port, run
+from iglib import (DEMO_MODEL, DIGITS, ROOT, Gateway, check, check_eq, curl, digits_rows,
+                   expected_body, finish, free_port, load_model, run)
 
 CLI = os.path.join(ROOT, os.path.dirname(os.environ.get("INFERGATE_BIN", "bin/infergate"))
                    or "bin", "infergate-cli")
@@ -637,5 +639,75 @@ check_eq((r.returncode, stderr_lines(r)),
          (1, ["infergate-cli: 127.0.0.1:%d did not negotiate HTTP/2 over TLS (ALPN h2)" % h1.port]),
          "TLS without ALPN h2")
 h1.close()
+
+# ---- the real gateway -----------------------------------------------------------
+# Its /transform (src/transform.c): each stream's output compared with the
+# unary InvokeEndpoint answer for the same rows.
+
+if not os.path.exists(os.path.join(ROOT, "src", "transform.c")):
+    print("the gateway has no /transform (src/transform.c): its cases are left out")
+    finish()
+
+model = load_model(DEMO_MODEL)
+digits = read_file(DIGITS)
+nrows = len(digits_rows())
+with Gateway({"demo": {"model": DEMO_MODEL}}) as gw:
+    for accept in ("text/csv", "application/jsonlines"):
+        st, _, unary = curl(gw.invoke_url("demo"), "@" + DIGITS, http2=True,
+                            headers=["Content-Type: text/csv", "Accept: " + accept])
+        check_eq((st, unary), (200, expected_body(model, digits_rows(), accept)),
+                 "gateway: the unary answer (%s)" % accept)
+        r = cli("transform", "--url", gw.url, "--endpoint", "demo", "--accept", accept, DIGITS, out)
+        check_eq((r.returncode, read_file(out).decode()), (0, unary),
+                 "gateway: the stream's output is the unary answer (%s)" % accept)
+        check_summary(stderr_lines(r)[-1], nrows, len(digits), len(unary.encode()),
+                      "gateway " + accept)
+    csv_unary = expected_body(model, digits_rows(), "text/csv").encode()
+
+    # 100 copies through a pipe, CRLF and blank lines on the way.
+    crlf = digits.replace(b"\n", b"\r\n\r\n") * 100
+    r = cli("transform", "--url", gw.url, "--endpoint", "demo", input=crlf, timeout=300)
+    check_eq((r.returncode, len(r.stdout), hashlib.sha256(r.stdout).hexdigest()),
+             (0, len(csv_unary) * 100, hashlib.sha256(csv_unary * 100).hexdigest()),
+             "gateway: %d rows, CRLF and blank lines, through stdin" % (nrows * 100))
+    check_summary(stderr_lines(r)[-1], nrows * 100, len(crlf), len(csv_unary) * 100,
+                  "gateway 100 copies")
+
+    # An unknown endpoint: the unary error's status, type and message.
+    st, hd, body = curl(gw.url + "/endpoints/nope/invocations", b"1\n", http2=True,
+                        headers=["Content-Type: text/csv"])
+    r = cli("transform", "--url", gw.url, "--endpoint", "nope", input=b"1\n")
+    check_eq((r.returncode, stderr_lines(r)[:1]),
+             (1, ["infergate-cli: %d %s: %s" % (st, hd.get("x-amzn-errortype"),
+                                               json.loads(body)["message"])]),
+             "gateway: an unknown endpoint, as the unary call reports it")
+
+    # A bad row (line 3): inline, an error record in its place; abort, a reset.
+    rows3 = digits.split(b"\n")
+    bad = rows3[0] + b"\n" + rows3[1] + b"\n1,2,3\n" + rows3[2] + b"\n"
+    good = csv_unary.split(b"\n")
+    r = cli("transform", "--url", gw.url, "--endpoint", "demo", "--errors", "inline", input=bad)
+    check_eq((r.returncode, r.stdout),
+             (0, good[0] + b"\n" + good[1] + b"\n" +
+              b'error,3,ValidationError,"Row 3: expected 64 features, found 3."\n' + good[2] + b"\n"),
+             "gateway: --errors inline, the error record in the bad row's place")
+    r = cli("transform", "--url", gw.url, "--endpoint", "demo", "--errors", "abort", input=bad)
+    check_eq((r.returncode, r.stdout, stderr_lines(r)[:1]),
+             (1, good[0] + b"\n" + good[1] + b"\n",
+              ["infergate-cli: the stream was reset by the gateway (INTERNAL_ERROR) after 2 records"]),
+             "gateway: --errors abort, the predictions before the bad row, then the reset")
+
+    # Every sh example of docs/cli.md, run with sh against this gateway (the
+    # shipped configuration's endpoint demo), its output compared with the
+    # text block after it.
+    with open(os.path.join(ROOT, "docs", "cli.md")) as f:
+        doc = f.read()
+    examples = re.findall(r"```sh\n((?:(?!```).)*)```\s*```text\n((?:(?!```).)*)```", doc, re.S)
+    check(len(examples) >= 5, "docs/cli.md: its examples found (%d)" % len(examples))
+    for script, want_out in examples:
+        script = script.replace("http://127.0.0.1:8080", gw.url)
+        r = subprocess.run(["sh", "-c", script], cwd=ROOT, capture_output=True, timeout=60)
+        r_out = r.stdout.decode()
+        check_eq(r_out, want_out, "docs/cli.md example: %s" % script.splitlines()[0][:70])
 
 finish()
