@@ -47,7 +47,10 @@ int ig_http_h1_busy(const struct http_conn *conn)
 {
     const struct ig_http_req *req = h1_req(conn);
 
-    return req != NULL && req->state == HTTP_REQ_DISPATCHED;
+    if (req == NULL || req->state != HTTP_REQ_DISPATCHED)
+        return 0;
+    /* a duplex stream's body is parsed on while the gateway keeps up */
+    return !req->stream || req->stream_in_end || req->stream_held >= IG_HTTP_STREAM_H1_HELD;
 }
 
 /* Map a header-block error to the request and stop the parser. */
@@ -195,9 +198,14 @@ static int h1_on_headers_complete(http_parser *p)
     req->state = HTTP_REQ_BODY;
     if (h1_unknown_coding(conn, req))
         return -1; /* answered; the connection closes */
+    ig_http_stream_pick(req);
     if (ig_http_req_begin_body(req) != 0)
         return h1_refuse(conn, req, p, false); /* 413, throttled or 503 (req->err) */
     h1_expect(conn, req, p);
+    /* a duplex stream: the loop in ig_http_h1_process() hands it over now,
+     * outside the parser, and its body follows as it is parsed */
+    if (req->stream)
+        http_parser_pause(p, 1);
     return 0;
 }
 
@@ -208,6 +216,10 @@ static int h1_on_body(http_parser *p, const char *at, size_t len)
 
     if (conn->h1_discard)
         return 0; /* a refused request's body: dropped */
+    if (req->stream) {
+        ig_http_stream_input(req, at, len);
+        return 0;
+    }
     /* a refusal sets req->err; h1_refuse() or h1_fail() answers */
     return ig_http_req_add_body(req, at, len) == 0 ? 0 : h1_refuse(conn, req, p, true);
 }
@@ -280,6 +292,15 @@ void ig_http_h1_process(struct http_conn *conn)
             http_parser_pause(&conn->parser, 0);
             if (conn->h1_discard) {
                 conn->h1_discard = false; /* answered already */
+                continue;
+            }
+            if (h1_req(conn)->stream) {
+                struct ig_http_req *req = h1_req(conn);
+
+                if (req->state == HTTP_REQ_BODY) /* its header block ended */
+                    ig_http_req_dispatch(req);
+                else /* its body ended */
+                    ig_http_stream_input_end(req);
                 continue;
             }
             /* CONNECT or Upgrade: what follows is not HTTP/1.1 to us; after
@@ -409,7 +430,8 @@ void ig_http_h1_respond(struct ig_http_req *req, int status, const struct ig_htt
     /* Draining: a request read behind this one is answered too; the last
      * answer says "Connection: close" */
     bool close = conn->h1_close || !req->keep_alive ||
-                 (conn->srv->draining && !ig_http_conn_input_waiting(conn));
+                 (conn->srv->draining && !ig_http_conn_input_waiting(conn)) ||
+                 (req->stream && !req->stream_in_end);
 
     if (status == 204 || status == 304) {
         free(body);
@@ -425,6 +447,82 @@ void ig_http_h1_respond(struct ig_http_req *req, int status, const struct ig_htt
     }
     ig_http_req_free(req);
     if (close) {
+        conn->h1_close = true;
+        ig_http_conn_finish(conn);
+    } else {
+        ig_http_conn_kick(conn); /* parse the next request */
+    }
+}
+
+/* ---- duplex streams: a chunked response ---- */
+
+void ig_http_h1_stream_head(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                            size_t nhdrs)
+{
+    struct http_conn *conn = req->conn;
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+    char line[64];
+
+    /* an HTTP/1.0 client knows no chunks: the body runs to the close */
+    if (req->http10)
+        conn->h1_close = true;
+    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, ig_http_status_reason(status));
+    h1_add(out, line);
+    for (size_t i = 0; i < nhdrs; i++) {
+        const char *name = hdrs[i].name, *value = hdrs[i].value;
+
+        if (name == NULL || value == NULL || name[0] == '\0' ||
+            ig_http_hdr_reserved(name, strlen(name)) || strpbrk(name, "\r\n:") != NULL ||
+            strpbrk(value, "\r\n") != NULL)
+            continue;
+        h1_add_header(out, name, value);
+    }
+    if (!req->http10)
+        h1_add_header(out, "Transfer-Encoding", "chunked");
+    h1_add_header(out, "x-amzn-RequestId", req->id);
+    h1_add_header(out, "Date", ig_http_server_date(conn->srv));
+    if (conn->h1_close || !req->keep_alive)
+        h1_add_header(out, "Connection", "close");
+    evbuffer_add(out, "\r\n", 2);
+    ig_http_conn_out_charge(conn, evbuffer_get_length(out));
+}
+
+int ig_http_h1_stream_write(struct ig_http_req *req, const char *data, size_t len)
+{
+    struct http_conn *conn = req->conn;
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+    char size[24];
+    int rv;
+
+    if (!req->http10) {
+        snprintf(size, sizeof(size), "%zx\r\n", len);
+        h1_add(out, size);
+    }
+    evbuffer_add(out, data, len);
+    if (!req->http10)
+        evbuffer_add(out, "\r\n", 2);
+    /* charged; over the budgets the bytes go anyway and the caller waits
+     * for the writable notice */
+    rv = ig_http_conn_out_charge(conn, evbuffer_get_length(out)) == 0 ? 0 : IG_ERR_FULL;
+    ig_http_req_progress(req, len);
+    return rv;
+}
+
+void ig_http_h1_stream_end(struct ig_http_req *req, bool reset)
+{
+    struct http_conn *conn = req->conn;
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+    bool close = conn->h1_close || !req->keep_alive || reset || !req->stream_in_end ||
+                 (conn->srv->draining && !ig_http_conn_input_waiting(conn));
+
+    if (!req->stream_head && !reset)
+        ig_http_h1_stream_head(req, 200, NULL, 0);
+    if (!reset && !req->http10)
+        evbuffer_add(out, "0\r\n\r\n", 5);
+    ig_http_req_free(req);
+    if (close) {
+        /* a reset: what was queued goes, then the connection closes with
+         * the chunked body unfinished, which the client sees as an error */
         conn->h1_close = true;
         ig_http_conn_finish(conn);
     } else {

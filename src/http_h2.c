@@ -143,11 +143,16 @@ static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const
 
         evbuffer_add(out, &pl, 1);
     }
-    if (evbuffer_add(out, req->resp_body + req->resp_off, length) != 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (req->sout != NULL) {
+        if (evbuffer_remove_buffer(req->sout, out, length) != (int)length)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    } else {
+        if (evbuffer_add(out, req->resp_body + req->resp_off, length) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        req->resp_off += length;
+    }
     if (padlen > 1)
         evbuffer_add(out, zeros, padlen - 1);
-    req->resp_off += length;
     ig_http_req_progress(req, length);
     return 0;
 }
@@ -166,6 +171,35 @@ static ssize_t h2_on_read_body(nghttp2_session *session, int32_t stream_id, uint
     (void)ud;
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (n == left)
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* A stream's response: what the gateway queued in sout; deferred while
+ * it is empty (ig_http_h2_stream_resume wakes it), then END_STREAM or,
+ * for a reset, RST_STREAM(INTERNAL_ERROR) once it is all out. */
+static ssize_t h2_on_read_stream(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                                 size_t length, uint32_t *data_flags,
+                                 nghttp2_data_source *source, void *ud)
+{
+    struct ig_http_req *req = source->ptr;
+    size_t left = req->sout ? evbuffer_get_length(req->sout) : 0;
+    size_t n = left < length ? left : length;
+
+    (void)session;
+    (void)stream_id;
+    (void)buf;
+    (void)ud;
+    if (n == 0) {
+        if (req->stream_reset)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM(INTERNAL_ERROR) */
+        if (!req->stream_out_end)
+            return NGHTTP2_ERR_DEFERRED;
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        return 0;
+    }
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == left && req->stream_out_end)
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
 }
@@ -267,12 +301,21 @@ static void h2_end_headers(struct ig_http_req *req, const nghttp2_frame *frame)
     if (req->err == HTTP_REQ_ERR_NONE && ig_http_req_end_headers(req) != 0)
         req->err = HTTP_REQ_ERR_NOMEM;
     req->state = HTTP_REQ_BODY;
-    if (req->err == HTTP_REQ_ERR_NONE)
+    if (req->err == HTTP_REQ_ERR_NONE) {
+        ig_http_stream_pick(req);
         ig_http_req_begin_body(req); /* sets req->err on refusal */
-    if (req->err != HTTP_REQ_ERR_NONE)
+    }
+    if (req->err != HTTP_REQ_ERR_NONE) {
         h2_refuse(req, frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
-    else if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+    } else if (req->stream) {
+        /* a duplex stream: the gateway has it from now on, and its body
+         * as it comes */
         ig_http_req_dispatch(req);
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+            ig_http_stream_input_end(req);
+    } else if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        ig_http_req_dispatch(req);
+    }
 }
 
 /* The body ended (END_STREAM): hand the request over, or give the answer
@@ -297,13 +340,17 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
             break;
         if (req->state == HTTP_REQ_HEADERS)
             h2_end_headers(req, frame);
+        else if (req->stream && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            ig_http_stream_input_end(req); /* after trailers */
         else if (req->state == HTTP_REQ_BODY && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             h2_end_body(req); /* after trailers */
         break;
     case NGHTTP2_DATA:
         req = h2_req(session, frame->hd.stream_id);
-        if (req != NULL && req->state == HTTP_REQ_BODY &&
-            (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        if (req != NULL && req->stream && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            ig_http_stream_input_end(req);
+        else if (req != NULL && req->state == HTTP_REQ_BODY &&
+                 (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             h2_end_body(req);
         break;
     case NGHTTP2_PING:
@@ -365,6 +412,14 @@ static int h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id
 
     (void)flags;
     (void)ud;
+    /* Window updates are ours (no_auto_window_update): a stream's bytes
+     * are given back as the gateway consumes them; every other byte now
+     * (kept in a body, dropped or not wanted). */
+    if (req != NULL && req->stream && req->state == HTTP_REQ_DISPATCHED) {
+        ig_http_stream_input(req, (const char *)data, len);
+        return 0;
+    }
+    nghttp2_session_consume(session, stream_id, len);
     if (req != NULL && req->err != HTTP_REQ_ERR_NONE) {
         h2_discard(req, len);
         return 0;
@@ -431,7 +486,7 @@ static uint64_t h2_waiting_need(const struct http_conn *conn)
     uint64_t n = 0;
 
     TAILQ_FOREACH(req, &conn->reqs, link)
-    if (req->state == HTTP_REQ_ANSWERED && req->resp_off < req->resp_len)
+    if (ig_http_req_resp_left(req) > 0)
         n += ig_http_req_rate_need(req, conn->srv->min_rate);
     return n;
 }
@@ -487,11 +542,20 @@ int ig_http_h2_start(struct http_conn *conn)
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, srv->max_header_bytes},
     };
     nghttp2_session_callbacks *cbs = h2_callbacks();
+    nghttp2_option *opt = NULL;
     int rv;
 
     if (cbs == NULL)
         return IG_ERR_NOMEM;
-    rv = nghttp2_session_server_new3(&conn->h2, cbs, conn, NULL, &h2_mem);
+    if (nghttp2_option_new(&opt) != 0) {
+        nghttp2_session_callbacks_del(cbs);
+        return IG_ERR_NOMEM;
+    }
+    /* Streams hold the client back by the bytes the gateway has not
+     * consumed (h2_on_data, ig_http_h2_stream_consume). */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    rv = nghttp2_session_server_new3(&conn->h2, cbs, conn, opt, &h2_mem);
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0)
         return IG_ERR_NOMEM;
@@ -708,7 +772,7 @@ void ig_http_h2_drain_stall(struct http_conn *conn, uint64_t bound_us)
              * client still owes body bytes (h2_on_frame_send) */
             ig_http_req_drain_timeout(req, bound_us);
             ended = true;
-        } else if (req->state == HTTP_REQ_ANSWERED && req->resp_off < req->resp_len &&
+        } else if (req->state == HTTP_REQ_ANSWERED && ig_http_req_resp_left(req) > 0 &&
                    req->discarded != UINT64_MAX) {
             req->discarded = UINT64_MAX;
             nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id,
@@ -745,7 +809,7 @@ int ig_http_h2_flushed(const struct http_conn *conn)
         return 0;
     /* DATA held back by the client's window is not "wanted" by nghttp2 */
     TAILQ_FOREACH(req, &conn->reqs, link)
-    if (req->state == HTTP_REQ_ANSWERED && req->resp_off < req->resp_len)
+    if (req->state == HTTP_REQ_ANSWERED && ig_http_req_resp_left(req) > 0)
         return 0;
     return 1;
 }
@@ -844,5 +908,68 @@ void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_htt
         nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id,
                                   NGHTTP2_INTERNAL_ERROR);
     }
+    ig_http_conn_kick(conn);
+}
+
+void ig_http_h2_stream_consume(struct ig_http_req *req, size_t n)
+{
+    struct http_conn *conn = req->conn;
+
+    if (conn->h2 == NULL)
+        return;
+    nghttp2_session_consume(conn->h2, req->stream_id, n);
+    ig_http_conn_kick(conn); /* the WINDOW_UPDATE goes out */
+}
+
+void ig_http_h2_stream_head(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                            size_t nhdrs)
+{
+    struct http_conn *conn = req->conn;
+    nghttp2_data_provider prd = {.source.ptr = req, .read_callback = h2_on_read_stream};
+    nghttp2_nv *nva = ig_xmalloc((nhdrs + 2) * sizeof(*nva));
+    size_t names_len = 1, nn = 0;
+    char sbuf[8], *names;
+    int rv;
+
+    for (size_t i = 0; i < nhdrs; i++)
+        names_len += hdrs[i].name != NULL ? strlen(hdrs[i].name) + 1 : 0;
+    names = ig_xmalloc(names_len);
+    snprintf(sbuf, sizeof(sbuf), "%d", status >= 200 && status <= 999 ? status : 500);
+    nva[nn++] = h2_nv(":status", sbuf);
+    nn += h2_user_headers(nva + nn, names, hdrs, nhdrs);
+    nva[nn] = h2_nv("x-amzn-requestid", req->id);
+    nva[nn++].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+    if (nghttp2_session_find_stream(conn->h2, req->stream_id) == NULL)
+        rv = NGHTTP2_ERR_STREAM_CLOSED;
+    else
+        rv = nghttp2_submit_response(conn->h2, req->stream_id, nva, nn, &prd);
+    free(names);
+    free(nva);
+    if (rv != 0 && rv != NGHTTP2_ERR_STREAM_CLOSED) {
+        ig_log(IG_LOG_DEBUG, "http: %s: h2 stream head on stream %d: %s", conn->peer,
+               req->stream_id, nghttp2_strerror(rv));
+        nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+    }
+    ig_http_conn_kick(conn);
+}
+
+void ig_http_h2_stream_resume(struct ig_http_req *req)
+{
+    struct http_conn *conn = req->conn;
+
+    if (conn == NULL || conn->h2 == NULL || !req->stream_head)
+        return;
+    /* fails harmlessly when the data is not deferred (already scheduled) */
+    nghttp2_session_resume_data(conn->h2, req->stream_id);
+    ig_http_conn_kick(conn);
+}
+
+void ig_http_h2_stream_rst(struct ig_http_req *req)
+{
+    struct http_conn *conn = req->conn;
+
+    nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id,
+                              NGHTTP2_INTERNAL_ERROR);
     ig_http_conn_kick(conn);
 }

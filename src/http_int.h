@@ -145,6 +145,8 @@ enum http_req_err {
     HTTP_REQ_ERR_NOMEM,         /* 503 */
     HTTP_REQ_ERR_BODY_FULL,     /* 400 ThrottlingException: a budget is spent (req->full_share:
                                    the connection's share, else the server's) */
+    HTTP_REQ_ERR_STREAM_REFUSED, /* h2: a stream the gateway answered (refused) before its
+                                    body ended: the rest is dropped as after a refusal */
 };
 
 struct http_hdr_off {
@@ -197,6 +199,23 @@ struct ig_http_req {
     /* h2 response body being sent (owned) */
     char *resp_body;
     size_t resp_len, resp_off;
+    /* A duplex stream (http.h, ig_http_stream_*): the body goes to on_body
+     * as it arrives, the response out as the gateway writes it. */
+    bool stream;          /* picked as a stream at the end of its header block */
+    bool stream_open;     /* the gateway took it (ig_http_stream_open) */
+    bool stream_in_end;   /* the body ended (delivered to on_body) */
+    bool stream_head;     /* the response head is out */
+    bool stream_out_end;  /* h2: END_STREAM goes after sout */
+    bool stream_reset;    /* h2: RST_STREAM(INTERNAL_ERROR) goes after sout */
+    bool stream_writable; /* the gateway waits for unsent <= IG_HTTP_STREAM_LOW */
+    uint64_t stream_held; /* body bytes delivered and not consumed */
+    uint64_t stream_in;   /* body bytes delivered, all told */
+    uint64_t stream_out;  /* response bytes written, all told */
+    struct evbuffer *sout; /* h2: response bytes not framed yet */
+    uint64_t sout_mem;     /* what of req->mem is sout's */
+    ig_http_body_cb *on_body;
+    ig_http_writable_cb *on_writable;
+    void *stream_arg;
 };
 
 TAILQ_HEAD(http_req_list, ig_http_req);
@@ -253,6 +272,7 @@ struct ig_http_server {
     struct evconnlistener *lst;
     struct ssl_ctx_st *ssl_ctx; /* NULL: cleartext */
     ig_http_request_cb *on_request;
+    ig_http_stream_pick_cb *pick; /* NULL: no request is a stream */
     void *arg;
     uint32_t max_connections;
     uint32_t max_streams;
@@ -303,6 +323,9 @@ void ig_http_req_gone(struct ig_http_req *req);
  *   _value: the name ended, its value is appended next
  *   _sep:   end the current string (value or h1 target)
  */
+/* <req> now holds <mem> bytes (growth charged in HTTP_CHARGE_UNIT steps,
+ * shrinkage released): 0, or IG_ERR_FULL (nothing changed). */
+int ig_http_req_mem_set(struct ig_http_req *req, uint64_t mem);
 /* Record in req->err why one of these failed (<rv> != 0): 431, throttled or
  * 503, as h1 and h2 answer it. */
 void ig_http_req_hdr_fail(struct ig_http_req *req, int rv);
@@ -384,6 +407,34 @@ const char *ig_http_status_reason(int status);
 /* 1 when <name> (of <len> bytes) is a header the module writes itself or a
  * hop-by-hop one (content-length, connection, ...). */
 int ig_http_hdr_reserved(const char *name, size_t len);
+
+/* --- http_stream.c --- */
+
+/* At the end of <req>'s header block (not refused): ask the gateway
+ * whether it is a stream (req->stream). */
+bool ig_http_stream_pick(struct ig_http_req *req);
+/* <len> body bytes of the stream <req> arrived. */
+void ig_http_stream_input(struct ig_http_req *req, const char *data, size_t len);
+/* The body of the stream <req> ended. */
+void ig_http_stream_input_end(struct ig_http_req *req);
+/* Output of <conn> moved: writable notices due go out. */
+void ig_http_stream_notify(struct http_conn *conn);
+/* Response bytes of <req> still to send (h2: resp_body and sout). */
+size_t ig_http_req_resp_left(const struct ig_http_req *req);
+/* <req> is freed: body bytes still held go back to the connection's
+ * flow control (h2), its output buffer goes. */
+void ig_http_stream_release(struct ig_http_req *req);
+/* h2 parts (http_h2.c) */
+void ig_http_h2_stream_consume(struct ig_http_req *req, size_t n);
+void ig_http_h2_stream_head(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                            size_t nhdrs);
+void ig_http_h2_stream_resume(struct ig_http_req *req);
+void ig_http_h2_stream_rst(struct ig_http_req *req);
+/* h1 parts (http_h1.c) */
+void ig_http_h1_stream_head(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                            size_t nhdrs);
+int ig_http_h1_stream_write(struct ig_http_req *req, const char *data, size_t len);
+void ig_http_h1_stream_end(struct ig_http_req *req, bool reset);
 
 /* --- http_h1.c --- */
 

@@ -280,6 +280,11 @@ static int req_mem_set(struct ig_http_req *req, uint64_t mem)
 /* Make room in <b> (req->hbuf or req->body) for <n> more bytes, its growth
  * charged first. 0, IG_ERR_TOOBIG (the buffer's cap), IG_ERR_FULL (a
  * budget), IG_ERR_NOMEM. */
+int ig_http_req_mem_set(struct ig_http_req *req, uint64_t mem)
+{
+    return req_mem_set(req, mem);
+}
+
 static int req_buf_reserve(struct ig_http_req *req, struct ig_buf *b, size_t n)
 {
     size_t cap, old = b->cap;
@@ -340,6 +345,7 @@ void ig_http_req_free(struct ig_http_req *req)
 {
     if (req == NULL)
         return;
+    ig_http_stream_release(req); /* before the unlink: it gives the window back */
     req_unlink(req);
     if (req->detached && req->srv != NULL)
         TAILQ_REMOVE(&req->srv->detached, req, link);
@@ -554,7 +560,7 @@ int ig_http_req_begin_body(struct ig_http_req *req)
     ig_http_req_wait(req);
     if (req->err != HTTP_REQ_ERR_NONE) /* refused before the block ended */
         return IG_ERR_FULL;
-    if (!req->has_declared_len)
+    if (!req->has_declared_len || req->stream) /* a stream's body is never held */
         return 0;
     if (req->declared_len > req->srv->max_body)
         rv = IG_ERR_TOOBIG;
@@ -621,7 +627,15 @@ uint64_t ig_http_req_stall_deadline(const struct ig_http_req *req)
 
     if (conn == NULL || conn->srv->idle_us == 0)
         return 0;
-    if (req->state == HTTP_REQ_ANSWERED) {
+    if (req->state == HTTP_REQ_DISPATCHED && req->stream) {
+        /* a duplex stream waits on its client when it owes input (all it
+         * sent was consumed) or has output to take */
+        if ((req->stream_in_end || req->stream_held > 0 || !req->stream_open) &&
+            ig_http_stream_unsent(req) == 0)
+            return 0;
+        if (conn->h2_out_blocked && conn->stall_progress_us > since)
+            since = conn->stall_progress_us;
+    } else if (req->state == HTTP_REQ_ANSWERED) {
         /* behind a socket that is slow to take the output, the stream waits
          * on the connection: the socket's own progress counts */
         if (conn->h2_out_blocked && conn->stall_progress_us > since)
@@ -707,6 +721,7 @@ void ig_http_req_reject(struct ig_http_req *req)
         return;
     case HTTP_REQ_ERR_NOMEM:
     case HTTP_REQ_ERR_NONE:
+    case HTTP_REQ_ERR_STREAM_REFUSED: /* answered by the gateway: not reached */
         break;
     }
     ig_http_req_log_refusal(req, 503, "ServiceUnavailable");
@@ -833,6 +848,11 @@ void ig_http_respond(struct ig_http_req *req, int status, const struct ig_http_h
     }
     if (body == NULL)
         len = 0;
+    /* a stream answered before its body ended (an error at its start):
+     * the rest of the body is read and dropped within the bound, as after
+     * a refusal, so that the client sees the answer (h2_discard) */
+    if (req->stream && !req->stream_in_end && req->h2)
+        req->err = HTTP_REQ_ERR_STREAM_REFUSED;
     /* the body is not needed any more: off the budgets before the
      * response is charged; an h1 request is freed right after its
      * response is queued, so the output takes over its charge */
@@ -1283,6 +1303,8 @@ static void conn_process(struct http_conn *conn)
         conn_out_recount(conn);
     if (conn->state == HTTP_CONN_OPEN)
         conn_process_open(conn);
+    if (conn->state == HTTP_CONN_OPEN)
+        ig_http_stream_notify(conn);
     if (conn->state == HTTP_CONN_CLOSING)
         conn_step_closing(conn);
     if (conn->state == HTTP_CONN_LINGER) {

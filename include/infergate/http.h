@@ -236,6 +236,76 @@ void ig_http_respond(struct ig_http_req *req, int status, const struct ig_http_h
                      size_t nhdrs, char *body, size_t len);
 
 /*
+ * Duplex streams (POST /transform/...): a request the gateway takes as a
+ * stream is handed to on_request as soon as its header block is complete;
+ * its body is then delivered piece by piece as it arrives (never stored by
+ * this module) and its response is written piece by piece while the body
+ * is still coming: h2 on the same stream, h1 as a chunked response.
+ *
+ * Flow control: body bytes delivered and not yet given back with
+ * ig_http_stream_consume() hold the client back: h2 sends WINDOW_UPDATE
+ * only for consumed bytes (each stream window is HTTP_H2_STREAM_WINDOW),
+ * h1 parses no further input while IG_HTTP_STREAM_H1_HELD bytes are held.
+ * Response bytes queued and not yet taken by the client count as unsent
+ * (ig_http_stream_unsent); they are charged to the request's budget.
+ *
+ * Stall rule: a stream whose client owes input (everything delivered was
+ * consumed and the body has not ended) or holds unsent output must move
+ * min_rate_bytes in either direction per idle_timeout_ms, else it is cut
+ * (h2 RST_STREAM(CANCEL), h1 close) and the close callback runs.
+ */
+#define IG_HTTP_STREAM_H1_HELD ((size_t)1 << 20)
+/* ig_http_stream_wait_writable: the callback comes once unsent output is at
+ * most this. */
+#define IG_HTTP_STREAM_LOW ((size_t)256 << 10)
+
+/* Called once a request's header block is complete (method, path and
+ * headers readable, no body yet): return 1 to take it as a duplex stream. */
+typedef int ig_http_stream_pick_cb(const struct ig_http_req *req, void *arg);
+void ig_http_server_set_stream_pick(struct ig_http_server *srv, ig_http_stream_pick_cb *pick);
+/* 1 when <req> was taken as a stream. */
+int ig_http_req_is_stream(const struct ig_http_req *req);
+
+/* <len> body bytes of a stream arrived (<end> 0), or the body ended (<end>
+ * 1, <len> 0). The bytes are only valid during the call. Called from inside
+ * the protocol's parser: the callee must not answer, end or reset <req>
+ * from here (defer to a later event). */
+typedef void ig_http_body_cb(struct ig_http_req *req, const char *data, size_t len, int end,
+                             void *arg);
+/* Unsent output fell to IG_HTTP_STREAM_LOW or below after
+ * ig_http_stream_wait_writable(). May write, end or reset. */
+typedef void ig_http_writable_cb(struct ig_http_req *req, void *arg);
+
+/* Take <req> (from on_request, with ig_http_req_is_stream) as a stream:
+ * body pieces go to <on_body>, the writable notice to <on_writable>. Not
+ * calling it and answering with ig_http_respond() refuses the stream (the
+ * rest of its body is dropped; h1 closes the connection after the answer). */
+void ig_http_stream_open(struct ig_http_req *req, ig_http_body_cb *on_body,
+                         ig_http_writable_cb *on_writable, void *arg);
+/* Give <n> delivered body bytes back to the client's flow control. */
+void ig_http_stream_consume(struct ig_http_req *req, size_t n);
+/* Send the status and headers now (no content-length; h1: chunked, or for
+ * an HTTP/1.0 client the body runs to the connection's close). Once. */
+void ig_http_stream_head(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
+                         size_t nhdrs);
+/* Queue <len> response bytes (copied) after the head. 0, or IG_ERR_FULL
+ * when the budgets refused to count them (they are queued anyway: the
+ * caller stops producing until the writable notice). */
+int ig_http_stream_write(struct ig_http_req *req, const char *data, size_t len);
+/* Response bytes queued and not yet taken by the client. */
+size_t ig_http_stream_unsent(const struct ig_http_req *req);
+/* Ask for on_writable once unsent output is at most IG_HTTP_STREAM_LOW. */
+void ig_http_stream_wait_writable(struct ig_http_req *req);
+/* End the response after what is queued (h2 END_STREAM, h1 last chunk);
+ * <req> must not be used afterwards. The body should have ended (else h2
+ * follows with RST_STREAM(NO_ERROR) and h1 closes the connection). */
+void ig_http_stream_end(struct ig_http_req *req);
+/* Abort after what is queued has been sent: h2 RST_STREAM(INTERNAL_ERROR),
+ * h1 the connection closes without the last chunk. <req> must not be used
+ * afterwards. */
+void ig_http_stream_reset(struct ig_http_req *req);
+
+/*
  * A SageMaker-shaped error response: <status>, headers
  * "Content-Type: application/json" and "x-amzn-ErrorType: <type>", body
  * {"message":"<msg>"} with the printf-formatted message (cut at 1 KiB)

@@ -1,0 +1,233 @@
+/*
+ * gateway_int.h - private to gateway.c and transform.c: the gateway's
+ * endpoints, lanes and requests, and the few steps of a request's life
+ * that the streaming transform (transform.c) shares with InvokeEndpoint.
+ */
+#ifndef INFERGATE_GATEWAY_INT_H
+#define INFERGATE_GATEWAY_INT_H
+
+#include <stdint.h>
+
+#include "infergate/batcher.h"
+#include "infergate/buf.h"
+#include "infergate/codec.h"
+#include "infergate/config.h"
+#include "infergate/metrics.h"
+#include "infergate/upstream.h"
+
+struct event;
+struct event_base;
+struct ig_http_req;
+struct ig_http_server;
+struct ig_workers;
+struct gw_tstream;
+struct ts_chunk;
+
+#define GW_ACCOUNT "000000000000"
+#define GW_RESPONSE_MAX ((size_t)64 << 20)
+#define GW_DRAIN_POLL_US 10000
+/* SageMaker's region in the LogStreamArn of ModelError bodies: the gateway
+ * is no AWS region, so it names the one every SDK defaults to. */
+#define GW_REGION "us-east-1"
+/* Bodies up to this size are decoded inline on the loop thread (a 64 KiB
+ * body decodes in well under a millisecond, and a worker round trip would
+ * cost more than the decode); bigger ones go to the decoder pool, so that a
+ * 6 MiB body (tens to hundreds of milliseconds, seconds for a hostile one)
+ * never stalls the other connections. */
+#define GW_DECODE_INLINE_MAX ((size_t)64 << 10)
+/* Bodies waiting for or in a decoder at once; more get ThrottlingException.
+ * Their bytes are already held (and capped) by the HTTP layer; this bounds
+ * the queue of decode jobs itself. The waiting ones are served one
+ * connection at a time in turn (struct gw_flow), and at the cap a body of a
+ * connection with fewer waiting takes the place of the newest body of the
+ * connection with the most (gw_decode_admit): one client cannot keep the
+ * others' big bodies out. */
+#define GW_DECODE_QUEUE_MAX 64
+/* Requests whose rows, features and predictions take this much are freed
+ * on a model worker (short jobs, unlike decodes, so the memory goes back
+ * soon); at most GW_FREE_QUEUE_MAX wait (more: freed inline), in slots of
+ * their own in the workers' queue, never in the batches' slots. */
+#define GW_FREE_OFFLOAD_MIN ((size_t)1 << 20)
+#define GW_FREE_QUEUE_MAX 64
+/* Decoder threads run this much nicer than the loop: with few cores, the
+ * loop thread then wins the CPU whenever it wakes, and a stream of 6 MiB
+ * bodies costs the other connections no latency (load/bench-loop-stall.sh). */
+#define GW_DECODE_NICE 10
+/* Model workers run a little nicer than the loop too: the loop does the
+ * I/O of every client and the completions of every batch in short bursts,
+ * and must not wait out a worker's time slice to do them. */
+#define GW_MODEL_NICE 5
+
+struct gw_endpoint;
+struct gw_decode_job;
+
+/* The bodies one connection has waiting for a decoder, in arrival order:
+ * decoders serve the connections in turn, so that one client's flood of
+ * big bodies delays another client's body by one decode per connection,
+ * not by the whole queue. */
+struct gw_flow {
+    const void *key; /* the connection's share of the budget (one per connection) */
+    struct gw_decode_job *head, *tail;
+    uint32_t n;
+};
+
+/* One batcher and its flush timer: rows of one endpoint for one Accept,
+ * and, for an upstream that takes rows as bytes, one Content-Type (a
+ * call's rows are all in one format). */
+#define GW_NLANES (IG_FMT_COUNT * IG_FMT_COUNT)
+struct gw_lane {
+    struct gw_endpoint *ep;
+    enum ig_format ctype; /* the rows' format (bytes upstreams; else any) */
+    enum ig_format accept;
+    struct ig_batcher *batcher;
+    struct event *timer;
+    uint64_t timer_at; /* UINT64_MAX when not armed */
+};
+
+struct gw_endpoint {
+    struct ig_gateway *gw;
+    const struct ig_endpoint_conf *conf;
+    struct ig_upstream *up;
+    enum ig_format default_ctype;
+    enum ig_format default_accept;
+    struct gw_lane lanes[GW_NLANES]; /* [ctype * IG_FMT_COUNT + accept] */
+    /* Deadlines: every request of an endpoint has the same
+     * request_timeout_ms, so arrival order is deadline order. The requests
+     * waiting for theirs form a FIFO, and one timer per endpoint is armed at
+     * (or before) the head's deadline: O(1) per request, and no limit on the
+     * number of distinct timeouts (libevent's common timeouts stop at 256,
+     * and past that a deadline silently never fired). The timer is re-armed
+     * lazily: an answered head leaves it armed for its old deadline, and the
+     * firing re-arms it for the new head. */
+    struct gw_request *dl_head, *dl_tail;
+    struct event *dl_timer;
+    uint64_t dl_timer_at; /* UINT64_MAX when not armed */
+    uint64_t timeout_us;
+
+    /* max_inflight and max_queue_rows hold for the endpoint as a whole,
+     * across its lanes: the gateway counts batches in flight here and sums
+     * the lanes' queues before it queues a request. */
+    uint32_t inflight;
+
+    struct gw_tstream *streams; /* transform streams on this endpoint (transform.c) */
+    uint32_t streams_blocked;   /* of them, waiting for room in the queue */
+
+    /* metrics */
+    uint64_t requests;
+    uint64_t rows;
+    uint64_t batches[IG_FLUSH_REASON_COUNT];
+    struct ig_hist batch_rows;
+    struct ig_hist upstream_seconds;
+    struct ig_hist request_seconds;
+};
+
+struct gw_request {
+    struct ig_gateway *gw;
+    struct ig_http_req *http; /* NULL once answered or gone */
+    struct gw_lane *lane;
+    struct ig_rowset rs;
+    struct ig_pred *preds; /* rs.nrows, once the rows span batches; filled as they finish */
+    struct ig_buf out;     /* the predictions' bytes */
+    /* What <preds> and <out> have allocated, charged to the server-wide
+     * budget (the share's parent) before they grow: a 6 MiB body of short
+     * rows gathers 24 MiB of slices and up to GW_RESPONSE_MAX of text, more
+     * than its body and rows, which its connection's share already holds. */
+    struct ig_budget_hold hold;
+    uint32_t rows_done;
+    uint32_t rows_taken;               /* rows handed to batches so far */
+    struct ig_batcher_entry *entry;    /* valid while rows_taken < rs.nrows */
+    /* Batches in flight that hold its rows (one entry per segment): when
+     * the client goes, each loses a live segment, and a batch no request
+     * waits for any more is cancelled upstream. At most max_inflight. */
+    struct ig_batch **inb;
+    uint32_t ninb, capinb;
+    uint32_t refs;
+    struct gw_request *dl_prev, *dl_next; /* on ep's deadline FIFO while dl_linked */
+    uint64_t deadline_us;
+    uint64_t start_us;
+    /* For the access log: the request's batches (gateway-wide ids) and when
+     * its rows were queued, first and last flushed. */
+    uint64_t batch_first, batch_last;
+    uint64_t enqueue_us, first_flush_us, last_flush_us;
+    /* Remote models: the headers forwarded with the rows (pointing into
+     * the http request's), and what the model answered back (owned). */
+    struct ig_passthrough pass;
+    char *attrs_back, *variant_back;
+    /* A chunk of a streaming transform (transform.c): its answer goes to
+     * the chunk, not to an HTTP response; <own_body> is the chunk's rows'
+     * bytes, owned here so that they live as long as any batch holds them. */
+    struct ts_chunk *chunk;
+    char *own_body, *own_aux; /* aux: the lines as sent when the rows are filtered */
+    uint8_t dl_linked;
+    uint8_t stream;   /* InvokeEndpointWithResponseStream: the answer as events */
+    uint8_t decoding; /* the body is on a decoder: rs belongs to the worker */
+    uint8_t expired;  /* the deadline passed while decoding: answer when it is back */
+};
+
+struct ig_gateway {
+    struct event_base *base;
+    const struct ig_config *cfg;
+    struct ig_workers *workers;
+    struct ig_workers *decoders; /* a pool of its own: a slow body never delays a batch */
+    uint32_t decoding;           /* bodies on the decoders, <= GW_DECODE_QUEUE_MAX */
+    uint32_t decode_running;     /* of them, handed to a decoder thread */
+    uint32_t decode_threads;     /* at most this many running at once */
+    struct gw_flow flows[GW_DECODE_QUEUE_MAX]; /* the others, by connection */
+    uint32_t nflows;
+    uint32_t flow_next; /* the flow whose turn is next */
+    uint32_t freeing;            /* requests being freed on workers, <= GW_FREE_QUEUE_MAX */
+    int closing;                 /* ig_gateway_free runs: late completions only release */
+    struct ig_http_server *http;
+    struct gw_endpoint *eps;
+    size_t neps;
+    int draining;
+    int drained;
+    struct event *drain_poll;
+    uint64_t drain_deadline_us;
+    uint64_t answered;       /* responses handed to the HTTP layer, all time */
+    uint64_t batch_seq;      /* the last batch id given, gateway-wide (access log) */
+    uint64_t drain_answered; /* <answered> when the drain began */
+
+    /* metrics */
+    uint64_t responses[6]; /* by status class 1xx..5xx, index 0 unused */
+    uint64_t errors_by_type[8];
+};
+
+/* ---- shared with transform.c (gateway.c) ---- */
+
+struct gw_endpoint *gw_endpoint_find(struct ig_gateway *gw, const char *name, size_t len);
+/* The SageMaker header checks of InvokeEndpoint: NULL, or the message. */
+const char *gw_check_headers(struct ig_http_req *http, const struct gw_endpoint *ep, char *msg,
+                             size_t msglen);
+int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, int stream,
+                 enum ig_format *ctype, enum ig_format *accept, char *msg, size_t msglen);
+/* An error answer with its access-log line (<r> may be NULL). */
+void gw_error_for(struct ig_gateway *gw, struct ig_http_req *http, const struct gw_request *r,
+                  const char *endpoint, const char *type, const char *msg);
+void gw_count_status(struct ig_gateway *gw, int status);
+uint32_t gw_endpoint_queued(const struct gw_endpoint *ep);
+/* Queue <r>'s decoded rows (see gateway.c). */
+void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *cerr,
+                    uint64_t nbytes);
+/* The client side is done with <r>. */
+void gw_req_finish(struct gw_request *r);
+
+/* ---- transform.c ---- */
+
+/* At the end of a request's header block: 1 for POST /transform/... */
+int ig_ts_pick(const struct ig_http_req *http, void *arg);
+/* POST /transform/NAME (a stream, ig_http_req_is_stream). */
+void ig_ts_start(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
+                 size_t namelen);
+/* A chunk's rows are answered: predictions <preds>[0..rs.nrows) slices of
+ * <base>; or the chunk failed as a whole. <r> is finished by the caller
+ * afterwards. */
+void ig_ts_chunk_ok(struct gw_request *r, const char *base, const struct ig_pred *preds);
+void ig_ts_chunk_fail(struct gw_request *r, const char *type, const char *msg);
+/* <r> is being freed: its chunk (if any) forgets it. */
+void ig_ts_chunk_gone(struct gw_request *r);
+/* A batch of <ep> finished: streams waiting for room in its queue try
+ * again. */
+void ig_ts_wake(struct gw_endpoint *ep);
+
+#endif /* INFERGATE_GATEWAY_INT_H */

@@ -1,0 +1,985 @@
+/*
+ * transform.c - POST /transform/{name}: one duplex stream of rows in and
+ * predictions out, in input order, while the client is still sending.
+ *
+ * A stream's life (all on the loop thread):
+ *
+ *   ig_ts_start: options checked, the response head goes out at once.
+ *   ts_on_body: the HTTP layer delivers body bytes as they arrive; they
+ *   are appended to <in> and held against the client's flow control (not
+ *   consumed) until they are cut into a chunk.
+ *   ts_run (a deferred event): complete lines are cut from <in> into
+ *   chunks of at most ts_chunk_rows() lines, each a gw_request of its own
+ *   that joins the endpoint's batcher like any InvokeEndpoint body (so a
+ *   stream's rows share batches with other streams and unary requests);
+ *   the bytes cut are consumed (WINDOW_UPDATE). No chunk is cut while the
+ *   stream has ts_rows_cap() rows open (cut, not yet written), while its
+ *   unsent output is over TS_OUT_HIGH, or while the endpoint's queue has
+ *   no room: the client is then held back by flow control, never buffered.
+ *   ig_ts_chunk_ok / _fail: a chunk's answer is formatted into its own
+ *   output at once (joins and filters applied, error records in place of
+ *   failed rows); ts_run writes the done chunks at the head, in order.
+ *
+ * Records are lines (LF or CRLF); blank lines are skipped. CSV rows are
+ * CSV records; JSON Lines and JSON streams carry one JSON row per line.
+ * The line numbers in error records count every line from 1.
+ */
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway_int.h"
+#include "infergate/common.h"
+#include "infergate/http.h"
+#include "infergate/jpath.h"
+
+
+/* Bytes of lines in one chunk at most (a longer line goes alone). */
+#define TS_CHUNK_BYTES ((size_t)256 << 10)
+/* A record (line) longer than this is refused and skipped. Below the
+ * stream window (HTTP_H2_STREAM_WINDOW, 1 MiB) and IG_HTTP_STREAM_H1_HELD,
+ * which are all a client may send before its bytes are consumed: a line
+ * must be seen whole within them, or be known too long. */
+#define TS_LINE_MAX ((size_t)512 << 10)
+/* Unsent output above which no chunk is cut. */
+#define TS_OUT_HIGH ((size_t)1 << 20)
+/* <in> holds at most what flow control lets through: a stream window
+ * (h2) or IG_HTTP_STREAM_H1_HELD plus one read (h1), and a line. */
+#define TS_IN_MAX ((size_t)8 << 20)
+
+struct ts_rec {
+    uint64_t line;    /* 1-based line number in the stream */
+    uint32_t off;     /* the line in the chunk's lines (no terminator) */
+    uint32_t len;
+    int32_t row;      /* its row in the chunk's rowset, or -1: refused */
+    const char *type; /* why refused */
+    char *msg;        /* owned */
+};
+
+struct ts_chunk {
+    struct gw_tstream *ts;
+    struct ts_chunk *next;
+    struct gw_request *r; /* while its rows are out */
+    const char *lines;    /* the cut lines: r's (own_body or own_aux) while r is out */
+    size_t lines_len;
+    uint64_t first_line;
+    uint32_t nrecs;       /* records (output lines) */
+    struct ts_rec *recs;  /* NULL: the fast path, record i is row i, line first_line + i */
+    struct ig_buf out;    /* the output, once done */
+    uint8_t done;
+    uint8_t abort_here;   /* errors=abort: reset the stream after <out> */
+};
+
+struct gw_tstream {
+    struct ig_gateway *gw;
+    struct gw_endpoint *ep;
+    struct gw_lane *lane;
+    struct gw_tstream *ep_prev, *ep_next; /* ep->streams */
+    struct ig_http_req *http;             /* NULL once the client side is done */
+    enum ig_format ctype, accept, row_fmt;
+    uint8_t join, abort_mode, in_end, blocked, aborting, skipping;
+    struct ig_jpath *in_filter, *out_filter;
+    struct ig_buf in;  /* delivered, not cut yet */
+    size_t scanned;    /* bytes at the start of <in> known to hold no LF */
+    uint64_t lines;    /* lines cut so far */
+    struct ts_chunk *head, *tail;
+    uint64_t rows_open; /* records cut and not written yet */
+    struct event *ev;
+    struct ig_budget_hold hold;
+    uint64_t start_us, records_out, errors, bytes_out;
+    char first_err[160];
+};
+
+/* ---- options ----------------------------------------------------------- */
+
+int ig_ts_pick(const struct ig_http_req *http, void *arg)
+{
+    (void)arg;
+    return strcmp(ig_http_req_method(http), "POST") == 0 &&
+           strncmp(ig_http_req_path(http), "/transform/", 11) == 0;
+}
+
+/* Rows open per stream at most: enough to fill the endpoint's batches in
+ * flight, and no more, so that one stream leaves room in the queue and in
+ * the batches for everybody else. */
+static uint64_t ts_rows_cap(const struct gw_tstream *ts)
+{
+    const struct ig_endpoint_conf *c = ts->ep->conf;
+    uint64_t cap = (uint64_t)c->max_batch_rows * c->max_inflight;
+
+    return cap < 64 ? 64 : cap;
+}
+
+/* Lines per chunk: a quarter of the cap, so that a stream keeps several
+ * chunks in the pipeline. */
+static uint32_t ts_chunk_rows(const struct gw_tstream *ts)
+{
+    uint64_t n = ts_rows_cap(ts) / 4;
+
+    return n < 16 ? 16 : n > 65536 ? 65536 : (uint32_t)n;
+}
+
+/* ---- memory ------------------------------------------------------------ */
+
+/* What the stream holds (its input, its chunks' lines and outputs),
+ * charged to its connection's share. 0 or IG_ERR_FULL. */
+static int ts_charge(struct gw_tstream *ts)
+{
+    uint64_t mem = sizeof(*ts) + ts->in.cap;
+
+    for (const struct ts_chunk *c = ts->head; c != NULL; c = c->next)
+        mem += sizeof(*c) + c->lines_len + c->out.cap + c->nrecs * sizeof(struct ts_rec);
+    if (ts->http == NULL)
+        return 0;
+    return ig_budget_hold_set(&ts->hold, ig_http_req_budget(ts->http), mem) == 0 ? 0
+                                                                                : IG_ERR_FULL;
+}
+
+static void ts_kick(struct gw_tstream *ts)
+{
+    event_active(ts->ev, EV_TIMEOUT, 0);
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+/* An error record: JSON formats {"error":{"row":N,"type":T,"message":M}},
+ * CSV error,N,T,"M" (quotes doubled). */
+static void ts_error_record(struct gw_tstream *ts, struct ig_buf *out, uint64_t line,
+                            const char *type, const char *msg)
+{
+    ts->errors++;
+    if (ts->first_err[0] == '\0')
+        snprintf(ts->first_err, sizeof(ts->first_err), "%s", msg);
+    if (ts->accept == IG_FMT_CSV) {
+        ig_buf_printf(out, "error,%llu,%s,\"", (unsigned long long)line, type);
+        for (const char *p = msg; *p; p++) {
+            if (*p == '"')
+                ig_buf_append_char(out, '"');
+            ig_buf_append_char(out, *p == '\n' || *p == '\r' ? ' ' : *p);
+        }
+        ig_buf_append(out, "\"\n", 2);
+        return;
+    }
+    json_t *o = json_pack("{s:{s:I,s:s,s:s}}", "error", "row", (json_int_t)line, "type", type,
+                          "message", msg);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+    if (s == NULL) /* a message jansson refuses (not UTF-8): the record without it */
+        ig_buf_printf(out, "{\"error\":{\"row\":%llu,\"type\":\"%s\"}}\n",
+                      (unsigned long long)line, type);
+    else
+        ig_buf_printf(out, "%s\n", s);
+    free(s);
+    json_decref(o);
+}
+
+/* "Row 1..." from a decode of one line becomes "Row <line>..."; a message
+ * naming no row gets "Row <line>: " in front. */
+static void ts_row_msg(char *dst, size_t n, uint64_t line, const char *msg)
+{
+    size_t k = 4;
+
+    if (strncmp(msg, "Row ", 4) == 0 && msg[4] >= '0' && msg[4] <= '9') {
+        while (msg[k] >= '0' && msg[k] <= '9')
+            k++;
+        snprintf(dst, n, "Row %llu%s", (unsigned long long)line, msg + k);
+    } else {
+        snprintf(dst, n, "Row %llu: %s", (unsigned long long)line, msg);
+    }
+}
+
+static void ts_rec_fail(struct ts_rec *rec, const char *type, const char *msg)
+{
+    char m[512];
+
+    ts_row_msg(m, sizeof(m), rec->line, msg);
+    rec->row = -1;
+    rec->type = type;
+    free(rec->msg);
+    rec->msg = ig_xstrdup(m);
+}
+
+/* A JSON record joined with its prediction: an object gets the member
+ * "SageMakerOutput"; any other value goes under "SageMakerInput". */
+static void ts_join_json(struct ig_buf *out, const char *in, size_t len, const char *val,
+                         size_t vlen)
+{
+    size_t a = 0, b = len;
+
+    while (a < b && (in[a] == ' ' || in[a] == '\t'))
+        a++;
+    while (b > a && (in[b - 1] == ' ' || in[b - 1] == '\t' || in[b - 1] == '\r'))
+        b--;
+    if (b - a >= 2 && in[a] == '{' && in[b - 1] == '}') {
+        size_t k = a + 1;
+
+        while (k < b - 1 && (in[k] == ' ' || in[k] == '\t'))
+            k++;
+        ig_buf_append(out, in + a, b - 1 - a);
+        if (k < b - 1)
+            ig_buf_append_char(out, ',');
+        ig_buf_append_str(out, "\"SageMakerOutput\":");
+        ig_buf_append(out, val, vlen);
+        ig_buf_append_char(out, '}');
+        return;
+    }
+    ig_buf_append_str(out, "{\"SageMakerInput\":");
+    ig_buf_append(out, in + a, b - a);
+    ig_buf_append_str(out, ",\"SageMakerOutput\":");
+    ig_buf_append(out, val, vlen);
+    ig_buf_append_char(out, '}');
+}
+
+/* One record's output line: the prediction (JSON Accept: wrapped as the
+ * endpoint answers one row), joined with the input, filtered. 0, or -1
+ * with the reason in <err>. */
+static int ts_format(struct gw_tstream *ts, struct ig_buf *out, struct ig_buf *tmp,
+                     const char *in, size_t inlen, const char *p, size_t plen, char *err,
+                     size_t errlen)
+{
+    struct ig_buf *dst = ts->out_filter ? tmp : out;
+    const char *key = ts->ep->up->json_key ? ts->ep->up->json_key : "predictions";
+    size_t start = out->len;
+
+    ig_buf_reset(tmp);
+    if (ts->join && ts->accept == IG_FMT_CSV) {
+        ig_buf_append(dst, in, inlen);
+        ig_buf_append_char(dst, ',');
+        ig_buf_append(dst, p, plen);
+    } else if (ts->accept == IG_FMT_JSON) {
+        struct ig_buf w;
+
+        ig_buf_init(&w, GW_RESPONSE_MAX);
+        ig_buf_printf(&w, "{\"%s\":[", key);
+        ig_buf_append(&w, p, plen);
+        ig_buf_append_str(&w, "]}");
+        if (ts->join)
+            ts_join_json(dst, in, inlen, w.data, w.len);
+        else
+            ig_buf_append(dst, w.data, w.len);
+        ig_buf_clear(&w);
+    } else if (ts->join) {
+        ts_join_json(dst, in, inlen, p, plen);
+    } else {
+        ig_buf_append(dst, p, plen);
+    }
+    if (ts->out_filter) {
+        int rv = ts->accept == IG_FMT_CSV
+                     ? ig_jpath_csv(ts->out_filter, tmp->data, tmp->len, out, err, errlen)
+                     : ig_jpath_json(ts->out_filter, tmp->data, tmp->len, out, err, errlen);
+
+        if (rv < 0) {
+            out->len = start;
+            return -1;
+        }
+    }
+    if (ig_buf_append_char(out, '\n') < 0) {
+        out->len = start;
+        snprintf(err, errlen, "The prediction is too large to hold.");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- chunks ------------------------------------------------------------ */
+
+static void ts_chunk_free(struct ts_chunk *c)
+{
+    for (uint32_t i = 0; c->recs != NULL && i < c->nrecs; i++)
+        free(c->recs[i].msg);
+    free(c->recs);
+    ig_buf_clear(&c->out);
+    free(c);
+}
+
+static void ts_chunk_done(struct ts_chunk *c)
+{
+    c->done = 1;
+    if (c->r != NULL) {
+        c->r->chunk = NULL;
+        c->r = NULL;
+    }
+    c->lines = NULL; /* r's, about to go */
+    ts_kick(c->ts);
+}
+
+/* The line text of record <i> (fast path: found by scanning). */
+static void ts_chunk_line(const struct ts_chunk *c, uint32_t i, const char **p, size_t *len,
+                          const char **cursor)
+{
+    const char *s = *cursor, *end = c->lines + c->lines_len, *nl;
+
+    if (c->recs != NULL) {
+        *p = c->lines + c->recs[i].off;
+        *len = c->recs[i].len;
+        return;
+    }
+    nl = memchr(s, '\n', (size_t)(end - s));
+    *p = s;
+    *len = (size_t)((nl ? nl : end) - s);
+    if (*len > 0 && s[*len - 1] == '\r')
+        (*len)--;
+    *cursor = nl ? nl + 1 : end;
+}
+
+/* Format chunk <c>'s output from <nrows> predictions (slices of <base>):
+ * each record's line, or its error record; errors=abort stops at the
+ * first error, which is not written. */
+static void ts_chunk_format(struct ts_chunk *c, const char *base, const struct ig_pred *preds,
+                            uint32_t nrows)
+{
+    struct gw_tstream *ts = c->ts;
+    struct ig_buf tmp;
+    const char *cursor = c->lines;
+    char err[512], m[600];
+    int plain = c->recs == NULL && !ts->join && !ts->out_filter && ts->accept != IG_FMT_JSON;
+
+    for (uint32_t i = 0; plain && i < nrows; i++)
+        plain = !(preds[i].len & IG_PRED_FAILED);
+    if (plain && ig_codec_encode_response(ts->accept, NULL, base, preds, nrows, &c->out) == 0) {
+        ts_chunk_done(c);
+        return;
+    }
+    ig_buf_init(&tmp, GW_RESPONSE_MAX);
+    for (uint32_t i = 0; i < c->nrecs; i++) {
+        const struct ts_rec *rec = c->recs ? &c->recs[i] : NULL;
+        uint64_t line = rec ? rec->line : c->first_line + i;
+        int32_t row = rec ? rec->row : (int32_t)i;
+        size_t mark = c->out.len;
+        const char *in;
+        size_t inlen;
+
+        ts_chunk_line(c, i, &in, &inlen, &cursor);
+        if (row < 0) {
+            ts_error_record(ts, &c->out, line, rec->type, rec->msg);
+        } else if (preds[row].len & IG_PRED_FAILED) {
+            snprintf(m, sizeof(m), "Row %llu: %.*s", (unsigned long long)line,
+                     (int)(preds[row].len & ~IG_PRED_FAILED), base + preds[row].off);
+            ts_error_record(ts, &c->out, line, "ModelError", m);
+        } else if (ts_format(ts, &c->out, &tmp, in, inlen, base + preds[row].off,
+                             preds[row].len, err, sizeof(err)) < 0) {
+            ts_row_msg(m, sizeof(m), line, err);
+            ts_error_record(ts, &c->out, line, "ValidationError", m);
+        } else {
+            continue;
+        }
+        if (ts->abort_mode) { /* the error record is not sent: the stream resets */
+            c->out.len = mark;
+            c->abort_here = 1;
+            break;
+        }
+    }
+    ig_buf_clear(&tmp);
+    ts_chunk_done(c);
+}
+
+void ig_ts_chunk_ok(struct gw_request *r, const char *base, const struct ig_pred *preds)
+{
+    ts_chunk_format(r->chunk, base, preds, r->rs.nrows);
+}
+
+void ig_ts_chunk_fail(struct gw_request *r, const char *type, const char *msg)
+{
+    struct ts_chunk *c = r->chunk;
+    struct gw_tstream *ts = c->ts;
+    char m[600];
+
+    for (uint32_t i = 0; i < c->nrecs; i++) {
+        const struct ts_rec *rec = c->recs ? &c->recs[i] : NULL;
+        uint64_t line = rec ? rec->line : c->first_line + i;
+
+        if (ts->abort_mode) {
+            ts->errors++;
+            if (ts->first_err[0] == '\0')
+                snprintf(ts->first_err, sizeof(ts->first_err), "%s", msg);
+            c->abort_here = 1;
+            break;
+        }
+        if (rec != NULL && rec->row < 0) {
+            ts_error_record(ts, &c->out, line, rec->type, rec->msg);
+            continue;
+        }
+        ts_row_msg(m, sizeof(m), line, msg);
+        ts_error_record(ts, &c->out, line, type, m);
+    }
+    ts_chunk_done(c);
+}
+
+void ig_ts_chunk_gone(struct gw_request *r)
+{
+    if (r->chunk != NULL)
+        r->chunk->r = NULL;
+    r->chunk = NULL;
+}
+
+/* Count the lines of <p>[0, len) that ended with LF; NULL-safe. */
+static uint32_t ts_count_lf(const char *p, size_t len)
+{
+    uint32_t n = 0;
+    const char *end = p + len;
+
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        n++;
+        p++;
+    }
+    return n;
+}
+
+/*
+ * The slow path: records one by one (blank lines skipped, input filter
+ * applied, each decoded on its own so that a bad one is refused alone),
+ * then the good ones decoded together into <r>'s rowset. <r->own_body>
+ * holds the cut lines on entry.
+ */
+static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw_request *r)
+{
+    struct gw_endpoint *ep = ts->ep;
+    const char *s = r->own_body, *end = s + c->lines_len;
+    struct ig_buf sent, one;
+    struct ig_codec_error cerr;
+    char err[512];
+    uint32_t cap = ts_count_lf(s, c->lines_len) + 1, nrows = 0;
+    uint64_t line = c->first_line;
+    int rv;
+
+    c->recs = ig_xcalloc(cap, sizeof(*c->recs));
+    ig_buf_init(&sent, (size_t)-1 / 2);
+    ig_buf_init(&one, TS_LINE_MAX + (1u << 16));
+    for (; s < end; line++) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t len = (size_t)((nl ? nl : end) - s);
+        struct ts_rec *rec;
+        const char *row = s;
+        size_t rowlen;
+
+        if (len > 0 && s[len - 1] == '\r')
+            len--;
+        if (len == 0) { /* blank: skipped */
+            s = nl ? nl + 1 : end;
+            continue;
+        }
+        rec = &c->recs[c->nrecs++];
+        rec->line = line;
+        rec->off = (uint32_t)(s - r->own_body);
+        rec->len = (uint32_t)len;
+        rec->row = -1;
+        s = nl ? nl + 1 : end;
+        rowlen = len;
+        if (ts->in_filter) {
+            ig_buf_reset(&one);
+            rv = ts->row_fmt == IG_FMT_CSV
+                     ? ig_jpath_csv(ts->in_filter, row, len, &one, err, sizeof(err))
+                     : ig_jpath_json(ts->in_filter, row, len, &one, err, sizeof(err));
+            if (rv < 0) {
+                ts_rec_fail(rec, "ValidationError", err);
+                continue;
+            }
+            row = one.data;
+            rowlen = one.len;
+        }
+        /* each record on its own: a bad one is refused alone */
+        struct ig_rowset tmp;
+
+        memset(&tmp, 0, sizeof(tmp));
+        rv = ig_codec_decode(ts->row_fmt, row, rowlen, ep->up->dim, 1, &tmp, &cerr);
+        ig_rowset_clear(&tmp);
+        if (rv < 0) {
+            ts_rec_fail(rec, rv == IG_ERR_FULL ? "ThrottlingException" : "ValidationError",
+                        cerr.msg);
+            continue;
+        }
+        rec->row = (int32_t)nrows++;
+        if (ig_buf_append(&sent, row, rowlen) < 0 || ig_buf_append_char(&sent, '\n') < 0) {
+            ts_rec_fail(rec, "InternalFailure", "Out of memory for the record.");
+            nrows--;
+        }
+    }
+    ig_buf_clear(&one);
+    if (nrows == 0) {
+        ig_buf_clear(&sent);
+        return 0;
+    }
+    /* the rows go as sent; the lines stay for joins and error records */
+    r->own_aux = r->own_body;
+    r->own_body = ig_buf_take(&sent, &c->lines_len);
+    c->lines = r->own_aux;
+    {
+        size_t sent_len = c->lines_len;
+
+        c->lines_len = (size_t)(end - r->own_aux);
+        rv = ig_codec_decode(ts->row_fmt, r->own_body, sent_len, ep->up->dim, nrows, &r->rs,
+                             &cerr);
+    }
+    if (rv < 0 || r->rs.nrows != nrows) {
+        for (uint32_t i = 0; i < c->nrecs; i++)
+            if (c->recs[i].row >= 0)
+                ts_rec_fail(&c->recs[i], rv == IG_ERR_FULL ? "ThrottlingException"
+                                                           : "ValidationError",
+                            rv < 0 ? cerr.msg : "The record does not decode to one row.");
+        ig_rowset_clear(&r->rs);
+        return 0;
+    }
+    return (int)nrows;
+}
+
+/* A new chunk of the <len> bytes at the start of <in> (whole lines, the
+ * last one maybe without its LF at the end of the body), queued at the
+ * tail. */
+static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
+{
+    struct gw_endpoint *ep = ts->ep;
+    struct ts_chunk *c = ig_xcalloc(1, sizeof(*c));
+    struct gw_request *r = ig_xcalloc(1, sizeof(*r));
+    struct ig_codec_error cerr;
+    int rv, nrows;
+
+    c->ts = ts;
+    c->first_line = ts->lines + 1;
+    c->lines_len = len;
+    ig_buf_init(&c->out, GW_RESPONSE_MAX);
+    ts->lines += nlf + (len > 0 && ts->in.data[len - 1] != '\n');
+    if (ts->tail)
+        ts->tail->next = c;
+    else
+        ts->head = c;
+    ts->tail = c;
+
+    r->gw = ts->gw;
+    r->lane = ts->lane;
+    r->refs = 1;
+    r->start_us = ig_now_us();
+    ig_buf_init(&r->out, GW_RESPONSE_MAX);
+    r->rs.budget = ts->http ? ig_http_req_budget(ts->http) : NULL;
+    r->own_body = ig_xmalloc(len + 1);
+    memcpy(r->own_body, ts->in.data, len);
+    r->own_body[len] = '\0';
+    r->chunk = c;
+    c->r = r;
+    c->lines = r->own_body;
+
+    rv = -1;
+    if (!ts->join && !ts->in_filter) {
+        /* the fast path: the lines as they came are the rows */
+        uint32_t want = nlf + (len > 0 && r->own_body[len - 1] != '\n');
+
+        rv = ig_codec_decode(ts->row_fmt, r->own_body, len, ep->up->dim, want, &r->rs, &cerr);
+        if (rv == 0 && r->rs.nrows != want) {
+            ig_rowset_clear(&r->rs); /* a quoted field spans lines: record by record */
+            r->rs.budget = ts->http ? ig_http_req_budget(ts->http) : NULL;
+            rv = -1;
+        }
+    }
+    if (rv == 0) {
+        c->nrecs = r->rs.nrows;
+        nrows = (int)c->nrecs;
+    } else {
+        nrows = ts_chunk_records(ts, c, r);
+    }
+    ts->rows_open += c->nrecs;
+    if (nrows == 0) { /* every record refused, or none: no rows to send */
+        ts_chunk_format(c, NULL, NULL, 0);
+        r->chunk = NULL;
+        gw_req_finish(r);
+        return;
+    }
+    gw_req_decoded(r, 0, NULL, UINT64_MAX);
+}
+
+/* ---- the stream -------------------------------------------------------- */
+
+static void ts_free(struct gw_tstream *ts)
+{
+    struct gw_endpoint *ep = ts->ep;
+    struct ts_chunk *c;
+
+    while ((c = ts->head) != NULL) {
+        ts->head = c->next;
+        if (c->r != NULL) { /* its rows are out: they are dropped */
+            struct gw_request *r = c->r;
+
+            r->chunk = NULL;
+            c->r = NULL;
+            gw_req_finish(r);
+        }
+        ts_chunk_free(c);
+    }
+    if (ts->blocked)
+        ep->streams_blocked--;
+    if (ts->ep_prev)
+        ts->ep_prev->ep_next = ts->ep_next;
+    else
+        ep->streams = ts->ep_next;
+    if (ts->ep_next)
+        ts->ep_next->ep_prev = ts->ep_prev;
+    event_free(ts->ev);
+    ig_jpath_free(ts->in_filter);
+    ig_jpath_free(ts->out_filter);
+    ig_buf_clear(&ts->in);
+    ig_budget_hold_clear(&ts->hold);
+    free(ts);
+}
+
+/* The access-log line of a stream that ended (<status> 200) or whose
+ * client went away (0). */
+static void ts_access(struct gw_tstream *ts, int status, const char *etype)
+{
+    struct ig_access_rec rec = {0};
+
+    if (!ig_log_access_on && etype == NULL && status < 400)
+        return;
+    rec.request_id = ig_http_req_id(ts->http);
+    rec.endpoint = ts->ep->conf->name;
+    rec.proto = strcmp(ig_http_req_proto(ts->http), "h2") == 0 ? "HTTP/2" : "HTTP/1.1";
+    rec.status = status;
+    rec.error_type = etype;
+    rec.rows = ts->records_out;
+    rec.bytes_out = ts->bytes_out;
+    rec.total_us = ig_now_us() - ts->start_us;
+    ig_log_access(&rec);
+}
+
+static void ts_on_closed(struct ig_http_req *http, void *arg)
+{
+    struct gw_tstream *ts = arg;
+
+    (void)http;
+    ts_access(ts, 0, NULL);
+    ts->http = NULL;
+    ts_free(ts);
+}
+
+/* Leave the client side: the response ended (or was reset). */
+static void ts_finish(struct gw_tstream *ts, int reset)
+{
+    struct ig_http_req *http = ts->http;
+
+    ig_http_req_set_close_cb(http, NULL, NULL);
+    gw_count_status(ts->gw, 200);
+    if (reset)
+        ig_log(IG_LOG_WARN, "transform %s: stream reset after %llu records: %s",
+               ts->ep->conf->name, (unsigned long long)ts->records_out, ts->first_err);
+    ts_access(ts, 200, reset ? "StreamAborted" : NULL);
+    ts->http = NULL;
+    if (reset)
+        ig_http_stream_reset(http);
+    else
+        ig_http_stream_end(http);
+    ts_free(ts);
+}
+
+/* Write the done chunks at the head, in order. 1 when the stream ended. */
+static int ts_flush(struct gw_tstream *ts)
+{
+    struct ts_chunk *c;
+
+    while ((c = ts->head) != NULL && c->done) {
+        if (c->out.len > 0)
+            ig_http_stream_write(ts->http, c->out.data, c->out.len);
+        ts->bytes_out += c->out.len;
+        ts->records_out += c->nrecs;
+        ts->rows_open -= c->nrecs;
+        ts->head = c->next;
+        if (ts->head == NULL)
+            ts->tail = NULL;
+        if (c->abort_here) {
+            ts_chunk_free(c);
+            ts_finish(ts, 1);
+            return 1;
+        }
+        ts_chunk_free(c);
+    }
+    return 0;
+}
+
+/* An over-long line: refused, and the rest of it skipped up to its LF. */
+static void ts_long_line(struct gw_tstream *ts)
+{
+    struct ts_chunk *c = ig_xcalloc(1, sizeof(*c));
+    char m[160];
+
+    c->ts = ts;
+    c->first_line = ++ts->lines;
+    c->nrecs = 1;
+    ig_buf_init(&c->out, GW_RESPONSE_MAX);
+    snprintf(m, sizeof(m), "Row %llu: the record is longer than %zu bytes.",
+             (unsigned long long)c->first_line, TS_LINE_MAX);
+    if (ts->abort_mode) {
+        ts->errors++;
+        snprintf(ts->first_err, sizeof(ts->first_err), "%s", m);
+        c->abort_here = 1;
+    } else {
+        ts_error_record(ts, &c->out, c->first_line, "ValidationError", m);
+    }
+    c->done = 1;
+    ts->rows_open++;
+    if (ts->tail)
+        ts->tail->next = c;
+    else
+        ts->head = c;
+    ts->tail = c;
+    ts->skipping = 1;
+}
+
+/* Drop the bytes at the start of <in> that were cut (or skipped), and
+ * give them back to the client's flow control. */
+static void ts_take(struct gw_tstream *ts, size_t n)
+{
+    memmove(ts->in.data, ts->in.data + n, ts->in.len - n);
+    ts->in.len -= n;
+    ts->scanned = 0;
+    if (ts->http)
+        ig_http_stream_consume(ts->http, n);
+}
+
+/* May another chunk be cut now? */
+static int ts_may_cut(struct gw_tstream *ts, uint32_t rows)
+{
+    const struct gw_endpoint *ep = ts->ep;
+    int blocked;
+
+    if (ts->rows_open >= ts_rows_cap(ts) || ts->aborting ||
+        ig_http_stream_unsent(ts->http) > TS_OUT_HIGH)
+        return 0;
+    /* room in the endpoint's queue; a stream with nothing open always
+     * gets one chunk in, or it could wait forever behind full queues of
+     * others that a batch would free (it is woken by any batch) */
+    blocked = gw_endpoint_queued(ep) + (uint64_t)rows > ep->conf->max_queue_rows &&
+              ts->rows_open > 0;
+    if (blocked != ts->blocked) {
+        ts->blocked = (uint8_t)blocked;
+        if (blocked)
+            ts->ep->streams_blocked++;
+        else
+            ts->ep->streams_blocked--;
+    }
+    return !blocked;
+}
+
+/* Cut what may be cut from <in>. */
+static void ts_cut_all(struct gw_tstream *ts)
+{
+    uint32_t max_rows = ts_chunk_rows(ts);
+
+    for (;;) {
+        const char *p = ts->in.data, *end, *nl, *last = NULL;
+        size_t window, len;
+        uint32_t n = 0;
+
+        if (ts->skipping) {
+            nl = ts->in.len ? memchr(p, '\n', ts->in.len) : NULL;
+            if (nl == NULL) {
+                ts_take(ts, ts->in.len);
+                return;
+            }
+            ts->skipping = 0;
+            ts_take(ts, (size_t)(nl - p) + 1);
+            continue;
+        }
+        if (ts->in.len == 0)
+            return;
+        /* whole lines, at most max_rows and TS_CHUNK_BYTES (one longer
+         * line goes alone) */
+        window = ts->in.len < TS_CHUNK_BYTES ? ts->in.len : TS_CHUNK_BYTES;
+        end = p + window;
+        for (const char *q = p; n < max_rows && q < end &&
+                                (nl = memchr(q, '\n', (size_t)(end - q))) != NULL;
+             q = nl + 1) {
+            last = nl;
+            n++;
+        }
+        if (last == NULL && window < ts->in.len) {
+            /* a line longer than a chunk: alone, if it ends in time */
+            size_t lim = ts->in.len < TS_LINE_MAX + 1 ? ts->in.len : TS_LINE_MAX + 1;
+
+            if ((nl = memchr(p + window, '\n', lim - window)) != NULL) {
+                last = nl;
+                n = 1;
+            }
+        }
+        if (last != NULL) {
+            len = (size_t)(last - p) + 1;
+        } else if (ts->in_end) {
+            len = ts->in.len; /* the last line, without its LF */
+        } else {
+            if (ts->in.len > TS_LINE_MAX) {
+                ts_long_line(ts);
+                ts_take(ts, ts->in.len);
+            }
+            return;
+        }
+        if (!ts_may_cut(ts, n + 1))
+            return;
+        ts_cut(ts, len, n);
+        ts_take(ts, len);
+        if (ts->http == NULL || ts->aborting)
+            return;
+    }
+}
+
+static void ts_run(struct gw_tstream *ts)
+{
+    if (ts->http == NULL)
+        return;
+    if (ts_flush(ts))
+        return;
+    ts_cut_all(ts);
+    /* chunks with no rows are done at once */
+    if (ts_flush(ts))
+        return;
+    if (ts_charge(ts) != 0)
+        ig_log(IG_LOG_DEBUG, "transform %s: stream over its connection's budget",
+               ts->ep->conf->name);
+    if (ts->in_end && ts->in.len == 0 && ts->head == NULL) {
+        ts_finish(ts, 0);
+        return;
+    }
+    if (ig_http_stream_unsent(ts->http) > TS_OUT_HIGH)
+        ig_http_stream_wait_writable(ts->http);
+}
+
+static void ts_on_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ts_run(arg);
+}
+
+static void ts_on_writable(struct ig_http_req *http, void *arg)
+{
+    (void)http;
+    ts_run(arg);
+}
+
+static void ts_on_body(struct ig_http_req *http, const char *data, size_t len, int end,
+                       void *arg)
+{
+    struct gw_tstream *ts = arg;
+
+    (void)http;
+    if (end) {
+        ts->in_end = 1;
+    } else if (ig_buf_append(&ts->in, data, len) < 0) {
+        /* more than flow control lets through: not reached */
+        ig_http_stream_consume(http, len);
+        ts->aborting = 1;
+        snprintf(ts->first_err, sizeof(ts->first_err), "input over %zu bytes held", TS_IN_MAX);
+    }
+    ts_kick(ts); /* not from inside the parser */
+}
+
+void ig_ts_wake(struct gw_endpoint *ep)
+{
+    for (struct gw_tstream *ts = ep->streams; ts != NULL; ts = ts->ep_next)
+        if (ts->blocked)
+            ts_kick(ts);
+}
+
+/* An X-Infergate-* option: a filter (NULL when absent). 0, or -1 with the
+ * message in <msg>. */
+static int ts_filter(struct ig_http_req *http, const char *name, struct ig_jpath **out,
+                     char *msg, size_t msglen)
+{
+    const char *v = ig_http_req_header(http, name);
+    char err[256];
+
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    if (ig_jpath_parse(v, out, err, sizeof(err)) < 0) {
+        snprintf(msg, msglen, "%s: %s", name, err);
+        return -1;
+    }
+    return 0;
+}
+
+void ig_ts_start(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
+                 size_t namelen)
+{
+    struct gw_endpoint *ep = gw_endpoint_find(gw, name, namelen);
+    struct gw_tstream *ts;
+    enum ig_format ctype, accept;
+    struct ig_http_hdr hdrs[2];
+    const char *bad, *v;
+    char msg[512];
+
+    if (ep == NULL || memchr(name, '/', namelen) != NULL) {
+        char named[64];
+
+        snprintf(named, sizeof(named), "%.*s", (int)(namelen > 63 ? 63 : namelen), name);
+        snprintf(msg, sizeof(msg), "Endpoint %s of account " GW_ACCOUNT " not found.", named);
+        gw_error_for(gw, http, NULL, named, "ValidationError", msg);
+        return;
+    }
+    if ((bad = gw_check_headers(http, ep, msg, sizeof(msg))) != NULL ||
+        gw_negotiate(http, ep, 0, &ctype, &accept, msg, sizeof(msg)) < 0) {
+        gw_error_for(gw, http, NULL, ep->conf->name, "ValidationError", bad ? bad : msg);
+        return;
+    }
+    ts = ig_xcalloc(1, sizeof(*ts));
+    ts->gw = gw;
+    ts->ep = ep;
+    ts->http = http;
+    ts->ctype = ctype;
+    ts->accept = accept;
+    ts->row_fmt = ctype == IG_FMT_CSV ? IG_FMT_CSV : IG_FMT_JSONL;
+    ts->start_us = ig_now_us();
+    ig_buf_init(&ts->in, TS_IN_MAX);
+    msg[0] = '\0';
+    if ((v = ig_http_req_header(http, "X-Infergate-Join")) != NULL) {
+        if (strcasecmp(v, "input") == 0)
+            ts->join = 1;
+        else if (strcasecmp(v, "none") != 0)
+            snprintf(msg, sizeof(msg), "X-Infergate-Join: \"%.64s\" is not input or none.", v);
+    }
+    if (msg[0] == '\0' && (v = ig_http_req_header(http, "X-Infergate-Errors")) != NULL) {
+        if (strcasecmp(v, "abort") == 0)
+            ts->abort_mode = 1;
+        else if (strcasecmp(v, "inline") != 0)
+            snprintf(msg, sizeof(msg), "X-Infergate-Errors: \"%.64s\" is not inline or abort.",
+                     v);
+    }
+    if (msg[0] == '\0' && ts->join && (ctype == IG_FMT_CSV) != (accept == IG_FMT_CSV))
+        snprintf(msg, sizeof(msg),
+                 "X-Infergate-Join: input needs CSV output for CSV input and JSON output for "
+                 "JSON input (Content-Type %s, Accept %s).",
+                 ig_codec_format_mime(ctype), ig_codec_format_mime(accept));
+    if (msg[0] == '\0')
+        ts_filter(http, "X-Infergate-Input-Filter", &ts->in_filter, msg, sizeof(msg));
+    if (msg[0] == '\0')
+        ts_filter(http, "X-Infergate-Output-Filter", &ts->out_filter, msg, sizeof(msg));
+    if (msg[0] == '\0' && ts->in_filter && ctype == IG_FMT_CSV &&
+        ig_jpath_has_members(ts->in_filter))
+        snprintf(msg, sizeof(msg), "X-Infergate-Input-Filter: %s selects a member; CSV records "
+                 "have only columns.", ig_jpath_expr(ts->in_filter));
+    if (msg[0] == '\0' && ts->out_filter && accept == IG_FMT_CSV &&
+        ig_jpath_has_members(ts->out_filter))
+        snprintf(msg, sizeof(msg), "X-Infergate-Output-Filter: %s selects a member; CSV records "
+                 "have only columns.", ig_jpath_expr(ts->out_filter));
+    if (msg[0] != '\0') {
+        ig_jpath_free(ts->in_filter);
+        ig_jpath_free(ts->out_filter);
+        ig_buf_clear(&ts->in);
+        free(ts);
+        gw_error_for(gw, http, NULL, ep->conf->name, "ValidationError", msg);
+        return;
+    }
+    /* Rows parsed into features mix whatever their format; rows sent as
+     * bytes go with rows of their own format. */
+    ts->lane = &ep->lanes[(ep->up->dim > 0 ? 0 : ctype) * IG_FMT_COUNT + accept];
+    ts->ev = event_new(gw->base, -1, 0, ts_on_event, ts);
+    ts->ep_next = ep->streams;
+    if (ep->streams)
+        ep->streams->ep_prev = ts;
+    ep->streams = ts;
+    ig_http_req_set_close_cb(http, ts_on_closed, ts);
+    ig_http_stream_open(http, ts_on_body, ts_on_writable, ts);
+    hdrs[0].name = "Content-Type";
+    hdrs[0].value = ig_codec_format_mime(accept);
+    hdrs[1].name = "x-Amzn-Invoked-Production-Variant";
+    hdrs[1].value = ep->conf->variant;
+    ig_http_stream_head(http, 200, hdrs, 2);
+    ts_charge(ts);
+}
