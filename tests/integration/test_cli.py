@@ -36,6 +36,15 @@ CLI = os.path.join(ROOT, os.path.dirname(os.environ.get("INFERGATE_BIN", "bin/in
 if not os.path.exists(CLI):
     CLI = os.path.join(ROOT, "bin", "infergate-cli")
 TMP = tempfile.mkdtemp(prefix="ig-cli-")
+# Under ASan (build/san) freed memory waits in a quarantine (256 MiB by
+# default) and shadow memory adds to the RSS: a small quarantine, a larger cap.
+SAN = os.sep + os.path.join("build", "san") + os.sep in CLI
+ENV = dict(os.environ)
+if SAN:
+    ENV["ASAN_OPTIONS"] = ":".join(filter(None, [ENV.get("ASAN_OPTIONS"), "quarantine_size_mb=4",
+                                                 "thread_local_quarantine_size_kb=64"]))
+RSS_CAP_KIB = (64 if SAN else 40) * 1024
+
 SUMMARY = re.compile(r"^infergate-cli: (\d+) records in (\d+\.\d\d) s \((\d+) records/s\), "
                      r"(\d+) bytes sent, (\d+) bytes received$")
 
@@ -70,7 +79,7 @@ class FakeTransform:
     after each read of at most 64 KiB, with 256 KiB windows (else 256 KiB
     reads, a 1 MiB stream window and a 16 MiB connection window)."""
 
-    def __init__(self, tls=None, alpn=("h2",), slow=0.0):
+    def __init__(self, tls=None, alpn=("h2",), slow=0.0, host="127.0.0.1"):
         self.slow = slow
         self.requests = []  # [(path, {header: value})]
         self.bytes_in = 0
@@ -80,12 +89,13 @@ class FakeTransform:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(*tls)
             self.ctx.set_alpn_protocols(list(alpn))
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
-        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
+        self.url = "%s://%s:%d" % ("https" if tls else "http",
+                                   "[%s]" % host if ":" in host else host, self.port)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -289,6 +299,8 @@ for argv, msg in [
          "--url: expected http://HOST:PORT or https://HOST:PORT, got 'http://h:8080/endpoints'"),
         (["transform", "--endpoint", "x", "--url", "http://:8080"],
          "--url: expected http://HOST:PORT or https://HOST:PORT, got 'http://:8080'"),
+        (["transform", "--endpoint", "x", "--url", "http://[::1:8080"],
+         "--url: expected http://HOST:PORT or https://HOST:PORT, got 'http://[::1:8080'"),
         (["transform", "--endpoint", "", "--url", "http://h:1"], "--endpoint: empty name"),
         (["transform", "--endpoint", "x", "--url", "http://h:1", "--errors", "maybe"],
          "--errors: expected 'inline' or 'abort', got 'maybe'"),
@@ -349,6 +361,16 @@ check_eq({k: v for k, v in srv.requests[-1][1].items() if k in ("accept", "x-inf
 r = transform(srv, endpoint="a b/c?d", input=b"x\n")
 check_eq((r.returncode, r.stdout), (0, b">X\n"), "an odd endpoint name works")
 check_eq(srv.requests[-1][0], "/transform/a%20b%2Fc%3Fd", "the endpoint name percent-encoded")
+
+# A host name (localhost: every address tried in turn), a trailing '/', IPv6.
+r = cli("transform", "--url", "http://localhost:%d/" % srv.port, "--endpoint", "demo", input=b"x\n")
+check_eq((r.returncode, r.stdout, srv.requests[-1][1].get(":authority")),
+         (0, b">X\n", "localhost:%d" % srv.port), "http://localhost:PORT/")
+v6 = FakeTransform(host="::1")
+r = cli("transform", "--url", v6.url, "--endpoint", "demo", input=b"x\n")
+check_eq((r.returncode, r.stdout, v6.requests[-1][1].get(":authority")),
+         (0, b">X\n", "[::1]:%d" % v6.port), "IPv6: http://[::1]:PORT")
+v6.close()
 
 # stdin and stdout: a pipe, "-" and a regular file as stdin.
 r = transform(srv, input=rows)
@@ -501,6 +523,29 @@ p.stdout.close()
 err = p.stderr.read().decode()
 check_eq((p.wait(timeout=60), err.splitlines()[:1]),
          (1, ["infergate-cli: cannot write to stdout: Broken pipe"]), "EPIPE on stdout")
+
+# A slow reader of OUT holds the client (synchronous writes), not its memory.
+p = subprocess.Popen([CLI, "transform", "--url", srv.url, "--endpoint", "demo", big_in],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+got, hwm = [], 0
+while True:
+    b = os.read(p.stdout.fileno(), 65536)
+    if not b:
+        break
+    got.append(b)
+    if len(got) % 16 == 0:
+        time.sleep(0.02)
+        try:
+            with open("/proc/%d/status" % p.pid) as f:
+                hwm = max([hwm] + [int(l.split()[1]) for l in f if l.startswith("VmHWM:")])
+        except OSError:
+            pass
+got = b"".join(got)
+p.stderr.read()
+check_eq((p.wait(timeout=60), hashlib.sha256(got).hexdigest()), (0, hashlib.sha256(want).hexdigest()),
+         "a slow reader of stdout: every byte")
+check(0 < hwm < RSS_CAP_KIB, "a slow reader of stdout: peak RSS %d KiB < %d KiB"
+      % (hwm, RSS_CAP_KIB))
 srv.close()
 
 # ---- flow control: 200 MB through a slow server, memory stays small ----------
@@ -514,17 +559,9 @@ with open(huge_in, "wb") as f:
         f.write(line * 1000)
 n = (n // 1000) * 1000
 huge_out = os.path.join(TMP, "huge.out")
-# Under ASan (build/san) freed memory waits in a quarantine (256 MiB by
-# default) and shadow memory adds to the RSS: a small quarantine, a larger cap.
-SAN = os.sep + os.path.join("build", "san") + os.sep in CLI
-env = dict(os.environ)
-if SAN:
-    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "quarantine_size_mb=4",
-                                                 "thread_local_quarantine_size_kb=64"]))
-RSS_CAP_KIB = (64 if SAN else 40) * 1024
 t0 = time.time()
 p = subprocess.Popen([CLI, "transform", "--url", slow.url, "--endpoint", "demo", huge_in, huge_out],
-                     stderr=subprocess.PIPE, env=env)
+                     stderr=subprocess.PIPE, env=ENV)
 hwm, lag, in_fd = 0, 0, None
 while p.poll() is None:
     try:
@@ -564,7 +601,7 @@ os.unlink(huge_out)
 
 # SIGTERM mid-stream: the output so far is written, exit 1.
 p = subprocess.Popen([CLI, "transform", "--url", slow.url, "--endpoint", "demo", big_in, big_out],
-                     stderr=subprocess.PIPE, env=env)
+                     stderr=subprocess.PIPE, env=ENV)
 time.sleep(0.7)
 p.send_signal(signal.SIGTERM)
 err = p.stderr.read().decode()
