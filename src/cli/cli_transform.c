@@ -583,6 +583,9 @@ static int cli_on_data(nghttp2_session *s, uint8_t flags, int32_t sid, const uin
             n = len;
         memcpy(c->err_body + c->err_len, data, n);
         c->err_len += n;
+        /* Enough of an error: the message is in what came. */
+        if (c->err_len == CLI_ERR_BODY_MAX)
+            (void)nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, c->sid, NGHTTP2_CANCEL);
     }
     return 0;
 }

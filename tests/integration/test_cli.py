@@ -71,6 +71,7 @@ class Stream:
         self.out = b""
         self.ended = False  # request END_STREAM came
         self.closed = False  # answered or reset: nothing more to send
+        self.sink = False  # the input is ignored
 
 
 class FakeTransform:
@@ -148,7 +149,7 @@ class FakeTransform:
                         self.bytes_in += len(ev.data)
                     conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                     st = streams.get(ev.stream_id)
-                    if st and not st.closed and self._lines(conn, ev.stream_id, st, ev.data) == "die":
+                    if st and not st.closed and not st.sink and self._lines(conn, ev.stream_id, st, ev.data) == "die":
                         self._flush(conn, streams)
                         sock.sendall(conn.data_to_send())
                         sock.shutdown(socket.SHUT_RDWR)
@@ -187,6 +188,11 @@ class FakeTransform:
             conn.send_headers(sid, [(":status", "503"), ("content-type", "text/plain")])
             conn.send_data(sid, b"upstream \x1b[31mdown\n", end_stream=True)
             return False
+        if name == "endless":  # an error body that never ends
+            conn.send_headers(sid, [(":status", "500"), ("x-amzn-errortype", "InternalFailure")])
+            st.out = ENDLESS
+            st.sink = True
+            return True
         if name == "refuse":
             conn.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             return False
@@ -235,6 +241,9 @@ class FakeTransform:
             if st.ended and not st.out:
                 conn.end_stream(sid)
                 st.closed = True
+
+
+ENDLESS = b'{"message":"' + b"x" * (4 << 20)
 
 
 def cli(*args, input=None, timeout=120, **kw):
@@ -452,6 +461,10 @@ check_eq((r.returncode, stderr_lines(r)[:1]),
 r = transform(srv, input=b"x\n", endpoint="down")
 check_eq((r.returncode, stderr_lines(r)[:1]), (1, ["infergate-cli: 503: upstream ?[31mdown"]),
          "503 without an error type nor JSON: the body's text, control bytes replaced")
+r = transform(srv, input=b"x\n", endpoint="endless", timeout=30)
+check_eq((r.returncode, stderr_lines(r)[:1]),
+         (1, ["infergate-cli: " + ("500 InternalFailure: " + ENDLESS.decode())[:1023]]),
+         "an error body that does not end: 64 KiB read, the message capped")
 r = transform(srv, input=b"x\n", endpoint="refuse")
 check_eq((r.returncode, stderr_lines(r)[:1]),
          (1, ["infergate-cli: the stream was reset by the gateway (REFUSED_STREAM) before a response"]),
