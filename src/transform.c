@@ -35,6 +35,7 @@
 #include "infergate/common.h"
 #include "infergate/http.h"
 #include "infergate/jpath.h"
+#include "infergate/workers.h"
 
 
 /* Bytes of lines in one chunk at most (a longer line goes alone). */
@@ -44,6 +45,10 @@
  * which are all a client may send before its bytes are consumed: a line
  * must be seen whole within them, or be known too long. */
 #define TS_LINE_MAX ((size_t)512 << 10)
+/* Chunks up to this many bytes are decoded on the loop; bigger ones on
+ * the decoder pool, at most TS_DECODING_MAX of a stream at once. */
+#define TS_DECODE_INLINE_MAX ((size_t)16 << 10)
+#define TS_DECODING_MAX 4
 /* Unsent output above which no chunk is cut. */
 #define TS_OUT_HIGH ((size_t)1 << 20)
 /* <in> holds at most what flow control lets through: a stream window
@@ -69,6 +74,11 @@ struct ts_chunk {
     uint32_t nrecs;       /* records (output lines) */
     struct ts_rec *recs;  /* NULL: the fast path, record i is row i, line first_line + i */
     struct ig_buf out;    /* the output, once done */
+    struct ig_budget *budget; /* the rows' (the connection's share, referenced by them) */
+    uint32_t cut_rows;    /* lines counted at the cut (rows_open has them until decoded) */
+    uint32_t nrows;       /* rows decoded */
+    uint64_t nbytes;      /* their bytes */
+    uint8_t decoding;     /* on a decoder: <r> and the records are the worker's */
     uint8_t done;
     uint8_t abort_here;   /* errors=abort: reset the stream after <out> */
 };
@@ -81,6 +91,9 @@ struct gw_tstream {
     struct ig_http_req *http;             /* NULL once the client side is done */
     enum ig_format ctype, accept, row_fmt;
     uint8_t join, abort_mode, in_end, blocked, aborting, skipping;
+    uint8_t dead;      /* the client side is gone; freed when no chunk is decoding */
+    uint32_t decoding; /* chunks on a decoder */
+    uint32_t dim;      /* the upstream's features per row (0: rows as bytes) */
     struct ig_jpath *in_filter, *out_filter;
     struct ig_buf in;  /* delivered, not cut yet */
     size_t scanned;    /* bytes at the start of <in> known to hold no LF */
@@ -103,21 +116,22 @@ int ig_ts_pick(const struct ig_http_req *http, void *arg)
 }
 
 /* Rows open per stream at most: enough to fill the endpoint's batches in
- * flight, and no more, so that one stream leaves room in the queue and in
- * the batches for everybody else. */
+ * flight twice over (one set out, one being decoded, queued or written),
+ * and no more, so that one stream leaves room in the queue and in the
+ * batches for everybody else. */
 static uint64_t ts_rows_cap(const struct gw_tstream *ts)
 {
     const struct ig_endpoint_conf *c = ts->ep->conf;
-    uint64_t cap = (uint64_t)c->max_batch_rows * c->max_inflight;
+    uint64_t cap = (uint64_t)c->max_batch_rows * c->max_inflight * 2;
 
     return cap < 64 ? 64 : cap;
 }
 
-/* Lines per chunk: a quarter of the cap, so that a stream keeps several
+/* Lines per chunk: an eighth of the cap, so that a stream keeps several
  * chunks in the pipeline. */
 static uint32_t ts_chunk_rows(const struct gw_tstream *ts)
 {
-    uint64_t n = ts_rows_cap(ts) / 4;
+    uint64_t n = ts_rows_cap(ts) / 8;
 
     return n < 16 ? 16 : n > 65536 ? 65536 : (uint32_t)n;
 }
@@ -436,7 +450,6 @@ static uint32_t ts_count_lf(const char *p, size_t len)
  */
 static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw_request *r)
 {
-    struct gw_endpoint *ep = ts->ep;
     const char *s = r->own_body, *end = s + c->lines_len;
     struct ig_buf sent, one;
     struct ig_codec_error cerr;
@@ -484,7 +497,7 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
         struct ig_rowset tmp;
 
         memset(&tmp, 0, sizeof(tmp));
-        rv = ig_codec_decode(ts->row_fmt, row, rowlen, ep->up->dim, 1, &tmp, &cerr);
+        rv = ig_codec_decode(ts->row_fmt, row, rowlen, ts->dim, 1, &tmp, &cerr);
         ig_rowset_clear(&tmp);
         if (rv < 0) {
             ts_rec_fail(rec, rv == IG_ERR_FULL ? "ThrottlingException" : "ValidationError",
@@ -510,8 +523,7 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
         size_t sent_len = c->lines_len;
 
         c->lines_len = (size_t)(end - r->own_aux);
-        rv = ig_codec_decode(ts->row_fmt, r->own_body, sent_len, ep->up->dim, nrows, &r->rs,
-                             &cerr);
+        rv = ig_codec_decode(ts->row_fmt, r->own_body, sent_len, ts->dim, nrows, &r->rs, &cerr);
     }
     if (rv < 0 || r->rs.nrows != nrows) {
         for (uint32_t i = 0; i < c->nrecs; i++)
@@ -525,22 +537,89 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
     return (int)nrows;
 }
 
-/* A new chunk of the <len> bytes at the start of <in> (whole lines, the
- * last one maybe without its LF at the end of the body), queued at the
- * tail. */
+/* Worker thread (or the loop, when the decoders are full): decode chunk
+ * <c>'s lines into its request's rows: the lines as they came when they
+ * decode cleanly (the fast path), else record by record. Touches only <c>,
+ * its request and the stream's options, which stay until it is done. */
+static void ts_decode_work(void *arg)
+{
+    struct ts_chunk *c = arg;
+    struct gw_tstream *ts = c->ts;
+    struct gw_request *r = c->r;
+    struct ig_codec_error cerr;
+    size_t len = c->lines_len;
+    int rv = -1;
+
+    if (!ts->join && !ts->in_filter) {
+        uint32_t want = c->nrecs; /* lines, counted at the cut */
+
+        rv = ig_codec_decode(ts->row_fmt, r->own_body, len, ts->dim, want, &r->rs, &cerr);
+        if (rv == 0 && r->rs.nrows != want) {
+            ig_rowset_clear(&r->rs); /* a quoted field spans lines: record by record */
+            r->rs.budget = c->budget;
+            rv = -1;
+        }
+    }
+    if (rv == 0) {
+        c->nrows = r->rs.nrows;
+    } else {
+        c->nrecs = 0;
+        c->nrows = (uint32_t)ts_chunk_records(ts, c, r);
+    }
+    c->nbytes = 0;
+    for (uint32_t i = 0; i < r->rs.nrows; i++)
+        c->nbytes += r->rs.rows[i].len;
+}
+
+static void ts_release(struct gw_tstream *ts);
+
+/* Loop thread: chunk <c> is decoded: its rows join the endpoint's queue
+ * (none: its error records are its output now). */
+static void ts_decode_done(void *arg)
+{
+    struct ts_chunk *c = arg;
+    struct gw_tstream *ts = c->ts;
+    struct gw_request *r = c->r;
+
+    c->decoding = 0;
+    ts->decoding--;
+    ts->rows_open = ts->rows_open - c->cut_rows + c->nrecs;
+    if (ts->dead || ts->gw->closing) {
+        /* the client went away meanwhile: its rows go nowhere */
+        r->chunk = NULL;
+        c->r = NULL;
+        gw_req_finish(r);
+        if (ts->dead)
+            ts_release(ts);
+        return;
+    }
+    if (c->nrows == 0) { /* every record refused, or none: no rows to send */
+        ts_chunk_format(c, NULL, NULL, 0);
+        r->chunk = NULL;
+        gw_req_finish(r);
+        return;
+    }
+    gw_req_decoded(r, 0, NULL, c->nbytes);
+    ts_kick(ts);
+}
+
+/* A new chunk of the <len> bytes at the start of <in> (<nlf> whole lines,
+ * and the last one without its LF at the end of the body), queued at the
+ * tail and handed to a decoder. */
 static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
 {
-    struct gw_endpoint *ep = ts->ep;
     struct ts_chunk *c = ig_xcalloc(1, sizeof(*c));
     struct gw_request *r = ig_xcalloc(1, sizeof(*r));
-    struct ig_codec_error cerr;
-    int rv, nrows;
 
     c->ts = ts;
     c->first_line = ts->lines + 1;
     c->lines_len = len;
+    c->nrecs = nlf + (len > 0 && ts->in.data[len - 1] != '\n');
+    c->cut_rows = c->nrecs;
+    c->budget = ts->http ? ig_http_req_budget(ts->http) : NULL;
     ig_buf_init(&c->out, GW_RESPONSE_MAX);
-    ts->lines += nlf + (len > 0 && ts->in.data[len - 1] != '\n');
+    ts->lines += c->nrecs;
+    ts->rows_open += c->nrecs;
     if (ts->tail)
         ts->tail->next = c;
     else
@@ -552,51 +631,38 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
     r->refs = 1;
     r->start_us = ig_now_us();
     ig_buf_init(&r->out, GW_RESPONSE_MAX);
-    r->rs.budget = ts->http ? ig_http_req_budget(ts->http) : NULL;
+    r->rs.budget = c->budget;
     r->own_body = ig_xmalloc(len + 1);
     memcpy(r->own_body, ts->in.data, len);
     r->own_body[len] = '\0';
     r->chunk = c;
     c->r = r;
     c->lines = r->own_body;
-
-    rv = -1;
-    if (!ts->join && !ts->in_filter) {
-        /* the fast path: the lines as they came are the rows */
-        uint32_t want = nlf + (len > 0 && r->own_body[len - 1] != '\n');
-
-        rv = ig_codec_decode(ts->row_fmt, r->own_body, len, ep->up->dim, want, &r->rs, &cerr);
-        if (rv == 0 && r->rs.nrows != want) {
-            ig_rowset_clear(&r->rs); /* a quoted field spans lines: record by record */
-            r->rs.budget = ts->http ? ig_http_req_budget(ts->http) : NULL;
-            rv = -1;
-        }
+    c->decoding = 1;
+    ts->decoding++;
+    /* a small chunk costs less here than a worker's round trip */
+    if (len <= TS_DECODE_INLINE_MAX ||
+        ig_workers_submit(ts->gw->decoders, ts_decode_work, ts_decode_done, c) < 0) {
+        ts_decode_work(c);
+        ts_decode_done(c);
     }
-    if (rv == 0) {
-        c->nrecs = r->rs.nrows;
-        nrows = (int)c->nrecs;
-    } else {
-        nrows = ts_chunk_records(ts, c, r);
-    }
-    ts->rows_open += c->nrecs;
-    if (nrows == 0) { /* every record refused, or none: no rows to send */
-        ts_chunk_format(c, NULL, NULL, 0);
-        r->chunk = NULL;
-        gw_req_finish(r);
-        return;
-    }
-    gw_req_decoded(r, 0, NULL, UINT64_MAX);
 }
 
 /* ---- the stream -------------------------------------------------------- */
 
-static void ts_free(struct gw_tstream *ts)
+/* Free <ts> once no chunk of it is on a decoder (the decoders read its
+ * options): the last ts_decode_done of a dead stream calls it again. */
+static void ts_release(struct gw_tstream *ts)
 {
-    struct gw_endpoint *ep = ts->ep;
-    struct ts_chunk *c;
+    struct ts_chunk *c, **pc = &ts->head;
 
-    while ((c = ts->head) != NULL) {
-        ts->head = c->next;
+    /* chunks back from their decoders go; those still there stay */
+    while ((c = *pc) != NULL) {
+        if (c->decoding) {
+            pc = &c->next;
+            continue;
+        }
+        *pc = c->next;
         if (c->r != NULL) { /* its rows are out: they are dropped */
             struct gw_request *r = c->r;
 
@@ -606,20 +672,34 @@ static void ts_free(struct gw_tstream *ts)
         }
         ts_chunk_free(c);
     }
-    if (ts->blocked)
-        ep->streams_blocked--;
-    if (ts->ep_prev)
-        ts->ep_prev->ep_next = ts->ep_next;
-    else
-        ep->streams = ts->ep_next;
-    if (ts->ep_next)
-        ts->ep_next->ep_prev = ts->ep_prev;
+    if (ts->decoding > 0)
+        return;
     event_free(ts->ev);
     ig_jpath_free(ts->in_filter);
     ig_jpath_free(ts->out_filter);
     ig_buf_clear(&ts->in);
     ig_budget_hold_clear(&ts->hold);
     free(ts);
+}
+
+/* The client side is done with <ts> (ended, reset or gone). */
+static void ts_free(struct gw_tstream *ts)
+{
+    struct gw_endpoint *ep = ts->ep;
+
+    if (ts->blocked)
+        ep->streams_blocked--;
+    ts->blocked = 0;
+    if (ts->ep_prev)
+        ts->ep_prev->ep_next = ts->ep_next;
+    else
+        ep->streams = ts->ep_next;
+    if (ts->ep_next)
+        ts->ep_next->ep_prev = ts->ep_prev;
+    ts->dead = 1;
+    ts->http = NULL;
+    event_del(ts->ev);
+    ts_release(ts);
 }
 
 /* The access-log line of a stream that ended (<status> 200) or whose
@@ -740,7 +820,7 @@ static int ts_may_cut(struct gw_tstream *ts, uint32_t rows)
     const struct gw_endpoint *ep = ts->ep;
     int blocked;
 
-    if (ts->rows_open >= ts_rows_cap(ts) || ts->aborting ||
+    if (ts->rows_open >= ts_rows_cap(ts) || ts->aborting || ts->decoding >= TS_DECODING_MAX ||
         ig_http_stream_unsent(ts->http) > TS_OUT_HIGH)
         return 0;
     /* room in the endpoint's queue; a stream with nothing open always
@@ -925,6 +1005,7 @@ void ig_ts_start(struct ig_gateway *gw, struct ig_http_req *http, const char *na
     ts->ctype = ctype;
     ts->accept = accept;
     ts->row_fmt = ctype == IG_FMT_CSV ? IG_FMT_CSV : IG_FMT_JSONL;
+    ts->dim = ep->up->dim;
     ts->start_us = ig_now_us();
     ig_buf_init(&ts->in, TS_IN_MAX);
     msg[0] = '\0';
