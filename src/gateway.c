@@ -1304,6 +1304,10 @@ static void on_request(struct ig_http_req *http, void *arg)
         ig_ts_start(gw, http, path + 11, plen - 11);
         return;
     }
+    if (strncmp(path, "/transform/", 11) == 0) {
+        gw_error(gw, http, "MethodNotAllowed", "The transform takes POST (or PUT).");
+        return;
+    }
     for (int stream = 0; stream < 2; stream++) {
         size_t slen = strlen(suffixes[stream]);
         const char *name = path + sizeof(prefix) - 1;

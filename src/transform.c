@@ -110,8 +110,11 @@ struct gw_tstream {
 
 int ig_ts_pick(const struct ig_http_req *http, void *arg)
 {
+    const char *m = ig_http_req_method(http);
+
     (void)arg;
-    return strcmp(ig_http_req_method(http), "POST") == 0 &&
+    /* PUT too: what `curl -T FILE` sends */
+    return (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0) &&
            strncmp(ig_http_req_path(http), "/transform/", 11) == 0;
 }
 
