@@ -8,6 +8,8 @@
  * Every problem with the command line is reported on stderr as one line
  * naming the option and the value, then exit status 2 (CLI_EXIT_USAGE).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -260,6 +262,30 @@ static int cli_parse_transform(int argc, char **argv, struct cli_opts *o, int *h
     return 0;
 }
 
+/*
+ * A closed stdin, stdout or stderr gets /dev/null, so that no socket or
+ * file opened later takes its number (and the predictions or the messages
+ * with it); a closed one that is IN or OUT is an error.
+ */
+static int cli_std_fds(const struct cli_opts *o)
+{
+    static const char *const names[3] = {"stdin", "stdout", "stderr"};
+    int closed[3];
+
+    for (int fd = 0; fd < 3; fd++) {
+        closed[fd] = fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+        if (closed[fd] && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+            return -1;
+    }
+    for (int fd = 0; fd < 2; fd++) {
+        if (closed[fd] && (fd == 0 ? o->in_path : o->out_path) == NULL) {
+            fprintf(stderr, "infergate-cli: %s is closed\n", names[fd]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct cli_opts o;
@@ -290,5 +316,7 @@ int main(int argc, char **argv)
     }
     /* A closed reader of OUT or of the socket is an EPIPE to report. */
     signal(SIGPIPE, SIG_IGN);
+    if (cli_std_fds(&o) != 0)
+        return CLI_EXIT_FAIL;
     return cli_transform(&o);
 }

@@ -526,6 +526,15 @@ r = transform(srv, inp, os.path.join(TMP, "no", "dir.out"))
 check_eq((r.returncode, stderr_lines(r)),
          (1, ["infergate-cli: cannot open %s: No such file or directory" % os.path.join(TMP, "no", "dir.out")]),
          "OUT in a missing directory")
+for redir, args, want_err in (
+        (">&-", "", "infergate-cli: stdout is closed"),
+        ("<&-", "", "infergate-cli: stdin is closed")):
+    r = run(["sh", "-c", "'%s' transform --url %s --endpoint demo %s 2>&1 %s" % (CLI, srv.url, args, redir)])
+    check_eq((r.returncode, r.stdout.decode().splitlines()), (1, [want_err]),
+             "a closed %s" % ("stdout" if ">" in redir else "stdin"))
+r = run(["sh", "-c", "'%s' transform --url %s --endpoint demo '%s' '%s' <&- >&-" % (CLI, srv.url, inp, out)])
+check_eq((r.returncode, read_file(out)), (0, echo(rows)),
+         "stdin and stdout closed, IN and OUT given: the socket does not take their numbers")
 r = transform(srv, TMP, out)
 check_eq((r.returncode, stderr_lines(r)), (1, ["infergate-cli: cannot read %s: Is a directory" % TMP]),
          "IN a directory")
