@@ -572,13 +572,17 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
     for (uint32_t i = 0; i < seg->nrows; i++) {
         const struct ig_pred *p = &b->preds[k + i];
 
+        if ((p->len & IG_PRED_FAILED) && r->chunk != NULL) {
+            /* a stream's row: its error record takes its place */
+            seg_bytes += p->len & ~IG_PRED_FAILED;
+            continue;
+        }
         if (p->len & IG_PRED_FAILED) { /* this row alone failed: say which and why */
             const struct ig_row_fail *f = b->fails ? &b->fails[k + i] : NULL;
             int len = (int)(p->len & ~IG_PRED_FAILED);
             char msg[1100];
 
-            if (f != NULL && (f->type == NULL || strcmp(f->type, "ModelError") == 0) &&
-                r->chunk == NULL) {
+            if (f != NULL && (f->type == NULL || strcmp(f->type, "ModelError") == 0)) {
                 /* the model's own status and words, as SageMaker relays them */
                 snprintf(msg, sizeof(msg), "%.*s", len, b->out + p->off);
                 gw_model_error(r->gw, r->http, r, r->lane->ep, f->status, msg);
@@ -613,9 +617,9 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
             struct ig_pred *dst = &r->preds[seg->first + i];
 
             dst->off = (uint32_t)r->out.len;
-            dst->len = p->len;
-            memcpy(r->out.data + r->out.len, b->out + p->off, p->len);
-            r->out.len += p->len;
+            dst->len = p->len; /* IG_PRED_FAILED kept (a stream's row) */
+            memcpy(r->out.data + r->out.len, b->out + p->off, p->len & ~IG_PRED_FAILED);
+            r->out.len += p->len & ~IG_PRED_FAILED;
         }
         r->out.data[r->out.len] = '\0';
     }

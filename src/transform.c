@@ -602,6 +602,7 @@ static void ts_decode_done(void *arg)
         gw_req_finish(r);
         return;
     }
+    r->rs.rows_apart = 1;
     gw_req_decoded(r, 0, NULL, c->nbytes);
     ts_kick(ts);
 }

@@ -1110,10 +1110,14 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
     struct remote_job *job = c->job;
     uint32_t mid;
 
+    uint32_t seg = job_seg_of(job, c->lo);
+
     /* Rows of one request: it fails whole at its first refused row, so
      * splitting further would only cost calls (2n - 1 for a request of n
-     * rows the model refuses). */
-    if (c->hi - c->lo == 1 || job->cancelled || job_seg_of(job, c->lo) == job_seg_of(job, c->hi - 1)) {
+     * rows the model refuses); rows that are records apart (a stream's)
+     * are split down to the one the model refuses. */
+    if (c->hi - c->lo == 1 || job->cancelled ||
+        (seg == job_seg_of(job, c->hi - 1) && !job->batch->segs[seg].rs->rows_apart)) {
         job_fail_rows(job, c->lo, c->hi, "ModelError", status, msg, msglen);
         call_end(c);
         return;

@@ -46,6 +46,10 @@ struct ig_rowset {
     struct ig_budget *budget;   /* borrowed, set before decoding; NULL: no accounting */
     struct ig_budget_hold hold; /* what rows and features hold against <budget> */
     const struct ig_passthrough *pass; /* NULL: none; set after decoding */
+    /* The rows are records on their own (a transform stream's chunk), not
+     * one request: a remote model that refuses a call is asked again with
+     * halves down to the single row, and only the rows it refuses fail. */
+    uint8_t rows_apart;
 };
 
 /* The wire formats the gateway knows. */

@@ -370,6 +370,9 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
 
     # ---- backpressure: a client that does not read ------------------------
     pid = gw.proc.pid
+    with open("/proc/%d/maps" % pid) as f:
+        asan = "libasan" in f.read()
+    rss_before = rss_kb(pid)
     c = H2Client(gw.port)
     sid = c.open("/transform/demo", [("content-type", "text/csv"), ("accept", "application/json")])
     chunk = csv_body(ROWS).encode()
@@ -385,7 +388,10 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     rss_stuck = rss_kb(pid)
     check(stuck >= 10 and sent < 64 << 20,
           "a client that never reads is stopped by flow control after %d bytes (< 64 MiB)" % sent)
-    check(rss_stuck < 200 * 1024, "the gateway holds it in %d KB RSS" % rss_stuck)
+    # ASan's quarantine keeps freed memory resident: a wider bound there
+    limit = (64 + (384 if asan else 0)) * 1024
+    check(rss_stuck - rss_before < limit, "the gateway's RSS grew by %d KB while the client "
+          "pushed (under %d KB%s)" % (rss_stuck - rss_before, limit, " with ASan" if asan else ""))
     # another client is served meanwhile
     st, _, out = curl(gw.invoke_url("demo"), csv_body(small[:3]),
                       ["Content-Type: text/csv", "Accept: text/csv"], http2=True)
