@@ -244,11 +244,11 @@ free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# utime + stime of a process, all threads, in microseconds.
+# "UTIME STIME" of a process, all threads, in microseconds.
 cpu_us() {
-    local ticks
-    ticks=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat")
-    echo $(( ticks * 1000000 / $(getconf CLK_TCK) ))
+    local hz
+    hz=$(getconf CLK_TCK)
+    awk -v hz="$hz" '{ sub(/^.*\) /, ""); printf "%d %d\n", $12 * 1000000 / hz, $13 * 1000000 / hz }' "/proc/$1/stat"
 }
 
 PORT=$(free_port)
@@ -332,7 +332,7 @@ EOF
 
 # One measured run: $1 = label, then IN OUT pairs.
 run_streams() {
-    local label=$1 c0 c1 rc
+    local label=$1 u0 s0 u1 s1 rc
     shift
     start_gateway "" "$TMP/$label.gateway.log"
     # What the gateway answers a three-row body on /transform (informative:
@@ -346,7 +346,7 @@ run_streams() {
     else
         echo "curl --http2-prior-knowledge POST /transform/$ENDPOINT of 3 rows: $code $(head -c 300 "$TMP/$label.probe.out" 2>/dev/null | tr '\n' '|')" > "$TMP/$label.probe"
     fi
-    c0=$(cpu_us "$GW_PID")
+    read -r u0 s0 < <(cpu_us "$GW_PID")
     "$PY" "$TMP/clients.py" "$TMP/$label.json" "$CLI" "$URL" "$ENDPOINT" "$@" &
     CL_PID=$!
     rc=0
@@ -354,8 +354,8 @@ run_streams() {
     CL_PID=
     [ "$rc" -eq 0 ] || die "the client runner exited $rc"
     kill -0 "$GW_PID" 2>/dev/null || die "$label: the gateway died during the run: $(tail -20 "$TMP/$label.gateway.log")"
-    c1=$(cpu_us "$GW_PID")
-    echo "$(( c1 - c0 )) $(awk '/^VmHWM:/ { print $2 }' "/proc/$GW_PID/status") $(awk '/^Threads:/ { print $2 }' "/proc/$GW_PID/status")" > "$TMP/$label.gw"
+    read -r u1 s1 < <(cpu_us "$GW_PID")
+    echo "$(( u1 - u0 )) $(( s1 - s0 )) $(awk '/^VmHWM:/ { print $2 }' "/proc/$GW_PID/status") $(awk '/^Threads:/ { print $2 }' "/proc/$GW_PID/status")" > "$TMP/$label.gw"
     stop_gateway "$TMP/$label.gateway.log"
     "$PY" - "$TMP/$label.json" "$TMP/$label.probe" <<'EOF' || exit 1
 import json
@@ -440,6 +440,7 @@ fi
 # ---- report ------------------------------------------------------------------
 
 print_header
+echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg) (the machine's 2 CPUs are shared with whatever else runs: a floor below 1.00 CPUs was not alone)"
 echo "  gateway: bin/infergate --config CONF, workers $WORKERS$([ "$WORKERS" != 0 ] || echo ' (one per CPU)'), endpoint $ENDPOINT: model = file://$MODEL, max_batch_rows ${MAX_BATCH_ROWS:-default}, max_delay_us ${MAX_DELAY_US:-default}, max_inflight ${MAX_INFLIGHT:-default}"
 echo "  1 stream:  $CLI transform --url $URL --endpoint $ENDPOINT $DATA OUT"
 echo "  $STREAMS streams: split -n l/$STREAMS -d -a 3 $DATA PART.   (rows per part: $PART_ROWS; outside the timing), then at once"
@@ -478,28 +479,31 @@ def gateway(label):
     with open("%s/%s.json" % (tmp, label)) as f:
         r = json.load(f)
     with open("%s/%s.gw" % (tmp, label)) as f:
-        cpu_us, hwm_kib, threads = (int(v) for v in f.read().split())
+        user_us, sys_us, hwm_kib, threads = (int(v) for v in f.read().split())
+    cpu_us = user_us + sys_us
     rps = rows / r["wall"]
     return {"rps": rps, "wall": r["wall"], "cpus": cpu_us / 1e6 / r["wall"],
-            "us_row": cpu_us / rows, "hwm": hwm_kib / 1024.0, "threads": threads,
+            "us_row": cpu_us / rows, "sys_row": sys_us / rows, "hwm": hwm_kib / 1024.0, "threads": threads,
             "ccpus": r["cpu"] / r["wall"], "crss": r["maxrss_kib"] / 1024.0,
             "spread": (min(r["ends"]), max(r["ends"]))}
 
 
 one, many = gateway("one"), gateway("many")
-print("%-22s %12s %9s %12s %6s %10s %13s %11s %13s" % (
-    "run", "rows", "seconds", "rows/s", "CPUs", "CPU us/row", "peak RSS MiB",
-    "client CPUs", "client MiB"))
-print("%-22s %12s %9.3f %12s %6.2f %10.3f %13.1f %11s %13s" % (
+print("%-20s %11s %8s %10s %5s %14s %10s %8s %7s %7s" % (
+    "run", "rows", "seconds", "rows/s", "CPUs", "us/row (sys)", "rows/CPU-s", "peak MiB",
+    "cl CPUs", "cl MiB"))
+print("%-20s %11s %8.3f %10s %5.2f %14s %10s %8.1f %7s %7s" % (
     "floor (1 thread)", fmt(rows), fm["seconds"], fmt(floor_rps), fm["cpu_s"] / fm["seconds"],
-    fm["cpu_s"] * 1e6 / rows, fm["maxrss_kib"] / 1024.0, "-", "-"))
+    "%.3f (%.3f)" % (fm["cpu_s"] * 1e6 / rows, fm["sys_s"] * 1e6 / rows), fmt(rows / fm["cpu_s"]),
+    fm["maxrss_kib"] / 1024.0, "-", "-"))
 for label, s in (("gateway, 1 stream", one), ("gateway, %d streams" % streams, many)):
-    print("%-22s %12s %9.3f %12s %6.2f %10.3f %13.1f %11.2f %13.1f" % (
-        label, fmt(rows), s["wall"], fmt(s["rps"]), s["cpus"], s["us_row"], s["hwm"],
+    print("%-20s %11s %8.3f %10s %5.2f %14s %10s %8.1f %7.2f %7.1f" % (
+        label, fmt(rows), s["wall"], fmt(s["rps"]), s["cpus"],
+        "%.3f (%.3f)" % (s["us_row"], s["sys_row"]), fmt(1e6 / s["us_row"]), s["hwm"],
         s["ccpus"], s["crss"]))
-print("(CPUs, CPU us/row, peak RSS: of the floor's process, or of the gateway's (all threads;\n"
-      " its VmHWM from /proc/PID/status); client: all infergate-cli processes together, their\n"
-      " CPU time / wall time, and the largest one's peak RSS)")
+print("(CPUs, us/row (CPU; system part in brackets), rows/CPU-s, peak MiB: of the floor's\n"
+      " process or of the gateway's, all threads (peak: its VmHWM in /proc/PID/status);\n"
+      " cl: all infergate-cli processes together, CPU time / wall time, and the largest peak RSS)")
 print()
 print("floor runs (rows/s): %s; the median run's phases: read %.3f s, decode %.3f s, "
       "predict %.3f s, encode+write %.3f s"
@@ -514,6 +518,7 @@ for label, s in (("1 stream", one), ("%d streams" % streams, many)):
           "  target within %.0fx of the floor: %s"
           % (label, g_f, 1 / g_f, fmt(TARGET_RPS), "MET" if s["rps"] >= TARGET_RPS else "MISSED",
              TARGET_X, "MET" if 1 / g_f <= TARGET_X else "MISSED"))
+    print("%-10s CPU per row, gateway/floor = %.2f" % ("", s["us_row"] / (fm["cpu_s"] * 1e6 / rows)))
 
 if cg:
     print()

@@ -22,11 +22,11 @@
  *       piece's predictions as the gateway answers them
  *       (ig_codec_encode_response, text/csv: one line a row) and write them
  *       to OUT (/dev/null for the timing). Prints one line of figures:
- *         rows=N bytes=B seconds=S rows_per_s=R cpu_s=C read_s=.. decode_s=..
- *         predict_s=.. encode_write_s=.. chunk=.. maxrss_kib=..
+ *         rows=N bytes=B seconds=S rows_per_s=R cpu_s=C sys_s=.. read_s=..
+ *         decode_s=.. predict_s=.. encode_write_s=.. chunk=.. maxrss_kib=..
  *       (seconds: wall clock from the first read to the last write; the
  *       phases are wall clock too, summed over the pieces; cpu_s, user +
- *       system CPU over the same span, and maxrss_kib, the process's peak
+ *       system CPU over the same span, sys_s the system part, and maxrss_kib, the process's peak
  *       RSS, from getrusage).
  *
  * Exit status: 0, 1 on an error (named on stderr: a row that does not
@@ -70,12 +70,16 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double tv_s(const struct timeval *tv)
+{
+    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
 /* The process's user + system CPU seconds so far; *ru gets the rest. */
 static double cpu_s(struct rusage *ru)
 {
     getrusage(RUSAGE_SELF, ru);
-    return (double)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) +
-           (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1e6;
+    return tv_s(&ru->ru_utime) + tv_s(&ru->ru_stime);
 }
 
 /* Parse a decimal count in [1, max]; 0 on anything else. */
@@ -311,7 +315,7 @@ static int cmd_run(int argc, char **argv)
     struct rusage ru;
     size_t chunk = SF_CHUNK_DEFAULT;
     uint64_t bytes = 0;
-    double t0, secs, cpu, t_read = 0;
+    double t0, secs, cpu, sys, t_read = 0;
     char err[512];
     int a = 2, in_fd, rv;
 
@@ -346,10 +350,12 @@ static int cmd_run(int argc, char **argv)
     ig_buf_init(&fr.body, SF_OUT_MAX);
 
     cpu = cpu_s(&ru);
+    sys = tv_s(&ru.ru_stime);
     t0 = now_s();
     rv = floor_stream(&fr, in_fd, chunk, &bytes, &t_read);
     secs = now_s() - t0;
     cpu = cpu_s(&ru) - cpu;
+    sys = tv_s(&ru.ru_stime) - sys;
 
     if (close(fr.out_fd) < 0 && rv == 0) {
         fprintf(stderr, "stream-floor: cannot write %s: %s\n", argv[a + 2], strerror(errno));
@@ -362,9 +368,10 @@ static int cmd_run(int argc, char **argv)
     ig_model_free(m);
     if (rv < 0)
         return 1;
-    printf("rows=%" PRIu64 " bytes=%" PRIu64 " seconds=%.4f rows_per_s=%.0f cpu_s=%.3f read_s=%.3f "
+    printf("rows=%" PRIu64 " bytes=%" PRIu64 " seconds=%.4f rows_per_s=%.0f cpu_s=%.3f sys_s=%.3f "
+           "read_s=%.3f "
            "decode_s=%.3f predict_s=%.3f encode_write_s=%.3f chunk=%zu maxrss_kib=%ld\n",
-           fr.rows, bytes, secs, secs > 0 ? (double)fr.rows / secs : 0.0, cpu, t_read, fr.t_decode,
+           fr.rows, bytes, secs, secs > 0 ? (double)fr.rows / secs : 0.0, cpu, sys, t_read, fr.t_decode,
            fr.t_predict, fr.t_encode, chunk, ru.ru_maxrss);
     return 0;
 }
