@@ -3,6 +3,7 @@
  * builder and the response encoder. CSV and JSON decoding are in
  * test_codec_csv.c and test_codec_json.c.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -505,6 +506,75 @@ static void test_encode_cap(void **state)
     ig_buf_clear(&b);
 }
 
+
+/* The CSV decoder's one-pass fast path for plain decimals gives exactly
+ * what ig_parse_double gives, and leaves every other form (exponents,
+ * spaces, 20 digits, 2^53 + 1, a lone CR, garbage) to the general path:
+ * random fields, decoded as a one-column row, against ig_parse_double on
+ * the same text. */
+static void test_csv_fast_path_exact(void **state)
+{
+    static const char alphabet[] = "0123456789-+.eE \r";
+    static const char *const fixed[] = {
+        "-0", "0", ".5", "5.", "+1", "-.5", "9007199254740993", "9007199254740992.5",
+        "1234567890123456789", "12345678901234567890", "0.0000000000000000000001",
+        "0.00000000000000000000001", "1e5", "1.5E-3", " 2.5", "2.5 ", "1\r2", "1\r", "-", ".",
+        "1.2.3", "--1", "3.14159265358979323846",
+    };
+    uint64_t seed = 42;
+
+    (void)state;
+    for (int t = 0; t < 20000 + (int)(sizeof(fixed) / sizeof(fixed[0])); t++) {
+        char field[32];
+        size_t n;
+        struct ig_rowset rs;
+        struct ig_codec_error err;
+        double want = 0;
+        int want_ok, rv;
+
+        if (t < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
+            n = strlen(fixed[t]);
+            memcpy(field, fixed[t], n);
+        } else {
+            n = 1 + (size_t)((seed >> 33) % 24);
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                /* mostly digits, some signs, dots and others */
+                field[i] = (seed >> 60) < 11 ? (char)('0' + (seed >> 40) % 10)
+                                              : alphabet[(seed >> 40) % (sizeof(alphabet) - 1)];
+            }
+        }
+        field[n] = '\0';
+        {
+            /* what the general path accepts: ig_parse_double of the field
+             * without surrounding blanks, finite; CR only at the very end */
+            const char *a = field, *e = field + n;
+
+            while (a < e && (*a == ' ' || *a == '\t'))
+                a++;
+            if (e > a && e[-1] == '\r')
+                e--;
+            while (e > a && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            want_ok = e > a && memchr(a, '\r', (size_t)(e - a)) == NULL &&
+                      ig_parse_double(a, (size_t)(e - a), &want) == 0 && isfinite(want);
+        }
+        memset(&rs, 0, sizeof(rs));
+        rv = ig_codec_decode(IG_FMT_CSV, field, n, 1, 4, &rs, &err);
+        if (want_ok) {
+            if (rv != 0 || rs.nrows != 1)
+                fail_msg("field '%s': decode %d (%s), ig_parse_double ok", field, rv, err.msg);
+            if (memcmp(&rs.features[0], &want, sizeof(want)) != 0)
+                fail_msg("field '%s': %.17g, ig_parse_double %.17g", field, rs.features[0],
+                         want);
+        } else if (rv == 0) {
+            fail_msg("field '%s': decoded %.17g, ig_parse_double refuses it", field,
+                     rs.features[0]);
+        }
+        ig_rowset_clear(&rs);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -530,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_encode_empty),
         cmocka_unit_test(test_encode_appends),
         cmocka_unit_test(test_encode_cap),
+        cmocka_unit_test(test_csv_fast_path_exact),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
