@@ -899,7 +899,8 @@ void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *c
     }
     if (r->pass.custom_attributes || r->pass.inference_id || r->pass.target_variant)
         r->rs.pass = &r->pass; /* its rows travel in calls of their own */
-    ep->requests++;
+    if (r->chunk == NULL) /* a stream's chunks count in the stream metrics */
+        ep->requests++;
     ep->rows += r->rs.nrows;
     if (r->http != NULL)
         ig_http_req_set_close_cb(r->http, on_req_closed, r);
@@ -1512,6 +1513,27 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
                                "Time from a request's arrival to its successful response.");
     ALL_EPS(rv = ig_metrics_hist(out, "infergate_request_latency_seconds", labels,
                                  &ep->request_seconds))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_transform_streams", "gauge",
+                               "Transform streams open (POST /transform).");
+    ALL_EPS(rv = ig_metrics_sample(out, "infergate_transform_streams", labels, ep->streams_open))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_transform_streams_total", "counter",
+                               "Transform streams started.");
+    ALL_EPS(rv = ig_metrics_sample(out, "infergate_transform_streams_total", labels,
+                                   (double)ep->streams_total))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_transform_records_total", "counter",
+                               "Output records written by transform streams, error records "
+                               "included.");
+    ALL_EPS(rv = ig_metrics_sample(out, "infergate_transform_records_total", labels,
+                                   (double)ep->stream_records))
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_transform_error_records_total", "counter",
+                               "Records of transform streams that failed (an error record, or "
+                               "the stream's end with errors=abort).");
+    ALL_EPS(rv = ig_metrics_sample(out, "infergate_transform_error_records_total", labels,
+                                   (double)ep->stream_errors))
     if (rv == 0)
         rv = gw_render_upstreams(gw, out);
 #undef ALL_EPS

@@ -111,6 +111,8 @@ struct gw_endpoint {
 
     struct gw_tstream *streams; /* transform streams on this endpoint (transform.c) */
     uint32_t streams_blocked;   /* of them, waiting for room in the queue */
+    uint32_t streams_open;
+    uint64_t streams_total, stream_records, stream_errors; /* metrics */
 
     /* metrics */
     uint64_t requests;

@@ -168,6 +168,7 @@ static void ts_error_record(struct gw_tstream *ts, struct ig_buf *out, uint64_t 
                             const char *type, const char *msg)
 {
     ts->errors++;
+    ts->ep->stream_errors++;
     if (ts->first_err[0] == '\0')
         snprintf(ts->first_err, sizeof(ts->first_err), "%s", msg);
     if (ts->accept == IG_FMT_CSV) {
@@ -410,6 +411,7 @@ void ig_ts_chunk_fail(struct gw_request *r, const char *type, const char *msg)
 
         if (ts->abort_mode) {
             ts->errors++;
+            ts->ep->stream_errors++;
             if (ts->first_err[0] == '\0')
                 snprintf(ts->first_err, sizeof(ts->first_err), "%s", msg);
             c->abort_here = 1;
@@ -702,6 +704,7 @@ static void ts_free(struct gw_tstream *ts)
         ts->ep_next->ep_prev = ts->ep_prev;
     ts->dead = 1;
     ts->http = NULL;
+    ep->streams_open--;
     event_del(ts->ev);
     ts_release(ts);
 }
@@ -764,6 +767,7 @@ static int ts_flush(struct gw_tstream *ts)
             ig_http_stream_write(ts->http, c->out.data, c->out.len);
         ts->bytes_out += c->out.len;
         ts->records_out += c->nrecs;
+        ts->ep->stream_records += c->nrecs;
         ts->rows_open -= c->nrecs;
         ts->head = c->next;
         if (ts->head == NULL)
@@ -792,6 +796,7 @@ static void ts_long_line(struct gw_tstream *ts)
              (unsigned long long)c->first_line, TS_LINE_MAX);
     if (ts->abort_mode) {
         ts->errors++;
+        ts->ep->stream_errors++;
         snprintf(ts->first_err, sizeof(ts->first_err), "%s", m);
         c->abort_here = 1;
     } else {
@@ -1055,6 +1060,8 @@ void ig_ts_start(struct ig_gateway *gw, struct ig_http_req *http, const char *na
      * bytes go with rows of their own format. */
     ts->lane = &ep->lanes[(ep->up->dim > 0 ? 0 : ctype) * IG_FMT_COUNT + accept];
     ts->ev = event_new(gw->base, -1, 0, ts_on_event, ts);
+    ep->streams_open++;
+    ep->streams_total++;
     ts->ep_next = ep->streams;
     if (ep->streams)
         ep->streams->ep_prev = ts;

@@ -85,9 +85,10 @@ def rss_kb(pid):
 
 
 def metric(gw, name):
+    """The first sample of <name> (a name, or a name with its labels)."""
     st, _, body = curl(gw.url + "/metrics", b"", method="GET")
     for line in body.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
+        if line.startswith(name + " ") or ("{" not in name and line.startswith(name + "{")):
             return float(line.rsplit(" ", 1)[1])
     return None
 
@@ -433,6 +434,13 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     check_eq(oks, 20, "20 unary requests answered exactly while a 50k-row stream runs")
     check(results and results[0][3].decode() == ref[:len(ref) // 2],
           "the stream beside them: every prediction, in order")
+
+    # ---- the stream metrics ------------------------------------------------
+    check_eq((metric(gw, 'infergate_transform_streams{endpoint="demo"}'),
+              metric(gw, 'infergate_transform_error_records_total{endpoint="demo"}') >= 6,
+              metric(gw, 'infergate_transform_streams_total{endpoint="demo"}') >= 30),
+             (0.0, True, True),
+             "/metrics: no stream open now; error records and streams counted")
 
     # ---- a model that is down: every row gets its error record --------------
     rc, st, hd, out = stream(gw, "1,2\n3,4\n", ["Content-Type: text/csv", "Accept: text/csv"],
