@@ -1770,11 +1770,13 @@ void ig_gateway_drain(struct ig_gateway *gw)
     ig_log(IG_LOG_INFO, "draining: no new connections, finishing %u requests",
            gw_open_requests(gw));
     ig_http_server_stop_accepting(gw->http);
-    for (size_t i = 0; i < gw->neps; i++)
+    for (size_t i = 0; i < gw->neps; i++) {
         for (int f = 0; f < GW_NLANES; f++) {
             ig_batcher_set_drain(gw->eps[i].lanes[f].batcher, 1);
             gw_lane_pump(&gw->eps[i].lanes[f]);
         }
+        ig_ts_drain(&gw->eps[i]);
+    }
     /* The first check runs from the loop, never from inside this call: the
      * caller may be anywhere, and leaving the loop is the poll's job. */
     gw->drain_poll = evtimer_new(gw->base, on_drain_poll, gw);

@@ -231,5 +231,8 @@ void ig_ts_chunk_gone(struct gw_request *r);
 /* A batch of <ep> finished: streams waiting for room in its queue try
  * again. */
 void ig_ts_wake(struct gw_endpoint *ep);
+/* The drain began: streams still sending end once the rows they gave
+ * are answered (reset: the client resumes after the records it got). */
+void ig_ts_drain(struct gw_endpoint *ep);
 
 #endif /* INFERGATE_GATEWAY_INT_H */

@@ -829,7 +829,9 @@ static int ts_may_cut(struct gw_tstream *ts, uint32_t rows)
     const struct gw_endpoint *ep = ts->ep;
     int blocked;
 
-    if (ts->rows_open >= ts_rows_cap(ts) || ts->aborting || ts->decoding >= TS_DECODING_MAX ||
+    /* draining, a stream still sending takes no more rows (ts_run) */
+    if ((ts->gw->draining && !ts->in_end) || ts->rows_open >= ts_rows_cap(ts) || ts->aborting ||
+        ts->decoding >= TS_DECODING_MAX ||
         ig_http_stream_unsent(ts->http) > TS_OUT_HIGH)
         return 0;
     /* room in the endpoint's queue; a stream with nothing open always
@@ -925,6 +927,15 @@ static void ts_run(struct gw_tstream *ts)
         ts_finish(ts, 0);
         return;
     }
+    if (ts->gw->draining && !ts->in_end && ts->head == NULL) {
+        /* SIGTERM: the rows taken are answered, then the stream is reset:
+         * the client knows how many records came back and resumes after
+         * them elsewhere */
+        snprintf(ts->first_err, sizeof(ts->first_err),
+                 "the gateway is shutting down (the client sends on)");
+        ts_finish(ts, 1);
+        return;
+    }
     if (ig_http_stream_unsent(ts->http) > TS_OUT_HIGH)
         ig_http_stream_wait_writable(ts->http);
 }
@@ -957,6 +968,12 @@ static void ts_on_body(struct ig_http_req *http, const char *data, size_t len, i
         snprintf(ts->first_err, sizeof(ts->first_err), "input over %zu bytes held", TS_IN_MAX);
     }
     ts_kick(ts); /* not from inside the parser */
+}
+
+void ig_ts_drain(struct gw_endpoint *ep)
+{
+    for (struct gw_tstream *ts = ep->streams; ts != NULL; ts = ts->ep_next)
+        ts_kick(ts);
 }
 
 void ig_ts_wake(struct gw_endpoint *ep)

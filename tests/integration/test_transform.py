@@ -9,6 +9,7 @@ beside a stream, and the container upstream."""
 import json
 import os
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -19,7 +20,7 @@ import h2.connection
 import h2.events
 
 from iglib import (DEMO_MODEL, FakeContainer, Gateway, check, check_eq, csv_body, curl,
-                   digits_rows, expected_body, finish, load_model, predict, run)
+                   digits_rows, expected_body, finish, h2_split, load_model, predict, run)
 
 model = load_model(DEMO_MODEL)
 tmp = tempfile.mkdtemp(prefix="ig-ts-")
@@ -449,6 +450,43 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     check(st == 200 and text.count("\n") == 2 and text.startswith("error,1,") and
           "\nerror,2," in text,
           "an upstream that cannot be reached: an error record per row (%s)" % text[:300])
+
+# ---- SIGTERM mid-stream: the rows taken are answered, then the stream ends ----
+gw = Gateway({"demo": {"model": DEMO_MODEL}})
+c = H2Client(gw.port)
+sid = c.open("/transform/demo", [("content-type", "text/csv"), ("accept", "text/csv")])
+c.send(sid, csv_body(small[:20]).encode())
+deadline = time.time() + 5
+while c.data[sid].count(b"\n") < 20 and time.time() < deadline:
+    c.pump(0.2)
+t0 = time.time()
+gw.proc.send_signal(15)
+# read the rest as raw frames: python-h2 takes a GOAWAY as the connection's
+# end, while the streams it names go on after it
+raw = b""
+c.sock.settimeout(10)
+try:
+    while True:
+        b = c.sock.recv(65536)
+        if not b:
+            break
+        raw += b
+except (socket.timeout, ConnectionError):
+    pass
+frames, _ = h2_split(raw)
+for ftype, flags, fsid, payload in frames:
+    if ftype == 0 and fsid == sid:
+        c.data[sid] += payload
+    if ftype == 3 and fsid == sid:
+        c.resets[sid] = struct.unpack(">I", payload)[0]
+code = gw.proc.wait(timeout=30)
+check_eq((c.data[sid].decode(), c.resets.get(sid), code),
+         (per_row(small[:20], "text/csv"), 2, 0),
+         "SIGTERM while a client still sends: its 20 rows answered, then RST_STREAM("
+         "INTERNAL_ERROR), exit 0")
+check(time.time() - t0 < 5, "the drain did not wait for the stream's client (%.1f s)"
+      % (time.time() - t0))
+c.close()
 
 # ---- the container upstream: rows forwarded as bytes ------------------------
 with FakeContainer(model=DEMO_MODEL, logdir=fc_log) as fc, \
