@@ -265,6 +265,14 @@ URL=http://127.0.0.1:$PORT
     [ -z "${MAX_INFLIGHT:-}" ] || echo "max_inflight = $MAX_INFLIGHT"
 } > "$TMP/infergate.conf"
 
+# "TID TICKS" (utime + stime) for each thread of a process.
+thread_ticks() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        awk -v tid="${t##*/}" '{ sub(/^.*\) /, ""); print tid, $12 + $13 }' "$t/stat" 2>/dev/null || true
+    done
+}
+
 # Start a gateway on $PORT ($1: a prefix for the command, e.g. valgrind ...;
 # $2: the log), wait for GET /ping.
 start_gateway() {
@@ -347,6 +355,7 @@ run_streams() {
         echo "curl --http2-prior-knowledge POST /transform/$ENDPOINT of 3 rows: $code $(head -c 300 "$TMP/$label.probe.out" 2>/dev/null | tr '\n' '|')" > "$TMP/$label.probe"
     fi
     read -r u0 s0 < <(cpu_us "$GW_PID")
+    thread_ticks "$GW_PID" > "$TMP/$label.threads0"
     "$PY" "$TMP/clients.py" "$TMP/$label.json" "$CLI" "$URL" "$ENDPOINT" "$@" &
     CL_PID=$!
     rc=0
@@ -355,6 +364,8 @@ run_streams() {
     [ "$rc" -eq 0 ] || die "the client runner exited $rc"
     kill -0 "$GW_PID" 2>/dev/null || die "$label: the gateway died during the run: $(tail -20 "$TMP/$label.gateway.log")"
     read -r u1 s1 < <(cpu_us "$GW_PID")
+    thread_ticks "$GW_PID" > "$TMP/$label.threads1"
+    echo "$GW_PID" > "$TMP/$label.pid"
     echo "$(( u1 - u0 )) $(( s1 - s0 )) $(awk '/^VmHWM:/ { print $2 }' "/proc/$GW_PID/status") $(awk '/^Threads:/ { print $2 }' "/proc/$GW_PID/status")" > "$TMP/$label.gw"
     stop_gateway "$TMP/$label.gateway.log"
     "$PY" - "$TMP/$label.json" "$TMP/$label.probe" <<'EOF' || exit 1
@@ -482,7 +493,17 @@ def gateway(label):
         user_us, sys_us, hwm_kib, threads = (int(v) for v in f.read().split())
     cpu_us = user_us + sys_us
     rps = rows / r["wall"]
-    return {"rps": rps, "wall": r["wall"], "cpus": cpu_us / 1e6 / r["wall"],
+    ticks = {}
+    for i in (0, 1):
+        with open("%s/%s.threads%d" % (tmp, label, i)) as f:
+            for line in f:
+                tid, t = line.split()
+                ticks.setdefault(tid, [0, 0])[i] = int(t)
+    with open("%s/%s.pid" % (tmp, label)) as f:
+        pid = f.read().strip()
+    hz = os.sysconf("SC_CLK_TCK")
+    per = sorted(((t1 - t0) / hz / r["wall"], tid == pid) for tid, (t0, t1) in ticks.items())[::-1]
+    return {"threads_cpu": per, "rps": rps, "wall": r["wall"], "cpus": cpu_us / 1e6 / r["wall"],
             "us_row": cpu_us / rows, "sys_row": sys_us / rows, "hwm": hwm_kib / 1024.0, "threads": threads,
             "ccpus": r["cpu"] / r["wall"], "crss": r["maxrss_kib"] / 1024.0,
             "spread": (min(r["ends"]), max(r["ends"]))}
@@ -511,6 +532,10 @@ print("floor runs (rows/s): %s; the median run's phases: read %.3f s, decode %.3
          fm["predict_s"], fm["encode_write_s"]))
 print("%d streams: the first client finished after %.3f s, the last after %.3f s"
       % (streams, many["spread"][0], many["spread"][1]))
+for label, s in (("1 stream", one), ("%d streams" % streams, many)):
+    print("gateway threads, %s: CPUs of the busiest: %s (of %d threads; * = the main thread)"
+          % (label, ", ".join("%.2f%s" % (c, "*" if main else "") for c, main in s["threads_cpu"][:5]),
+             len(s["threads_cpu"])))
 print()
 for label, s in (("1 stream", one), ("%d streams" % streams, many)):
     g_f = s["rps"] / floor_rps
