@@ -777,7 +777,7 @@ static void gw_lane_pump(struct gw_lane *lane)
 
 /* ---- routes ------------------------------------------------------------ */
 
-struct gw_endpoint *gw_endpoint_find(struct ig_gateway *gw, const char *name, size_t len)
+static struct gw_endpoint *gw_endpoint_find(struct ig_gateway *gw, const char *name, size_t len)
 {
     for (size_t i = 0; i < gw->neps; i++)
         if (strlen(gw->eps[i].conf->name) == len && memcmp(gw->eps[i].conf->name, name, len) == 0)
@@ -786,8 +786,8 @@ struct gw_endpoint *gw_endpoint_find(struct ig_gateway *gw, const char *name, si
 }
 
 /* Header constraints from the InvokeEndpoint model (sagemaker-protocols §1.2). */
-const char *gw_check_headers(struct ig_http_req *http, const struct gw_endpoint *ep, char *msg,
-                             size_t msglen)
+static const char *gw_check_headers(struct ig_http_req *http, const struct gw_endpoint *ep,
+                                    char *msg, size_t msglen)
 {
     const char *v;
 
@@ -827,8 +827,8 @@ static int gw_is_octet_stream(const char *v)
     return *v == '\0' || *v == ';';
 }
 
-int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, int stream,
-                 enum ig_format *ctype, enum ig_format *accept, char *msg, size_t msglen)
+static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, int stream,
+                        enum ig_format *ctype, enum ig_format *accept, char *msg, size_t msglen)
 {
     const char *ct = ig_http_req_header(http, "Content-Type");
     const char *ac = ig_http_req_header(http, stream ? "X-Amzn-SageMaker-Accept" : "Accept");
@@ -1164,20 +1164,13 @@ full:
     gw_req_fail(r, "ThrottlingException", GW_DECODE_FULL_MSG);
 }
 
-/* InvokeEndpoint, or with <stream> InvokeEndpointWithResponseStream (its
- * Accept in X-Amzn-SageMaker-Accept; the answer framed as event-stream
- * PayloadPart events). */
-static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
-                      size_t namelen, int stream)
+struct gw_endpoint *gw_route(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
+                             size_t namelen, int stream, enum ig_format *ctype,
+                             enum ig_format *accept)
 {
-    struct gw_endpoint *ep = gw_endpoint_find(gw, name, namelen);
-    struct ig_codec_error cerr;
-    enum ig_format ctype, accept;
-    struct gw_request *r;
-    const char *body, *bad;
+    struct gw_endpoint *ep = memchr(name, '/', namelen) ? NULL : gw_endpoint_find(gw, name, namelen);
+    const char *bad;
     char msg[512];
-    size_t len;
-    int rv;
 
     if (ep == NULL) {
         char named[64];
@@ -1185,13 +1178,32 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         snprintf(named, sizeof(named), "%.*s", (int)(namelen > 63 ? 63 : namelen), name);
         snprintf(msg, sizeof(msg), "Endpoint %s of account " GW_ACCOUNT " not found.", named);
         gw_error_for(gw, http, NULL, named, "ValidationError", msg);
-        return;
+        return NULL;
     }
     if ((bad = gw_check_headers(http, ep, msg, sizeof(msg))) != NULL ||
-        gw_negotiate(http, ep, stream, &ctype, &accept, msg, sizeof(msg)) < 0) {
+        gw_negotiate(http, ep, stream, ctype, accept, msg, sizeof(msg)) < 0) {
         gw_error_for(gw, http, NULL, ep->conf->name, "ValidationError", bad ? bad : msg);
-        return;
+        return NULL;
     }
+    return ep;
+}
+
+/* InvokeEndpoint, or with <stream> InvokeEndpointWithResponseStream (its
+ * Accept in X-Amzn-SageMaker-Accept; the answer framed as event-stream
+ * PayloadPart events). */
+static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
+                      size_t namelen, int stream)
+{
+    enum ig_format ctype, accept;
+    struct gw_endpoint *ep = gw_route(gw, http, name, namelen, stream, &ctype, &accept);
+    struct ig_codec_error cerr;
+    struct gw_request *r;
+    const char *body;
+    size_t len;
+    int rv;
+
+    if (ep == NULL)
+        return;
     r = ig_xcalloc(1, sizeof(*r));
     r->gw = gw;
     r->http = http;

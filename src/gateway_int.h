@@ -197,12 +197,13 @@ struct ig_gateway {
 
 /* ---- shared with transform.c (gateway.c) ---- */
 
-struct gw_endpoint *gw_endpoint_find(struct ig_gateway *gw, const char *name, size_t len);
-/* The SageMaker header checks of InvokeEndpoint: NULL, or the message. */
-const char *gw_check_headers(struct ig_http_req *http, const struct gw_endpoint *ep, char *msg,
-                             size_t msglen);
-int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, int stream,
-                 enum ig_format *ctype, enum ig_format *accept, char *msg, size_t msglen);
+/* The endpoint NAME of InvokeEndpoint (<stream> 1: its Accept in
+ * X-Amzn-SageMaker-Accept) with the request's formats, or NULL when the
+ * request was answered with the error (no such endpoint, a header
+ * SageMaker refuses, a format the endpoint cannot take). */
+struct gw_endpoint *gw_route(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
+                             size_t namelen, int stream, enum ig_format *ctype,
+                             enum ig_format *accept);
 /* An error answer with its access-log line (<r> may be NULL). */
 void gw_error_for(struct ig_gateway *gw, struct ig_http_req *http, const struct gw_request *r,
                   const char *endpoint, const char *type, const char *msg);

@@ -391,6 +391,10 @@ static void h1_add_header(struct evbuffer *out, const char *name, const char *va
     evbuffer_add(out, "\r\n", 2);
 }
 
+/* The length of a duplex stream's response: unknown (chunked, or to the
+ * close for an HTTP/1.0 client). */
+#define H1_LEN_STREAM SIZE_MAX
+
 /* Status line and headers. */
 static void h1_write_head(struct http_conn *conn, const struct ig_http_req *req, int status,
                           const struct ig_http_hdr *hdrs, size_t nhdrs, size_t len, bool close)
@@ -409,7 +413,10 @@ static void h1_write_head(struct http_conn *conn, const struct ig_http_req *req,
             continue;
         h1_add_header(out, name, value);
     }
-    if (status != 204 && status != 304) {
+    if (len == H1_LEN_STREAM) {
+        if (!req->http10)
+            h1_add_header(out, "Transfer-Encoding", "chunked");
+    } else if (status != 204 && status != 304) {
         snprintf(line, sizeof(line), "%zu", len);
         h1_add_header(out, "Content-Length", line);
     }
@@ -461,29 +468,12 @@ void ig_http_h1_stream_head(struct ig_http_req *req, int status, const struct ig
 {
     struct http_conn *conn = req->conn;
     struct evbuffer *out = bufferevent_get_output(conn->bev);
-    char line[64];
 
     /* an HTTP/1.0 client knows no chunks: the body runs to the close */
     if (req->http10)
         conn->h1_close = true;
-    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, ig_http_status_reason(status));
-    h1_add(out, line);
-    for (size_t i = 0; i < nhdrs; i++) {
-        const char *name = hdrs[i].name, *value = hdrs[i].value;
-
-        if (name == NULL || value == NULL || name[0] == '\0' ||
-            ig_http_hdr_reserved(name, strlen(name)) || strpbrk(name, "\r\n:") != NULL ||
-            strpbrk(value, "\r\n") != NULL)
-            continue;
-        h1_add_header(out, name, value);
-    }
-    if (!req->http10)
-        h1_add_header(out, "Transfer-Encoding", "chunked");
-    h1_add_header(out, "x-amzn-RequestId", req->id);
-    h1_add_header(out, "Date", ig_http_server_date(conn->srv));
-    if (conn->h1_close || !req->keep_alive)
-        h1_add_header(out, "Connection", "close");
-    evbuffer_add(out, "\r\n", 2);
+    h1_write_head(conn, req, status, hdrs, nhdrs, H1_LEN_STREAM,
+                  conn->h1_close || !req->keep_alive);
     ig_http_conn_out_charge(conn, evbuffer_get_length(out));
 }
 

@@ -1004,26 +1004,15 @@ static int ts_filter(struct ig_http_req *http, const char *name, struct ig_jpath
 void ig_ts_start(struct ig_gateway *gw, struct ig_http_req *http, const char *name,
                  size_t namelen)
 {
-    struct gw_endpoint *ep = gw_endpoint_find(gw, name, namelen);
-    struct gw_tstream *ts;
     enum ig_format ctype, accept;
+    struct gw_endpoint *ep = gw_route(gw, http, name, namelen, 0, &ctype, &accept);
+    struct gw_tstream *ts;
     struct ig_http_hdr hdrs[2];
-    const char *bad, *v;
+    const char *v;
     char msg[512];
 
-    if (ep == NULL || memchr(name, '/', namelen) != NULL) {
-        char named[64];
-
-        snprintf(named, sizeof(named), "%.*s", (int)(namelen > 63 ? 63 : namelen), name);
-        snprintf(msg, sizeof(msg), "Endpoint %s of account " GW_ACCOUNT " not found.", named);
-        gw_error_for(gw, http, NULL, named, "ValidationError", msg);
+    if (ep == NULL)
         return;
-    }
-    if ((bad = gw_check_headers(http, ep, msg, sizeof(msg))) != NULL ||
-        gw_negotiate(http, ep, 0, &ctype, &accept, msg, sizeof(msg)) < 0) {
-        gw_error_for(gw, http, NULL, ep->conf->name, "ValidationError", bad ? bad : msg);
-        return;
-    }
     ts = ig_xcalloc(1, sizeof(*ts));
     ts->gw = gw;
     ts->ep = ep;
