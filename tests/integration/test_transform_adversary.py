@@ -15,7 +15,7 @@ served; nothing is left held afterwards; the gateway never crashes (run it
 also with INFERGATE_BIN=build/san/infergate).
 
 Some cases fail on purpose against the code they were written for (HEAD
-daad4ae): they document bugs left for the transform's owner to fix:
+399796a): they document bugs left for the transform's owner to fix:
 - a stream holding a partial line (no LF) is never cut by the stall rule
   (h2 and h1), so such streams lock out max_connections and hold the memory
   budget forever;
@@ -736,6 +736,17 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
                 c.reset(sid)
             c.pump(0.05)
         c.close()  # the TCP connection goes mid-stream
+    # churn: streams reset or dropped right after big pieces (chunks on the decoder
+    # pool), no pause
+    for k in range(20):
+        c = H2(gw.port)
+        sid = c.open("/transform/demo", CSV)
+        c.send(sid, big[:100000 + 7919 * k])
+        if k % 3 == 0:
+            c.reset(sid)
+        elif k % 3 == 1:
+            c.send(sid, b"", end=True)
+        c.close()
     held = settle_metric(gw, "infergate_buffered_bytes", 64 << 10)
     check(held is not None and held <= 64 << 10,
           "after resets and closes mid-stream nothing stays held (%s bytes)" % held)
@@ -883,8 +894,11 @@ os.makedirs(fc_log, exist_ok=True)
 with FakeContainer("--latency-us", "150000", model=DEMO_MODEL, logdir=fc_log) as slow, \
         FakeContainer("--fail-500", "1", model=DEMO_MODEL, logdir=fc_log) as bad, \
         FakeContainer("--timeout", "1", model=DEMO_MODEL, logdir=fc_log) as hang, \
+        FakeContainer("--fail-500", "0.3", "--seed", "7", model=DEMO_MODEL,
+                      logdir=fc_log) as flaky, \
         Gateway({"slow": {"model": slow.url, "max_batch_rows": 20},
                  "bad": {"model": bad.url, "max_batch_rows": 20},
+                 "flaky": {"model": flaky.url, "max_batch_rows": 20},
                  "hang": {"model": hang.url, "max_batch_rows": 20, "request_timeout_ms": "700"}},
                 idle_timeout_ms="5000") as gw:
     st, out, how = h2_stream(gw, csv_body(ROWS[:120]).encode(), path="/transform/slow")
@@ -895,6 +909,14 @@ with FakeContainer("--latency-us", "150000", model=DEMO_MODEL, logdir=fc_log) as
     check_eq((st, how, len(lines), [l.split(",")[:2] for l in lines]),
              (200, "end", 30, [["error", str(i + 1)] for i in range(30)]),
              "a container that answers 500: one error record per row, in order, then the end")
+    st, out, how = h2_stream(gw, csv_body(ROWS[:300]).encode(), path="/transform/flaky",
+                             timeout=30)
+    lines = out.decode().splitlines()
+    ok = [l == PRED[i][1] or l.startswith("error,%d," % (i + 1)) for i, l in enumerate(lines)]
+    check_eq((st, how, len(lines), all(ok)), (200, "end", 300, True),
+             "a container failing 30%% of its calls: 300 lines, line i the prediction of row i "
+             "or its error record, in order (%d predictions)"
+             % sum(1 for i, l in enumerate(lines) if l == PRED[i][1]))
     t = time.time()
     st, out, how = h2_stream(gw, csv_body(ROWS[:30]).encode(), path="/transform/hang", timeout=30)
     lines = out.decode().splitlines()
@@ -947,11 +969,18 @@ try:  # one signal only: a second one would not be a drain
 except Exception:
     code = stop_proc(gw.proc, signal.SIGKILL)
 took = time.time() - t
-check_eq((c1.data.get(s1, b"").decode(), s1 in c1.ended), (csv_preds(range(20)), True),
-         "SIGTERM: a stream that ends during the drain gets every prediction and END_STREAM")
-check(c2.done(s2) and s2 not in c2.ended,
-      "SIGTERM: a stream that never ends is cut (RST_STREAM or the connection closed), not "
-      "left open")
+# docs/transform.md: a stream whose client has sent its whole body is finished as
+# usual; one still sending takes no more input: the rows it gave are answered, then
+# RST_STREAM(INTERNAL_ERROR). <c1> sent its last rows and END_STREAM 0.3 s after the
+# signal: all 20 answered and END_STREAM, or the first 10 and the reset.
+got1 = (c1.data.get(s1, b"").decode(), "end" if s1 in c1.ended else c1.resets.get(s1))
+check(got1 in ((csv_preds(range(20)), "end"), (csv_preds(range(10)), 2)),
+      "SIGTERM: a stream that sends its rest during the drain: every row it gave answered, "
+      "then END_STREAM (or RST_STREAM(INTERNAL_ERROR) after the rows given before): %r"
+      % (got1[1], ))
+check_eq((c2.data.get(s2, b"").decode(), c2.resets.get(s2)), (csv_preds(range(10)), 2),
+         "SIGTERM: a stream that never ends: the predictions of the rows it gave, then "
+         "RST_STREAM(INTERNAL_ERROR)")
 check_eq((c1.goaway, c2.goaway), (0, 0), "SIGTERM: both connections got a GOAWAY(NO_ERROR)")
 check(code in (0, 1) and took < 2.0 + 2.5,
       "SIGTERM: the gateway exits (status %d, 0 or 1) within drain_timeout_ms + slack (%.2f s)"
