@@ -253,6 +253,18 @@ static void h1_fail(struct http_conn *conn, enum http_errno e)
 {
     struct ig_http_req *req = h1_req(conn);
 
+    if (req != NULL && req->stream && req->state == HTTP_REQ_DISPATCHED) {
+        /* a duplex stream's body went bad: its answer has begun, so there
+         * is nothing to say but the end; the gateway lets it go (close
+         * callback), what was written goes out, the connection closes
+         * before the last chunk */
+        ig_log(IG_LOG_DEBUG, "http: %s: bad HTTP/1.1 stream body: %s", conn->peer,
+               http_errno_description(e));
+        ig_http_req_gone(req);
+        conn->h1_close = true;
+        ig_http_conn_finish(conn);
+        return;
+    }
     if (req == NULL)
         req = ig_http_req_new(conn);
     conn->h1_close = true;

@@ -208,6 +208,7 @@ struct ig_http_req {
     bool stream_out_end;  /* h2: END_STREAM goes after sout */
     bool stream_reset;    /* h2: RST_STREAM(INTERNAL_ERROR) goes after sout */
     bool stream_writable; /* the gateway waits for unsent <= IG_HTTP_STREAM_LOW */
+    bool stream_busy;     /* the gateway holds the client's input back (not waiting on it) */
     uint64_t stream_held; /* body bytes delivered and not consumed */
     uint64_t stream_in;   /* body bytes delivered, all told */
     uint64_t stream_out;  /* response bytes written, all told */

@@ -628,9 +628,10 @@ uint64_t ig_http_req_stall_deadline(const struct ig_http_req *req)
     if (conn == NULL || conn->srv->idle_us == 0)
         return 0;
     if (req->state == HTTP_REQ_DISPATCHED && req->stream) {
-        /* a duplex stream waits on its client when it owes input (all it
-         * sent was consumed) or has output to take */
-        if ((req->stream_in_end || req->stream_held > 0 || !req->stream_open) &&
+        /* a duplex stream waits on its client when it owes input (the
+         * gateway waits for more: ig_http_stream_waiting) or has output
+         * to take */
+        if ((req->stream_in_end || req->stream_busy || !req->stream_open) &&
             ig_http_stream_unsent(req) == 0)
             return 0;
         if (conn->h2_out_blocked && conn->stall_progress_us > since)

@@ -146,6 +146,13 @@ int ig_http_stream_write(struct ig_http_req *req, const char *data, size_t len)
     return rv;
 }
 
+void ig_http_stream_waiting(struct ig_http_req *req, int on)
+{
+    if (on && req->stream_busy)
+        ig_http_req_wait(req); /* the client's clock starts afresh */
+    req->stream_busy = !on;
+}
+
 void ig_http_stream_wait_writable(struct ig_http_req *req)
 {
     req->stream_writable = true;

@@ -92,6 +92,7 @@ struct gw_tstream {
     enum ig_format ctype, accept, row_fmt;
     uint8_t join, abort_mode, in_end, blocked, aborting, skipping;
     uint8_t dead;      /* the client side is gone; freed when no chunk is decoding */
+    uint8_t out_full;  /* the budgets refused output: no chunk until it drains */
     uint32_t decoding; /* chunks on a decoder */
     uint32_t dim;      /* the upstream's features per row (0: rows as bytes) */
     struct ig_jpath *in_filter, *out_filter;
@@ -763,8 +764,10 @@ static int ts_flush(struct gw_tstream *ts)
     struct ts_chunk *c;
 
     while ((c = ts->head) != NULL && c->done) {
-        if (c->out.len > 0)
-            ig_http_stream_write(ts->http, c->out.data, c->out.len);
+        if (c->out.len > 0 && ig_http_stream_write(ts->http, c->out.data, c->out.len) < 0) {
+            ts->out_full = 1; /* queued anyway; nothing more until it drains */
+            ig_http_stream_wait_writable(ts->http);
+        }
         ts->bytes_out += c->out.len;
         ts->records_out += c->nrecs;
         ts->ep->stream_records += c->nrecs;
@@ -831,8 +834,12 @@ static int ts_may_cut(struct gw_tstream *ts, uint32_t rows)
 
     /* draining, a stream still sending takes no more rows (ts_run) */
     if ((ts->gw->draining && !ts->in_end) || ts->rows_open >= ts_rows_cap(ts) || ts->aborting ||
-        ts->decoding >= TS_DECODING_MAX ||
+        ts->decoding >= TS_DECODING_MAX || ts->out_full ||
         ig_http_stream_unsent(ts->http) > TS_OUT_HIGH)
+        return 0;
+    /* what it holds must fit its connection's share (ts_run ends a stream
+     * that cannot hold even its input) */
+    if (ts_charge(ts) != 0)
         return 0;
     /* room in the endpoint's queue; a stream with nothing open always
      * gets one chunk in, or it could wait forever behind full queues of
@@ -849,64 +856,76 @@ static int ts_may_cut(struct gw_tstream *ts, uint32_t rows)
     return !blocked;
 }
 
+/* The first LF in <in>, scanning only bytes not scanned before (a line
+ * trickled in small pieces is not rescanned from its start each time). */
+static const char *ts_first_lf(struct gw_tstream *ts)
+{
+    const char *nl = NULL;
+
+    if (ts->scanned < ts->in.len)
+        nl = memchr(ts->in.data + ts->scanned, '\n', ts->in.len - ts->scanned);
+    ts->scanned = nl ? (size_t)(nl - ts->in.data) : ts->in.len;
+    return nl;
+}
+
 /* Cut what may be cut from <in>. */
 static void ts_cut_all(struct gw_tstream *ts)
 {
     uint32_t max_rows = ts_chunk_rows(ts);
 
-    for (;;) {
-        const char *p = ts->in.data, *end, *nl, *last = NULL;
-        size_t window, len;
-        uint32_t n = 0;
+    while (ts->http != NULL && !ts->aborting) {
+        const char *p = ts->in.data, *first = ts_first_lf(ts), *end, *nl, *last;
+        size_t window, len, first_len;
+        uint32_t n;
 
-        if (ts->skipping) {
-            nl = ts->in.len ? memchr(p, '\n', ts->in.len) : NULL;
-            if (nl == NULL) {
+        if (ts->skipping) { /* the rest of an over-long line */
+            if (first == NULL) {
                 ts_take(ts, ts->in.len);
                 return;
             }
             ts->skipping = 0;
-            ts_take(ts, (size_t)(nl - p) + 1);
+            ts_take(ts, (size_t)(first - p) + 1);
             continue;
         }
         if (ts->in.len == 0)
             return;
-        /* whole lines, at most max_rows and TS_CHUNK_BYTES (one longer
-         * line goes alone) */
+        first_len = first ? (size_t)(first - p) : ts->in.len;
+        if (first_len > 0 && p[first_len - 1] == '\r')
+            first_len--;
+        if (first_len > TS_LINE_MAX) {
+            /* refused alone: up to its LF, or all there is and the rest
+             * of it skipped as it comes */
+            if (!ts_may_cut(ts, 1))
+                return;
+            ts_long_line(ts);
+            ts->skipping = first == NULL && !ts->in_end;
+            ts_take(ts, first ? (size_t)(first - p) + 1 : ts->in.len);
+            continue;
+        }
+        if (first == NULL) {
+            if (!ts->in_end || !ts_may_cut(ts, 1))
+                return;
+            ts_cut(ts, ts->in.len, 0); /* the last line, without its LF */
+            ts_take(ts, ts->in.len);
+            continue;
+        }
+        /* whole lines, at most max_rows and TS_CHUNK_BYTES (the first
+         * line goes alone when it is longer) */
         window = ts->in.len < TS_CHUNK_BYTES ? ts->in.len : TS_CHUNK_BYTES;
         end = p + window;
-        for (const char *q = p; n < max_rows && q < end &&
-                                (nl = memchr(q, '\n', (size_t)(end - q))) != NULL;
+        last = first;
+        n = 1;
+        for (const char *q = first + 1; n < max_rows && q < end &&
+                                        (nl = memchr(q, '\n', (size_t)(end - q))) != NULL;
              q = nl + 1) {
             last = nl;
             n++;
         }
-        if (last == NULL && window < ts->in.len) {
-            /* a line longer than a chunk: alone, if it ends in time */
-            size_t lim = ts->in.len < TS_LINE_MAX + 1 ? ts->in.len : TS_LINE_MAX + 1;
-
-            if ((nl = memchr(p + window, '\n', lim - window)) != NULL) {
-                last = nl;
-                n = 1;
-            }
-        }
-        if (last != NULL) {
-            len = (size_t)(last - p) + 1;
-        } else if (ts->in_end) {
-            len = ts->in.len; /* the last line, without its LF */
-        } else {
-            if (ts->in.len > TS_LINE_MAX) {
-                ts_long_line(ts);
-                ts_take(ts, ts->in.len);
-            }
-            return;
-        }
-        if (!ts_may_cut(ts, n + 1))
+        len = (size_t)(last - p) + 1;
+        if (!ts_may_cut(ts, n))
             return;
         ts_cut(ts, len, n);
         ts_take(ts, len);
-        if (ts->http == NULL || ts->aborting)
-            return;
     }
 }
 
@@ -920,13 +939,22 @@ static void ts_run(struct gw_tstream *ts)
     /* chunks with no rows are done at once */
     if (ts_flush(ts))
         return;
-    if (ts_charge(ts) != 0)
-        ig_log(IG_LOG_DEBUG, "transform %s: stream over its connection's budget",
-               ts->ep->conf->name);
     if (ts->in_end && ts->in.len == 0 && ts->head == NULL) {
         ts_finish(ts, 0);
         return;
     }
+    if (ts_charge(ts) != 0 && ts->head == NULL) {
+        /* not even its input fits, with nothing of it in flight to free:
+         * the memory is other streams' and requests' (ThrottlingException
+         * for a unary request) */
+        snprintf(ts->first_err, sizeof(ts->first_err),
+                 "ThrottlingException: the bytes held for clients are at their limit");
+        ts_finish(ts, 1);
+        return;
+    }
+    /* the stall rule's clock runs only while the stream waits on its
+     * client: not while it holds whole lines back itself */
+    ig_http_stream_waiting(ts->http, ts->skipping || ts_first_lf(ts) == NULL);
     if (ts->gw->draining && !ts->in_end && ts->head == NULL) {
         /* SIGTERM: the rows taken are answered, then the stream is reset:
          * the client knows how many records came back and resumes after
@@ -949,8 +977,11 @@ static void ts_on_event(evutil_socket_t fd, short what, void *arg)
 
 static void ts_on_writable(struct ig_http_req *http, void *arg)
 {
+    struct gw_tstream *ts = arg;
+
     (void)http;
-    ts_run(arg);
+    ts->out_full = 0;
+    ts_run(ts);
 }
 
 static void ts_on_body(struct ig_http_req *http, const char *data, size_t len, int end,

@@ -249,10 +249,11 @@ void ig_http_respond(struct ig_http_req *req, int status, const struct ig_http_h
  * Response bytes queued and not yet taken by the client count as unsent
  * (ig_http_stream_unsent); they are charged to the request's budget.
  *
- * Stall rule: a stream whose client owes input (everything delivered was
- * consumed and the body has not ended) or holds unsent output must move
- * min_rate_bytes in either direction per idle_timeout_ms, else it is cut
- * (h2 RST_STREAM(CANCEL), h1 close) and the close callback runs.
+ * Stall rule: a stream whose client owes input (the body has not ended and
+ * the gateway waits for more of it: ig_http_stream_waiting) or holds
+ * unsent output must move min_rate_bytes in either direction per
+ * idle_timeout_ms, else it is cut (h2 RST_STREAM(CANCEL), h1 close) and
+ * the close callback runs.
  */
 #define IG_HTTP_STREAM_H1_HELD ((size_t)1 << 20)
 /* ig_http_stream_wait_writable: the callback comes once unsent output is at
@@ -294,6 +295,12 @@ void ig_http_stream_head(struct ig_http_req *req, int status, const struct ig_ht
 int ig_http_stream_write(struct ig_http_req *req, const char *data, size_t len);
 /* Response bytes queued and not yet taken by the client. */
 size_t ig_http_stream_unsent(const struct ig_http_req *req);
+/* <on> 1 (the default): the gateway waits for more of the body from the
+ * client (what it holds, if anything, is a line not complete yet): the
+ * stall rule's clock runs. 0: it holds the client's bytes back itself
+ * (backpressure): the clock stops, and starts a new period when it runs
+ * again. */
+void ig_http_stream_waiting(struct ig_http_req *req, int on);
 /* Ask for on_writable once unsent output is at most IG_HTTP_STREAM_LOW. */
 void ig_http_stream_wait_writable(struct ig_http_req *req);
 /* End the response after what is queued (h2 END_STREAM, h1 last chunk);
