@@ -15,6 +15,12 @@ import tempfile
 import time
 import urllib.request
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, os.environ.get("INFERGATE_BIN", "bin/infergate"))
 DEMO_MODEL = os.path.join(ROOT, "conf", "models", "demo-kmeans.json")
@@ -361,3 +367,155 @@ def finish():
     name = os.path.basename(sys.argv[0])
     print("%s: %d passed, %d failed" % (name, _results["passed"], _results["failed"]), flush=True)
     sys.exit(1 if _results["failed"] else 0)
+
+
+# ---- duplex streams ---------------------------------------------------------
+
+def uses_asan(pid):
+    """1 when the process <pid> runs with ASan (its quarantine keeps freed
+    memory resident: RSS bounds must allow for it)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class H2Client:
+    """A python-h2 client over a plain socket (python3-h2) that sends a
+    stream's body in pieces as flow control allows and records what each
+    stream got back (data, headers, END_STREAM, reset code) and how the
+    connection ended; for duplex streams (POST /transform)."""
+
+    def __init__(self, port, window=None, conn_window=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        if window is not None:
+            self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        if conn_window is not None:
+            self.conn.increment_flow_control_window(conn_window)
+        self.sock.sendall(self.conn.data_to_send())
+        self.data, self.ended, self.resets, self.headers = {}, set(), {}, {}
+        self.goaway = self.goaway_last = None
+        self.rest = b""
+        self.closed = False
+        self.sent = 0
+
+    def open(self, path, headers=(), end=False):
+        sid = self.conn.get_next_available_stream_id()
+        hdrs = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1"),
+                (":path", path)] + list(headers)
+        self.conn.send_headers(sid, hdrs, end_stream=end)
+        self.flush()
+        self.data[sid] = b""
+        return sid
+
+    def flush(self):
+        out = self.conn.data_to_send()
+        if out and not self.closed:
+            self.sock.settimeout(10)  # pump() leaves a short one
+            try:
+                self.sock.sendall(out)
+            except OSError:  # a timeout too: what went is unknown, the framing lost
+                self.closed = True
+
+    def send(self, sid, data, end=False):
+        """Send what flow control allows now; -> bytes sent."""
+        sent = 0
+        try:
+            while sent < len(data):
+                n = min(len(data) - sent, self.conn.local_flow_control_window(sid),
+                        self.conn.max_outbound_frame_size)
+                if n <= 0:
+                    break
+                self.conn.send_data(sid, data[sent:sent + n])
+                sent += n
+            if end and sent == len(data):
+                self.conn.end_stream(sid)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            pass
+        self.flush()
+        self.sent += sent
+        return sent
+
+    def send_all(self, sid, data, end=True, timeout=20):
+        """Send all of <data> (reading and acknowledging as the window needs)."""
+        off, deadline = 0, time.time() + timeout
+        while off < len(data) and time.time() < deadline and not self.done(sid):
+            off += self.send(sid, data[off:], end=end)
+            if off < len(data):
+                self.pump(0.05)
+        if end and off == len(data) and len(data) == 0:
+            self.send(sid, b"", end=True)
+        return off
+
+    def pump(self, timeout=0.2, consume=True):
+        if self.closed:
+            time.sleep(timeout)
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            buf = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return False
+        except OSError:
+            self.closed = True
+            return False
+        if not buf:
+            self.closed = True
+            return False
+        # python-h2 closes its state machine on a GOAWAY and then refuses the DATA
+        # the server still sends on open streams (a drain): GOAWAYs are noted here
+        # and not passed on
+        frames, self.rest = h2_split(self.rest + buf)
+        buf = b""
+        for ftype, flags, fsid, payload in frames:
+            if ftype == 7:
+                self.goaway = struct.unpack(">I", payload[4:8])[0]
+                self.goaway_last = struct.unpack(">I", payload[:4])[0] & 0x7fffffff
+            else:
+                buf += h2_frame(ftype, flags, fsid, payload)
+        try:
+            events = self.conn.receive_data(buf)
+        except h2.exceptions.ProtocolError:
+            self.closed = True
+            return False
+        for ev in events:
+            if isinstance(ev, h2.events.DataReceived):
+                self.data[ev.stream_id] = self.data.get(ev.stream_id, b"") + ev.data
+                if consume:
+                    self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.ResponseReceived):
+                self.headers[ev.stream_id] = dict((k.decode(), v.decode()) for k, v in ev.headers)
+            elif isinstance(ev, h2.events.StreamEnded):
+                self.ended.add(ev.stream_id)
+            elif isinstance(ev, h2.events.StreamReset):
+                self.resets[ev.stream_id] = int(ev.error_code)
+        self.flush()
+        return True
+
+    def done(self, sid):
+        return sid in self.ended or sid in self.resets or self.closed
+
+    def wait(self, sid, timeout=10, consume=True):
+        deadline = time.time() + timeout
+        while not self.done(sid) and time.time() < deadline:
+            self.pump(0.1, consume)
+        return self.done(sid)
+
+    def reset(self, sid):
+        try:
+            self.conn.reset_stream(sid)
+        except h2.exceptions.StreamClosedError:
+            pass
+        self.flush()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()

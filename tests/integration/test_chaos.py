@@ -21,7 +21,7 @@ import time
 import hpack
 
 from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, digits_rows, expected_body,
-                   finish, H2_PREFACE, h2_frame, h2_split, load_model)
+                   finish, H2_PREFACE, h2_frame, h2_split, load_model, rss_kb, uses_asan)
 
 SEED = int(os.environ.get("CHAOS_SEED", "0")) or random.randrange(1, 1 << 30)
 print("test_chaos.py: CHAOS_SEED=%d" % SEED, flush=True)
@@ -345,17 +345,6 @@ def rst_close(sock):
     sock.close()
 
 
-def vm_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def uses_asan(pid):
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
 
 
 def metric(gw, name):
@@ -578,7 +567,7 @@ def case_slow_reader(gw):
     for _ in range(20):  # warm up allocator and caches
         h1_invoke(gw.port, pick(3))
         metric(gw, "infergate_connections")
-    rss0 = vm_rss_kb(gw.proc.pid)
+    rss0 = rss_kb(gw.proc.pid)
     traffic = Traffic(gw, threads=3)
     readers, sent = [], []
     metrics_req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -647,9 +636,9 @@ def case_slow_reader(gw):
         return False
 
     all_blocked = push(time.time() + 10, True)
-    rss1, sent1 = vm_rss_kb(gw.proc.pid), list(sent)
+    rss1, sent1 = rss_kb(gw.proc.pid), list(sent)
     push(time.time() + 1.5, False)  # they keep pushing, the others keep working
-    rss2 = vm_rss_kb(gw.proc.pid)
+    rss2 = rss_kb(gw.proc.pid)
     traffic.stop("slow readers")
     print("  slow readers: sent %r bytes, closed %r; gateway RSS %d -> %d -> %d kB"
           % (sent, closed, rss0, rss1, rss2), flush=True)

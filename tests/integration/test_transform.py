@@ -9,18 +9,14 @@ beside a stream, and the container upstream."""
 import json
 import os
 import socket
-import struct
 import subprocess
 import tempfile
 import threading
 import time
 
-import h2.config
-import h2.connection
-import h2.events
-
-from iglib import (DEMO_MODEL, FakeContainer, Gateway, check, check_eq, csv_body, curl,
-                   digits_rows, expected_body, finish, h2_split, load_model, predict, run)
+from iglib import (DEMO_MODEL, FakeContainer, Gateway, H2Client, check, check_eq, csv_body,
+                   curl, digits_rows, expected_body, finish, load_model, predict, rss_kb, run,
+                   uses_asan)
 
 model = load_model(DEMO_MODEL)
 tmp = tempfile.mkdtemp(prefix="ig-ts-")
@@ -77,14 +73,6 @@ def unary(gw, rows, accept):
     return "".join(out)
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def metric(gw, name):
     """The first sample of <name> (a name, or a name with its labels)."""
     st, _, body = curl(gw.url + "/metrics", b"", method="GET")
@@ -94,80 +82,6 @@ def metric(gw, name):
     return None
 
 
-class H2Client:
-    """A python-h2 client over a plain socket: sends a stream's body in pieces
-    and reads what comes back as it goes."""
-
-    def __init__(self, port, window=65535):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        self.conn.initiate_connection()
-        if window != 65535:
-            self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
-        self.sock.sendall(self.conn.data_to_send())
-        self.data = {}
-        self.ended = set()
-        self.resets = {}
-        self.headers = {}
-
-    def open(self, path, headers=()):
-        sid = self.conn.get_next_available_stream_id()
-        hdrs = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1"),
-                (":path", path)] + list(headers)
-        self.conn.send_headers(sid, hdrs)
-        self.sock.sendall(self.conn.data_to_send())
-        self.data[sid] = b""
-        return sid
-
-    def send(self, sid, data, end=False):
-        """Send as much as flow control allows now; -> bytes sent."""
-        n = min(len(data), self.conn.local_flow_control_window(sid),
-                self.conn.max_outbound_frame_size)
-        sent = 0
-        while sent < len(data):
-            n = min(len(data) - sent, self.conn.local_flow_control_window(sid),
-                    self.conn.max_outbound_frame_size)
-            if n <= 0:
-                break
-            self.conn.send_data(sid, data[sent:sent + n])
-            sent += n
-        if end and sent == len(data):
-            self.conn.end_stream(sid)
-        self.sock.sendall(self.conn.data_to_send())
-        return sent
-
-    def pump(self, timeout=0.5, consume=True):
-        """Read what the server sent for up to <timeout> s."""
-        self.sock.settimeout(timeout)
-        try:
-            buf = self.sock.recv(1 << 20)
-        except socket.timeout:
-            return False
-        if not buf:
-            raise ConnectionError("closed")
-        for ev in self.conn.receive_data(buf):
-            if isinstance(ev, h2.events.DataReceived):
-                self.data[ev.stream_id] += ev.data
-                if consume:
-                    self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-            elif isinstance(ev, h2.events.ResponseReceived):
-                self.headers[ev.stream_id] = dict((k.decode(), v.decode()) for k, v in ev.headers)
-            elif isinstance(ev, h2.events.StreamEnded):
-                self.ended.add(ev.stream_id)
-            elif isinstance(ev, h2.events.StreamReset):
-                self.resets[ev.stream_id] = ev.error_code
-        self.sock.sendall(self.conn.data_to_send())
-        return True
-
-    def reset(self, sid):
-        self.conn.reset_stream(sid)
-        self.sock.sendall(self.conn.data_to_send())
-
-    def close(self):
-        self.sock.close()
-
-
-import h2.settings  # noqa: E402  (after the class uses it lazily)
 
 small = ROWS[:40]
 fc_log = os.path.join(tmp, "fc")
@@ -372,8 +286,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
 
     # ---- backpressure: a client that does not read ------------------------
     pid = gw.proc.pid
-    with open("/proc/%d/maps" % pid) as f:
-        asan = "libasan" in f.read()
+    asan = uses_asan(pid)
     rss_before = rss_kb(pid)
     c = H2Client(gw.port)
     sid = c.open("/transform/demo", [("content-type", "text/csv"), ("accept", "application/json")])
@@ -461,24 +374,7 @@ while c.data[sid].count(b"\n") < 20 and time.time() < deadline:
     c.pump(0.2)
 t0 = time.time()
 gw.proc.send_signal(15)
-# read the rest as raw frames: python-h2 takes a GOAWAY as the connection's
-# end, while the streams it names go on after it
-raw = b""
-c.sock.settimeout(10)
-try:
-    while True:
-        b = c.sock.recv(65536)
-        if not b:
-            break
-        raw += b
-except (socket.timeout, ConnectionError):
-    pass
-frames, _ = h2_split(raw)
-for ftype, flags, fsid, payload in frames:
-    if ftype == 0 and fsid == sid:
-        c.data[sid] += payload
-    if ftype == 3 and fsid == sid:
-        c.resets[sid] = struct.unpack(">I", payload)[0]
+c.wait(sid, 10)
 code = gw.proc.wait(timeout=30)
 check_eq((c.data[sid].decode(), c.resets.get(sid), code),
          (per_row(small[:20], "text/csv"), 2, 0),

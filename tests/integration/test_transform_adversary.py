@@ -37,14 +37,11 @@ import tempfile
 import threading
 import time
 
-import h2.config
-import h2.connection
-import h2.events
 import h2.exceptions
-import h2.settings
 
-from iglib import (DEMO_MODEL, FakeContainer, Gateway, check, check_eq, csv_body, curl,
-                   digits_rows, finish, h2_frame, h2_split, load_model, predict, stop_proc)
+from iglib import (DEMO_MODEL, FakeContainer, Gateway, H2Client, check, check_eq, csv_body,
+                   curl, digits_rows, finish, h2_frame, h2_split, load_model, predict, rss_kb,
+                   stop_proc)
 
 T0 = time.time()
 model = load_model(DEMO_MODEL)
@@ -85,14 +82,6 @@ def metric(gw, name):
     return None
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def settle_metric(gw, name, limit, timeout=3.0):
     """Poll <name> until it is at most <limit> (or <timeout> passes); its value."""
     deadline = time.time() + timeout
@@ -103,143 +92,10 @@ def settle_metric(gw, name, limit, timeout=3.0):
     return v
 
 
-class H2:
-    """A python-h2 client over a plain socket that records what each stream
-    got (data, end, reset code) and how the connection ended."""
-
-    def __init__(self, port, window=None, conn_window=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        self.conn.initiate_connection()
-        if window is not None:
-            self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
-        if conn_window is not None:
-            self.conn.increment_flow_control_window(conn_window)
-        self.sock.sendall(self.conn.data_to_send())
-        self.data, self.ended, self.resets, self.headers = {}, set(), {}, {}
-        self.goaway = self.goaway_last = None
-        self.rest = b""
-        self.closed = False
-        self.sent = 0
-
-    def open(self, path, headers=CSV, end=False):
-        sid = self.conn.get_next_available_stream_id()
-        hdrs = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1"),
-                (":path", path)] + list(headers)
-        self.conn.send_headers(sid, hdrs, end_stream=end)
-        self.flush()
-        self.data[sid] = b""
-        return sid
-
-    def flush(self):
-        out = self.conn.data_to_send()
-        if out and not self.closed:
-            self.sock.settimeout(10)  # pump() leaves a short one
-            try:
-                self.sock.sendall(out)
-            except OSError:  # a timeout too: what went is unknown, the framing lost
-                self.closed = True
-
-    def send(self, sid, data, end=False):
-        """Send what flow control allows now; -> bytes sent."""
-        sent = 0
-        try:
-            while sent < len(data):
-                n = min(len(data) - sent, self.conn.local_flow_control_window(sid),
-                        self.conn.max_outbound_frame_size)
-                if n <= 0:
-                    break
-                self.conn.send_data(sid, data[sent:sent + n])
-                sent += n
-            if end and sent == len(data):
-                self.conn.end_stream(sid)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            pass
-        self.flush()
-        self.sent += sent
-        return sent
-
-    def send_all(self, sid, data, end=True, timeout=20):
-        """Send all of <data> (reading and acknowledging as the window needs)."""
-        off, deadline = 0, time.time() + timeout
-        while off < len(data) and time.time() < deadline and not self.done(sid):
-            off += self.send(sid, data[off:], end=end)
-            if off < len(data):
-                self.pump(0.05)
-        if end and off == len(data) and len(data) == 0:
-            self.send(sid, b"", end=True)
-        return off
-
-    def pump(self, timeout=0.2, consume=True):
-        if self.closed:
-            time.sleep(timeout)
-            return False
-        self.sock.settimeout(timeout)
-        try:
-            buf = self.sock.recv(1 << 20)
-        except socket.timeout:
-            return False
-        except OSError:
-            self.closed = True
-            return False
-        if not buf:
-            self.closed = True
-            return False
-        # python-h2 closes its state machine on a GOAWAY and then refuses the DATA
-        # the server still sends on open streams (a drain): GOAWAYs are noted here
-        # and not passed on
-        frames, self.rest = h2_split(self.rest + buf)
-        buf = b""
-        for ftype, flags, fsid, payload in frames:
-            if ftype == 7:
-                self.goaway = struct.unpack(">I", payload[4:8])[0]
-                self.goaway_last = struct.unpack(">I", payload[:4])[0] & 0x7fffffff
-            else:
-                buf += h2_frame(ftype, flags, fsid, payload)
-        try:
-            events = self.conn.receive_data(buf)
-        except h2.exceptions.ProtocolError:
-            self.closed = True
-            return False
-        for ev in events:
-            if isinstance(ev, h2.events.DataReceived):
-                self.data[ev.stream_id] = self.data.get(ev.stream_id, b"") + ev.data
-                if consume:
-                    self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-            elif isinstance(ev, h2.events.ResponseReceived):
-                self.headers[ev.stream_id] = dict((k.decode(), v.decode()) for k, v in ev.headers)
-            elif isinstance(ev, h2.events.StreamEnded):
-                self.ended.add(ev.stream_id)
-            elif isinstance(ev, h2.events.StreamReset):
-                self.resets[ev.stream_id] = int(ev.error_code)
-        self.flush()
-        return True
-
-    def done(self, sid):
-        return sid in self.ended or sid in self.resets or self.closed
-
-    def wait(self, sid, timeout=10, consume=True):
-        deadline = time.time() + timeout
-        while not self.done(sid) and time.time() < deadline:
-            self.pump(0.1, consume)
-        return self.done(sid)
-
-    def reset(self, sid):
-        try:
-            self.conn.reset_stream(sid)
-        except h2.exceptions.StreamClosedError:
-            pass
-        self.flush()
-
-    def close(self):
-        self.closed = True
-        self.sock.close()
-
-
 def h2_stream(gw, body, headers=CSV, path="/transform/demo", timeout=20):
     """One stream, the whole body sent (reading as it goes) -> (status, body bytes, how it
     ended: 'end', 'rst:CODE', 'goaway', 'closed' or 'open')."""
-    c = H2(gw.port)
+    c = H2Client(gw.port)
     sid = c.open(path, headers, end=len(body) == 0)
     if body:
         c.send_all(sid, body)
@@ -254,7 +110,7 @@ def h2_stream(gw, body, headers=CSV, path="/transform/demo", timeout=20):
 def h2_parts(gw, parts, headers=CSV, path="/transform/demo", gap=0.4, timeout=20):
     """Like h2_stream, the body sent as <parts> <gap> s apart (the stream ends with the
     last one): what comes in one part reaches the gateway together."""
-    c = H2(gw.port)
+    c = H2Client(gw.port)
     sid = c.open(path, headers)
     for i, part in enumerate(parts):
         c.send_all(sid, part, end=i == len(parts) - 1)
@@ -330,7 +186,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     cut = {}
 
     def h2_stall(name, first=b"", every=None, piece=b""):
-        c = H2(gw.port)
+        c = H2Client(gw.port)
         sid = c.open("/transform/demo", CSV)
         t0 = time.time()
         if first:
@@ -368,7 +224,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     def zero_window(name):
         """Rows sent as fast as flow control lets, by a client that grants no window
         (INITIAL_WINDOW_SIZE 0): the gateway can send no prediction."""
-        c = H2(gw.port, window=0)
+        c = H2Client(gw.port, window=0)
         sid = c.open("/transform/demo", [("content-type", "text/csv"),
                                          ("accept", "application/json")])
         body = csv_body(ROWS).encode()
@@ -604,7 +460,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
              "the same as CSV error records")
 
     # ---- h2 trailers; a client that opens its window one byte at a time ---------
-    c = H2(gw.port)
+    c = H2Client(gw.port)
     sid = c.open("/transform/demo", CSV)
     c.send_all(sid, csv_body(ROWS[:3]).encode(), end=False)
     c.conn.send_headers(sid, [("x-checksum", "1")], end_stream=True)
@@ -613,7 +469,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     check_eq((c.data[sid].decode(), sid in c.ended), (csv_preds(range(3)), True),
              "h2 trailers end the body: the predictions, then END_STREAM")
     c.close()
-    c = H2(gw.port, window=1)
+    c = H2Client(gw.port, window=1)
     sid = c.open("/transform/demo", CSV)
     c.send_all(sid, csv_body(ROWS[:200]).encode(), end=True)
     t = time.time()
@@ -726,7 +582,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     # ---- resets and closes with batches in flight --------------------------------
     big = csv_body(ROWS * 5).encode()
     for k in range(6):
-        c = H2(gw.port)
+        c = H2Client(gw.port)
         sids = [c.open("/transform/demo", CSV) for _ in range(4)]
         for sid in sids:
             c.send(sid, big[:300000 + k * 1000])
@@ -739,7 +595,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     # churn: streams reset or dropped right after big pieces (chunks on the decoder
     # pool), no pause
     for k in range(20):
-        c = H2(gw.port)
+        c = H2Client(gw.port)
         sid = c.open("/transform/demo", CSV)
         c.send(sid, big[:100000 + 7919 * k])
         if k % 3 == 0:
@@ -785,7 +641,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     pid = gw.proc.pid
     rss0 = rss_kb(pid)
     body = csv_body(ROWS).encode()
-    conns = [H2(gw.port) for _ in range(2)]
+    conns = [H2Client(gw.port) for _ in range(2)]
     sids = [(c, c.open("/transform/demo", [("content-type", "text/csv"),
                                            ("accept", "application/json")])) for c in conns
             for _ in range(64)]
@@ -830,7 +686,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     pid = gw.proc.pid
     rss0 = rss_kb(pid)
     part = b"1," * (240 << 10)
-    conns = [H2(gw.port) for _ in range(4)]
+    conns = [H2Client(gw.port) for _ in range(4)]
     sids = [(c, c.open("/transform/demo", CSV)) for c in conns for _ in range(32)]
     for c, sid in sids:
         c.send_all(sid, part, end=False, timeout=5)
@@ -862,7 +718,7 @@ with Gateway({"demo": {"model": DEMO_MODEL}}, idle_timeout_ms=str(IDLE_MS),
              max_connections="4") as gw:
     holders = []
     for i in range(4):
-        c = H2(gw.port)
+        c = H2Client(gw.port)
         sid = c.open("/transform/demo", CSV)
         c.send(sid, b"1,2,3")
         c.pump(0.05)
@@ -927,7 +783,7 @@ with FakeContainer("--latency-us", "150000", model=DEMO_MODEL, logdir=fc_log) as
     check(time.time() - t < 10, "... within %.1f s" % (time.time() - t))
     # reset and close while the slow container holds batches
     for k in range(4):
-        c = H2(gw.port)
+        c = H2Client(gw.port)
         sid = c.open("/transform/slow", CSV)
         c.send(sid, csv_body(ROWS[:200]).encode())
         c.pump(0.2)
@@ -949,11 +805,11 @@ with FakeContainer("--latency-us", "150000", model=DEMO_MODEL, logdir=fc_log) as
 gw = Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64}}, drain_timeout_ms="2000",
              idle_timeout_ms="10000")
 # a stream that ends after the signal: answered in full
-c1 = H2(gw.port)
+c1 = H2Client(gw.port)
 s1 = c1.open("/transform/demo", CSV)
 c1.send(s1, csv_body(ROWS[:10]).encode())
 # a stream that never ends: cut by the drain's bound
-c2 = H2(gw.port)
+c2 = H2Client(gw.port)
 s2 = c2.open("/transform/demo", CSV)
 c2.send(s2, csv_body(ROWS[:10]).encode())
 for c in (c1, c2):
