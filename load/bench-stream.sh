@@ -129,6 +129,12 @@ trap 'exit 130' INT TERM
 
 die() { echo "bench-stream: BROKEN RUN: $*" >&2; exit 1; }
 
+# "BUSY TOTAL" ticks of the whole machine, all CPUs (/proc/stat: total
+# without idle and iowait, and total).
+machine_ticks() {
+    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the floor: build, input, reference, timed runs --------------------------
@@ -200,10 +206,12 @@ with open(sys.argv[2]) as fin, open(sys.argv[3]) as fout:
             sys.exit("line %d: the floor wrote %r, the model's arithmetic gives %r" % (n + 1, got, want))
 EOF
 
+machine_ticks > "$TMP/floor.machine0"
 for i in $(seq "$FLOOR_RUNS"); do
     "$FLOOR" run -c "$CHUNK" "$MODEL" "$DATA" /dev/null > "$TMP/floor-$i.txt" \
         || die "stream-floor run failed: $(cat "$TMP/floor-$i.txt")"
 done
+machine_ticks > "$TMP/floor.machine1"
 
 print_header() {
     echo "bench-stream: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -sr)"
@@ -354,6 +362,7 @@ run_streams() {
     else
         echo "curl --http2-prior-knowledge POST /transform/$ENDPOINT of 3 rows: $code $(head -c 300 "$TMP/$label.probe.out" 2>/dev/null | tr '\n' '|')" > "$TMP/$label.probe"
     fi
+    machine_ticks > "$TMP/$label.machine0"
     read -r u0 s0 < <(cpu_us "$GW_PID")
     thread_ticks "$GW_PID" > "$TMP/$label.threads0"
     "$PY" "$TMP/clients.py" "$TMP/$label.json" "$CLI" "$URL" "$ENDPOINT" "$@" &
@@ -364,6 +373,7 @@ run_streams() {
     [ "$rc" -eq 0 ] || die "the client runner exited $rc"
     kill -0 "$GW_PID" 2>/dev/null || die "$label: the gateway died during the run: $(tail -20 "$TMP/$label.gateway.log")"
     read -r u1 s1 < <(cpu_us "$GW_PID")
+    machine_ticks > "$TMP/$label.machine1"
     thread_ticks "$GW_PID" > "$TMP/$label.threads1"
     echo "$GW_PID" > "$TMP/$label.pid"
     echo "$(( u1 - u0 )) $(( s1 - s0 )) $(awk '/^VmHWM:/ { print $2 }' "/proc/$GW_PID/status") $(awk '/^Threads:/ { print $2 }' "/proc/$GW_PID/status")" > "$TMP/$label.gw"
@@ -489,6 +499,16 @@ fm = floor[len(floor) // 2]  # the median run (the upper one of an even count)
 floor_rps = statistics.median(r["rows_per_s"] for r in floor)
 
 
+def machine(label):
+    """CPUs busy on the whole machine during the run (all processes)."""
+    v = []
+    for i in (0, 1):
+        with open("%s/%s.machine%d" % (tmp, label, i)) as f:
+            v.append([int(x) for x in f.read().split()])
+    dt = v[1][1] - v[0][1]
+    return (v[1][0] - v[0][0]) / dt * os.cpu_count() if dt > 0 else 0.0
+
+
 def gateway(label):
     with open("%s/%s.json" % (tmp, label)) as f:
         r = json.load(f)
@@ -506,7 +526,7 @@ def gateway(label):
         pid = f.read().strip()
     hz = os.sysconf("SC_CLK_TCK")
     per = sorted(((t1 - t0) / hz / r["wall"], tid == pid) for tid, (t0, t1) in ticks.items())[::-1]
-    return {"threads_cpu": per, "rps": rps, "wall": r["wall"], "cpus": cpu_us / 1e6 / r["wall"],
+    return {"machine": machine(label), "threads_cpu": per, "rps": rps, "wall": r["wall"], "cpus": cpu_us / 1e6 / r["wall"],
             "us_row": cpu_us / rows, "sys_row": sys_us / rows, "hwm": hwm_kib / 1024.0, "threads": threads,
             "ccpus": r["cpu"] / r["wall"], "crss": r["maxrss_kib"] / 1024.0,
             "spread": (min(r["ends"]), max(r["ends"]))}
@@ -535,6 +555,8 @@ print("floor runs (rows/s): %s; the median run's phases: read %.3f s, decode %.3
          fm["predict_s"], fm["encode_write_s"]))
 print("%d streams: the first client finished after %.3f s, the last after %.3f s"
       % (streams, many["spread"][0], many["spread"][1]))
+print("machine CPUs busy (all processes, of %d): during the floor runs %.2f, 1 stream %.2f, "
+      "%d streams %.2f" % (os.cpu_count(), machine("floor"), one["machine"], streams, many["machine"]))
 for label, s in (("1 stream", one), ("%d streams" % streams, many)):
     print("gateway threads, %s: CPUs of the busiest: %s (of %d threads; * = the main thread)"
           % (label, ", ".join("%.2f%s" % (c, "*" if main else "") for c, main in s["threads_cpu"][:5]),
