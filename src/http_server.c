@@ -1319,12 +1319,50 @@ static void conn_process(struct http_conn *conn)
     }
 }
 
+/*
+ * libevent 2.1 reads a socket at most 4 KiB at a time (EVBUFFER_MAX_READ):
+ * a system call, an ioctl and a loop turn for each 4 KiB of a stream of
+ * rows. A cleartext connection whose read filled that reads on here, in
+ * pieces of up to 64 KiB, to HTTP_READ_HIGH at most (the watermark and the
+ * budgets then apply as to any read: conn_in_recount).
+ */
+static void conn_read_more(struct http_conn *conn)
+{
+    struct evbuffer *in = bufferevent_get_input(conn->bev);
+    evutil_socket_t fd = bufferevent_getfd(conn->bev);
+    size_t have = evbuffer_get_length(in);
+
+    if (conn->tls || fd < 0 || have < 4096 || conn->in_full || conn->eof)
+        return;
+    while (have < HTTP_READ_HIGH) {
+        size_t want = HTTP_READ_HIGH - have < 65536 ? HTTP_READ_HIGH - have : 65536;
+        struct evbuffer_iovec v[2];
+        ssize_t n;
+
+        if (evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2) < 1)
+            return;
+        if (v[0].iov_len > want)
+            v[0].iov_len = want;
+        n = recv(fd, v[0].iov_base, v[0].iov_len, MSG_DONTWAIT);
+        if (n <= 0) { /* drained (or EOF, an error: bufferevent's own read sees it) */
+            evbuffer_commit_space(in, v, 0);
+            return;
+        }
+        v[0].iov_len = (size_t)n;
+        evbuffer_commit_space(in, v, 1);
+        have += (size_t)n;
+        if ((size_t)n < want)
+            return;
+    }
+}
+
 static void conn_on_read(struct bufferevent *bev, void *arg)
 {
     struct http_conn *conn = arg;
 
     (void)bev;
     conn->last_read_us = ig_now_us();
+    conn_read_more(conn);
     conn_process(conn);
 }
 

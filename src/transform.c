@@ -922,6 +922,12 @@ static void ts_cut_all(struct gw_tstream *ts)
             n++;
         }
         len = (size_t)(last - p) + 1;
+        /* while chunks are out, a few lines wait for more to come (or for
+         * those chunks to return, which runs this again): small chunks
+         * would be decoded here on the loop, big ones go to the decoders;
+         * a stream with nothing out sends what it has at once */
+        if (ts->head != NULL && !ts->in_end && n < max_rows && len < 2 * TS_DECODE_INLINE_MAX)
+            return;
         if (!ts_may_cut(ts, n))
             return;
         ts_cut(ts, len, n);
