@@ -31,7 +31,9 @@
 #      that; the difference gives the gateway's instructions per row (all
 #      its threads, user space, start-up and shutdown cancelled out); the
 #      floor the same way.
-# It prints the exact commands, rows/s, the gateway's CPU and VmHWM, the
+# It prints the exact commands, rows/s, the gateway's CPU (user + system,
+# per row, its busiest threads) and VmHWM, the clients' CPU and peak RSS,
+# the machine's busy CPUs during each run (others' work shows there), the
 # ratio gateway/floor and floor/gateway, and the targets: at least
 # 2,000,000 rows/s on this 2-CPU machine and within 3x of the floor.
 #
@@ -45,7 +47,8 @@
 # floor's piece, bytes, 1048576), ROWS_CALLGRIND (20000; 0 = skip), WORKERS
 # (0: one per CPU), and the endpoint's MAX_BATCH_ROWS, MAX_DELAY_US,
 # MAX_INFLIGHT (unset: the gateway's defaults); KEEP=1 keeps the temporary
-# directory (config, logs, outputs).
+# directory (config, logs, outputs); CLI=PATH runs another client taking
+# infergate-cli's arguments (to test this script).
 set -euo pipefail
 
 usage() {
