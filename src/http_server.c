@@ -1334,26 +1334,30 @@ static void conn_read_more(struct http_conn *conn)
 
     if (conn->tls || fd < 0 || have < 4096 || conn->in_full || conn->eof)
         return;
+    /* a socket bufferevent keeps the end of its input frozen (only its
+     * own read adds there) */
+    evbuffer_unfreeze(in, 0);
     while (have < HTTP_READ_HIGH) {
         size_t want = HTTP_READ_HIGH - have < 65536 ? HTTP_READ_HIGH - have : 65536;
         struct evbuffer_iovec v[2];
         ssize_t n;
 
         if (evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2) < 1)
-            return;
+            break;
         if (v[0].iov_len > want)
             v[0].iov_len = want;
         n = recv(fd, v[0].iov_base, v[0].iov_len, MSG_DONTWAIT);
         if (n <= 0) { /* drained (or EOF, an error: bufferevent's own read sees it) */
             evbuffer_commit_space(in, v, 0);
-            return;
+            break;
         }
         v[0].iov_len = (size_t)n;
         evbuffer_commit_space(in, v, 1);
         have += (size_t)n;
         if ((size_t)n < want)
-            return;
+            break;
     }
+    evbuffer_freeze(in, 0);
 }
 
 static void conn_on_read(struct bufferevent *bev, void *arg)
