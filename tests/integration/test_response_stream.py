@@ -119,4 +119,83 @@ with Gateway({"demo": {"model": DEMO_MODEL}}) as gw:
     check_eq(sorted(r["handler"] for r in lines), ["h1", "h2"],
              "the JS SDK ran over both protocols (stderr: %s)" % p.stderr.decode()[-500:])
 
+    # boto3 reads it too: Debian's botocore (1.29) predates the operation, so
+    # its sagemaker-runtime model gets the operation as the API reference
+    # defines it (input as InvokeEndpoint's, Accept in X-Amzn-SageMaker-Accept;
+    # output a ResponseStream event stream of PayloadPart events and the
+    # ModelStreamError and InternalStreamFailure exceptions); botocore's own
+    # event-stream parser (S3 Select's, Kinesis's) then reads the answer.
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    loader = botocore.loaders.Loader()
+    svc = loader.load_service_model("sagemaker-runtime", "service-2")
+    svc["operations"]["InvokeEndpointWithResponseStream"] = {
+        "name": "InvokeEndpointWithResponseStream",
+        "http": {"method": "POST",
+                 "requestUri": "/endpoints/{EndpointName}/invocations-response-stream"},
+        "input": {"shape": "InvokeEndpointWithResponseStreamInput"},
+        "output": {"shape": "InvokeEndpointWithResponseStreamOutput"},
+        "errors": [{"shape": "InternalFailure"}, {"shape": "ServiceUnavailable"},
+                   {"shape": "ValidationError"}, {"shape": "ModelError"},
+                   {"shape": "ModelStreamError"}, {"shape": "InternalStreamFailure"}],
+    }
+    inp = json.loads(json.dumps(svc["shapes"]["InvokeEndpointInput"]))
+    inp["members"]["Accept"]["locationName"] = "X-Amzn-SageMaker-Accept"
+    for m in ("InferenceId", "EnableExplanations", "TargetContainerHostname",
+              "InferenceComponentName", "TargetModel"):
+        inp["members"].pop(m, None)
+    svc["shapes"]["InvokeEndpointWithResponseStreamInput"] = inp
+    svc["shapes"]["InvokeEndpointWithResponseStreamOutput"] = {
+        "type": "structure", "required": ["Body"], "payload": "Body",
+        "members": {
+            "Body": {"shape": "ResponseStream"},
+            "ContentType": {"shape": "Header", "location": "header",
+                            "locationName": "X-Amzn-SageMaker-Content-Type"},
+            "InvokedProductionVariant": {"shape": "Header", "location": "header",
+                                         "locationName": "x-Amzn-Invoked-Production-Variant"},
+            "CustomAttributes": {"shape": "CustomAttributesHeader", "location": "header",
+                                 "locationName": "X-Amzn-SageMaker-Custom-Attributes"},
+        }}
+    svc["shapes"]["ResponseStream"] = {
+        "type": "structure", "eventstream": True,
+        "members": {"PayloadPart": {"shape": "PayloadPart"},
+                    "ModelStreamError": {"shape": "ModelStreamError"},
+                    "InternalStreamFailure": {"shape": "InternalStreamFailure"}}}
+    svc["shapes"]["PayloadPart"] = {
+        "type": "structure", "event": True,
+        "members": {"Bytes": {"shape": "PartBlob", "eventpayload": True}}}
+    svc["shapes"]["PartBlob"] = {"type": "blob", "sensitive": True}
+    svc["shapes"]["ModelStreamError"] = {
+        "type": "structure", "exception": True,
+        "members": {"Message": {"shape": "Message"}, "ErrorCode": {"shape": "Message"}}}
+    svc["shapes"]["InternalStreamFailure"] = {
+        "type": "structure", "exception": True, "members": {"Message": {"shape": "Message"}}}
+    svc["shapes"].setdefault("Message", {"type": "string", "max": 2048})
+    mdir = os.path.join(tmp, "models", "sagemaker-runtime", svc["metadata"]["apiVersion"])
+    os.makedirs(mdir)
+    with open(os.path.join(mdir, "service-2.json"), "w") as f:
+        json.dump(svc, f)
+    bs = botocore.session.get_session()
+    bs.get_component("data_loader").search_paths.insert(0, os.path.join(tmp, "models"))
+    cl = boto3.Session(botocore_session=bs).client(
+        "sagemaker-runtime", endpoint_url=gw.url, region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret")
+    for accept in ("text/csv", "application/json"):
+        r = cl.invoke_endpoint_with_response_stream(EndpointName="demo", Body=body.encode(),
+                                                    ContentType="text/csv", Accept=accept)
+        parts = [e["PayloadPart"]["Bytes"] for e in r["Body"]]
+        check_eq((r["ContentType"], r["InvokedProductionVariant"], b"".join(parts).decode()),
+                 (accept, "AllTraffic", expected_body(model, rows, accept)),
+                 "boto3 %s: invoke_endpoint_with_response_stream reads the exact predictions "
+                 "from PayloadPart events" % accept)
+    try:
+        cl.invoke_endpoint_with_response_stream(EndpointName="nope", Body=b"1,2\n",
+                                                ContentType="text/csv")
+        check(False, "boto3: an unknown endpoint raises")
+    except cl.exceptions.ValidationError as e:
+        check_eq(e.response["Error"]["Message"], "Endpoint nope of account 000000000000 not found.",
+                 "boto3: an unknown endpoint is its ValidationError, message and all")
+
 finish()
