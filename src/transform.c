@@ -55,6 +55,10 @@
  * (h2) or IG_HTTP_STREAM_H1_HELD plus one read (h1), and a line. */
 #define TS_IN_MAX ((size_t)8 << 20)
 
+/* What a stream holds of its input and has not cut yet. */
+#define TS_IN(ts) ((ts)->in.data + (ts)->in_off)
+#define TS_IN_LEN(ts) ((ts)->in.len - (ts)->in_off)
+
 struct ts_rec {
     uint64_t line;    /* 1-based line number in the stream */
     uint32_t off;     /* the line in the chunk's lines (no terminator) */
@@ -96,8 +100,9 @@ struct gw_tstream {
     uint32_t decoding; /* chunks on a decoder */
     uint32_t dim;      /* the upstream's features per row (0: rows as bytes) */
     struct ig_jpath *in_filter, *out_filter;
-    struct ig_buf in;  /* delivered, not cut yet */
-    size_t scanned;    /* bytes at the start of <in> known to hold no LF */
+    struct ig_buf in;  /* delivered; from in_off on, not cut yet (TS_IN) */
+    size_t in_off;     /* bytes at the start of <in> already cut (compacted on append) */
+    size_t scanned;    /* bytes at the start of TS_IN known to hold no LF */
     uint64_t lines;    /* lines cut so far */
     struct ts_chunk *head, *tail;
     uint64_t rows_open; /* records cut and not written yet */
@@ -131,11 +136,12 @@ static uint64_t ts_rows_cap(const struct gw_tstream *ts)
     return cap < 64 ? 64 : cap;
 }
 
-/* Lines per chunk: an eighth of the cap, so that a stream keeps several
- * chunks in the pipeline. */
+/* Lines per chunk: a batch's worth, so that a chunk is most often one
+ * batch (its predictions then go out with no gathering copy), and a
+ * stream keeps many chunks in the pipeline. */
 static uint32_t ts_chunk_rows(const struct gw_tstream *ts)
 {
-    uint64_t n = ts_rows_cap(ts) / 8;
+    uint64_t n = ts->ep->conf->max_batch_rows;
 
     return n < 16 ? 16 : n > 65536 ? 65536 : (uint32_t)n;
 }
@@ -621,7 +627,7 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
     c->ts = ts;
     c->first_line = ts->lines + 1;
     c->lines_len = len;
-    c->nrecs = nlf + (len > 0 && ts->in.data[len - 1] != '\n');
+    c->nrecs = nlf + (len > 0 && TS_IN(ts)[len - 1] != '\n');
     c->cut_rows = c->nrecs;
     c->budget = ts->http ? ig_http_req_budget(ts->http) : NULL;
     ig_buf_init(&c->out, GW_RESPONSE_MAX);
@@ -640,7 +646,7 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
     ig_buf_init(&r->out, GW_RESPONSE_MAX);
     r->rs.budget = c->budget;
     r->own_body = ig_xmalloc(len + 1);
-    memcpy(r->own_body, ts->in.data, len);
+    memcpy(r->own_body, TS_IN(ts), len);
     r->own_body[len] = '\0';
     r->chunk = c;
     c->r = r;
@@ -819,8 +825,9 @@ static void ts_long_line(struct gw_tstream *ts)
  * give them back to the client's flow control. */
 static void ts_take(struct gw_tstream *ts, size_t n)
 {
-    memmove(ts->in.data, ts->in.data + n, ts->in.len - n);
-    ts->in.len -= n;
+    ts->in_off += n;
+    if (ts->in_off == ts->in.len)
+        ts->in_off = ts->in.len = 0;
     ts->scanned = 0;
     if (ts->http)
         ig_http_stream_consume(ts->http, n);
@@ -862,9 +869,9 @@ static const char *ts_first_lf(struct gw_tstream *ts)
 {
     const char *nl = NULL;
 
-    if (ts->scanned < ts->in.len)
-        nl = memchr(ts->in.data + ts->scanned, '\n', ts->in.len - ts->scanned);
-    ts->scanned = nl ? (size_t)(nl - ts->in.data) : ts->in.len;
+    if (ts->scanned < TS_IN_LEN(ts))
+        nl = memchr(TS_IN(ts) + ts->scanned, '\n', TS_IN_LEN(ts) - ts->scanned);
+    ts->scanned = nl ? (size_t)(nl - TS_IN(ts)) : TS_IN_LEN(ts);
     return nl;
 }
 
@@ -874,22 +881,23 @@ static void ts_cut_all(struct gw_tstream *ts)
     uint32_t max_rows = ts_chunk_rows(ts);
 
     while (ts->http != NULL && !ts->aborting) {
-        const char *p = ts->in.data, *first = ts_first_lf(ts), *end, *nl, *last;
+        const char *p = TS_IN(ts), *first = ts_first_lf(ts), *end, *nl, *last;
+        size_t avail = TS_IN_LEN(ts);
         size_t window, len, first_len;
         uint32_t n;
 
         if (ts->skipping) { /* the rest of an over-long line */
             if (first == NULL) {
-                ts_take(ts, ts->in.len);
+                ts_take(ts, avail);
                 return;
             }
             ts->skipping = 0;
             ts_take(ts, (size_t)(first - p) + 1);
             continue;
         }
-        if (ts->in.len == 0)
+        if (avail == 0)
             return;
-        first_len = first ? (size_t)(first - p) : ts->in.len;
+        first_len = first ? (size_t)(first - p) : avail;
         if (first_len > 0 && p[first_len - 1] == '\r')
             first_len--;
         if (first_len > TS_LINE_MAX) {
@@ -899,19 +907,19 @@ static void ts_cut_all(struct gw_tstream *ts)
                 return;
             ts_long_line(ts);
             ts->skipping = first == NULL && !ts->in_end;
-            ts_take(ts, first ? (size_t)(first - p) + 1 : ts->in.len);
+            ts_take(ts, first ? (size_t)(first - p) + 1 : avail);
             continue;
         }
         if (first == NULL) {
             if (!ts->in_end || !ts_may_cut(ts, 1))
                 return;
-            ts_cut(ts, ts->in.len, 0); /* the last line, without its LF */
-            ts_take(ts, ts->in.len);
+            ts_cut(ts, avail, 0); /* the last line, without its LF */
+            ts_take(ts, avail);
             continue;
         }
         /* whole lines, at most max_rows and TS_CHUNK_BYTES (the first
          * line goes alone when it is longer) */
-        window = ts->in.len < TS_CHUNK_BYTES ? ts->in.len : TS_CHUNK_BYTES;
+        window = avail < TS_CHUNK_BYTES ? avail : TS_CHUNK_BYTES;
         end = p + window;
         last = first;
         n = 1;
@@ -945,7 +953,7 @@ static void ts_run(struct gw_tstream *ts)
     /* chunks with no rows are done at once */
     if (ts_flush(ts))
         return;
-    if (ts->in_end && ts->in.len == 0 && ts->head == NULL) {
+    if (ts->in_end && TS_IN_LEN(ts) == 0 && ts->head == NULL) {
         ts_finish(ts, 0);
         return;
     }
@@ -996,6 +1004,13 @@ static void ts_on_body(struct ig_http_req *http, const char *data, size_t len, i
     struct gw_tstream *ts = arg;
 
     (void)http;
+    if (!end && ts->in_off > 0 &&
+        (ts->in_off >= TS_IN_LEN(ts) || ts->in.len + len >= ts->in.cap)) {
+        /* the bytes cut go: at most as many are moved as were cut */
+        memmove(ts->in.data, TS_IN(ts), TS_IN_LEN(ts));
+        ts->in.len -= ts->in_off;
+        ts->in_off = 0;
+    }
     if (end) {
         ts->in_end = 1;
     } else if (ig_buf_append(&ts->in, data, len) < 0) {
