@@ -364,6 +364,43 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
           "\nerror,2," in text,
           "an upstream that cannot be reached: an error record per row (%s)" % text[:300])
 
+# ---- rows of streams and unary requests share batches ---------------------------
+with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 1000,
+                       "max_delay_us": 400000}}) as gw:
+    clients = []
+    for k in range(3):
+        c = H2Client(gw.port)
+        sid = c.open("/transform/demo", [("content-type", "text/csv"), ("accept", "text/csv")])
+        c.send(sid, csv_body(small[k * 5:k * 5 + 5]).encode())
+        clients.append((c, sid))
+    unary_out = []
+
+    def one(i):
+        unary_out.append((i, curl(gw.invoke_url("demo"), csv_body(small[20 + i:21 + i]),
+                                  ["Content-Type: text/csv", "Accept: text/csv"], http2=True)))
+
+    ths = [threading.Thread(target=one, args=(i,)) for i in range(5)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    for c, sid in clients:
+        c.send(sid, b"", end=True)
+        c.wait(sid, 10)
+    check_eq([c.data[sid].decode() for c, sid in clients],
+             [per_row(small[k * 5:k * 5 + 5], "text/csv") for k in range(3)],
+             "3 streams of 5 rows: each its predictions")
+    check_eq(sorted((i, st, out) for i, (st, _, out) in unary_out),
+             [(i, 200, expected_body(model, small[20 + i:21 + i], "text/csv")) for i in range(5)],
+             "5 unary requests beside them: each its prediction")
+    st, _, body = curl(gw.url + "/metrics", b"", method="GET")
+    batches = sorted(l for l in body.splitlines() if l.startswith("infergate_batches_total{"))
+    check_eq(batches, ['infergate_batches_total{endpoint="demo",reason="%s"} %d' % (r, r == "delay")
+                       for r in ("bytes", "delay", "drain", "rows")],
+             "the 15 stream rows and 5 unary rows went upstream in one batch")
+    for c, _ in clients:
+        c.close()
+
 # ---- SIGTERM mid-stream: the rows taken are answered, then the stream ends ----
 gw = Gateway({"demo": {"model": DEMO_MODEL}})
 c = H2Client(gw.port)
