@@ -1093,6 +1093,35 @@ with FakeContainer("--poison", "7777", model=DEMO_MODEL, logdir=fc_log) as poi, 
              "a container answering one prediction short (unary: %s): each row's error record "
              "names InternalFailure, as the unary answer does, not ModelError" % utype)
 
+# ---- Gateway 8b: a model slower than idle_timeout_ms; a client that sends one line and
+# waits for its prediction before the next (request/response over one stream). What it
+# sent was consumed, but the gateway is the one waiting (on the model): the stall rule
+# must not cut it, as it does not cut the unary request next to it.
+with FakeContainer("--latency-us", "2000000", model=DEMO_MODEL, logdir=fc_log) as slow2, \
+        Gateway({"slow2": {"model": slow2.url, "max_batch_rows": 20}},
+                idle_timeout_ms=str(IDLE_MS), min_rate_bytes="64") as gw:
+    c = H2Client(gw.port)
+    sid = c.open("/transform/slow2", CSV)
+    rounds = []
+    for i in range(2):
+        t = time.time()
+        c.send(sid, (LINES[i] + "\n").encode())
+        while len(c.data[sid]) < len(csv_preds(range(i + 1))) and time.time() - t < 4 and \
+                not c.done(sid):
+            c.pump(0.02)
+        rounds.append(stream_how(c, sid))
+    c.send(sid, b"", end=True)
+    c.wait(sid, 5)
+    check_eq((rounds, stream_how(c, sid), c.data[sid].decode()),
+             (["open", "open"], "end", csv_preds(range(2))),
+             "a model taking 2 s (idle_timeout_ms %d, min_rate_bytes 64), a client sending one "
+             "line and waiting for its prediction, twice: both predictions, the stream open in "
+             "between, then END_STREAM (not cut while the gateway waits on the model)" % IDLE_MS)
+    c.close()
+    st, _, out = curl(gw.invoke_url("slow2"), csv_body(ROWS[:1]),
+                      ["Content-Type: text/csv", "Accept: text/csv"], http2=True)
+    check_eq((st, out), (200, csv_preds([0])), "... as a unary request on that model is answered")
+
 # ---- Gateway 9: SIGTERM right after a client sent its whole body -----------------------
 body = csv_body(ROWS * 2).encode()  # 800 rows, 300 KB: more than one 256 KiB read
 res = []
