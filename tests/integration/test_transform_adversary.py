@@ -855,9 +855,10 @@ c2.close()
 #   min_rate_bytes per period (a trickle holds the budget for as long as it likes);
 # - a container row failure that is not the model's (InternalFailure: a wrong
 #   prediction count) becomes a ModelError record in a stream;
-# - SIGTERM right after a client sent its whole body (END_STREAM written, not yet
-#   read by the gateway): the stream is reset as one "still sending" (timing
-#   dependent: about 1 run in 3; 6 runs here).
+# - a client sending one line and waiting for its prediction is cut by the stall rule
+#   while the gateway waits on a slow model;
+# - SIGTERM after a client sent its whole body (END_STREAM sent, not yet processed by
+#   the gateway): the stream is reset as one "still sending", its last rows dropped.
 # =============================================================================
 JLOUT = [("content-type", "text/csv"), ("accept", "application/jsonlines")]
 
@@ -1122,28 +1123,43 @@ with FakeContainer("--latency-us", "2000000", model=DEMO_MODEL, logdir=fc_log) a
                       ["Content-Type: text/csv", "Accept: text/csv"], http2=True)
     check_eq((st, out), (200, csv_preds([0])), "... as a unary request on that model is answered")
 
-# ---- Gateway 9: SIGTERM right after a client sent its whole body -----------------------
-body = csv_body(ROWS * 2).encode()  # 800 rows, 300 KB: more than one 256 KiB read
-res = []
-for k in range(6):
-    gw = Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64}}, drain_timeout_ms="3000",
-                 idle_timeout_ms="10000")
-    c = H2Client(gw.port)
-    sid = c.open("/transform/demo", CSV)
-    n = c.send_all(sid, body, end=True)
-    gw.proc.send_signal(signal.SIGTERM)  # after the last byte and END_STREAM were written
-    c.wait(sid, 8)
-    try:
-        code = gw.proc.wait(timeout=8)
-    except Exception:
-        code = stop_proc(gw.proc, signal.SIGKILL)
-    res.append((n == len(body), stream_how(c, sid),
-                c.data.get(sid, b"").decode() == csv_preds([i % 400 for i in range(800)]), code))
-    c.close()
-check_eq(res, [(True, "end", True, 0)] * 6,
-         "SIGTERM just after a client wrote its whole body and END_STREAM (6 runs): "
-         "docs/transform.md: finished as usual, every prediction then END_STREAM; lines "
-         "(sent, how it ended, all predictions, exit status)")
+# ---- Gateway 9: SIGTERM after a client sent its whole body, its output backed up -------
+# The client does not read for 1.5 s: the gateway's output to it backs up and it stops
+# processing that connection's input. Stream 1 then sends its last 73 rows and END_STREAM;
+# 0.3 s later, SIGTERM. docs/transform.md: a stream whose client has sent its whole body
+# is finished as usual.
+gw = Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64}}, drain_timeout_ms="4000",
+             idle_timeout_ms="10000")
+c = H2Client(gw.port, window=(1 << 31) - 1, conn_window=(1 << 31) - 1 - 65535)
+c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+hd = CSV + [("x-infergate-join", "input")]
+body = csv_body(ROWS * 10).encode()
+first = body[:body.rfind(b"\n", 0, 1000000) + 1]
+rest = body[len(first):len(first) + 20000]
+rest = rest[:rest.rfind(b"\n") + 1]
+sids = [c.open("/transform/demo", hd) for _ in range(6)]
+c.pump(0.1, consume=False)  # the gateway's SETTINGS (its stream window)
+for s in sids:
+    c.send(s, first if s == sids[0] else body[:1000000])
+time.sleep(1.5)
+n = c.send(sids[0], rest, end=True)
+time.sleep(0.3)
+gw.proc.send_signal(signal.SIGTERM)
+c.wait(sids[0], 8)
+try:
+    code = gw.proc.wait(timeout=8)
+except Exception:
+    code = stop_proc(gw.proc, signal.SIGKILL)
+nrows = first.count(b"\n") + rest.count(b"\n")
+out = c.data[sids[0]].decode()
+check_eq((n == len(rest), stream_how(c, sids[0]), len(out.splitlines()),
+          out == "".join(LINES[i % 400] + "," + PRED[i % 400][1] + "\n" for i in range(nrows)),
+          code),
+         (True, "end", nrows, True, 0),
+         "SIGTERM 0.3 s after a client sent the last rows of its stream and END_STREAM (its "
+         "output backed up, 5 other streams still sending): all %d records, END_STREAM, exit 0; "
+         "(all sent, how it ended, records, all right, exit status)" % nrows)
+c.close()
 
 print("runtime %.1f s" % (time.time() - T0))
 finish()
