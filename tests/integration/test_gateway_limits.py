@@ -12,6 +12,7 @@ import socket
 import tempfile
 import threading
 import time
+import urllib.request
 
 from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
                    expected_body, finish, load_model, run)
@@ -369,7 +370,7 @@ with Gateway({"demo": {"model": DEMO_MODEL},
 # ---- SIGTERM: the drain's last line states the real counts --------------------
 # (log_level info for the drain lines; the environment beats the file)
 os.environ["INFERGATE_LOG_LEVEL"] = "info"
-gw = Gateway({"demo": {"model": DEMO_MODEL, "max_delay_us": "400000", "max_batch_rows": "100000"}},
+gw = Gateway({"demo": {"model": DEMO_MODEL, "max_delay_us": "5000000", "max_batch_rows": "100000"}},
              drain_timeout_ms="5000")
 res = []
 
@@ -381,7 +382,15 @@ def post():
 ts = [threading.Thread(target=post) for _ in range(5)]
 for t in ts:
     t.start()
-time.sleep(0.2)  # all five queued behind the 400 ms delay
+# all five queued behind the 5 s delay (curl takes its time to start on a
+# busy machine: a fixed sleep sent the signal before some had connected)
+deadline = time.time() + 10
+while time.time() < deadline:
+    with urllib.request.urlopen(gw.url + "/metrics", timeout=5) as r:
+        m = re.search(r'^infergate_queue_rows\{endpoint="demo"\} (\d+)', r.read().decode(), re.M)
+    if m and int(m.group(1)) >= 5 * len(rows):
+        break
+    time.sleep(0.02)
 gw.proc.send_signal(signal.SIGTERM)
 for t in ts:
     t.join()
