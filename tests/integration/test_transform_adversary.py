@@ -847,9 +847,13 @@ c2.close()
 # =============================================================================
 # Second review (HEAD 9364456: after the fixes of 08980ce, the 64 KiB reads of
 # 3448a67/0e4a841 and the 32 KiB rule of ts_cut_all). Cases that fail on purpose:
-# - an honest client running 8 streams on one connection (reading everything, sending
-#   within the windows the gateway grants) loses streams to the ThrottlingException
-#   reset of ts_run: 8 stream windows of 1 MiB are more than a 4 MiB connection share;
+# - an honest client running 3 streams on one connection (reading everything, sending
+#   within the windows the gateway grants, 3 MiB against a 4 MiB share) gets rows
+#   replaced by ThrottlingException records (the decoded features do not fit the
+#   share: ts_may_cut checks what the stream holds, not what its chunks will decode to);
+#   with 8 streams, some are reset by ts_run's ThrottlingException rule, and about 1
+#   run in 5 the connection deadlocks with its share full (nothing moves until the
+#   stall rule cuts every stream, RST_STREAM(CANCEL), 15 s later);
 # - the stall rule's 1/16 of what a request holds (docs/limits.md) is not applied to
 #   a stream: a partial line of 480 KB held, or a backlog of predictions, needs only
 #   min_rate_bytes per period (a trickle holds the budget for as long as it likes);
