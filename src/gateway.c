@@ -259,6 +259,7 @@ static void gw_req_free(struct gw_request *r)
     ig_rowset_clear(&r->rs);
     free(r->own_body);
     free(r->own_aux);
+    free(r->row_fails);
     free(r->preds);
     ig_buf_clear(&r->out);
     ig_budget_hold_clear(&r->hold);
@@ -573,8 +574,13 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
         const struct ig_pred *p = &b->preds[k + i];
 
         if ((p->len & IG_PRED_FAILED) && r->chunk != NULL) {
-            /* a stream's row: its error record takes its place */
+            /* a stream's row: its error record takes its place, of its type */
             seg_bytes += p->len & ~IG_PRED_FAILED;
+            if (!whole && b->fails != NULL) {
+                if (r->row_fails == NULL)
+                    r->row_fails = ig_xcalloc(r->rs.nrows, sizeof(*r->row_fails));
+                r->row_fails[seg->first + i] = b->fails[k + i];
+            }
             continue;
         }
         if (p->len & IG_PRED_FAILED) { /* this row alone failed: say which and why */
@@ -624,6 +630,7 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
         r->out.data[r->out.len] = '\0';
     }
     if (whole) {
+        r->fails_view = b->fails ? &b->fails[k] : NULL;
         gw_req_respond(r, b->out, &b->preds[k]);
         return;
     }
@@ -1770,6 +1777,19 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
     evtimer_add(gw->drain_poll, &tv);
 }
 
+/* Half the drain is over: transform streams still sending stop taking
+ * input. */
+static void on_stream_cut(evutil_socket_t fd, short what, void *arg)
+{
+    struct ig_gateway *gw = arg;
+
+    (void)fd;
+    (void)what;
+    gw->stream_cut_us = ig_now_us(); /* the timer may fire a hair before its time */
+    for (size_t i = 0; i < gw->neps; i++)
+        ig_ts_drain(&gw->eps[i]);
+}
+
 void ig_gateway_drain(struct ig_gateway *gw)
 {
     struct timeval now = {0, 0};
@@ -1779,6 +1799,7 @@ void ig_gateway_drain(struct ig_gateway *gw)
     gw->draining = 1;
     gw->drain_answered = gw->answered;
     gw->drain_deadline_us = ig_now_us() + gw->cfg->drain_timeout_ms * 1000;
+    gw->stream_cut_us = ig_now_us() + gw->cfg->drain_timeout_ms * 500;
     ig_log(IG_LOG_INFO, "draining: no new connections, finishing %u requests",
            gw_open_requests(gw));
     ig_http_server_stop_accepting(gw->http);
@@ -1787,7 +1808,13 @@ void ig_gateway_drain(struct ig_gateway *gw)
             ig_batcher_set_drain(gw->eps[i].lanes[f].batcher, 1);
             gw_lane_pump(&gw->eps[i].lanes[f]);
         }
-        ig_ts_drain(&gw->eps[i]);
+    }
+    {
+        /* streams still sending get half the drain to finish */
+        struct timeval cut = {(time_t)(gw->cfg->drain_timeout_ms / 2000),
+                              (suseconds_t)(gw->cfg->drain_timeout_ms / 2 % 1000 * 1000)};
+
+        event_base_once(gw->base, -1, EV_TIMEOUT, on_stream_cut, gw, &cut);
     }
     /* The first check runs from the loop, never from inside this call: the
      * caller may be anywhere, and leaving the loop is the poll's job. */

@@ -160,6 +160,11 @@ struct gw_request {
      * bytes, owned here so that they live as long as any batch holds them. */
     struct ts_chunk *chunk;
     char *own_body, *own_aux; /* aux: the lines as sent when the rows are filtered */
+    /* A chunk's failed rows: how each is answered (ig_row_fail), the
+     * batch's own when its rows came in one batch (fails_view), else
+     * gathered (row_fails, rs.nrows, allocated at the first one). */
+    const struct ig_row_fail *fails_view;
+    struct ig_row_fail *row_fails;
     uint8_t dl_linked;
     uint8_t stream;   /* InvokeEndpointWithResponseStream: the answer as events */
     uint8_t decoding; /* the body is on a decoder: rs belongs to the worker */
@@ -186,6 +191,9 @@ struct ig_gateway {
     int drained;
     struct event *drain_poll;
     uint64_t drain_deadline_us;
+    /* Draining: transform streams still sending take input until this
+     * (half of drain_timeout_ms), then end once their rows are answered. */
+    uint64_t stream_cut_us;
     uint64_t answered;       /* responses handed to the HTTP layer, all time */
     uint64_t batch_seq;      /* the last batch id given, gateway-wide (access log) */
     uint64_t drain_answered; /* <answered> when the drain began */
@@ -232,8 +240,9 @@ void ig_ts_chunk_gone(struct gw_request *r);
 /* A batch of <ep> finished: streams waiting for room in its queue try
  * again. */
 void ig_ts_wake(struct gw_endpoint *ep);
-/* The drain began: streams still sending end once the rows they gave
- * are answered (reset: the client resumes after the records it got). */
+/* Half of the drain is over (ig_gateway_drain's timer): streams still
+ * sending take no more input and end once the rows they gave are answered
+ * (reset: the client resumes after the records it got). */
 void ig_ts_drain(struct gw_endpoint *ep);
 
 #endif /* INFERGATE_GATEWAY_INT_H */

@@ -563,9 +563,17 @@ int ig_http_h2_start(struct http_conn *conn)
     conn->stall_progress_us = ig_now_us();
     if (evbuffer_add_cb(bufferevent_get_output(conn->bev), h2_on_out_change, conn) == NULL)
         return IG_ERR_NOMEM;
+    /* What the client may send ahead of the gateway's consumption, all
+     * streams together: at most half the connection's share, so that duplex
+     * streams held back by flow control hold no more than the budget lets
+     * one connection hold (bodies of other requests are consumed at once) */
     if (nghttp2_submit_settings(conn->h2, NGHTTP2_FLAG_NONE, iv, IG_ARRAY_SIZE(iv)) != 0 ||
-        nghttp2_session_set_local_window_size(conn->h2, NGHTTP2_FLAG_NONE, 0,
-                                              HTTP_H2_CONN_WINDOW) != 0)
+        nghttp2_session_set_local_window_size(
+            conn->h2, NGHTTP2_FLAG_NONE, 0,
+            (int32_t)(srv->conn_cap / 2 < HTTP_H2_CONN_WINDOW
+                          ? (srv->conn_cap / 2 > HTTP_H2_STREAM_WINDOW ? srv->conn_cap / 2
+                                                                       : HTTP_H2_STREAM_WINDOW)
+                          : HTTP_H2_CONN_WINDOW)) != 0)
         return IG_ERR_NOMEM;
     if (srv->draining)
         ig_http_h2_drain(conn);
@@ -772,8 +780,11 @@ void ig_http_h2_drain_stall(struct http_conn *conn, uint64_t bound_us)
              * client still owes body bytes (h2_on_frame_send) */
             ig_http_req_drain_timeout(req, bound_us);
             ended = true;
-        } else if (req->state == HTTP_REQ_ANSWERED && ig_http_req_resp_left(req) > 0 &&
+        } else if (((req->state == HTTP_REQ_ANSWERED && ig_http_req_resp_left(req) > 0) ||
+                    (req->stream && req->state == HTTP_REQ_DISPATCHED &&
+                     ig_http_stream_unsent(req) > 0)) &&
                    req->discarded != UINT64_MAX) {
+            /* an answer, or a stream's output, the client does not take */
             req->discarded = UINT64_MAX;
             nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id,
                                       NGHTTP2_CANCEL);

@@ -605,7 +605,10 @@ void ig_http_req_wait(struct ig_http_req *req)
 
 uint64_t ig_http_req_rate_need(const struct ig_http_req *req, uint64_t min_rate)
 {
-    uint64_t held = req->body.len + (req->resp_len - req->resp_off);
+    /* a stream's: its output not sent, and the input it holds while it
+     * waits on the client for more (a line not complete) */
+    uint64_t held = req->body.len + ig_http_req_resp_left(req) +
+                    (req->stream_busy ? 0 : req->stream_held);
 
     return held >> HTTP_STALL_SHIFT > min_rate ? held >> HTTP_STALL_SHIFT : min_rate;
 }

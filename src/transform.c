@@ -49,6 +49,11 @@
  * the decoder pool, at most TS_DECODING_MAX of a stream at once. */
 #define TS_DECODE_INLINE_MAX ((size_t)16 << 10)
 #define TS_DECODING_MAX 4
+/* An emptied input buffer larger than this is freed. */
+#define TS_IN_KEEP ((size_t)64 << 10)
+/* Decoded rows a stream may have open, in bytes (their features), beside
+ * the row count's cap. */
+#define TS_FEATURES_MAX ((uint64_t)16 << 20)
 /* Unsent output above which no chunk is cut. */
 #define TS_OUT_HIGH ((size_t)1 << 20)
 /* <in> holds at most what flow control lets through: a stream window
@@ -132,7 +137,12 @@ static uint64_t ts_rows_cap(const struct gw_tstream *ts)
 {
     const struct ig_endpoint_conf *c = ts->ep->conf;
     uint64_t cap = (uint64_t)c->max_batch_rows * c->max_inflight * 2;
+    /* and at most TS_FEATURES_MAX of decoded rows (a wide model's rows) */
+    uint64_t by_bytes = TS_FEATURES_MAX / ((uint64_t)ts->dim * sizeof(double) +
+                                           sizeof(struct ig_row) + 1);
 
+    if (by_bytes < cap)
+        cap = by_bytes;
     return cap < 64 ? 64 : cap;
 }
 
@@ -354,7 +364,7 @@ static void ts_chunk_line(const struct ts_chunk *c, uint32_t i, const char **p, 
  * each record's line, or its error record; errors=abort stops at the
  * first error, which is not written. */
 static void ts_chunk_format(struct ts_chunk *c, const char *base, const struct ig_pred *preds,
-                            uint32_t nrows)
+                            const struct ig_row_fail *fails, uint32_t nrows)
 {
     struct gw_tstream *ts = c->ts;
     struct ig_buf tmp;
@@ -381,9 +391,12 @@ static void ts_chunk_format(struct ts_chunk *c, const char *base, const struct i
         if (row < 0) {
             ts_error_record(ts, &c->out, line, rec->type, rec->msg);
         } else if (preds[row].len & IG_PRED_FAILED) {
+            const struct ig_row_fail *f = fails ? &fails[row] : NULL;
+
             snprintf(m, sizeof(m), "Row %llu: %.*s", (unsigned long long)line,
                      (int)(preds[row].len & ~IG_PRED_FAILED), base + preds[row].off);
-            ts_error_record(ts, &c->out, line, "ModelError", m);
+            ts_error_record(ts, &c->out, line,
+                            f != NULL && f->type != NULL ? f->type : "ModelError", m);
         } else if (ts_format(ts, &c->out, &tmp, in, inlen, base + preds[row].off,
                              preds[row].len, err, sizeof(err)) < 0) {
             ts_row_msg(m, sizeof(m), line, err);
@@ -403,7 +416,8 @@ static void ts_chunk_format(struct ts_chunk *c, const char *base, const struct i
 
 void ig_ts_chunk_ok(struct gw_request *r, const char *base, const struct ig_pred *preds)
 {
-    ts_chunk_format(r->chunk, base, preds, r->rs.nrows);
+    ts_chunk_format(r->chunk, base, preds, r->fails_view ? r->fails_view : r->row_fails,
+                    r->rs.nrows);
 }
 
 void ig_ts_chunk_fail(struct gw_request *r, const char *type, const char *msg)
@@ -606,7 +620,7 @@ static void ts_decode_done(void *arg)
         return;
     }
     if (c->nrows == 0) { /* every record refused, or none: no rows to send */
-        ts_chunk_format(c, NULL, NULL, 0);
+        ts_chunk_format(c, NULL, NULL, NULL, 0);
         r->chunk = NULL;
         gw_req_finish(r);
         return;
@@ -629,7 +643,13 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
     c->lines_len = len;
     c->nrecs = nlf + (len > 0 && TS_IN(ts)[len - 1] != '\n');
     c->cut_rows = c->nrecs;
+    /* the decoded rows are charged to the server-wide budget, as a unary
+     * request's gathered predictions: the connection's share holds the
+     * stream's input and output, and refusing rows already cut would turn
+     * them into errors (the rows open are capped by count and bytes) */
     c->budget = ts->http ? ig_http_req_budget(ts->http) : NULL;
+    if (c->budget != NULL && c->budget->parent != NULL)
+        c->budget = c->budget->parent;
     ig_buf_init(&c->out, GW_RESPONSE_MAX);
     ts->lines += c->nrecs;
     ts->rows_open += c->nrecs;
@@ -826,11 +846,21 @@ static void ts_long_line(struct gw_tstream *ts)
 static void ts_take(struct gw_tstream *ts, size_t n)
 {
     ts->in_off += n;
-    if (ts->in_off == ts->in.len)
+    if (ts->in_off == ts->in.len) {
         ts->in_off = ts->in.len = 0;
+        if (ts->in.cap > TS_IN_KEEP)
+            ig_buf_clear(&ts->in); /* a burst's buffer goes back (and off the budget) */
+    }
     ts->scanned = 0;
     if (ts->http)
         ig_http_stream_consume(ts->http, n);
+}
+
+/* Draining, half of drain_timeout_ms has passed and the client still
+ * sends: the stream takes no more input. */
+static int ts_drain_cut(const struct gw_tstream *ts)
+{
+    return ts->gw->draining && !ts->in_end && ig_now_us() >= ts->gw->stream_cut_us;
 }
 
 /* May another chunk be cut now? */
@@ -839,14 +869,17 @@ static int ts_may_cut(struct gw_tstream *ts, uint32_t rows)
     const struct gw_endpoint *ep = ts->ep;
     int blocked;
 
-    /* draining, a stream still sending takes no more rows (ts_run) */
-    if ((ts->gw->draining && !ts->in_end) || ts->rows_open >= ts_rows_cap(ts) || ts->aborting ||
+    /* half into the drain, a stream still sending takes no more rows
+     * (ts_run) */
+    if (ts_drain_cut(ts) || ts->rows_open >= ts_rows_cap(ts) || ts->aborting ||
         ts->decoding >= TS_DECODING_MAX || ts->out_full ||
         ig_http_stream_unsent(ts->http) > TS_OUT_HIGH)
         return 0;
-    /* what it holds must fit its connection's share (ts_run ends a stream
-     * that cannot hold even its input) */
-    if (ts_charge(ts) != 0)
+    /* what it holds must fit its connection's share: over it, the stream
+     * waits for its chunks out to come back (they free memory), but one
+     * with nothing out may always cut: its input, which flow control
+     * bounds, only moves into a chunk */
+    if (ts_charge(ts) != 0 && ts->head != NULL)
         return 0;
     /* room in the endpoint's queue; a stream with nothing open always
      * gets one chunk in, or it could wait forever behind full queues of
@@ -957,19 +990,22 @@ static void ts_run(struct gw_tstream *ts)
         ts_finish(ts, 0);
         return;
     }
-    if (ts_charge(ts) != 0 && ts->head == NULL) {
-        /* not even its input fits, with nothing of it in flight to free:
-         * the memory is other streams' and requests' (ThrottlingException
-         * for a unary request) */
+    if (ts_charge(ts) != 0 && ts->head == NULL && ts_first_lf(ts) == NULL && TS_IN_LEN(ts) > 0) {
+        /* over the budgets with nothing out and no whole line: a partial
+         * line holds memory others need and only its client can free (a
+         * unary request would get ThrottlingException) */
         snprintf(ts->first_err, sizeof(ts->first_err),
-                 "ThrottlingException: the bytes held for clients are at their limit");
+                 "ThrottlingException: a partial line held while the bytes held for clients "
+                 "are at their limit");
         ts_finish(ts, 1);
         return;
     }
     /* the stall rule's clock runs only while the stream waits on its
-     * client: not while it holds whole lines back itself */
-    ig_http_stream_waiting(ts->http, ts->skipping || ts_first_lf(ts) == NULL);
-    if (ts->gw->draining && !ts->in_end && ts->head == NULL) {
+     * client: not while it holds whole lines back itself, nor while its
+     * rows are out (a client may wait for its answers before it sends on) */
+    ig_http_stream_waiting(ts->http,
+                           ts->head == NULL && (ts->skipping || ts_first_lf(ts) == NULL));
+    if (ts_drain_cut(ts) && ts->head == NULL) {
         /* SIGTERM: the rows taken are answered, then the stream is reset:
          * the client knows how many records came back and resumes after
          * them elsewhere */
