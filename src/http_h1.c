@@ -407,6 +407,19 @@ static void h1_add_header(struct evbuffer *out, const char *name, const char *va
  * close for an HTTP/1.0 client). */
 #define H1_LEN_STREAM SIZE_MAX
 
+/* <req>'s answer is queued: free it, then close after the answer or parse
+ * the next request. */
+static void h1_done(struct http_conn *conn, struct ig_http_req *req, bool close)
+{
+    ig_http_req_free(req);
+    if (close) {
+        conn->h1_close = true;
+        ig_http_conn_finish(conn);
+    } else {
+        ig_http_conn_kick(conn); /* parse the next request */
+    }
+}
+
 /* Status line and headers. */
 static void h1_write_head(struct http_conn *conn, const struct ig_http_req *req, int status,
                           const struct ig_http_hdr *hdrs, size_t nhdrs, size_t len, bool close)
@@ -464,13 +477,7 @@ void ig_http_h1_respond(struct ig_http_req *req, int status, const struct ig_htt
         free(body);
         close = true;
     }
-    ig_http_req_free(req);
-    if (close) {
-        conn->h1_close = true;
-        ig_http_conn_finish(conn);
-    } else {
-        ig_http_conn_kick(conn); /* parse the next request */
-    }
+    h1_done(conn, req, close);
 }
 
 /* ---- duplex streams: a chunked response ---- */
@@ -521,13 +528,7 @@ void ig_http_h1_stream_end(struct ig_http_req *req, bool reset)
         ig_http_h1_stream_head(req, 200, NULL, 0);
     if (!reset && !req->http10)
         evbuffer_add(out, "0\r\n\r\n", 5);
-    ig_http_req_free(req);
-    if (close) {
-        /* a reset: what was queued goes, then the connection closes with
-         * the chunked body unfinished, which the client sees as an error */
-        conn->h1_close = true;
-        ig_http_conn_finish(conn);
-    } else {
-        ig_http_conn_kick(conn); /* parse the next request */
-    }
+    /* a reset: what was queued goes, then the connection closes with the
+     * chunked body unfinished, which the client sees as an error */
+    h1_done(conn, req, close);
 }

@@ -72,19 +72,6 @@ static void conn_on_drain_out(struct evbuffer *buf, const struct evbuffer_cb_inf
 /* ------------------------------------------------------------------ */
 /* small helpers                                                      */
 
-static void http_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void http_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* splitmix64's finaliser: a bijection on 64-bit words. */
 static uint64_t http_mix(uint64_t z)
@@ -1652,7 +1639,7 @@ static void server_ssl_err(char *err, size_t errlen, const char *what, const cha
     if (e != 0)
         ERR_error_string_n(e, buf, sizeof(buf));
     ERR_clear_error();
-    http_errf(err, errlen, "%s %s: %s", what, path, buf);
+    ig_errf(err, errlen, "%s %s: %s", what, path, buf);
 }
 
 static int server_tls_init(struct ig_http_server *srv, const struct ig_http_server_conf *conf,
@@ -1661,7 +1648,7 @@ static int server_tls_init(struct ig_http_server *srv, const struct ig_http_serv
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
     if (ctx == NULL) {
-        http_errf(err, errlen, "cannot create a TLS context");
+        ig_errf(err, errlen, "cannot create a TLS context");
         return IG_ERR_NOMEM;
     }
     srv->ssl_ctx = ctx;
@@ -1694,7 +1681,7 @@ static int server_listen(struct ig_http_server *srv, const char *listen, char *e
     memset(&ss, 0, sizeof(ss));
     /* the resolver --check-config uses: numeric hosts, [IPv6], names, port 0 */
     if (listen == NULL || ig_addr_resolve(listen, &ss, &sslen, why, sizeof(why)) != 0) {
-        http_errf(err, errlen, "invalid listen address %s", listen ? why : "(none)");
+        ig_errf(err, errlen, "invalid listen address %s", listen ? why : "(none)");
         return IG_ERR_CONFIG;
     }
     srv->lst =
@@ -1702,7 +1689,7 @@ static int server_listen(struct ig_http_server *srv, const char *listen, char *e
                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
                                 HTTP_BACKLOG, (struct sockaddr *)&ss, sslen);
     if (srv->lst == NULL) {
-        http_errf(err, errlen, "cannot listen on %s: %s", listen,
+        ig_errf(err, errlen, "cannot listen on %s: %s", listen,
                   evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         return IG_ERR_IO;
     }
@@ -1753,7 +1740,7 @@ int ig_http_server_new(struct event_base *base, const struct ig_http_server_conf
     srv->budget = ig_budget_new(srv->max_body_held, NULL);
     srv->ev_sweep = event_new(base, -1, 0, server_on_sweep, srv);
     if (srv->ev_sweep == NULL) {
-        http_errf(err, errlen, "cannot create an event");
+        ig_errf(err, errlen, "cannot create an event");
         rv = IG_ERR_NOMEM;
         goto fail;
     }

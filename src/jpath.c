@@ -18,7 +18,6 @@
  * CSV record fields i..j are one run of bytes, commas included; in a JSON
  * array elements i..j are one run too, whose whitespace the copy drops.
  */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,19 +64,6 @@ struct ig_jpath {
     struct jpath_item items[JPATH_UNION_MAX];
 };
 
-static void jpath_msg(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void jpath_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------------ */
 /* Parsing                                                            */
@@ -94,9 +80,9 @@ struct jpath_parser {
 static int jpath_expected(const struct jpath_parser *ps, size_t at, const char *what)
 {
     if (at >= ps->n)
-        jpath_msg(ps->err, ps->errlen, "Filter %s: expected %s at the end.", ps->p->shown, what);
+        ig_errf(ps->err, ps->errlen, "Filter %s: expected %s at the end.", ps->p->shown, what);
     else
-        jpath_msg(ps->err, ps->errlen, "Filter %s: expected %s at character %zu.", ps->p->shown,
+        ig_errf(ps->err, ps->errlen, "Filter %s: expected %s at character %zu.", ps->p->shown,
                   what, at + 1);
     return IG_ERR_INVALID;
 }
@@ -137,7 +123,7 @@ static int jpath_parse_int(struct jpath_parser *ps, int32_t *out)
     if (neg)
         v = -v;
     if (v < INT32_MIN || v > INT32_MAX) {
-        jpath_msg(ps->err, ps->errlen,
+        ig_errf(ps->err, ps->errlen,
                   "Filter %s: the index at character %zu does not fit in 32 bits.", ps->p->shown,
                   at + 1);
         return IG_ERR_INVALID;
@@ -154,7 +140,7 @@ static int jpath_parse_quoted(struct jpath_parser *ps, uint8_t *off, uint8_t *le
     const char *end = memchr(ps->s + at + 1, q, ps->n - at - 1);
 
     if (end == NULL) {
-        jpath_msg(ps->err, ps->errlen, "Filter %s: the quoted name at character %zu is not closed.",
+        ig_errf(ps->err, ps->errlen, "Filter %s: the quoted name at character %zu is not closed.",
                   ps->p->shown, at + 1);
         return IG_ERR_INVALID;
     }
@@ -169,7 +155,7 @@ static int jpath_add_step(struct jpath_parser *ps, const struct jpath_step *st)
     struct ig_jpath *p = ps->p;
 
     if (p->nsteps >= JPATH_STEPS_MAX) { /* not reachable within 63 characters */
-        jpath_msg(ps->err, ps->errlen, "Filter %s: too many steps.", p->shown);
+        ig_errf(ps->err, ps->errlen, "Filter %s: too many steps.", p->shown);
         return IG_ERR_INVALID;
     }
     p->steps[p->nsteps++] = *st;
@@ -181,7 +167,7 @@ static int jpath_add_item(struct jpath_parser *ps, const struct jpath_item *it)
     struct ig_jpath *p = ps->p;
 
     if (p->nitems >= JPATH_UNION_MAX) {
-        jpath_msg(ps->err, ps->errlen, "Filter %s: more than %d members in a union.", p->shown,
+        ig_errf(ps->err, ps->errlen, "Filter %s: more than %d members in a union.", p->shown,
                   JPATH_UNION_MAX);
         return IG_ERR_INVALID;
     }
@@ -206,7 +192,7 @@ static int jpath_parse_names(struct jpath_parser *ps, size_t at)
         for (unsigned i = 0; i < p->nitems; i++)
             if (p->items[i].len == it.len && memcmp(p->expr + p->items[i].off, p->expr + it.off,
                                                     it.len) == 0) {
-                jpath_msg(ps->err, ps->errlen, "Filter %s: member %.*s is named twice.", p->shown,
+                ig_errf(ps->err, ps->errlen, "Filter %s: member %.*s is named twice.", p->shown,
                           (int)it.len, p->shown + it.off);
                 return IG_ERR_INVALID;
             }
@@ -360,12 +346,12 @@ int ig_jpath_parse(const char *expr, struct ig_jpath **out, char *err, size_t er
         for (size_t i = 0; i < IG_JPATH_EXPR_MAX; i++)
             shown[i] = (unsigned char)expr[i] < 0x20 || expr[i] == 0x7f ? '?' : expr[i];
         shown[IG_JPATH_EXPR_MAX] = '\0';
-        jpath_msg(err, errlen, "Filter %s...: longer than %d characters.", shown,
+        ig_errf(err, errlen, "Filter %s...: longer than %d characters.", shown,
                   IG_JPATH_EXPR_MAX);
         return IG_ERR_INVALID;
     }
     if (n == 0) {
-        jpath_msg(err, errlen, "Filter '' is empty: use $ for the whole record.");
+        ig_errf(err, errlen, "Filter '' is empty: use $ for the whole record.");
         return IG_ERR_INVALID;
     }
     p = ig_xcalloc(1, sizeof(*p));
@@ -500,10 +486,10 @@ static int jpath_out_fail(const struct ig_jpath *p, int rv, const struct ig_buf 
                           size_t errlen)
 {
     if (rv == IG_ERR_TOOBIG)
-        jpath_msg(err, errlen, "Filter %s: the selection is larger than the %zu bytes allowed.",
+        ig_errf(err, errlen, "Filter %s: the selection is larger than the %zu bytes allowed.",
                   p->shown, out->max);
     else if (rv == IG_ERR_NOMEM)
-        jpath_msg(err, errlen, "Filter %s: out of memory.", p->shown);
+        ig_errf(err, errlen, "Filter %s: out of memory.", p->shown);
     return rv;
 }
 
@@ -525,7 +511,7 @@ static const unsigned char jpath_csv_stop[256] = {[','] = 1, ['"'] = 1};
 
 static int jpath_csv_bad(struct jpath_csv_it *c, const char *what)
 {
-    jpath_msg(c->err, c->errlen, "Filter %s: column %lld of the record has %s.", c->p->shown,
+    ig_errf(c->err, c->errlen, "Filter %s: column %lld of the record has %s.", c->p->shown,
               (long long)c->col + 1, what);
     return IG_ERR_INVALID;
 }
@@ -587,12 +573,12 @@ int ig_jpath_csv(const struct ig_jpath *p, const char *rec, size_t len, struct i
     int rv = 0, any = 0;
 
     if (p->members) {
-        jpath_msg(err, errlen, "Filter %s selects a member; CSV records have only columns.",
+        ig_errf(err, errlen, "Filter %s selects a member; CSV records have only columns.",
                   p->shown);
         return IG_ERR_INVALID;
     }
     if (p->nsteps > 1 || (p->nsteps == 1 && p->sel != JPATH_SEL_NONE)) {
-        jpath_msg(err, errlen, "Filter %s selects inside a column; CSV records have only columns.",
+        ig_errf(err, errlen, "Filter %s selects inside a column; CSV records have only columns.",
                   p->shown);
         return IG_ERR_INVALID;
     }
@@ -611,7 +597,7 @@ int ig_jpath_csv(const struct ig_jpath *p, const char *rec, size_t len, struct i
         return rv;
     bad = jpath_resolve(items, nitems, c.col, &sp);
     if (bad) {
-        jpath_msg(err, errlen, "Filter %s: the record has %lld column%s.", p->shown,
+        ig_errf(err, errlen, "Filter %s: the record has %lld column%s.", p->shown,
                   (long long)c.col, c.col == 1 ? "" : "s");
         return IG_ERR_INVALID;
     }
@@ -898,16 +884,16 @@ static int jpath_json_check(const struct ig_jpath *p, const char *rec, size_t le
             rv = jpath_jv_fail(&v, "unexpected data after the value");
     }
     if (rv == JPATH_JV_DEEP) {
-        jpath_msg(err, errlen, "Filter %s: the record nests deeper than %d levels.", p->shown,
+        ig_errf(err, errlen, "Filter %s: the record nests deeper than %d levels.", p->shown,
                   IG_JPATH_JSON_DEPTH);
         return IG_ERR_INVALID;
     }
     if (rv < 0) {
         if (v.pos >= len)
-            jpath_msg(err, errlen, "Filter %s: the record is not valid JSON: %s at its end.",
+            ig_errf(err, errlen, "Filter %s: the record is not valid JSON: %s at its end.",
                       p->shown, v.why);
         else
-            jpath_msg(err, errlen, "Filter %s: the record is not valid JSON: %s at byte %zu.",
+            ig_errf(err, errlen, "Filter %s: the record is not valid JSON: %s at byte %zu.",
                       p->shown, v.why, v.pos + 1);
         return IG_ERR_INVALID;
     }
@@ -1190,7 +1176,7 @@ static int jpath_prefix_len(const struct ig_jpath *p, unsigned i)
 static int jpath_wrong_kind(const struct ig_jpath *p, unsigned i, char c, const char *want,
                             char *err, size_t errlen)
 {
-    jpath_msg(err, errlen, "Filter %s: %.*s is %s, not %s.", p->shown, jpath_prefix_len(p, i),
+    ig_errf(err, errlen, "Filter %s: %.*s is %s, not %s.", p->shown, jpath_prefix_len(p, i),
               p->shown, jpath_kind(c), want);
     return IG_ERR_INVALID;
 }
@@ -1225,7 +1211,7 @@ static int jpath_json_walk(const struct ig_jpath *p, const char *s, size_t len, 
                 return jpath_wrong_kind(p, i, s[v], "an object", err, errlen);
             r = jpath_member(s, len, v, p->expr + st->off, st->len, &ks, &ke, &vs);
             if (r != 1) {
-                jpath_msg(err, errlen,
+                ig_errf(err, errlen,
                           r == 0 ? "Filter %s: no member %.*s." : "Filter %s: member %.*s appears "
                                                                   "twice in the record.",
                           p->shown, (int)st->len, p->shown + st->off);
@@ -1243,7 +1229,7 @@ static int jpath_json_walk(const struct ig_jpath *p, const char *s, size_t len, 
             if (idx < 0)
                 idx += n;
             if (idx < 0 || idx >= n) {
-                jpath_msg(err, errlen, "Filter %s: the array has %lld element%s.", p->shown,
+                ig_errf(err, errlen, "Filter %s: the array has %lld element%s.", p->shown,
                           (long long)n, n == 1 ? "" : "s");
                 return IG_ERR_INVALID;
             }
@@ -1272,7 +1258,7 @@ static int jpath_json_names(const struct ig_jpath *p, const char *s, size_t len,
         int r = jpath_member(s, len, v, p->expr + it->off, it->len, &ks, &ke, &vs);
 
         if (r != 1) {
-            jpath_msg(err, errlen,
+            ig_errf(err, errlen,
                       r == 0 ? "Filter %s: no member %.*s."
                              : "Filter %s: member %.*s appears twice in the record.",
                       p->shown, (int)it->len, p->shown + it->off);
@@ -1305,7 +1291,7 @@ static int jpath_json_ranges(const struct ig_jpath *p, const char *s, size_t len
         return jpath_wrong_kind(p, p->nsteps, s[v], "an array", err, errlen);
     n = jpath_arr_count(s, len, v);
     if (jpath_resolve(p->items, p->nitems, n, &sp)) {
-        jpath_msg(err, errlen, "Filter %s: the array has %lld element%s.", p->shown, (long long)n,
+        ig_errf(err, errlen, "Filter %s: the array has %lld element%s.", p->shown, (long long)n,
                   n == 1 ? "" : "s");
         return IG_ERR_INVALID;
     }

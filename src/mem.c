@@ -1,6 +1,7 @@
 /*
  * mem.c - the two allocation policies, error strings and the clock.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,17 @@ void *ig_xrealloc(void *p, size_t n)
     if (q == NULL)
         mem_oom(n);
     return q;
+}
+
+void ig_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
 char *ig_xstrdup(const char *s)

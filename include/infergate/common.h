@@ -36,6 +36,9 @@ void *ig_xmalloc(size_t n);
 void *ig_xcalloc(size_t nmemb, size_t size);
 void *ig_xrealloc(void *p, size_t n);
 char *ig_xstrdup(const char *s);
+/* printf into err[errlen] when there is room for a message (err may be
+ * NULL, errlen 0: nothing is written). */
+void ig_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 char *ig_xstrndup(const char *s, size_t n);
 void *ig_try_malloc(size_t n);
 void *ig_try_realloc(void *p, size_t n);
