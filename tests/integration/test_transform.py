@@ -421,6 +421,35 @@ check(1.4 < time.time() - t0 < 5, "the stream had half of drain_timeout_ms (3 s)
       "then the drain went on without its client (%.1f s)" % (time.time() - t0))
 c.close()
 
+# ---- backpressure: a slow model and a fast client -----------------------------
+# The container answers a call in 20 ms (at most 2 calls of 50 rows out: about
+# 5,000 rows/s); the client pushes rows as fast as flow control lets it for 4 s.
+# It must be held to the model's pace (what it could send: the rows answered plus
+# the windows), and the gateway's memory must not grow with what it pushed.
+with FakeContainer("--latency-us", "20000", model=DEMO_MODEL, logdir=fc_log) as fc, \
+        Gateway({"demo": {"model": "http://127.0.0.1:%d" % fc.port, "max_batch_rows": 50,
+                          "max_inflight": 2}}) as gw:
+    pid = gw.proc.pid
+    asan = uses_asan(pid)
+    rss0 = rss_kb(pid)
+    c = H2Client(gw.port)
+    sid = c.open("/transform/demo", [("content-type", "text/csv"), ("accept", "text/csv")])
+    chunk = csv_body(ROWS).encode()
+    sent, t0 = 0, time.time()
+    while time.time() - t0 < 4:
+        sent += c.send(sid, chunk[sent % len(chunk):])
+        c.pump(0.01)
+    answered = c.data[sid].count(b"\n")
+    rss1 = rss_kb(pid)
+    limit = (32 + (256 if asan else 0)) * 1024
+    check(answered > 1000 and sent < answered * (len(chunk) / len(ROWS)) + (4 << 20),
+          "a fast client beside a slow model is held to the model's pace: %d bytes sent for %d "
+          "rows answered (at most their bytes + 4 MiB of windows)" % (sent, answered))
+    check(rss1 - rss0 < limit, "... and the gateway's RSS grew by %d KB (under %d KB%s)"
+          % (rss1 - rss0, limit, " with ASan" if asan else ""))
+    c.reset(sid)
+    c.close()
+
 # ---- the container upstream: rows forwarded as bytes ------------------------
 with FakeContainer(model=DEMO_MODEL, logdir=fc_log) as fc, \
         Gateway({"demo": {"model": "http://127.0.0.1:%d" % fc.port, "max_batch_rows": 50}}) as gw:
