@@ -91,9 +91,11 @@ with Gateway({"km1": {"model": KM1, "max_batch_rows": "4096"}}, workers="2",
     rows_full = re.compile(r'^\{"message":"Row [0-9]+: the decoded features of this request do not '
                            r"fit in the gateway's memory budget; retry later or send fewer rows\.\"\}$")
     got = [(s, h.get("x-amzn-errortype"), o) for s, h, o in res]
+    # Which refusal each gets depends on how the three interleave (a request
+    # whose JSON passes 64 MiB first is "too large" before the budget refuses
+    # it); that the predictions are charged at all is the next case's, exactly.
     check(all(g in ((400, "ThrottlingException", thr), (500, "InternalFailure", big))
-              or (g[:2] == (400, "ThrottlingException") and rows_full.match(g[2])) for g in got)
-          and (400, "ThrottlingException", thr) in got,
+              or (g[:2] == (400, "ThrottlingException") and rows_full.match(g[2])) for g in got),
           "3 x 6 MiB of K-Means rows with JSON predictions: refused by the budget: %r"
           % [(s, t, o[:160]) for s, t, o in got])
     settle(gw, idle, "predictions refused")
