@@ -883,44 +883,38 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
         lines = data.decode().splitlines()
         return sum(1 for l in lines if '"ThrottlingException"' in l)
 
+    def streams(n):
+        """<n> streams on one connection, each sending <body> within its windows,
+        everything read -> [(how it ended, lines, ThrottlingException records,
+        all predictions)]."""
+        c = H2Client(gw.port)
+        sids = [c.open("/transform/demo", JLOUT) for _ in range(n)]
+        off = dict.fromkeys(sids, 0)
+        t = time.time()
+        while time.time() - t < 20 and not all(c.done(s) for s in sids):
+            for s in sids:
+                if off[s] < len(body) and not c.done(s):
+                    off[s] += c.send(s, body[off[s]:], end=True)
+            c.pump(0.05)
+        got = [(stream_how(c, s), len(c.data[s].decode().splitlines()), tally(c.data[s]),
+                c.data[s].decode() == want) for s in sids]
+        c.close()
+        return got
+
     # 3 streams: their windows (3 x 1 MiB) are below the share
-    c = H2Client(gw.port)
-    sids = [c.open("/transform/demo", JLOUT) for _ in range(3)]
-    off = dict.fromkeys(sids, 0)
-    t = time.time()
-    while time.time() - t < 20 and not all(c.done(s) for s in sids):
-        for s in sids:
-            if off[s] < len(body) and not c.done(s):
-                off[s] += c.send(s, body[off[s]:], end=True)
-        c.pump(0.05)
-    got = [(stream_how(c, s), len(c.data[s].decode().splitlines()), tally(c.data[s]),
-            c.data[s].decode() == want) for s in sids]
-    check_eq(got, [("end", 4000, 0, True)] * 3,
+    check_eq(streams(3), [("end", 4000, 0, True)] * 3,
              "3 streams of 4000 rows on one connection (max_conn_buffered_bytes %d, their "
              "windows 3 MiB), the client reading everything: every prediction in order, none "
              "replaced by a ThrottlingException record ('the decoded features of this request "
              "do not fit'): the gateway holds the client back instead; (how it ended, lines, "
              "ThrottlingException records, all predictions)" % SHARE)
-    c.close()
     # 8 streams
-    c = H2Client(gw.port)
-    sids = [c.open("/transform/demo", JLOUT) for _ in range(8)]
-    off = dict.fromkeys(sids, 0)
-    t = time.time()
-    while time.time() - t < 20 and not all(c.done(s) for s in sids):
-        for s in sids:
-            if off[s] < len(body) and not c.done(s):
-                off[s] += c.send(s, body[off[s]:], end=True)
-        c.pump(0.05)
-    got = [(stream_how(c, s), len(c.data[s].decode().splitlines()), tally(c.data[s]),
-            c.data[s].decode() == want) for s in sids]
-    check_eq(got, [("end", 4000, 0, True)] * 8,
+    check_eq(streams(8), [("end", 4000, 0, True)] * 8,
              "8 streams of 4000 rows on one connection (max_conn_buffered_bytes %d), the client "
              "sending within its windows and reading everything: each stream held back by flow "
              "control, every prediction in order, END_STREAM (none reset with "
              "ThrottlingException); (how it ended, lines, ThrottlingException records, all "
              "predictions)" % SHARE)
-    c.close()
     throttled = gw.stderr().count("ThrottlingException: the bytes held for clients")
     check_eq(throttled, 0, "... and no stream reset for the budgets in the log")
     held = settle_metric(gw, "infergate_buffered_bytes", 64 << 10, timeout=5)
