@@ -113,7 +113,7 @@ struct gw_tstream {
     uint64_t rows_open; /* records cut and not written yet */
     struct event *ev;
     struct ig_budget_hold hold;
-    uint64_t start_us, records_out, errors, bytes_out;
+    uint64_t start_us, records_out, bytes_out;
     char first_err[160];
 };
 
@@ -184,7 +184,6 @@ static void ts_kick(struct gw_tstream *ts)
 static void ts_error_record(struct gw_tstream *ts, struct ig_buf *out, uint64_t line,
                             const char *type, const char *msg)
 {
-    ts->errors++;
     ts->ep->stream_errors++;
     if (ts->first_err[0] == '\0')
         snprintf(ts->first_err, sizeof(ts->first_err), "%s", msg);
@@ -431,7 +430,6 @@ void ig_ts_chunk_fail(struct gw_request *r, const char *type, const char *msg)
         uint64_t line = rec ? rec->line : c->first_line + i;
 
         if (ts->abort_mode) {
-            ts->errors++;
             ts->ep->stream_errors++;
             if (ts->first_err[0] == '\0')
                 snprintf(ts->first_err, sizeof(ts->first_err), "%s", msg);
@@ -824,7 +822,6 @@ static void ts_long_line(struct gw_tstream *ts)
     snprintf(m, sizeof(m), "Row %llu: the record is longer than %zu bytes.",
              (unsigned long long)c->first_line, TS_LINE_MAX);
     if (ts->abort_mode) {
-        ts->errors++;
         ts->ep->stream_errors++;
         snprintf(ts->first_err, sizeof(ts->first_err), "%s", m);
         c->abort_here = 1;
