@@ -30,13 +30,16 @@ STD := -std=c11 -D_GNU_SOURCE
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wmissing-declarations -Wundef -Wformat=2 -Wwrite-strings -Wvla -Wpointer-arith \
 	-Wimplicit-fallthrough
-PKGS := libevent libevent_openssl libevent_pthreads libnghttp2 openssl jansson inih libcurl
+PKGS := libevent libevent_openssl libevent_pthreads libnghttp2 openssl jansson inih libcurl \
+	hiredis libarchive
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = $(STD) $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
-LDLIBS = $(PKG_LIBS) -lhttp_parser $(MALLOC_LIBS) -lm -lpthread
+LDLIBS = $(PKG_LIBS) -lhttp_parser -lxgboost $(MALLOC_LIBS) -lm -lpthread
 
-LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+# src/admin: the control plane (SageMaker JSON 1.1 API, Redis job store,
+# deployments); part of the library like src/*.c.
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard src/admin/*.c)
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -255,7 +258,7 @@ $(FUZZ_BUILD)/libinfergate.a: $(FUZZ_LIB_OBJ)
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libinfergate.a | fuzz-check-cc
 	$(if $(filter 0,$(V)),@echo "  FUZZLD  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
-		$(FUZZ_BUILD)/libinfergate.a $(PKG_LIBS) -lhttp_parser -lm -lpthread
+		$(FUZZ_BUILD)/libinfergate.a $(PKG_LIBS) -lhttp_parser -lxgboost -lm -lpthread
 
 $(FUZZ_BUILD)/.build_opts: FORCE
 	@mkdir -p $(FUZZ_BUILD)
