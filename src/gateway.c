@@ -36,6 +36,7 @@
 #include "infergate/gateway.h"
 #include "infergate/http.h"
 #include "infergate/metrics.h"
+#include "infergate/model.h"
 #include "infergate/upstream.h"
 #include "infergate/version.h"
 #include "infergate/workers.h"
@@ -254,6 +255,8 @@ static void gw_dl_unlink(struct gw_endpoint *ep, struct gw_request *r)
 
 static void gw_req_free(struct gw_request *r)
 {
+    struct gw_endpoint *ep = r->lane ? r->lane->ep : NULL;
+
     if (r->chunk != NULL)
         ig_ts_chunk_gone(r);
     ig_rowset_clear(&r->rs);
@@ -267,6 +270,8 @@ static void gw_req_free(struct gw_request *r)
     free(r->variant_back);
     free(r->inb);
     free(r);
+    if (ep != NULL)
+        gw_ep_unref(ep);
 }
 
 /* The budget <r>'s gathered predictions are charged to: the server-wide
@@ -680,6 +685,8 @@ static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
     gw_endpoint_pump(lane->ep, lane);
     if (lane->ep->streams_blocked > 0)
         ig_ts_wake(lane->ep);
+    if (lane->ep->retired)
+        gw_ep_check(lane->ep);
 }
 
 static void on_batch_done(struct ig_batch *b, void *arg)
@@ -784,12 +791,65 @@ static void gw_lane_pump(struct gw_lane *lane)
 
 /* ---- routes ------------------------------------------------------------ */
 
-static struct gw_endpoint *gw_endpoint_find(struct ig_gateway *gw, const char *name, size_t len)
+static uint64_t gw_rand(struct ig_gateway *gw)
 {
-    for (size_t i = 0; i < gw->neps; i++)
-        if (strlen(gw->eps[i].conf->name) == len && memcmp(gw->eps[i].conf->name, name, len) == 0)
-            return &gw->eps[i];
-    return NULL;
+    uint64_t x = gw->rng; /* xorshift64 */
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    gw->rng = x;
+    return x;
+}
+
+/* The endpoint a request for <name> goes to. An admin endpoint with
+ * several production variants: the one <target> (TargetVariant) names, else
+ * one drawn by weight (all weights 0: each alike). *<no_variant> is set
+ * when the endpoint exists but has no variant <target>. */
+static struct gw_endpoint *gw_endpoint_find(struct ig_gateway *gw, const char *name, size_t len,
+                                            const char *target, int *no_variant)
+{
+    struct gw_endpoint *first = NULL;
+    double total = 0, x;
+    size_t n = 0, k;
+
+    *no_variant = 0;
+    for (size_t i = 0; i < gw->neps; i++) {
+        struct gw_endpoint *ep = gw->eps[i];
+
+        if (ep->retired || strlen(ep->conf->name) != len || memcmp(ep->conf->name, name, len) != 0)
+            continue;
+        if (!ep->admin)
+            return ep;
+        if (target != NULL) {
+            if (strcmp(ep->conf->variant, target) == 0)
+                return ep;
+            *no_variant = 1;
+            continue;
+        }
+        if (first == NULL)
+            first = ep;
+        n++;
+        total += ep->weight;
+    }
+    if (target != NULL || n <= 1)
+        return first;
+    if (total > 0)
+        x = (double)(gw_rand(gw) >> 11) * 0x1.0p-53 * total;
+    else
+        x = (double)(gw_rand(gw) % n);
+    k = 0;
+    for (size_t i = 0; i < gw->neps; i++) {
+        struct gw_endpoint *ep = gw->eps[i];
+
+        if (ep->retired || !ep->admin || strlen(ep->conf->name) != len ||
+            memcmp(ep->conf->name, name, len) != 0)
+            continue;
+        x -= total > 0 ? ep->weight : 1.0;
+        if (x < 0 || ++k == n)
+            return ep;
+    }
+    return first;
 }
 
 /* Header constraints from the InvokeEndpoint model (sagemaker-protocols §1.2). */
@@ -1175,7 +1235,11 @@ struct gw_endpoint *gw_route(struct ig_gateway *gw, struct ig_http_req *http, co
                              size_t namelen, int stream, enum ig_format *ctype,
                              enum ig_format *accept)
 {
-    struct gw_endpoint *ep = memchr(name, '/', namelen) ? NULL : gw_endpoint_find(gw, name, namelen);
+    const char *target = ig_http_req_header(http, "X-Amzn-SageMaker-Target-Variant");
+    int no_variant = 0;
+    struct gw_endpoint *ep =
+        memchr(name, '/', namelen) ? NULL
+                                   : gw_endpoint_find(gw, name, namelen, target, &no_variant);
     const char *bad;
     char msg[512];
 
@@ -1183,7 +1247,12 @@ struct gw_endpoint *gw_route(struct ig_gateway *gw, struct ig_http_req *http, co
         char named[64];
 
         snprintf(named, sizeof(named), "%.*s", (int)(namelen > 63 ? 63 : namelen), name);
-        snprintf(msg, sizeof(msg), "Endpoint %s of account " GW_ACCOUNT " not found.", named);
+        if (no_variant)
+            snprintf(msg, sizeof(msg),
+                     "The variant %.63s does not exist for endpoint %s of account " GW_ACCOUNT ".",
+                     target, named);
+        else
+            snprintf(msg, sizeof(msg), "Endpoint %s of account " GW_ACCOUNT " not found.", named);
         gw_error_for(gw, http, NULL, named, "ValidationError", msg);
         return NULL;
     }
@@ -1192,6 +1261,7 @@ struct gw_endpoint *gw_route(struct ig_gateway *gw, struct ig_http_req *http, co
         gw_error_for(gw, http, NULL, ep->conf->name, "ValidationError", bad ? bad : msg);
         return NULL;
     }
+    ep->refs++; /* the caller's request or stream gives it back (gw_ep_unref) */
     return ep;
 }
 
@@ -1266,11 +1336,11 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
          * cannot. */
         for (size_t i = 0; i < gw->neps; i++) {
             one[0] = '\0';
-            if (gw->eps[i].up->ops->health(gw->eps[i].up, one, sizeof(one)) == 0)
+            if (gw->eps[i]->up->ops->health(gw->eps[i]->up, one, sizeof(one)) == 0)
                 continue;
             if (down++ == 0) {
                 if (one[0] == '\0')
-                    snprintf(one, sizeof(one), "endpoint %s is not ready", gw->eps[i].conf->name);
+                    snprintf(one, sizeof(one), "endpoint %s is not ready", gw->eps[i]->conf->name);
                 memcpy(why, one, sizeof(why));
             }
         }
@@ -1441,10 +1511,10 @@ static int gw_render_upstreams(struct ig_gateway *gw, struct ig_buf *out)
 
 #define REMOTE_EPS(code)                                                                           \
     for (size_t i = 0; i < gw->neps && rv == 0; i++) {                                             \
-        const struct ig_upstream_stats *st = &gw->eps[i].up->stats;                                \
-        if (!gw->eps[i].up->remote)                                                                \
+        const struct ig_upstream_stats *st = &gw->eps[i]->up->stats;                               \
+        if (!gw->eps[i]->up->remote || gw->eps[i]->retired)                                        \
             continue;                                                                              \
-        snprintf(labels, sizeof(labels), "endpoint=\"%s\"", gw->eps[i].conf->name);              \
+        snprintf(labels, sizeof(labels), "%s", gw->eps[i]->label);                                 \
         code;                                                                                      \
     }
     for (size_t c = 0; c < IG_ARRAY_SIZE(counters) && rv == 0; c++) {
@@ -1492,8 +1562,10 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
 
 #define ALL_EPS(code)                                                                              \
     for (size_t i = 0; i < gw->neps && rv == 0; i++) {                                             \
-        struct gw_endpoint *ep = &gw->eps[i];                                                      \
-        snprintf(labels, sizeof(labels), "endpoint=\"%s\"", ep->conf->name);                       \
+        struct gw_endpoint *ep = gw->eps[i];                                                       \
+        if (ep->retired)                                                                           \
+            continue;                                                                              \
+        snprintf(labels, sizeof(labels), "%s", ep->label);                                         \
         code;                                                                                      \
     }
 
@@ -1601,10 +1673,17 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
 
 /* ---- set-up and drain -------------------------------------------------- */
 
-static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
-                            const struct ig_endpoint_conf *conf, char *err, size_t errlen)
+static void gw_endpoint_clear(struct gw_endpoint *ep);
+static void on_ep_reap(evutil_socket_t fd, short what, void *arg);
+
+/* A new endpoint (or admin variant) for <conf>, with <model> already
+ * loaded (owned from here on, also on failure) or NULL. */
+static int gw_endpoint_new(struct ig_gateway *gw, const struct ig_endpoint_conf *conf,
+                           struct ig_model *model, struct gw_endpoint **out, char *err,
+                           size_t errlen)
 {
-    struct ig_upstream_env env = {.workers = gw->workers, .base = gw->base, .conf = conf};
+    struct ig_upstream_env env = {
+        .workers = gw->workers, .base = gw->base, .conf = conf, .model = model};
     struct ig_batcher_limits lim = {
         .max_batch_rows = conf->max_batch_rows,
         .max_batch_bytes = conf->max_batch_bytes,
@@ -1612,26 +1691,37 @@ static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
         .max_inflight = conf->max_inflight,
         .max_queue_rows = conf->max_queue_rows,
     };
+    struct gw_endpoint *ep;
     char why[384];
     int rv;
 
+    *out = NULL;
+    ep = ig_xcalloc(1, sizeof(*ep));
     ep->gw = gw;
     ep->conf = conf;
     ep->timeout_us = conf->request_timeout_ms * 1000;
+    snprintf(ep->label, sizeof(ep->label), "endpoint=\"%s\"", conf->name);
     if (ig_codec_format_parse(conf->content_type, IG_FMT_CSV, &ep->default_ctype) < 0 ||
         ig_codec_accept_parse(conf->accept, IG_FMT_JSON, &ep->default_accept) < 0) {
         snprintf(err, errlen, "endpoint %s: unsupported content_type or accept", conf->name);
+        ig_model_free(model);
+        free(ep);
         return IG_ERR_CONFIG;
     }
     rv = ig_upstream_open(conf->model, &env, &ep->up, why, sizeof(why));
     if (rv < 0) {
+        /* the local backend takes <model> over only when it opens */
+        if (model != NULL && strncmp(conf->model, "file://", 7) != 0)
+            ig_model_free(model);
         snprintf(err, errlen, "endpoint %s: %s", conf->name, why);
+        free(ep);
         return rv;
     }
-    /* Only now: an endpoint that failed above is not cleared (the gateway
-     * clears the endpoints before it), so it must own nothing. */
+    if (gw->http != NULL) /* remote models charge it too */
+        ep->up->budget = ig_http_server_budget(gw->http);
     ep->dl_timer = evtimer_new(gw->base, on_ep_deadline, ep);
     ep->dl_timer_at = UINT64_MAX;
+    ep->reap_ev = evtimer_new(gw->base, on_ep_reap, ep);
     for (int f = 0; f < GW_NLANES; f++) {
         struct gw_lane *lane = &ep->lanes[f];
 
@@ -1647,6 +1737,7 @@ static int gw_endpoint_init(struct ig_gateway *gw, struct gw_endpoint *ep,
     ig_hist_init(&ep->request_seconds, ig_hist_seconds_bounds, ig_hist_seconds_nbounds);
     ig_log(IG_LOG_INFO, "endpoint %s: %s upstream, %u features per row", conf->name,
            ep->up->ops->name, ep->up->dim);
+    *out = ep;
     return 0;
 }
 
@@ -1663,6 +1754,154 @@ static void gw_endpoint_clear(struct gw_endpoint *ep)
     }
     if (ep->dl_timer)
         event_free(ep->dl_timer);
+    if (ep->reap_ev)
+        event_free(ep->reap_ev);
+    if (ep->own_conf != NULL)
+        ig_config_endpoint_free(ep->own_conf);
+    free(ep);
+}
+
+static void gw_eps_add(struct ig_gateway *gw, struct gw_endpoint *ep)
+{
+    if (gw->neps == gw->capeps) {
+        gw->capeps = gw->capeps ? 2 * gw->capeps : 16;
+        gw->eps = ig_xrealloc(gw->eps, gw->capeps * sizeof(*gw->eps));
+    }
+    gw->eps[gw->neps++] = ep;
+}
+
+/* A retired endpoint nothing holds any more is freed, from the loop (never
+ * inside the completion or free that let it go). */
+static void on_ep_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_endpoint *ep = arg;
+    struct ig_gateway *gw = ep->gw;
+
+    (void)fd;
+    (void)what;
+    if (ep->refs > 0 || ep->inflight > 0 || ep->streams != NULL || gw_endpoint_queued(ep) > 0)
+        return; /* taken again meanwhile: the next release checks anew */
+    for (size_t i = 0; i < gw->neps; i++)
+        if (gw->eps[i] == ep) {
+            memmove(&gw->eps[i], &gw->eps[i + 1], (gw->neps - i - 1) * sizeof(*gw->eps));
+            gw->neps--;
+            break;
+        }
+    ig_log(IG_LOG_INFO, "endpoint %s: variant %s retired and freed", ep->conf->name,
+           ep->conf->variant);
+    gw_endpoint_clear(ep);
+}
+
+void gw_ep_check(struct gw_endpoint *ep)
+{
+    struct timeval now = {0, 0};
+
+    if (!ep->retired || ep->gw->closing || ep->refs > 0 || ep->inflight > 0)
+        return;
+    evtimer_add(ep->reap_ev, &now);
+}
+
+void gw_ep_unref(struct gw_endpoint *ep)
+{
+    ep->refs--;
+    gw_ep_check(ep);
+}
+
+int ig_gateway_is_configured(const struct ig_gateway *gw, const char *name)
+{
+    for (size_t i = 0; i < gw->neps; i++)
+        if (!gw->eps[i]->admin && strcasecmp(gw->eps[i]->conf->name, name) == 0)
+            return 1;
+    return 0;
+}
+
+int ig_gateway_serve(struct ig_gateway *gw, const char *name, struct ig_gateway_variant *v,
+                     size_t n, char *err, size_t errlen)
+{
+    struct gw_endpoint **fresh;
+    int rv = 0;
+
+    if (n == 0 || n > IG_GATEWAY_MAX_VARIANTS) {
+        snprintf(err, errlen, "endpoint %s: %zu variants (1..%d)", name, n,
+                 IG_GATEWAY_MAX_VARIANTS);
+        for (size_t i = 0; i < n; i++)
+            ig_model_free(v[i].model), v[i].model = NULL;
+        return IG_ERR_INVALID;
+    }
+    if (ig_gateway_is_configured(gw, name)) {
+        snprintf(err, errlen, "endpoint %s is served from the configuration file", name);
+        for (size_t i = 0; i < n; i++)
+            ig_model_free(v[i].model), v[i].model = NULL;
+        return IG_ERR_INVALID;
+    }
+    fresh = ig_xcalloc(n, sizeof(*fresh));
+    for (size_t i = 0; i < n; i++) {
+        struct ig_endpoint_conf *c = NULL;
+
+        if (rv == 0)
+            rv = ig_config_endpoint_new(name, v[i].variant, v[i].model_url, &c, err, errlen);
+        if (rv == 0)
+            rv = gw_endpoint_new(gw, c, v[i].model, &fresh[i], err, errlen);
+        else
+            ig_model_free(v[i].model);
+        v[i].model = NULL;
+        if (rv < 0) {
+            if (c != NULL)
+                ig_config_endpoint_free(c);
+            continue;
+        }
+        fresh[i]->own_conf = c;
+        fresh[i]->admin = 1;
+        fresh[i]->weight = v[i].weight;
+        snprintf(fresh[i]->label, sizeof(fresh[i]->label), "endpoint=\"%s\",variant=\"%s\"",
+                 name, c->variant);
+    }
+    if (rv < 0) {
+        for (size_t i = 0; i < n; i++)
+            if (fresh[i] != NULL)
+                gw_endpoint_clear(fresh[i]);
+        free(fresh);
+        return rv;
+    }
+    ig_gateway_unserve(gw, name); /* the old variants finish what they hold */
+    for (size_t i = 0; i < n; i++)
+        gw_eps_add(gw, fresh[i]);
+    free(fresh);
+    return 0;
+}
+
+void ig_gateway_unserve(struct ig_gateway *gw, const char *name)
+{
+    for (size_t i = 0; i < gw->neps; i++) {
+        struct gw_endpoint *ep = gw->eps[i];
+
+        if (!ep->admin || ep->retired || strcmp(ep->conf->name, name) != 0)
+            continue;
+        ep->retired = 1;
+        for (int f = 0; f < GW_NLANES; f++) /* flush what waits for the delay */
+            ig_batcher_set_drain(ep->lanes[f].batcher, 1);
+        for (int f = 0; f < GW_NLANES; f++)
+            gw_lane_pump(&ep->lanes[f]);
+        gw_ep_check(ep);
+    }
+}
+
+int ig_gateway_serving(const struct ig_gateway *gw, const char *name)
+{
+    for (size_t i = 0; i < gw->neps; i++)
+        if (gw->eps[i]->admin && !gw->eps[i]->retired && strcmp(gw->eps[i]->conf->name, name) == 0)
+            return 1;
+    return 0;
+}
+
+uint32_t ig_gateway_busy(const struct ig_gateway *gw, const char *name)
+{
+    uint32_t n = 0;
+
+    for (size_t i = 0; i < gw->neps; i++)
+        if (gw->eps[i]->admin && strcmp(gw->eps[i]->conf->name, name) == 0)
+            n += gw->eps[i]->refs + gw->eps[i]->inflight;
+    return n;
 }
 
 int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct ig_gateway **out,
@@ -1690,6 +1929,8 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
     gw->cfg = cfg;
     for (size_t i = 0; i < cfg->nendpoints; i++)
         max_jobs += GW_NLANES * cfg->endpoints[i].max_inflight;
+    /* the admin API's endpoints: each batch in flight is one job */
+    max_jobs += IG_GATEWAY_MAX_ADMIN_VARIANTS * 8;
     if (ig_workers_new_nice(base, cfg->workers, max_jobs, GW_MODEL_NICE, &gw->workers) < 0 ||
         ig_workers_new_nice(base, cfg->workers, GW_DECODE_QUEUE_MAX, GW_DECODE_NICE,
                             &gw->decoders) < 0) {
@@ -1698,17 +1939,20 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
         goto fail;
     }
     gw->decode_threads = ig_workers_threads(gw->decoders);
-    gw->eps = ig_xcalloc(cfg->nendpoints ? cfg->nendpoints : 1, sizeof(*gw->eps));
-    for (; gw->neps < cfg->nendpoints; gw->neps++) {
-        rv = gw_endpoint_init(gw, &gw->eps[gw->neps], &cfg->endpoints[gw->neps], err, errlen);
+    gw->rng = ig_now_us() | 1;
+    for (size_t i = 0; i < cfg->nendpoints; i++) {
+        struct gw_endpoint *ep;
+
+        rv = gw_endpoint_new(gw, &cfg->endpoints[i], NULL, &ep, err, errlen);
         if (rv < 0)
             goto fail;
+        gw_eps_add(gw, ep);
     }
     rv = ig_http_server_new(base, &hc, on_request, gw, &gw->http, err, errlen);
     if (rv == 0)
         ig_http_server_set_stream_pick(gw->http, ig_ts_pick);
     for (size_t i = 0; rv == 0 && i < gw->neps; i++) /* remote models charge it too */
-        gw->eps[i].up->budget = ig_http_server_budget(gw->http);
+        gw->eps[i]->up->budget = ig_http_server_budget(gw->http);
     if (rv < 0)
         goto fail;
     *out = gw;
@@ -1739,7 +1983,7 @@ static int gw_idle(const struct ig_gateway *gw)
     if (gw_open_requests(gw) > 0 || gw->decoding > 0 || !ig_http_server_flushed(gw->http))
         return 0;
     for (size_t i = 0; i < gw->neps; i++)
-        if (gw->eps[i].inflight > 0 || gw_endpoint_queued(&gw->eps[i]) > 0)
+        if (gw->eps[i]->inflight > 0 || gw_endpoint_queued(gw->eps[i]) > 0)
             return 0;
     return 1;
 }
@@ -1763,8 +2007,8 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
         uint32_t queued = 0, inflight = 0;
 
         for (size_t i = 0; i < gw->neps; i++) {
-            queued += gw_endpoint_queued(&gw->eps[i]);
-            inflight += gw->eps[i].inflight;
+            queued += gw_endpoint_queued(gw->eps[i]);
+            inflight += gw->eps[i]->inflight;
         }
         ig_log(IG_LOG_ERROR,
                "drain timeout after %llu ms: %llu requests answered during the drain, %u cut off "
@@ -1787,7 +2031,7 @@ static void on_stream_cut(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gw->stream_cut_us = ig_now_us(); /* the timer may fire a hair before its time */
     for (size_t i = 0; i < gw->neps; i++)
-        ig_ts_drain(&gw->eps[i]);
+        ig_ts_drain(gw->eps[i]);
 }
 
 void ig_gateway_drain(struct ig_gateway *gw)
@@ -1805,8 +2049,8 @@ void ig_gateway_drain(struct ig_gateway *gw)
     ig_http_server_stop_accepting(gw->http);
     for (size_t i = 0; i < gw->neps; i++) {
         for (int f = 0; f < GW_NLANES; f++) {
-            ig_batcher_set_drain(gw->eps[i].lanes[f].batcher, 1);
-            gw_lane_pump(&gw->eps[i].lanes[f]);
+            ig_batcher_set_drain(gw->eps[i]->lanes[f].batcher, 1);
+            gw_lane_pump(&gw->eps[i]->lanes[f]);
         }
     }
     {
@@ -1841,7 +2085,8 @@ void ig_gateway_free(struct ig_gateway *gw)
     gw_decode_pump(gw); /* bodies still waiting: answered, none decoded */
     ig_workers_free(gw->workers);
     for (size_t i = 0; i < gw->neps; i++)
-        gw_endpoint_clear(&gw->eps[i]);
+        gw_endpoint_clear(gw->eps[i]);
+    gw->neps = 0;
     if (gw->drain_poll)
         event_free(gw->drain_poll);
     free(gw->eps);

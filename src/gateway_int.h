@@ -87,6 +87,17 @@ struct gw_lane {
 struct gw_endpoint {
     struct ig_gateway *gw;
     const struct ig_endpoint_conf *conf;
+    /* Endpoints of the admin API (ig_gateway_serve): one gw_endpoint per
+     * production variant, all with conf->name the endpoint's name. Replaced
+     * or removed ones are retired: no new request is routed to them, and
+     * they are freed once no request, stream or batch holds them. */
+    struct ig_endpoint_conf *own_conf; /* admin: <conf>, owned */
+    double weight;                     /* admin: the variant's share of traffic */
+    uint32_t refs;                     /* requests and streams routed to it, not freed yet */
+    uint8_t admin;
+    uint8_t retired;
+    struct event *reap_ev; /* retired: frees it once nothing holds it */
+    char label[160]; /* metric labels: endpoint="NAME" (admin: ,variant="V") */
     struct ig_upstream *up;
     enum ig_format default_ctype;
     enum ig_format default_accept;
@@ -185,8 +196,9 @@ struct ig_gateway {
     uint32_t freeing;            /* requests being freed on workers, <= GW_FREE_QUEUE_MAX */
     int closing;                 /* ig_gateway_free runs: late completions only release */
     struct ig_http_server *http;
-    struct gw_endpoint *eps;
-    size_t neps;
+    struct gw_endpoint **eps; /* config-file endpoints first, then the admin API's */
+    size_t neps, capeps;
+    uint64_t rng; /* weighted choice of a variant */
     int draining;
     int drained;
     struct event *drain_poll;
@@ -216,6 +228,11 @@ struct gw_endpoint *gw_route(struct ig_gateway *gw, struct ig_http_req *http, co
 void gw_error_for(struct ig_gateway *gw, struct ig_http_req *http, const struct gw_request *r,
                   const char *endpoint, const char *type, const char *msg);
 void gw_count_status(struct ig_gateway *gw, int status);
+/* A request or stream routed to <ep> is freed (refs were taken by gw_route's
+ * caller). */
+void gw_ep_unref(struct gw_endpoint *ep);
+/* A retired <ep> that nothing holds any more is freed (from the loop). */
+void gw_ep_check(struct gw_endpoint *ep);
 uint32_t gw_endpoint_queued(const struct gw_endpoint *ep);
 /* Queue <r>'s decoded rows (see gateway.c). */
 void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *cerr,

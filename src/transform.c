@@ -659,6 +659,7 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
 
     r->gw = ts->gw;
     r->lane = ts->lane;
+    r->lane->ep->refs++; /* gw_req_free gives it back */
     r->refs = 1;
     r->start_us = ig_now_us();
     ig_buf_init(&r->out, GW_RESPONSE_MAX);
@@ -710,6 +711,7 @@ static void ts_release(struct gw_tstream *ts)
     ig_jpath_free(ts->out_filter);
     ig_buf_clear(&ts->in);
     ig_budget_hold_clear(&ts->hold);
+    gw_ep_unref(ts->ep);
     free(ts);
 }
 
@@ -1145,6 +1147,7 @@ void ig_ts_start(struct ig_gateway *gw, struct ig_http_req *http, const char *na
         ig_buf_clear(&ts->in);
         free(ts);
         gw_error_for(gw, http, NULL, ep->conf->name, "ValidationError", msg);
+        gw_ep_unref(ep);
         return;
     }
     /* Rows parsed into features mix whatever their format; rows sent as

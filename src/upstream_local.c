@@ -142,9 +142,13 @@ int ig_upstream_local_open(const char *path, const struct ig_upstream_env *env,
     struct ig_model *m;
     int rv;
 
-    rv = ig_model_load_file(path, &m, err, errlen);
-    if (rv < 0)
-        return rv;
+    if (env->model != NULL) {
+        m = env->model;
+    } else {
+        rv = ig_model_load_file(path, &m, err, errlen);
+        if (rv < 0)
+            return rv;
+    }
     lu = ig_xcalloc(1, sizeof(*lu));
     lu->base.ops = &local_ops;
     lu->base.dim = ig_model_dim(m);

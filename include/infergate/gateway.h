@@ -38,4 +38,42 @@ int ig_gateway_drained(const struct ig_gateway *gw);
 
 void ig_gateway_free(struct ig_gateway *gw);
 
+/*
+ * Endpoints of the admin API (src/admin): served beside the configuration
+ * file's, under their EndpointName, with one backend per production
+ * variant. A request goes to the variant its TargetVariant names, else to
+ * one drawn by weight.
+ */
+#define IG_GATEWAY_MAX_VARIANTS 10         /* ProductionVariants per endpoint (SageMaker's) */
+#define IG_GATEWAY_MAX_ADMIN_VARIANTS 4096 /* variants served at once (admin_max_endpoints) */
+
+struct ig_model;
+struct ig_gateway_variant {
+    const char *variant;   /* VariantName */
+    const char *model_url; /* file://PATH (with <model>: its path, for messages), http(s)://... */
+    struct ig_model *model; /* loaded off the loop, or NULL; taken over (also on failure) */
+    double weight;          /* InitialVariantWeight */
+};
+
+/*
+ * Serve endpoint <name> with variants <v>[0..n), replacing any it had: new
+ * requests go to the new variants at once; requests already routed to the
+ * old ones finish there, and the old ones are freed once idle (an update
+ * fails no request in flight). Changes nothing and returns IG_ERR_INVALID
+ * (or the upstream's error) with <err> when a variant cannot be opened or
+ * <name> is a configuration-file endpoint (case-insensitive).
+ */
+int ig_gateway_serve(struct ig_gateway *gw, const char *name, struct ig_gateway_variant *v,
+                     size_t n, char *err, size_t errlen);
+/* Stop routing requests to <name> (a request then gets "Endpoint ... not
+ * found"); the ones it holds finish. */
+void ig_gateway_unserve(struct ig_gateway *gw, const char *name);
+/* 1 when <name> is served through ig_gateway_serve now. */
+int ig_gateway_serving(const struct ig_gateway *gw, const char *name);
+/* 1 when the configuration file has an endpoint <name> (case-insensitive). */
+int ig_gateway_is_configured(const struct ig_gateway *gw, const char *name);
+/* Requests, streams and batches still open on <name>'s admin variants,
+ * current or retired (0: a DeleteEndpoint has drained). */
+uint32_t ig_gateway_busy(const struct ig_gateway *gw, const char *name);
+
 #endif /* INFERGATE_GATEWAY_H */

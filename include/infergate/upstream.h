@@ -21,6 +21,7 @@
 
 struct event_base;
 struct ig_endpoint_conf;
+struct ig_model;
 struct ig_upstream;
 struct ig_workers;
 
@@ -101,6 +102,9 @@ struct ig_upstream_env {
     struct ig_workers *workers;
     struct event_base *base;             /* the loop thread's */
     const struct ig_endpoint_conf *conf; /* the endpoint's section */
+    /* file:// only: a model already loaded (off the loop, by the admin
+     * module's deployments), taken over instead of reading the file. */
+    struct ig_model *model;
 };
 
 /*
