@@ -1092,3 +1092,36 @@ void ig_config_usage(FILE *out)
     for (size_t i = 0; i < CONFIG_NENDPOINT; i++)
         config_usage_opt(out, &config_endpoint[i]);
 }
+
+/* ---- endpoints made at run time (the admin API's) ---------------------- */
+
+int ig_config_endpoint_new(const char *name, const char *variant, const char *model,
+                           struct ig_endpoint_conf **out, char *err, size_t errlen)
+{
+    struct ig_config tmp = {0};
+    struct config_load st = {.cfg = &tmp, .path = "admin", .err = err, .errlen = errlen};
+    struct ig_endpoint_conf *ep = ig_xcalloc(1, sizeof(*ep));
+
+    *out = NULL;
+    config_defaults(&st, config_endpoint, CONFIG_NENDPOINT, ep);
+    if (st.failed) {
+        ig_config_endpoint_free(ep);
+        return IG_ERR_CONFIG;
+    }
+    free(ep->name);
+    free(ep->model);
+    free(ep->variant);
+    ep->name = ig_xstrdup(name);
+    ep->model = ig_xstrdup(model);
+    ep->variant = ig_xstrdup(variant);
+    *out = ep;
+    return 0;
+}
+
+void ig_config_endpoint_free(struct ig_endpoint_conf *ep)
+{
+    if (ep == NULL)
+        return;
+    config_free_strings(config_endpoint, CONFIG_NENDPOINT, ep);
+    free(ep);
+}

@@ -136,4 +136,14 @@ const char *ig_config_endpoint_where(const struct ig_config *cfg,
 /* The endpoint named <name>, or NULL. The result points into <cfg>. */
 const struct ig_endpoint_conf *ig_config_endpoint(const struct ig_config *cfg, const char *name);
 
+/*
+ * An endpoint section made at run time (an admin API endpoint's variant):
+ * the [endpoint] defaults, with <name>, <variant> and <model> copied.
+ * Freed with ig_config_endpoint_free. Returns 0 or IG_ERR_CONFIG (a bug in
+ * the defaults table) with <err>.
+ */
+int ig_config_endpoint_new(const char *name, const char *variant, const char *model,
+                           struct ig_endpoint_conf **out, char *err, size_t errlen);
+void ig_config_endpoint_free(struct ig_endpoint_conf *ep);
+
 #endif /* INFERGATE_CONFIG_H */
