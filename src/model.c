@@ -1,6 +1,8 @@
 /*
  * model.c - embedded K-Means, PCA and Linear Learner: model.json loading
- * (jansson) and per-row prediction with SageMaker's response shapes.
+ * (jansson) and per-row prediction with SageMaker's response shapes; and
+ * XGBoost, a booster of libxgboost loaded from XGBoost's own model file and
+ * predicted in place (XGBoosterPredictFromDense, thread-safe by design).
  *
  * Loading validates every field before it allocates anything sized by the
  * file: row counts and row lengths are checked against the caps and against
@@ -10,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <xgboost/c_api.h>
 
 #include "infergate/buf.h"
 #include "infergate/common.h"
@@ -38,6 +42,7 @@ struct ig_model {
     double *mean; /* PCA: dim values (zeros when absent); else NULL */
     double bias;
     double threshold;
+    BoosterHandle xgb; /* XGBoost only */
 };
 
 /* What a load reports its errors through. */
@@ -50,7 +55,9 @@ struct model_ctx {
 /* Longest piece of a file-supplied string quoted back in a message. */
 #define MODEL_QUOTE_MAX 64
 
-static const char *const model_algo_names[] = {"kmeans", "pca", "linear-learner"};
+static const char *const model_algo_names[] = {"kmeans", "pca", "linear-learner", "xgboost"};
+/* The algorithms a model.json may name (the first of model_algo_names). */
+#define MODEL_JSON_ALGOS 3u
 
 /* Keys each algorithm accepts; anything else is a mistake worth reporting. */
 static const char *const model_keys_kmeans[] = {"algorithm", "feature_dim", "centroids", NULL};
@@ -256,10 +263,10 @@ static int model_parse(const struct model_ctx *ctx, json_t *root, struct ig_mode
     if (!json_is_string(algo))
         return model_fail(ctx, IG_ERR_INVALID, "'algorithm' must be a string");
     s = json_string_value(algo);
-    for (a = 0; a < IG_ARRAY_SIZE(model_algo_names); a++)
+    for (a = 0; a < MODEL_JSON_ALGOS; a++)
         if (strcmp(s, model_algo_names[a]) == 0)
             break;
-    if (a == IG_ARRAY_SIZE(model_algo_names))
+    if (a == MODEL_JSON_ALGOS)
         return model_fail(ctx, IG_ERR_UNSUPPORTED,
                           "unknown algorithm '%.*s' (expected kmeans, pca or linear-learner)",
                           MODEL_QUOTE_MAX, s);
@@ -298,11 +305,191 @@ static int model_parse(const struct model_ctx *ctx, json_t *root, struct ig_mode
         return model_parse_matrix(ctx, root, "components", m->dim, &m->k, &m->mat);
     case IG_ALGO_LINEAR_LEARNER:
         return model_parse_ll(ctx, root, m);
+    case IG_ALGO_XGBOOST:
+        break;
     }
     return model_fail(ctx, IG_ERR_INVALID, "bad algorithm"); /* not reached */
 }
 
-static int model_load(const struct model_ctx *ctx, const char *buf, size_t len,
+/* ---- XGBoost ------------------------------------------------------------ */
+
+/* The prediction configuration: a normal prediction over every tree, one
+ * (1, outputs) array per row, NaN features missing (as the DMatrix of
+ * SageMaker's container has them). */
+static const char model_xgb_config[] =
+    "{\"type\":0,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,"
+    "\"strict_shape\":true,\"cache_id\":0,\"missing\":NaN}";
+
+/* The most outputs a row may have (classes of multi:softprob). */
+#define MODEL_XGB_MAX_OUT 10000u
+
+/*
+ * XGBGetLastError without its "[HH:MM:SS] /build/.../file.cc:123: " prefix
+ * and the stack trace after the first line: <out> gets the first line.
+ */
+static const char *model_xgb_err(char *out, size_t outlen)
+{
+    const char *e = XGBGetLastError(), *p, *nl;
+    size_t n;
+
+    if (e == NULL || *e == '\0')
+        e = "unknown XGBoost error";
+    if (e[0] == '[' && (p = strstr(e, "] ")) != NULL && p - e <= 16) {
+        const char *colon;
+
+        e = p + 2;
+        /* "path:line: " when there is one before the first space */
+        colon = strstr(e, ": ");
+        if (colon != NULL && memchr(e, ' ', (size_t)(colon - e)) == NULL)
+            e = colon + 2;
+    }
+    nl = strchr(e, '\n');
+    n = nl ? (size_t)(nl - e) : strlen(e);
+    while (n > 0 && (e[n - 1] == ' ' || e[n - 1] == ':' || e[n - 1] == '\r'))
+        n--;
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, e, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* XGBoosterPredictFromDense on one row of <dim> doubles; XGBoost's
+ * return code. <res> is XGBoost's thread-local storage of this thread:
+ * valid until its next prediction. */
+static int model_xgb_dense(BoosterHandle h, const double *x, uint32_t dim,
+                           const bst_ulong **shape, bst_ulong *ndim, const float **res)
+{
+    char arr[160];
+
+    snprintf(arr, sizeof(arr),
+             "{\"data\":[%" PRIuPTR ",true],\"shape\":[1,%" PRIu32
+             "],\"typestr\":\"<f8\",\"version\":3}",
+             (uintptr_t)x, dim);
+    return XGBoosterPredictFromDense(h, arr, model_xgb_config, NULL, shape, ndim, res);
+}
+
+/* Predict one row; *res gets m->k values. */
+static int model_xgb_run(const struct ig_model *m, const double *x, const float **res)
+{
+    const bst_ulong *shape = NULL;
+    bst_ulong ndim = 0;
+
+    if (model_xgb_dense(m->xgb, x, m->dim, &shape, &ndim, res) != 0)
+        return IG_ERR_IO;
+    if (ndim != 2 || shape[0] != 1 || shape[1] != m->k)
+        return IG_ERR_IO;
+    return 0;
+}
+
+/*
+ * Load an XGBoost model (binary, JSON or UBJSON, as XGBoost's save_model
+ * writes it) from buf[len]: nthread 1 (the worker threads are the
+ * parallelism), the feature count checked, and one prediction of a row of
+ * zeros, which configures the booster here, while one thread owns it, and
+ * tells how many values a row predicts.
+ */
+static int model_load_xgb(const struct model_ctx *ctx, const char *buf, size_t len,
+                          struct ig_model **out)
+{
+    char xerr[256];
+    struct ig_model *m = NULL;
+    bst_ulong nf = 0, ndim = 0;
+    const bst_ulong *shape = NULL;
+    const float *res;
+    double *zeros = NULL;
+    int rv;
+
+    *out = NULL;
+    m = ig_xcalloc(1, sizeof(*m));
+    m->algo = IG_ALGO_XGBOOST;
+    if (XGBoosterCreate(NULL, 0, &m->xgb) != 0) {
+        m->xgb = NULL;
+        rv = model_fail(ctx, IG_ERR_IO, "XGBoost: %s", model_xgb_err(xerr, sizeof(xerr)));
+        goto out;
+    }
+    if (XGBoosterLoadModelFromBuffer(m->xgb, buf, (bst_ulong)len) != 0) {
+        rv = model_fail(ctx, IG_ERR_INVALID,
+                        "neither a model.json nor an XGBoost model XGBoost can load: %s",
+                        model_xgb_err(xerr, sizeof(xerr)));
+        goto out;
+    }
+    if (XGBoosterSetParam(m->xgb, "nthread", "1") != 0) {
+        rv = model_fail(ctx, IG_ERR_INVALID, "XGBoost: %s", model_xgb_err(xerr, sizeof(xerr)));
+        goto out;
+    }
+    /* (This configures the booster: a model with no features and no trees
+     * fails here, XGBoost's message saying "0 feature is supplied".) */
+    if (XGBoosterGetNumFeature(m->xgb, &nf) != 0) {
+        rv = model_fail(ctx, IG_ERR_INVALID, "the XGBoost model's number of features: %s",
+                        model_xgb_err(xerr, sizeof(xerr)));
+        goto out;
+    }
+    if (nf == 0) {
+        rv = model_fail(ctx, IG_ERR_INVALID, "the XGBoost model has 0 features");
+        goto out;
+    }
+    if (nf > IG_MODEL_MAX_DIM) {
+        rv = model_fail(ctx, IG_ERR_TOOBIG, "the XGBoost model has %llu features, the cap is %u",
+                        (unsigned long long)nf, IG_MODEL_MAX_DIM);
+        goto out;
+    }
+    m->dim = (uint32_t)nf;
+    zeros = ig_try_malloc((size_t)m->dim * sizeof(*zeros));
+    if (zeros == NULL) {
+        rv = model_fail(ctx, IG_ERR_NOMEM, "out of memory for %u features", m->dim);
+        goto out;
+    }
+    for (uint32_t i = 0; i < m->dim; i++)
+        zeros[i] = 0.0;
+    if (model_xgb_dense(m->xgb, zeros, m->dim, &shape, &ndim, &res) != 0) {
+        rv = model_fail(ctx, IG_ERR_INVALID, "XGBoost cannot predict with this model: %s",
+                        model_xgb_err(xerr, sizeof(xerr)));
+        goto out;
+    }
+    if (ndim != 2 || shape[0] != 1 || shape[1] < 1 || shape[1] > MODEL_XGB_MAX_OUT) {
+        rv = model_fail(ctx, IG_ERR_UNSUPPORTED,
+                        "the XGBoost model predicts %llu dimensions of %llu values per row; "
+                        "supported: 1 to %u values",
+                        (unsigned long long)ndim,
+                        (unsigned long long)(ndim >= 2 ? shape[1] : 0), MODEL_XGB_MAX_OUT);
+        goto out;
+    }
+    m->k = (uint32_t)shape[1];
+    *out = m;
+    m = NULL;
+    rv = 0;
+out:
+    ig_free(&zeros);
+    ig_model_free(m);
+    return rv;
+}
+
+/*
+ * Not JSON text: XGBoost's binary format ("binf..." or the older raw
+ * header) or UBJSON ('{' then a type marker where JSON has '"' or '}').
+ * Empty input and input starting with '[' stay JSON (for its message).
+ */
+static int model_sniff_binary(const char *buf, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
+        i++;
+    if (i == len || buf[i] == '[')
+        return 0;
+    if (buf[i] != '{')
+        return 1;
+    i++;
+    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
+        i++;
+    return i < len && buf[i] != '"' && buf[i] != '}';
+}
+
+/* ---- loading, the entry points -------------------------------------------- */
+
+/* <xgb>: a file, which may hold an XGBoost model rather than a model.json. */
+static int model_load(const struct model_ctx *ctx, const char *buf, size_t len, int xgb,
                       struct ig_model **out)
 {
     struct ig_model *m = NULL;
@@ -313,13 +500,38 @@ static int model_load(const struct model_ctx *ctx, const char *buf, size_t len,
     *out = NULL;
     if (len > IG_MODEL_MAX_FILE)
         return model_fail(ctx, IG_ERR_TOOBIG, "%zu bytes, the cap is %u", len, IG_MODEL_MAX_FILE);
+    if (xgb && model_sniff_binary(buf, len))
+        return model_load_xgb(ctx, buf, len, out);
     root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL)
+    if (root == NULL) {
+        /* An XGBoost JSON model jansson does not take: XGBoost's message. */
+        if (xgb && memmem(buf, len, "\"learner\"", 9) != NULL &&
+            memmem(buf, len, "\"algorithm\"", 11) == NULL)
+            return model_load_xgb(ctx, buf, len, out);
         return model_fail(ctx, IG_ERR_INVALID, "invalid JSON at line %d column %d: %s", jerr.line,
                           jerr.column, jerr.text);
+    }
     if (!json_is_object(root)) {
         rv = model_fail(ctx, IG_ERR_INVALID, "the top level must be a JSON object");
         goto out;
+    }
+    if (xgb && json_object_get(root, "algorithm") == NULL &&
+        json_object_get(root, "learner") != NULL) {
+        /* XGBoost reads JSON only when it starts '{"': other spacing
+         * (pretty-printed by a tool) is written again, compact. */
+        char *compact;
+
+        if (buf[0] == '{' && len > 1 && buf[1] == '"') {
+            json_decref(root);
+            return model_load_xgb(ctx, buf, len, out);
+        }
+        compact = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        if (compact == NULL)
+            return model_fail(ctx, IG_ERR_NOMEM, "out of memory for the XGBoost JSON");
+        rv = model_load_xgb(ctx, compact, strlen(compact), out);
+        free(compact);
+        return rv;
     }
     m = ig_xcalloc(1, sizeof(*m));
     rv = model_parse(ctx, root, m);
@@ -338,7 +550,7 @@ int ig_model_load_json(const char *buf, size_t len, struct ig_model **out, char 
 {
     struct model_ctx ctx = {"model.json", err, errlen};
 
-    return model_load(&ctx, buf, len, out);
+    return model_load(&ctx, buf, len, 0, out);
 }
 
 int ig_model_load_file(const char *path, struct ig_model **out, char *err, size_t errlen)
@@ -386,7 +598,7 @@ int ig_model_load_file(const char *path, struct ig_model **out, char *err, size_
             break;
         len += (size_t)n;
     }
-    rv = model_load(&ctx, buf, len, out);
+    rv = model_load(&ctx, buf, len, 1, out);
 out:
     ig_free(&buf);
     close(fd);
@@ -399,6 +611,8 @@ void ig_model_free(struct ig_model *m)
         return;
     ig_free(&m->mat);
     ig_free(&m->mean);
+    if (m->xgb != NULL)
+        XGBoosterFree(m->xgb);
     free(m);
 }
 
@@ -434,6 +648,8 @@ const char *ig_model_not_finite_msg(const struct ig_model *m)
         [IG_ALGO_PCA] = "the model's output is not finite (overflow in the PCA projection).",
         [IG_ALGO_LINEAR_LEARNER] =
             "the model's output is not finite (overflow in the linear learner score).",
+        [IG_ALGO_XGBOOST] = "the model's output is not finite (XGBoost predicted NaN or "
+                            "infinity).",
     };
 
     return msgs[m->algo];
@@ -663,6 +879,42 @@ static int model_predict_pca(const struct ig_model *m, const double *x, int csv,
     return rv;
 }
 
+/*
+ * XGBoost: CSV "0.73" or "0.1,0.2,0.7" (one line per row, the class
+ * probabilities of multi:softprob on it), JSON {"score":0.73} or
+ * {"score":[0.1,0.2,0.7]}, as SageMaker's XGBoost container answers.
+ */
+static int model_predict_xgb(const struct ig_model *m, const double *x, int csv,
+                             struct ig_buf *out)
+{
+    const float *res = NULL;
+    size_t start = out->len;
+    int rv;
+
+    rv = model_xgb_run(m, x, &res);
+    if (rv < 0)
+        return rv;
+    for (uint32_t j = 0; j < m->k; j++)
+        if (!isfinite(res[j]))
+            return IG_MODEL_NOT_FINITE;
+    if (!csv)
+        rv = m->k == 1 ? ig_buf_append(out, "{\"score\":", 9)
+                       : ig_buf_append(out, "{\"score\":[", 10);
+    for (uint32_t j = 0; j < m->k && rv == 0; j++) {
+        if (j > 0)
+            rv = ig_buf_append_char(out, ',');
+        if (rv == 0)
+            rv = ig_buf_append_double(out, (double)res[j]);
+    }
+    if (!csv && rv == 0)
+        rv = m->k == 1 ? ig_buf_append_char(out, '}') : ig_buf_append(out, "]}", 2);
+    if (rv < 0 && out->len > start) { /* leave <out> as it was */
+        out->len = start;
+        out->data[start] = '\0';
+    }
+    return rv;
+}
+
 int ig_model_predict_row(const struct ig_model *m, const double *x, enum ig_format fmt,
                          struct ig_buf *out)
 {
@@ -687,6 +939,8 @@ int ig_model_predict_row(const struct ig_model *m, const double *x, enum ig_form
         return model_predict_pca(m, x, csv, out);
     case IG_ALGO_LINEAR_LEARNER:
         return model_predict_ll(m, x, csv, out);
+    case IG_ALGO_XGBOOST:
+        return model_predict_xgb(m, x, csv, out);
     }
     return IG_ERR_INVALID;
 }

@@ -1,7 +1,8 @@
 /*
  * model.h - the embedded built-in algorithms: K-Means, PCA and Linear
- * Learner, loaded from a model.json (DESIGN.md "Model artifacts") and
- * answering with the response shapes of SageMaker's built-in algorithms.
+ * Learner, loaded from a model.json (DESIGN.md "Model artifacts"), and
+ * XGBoost, loaded from XGBoost's own model file (libxgboost); all answer
+ * with the response shapes of SageMaker's built-in algorithms.
  *
  * A model is immutable once loaded: any number of threads may call the
  * accessors and ig_model_predict_row on the same model at once, with no
@@ -35,6 +36,7 @@ enum ig_algo {
     IG_ALGO_KMEANS = 0,
     IG_ALGO_PCA = 1,
     IG_ALGO_LINEAR_LEARNER = 2,
+    IG_ALGO_XGBOOST = 3, /* ig_model_load_file only */
 };
 
 struct ig_model; /* opaque, immutable after load */
@@ -54,10 +56,22 @@ int ig_model_load_json(const char *buf, size_t len, struct ig_model **out, char 
                        size_t errlen);
 
 /*
- * Read the model.json file at <path> and load it as ig_model_load_json
- * does; validation messages start with "PATH: " instead of "model.json: ".
+ * Read the model file at <path> (at most IG_MODEL_MAX_FILE bytes) and load
+ * it: a model.json as ig_model_load_json does, validation messages
+ * starting with "PATH: " instead of "model.json: "; or an XGBoost model
+ * (xgboost-model as SageMaker's XGBoost container writes it: XGBoost's
+ * binary, JSON or UBJSON format). The content decides, not the name: JSON
+ * text is a model.json unless it is an object with "learner" and without
+ * "algorithm" (XGBoost's JSON); anything else that is not JSON text
+ * (neither empty nor starting with '[', '{"' or '{}') goes to XGBoost.
+ * An XGBoost booster gets nthread=1 (the worker threads are the
+ * parallelism) and is tried once on a row of zeros here.
  * Errors: those of ig_model_load_json, and IG_ERR_IO ("cannot open PATH:
- * strerror", "cannot read PATH: strerror", "PATH: not a regular file").
+ * strerror", "cannot read PATH: strerror", "PATH: not a regular file");
+ * for XGBoost IG_ERR_INVALID "PATH: neither a model.json nor an XGBoost
+ * model XGBoost can load: <XGBoost's message>", "PATH: the XGBoost model
+ * has 0 features", IG_ERR_TOOBIG (more than IG_MODEL_MAX_DIM features),
+ * IG_ERR_UNSUPPORTED (an output shape other than 1..10000 values a row).
  */
 int ig_model_load_file(const char *path, struct ig_model **out, char *err, size_t errlen);
 
@@ -66,14 +80,16 @@ void ig_model_free(struct ig_model *m);
 
 enum ig_algo ig_model_algo(const struct ig_model *m);
 
-/* "kmeans", "pca" or "linear-learner" (static). */
+/* "kmeans", "pca", "linear-learner" or "xgboost" (static). */
 const char *ig_model_algo_name(const struct ig_model *m);
 
-/* feature_dim: the number of doubles ig_model_predict_row reads per row. */
+/* feature_dim (XGBoost: the booster's number of features): the number of
+ * doubles ig_model_predict_row reads per row. */
 uint32_t ig_model_dim(const struct ig_model *m);
 
-/* The number of centroids (K-Means), of components (PCA), or 1 (the weight
- * vector of Linear Learner). */
+/* The number of centroids (K-Means), of components (PCA), 1 (the weight
+ * vector of Linear Learner), or the values XGBoost predicts per row (1, or
+ * the number of classes of multi:softprob). */
 uint32_t ig_model_k(const struct ig_model *m);
 
 /* Top-level key of the JSON response (static): "projections" for PCA,
@@ -94,15 +110,21 @@ const char *ig_model_json_key(const struct ig_model *m);
  *           (score = w.x + b)
  * Linear Learner binary_classifier: {"score":0.4,"predicted_label":0}  CSV 0.4,0
  *           (score = 1 / (1 + exp(-(w.x + b))), label = score >= threshold)
+ * XGBoost:  {"score":0.7310585975646973}                          CSV 0.7310585975646973
+ *           multi:softprob {"score":[0.1,0.2,0.7]}                CSV 0.1,0.2,0.7
+ *           (XGBoost's float32 output, as SageMaker's XGBoost container
+ *           answers; features are cast to float32, NaN is missing)
  * Numbers are written by ig_fmt_double (shortest round-trip). A response
  * is always JSON (or CSV) numbers: when the output is not finite (finite
  * inputs can still overflow: huge weights times huge features, a K-Means
  * distance or a PCA projection past 1.8e308), nothing is written and the
  * row fails with IG_MODEL_NOT_FINITE. (A binary classifier's infinite
  * score still has a sigmoid, 0.0 or 1.0; only inf - inf fails it.)
- * Pure and thread-safe. Returns 0, or the ig_buf error (IG_ERR_TOOBIG,
- * IG_ERR_NOMEM), or IG_MODEL_NOT_FINITE, with <out> left exactly as it
- * was; IG_ERR_INVALID for an unknown <fmt>.
+ * Pure and thread-safe (XGBoost: in-place prediction, which XGBoost
+ * documents as thread-safe and lock-free). Returns 0, or the ig_buf error
+ * (IG_ERR_TOOBIG, IG_ERR_NOMEM), or IG_MODEL_NOT_FINITE, with <out> left
+ * exactly as it was; IG_ERR_INVALID for an unknown <fmt>; IG_ERR_IO when
+ * XGBoost fails to predict (not expected once the model loaded).
  */
 int ig_model_predict_row(const struct ig_model *m, const double *x, enum ig_format fmt,
                          struct ig_buf *out);

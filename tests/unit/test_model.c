@@ -1,7 +1,9 @@
 /*
  * test_model.c - embedded K-Means, PCA and Linear Learner: model.json
  * validation (every error with its exact message) and predictions against
- * hand-computed values, plus the shipped demo model against numpy.
+ * hand-computed values, plus the shipped demo model against numpy; XGBoost
+ * models (tests/data/xgb-*, written by tests/data/xgb-gen.c) against the
+ * predictions XGBoost itself made of them.
  *
  * Run from the repository root (make test-unit does), or set IG_SRCDIR.
  */
@@ -859,6 +861,338 @@ static void test_load_file_errors(void **state)
     unlink(path);
 }
 
+/* ---- XGBoost -------------------------------------------------------------- */
+
+/*
+ * Expected values: printed by tests/data/xgb-gen.c, which wrote the models
+ * (XGBoosterPredict on a float32 DMatrix of these rows, the model loaded
+ * afresh from its file; each value the shortest decimal that reads back to
+ * XGBoost's float32 as a double):
+ *   cc -std=c11 -o /tmp/xgb-gen tests/data/xgb-gen.c -lxgboost -lm
+ *   /tmp/xgb-gen tests/data            (Debian libxgboost 1.7.4)
+ */
+#define XGB_NTEST 4
+static const double xgb_rows[XGB_NTEST][3] = {
+    {0, 0, 0}, {1, 2, 3}, {-1.5, 0.25, 4}, {5, -3, 0.5}};
+static const char *const xgb_binary_want[XGB_NTEST] = {
+    "0.7796534299850464", "0.6477199196815491", "0.22329078614711761", "0.7798811793327332"};
+static const char *const xgb_regression_want[XGB_NTEST] = {
+    "1.394576072692871", "1.2445822954177856", "-1.1384577751159668", "5.309835910797119"};
+static const char *const xgb_multi_want[XGB_NTEST] = {
+    "0.3555655777454376,0.28076595067977905,0.3636685311794281",
+    "0.38421398401260376,0.4164087772369385,0.19937720894813538",
+    "0.7177814245223999,0.14050713181495667,0.14171147346496582",
+    "0.24871960282325745,0.12372762709856033,0.6275527477264404"};
+
+static void check_xgb(const char *rel, uint32_t k, const char *const *want)
+{
+    struct ig_model *m = load_file_ok(rel);
+    char json[256];
+    struct ig_buf b;
+
+    assert_int_equal(ig_model_algo(m), IG_ALGO_XGBOOST);
+    assert_string_equal(ig_model_algo_name(m), "xgboost");
+    assert_string_equal(ig_model_json_key(m), "predictions");
+    assert_int_equal(ig_model_dim(m), 3);
+    assert_int_equal(ig_model_k(m), k);
+    ig_buf_init(&b, 4096);
+    for (int r = 0; r < XGB_NTEST; r++) {
+        ig_buf_reset(&b);
+        assert_int_equal(ig_model_predict_row(m, xgb_rows[r], IG_FMT_CSV, &b), 0);
+        assert_string_equal(b.data, want[r]);
+        if (k == 1)
+            snprintf(json, sizeof(json), "{\"score\":%s}", want[r]);
+        else
+            snprintf(json, sizeof(json), "{\"score\":[%s]}", want[r]);
+        ig_buf_reset(&b);
+        assert_int_equal(ig_model_predict_row(m, xgb_rows[r], IG_FMT_JSON, &b), 0);
+        assert_string_equal(b.data, json);
+        ig_buf_reset(&b);
+        assert_int_equal(ig_model_predict_row(m, xgb_rows[r], IG_FMT_JSONL, &b), 0);
+        assert_string_equal(b.data, json);
+    }
+    /* Appends; an unknown format is refused. */
+    ig_buf_reset(&b);
+    assert_int_equal(ig_buf_append(&b, "x,", 2), 0);
+    assert_int_equal(ig_model_predict_row(m, xgb_rows[0], IG_FMT_CSV, &b), 0);
+    assert_memory_equal(b.data, "x,", 2);
+    assert_string_equal(b.data + 2, want[0]);
+    assert_int_equal(ig_model_predict_row(m, xgb_rows[0], IG_FMT_COUNT, &b), IG_ERR_INVALID);
+    /* A row that does not fit leaves the buffer as it was. */
+    {
+        struct ig_buf small;
+
+        ig_buf_init(&small, 8);
+        assert_int_equal(ig_buf_append(&small, "ab", 2), 0);
+        assert_int_equal(ig_model_predict_row(m, xgb_rows[1], IG_FMT_JSON, &small),
+                         IG_ERR_TOOBIG);
+        assert_int_equal(small.len, 2);
+        assert_string_equal(small.data, "ab");
+        ig_buf_clear(&small);
+    }
+    ig_buf_clear(&b);
+    ig_model_free(m);
+}
+
+/* XGBoost's binary format, as SageMaker's container saves xgboost-model. */
+static void test_xgb_binary(void **state)
+{
+    (void)state;
+    check_xgb("tests/data/xgb-binary.model", 1, xgb_binary_want);
+}
+
+/* XGBoost's JSON format: JSON, but not a model.json. */
+static void test_xgb_regression_json(void **state)
+{
+    (void)state;
+    check_xgb("tests/data/xgb-regression.json", 1, xgb_regression_want);
+}
+
+/* multi:softprob in UBJSON: the class probabilities on one line. */
+static void test_xgb_multi_ubj(void **state)
+{
+    (void)state;
+    check_xgb("tests/data/xgb-multi.ubj", 3, xgb_multi_want);
+}
+
+/* NaN is a missing feature, as in SageMaker's container (not an error). */
+static void test_xgb_missing(void **state)
+{
+    struct ig_model *m = load_file_ok("tests/data/xgb-binary.model");
+    double x[3] = {NAN, NAN, NAN};
+    struct ig_buf b;
+
+    (void)state;
+    ig_buf_init(&b, 4096);
+    assert_int_equal(ig_model_predict_row(m, x, IG_FMT_CSV, &b), 0);
+    assert_true(b.len > 0 && strtod(b.data, NULL) > 0.0 && strtod(b.data, NULL) < 1.0);
+    ig_buf_clear(&b);
+    ig_model_free(m);
+}
+
+/* Several worker threads predicting on one booster give the same bytes. */
+struct xgb_thread {
+    const struct ig_model *m;
+    const char *want;
+    int ok;
+};
+
+#define XGB_THREAD_ROWS 2000
+
+static void xgb_predict_all(const struct ig_model *m, struct ig_buf *b, int *ok)
+{
+    for (int r = 0; r < XGB_THREAD_ROWS; r++) {
+        double x[3] = {(double)(r % 13) - 6.0, (double)(r % 7) * 0.5 - 1.5,
+                       (double)(r % 5) - 2.0};
+
+        if (ig_model_predict_row(m, x, r % 2 ? IG_FMT_JSONL : IG_FMT_CSV, b) != 0 ||
+            ig_buf_append_char(b, '\n') != 0)
+            *ok = 0;
+    }
+}
+
+static void *xgb_thread_run(void *p)
+{
+    struct xgb_thread *a = p;
+    struct ig_buf b;
+
+    ig_buf_init(&b, 1 << 24);
+    a->ok = 1;
+    for (int rep = 0; rep < 3; rep++) {
+        ig_buf_reset(&b);
+        xgb_predict_all(a->m, &b, &a->ok);
+        if (b.len != strlen(a->want) || memcmp(b.data, a->want, b.len) != 0)
+            a->ok = 0;
+    }
+    ig_buf_clear(&b);
+    return NULL;
+}
+
+static void test_xgb_concurrent(void **state)
+{
+    static const char *const files[] = {"tests/data/xgb-binary.model",
+                                        "tests/data/xgb-multi.ubj"};
+
+    (void)state;
+    for (size_t f = 0; f < IG_ARRAY_SIZE(files); f++) {
+        struct ig_model *m = load_file_ok(files[f]);
+        struct xgb_thread args[4];
+        pthread_t th[4];
+        struct ig_buf want;
+        int ok = 1;
+
+        ig_buf_init(&want, 1 << 24);
+        xgb_predict_all(m, &want, &ok);
+        assert_int_equal(ok, 1);
+        for (int i = 0; i < 4; i++) {
+            args[i] = (struct xgb_thread){m, want.data, 0};
+            assert_int_equal(pthread_create(&th[i], NULL, xgb_thread_run, &args[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(pthread_join(th[i], NULL), 0);
+            assert_int_equal(args[i].ok, 1);
+        }
+        ig_buf_clear(&want);
+        ig_model_free(m);
+    }
+}
+
+/* The bytes of a test data file (NUL-terminated). */
+static char *read_data(const char *rel, size_t *len)
+{
+    FILE *f = fopen(test_path(rel), "rb");
+    char *buf;
+
+    assert_non_null(f);
+    buf = calloc(1, 1 << 20);
+    assert_non_null(buf);
+    *len = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    return buf;
+}
+
+/* Write <len> bytes to a new temporary file; its path in <path>. */
+static void write_tmp(char *path, size_t pathlen, const char *buf, size_t len)
+{
+    char tmpl[] = "/tmp/test_model_xgb_XXXXXX";
+    int fd = mkstemp(tmpl);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, buf, len), (ssize_t)len);
+    close(fd);
+    snprintf(path, pathlen, "%s", tmpl);
+}
+
+/* Replace the first <from> in <s> (NUL-terminated, room for it) by <to>. */
+static void replace(char *s, const char *from, const char *to)
+{
+    char *p = strstr(s, from);
+    size_t fl = strlen(from), tl = strlen(to);
+
+    assert_non_null(p);
+    memmove(p + tl, p + fl, strlen(p + fl) + 1);
+    memcpy(p, to, tl);
+}
+
+/* Load <buf> as a file: the result, the message after "PATH: " in <msg>. */
+static int load_tmp(const char *buf, size_t len, char *msg, size_t msglen)
+{
+    char path[64], err[1024] = "";
+    struct ig_model *m = NULL;
+    size_t pl;
+    int rv;
+
+    write_tmp(path, sizeof(path), buf, len);
+    rv = ig_model_load_file(path, &m, err, sizeof(err));
+    unlink(path);
+    if (rv == 0) {
+        assert_non_null(m);
+        ig_model_free(m);
+        snprintf(msg, msglen, "%s", "");
+        return 0;
+    }
+    assert_null(m);
+    pl = strlen(path);
+    assert_memory_equal(err, path, pl);
+    assert_memory_equal(err + pl, ": ", 2);
+    snprintf(msg, msglen, "%s", err + pl + 2);
+    return rv;
+}
+
+static void test_xgb_load_errors(void **state)
+{
+    static const char garbage[] = "\x01\x02\x03 not a model at all \xff\xfe";
+    char msg[1024];
+    size_t len, jlen;
+    char *js = read_data("tests/data/xgb-regression.json", &jlen);
+    char *bin;
+
+    (void)state;
+    /* Bytes that are neither. */
+    assert_int_equal(load_tmp(garbage, sizeof(garbage) - 1, msg, sizeof(msg)), IG_ERR_INVALID);
+    print_message("garbage: %s\n", msg);
+    assert_true(strncmp(msg, "neither a model.json nor an XGBoost model XGBoost can load: ",
+                        60) == 0);
+    assert_null(strchr(msg, '\n'));
+    /* A truncated binary model. */
+    bin = read_data("tests/data/xgb-binary.model", &len);
+    assert_int_equal(load_tmp(bin, len / 2, msg, sizeof(msg)), IG_ERR_INVALID);
+    print_message("truncated: %s\n", msg);
+    assert_true(strncmp(msg, "neither a model.json nor an XGBoost model XGBoost can load: ",
+                        60) == 0);
+    free(bin);
+    /* XGBoost's JSON with something wrong in it. */
+    assert_int_equal(load_tmp("{\"learner\":{}}", 14, msg, sizeof(msg)), IG_ERR_INVALID);
+    print_message("bad learner: %s\n", msg);
+    assert_true(strncmp(msg, "neither a model.json nor an XGBoost model XGBoost can load: ",
+                        60) == 0);
+    /* A model.json stays a model.json: its own messages. */
+    assert_int_equal(load_tmp("{\"algorithm\":\"pca\",\"learner\":1}", 31, msg, sizeof(msg)),
+                     IG_ERR_INVALID);
+    assert_string_equal(msg, "unknown key 'learner' for algorithm pca");
+    assert_int_equal(load_tmp("  {\"algorithm\":", 15, msg, sizeof(msg)), IG_ERR_INVALID);
+    assert_string_equal(msg,
+                        "invalid JSON at line 1 column 15: unexpected token near end of file");
+    assert_int_equal(load_tmp("{}", 2, msg, sizeof(msg)), IG_ERR_INVALID);
+    assert_string_equal(msg, "missing 'algorithm'");
+    /* XGBoost's JSON loads whatever its spacing. */
+    {
+        char *sp = calloc(1, jlen + 8);
+
+        assert_non_null(sp);
+        memcpy(sp, "\n { ", 4);
+        memcpy(sp + 4, js + 1, jlen - 1);
+        assert_int_equal(load_tmp(sp, jlen + 3, msg, sizeof(msg)), 0);
+        free(sp);
+    }
+    /* 0 features: xgb-nofeatures.json is xgb-regression.json with no trees
+     * and num_feature "0" (with trees XGBoost counts their features). */
+    bin = read_data("tests/data/xgb-nofeatures.json", &len);
+    assert_int_equal(load_tmp(bin, len, msg, sizeof(msg)), IG_ERR_INVALID);
+    assert_string_equal(msg, "the XGBoost model's number of features: Check failed: "
+                             "mparam_.num_feature != 0 (0 vs. 0) : 0 feature is supplied.  Are "
+                             "you using raw Booster interface?");
+    free(bin);
+    /* More features than the cap. */
+    replace(js, "\"num_feature\":\"3\",\"num_target\"",
+            "\"num_feature\":\"100001\",\"num_target\"");
+    assert_int_equal(load_tmp(js, strlen(js), msg, sizeof(msg)), IG_ERR_TOOBIG);
+    assert_string_equal(msg, "the XGBoost model has 100001 features, the cap is 100000");
+    replace(js, "\"num_feature\":\"100001\"", "\"num_feature\":\"100000\"");
+    assert_int_equal(load_tmp(js, strlen(js), msg, sizeof(msg)), 0);
+    free(js);
+}
+
+/* A model whose output overflows float32: the row fails, <out> untouched. */
+static void test_xgb_not_finite(void **state)
+{
+    char path[64], err[ERRLEN] = "";
+    struct ig_model *m = NULL;
+    struct ig_buf b;
+    size_t len;
+    char *js = read_data("tests/data/xgb-regression.json", &len);
+
+    (void)state;
+    /* Tree 0's four leaves and the base score: 3e38 each, whose sum is past
+     * FLT_MAX. */
+    replace(js, "\"base_score\":\"5E-1\"", "\"base_score\":\"3E38\"");
+    replace(js, "-2.3333333E0,-1.0625E0,2.75E-1,2.1517856E0", "3E38,3E38,3E38,3E38");
+    write_tmp(path, sizeof(path), js, strlen(js));
+    assert_int_equal(ig_model_load_file(path, &m, err, sizeof(err)), 0);
+    unlink(path);
+    ig_buf_init(&b, 4096);
+    assert_int_equal(ig_buf_append(&b, "keep", 4), 0);
+    for (enum ig_format f = IG_FMT_CSV; f < IG_FMT_COUNT; f++) {
+        assert_int_equal(ig_model_predict_row(m, xgb_rows[0], f, &b), IG_MODEL_NOT_FINITE);
+        assert_string_equal(b.data, "keep");
+    }
+    assert_string_equal(ig_model_not_finite_msg(m),
+                        "the model's output is not finite (XGBoost predicted NaN or infinity).");
+    ig_buf_clear(&b);
+    ig_model_free(m);
+    free(js);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -882,6 +1216,13 @@ int main(void)
         cmocka_unit_test(test_load_size_cap),
         cmocka_unit_test(test_load_err_buffer),
         cmocka_unit_test(test_load_file_errors),
+        cmocka_unit_test(test_xgb_binary),
+        cmocka_unit_test(test_xgb_regression_json),
+        cmocka_unit_test(test_xgb_multi_ubj),
+        cmocka_unit_test(test_xgb_missing),
+        cmocka_unit_test(test_xgb_concurrent),
+        cmocka_unit_test(test_xgb_load_errors),
+        cmocka_unit_test(test_xgb_not_finite),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
