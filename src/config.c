@@ -19,6 +19,7 @@
  * knows the line and the section without trusting inih's copies.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "infergate/common.h"
 #include "infergate/config.h"
@@ -91,6 +93,21 @@ static const struct config_opt config_global[] = {
      "HOST:PORT", "main listener; HOST may be [IPv6]; port 0 takes any free port"},
     {"admin_listen", CONFIG_STR, G(admin_listen), 0, 0, "", CONFIG_ANYWHERE,
      config_check_listen_opt, "HOST:PORT", "admin API listener; empty: on the main listener"},
+    {"admin_on_main", CONFIG_BOOL, G(admin_on_main), 0, 0, "off", CONFIG_ANYWHERE, NULL, "on|off",
+     "serve the admin API on the main listener as well as on admin_listen"},
+    {"admin_auth", CONFIG_BOOL, G(admin_auth), 0, 0, "on", CONFIG_ANYWHERE, NULL, "on|off",
+     "admin API requests must be SigV4-signed with a configured key; off only when the admin "
+     "API listens on loopback alone"},
+    {"admin_access_key", CONFIG_STR, G(admin_access_key), 0, 0, "", CONFIG_ANYWHERE, NULL, "KEY",
+     "an access key id accepted by SigV4 verification (set together with admin_secret_key)"},
+    {"admin_secret_key", CONFIG_STR, G(admin_secret_key), 0, 0, "", CONFIG_ANYWHERE, NULL,
+     "SECRET", "the secret access key of admin_access_key"},
+    {"admin_keys_file", CONFIG_STR, G(admin_keys_file), 0, 0, "", CONFIG_ANYWHERE, NULL, "FILE",
+     "more keys: lines \"ACCESS_KEY SECRET [SESSION_TOKEN]\", '#' comments, at most 1000"},
+    {"data_auth", CONFIG_BOOL, G(data_auth), 0, 0, "off", CONFIG_ANYWHERE, NULL, "on|off",
+     "verify SigV4 on the data plane (InvokeEndpoint) too, against the same keys"},
+    {"auth_skew_s", CONFIG_U32, G(auth_skew_s), 1, 3600, "300", CONFIG_ANYWHERE, NULL, "S",
+     "largest difference allowed between a request's X-Amz-Date and our clock"},
     {"data_dir", CONFIG_STR, G(data_dir), 0, 0, "./var", CONFIG_ANYWHERE, config_check_nonempty,
      "DIR", "state directory (embedded redis-server socket and data)"},
     {"redis_url", CONFIG_STR, G(redis_url), 0, 0, "", CONFIG_ANYWHERE, NULL, "URL",
@@ -911,6 +928,68 @@ static const char *config_origin(struct config_load *st, const char *name)
     return st->origin[o - config_global];
 }
 
+/* HOST of a HOST:PORT listen value is loopback: 127.0.0.0/8, [::1] or
+ * localhost (no name is resolved). */
+static int config_listen_is_loopback(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    char host[64];
+    size_t n;
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (colon == NULL || (n = (size_t)(colon - v)) == 0 || n >= sizeof(host))
+        return 0;
+    memcpy(host, v, n);
+    host[n] = '\0';
+    if (strcasecmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host[n - 1] = '\0';
+        return inet_pton(AF_INET6, host + 1, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+    }
+    return 0;
+}
+
+/* The authentication options: admin_auth = off only when the admin API is
+ * reachable from loopback alone; key and secret set together. (The keys
+ * file, and "at least one key when admin_auth or data_auth is on", are
+ * checked by ig_auth_new(), which --check-config must call.) */
+static void config_check_auth(struct config_load *st)
+{
+    const struct ig_config *cfg = st->cfg;
+    int ak = cfg->admin_access_key[0] != '\0', sk = cfg->admin_secret_key[0] != '\0';
+    int on_main = cfg->admin_listen[0] == '\0' || cfg->admin_on_main;
+
+    if (ak && !sk)
+        config_fail(st,
+                    "%s: admin_access_key is set but admin_secret_key is empty (set both or "
+                    "neither)",
+                    config_origin(st, "admin_access_key"));
+    else if (sk && !ak)
+        config_fail(st,
+                    "%s: admin_secret_key is set but admin_access_key is empty (set both or "
+                    "neither)",
+                    config_origin(st, "admin_secret_key"));
+    else if (!cfg->admin_auth && cfg->admin_listen[0] != '\0' &&
+             !config_listen_is_loopback(cfg->admin_listen))
+        config_fail(st,
+                    "%s: admin_auth = off, but admin_listen '%s' is not a loopback address "
+                    "(127.0.0.0/8, [::1], localhost): the admin API would be open to the "
+                    "network; turn admin_auth on with a key, or listen on loopback",
+                    config_origin(st, "admin_auth"), cfg->admin_listen);
+    else if (!cfg->admin_auth && on_main && !config_listen_is_loopback(cfg->listen))
+        config_fail(st,
+                    "%s: admin_auth = off, but the admin API is on the main listener (%s) and "
+                    "listen '%s' is not a loopback address (127.0.0.0/8, [::1], localhost): "
+                    "turn admin_auth on with a key, or set admin_listen to a loopback address",
+                    config_origin(st, "admin_auth"),
+                    cfg->admin_on_main ? "admin_on_main = on" : "admin_listen is empty",
+                    cfg->listen);
+}
+
 static void config_check_all(struct config_load *st)
 {
     const struct ig_config *cfg = st->cfg;
@@ -976,6 +1055,8 @@ int ig_config_load(struct ig_config *cfg, int argc, char **argv, char **envp, ch
     config_cli(st, argc, argv, 0);
     if (!st->failed)
         config_check_all(st);
+    if (!st->failed)
+        config_check_auth(st);
 out:
     if (st->failed) {
         ig_config_clear(cfg);

@@ -378,7 +378,7 @@ static int sigv4_collect_hdrs(const struct ig_sigv4_in *in, int has_token, struc
                                 rc == IG_ERR_TOOBIG ? "value longer than 65536 bytes"
                                                     : "value NULL or with a control character");
         nlen = strlen(h->name);
-        for (k = 0; k < IG_ARRAY_SIZE(sigv4_unsigned); k++)
+        for (k = 0; !in->sign_listed_hdrs && k < IG_ARRAY_SIZE(sigv4_unsigned); k++)
             skip |= sigv4_name_is(h->name, nlen, sigv4_unsigned[k]);
         /* The signer's own values replace these (botocore does the same). */
         skip |= sigv4_name_is(h->name, nlen, "authorization") ||

@@ -55,6 +55,19 @@ struct ig_config {
     int version;              /* --version given: print the version and exit 0 */
     char *listen;             /* "127.0.0.1:8080"; HOST:PORT, HOST may be [v6]; port 0 = any */
     char *admin_listen;       /* "" = admin API on the main listener */
+    int admin_on_main;        /* 0 (off, default) or 1: the admin API on the main listener too */
+    int admin_auth;           /* 1 (on, default): admin requests must carry a valid SigV4
+                                 signature; off only when every listener serving the admin API
+                                 is loopback (127.0.0.0/8, [::1], localhost) */
+    char *admin_access_key;   /* "" = none; admin_access_key and admin_secret_key both set or
+                                 both "" */
+    char *admin_secret_key;   /* the secret of admin_access_key (prefer admin_keys_file) */
+    char *admin_keys_file;    /* "" = none; lines "ACCESS_KEY SECRET [SESSION_TOKEN]", '#'
+                                 comments; read by ig_auth_new() (src/auth.c): at most 1000
+                                 keys, 4096-byte lines */
+    int data_auth;            /* 0 (off, default) or 1: InvokeEndpoint is verified too, against
+                                 the same keys */
+    uint32_t auth_skew_s;     /* 300, 1..3600: X-Amz-Date may differ from our clock this much */
     char *data_dir;           /* "./var" */
     char *redis_url;          /* "" = embedded redis-server */
     char *tls_cert;           /* "" = cleartext; tls_cert and tls_key both set or both "" */

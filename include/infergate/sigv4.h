@@ -67,6 +67,9 @@ struct ig_sigv4_in {
     struct ig_sigv4_key_cache *key_cache; /* NULL: derive the signing key every call */
     unsigned presign_expires; /* 0: sign for the Authorization header; 1..604800: presign
                                * (query auth, seconds valid): out.presigned_query */
+    int sign_listed_hdrs; /* verifying (auth.c): <hdrs> are exactly the headers the client
+                           * listed in SignedHeaders; none is skipped for being on the
+                           * never-signed list below (Authorization and X-Amz-Date still are) */
 };
 
 struct ig_sigv4_out {

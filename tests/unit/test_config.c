@@ -1178,6 +1178,124 @@ static void test_budget_options(void **state)
                       ":1: min_rate_bytes: 67108865 is out of range 1..67108864");
 }
 
+/* ---- authentication options ------------------------------------------- */
+
+static void test_auth_options(void **state)
+{
+    static const char *const loopback[] = {"127.0.0.1:9000", "127.255.0.9:9000", "[::1]:9000",
+                                           "localhost:9000", "LocalHost:0"};
+    static const char *const open[] = {"0.0.0.0:9000", "10.0.0.1:9000", "[::]:9000",
+                                       "[::ffff:127.0.0.1]:9000", "example.com:9000",
+                                       "128.0.0.1:9000"};
+    struct ig_config cfg;
+    char text[256], suffix[512], err[512];
+
+    (void)state;
+    /* defaults */
+    assert_int_equal(load(&cfg, no_env, err, sizeof(err), NULL), 0);
+    assert_int_equal(cfg.admin_on_main, 0);
+    assert_int_equal(cfg.admin_auth, 1);
+    assert_string_equal(cfg.admin_access_key, "");
+    assert_string_equal(cfg.admin_secret_key, "");
+    assert_string_equal(cfg.admin_keys_file, "");
+    assert_int_equal(cfg.data_auth, 0);
+    assert_int_equal(cfg.auth_skew_s, 300);
+    ig_config_clear(&cfg);
+
+    /* every option from the file */
+    load_text_ok(&cfg, "admin_listen = 127.0.0.1:9000\nadmin_on_main = on\nadmin_auth = on\n"
+                       "admin_access_key = AKID\nadmin_secret_key = SECRET\n"
+                       "admin_keys_file = /etc/infergate/keys\ndata_auth = on\n"
+                       "auth_skew_s = 3600\n");
+    assert_int_equal(cfg.admin_on_main, 1);
+    assert_int_equal(cfg.admin_auth, 1);
+    assert_string_equal(cfg.admin_access_key, "AKID");
+    assert_string_equal(cfg.admin_secret_key, "SECRET");
+    assert_string_equal(cfg.admin_keys_file, "/etc/infergate/keys");
+    assert_int_equal(cfg.data_auth, 1);
+    assert_int_equal(cfg.auth_skew_s, 3600);
+    ig_config_clear(&cfg);
+
+    /* admin_auth = off: every listener serving the admin API on loopback */
+    for (size_t i = 0; i < IG_ARRAY_SIZE(loopback); i++) {
+        snprintf(text, sizeof(text), "listen = %s\nadmin_auth = off\n", loopback[i]);
+        load_text_ok(&cfg, text); /* admin API on the main listener (admin_listen empty) */
+        assert_int_equal(cfg.admin_auth, 0);
+        ig_config_clear(&cfg);
+        snprintf(text, sizeof(text),
+                 "listen = 0.0.0.0:8080\nadmin_listen = %s\nadmin_auth = off\n", loopback[i]);
+        load_text_ok(&cfg, text); /* the main listener is open, but has no admin API */
+        ig_config_clear(&cfg);
+        snprintf(text, sizeof(text),
+                 "listen = %s\nadmin_listen = %s\nadmin_on_main = on\nadmin_auth = off\n",
+                 loopback[i], loopback[i]);
+        load_text_ok(&cfg, text);
+        ig_config_clear(&cfg);
+    }
+    for (size_t i = 0; i < IG_ARRAY_SIZE(open); i++) {
+        snprintf(text, sizeof(text), "listen = %s\nadmin_auth = off\n", open[i]);
+        snprintf(suffix, sizeof(suffix),
+                 ":2: admin_auth = off, but the admin API is on the main listener (admin_listen "
+                 "is empty) and listen '%s' is not a loopback address (127.0.0.0/8, [::1], "
+                 "localhost): turn admin_auth on with a key, or set admin_listen to a loopback "
+                 "address",
+                 open[i]);
+        expect_file_error(text, suffix);
+        snprintf(text, sizeof(text), "admin_auth = off\nadmin_listen = %s\n", open[i]);
+        snprintf(suffix, sizeof(suffix),
+                 ":1: admin_auth = off, but admin_listen '%s' is not a loopback address "
+                 "(127.0.0.0/8, [::1], localhost): the admin API would be open to the network; "
+                 "turn admin_auth on with a key, or listen on loopback",
+                 open[i]);
+        expect_file_error(text, suffix);
+        snprintf(text, sizeof(text),
+                 "listen = %s\nadmin_listen = 127.0.0.1:9000\nadmin_on_main = on\n"
+                 "admin_auth = off\n",
+                 open[i]);
+        snprintf(suffix, sizeof(suffix),
+                 ":4: admin_auth = off, but the admin API is on the main listener (admin_on_main "
+                 "= on) and listen '%s' is not a loopback address (127.0.0.0/8, [::1], "
+                 "localhost): turn admin_auth on with a key, or set admin_listen to a loopback "
+                 "address",
+                 open[i]);
+        expect_file_error(text, suffix);
+        /* with admin_auth on, any listener is fine */
+        snprintf(text, sizeof(text), "listen = %s\nadmin_listen = %s\nadmin_on_main = on\n",
+                 open[i], open[i]);
+        load_text_ok(&cfg, text);
+        ig_config_clear(&cfg);
+    }
+    /* the origin of admin_auth is named: the command line */
+    {
+        char path[128];
+
+        write_file("a.conf", "listen = 0.0.0.0:8080\n", path, sizeof(path));
+        assert_int_equal(load(&cfg, no_env, err, sizeof(err), "--config", path, "--admin-auth",
+                              "off", NULL),
+                         IG_ERR_CONFIG);
+        assert_string_equal(err,
+                            "command line: --admin-auth: admin_auth = off, but the admin API is "
+                            "on the main listener (admin_listen is empty) and listen "
+                            "'0.0.0.0:8080' is not a loopback address (127.0.0.0/8, [::1], "
+                            "localhost): turn admin_auth on with a key, or set admin_listen to a "
+                            "loopback address");
+    }
+
+    /* the key pair */
+    expect_file_error("admin_access_key = AKID\n",
+                      ":1: admin_access_key is set but admin_secret_key is empty (set both or "
+                      "neither)");
+    expect_file_error("\nadmin_secret_key = S\n",
+                      ":2: admin_secret_key is set but admin_access_key is empty (set both or "
+                      "neither)");
+    /* ranges and booleans */
+    expect_file_error("auth_skew_s = 0\n", ":1: auth_skew_s: 0 is out of range 1..3600");
+    expect_file_error("auth_skew_s = 3601\n", ":1: auth_skew_s: 3601 is out of range 1..3600");
+    expect_file_error("admin_auth = maybe\n", ":1: admin_auth: 'maybe' is not one of on|off");
+    expect_file_error("data_auth = 1\n", ":1: data_auth: '1' is not one of on|off");
+    expect_file_error("admin_on_main = yes\n", ":1: admin_on_main: 'yes' is not one of on|off");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1209,6 +1327,7 @@ int main(void)
         cmocka_unit_test(test_cli_errors),
         cmocka_unit_test(test_tls_pair_origin),
         cmocka_unit_test(test_error_truncated),
+        cmocka_unit_test(test_auth_options),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
