@@ -25,17 +25,20 @@
 #define NROWS 48
 #define NFEAT 3
 
-#define CHECK(call)                                                                         \
-    do {                                                                                    \
-        if ((call) != 0) {                                                                  \
-            fprintf(stderr, "%s: %s\n", #call, XGBGetLastError());                         \
-            exit(1);                                                                        \
-        }                                                                                   \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        if ((call) != 0) {                                                                         \
+            fprintf(stderr, "%s: %s\n", #call, XGBGetLastError());                                 \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* The rows the tests predict. */
 static const float test_rows[][NFEAT] = {
-    {0.0f, 0.0f, 0.0f}, {1.0f, 2.0f, 3.0f}, {-1.5f, 0.25f, 4.0f}, {5.0f, -3.0f, 0.5f},
+    {0.0f, 0.0f, 0.0f},
+    {1.0f, 2.0f, 3.0f},
+    {-1.5f, 0.25f, 4.0f},
+    {5.0f, -3.0f, 0.5f},
 };
 #define NTEST (sizeof(test_rows) / sizeof(test_rows[0]))
 
@@ -49,8 +52,7 @@ static void shortest(char *out, size_t len, double v)
     }
 }
 
-static void train(const char *dir, const char *file, const char *objective, int nclass,
-                  int rounds)
+static void train(const char *dir, const char *file, const char *objective, int nclass, int rounds)
 {
     float x[NROWS * NFEAT], y[NROWS];
     DMatrixHandle d, t;
