@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ struct ig_model {
     double bias;
     double threshold;
     BoosterHandle xgb; /* XGBoost only */
+    struct model_xgb_pool *xgb_pool; /* its proxies: the one mutable part */
 };
 
 /* What a load reports its errors through. */
@@ -354,10 +356,83 @@ static const char *model_xgb_err(char *out, size_t outlen)
     return out;
 }
 
+/*
+ * Proxy DMatrix handles, which carry a row into XGBoosterPredictFromDense.
+ * Without one XGBoost makes a proxy per call, whose Context reads the
+ * cgroup CPU quota files (2 open/read/close a row: 3/4 of a row's cost in
+ * XGBoost 1.7). A proxy is written by the prediction that uses it (the row
+ * goes in it), so a prediction takes one from its model's pool and gives
+ * it back after: the lock is held for the pop and the push only, never
+ * while XGBoost runs. The pool grows to the number of threads predicting
+ * at once; ig_model_free frees it. (Not thread-local: a proxy freed by a
+ * thread-exit destructor would revive XGBoost's own thread_locals after
+ * they were destroyed.)
+ */
+struct model_xgb_pool {
+    pthread_mutex_t mu;
+    DMatrixHandle *free; /* idle proxies */
+    uint32_t nfree, cap;
+};
+
+static struct model_xgb_pool *model_xgb_pool_new(void)
+{
+    struct model_xgb_pool *p = ig_xcalloc(1, sizeof(*p));
+
+    pthread_mutex_init(&p->mu, NULL);
+    return p;
+}
+
+static void model_xgb_pool_free(struct model_xgb_pool *p)
+{
+    if (p == NULL)
+        return;
+    for (uint32_t i = 0; i < p->nfree; i++)
+        XGDMatrixFree(p->free[i]);
+    free(p->free);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* An idle proxy, or a new one; NULL when XGBoost cannot make one (the
+ * prediction then goes without). */
+static DMatrixHandle model_xgb_proxy_get(struct model_xgb_pool *p)
+{
+    DMatrixHandle h = NULL;
+
+    pthread_mutex_lock(&p->mu);
+    if (p->nfree > 0)
+        h = p->free[--p->nfree];
+    pthread_mutex_unlock(&p->mu);
+    if (h == NULL && XGProxyDMatrixCreate(&h) != 0)
+        h = NULL;
+    return h;
+}
+
+static void model_xgb_proxy_put(struct model_xgb_pool *p, DMatrixHandle h)
+{
+    if (h == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (p->nfree == p->cap) {
+        uint32_t cap = p->cap ? p->cap * 2 : 8;
+        DMatrixHandle *f = realloc(p->free, (size_t)cap * sizeof(*f));
+
+        if (f == NULL) { /* keep what fits; this one goes */
+            pthread_mutex_unlock(&p->mu);
+            XGDMatrixFree(h);
+            return;
+        }
+        p->free = f;
+        p->cap = cap;
+    }
+    p->free[p->nfree++] = h;
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* XGBoosterPredictFromDense on one row of <dim> doubles; XGBoost's
  * return code. <res> is XGBoost's thread-local storage of this thread:
  * valid until its next prediction. */
-static int model_xgb_dense(BoosterHandle h, const double *x, uint32_t dim,
+static int model_xgb_dense(BoosterHandle h, DMatrixHandle proxy, const double *x, uint32_t dim,
                            const bst_ulong **shape, bst_ulong *ndim, const float **res)
 {
     char arr[160];
@@ -366,7 +441,18 @@ static int model_xgb_dense(BoosterHandle h, const double *x, uint32_t dim,
              "{\"data\":[%" PRIuPTR ",true],\"shape\":[1,%" PRIu32
              "],\"typestr\":\"<f8\",\"version\":3}",
              (uintptr_t)x, dim);
-    return XGBoosterPredictFromDense(h, arr, model_xgb_config, NULL, shape, ndim, res);
+    return XGBoosterPredictFromDense(h, arr, model_xgb_config, proxy, shape, ndim, res);
+}
+
+/* One prediction with a proxy of the model's pool; XGBoost's return code. */
+static int model_xgb_run_once(const struct ig_model *m, const double *x, const bst_ulong **shape,
+                              bst_ulong *ndim, const float **res)
+{
+    DMatrixHandle proxy = model_xgb_proxy_get(m->xgb_pool);
+    int rc = model_xgb_dense(m->xgb, proxy, x, m->dim, shape, ndim, res);
+
+    model_xgb_proxy_put(m->xgb_pool, proxy);
+    return rc;
 }
 
 /* Predict one row; *res gets m->k values. */
@@ -375,7 +461,7 @@ static int model_xgb_run(const struct ig_model *m, const double *x, const float 
     const bst_ulong *shape = NULL;
     bst_ulong ndim = 0;
 
-    if (model_xgb_dense(m->xgb, x, m->dim, &shape, &ndim, res) != 0)
+    if (model_xgb_run_once(m, x, &shape, &ndim, res) != 0)
         return IG_ERR_IO;
     if (ndim != 2 || shape[0] != 1 || shape[1] != m->k)
         return IG_ERR_IO;
@@ -442,7 +528,8 @@ static int model_load_xgb(const struct model_ctx *ctx, const char *buf, size_t l
     }
     for (uint32_t i = 0; i < m->dim; i++)
         zeros[i] = 0.0;
-    if (model_xgb_dense(m->xgb, zeros, m->dim, &shape, &ndim, &res) != 0) {
+    m->xgb_pool = model_xgb_pool_new();
+    if (model_xgb_run_once(m, zeros, &shape, &ndim, &res) != 0) {
         rv = model_fail(ctx, IG_ERR_INVALID, "XGBoost cannot predict with this model: %s",
                         model_xgb_err(xerr, sizeof(xerr)));
         goto out;
@@ -613,6 +700,7 @@ void ig_model_free(struct ig_model *m)
     ig_free(&m->mean);
     if (m->xgb != NULL)
         XGBoosterFree(m->xgb);
+    model_xgb_pool_free(m->xgb_pool);
     free(m);
 }
 

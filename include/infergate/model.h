@@ -6,7 +6,9 @@
  *
  * A model is immutable once loaded: any number of threads may call the
  * accessors and ig_model_predict_row on the same model at once, with no
- * locking. Only ig_model_free needs exclusive access.
+ * locking (an XGBoost model's one mutable part, its pool of XGBoost proxy
+ * matrices, has its own lock, held only to take or return one). Only
+ * ig_model_free needs exclusive access.
  *
  * model.json forms (every field is validated; unknown keys are rejected):
  *   {"algorithm": "kmeans", "feature_dim": D, "centroids": [[...D...], ...]}
