@@ -92,9 +92,9 @@ static const struct config_opt config_global[] = {
     {"listen", CONFIG_STR, G(listen), 0, 0, "127.0.0.1:8080", CONFIG_ANYWHERE, config_check_listen,
      "HOST:PORT", "main listener; HOST may be [IPv6]; port 0 takes any free port"},
     {"admin_listen", CONFIG_STR, G(admin_listen), 0, 0, "", CONFIG_ANYWHERE,
-     config_check_listen_opt, "HOST:PORT", "admin API listener; empty: on the main listener"},
+     config_check_listen_opt, "HOST:PORT", "admin API listener; empty: none (see admin_on_main)"},
     {"admin_on_main", CONFIG_BOOL, G(admin_on_main), 0, 0, "off", CONFIG_ANYWHERE, NULL, "on|off",
-     "serve the admin API on the main listener as well as on admin_listen"},
+     "serve the admin API on the main listener (as well as on admin_listen)"},
     {"admin_auth", CONFIG_BOOL, G(admin_auth), 0, 0, "on", CONFIG_ANYWHERE, NULL, "on|off",
      "admin API requests must be SigV4-signed with a configured key; off only when the admin "
      "API listens on loopback alone"},

@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "infergate/auth.h"
 #include "infergate/batcher.h"
 #include "infergate/buf.h"
 #include "infergate/codec.h"
@@ -1330,6 +1332,7 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
     } else if (strcmp(path, "/readyz") == 0) {
         char why[768] = "", one[768];
         size_t down = 0;
+        int store_down = 0;
 
         /* Ready while any endpoint can serve (one model down must not take
          * the local ones out of a Service); "degraded" names the first that
@@ -1344,11 +1347,18 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
                 memcpy(why, one, sizeof(why));
             }
         }
+        one[0] = '\0';
+        if (gw->hooks.ready != NULL && gw->hooks.ready(gw->hooks.arg, one, sizeof(one)) < 0) {
+            /* the data plane serves on without the job store: degraded */
+            store_down = 1;
+            if (down == 0)
+                memcpy(why, one, sizeof(why));
+        }
         if (gw->draining) {
             gw_respond_text(gw, http, 503, "application/json",
                             ig_xstrdup("{\"status\":\"draining\"}"), 21);
-        } else if (down > 0) {
-            int all = down == gw->neps;
+        } else if (down > 0 || store_down) {
+            int all = down > 0 && down == gw->neps;
             json_t *o = json_pack("{s:s,s:s}", "status", all ? "not ready" : "degraded", "reason",
                                   why);
             char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -1377,6 +1387,48 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
     }
 }
 
+void ig_gateway_set_hooks(struct ig_gateway *gw, const struct ig_gateway_hooks *h)
+{
+    gw->hooks = *h;
+}
+
+/* data_auth: the request's SigV4 signature, else its AWS error. A streaming
+ * transform's body is not there to hash when it starts: refused. */
+static int gw_auth_ok(struct ig_gateway *gw, struct ig_http_req *http)
+{
+    const struct ig_http_hdr *hdrs;
+    const char *type, *body;
+    size_t nh, len;
+    int status;
+    char msg[512];
+
+    if (ig_http_req_is_stream(http)) {
+        type = "AccessDeniedException";
+        status = 403;
+        snprintf(msg, sizeof(msg), "The streaming transform is not available with data_auth = "
+                                   "on: its body cannot be signed before it is sent.");
+    } else {
+        hdrs = ig_http_req_headers(http, &nh);
+        body = ig_http_req_body(http, &len);
+        if (ig_auth_check(gw->hooks.data_auth, ig_http_req_method(http), ig_http_req_path(http),
+                          hdrs, nh, body, len, time(NULL), &type, &status, msg, sizeof(msg)) == 0)
+            return 1;
+    }
+    {
+        struct ig_http_hdr h[2] = {{"Content-Type", "application/json"}, {"x-amzn-ErrorType", type}};
+        json_t *o = json_pack("{s:s,s:s}", "__type", type, "message", msg);
+        char *b = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+        json_decref(o);
+        if (b == NULL)
+            b = ig_xstrdup("{}");
+        gw_count_status(gw, status);
+        gw_access(http, NULL, NULL, status, type, strlen(b), 0);
+        ig_http_respond(http, status, h, 2, b, strlen(b));
+    }
+    return 0;
+}
+
 static void on_request(struct ig_http_req *http, void *arg)
 {
     static const char prefix[] = "/endpoints/";
@@ -1394,6 +1446,12 @@ static void on_request(struct ig_http_req *http, void *arg)
             gw_ops_route(gw, http, path);
         return;
     }
+    if (strcmp(path, "/") == 0 && gw->hooks.admin != NULL) {
+        gw->hooks.admin(gw->hooks.arg, http); /* the control plane (admin_on_main) */
+        return;
+    }
+    if (gw->hooks.data_auth != NULL && !gw_auth_ok(gw, http))
+        return;
     if (ig_http_req_is_stream(http)) { /* POST /transform/NAME (ig_ts_pick) */
         ig_ts_start(gw, http, path + 11, plen - 11);
         return;
@@ -1892,6 +1950,16 @@ int ig_gateway_serving(const struct ig_gateway *gw, const char *name)
         if (gw->eps[i]->admin && !gw->eps[i]->retired && strcmp(gw->eps[i]->conf->name, name) == 0)
             return 1;
     return 0;
+}
+
+uint32_t ig_gateway_retired_busy(const struct ig_gateway *gw, const char *name)
+{
+    uint32_t n = 0;
+
+    for (size_t i = 0; i < gw->neps; i++)
+        if (gw->eps[i]->admin && gw->eps[i]->retired && strcmp(gw->eps[i]->conf->name, name) == 0)
+            n += gw->eps[i]->refs + gw->eps[i]->inflight + 1; /* +1: not freed yet */
+    return n;
 }
 
 uint32_t ig_gateway_busy(const struct ig_gateway *gw, const char *name)

@@ -12,6 +12,7 @@
 #include "infergate/buf.h"
 #include "infergate/codec.h"
 #include "infergate/config.h"
+#include "infergate/gateway.h"
 #include "infergate/metrics.h"
 #include "infergate/upstream.h"
 
@@ -199,6 +200,7 @@ struct ig_gateway {
     struct gw_endpoint **eps; /* config-file endpoints first, then the admin API's */
     size_t neps, capeps;
     uint64_t rng; /* weighted choice of a variant */
+    struct ig_gateway_hooks hooks; /* the admin module's (ig_gateway_set_hooks) */
     int draining;
     int drained;
     struct event *drain_poll;

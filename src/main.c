@@ -27,6 +27,8 @@
 #include <event2/event.h>
 
 #include "infergate/addr.h"
+#include "infergate/admin.h"
+#include "infergate/auth.h"
 #include "infergate/common.h"
 #include "infergate/config.h"
 #include "infergate/gateway.h"
@@ -48,11 +50,46 @@ static void on_event_log(int severity, const char *msg)
     ig_log(level, "libevent: %s", msg);
 }
 
+struct main_ctx {
+    struct ig_gateway *gw;
+    struct ig_admin *admin;
+};
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
+    struct main_ctx *m = arg;
+
     (void)what;
     ig_log(IG_LOG_INFO, "signal %d: draining", (int)sig);
-    ig_gateway_drain(arg);
+    if (m->admin != NULL)
+        ig_admin_stop_accepting(m->admin);
+    ig_gateway_drain(m->gw);
+}
+
+/* The admin API runs when it has a listener: admin_listen, or the main one
+ * with admin_on_main. */
+static int main_admin_on(const struct ig_config *cfg)
+{
+    return cfg->admin_listen[0] != '\0' || cfg->admin_on_main;
+}
+
+/* The SigV4 keys, when something checks signatures. */
+static int main_auth(const struct ig_config *cfg, struct ig_auth **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!((main_admin_on(cfg) && cfg->admin_auth) || cfg->data_auth))
+        return 0;
+    return ig_auth_new(cfg, out, err, errlen);
+}
+
+static void main_admin_hook(void *arg, struct ig_http_req *http)
+{
+    ig_admin_handle(arg, http);
+}
+
+static int main_ready_hook(void *arg, char *why, size_t len)
+{
+    return ig_admin_ready(arg, why, len);
 }
 
 /* The model URL schemes this build serves; the others parse (they are
@@ -119,6 +156,13 @@ static int main_preflight(const struct ig_config *cfg, int deep, char *err, size
     if ((rv = main_check_listen(cfg, "listen", cfg->listen, err, errlen)) < 0 ||
         (rv = main_check_listen(cfg, "admin_listen", cfg->admin_listen, err, errlen)) < 0)
         return rv;
+    {
+        struct ig_auth *auth;
+
+        if ((rv = main_auth(cfg, &auth, err, errlen)) < 0)
+            return rv;
+        ig_auth_free(auth);
+    }
     if (!deep)
         return 0;
     if ((rv = main_check_tls(cfg, err, errlen)) < 0)
@@ -170,6 +214,9 @@ int main(int argc, char **argv)
 {
     struct ig_config cfg;
     struct ig_gateway *gw = NULL;
+    struct ig_admin *admin = NULL;
+    struct ig_auth *auth = NULL;
+    struct main_ctx mctx;
     struct event_base *base;
     struct event *sigterm, *sigint;
     char err[MAIN_ERR_MAX];
@@ -225,8 +272,36 @@ int main(int argc, char **argv)
         }
         goto out_base;
     }
-    sigterm = evsignal_new(base, SIGTERM, on_signal, gw);
-    sigint = evsignal_new(base, SIGINT, on_signal, gw);
+    if (main_auth(&cfg, &auth, err, sizeof(err)) < 0) {
+        ig_log(IG_LOG_ERROR, "%s", err);
+        status = 2;
+        goto out_gw;
+    }
+    if (main_admin_on(&cfg)) {
+        struct ig_gateway_hooks hooks = {0};
+
+        if (ig_admin_new(base, &cfg, gw, cfg.admin_auth ? auth : NULL, &admin, err,
+                         sizeof(err)) < 0) {
+            ig_log(IG_LOG_ERROR, "cannot start the admin API: %s", err);
+            goto out_gw;
+        }
+        hooks.admin = cfg.admin_on_main ? main_admin_hook : NULL;
+        hooks.ready = main_ready_hook;
+        hooks.arg = admin;
+        hooks.data_auth = cfg.data_auth ? auth : NULL;
+        ig_gateway_set_hooks(gw, &hooks);
+        if (ig_admin_port(admin) != 0)
+            ig_log(IG_LOG_INFO, "admin API on %s (port %u)", cfg.admin_listen,
+                   ig_admin_port(admin));
+    } else if (cfg.data_auth) {
+        struct ig_gateway_hooks hooks = {.data_auth = auth};
+
+        ig_gateway_set_hooks(gw, &hooks);
+    }
+    mctx.gw = gw;
+    mctx.admin = admin;
+    sigterm = evsignal_new(base, SIGTERM, on_signal, &mctx);
+    sigint = evsignal_new(base, SIGINT, on_signal, &mctx);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
     ig_log(IG_LOG_INFO, "listening on %s (port %u), %zu endpoints", cfg.listen,
@@ -237,7 +312,10 @@ int main(int argc, char **argv)
 
     event_free(sigterm);
     event_free(sigint);
+out_gw:
+    ig_admin_free(admin);
     ig_gateway_free(gw);
+    ig_auth_free(auth);
 out_base:
     event_base_free(base);
 out_cfg:

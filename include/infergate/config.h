@@ -54,7 +54,7 @@ struct ig_config {
     int help;                 /* --help or -h given: print ig_config_usage() and exit 0 */
     int version;              /* --version given: print the version and exit 0 */
     char *listen;             /* "127.0.0.1:8080"; HOST:PORT, HOST may be [v6]; port 0 = any */
-    char *admin_listen;       /* "" = admin API on the main listener */
+    char *admin_listen;       /* "" = no admin listener (admin_on_main: on the main one) */
     int admin_on_main;        /* 0 (off, default) or 1: the admin API on the main listener too */
     int admin_auth;           /* 1 (on, default): admin requests must carry a valid SigV4
                                  signature; off only when every listener serving the admin API

@@ -47,6 +47,22 @@ void ig_gateway_free(struct ig_gateway *gw);
 #define IG_GATEWAY_MAX_VARIANTS 10         /* ProductionVariants per endpoint (SageMaker's) */
 #define IG_GATEWAY_MAX_ADMIN_VARIANTS 4096 /* variants served at once (admin_max_endpoints) */
 
+/*
+ * What the admin module adds to the main listener: POST / with X-Amz-Target
+ * goes to <admin> when set (admin_on_main); /readyz reports <ready>'s
+ * reason as "degraded" (the data plane still serves); with <data_auth>,
+ * InvokeEndpoint requests must carry a valid SigV4 signature.
+ */
+struct ig_auth;
+struct ig_http_req;
+struct ig_gateway_hooks {
+    void (*admin)(void *arg, struct ig_http_req *http);
+    int (*ready)(void *arg, char *why, size_t len);
+    void *arg;
+    const struct ig_auth *data_auth;
+};
+void ig_gateway_set_hooks(struct ig_gateway *gw, const struct ig_gateway_hooks *h);
+
 struct ig_model;
 struct ig_gateway_variant {
     const char *variant;   /* VariantName */
@@ -75,5 +91,7 @@ int ig_gateway_is_configured(const struct ig_gateway *gw, const char *name);
 /* Requests, streams and batches still open on <name>'s admin variants,
  * current or retired (0: a DeleteEndpoint has drained). */
 uint32_t ig_gateway_busy(const struct ig_gateway *gw, const char *name);
+/* The same for the retired variants only (not 0 until they are freed). */
+uint32_t ig_gateway_retired_busy(const struct ig_gateway *gw, const char *name);
 
 #endif /* INFERGATE_GATEWAY_H */

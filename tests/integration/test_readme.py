@@ -66,11 +66,16 @@ with open(os.path.join(ROOT, "conf", "infergate.conf")) as f:
 check("127.0.0.1:8080" in text, "README uses port 8080")
 
 port = free_port()
+admin_port = free_port()
 tmp = tempfile.mkdtemp(prefix="ig-readme-")
 out_json = os.path.join(tmp, "out.json")
 log = open(os.path.join(tmp, "stderr.log"), "w+")
+# The admin API on a free port too, its embedded redis-server in a data_dir
+# of the test's own (the README's examples use 8081 and ./var).
 proc = subprocess.Popen([BIN, "--config", "conf/infergate.conf", "--listen",
-                         "127.0.0.1:%d" % port], cwd=ROOT, stdout=log, stderr=log)
+                         "127.0.0.1:%d" % port, "--admin-listen", "127.0.0.1:%d" % admin_port,
+                         "--data-dir", os.path.join(tmp, "var")],
+                        cwd=ROOT, stdout=log, stderr=log)
 deadline = time.time() + 15
 up = False
 while time.time() < deadline and not up and proc.poll() is None:
@@ -89,6 +94,7 @@ for k in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_
 env["HOME"] = tmp  # no ~/.aws of this machine
 for script, expected, line in examples:
     run_script = (script.replace("127.0.0.1:8080", "127.0.0.1:%d" % port)
+                  .replace("127.0.0.1:8081", "127.0.0.1:%d" % admin_port)
                   .replace("/tmp/out.json", out_json)
                   .replace("bin/infergate ", BIN + " "))
     r = subprocess.run(["/bin/sh", "-c", run_script], cwd=ROOT, env=env, capture_output=True,

@@ -34,7 +34,7 @@ static void test_batch_of_two_requests(void **state)
     struct event_base *base = event_base_new();
     struct ig_workers *w;
     struct ig_upstream *u;
-    struct ig_upstream_env env;
+    struct ig_upstream_env env = {0};
     char err[256];
     /* Request A: 3 rows; request B: 2 rows. The batch takes A's rows 1..2
      * and B's row 0. */
@@ -90,7 +90,7 @@ static void test_not_finite_row(void **state)
     struct event_base *base = event_base_new();
     struct ig_workers *w;
     struct ig_upstream *u;
-    struct ig_upstream_env env;
+    struct ig_upstream_env env = {0};
     char err[256];
     /* weights (1e308, -1e308): (1,1) -> 0; (2,0) -> overflow; (1,0) -> 1e308 */
     double fa[] = {1, 1, 2, 0, 1, 0};
