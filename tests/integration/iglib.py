@@ -519,3 +519,264 @@ class H2Client:
     def close(self):
         self.closed = True
         self.sock.close()
+
+
+# ---- the admin (SageMaker control-plane) API ---------------------------------
+
+ADMIN_KEY = "AKIDTEST"
+ADMIN_SECRET = "SECRET"
+ACCOUNT = "000000000000"
+REGION = "us-east-1"
+ROLE_ARN = "arn:aws:iam::000000000000:role/infergate-tests"
+REDIS_BIN = "/usr/bin/redis-server"
+
+
+def sm_arn(kind, name, region=REGION):
+    """A SageMaker ARN as the service writes it: the name lower-cased."""
+    return "arn:aws:sagemaker:%s:%s:%s/%s" % (region, ACCOUNT, kind, name.lower())
+
+
+def sigv4_headers(host, target, body, key=ADMIN_KEY, secret=ADMIN_SECRET, region=REGION,
+                  amz_date=None, service="sagemaker", path="/",
+                  content_type="application/x-amz-json-1.1"):
+    """The headers of a SigV4-signed JSON 1.1 POST (docs: sagemaker-protocols.md
+    section 3.1), signed here rather than by botocore so a test can choose
+    X-Amz-Date (<amz_date>: a datetime in UTC, or None for now). <target>
+    None: no X-Amz-Target header."""
+    import datetime
+    import hashlib
+    import hmac
+    if amz_date is None:
+        amz_date = datetime.datetime.now(datetime.timezone.utc)
+    stamp = amz_date.strftime("%Y%m%dT%H%M%SZ")
+    day = stamp[:8]
+    if isinstance(body, str):
+        body = body.encode()
+    hdrs = {"content-type": content_type, "host": host, "x-amz-date": stamp}
+    if target is not None:
+        hdrs["x-amz-target"] = target
+    names = sorted(hdrs)
+    creq = "\n".join(["POST", path, ""] + ["%s:%s" % (n, hdrs[n]) for n in names] +
+                     ["", ";".join(names), hashlib.sha256(body).hexdigest()])
+    scope = "%s/%s/%s/aws4_request" % (day, region, service)
+    sts = "\n".join(["AWS4-HMAC-SHA256", stamp, scope,
+                     hashlib.sha256(creq.encode()).hexdigest()])
+
+    def h(k, m):
+        return hmac.new(k, m.encode(), hashlib.sha256).digest()
+    k = h(h(h(h(("AWS4" + secret).encode(), day), region), service), "aws4_request")
+    sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+    out = {"Content-Type": content_type, "Host": host, "X-Amz-Date": stamp,
+           "Authorization": "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s"
+                            % (key, scope, ";".join(names), sig)}
+    if target is not None:
+        out["X-Amz-Target"] = target
+    return out
+
+
+def admin_request(port, op, body, sign=True, key=ADMIN_KEY, secret=ADMIN_SECRET, amz_date=None,
+                  target=None, timeout=20):
+    """One raw control-plane call: POST / on 127.0.0.1:<port> with
+    X-Amz-Target SageMaker.<op> (or <target> verbatim), <body> a dict (sent
+    as JSON) or str/bytes (sent as is), SigV4-signed unless <sign> is false.
+    -> (status, headers dict lower-cased, body bytes, parsed JSON or None)."""
+    if not isinstance(body, (str, bytes)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    host = "127.0.0.1:%d" % port
+    tgt = target if target is not None else "SageMaker." + op
+    if sign:
+        hdrs = sigv4_headers(host, tgt, body, key, secret, amz_date=amz_date)
+    else:
+        hdrs = {"Content-Type": "application/x-amz-json-1.1", "Host": host, "X-Amz-Target": tgt}
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("POST", "/", body=body, headers=hdrs)
+        r = c.getresponse()
+        data = r.read()
+        rh = {k.lower(): v for k, v in r.getheaders()}
+        status = r.status
+    finally:
+        c.close()
+    try:
+        parsed = json.loads(data) if data else None
+    except ValueError:
+        parsed = None
+    return status, rh, data, parsed
+
+
+class AdminGateway:
+    """bin/infergate with the admin API on its own loopback port
+    (admin_listen), SigV4 checked against ADMIN_KEY / ADMIN_SECRET unless
+    auth=False, the job store in <redis_url> or an embedded redis-server in
+    <data_dir> (default: a new directory), config-file endpoints as
+    Gateway takes them, and more global <options>. restart() stops it
+    (SIGTERM) and starts it again on the same ports, configuration and
+    data_dir. Started, it answers /ping on the main port and accepts
+    connections on the admin port."""
+
+    def __init__(self, endpoints=None, data_dir=None, redis_url="", auth=True,
+                 start_timeout=20, **options):
+        self.dir = tempfile.mkdtemp(prefix="ig-admin-")
+        self.data_dir = data_dir or os.path.join(self.dir, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.port, self.admin_port = free_port(), free_port()
+        self.start_timeout = start_timeout
+        lines = ["listen = 127.0.0.1:%d" % self.port,
+                 "admin_listen = 127.0.0.1:%d" % self.admin_port,
+                 "log_level = warn",
+                 "data_dir = %s" % self.data_dir,
+                 "redis_url = %s" % redis_url,
+                 "admin_auth = %s" % ("on" if auth else "off")]
+        if auth:
+            lines += ["admin_access_key = %s" % ADMIN_KEY, "admin_secret_key = %s" % ADMIN_SECRET]
+        lines += ["%s = %s" % (k, v) for k, v in options.items()]
+        for name, ep in (endpoints or {}).items():
+            lines.append("[endpoint %s]" % name)
+            for k, v in ep.items():
+                if k == "model" and not v.startswith(("file://", "http", "sagemaker://")):
+                    v = "file://" + v
+                lines.append("%s = %s" % (k, v))
+        self.conf = os.path.join(self.dir, "infergate.conf")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.log = open(os.path.join(self.dir, "stderr.log"), "a+")
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.admin_url = "http://127.0.0.1:%d" % self.admin_port
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([BIN, "--config", self.conf], stdout=self.log,
+                                     stderr=self.log, cwd=ROOT)
+        deadline = time.time() + self.start_timeout
+        pinged = False
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("gateway exited %d: %s" % (self.proc.returncode,
+                                                              self.stderr()[-3000:]))
+            try:
+                if not pinged:
+                    with urllib.request.urlopen(self.url + "/ping", timeout=1) as r:
+                        pinged = r.status == 200
+                if pinged:
+                    socket.create_connection(("127.0.0.1", self.admin_port), timeout=1).close()
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait()
+        raise RuntimeError("gateway did not answer /ping and accept on the admin port: "
+                           + self.stderr()[-3000:])
+
+    def restart(self, timeout=30):
+        """SIGTERM, wait, start again; returns the exit status of the stop."""
+        code = self.stop(timeout)
+        self.start()
+        return code
+
+    def stderr(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def invoke_url(self, endpoint):
+        return "%s/endpoints/%s/invocations" % (self.url, endpoint)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=30):
+        return stop_proc(self.proc, timeout=timeout)
+
+    def call(self, op, body, **kw):
+        """admin_request() against this gateway's admin port."""
+        return admin_request(self.admin_port, op, body, **kw)
+
+    def sagemaker(self, key=ADMIN_KEY, secret=ADMIN_SECRET, attempts=1, url=None):
+        """A boto3 SageMaker client on the admin port, <attempts> tries a
+        call (1: what the gateway answered, never a retry)."""
+        import boto3
+        import botocore.config
+        return boto3.client("sagemaker", endpoint_url=url or self.admin_url,
+                            region_name=REGION, aws_access_key_id=key,
+                            aws_secret_access_key=secret,
+                            config=botocore.config.Config(
+                                retries={"total_max_attempts": attempts},
+                                connect_timeout=5, read_timeout=30))
+
+    def runtime(self, key=ADMIN_KEY, secret=ADMIN_SECRET):
+        import boto3
+        import botocore.config
+        return boto3.client("sagemaker-runtime", endpoint_url=self.url, region_name=REGION,
+                            aws_access_key_id=key, aws_secret_access_key=secret,
+                            config=botocore.config.Config(retries={"total_max_attempts": 1},
+                                                          connect_timeout=5, read_timeout=30))
+
+    def aws(self, *args, admin=True, timeout=120, key=ADMIN_KEY, secret=ADMIN_SECRET):
+        """Debian's aws CLI with --endpoint-url this gateway's admin (or main)
+        URL, one attempt a call, JSON output. -> CompletedProcess (text)."""
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret,
+                   AWS_DEFAULT_REGION=REGION, AWS_MAX_ATTEMPTS="1", AWS_PAGER="",
+                   AWS_DEFAULT_OUTPUT="json", AWS_CONFIG_FILE="/dev/null",
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+        env.pop("AWS_PROFILE", None)
+        env.pop("AWS_SESSION_TOKEN", None)
+        cmd = [AWS] + list(args[:2]) + ["--endpoint-url",
+                                        self.admin_url if admin else self.url] + list(args[2:])
+        return subprocess.run(cmd, capture_output=True, timeout=timeout, env=env, text=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        code = self.stop()
+        if exc[0] is None:
+            check(code == 0, "gateway exited %d on SIGTERM; stderr: %s"
+                  % (code, self.stderr()[-2000:]))
+        return False
+
+
+class RedisServer:
+    """An external redis-server on a free loopback port (AOF on, in its own
+    directory, so stop() then start() keeps the data); .url is its
+    redis:// URL."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="ig-redis-")
+        self.port = free_port()
+        self.url = "redis://127.0.0.1:%d" % self.port
+        self.log = open(os.path.join(self.dir, "redis.log"), "a+")
+        self.proc = None
+        self.start()
+
+    def start(self, timeout=10):
+        self.proc = subprocess.Popen([REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--dir", self.dir, "--appendonly", "yes",
+                                      "--appendfsync", "always", "--save", "",
+                                      "--daemonize", "no"],
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+                s.sendall(b"PING\r\n")
+                if s.recv(64).startswith(b"+PONG"):
+                    s.close()
+                    return
+                s.close()
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not answer PING on port %d" % self.port)
+
+    def stop(self, timeout=10):
+        return stop_proc(self.proc, timeout=timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
