@@ -26,6 +26,14 @@
  * ig_store_new returns once the child answers, but the store itself comes
  * up (on_state(1)) only once the loop has run the async connects.
  *
+ * redis://HOST: a name (not an IP literal) is resolved with evdns on the
+ * loop (hiredis 0.14 would call a blocking getaddrinfo), IPv4 first; the
+ * 2 s timeout covers lookup, connect and the first answer. No credentials,
+ * no TLS. The command connection is ready once DBSIZE answers (after SELECT
+ * when a DB is given), so a server still loading its AOF (-LOADING) counts
+ * as down. on_event may also run while the store is down (subscriber
+ * ready, command connection not): the resync on up=1 covers it either way.
+ *
  * Caps: IG_STORE_PENDING_MAX commands waiting for replies; a reply (all its
  * elements together, about 48 bytes counted per array element) or the
  * unparsed bytes of one reply larger than IG_STORE_REPLY_MAX drop the
@@ -85,7 +93,8 @@ int ig_store_cmd(struct ig_store *s, ig_store_reply_cb *cb, void *arg, int argc,
 /* The same with a printf-like hiredis format (redisvAsyncCommand); IG_ERR_INVALID
  * when the format is bad. */
 int ig_store_cmdf(struct ig_store *s, ig_store_reply_cb *cb, void *arg, const char *fmt, ...);
-/* A sentence for /readyz and logs: "redis unix:/.../redis.sock up" / "... down since 3.2 s: <why>" */
+/* A sentence for /readyz and logs: "redis unix:/.../redis.sock up" /
+ * "... down since 3.2 s: <why>" */
 void ig_store_describe(const struct ig_store *s, char *buf, size_t len);
 /* Commands waiting for replies. */
 size_t ig_store_pending(const struct ig_store *s);

@@ -506,7 +506,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
     redisAsyncContext *ac = c->ac;
     if (status != REDIS_OK) {
         /* hiredis frees it after this returns; no onDisconnect follows. */
-        set_why(s, "%s connection: connect failed: %s", c->which == CONN_CMD ? "command" : "subscriber",
+        set_why(s, "%s connection: connect failed: %s",
+                c->which == CONN_CMD ? "command" : "subscriber",
                 ac->errstr != NULL ? ac->errstr : "?");
         detach(ac);
         c->ac = NULL;
@@ -607,7 +608,8 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
             pick = a;
     char ip[INET6_ADDRSTRLEN] = "";
     if (pick != NULL && pick->ai_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)pick->ai_addr)->sin_addr, ip, sizeof(ip));
+        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)pick->ai_addr)->sin_addr, ip,
+                  sizeof(ip));
     else if (pick != NULL && pick->ai_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)pick->ai_addr)->sin6_addr, ip,
                   sizeof(ip));
@@ -664,7 +666,8 @@ static void conn_connect(struct conn *c, const char *ip)
         return;
     }
     if (ac->err != 0) {
-        set_why(s, "%s connection: connect failed: %s", c->which == CONN_CMD ? "command" : "subscriber",
+        set_why(s, "%s connection: connect failed: %s",
+                c->which == CONN_CMD ? "command" : "subscriber",
                 ac->errstr);
         redisAsyncFree(ac);
         schedule_retry(c);
@@ -843,7 +846,8 @@ static char *resolve_exe(const char *name)
         const char *end = strchr(path, ':');
         size_t n = end ? (size_t)(end - path) : strlen(path);
         char cand[PATH_MAX];
-        if (n > 0 && snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, path, name) < (int)sizeof(cand) &&
+        if (n > 0 &&
+            snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, path, name) < (int)sizeof(cand) &&
             access(cand, X_OK) == 0)
             return ig_xstrdup(cand);
         path += n;
@@ -1142,7 +1146,8 @@ static int parse_url(struct ig_store *s, const char *url)
         if (*p != '/')
             return -1;
         s->path = q ? ig_xstrndup(p, (size_t)(q - p)) : ig_xstrdup(p);
-        if (q != NULL && (strncmp(q, "?db=", 4) != 0 || q[4] == '\0' || parse_db(q + 4, &s->db) < 0))
+        if (q != NULL &&
+            (strncmp(q, "?db=", 4) != 0 || q[4] == '\0' || parse_db(q + 4, &s->db) < 0))
             return -1;
         return strlen(s->path) >= sizeof(((struct sockaddr_un *)0)->sun_path) || s->path[1] == '\0'
                    ? -1

@@ -506,7 +506,8 @@ static void test_urls(void **state)
         assert_int_equal(ig_store_new(base, &conf, &s, err, sizeof(err)), IG_ERR_CONFIG);
         assert_non_null(strstr(err, "redis://HOST"));
     }
-    static const char *good[] = {"redis://127.0.0.1", "redis://[::1]:1/2", "unix:///nonexistent/x.sock?db=4",
+    static const char *good[] = {"redis://127.0.0.1", "redis://[::1]:1/2",
+                                  "unix:///nonexistent/x.sock?db=4",
                                   "redis://no-such-host.invalid:1"};
     for (size_t i = 0; i < IG_ARRAY_SIZE(good); i++) {
         struct ig_store_conf conf = {.url = good[i], .channel = CHANNEL, .on_state = on_state,
