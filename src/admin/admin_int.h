@@ -26,7 +26,13 @@
 #define ADM_REGION "us-east-1"
 #define ADM_NAME_MAX 63
 /* Resources of each kind the store may hold (ResourceLimitExceeded past it). */
-#define ADM_MAX_RESOURCES 10000
+#define ADM_MAX_RESOURCES 1000
+/* Bytes of one stored document (an endpoint copies its variants' containers,
+ * Environment maps included): with ADM_MAX_RESOURCES, what the store may
+ * hold is bounded (~256 MiB a kind at worst). */
+#define ADM_DOC_MAX ((size_t)256 << 10)
+/* ListX calls waiting for the store at once (each reads every summary). */
+#define ADM_LISTS_MAX 8
 /* Calls waiting for the store at once (ThrottlingException past it). */
 #define ADM_CALLS_MAX 4096
 /* Bytes of a call's body (the API's requests are small). */
@@ -68,6 +74,7 @@ struct ig_admin {
     struct ig_http_server *http; /* admin_listen's, or NULL */
     struct adm_call *calls;      /* waiting for the store */
     uint32_t ncalls;
+    uint32_t nlists; /* of them, ListX */
     int stopping;
     /* deploy.c */
     struct adm_dep *deps;         /* endpoints this gateway knows */
@@ -101,7 +108,8 @@ extern const char adm_lua_cas[];
 /* KEYS[1] doc, KEYS[2] index. ARGV: version expected, lname, channel,
  * message. Deletes when "_V" matches; 1, 0 or -1. */
 extern const char adm_lua_del_if[];
-/* KEYS[1] index. ARGV[1] key prefix. Every doc of the index, in index order. */
+/* KEYS[1] index. ARGV[1] key prefix, ARGV[2..] members. Every doc of the
+ * index, in index order, with only those members (JSON). */
 extern const char adm_lua_list[];
 
 #endif /* INFERGATE_ADMIN_INT_H */

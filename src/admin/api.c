@@ -68,7 +68,13 @@ const char adm_lua_del_if[] =
 const char adm_lua_list[] = "local names = redis.call('ZRANGE', KEYS[1], 0, -1)\n"
                             "local out = {}\n"
                             "for i, n in ipairs(names) do\n"
-                            "  out[i] = redis.call('GET', ARGV[1] .. n) or ''\n"
+                            "  local raw = redis.call('GET', ARGV[1] .. n)\n"
+                            "  if raw then\n"
+                            "    local d = cjson.decode(raw)\n"
+                            "    local s = {}\n"
+                            "    for j = 2, #ARGV do s[ARGV[j]] = d[ARGV[j]] end\n"
+                            "    out[#out + 1] = cjson.encode(s)\n"
+                            "  end\n"
                             "end\n"
                             "return out\n";
 
@@ -139,6 +145,7 @@ struct adm_call {
     char name[ADM_NAME_MAX + 1];
     char lname[ADM_NAME_MAX + 1];
     char arn[256];
+    int listing; /* counted in a->nlists */
 };
 
 static void adm_call_free(struct adm_call *c)
@@ -154,6 +161,8 @@ static void adm_call_free(struct adm_call *c)
     if (c->next)
         c->next->prev = c->prev;
     a->ncalls--;
+    if (c->listing)
+        a->nlists--;
     json_decref(c->in);
     json_decref(c->doc);
     json_decref(c->vars);
@@ -590,14 +599,18 @@ static int adm_contains_ci(const char *hay, const char *needle)
     return n == 0;
 }
 
+/* What ListX shows of each: the Lua script sends only these. */
+static const char *const adm_model_keys[] = {"ModelName", "ModelArn", "CreationTime", NULL};
+static const char *const adm_config_keys[] = {"EndpointConfigName", "EndpointConfigArn",
+                                              "CreationTime", NULL};
+static const char *const adm_ep_keys[] = {"EndpointName",     "EndpointArn",    "CreationTime",
+                                          "LastModifiedTime", "EndpointStatus", NULL};
+static const char *const *const adm_summary_keys[ADM_NKINDS] = {adm_model_keys, adm_config_keys,
+                                                                adm_ep_keys};
+
 static void on_listed(struct ig_store *s, redisReply *r, void *arg)
 {
-    static const char *const model_keys[] = {"ModelName", "ModelArn", "CreationTime", NULL};
-    static const char *const config_keys[] = {"EndpointConfigName", "EndpointConfigArn",
-                                              "CreationTime", NULL};
-    static const char *const ep_keys[] = {"EndpointName",     "EndpointArn",    "CreationTime",
-                                          "LastModifiedTime", "EndpointStatus", NULL};
-    static const char *const *const keys[ADM_NKINDS] = {model_keys, config_keys, ep_keys};
+    static const char *const *const *keys = adm_summary_keys;
     struct adm_call *c = arg;
     struct adm_list *q = &adm_list_q;
     json_t **docs, *out, *arr;
@@ -703,8 +716,8 @@ static void adm_list(struct adm_call *c)
     json_int_t maxv = 10;
     size_t off = 0;
     double t[4];
-    int bad = 0, sort_by = 0;
-    const char *argv[5];
+    int bad = 0, sort_by = 0, n;
+    const char *argv[5 + 6];
 
     by = adm_opt_str(c, c->in, "SortBy", 32, &bad);
     order = bad ? NULL : adm_opt_str(c, c->in, "SortOrder", 32, &bad);
@@ -808,12 +821,22 @@ static void adm_list(struct adm_call *c)
         json_object_set_new(c->doc, "contains", json_string(contains));
     if (status)
         json_object_set_new(c->doc, "status", json_string(status));
+    if (c->a->nlists >= ADM_LISTS_MAX) {
+        adm_fail(c, 400, "ThrottlingException", "Rate exceeded");
+        return;
+    }
     argv[0] = "EVAL";
     argv[1] = adm_lua_list;
     argv[2] = "1";
     argv[3] = adm_kinds[c->kind].index;
     argv[4] = adm_kinds[c->kind].key;
-    adm_cmd(c, on_listed, 5, argv);
+    n = 5;
+    for (const char *const *k = adm_summary_keys[c->kind]; *k != NULL; k++)
+        argv[n++] = *k;
+    if (adm_cmd(c, on_listed, n, argv) == 0) {
+        c->listing = 1;
+        c->a->nlists++;
+    }
 }
 
 /* ---- create ------------------------------------------------------------ */
@@ -850,6 +873,14 @@ static void adm_store_new(struct adm_call *c)
 
     if (doc == NULL) {
         adm_fail(c, 500, "InternalFailure", "The document could not be encoded.");
+        return;
+    }
+    if (strlen(doc) > ADM_DOC_MAX) {
+        adm_fail(c, 400, "ValidationException",
+                 "The %s would take %zu bytes of metadata, over the %zu the store takes (large "
+                 "Environment maps in many variants?).",
+                 adm_kinds[c->kind].what, strlen(doc), ADM_DOC_MAX);
+        free(doc);
         return;
     }
     snprintf(key, sizeof(key), "%s%s", adm_kinds[c->kind].key, c->lname);
@@ -1192,6 +1223,14 @@ static void adm_store_cas(struct adm_call *c, json_int_t ver)
 
     if (doc == NULL) {
         adm_fail(c, 500, "InternalFailure", "The document could not be encoded.");
+        return;
+    }
+    if (strlen(doc) > ADM_DOC_MAX) {
+        adm_fail(c, 400, "ValidationException",
+                 "The endpoint would take %zu bytes of metadata, over the %zu the store takes "
+                 "(large Environment maps in many variants?).",
+                 strlen(doc), ADM_DOC_MAX);
+        free(doc);
         return;
     }
     snprintf(key, sizeof(key), "%s%s", adm_kinds[ADM_ENDPOINT].key, c->lname);

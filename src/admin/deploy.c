@@ -846,58 +846,46 @@ void adm_dep_event(struct ig_admin *a, const char *msg, size_t len)
         free(g); /* down: the resync when it is back covers it */
 }
 
-static void on_resync_list(struct ig_store *s, redisReply *r, void *arg)
+static void on_resync_names(struct ig_store *s, redisReply *r, void *arg)
 {
     struct ig_admin *a = arg;
     struct adm_dep *d, *next;
-    char **seen;
-    size_t nseen = 0;
 
     (void)s;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || a->closing)
         return; /* down again: the next up resyncs */
-    seen = ig_xcalloc(r->elements + 1, sizeof(*seen));
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        json_t *doc = e->type == REDIS_REPLY_STRING ? json_loadb(e->str, e->len, 0, NULL) : NULL;
-        const char *name = doc ? json_string_value(json_object_get(doc, "EndpointName")) : NULL;
-        char lname[ADM_NAME_MAX + 1];
-
-        if (name != NULL) {
-            adm_lower(lname, name, sizeof(lname));
-            seen[nseen++] = ig_xstrdup(lname);
-            dep_reconcile(a, lname, doc);
-        }
-        json_decref(doc);
-    }
+    /* endpoints gone while the store was away */
     for (d = a->deps; d != NULL; d = next) {
         int found = 0;
 
         next = d->next;
-        for (size_t i = 0; i < nseen && !found; i++)
-            found = strcmp(seen[i], d->lname) == 0;
+        for (size_t i = 0; i < r->elements && !found; i++)
+            found = r->element[i]->type == REDIS_REPLY_STRING &&
+                    strcmp(r->element[i]->str, d->lname) == 0;
         if (!found)
             dep_reconcile(a, d->lname, NULL);
     }
-    for (size_t i = 0; i < nseen; i++)
-        free(seen[i]);
-    free(seen);
+    /* and each one there, read and served (one GET each: a listing of every
+     * full document could pass the store's reply cap) */
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING && r->element[i]->len > 0 &&
+            r->element[i]->len <= ADM_NAME_MAX) {
+            char msg[16 + ADM_NAME_MAX];
+            int n = snprintf(msg, sizeof(msg), "endpoint %s", r->element[i]->str);
+
+            adm_dep_event(a, msg, (size_t)n);
+        }
 }
 
 void adm_dep_resync(struct ig_admin *a)
 {
-    const char *argv[5] = {"EVAL", adm_lua_list, "1", adm_kinds[ADM_ENDPOINT].index,
-                           adm_kinds[ADM_ENDPOINT].key};
-    size_t lens[5];
-
     if (a->loader == NULL &&
         ig_workers_new_nice(a->base, 1, 4 * IG_GATEWAY_MAX_ADMIN_VARIANTS, 10, &a->loader) < 0) {
         ig_log(IG_LOG_ERROR, "admin: cannot start the model loader thread");
         return;
     }
-    for (int i = 0; i < 5; i++)
-        lens[i] = strlen(argv[i]);
-    if (ig_store_cmd(a->store, on_resync_list, a, 5, argv, lens) < 0)
+    if (ig_store_cmdf(a->store, on_resync_names, a, "ZRANGE %s 0 -1",
+                      adm_kinds[ADM_ENDPOINT].index) < 0)
         ig_log(IG_LOG_WARN, "admin: resync refused by the store; again when it is back");
 }
 
