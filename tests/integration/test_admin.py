@@ -30,6 +30,7 @@ Every call is bounded (one attempt a call, timeouts), the CLI waiters match
 on their first poll when the gateway deploys a built-in in well under the
 CLI's start-up time; run with /usr/bin/python3 (the README's set-up)."""
 
+import ctypes
 import datetime
 import http.client
 import json
@@ -42,6 +43,7 @@ import threading
 import time
 import traceback
 
+import boto3
 import botocore.exceptions
 
 from iglib import (ACCOUNT, BIN, DEMO_MODEL, ROLE_ARN, ROOT, AdminGateway, FakeContainer,
@@ -70,6 +72,31 @@ with open(bpath, "w") as f:
 BYO = os.path.join(ROOT, "tests", "byo", "serve")
 EP_STATUSES = {"OutOfService", "Creating", "Updating", "SystemUpdating", "RollingBack",
                "InService", "Deleting", "Failed", "UpdateRollbackFailed"}
+
+
+def xgb_predict(path, rows):
+    """XGBoost's own predictions (libxgboost's C API: a float32 DMatrix, as
+    tests/data/xgb-gen.c computes them), the reference for the xgboost
+    built-in."""
+    lib = ctypes.CDLL("libxgboost.so.0")
+    ncol = len(rows[0])
+    data = (ctypes.c_float * (len(rows) * ncol))(*[v for r in rows for v in r])
+    dm, bst = ctypes.c_void_p(), ctypes.c_void_p()
+    n = ctypes.c_uint64()
+    out = ctypes.POINTER(ctypes.c_float)()
+    try:
+        if (lib.XGDMatrixCreateFromMat(data, ctypes.c_uint64(len(rows)), ctypes.c_uint64(ncol),
+                                       ctypes.c_float(float("nan")), ctypes.byref(dm)) or
+                lib.XGBoosterCreate(None, ctypes.c_uint64(0), ctypes.byref(bst)) or
+                lib.XGBoosterLoadModel(bst, path.encode()) or
+                lib.XGBoosterPredict(bst, dm, 0, 0, 0, ctypes.byref(n), ctypes.byref(out))):
+            raise RuntimeError("libxgboost failed on " + path)
+        return [out[i] for i in range(n.value)]
+    finally:
+        if bst:
+            lib.XGBoosterFree(bst)
+        if dm:
+            lib.XGDMatrixFree(dm)
 
 
 def log(msg):
@@ -290,7 +317,9 @@ digits5 = digits_rows(5)
 # One gateway, embedded redis-server in its data_dir, SigV4 on the admin API,
 # and a config-file endpoint of the same model for byte comparison.
 # ============================================================================
-gw = AdminGateway({"cfg-km2d": {"model": KM2D_PATH}})
+XGB_BIN = os.path.join(ROOT, "tests", "data", "xgb-binary.model")
+XGB_JSON = os.path.join(ROOT, "tests", "data", "xgb-regression.json")
+gw = AdminGateway({"cfg-km2d": {"model": KM2D_PATH}, "cfg-xgb": {"model": XGB_BIN}})
 sm = gw.sagemaker()
 port, aport = gw.port, gw.admin_port
 try:
@@ -526,6 +555,31 @@ try:
                          "%s predictions, Accept %s" % (name, acc))
             undeploy(sm, name)
 
+    with section("boto3: the xgboost built-in"):
+        # model.tar.gz as SageMaker's XGBoost training writes it (xgboost-model,
+        # XGBoost's binary format); and the image URI with the JSON file itself.
+        xtgz = os.path.join(tmp, "xgb-model.tar.gz")
+        with tarfile.open(xtgz, "w:gz") as t:
+            t.add(XGB_BIN, arcname="xgboost-model")
+        xrows = [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0], [0.0, 0.0, 0.0], [-2.5, 4.0, 1.25]]
+        d = deploy(sm, "Ep-Xgb", "xgboost", "file://" + xtgz)
+        check_eq(d["EndpointStatus"], "InService", "Ep-Xgb InService")
+        for acc in ("text/csv", "application/json"):
+            a = invoke(port, "Ep-Xgb", body=csv_body(xrows), accept=acc)
+            b = invoke(port, "cfg-xgb", body=csv_body(xrows), accept=acc)
+            check_eq((a[0], a[2]), (b[0], b[2]), "Ep-Xgb vs cfg-xgb, Accept %s" % acc)
+        a = invoke(port, "Ep-Xgb", body=csv_body(xrows), accept="text/csv")
+        check_eq([float(v) for v in a[2].split()], xgb_predict(XGB_BIN, xrows),
+                 "Ep-Xgb: libxgboost's predictions")
+        d = deploy(sm, "Ep-Xgb2", "683313688378.dkr.ecr.us-east-1.amazonaws.com/"
+                   "sagemaker-xgboost:1.7-1", "file://" + XGB_JSON)
+        check_eq(d["EndpointStatus"], "InService", "Ep-Xgb2 (image URI, JSON model) InService")
+        a = invoke(port, "Ep-Xgb2", body=csv_body(xrows), accept="text/csv")
+        check_eq((a[0], [float(v) for v in a[2].split()] if a[0] == 200 else a[2]),
+                 (200, xgb_predict(XGB_JSON, xrows)), "Ep-Xgb2: libxgboost's predictions")
+        undeploy(sm, "Ep-Xgb")
+        undeploy(sm, "Ep-Xgb2")
+
     with section("validation: s3://, missing and deleted resources"):
         err = client_error(sm.create_model, ModelName="S3-Model", ExecutionRoleArn=ROLE_ARN,
                            PrimaryContainer={"Image": "kmeans",
@@ -605,6 +659,8 @@ try:
             th.start()
             time.sleep(0.5)  # the call is at the container (1.5 s service time)
             sm.delete_endpoint(EndpointName="Ep-Http")
+            d = sm.describe_endpoint(EndpointName="Ep-Http")
+            check_eq(d["EndpointStatus"], "Deleting", "a request in flight: Deleting meanwhile")
             th.join(20)
             check_eq(box.get("r", (None, None, None))[::2],
                      (200, expected_body(demo, digits5, "text/csv")),
@@ -704,6 +760,22 @@ try:
                               StatusEquals="InService")
         check_eq([e["EndpointName"] for e in r["Endpoints"]], ["Ep-One", "Ep-Tgz", "Ep-Uri"],
                  "ListEndpoints Name Ascending, NameContains, StatusEquals InService")
+        many = ["Pg-Ep-%02d" % i for i in range(11)]
+        for n in many:
+            sm.create_endpoint(EndpointName=n, EndpointConfigName="Cfg-A")
+        for n in many:
+            wait_status(sm, n, {"InService"}, what=n)
+        r = sm.list_endpoints(NameContains="pg-ep")
+        check_eq((len(r["Endpoints"]), "NextToken" in r), (10, True),
+                 "ListEndpoints: 10 by default (NameContains is case-insensitive)")
+        newest_first("ListEndpoints of 11", r["Endpoints"], "EndpointName", many)
+        r2 = sm.list_endpoints(NameContains="pg-ep", NextToken=r["NextToken"])
+        check_eq(sorted(e["EndpointName"] for e in r["Endpoints"] + r2["Endpoints"]), many,
+                 "ListEndpoints: the second page holds the 11th")
+        for n in many:
+            sm.delete_endpoint(EndpointName=n)
+        for n in many:
+            wait_status(sm, n, {"error"}, what=n + " deleted")
         r = sm.list_endpoints(StatusEquals="Failed")
         check_eq(r["Endpoints"], [], "ListEndpoints StatusEquals Failed: none")
         r = sm.list_endpoints(CreationTimeAfter=datetime.datetime(2100, 1, 1))
@@ -1079,11 +1151,23 @@ with section("admin_auth = off: loopback only"):
         check_eq((st, js), (200, {"Endpoints": []}), "admin_auth = off on loopback: unsigned OK")
     keys = os.path.join(d, "keys")
     with open(keys, "w") as f:
-        f.write("# test keys\nAKIDFILE1 SECRETFILE1\nAKIDFILE2 SECRETFILE2\n")
+        f.write("# test keys\nAKIDFILE1 SECRETFILE1\nAKIDFILE2 SECRETFILE2\n"
+                "AKIDTOKEN SECRETTOKEN SESSIONTOKEN3\n")
     with AdminGateway(admin_keys_file=keys) as g:
         for k, sk in (("AKIDFILE2", "SECRETFILE2"), ("AKIDTEST", "SECRET")):
             err = client_error(g.sagemaker(key=k, secret=sk).list_endpoints)
             check(err is None, "admin_keys_file: key %s accepted: %r" % (k, err))
+        tok = boto3.client("sagemaker", endpoint_url=g.admin_url, region_name="us-east-1",
+                           aws_access_key_id="AKIDTOKEN", aws_secret_access_key="SECRETTOKEN",
+                           aws_session_token="SESSIONTOKEN3")
+        check_eq(client_error(tok.list_endpoints), None,
+                 "admin_keys_file: a key with its session token (X-Amz-Security-Token)")
+        bad = boto3.client("sagemaker", endpoint_url=g.admin_url, region_name="us-east-1",
+                           aws_access_key_id="AKIDTOKEN", aws_secret_access_key="SECRETTOKEN",
+                           aws_session_token="OTHERTOKEN")
+        got = client_error(bad.list_endpoints)
+        check(got is not None and got[0] == "UnrecognizedClientException",
+              "admin_keys_file: a wrong session token: UnrecognizedClientException: %r" % (got,))
         expect_error("admin_keys_file: a file key with another's secret",
                      g.sagemaker(key="AKIDFILE1", secret="SECRETFILE2").list_endpoints,
                      "InvalidSignatureException", status=None)
