@@ -965,16 +965,33 @@ try:
         t = time.time()
         deadline = t + 15
         st = None
+        early = []  # what Ep-One answered before it served
         while time.time() < deadline:
             try:
                 st, _, out = invoke(port, "Ep-One", timeout=5)
                 if st == 200:
                     break
-            except OSError:
-                pass
-            time.sleep(0.05)
-        log("Ep-One served %.2f s after the restart answered /ping" % (time.time() - t))
+                early.append((st, out[:120]))
+            except OSError as e:
+                early.append(repr(e))
+            time.sleep(0.02)
+        log("Ep-One served %.2f s after the restart answered /ping; before: %d answers, e.g. %r"
+            % (time.time() - t, len(early), early[:1]))
         check_eq((st, out), (200, km_expected), "Ep-One serves after the restart")
+        # Once /readyz says ready, every InService endpoint serves.
+        gw.restart()
+        deadline = time.time() + 15
+        rd = ""
+        while time.time() < deadline:
+            r = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", gw.url + "/readyz"],
+                               capture_output=True, text=True, timeout=10)
+            rd = r.stdout
+            if rd.endswith("\n200") and '"ready"' in rd:
+                break
+            time.sleep(0.02)
+        got = [invoke(port, n)[::2] for n in ("Ep-One", "Ep-Uri")]
+        check_eq(got, [(200, km_expected)] * 2,
+                 "the first calls once /readyz says ready after a restart (%r)" % rd)
         sm = gw.sagemaker()
         after = sorted((e["EndpointName"], e["EndpointStatus"])
                        for e in sm.list_endpoints(MaxResults=100)["Endpoints"])
