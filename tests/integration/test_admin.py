@@ -587,6 +587,11 @@ try:
         check(err is not None and err[0] == "ValidationException" and err[2] == 400
               and "s3" in (err[1] or "").lower(),
               "an s3:// ModelDataUrl: a ValidationException naming s3: %r" % (err,))
+        err = client_error(sm.create_model, ModelName="No-File", ExecutionRoleArn=ROLE_ARN,
+                           PrimaryContainer={"Image": "kmeans", "ModelDataUrl":
+                                             "file://" + os.path.join(tmp, "no-such.json")})
+        check(err is not None and err[0] == "ValidationException" and err[2] == 400,
+              "a ModelDataUrl file that does not exist: refused at CreateModel: %r" % (err,))
         expect_error("DeleteModel, missing", sm.delete_model, "ValidationException",
                      miss("model", "Gone-Model"), ModelName="Gone-Model")
         expect_error("DeleteEndpointConfig, missing", sm.delete_endpoint_config,
@@ -624,6 +629,29 @@ try:
         log("FailureReason: %r" % fr)
         st, _, out = invoke(port, "Bad-Serve")
         check(st >= 400, "a Failed endpoint does not serve: %d %s" % (st, out[:200]))
+        p = gw.aws("sagemaker", "wait", "endpoint-in-service", "--endpoint-name", "Bad-Serve")
+        check(p.returncode == 255 and "terminal failure state" in p.stderr,
+              "aws sagemaker wait endpoint-in-service on a Failed endpoint: %d %s"
+              % (p.returncode, p.stderr.strip()[-300:]))
+        # A model file that does not load: Failed, the reason naming the variant.
+        junk = os.path.join(tmp, "junk.json")
+        with open(junk, "w") as f:
+            f.write('{"algorithm": "kmeans", "centroids": [[1, 2], [3]]')
+        err = client_error(sm.create_model, ModelName="Junk-m", ExecutionRoleArn=ROLE_ARN,
+                           PrimaryContainer={"Image": "kmeans", "ModelDataUrl": "file://" + junk})
+        if err is None:
+            sm.create_endpoint_config(EndpointConfigName="Junk-c", ProductionVariants=[
+                {"VariantName": "Only", "ModelName": "Junk-m", "InitialInstanceCount": 1,
+                 "InstanceType": "ml.m5.large"}])
+            sm.create_endpoint(EndpointName="Junk", EndpointConfigName="Junk-c")
+            d = wait_status(sm, "Junk", {"Failed", "InService"}, what="Junk")
+            check(d.get("EndpointStatus") == "Failed" and "Only" in d.get("FailureReason", ""),
+                  "a model file that does not load: Failed, naming the variant: %r"
+                  % d.get("FailureReason"))
+            undeploy(sm, "Junk")
+        else:
+            check(err[0] == "ValidationException",
+                  "a model file that does not load, refused at CreateModel: %r" % (err,))
         err = client_error(sm.update_endpoint, EndpointName="Bad-Serve",
                            EndpointConfigName="Cfg-A")
         check(err is not None and err[0] == "ValidationException",
@@ -793,10 +821,6 @@ try:
         cli_json("create-model green", P("sagemaker", "create-model", "--model-name", "Cli-Green",
                                          "--execution-role-arn", ROLE_ARN, "--primary-container",
                                          "Image=kmeans,ModelDataUrl=file://" + GREEN_PATH))
-        p = P("sagemaker", "create-model", "--model-name", "Cli-Blue", "--execution-role-arn",
-              ROLE_ARN, "--primary-container", "Image=kmeans,ModelDataUrl=file://" + KM2D_PATH)
-        cli_error("create-model twice", p, "CreateModel", "ValidationException",
-                  dup("model", "Cli-Blue"))
         out = cli_json("create-endpoint-config", P(
             "sagemaker", "create-endpoint-config", "--endpoint-config-name", "Cli-Cfg1",
             "--production-variants",
@@ -804,13 +828,11 @@ try:
             "InstanceType=ml.m5.large,InitialVariantWeight=1"))
         check_eq(out.get("EndpointConfigArn"), sm_arn("endpoint-config", "Cli-Cfg1"),
                  "CLI create-endpoint-config ARN")
-        cli_json("create-endpoint-config 2", P(
-            "sagemaker", "create-endpoint-config", "--endpoint-config-name", "Cli-Cfg2",
-            "--production-variants", json.dumps([
-                {"VariantName": "Blue", "ModelName": "Cli-Blue", "InitialInstanceCount": 1,
-                 "InstanceType": "ml.m5.large", "InitialVariantWeight": 3.0},
-                {"VariantName": "Green", "ModelName": "Cli-Green", "InitialInstanceCount": 1,
-                 "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0}])))
+        sm.create_endpoint_config(EndpointConfigName="Cli-Cfg2", ProductionVariants=[
+            {"VariantName": "Blue", "ModelName": "Cli-Blue", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large", "InitialVariantWeight": 3.0},
+            {"VariantName": "Green", "ModelName": "Cli-Green", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0}])
         out = cli_json("create-endpoint", P("sagemaker", "create-endpoint", "--endpoint-name",
                                             "Cli-Ep", "--endpoint-config-name", "Cli-Cfg1"))
         check_eq(out.get("EndpointArn"), sm_arn("endpoint", "Cli-Ep"), "CLI create-endpoint")
@@ -845,10 +867,6 @@ try:
             rest = [e["EndpointName"] for e in out.get("Endpoints", [])]
             check_eq((sorted(first + rest), "NextToken" in out), (sorted(four), False),
                      "CLI list-endpoints --starting-token: the other two, then no token")
-        out = cli_json("list-models", P("sagemaker", "list-models", "--name-contains", "Cli-",
-                                        "--sort-by", "Name", "--sort-order", "Ascending"))
-        check_eq([m["ModelName"] for m in out.get("Models", [])], ["Cli-Blue", "Cli-Green"],
-                 "CLI list-models")
         # Predictions through the CLI's sagemaker-runtime.
         opath = os.path.join(tmp, "cli-out.csv")
         p = gw.aws("sagemaker-runtime", "invoke-endpoint", "--endpoint-name", "Cli-Ep",
@@ -923,14 +941,6 @@ try:
             hits = [invoke(port, "Cli-Ep", variant=v) for _ in range(20)]
             check_eq({(s, h.get("x-amzn-invoked-production-variant"), o) for s, h, o in hits},
                      {(200, v, want)}, "TargetVariant %s: 20 calls, all to it" % v)
-        opath = os.path.join(tmp, "cli-out-green.json")
-        p = gw.aws("sagemaker-runtime", "invoke-endpoint", "--endpoint-name", "Cli-Ep",
-                   "--content-type", "text/csv", "--target-variant", "Green",
-                   "--body", "fileb://" + bpath, opath, admin=False)
-        meta = cli_json("invoke-endpoint --target-variant Green", p)
-        with open(opath) as f:
-            check_eq((meta.get("InvokedProductionVariant"), f.read()), ("Green", green_expected),
-                     "CLI invoke-endpoint --target-variant Green")
 
         # Deletion, the waiter, then the error the CLI prints.
         p = P("sagemaker", "delete-endpoint", "--endpoint-name", "Cli-Ep")
@@ -950,9 +960,8 @@ try:
             check_eq((p.returncode, p.stdout, p.stderr), (0, "", ""), "CLI " + " ".join(args))
         sm.delete_endpoint_config(EndpointConfigName="Cli-Cfg2")
         sm.delete_model(ModelName="Cli-Green")
-        p = P("sagemaker", "describe-model", "--model-name", "Cli-Blue")
-        cli_error("describe-model after delete-model", p, "DescribeModel", "ValidationException",
-                  miss("model", "Cli-Blue"))
+        expect_error("DescribeModel after the CLI's delete-model", sm.describe_model,
+                     "ValidationException", miss("model", "Cli-Blue"), ModelName="Cli-Blue")
         expect_error("DescribeEndpointConfig after the delete", sm.describe_endpoint_config,
                      "ValidationException", miss("endpoint-config", "Cli-Cfg1"),
                      EndpointConfigName="Cli-Cfg1")
