@@ -1204,5 +1204,6 @@ void ig_config_endpoint_free(struct ig_endpoint_conf *ep)
     if (ep == NULL)
         return;
     config_free_strings(config_endpoint, CONFIG_NENDPOINT, ep);
+    free(ep->name); /* the section's name: not in the table */
     free(ep);
 }
