@@ -90,6 +90,12 @@ for v in "$ADMIN_S" "$INVOKE_S" "$ROUNDS" "$WARMUP" "$ADMIN_CLIENTS" "$ADMIN_STR
     [[ "$v" =~ ^[1-9][0-9]*$ ]] || usage
 done
 [ "$LIST" -le 999 ] && [ "$CHURN" -le 999 ] || usage
+# The store holds at most 1000 endpoints (ADM_MAX_RESOURCES): more is
+# ResourceLimitExceeded.
+if [ $(( LIST + STABLE + 1 + CHURN )) -gt 1000 ]; then
+    echo "bench-admin: LIST + STABLE + 1 + CHURN endpoints must be at most 1000 (the store's limit)" >&2
+    exit 2
+fi
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
