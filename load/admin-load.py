@@ -303,7 +303,8 @@ def cmd_churn(admin_port, data_port, count, stop_file, out):
     elapsed = time.monotonic() - t0
     teardown(admin, names, report)
     ops = sum(len(v) for v in lat.values())
-    res = {"seconds": elapsed, "rounds": rounds, "ops": ops, "ops_per_s": ops / elapsed,
+    t = os.times()
+    res = {"seconds": elapsed, "cpu_s": t.user + t.system, "rounds": rounds, "ops": ops, "ops_per_s": ops / elapsed,
            "creates": len(lat["create"]), "updates": len(lat["update"]),
            "deletes": len(lat["delete"]), "admin_calls": admin.calls,
            "admin_calls_per_s": admin.calls / elapsed, "reconnects": admin.reconnects,
@@ -340,7 +341,8 @@ def cmd_update(admin_port, data_port, name, stop_file, out):
     # An update cut short by STOP_FILE: let it finish (on either
     # configuration), so that the next phase starts from InService.
     settle(admin, name, report)
-    res = {"seconds": elapsed, "updates": len(lat), "updates_per_s": len(lat) / elapsed,
+    t = os.times()
+    res = {"seconds": elapsed, "cpu_s": t.user + t.system, "updates": len(lat), "updates_per_s": len(lat) / elapsed,
            "admin_calls": admin.calls, "reconnects": admin.reconnects,
            "latency": quantiles(lat), "raw": lat, "errors": report.errors,
            "error_list": report.kept}

@@ -410,6 +410,8 @@ print("`upd` invocations/s, all rounds: no churn %.0f, churn %.0f (ratio %.3f)"
 print()
 churns = [json.load(open("%s/churn-%d.json" % (tmp, r))) for r in range(1, int(rounds) + 1)]
 updates = [json.load(open("%s/update-%d.json" % (tmp, r))) for r in range(1, int(rounds) + 1)]
+print("the two admin clients (Python, on the same CPUs) used %.2f CPUs during the churn phases"
+      % (sum(d["cpu_s"] for d in churns + updates) / sum(d["seconds"] for d in churns)))
 
 
 def merged(ds, key):
