@@ -98,6 +98,8 @@ struct gw_endpoint {
     uint8_t admin;
     uint8_t retired;
     struct event *reap_ev; /* retired: frees it once nothing holds it */
+    uint32_t name_hash; /* of conf->name (gw_endpoint_find) */
+    size_t name_len;
     char label[160]; /* metric labels: endpoint="NAME" (admin: ,variant="V") */
     struct ig_upstream *up;
     enum ig_format default_ctype;

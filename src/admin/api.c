@@ -78,6 +78,27 @@ const char adm_lua_list[] = "local names = redis.call('ZRANGE', KEYS[1], 0, -1)\
                             "end\n"
                             "return out\n";
 
+/* One page in creation order, when nothing filters: KEYS[1] index; ARGV
+ * prefix, "1" for descending, offset, count, members. The total first. */
+static const char adm_lua_page[] =
+    "local total = redis.call('ZCARD', KEYS[1])\n"
+    "local a = tonumber(ARGV[3])\n"
+    "local b = a + tonumber(ARGV[4]) - 1\n"
+    "local names\n"
+    "if ARGV[2] == '1' then names = redis.call('ZREVRANGE', KEYS[1], a, b)\n"
+    "else names = redis.call('ZRANGE', KEYS[1], a, b) end\n"
+    "local out = {tostring(total)}\n"
+    "for i, n in ipairs(names) do\n"
+    "  local raw = redis.call('GET', ARGV[1] .. n)\n"
+    "  if raw then\n"
+    "    local d = cjson.decode(raw)\n"
+    "    local s = {}\n"
+    "    for j = 5, #ARGV do s[ARGV[j]] = d[ARGV[j]] end\n"
+    "    out[#out + 1] = cjson.encode(s)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
 /* KEYS[1] doc, KEYS[2] index. ARGV: doc, score, lname, max, channel, msg. */
 static const char adm_lua_create[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
@@ -614,7 +635,8 @@ static void on_listed(struct ig_store *s, redisReply *r, void *arg)
     struct adm_call *c = arg;
     struct adm_list *q = &adm_list_q;
     json_t **docs, *out, *arr;
-    size_t n = 0;
+    size_t n = 0, first = 0, from = 0, total = 0;
+    int page;
 
     (void)s;
     if (adm_reply_bad(c, r))
@@ -639,8 +661,16 @@ static void on_listed(struct ig_store *s, redisReply *r, void *arg)
         q->modified_before = json_number_value(json_object_get(c->doc, "mb"));
         q->kind = c->kind;
     }
+    page = json_is_true(json_object_get(c->doc, "page"));
+    if (page) {
+        /* the store sent the page itself, its total first */
+        total = r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING
+                    ? (size_t)strtoull(r->element[0]->str, NULL, 10)
+                    : 0;
+        first = 1;
+    }
     docs = ig_xcalloc(r->elements + 1, sizeof(*docs));
-    for (size_t i = 0; i < r->elements; i++) {
+    for (size_t i = first; i < r->elements; i++) {
         const char *nf = adm_kinds[c->kind].name_field;
         json_t *d = adm_parse_doc(r->element[i]);
         double ct, mt;
@@ -666,10 +696,14 @@ static void on_listed(struct ig_store *s, redisReply *r, void *arg)
         }
         docs[n++] = d;
     }
-    qsort(docs, n, sizeof(*docs), adm_cmp);
+    if (!page) {
+        qsort(docs, n, sizeof(*docs), adm_cmp);
+        total = n;
+        from = q->offset;
+    }
     out = json_object();
     arr = json_array();
-    for (size_t i = q->offset; i < n && i < q->offset + q->max; i++) {
+    for (size_t i = from; i < n && i < from + q->max; i++) {
         json_t *sum = json_object();
 
         for (const char *const *k = keys[c->kind]; *k != NULL; k++) {
@@ -681,7 +715,7 @@ static void on_listed(struct ig_store *s, redisReply *r, void *arg)
         json_array_append_new(arr, sum);
     }
     json_object_set_new(out, adm_kinds[c->kind].list_field, arr);
-    if (q->offset + q->max < n) {
+    if (q->offset + q->max < total) {
         char tok[64];
 
         snprintf(tok, sizeof(tok), "infergate-page-%zu", q->offset + q->max);
@@ -717,7 +751,8 @@ static void adm_list(struct adm_call *c)
     size_t off = 0;
     double t[4];
     int bad = 0, sort_by = 0, n;
-    const char *argv[5 + 6];
+    const char *argv[8 + 6];
+    char offs[32], cnt[32];
 
     by = adm_opt_str(c, c->in, "SortBy", 32, &bad);
     order = bad ? NULL : adm_opt_str(c, c->in, "SortOrder", 32, &bad);
@@ -831,6 +866,18 @@ static void adm_list(struct adm_call *c)
     argv[3] = adm_kinds[c->kind].index;
     argv[4] = adm_kinds[c->kind].key;
     n = 5;
+    if (sort_by == 0 && contains == NULL && status == NULL && t[0] == 0 && t[1] == 0 &&
+        t[2] == 0 && t[3] == 0) {
+        /* the common listing: only its page is read */
+        snprintf(offs, sizeof(offs), "%zu", off);
+        snprintf(cnt, sizeof(cnt), "%lld", (long long)maxv);
+        argv[1] = adm_lua_page;
+        argv[5] = order == NULL || strcmp(order, "Descending") == 0 ? "1" : "0";
+        argv[6] = offs;
+        argv[7] = cnt;
+        n = 8;
+        json_object_set_new(c->doc, "page", json_true());
+    }
     for (const char *const *k = adm_summary_keys[c->kind]; *k != NULL; k++)
         argv[n++] = *k;
     if (adm_cmd(c, on_listed, n, argv) == 0) {
