@@ -331,6 +331,19 @@ def auth_attacks(gw):
     c.close()
     check(r.status == 403, "auth: an X-Amz-Target changed after signing is refused 403: %d"
           % r.status)
+    # X-Amz-Target left out of SignedHeaders: a DescribeEndpoint captured
+    # (logs, a proxy) could be replayed as DeleteEndpoint with the same body
+    # within the skew window. AWS requires every x-amz-* header signed.
+    dbody = json.dumps({"EndpointName": "nobody"}).encode()
+    hdrs = dict(sigv4_headers(host, None, dbody))
+    hdrs["X-Amz-Target"] = "SageMaker.DeleteEndpoint"
+    c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=10)
+    c.request("POST", "/", body=dbody, headers=hdrs)
+    r = c.getresponse()
+    out = r.read()
+    c.close()
+    check(r.status == 403, "auth: an X-Amz-Target not among the SignedHeaders is refused 403 (else "
+          "a captured Describe replays as a Delete): %d %r" % (r.status, out[:200]))
     # Garbage and oversized Authorization headers: refused, gateway alive.
     for auth in ("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 Credential=,SignedHeaders=,Signature=",
                  "AWS4-HMAC-SHA256 Credential=" + "A/" * 3000 + ", SignedHeaders=host, Signature=00",
@@ -875,7 +888,7 @@ def churn(gw):
     model loads: a cancelled job), an update while Creating refused; then
     none is left and none is served."""
     errs = []
-    for i in range(30):
+    for i in range(60):
         name = "Churn-%02d" % i
         st, et, msg, _ = call(gw, "CreateEndpoint", {"EndpointName": name,
                                                      "EndpointConfigName": "flip-ab"})
@@ -888,7 +901,7 @@ def churn(gw):
                 d = describe(gw, name)
                 if (d or {}).get("EndpointStatus") == "Creating" or st != 200:
                     errs.append((name, "update while Creating", st, et, msg))
-        time.sleep((i % 10) * 0.002)  # across the deployment's Creating -> InService
+        time.sleep((i % 20) * 0.001)  # across the deployment's Creating -> InService
         st, et, msg, _ = call(gw, "DeleteEndpoint", {"EndpointName": name})
         if st != 200:
             errs.append((name, "delete", st, et, msg))
@@ -899,10 +912,10 @@ def churn(gw):
     check_eq(errs, [], "churn: DeleteEndpoint right after CreateEndpoint answers 200 (not 400 "
              "'it changed meanwhile; retry': the CAS lost to the gateway's own Creating -> "
              "InService move, which no client asked for)")
-    for i in range(30):
+    for i in range(60):
         wait_ep(gw, "Churn-%02d" % i, ("gone",), 10, "churn")
     time.sleep(0.3)
-    served = [i for i in range(30) if invoke(gw.port, "Churn-%02d" % i)[0] != 400]
+    served = [i for i in range(60) if invoke(gw.port, "Churn-%02d" % i)[0] != 400]
     check_eq(served, [], "churn: no deleted endpoint is served")
     lst = ok(gw, "ListEndpoints", {"NameContains": "churn"}, "churn: list")
     check_eq(lst.get("Endpoints"), [], "churn: none listed")
@@ -1098,6 +1111,53 @@ def join_during_update(gw, start_gw2):
         sc.close()
 
 
+def store_conns_killed(gw, gw2):
+    """CLIENT KILL of the subscriber connections (a blip on one of the two
+    connections): a change made through the other gateway right after is
+    still served here; then of the command connections."""
+    sock = os.path.join(gw.data_dir, "redis.sock")
+    p = subprocess.run(["redis-cli", "-s", sock, "CLIENT", "KILL", "TYPE", "pubsub"],
+                       capture_output=True, text=True, timeout=10)
+    log("CLIENT KILL TYPE pubsub: %s" % p.stdout.strip())
+    deadline = time.time() + 5
+    while True:  # 503 while the subscriber reconnects: retried, as the SDKs do
+        st, et, msg, _ = call(gw2, "CreateEndpoint", {"EndpointName": "After-Blip",
+                                                      "EndpointConfigName": "flip-a"})
+        if st != 503 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    check(st == 200, "blip: CreateEndpoint through the other gateway: %d %s %s" % (st, et, msg))
+    wait_ep(gw2, "After-Blip", ("InService",), 10, "blip")
+    deadline, got = time.time() + 5, None
+    while time.time() < deadline:
+        got = invoke(gw.port, "After-Blip")[:2]
+        if got[0] == 200:
+            break
+        time.sleep(0.05)
+    check_eq((got or (0,))[0], 200, "blip: an endpoint created through another gateway just after "
+             "this one's subscriber connection was killed is served here within 5 s")
+    p = subprocess.run(["redis-cli", "-s", sock, "CLIENT", "KILL", "TYPE", "normal"],
+                       capture_output=True, text=True, timeout=10)
+    log("CLIENT KILL TYPE normal: %s" % p.stdout.strip())
+    deadline, res = time.time() + 5, None
+    while time.time() < deadline:
+        res = call(gw, "DescribeEndpoint", {"EndpointName": "Flip"})
+        if res[0] == 200:
+            break
+        if not check(res[0] == 503, "blip: while the command connection reconnects: 503, got %d %s"
+                     % res[:2]):
+            break
+        time.sleep(0.05)
+    check_eq((res or (0,))[0], 200, "blip: the admin API answers again after CLIENT KILL")
+    call(gw, "DeleteEndpoint", {"EndpointName": "After-Blip"})
+    wait_ep(gw, "After-Blip", ("gone",), 10, "blip: deleted")
+    deadline = time.time() + 5
+    while time.time() < deadline and invoke(gw2.port, "After-Blip", sign=gw2)[0] != 400:
+        time.sleep(0.05)
+    check_eq(invoke(gw2.port, "After-Blip", sign=gw2)[0], 400, "blip: the deletion reached the "
+             "other gateway")
+
+
 def redis_kill(gw):
     """kill -9 the embedded redis-server: admin calls 503, invocations go
     on, the store comes back, nothing lost."""
@@ -1243,6 +1303,8 @@ def main():
             if gw2 is None:
                 gw2 = start_gw2()
             two_gateways(gw, gw2)
+        with section("store connections killed (CLIENT KILL)"):
+            store_conns_killed(gw, gw2)
             # data_auth = on: unsigned invocations refused, signed ones served
             st, h, out = invoke(gw2.port, "Flip")
             check(st == 403, "data_auth: an unsigned InvokeEndpoint is refused 403: %d %r"
