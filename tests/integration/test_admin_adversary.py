@@ -21,9 +21,15 @@ the test and the gateway.
 - holes: Image file:///bin/bash with Environment BASH_ENV runs any shell
   command; a ModelDataUrl swapped for a FIFO after CreateModel wedges the
   model loader (every later deployment hangs, and so does SIGTERM).
-- the store: kill -9 the embedded redis-server: 503 meanwhile, InvokeEndpoint
-  keeps working, nothing lost; the gateway restarted on its data_dir serves
-  again.
+- the store: kill -9 the embedded redis-server (with a create, a delete and
+  an update in flight): 503 meanwhile, InvokeEndpoint keeps working, nothing
+  lost; CLIENT KILL of the subscriber and command connections; the gateway
+  restarted on its data_dir serves again.
+- several gateways: concurrent updates of one endpoint through two; a
+  gateway joining while an endpoint is Updating; an update that fails on one
+  gateway only; DeleteEndpoint racing the Creating -> InService move.
+- h2c streams reset mid-request and /transform clients leaving mid-body
+  during the 20 updates (run with INFERGATE_BIN=build/san/infergate too).
 
 Run with /usr/bin/python3 from tests/integration; < 120 s."""
 
@@ -631,7 +637,7 @@ def flip_under_load(gw):
     for ep in ("Flip", "Bystander", "Victim"):
         wait_ep(gw, ep, ("InService",), 15, "flip")
     stop = threading.Event()
-    res = {"Flip": [], "Bystander": [], "stream": [], "transform": []}
+    res = {"Flip": [], "Bystander": [], "stream": [], "transform": [], "h2": []}
 
     def transformer():
         while not stop.is_set():
@@ -676,7 +682,48 @@ def flip_under_load(gw):
                 c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
         c.close()
 
+    def h2er():
+        """h2c: 4 streams at a time, every other one reset right after its
+        body (the request freed while its batch may be in flight)."""
+        from iglib import H2Client
+        while not stop.is_set():
+            try:
+                h = H2Client(gw.port)
+                sids = []
+                for k in range(4):
+                    sid = h.open("/endpoints/Flip/invocations",
+                                 [("content-type", "text/csv")])
+                    h.send_all(sid, BODY.encode(), end=True)
+                    if k % 2:
+                        h.reset(sid)
+                    else:
+                        sids.append(sid)
+                for sid in sids:
+                    h.wait(sid, 10)
+                    v = h.headers.get(sid, {}).get("x-amzn-invoked-production-variant")
+                    st = h.headers.get(sid, {}).get(":status")
+                    res["h2"].append((int(st or 0), v, h.data.get(sid, b"").decode() == WANT.get(v),
+                                      h.data.get(sid, b"")[:200]))
+                h.close()
+            except (OSError, ValueError) as e:
+                res["h2"].append((repr(e), None, False, b""))
+
+    def transform_leaver():
+        """A /transform stream whose client leaves half-way through its body."""
+        while not stop.is_set():
+            try:
+                sk = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+                sk.sendall(b"POST /transform/Flip HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                           b"Accept: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n")
+                chunk = (BODY * 20).encode()
+                sk.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                time.sleep(0.03)
+                sk.close()
+            except OSError:
+                pass
+
     ths = [threading.Thread(target=unary, args=("Flip",)) for _ in range(2)]
+    ths += [threading.Thread(target=h2er), threading.Thread(target=transform_leaver)]
     ths += [threading.Thread(target=streamer), threading.Thread(target=unary, args=("Bystander",)),
             threading.Thread(target=transformer)]
     for th in ths:
@@ -697,6 +744,7 @@ def flip_under_load(gw):
             upd_fail.append((i, "after the update to %s: %s %s %s" % (
                 cfg, d.get("EndpointStatus"), d.get("EndpointConfigName"), d.get("FailureReason"))))
         slow.append(time.time() - t)
+        time.sleep(0.1)  # some load on each config
         if i == 5:
             call(gw, "DeleteEndpoint", {"EndpointName": "Victim"})
     time.sleep(0.3)
@@ -708,7 +756,7 @@ def flip_under_load(gw):
         % (sum(slow), max(slow or [0]), len(res["Flip"]), len(res["stream"]),
            len(res["Bystander"])))
     check_eq(upd_fail, [], "flip: 20 updates each accepted, each InService on its config")
-    for k in ("Flip", "stream", "Bystander", "transform"):
+    for k in ("Flip", "stream", "Bystander", "transform", "h2"):
         bad = [r for r in res[k] if r[0] != 200 or not r[2]]
         check(len(res[k]) > 20 and not bad, "flip: %s: %d calls across 20 UpdateEndpoint and a "
               "DeleteEndpoint of another endpoint, %d failed or wrong, e.g. %r"
@@ -1158,6 +1206,42 @@ def store_conns_killed(gw, gw2):
              "other gateway")
 
 
+def divergence(gw, gw2):
+    """An update that fails on one gateway only (here: a serve program that
+    refuses to start under gw2's data_dir; in production: a file:// model
+    missing on one host, a container one host cannot reach). Whatever the
+    store ends with, every gateway must serve what it says."""
+    gate = os.path.join(tmp, "gate.sh")
+    with open(gate, "w") as f:
+        f.write("#!/bin/sh\ncase \"$SM_MODEL_DIR\" in *FAILHERE*) echo refused here >&2; "
+                "exit 3;; esac\nexec %s \"$@\"\n" % BYO)
+    os.chmod(gate, 0o755)
+    ok(gw, "CreateModel", {"ModelName": "div-m", "PrimaryContainer": {
+        "Image": "file://" + gate, "Environment": {"BYO_SCALE": "5"}}}, "diverge: model")
+    config(gw, "div-c", [("Div", "div-m", 1.0)])
+    ok(gw, "CreateEndpoint", {"EndpointName": "Diverge", "EndpointConfigName": "flip-a"},
+       "diverge: create")
+    wait_ep(gw, "Diverge", ("InService",), 15, "diverge")
+    time.sleep(0.3)
+    ok(gw, "UpdateEndpoint", {"EndpointName": "Diverge", "EndpointConfigName": "div-c"},
+       "diverge: update")
+    time.sleep(0.2)
+    d = wait_ep(gw, "Diverge", ("InService",), 15, "diverge: after the update")
+    time.sleep(2.0)
+    d = describe(gw, "Diverge") or {}
+    want = {"flip-a": "Blue", "div-c": "Div"}.get(d.get("EndpointConfigName"))
+    log("diverge: the store says %s (%s)" % (d.get("EndpointConfigName"), d.get("FailureReason")))
+    served = {}
+    for name, g in (("gw", gw), ("gw2", gw2)):
+        st, h, out = invoke(g.port, "Diverge", sign=g if g is gw2 else None, accept="text/csv")
+        served[name] = (st, h.get("x-amzn-invoked-production-variant"))
+    check_eq(served, {"gw": (200, want), "gw2": (200, want)}, "diverge: an update that failed on "
+             "one gateway: both gateways serve what the store says (%s, FailureReason %r)"
+             % (d.get("EndpointConfigName"), d.get("FailureReason")))
+    call(gw, "DeleteEndpoint", {"EndpointName": "Diverge"})
+    wait_ep(gw, "Diverge", ("gone",), 10, "diverge: deleted")
+
+
 def redis_kill(gw):
     """kill -9 the embedded redis-server: admin calls 503, invocations go
     on, the store comes back, nothing lost."""
@@ -1297,12 +1381,15 @@ def main():
         with section("a gateway joining while an endpoint is Updating"):
             def start_gw2():
                 return AdminGateway(redis_url="unix://" + os.path.join(gw.data_dir, "redis.sock"),
-                                    data_auth="on")
+                                    data_auth="on", data_dir=tempfile.mkdtemp(
+                                        prefix="ig-adv-FAILHERE-"))
             gw2 = join_during_update(gw, start_gw2)
         with section("two gateways, one endpoint"):
             if gw2 is None:
                 gw2 = start_gw2()
             two_gateways(gw, gw2)
+        with section("an update that fails on one gateway of two"):
+            divergence(gw, gw2)
         with section("store connections killed (CLIENT KILL)"):
             store_conns_killed(gw, gw2)
             # data_auth = on: unsigned invocations refused, signed ones served
