@@ -1240,6 +1240,28 @@ def divergence(gw, gw2):
              % (d.get("EndpointConfigName"), d.get("FailureReason")))
     call(gw, "DeleteEndpoint", {"EndpointName": "Diverge"})
     wait_ep(gw, "Diverge", ("gone",), 10, "diverge: deleted")
+    # The other order: the create lands InService through gw, then fails
+    # on gw2 (its program exits after 1.5 s): gw2 does not serve an
+    # endpoint the store calls InService, and nothing retries.
+    late = os.path.join(tmp, "gate-late.sh")
+    with open(late, "w") as f:
+        f.write("#!/bin/sh\ncase \"$SM_MODEL_DIR\" in *FAILHERE*) sleep 1.5; exit 3;; esac\n"
+                "exec %s \"$@\"\n" % BYO)
+    os.chmod(late, 0o755)
+    ok(gw, "CreateModel", {"ModelName": "div2-m", "PrimaryContainer": {"Image": "file://" + late}},
+       "diverge: model 2")
+    config(gw, "div2-c", [("Div", "div2-m", 1.0)])
+    ok(gw, "CreateEndpoint", {"EndpointName": "Diverge2", "EndpointConfigName": "div2-c"},
+       "diverge: create 2")
+    d = wait_ep(gw, "Diverge2", ("InService", "Failed"), 15, "diverge 2")
+    time.sleep(2.5)
+    d = describe(gw, "Diverge2") or {}
+    st2 = invoke(gw2.port, "Diverge2", body="1,2\n", sign=gw2, accept="text/csv")[0]
+    check(d.get("EndpointStatus") != "InService" or st2 == 200, "diverge: an endpoint InService "
+          "in the store (created through gw) whose deployment then failed on gw2 is not served "
+          "by gw2 (%d), and nothing says so or retries" % st2)
+    call(gw, "DeleteEndpoint", {"EndpointName": "Diverge2"})
+    wait_ep(gw, "Diverge2", ("gone",), 10, "diverge: deleted 2")
 
 
 def redis_kill(gw):
