@@ -752,6 +752,20 @@ int ig_auth_check_service(const struct ig_auth *a, const char *service, int no_n
                          "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.");
         goto out;
     }
+    /* Every x-amz-* header sent must be signed, as AWS requires: else a
+     * captured request could be replayed with another X-Amz-Target. (The
+     * security token and the payload hash have rules of their own below.) */
+    for (size_t i = 0; i < nhdrs; i++)
+        if (hdrs[i].name != NULL && strncasecmp(hdrs[i].name, "x-amz-", 6) == 0 &&
+            strcasecmp(hdrs[i].name, "x-amz-security-token") != 0 &&
+            strcasecmp(hdrs[i].name, "x-amz-content-sha256") != 0 &&
+            !auth_listed(h, hdrs[i].name)) {
+            rc = auth_refuse(&res, T_INVALID, 403,
+                             "The request header '%.64s' must be signed: every x-amz-* header "
+                             "sent is one of the SignedHeaders.",
+                             hdrs[i].name);
+            goto out;
+        }
     auth_fmt_skew(a->skew_s, skew, sizeof(skew));
     auth_fmt_date(now, d2);
     if (t < now - (time_t)a->skew_s) {

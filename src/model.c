@@ -649,7 +649,10 @@ int ig_model_load_file(const char *path, struct ig_model **out, char *err, size_
     int fd, rv;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO (or a file of /proc that blocks on read) swapped in
+     * for the model must not hang the thread that loads it; regular files
+     * ignore the flag. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd == -1) {
         return model_errf(err, errlen, IG_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     }

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <archive.h>
@@ -713,7 +715,10 @@ int ig_artifact_fetch(const char *url, const char *algo, const char *dest_dir, c
     if (path_out == NULL || pathlen == 0)
         return artifact_fail(&ctx, IG_ERR_TOOBIG, "no room for the model's path");
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not block (and reads of one, or of a
+     * /proc file that would block, fail instead); regular files ignore it.
+     * The loader is one thread: one stuck read would stop every deployment. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd == -1)
         return artifact_fail(&ctx, errno == ENOENT || errno == ENOTDIR ? IG_ERR_INVALID : IG_ERR_IO,
                              "cannot open %s: %s", path, strerror(errno));
@@ -736,6 +741,15 @@ int ig_artifact_fetch(const char *url, const char *algo, const char *dest_dir, c
     if (!S_ISREG(st.st_mode)) {
         rv = artifact_fail(&ctx, IG_ERR_INVALID, "%s is not a regular file", path);
         goto out;
+    }
+    {
+        struct statfs sf;
+
+        if (fstatfs(fd, &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC)) {
+            rv = artifact_fail(&ctx, IG_ERR_INVALID, "%s is in /proc or /sys, not a model file",
+                               path);
+            goto out;
+        }
     }
     arch = artifact_is_archive(fd);
     if (arch < 0) {
