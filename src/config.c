@@ -106,6 +106,10 @@ static const struct config_opt config_global[] = {
      "more keys: lines \"ACCESS_KEY SECRET [SESSION_TOKEN]\", '#' comments, at most 1000"},
     {"data_auth", CONFIG_BOOL, G(data_auth), 0, 0, "off", CONFIG_ANYWHERE, NULL, "on|off",
      "verify SigV4 on the data plane (InvokeEndpoint) too, against the same keys"},
+    {"admin_exec_dirs", CONFIG_STR, G(admin_exec_dirs), 0, 0, "", CONFIG_ANYWHERE, NULL,
+     "DIR[:DIR...]",
+     "directories whose programs a model's file:// image may run (its serve program); empty: "
+     "none"},
     {"auth_skew_s", CONFIG_U32, G(auth_skew_s), 1, 3600, "300", CONFIG_ANYWHERE, NULL, "S",
      "largest difference allowed between a request's X-Amz-Date and our clock"},
     {"data_dir", CONFIG_STR, G(data_dir), 0, 0, "./var", CONFIG_ANYWHERE, config_check_nonempty,

@@ -67,6 +67,8 @@ struct ig_config {
                                  keys, 4096-byte lines */
     int data_auth;            /* 0 (off, default) or 1: InvokeEndpoint is verified too, against
                                  the same keys */
+    char *admin_exec_dirs;    /* "": no file:// image may run; else DIR[:DIR...] whose
+                                 programs may (after symlinks are resolved) */
     uint32_t auth_skew_s;     /* 300, 1..3600: X-Amz-Date may differ from our clock this much */
     char *data_dir;           /* "./var" */
     char *redis_url;          /* "" = embedded redis-server */

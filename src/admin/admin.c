@@ -105,7 +105,7 @@ int ig_admin_ready(const struct ig_admin *a, char *why, size_t len)
     char d[400];
 
     if (ig_store_up(a->store))
-        return 0;
+        return adm_dep_failed(a, why, len);
     ig_store_describe(a->store, d, sizeof(d));
     snprintf(why, len, "job store unreachable: %s", d);
     return -1;

@@ -89,6 +89,12 @@ void adm_arn(char *buf, size_t len, enum adm_kind k, const char *name);
 void adm_lower(char *dst, const char *src, size_t cap);
 double adm_now(void); /* epoch seconds, milliseconds kept */
 
+/* 0 when the program <path> of a file:// image lies (symlinks resolved)
+ * in one of admin_exec_dirs: its resolved path in <real>; else -1 and a
+ * sentence in <why>. */
+int adm_exec_allowed(const struct ig_config *cfg, const char *path, char *real, size_t reallen,
+                     char *why, size_t len);
+
 /* DescribeEndpoint's ProductionVariants for resolved variants <vars>. */
 json_t *adm_variant_summaries(json_t *vars, double when);
 
@@ -97,6 +103,9 @@ json_t *adm_variant_summaries(json_t *vars, double when);
 void adm_dep_resync(struct ig_admin *a);
 /* "endpoint <lname>" came on the channel. */
 void adm_dep_event(struct ig_admin *a, const char *msg, size_t len);
+/* -1 and a sentence when an endpoint InService in the store failed to
+ * deploy on this gateway (it is retried); else 0. */
+int adm_dep_failed(const struct ig_admin *a, char *why, size_t len);
 /* Stop every child and forget every endpoint (the gateway stays up). */
 void adm_dep_free_all(struct ig_admin *a);
 

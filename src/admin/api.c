@@ -12,6 +12,7 @@
  * computed from is still the stored one.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -167,6 +168,7 @@ struct adm_call {
     char lname[ADM_NAME_MAX + 1];
     char arn[256];
     int listing; /* counted in a->nlists */
+    int tries;   /* compare-and-set attempts lost to a concurrent change */
 };
 
 static void adm_call_free(struct adm_call *c)
@@ -312,6 +314,43 @@ static void on_call_closed(struct ig_http_req *http, void *arg)
 }
 
 /* ---- input checks ------------------------------------------------------ */
+
+int adm_exec_allowed(const struct ig_config *cfg, const char *path, char *real, size_t reallen,
+                     char *why, size_t len)
+{
+    char rp[PATH_MAX], rdir[PATH_MAX], dir[PATH_MAX];
+    const char *p = cfg->admin_exec_dirs;
+
+    if (p[0] == '\0') {
+        snprintf(why, len,
+                 "file:// images (serve programs) are off on this gateway: admin_exec_dirs names "
+                 "none");
+        return -1;
+    }
+    if (realpath(path, rp) == NULL) {
+        snprintf(why, len, "%.256s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (*p != '\0') {
+        size_t n = strcspn(p, ":");
+
+        if (n > 0 && n < sizeof(dir)) {
+            memcpy(dir, p, n);
+            dir[n] = '\0';
+            if (realpath(dir, rdir) != NULL) {
+                size_t m = strlen(rdir);
+
+                if (strncmp(rp, rdir, m) == 0 && (rp[m] == '/' || (m == 1 && rdir[0] == '/'))) {
+                    snprintf(real, reallen, "%s", rp);
+                    return 0;
+                }
+            }
+        }
+        p += n + (p[n] == ':');
+    }
+    snprintf(why, len, "%.256s is not in a directory of admin_exec_dirs", path);
+    return -1;
+}
 
 /* AWS's wording for a field that breaks its constraints. */
 static void adm_invalid(struct adm_call *c, const char *field, const char *value,
@@ -990,6 +1029,12 @@ static int adm_check_container(struct adm_call *c, json_t *ct, json_t **norm)
     }
     if (kind == IG_IMAGE_EXEC) {
         struct stat st;
+        char real[PATH_MAX];
+
+        if (adm_exec_allowed(c->a->cfg, image + 7, real, sizeof(real), why, sizeof(why)) < 0) {
+            adm_fail(c, 400, "ValidationException", "Image %.256s: %s.", image, why);
+            return -1;
+        }
 
         if (stat(image + 7, &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111)) {
             adm_fail(c, 400, "ValidationException",
@@ -1241,6 +1286,8 @@ json_t *adm_variant_summaries(json_t *vars, double when)
     return out;
 }
 
+static void on_endpoint_doc(struct ig_store *s, redisReply *r, void *arg);
+
 static void on_cas_done(struct ig_store *s, redisReply *r, void *arg)
 {
     struct adm_call *c = arg;
@@ -1253,9 +1300,23 @@ static void on_cas_done(struct ig_store *s, redisReply *r, void *arg)
         return;
     }
     if (r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
-        adm_fail(c, 400, "ValidationException",
-                 "Cannot %s endpoint \"%s\": it changed meanwhile; retry.",
-                 c->op == OP_DELETE ? "delete" : "update", c->arn);
+        /* It changed since it was read (a deployment moved its status):
+         * read it again and decide anew, as the service would. */
+        if (c->tries++ < 8) {
+            char key[128];
+            const char *argv[2];
+
+            json_decref(c->doc);
+            json_decref(c->cfg);
+            json_decref(c->vars);
+            c->doc = c->cfg = c->vars = NULL;
+            snprintf(key, sizeof(key), "%s%s", adm_kinds[ADM_ENDPOINT].key, c->lname);
+            argv[0] = "GET";
+            argv[1] = key;
+            adm_cmd(c, on_endpoint_doc, 2, argv);
+            return;
+        }
+        adm_fail(c, 400, "ThrottlingException", "Rate exceeded");
         return;
     }
     adm_ok(c, c->op == OP_DELETE ? json_object() : json_pack("{s:s}", "EndpointArn", c->arn));

@@ -298,6 +298,12 @@ static void build_env(struct ig_child *c, const struct ig_child_conf *conf, size
         if (key_is(kv, "SAGEMAKER_BIND_TO_PORT") || key_is(kv, "SM_MODEL_DIR") ||
             key_is(kv, "SAGEMAKER_SAFE_PORT_RANGE"))
             continue;
+        /* Variables that make the dynamic loader or a shell run other code
+         * than the program named: never from an API call. */
+        if (strncmp(kv, "LD_", 3) == 0 || strncmp(kv, "BASH_FUNC_", 10) == 0 ||
+            key_is(kv, "BASH_ENV") || key_is(kv, "ENV") || key_is(kv, "SHELLOPTS") ||
+            key_is(kv, "PS4") || key_is(kv, "GCONV_PATH") || key_is(kv, "PYTHONSTARTUP"))
+            continue;
         for (size_t j = 0; j < n; j++) {
             if (strncmp(envp[j], kv, klen + 1) == 0) {
                 free(envp[j]);

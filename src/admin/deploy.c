@@ -46,6 +46,8 @@
 #define DEP_PING_TIMEOUT_S 2
 #define DEP_STARTUP_DEFAULT_S 600 /* SageMaker's default health check timeout */
 #define DEP_CHILD_GRACE_MS 5000
+#define DEP_RETRY_MIN_MS 1000
+#define DEP_RETRY_MAX_MS 60000
 
 struct adm_job;
 
@@ -104,6 +106,11 @@ struct adm_dep {
     size_t nchildren;
     /* Deleting: the drain, then the document goes */
     struct event *drain;
+    /* a deployment that failed here while the store says InService (the
+     * model is fine elsewhere) is tried again, backing off */
+    struct event *retry;
+    uint64_t retry_ms;
+    char failed[512]; /* why the last deployment failed here ("" after one served) */
     json_int_t del_ver;
     uint64_t drain_deadline_us;
 };
@@ -484,11 +491,31 @@ static void dep_job_done(struct adm_job *j)
             j->v[i].child = NULL;
         }
     d->served_d = j->d;
+    d->retry_ms = 0;
+    d->failed[0] = '\0';
     ig_log(IG_LOG_INFO, "endpoint %s: deployment %lld serving %zu variant(s)", d->name,
            (long long)j->d, j->n);
-    if (j->transition)
+    if (j->transition) {
         dep_finish(a, d->lname, j->d, 1, NULL);
+    } else {
+        /* read it again: an update may wait behind what was just served */
+        char msg[16 + ADM_NAME_MAX];
+        int n = snprintf(msg, sizeof(msg), "endpoint %s", d->lname);
+
+        adm_dep_event(a, msg, (size_t)n);
+    }
     dep_job_free(j);
+}
+
+static void on_dep_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct adm_dep *d = arg;
+    char msg[16 + ADM_NAME_MAX];
+    int n = snprintf(msg, sizeof(msg), "endpoint %s", d->lname);
+
+    (void)fd;
+    (void)what;
+    adm_dep_event(d->a, msg, (size_t)n); /* read it again, and deploy */
 }
 
 static void dep_job_fail(struct adm_job *j, const struct adm_var *v)
@@ -501,6 +528,25 @@ static void dep_job_fail(struct adm_job *j, const struct adm_var *v)
            why);
     if (j->transition)
         dep_finish(d->a, d->lname, j->d, 0, why);
+    /* Read it again later: Failed (this gateway moved it, or another did)
+     * then leaves it unserved; InService (it deployed elsewhere: a model
+     * file missing here, a container this host cannot reach) is tried
+     * again, backing off, and /readyz says why meanwhile. */
+    {
+        struct timeval tv;
+
+        snprintf(d->failed, sizeof(d->failed), "%.500s", why);
+        d->retry_ms = d->retry_ms ? d->retry_ms * 2 : DEP_RETRY_MIN_MS;
+        if (d->retry_ms > DEP_RETRY_MAX_MS)
+            d->retry_ms = DEP_RETRY_MAX_MS;
+        tv.tv_sec = (time_t)(d->retry_ms / 1000);
+        tv.tv_usec = (suseconds_t)(d->retry_ms % 1000 * 1000);
+        if (d->retry == NULL)
+            d->retry = evtimer_new(d->a->base, on_dep_retry, d);
+        evtimer_add(d->retry, &tv);
+        ig_log(IG_LOG_WARN, "endpoint %s: deploying again in %llu ms", d->name,
+               (unsigned long long)d->retry_ms);
+    }
     dep_job_free(j);
 }
 
@@ -529,14 +575,20 @@ static void dep_job_tick(evutil_socket_t fd, short what, void *arg)
             continue;
         if (v->kind == IG_IMAGE_EXEC && v->child == NULL) {
             struct ig_child_conf cc = {0};
-            char log[PATH_MAX + 64], name[160];
+            char log[PATH_MAX + 64], name[160], exe[PATH_MAX];
 
             snprintf(log, sizeof(log), "%s/logs", a->cfg->data_dir);
             mkdir(log, 0700);
             snprintf(log, sizeof(log), "%s/logs/%s-%s.log", a->cfg->data_dir, j->dep->lname,
                      v->name);
             snprintf(name, sizeof(name), "%s/%s", j->dep->name, v->name);
-            cc.exe = v->image + 7;
+            if (adm_exec_allowed(a->cfg, v->image + 7, exe, sizeof(exe), v->why,
+                                 sizeof(v->why)) < 0) {
+                v->failed = 1;
+                dep_job_fail(j, v);
+                return;
+            }
+            cc.exe = exe;
             cc.env = (const char *const *)v->env;
             cc.model_dir = v->path;
             cc.log_path = log;
@@ -691,6 +743,8 @@ static void dep_forget(struct ig_admin *a, struct adm_dep *d)
         dep_job_free(d->job);
     if (d->drain)
         event_free(d->drain);
+    if (d->retry)
+        event_free(d->retry);
     free(d);
 }
 
@@ -698,6 +752,10 @@ static void dep_unserve(struct adm_dep *d)
 {
     if (d->job)
         dep_job_free(d->job);
+    d->failed[0] = '\0'; /* not to be served: nothing failing here */
+    if (d->retry)
+        evtimer_del(d->retry);
+    d->retry_ms = 0;
     if (d->served_d != 0) {
         ig_gateway_unserve(d->a->gw, d->name);
         dep_retire_children(d);
@@ -785,13 +843,27 @@ static void dep_reconcile(struct ig_admin *a, const char *lname, json_t *doc)
         return;
     }
     if (strcmp(st, "Updating") == 0) {
-        vars = json_object_get(json_object_get(doc, "_Pending"), "Variants");
-        transition = 1;
+        json_int_t sv = json_integer_value(json_object_get(doc, "_Served"));
+
+        if (d->served_d == 0 && sv > 0 && sv != dd &&
+            json_array_size(json_object_get(doc, "_Variants")) > 0) {
+            /* a gateway that serves nothing of it yet (started during the
+             * update) serves the old variants first; the read after that
+             * brings the pending ones */
+            vars = json_object_get(doc, "_Variants");
+            dd = sv;
+        } else {
+            vars = json_object_get(json_object_get(doc, "_Pending"), "Variants");
+            transition = 1;
+        }
     } else {
         vars = json_object_get(doc, "_Variants");
         transition = strcmp(st, "Creating") == 0;
     }
     if (d->served_d == dd) {
+        /* a job for another deployment (an update rolled back meanwhile) */
+        if (d->job != NULL && d->job->d != dd)
+            dep_job_free(d->job);
         if (transition) /* served here already: only the status is behind */
             dep_finish(a, d->lname, dd, 1, NULL);
         return;
@@ -887,6 +959,17 @@ void adm_dep_resync(struct ig_admin *a)
     if (ig_store_cmdf(a->store, on_resync_names, a, "ZRANGE %s 0 -1",
                       adm_kinds[ADM_ENDPOINT].index) < 0)
         ig_log(IG_LOG_WARN, "admin: resync refused by the store; again when it is back");
+}
+
+int adm_dep_failed(const struct ig_admin *a, char *why, size_t len)
+{
+    for (const struct adm_dep *d = a->deps; d != NULL; d = d->next)
+        if (d->failed[0] != '\0') {
+            snprintf(why, len, "endpoint %s cannot be served here (retrying): %s", d->name,
+                     d->failed);
+            return -1;
+        }
+    return 0;
 }
 
 void adm_dep_free_all(struct ig_admin *a)

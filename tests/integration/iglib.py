@@ -631,6 +631,9 @@ class AdminGateway:
                  "admin_auth = %s" % ("on" if auth else "off")]
         if auth:
             lines += ["admin_access_key = %s" % ADMIN_KEY, "admin_secret_key = %s" % ADMIN_SECRET]
+        # file:// images may run tests/byo/serve and /bin's programs (the tests'
+        # serve program, and /bin/false for one that exits at start)
+        options.setdefault("admin_exec_dirs", os.path.join(ROOT, "tests", "byo") + ":/bin")
         lines += ["%s = %s" % (k, v) for k, v in options.items()]
         for name, ep in (endpoints or {}).items():
             lines.append("[endpoint %s]" % name)
