@@ -49,7 +49,7 @@ const char adm_lua_cas[] =
     "local cur = redis.call('GET', KEYS[1])\n"
     "if not cur then return -1 end\n"
     "local d = cjson.decode(cur)\n"
-    "if tostring(d._V) ~= ARGV[1] then return 0 end\n"
+    "if d._V ~= tonumber(ARGV[1]) then return 0 end\n"
     "redis.call('SET', KEYS[1], ARGV[2])\n"
     "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
     "return 1\n";
@@ -59,7 +59,7 @@ const char adm_lua_del_if[] =
     "if not cur then return -1 end\n"
     "if ARGV[1] ~= '' then\n"
     "  local d = cjson.decode(cur)\n"
-    "  if tostring(d._V) ~= ARGV[1] then return 0 end\n"
+    "  if d._V ~= tonumber(ARGV[1]) then return 0 end\n"
     "end\n"
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('ZREM', KEYS[2], ARGV[2])\n"
@@ -1382,8 +1382,12 @@ static void on_endpoint_models(struct ig_store *s, redisReply *r, void *arg)
         json_object_set_new(c->doc, "EndpointStatus", json_string("Creating"));
         json_object_set_new(c->doc, "CreationTime", json_real(now));
         json_object_set_new(c->doc, "LastModifiedTime", json_real(now));
-        json_object_set_new(c->doc, "_V", json_integer(1));
-        json_object_set_new(c->doc, "_D", json_integer(1));
+        /* Versions start from the creation time (ms) x 1000: a document
+         * re-created under the same name never reuses a version of the
+         * one deleted before it, whose late compare-and-sets and
+         * delete-if-version must miss it. (Exact in Lua's doubles.) */
+        json_object_set_new(c->doc, "_V", json_integer((json_int_t)(now * 1000) * 1000));
+        json_object_set_new(c->doc, "_D", json_integer((json_int_t)(now * 1000) * 1000));
         json_object_set(c->doc, "_Variants", c->vars);
         adm_store_new(c);
         return;

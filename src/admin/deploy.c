@@ -397,12 +397,13 @@ static void on_fin_doc(struct ig_store *s, redisReply *r, void *arg)
         /* a failed update leaves the old variants serving: InService */
         json_object_set_new(doc, "EndpointStatus", json_string("InService"));
         if (!f->ok) {
+            json_int_t served = json_integer_value(json_object_get(doc, "_Served"));
             char why[1200];
 
             snprintf(why, sizeof(why), "The update failed and was rolled back: %s", f->why);
             json_object_set_new(doc, "FailureReason", json_string(why));
             /* the deployment that serves is the old one */
-            json_object_set_new(doc, "_D", json_integer(json_integer_value(json_object_get(doc, "_Served")) ? json_integer_value(json_object_get(doc, "_Served")) : f->d));
+            json_object_set_new(doc, "_D", json_integer(served ? served : f->d));
         }
     } else {
         json_object_set_new(doc, "EndpointStatus", json_string(f->ok ? "InService" : "Failed"));
@@ -838,6 +839,8 @@ static void dep_reconcile(struct ig_admin *a, const char *lname, json_t *doc)
         evtimer_add(d->drain, &now);
         return;
     }
+    if (d->drain != NULL) /* a Deleting one that was re-created meanwhile */
+        evtimer_del(d->drain);
     if (strcmp(st, "Failed") == 0 || strcmp(st, "OutOfService") == 0) {
         dep_unserve(d);
         return;
