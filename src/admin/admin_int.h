@@ -20,6 +20,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "infergate/store.h"
+
 #define ADM_PREFIX "infergate:"
 #define ADM_CHANNEL "infergate:events"
 #define ADM_ACCOUNT "000000000000"
@@ -88,12 +90,21 @@ struct ig_admin {
 void adm_arn(char *buf, size_t len, enum adm_kind k, const char *name);
 void adm_lower(char *dst, const char *src, size_t cap);
 double adm_now(void); /* epoch seconds, milliseconds kept */
+/* A document as stored and sent: compact, members in order, timestamps
+ * with their milliseconds. */
+char *adm_dump(const json_t *j);
 
 /* 0 when the program <path> of a file:// image lies (symlinks resolved)
  * in one of admin_exec_dirs: its resolved path in <real>; else -1 and a
  * sentence in <why>. */
 int adm_exec_allowed(const struct ig_config *cfg, const char *path, char *real, size_t reallen,
                      char *why, size_t len);
+
+/* Set endpoint <lname>'s document to <doc> if its version is still <ver>
+ * (adm_lua_cas), announcing the change; <cb> gets 1, 0 or -1. Returns
+ * ig_store_cmd's code. */
+int adm_cas(struct ig_admin *a, const char *lname, json_int_t ver, const char *doc,
+            ig_store_reply_cb *cb, void *arg);
 
 /* DescribeEndpoint's ProductionVariants for resolved variants <vars>. */
 json_t *adm_variant_summaries(json_t *vars, double when);

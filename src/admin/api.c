@@ -139,7 +139,7 @@ double adm_now(void)
 
 /* Timestamps are epoch seconds with milliseconds: 13 significant digits
  * after the 10 of the seconds would print noise, 14 keep the millisecond. */
-static char *adm_dump(const json_t *j)
+char *adm_dump(const json_t *j)
 {
     return json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(14));
 }
@@ -1322,12 +1322,34 @@ static void on_cas_done(struct ig_store *s, redisReply *r, void *arg)
     adm_ok(c, c->op == OP_DELETE ? json_object() : json_pack("{s:s}", "EndpointArn", c->arn));
 }
 
+int adm_cas(struct ig_admin *a, const char *lname, json_int_t ver, const char *doc,
+            ig_store_reply_cb *cb, void *arg)
+{
+    char key[128], vs[32], msg[96];
+    const char *argv[8];
+    size_t lens[8];
+
+    snprintf(key, sizeof(key), "%s%s", adm_kinds[ADM_ENDPOINT].key, lname);
+    snprintf(vs, sizeof(vs), "%lld", (long long)ver);
+    snprintf(msg, sizeof(msg), "endpoint %s", lname);
+    argv[0] = "EVAL";
+    argv[1] = adm_lua_cas;
+    argv[2] = "1";
+    argv[3] = key;
+    argv[4] = vs;
+    argv[5] = doc;
+    argv[6] = ADM_CHANNEL;
+    argv[7] = msg;
+    for (int i = 0; i < 8; i++)
+        lens[i] = strlen(argv[i]);
+    return ig_store_cmd(a->store, cb, arg, 8, argv, lens);
+}
+
 /* Store c->doc over version <ver>. */
 static void adm_store_cas(struct adm_call *c, json_int_t ver)
 {
-    char key[128], vs[32], msg[96];
     char *doc = adm_dump(c->doc);
-    const char *argv[8];
+    int rv;
 
     if (doc == NULL) {
         adm_fail(c, 500, "InternalFailure", "The document could not be encoded.");
@@ -1341,19 +1363,12 @@ static void adm_store_cas(struct adm_call *c, json_int_t ver)
         free(doc);
         return;
     }
-    snprintf(key, sizeof(key), "%s%s", adm_kinds[ADM_ENDPOINT].key, c->lname);
-    snprintf(vs, sizeof(vs), "%lld", (long long)ver);
-    snprintf(msg, sizeof(msg), "endpoint %s", c->lname);
-    argv[0] = "EVAL";
-    argv[1] = adm_lua_cas;
-    argv[2] = "1";
-    argv[3] = key;
-    argv[4] = vs;
-    argv[5] = doc;
-    argv[6] = ADM_CHANNEL;
-    argv[7] = msg;
-    adm_cmd(c, on_cas_done, 8, argv);
+    rv = adm_cas(c->a, c->lname, ver, doc, on_cas_done, c);
     free(doc);
+    if (rv == IG_ERR_FULL)
+        adm_fail(c, 400, "ThrottlingException", "Rate exceeded");
+    else if (rv < 0)
+        adm_store_down(c);
 }
 
 /* CreateEndpoint / UpdateEndpoint, last step: the models' documents. */

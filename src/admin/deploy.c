@@ -373,8 +373,7 @@ static void on_fin_doc(struct ig_store *s, redisReply *r, void *arg)
     json_t *doc = (r && r->type == REDIS_REPLY_STRING) ? json_loadb(r->str, r->len, 0, NULL) : NULL;
     const char *st = doc ? json_string_value(json_object_get(doc, "EndpointStatus")) : NULL;
     json_int_t ver;
-    char key[128], vs[32], msg[96], *body;
-    const char *argv[8];
+    char *body;
 
     (void)s;
     if (doc == NULL || st == NULL || json_integer_value(json_object_get(doc, "_D")) != f->d ||
@@ -414,31 +413,14 @@ static void on_fin_doc(struct ig_store *s, redisReply *r, void *arg)
         json_object_set_new(doc, "_Served", json_integer(f->d));
     json_object_set_new(doc, "LastModifiedTime", json_real(adm_now()));
     json_object_set_new(doc, "_V", json_integer(ver + 1));
-    body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(14));
+    body = adm_dump(doc);
     json_decref(doc);
     if (body == NULL) {
         free(f);
         return;
     }
-    snprintf(key, sizeof(key), "%s%s", adm_kinds[ADM_ENDPOINT].key, f->lname);
-    snprintf(vs, sizeof(vs), "%lld", (long long)ver);
-    snprintf(msg, sizeof(msg), "endpoint %s", f->lname);
-    argv[0] = "EVAL";
-    argv[1] = adm_lua_cas;
-    argv[2] = "1";
-    argv[3] = key;
-    argv[4] = vs;
-    argv[5] = body;
-    argv[6] = ADM_CHANNEL;
-    argv[7] = msg;
-    {
-        size_t lens[8];
-
-        for (int i = 0; i < 8; i++)
-            lens[i] = strlen(argv[i]);
-        if (ig_store_cmd(f->a->store, on_fin_cas, f, 8, argv, lens) < 0)
-            free(f);
-    }
+    if (adm_cas(f->a, f->lname, ver, body, on_fin_cas, f) < 0)
+        free(f);
     free(body);
 }
 
