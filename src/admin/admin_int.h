@@ -79,9 +79,9 @@ struct ig_admin {
     uint32_t nlists; /* of them, ListX */
     int stopping;
     /* deploy.c */
-    struct adm_dep *deps;         /* endpoints this gateway knows */
-    struct ig_workers *loader;    /* one thread: fetches and loads models */
-    struct adm_retired *retired;  /* children of variants no longer served */
+    struct adm_dep *deps;        /* endpoints this gateway knows */
+    struct ig_workers *loader;   /* one thread: fetches and loads models */
+    struct adm_retired *retired; /* children of variants no longer served */
     struct event *retired_tick;
     int closing;
 };

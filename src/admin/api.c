@@ -12,10 +12,10 @@
  * computed from is still the stored one.
  */
 #include <ctype.h>
-#include <limits.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,34 +37,31 @@
 #include "admin_int.h"
 
 const struct adm_kind_info adm_kinds[ADM_NKINDS] = {
-    {"model", ADM_PREFIX "model:", ADM_PREFIX "models", "model", "ModelName", "ModelArn",
-     "Models"},
+    {"model", ADM_PREFIX "model:", ADM_PREFIX "models", "model", "ModelName", "ModelArn", "Models"},
     {"endpoint-config", ADM_PREFIX "endpoint-config:", ADM_PREFIX "endpoint-configs",
      "endpoint configuration", "EndpointConfigName", "EndpointConfigArn", "EndpointConfigs"},
     {"endpoint", ADM_PREFIX "endpoint:", ADM_PREFIX "endpoints", "endpoint", "EndpointName",
      "EndpointArn", "Endpoints"},
 };
 
-const char adm_lua_cas[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if not cur then return -1 end\n"
-    "local d = cjson.decode(cur)\n"
-    "if d._V ~= tonumber(ARGV[1]) then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[2])\n"
-    "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
-    "return 1\n";
+const char adm_lua_cas[] = "local cur = redis.call('GET', KEYS[1])\n"
+                           "if not cur then return -1 end\n"
+                           "local d = cjson.decode(cur)\n"
+                           "if d._V ~= tonumber(ARGV[1]) then return 0 end\n"
+                           "redis.call('SET', KEYS[1], ARGV[2])\n"
+                           "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+                           "return 1\n";
 
-const char adm_lua_del_if[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if not cur then return -1 end\n"
-    "if ARGV[1] ~= '' then\n"
-    "  local d = cjson.decode(cur)\n"
-    "  if d._V ~= tonumber(ARGV[1]) then return 0 end\n"
-    "end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "redis.call('ZREM', KEYS[2], ARGV[2])\n"
-    "if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end\n"
-    "return 1\n";
+const char adm_lua_del_if[] = "local cur = redis.call('GET', KEYS[1])\n"
+                              "if not cur then return -1 end\n"
+                              "if ARGV[1] ~= '' then\n"
+                              "  local d = cjson.decode(cur)\n"
+                              "  if d._V ~= tonumber(ARGV[1]) then return 0 end\n"
+                              "end\n"
+                              "redis.call('DEL', KEYS[1])\n"
+                              "redis.call('ZREM', KEYS[2], ARGV[2])\n"
+                              "if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end\n"
+                              "return 1\n";
 
 const char adm_lua_list[] = "local names = redis.call('ZRANGE', KEYS[1], 0, -1)\n"
                             "local out = {}\n"
@@ -720,8 +717,8 @@ static void on_listed(struct ig_store *s, redisReply *r, void *arg)
         }
         ct = json_number_value(json_object_get(d, "CreationTime"));
         mt = json_number_value(json_object_get(d, "LastModifiedTime"));
-        if ((q->contains && !adm_contains_ci(json_string_value(json_object_get(d, nf)),
-                                             q->contains)) ||
+        if ((q->contains &&
+             !adm_contains_ci(json_string_value(json_object_get(d, nf)), q->contains)) ||
             (q->status &&
              strcmp(q->status, json_string_value(json_object_get(d, "EndpointStatus"))
                                    ? json_string_value(json_object_get(d, "EndpointStatus"))
@@ -807,50 +804,46 @@ static void adm_list(struct adm_call *c)
             sort_by = 1;
         else if (strcmp(by, "Status") == 0 && c->kind == ADM_ENDPOINT)
             sort_by = 2;
-        else
-            {
+        else {
             adm_invalid(c, "SortBy", by,
-                               c->kind == ADM_ENDPOINT
-                                   ? "Member must satisfy enum value set: [Name, CreationTime, "
-                                     "Status]"
-                                   : "Member must satisfy enum value set: [Name, CreationTime]");
+                        c->kind == ADM_ENDPOINT
+                            ? "Member must satisfy enum value set: [Name, CreationTime, "
+                              "Status]"
+                            : "Member must satisfy enum value set: [Name, CreationTime]");
             return;
         }
     }
-    if (order != NULL && strcmp(order, "Ascending") != 0 && strcmp(order, "Descending") != 0)
-        {
-            adm_invalid(c, "SortOrder", order,
-                           "Member must satisfy enum value set: [Ascending, Descending]");
-            return;
-        }
+    if (order != NULL && strcmp(order, "Ascending") != 0 && strcmp(order, "Descending") != 0) {
+        adm_invalid(c, "SortOrder", order,
+                    "Member must satisfy enum value set: [Ascending, Descending]");
+        return;
+    }
     if (status != NULL && c->kind != ADM_ENDPOINT)
         status = NULL;
     if (status != NULL) {
-        static const char *const st[] = {"OutOfService", "Creating",  "Updating",
+        static const char *const st[] = {"OutOfService",   "Creating",    "Updating",
                                          "SystemUpdating", "RollingBack", "InService",
-                                         "Deleting",     "Failed",    "UpdateRollbackFailed"};
+                                         "Deleting",       "Failed",      "UpdateRollbackFailed"};
         size_t i = 0;
 
         while (i < IG_ARRAY_SIZE(st) && strcmp(st[i], status) != 0)
             i++;
-        if (i == IG_ARRAY_SIZE(st))
-            {
+        if (i == IG_ARRAY_SIZE(st)) {
             adm_invalid(c, "StatusEquals", status,
-                               "Member must satisfy enum value set: [OutOfService, Creating, "
-                               "Updating, SystemUpdating, RollingBack, InService, Deleting, "
-                               "Failed, UpdateRollbackFailed]");
+                        "Member must satisfy enum value set: [OutOfService, Creating, "
+                        "Updating, SystemUpdating, RollingBack, InService, Deleting, "
+                        "Failed, UpdateRollbackFailed]");
             return;
         }
     }
     if (contains != NULL) {
         for (const char *p = contains; *p; p++)
-            if (!isalnum((unsigned char)*p) && *p != '-')
-                {
-            adm_invalid(c, "NameContains", contains,
-                                   "Member must satisfy regular expression pattern: "
-                                   "[a-zA-Z0-9\\-]+");
-            return;
-        }
+            if (!isalnum((unsigned char)*p) && *p != '-') {
+                adm_invalid(c, "NameContains", contains,
+                            "Member must satisfy regular expression pattern: "
+                            "[a-zA-Z0-9\\-]+");
+                return;
+            }
     }
     if (max != NULL && !json_is_null(max)) {
         if (!json_is_integer(max)) {
@@ -863,11 +856,11 @@ static void adm_list(struct adm_call *c)
 
             snprintf(v, sizeof(v), "%lld", (long long)maxv);
             {
-            adm_invalid(c, "MaxResults", v,
-                               maxv < 1 ? "Member must have value greater than or equal to 1"
-                                        : "Member must have value less than or equal to 100");
-            return;
-        }
+                adm_invalid(c, "MaxResults", v,
+                            maxv < 1 ? "Member must have value greater than or equal to 1"
+                                     : "Member must have value less than or equal to 100");
+                return;
+            }
         }
     }
     if (tok != NULL) {
@@ -905,8 +898,8 @@ static void adm_list(struct adm_call *c)
     argv[3] = adm_kinds[c->kind].index;
     argv[4] = adm_kinds[c->kind].key;
     n = 5;
-    if (sort_by == 0 && contains == NULL && status == NULL && t[0] == 0 && t[1] == 0 &&
-        t[2] == 0 && t[3] == 0) {
+    if (sort_by == 0 && contains == NULL && status == NULL && t[0] == 0 && t[1] == 0 && t[2] == 0 &&
+        t[3] == 0) {
         /* the common listing: only its page is read */
         snprintf(offs, sizeof(offs), "%zu", off);
         snprintf(cnt, sizeof(cnt), "%lld", (long long)maxv);
@@ -1023,8 +1016,7 @@ static int adm_check_container(struct adm_call *c, json_t *ct, json_t **norm)
     }
     if (kind == IG_IMAGE_BUILTIN && url == NULL) {
         adm_fail(c, 400, "ValidationException",
-                 "PrimaryContainer.ModelDataUrl is required for the built-in algorithm %s.",
-                 algo);
+                 "PrimaryContainer.ModelDataUrl is required for the built-in algorithm %s.", algo);
         return -1;
     }
     if (kind == IG_IMAGE_EXEC) {
@@ -1038,8 +1030,7 @@ static int adm_check_container(struct adm_call *c, json_t *ct, json_t **norm)
 
         if (stat(image + 7, &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111)) {
             adm_fail(c, 400, "ValidationException",
-                     "Image %.256s: no executable file there to run as the model server.",
-                     image);
+                     "Image %.256s: no executable file there to run as the model server.", image);
             return -1;
         }
     }
@@ -1054,7 +1045,8 @@ static int adm_check_container(struct adm_call *c, json_t *ct, json_t **norm)
         if (v != NULL && json_is_string(v))
             json_object_set(*norm, *f, v);
     }
-    if (json_object_get(ct, "Environment") != NULL && !json_is_null(json_object_get(ct, "Environment")))
+    if (json_object_get(ct, "Environment") != NULL &&
+        !json_is_null(json_object_get(ct, "Environment")))
         json_object_set(*norm, "Environment", json_object_get(ct, "Environment"));
     return 0;
 }
@@ -1141,11 +1133,10 @@ static void adm_create_config(struct adm_call *c)
     adm_lower(c->lname, name, sizeof(c->lname));
     adm_arn(c->arn, sizeof(c->arn), ADM_CONFIG, name);
     pvs = json_object_get(c->in, "ProductionVariants");
-    if (pvs == NULL || json_is_null(pvs))
-        {
-            adm_invalid(c, "ProductionVariants", NULL, NULL);
-            return;
-        }
+    if (pvs == NULL || json_is_null(pvs)) {
+        adm_invalid(c, "ProductionVariants", NULL, NULL);
+        return;
+    }
     if (!json_is_array(pvs)) {
         adm_fail(c, 400, "SerializationException", "ProductionVariants must be a list.");
         return;
@@ -1172,7 +1163,8 @@ static void adm_create_config(struct adm_call *c)
         int bad = 0;
 
         if (!json_is_object(pv)) {
-            adm_fail(c, 400, "SerializationException", "ProductionVariants[%zu] must be a structure.", i);
+            adm_fail(c, 400, "SerializationException",
+                     "ProductionVariants[%zu] must be a structure.", i);
             return;
         }
         if ((vn = adm_need_name(c, pv, "VariantName")) == NULL)
@@ -1183,8 +1175,8 @@ static void adm_create_config(struct adm_call *c)
         if (bad)
             return;
         for (size_t j = 0; j < i; j++)
-            if (strcasecmp(vn, json_string_value(json_object_get(json_array_get(out, j),
-                                                                 "VariantName"))) == 0) {
+            if (strcasecmp(vn, json_string_value(
+                                   json_object_get(json_array_get(out, j), "VariantName"))) == 0) {
                 adm_fail(c, 400, "ValidationException",
                          "The VariantName %s appears more than once in ProductionVariants.", vn);
                 return;
@@ -1275,13 +1267,14 @@ json_t *adm_variant_summaries(json_t *vars, double when)
         json_t *v = json_array_get(vars, i);
         json_t *img = json_object_get(json_object_get(v, "Container"), "Image");
 
-        json_array_append_new(
-            out, json_pack("{s:O,s:[{s:O,s:O,s:f}],s:O,s:O,s:i,s:i}", "VariantName",
-                           json_object_get(v, "VariantName"), "DeployedImages", "SpecifiedImage",
-                           img ? img : json_string(""), "ResolvedImage", img ? img : json_string(""),
-                           "ResolutionTime", when, "CurrentWeight", json_object_get(v, "Weight"),
-                           "DesiredWeight", json_object_get(v, "Weight"), "CurrentInstanceCount",
-                           1, "DesiredInstanceCount", 1));
+        json_array_append_new(out, json_pack("{s:O,s:[{s:O,s:O,s:f}],s:O,s:O,s:i,s:i}",
+                                             "VariantName", json_object_get(v, "VariantName"),
+                                             "DeployedImages", "SpecifiedImage",
+                                             img ? img : json_string(""), "ResolvedImage",
+                                             img ? img : json_string(""), "ResolutionTime", when,
+                                             "CurrentWeight", json_object_get(v, "Weight"),
+                                             "DesiredWeight", json_object_get(v, "Weight"),
+                                             "CurrentInstanceCount", 1, "DesiredInstanceCount", 1));
     }
     return out;
 }

@@ -115,7 +115,6 @@ struct adm_dep {
     uint64_t drain_deadline_us;
 };
 
-
 static void dep_job_tick(evutil_socket_t fd, short what, void *arg);
 static void dep_reconcile(struct ig_admin *a, const char *lname, json_t *doc);
 
@@ -319,7 +318,8 @@ static void dep_ping(struct ig_admin *a, struct adm_var *v, const char *url)
             snprintf(v->why, sizeof(v->why), "%s: only http:// containers can be probed", url);
             return;
         }
-        v->ping = evhttp_connection_base_new(a->base, NULL, host, (ev_uint16_t)(port < 0 ? 80 : port));
+        v->ping =
+            evhttp_connection_base_new(a->base, NULL, host, (ev_uint16_t)(port < 0 ? 80 : port));
         evhttp_uri_free(u);
         if (v->ping == NULL) {
             v->failed = 1;
@@ -424,8 +424,7 @@ static void on_fin_doc(struct ig_store *s, redisReply *r, void *arg)
     free(body);
 }
 
-static void dep_finish(struct ig_admin *a, const char *lname, json_int_t d, int ok,
-                       const char *why)
+static void dep_finish(struct ig_admin *a, const char *lname, json_int_t d, int ok, const char *why)
 {
     struct dep_fin *f = ig_xcalloc(1, sizeof(*f));
     char key[128];
@@ -437,8 +436,7 @@ static void dep_finish(struct ig_admin *a, const char *lname, json_int_t d, int 
     snprintf(f->why, sizeof(f->why), "%s", why ? why : "");
     snprintf(key, sizeof(key), "%s%s", adm_kinds[ADM_ENDPOINT].key, lname);
     if (ig_store_cmdf(a->store, on_fin_doc, f, "GET %s", key) < 0) {
-        ig_log(IG_LOG_WARN, "endpoint %s: store down; the status moves on the next resync",
-               lname);
+        ig_log(IG_LOG_WARN, "endpoint %s: store down; the status moves on the next resync", lname);
         free(f);
     }
 }
@@ -507,8 +505,7 @@ static void dep_job_fail(struct adm_job *j, const struct adm_var *v)
     char why[1024];
 
     snprintf(why, sizeof(why), "Variant %s: %s", v->name, v->why);
-    ig_log(IG_LOG_ERROR, "endpoint %s: deployment %lld failed: %s", d->name, (long long)j->d,
-           why);
+    ig_log(IG_LOG_ERROR, "endpoint %s: deployment %lld failed: %s", d->name, (long long)j->d, why);
     if (j->transition)
         dep_finish(d->a, d->lname, j->d, 0, why);
     /* Read it again later: Failed (this gateway moved it, or another did)
@@ -545,8 +542,7 @@ static void dep_job_tick(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < j->n; i++) {
         struct adm_var *v = &j->v[i];
 
-        if (v->failed)
-            {
+        if (v->failed) {
             dep_job_fail(j, v);
             return;
         }
@@ -565,8 +561,8 @@ static void dep_job_tick(evutil_socket_t fd, short what, void *arg)
             snprintf(log, sizeof(log), "%s/logs/%s-%s.log", a->cfg->data_dir, j->dep->lname,
                      v->name);
             snprintf(name, sizeof(name), "%s/%s", j->dep->name, v->name);
-            if (adm_exec_allowed(a->cfg, v->image + 7, exe, sizeof(exe), v->why,
-                                 sizeof(v->why)) < 0) {
+            if (adm_exec_allowed(a->cfg, v->image + 7, exe, sizeof(exe), v->why, sizeof(v->why)) <
+                0) {
                 v->failed = 1;
                 dep_job_fail(j, v);
                 return;
@@ -579,9 +575,9 @@ static void dep_job_tick(evutil_socket_t fd, short what, void *arg)
             if (ig_child_start(a->base, &cc, &v->child, v->why, sizeof(v->why)) < 0) {
                 v->failed = 1;
                 {
-            dep_job_fail(j, v);
-            return;
-        }
+                    dep_job_fail(j, v);
+                    return;
+                }
             }
             snprintf(v->url, sizeof(v->url), "http://127.0.0.1:%u", ig_child_port(v->child));
         }
@@ -594,40 +590,39 @@ static void dep_job_tick(evutil_socket_t fd, short what, void *arg)
             memcpy(v->why, msg, sizeof(v->why));
             v->failed = 1;
             {
-            dep_job_fail(j, v);
-            return;
-        }
+                dep_job_fail(j, v);
+                return;
+            }
         }
         if (v->kind != IG_IMAGE_BUILTIN) {
             if (v->kind == IG_IMAGE_CONTAINER)
                 snprintf(v->url, sizeof(v->url), "%s", v->image);
             dep_ping(a, v, v->url);
-            if (v->failed)
-                {
-            dep_job_fail(j, v);
-            return;
-        }
+            if (v->failed) {
+                dep_job_fail(j, v);
+                return;
+            }
         }
     }
-    if (ready == j->n)
-        {
-            dep_job_done(j);
-            return;
-        }
+    if (ready == j->n) {
+        dep_job_done(j);
+        return;
+    }
     if (ig_now_us() > j->deadline_us) {
         for (size_t i = 0; i < j->n; i++)
             if (!j->v[i].ready) {
                 char why[sizeof(j->v[i].why)];
 
-                snprintf(why, sizeof(why), "%.600s", j->v[i].why[0] ? j->v[i].why : "still loading");
+                snprintf(why, sizeof(why), "%.600s",
+                         j->v[i].why[0] ? j->v[i].why : "still loading");
                 snprintf(j->v[i].why, sizeof(j->v[i].why),
                          "the model did not pass the health check within the startup timeout "
                          "(%.600s)",
                          why);
                 {
-            dep_job_fail(j, &j->v[i]);
-            return;
-        }
+                    dep_job_fail(j, &j->v[i]);
+                    return;
+                }
             }
     }
     evtimer_add(j->tick, &tv);
