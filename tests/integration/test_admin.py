@@ -70,6 +70,14 @@ bpath = os.path.join(tmp, "rows.csv")
 with open(bpath, "w") as f:
     f.write(BODY)
 BYO = os.path.join(ROOT, "tests", "byo", "serve")
+# A serve program that exits at once, in a directory of its own; the
+# gateway runs file:// images from admin_exec_dirs only.
+EXEC_DIR = os.path.join(tmp, "exec")
+os.makedirs(EXEC_DIR)
+FAIL_SERVE = os.path.join(EXEC_DIR, "fail-serve")
+with open(FAIL_SERVE, "w") as f:
+    f.write("#!/bin/sh\necho 'fail-serve: exiting 1' >&2\nexit 1\n")
+os.chmod(FAIL_SERVE, 0o755)
 EP_STATUSES = {"OutOfService", "Creating", "Updating", "SystemUpdating", "RollingBack",
                "InService", "Deleting", "Failed", "UpdateRollbackFailed"}
 
@@ -319,7 +327,8 @@ digits5 = digits_rows(5)
 # ============================================================================
 XGB_BIN = os.path.join(ROOT, "tests", "data", "xgb-binary.model")
 XGB_JSON = os.path.join(ROOT, "tests", "data", "xgb-regression.json")
-gw = AdminGateway({"cfg-km2d": {"model": KM2D_PATH}, "cfg-xgb": {"model": XGB_BIN}})
+gw = AdminGateway({"cfg-km2d": {"model": KM2D_PATH}, "cfg-xgb": {"model": XGB_BIN}},
+                  admin_exec_dirs="%s:%s" % (os.path.dirname(BYO), EXEC_DIR))
 sm = gw.sagemaker()
 port, aport = gw.port, gw.admin_port
 try:
@@ -592,6 +601,10 @@ try:
                                              "file://" + os.path.join(tmp, "no-such.json")})
         check(err is not None and err[0] == "ValidationException" and err[2] == 400,
               "a ModelDataUrl file that does not exist: refused at CreateModel: %r" % (err,))
+        err = client_error(sm.create_model, ModelName="Not-Exec-Dir", ExecutionRoleArn=ROLE_ARN,
+                           PrimaryContainer={"Image": "file:///bin/true"})
+        check(err is not None and err[0] == "ValidationException" and err[2] == 400,
+              "a file:// image outside admin_exec_dirs: refused at CreateModel: %r" % (err,))
         expect_error("DeleteModel, missing", sm.delete_model, "ValidationException",
                      miss("model", "Gone-Model"), ModelName="Gone-Model")
         expect_error("DeleteEndpointConfig, missing", sm.delete_endpoint_config,
@@ -608,7 +621,7 @@ try:
 
     with section("a deployment that fails: Failed with a FailureReason"):
         sm.create_model(ModelName="Bad-Serve-m", ExecutionRoleArn=ROLE_ARN,
-                        PrimaryContainer={"Image": "file:///bin/false"})
+                        PrimaryContainer={"Image": "file://" + FAIL_SERVE})
         sm.create_endpoint_config(EndpointConfigName="Bad-Serve-c", ProductionVariants=[
             {"VariantName": "AllTraffic", "ModelName": "Bad-Serve-m", "InitialInstanceCount": 1,
              "InstanceType": "ml.m5.large"}])
