@@ -31,7 +31,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 	-Wmissing-declarations -Wundef -Wformat=2 -Wwrite-strings -Wvla -Wpointer-arith \
 	-Wimplicit-fallthrough
 PKGS := libevent libevent_openssl libevent_pthreads libnghttp2 openssl jansson inih libcurl \
-	hiredis libarchive
+	hiredis libarchive libprotobuf-c
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = $(STD) $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
@@ -41,6 +41,11 @@ LDLIBS = $(PKG_LIBS) -lhttp_parser -lxgboost $(MALLOC_LIBS) -lm -lpthread
 # deployments); part of the library like src/*.c.
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard src/admin/*.c)
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+# proto/*.proto: compiled by protoc-c into $(BUILD)/gen/proto/<name>.pb-c.[ch]
+# (included as "proto/<name>.pb-c.h"), the .c part of the library.
+PROTO_SRC := $(wildcard proto/*.proto)
+PROTO_GEN_H := $(PROTO_SRC:%.proto=$(BUILD)/gen/%.pb-c.h)
+LIB_OBJ += $(PROTO_SRC:%.proto=$(BUILD)/obj/gen/%.pb-c.o)
 MAIN_OBJ := $(BUILD)/obj/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -64,7 +69,7 @@ endif
 DEB_PKGS := build-essential pkg-config libevent-dev libnghttp2-dev libssl-dev \
 	libjansson-dev libinih-dev libhttp-parser-dev libjemalloc-dev libcmocka-dev \
 	libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libcurl4-openssl-dev \
-	libarchive-dev liblapacke-dev libxgboost-dev \
+	libarchive-dev liblapacke-dev libxgboost-dev protobuf-compiler python3-protobuf \
 	nghttp2-client nghttp2-server curl awscli python3 python3-boto3 python3-h2 python3-httpx \
 	redis-server openssl valgrind
 # Node.js and npm come with the machine image: never list nodejs or npm here
@@ -92,6 +97,20 @@ LINT_STAMP := $(LINT_DIR)/node_modules/.package-lock.json
 all: $(BIN) $(FAKE) $(CLI)
 
 $(BUILD)/obj/%.o: src/%.c $(BUILD)/.build_opts $(BUILD)/gen/infergate/build.h
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The generated headers exist before any library source is compiled (the
+# .d files take over from the second build on).
+$(LIB_OBJ): | $(PROTO_GEN_H)
+
+$(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	$(if $(filter 0,$(V)),@echo "  PROTOC  $<")
+	$(Q)protoc-c --proto_path=. --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(BUILD)/.build_opts
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -238,6 +257,19 @@ FUZZ_BUILD := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = $(STD) $(WARN) -O1 -g $(FUZZ_SAN) -Iinclude $(PKG_CFLAGS) -MMD -MP
 FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+# The protoc-c sources of proto/ too (see PROTO_SRC), generated here.
+FUZZ_LIB_OBJ += $(PROTO_SRC:%.proto=$(FUZZ_BUILD)/obj/gen/%.pb-c.o)
+$(FUZZ_LIB_OBJ): FUZZ_CFLAGS += -I$(FUZZ_BUILD)/gen
+$(FUZZ_LIB_OBJ): | $(PROTO_SRC:%.proto=$(FUZZ_BUILD)/gen/%.pb-c.h)
+
+$(FUZZ_BUILD)/gen/proto/%.pb-c.c $(FUZZ_BUILD)/gen/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(FUZZ_BUILD)/gen
+	$(Q)protoc-c --proto_path=. --c_out=$(FUZZ_BUILD)/gen $<
+
+$(FUZZ_BUILD)/obj/gen/%.pb-c.o: $(FUZZ_BUILD)/gen/%.pb-c.c $(FUZZ_BUILD)/.build_opts | fuzz-check-cc
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 FUZZ_BINS = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 
 .PHONY: fuzz fuzz-build fuzz-check-cc
