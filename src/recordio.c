@@ -201,11 +201,14 @@ nomem:
 int ig_recordio_dec_feed(struct ig_recordio_dec *d, const void *buf, size_t len,
                          ig_recordio_record_cb *cb, void *arg, struct ig_codec_error *err)
 {
-    const uint8_t *p = buf, *end = p + len;
+    const uint8_t *p = buf, *end;
     int rv;
 
     if (d->failed)
         goto failed;
+    if (len == 0)
+        return 0; /* buf may be NULL */
+    end = p + len;
     while (p < end) {
         size_t avail = (size_t)(end - p), n;
 

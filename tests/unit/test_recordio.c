@@ -659,6 +659,7 @@ static void test_callback_stops(void **state)
     assert_null(d);
     /* an empty stream, an empty record */
     assert_int_equal(ig_recordio_dec_new(16, &d), 0);
+    assert_int_equal(ig_recordio_dec_feed(d, NULL, 0, got_cb, &g, &err), 0);
     assert_int_equal(ig_recordio_dec_end(d, &err), 0);
     ig_recordio_dec_free(d);
 }
