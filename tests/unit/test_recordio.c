@@ -762,6 +762,24 @@ static void test_bad_protobuf(void **state)
     row_fail(cut, sizeof(cut), 0, IG_ERR_INVALID, msg);
 }
 
+/* protobuf-c allocates through a cap of IG_RECORDIO_PB_MEM_FACTOR times
+ * the payload: 1000 empty map entries (2 bytes each, 48 allocated) pass it. */
+static void test_pb_mem_cap(void **state)
+{
+    uint8_t *p = malloc(2000);
+
+    (void)state;
+    assert_non_null(p);
+    for (size_t i = 0; i < 2000; i += 2) {
+        p[i] = 0x0a;
+        p[i + 1] = 0x00;
+    }
+    row_fail(p, 2000, 2, IG_ERR_TOOBIG, "Row 7: the record is too large to decode.");
+    /* 10 of them fit (4 KiB of slack): no features["values"] among them */
+    row_fail(p, 20, 2, IG_ERR_INVALID, "Row 7: the record has no features[\"values\"] tensor.");
+    free(p);
+}
+
 static void test_missing_values(void **state)
 {
     Aialgs__Data__Record r = AIALGS__DATA__RECORD__INIT;
@@ -1002,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_empty_payload),
         cmocka_unit_test(test_bad_protobuf),
+        cmocka_unit_test(test_pb_mem_cap),
         cmocka_unit_test(test_missing_values),
         cmocka_unit_test(test_bad_dense),
         cmocka_unit_test(test_bad_sparse),
