@@ -29,15 +29,15 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import tarfile
 import threading
 import time
 import urllib.request
 
-from iglib import (AdminGateway, RedisServer, check, check_eq, finish, rss_kb, stop_proc)
-from test_admin_adversary import (BODY, KM2D_PATH, ROWS, WANT, SlowContainer, call, config,
+from iglib import (AdminGateway, RedisServer, check, check_eq, finish, rss_kb, sigv4_headers,
+                   uses_asan)
+from test_admin_adversary import (KM2D_PATH, WANT, SlowContainer, call, config,
                                   describe, es_payload, invoke, log, model, ok, procs_below,
                                   section, tmp, wait_ep)
 
@@ -125,6 +125,41 @@ def ep_create(gw, name, cfg):
 
 
 # ---- sections ---------------------------------------------------------------
+
+def dup_target(gw):
+    """A captured signed DescribeEndpoint with a second, unsigned
+    X-Amz-Target: SageMaker.DeleteEndpoint before or after the signed one."""
+    model(gw, "dt-m", "kmeans", "file://" + KM2D_PATH)
+    config(gw, "dt-c", [("AllTraffic", "dt-m", 1.0)])
+    ep_create(gw, "Dt", "dt-c")
+    wait_ep(gw, "Dt", ("InService",), 10, "dup target")
+    body = json.dumps({"EndpointName": "Dt"}).encode()
+    for order in ("after", "before"):
+        h = sigv4_headers("127.0.0.1:%d" % gw.admin_port, "SageMaker.DescribeEndpoint", body)
+        lines = ["POST / HTTP/1.1"]
+        for k, v in h.items():
+            if k == "X-Amz-Target" and order == "before":
+                lines.append("X-Amz-Target: SageMaker.DeleteEndpoint")
+            lines.append("%s: %s" % (k, v))
+            if k == "X-Amz-Target" and order == "after":
+                lines.append("X-Amz-Target: SageMaker.DeleteEndpoint")
+        lines += ["Content-Length: %d" % len(body), "Connection: close"]
+        s = socket.create_connection(("127.0.0.1", gw.admin_port), timeout=5)
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        s.close()
+        check(got.startswith(b"HTTP/1.1 4"), "dup_target: a second unsigned X-Amz-Target %s the "
+              "signed one is refused: %r" % (order, got[:120]))
+        check_eq((describe(gw, "Dt") or {}).get("EndpointStatus"), "InService",
+                 "dup_target: the endpoint is not Deleting")
+    call(gw, "DeleteEndpoint", {"EndpointName": "Dt"})
+    wait_ep(gw, "Dt", ("gone",), 10, "dup target: delete")
+
 
 def readyz_states(gw):
     """/readyz with a Failed endpoint, after a rolled-back update, after a
@@ -342,8 +377,6 @@ def models_dir(gw):
     model(gw, "md-byo-data", "file://" + BYO, "file://" + arch)
     model(gw, "md-byo-none", "file://" + BYO)
     model(gw, "md-badarch", "kmeans", "file://" + badarch)
-    model(gw, "md-tar", "kmeans", "file://" + os.path.join(tmp, "km-arch.tar.gz")
-          if False else "file://" + KM2D_PATH)
     config(gw, "md-c1", [("AllTraffic", "md-byo-data", 1.0)])
     config(gw, "md-c2", [("AllTraffic", "md-byo-none", 1.0)])
     config(gw, "md-c3", [("AllTraffic", "md-badarch", 1.0)])
@@ -479,7 +512,7 @@ def metrics_overlap(gw):
         out.clear()
         ths = [threading.Thread(target=one, args=(s,)) for s in (True, True)]
         ths.append(threading.Thread(target=one, args=(False, "/transform/Mo")))
-        # target the slow variant for all: the header is not set by one(); weight 0 on Second
+        # weight 0 on Second: every request goes to the slow AllTraffic
         for th in ths:
             th.start()
         time.sleep(0.3)
@@ -492,11 +525,9 @@ def metrics_overlap(gw):
         for th in ths:
             th.join(20)
         check_eq(problems[:5], [], "metrics_strict: /metrics during a delete with streams open")
-        good = {b"3.0\n", b"", }
         check(len(out) == 3 and all(o[1] == 200 for o in out),
               "metrics: streams in flight across a DeleteEndpoint answered: %r" % out)
         wait_ep(gw, "Mo", ("gone",), 10, "metrics: deleted")
-        del good
     finally:
         slow.close()
 
@@ -537,6 +568,9 @@ def rss_cycles(gw, rounds=10, per=50):
     log("rss: %d cycles, RSS kB per round %r" % (rounds * per, rss))
     check_eq(stuck[:5], [], "rss: every endpoint InService then gone")
     grow = rss[-1] - rss[1]
+    if uses_asan(pid):
+        log("rss: ASan's quarantine keeps freed memory: no bound")
+        return
     check(grow < 4096, "rss_cycles: %d create+delete cycles grow RSS by %d kB after the second "
           "round (%r)" % ((rounds - 2) * per, grow, rss))
 
@@ -697,8 +731,9 @@ def sigterm_states(gw):
 def main():
     only = os.environ.get("ONLY", "")
     gw = AdminGateway(drain_timeout_ms=8000, admin_exec_dirs=BYO_DIR)
+    gws = [gw]
     try:
-        for name, fn in (("readyz", readyz_states), ("retry", retry_backoff),
+        for name, fn in (("auth", dup_target), ("readyz", readyz_states), ("retry", retry_backoff),
                          ("models", models_dir), ("flip", flip_flop), ("metrics", metrics_overlap),
                          ("loader", loader_queue), ("sigterm", sigterm_states),
                          ("rss", rss_cycles)):
@@ -717,7 +752,9 @@ def main():
         ga = gb = None
         try:
             ga = AdminGateway(redis_url=redis.url, drain_timeout_ms=8000)
+            gws.append(ga)
             gb = AdminGateway(redis_url=redis.url, drain_timeout_ms=8000)
+            gws.append(gb)
             with section("two gateways"):
                 two_gateways(ga, gb)
             with section("redis restart"):
@@ -727,7 +764,7 @@ def main():
                 if g is not None:
                     check(g.stop(timeout=30) == 0, "two: gateway exit 0")
             redis.stop()
-    for g in [gw]:
+    for g in gws:
         tail = g.stderr()
         for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
             check(bad not in tail, "sanitizer report: %s" % tail[tail.find(bad) - 200:
