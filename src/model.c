@@ -739,8 +739,7 @@ const char *ig_model_not_finite_msg(const struct ig_model *m)
         [IG_ALGO_PCA] = "the model's output is not finite (overflow in the PCA projection).",
         [IG_ALGO_LINEAR_LEARNER] =
             "the model's output is not finite (overflow in the linear learner score).",
-        [IG_ALGO_XGBOOST] = "the model's output is not finite (XGBoost predicted NaN or "
-                            "infinity).",
+        [IG_ALGO_XGBOOST] = "the model's output is not finite (XGBoost: NaN or infinity).",
     };
 
     return msgs[m->algo];

@@ -1187,7 +1187,7 @@ static void test_xgb_not_finite(void **state)
         assert_string_equal(b.data, "keep");
     }
     assert_string_equal(ig_model_not_finite_msg(m),
-                        "the model's output is not finite (XGBoost predicted NaN or infinity).");
+                        "the model's output is not finite (XGBoost: NaN or infinity).");
     ig_buf_clear(&b);
     ig_model_free(m);
     free(js);
