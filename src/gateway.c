@@ -1266,11 +1266,14 @@ struct gw_endpoint *gw_route(struct ig_gateway *gw, struct ig_http_req *http, co
         char named[64];
 
         snprintf(named, sizeof(named), "%.*s", (int)(namelen > 63 ? 63 : namelen), name);
-        if (no_variant)
-            snprintf(msg, sizeof(msg),
-                     "The variant %.63s does not exist for endpoint %s of account " GW_ACCOUNT ".",
-                     target, named);
-        else
+        if (no_variant) /* gw_check_headers' words, for one variant */
+            snprintf(msg, sizeof(msg), "Variant %.64s not found for endpoint %s.", target, named);
+        else if (gw->hooks.loading != NULL && gw->hooks.loading(gw->hooks.arg)) {
+            /* just started: the job store's endpoints are being loaded */
+            gw_error_for(gw, http, NULL, named, "ServiceUnavailable",
+                         "The gateway is loading its endpoints; retry shortly.");
+            return NULL;
+        } else
             snprintf(msg, sizeof(msg), "Endpoint %s of account " GW_ACCOUNT " not found.", named);
         gw_error_for(gw, http, NULL, named, "ValidationError", msg);
         return NULL;
@@ -1356,7 +1359,8 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
          * cannot. */
         for (size_t i = 0; i < gw->neps; i++) {
             one[0] = '\0';
-            if (gw->eps[i]->up->ops->health(gw->eps[i]->up, one, sizeof(one)) == 0)
+            if (gw->eps[i]->retired ||
+                gw->eps[i]->up->ops->health(gw->eps[i]->up, one, sizeof(one)) == 0)
                 continue;
             if (down++ == 0) {
                 if (one[0] == '\0')
@@ -1374,6 +1378,12 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
         if (gw->draining) {
             gw_respond_text(gw, http, 503, "application/json",
                             ig_xstrdup("{\"status\":\"draining\"}"), 21);
+        } else if (gw->hooks.loading != NULL && gw->hooks.loading(gw->hooks.arg)) {
+            static const char loading[] =
+                "{\"status\":\"not ready\",\"reason\":\"loading the job store's endpoints\"}";
+
+            gw_respond_text(gw, http, 503, "application/json", ig_xstrdup(loading),
+                            sizeof(loading) - 1);
         } else if (down > 0 || store_down) {
             int all = down > 0 && down == gw->neps;
             json_t *o = json_pack("{s:s,s:s}", "status", all ? "not ready" : "degraded", "reason",

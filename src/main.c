@@ -92,6 +92,11 @@ static int main_ready_hook(void *arg, char *why, size_t len)
     return ig_admin_ready(arg, why, len);
 }
 
+static int main_loading_hook(void *arg)
+{
+    return ig_admin_loading(arg);
+}
+
 /* The model URL schemes this build serves; the others parse (they are
  * planned) but are refused before anything starts. */
 /* A listen address that must resolve; <name> is the option. */
@@ -287,6 +292,7 @@ int main(int argc, char **argv)
         }
         hooks.admin = cfg.admin_on_main ? main_admin_hook : NULL;
         hooks.ready = main_ready_hook;
+        hooks.loading = main_loading_hook;
         hooks.arg = admin;
         hooks.data_auth = cfg.data_auth ? auth : NULL;
         ig_gateway_set_hooks(gw, &hooks);

@@ -36,6 +36,10 @@ void ig_admin_handle(struct ig_admin *a, struct ig_http_req *http);
 /* 0 when the store is reachable; else -1 and a sentence in <why>. */
 int ig_admin_ready(const struct ig_admin *a, char *why, size_t len);
 
+/* 1 from the start until the job store's endpoints are read and served
+ * (at most 60 s): a request for an unknown endpoint may be for one of them. */
+int ig_admin_loading(struct ig_admin *a);
+
 /* The port of the admin listener (0: none). */
 unsigned ig_admin_port(const struct ig_admin *a);
 

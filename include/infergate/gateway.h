@@ -50,7 +50,8 @@ void ig_gateway_free(struct ig_gateway *gw);
 /*
  * What the admin module adds to the main listener: POST / with X-Amz-Target
  * goes to <admin> when set (admin_on_main); /readyz reports <ready>'s
- * reason as "degraded" (the data plane still serves); with <data_auth>,
+ * reason as "degraded" (the data plane still serves), and <loading>; with
+ * <data_auth>,
  * InvokeEndpoint requests must carry a valid SigV4 signature.
  */
 struct ig_auth;
@@ -58,6 +59,10 @@ struct ig_http_req;
 struct ig_gateway_hooks {
     void (*admin)(void *arg, struct ig_http_req *http);
     int (*ready)(void *arg, char *why, size_t len);
+    /* 1 while the endpoints of the job store are being loaded at start: a
+     * request for an unknown endpoint then gets 503 ServiceUnavailable (it
+     * may be one of them), /readyz 503 */
+    int (*loading)(void *arg);
     void *arg;
     const struct ig_auth *data_auth;
 };

@@ -65,10 +65,13 @@ int ig_admin_new(struct event_base *base, const struct ig_config *cfg, struct ig
     a->cfg = cfg;
     a->gw = gw;
     a->auth = auth;
+    a->loading = 1;
+    a->loading_until = ig_now_us() + ADM_LOADING_MAX_US;
     sc.arg = a;
     rv = ig_store_new(base, &sc, &a->store, err, errlen);
     if (rv < 0)
         goto fail;
+    adm_dep_clean(a);
     if (cfg->admin_listen[0] != '\0') {
         struct ig_http_server_conf hc = {
             .listen = cfg->admin_listen,
@@ -109,6 +112,15 @@ int ig_admin_ready(const struct ig_admin *a, char *why, size_t len)
     ig_store_describe(a->store, d, sizeof(d));
     snprintf(why, len, "job store unreachable: %s", d);
     return -1;
+}
+
+int ig_admin_loading(struct ig_admin *a)
+{
+    if (a->loading && (ig_now_us() > a->loading_until || !adm_dep_loading(a))) {
+        a->loading = 0;
+        ig_log(IG_LOG_INFO, "admin: the job store's endpoints are loaded");
+    }
+    return a->loading;
 }
 
 unsigned ig_admin_port(const struct ig_admin *a)

@@ -35,6 +35,8 @@
 #define ADM_DOC_MAX ((size_t)256 << 10)
 /* ListX calls waiting for the store at once (each reads every summary). */
 #define ADM_LISTS_MAX 8
+/* The longest start-up may take to read and deploy the store's endpoints. */
+#define ADM_LOADING_MAX_US (60ull * 1000000)
 /* Calls waiting for the store at once (ThrottlingException past it). */
 #define ADM_CALLS_MAX 4096
 /* Bytes of a call's body (the API's requests are small). */
@@ -84,6 +86,12 @@ struct ig_admin {
     struct adm_retired *retired; /* children of variants no longer served */
     struct event *retired_tick;
     int closing;
+    /* Start-up: until the store's endpoints are read and deployed (or
+     * ADM_LOADING_MAX_US passed), an unknown endpoint may be one of them. */
+    int loading;
+    int resynced;             /* the first listing came */
+    uint32_t initial_pending; /* of its reads, not answered yet */
+    uint64_t loading_until;
 };
 
 /* "arn:aws:sagemaker:us-east-1:000000000000:<type>/<lname>" */
@@ -117,6 +125,11 @@ void adm_dep_event(struct ig_admin *a, const char *msg, size_t len);
 /* -1 and a sentence when an endpoint InService in the store failed to
  * deploy on this gateway (it is retried); else 0. */
 int adm_dep_failed(const struct ig_admin *a, char *why, size_t len);
+/* Remove the model directories that gateways no longer running left in
+ * DATA_DIR/models (start-up). */
+void adm_dep_clean(const struct ig_admin *a);
+/* 1 while an endpoint read at start is still being read or deployed. */
+int adm_dep_loading(const struct ig_admin *a);
 /* Stop every child and forget every endpoint (the gateway stays up). */
 void adm_dep_free_all(struct ig_admin *a);
 

@@ -21,6 +21,9 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <ftw.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <dirent.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <limits.h>
@@ -68,6 +71,7 @@ struct adm_var {
     struct evhttp_connection *ping;
     int ping_out;
     int loading; /* on the loader thread */
+    int served;  /* its child and directory went to the endpoint */
     int ready;
     int failed;
     char why[768];
@@ -77,7 +81,7 @@ struct adm_job {
     struct adm_dep *dep;
     json_int_t d;
     int transition; /* Creating/Updating: move the status when done */
-    int cancelled;
+    atomic_int cancelled; /* also read by the loader thread */
     int loading;
     size_t n;
     struct adm_var v[IG_GATEWAY_MAX_VARIANTS];
@@ -91,6 +95,7 @@ struct adm_retired {
     struct adm_retired *next;
     char name[ADM_NAME_MAX + 1];
     struct ig_child *children[IG_GATEWAY_MAX_VARIANTS];
+    char *dirs[IG_GATEWAY_MAX_VARIANTS]; /* their model directories (ours), or NULL */
     size_t n;
     uint64_t deadline_us;
 };
@@ -103,6 +108,7 @@ struct adm_dep {
     json_int_t served_d; /* 0: nothing served */
     struct adm_job *job;
     struct ig_child *children[IG_GATEWAY_MAX_VARIANTS]; /* of the variants served */
+    char *child_dirs[IG_GATEWAY_MAX_VARIANTS];          /* their DATA_DIR/models/... */
     size_t nchildren;
     /* Deleting: the drain, then the document goes */
     struct event *drain;
@@ -111,6 +117,7 @@ struct adm_dep {
     struct event *retry;
     uint64_t retry_ms;
     char failed[512]; /* why the last deployment failed here ("" after one served) */
+    int initial;      /* read from the first listing: its first deployment counts as loading */
     json_int_t del_ver;
     uint64_t drain_deadline_us;
 };
@@ -166,8 +173,12 @@ static void on_retired_tick(evutil_socket_t fd, short what, void *arg)
             pr = &r->next;
             continue;
         }
-        for (size_t i = 0; i < r->n; i++)
+        for (size_t i = 0; i < r->n; i++) {
             ig_child_stop(r->children[i], DEP_CHILD_GRACE_MS);
+            if (r->dirs[i] != NULL)
+                dep_rmtree(r->dirs[i]); /* its cwd: gone with it (Linux keeps it open) */
+            free(r->dirs[i]);
+        }
         *pr = r->next;
         free(r);
     }
@@ -188,6 +199,8 @@ static void dep_retire_children(struct adm_dep *d)
     r = ig_xcalloc(1, sizeof(*r));
     snprintf(r->name, sizeof(r->name), "%s", d->name);
     memcpy(r->children, d->children, d->nchildren * sizeof(*r->children));
+    memcpy(r->dirs, d->child_dirs, d->nchildren * sizeof(*r->dirs));
+    memset(d->child_dirs, 0, sizeof(d->child_dirs));
     r->n = d->nchildren;
     r->deadline_us = ig_now_us() + a->cfg->drain_timeout_ms * 1000;
     d->nchildren = 0;
@@ -208,6 +221,8 @@ static void dep_var_clear(struct adm_var *v)
     if (v->child != NULL)
         ig_child_stop(v->child, DEP_CHILD_GRACE_MS);
     v->child = NULL;
+    if (v->kind == IG_IMAGE_EXEC && v->dir[0] != '\0' && !v->served)
+        dep_rmtree(v->dir); /* ours (DATA_DIR/models/...): never the model data's own */
     ig_model_free(v->model);
     v->model = NULL;
     if (v->env != NULL) {
@@ -222,7 +237,7 @@ static void dep_var_clear(struct adm_var *v)
  * it then). */
 static void dep_job_free(struct adm_job *j)
 {
-    j->cancelled = 1;
+    atomic_store(&j->cancelled, 1);
     if (j->dep != NULL && j->dep->job == j)
         j->dep->job = NULL;
     j->dep = NULL;
@@ -248,6 +263,11 @@ static void dep_load_work(void *arg)
     struct adm_var *v = arg;
     int rv;
 
+    if (atomic_load(&v->job->cancelled)) { /* deleted or replaced while queued */
+        v->failed = 1;
+        snprintf(v->why, sizeof(v->why), "cancelled");
+        return;
+    }
     dep_rmtree(v->dir); /* a previous run's, same deployment */
     rv = ig_artifact_fetch(v->data_url, v->kind == IG_IMAGE_BUILTIN ? v->algo : NULL, v->dir,
                            v->path, sizeof(v->path), v->why, sizeof(v->why));
@@ -273,7 +293,7 @@ static void dep_load_done(void *arg)
 
     v->loading = 0;
     j->loading--;
-    if (j->cancelled) {
+    if (atomic_load(&j->cancelled)) {
         if (j->loading == 0)
             dep_job_free(j);
         return;
@@ -468,10 +488,13 @@ static void dep_job_done(struct adm_job *j)
     dep_retire_children(d);
     for (size_t i = 0; i < j->n; i++)
         if (j->v[i].child != NULL) {
+            d->child_dirs[d->nchildren] = ig_xstrdup(j->v[i].dir);
             d->children[d->nchildren++] = j->v[i].child;
             j->v[i].child = NULL;
+            j->v[i].served = 1;
         }
     d->served_d = j->d;
+    d->initial = 0;
     d->retry_ms = 0;
     d->failed[0] = '\0';
     ig_log(IG_LOG_INFO, "endpoint %s: deployment %lld serving %zu variant(s)", d->name,
@@ -506,6 +529,7 @@ static void dep_job_fail(struct adm_job *j, const struct adm_var *v)
 
     snprintf(why, sizeof(why), "Variant %s: %s", v->name, v->why);
     ig_log(IG_LOG_ERROR, "endpoint %s: deployment %lld failed: %s", d->name, (long long)j->d, why);
+    d->initial = 0;
     if (j->transition)
         dep_finish(d->a, d->lname, j->d, 0, why);
     /* Read it again later: Failed (this gateway moved it, or another did)
@@ -515,6 +539,8 @@ static void dep_job_fail(struct adm_job *j, const struct adm_var *v)
     {
         struct timeval tv;
 
+        /* cleared when the store's answer comes: Failed (unserved), a
+         * rolled-back update (the old variants served) */
         snprintf(d->failed, sizeof(d->failed), "%.500s", why);
         d->retry_ms = d->retry_ms ? d->retry_ms * 2 : DEP_RETRY_MIN_MS;
         if (d->retry_ms > DEP_RETRY_MAX_MS)
@@ -585,7 +611,7 @@ static void dep_job_tick(evutil_socket_t fd, short what, void *arg)
             char last[512], msg[sizeof(v->why)];
 
             ig_child_last_exit(v->child, last, sizeof(last));
-            snprintf(msg, sizeof(msg), "the serve program %.200s %.500s before answering /ping",
+            snprintf(msg, sizeof(msg), "the serve program %.200s ended before answering /ping (%.500s)",
                      v->image, last);
             memcpy(v->why, msg, sizeof(v->why));
             v->failed = 1;
@@ -816,8 +842,10 @@ static void dep_reconcile(struct ig_admin *a, const char *lname, json_t *doc)
         evtimer_add(d->drain, &now);
         return;
     }
-    if (d->drain != NULL) /* a Deleting one that was re-created meanwhile */
-        evtimer_del(d->drain);
+    if (d->drain != NULL) { /* a Deleting one that was re-created meanwhile */
+        event_free(d->drain);
+        d->drain = NULL;
+    }
     if (strcmp(st, "Failed") == 0 || strcmp(st, "OutOfService") == 0) {
         dep_unserve(d);
         return;
@@ -844,6 +872,10 @@ static void dep_reconcile(struct ig_admin *a, const char *lname, json_t *doc)
         /* a job for another deployment (an update rolled back meanwhile) */
         if (d->job != NULL && d->job->d != dd)
             dep_job_free(d->job);
+        d->failed[0] = '\0'; /* what the store wants is served here */
+        d->retry_ms = 0;
+        if (d->retry != NULL)
+            evtimer_del(d->retry);
         if (transition) /* served here already: only the status is behind */
             dep_finish(a, d->lname, dd, 1, NULL);
         return;
@@ -864,7 +896,7 @@ static void dep_reconcile(struct ig_admin *a, const char *lname, json_t *doc)
 struct dep_get {
     struct ig_admin *a;
     char lname[ADM_NAME_MAX + 1];
-    uint64_t gen;
+    int initial; /* a read of the first listing (ig_admin_loading) */
 };
 
 static void on_event_doc(struct ig_store *s, redisReply *r, void *arg)
@@ -873,17 +905,25 @@ static void on_event_doc(struct ig_store *s, redisReply *r, void *arg)
     json_t *doc;
 
     (void)s;
+    if (g->initial)
+        g->a->initial_pending--;
     if (r == NULL || r->type == REDIS_REPLY_ERROR || g->a->closing) {
         free(g);
         return;
     }
     doc = r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
     dep_reconcile(g->a, g->lname, doc);
+    if (g->initial) {
+        struct adm_dep *d = dep_find(g->a, g->lname, 0);
+
+        if (d != NULL && d->job != NULL)
+            d->initial = 1;
+    }
     json_decref(doc);
     free(g);
 }
 
-void adm_dep_event(struct ig_admin *a, const char *msg, size_t len)
+static void dep_read(struct ig_admin *a, const char *msg, size_t len, int initial)
 {
     struct dep_get *g;
     char key[128];
@@ -892,10 +932,30 @@ void adm_dep_event(struct ig_admin *a, const char *msg, size_t len)
         return;
     g = ig_xcalloc(1, sizeof(*g));
     g->a = a;
+    g->initial = initial;
     memcpy(g->lname, msg + 9, len - 9);
     snprintf(key, sizeof(key), "%s%s", adm_kinds[ADM_ENDPOINT].key, g->lname);
-    if (ig_store_cmdf(a->store, on_event_doc, g, "GET %s", key) < 0)
+    if (ig_store_cmdf(a->store, on_event_doc, g, "GET %s", key) < 0) {
         free(g); /* down: the resync when it is back covers it */
+        return;
+    }
+    if (initial)
+        a->initial_pending++;
+}
+
+void adm_dep_event(struct ig_admin *a, const char *msg, size_t len)
+{
+    dep_read(a, msg, len, 0);
+}
+
+int adm_dep_loading(const struct ig_admin *a)
+{
+    if (!a->resynced || a->initial_pending > 0)
+        return 1;
+    for (const struct adm_dep *d = a->deps; d != NULL; d = d->next)
+        if (d->initial && d->job != NULL)
+            return 1; /* its first deployment here is under way */
+    return 0;
 }
 
 static void on_resync_names(struct ig_store *s, redisReply *r, void *arg)
@@ -925,8 +985,9 @@ static void on_resync_names(struct ig_store *s, redisReply *r, void *arg)
             char msg[16 + ADM_NAME_MAX];
             int n = snprintf(msg, sizeof(msg), "endpoint %s", r->element[i]->str);
 
-            adm_dep_event(a, msg, (size_t)n);
+            dep_read(a, msg, (size_t)n, !a->resynced);
         }
+    a->resynced = 1;
 }
 
 void adm_dep_resync(struct ig_admin *a)
@@ -939,6 +1000,31 @@ void adm_dep_resync(struct ig_admin *a)
     if (ig_store_cmdf(a->store, on_resync_names, a, "ZRANGE %s 0 -1",
                       adm_kinds[ADM_ENDPOINT].index) < 0)
         ig_log(IG_LOG_WARN, "admin: resync refused by the store; again when it is back");
+}
+
+void adm_dep_clean(const struct ig_admin *a)
+{
+    char path[PATH_MAX];
+    struct dirent *e;
+    DIR *dir;
+
+    snprintf(path, sizeof(path), "%s/models", a->cfg->data_dir);
+    if ((dir = opendir(path)) == NULL)
+        return;
+    /* "<pid>-<endpoint>-<deployment>-<variant>": a process that is gone
+     * left it (a crash, a kill -9) */
+    while ((e = readdir(dir)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+
+        if (end == e->d_name || *end != '-' || pid <= 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive: another gateway's (a shared data_dir) */
+        snprintf(path, sizeof(path), "%s/models/%s", a->cfg->data_dir, e->d_name);
+        dep_rmtree(path);
+    }
+    closedir(dir);
 }
 
 int adm_dep_failed(const struct ig_admin *a, char *why, size_t len)
@@ -962,8 +1048,11 @@ void adm_dep_free_all(struct ig_admin *a)
 
         if (d->job)
             dep_job_free(d->job);
-        for (size_t i = 0; i < d->nchildren; i++)
+        for (size_t i = 0; i < d->nchildren; i++) {
             ig_child_stop(d->children[i], 1000);
+            dep_rmtree(d->child_dirs[i]);
+            free(d->child_dirs[i]);
+        }
         d->nchildren = 0;
         dep_forget(a, d);
     }
@@ -971,8 +1060,12 @@ void adm_dep_free_all(struct ig_admin *a)
     ig_workers_free(a->loader);
     a->loader = NULL;
     while ((r = a->retired) != NULL) {
-        for (size_t i = 0; i < r->n; i++)
+        for (size_t i = 0; i < r->n; i++) {
             ig_child_stop(r->children[i], 1000);
+            if (r->dirs[i] != NULL)
+                dep_rmtree(r->dirs[i]);
+            free(r->dirs[i]);
+        }
         a->retired = r->next;
         free(r);
     }
