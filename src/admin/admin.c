@@ -3,9 +3,12 @@
  * embedded redis-server), the admin listener, and the hand-over of the
  * store's state changes to the deployments (deploy.c).
  */
+#include <event2/event.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "infergate/admin.h"
 #include "infergate/child.h"
@@ -30,8 +33,10 @@ static void on_store_state(struct ig_store *s, int up, void *arg)
 
     ig_store_describe(s, why, sizeof(why));
     ig_log(up ? IG_LOG_INFO : IG_LOG_WARN, "admin: job store %s", why);
-    if (up)
-        adm_dep_resync(a); /* what changed while it was away */
+    if (up) {
+        adm_dep_heartbeat(a); /* live at once: delete drains wait for it */
+        adm_dep_resync(a);    /* what changed while it was away */
+    }
 }
 
 static void on_admin_request(struct ig_http_req *http, void *arg)
@@ -72,6 +77,17 @@ int ig_admin_new(struct event_base *base, const struct ig_config *cfg, struct ig
     if (rv < 0)
         goto fail;
     adm_dep_clean(a);
+    {
+        unsigned char rnd[16];
+
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+            for (size_t i = 0; i < sizeof(rnd); i++)
+                rnd[i] = (unsigned char)(ig_now_us() >> (i % 8 * 8)) ^ (unsigned char)getpid();
+        }
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            snprintf(a->id + 2 * i, 3, "%02x", rnd[i]);
+    }
+    adm_dep_heartbeat(a);
     if (cfg->admin_listen[0] != '\0') {
         struct ig_http_server_conf hc = {
             .listen = cfg->admin_listen,
@@ -140,6 +156,8 @@ void ig_admin_free(struct ig_admin *a)
     if (a == NULL)
         return;
     a->stopping = 1;
+    if (a->heartbeat != NULL)
+        event_free(a->heartbeat);
     adm_dep_free_all(a);
     ig_child_reap_all_blocking(3000); /* the model servers stopped above */
     ig_http_server_free(a->http);

@@ -24,6 +24,11 @@
 
 #define ADM_PREFIX "infergate:"
 #define ADM_CHANNEL "infergate:events"
+/* Gateways live now: sorted set of ids by the time (ms) their heartbeat
+ * lapses. A delete's drain waits for each live one (docs/admin.md). */
+#define ADM_GATEWAYS ADM_PREFIX "gateways"
+#define ADM_HEARTBEAT_S 1
+#define ADM_HEARTBEAT_TTL_MS 5000
 #define ADM_ACCOUNT "000000000000"
 #define ADM_REGION "us-east-1"
 #define ADM_NAME_MAX 63
@@ -86,6 +91,8 @@ struct ig_admin {
     struct adm_retired *retired; /* children of variants no longer served */
     struct event *retired_tick;
     int closing;
+    char id[33];             /* this gateway, in ADM_GATEWAYS (random hex) */
+    struct event *heartbeat; /* renews it */
     /* Start-up: until the store's endpoints are read and deployed (or
      * ADM_LOADING_MAX_US passed), an unknown endpoint may be one of them. */
     int loading;
@@ -122,6 +129,8 @@ json_t *adm_variant_summaries(json_t *vars, double when);
 void adm_dep_resync(struct ig_admin *a);
 /* "endpoint <lname>" came on the channel. */
 void adm_dep_event(struct ig_admin *a, const char *msg, size_t len);
+/* Renew this gateway's entry in ADM_GATEWAYS every second, from now on. */
+void adm_dep_heartbeat(struct ig_admin *a);
 /* -1 and a sentence when an endpoint InService in the store failed to
  * deploy on this gateway (it is retried); else 0. */
 int adm_dep_failed(const struct ig_admin *a, char *why, size_t len);

@@ -768,7 +768,33 @@ static void dep_unserve(struct adm_dep *d)
     d->served_d = 0;
 }
 
-static void on_deleted_doc(struct ig_store *s, redisReply *r, void *arg)
+/* A gateway has answered what it held of a Deleting endpoint: it says so
+ * in the endpoint's set of drained gateways, and the document goes once
+ * every live gateway (ADM_GATEWAYS, by heartbeat) is in it, or with <force>
+ * (drain_timeout_ms passed). KEYS: doc, index, drained set, gateways.
+ * ARGV: version, lname, channel, message, this gateway, now (ms), force.
+ * 1 deleted, 2 others still draining, 0 another version, -1 gone. */
+static const char dep_lua_drained[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if not cur then return -1 end\n"
+    "local d = cjson.decode(cur)\n"
+    "if d._V ~= tonumber(ARGV[1]) then return 0 end\n"
+    "redis.call('SADD', KEYS[3], ARGV[5])\n"
+    "redis.call('PEXPIRE', KEYS[3], 3600000)\n"
+    "if ARGV[7] ~= '1' then\n"
+    "  local live = redis.call('ZRANGEBYSCORE', KEYS[4], ARGV[6], '+inf')\n"
+    "  for _, g in ipairs(live) do\n"
+    "    if redis.call('SISMEMBER', KEYS[3], g) == 0 then return 2 end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1], KEYS[3])\n"
+    "redis.call('ZREM', KEYS[2], ARGV[2])\n"
+    "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+    "return 1\n";
+
+/* A reply nothing waits for (the drain's: its event or its tick follows;
+ * the heartbeat's). */
+static void on_ignored(struct ig_store *s, redisReply *r, void *arg)
 {
     (void)s;
     (void)r;
@@ -780,32 +806,72 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     struct adm_dep *d = arg;
     struct ig_admin *a = d->a;
     struct timeval tv = {0, 50000};
-    char key[128], vs[32], msg[96];
-    const char *argv[9];
-    size_t lens[9];
+    char key[128], set[192], vs[32], msg[96], now[32];
+    const char *argv[14];
+    size_t lens[14];
+    int force = ig_now_us() >= d->drain_deadline_us;
 
     (void)fd;
     (void)what;
-    if (ig_gateway_busy(a->gw, d->name) > 0 && ig_now_us() < d->drain_deadline_us) {
+    if (ig_gateway_busy(a->gw, d->name) > 0 && !force) {
         evtimer_add(d->drain, &tv);
         return;
     }
     snprintf(key, sizeof(key), "%s%s", adm_kinds[ADM_ENDPOINT].key, d->lname);
+    snprintf(set, sizeof(set), ADM_PREFIX "drained:%s:%lld", d->lname, (long long)d->del_ver);
     snprintf(vs, sizeof(vs), "%lld", (long long)d->del_ver);
     snprintf(msg, sizeof(msg), "endpoint %s", d->lname);
+    snprintf(now, sizeof(now), "%llu", (unsigned long long)(adm_now() * 1000));
     argv[0] = "EVAL";
-    argv[1] = adm_lua_del_if;
-    argv[2] = "2";
+    argv[1] = dep_lua_drained;
+    argv[2] = "4";
     argv[3] = key;
     argv[4] = adm_kinds[ADM_ENDPOINT].index;
-    argv[5] = vs;
-    argv[6] = d->lname;
-    argv[7] = ADM_CHANNEL;
-    argv[8] = msg;
-    for (int i = 0; i < 9; i++)
+    argv[5] = set;
+    argv[6] = ADM_GATEWAYS;
+    argv[7] = vs;
+    argv[8] = d->lname;
+    argv[9] = ADM_CHANNEL;
+    argv[10] = msg;
+    argv[11] = a->id;
+    argv[12] = now;
+    argv[13] = force ? "1" : "0";
+    for (int i = 0; i < 14; i++)
         lens[i] = strlen(argv[i]);
-    if (ig_store_cmd(a->store, on_deleted_doc, NULL, 9, argv, lens) < 0)
-        evtimer_add(d->drain, &tv); /* store down: again when it is back */
+    ig_store_cmd(a->store, on_ignored, NULL, 14, argv, lens);
+    /* asked again until the document's deletion comes as an event (which
+     * frees this timer), whatever the answer: other gateways still
+     * draining, or the store down */
+    tv.tv_usec = 100000;
+    evtimer_add(d->drain, &tv);
+}
+
+/* The heartbeat: this gateway is live for ADM_HEARTBEAT_TTL_MS more (the
+ * delete drains wait for the live ones). */
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    struct ig_admin *a = arg;
+    struct timeval tv = {ADM_HEARTBEAT_S, 0};
+    unsigned long long now = (unsigned long long)(adm_now() * 1000);
+
+    (void)fd;
+    (void)what;
+    if (ig_store_up(a->store)) {
+        ig_store_cmdf(a->store, on_ignored, NULL, "ZADD %s %llu %s", ADM_GATEWAYS,
+                      now + ADM_HEARTBEAT_TTL_MS, a->id);
+        ig_store_cmdf(a->store, on_ignored, NULL, "ZREMRANGEBYSCORE %s -inf %llu", ADM_GATEWAYS,
+                      now);
+    }
+    evtimer_add(a->heartbeat, &tv);
+}
+
+void adm_dep_heartbeat(struct ig_admin *a)
+{
+    struct timeval now = {0, 0};
+
+    if (a->heartbeat == NULL)
+        a->heartbeat = evtimer_new(a->base, on_heartbeat, a);
+    evtimer_add(a->heartbeat, &now);
 }
 
 static void dep_reconcile(struct ig_admin *a, const char *lname, json_t *doc)
