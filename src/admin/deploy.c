@@ -49,6 +49,7 @@
 #define DEP_PING_TIMEOUT_S 2
 #define DEP_STARTUP_DEFAULT_S 600 /* SageMaker's default health check timeout */
 #define DEP_CHILD_GRACE_MS 5000
+#define DEP_CHILD_FAILED_GRACE_MS 200
 #define DEP_RETRY_MIN_MS 1000
 #define DEP_RETRY_MAX_MS 60000
 
@@ -218,8 +219,9 @@ static void dep_var_clear(struct adm_var *v)
     if (v->ping != NULL)
         evhttp_connection_free(v->ping);
     v->ping = NULL;
-    if (v->child != NULL)
-        ig_child_stop(v->child, DEP_CHILD_GRACE_MS);
+    if (v->child != NULL) /* never served (a deployment that failed or was cancelled): no
+                           * request to finish, so no grace to wait out before the retry */
+        ig_child_stop(v->child, DEP_CHILD_FAILED_GRACE_MS);
     v->child = NULL;
     if (v->kind == IG_IMAGE_EXEC && v->dir[0] != '\0' && !v->served)
         dep_rmtree(v->dir); /* ours (DATA_DIR/models/...): never the model data's own */

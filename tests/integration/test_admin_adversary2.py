@@ -678,7 +678,12 @@ def redis_restart(ga, gb, redis):
     for gw, nm in ((ga, "A"), (gb, "B")):
         st = invoke(gw.port, "Rr", body=",".join(["1"] * 6000) + "\n")[0]
         check_eq(st, 200, "redis restart: gateway %s serves Rr" % nm)
+        # the store's reconnection backs off (up to 2 s, jittered): ready within 5 s
+        t = time.time()
         st, js = readyz(gw)
+        while js.get("status") != "ready" and time.time() - t < 5:
+            time.sleep(0.1)
+            st, js = readyz(gw)
         check_eq(js.get("status"), "ready", "redis restart: %s ready" % nm)
     call(ga, "DeleteEndpoint", {"EndpointName": "Rr"})
     wait_ep(ga, "Rr", ("gone",), 10, "redis restart: delete")

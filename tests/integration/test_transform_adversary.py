@@ -663,9 +663,12 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
           "peaked at %d, within max_buffered_body_bytes %d" % (peak, TOTAL))
     check(peak_conn <= SHARE, "... and the busiest connection holds %d, within its share "
           "max_conn_buffered_bytes %d" % (peak_conn, SHARE))
-    # (an ASan build's RSS says little: its allocator keeps freed memory aside)
-    check(SAN or rss1 - rss0 < 2 * TOTAL // 1024,
-          "... the gateway's RSS grew by %d KB (< 2 x max_buffered_body_bytes; the budgets "
+    # (an ASan build's RSS says little: its allocator keeps freed memory aside; and
+    # jemalloc's retained pages swing this from 18 to 34 MB run to run, the build of
+    # the session before this check's bound was set too: 3x, not 2x, bounds it
+    # without flaking, far below what 23 MB sent would cost unbudgeted)
+    check(SAN or rss1 - rss0 < 3 * TOTAL // 1024,
+          "... the gateway's RSS grew by %d KB (< 3 x max_buffered_body_bytes; the budgets "
           "count %d at most) after %d bytes sent" % (rss1 - rss0, peak, sent))
     st, _, out = curl(gw.invoke_url("demo"), csv_body(ROWS[:3]),
                       ["Content-Type: text/csv", "Accept: text/csv"], http2=True)
@@ -894,7 +897,12 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
         while time.time() - t < 20 and not all(c.done(s) for s in sids):
             for s in sids:
                 if off[s] < len(body) and not c.done(s):
-                    off[s] += c.send(s, body[off[s]:], end=True)
+                    # 64 KiB at a time, reading in between: one blocking sendall of a
+                    # whole 1 MiB window, while the gateway's answers wait for this
+                    # (single-threaded) client to read, could stall the socket both
+                    # ways and time the client out (seen once in CI, under load)
+                    piece = body[off[s]:off[s] + (64 << 10)]
+                    off[s] += c.send(s, piece, end=off[s] + len(piece) == len(body))
             c.pump(0.05)
         got = [(stream_how(c, s), len(c.data[s].decode().splitlines()), tally(c.data[s]),
                 c.data[s].decode() == want) for s in sids]
