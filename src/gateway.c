@@ -1973,14 +1973,6 @@ void ig_gateway_unserve(struct ig_gateway *gw, const char *name)
     }
 }
 
-int ig_gateway_serving(const struct ig_gateway *gw, const char *name)
-{
-    for (size_t i = 0; i < gw->neps; i++)
-        if (gw->eps[i]->admin && !gw->eps[i]->retired && strcmp(gw->eps[i]->conf->name, name) == 0)
-            return 1;
-    return 0;
-}
-
 uint32_t ig_gateway_retired_busy(const struct ig_gateway *gw, const char *name)
 {
     uint32_t n = 0;

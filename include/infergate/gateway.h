@@ -89,8 +89,6 @@ int ig_gateway_serve(struct ig_gateway *gw, const char *name, struct ig_gateway_
 /* Stop routing requests to <name> (a request then gets "Endpoint ... not
  * found"); the ones it holds finish. */
 void ig_gateway_unserve(struct ig_gateway *gw, const char *name);
-/* 1 when <name> is served through ig_gateway_serve now. */
-int ig_gateway_serving(const struct ig_gateway *gw, const char *name);
 /* 1 when the configuration file has an endpoint <name> (case-insensitive). */
 int ig_gateway_is_configured(const struct ig_gateway *gw, const char *name);
 /* Requests, streams and batches still open on <name>'s admin variants,
