@@ -88,6 +88,9 @@ void ig_child_last_exit(const struct ig_child *c, char *buf, size_t len);
  * NULL is a no-op.
  */
 void ig_child_stop(struct ig_child *c, uint64_t grace_ms);
+/* Processes named <name> stopped but not yet reaped: a deployment waits
+ * for none before starting the next one of that name. */
+unsigned ig_child_stopping(const char *name);
 /*
  * Shutdown, off the loop (it blocks, polling every 10 ms): SIGTERM to every
  * child's process group (stopped or not), wait up to <timeout_ms> for them,

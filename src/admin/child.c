@@ -673,6 +673,16 @@ int ig_child_running(const struct ig_child *c)
     return c->pid > 0;
 }
 
+unsigned ig_child_stopping(const char *name)
+{
+    unsigned n = 0;
+
+    for (const struct ig_child *c = g.head; c != NULL; c = c->next)
+        if (c->released && c->pid > 0 && strcmp(c->name, name) == 0)
+            n++;
+    return n;
+}
+
 uint32_t ig_child_exits(const struct ig_child *c)
 {
     return c->exits;

@@ -589,6 +589,8 @@ static void dep_job_tick(evutil_socket_t fd, short what, void *arg)
             snprintf(log, sizeof(log), "%s/logs/%s-%s.log", a->cfg->data_dir, j->dep->lname,
                      v->name);
             snprintf(name, sizeof(name), "%s/%s", j->dep->name, v->name);
+            if (ig_child_stopping(name) > 0)
+                continue; /* the last one (a failed try) is not gone yet */
             if (adm_exec_allowed(a->cfg, v->image + 7, exe, sizeof(exe), v->why, sizeof(v->why)) <
                 0) {
                 v->failed = 1;

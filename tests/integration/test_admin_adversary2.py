@@ -288,6 +288,9 @@ def retry_backoff(gw):
     log("retry byo: children seen %r, log %d -> %d bytes, models/ %r, readyz %r"
         % (sorted(set(p for k in kids for p in k)), sz0, sz1, models_left(gw), js.get("status")))
     check(not live, "retry_backoff_byo: at most one live serve child at a time: %r" % live[:3])
+    if live:
+        log("retry byo: the gateway's log of it:\n" + "\n".join(
+            ln for ln in gw.stderr().splitlines() if "RetryByo" in ln or "retrybyo" in ln))
     check(sz1 - sz0 < 20000, "retry_backoff_byo: the serve log grows slowly: %d bytes in 4 s"
           % (sz1 - sz0))
     check(len(models_left(gw)) <= 1, "models_dir_leak_restart: models/ holds the dirs of earlier "
