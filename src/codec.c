@@ -11,6 +11,7 @@
 #include "infergate/buf.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
+#include "infergate/recordio.h"
 
 /* Rows allocated by the first ig_rowset_push; then doubled. */
 #define CODEC_ROWS_INITIAL 16u
@@ -26,12 +27,17 @@ static const struct codec_mime codec_mimes[] = {
     {"application/jsonl", IG_FMT_JSONL},
     {"application/x-jsonlines", IG_FMT_JSONL},
     {"application/json", IG_FMT_JSON},
+    {"application/x-recordio-protobuf", IG_FMT_RECORDIO},
+    {"text/libsvm", IG_FMT_LIBSVM},
+    {"text/x-libsvm", IG_FMT_LIBSVM},
 };
 
 static const char *const codec_mime_names[IG_FMT_COUNT] = {
     [IG_FMT_CSV] = "text/csv",
     [IG_FMT_JSONL] = "application/jsonlines",
     [IG_FMT_JSON] = "application/json",
+    [IG_FMT_RECORDIO] = "application/x-recordio-protobuf",
+    [IG_FMT_LIBSVM] = "text/libsvm",
 };
 
 static int codec_is_space(char c)
@@ -327,6 +333,7 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
                     uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err)
 {
     struct ig_budget *budget = rs->budget;
+    uint8_t index_base = rs->index_base;
     size_t skip = 0;
     int rv;
 
@@ -334,6 +341,7 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
     rs->body = body;
     rs->body_len = len;
     rs->budget = budget;
+    rs->index_base = index_base;
     if (err != NULL) {
         err->row = 0;
         err->msg[0] = '\0';
@@ -362,7 +370,7 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
     }
     /* A UTF-8 byte-order mark (Windows tools write one) is no content:
      * decode what follows; the rows' offsets still index <body>. */
-    if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0) {
+    if (fmt != IG_FMT_RECORDIO && len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0) {
         skip = 3;
         if (len == skip) {
             ig_codec_error_set(err, 0, "Request body is empty.");
@@ -381,6 +389,12 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
         /* offsets index <body> already: a NUL byte's too */
         rv = ig_codec_decode_json_at(body, len, skip, dim, max_rows, rs, err);
         break;
+    case IG_FMT_RECORDIO:
+        rv = ig_recordio_decode(body, len, dim, max_rows, rs, err);
+        break;
+    case IG_FMT_LIBSVM:
+        rv = ig_codec_decode_libsvm(body + skip, len - skip, dim, max_rows, rs, err);
+        break;
     default:
         rv = IG_ERR_UNSUPPORTED;
         break;
@@ -393,6 +407,7 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
         rs->body = body;
         rs->body_len = len;
         rs->budget = budget;
+        rs->index_base = index_base;
     }
     return rv;
 }
@@ -434,7 +449,7 @@ int ig_codec_encode_response(enum ig_format fmt, const char *json_key, const cha
     size_t orig = out->len, total = 0;
     int rv = 0;
 
-    if ((unsigned)fmt >= IG_FMT_COUNT)
+    if ((unsigned)fmt >= IG_FMT_COUNT || fmt == IG_FMT_LIBSVM)
         return IG_ERR_UNSUPPORTED;
     if (json_key == NULL)
         json_key = "predictions";
@@ -474,9 +489,10 @@ int ig_codec_encode_response(enum ig_format fmt, const char *json_key, const cha
         if (rv == 0)
             rv = ig_buf_append(out, "]}", 2);
     } else {
+        /* RecordIO: each prediction is a whole frame already */
         for (size_t i = 0; rv == 0 && i < n; i++) {
             rv = ig_buf_append(out, base + preds[i].off, preds[i].len);
-            if (rv == 0)
+            if (rv == 0 && fmt != IG_FMT_RECORDIO)
                 rv = ig_buf_append_char(out, '\n');
         }
     }

@@ -132,6 +132,12 @@ int ig_codec_decode_jsonl(const char *body, size_t len, uint32_t dim, uint32_t m
                           struct ig_rowset *rs, struct ig_codec_error *err);
 int ig_codec_decode_json(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
                          struct ig_rowset *rs, struct ig_codec_error *err);
+/* text/libsvm (codec_libsvm.c): "label idx:val idx:val ..." per line, the
+ * label ignored; indices strictly increasing, rs->index_base (0 or 1) the
+ * first feature's; a row is the line without its terminator. dim > 0:
+ * every index - index_base < dim, missing features 0. */
+int ig_codec_decode_libsvm(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
+                           struct ig_rowset *rs, struct ig_codec_error *err);
 /* ig_codec_decode_json of body[from, len) (after a byte-order mark): row
  * offsets and the NUL byte's offset index <body> as sent, lines and
  * columns count from <from>. */
@@ -173,11 +179,13 @@ void ig_codec_error_set(struct ig_codec_error *err, uint32_t row, const char *fm
  * <base> holding one row already encoded in <fmt> (CSV: a line without a
  * newline; JSON / JSON Lines: one JSON value).
  *   IG_FMT_CSV, IG_FMT_JSONL: each slice followed by "\n" (n == 0: nothing);
+ *   IG_FMT_RECORDIO: the slices (whole frames) back to back;
  *   IG_FMT_JSON: {"<json_key>":[p1,p2,...]} with no spaces; <json_key> is
  *                JSON-escaped, NULL means "predictions".
  * <base> and <preds> may be NULL when n == 0.
  * Returns 0, IG_ERR_TOOBIG (out's cap), IG_ERR_NOMEM, IG_ERR_UNSUPPORTED
- * (<fmt> out of range). On failure <out> is left as it was.
+ * (<fmt> out of range, or IG_FMT_LIBSVM: no response format). On failure
+ * <out> is left as it was.
  */
 int ig_codec_encode_response(enum ig_format fmt, const char *json_key, const char *base,
                              const struct ig_pred *preds, size_t n, struct ig_buf *out);

@@ -50,6 +50,10 @@ struct ig_rowset {
      * one request: a remote model that refuses a call is asked again with
      * halves down to the single row, and only the rows it refuses fail. */
     uint8_t rows_apart;
+    /* libsvm only, read before decoding (like <budget>): the column index
+     * of the first feature, 0 (XGBoost's) or 1 (the SageMaker Spark
+     * library's). */
+    uint8_t index_base;
 };
 
 /* The wire formats the gateway knows. */
@@ -57,7 +61,9 @@ enum ig_format {
     IG_FMT_CSV = 0,   /* text/csv */
     IG_FMT_JSONL = 1, /* application/jsonlines */
     IG_FMT_JSON = 2,  /* application/json */
-    IG_FMT_COUNT = 3,
+    IG_FMT_RECORDIO = 3, /* application/x-recordio-protobuf */
+    IG_FMT_LIBSVM = 4,   /* text/libsvm: requests only */
+    IG_FMT_COUNT = 5,
 };
 
 #endif /* INFERGATE_ROWS_T_H */
