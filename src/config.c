@@ -71,6 +71,7 @@ static int config_check_listen_opt(const char *v, char *why, size_t whylen);
 static int config_check_model(const char *v, char *why, size_t whylen);
 static int config_check_variant(const char *v, char *why, size_t whylen);
 static int config_check_media(const char *v, char *why, size_t whylen);
+static int config_check_media_opt(const char *v, char *why, size_t whylen);
 static int config_check_url_opt(const char *v, char *why, size_t whylen);
 
 #define G(field) offsetof(struct ig_config, field)
@@ -164,6 +165,21 @@ static const struct config_opt config_endpoint[] = {
      config_check_media, "TYPE", "Content-Type assumed when a request has none"},
     {"accept", CONFIG_STR, E(accept), 0, 0, "application/json", CONFIG_IN_FILE | RELOAD,
      config_check_media, "TYPE", "Accept assumed when a request has none or sends */*"},
+    {"libsvm_index_base", CONFIG_U32, E(libsvm_index_base), 0, 1, "0", CONFIG_IN_FILE | RELOAD,
+     NULL, "0|1",
+     "text/libsvm requests: the column index of the first feature (0 as XGBoost reads; 1 as the "
+     "SageMaker Spark library writes)"},
+    {"upstream_content_type", CONFIG_STR, E(upstream_content_type), 0, 0, "",
+     CONFIG_IN_FILE | RELOAD, config_check_media_opt, "TYPE",
+     "remote models: the format rows are sent in, converted from the client's when it differs; "
+     "empty: the client's"},
+    {"upstream_accept", CONFIG_STR, E(upstream_accept), 0, 0, "", CONFIG_IN_FILE | RELOAD,
+     config_check_media_opt, "TYPE",
+     "remote models: the format asked of the model, converted to the client's Accept when it "
+     "differs; empty: the client's"},
+    {"feature_dim", CONFIG_U32, E(feature_dim), 0, 1000000, "0", CONFIG_IN_FILE | RELOAD, NULL,
+     "N", "remote models: features per row, for converting sparse rows (libsvm) to dense; 0: "
+     "unknown"},
     {"max_batch_rows", CONFIG_U32, E(max_batch_rows), 1, 1000000, "256", CONFIG_IN_FILE | RELOAD,
      NULL, "ROWS", "a batch is sent when it holds this many rows"},
     {"max_batch_bytes", CONFIG_U64, E(max_batch_bytes), 1, 67108864, "6291456",
@@ -445,6 +461,11 @@ static int config_check_media(const char *v, char *why, size_t whylen)
     }
     snprintf(why, whylen, "'%s' is not a media type TYPE/SUBTYPE", v);
     return -1;
+}
+
+static int config_check_media_opt(const char *v, char *why, size_t whylen)
+{
+    return v[0] == '\0' ? 0 : config_check_media(v, why, whylen);
 }
 
 /* The option of <table> called <name> (first <len> chars) that may be set

@@ -913,6 +913,20 @@ static int gw_is_octet_stream(const char *v)
     return *v == '\0' || *v == ';';
 }
 
+/* ", "-separated MIME types of the formats in <mask>. */
+static void gw_format_list(uint32_t mask, char *out, size_t len)
+{
+    static const enum ig_format order[] = {IG_FMT_CSV, IG_FMT_JSON, IG_FMT_JSONL,
+                                           IG_FMT_RECORDIO, IG_FMT_LIBSVM};
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < IG_ARRAY_SIZE(order) && n < len; i++)
+        if (mask & (1u << order[i]))
+            n += (size_t)snprintf(out + n, len - n, "%s%s", n ? ", " : "",
+                                  ig_codec_format_mime(order[i]));
+}
+
 static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, int stream,
                         enum ig_format *ctype, enum ig_format *accept, char *msg, size_t msglen)
 {
@@ -927,18 +941,24 @@ static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, int st
 
     if (ig_codec_format_parse(ct, ep->default_ctype, ctype) < 0 ||
         !(ep->up->formats & (1u << *ctype))) {
+        char list[256];
+
+        gw_format_list(ep->up->formats, list, sizeof(list));
         snprintf(msg, msglen,
                  "Content type %.128s is not supported by endpoint %s. Supported content types: "
-                 "text/csv, application/json, application/jsonlines.",
-                 ct, ep->conf->name);
+                 "%s.",
+                 ct, ep->conf->name, list);
         return IG_ERR_UNSUPPORTED;
     }
     if (ig_codec_accept_parse(ac, ep->default_accept, accept) < 0 ||
         !(ep->up->accepts & (1u << *accept))) {
+        char list[256];
+
+        gw_format_list(ep->up->accepts, list, sizeof(list));
         snprintf(msg, msglen,
                  "Accept type %.128s is not supported by endpoint %s. Supported accept types: "
-                 "text/csv, application/json, application/jsonlines.",
-                 ac, ep->conf->name);
+                 "%s.",
+                 ac, ep->conf->name, list);
         return IG_ERR_UNSUPPORTED;
     }
     return 0;
@@ -1316,6 +1336,7 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     /* Rows and features are charged to the connection's share of the
      * memory budget as the decoder grows them (IG_ERR_FULL: throttled). */
     r->rs.budget = ig_http_req_budget(http);
+    r->rs.index_base = (uint8_t)ep->conf->libsvm_index_base;
     if (ep->up->remote) {
         r->pass.custom_attributes = ig_http_req_header(http, "X-Amzn-SageMaker-Custom-Attributes");
         r->pass.inference_id = ig_http_req_header(http, "X-Amzn-SageMaker-Inference-Id");

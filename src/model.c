@@ -28,6 +28,7 @@
 #include "infergate/buf.h"
 #include "infergate/common.h"
 #include "infergate/model.h"
+#include "infergate/recordio.h"
 
 enum model_ll_type {
     MODEL_LL_REGRESSOR = 0,
@@ -863,14 +864,14 @@ static size_t model_fmt_index(char *line, uint32_t v)
     return n;
 }
 
-static int model_predict_kmeans(const struct ig_model *m, const double *x, int csv,
-                                struct ig_buf *out)
+/* The closest centroid of <x> and its distance; IG_MODEL_NOT_FINITE when
+ * there is none. */
+static int model_kmeans_eval(const struct ig_model *m, const double *x, uint32_t *index,
+                             double *dist)
 {
     const double *c = m->mat;
     double best = model_sqdist(x, c, m->dim);
     uint32_t besti = 0;
-    char line[MODEL_LINE_MAX];
-    size_t n = 0;
 
     for (uint32_t j = 1; j < m->k; j++) {
         double d;
@@ -901,6 +902,22 @@ static int model_predict_kmeans(const struct ig_model *m, const double *x, int c
         if (isinf(best))
             return IG_MODEL_NOT_FINITE;
     }
+    *index = besti;
+    *dist = best;
+    return 0;
+}
+
+static int model_predict_kmeans(const struct ig_model *m, const double *x, int csv,
+                                struct ig_buf *out)
+{
+    double best;
+    uint32_t besti;
+    char line[MODEL_LINE_MAX];
+    size_t n = 0;
+    int rv = model_kmeans_eval(m, x, &besti, &best);
+
+    if (rv < 0)
+        return rv;
     if (!csv)
         n = model_put(line, n, "{\"closest_cluster\":");
     n += model_fmt_index(line + n, besti);
@@ -1005,12 +1022,95 @@ static int model_predict_xgb(const struct ig_model *m, const double *x, int csv,
     return rv;
 }
 
+/*
+ * One framed RecordIO record whose label map holds the outputs, as the
+ * built-in algorithms answer application/x-recordio-protobuf: K-Means
+ * closest_cluster and distance_to_cluster, PCA projection, Linear Learner
+ * score (and predicted_label for a classifier), XGBoost score.
+ */
+static int model_predict_record(const struct ig_model *m, const double *x, struct ig_buf *out)
+{
+    struct ig_recordio_label lab[2];
+    double v[2], *pv = v;
+    size_t nl = 1;
+    int rv = 0;
+
+    switch (m->algo) {
+    case IG_ALGO_KMEANS: {
+        uint32_t idx;
+
+        rv = model_kmeans_eval(m, x, &idx, &v[1]);
+        v[0] = (double)idx;
+        lab[0] = (struct ig_recordio_label){"closest_cluster", &v[0], 1};
+        lab[1] = (struct ig_recordio_label){"distance_to_cluster", &v[1], 1};
+        nl = 2;
+        break;
+    }
+    case IG_ALGO_LINEAR_LEARNER: {
+        double z = model_dot(m->mat, x, m->dim) + m->bias;
+
+        if (m->ll_type == MODEL_LL_REGRESSOR) {
+            v[0] = z;
+            rv = isfinite(z) ? 0 : IG_MODEL_NOT_FINITE;
+        } else {
+            v[0] = 1.0 / (1.0 + exp(-z));
+            v[1] = v[0] >= m->threshold ? 1.0 : 0.0;
+            rv = isnan(v[0]) ? IG_MODEL_NOT_FINITE : 0;
+            lab[1] = (struct ig_recordio_label){"predicted_label", &v[1], 1};
+            nl = 2;
+        }
+        lab[0] = (struct ig_recordio_label){"score", &v[0], 1};
+        break;
+    }
+    case IG_ALGO_PCA: {
+        const double *c = m->mat;
+
+        pv = ig_try_malloc(m->k * sizeof(double));
+        if (pv == NULL)
+            return IG_ERR_NOMEM;
+        for (uint32_t j = 0; j < m->k && rv == 0; j++, c += m->dim) {
+            pv[j] = model_dot_centered(x, m->mean, c, m->dim);
+            if (!isfinite(pv[j]))
+                rv = IG_MODEL_NOT_FINITE;
+        }
+        lab[0] = (struct ig_recordio_label){"projection", pv, m->k};
+        break;
+    }
+    case IG_ALGO_XGBOOST: {
+        const float *res = NULL;
+
+        rv = model_xgb_run(m, x, &res);
+        if (rv < 0)
+            return rv;
+        pv = ig_try_malloc(m->k * sizeof(double));
+        if (pv == NULL)
+            return IG_ERR_NOMEM;
+        for (uint32_t j = 0; j < m->k && rv == 0; j++) {
+            pv[j] = (double)res[j];
+            if (!isfinite(pv[j]))
+                rv = IG_MODEL_NOT_FINITE;
+        }
+        lab[0] = (struct ig_recordio_label){"score", pv, m->k};
+        break;
+    }
+    default:
+        return IG_ERR_INVALID;
+    }
+    if (rv == 0)
+        rv = ig_recordio_encode_labels(out, lab, nl);
+    if (pv != v)
+        free(pv);
+    return rv;
+}
+
 int ig_model_predict_row(const struct ig_model *m, const double *x, enum ig_format fmt,
                          struct ig_buf *out)
 {
     int csv;
 
     switch (fmt) {
+    case IG_FMT_RECORDIO:
+        return model_predict_record(m, x, out);
     case IG_FMT_CSV:
         csv = 1;
         break;
@@ -1018,6 +1118,7 @@ int ig_model_predict_row(const struct ig_model *m, const double *x, enum ig_form
     case IG_FMT_JSONL:
         csv = 0;
         break;
+    case IG_FMT_LIBSVM:
     case IG_FMT_COUNT:
     default:
         return IG_ERR_INVALID;

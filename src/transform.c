@@ -521,6 +521,7 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
         struct ig_rowset tmp;
 
         memset(&tmp, 0, sizeof(tmp));
+        tmp.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
         rv = ig_codec_decode(ts->row_fmt, row, rowlen, ts->dim, 1, &tmp, &cerr);
         ig_rowset_clear(&tmp);
         if (rv < 0) {
@@ -581,6 +582,7 @@ static void ts_decode_work(void *arg)
         if (rv == 0 && r->rs.nrows != want) {
             ig_rowset_clear(&r->rs); /* a quoted field spans lines: record by record */
             r->rs.budget = c->budget;
+            r->rs.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
             rv = -1;
         }
     }
@@ -664,6 +666,7 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
     r->start_us = ig_now_us();
     ig_buf_init(&r->out, GW_RESPONSE_MAX);
     r->rs.budget = c->budget;
+    r->rs.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
     r->own_body = ig_xmalloc(len + 1);
     memcpy(r->own_body, TS_IN(ts), len);
     r->own_body[len] = '\0';
@@ -1106,7 +1109,7 @@ void ig_ts_start(struct ig_gateway *gw, struct ig_http_req *http, const char *na
     ts->http = http;
     ts->ctype = ctype;
     ts->accept = accept;
-    ts->row_fmt = ctype == IG_FMT_CSV ? IG_FMT_CSV : IG_FMT_JSONL;
+    ts->row_fmt = ctype == IG_FMT_JSON ? IG_FMT_JSONL : ctype;
     ts->dim = ep->up->dim;
     ts->start_us = ig_now_us();
     ig_buf_init(&ts->in, TS_IN_MAX);
@@ -1124,6 +1127,15 @@ void ig_ts_start(struct ig_gateway *gw, struct ig_http_req *http, const char *na
             snprintf(msg, sizeof(msg), "X-Infergate-Errors: \"%.64s\" is not inline or abort.",
                      v);
     }
+    if (ctype == IG_FMT_RECORDIO || accept == IG_FMT_RECORDIO)
+        snprintf(msg, sizeof(msg),
+                 "application/x-recordio-protobuf is not supported on /transform streams yet; "
+                 "send it to /endpoints/%s/invocations.",
+                 ep->conf->name);
+    if (msg[0] == '\0' && ctype == IG_FMT_LIBSVM &&
+        (ts->join || ig_http_req_header(http, "X-Infergate-Input-Filter") != NULL))
+        snprintf(msg, sizeof(msg), "X-Infergate-Join and X-Infergate-Input-Filter take CSV or "
+                                   "JSON records, not text/libsvm.");
     if (msg[0] == '\0' && ts->join && (ctype == IG_FMT_CSV) != (accept == IG_FMT_CSV))
         snprintf(msg, sizeof(msg),
                  "X-Infergate-Join: input needs CSV output for CSV input and JSON output for "

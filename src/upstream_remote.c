@@ -47,6 +47,7 @@
 #include "infergate/aws_creds.h"
 #include "infergate/budget.h"
 #include "infergate/buf.h"
+#include "infergate/recordio.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
 #include "infergate/config.h"
@@ -459,12 +460,44 @@ static const char *json_ws(const char *p, const char *end)
  * lack its newline; CR before LF is dropped). JSON: the elements of the
  * array under <key> in a top-level object, or of a top-level array.
  */
+struct remote_rec_split {
+    struct ig_pred *preds;
+    uint32_t cap;
+    long n;
+};
+
+static int remote_split_rec(const struct ig_recordio_rec *rec, void *arg)
+{
+    struct remote_rec_split *sp = arg;
+
+    if ((uint64_t)sp->n < sp->cap) {
+        sp->preds[sp->n].off = (uint32_t)rec->frame_off;
+        sp->preds[sp->n].len = (uint32_t)rec->frame_len;
+    }
+    sp->n++;
+    return 0;
+}
+
 static long remote_split(enum ig_format fmt, const char *key, const char *b, size_t len,
                          struct ig_pred *preds, uint32_t cap)
 {
     const char *p = b, *end = b + len;
     long n = 0;
 
+    if (fmt == IG_FMT_RECORDIO) {
+        /* one record each, its frames whole (forwarded as they are) */
+        struct remote_rec_split sp = {preds, cap, 0};
+        struct ig_recordio_dec *d;
+        int rv;
+
+        if (len > UINT32_MAX || ig_recordio_dec_new(IG_RECORDIO_MAX_FRAME, &d) < 0)
+            return -1;
+        rv = ig_recordio_dec_feed(d, b, len, remote_split_rec, &sp, NULL);
+        if (rv == 0)
+            rv = ig_recordio_dec_end(d, NULL);
+        ig_recordio_dec_free(d);
+        return rv == 0 ? sp.n : -1;
+    }
     if (fmt != IG_FMT_JSON) {
         while (p < end) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -778,11 +811,12 @@ static void call_end(struct remote_call *c)
         job_complete(job);
 }
 
-/* The body of rows [lo, hi): lines, or {"instances":[...]}. */
+/* The body of rows [lo, hi): lines, {"instances":[...]}, or RecordIO
+ * records back to back. */
 static int call_body(struct remote_call *c)
 {
     const struct remote_job *job = c->job;
-    int json = job->ctype == IG_FMT_JSON;
+    int json = job->ctype == IG_FMT_JSON, lines = job->ctype != IG_FMT_RECORDIO;
     size_t n = job->row_off[c->hi] - job->row_off[c->lo] + (c->hi - c->lo) + REMOTE_JSON_WRAP;
     int rv;
 
@@ -798,7 +832,7 @@ static int call_body(struct remote_call *c)
         if (json && i > c->lo)
             ig_buf_append_char(&c->body, ',');
         ig_buf_append(&c->body, job->rows + job->row_off[i], job->row_off[i + 1] - job->row_off[i]);
-        if (!json)
+        if (!json && lines)
             ig_buf_append_char(&c->body, '\n');
     }
     if (json)
@@ -1815,8 +1849,10 @@ static struct remote_upstream *remote_new(const struct ig_upstream_env *env, enu
     ru->base.remote = 1;
     ru->base.dim = 0; /* rows go as bytes */
     ru->base.json_key = "predictions";
-    ru->base.formats = 1u << IG_FMT_CSV | 1u << IG_FMT_JSON | 1u << IG_FMT_JSONL;
-    ru->base.accepts = 1u << IG_FMT_CSV | 1u << IG_FMT_JSON | 1u << IG_FMT_JSONL;
+    ru->base.formats = 1u << IG_FMT_CSV | 1u << IG_FMT_JSON | 1u << IG_FMT_JSONL |
+                       1u << IG_FMT_RECORDIO | 1u << IG_FMT_LIBSVM;
+    ru->base.accepts =
+        1u << IG_FMT_CSV | 1u << IG_FMT_JSON | 1u << IG_FMT_JSONL | 1u << IG_FMT_RECORDIO;
     ig_hist_init(&ru->base.stats.call_rows, ig_hist_rows_bounds, ig_hist_rows_nbounds);
     ig_hist_init(&ru->base.stats.call_seconds, ig_hist_seconds_bounds, ig_hist_seconds_nbounds);
     ru->max_calls = conf->max_inflight;

@@ -28,6 +28,10 @@ struct ig_endpoint_conf {
     char *variant; /* "AllTraffic"; same pattern as <name> */
     char *content_type;          /* "text/csv": when a request has no Content-Type */
     char *accept;                /* "application/json": when Accept is absent or * / * */
+    uint32_t libsvm_index_base;  /* 0 or 1: text/libsvm column index of the first feature */
+    char *upstream_content_type; /* "": the client's; else rows are converted to it (remote) */
+    char *upstream_accept;       /* "": the client's; else asked of the model and converted */
+    uint32_t feature_dim;        /* 0: unknown; sparse -> dense conversions need it */
     uint32_t max_batch_rows;     /* 256, 1..1000000 rows per upstream call */
     uint64_t max_batch_bytes;    /* 6291456, 1..67108864 bytes per upstream call */
     uint64_t max_delay_us;       /* 2000, 0..10000000: oldest row's longest wait */

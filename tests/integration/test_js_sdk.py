@@ -57,9 +57,11 @@ TIMEOUT_ORIG = ("Your invocation timed out while waiting for a response from con
                 "Review the latency metrics for each container in Amazon CloudWatch, resolve the "
                 "issue, and try again.")
 BAD_CTYPE = ("Content type image/png is not supported by endpoint demo. Supported content types: "
-             "text/csv, application/json, application/jsonlines.")
+             "text/csv, application/json, application/jsonlines, "
+             "application/x-recordio-protobuf, text/libsvm.")
 BAD_ACCEPT = ("Accept type image/png is not supported by endpoint demo. Supported accept types: "
-              "text/csv, application/json, application/jsonlines.")
+              "text/csv, application/json, application/jsonlines, "
+              "application/x-recordio-protobuf.")
 
 steps = []      # the plan node runs against the main gateway
 cap_steps = []  # ... and against the one with a small cap on request-body bytes
