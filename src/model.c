@@ -1096,6 +1096,11 @@ static int model_predict_record(const struct ig_model *m, const double *x, struc
     default:
         return IG_ERR_INVALID;
     }
+    /* written as float32: a double past its range would be a bare infinity */
+    for (size_t i = 0; i < nl && rv == 0; i++)
+        for (size_t j = 0; j < lab[i].n && rv == 0; j++)
+            if (!isfinite((float)lab[i].values[j]))
+                rv = IG_MODEL_NOT_FINITE;
     if (rv == 0)
         rv = ig_recordio_encode_labels(out, lab, nl);
     if (pv != v)

@@ -45,6 +45,9 @@ static void test_format_known(void **state)
     expect_format("application/jsonl", IG_FMT_CSV, IG_FMT_JSONL);
     expect_format("application/x-jsonlines", IG_FMT_CSV, IG_FMT_JSONL);
     expect_format("application/json", IG_FMT_CSV, IG_FMT_JSON);
+    expect_format("application/x-recordio-protobuf", IG_FMT_CSV, IG_FMT_RECORDIO);
+    expect_format("text/libsvm", IG_FMT_CSV, IG_FMT_LIBSVM);
+    expect_format("text/x-libsvm", IG_FMT_CSV, IG_FMT_LIBSVM);
 }
 
 static void test_format_case_params_spaces(void **state)
@@ -69,8 +72,8 @@ static void test_format_default(void **state)
 static void test_format_unknown(void **state)
 {
     (void)state;
-    expect_format_unsupported("application/x-recordio-protobuf");
-    expect_format_unsupported("text/libsvm");
+    expect_format_unsupported("application/x-recordio");
+    expect_format_unsupported("text/libsvmx");
     expect_format_unsupported("text/csvx");
     expect_format_unsupported("text/cs");
     expect_format_unsupported("application/json-seq");
@@ -106,7 +109,7 @@ static void test_accept_list(void **state)
     (void)state;
     expect_accept("text/html, application/json", IG_FMT_CSV, IG_FMT_JSON);
     expect_accept("application/xml,text/csv;q=0.5, application/json", IG_FMT_JSON, IG_FMT_CSV);
-    expect_accept("application/x-recordio-protobuf , application/jsonlines", IG_FMT_CSV,
+    expect_accept("application/x-recordio , application/jsonlines", IG_FMT_CSV,
                   IG_FMT_JSONL);
     expect_accept(",, text/csv", IG_FMT_JSON, IG_FMT_CSV);
     /* q=0 means "not acceptable": skipped. */

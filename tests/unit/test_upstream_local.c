@@ -108,7 +108,7 @@ static void test_not_finite_row(void **state)
     env.workers = w;
     assert_int_equal(ig_upstream_open("file://tests/unit/data/ll-huge.json", &env, &u, err,
                                       sizeof(err)), 0);
-    for (int f = 0; f < IG_FMT_COUNT; f++) {
+    for (int f = 0; f <= IG_FMT_JSON; f++) { /* the text formats */
         completed = NULL;
         assert_int_equal(u->ops->submit_batch(u, &batch, IG_FMT_CSV, (enum ig_format)f, on_done, base), 0);
         event_base_dispatch(base);
