@@ -6,8 +6,10 @@ export INFERGATE_BIN=${INFERGATE_BIN:-bin/infergate}
 passed=0 failed=0 broken=0
 for t in tests/integration/test_*.py; do
     echo "== $t"
+    t0=$(date +%s)
     out=$(/usr/bin/python3 "$t" 2>&1); rc=$?
     echo "$out"
+    echo "== $t: $(( $(date +%s) - t0 )) s"
     line=$(printf '%s\n' "$out" | grep -E '^[a-z_0-9.]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
     if [ -z "$line" ]; then
         echo "BROKEN: $t exited $rc without a result line"
