@@ -40,6 +40,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -655,6 +656,31 @@ def remote_tests(gw, cont, drop):
     check_eq((st, out), (200, container_answer(rows)),
              "remote over h2c: the body in %d DATA frames" % n)
 
+    # more rows than a batch holds (max_batch_rows 256): several calls, each
+    # answer split per record, the request's answer in its own order
+    many = [dense_row([f32(rnd.uniform(-9, 9)) for _ in range(5)]) for _ in range(600)]
+    before = cont.calls()
+    st, hd, out = post(gw, "remote", frames(many))
+    check_eq((st, out), (200, container_answer(many)), "remote: 600 rows, the exact answer")
+    check_eq(cont.calls() - before, 3, "remote: 600 rows in 3 calls (max_batch_rows 256)")
+    # concurrent requests packed into shared calls: each gets its own records
+    reqs = [[dense_row([float(i), float(j), 0.5]) for j in range(1 + i % 4)] for i in range(12)]
+    res = {}
+
+    def one(i):
+        res[i] = post(gw, "remote", frames(reqs[i]))
+    before = cont.calls()
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(len(reqs))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check_eq([(res[i][0], res[i][2]) for i in range(len(reqs))],
+             [(200, container_answer(r)) for r in reqs],
+             "remote: 12 concurrent RecordIO requests, each its own records back")
+    calls = cont.calls() - before
+    check(1 <= calls <= len(reqs), "remote: 12 concurrent requests in %d calls" % calls)
+
     log("== 4. a container that drops the last record of each answer")
     for k in (3, 1):
         rows = sets["dense f32"][:k]
@@ -749,7 +775,7 @@ try:
     eps["km1"] = {"model": DEMO_MODEL, "libsvm_index_base": "1"}
     eps["big"] = {"model": model_file("big", BIG)}
     eps.update({ep: {"model": path} for ep, path in XGB.items()})
-    eps["remote"] = {"model": cont.url, "retry_max": "0"}
+    eps["remote"] = {"model": cont.url, "retry_max": "0", "max_delay_us": "5000"}
     eps["drop"] = {"model": drop.url, "retry_max": "0"}
     with Gateway(eps) as gw:
         local_tests(gw)
