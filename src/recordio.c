@@ -19,6 +19,8 @@
 /* A buffered record's storage above this is freed once it is handed over,
  * so a long stream keeps no large buffer between records. */
 #define RECORDIO_KEEP_CAP (64u * 1024u)
+/* The first allocation of a buffered record. */
+#define RECORDIO_MIN_CAP 256u
 
 enum recordio_state {
     RIO_HDR = 0, /* reading the 8 header bytes */
@@ -95,7 +97,9 @@ static int recordio_fail(struct ig_recordio_dec *d, int code)
 }
 
 /* Make room for <n> more payload bytes (rec_len + n <= max_record is
- * checked by the caller). */
+ * checked by the caller). Called for bytes that have arrived, never for
+ * what a header announces: a peer's 8-byte header claiming 512 MiB must
+ * not make us allocate them. Doubling, from RECORDIO_MIN_CAP. */
 static int recordio_reserve(struct ig_recordio_dec *d, size_t n)
 {
     size_t need = d->rec_len + n, ncap;
@@ -104,6 +108,8 @@ static int recordio_reserve(struct ig_recordio_dec *d, size_t n)
     if (need <= d->rec_cap)
         return 0;
     ncap = d->rec_cap < d->max_record / 2 ? d->rec_cap * 2 : d->max_record;
+    if (ncap < RECORDIO_MIN_CAP)
+        ncap = d->max_record < RECORDIO_MIN_CAP ? d->max_record : RECORDIO_MIN_CAP;
     if (ncap < need)
         ncap = need;
     p = ig_try_realloc(d->rec, ncap);
@@ -242,17 +248,17 @@ int ig_recordio_dec_feed(struct ig_recordio_dec *d, const void *buf, size_t len,
                     return rv;
                 break;
             }
-            if (recordio_reserve(d, d->part_left) < 0) {
-                ig_codec_error_set(err, d->count + 1,
-                                   "Row %u: out of memory reading the RecordIO record.",
-                                   d->count + 1);
-                return recordio_fail(d, IG_ERR_NOMEM);
-            }
             if (d->part_left == 0)
                 d->state = RIO_PAD;
             break;
         case RIO_DATA:
             n = d->part_left < avail ? d->part_left : avail;
+            if (recordio_reserve(d, n) < 0) {
+                ig_codec_error_set(err, d->count + 1,
+                                   "Row %u: out of memory reading the RecordIO record.",
+                                   d->count + 1);
+                return recordio_fail(d, IG_ERR_NOMEM);
+            }
             memcpy(d->rec + d->rec_len, p, n);
             d->rec_len += n;
             d->part_left -= n;
