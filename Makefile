@@ -71,7 +71,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libnghttp2-dev libssl-dev \
 	libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libcurl4-openssl-dev \
 	libarchive-dev liblapacke-dev libxgboost-dev protobuf-compiler python3-protobuf \
 	nghttp2-client nghttp2-server curl awscli python3 python3-boto3 python3-h2 python3-httpx \
-	redis-server openssl valgrind
+	redis-server openssl valgrind clang libclang-rt-dev
 # Node.js and npm come with the machine image: never list nodejs or npm here
 # (Debian's npm conflicts with that build).
 
@@ -92,7 +92,7 @@ JS_STAMP := $(JS_DIR)/node_modules/.package-lock.json
 LINT_DIR := tests/lint
 LINT_STAMP := $(LINT_DIR)/node_modules/.package-lock.json
 
-.PHONY: all deps deps-deb test test-unit test-integ run bench clean
+.PHONY: all deps deps-deb test test-unit test-integ test-fuzz run bench clean
 
 all: $(BIN) $(FAKE) $(CLI)
 
@@ -204,11 +204,28 @@ $(LINT_STAMP): $(LINT_DIR)/package-lock.json $(LINT_DIR)/package.json
 	$(Q)cd $(LINT_DIR) && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
+# Builds run on every core; the fuzzing step (issue 18: the codec and
+# RecordIO decoders, FUZZ_TEST_SECONDS each, side by side) runs in the
+# release pass only: the fuzz build is sanitized already.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_TEST_SECONDS ?= 60
+
 test: deps
-	$(MAKE) --no-print-directory all SANITIZE=$(SANITIZE)
+	$(MAKE) --no-print-directory -j$(JOBS) all SANITIZE=$(SANITIZE)
 	$(MAKE) --no-print-directory test-unit SANITIZE=$(SANITIZE)
+	$(if $(filter 1,$(SANITIZE)),,$(MAKE) --no-print-directory test-fuzz)
 	$(MAKE) --no-print-directory k8s-lint
 	$(MAKE) --no-print-directory test-integ SANITIZE=$(SANITIZE)
+
+test-fuzz:
+	$(MAKE) --no-print-directory -j$(JOBS) fuzz-build FUZZ_TARGETS="codec recordio"
+	@mkdir -p $(FUZZ_BUILD); \
+	$(MAKE) --no-print-directory fuzz FUZZ_TARGETS=codec FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) \
+		> $(FUZZ_BUILD)/test-fuzz-codec.log 2>&1 & pid=$$!; \
+	$(MAKE) --no-print-directory fuzz FUZZ_TARGETS=recordio FUZZ_SECONDS=$(FUZZ_TEST_SECONDS); \
+	rr=$$?; wait $$pid; rc=$$?; cat $(FUZZ_BUILD)/test-fuzz-codec.log; \
+	echo "test-fuzz: fuzz_codec exit $$rc, fuzz_recordio exit $$rr"; \
+	[ $$rc -eq 0 ] && [ $$rr -eq 0 ]
 
 test-unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
@@ -251,7 +268,7 @@ clean:
 #   make fuzz-build                           only build
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= codec number model config http
+FUZZ_TARGETS ?= codec number model config http recordio
 FUZZ_ARGS ?=
 FUZZ_BUILD := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -277,7 +294,7 @@ FUZZ_BINS = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 fuzz-check-cc:
 	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
 		echo "make fuzz: $(FUZZ_CC) not found; libFuzzer needs clang:" \
-			"sudo apt-get install clang (Debian package clang)" >&2; exit 1; }
+			"sudo apt-get install clang libclang-rt-dev (make deps does)" >&2; exit 1; }
 
 $(FUZZ_BUILD)/obj/%.o: src/%.c $(FUZZ_BUILD)/.build_opts | fuzz-check-cc
 	@mkdir -p $(dir $@)

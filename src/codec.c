@@ -459,7 +459,7 @@ int ig_codec_encode_response(enum ig_format fmt, const char *json_key, const cha
     for (size_t i = 0; i < n; i++) {
         if (total > SIZE_MAX - preds[i].len - 1)
             return IG_ERR_TOOBIG;
-        total += (size_t)preds[i].len + 1;
+        total += (size_t)preds[i].len + (fmt != IG_FMT_RECORDIO);
     }
     if (fmt == IG_FMT_JSON) {
         size_t klen = codec_json_key_len(json_key);
