@@ -169,11 +169,11 @@ static const struct config_opt config_endpoint[] = {
      NULL, "0|1",
      "text/libsvm requests: the column index of the first feature (0 as XGBoost reads; 1 as the "
      "SageMaker Spark library writes)"},
-    {"upstream_content_type", CONFIG_STR, E(upstream_content_type), 0, 0, "",
-     CONFIG_IN_FILE | RELOAD, config_check_media_opt, "TYPE",
+    {"upstream_content_type", CONFIG_STR, E(upstream_content_type), 0, 0, "", CONFIG_IN_FILE,
+     config_check_media_opt, "TYPE",
      "remote models: the format rows are sent in, converted from the client's when it differs; "
      "empty: the client's"},
-    {"upstream_accept", CONFIG_STR, E(upstream_accept), 0, 0, "", CONFIG_IN_FILE | RELOAD,
+    {"upstream_accept", CONFIG_STR, E(upstream_accept), 0, 0, "", CONFIG_IN_FILE,
      config_check_media_opt, "TYPE",
      "remote models: the format asked of the model, converted to the client's Accept when it "
      "differs; empty: the client's"},

@@ -32,6 +32,7 @@
 #include "infergate/batcher.h"
 #include "infergate/buf.h"
 #include "infergate/codec.h"
+#include "infergate/convert.h"
 #include "infergate/common.h"
 #include "infergate/config.h"
 #include "infergate/eventstream.h"
@@ -264,6 +265,8 @@ static void gw_req_free(struct gw_request *r)
     ig_rowset_clear(&r->rs);
     free(r->own_body);
     free(r->own_aux);
+    free(r->conv_body);
+    ig_budget_hold_clear(&r->conv_hold);
     free(r->row_fails);
     free(r->preds);
     ig_buf_clear(&r->out);
@@ -432,27 +435,121 @@ static void gw_req_expire(struct gw_request *r)
     gw_req_finish(r);
 }
 
+int gw_req_convert(struct gw_request *r, enum ig_format from, enum ig_format to,
+                   struct ig_codec_error *err)
+{
+    struct ig_budget *budget = r->rs.budget;
+    size_t cap = GW_CONVERT_MAX, len;
+    struct ig_rowset out;
+    struct ig_buf body;
+    int rv;
+
+    if (r->rs.body_len < (GW_CONVERT_MAX - GW_CONVERT_SLACK) / GW_CONVERT_FACTOR)
+        cap = r->rs.body_len * GW_CONVERT_FACTOR + GW_CONVERT_SLACK;
+    /* charged before it is written: the most it may take */
+    if (budget != NULL && ig_budget_hold_set(&r->conv_hold, budget, cap) < 0) {
+        ig_codec_error_set(err, 0,
+                           "The request's rows, converted to %s for the model, do not fit in "
+                           "the gateway's memory budget; retry later or send fewer rows.",
+                           ig_codec_format_mime(to));
+        return IG_ERR_FULL;
+    }
+    ig_buf_init(&body, cap);
+    memset(&out, 0, sizeof(out));
+    out.budget = budget;
+    rv = ig_convert_rows(from, &r->rs, to, r->lane->ep->conf->feature_dim, &body, &out, err);
+    if (rv < 0) {
+        ig_buf_clear(&body);
+        ig_rowset_clear(&out);
+        ig_budget_hold_clear(&r->conv_hold);
+        if (rv == IG_ERR_TOOBIG && err != NULL && err->msg[0] == '\0')
+            ig_codec_error_set(err, 0,
+                               "The request's rows, converted to %s for the model, would take "
+                               "more than %zu bytes.",
+                               ig_codec_format_mime(to), cap);
+        return rv;
+    }
+    ig_rowset_clear(&r->rs);
+    r->rs = out;
+    r->conv_body = ig_buf_take(&body, &len);
+    r->rs.body = r->conv_body;
+    r->rs.body_len = len;
+    if (budget != NULL)
+        ig_budget_hold_set(&r->conv_hold, budget, len); /* down to what it holds */
+    return 0;
+}
+
+int gw_req_convert_preds(struct gw_request *r, const char *base, const struct ig_pred *preds,
+                         struct ig_buf *out, struct ig_pred **cpreds, struct ig_codec_error *err)
+{
+    struct ig_pred *cp = ig_try_malloc((size_t)(r->rs.nrows ? r->rs.nrows : 1) * sizeof(*cp));
+    int rv = 0;
+
+    if (cp == NULL) {
+        ig_codec_error_set(err, 0, "Out of memory converting the model's answer.");
+        return IG_ERR_NOMEM;
+    }
+    for (uint32_t i = 0; i < r->rs.nrows && rv == 0; i++) {
+        size_t off = out->len;
+        uint32_t failed = preds[i].len & IG_PRED_FAILED, len = preds[i].len & ~IG_PRED_FAILED;
+
+        if (failed) { /* why the row failed: as it is */
+            rv = ig_buf_append(out, base + preds[i].off, len);
+            if (rv < 0)
+                ig_codec_error_set(err, i + 1, "Row %u: out of memory.", i + 1);
+        } else {
+            rv = ig_convert_pred(r->lane->accept, base + preds[i].off, len,
+                                 (enum ig_format)r->accept, i + 1, out, err);
+        }
+        cp[i].off = (uint32_t)off;
+        cp[i].len = (uint32_t)(out->len - off) | failed;
+    }
+    if (rv < 0) {
+        free(cp);
+        return rv;
+    }
+    *cpreds = cp;
+    return 0;
+}
+
 /* Answer <r> with its predictions: slices <preds> (rs.nrows of them) of
  * <base>. */
 static void gw_req_respond(struct gw_request *r, const char *base, const struct ig_pred *preds)
 {
     struct gw_endpoint *ep = r->lane->ep;
     struct ig_http_hdr hdrs[4];
-    struct ig_buf body;
+    struct ig_buf body, conv = {0};
+    struct ig_pred *cpreds = NULL;
     size_t nh;
     uint64_t now;
     char *data;
     size_t len;
     int rv;
 
+    if (r->accept != r->lane->accept) {
+        struct ig_codec_error cerr;
+
+        ig_buf_init(&conv, GW_RESPONSE_MAX);
+        if (gw_req_convert_preds(r, base, preds, &conv, &cpreds, &cerr) < 0) {
+            ig_buf_clear(&conv);
+            gw_req_fail(r, "InternalFailure", cerr.msg);
+            return;
+        }
+        base = conv.data;
+        preds = cpreds;
+    }
     if (r->chunk != NULL) {
         ig_ts_chunk_ok(r, base, preds);
+        free(cpreds);
+        ig_buf_clear(&conv);
         gw_req_finish(r);
         return;
     }
     ig_buf_init(&body, GW_RESPONSE_MAX);
-    rv = ig_codec_encode_response(r->lane->accept, ep->up->json_key, base, preds, r->rs.nrows,
-                                  &body);
+    rv = ig_codec_encode_response((enum ig_format)r->accept, ep->up->json_key, base, preds,
+                                  r->rs.nrows, &body);
+    free(cpreds);
+    ig_buf_clear(&conv);
     if (rv < 0) {
         ig_buf_clear(&body);
         gw_req_fail(r, "InternalFailure", "The response is too large to assemble.");
@@ -468,7 +565,7 @@ static void gw_req_respond(struct gw_request *r, const char *base, const struct 
         ig_budget_hold_clear(&r->hold);
     }
     hdrs[0].name = "Content-Type";
-    hdrs[0].value = ig_codec_format_mime(r->lane->accept);
+    hdrs[0].value = ig_codec_format_mime((enum ig_format)r->accept);
     hdrs[1].name = "x-Amzn-Invoked-Production-Variant";
     hdrs[1].value = r->variant_back != NULL ? r->variant_back : ep->conf->variant;
     nh = 2;
@@ -913,6 +1010,17 @@ static int gw_is_octet_stream(const char *v)
     return *v == '\0' || *v == ';';
 }
 
+/* The formats of <ep>'s upstream calls for a client's <ctype> / <accept>. */
+static enum ig_format gw_wire_ctype(const struct gw_endpoint *ep, enum ig_format ctype)
+{
+    return ep->up_ctype >= 0 ? (enum ig_format)ep->up_ctype : ctype;
+}
+
+static enum ig_format gw_wire_accept(const struct gw_endpoint *ep, enum ig_format accept)
+{
+    return ep->up_accept >= 0 ? (enum ig_format)ep->up_accept : accept;
+}
+
 /* ", "-separated MIME types of the formats in <mask>. */
 static void gw_format_list(uint32_t mask, char *out, size_t len)
 {
@@ -1022,6 +1130,7 @@ void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *c
 struct gw_decode_job {
     struct gw_request *r;
     enum ig_format ctype;
+    enum ig_format wire; /* the model's: rows converted to it (gw_req_convert) */
     const char *body;
     size_t len;
     uint32_t dim;
@@ -1043,6 +1152,8 @@ static void gw_decode_work(void *arg)
     uint64_t nbytes = 0;
 
     j->rv = ig_codec_decode(j->ctype, j->body, j->len, j->dim, j->max_rows, &r->rs, &j->cerr);
+    if (j->rv == 0 && j->wire != j->ctype && j->dim == 0)
+        j->rv = gw_req_convert(r, j->ctype, j->wire, &j->cerr);
     if (j->rv < 0)
         return;
     for (uint32_t i = 0; i < r->rs.nrows; i++)
@@ -1238,6 +1349,7 @@ static void gw_decode_offload(struct gw_request *r, enum ig_format ctype, const 
     j = ig_xcalloc(1, sizeof(*j));
     j->r = r;
     j->ctype = ctype;
+    j->wire = r->lane->ctype;
     j->body = body;
     j->len = len;
     j->dim = ep->up->dim;
@@ -1329,7 +1441,9 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     r->stream = (uint8_t)stream;
     /* Rows parsed into features mix whatever their format; rows sent as
      * bytes go with rows of their own format. */
-    r->lane = &ep->lanes[(ep->up->dim > 0 ? 0 : ctype) * IG_FMT_COUNT + accept];
+    r->lane = &ep->lanes[(ep->up->dim > 0 ? 0 : gw_wire_ctype(ep, ctype)) * IG_FMT_COUNT +
+                         gw_wire_accept(ep, accept)];
+    r->accept = (uint8_t)accept;
     r->refs = 1;
     r->start_us = ig_now_us();
     ig_buf_init(&r->out, GW_RESPONSE_MAX);
@@ -1348,6 +1462,8 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         return;
     }
     rv = ig_codec_decode(ctype, body, len, ep->up->dim, ep->conf->max_queue_rows, &r->rs, &cerr);
+    if (rv == 0 && r->lane->ctype != ctype && ep->up->dim == 0)
+        rv = gw_req_convert(r, ctype, r->lane->ctype, &cerr);
     gw_req_decoded(r, rv, &cerr, UINT64_MAX);
 }
 
@@ -1784,6 +1900,40 @@ static void on_ep_reap(evutil_socket_t fd, short what, void *arg);
 
 /* A new endpoint (or admin variant) for <conf>, with <model> already
  * loaded (owned from here on, also on failure) or NULL. */
+/* upstream_content_type / upstream_accept of <conf>: -1 when empty. */
+static int gw_endpoint_wire(const struct ig_endpoint_conf *conf, int *ct, int *ac, char *err,
+                            size_t errlen)
+{
+    const char *u = conf->upstream_content_type, *a = conf->upstream_accept;
+    int remote = strncmp(conf->model, "file://", 7) != 0;
+    enum ig_format f;
+
+    if ((u[0] != '\0' || a[0] != '\0') && !remote) {
+        snprintf(err, errlen,
+                 "endpoint %s: upstream_content_type and upstream_accept are for remote models "
+                 "(http://, https://, sagemaker://); a file:// model reads every format",
+                 conf->name);
+        return -1;
+    }
+    if (u[0] != '\0') {
+        if (ig_codec_format_parse(u, IG_FMT_CSV, &f) < 0) {
+            snprintf(err, errlen, "endpoint %s: upstream_content_type %s is not a format the "
+                     "gateway converts to", conf->name, u);
+            return -1;
+        }
+        *ct = (int)f;
+    }
+    if (a[0] != '\0') {
+        if (ig_codec_format_parse(a, IG_FMT_CSV, &f) < 0 || f == IG_FMT_LIBSVM) {
+            snprintf(err, errlen, "endpoint %s: upstream_accept %s is not a format the gateway "
+                     "converts from", conf->name, a);
+            return -1;
+        }
+        *ac = (int)f;
+    }
+    return 0;
+}
+
 static int gw_endpoint_new(struct ig_gateway *gw, const struct ig_endpoint_conf *conf,
                            struct ig_model *model, struct gw_endpoint **out, char *err,
                            size_t errlen)
@@ -1812,6 +1962,12 @@ static int gw_endpoint_new(struct ig_gateway *gw, const struct ig_endpoint_conf 
     if (ig_codec_format_parse(conf->content_type, IG_FMT_CSV, &ep->default_ctype) < 0 ||
         ig_codec_accept_parse(conf->accept, IG_FMT_JSON, &ep->default_accept) < 0) {
         snprintf(err, errlen, "endpoint %s: unsupported content_type or accept", conf->name);
+        ig_model_free(model);
+        free(ep);
+        return IG_ERR_CONFIG;
+    }
+    ep->up_ctype = ep->up_accept = -1;
+    if (gw_endpoint_wire(conf, &ep->up_ctype, &ep->up_accept, err, errlen) < 0) {
         ig_model_free(model);
         free(ep);
         return IG_ERR_CONFIG;

@@ -104,6 +104,10 @@ struct gw_endpoint {
     struct ig_upstream *up;
     enum ig_format default_ctype;
     enum ig_format default_accept;
+    /* Remote models with upstream_content_type / upstream_accept: the
+     * formats of the calls (rows and answers converted, convert.h); -1:
+     * the client's. */
+    int up_ctype, up_accept;
     struct gw_lane lanes[GW_NLANES]; /* [ctype * IG_FMT_COUNT + accept] */
     /* Deadlines: every request of an endpoint has the same
      * request_timeout_ms, so arrival order is deadline order. The requests
@@ -136,6 +140,13 @@ struct gw_endpoint {
     struct ig_hist upstream_seconds;
     struct ig_hist request_seconds;
 };
+
+/* A converted request body is at most this many times the body's size
+ * plus GW_CONVERT_SLACK (sparse rows written dense grow), and at most
+ * GW_CONVERT_MAX bytes; what it may take is charged before it is written. */
+#define GW_CONVERT_FACTOR 16u
+#define GW_CONVERT_SLACK ((size_t)64 << 10)
+#define GW_CONVERT_MAX ((size_t)64 << 20)
 
 struct gw_request {
     struct ig_gateway *gw;
@@ -174,6 +185,11 @@ struct gw_request {
      * bytes, owned here so that they live as long as any batch holds them. */
     struct ts_chunk *chunk;
     char *own_body, *own_aux; /* aux: the lines as sent when the rows are filtered */
+    /* Rows converted to the model's format (upstream_content_type): the
+     * converted bytes, which rs indexes, and their charge to the budget. */
+    char *conv_body;
+    struct ig_budget_hold conv_hold;
+    uint8_t accept; /* the client's format (the lane's is the model's) */
     /* A chunk's failed rows: how each is answered (ig_row_fail), the
      * batch's own when its rows came in one batch (fails_view), else
      * gathered (row_fails, rs.nrows, allocated at the first one). */
@@ -265,5 +281,16 @@ void ig_ts_wake(struct gw_endpoint *ep);
  * sending take no more input and end once the rows they gave are answered
  * (reset: the client resumes after the records it got). */
 void ig_ts_drain(struct gw_endpoint *ep);
+
+/* Rewrite <r>'s decoded rows (format <from>) as rows of <to> (convert.h),
+ * owned by <r>: 0, or an error code with <err> set (rows untouched). Any
+ * thread (it touches only <r>'s rows and budget). */
+int gw_req_convert(struct gw_request *r, enum ig_format from, enum ig_format to,
+                   struct ig_codec_error *err);
+/* <r>'s predictions (<preds> of <base>, in the lane's format) in the
+ * client's format r->accept: new slices in <out> (*cpreds allocated),
+ * or an error code with <err> set. Loop thread. */
+int gw_req_convert_preds(struct gw_request *r, const char *base, const struct ig_pred *preds,
+                         struct ig_buf *out, struct ig_pred **cpreds, struct ig_codec_error *err);
 
 #endif /* INFERGATE_GATEWAY_INT_H */

@@ -33,6 +33,7 @@
 
 #include "gateway_int.h"
 #include "infergate/common.h"
+#include "infergate/convert.h"
 #include "infergate/http.h"
 #include "infergate/jpath.h"
 #include "infergate/workers.h"
@@ -466,6 +467,13 @@ static uint32_t ts_count_lf(const char *p, size_t len)
     return n;
 }
 
+/* Whether <ts>'s rows are converted for the model (upstream_content_type). */
+static int ts_converts(const struct gw_tstream *ts)
+{
+    return ts->dim == 0 && ts->lane->ctype != ts->row_fmt &&
+           !(ts->lane->ctype == IG_FMT_JSON && ts->row_fmt == IG_FMT_JSONL);
+}
+
 /*
  * The slow path: records one by one (blank lines skipped, input filter
  * applied, each decoded on its own so that a bad one is refused alone),
@@ -523,6 +531,17 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
         memset(&tmp, 0, sizeof(tmp));
         tmp.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
         rv = ig_codec_decode(ts->row_fmt, row, rowlen, ts->dim, 1, &tmp, &cerr);
+        if (rv == 0 && ts_converts(ts)) { /* one that cannot be converted: refused alone */
+            struct ig_buf cb;
+            struct ig_rowset co;
+
+            ig_buf_init(&cb, GW_CONVERT_MAX);
+            memset(&co, 0, sizeof(co));
+            rv = ig_convert_rows(ts->row_fmt, &tmp, ts->lane->ctype, ts->ep->conf->feature_dim,
+                                 &cb, &co, &cerr);
+            ig_rowset_clear(&co);
+            ig_buf_clear(&cb);
+        }
         ig_rowset_clear(&tmp);
         if (rv < 0) {
             ts_rec_fail(rec, rv == IG_ERR_FULL ? "ThrottlingException" : "ValidationError",
@@ -550,6 +569,8 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
         c->lines_len = (size_t)(end - r->own_aux);
         rv = ig_codec_decode(ts->row_fmt, r->own_body, sent_len, ts->dim, nrows, &r->rs, &cerr);
     }
+    if (rv == 0 && r->rs.nrows == nrows && ts_converts(ts))
+        rv = gw_req_convert(r, ts->row_fmt, ts->lane->ctype, &cerr);
     if (rv < 0 || r->rs.nrows != nrows) {
         for (uint32_t i = 0; i < c->nrecs; i++)
             if (c->recs[i].row >= 0)
@@ -579,6 +600,13 @@ static void ts_decode_work(void *arg)
         uint32_t want = c->nrecs; /* lines, counted at the cut */
 
         rv = ig_codec_decode(ts->row_fmt, r->own_body, len, ts->dim, want, &r->rs, &cerr);
+        if (rv == 0 && r->rs.nrows == want && ts_converts(ts) &&
+            gw_req_convert(r, ts->row_fmt, ts->lane->ctype, &cerr) < 0) {
+            ig_rowset_clear(&r->rs); /* record by record: only the bad ones fail */
+            r->rs.budget = c->budget;
+            r->rs.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
+            rv = -1;
+        }
         if (rv == 0 && r->rs.nrows != want) {
             ig_rowset_clear(&r->rs); /* a quoted field spans lines: record by record */
             r->rs.budget = c->budget;
@@ -661,6 +689,7 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
 
     r->gw = ts->gw;
     r->lane = ts->lane;
+    r->accept = (uint8_t)ts->accept;
     r->lane->ep->refs++; /* gw_req_free gives it back */
     r->refs = 1;
     r->start_us = ig_now_us();
@@ -1164,7 +1193,9 @@ void ig_ts_start(struct ig_gateway *gw, struct ig_http_req *http, const char *na
     }
     /* Rows parsed into features mix whatever their format; rows sent as
      * bytes go with rows of their own format. */
-    ts->lane = &ep->lanes[(ep->up->dim > 0 ? 0 : ctype) * IG_FMT_COUNT + accept];
+    ts->lane = &ep->lanes[(ep->up->dim > 0 ? 0 : ep->up_ctype >= 0 ? ep->up_ctype : (int)ctype) *
+                              IG_FMT_COUNT +
+                          (ep->up_accept >= 0 ? ep->up_accept : (int)accept)];
     ts->ev = event_new(gw->base, -1, 0, ts_on_event, ts);
     ep->streams_open++;
     ep->streams_total++;
