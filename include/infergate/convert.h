@@ -18,10 +18,9 @@
 
 /* ---- request rows ---- */
 
-/* The widest sparse row written densely (text/csv, or a dense array for
- * application/json and application/jsonlines when the row has no width to
- * write a sparse form with): "0 999999:1" becomes a million columns at
- * most, and never more than <body>'s cap. Also the endpoint option
+/* The widest sparse row written densely (text/csv, the one target
+ * without a sparse form): "0 999999:1" becomes a million columns at most,
+ * and never more than <body>'s cap allows. Also the endpoint option
  * feature_dim's maximum. */
 #define IG_CONVERT_MAX_WIDTH 1000000u
 
@@ -47,7 +46,10 @@ struct ig_buf;
  * <width>: the model's feature count when known (the endpoint option
  * feature_dim), else 0. It gives libsvm rows, which carry none, a width.
  *
- * Each row is read into a vector:
+ * Each row is read into a vector (the row's text bounds it: no row of
+ * <in> costs more than 16 bytes a byte of its text, plus, for a JSON row
+ * that is not a plain array of numbers, jansson's tree of it, which the
+ * decoder already bounded when it split <in>):
  *   text/csv:  dense, its fields as numbers (spaces around a field and a
  *              quoted number allowed, as the CSV decoder takes them);
  *   JSON, JSON Lines: dense ([..], {"features":[..]},
@@ -55,7 +57,8 @@ struct ig_buf;
  *              sparse ({"keys":[..],"shape":[D],"values":[..]}: the width
  *              is D; keys any order, sorted here);
  *   RecordIO:  features["values"] (float32, float64 or int32), dense, or
- *              sparse with the width the shape's element count;
+ *              sparse with the width the shape's element count (a
+ *              several-dimension shape is flattened);
  *   libsvm:    sparse, index - in->index_base as keys, no width of its own
  *              (<width> when given: an index past it is an error).
  * and written:
@@ -81,14 +84,22 @@ struct ig_buf;
  * (ig_fmt_double): through text the features are bit for bit those of
  * <in> decoded with dim > 0 (float32 ones as floats), through RecordIO
  * they are those narrowed to float32.
- * A dense row of no values (JSON []) cannot be text/csv (an error);
- * <from> == <to> copies each row's text (libsvm: rewritten when the bases
- * differ).
+ * A dense row of no values (JSON []) cannot be text/csv (an error); dense
+ * rows are written as they are, whatever <width> says (the target's
+ * decoder checks their length).
+ * <from> == <to> copies each row's text, with the target's separators
+ * (libsvm: rewritten when in->index_base and out->index_base differ).
  *
  * Errors (<err> may be NULL; rows 1-based):
- *   reading: the decoder's messages for values that are not numbers
- *     ("Row 2, column 3: 'x' is not a number.", "Row 1: feature 2 is not a
- *     number.", "Row 1: key 7 is out of range for 5 features.", ...);
+ *   reading: the decoders' messages where they have one ("Row 2, column 3:
+ *     'x' is not a number.", "Row 1: feature 2 is not a number.", "Row 1:
+ *     key 7 is out of range for 5 features.", "Row 1: key 2 appears
+ *     twice.", "Row 1: invalid JSON: ...", RecordIO's "Row 1: sparse keys
+ *     are not strictly increasing (3 after 5).", ig_libsvm_row's, ...);
+ *     and "Row N: the shape [D] is out of range." (JSON: D < 0 or past
+ *     4294967295), "Row N: expected 3 features, found 1." (a dense JSON
+ *     row with a shape), "Row N: the row holds more than one RecordIO
+ *     record.";
  *   "Row N: a libsvm row has no width; set the endpoint option feature_dim
  *    to the model's feature count to convert it to text/csv." (or
  *    application/json, ...);
@@ -100,6 +111,8 @@ struct ig_buf;
  *   "Row N: the value 1e+300 does not fit a float32 (application/
  *    x-recordio-protobuf carries float32 features)."
  *   "Row N: a row of no features cannot be written as text/csv."
+ *   "Row N: feature index 4294967296 is too large for text/libsvm (at
+ *    most 4294967295)." (out->index_base 1 on the largest index);
  *   "The request's rows, converted to text/csv, would take more than N
  *    bytes." (row 0, IG_ERR_TOOBIG: <body>'s cap).
  * Returns 0, IG_ERR_INVALID, IG_ERR_TOOBIG, IG_ERR_FULL (out->budget
@@ -143,27 +156,41 @@ int ig_convert_rows(enum ig_format from, const struct ig_rowset *in, enum ig_for
  *          n-value one); a JSON number or array, or a CSV line, as the
  *          label "score".
  * Numbers: from text, an integer (no '.' or exponent, within int64) is
- * written as an integer ("1" stays 1, not 1.0), any other number with
- * ig_fmt_double (shortest exact: "0.50" -> 0.5); float32 tensor values
- * with ig_fmt_float, float64 ones with ig_fmt_double, int32 ones as
- * integers. <from> == <to>: copied as it is.
+ * written as an integer ("1" stays 1, not 1.0; "+1", "007" -> 1, 7; "-0"
+ * is the integer 0, as jansson reads it), any other number with
+ * ig_fmt_double (shortest exact: "0.50" -> 0.5, "1e2" -> 100.0); float32
+ * tensor values with ig_fmt_float, float64 ones with ig_fmt_double, int32
+ * ones as integers. <from> == <to>: copied as it is.
+ * A JSON answer is read by a scanner that builds no tree (the numbers and
+ * names only); jansson reads one that the scanner refuses, only to say
+ * whether and where it is not JSON, up to 64 KiB. A repeated key is not
+ * checked but where it matters (RecordIO labels).
  * Errors (IG_ERR_INVALID; answers quoted, cut to 40 characters):
  *   "Row N: the model's answer '<p>' cannot be written as text/csv: 'x'
  *    is not a number or an array of numbers." (strings, booleans, null,
  *    nested arrays or objects; "it" for the answer as a whole);
  *   "... : it holds no numbers." (CSV: {} or []); "... : it holds no
  *   outputs." (RecordIO: {}); "... : it has more than 1024 outputs.";
- *   "... : 1e+300 does not fit a float32.";
- *   "... : the label 'x' is a sparse tensor." / "... is not a tensor.";
- *   "Row N: the model's answer '<p>' is not valid JSON: <jansson's text>."
+ *   "... : 1e+39 does not fit a float32."; "... : the output 'a' appears
+ *   twice."; "... : the output name 'a' holds a NUL byte." (RecordIO);
+ *   "... : the label 'x' is a sparse tensor." / "... is not a tensor." /
+ *   "... holds a value that is not a finite number." / "... : the label
+ *   name 'x' is not valid UTF-8." (JSON);
+ *   "Row N: the model's answer '<p>' is not valid JSON: <jansson's text>
+ *    at line L column C." ("(at byte B)" past 64 KiB);
  *   "Row N: the model's answer '<p>' is not a CSV line of numbers: column
- *    2 is not a number." / "column 1 is empty."
- *   "Row N: the model's RecordIO answer ..." for a record that does not
- *    parse (the RecordIO decoder's reasons) or is not one whole record.
+ *    2 is not a number." / "column 1 is empty." (strings, "nan", quoted
+ *    lists);
+ *   "Row N: the model's RecordIO answer is not a valid RecordIO-protobuf
+ *    Record (the protobuf does not parse).", "... holds more than one
+ *    record.", "... is empty.", "... is not one whole RecordIO record:
+ *    <the framing decoder's reason>".
  * A RecordIO answer is quoted as "the model's RecordIO answer".
- * Returns 0, IG_ERR_INVALID, IG_ERR_TOOBIG (out's cap), IG_ERR_NOMEM,
- * IG_ERR_UNSUPPORTED (<from> or <to> libsvm or out of range: no response
- * format). On failure <out> is as it was.
+ * "Row N: the model's answer, converted to <to>, does not fit in the
+ * response." with IG_ERR_TOOBIG (out's cap); IG_ERR_NOMEM; and
+ * IG_ERR_UNSUPPORTED (<from> or <to> libsvm or out of range: "Row N: no
+ * conversion of answers from text/csv to text/libsvm."). On failure <out>
+ * is as it was.
  */
 int ig_convert_pred(enum ig_format from, const char *p, size_t len, enum ig_format to,
                     uint32_t row, struct ig_buf *out, struct ig_codec_error *err);
