@@ -78,11 +78,13 @@ with Gateway({"demo": {"model": DEMO_MODEL},
                      headers=("Content-Type: application/json",), http2=h2)
         expect_error(gw, p + "unsupported content type", 400, "ValidationError",
                      "Content type image/png is not supported by endpoint demo. Supported content "
-                     "types: text/csv, application/json, application/jsonlines.", good,
+                     "types: text/csv, application/json, application/jsonlines, "
+                     "application/x-recordio-protobuf, text/libsvm.", good,
                      headers=("Content-Type: image/png",), http2=h2)
         expect_error(gw, p + "unsupported accept", 400, "ValidationError",
                      "Accept type image/png is not supported by endpoint demo. Supported accept "
-                     "types: text/csv, application/json, application/jsonlines.", good,
+                     "types: text/csv, application/json, application/jsonlines, "
+                     "application/x-recordio-protobuf.", good,
                      headers=("Content-Type: text/csv", "Accept: image/png"), http2=h2)
         expect_error(gw, p + "unknown variant", 400, "ValidationError",
                      "Variant green not found for endpoint demo.", good,
