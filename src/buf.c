@@ -119,6 +119,14 @@ int ig_buf_append_double(struct ig_buf *b, double v)
     return ig_buf_append(b, tmp, n);
 }
 
+int ig_buf_append_float(struct ig_buf *b, float v)
+{
+    char tmp[IG_FMT_FLOAT_MAX];
+    size_t n = ig_fmt_float(tmp, v);
+
+    return ig_buf_append(b, tmp, n);
+}
+
 char *ig_buf_take(struct ig_buf *b, size_t *len)
 {
     char *p = b->data;
@@ -132,6 +140,13 @@ char *ig_buf_take(struct ig_buf *b, size_t *len)
     b->cap = 0;
     return p;
 }
+
+/*
+ * Number formatting. Every path ends in a decimal d * 10^e (d > 0) that
+ * fmt_layout writes; the exact integer paths below make it with no printf,
+ * and printf with strtod is the reference they are tested against and the
+ * fallback for what they leave out (far exponents, subnormals).
+ */
 
 /*
  * <tmp> is "d.dddde[+-]XX", the decimal nearest <v> at its length and
@@ -166,23 +181,34 @@ static int fmt_try_up(char *tmp, size_t size, double v)
     return 1;
 }
 
+/* "d.ddde[+-]XX" from printf: as the decimal *d * 10^(return value). */
+static int fmt_read_e(const char *tmp, uint64_t *d)
+{
+    const char *e = strchr(tmp, 'e');
+    int nd = 0;
+
+    *d = 0;
+    for (const char *p = tmp; p < e; p++)
+        if (*p != '.') {
+            *d = *d * 10 + (uint64_t)(*p - '0');
+            nd++;
+        }
+    return atoi(e + 1) - (nd - 1);
+}
+
 /*
- * The shortest digits that read back to <v>: a double with at most 15
- * significant digits round-trips through decimal (DBL_DIG), so if a form of
- * n <= 15 digits exists, rounding to 15 digits yields it padded with zeros
- * (or, at a power of two, whose interval is lopsided, the form one unit
- * above that: fmt_try_up). Hence at most three tries: 15, 16, then 17
- * digits (17 always works); subnormals, with less precision, try every
- * length. Fills <digits> (no dot, trailing zeros stripped) and returns the
- * decimal exponent of the first digit. Slow (printf and strtod): the
- * fallback.
+ * The shortest digits that read back to <v> (> 0): a double with at most
+ * 15 significant digits round-trips through decimal (DBL_DIG), so if a
+ * form of n <= 15 digits exists, rounding to 15 digits yields it padded
+ * with zeros (or, at a power of two, whose interval is lopsided, the form
+ * one unit above that: fmt_try_up). Hence at most three tries: 15, 16,
+ * then 17 digits (17 always works); subnormals, with less precision, try
+ * every length. Sets *d and returns e: the decimal is d * 10^e. Slow
+ * (printf and strtod): the fallback.
  */
-static int fmt_shortest_printf(double v, char *digits, size_t *ndigits)
+static int fmt_shortest_printf(double v, uint64_t *d)
 {
     char tmp[40];
-    char *e;
-    size_t n = 0;
-    int exp10;
     uint64_t bits;
     int lopsided;
 
@@ -197,30 +223,127 @@ static int fmt_shortest_printf(double v, char *digits, size_t *ndigits)
         if (lopsided && fmt_try_up(tmp, sizeof(tmp), v))
             break;
     }
-    /* tmp is "d.ddddde[+-]XX" (v > 0 here). */
-    e = strchr(tmp, 'e');
-    exp10 = atoi(e + 1);
-    for (const char *p = tmp; p < e; p++)
-        if (*p != '.')
-            digits[n++] = *p;
-    while (n > 1 && digits[n - 1] == '0')
-        n--;
-    *ndigits = n;
-    return exp10;
+    return fmt_read_e(tmp, d);
 }
 
 typedef unsigned __int128 fmt_u128;
 
-/* floor(x * 10^k / 2^s) and whether it was exact; x * 10^k < 2^128. */
-static fmt_u128 fmt_scale(uint64_t x, const fmt_u128 p10, unsigned s, int *exact)
-{
-    fmt_u128 num = (fmt_u128)x * p10;
+static const uint64_t fmt_p10[20] = {
+    1ull,
+    10ull,
+    100ull,
+    1000ull,
+    10000ull,
+    100000ull,
+    1000000ull,
+    10000000ull,
+    100000000ull,
+    1000000000ull,
+    10000000000ull,
+    100000000000ull,
+    1000000000000ull,
+    10000000000000ull,
+    100000000000000ull,
+    1000000000000000ull,
+    10000000000000000ull,
+    100000000000000000ull,
+    1000000000000000000ull,
+    10000000000000000000ull,
+};
 
-    *exact = (num & (((fmt_u128)1 << s) - 1)) == 0;
-    return num >> s;
+/* 5^0 .. 5^27 (5^27 < 2^63) */
+static const uint64_t fmt_p5[28] = {
+    1ull,
+    5ull,
+    25ull,
+    125ull,
+    625ull,
+    3125ull,
+    15625ull,
+    78125ull,
+    390625ull,
+    1953125ull,
+    9765625ull,
+    48828125ull,
+    244140625ull,
+    1220703125ull,
+    6103515625ull,
+    30517578125ull,
+    152587890625ull,
+    762939453125ull,
+    3814697265625ull,
+    19073486328125ull,
+    95367431640625ull,
+    476837158203125ull,
+    2384185791015625ull,
+    11920928955078125ull,
+    59604644775390625ull,
+    298023223876953125ull,
+    1490116119384765625ull,
+    7450580596923828125ull,
+};
+
+
+/* 5^k for 0 <= k <= 55 (5^55 < 2^128). */
+static inline fmt_u128 fmt_pow5(int k)
+{
+    if (k < 28)
+        return fmt_p5[k];
+    if (k < 55)
+        return (fmt_u128)fmt_p5[27] * fmt_p5[k - 27];
+    return (fmt_u128)fmt_p5[27] * fmt_p5[27] * 5;
 }
 
-/* The decimal interval of a double, scaled to integers, as digits drop. */
+/*
+ * floor(x * 10^k * 2^e2) into *out, and whether that is exact, when it is
+ * below 2^64 and within this arithmetic (x < 2^56, |k| <= 55): 0, else -1.
+ * 10^k * 2^e2 is 5^k * 2^(k + e2): x * 5^k in 192 bits, then a shift; for
+ * k < 0, x * 2^(e2 + k) (a shift left) divided by 5^-k.
+ */
+static inline int fmt_mul_scale(uint64_t x, int k, int e2, uint64_t *out, int *exact)
+{
+    if (k >= 0 && k <= 55) {
+        fmt_u128 p = fmt_pow5(k), lo = (fmt_u128)x * (uint64_t)p, t;
+        uint64_t w0 = (uint64_t)lo;
+        int sh = k + e2;
+
+        /* x * 5^k = t * 2^64 + w0 */
+        t = (lo >> 64) + (fmt_u128)x * (uint64_t)(p >> 64);
+        if (sh >= 0) {
+            if (t != 0 || sh >= 64 || (sh > 0 && w0 >> (64 - sh) != 0))
+                return -1;
+            *out = w0 << sh;
+            *exact = 1;
+        } else if (sh <= -64) {
+            unsigned s = (unsigned)(-sh - 64);
+
+            if (s >= 128 || t >> s >> 64 != 0)
+                return -1;
+            *out = (uint64_t)(t >> s);
+            *exact = w0 == 0 && (t & (((fmt_u128)1 << s) - 1)) == 0;
+        } else {
+            unsigned s = (unsigned)-sh; /* 0 < s < 64 */
+
+            if (t >> s != 0)
+                return -1;
+            *out = (uint64_t)(t << (64 - s)) | (w0 >> s);
+            *exact = (w0 & ((1ull << s) - 1)) == 0;
+        }
+        return 0;
+    }
+    if (k < 0 && k >= -55 && e2 + k >= 0 && e2 + k <= 127 - 56) {
+        fmt_u128 num = (fmt_u128)x << (e2 + k), p = fmt_pow5(-k), q = num / p;
+
+        if (q >> 64 != 0)
+            return -1;
+        *out = (uint64_t)q;
+        *exact = num - q * p == 0;
+        return 0;
+    }
+    return -1;
+}
+
+/* The decimal interval of a number, scaled to integers, as digits drop. */
 struct fmt_bounds {
     uint64_t vr, vp, vm; /* the value and the bounds of its interval */
     int vr_exact;        /* every digit dropped from vr so far was 0 */
@@ -229,177 +352,370 @@ struct fmt_bounds {
     int removed;         /* digits dropped */
 };
 
-static void fmt_drop_digit(struct fmt_bounds *b)
+/* Drop <n> (1, 2, 4 or 8) digits at once: what <n> single drops would do
+ * (divisions by constants: multiplications). */
+static inline void fmt_drop_digits(struct fmt_bounds *b, int n)
 {
-    b->vr_exact = b->vr_exact && b->last == 0;
-    b->last = (int)(b->vr % 10);
-    b->vr /= 10;
-    b->vp /= 10;
-    b->vm /= 10;
-    b->removed++;
+    uint64_t p = fmt_p10[n], lo = p / 10;
+
+    b->vr_exact = b->vr_exact && b->last == 0 && b->vr % lo == 0;
+    b->last = (int)(b->vr / lo % 10);
+    b->vm_exact = b->vm_exact && b->vm % p == 0;
+    b->vr /= p;
+    b->vp /= p;
+    b->vm /= p;
+    b->removed += n;
+}
+
+/* Drop the trailing zeros of c > 0, counting them in *removed. */
+static inline uint64_t fmt_strip_zeros(uint64_t c, int *removed)
+{
+    while (c % 100000000 == 0) {
+        c /= 100000000;
+        *removed += 8;
+    }
+    if (c % 10000 == 0) {
+        c /= 10000;
+        *removed += 4;
+    }
+    if (c % 100 == 0) {
+        c /= 100;
+        *removed += 2;
+    }
+    if (c % 10 == 0) {
+        c /= 10;
+        *removed += 1;
+    }
+    return c;
 }
 
 /*
  * Ryu's digit removal on 64-bit bounds: drop digits while the interval
- * [vm, vp] still holds two truncations, then round the last dropped digit
- * of vr half to even.
+ * [vm, vp] still holds two truncations, then, when vm is exact and
+ * accepted, its trailing zeros; round the last dropped digit of vr half to
+ * even. Returns the digits; b->removed says how many were dropped.
+ *
+ * With neither vr nor vm exact (most numbers: no tie to break, no zeros to
+ * track) a shortcut: <big> (10^lbig) is a power of ten over twice the
+ * interval's width (or the plain loop runs: a subnormal's interval is
+ * wider). When a multiple of <big> lies in (vm, vp] it is the only one, the
+ * answer is it without its trailing zeros (the rounding at that length
+ * cannot go past it: the rest of vr is under half of <big>); else at most
+ * log10(big) - 1 digits drop, two then one at a time, and the last ones
+ * dropped round.
  */
-static uint64_t fmt_remove_digits(struct fmt_bounds *b, int accept)
+static inline uint64_t fmt_remove_digits(struct fmt_bounds *b, int accept, uint64_t big, int lbig)
 {
-    while (b->vp / 10 > b->vm / 10) {
-        b->vm_exact = b->vm_exact && b->vm % 10 == 0;
-        fmt_drop_digit(b);
+    if (!b->vr_exact && !b->vm_exact) {
+        uint64_t vr = b->vr, vp = b->vp, vm = b->vm, q;
+        int up = 0, removed = 0;
+
+        if (vp - vm >= big / 2) {
+            /* wider (a subnormal's few digits): the plain loop */
+            while (vp / 10 > vm / 10) {
+                q = vr / 10;
+                up = vr - q * 10 >= 5;
+                vr = q;
+                vp /= 10;
+                vm /= 10;
+                removed++;
+            }
+            b->removed = removed;
+            return vr + (vr == vm || up);
+        }
+        if (vp / big > vm / big) {
+            b->removed = lbig;
+            return fmt_strip_zeros(vp / big, &b->removed);
+        }
+        if (lbig > 4 && vp / 1000 > vm / 1000) {
+            q = vr / 1000;
+            up = vr - q * 1000 >= 500;
+            vr = q;
+            vp /= 1000;
+            vm /= 1000;
+            removed += 3;
+        }
+        if (vp / 100 > vm / 100) {
+            q = vr / 100;
+            up = vr - q * 100 >= 50;
+            vr = q;
+            vp /= 100;
+            vm /= 100;
+            removed += 2;
+        }
+        if (vp / 10 > vm / 10) {
+            q = vr / 10;
+            up = vr - q * 10 >= 5;
+            vr = q;
+            vm /= 10;
+            removed++;
+        }
+        b->removed = removed;
+        return vr + (vr == vm || up);
     }
+    while (b->vp / 100000000 > b->vm / 100000000)
+        fmt_drop_digits(b, 8);
+    if (b->vp / 10000 > b->vm / 10000)
+        fmt_drop_digits(b, 4);
+    if (b->vp / 100 > b->vm / 100)
+        fmt_drop_digits(b, 2);
+    if (b->vp / 10 > b->vm / 10)
+        fmt_drop_digits(b, 1);
     if (b->vm_exact)
         while (b->vm % 10 == 0)
-            fmt_drop_digit(b);
+            fmt_drop_digits(b, 1);
     if (b->vr_exact && b->last == 5 && b->vr % 2 == 0)
         b->last = 4; /* exactly half way: round to even */
     return b->vr + ((b->vr == b->vm && (!accept || !b->vm_exact)) || b->last >= 5);
 }
 
 /*
- * The same digits as fmt_shortest_printf, exactly, with 128-bit integer
- * arithmetic instead of printf, for 1e-2 <= v < 1e15 (most numbers models
- * print). It is Ryu's digit-removal loop fed by exact quotients: with
- * v = m * 2^e, the interval of decimals that read back to v is
- * [(4m - 1 or 2) * 2^(e-2), (4m + 2) * 2^(e-2)]; scale it by 10^k so that
- * it spans at least 18 digits (one more than any double needs, so that
- * the last digit is always rounded, not truncated), then drop digits while
- * the bounds still differ, rounding the last removed digit half to even.
- * Returns the decimal exponent of the first digit, or INT32_MIN when <v> is
- * out of range.
+ * Ryu's digit removal fed by exact quotients: the shortest decimal in the
+ * interval [4m - mmshift, 4m + 2] * 2^e2 (ends included when m is even)
+ * around v = 4m * 2^e2, and of those the nearest v. The interval is scaled
+ * by 10^k, which the caller chose to give it one digit more than the
+ * format ever needs (so that the last digit is always rounded, not
+ * truncated) and fewer than 20 (it fits 64 bits); then digits drop while
+ * the bounds still differ, the last one dropped rounded half to even.
+ * Sets *d and returns e (the decimal is d * 10^e), or INT32_MIN when the
+ * scaling is out of fmt_mul_scale's reach. The interval spans up to 2^-52
+ * of v (doubles, at most 2220 units at 19 digits: fmt_remove_digits' big
+ * is 10^4) or 2^-23 (floats, ends != NULL: 11921 units at 11 digits, big
+ * is 10^5). <ends> (floats only, k small enough that d * 10^dropped fits): *ends is set when the result, scaled
+ * back, lies less than a unit inside an end it must not reach (m odd,
+ * the end not a whole number of units).
  */
-static int fmt_shortest_exact(double v, char *digits, size_t *ndigits)
+static inline int fmt_shortest_scaled(uint64_t m, int e2, unsigned mmshift, int k, uint64_t *d,
+                                      int *ends)
 {
-    uint64_t bits, m, out;
-    unsigned s, mmshift;
-    fmt_u128 p10 = 1, vr, vp, vm;
     struct fmt_bounds b;
-    int e2, k, accept, vr_exact, vp_exact, vm_exact, e10;
-    char tmp[24];
-    size_t n = 0;
+    int accept = (m & 1) == 0, vr_exact, vp_exact, vm_exact, sh = k + e2;
 
-    if (!(v >= 1e-2 && v < 1e15))
+    if (k >= 0 && k < 28 && sh < 0 && sh > -128) {
+        /* the common case: 5^k < 2^63, x * 5^k < 2^119, a shift right */
+        uint64_t p = fmt_p5[k];
+        unsigned s = (unsigned)-sh;
+        fmt_u128 nr = (fmt_u128)(4 * m) * p, np = nr + 2 * (fmt_u128)p;
+        fmt_u128 nm = nr - mmshift * (fmt_u128)p, mask = ((fmt_u128)1 << s) - 1;
+
+        if (np >> s >> 64 != 0)
+            return INT32_MIN;
+        b.vr = (uint64_t)(nr >> s);
+        b.vp = (uint64_t)(np >> s);
+        b.vm = (uint64_t)(nm >> s);
+        vr_exact = (nr & mask) == 0;
+        vp_exact = (np & mask) == 0;
+        vm_exact = (nm & mask) == 0;
+    } else if (fmt_mul_scale(4 * m, k, e2, &b.vr, &vr_exact) < 0 ||
+               fmt_mul_scale(4 * m + 2, k, e2, &b.vp, &vp_exact) < 0 ||
+               fmt_mul_scale(4 * m - mmshift, k, e2, &b.vm, &vm_exact) < 0) {
         return INT32_MIN;
-    memcpy(&bits, &v, sizeof(bits));
-    m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
-    e2 = (int)((bits >> 52) & 0x7ff) - 1075 - 2; /* v = 4m * 2^e2 */
-    accept = (m & 1) == 0;
-    mmshift = (bits & ((1ull << 52) - 1)) != 0 ? 2 : 1;
-    /* 19 or 20 digits, or 18: floor(log10(v)) from the binary exponent
-     * instead of log10() (twice the cost of the rest): with
-     * 2^(e-1) <= v < 2^e, floor(e * log10(2)) is floor(log10(v)) or one
-     * above it (78913 / 2^18 is log10(2) close enough for |e| < 1650, as
-     * in Ryu); one above makes k one smaller: 18 digits, still enough. */
-    {
-        int e = (int)((bits >> 52) & 0x7ff) - 1023 + 1; /* v < 2^e */
-
-        k = 19 - (e >= 0 ? (e * 78913) >> 18 : -((-e * 78913 + (1 << 18) - 1) >> 18));
     }
-    if (k > 21)
-        return INT32_MIN;
-    for (int i = 0; i < k; i++)
-        p10 *= 10;
-    s = (unsigned)-e2; /* v < 1e15 < 2^50: e2 < 0 */
-    vr = fmt_scale(4 * m, p10, s, &vr_exact);
-    vp = fmt_scale(4 * m + 2, p10, s, &vp_exact);
-    vm = fmt_scale(4 * m - mmshift, p10, s, &vm_exact);
-    if (vp >= (fmt_u128)10000000000000000000ull * 10)
-        return INT32_MIN; /* log10 was low: 21 digits would not fit below */
-    vm_exact = vm_exact && accept;
+    if (ends) {
+        uint64_t vm0 = b.vm, vp0 = b.vp;
+
+        if (vp_exact && !accept)
+            b.vp--; /* the upper end itself does not read back */
+        b.vr_exact = vr_exact;
+        b.vm_exact = vm_exact && accept;
+        b.last = 0;
+        b.removed = 0;
+        *d = fmt_remove_digits(&b, accept, 100000, 5);
+        if (!accept) {
+            uint64_t scaled = *d * fmt_p10[b.removed];
+
+            *ends = (scaled == vm0 + 1 && !vm_exact) || (scaled == vp0 && !vp_exact);
+        } else {
+            *ends = 0;
+        }
+        return b.removed - k;
+    }
     if (vp_exact && !accept)
-        vp--; /* the upper bound itself does not read back to v */
-    /* The first removal in 128 bits (there always is one: the interval
-     * spans more than ten units at 18 digits and more); below 10^19 the
-     * rest fits in 64 bits, where dividing by ten is a multiply. */
-    b.vm_exact = vm_exact && vm % 10 == 0;
+        b.vp--;
     b.vr_exact = vr_exact;
-    b.last = (int)(vr % 10);
-    b.removed = 1;
-    b.vr = (uint64_t)(vr / 10);
-    b.vp = (uint64_t)(vp / 10);
-    b.vm = (uint64_t)(vm / 10);
-    out = fmt_remove_digits(&b, accept);
-    do {
-        tmp[n++] = (char)('0' + out % 10);
-        out /= 10;
-    } while (out);
-    e10 = b.removed - k + (int)n - 1;
-    *ndigits = 0;
-    while (n > 0)
-        digits[(*ndigits)++] = tmp[--n];
-    while (*ndigits > 1 && digits[*ndigits - 1] == '0')
-        (*ndigits)--;
-    return e10;
+    b.vm_exact = vm_exact && accept;
+    b.last = 0;
+    b.removed = 0;
+    *d = fmt_remove_digits(&b, accept, 10000, 4);
+    return b.removed - k;
+}
+
+/* floor(log10(2^e)) or one above it, for |e| < 1650: 78913 / 2^18 is
+ * log10(2) close enough (as in Ryu); from the binary exponent, as log10()
+ * costs twice the rest. */
+static inline int fmt_log10_pow2(int e)
+{
+    return e >= 0 ? (e * 78913) >> 18 : -((-e * 78913 + (1 << 18) - 1) >> 18);
+}
+
+/*
+ * The same digits as fmt_shortest_printf, exactly, with integer arithmetic
+ * instead of printf, for normal doubles from about 1e-37 to 1e46 (most
+ * numbers models print): fmt_shortest_scaled at 18 or 19 digits (doubles
+ * need at most 17). Sets *d and returns e (the decimal is d * 10^e), or
+ * INT32_MIN when <v> is out of range.
+ */
+static inline int fmt_shortest_exact(double v, uint64_t *d)
+{
+    uint64_t bits, m;
+    unsigned mmshift;
+    int e2, k, be;
+
+    memcpy(&bits, &v, sizeof(bits));
+    be = (int)((bits >> 52) & 0x7ff);
+    if (be == 0)
+        return INT32_MIN; /* subnormal */
+    m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
+    e2 = be - 1075 - 2; /* v = 4m * 2^e2 */
+    mmshift = (bits & ((1ull << 52) - 1)) != 0 || be == 1 ? 2 : 1;
+    /* 2^(e-1) <= v < 2^e with e = be - 1022: floor(log10(v)) is the
+     * estimate or one below it, and k gives 19 digits or 18 */
+    k = 18 - fmt_log10_pow2(be - 1022);
+    return fmt_shortest_scaled(m, e2, mmshift, k, d, NULL);
+}
+
+/* "00" .. "99" */
+static const char fmt_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930"
+                                   "31323334353637383940414243444546474849505152535455565758596061"
+                                   "62636465666768697071727374757677787980818283848586878889909192"
+                                   "93949596979899";
+
+/* Write the <nd> digits of <d> at p[0] .. p[nd - 1], two at a time. */
+static inline void fmt_write_digits(char *p, uint64_t d, size_t nd)
+{
+    while (d >= 100) {
+        uint64_t q = d / 100;
+
+        nd -= 2;
+        memcpy(p + nd, fmt_pairs + 2 * (d - q * 100), 2);
+        d = q;
+    }
+    if (d >= 10)
+        memcpy(p, fmt_pairs + 2 * d, 2);
+    else
+        p[0] = (char)('0' + d);
+}
+
+/*
+ * Write the decimal d * 10^e (d > 0, at most 19 digits) after the <n>
+ * bytes already in <out> (a sign) as Python's repr does: positional for
+ * 1e-4 <= |v| < 1e16 with ".0" on integral values, scientific otherwise
+ * ("1e+16", "1.5e-05"). Returns the new length; <out> is NUL-terminated.
+ */
+static size_t fmt_layout(char *out, size_t n, uint64_t d, int e)
+{
+    size_t nd, t;
+    int exp10;
+
+    while (d % 10 == 0) {
+        d /= 10;
+        e++;
+    }
+    /* digits: floor(log10(d)) + 1 from the bit length (1233 / 4096 is
+     * log10(2) from below), then one comparison */
+    t = (size_t)(64 - __builtin_clzll(d)) * 1233 >> 12;
+    nd = t + (t < 20 && d >= fmt_p10[t]);
+    exp10 = e + (int)nd - 1;
+    if (exp10 >= -4 && exp10 < 16) {
+        if (exp10 < 0) {
+            /* "0." and -exp10 - 1 zeros, then the digits */
+            memcpy(out + n, "0.000000", 8);
+            n += (size_t)(1 - exp10);
+            fmt_write_digits(out + n, d, nd);
+            n += nd;
+        } else if ((size_t)exp10 + 1 >= nd) {
+            /* integral: the digits, zeros, ".0" */
+            fmt_write_digits(out + n, d, nd);
+            n += nd;
+            for (size_t i = nd; i < (size_t)exp10 + 1; i++)
+                out[n++] = '0';
+            out[n++] = '.';
+            out[n++] = '0';
+        } else {
+            /* the digits one byte on, the integer part moved back, '.' */
+            size_t intlen = (size_t)exp10 + 1;
+
+            fmt_write_digits(out + n + 1, d, nd);
+            for (size_t i = 0; i < intlen; i++)
+                out[n + i] = out[n + i + 1];
+            out[n + intlen] = '.';
+            n += nd + 1;
+        }
+    } else {
+        unsigned x = (unsigned)(exp10 < 0 ? -exp10 : exp10);
+
+        fmt_write_digits(out + n + 1, d, nd);
+        out[n] = out[n + 1];
+        if (nd > 1) {
+            out[n + 1] = '.';
+            n += nd + 1;
+        } else {
+            n++;
+        }
+        /* "e%c%02d" by hand */
+        out[n++] = 'e';
+        out[n++] = exp10 < 0 ? '-' : '+';
+        if (x >= 100)
+            out[n++] = (char)('0' + x / 100);
+        out[n++] = (char)('0' + x / 10 % 10);
+        out[n++] = (char)('0' + x % 10);
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* NaN, Infinity, -Infinity, 0.0 and -0.0 (what has no digits): their text
+ * in <out> and its length, or 0 for any other value. */
+static size_t fmt_special(char *out, double v)
+{
+    const char *s;
+    size_t n;
+
+    if (isnan(v))
+        s = "NaN";
+    else if (isinf(v))
+        s = v > 0 ? "Infinity" : "-Infinity";
+    else if (v == 0)
+        s = signbit(v) ? "-0.0" : "0.0";
+    else
+        return 0;
+    n = strlen(s);
+    memcpy(out, s, n + 1);
+    return n;
+}
+
+/*
+ * A whole number below <limit> (2^53 for doubles, 2^24 for floats: every
+ * integer there has its own value and an interval narrower than 1) is its
+ * own shortest form: its digits, trailing zeros dropped. Sets *d.
+ */
+static inline int fmt_whole(double v, double limit, uint64_t *d)
+{
+    if (v < limit && v == (double)(uint64_t)v) {
+        *d = (uint64_t)v;
+        return 1;
+    }
+    return 0;
 }
 
 static size_t fmt_double(char *out, double v, int exact_ok)
-
 {
-    char digits[24];
-    size_t nd, n = 0;
-    int exp10;
+    uint64_t d;
+    size_t n;
+    int e;
 
-    if (isnan(v)) {
-        memcpy(out, "NaN", 4);
-        return 3;
-    }
-    if (isinf(v)) {
-        const char *s = v > 0 ? "Infinity" : "-Infinity";
-
-        n = strlen(s);
-        memcpy(out, s, n + 1);
-        return n;
-    }
-    if (v == 0) {
-        const char *s = signbit(v) ? "-0.0" : "0.0";
-
-        n = strlen(s);
-        memcpy(out, s, n + 1);
-        return n;
-    }
+    if (!isfinite(v) || v == 0)
+        return fmt_special(out, v);
+    n = 0;
     if (v < 0) {
         out[n++] = '-';
         v = -v;
     }
-    exp10 = exact_ok ? fmt_shortest_exact(v, digits, &nd) : INT32_MIN;
-    if (exp10 == INT32_MIN)
-        exp10 = fmt_shortest_printf(v, digits, &nd);
-    /* Python's repr: positional for 1e-4 <= |v| < 1e16, else scientific. */
-    if (exp10 >= -4 && exp10 < 16) {
-        if (exp10 < 0) {
-            out[n++] = '0';
-            out[n++] = '.';
-            for (int i = -1; i > exp10; i--)
-                out[n++] = '0';
-            memcpy(out + n, digits, nd);
-            n += nd;
-        } else {
-            size_t intlen = (size_t)exp10 + 1;
-
-            for (size_t i = 0; i < intlen; i++)
-                out[n++] = i < nd ? digits[i] : '0';
-            out[n++] = '.';
-            if (nd > intlen) {
-                memcpy(out + n, digits + intlen, nd - intlen);
-                n += nd - intlen;
-            } else {
-                out[n++] = '0';
-            }
-        }
-    } else {
-        out[n++] = digits[0];
-        if (nd > 1) {
-            out[n++] = '.';
-            memcpy(out + n, digits + 1, nd - 1);
-            n += nd - 1;
-        }
-        n += (size_t)snprintf(out + n, 8, "e%c%02d", exp10 < 0 ? '-' : '+',
-                              exp10 < 0 ? -exp10 : exp10);
-    }
-    out[n] = '\0';
-    return n;
+    if (exact_ok && fmt_whole(v, 9007199254740992.0, &d))
+        e = 0;
+    else if (!exact_ok || (e = fmt_shortest_exact(v, &d)) == INT32_MIN)
+        e = fmt_shortest_printf(v, &d);
+    return fmt_layout(out, n, d, e);
 }
 
 size_t ig_fmt_double(char *out, double v)
@@ -410,6 +726,152 @@ size_t ig_fmt_double(char *out, double v)
 size_t ig_fmt_double_printf(char *out, double v)
 {
     return fmt_double(out, v, 0);
+}
+
+/*
+ * float32. The digits must read back to <f> both through strtof() and
+ * through strtod() narrowed to float: the second rounds twice, and a
+ * decimal within half a double's ulp of the midpoint between <f> and a
+ * neighbour reads as that midpoint, which the narrowing rounds to even,
+ * maybe away from <f> ("7.038531e-26", strtof's shortest for the float
+ * 0x1.5d8f6ap-84, reads back through a double as its neighbour). Both
+ * readings agree everywhere else.
+ */
+static int fmt_float_reads_back(const char *s, float f)
+{
+    return strtof(s, NULL) == f && (float)strtod(s, NULL) == f;
+}
+
+/* The decimal nearest <v> at <p> significant digits ("%.*e"): c * 10^e,
+ * e returned; the text in tmp. */
+static int fmt_nearest(double v, int p, char *tmp, size_t size, uint64_t *c)
+{
+    snprintf(tmp, size, "%.*e", p - 1, v);
+    return fmt_read_e(tmp, c);
+}
+
+/*
+ * The reference (and the fallback) for a float <f> > 0: the fewest
+ * significant digits p (1..9) at which a decimal reads back both ways,
+ * and of those the one nearest <f>. The nearest at 9 digits always does
+ * (it lies within 5e-9 of <f>, relatively, and the midpoints 3e-8 or more
+ * away). Away from a power of two the interval that reads back is
+ * symmetric around a normal <f> (the double reading narrows both ends
+ * alike: they lie in one binade), so the nearest p-digit decimal is the
+ * only candidate at p and, as p grows, once it reads back it always does:
+ * a binary search over p. At a power of two (the gap below is half the gap
+ * above) and for subnormals every p from 1, each with the nearest decimal,
+ * then its neighbour on <f>'s side, then the other one.
+ * Sets *d and returns e: the decimal is d * 10^e.
+ */
+static int fmt_float_shortest_printf(float f, uint64_t *d)
+{
+    double v = f;
+    char tmp[40];
+    uint32_t bits;
+    int lo = 1, hi = 9, e = 0;
+
+    memcpy(&bits, &f, sizeof(bits));
+    if ((bits >> 23) != 0 && ((bits & 0x7fffff) != 0 || (bits >> 23) == 1)) {
+        /* the nearest at hi reads back; at lo - 1 it does not */
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+
+            fmt_nearest(v, mid, tmp, sizeof(tmp), d);
+            if (fmt_float_reads_back(tmp, f))
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        return fmt_nearest(v, lo, tmp, sizeof(tmp), d);
+    }
+    for (int p = 1; p <= 9; p++) {
+        uint64_t c, cand[2];
+
+        e = fmt_nearest(v, p, tmp, sizeof(tmp), &c);
+        if (p == 9 || fmt_float_reads_back(tmp, f)) {
+            *d = c;
+            return e;
+        }
+        cand[0] = strtod(tmp, NULL) < v ? c + 1 : c - 1;
+        cand[1] = strtod(tmp, NULL) < v ? c - 1 : c + 1;
+        for (int i = 0; i < 2; i++) {
+            if (cand[i] == 0)
+                continue;
+            snprintf(tmp, sizeof(tmp), "%llue%d", (unsigned long long)cand[i], e);
+            if (fmt_float_reads_back(tmp, f)) {
+                *d = cand[i];
+                return e;
+            }
+        }
+    }
+    return e; /* not reached: p == 9 returns */
+}
+
+/*
+ * The shortest digits of <f> (> 0, finite) with integer arithmetic, as
+ * fmt_shortest_exact does for doubles: fmt_shortest_scaled at 10 or 11
+ * digits (float32 needs at most 9), for every float. The decimal must also
+ * survive the double reading: it rounds to the double nearest it, and only
+ * a decimal within 2^-53 (relative) of an end of the interval rounds to
+ * the end itself; at 11 digits that is less than a unit, so only a decimal
+ * less than a unit inside an end can: with odd m (ends excluded, and the
+ * narrowing of an end goes to the even neighbour) that rare case (the
+ * shortest decimal is seldom the last one inside) is left to the printf
+ * path. Sets *d and returns e (the decimal is d * 10^e), or INT32_MIN.
+ */
+static inline int fmt_float_exact(float f, uint64_t *d)
+{
+    uint32_t bits, ieee_m, ieee_e;
+    uint64_t m;
+    unsigned mmshift;
+    int e2, e, ends, r;
+
+    memcpy(&bits, &f, sizeof(bits));
+    ieee_m = bits & 0x7fffff;
+    ieee_e = (bits >> 23) & 0xff;
+    if (ieee_e == 0) { /* subnormal: m * 2^-149, 2^(e-1) <= f < 2^e */
+        m = ieee_m;
+        e2 = 1 - 150 - 2;
+        e = (64 - __builtin_clzll(m)) - 149;
+    } else {
+        m = ieee_m | (1u << 23);
+        e2 = (int)ieee_e - 150 - 2; /* f = 4m * 2^e2 */
+        e = (int)ieee_e - 126;
+    }
+    mmshift = ieee_m != 0 || ieee_e <= 1 ? 2 : 1;
+    r = fmt_shortest_scaled(m, e2, mmshift, 10 - fmt_log10_pow2(e), d, &ends);
+    return ends ? INT32_MIN : r;
+}
+
+static size_t fmt_float(char *out, float f, int exact_ok)
+{
+    uint64_t d;
+    size_t n;
+    int e;
+
+    if (!isfinite(f) || f == 0)
+        return fmt_special(out, f);
+    n = 0;
+    if (f < 0) {
+        out[n++] = '-';
+        f = -f;
+    }
+    if (exact_ok && fmt_whole(f, 16777216.0, &d))
+        e = 0;
+    else if (!exact_ok || (e = fmt_float_exact(f, &d)) == INT32_MIN)
+        e = fmt_float_shortest_printf(f, &d);
+    return fmt_layout(out, n, d, e);
+}
+
+size_t ig_fmt_float(char *out, float v)
+{
+    return fmt_float(out, v, 1);
+}
+
+size_t ig_fmt_float_printf(char *out, float v)
+{
+    return fmt_float(out, v, 0);
 }
 
 /* Powers of ten that are exact doubles. */

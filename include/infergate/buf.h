@@ -37,6 +37,8 @@ int ig_buf_printf(struct ig_buf *b, const char *fmt, ...) __attribute__((format(
 /* Append a double in the shortest form that reads back to the same value
  * (ig_fmt_double). */
 int ig_buf_append_double(struct ig_buf *b, double v);
+/* Append a float32 in the shortest form that reads back to it (ig_fmt_float). */
+int ig_buf_append_float(struct ig_buf *b, float v);
 /* Hand the storage to the caller (free() it); the buffer becomes empty. */
 char *ig_buf_take(struct ig_buf *b, size_t *len);
 
@@ -53,6 +55,21 @@ size_t ig_fmt_double(char *out, double v);
 /* The same result through printf and strtod only: the reference the exact
  * integer path of ig_fmt_double is tested against, and its fallback. */
 size_t ig_fmt_double_printf(char *out, double v);
+
+/*
+ * The same for a float32: the shortest digits that read back to exactly
+ * <v> both through strtof() and through strtod() (or ig_parse_double)
+ * narrowed to float, which rounds twice (so once in a while one digit more
+ * than strtof alone needs); among those of that length the one nearest <v>.
+ * Laid out as ig_fmt_double does ("0.1", "12.5", "3e-05", "16777216.0",
+ * "3.4028235e+38", "NaN", "-Infinity"). <out> holds at least
+ * IG_FMT_FLOAT_MAX bytes. Returns the length written (without the NUL).
+ */
+#define IG_FMT_FLOAT_MAX 24
+size_t ig_fmt_float(char *out, float v);
+/* The same result through printf and strtof/strtod only (the reference and
+ * the fallback of ig_fmt_float's integer path). */
+size_t ig_fmt_float_printf(char *out, float v);
 
 /*
  * Parse exactly the bytes [s, s + n) as a decimal number:

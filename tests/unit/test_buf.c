@@ -241,8 +241,9 @@ static void test_fmt_double_fast_path_matches_reference(void **state)
         double v;
 
         switch (i % 4) {
-        case 0: /* any exponent from 1e-3 to 1e16 */
-            r = (r & 0x800fffffffffffffull) | ((uint64_t)(1013 + (r >> 52) % 45) << 52);
+        case 0: /* any exponent from 1e-40 to 1e50, around the integer
+                 * path's range */
+            r = (r & 0x800fffffffffffffull) | ((uint64_t)(1023 - 133 + (r >> 52) % 300) << 52);
             memcpy(&v, &r, sizeof(v));
             break;
         case 1: /* next to a power of ten */
@@ -402,6 +403,290 @@ static void test_parse_double_any_length(void **state)
     }
 }
 
+/*
+ * One random value of the million, of kind <i % 20>: random bits (1 in
+ * 20 anywhere, 3 in 20 with an exponent within 2^+-60), short decimals
+ * (7: "12.345", "-0.000123", "7"), integers of 1 to 19 digits (4), far
+ * exponents ("123e-250", 2), powers of two and their neighbours (2, one of
+ * them anywhere), a float's value as a double (1). Sets *text to a decimal
+ * spelling that strtod reads as the value when the kind is made from one,
+ * else to NULL.
+ */
+static double million_value(uint64_t *seed, int i, char *text, size_t size, const char **ptext)
+{
+    uint64_t r = rnd(seed), r2 = rnd(seed);
+    const char *sign = (r2 & 1) ? "-" : "";
+    int kind = i % 20;
+    double v;
+
+    *ptext = NULL;
+    if (kind <= 3) { /* random bits; NaN and infinities too */
+        if (kind > 0)
+            r = (r & 0x800fffffffffffffull) | ((uint64_t)(1023 - 60 + (r2 >> 1) % 121) << 52);
+        memcpy(&v, &r, sizeof(v));
+        return v;
+    }
+    if (kind <= 10) { /* a short decimal */
+        uint64_t m = r % 10000000, p10 = 1;
+        int frac = (int)((r >> 32) % 9);
+
+        for (int j = 0; j < frac; j++)
+            p10 *= 10;
+        if (frac == 0)
+            snprintf(text, size, "%s%llu", sign, (unsigned long long)m);
+        else
+            snprintf(text, size, "%s%llu.%0*llu", sign, (unsigned long long)(m / p10), frac,
+                     (unsigned long long)(m % p10));
+    } else if (kind <= 14) { /* an integer of 1 to 19 digits */
+        uint64_t lim = 10;
+
+        for (uint64_t j = (r2 >> 1) % 19; j > 0; j--)
+            lim *= 10;
+        snprintf(text, size, "%s%llu", sign, (unsigned long long)(r % lim));
+    } else if (kind <= 16) { /* a far exponent: 1e-330 .. 1e+315 */
+        snprintf(text, size, "%s%llue%d", sign, (unsigned long long)(r % 100000000),
+                 (int)((r2 >> 1) % 646) - 330);
+    } else if (kind <= 18) { /* a power of two, or a few ulps off it */
+        v = kind == 17 ? ldexp(1.0, (int)(r % 2098) - 1074) : ldexp(1.0, (int)(r % 121) - 60);
+        for (uint64_t j = 0; j < (r2 >> 1) % 4; j++)
+            v = nextafter(v, (r2 & 2) ? 0 : INFINITY);
+        return (r2 & 1) ? -v : v;
+    } else { /* a float's value: 0.1f is 0.10000000149011612 */
+        return (double)(float)((double)(int64_t)(r % 20000001 - 10000000) /
+                               (double)(1ull << (r2 >> 1) % 24));
+    }
+    *ptext = text;
+    return strtod(text, NULL);
+}
+
+/* The significant digits of a number's text: those before any 'e',
+ * without the sign, the dot, and leading and trailing zeros. */
+static int sig_digits(const char *s)
+{
+    int n = 0, zeros = 0, lead = 1;
+
+    for (; *s && *s != 'e'; s++) {
+        if (*s < '0' || *s > '9')
+            continue;
+        if (lead && *s == '0')
+            continue;
+        lead = 0;
+        n++;
+        zeros = *s == '0' ? zeros + 1 : 0;
+    }
+    return n - zeros;
+}
+
+/* A float's text reads back to it through strtof and through the double
+ * parser (strtod's result, tested here too) narrowed to float. */
+static int float_reads_back(const char *s, float f)
+{
+    double d;
+
+    if (ig_parse_double(s, strlen(s), &d) < 0)
+        return 0;
+    return (float)d == f && strtof(s, NULL) == f;
+}
+
+/*
+ * One million random values (fixed seed, million_value), each through the
+ * three number paths: ig_parse_double gives strtod's bits (on the value's
+ * own text and on ig_fmt_double's); ig_fmt_double gives the printf
+ * reference's text (compared where ig_fmt_double has its own integer
+ * path, about 1e-37 <= |v| < 1e46: elsewhere it is that reference) and
+ * strtod reads it back; ig_fmt_float reads back through strtof and
+ * through the double parser, and no "%.{p}g" (nearest at p digits)
+ * shorter than it does. Shorter-is-absent is checked at p = its length - 1
+ * only, except at powers of two: away from them the interval that reads
+ * back is symmetric around the value, so a nearest decimal that reads back
+ * at p digits implies one at p + 1, and one check covers every shorter p.
+ */
+static void test_numbers_million_random(void **state)
+{
+    char text[80], a[IG_FMT_DOUBLE_MAX], ref[IG_FMT_DOUBLE_MAX], fa[IG_FMT_FLOAT_MAX], g[320];
+    uint64_t seed = 20261201;
+    long bad = 0;
+
+    (void)state;
+    for (int i = 0; i < 1000000 && bad < 20; i++) {
+        const char *ptext;
+        double v = million_value(&seed, i, text, sizeof(text), &ptext), p, back;
+        float f;
+        int nd;
+
+        /* the double format, read back by strtod */
+        ig_fmt_double(a, v);
+        back = strtod(a, NULL);
+        if (isfinite(v) && (memcmp(&back, &v, sizeof(v)) != 0 || sig_digits(a) > 17)) {
+            print_error("fmt_double %a: %s reads back as %a\n", v, a, back);
+            bad++;
+        }
+        /* and it is the printf reference's text */
+        if (fabs(v) >= 1e-37 && fabs(v) < 1e46) {
+            ig_fmt_double_printf(ref, v);
+            if (strcmp(a, ref) != 0) {
+                print_error("fmt_double %a: %s, printf reference %s\n", v, a, ref);
+                bad++;
+            }
+        }
+        /* the parser: exactly strtod's bits, on the value's own spelling
+         * and on ig_fmt_double's (strtod read it as <back>) */
+        if (ptext && (ig_parse_double(ptext, strlen(ptext), &p) != 0 ||
+                      memcmp(&p, &v, sizeof(p)) != 0)) {
+            print_error("parse %s: %a, strtod %a\n", ptext, p, v);
+            bad++;
+        }
+        if (isfinite(v) &&
+            (ig_parse_double(a, strlen(a), &p) != 0 || memcmp(&p, &back, sizeof(p)) != 0)) {
+            print_error("parse %s: %a, strtod %a\n", a, p, back);
+            bad++;
+        }
+        /* the float format: random bits are a float's own bits */
+        if (i % 20 <= 3) {
+            uint32_t fb = (uint32_t)(seed >> 11);
+
+            memcpy(&f, &fb, sizeof(f));
+        } else {
+            f = (float)v;
+        }
+        ig_fmt_float(fa, f);
+        if (!isfinite(f)) {
+            const char *want = isnan(f) ? "NaN" : f > 0 ? "Infinity" : "-Infinity";
+
+            if (strcmp(fa, want) != 0) {
+                print_error("fmt_float %a: %s\n", (double)f, fa);
+                bad++;
+            }
+            continue;
+        }
+        if (!float_reads_back(fa, f)) {
+            print_error("fmt_float %a: %s does not read back\n", (double)f, fa);
+            bad++;
+            continue;
+        }
+        nd = sig_digits(fa);
+        if (f != 0) {
+            int e2, all;
+
+            frexpf(f, &e2);
+            all = ldexpf(1.0f, e2 - 1) == fabsf(f); /* a power of two */
+            for (int prec = all ? 1 : nd - 1; prec >= 1 && prec < nd; prec++) {
+                snprintf(g, sizeof(g), "%.*g", prec, (double)f);
+                if (float_reads_back(g, f)) {
+                    print_error("fmt_float %a: %s, but %s reads back\n", (double)f, fa, g);
+                    bad++;
+                }
+            }
+        }
+        if (nd > 9) {
+            print_error("fmt_float %a: %s has %d digits\n", (double)f, fa, nd);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* Float formatting: the layout, the values around the double-rounding
+ * trap, and the integer path against the printf reference. */
+static void test_fmt_float(void **state)
+{
+    static const struct {
+        float v;
+        const char *want;
+    } fcases[] = {
+        {0.1f, "0.1"},
+        {12.5f, "12.5"},
+        {-12.345f, "-12.345"},
+        {3e-05f, "3e-05"},
+        {0.0001f, "0.0001"},
+        {9.999e-05f, "9.999e-05"},
+        {0.123456f, "0.123456"},
+        {1.0f, "1.0"},
+        {100.0f, "100.0"},
+        {16777216.0f, "16777216.0"},
+        {123456789.0f, "123456790.0"},
+        {1e10f, "10000000000.0"},
+        {1e15f, "1000000000000000.0"},
+        {1e16f, "1e+16"},
+        {0x1.fffffep+127f, "3.4028235e+38"},
+        {0x1p-126f, "1.1754944e-38"},
+        {0x1p-149f, "1e-45"},
+        {0.0f, "0.0"},
+        {-0.0f, "-0.0"},
+        /* strtof's shortest, "7.038531e-26", reads back through a double
+         * as the next float: one digit more */
+        {0x1.5c87fap-84f, "7.0385307e-26"},
+    };
+    char a[IG_FMT_FLOAT_MAX], b[IG_FMT_FLOAT_MAX];
+    struct ig_buf buf;
+    uint64_t seed = 18;
+
+    (void)state;
+    for (size_t i = 0; i < IG_ARRAY_SIZE(fcases); i++) {
+        size_t n = ig_fmt_float(a, fcases[i].v);
+
+        assert_string_equal(a, fcases[i].want);
+        assert_int_equal(n, strlen(a));
+        ig_fmt_float_printf(b, fcases[i].v);
+        assert_string_equal(b, fcases[i].want);
+    }
+    ig_fmt_float(a, NAN);
+    assert_string_equal(a, "NaN");
+    ig_fmt_float(a, -INFINITY);
+    assert_string_equal(a, "-Infinity");
+    /* "7.038531e-26" is strtof's float, not the double parser's */
+    {
+        double d;
+
+        assert_int_equal(ig_parse_double("7.038531e-26", 12, &d), 0);
+        assert_true(strtof("7.038531e-26", NULL) == 0x1.5c87fap-84f);
+        assert_true((float)d != 0x1.5c87fap-84f);
+    }
+    /* the integer path and the printf path agree, and no shorter "%.*g"
+     * reads back (every length tried): random floats of every exponent,
+     * short decimals, powers of two and their neighbours */
+    for (int i = 0; i < 30000; i++) {
+        uint64_t r = rnd(&seed);
+        uint32_t bits = (uint32_t)r;
+        float f;
+
+        switch (i % 3) {
+        case 0:
+            memcpy(&f, &bits, sizeof(f));
+            break;
+        case 1:
+            f = (float)((double)(r % 10000000) / pow(10, (double)((r >> 40) % 12)));
+            break;
+        default:
+            f = nextafterf(ldexpf(1.0f, (int)((r >> 8) % 276) - 149), (r & 1) ? 0 : INFINITY);
+            if (r & 2)
+                f = ldexpf(1.0f, (int)((r >> 8) % 276) - 149);
+            break;
+        }
+        ig_fmt_float(a, f);
+        ig_fmt_float_printf(b, f);
+        if (strcmp(a, b) != 0)
+            fail_msg("%a: fast %s, reference %s", (double)f, a, b);
+        if (!isfinite(f))
+            continue;
+        if (!float_reads_back(a, f))
+            fail_msg("%a: %s does not read back", (double)f, a);
+        for (int p = 1; p < sig_digits(a); p++) {
+            char g[320];
+
+            snprintf(g, sizeof(g), "%.*g", p, (double)f);
+            if (float_reads_back(g, f))
+                fail_msg("%a: %s, but %s reads back", (double)f, a, g);
+        }
+    }
+    ig_buf_init(&buf, 8);
+    assert_int_equal(ig_buf_append_float(&buf, 0.5f), 0);
+    assert_string_equal(buf.data, "0.5");
+    assert_int_equal(ig_buf_append_float(&buf, 0.12345f), IG_ERR_TOOBIG);
+    assert_string_equal(buf.data, "0.5");
+    ig_buf_clear(&buf);
+}
+
 static void test_buf_cap(void **state)
 {
     struct ig_buf b;
@@ -454,6 +739,8 @@ int main(void)
         cmocka_unit_test(test_fmt_double_fast_path_matches_reference),
         cmocka_unit_test(test_parse_double_matches_strtod),
         cmocka_unit_test(test_parse_double_any_length),
+        cmocka_unit_test(test_fmt_float),
+        cmocka_unit_test(test_numbers_million_random),
         cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_buf_take),
     };
