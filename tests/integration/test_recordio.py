@@ -25,11 +25,24 @@ the models' math of iglib (never copied from the gateway's output):
    without shape or values, no features["values"], a bytes value, a
    non-finite value, a wrong feature count); nothing reaches the container;
 6. over h2c, RecordIO bodies in DATA frames of a few bytes (python-h2), and
-   curl --http2-prior-knowledge.
+   curl --http2-prior-knowledge;
+7. XGBoost (tests/data/xgb-*.model): RecordIO answers are libxgboost's own
+   scores (ctypes), libsvm in equals the dense CSV answer (absent = 0.0; a
+   note is printed where XGBoost's own reading, absent = missing, differs);
+8. conversion for the container (upstream_content_type, upstream_accept,
+   feature_dim): CSV / JSON / JSON Lines / libsvm (0- and 1-based) to
+   RecordIO records byte for byte as Python writes them, RecordIO to CSV
+   lines (float32 values printed shortest, checked against libc's strtof),
+   the container's RecordIO, CSV or JSON answers back in the client's
+   Accept; the refusals (a value past float32, a libsvm index past
+   feature_dim, libsvm without feature_dim, a sparse row past the
+   converted-body cap) with no call; a header claiming 512 MiB does not
+   grow the gateway's address space.
 
-Needs protoc, python3-protobuf, python3-h2, curl."""
+Needs protoc, python3-protobuf, python3-h2, curl, libxgboost."""
 
 import ctypes
+import decimal
 import http.client
 import json
 import os
@@ -115,16 +128,31 @@ def feat_payload(values, tensor="f32", keys=None, shape=None, extra_keys=(), key
 
 
 class Row:
-    """A request row: its record payload and the dense doubles it stands for."""
+    """A request row: its record payload, the dense doubles it stands for,
+    the values stored, and (for conversion) its tensor kind and keys."""
 
-    def __init__(self, payload, dense, stored):
+    def __init__(self, payload, dense, stored, tensor="f32", keys=None):
         self.payload, self.dense, self.stored = payload, dense, stored
+        self.tensor, self.keys = tensor, keys
+
+    @property
+    def csv(self):
+        """The CSV fields this row becomes (convert.h): float32 values as
+        ig_fmt_float, float64 and int32 ones as repr of the double, absent
+        sparse entries "0"."""
+        conv = fmt_f32 if self.tensor == "f32" else (lambda v: repr(float(v)))
+        if self.keys is None:
+            return [conv(v) for v in self.stored]
+        out = ["0"] * len(self.dense)
+        for k, v in zip(self.keys, self.stored):
+            out[k] = conv(v)
+        return out
 
 
 def dense_row(values, tensor="f32", shape=None):
     conv = f32 if tensor == "f32" else float
     return Row(feat_payload(values, tensor, shape=shape), [float(conv(x)) for x in values],
-               [float(conv(x)) for x in values])
+               [float(conv(x)) for x in values], tensor)
 
 
 def sparse_row(keys, values, dim, tensor="f32"):
@@ -133,7 +161,7 @@ def sparse_row(keys, values, dim, tensor="f32"):
     for k, x in zip(keys, values):
         d[k] = float(conv(x))
     return Row(feat_payload(values, tensor, keys=keys, shape=[dim]), d,
-               [float(conv(x)) for x in values])
+               [float(conv(x)) for x in values], tensor, list(keys))
 
 
 def split_row(dim):
@@ -281,6 +309,14 @@ class Container:
         return stop_proc(self.proc, signal.SIGTERM, 10)
 
 
+def vm_size_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1])
+    return 0
+
+
 def readyz(gw):
     try:
         with urllib.request.urlopen(gw.url + "/readyz", timeout=5) as r:
@@ -321,7 +357,7 @@ def row_sets(ep):
 
 
 def _make_row_sets(ep):
-    dim = MODELS[ep][1]
+    dim = MODELS[ep][1] if ep in MODELS else 5
     base = DIGITS[:4] if dim == 64 else rand_rows(4, dim)
     sets = {}
     sets["dense f32"] = [dense_row(r) for r in base]
@@ -415,6 +451,17 @@ def local_tests(gw):
         expect_bad(gw, "km", body, msg, "km: " + what)
     for what, body, msg in bad_count_bodies(64):
         expect_bad(gw, "km", body, msg, "km: " + what)
+
+    # a header claiming 2^29 - 1 bytes allocates nothing until they come
+    # (it once reserved the claimed 512 MiB for a 40-byte body)
+    before = vm_size_kb(gw.proc.pid)
+    for body in (MAGIC + struct.pack("<I", CAP) + b"\0" * 32,
+                 MAGIC + struct.pack("<I", 1 << 29 | CAP) + b"\0" * 32):
+        for _ in range(3):
+            post(gw, "km", body)
+    grown = vm_size_kb(gw.proc.pid) - before
+    check(grown < 128 * 1024, "six bodies of 40 bytes claiming 512 MiB records: the gateway's "
+          "address space grew %d KiB (at most 128 MiB)" % grown)
 
     log("== 6. h2c: RecordIO bodies in DATA frames of a few bytes")
     rows = row_sets("km")["mixed"]
@@ -766,6 +813,160 @@ def xgb_tests(gw):
                 "features are missing (NaN) rather than 0.0" % (ep, differ))
 
 
+# ---- conversion: upstream_content_type / upstream_accept -------------------------
+
+_libc = ctypes.CDLL(None)
+_libc.strtof.restype = ctypes.c_float
+_libc.strtof.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+
+
+def fmt_f32(x):
+    """A float32 value as the gateway prints one (ig_fmt_float, written here
+    from its contract in buf.h): the shortest digits that read back to it
+    through libc's strtof and through a double narrowed to float32, the
+    nearest of that length, laid out as Python's repr."""
+    x = float(x)
+    if x == 0.0:
+        return repr(x)
+    want = decimal.Decimal(x)
+    for p in range(1, 12):
+        d, e = ("%.*e" % (p - 1, x)).split("e")
+        sign = "-" if d.startswith("-") else ""
+        digits = int(d.lstrip("-").replace(".", ""))
+        cands = []
+        for k in (digits - 1, digits, digits + 1):
+            s = "%s%de%d" % (sign, k, int(e) - (p - 1))
+            if k > 0 and float(_libc.strtof(s.encode(), None)) == x and f32(float(s)) == x:
+                cands.append((abs(decimal.Decimal(s) - want), s))
+        if cands:
+            return repr(float(min(cands)[1]))
+    raise ValueError(x)
+
+
+def convert_tests(gw, cont):
+    log("== conversion: client formats to a RecordIO container (upstream_content_type)")
+    rows = [[0.1, -2.5, 1e-3, 123456.789, 7.0], [1.0 / 3.0, 0.0, -0.0, 2.0, 1e30],
+            [5.0, 4.0, 3.0, 2.0, 1.0]]
+    f32rows = [[f32(x) for x in r] for r in rows]
+    rio_body = b"".join(rv.frame_whole(feat_payload(r)) for r in rows)
+    scores = [fmt_f32(f32(sum(r))) for r in f32rows]
+    cases = [
+        ("CSV in, CSV out", CSV, csv_body(rows), CSV, "".join(s + "\n" for s in scores)),
+        ("JSON in, JSON out", JSON, json.dumps({"instances": rows}), JSON,
+         '{"predictions":[%s]}' % ",".join('{"score":%s}' % s for s in scores)),
+        ("JSON Lines in, JSON Lines out", JSONL, "".join(json.dumps(r) + "\n" for r in rows),
+         JSONL, "".join('{"score":%s}\n' % s for s in scores)),
+        ("CSV in, JSON out", CSV, csv_body(rows), JSON,
+         '{"predictions":[%s]}' % ",".join('{"score":%s}' % s for s in scores)),
+    ]
+    for what, ctype, body, accept, want in cases:
+        before = cont.calls()
+        st, hd, out = post(gw, "to-rio", body, ctype, accept)
+        got = cont.stats()
+        check_eq((st, hd.get("content-type"), out.decode()), (200, accept, want),
+                 "to-rio %s: the container's records as the client's format" % what)
+        check_eq((got["calls"] - before, got["content_types"][-1:], got["accepts"][-1:],
+                  got["last_body"]), (1, [RIO], [RIO], rio_body.hex()),
+                 "to-rio %s: the container got the rows as float32 records (Python's bytes)"
+                 % what)
+    # RecordIO in, RecordIO out: nothing converted, the records as sent
+    body = frames(row_sets("remote5")["mixed"])
+    st, hd, out = post(gw, "to-rio", body)
+    check_eq((st, out, cont.stats()["last_body"]),
+             (200, container_answer(row_sets("remote5")["mixed"]), body.hex()),
+             "to-rio: RecordIO in and out passes through")
+    # libsvm (sparse) in: sparse records of feature_dim = 5
+    sp = [([0, 3], [0.25, -8.5]), ([], []), ([1, 2, 4], [1e-7, 3.0, 0.1])]
+    lsv = "".join(" ".join(["1"] + ["%d:%s" % (k, fmt(v)) for k, v in zip(keys, vals)]) + "\n"
+                  for keys, vals in sp)
+    want_body = b"".join(rv.frame_whole(feat_payload(vals, keys=keys, shape=[5]))
+                         for keys, vals in sp)
+    st, hd, out = post(gw, "to-rio", lsv, "text/libsvm", CSV)
+    check_eq((st, out.decode(), cont.stats()["last_body"]),
+             (200, "".join(fmt_f32(f32(sum(f32(v) for v in vals))) + "\n" for _, vals in sp),
+              want_body.hex()),
+             "to-rio: libsvm in: sparse float32 records with shape [5], CSV out")
+    before = cont.calls()
+    expect_bad2(gw, "to-rio", "1,2,3,4,5\n1,1e300,3,4,5\n", CSV,
+                "Row 2: the value 1e+300 does not fit a float32 (application/x-recordio-protobuf "
+                "carries float32 features).", "to-rio: a CSV value past float32")
+    expect_bad2(gw, "to-rio", "0 1:1 5:2\n", "text/libsvm",
+                "Row 1: feature index 5 is out of range: the model takes 5 features (indices 0 "
+                "to 4).", "to-rio: a libsvm index past feature_dim")
+    check_eq(cont.calls() - before, 0, "to-rio: no call for a row that cannot be converted")
+
+    log("== conversion: RecordIO and libsvm to a CSV container")
+    rset = row_sets("remote5")
+    for name in ("dense f32", "dense f64", "dense i32", "sparse", "mixed"):
+        rs = rset[name]
+        lines = [",".join(r.csv) for r in rs]
+        sums = [sum(float(t) for t in line.split(",")) for line in lines]
+        st, hd, out = post(gw, "to-csv", frames(rs))
+        check_eq((st, hd.get("content-type"), out, cont.stats()["last_body"]),
+                 (200, RIO, b"".join(label_frame({"score": [v]}) for v in sums),
+                  "".join(line + "\n" for line in lines).encode().hex()),
+                 "to-csv RecordIO %s: the container got CSV lines, the client RecordIO" % name)
+        st, hd, out = post(gw, "to-csv", frames(rs), RIO, JSON)
+        check_eq((st, out.decode()), (200, '{"predictions":[%s]}'
+                                      % ",".join(repr(v) for v in sums)),
+                 "to-csv RecordIO %s, JSON out: the container's numbers" % name)
+    st, hd, out = post(gw, "to-csv", lsv, "text/libsvm", CSV)
+    dense = []
+    for keys, vals in sp:
+        d = ["0"] * 5
+        for k, v in zip(keys, vals):
+            d[k] = repr(float(v))
+        dense.append(",".join(d) + "\n")
+    check_eq((st, cont.stats()["last_body"]), (200, "".join(dense).encode().hex()),
+             "to-csv: libsvm in: dense CSV lines, absent features 0")
+    before = cont.calls()
+    expect_bad2(gw, "to-csv-nodim", lsv, "text/libsvm",
+                "Row 1: a libsvm row has no width; set the endpoint option feature_dim to the "
+                "model's feature count to convert it to text/csv.",
+                "to-csv without feature_dim: libsvm cannot become CSV")
+    check_eq(cont.calls() - before, 0, "to-csv-nodim: no call")
+    # a sparse row grows when written densely: at most 4x the body + 64 KiB
+    before = cont.calls()
+    body = frames([sparse_row([3], [1.0], 1000000)])
+    expect_bad(gw, "to-csv", body, "The request's rows, converted to text/csv, would take more "
+               "than %d bytes." % (4 * len(body) + 65536),
+               "to-csv: a sparse row of a million features (%d bytes) past the converted-body cap"
+               % len(body))
+    rows = [sparse_row([3, 19999], [1.0, 2.0], 20000)]
+    st, hd, out = post(gw, "to-csv", frames(rows))
+    check_eq((st, out), (200, label_frame({"score": [3.0]})),
+             "to-csv: a sparse row of 20000 features fits (40000 bytes of CSV)")
+    check_eq(cont.calls() - before, 1, "to-csv: no call for the refused sparse row")
+
+    log("== conversion: a JSON answer to RecordIO, libsvm 1-based, h2c")
+    rs = rset["mixed"]
+    sums = [sum(float(t) for t in r.csv) for r in rs]
+    st, hd, out = post(gw, "to-json", frames(rs))
+    got = cont.stats()
+    check_eq((st, out, got["content_types"][-1:], got["accepts"][-1:]),
+             (200, b"".join(label_frame({"score": [v]}) for v in sums), [CSV], [JSON]),
+             "to-json: RecordIO in, CSV and JSON to the container, its JSON objects as "
+             "RecordIO labels")
+    lsv1 = "".join(" ".join(["0"] + ["%d:%s" % (k + 1, fmt(v)) for k, v in zip(keys, vals)])
+                   + "\n" for keys, vals in sp)
+    st, hd, out = post(gw, "to-rio1", lsv1, "text/libsvm", CSV)
+    check_eq((st, cont.stats()["last_body"]), (200, want_body.hex()),
+             "to-rio1 (libsvm_index_base = 1): 1-based libsvm as the same sparse records")
+    rows = [[rnd.uniform(-100, 100) for _ in range(5)] for _ in range(7)]
+    st, hd, out, n = h2_post(gw, "to-rio", csv_body(rows).encode(), CSV, JSON, piece=6)
+    check_eq((st, out.decode(), cont.stats()["last_body"]),
+             (200, '{"predictions":[%s]}' % ",".join(
+                 '{"score":%s}' % fmt_f32(f32(sum(f32(x) for x in r))) for r in rows),
+              b"".join(rv.frame_whole(feat_payload(r)) for r in rows).hex()),
+             "to-rio over h2c: CSV in %d DATA frames of 6 bytes, converted both ways" % n)
+
+
+def expect_bad2(gw, ep, body, ctype, msg, what):
+    st, hd, out = post(gw, ep, body, ctype, CSV)
+    check_eq((st, hd.get("x-amzn-errortype"), out.decode("utf-8", "replace")),
+             (400, "ValidationError", err_body(msg)), what)
+
+
 # ---- main ----------------------------------------------------------------------
 
 cont = Container()
@@ -775,6 +976,13 @@ try:
     eps["km1"] = {"model": DEMO_MODEL, "libsvm_index_base": "1"}
     eps["big"] = {"model": model_file("big", BIG)}
     eps.update({ep: {"model": path} for ep, path in XGB.items()})
+    conv = {"model": cont.url, "retry_max": "0", "breaker_failures": "1000"}
+    eps["to-rio"] = dict(conv, upstream_content_type=RIO, upstream_accept=RIO, feature_dim="5")
+    eps["to-csv"] = dict(conv, upstream_content_type=CSV, upstream_accept=CSV, feature_dim="5")
+    eps["to-csv-nodim"] = dict(conv, upstream_content_type=CSV, upstream_accept=CSV)
+    eps["to-json"] = dict(conv, upstream_content_type=CSV, upstream_accept=JSON, feature_dim="5")
+    eps["to-rio1"] = dict(conv, upstream_content_type=RIO, upstream_accept=RIO, feature_dim="5",
+                          libsvm_index_base="1")
     eps["remote"] = {"model": cont.url, "retry_max": "0", "max_delay_us": "5000"}
     eps["drop"] = {"model": drop.url, "retry_max": "0"}
     with Gateway(eps) as gw:
@@ -782,6 +990,7 @@ try:
         remote_tests(gw, cont, drop)
         libsvm_tests(gw)
         xgb_tests(gw)
+        convert_tests(gw, cont)
         check(gw.alive(), "the gateway is alive after all of it")
     err = gw.stderr()
     for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
