@@ -57,33 +57,13 @@ enum convert_kind {
 
 /* ---- numbers ---- */
 
-/* The shortest text that reads back to <v> both through strtof and
- * through strtod narrowed to float, laid out as ig_fmt_double does.
- * (A stand-in for ig_fmt_float until buf.c has it.) */
-static size_t convert_fmt_float(char *out, float v)
-{
-    char tmp[48];
-
-    if (isfinite(v)) {
-        for (int prec = 1; prec <= 9; prec++) {
-            double r;
-
-            snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, (double)v);
-            r = strtod(tmp, NULL);
-            if ((float)r == v && strtof(tmp, NULL) == v)
-                return ig_fmt_double(out, r);
-        }
-    }
-    return ig_fmt_double(out, (double)v);
-}
-
 /* Print one number of kind <kind> into <out> (IG_FMT_DOUBLE_MAX bytes). */
 static size_t convert_fmt(char *out, double v, int64_t i, int kind)
 {
     if (kind == CONVERT_INT)
         return (size_t)snprintf(out, IG_FMT_DOUBLE_MAX, "%" PRId64, i);
     if (kind == CONVERT_F32)
-        return convert_fmt_float(out, (float)v);
+        return ig_fmt_float(out, (float)v);
     return ig_fmt_double(out, v);
 }
 
