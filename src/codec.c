@@ -3,6 +3,7 @@
  * builder and the response encoder. The per-format decoders live in
  * codec_csv.c and codec_json.c.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -316,7 +317,11 @@ int ig_rowset_push(struct ig_rowset *rs, uint32_t max_rows, uint32_t off, double
     rs->rows[n].len = 0;
     if (rs->dim > 0) {
         f = rs->features + (size_t)n * rs->dim;
-        memset(f, 0, rs->dim * sizeof(double));
+        if (rs->missing_nan)
+            for (uint32_t i = 0; i < rs->dim; i++)
+                f[i] = NAN;
+        else
+            memset(f, 0, rs->dim * sizeof(double));
         *feat = f;
     } else if (feat != NULL) {
         *feat = NULL;
@@ -333,7 +338,7 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
                     uint32_t max_rows, struct ig_rowset *rs, struct ig_codec_error *err)
 {
     struct ig_budget *budget = rs->budget;
-    uint8_t index_base = rs->index_base;
+    uint8_t index_base = rs->index_base, missing_nan = rs->missing_nan;
     size_t skip = 0;
     int rv;
 
@@ -342,6 +347,7 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
     rs->body_len = len;
     rs->budget = budget;
     rs->index_base = index_base;
+    rs->missing_nan = missing_nan;
     if (err != NULL) {
         err->row = 0;
         err->msg[0] = '\0';
@@ -408,6 +414,7 @@ int ig_codec_decode(enum ig_format fmt, const char *body, size_t len, uint32_t d
         rs->body_len = len;
         rs->budget = budget;
         rs->index_base = index_base;
+        rs->missing_nan = missing_nan;
     }
     return rv;
 }

@@ -1451,6 +1451,7 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
      * memory budget as the decoder grows them (IG_ERR_FULL: throttled). */
     r->rs.budget = ig_http_req_budget(http);
     r->rs.index_base = (uint8_t)ep->conf->libsvm_index_base;
+    r->rs.missing_nan = ep->up->missing_nan;
     if (ep->up->remote) {
         r->pass.custom_attributes = ig_http_req_header(http, "X-Amzn-SageMaker-Custom-Attributes");
         r->pass.inference_id = ig_http_req_header(http, "X-Amzn-SageMaker-Inference-Id");

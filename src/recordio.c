@@ -446,7 +446,7 @@ static int recordio_shape_size(const uint64_t *shape, size_t n, uint64_t *out)
 
 /* Check <t> and, when dim > 0, write its dense row. */
 static int recordio_tensor_row(const struct recordio_tensor *t, uint32_t index, uint32_t dim,
-                               double *row, struct ig_codec_error *err)
+                               double *row, double fill, struct ig_codec_error *err)
 {
     uint64_t size = 0;
 
@@ -476,8 +476,8 @@ static int recordio_tensor_row(const struct recordio_tensor *t, uint32_t index, 
                                index, t->nkeys, t->n);
             return IG_ERR_INVALID;
         }
-        if (dim > 0)
-            memset(row, 0, (size_t)dim * sizeof(*row));
+        for (uint32_t i = 0; i < dim; i++)
+            row[i] = fill;
         for (size_t i = 0; i < t->nkeys; i++) {
             uint64_t k = t->keys[i];
             double v;
@@ -535,8 +535,9 @@ static int recordio_tensor_row(const struct recordio_tensor *t, uint32_t index, 
     return 0;
 }
 
-int ig_recordio_record_to_row(const void *payload, size_t len, uint32_t index, uint32_t dim,
-                              double *row, struct ig_codec_error *err)
+/* ig_recordio_record_to_row with a sparse row's absent entries <fill>. */
+static int recordio_to_row(const void *payload, size_t len, uint32_t index, uint32_t dim,
+                           double *row, double fill, struct ig_codec_error *err)
 {
     struct recordio_pb_mem mem = {0, 0, 0, 0};
     ProtobufCAllocator alloc = {recordio_pb_alloc, recordio_pb_free, &mem};
@@ -587,11 +588,17 @@ int ig_recordio_record_to_row(const void *payload, size_t len, uint32_t index, u
         rv = IG_ERR_INVALID;
         goto cleanup;
     }
-    rv = recordio_tensor_row(&t, index, dim, row, err);
+    rv = recordio_tensor_row(&t, index, dim, row, fill, err);
 
 cleanup:
     aialgs__data__record__free_unpacked(r, &alloc);
     return rv;
+}
+
+int ig_recordio_record_to_row(const void *payload, size_t len, uint32_t index, uint32_t dim,
+                              double *row, struct ig_codec_error *err)
+{
+    return recordio_to_row(payload, len, index, dim, row, 0.0, err);
 }
 
 /* ---- the whole-body decoder ---- */
@@ -601,6 +608,7 @@ struct recordio_rows {
     uint32_t max_rows;
     uint32_t dim;
     struct ig_codec_error *err;
+    double fill; /* a sparse row's absent entries (rs->missing_nan: NaN) */
 };
 
 static int recordio_rows_cb(const struct ig_recordio_rec *rec, void *arg)
@@ -613,7 +621,7 @@ static int recordio_rows_cb(const struct ig_recordio_rec *rec, void *arg)
     if (rv < 0)
         return rv;
     c->rs->rows[c->rs->nrows - 1].len = (uint32_t)rec->frame_len;
-    return ig_recordio_record_to_row(rec->data, rec->len, rec->index, c->dim, feat, c->err);
+    return recordio_to_row(rec->data, rec->len, rec->index, c->dim, feat, c->fill, c->err);
 }
 
 int ig_recordio_decode(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
@@ -621,13 +629,16 @@ int ig_recordio_decode(const char *body, size_t len, uint32_t dim, uint32_t max_
 {
     struct ig_budget *budget = rs->budget;
     struct ig_recordio_dec *d = NULL;
-    struct recordio_rows c = {rs, max_rows, dim, err};
+    struct recordio_rows c = {rs, max_rows, dim, err, rs->missing_nan ? NAN : 0.0};
+    uint8_t index_base = rs->index_base, missing_nan = rs->missing_nan;
     int rv;
 
     memset(rs, 0, sizeof(*rs));
     rs->body = body;
     rs->body_len = len;
     rs->budget = budget;
+    rs->index_base = index_base;
+    rs->missing_nan = missing_nan;
     rs->dim = dim;
     if (err != NULL) {
         err->row = 0;

@@ -530,6 +530,7 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
 
         memset(&tmp, 0, sizeof(tmp));
         tmp.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
+        tmp.missing_nan = ts->ep->up->missing_nan;
         rv = ig_codec_decode(ts->row_fmt, row, rowlen, ts->dim, 1, &tmp, &cerr);
         if (rv == 0 && ts_converts(ts)) { /* one that cannot be converted: refused alone */
             struct ig_buf cb;
@@ -605,12 +606,14 @@ static void ts_decode_work(void *arg)
             ig_rowset_clear(&r->rs); /* record by record: only the bad ones fail */
             r->rs.budget = c->budget;
             r->rs.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
+            r->rs.missing_nan = ts->ep->up->missing_nan;
             rv = -1;
         }
         if (rv == 0 && r->rs.nrows != want) {
             ig_rowset_clear(&r->rs); /* a quoted field spans lines: record by record */
             r->rs.budget = c->budget;
             r->rs.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
+            r->rs.missing_nan = ts->ep->up->missing_nan;
             rv = -1;
         }
     }
@@ -696,6 +699,7 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
     ig_buf_init(&r->out, GW_RESPONSE_MAX);
     r->rs.budget = c->budget;
     r->rs.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
+    r->rs.missing_nan = ts->ep->up->missing_nan;
     r->own_body = ig_xmalloc(len + 1);
     memcpy(r->own_body, TS_IN(ts), len);
     r->own_body[len] = '\0';

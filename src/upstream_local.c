@@ -153,6 +153,7 @@ int ig_upstream_local_open(const char *path, const struct ig_upstream_env *env,
     lu->base.ops = &local_ops;
     lu->base.dim = ig_model_dim(m);
     lu->base.json_key = ig_model_json_key(m);
+    lu->base.missing_nan = ig_model_algo(m) == IG_ALGO_XGBOOST;
     lu->base.formats = 1u << IG_FMT_CSV | 1u << IG_FMT_JSON | 1u << IG_FMT_JSONL |
                        1u << IG_FMT_RECORDIO | 1u << IG_FMT_LIBSVM;
     lu->base.accepts =

@@ -54,6 +54,9 @@ struct ig_rowset {
      * of the first feature, 0 (XGBoost's) or 1 (the SageMaker Spark
      * library's). */
     uint8_t index_base;
+    /* Read before decoding too: a sparse row's absent features are NaN
+     * (XGBoost's "missing"), not 0. */
+    uint8_t missing_nan;
 };
 
 /* The wire formats the gateway knows. */

@@ -90,6 +90,9 @@ struct ig_upstream {
     uint32_t formats;     /* bit (1 << ig_format) per accepted request format */
     uint32_t accepts;     /* bit (1 << ig_format) per response format it can produce */
     int remote;           /* remote backends fill <stats> */
+    /* local XGBoost: a sparse row's absent features are missing (NaN), as
+     * XGBoost reads libsvm and sparse tensors, not 0 */
+    uint8_t missing_nan;
     struct ig_upstream_stats stats;
     /* The server-wide budget (budget.h) a remote backend charges what it
      * holds to: the rows it copied, call bodies, answers as they arrive.
