@@ -36,6 +36,7 @@
 #include "infergate/convert.h"
 #include "infergate/http.h"
 #include "infergate/jpath.h"
+#include "infergate/recordio.h"
 #include "infergate/workers.h"
 
 
@@ -311,7 +312,8 @@ static int ts_format(struct gw_tstream *ts, struct ig_buf *out, struct ig_buf *t
             return -1;
         }
     }
-    if (ig_buf_append_char(out, '\n') < 0) {
+    if ((ts->accept != IG_FMT_RECORDIO && ig_buf_append_char(out, '\n') < 0) ||
+        (ts->accept == IG_FMT_RECORDIO && out->len == start && plen > 0)) {
         out->len = start;
         snprintf(err, errlen, "The prediction is too large to hold.");
         return -1;
@@ -454,6 +456,65 @@ void ig_ts_chunk_gone(struct gw_request *r)
     r->chunk = NULL;
 }
 
+/*
+ * RecordIO streams: the length of the record that starts at <p> (<avail>
+ * bytes there), its frames whole: 1 and *len when it is all there, 0 when
+ * more bytes are needed, -1 when the framing is broken or the record is
+ * over TS_LINE_MAX (<msg> says why, naming record <rec>). The frames are
+ * only walked here; their data is read by the decoder.
+ */
+static int ts_record_len(const uint8_t *p, size_t avail, uint64_t rec, size_t *len, char *msg,
+                         size_t msglen)
+{
+    size_t off = 0;
+    int inside = 0;
+
+    for (;;) {
+        uint32_t magic, word, flag, flen;
+        size_t total;
+
+        if (avail - off < 8)
+            break;
+        magic = (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 |
+                (uint32_t)p[off + 3] << 24;
+        word = (uint32_t)p[off + 4] | (uint32_t)p[off + 5] << 8 | (uint32_t)p[off + 6] << 16 |
+               (uint32_t)p[off + 7] << 24;
+        if (magic != IG_RECORDIO_MAGIC) {
+            snprintf(msg, msglen, "Row %llu: bad RecordIO magic 0x%08x (expected 0x%08x); the "
+                     "rest of the stream is not read.",
+                     (unsigned long long)rec, magic, IG_RECORDIO_MAGIC);
+            return -1;
+        }
+        flag = word >> 29;
+        flen = word & IG_RECORDIO_MAX_FRAME;
+        if ((flag == 0 || flag == 1) ? inside : !inside) {
+            snprintf(msg, msglen, "Row %llu: RecordIO continuation flag %u out of sequence; the "
+                     "rest of the stream is not read.",
+                     (unsigned long long)rec, flag);
+            return -1;
+        }
+        total = 8 + (((size_t)flen + 3) & ~(size_t)3);
+        if (off + total > TS_LINE_MAX) {
+            snprintf(msg, msglen, "Row %llu: the record is longer than %zu bytes; the rest of "
+                     "the stream is not read.",
+                     (unsigned long long)rec, TS_LINE_MAX);
+            return -1;
+        }
+        if (avail - off < total)
+            break;
+        off += total;
+        if (flag == 0 || flag == 3) {
+            *len = off;
+            return 1;
+        }
+        inside = 1;
+    }
+    return 0;
+}
+
+/* Whether <ts>'s input holds a whole record (a line; RecordIO: a record). */
+static int ts_whole_record(struct gw_tstream *ts);
+
 /* Count the lines of <p>[0, len) that ended with LF; NULL-safe. */
 static uint32_t ts_count_lf(const char *p, size_t len)
 {
@@ -486,25 +547,36 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
     struct ig_buf sent, one;
     struct ig_codec_error cerr;
     char err[512];
-    uint32_t cap = ts_count_lf(s, c->lines_len) + 1, nrows = 0;
+    int rio = ts->row_fmt == IG_FMT_RECORDIO;
+    uint32_t cap = rio ? c->nrecs + 1 : ts_count_lf(s, c->lines_len) + 1, nrows = 0;
     uint64_t line = c->first_line;
     int rv;
 
+    c->nrecs = 0;
     c->recs = ig_xcalloc(cap, sizeof(*c->recs));
     ig_buf_init(&sent, (size_t)-1 / 2);
     ig_buf_init(&one, TS_LINE_MAX + (1u << 16));
-    for (; s < end; line++) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-        size_t len = (size_t)((nl ? nl : end) - s);
+    for (; s < end && c->nrecs < cap; line++) {
+        const char *nl;
+        size_t len;
         struct ts_rec *rec;
         const char *row = s;
         size_t rowlen;
 
-        if (len > 0 && s[len - 1] == '\r')
-            len--;
-        if (len == 0) { /* blank: skipped */
-            s = nl ? nl + 1 : end;
-            continue;
+        if (rio) { /* whole records, cut so (ts_record_len) */
+            if (ts_record_len((const uint8_t *)s, (size_t)(end - s), line, &len, err,
+                              sizeof(err)) != 1)
+                break; /* not reached */
+            nl = s + len - 1;
+        } else {
+            nl = memchr(s, '\n', (size_t)(end - s));
+            len = (size_t)((nl ? nl : end) - s);
+            if (len > 0 && s[len - 1] == '\r')
+                len--;
+            if (len == 0) { /* blank: skipped */
+                s = nl ? nl + 1 : end;
+                continue;
+            }
         }
         rec = &c->recs[c->nrecs++];
         rec->line = line;
@@ -550,7 +622,8 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
             continue;
         }
         rec->row = (int32_t)nrows++;
-        if (ig_buf_append(&sent, row, rowlen) < 0 || ig_buf_append_char(&sent, '\n') < 0) {
+        if (ig_buf_append(&sent, row, rowlen) < 0 ||
+            (!rio && ig_buf_append_char(&sent, '\n') < 0)) {
             ts_rec_fail(rec, "InternalFailure", "Out of memory for the record.");
             nrows--;
         }
@@ -620,8 +693,7 @@ static void ts_decode_work(void *arg)
     if (rv == 0) {
         c->nrows = r->rs.nrows;
     } else {
-        c->nrecs = 0;
-        c->nrows = (uint32_t)ts_chunk_records(ts, c, r);
+        c->nrows = (uint32_t)ts_chunk_records(ts, c, r); /* counts c->nrecs again */
     }
     c->nbytes = 0;
     for (uint32_t i = 0; i < r->rs.nrows; i++)
@@ -672,7 +744,8 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
     c->ts = ts;
     c->first_line = ts->lines + 1;
     c->lines_len = len;
-    c->nrecs = nlf + (len > 0 && TS_IN(ts)[len - 1] != '\n');
+    c->nrecs = ts->row_fmt == IG_FMT_RECORDIO ? nlf
+                                              : nlf + (len > 0 && TS_IN(ts)[len - 1] != '\n');
     c->cut_rows = c->nrecs;
     /* the decoded rows are charged to the server-wide budget, as a unary
      * request's gathered predictions: the connection's share holds the
@@ -847,18 +920,17 @@ static int ts_flush(struct gw_tstream *ts)
     return 0;
 }
 
-/* An over-long line: refused, and the rest of it skipped up to its LF. */
-static void ts_long_line(struct gw_tstream *ts)
+/* The next record refused with <m> (its error record, or the reset in
+ * abort mode), and what follows skipped: up to its LF (skipping 1), or
+ * the rest of the stream (2: a RecordIO stream whose framing is lost). */
+static void ts_refuse(struct gw_tstream *ts, const char *m, uint8_t skipping)
 {
     struct ts_chunk *c = ig_xcalloc(1, sizeof(*c));
-    char m[160];
 
     c->ts = ts;
     c->first_line = ++ts->lines;
     c->nrecs = 1;
     ig_buf_init(&c->out, GW_RESPONSE_MAX);
-    snprintf(m, sizeof(m), "Row %llu: the record is longer than %zu bytes.",
-             (unsigned long long)c->first_line, TS_LINE_MAX);
     if (ts->abort_mode) {
         ts->ep->stream_errors++;
         snprintf(ts->first_err, sizeof(ts->first_err), "%s", m);
@@ -873,7 +945,17 @@ static void ts_long_line(struct gw_tstream *ts)
     else
         ts->head = c;
     ts->tail = c;
-    ts->skipping = 1;
+    ts->skipping = skipping;
+}
+
+/* An over-long line: refused, and the rest of it skipped up to its LF. */
+static void ts_long_line(struct gw_tstream *ts)
+{
+    char m[160];
+
+    snprintf(m, sizeof(m), "Row %llu: the record is longer than %zu bytes.",
+             (unsigned long long)ts->lines + 1, TS_LINE_MAX);
+    ts_refuse(ts, m, 1);
 }
 
 /* Drop the bytes at the start of <in> that were cut (or skipped), and
@@ -943,11 +1025,75 @@ static const char *ts_first_lf(struct gw_tstream *ts)
     return nl;
 }
 
+static int ts_whole_record(struct gw_tstream *ts)
+{
+    char msg[8];
+    size_t len;
+
+    if (ts->row_fmt != IG_FMT_RECORDIO)
+        return ts_first_lf(ts) != NULL;
+    return ts_record_len((const uint8_t *)TS_IN(ts), TS_IN_LEN(ts), 0, &len, msg,
+                         sizeof(msg)) != 0;
+}
+
+/* ts_cut_all for RecordIO: whole records, the framing walked (not the
+ * data); a broken frame ends what is read of the stream. */
+static void ts_cut_records(struct gw_tstream *ts)
+{
+    uint32_t max_rows = ts_chunk_rows(ts);
+    char msg[200];
+
+    while (ts->http != NULL && !ts->aborting) {
+        const uint8_t *p = (const uint8_t *)TS_IN(ts);
+        size_t avail = TS_IN_LEN(ts), window, off = 0, len;
+        uint32_t n = 0;
+        int rv = 0;
+
+        if (ts->skipping) { /* the framing is lost: the rest goes unread */
+            ts_take(ts, avail);
+            return;
+        }
+        if (avail == 0)
+            return;
+        window = avail < TS_CHUNK_BYTES ? avail : TS_CHUNK_BYTES;
+        while (n < max_rows &&
+               (rv = ts_record_len(p + off, avail - off, ts->lines + n + 1, &len, msg,
+                                   sizeof(msg))) == 1 &&
+               (n == 0 || off + len <= window)) {
+            off += len;
+            n++;
+        }
+        if (n == 0) {
+            if (rv == 0 && ts->in_end) {
+                snprintf(msg, sizeof(msg), "Row %llu: truncated RecordIO record: the stream "
+                         "ends inside it.", (unsigned long long)ts->lines + 1);
+                rv = -1;
+            }
+            if (rv == 0 || !ts_may_cut(ts, 1))
+                return;
+            ts_refuse(ts, msg, 2);
+            ts_take(ts, avail);
+            return;
+        }
+        if (ts->head != NULL && !ts->in_end && rv == 0 && n < max_rows &&
+            off < 2 * TS_DECODE_INLINE_MAX)
+            return;
+        if (!ts_may_cut(ts, n))
+            return;
+        ts_cut(ts, off, n);
+        ts_take(ts, off);
+    }
+}
+
 /* Cut what may be cut from <in>. */
 static void ts_cut_all(struct gw_tstream *ts)
 {
     uint32_t max_rows = ts_chunk_rows(ts);
 
+    if (ts->row_fmt == IG_FMT_RECORDIO) {
+        ts_cut_records(ts);
+        return;
+    }
     while (ts->http != NULL && !ts->aborting) {
         const char *p = TS_IN(ts), *first = ts_first_lf(ts), *end, *nl, *last;
         size_t avail = TS_IN_LEN(ts);
@@ -1025,7 +1171,7 @@ static void ts_run(struct gw_tstream *ts)
         ts_finish(ts, 0);
         return;
     }
-    if (ts_charge(ts) != 0 && ts->head == NULL && ts_first_lf(ts) == NULL && TS_IN_LEN(ts) > 0) {
+    if (ts_charge(ts) != 0 && ts->head == NULL && !ts_whole_record(ts) && TS_IN_LEN(ts) > 0) {
         /* over the budgets with nothing out and no whole line: a partial
          * line holds memory others need and only its client can free (a
          * unary request would get ThrottlingException) */
@@ -1039,7 +1185,7 @@ static void ts_run(struct gw_tstream *ts)
      * client: not while it holds whole lines back itself, nor while its
      * rows are out (a client may wait for its answers before it sends on) */
     ig_http_stream_waiting(ts->http,
-                           ts->head == NULL && (ts->skipping || ts_first_lf(ts) == NULL));
+                           ts->head == NULL && (ts->skipping || !ts_whole_record(ts)));
     if (ts_drain_cut(ts) && ts->head == NULL) {
         /* SIGTERM: the rows taken are answered, then the stream is reset:
          * the client knows how many records came back and resumes after
@@ -1160,11 +1306,20 @@ void ig_ts_start(struct ig_gateway *gw, struct ig_http_req *http, const char *na
             snprintf(msg, sizeof(msg), "X-Infergate-Errors: \"%.64s\" is not inline or abort.",
                      v);
     }
-    if (ctype == IG_FMT_RECORDIO || accept == IG_FMT_RECORDIO)
-        snprintf(msg, sizeof(msg),
-                 "application/x-recordio-protobuf is not supported on /transform streams yet; "
-                 "send it to /endpoints/%s/invocations.",
-                 ep->conf->name);
+    if (msg[0] == '\0' && (ctype == IG_FMT_RECORDIO || accept == IG_FMT_RECORDIO) &&
+        (ts->join || ig_http_req_header(http, "X-Infergate-Input-Filter") != NULL ||
+         ig_http_req_header(http, "X-Infergate-Output-Filter") != NULL))
+        snprintf(msg, sizeof(msg), "X-Infergate-Join and the filters take CSV or JSON records, "
+                                   "not application/x-recordio-protobuf.");
+    if (msg[0] == '\0' && accept == IG_FMT_RECORDIO) {
+        /* RecordIO has no error record: the first error resets the stream */
+        v = ig_http_req_header(http, "X-Infergate-Errors");
+        if (v != NULL && strcasecmp(v, "inline") == 0)
+            snprintf(msg, sizeof(msg), "X-Infergate-Errors: inline needs a text Accept: "
+                                       "application/x-recordio-protobuf has no error records "
+                                       "(errors reset the stream).");
+        ts->abort_mode = 1;
+    }
     if (msg[0] == '\0' && ctype == IG_FMT_LIBSVM &&
         (ts->join || ig_http_req_header(http, "X-Infergate-Input-Filter") != NULL))
         snprintf(msg, sizeof(msg), "X-Infergate-Join and X-Infergate-Input-Filter take CSV or "

@@ -972,6 +972,95 @@ def expect_bad2(gw, ep, body, ctype, msg, what):
 
 # ---- main ----------------------------------------------------------------------
 
+# ---- the streaming transform: POST /transform/{name} ------------------------
+
+def transform(gw, ep, body, ctype=RIO, accept=CSV, extra=()):
+    """curl over h2c: (curl's exit status, HTTP status, body bytes)."""
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(body)
+    try:
+        r = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-o", "-",
+                            "-w", "\n%{http_code}", "-H", "Content-Type: " + ctype,
+                            "-H", "Accept: " + accept] + [a for h in extra for a in ("-H", h)]
+                           + ["--data-binary", "@" + f.name,
+                              "http://127.0.0.1:%d/transform/%s" % (gw.port, ep)],
+                           capture_output=True, timeout=60)
+    finally:
+        os.unlink(f.name)
+    out, _, code = r.stdout.rpartition(b"\n")
+    return r.returncode, int(code or 0), out
+
+
+def transform_tests(gw):
+    log("== 10. RecordIO on the streaming transform")
+    rows = [dense_row([float(x) for x in r]) for r in digits_rows(300)]
+    body = frames(rows)
+    for accept in (CSV, JSONL, RIO):
+        st, _, unary = post(gw, "km", body, RIO, accept)
+        rc, code, out = transform(gw, "km", body, RIO, accept)
+        check_eq((rc, code, out), (0, 200, unary),
+                 "transform: 300 RecordIO records, %s out: the unary answer" % accept)
+    # a split record and sparse rows in the stream too
+    srow, sframed = split_row(64)
+    mixed = sframed + frames([sparse_row([3, 40], [2.5, 7.0], 64)] + rows[:5]) + sframed
+    rc, code, out = transform(gw, "km", mixed, RIO, CSV)
+    want = post(gw, "km", mixed, RIO, CSV)[2]
+    check_eq((rc, code, out, want.count(b"\n")), (0, 200, want, 8),
+             "transform: split and sparse records")
+    want3 = post(gw, "km", frames(rows[:3]), RIO, CSV)[2]
+    # the framing lost after 3 records: their answers, then the error record
+    rc, code, out = transform(gw, "km", frames(rows[:3]) + b"\x01\x02\x03\x04" + b"\0" * 60)
+    check_eq((rc, code, out), (0, 200, want3 + b'error,4,ValidationError,"Row 4: bad RecordIO '
+                                b'magic 0x04030201 (expected 0xced7230a); the rest of the stream '
+                                b'is not read."\n'), "transform: a bad magic after 3 records")
+    rc, code, out = transform(gw, "km", frames(rows[:4])[:-10])
+    check_eq((rc, code, out), (0, 200, want3 + b'error,4,ValidationError,"Row 4: truncated '
+                                b'RecordIO record: the stream ends inside it."\n'),
+             "transform: the stream ends inside record 4")
+    big = rv.frame_whole(b"\0" * (600 << 10))
+    rc, code, out = transform(gw, "km", frames(rows[:3]) + big + frames(rows[:2]), RIO, JSONL)
+    want = post(gw, "km", frames(rows[:3]), RIO, JSONL)[2]
+    check_eq((rc, code, out), (0, 200, want + b'{"error":{"row":4,"type":"ValidationError",'
+                                b'"message":"Row 4: the record is longer than 524288 bytes; the '
+                                b'rest of the stream is not read."}}\n'),
+             "transform: a record over 512 KiB")
+    # a record that decodes badly is refused alone; the others answered
+    bad = rv.frame_whole(b"\x0a\xff\xff")
+    rc, code, out = transform(gw, "km", frames(rows[:2]) + bad + frames(rows[2:3]))
+    check_eq((rc, code, out), (0, 200, post(gw, "km", frames(rows[:2]), RIO, CSV)[2]
+                               + b'error,3,ValidationError,"Row 3: the record is not a valid '
+                               b'RecordIO-protobuf Record (the protobuf does not parse)."\n'
+                               + post(gw, "km", frames(rows[2:3]), RIO, CSV)[2]),
+             "transform: a record that does not parse, refused alone")
+    # RecordIO out has no error records: the good ones, then a reset
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(frames(rows[:2]) + bad + frames(rows[2:3]))
+    r = subprocess.run(["nghttp", "-H", "content-type: " + RIO, "-H", "accept: " + RIO,
+                        "-d", f.name, "http://127.0.0.1:%d/transform/km" % gw.port],
+                       capture_output=True, timeout=60)
+    os.unlink(f.name)
+    check_eq(r.stdout, post(gw, "km", frames(rows[:2]), RIO, RIO)[2],
+             "transform: RecordIO out, a bad record: the records before it (nghttp)")
+    check(b"not processed" in r.stderr,
+          "transform: RecordIO out, a bad record: then a reset, the stream not complete "
+          "(nghttp exit %d, %r)" % (r.returncode, r.stderr[-300:]))
+    for extra, msg in ((("X-Infergate-Errors: inline",),
+                        "X-Infergate-Errors: inline needs a text Accept: "
+                        "application/x-recordio-protobuf has no error records (errors reset the "
+                        "stream)."),
+                       (("X-Infergate-Join: input",),
+                        "X-Infergate-Join and the filters take CSV or JSON records, not "
+                        "application/x-recordio-protobuf.")):
+        rc, code, out = transform(gw, "km", body, RIO, RIO if "Errors" in extra[0] else CSV,
+                                  extra)
+        check_eq((code, json.loads(out or b"{}").get("message")), (400, msg),
+                 "transform: refused: %s" % extra[0])
+    # conversion on the stream: RecordIO rows to a CSV container
+    rc, code, out = transform(gw, "to-csv", frames(rows[:4]), RIO, RIO)
+    st, _, unary = post(gw, "to-csv", frames(rows[:4]), RIO, RIO)
+    check_eq((rc, code, out), (0, 200, unary), "transform: converted for a CSV container")
+
+
 cont = Container()
 drop = Container("--drop-last")
 try:
@@ -994,6 +1083,7 @@ try:
         libsvm_tests(gw)
         xgb_tests(gw)
         convert_tests(gw, cont)
+        transform_tests(gw)
         check(gw.alive(), "the gateway is alive after all of it")
     err = gw.stderr()
     for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
