@@ -4,11 +4,15 @@
  * The hot path: one pass over the body, a table-driven scan of unquoted
  * fields, numbers parsed with ig_parse_double in place (the body is
  * not NUL-terminated), no per-row allocation (ig_rowset_push grows the
- * arrays geometrically).
+ * arrays geometrically). Rows split without features (dim 0) are scanned
+ * 16 bytes at a time for the bytes that make a row special.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "infergate/buf.h"
 #include "infergate/codec.h"
@@ -20,6 +24,15 @@
 /* Bytes that end the fast scan of an unquoted field. */
 static const unsigned char codec_csv_stop[256] = {
     ['\0'] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1, [','] = 1,
+};
+
+/* Bytes a row of plain fields cannot hold (codec_csv_scan), and, with
+ * space and tab, those it cannot start with (codec_csv_split_row). */
+static const unsigned char codec_csv_special[256] = {
+    ['\0'] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1,
+};
+static const unsigned char codec_csv_nostart[256] = {
+    ['\0'] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1, [' '] = 1, ['\t'] = 1,
 };
 
 
@@ -236,6 +249,83 @@ static int codec_csv_row(const struct codec_csv_in *in, size_t start, uint32_t r
     return 0;
 }
 
+/*
+ * The first byte at or after <p> of LF, CR, '"' or NUL, or <len>: 16
+ * bytes a step with SSE2, 8 with a word's arithmetic elsewhere (on a
+ * little-endian machine), then one at a time.
+ */
+static inline size_t codec_csv_scan(const char *b, size_t p, size_t len)
+{
+#if defined(__SSE2__)
+    const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r'), qt = _mm_set1_epi8('"');
+    const __m128i nul = _mm_setzero_si128();
+
+    for (; len - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + p));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, qt), _mm_cmpeq_epi8(v, nul)));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+
+        if (bits != 0)
+            return p + (unsigned)__builtin_ctz(bits);
+    }
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* (x - 0x01..) & ~x & 0x80.. flags each zero byte of x; bytes above a
+     * zero byte may be flagged too, so only the lowest flag is sure: the
+     * first byte that matches, in memory order. */
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+
+    for (; len - p >= 8; p += 8) {
+        uint64_t x, t = 0;
+
+        memcpy(&x, b + p, sizeof(x));
+        t |= (x - ones) & ~x;
+        t |= ((x ^ (ones * '\n')) - ones) & ~(x ^ (ones * '\n'));
+        t |= ((x ^ (ones * '\r')) - ones) & ~(x ^ (ones * '\r'));
+        t |= ((x ^ (ones * '"')) - ones) & ~(x ^ (ones * '"'));
+        t &= highs;
+        if (t != 0)
+            return p + (size_t)(__builtin_ctzll(t) / 8);
+    }
+#endif
+    while (p < len && !codec_csv_special[(unsigned char)b[p]])
+        p++;
+    return p;
+}
+
+/*
+ * The fast path of a row when no features are parsed (dim 0): a row that
+ * starts with none of space, tab, LF, CR, '"' or NUL and holds no '"', NUL
+ * or bare CR up to its LF, CRLF or the body's end is valid whatever its
+ * commas (no quoting, not blank): find that end with codec_csv_scan. Sets
+ * *end and *next as codec_csv_row does and returns 1; 0 when the row is
+ * not of this kind (codec_csv_row reads it, errors and all).
+ */
+static inline int codec_csv_split_row(const char *b, size_t len, size_t pos, size_t *end,
+                                      size_t *next)
+{
+    size_t e;
+
+    if (codec_csv_nostart[(unsigned char)b[pos]])
+        return 0;
+    e = codec_csv_scan(b, pos, len);
+    if (e == len) {
+        *end = *next = len;
+        return 1;
+    }
+    if (b[e] == '\n') {
+        *end = e;
+        *next = e + 1;
+        return 1;
+    }
+    if (b[e] == '\r' && (e + 1 == len || b[e + 1] == '\n')) {
+        *end = e;
+        *next = e + 1 == len ? len : e + 2;
+        return 1;
+    }
+    return 0;
+}
+
 int ig_codec_decode_csv(const char *body, size_t len, uint32_t dim, uint32_t max_rows,
                         struct ig_rowset *rs, struct ig_codec_error *err)
 {
@@ -251,6 +341,11 @@ int ig_codec_decode_csv(const char *body, size_t len, uint32_t dim, uint32_t max
         rv = ig_rowset_push(rs, max_rows, (uint32_t)pos, &feat, err);
         if (rv < 0)
             return rv;
+        if (dim == 0 && codec_csv_split_row(body, len, pos, &end, &next)) {
+            rs->rows[row - 1].len = (uint32_t)(end - pos);
+            pos = next;
+            continue;
+        }
         rv = codec_csv_row(&in, pos, row, feat, &end, &next);
         if (rv < 0)
             return rv;
