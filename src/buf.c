@@ -395,17 +395,23 @@ static inline uint64_t fmt_strip_zeros(uint64_t c, int *removed)
  * accepted, its trailing zeros; round the last dropped digit of vr half to
  * even. Returns the digits; b->removed says how many were dropped.
  *
- * With neither vr nor vm exact (most numbers: no tie to break, no zeros to
- * track) a shortcut: <big> (10^lbig) is a power of ten over twice the
- * interval's width (or the plain loop runs: a subnormal's interval is
- * wider). When a multiple of <big> lies in (vm, vp] it is the only one, the
- * answer is it without its trailing zeros (the rounding at that length
- * cannot go past it: the rest of vr is under half of <big>); else at most
- * log10(big) - 1 digits drop, two then one at a time, and the last ones
- * dropped round.
+ * First a shortcut: <big> (10^lbig) is a power of ten over twice the
+ * interval's width (else the loops run: a subnormal's interval is wider).
+ * When a multiple M of <big> lies in (vm, vp] it is the only one, and the
+ * answer is M without its trailing zeros: vm is no multiple of <big> (two
+ * would be a width apart), so it is never the shorter one even when exact
+ * and accepted, and at M's length the rounding cannot go past it (the
+ * rest of vr is under half of <big>; vr below M rounds up to it). Else at
+ * most lbig - 1 digits drop: with neither vr nor vm exact (most numbers:
+ * no tie to break, no zeros to track) three, two, then one at a time,
+ * rounding on what was dropped.
  */
 static inline uint64_t fmt_remove_digits(struct fmt_bounds *b, int accept, uint64_t big, int lbig)
 {
+    if (b->vp - b->vm < big / 2 && b->vp / big > b->vm / big) {
+        b->removed = lbig;
+        return fmt_strip_zeros(b->vp / big, &b->removed);
+    }
     if (!b->vr_exact && !b->vm_exact) {
         uint64_t vr = b->vr, vp = b->vp, vm = b->vm, q;
         int up = 0, removed = 0;
@@ -422,10 +428,6 @@ static inline uint64_t fmt_remove_digits(struct fmt_bounds *b, int accept, uint6
             }
             b->removed = removed;
             return vr + (vr == vm || up);
-        }
-        if (vp / big > vm / big) {
-            b->removed = lbig;
-            return fmt_strip_zeros(vp / big, &b->removed);
         }
         if (lbig > 4 && vp / 1000 > vm / 1000) {
             q = vr / 1000;
@@ -545,7 +547,9 @@ static inline int fmt_shortest_scaled(uint64_t m, int e2, unsigned mmshift, int 
  * costs twice the rest. */
 static inline int fmt_log10_pow2(int e)
 {
-    return e >= 0 ? (e * 78913) >> 18 : -((-e * 78913 + (1 << 18) - 1) >> 18);
+    /* floor((e + 2^18) * 78913 / 2^18) - 78913, in unsigned arithmetic:
+     * the floor for negative e too, without a branch */
+    return (int)(((uint64_t)(e + (1 << 18)) * 78913) >> 18) - 78913;
 }
 
 /*
@@ -583,71 +587,79 @@ static const char fmt_pairs[201] = "00010203040506070809101112131415161718192021
 /* Write the <nd> digits of <d> at p[0] .. p[nd - 1], two at a time. */
 static inline void fmt_write_digits(char *p, uint64_t d, size_t nd)
 {
-    while (d >= 100) {
+    uint32_t d32;
+
+    while (d > UINT32_MAX) {
         uint64_t q = d / 100;
 
         nd -= 2;
         memcpy(p + nd, fmt_pairs + 2 * (d - q * 100), 2);
         d = q;
     }
-    if (d >= 10)
-        memcpy(p, fmt_pairs + 2 * d, 2);
+    /* the rest in 32 bits: cheaper divisions */
+    d32 = (uint32_t)d;
+    while (d32 >= 100) {
+        uint32_t q = d32 / 100;
+
+        nd -= 2;
+        memcpy(p + nd, fmt_pairs + 2 * (d32 - q * 100), 2);
+        d32 = q;
+    }
+    if (d32 >= 10)
+        memcpy(p, fmt_pairs + 2 * d32, 2);
     else
-        p[0] = (char)('0' + d);
+        p[0] = (char)('0' + d32);
 }
 
 /*
- * Write the decimal d * 10^e (d > 0, at most 19 digits) after the <n>
- * bytes already in <out> (a sign) as Python's repr does: positional for
+ * Write the <nd> digits at <dig> (at most 17; 32 bytes readable there,
+ * '0' after the digits), the first of them at 10^<exp10>, after the <n>
+ * bytes already in <out> (a sign), as Python's repr does: positional for
  * 1e-4 <= |v| < 1e16 with ".0" on integral values, scientific otherwise
  * ("1e+16", "1.5e-05"). Returns the new length; <out> is NUL-terminated.
+ * The digits are copied in fixed blocks (no call to memcpy for a few
+ * bytes): up to 26 bytes of <out> are written, 22 when nd <= 9 (a
+ * float's).
  */
-static size_t fmt_layout(char *out, size_t n, uint64_t d, int e)
+static inline __attribute__((always_inline)) size_t fmt_place(char *out, size_t n,
+                                                              const char *dig, size_t nd,
+                                                              int exp10)
 {
-    size_t nd, t;
-    int exp10;
-
-    while (d % 10 == 0) {
-        d /= 10;
-        e++;
-    }
-    /* digits: floor(log10(d)) + 1 from the bit length (1233 / 4096 is
-     * log10(2) from below), then one comparison */
-    t = (size_t)(64 - __builtin_clzll(d)) * 1233 >> 12;
-    nd = t + (t < 20 && d >= fmt_p10[t]);
-    exp10 = e + (int)nd - 1;
     if (exp10 >= -4 && exp10 < 16) {
         if (exp10 < 0) {
             /* "0." and -exp10 - 1 zeros, then the digits */
             memcpy(out + n, "0.000000", 8);
             n += (size_t)(1 - exp10);
-            fmt_write_digits(out + n, d, nd);
+            memcpy(out + n, dig, 16);
+            if (nd > 16)
+                out[n + 16] = dig[16];
             n += nd;
         } else if ((size_t)exp10 + 1 >= nd) {
-            /* integral: the digits, zeros, ".0" */
-            fmt_write_digits(out + n, d, nd);
-            n += nd;
-            for (size_t i = nd; i < (size_t)exp10 + 1; i++)
-                out[n++] = '0';
+            /* integral: the digits, then zeros (dig's), then ".0" */
+            memcpy(out + n, dig, 16);
+            n += (size_t)exp10 + 1;
             out[n++] = '.';
             out[n++] = '0';
         } else {
-            /* the digits one byte on, the integer part moved back, '.' */
+            /* the integer part, '.', the rest (at most 8 digits, or at
+             * most 8 before the dot) */
             size_t intlen = (size_t)exp10 + 1;
 
-            fmt_write_digits(out + n + 1, d, nd);
-            for (size_t i = 0; i < intlen; i++)
-                out[n + i] = out[n + i + 1];
+            memcpy(out + n, dig, 16);
             out[n + intlen] = '.';
+            if (nd - intlen <= 8)
+                memcpy(out + n + intlen + 1, dig + intlen, 8);
+            else
+                memcpy(out + n + intlen + 1, dig + intlen, 16);
             n += nd + 1;
         }
     } else {
         unsigned x = (unsigned)(exp10 < 0 ? -exp10 : exp10);
 
-        fmt_write_digits(out + n + 1, d, nd);
-        out[n] = out[n + 1];
+        out[n] = dig[0];
         if (nd > 1) {
             out[n + 1] = '.';
+            memcpy(out + n + 2, dig + 1, 16);
             n += nd + 1;
         } else {
             n++;
@@ -662,6 +674,258 @@ static size_t fmt_layout(char *out, size_t n, uint64_t d, int e)
     }
     out[n] = '\0';
     return n;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* The 8 bytes from byte <i> (0 .. 23) on of the 32-byte string held in
+ * <w> (little-endian words), as a word: shifts, not a load that straddles
+ * stores; (x << 1) << (63 - 8r) is x << (64 - 8r), and 0 for r = 0. */
+static inline uint64_t fmt_word_at(const uint64_t *w, size_t i)
+{
+    size_t j = i / 8, r = i % 8;
+
+    return (w[j] >> (8 * r)) | ((w[j + 1] << 1) << (63 - 8 * r));
+}
+
+/*
+ * fmt_place with the digits in four words (little endian, '0' after the
+ * digits): every byte goes out through a register, in 8-byte stores, and
+ * one layout serves all positional forms: <z> = -exp10 zeros put before
+ * the digits (0.0123 is "0" "." "0123"), the integer part (at least "0"),
+ * '.', and the rest (at least one digit: the '0' padding gives "3.0"). No
+ * branch on the number's shape but positional or not. Writes up to 30
+ * bytes of <out> (26 when nd <= 9): with 21 bytes in p (17 digits and 4
+ * zeros), the fraction (more than 16 bytes) starts by byte 4.
+ */
+static inline __attribute__((always_inline)) size_t fmt_place_words(char *out, size_t n,
+                                                                    const uint64_t *w,
+                                                                    size_t nd, int exp10)
+{
+    const uint64_t zeros = 0x3030303030303030ull;
+
+    if (exp10 >= -4 && exp10 < 16) {
+        /* z = max(-exp10, 0), intlen = max(exp10 + 1, 1) = exp10 + 1 + z,
+         * frac = max(nd - exp10 - 1, 1): masks, not branches */
+        unsigned z = (unsigned)-exp10 & -(unsigned)(exp10 < 0), sh = 8 * z;
+        size_t intlen = (size_t)(exp10 + 1 + (int)z);
+        int f = (int)nd - exp10 - 1;
+        size_t frac = (size_t)(f + ((1 - f) & -(f < 1)));
+        uint64_t p[4], f0;
+
+        /* p: z '0's then w's string (its last z bytes, '0's, drop off) */
+        p[0] = (w[0] << sh) | ((zeros >> 1) >> (63 - sh));
+        p[1] = (w[1] << sh) | ((w[0] >> 1) >> (63 - sh));
+        p[2] = (w[2] << sh) | ((w[1] >> 1) >> (63 - sh));
+        p[3] = (w[3] << sh) | ((w[2] >> 1) >> (63 - sh));
+        f0 = fmt_word_at(p, intlen);
+        memcpy(out + n, &p[0], 8);
+        memcpy(out + n + 8, &p[1], 8);
+        out[n + intlen] = '.';
+        memcpy(out + n + intlen + 1, &f0, 8);
+        if (frac > 8) { /* up to 20 digits: 17 and 3 zeros */
+            uint64_t f1 = fmt_word_at(p, intlen + 8), f2 = fmt_word_at(p, intlen + 16);
+
+            memcpy(out + n + intlen + 9, &f1, 8);
+            if (frac > 16)
+                memcpy(out + n + intlen + 17, &f2, 8);
+        }
+        n += intlen + 1 + frac;
+    } else {
+        unsigned x = (unsigned)(exp10 < 0 ? -exp10 : exp10);
+        uint64_t f0 = fmt_word_at(w, 1), f1 = fmt_word_at(w, 9);
+
+        out[n] = (char)w[0];
+        if (nd > 1) {
+            out[n + 1] = '.';
+            memcpy(out + n + 2, &f0, 8);
+            memcpy(out + n + 10, &f1, 8);
+            n += nd + 1;
+        } else {
+            n++;
+        }
+        out[n++] = 'e';
+        out[n++] = exp10 < 0 ? '-' : '+';
+        if (x >= 100)
+            out[n++] = (char)('0' + x / 100);
+        out[n++] = (char)('0' + x / 10 % 10);
+        out[n++] = (char)('0' + x % 10);
+    }
+    out[n] = '\0';
+    return n;
+}
+#endif
+
+/* fmt_place for the decimal d * 10^e (d > 0, at most 17 digits). */
+static inline __attribute__((always_inline)) size_t fmt_layout(char *out, size_t n, uint64_t d,
+                                                               int e)
+{
+    char tmp[32];
+    size_t nd, t;
+
+    while (d % 10 == 0) {
+        d /= 10;
+        e++;
+    }
+    /* digits: floor(log10(d)) + 1 from the bit length (1233 / 4096 is
+     * log10(2) from below), then one comparison */
+    t = (size_t)(64 - __builtin_clzll(d)) * 1233 >> 12;
+    nd = t + (t < 20 && d >= fmt_p10[t]);
+    memcpy(tmp, "00000000000000000000000000000000", 32);
+    fmt_write_digits(tmp, d, nd);
+    return fmt_place(out, n, tmp, nd, e + (int)nd - 1);
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/*
+ * The 8 digits of x < 10^8 (leading zeros included) as the values 0..9 of
+ * the 8 bytes of a little-endian word, first digit first: split in 4-digit
+ * halves, each of those in 2-digit halves, each in digits, all lanes at
+ * once with multiplications by reciprocals (n * 10486 >> 20 is n / 100
+ * for n < 10000; n * 103 >> 10 is n / 10 for n < 100; the lanes do not
+ * overlap), no table. Add '0' to each byte for the characters.
+ */
+static inline uint64_t fmt_digits8(uint32_t x)
+{
+    uint64_t hi4 = x / 10000, lo4 = x - (uint32_t)hi4 * 10000;
+    uint64_t v = hi4 | (lo4 << 32), q;
+
+    q = ((v * 10486) >> 20) & 0x0000007F0000007Full;
+    v = q | ((v - q * 100) << 16);
+    q = ((v * 103) >> 10) & 0x000F000F000F000Full;
+    return q | ((v - q * 10) << 8);
+}
+#else
+/* The 8 characters of x < 10^8 (leading zeros included), first first, as
+ * the bytes of a word in memory order. */
+static inline uint64_t fmt_digits8(uint32_t x)
+{
+    char p[8];
+    uint64_t w;
+
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (char)('0' + x % 10);
+        x /= 10;
+    }
+    memcpy(&w, p, 8);
+    return w;
+}
+#endif
+
+/*
+ * Round v = m * 2^(be - 1075) (m with its leading bit) times 10^k to an
+ * integer *c, half to even, and say whether *c * 10^-k reads back to v:
+ * with v * 10^k = num / 2^s, it does when it lies within half an ulp of v,
+ * 10^k * 2^(be - 1076) = 5^k / 2^(s + 1) scaled, so when
+ * 2 * |c * 2^s - num| <= 5^k (equal only for an even m: ties go to even;
+ * the caller leaves out powers of two, whose gap below is half). The
+ * caller keeps v * 10^k < 2^63 with 0 <= k <= 22.
+ */
+static inline int fmt_round_check(int be, uint64_t m, int k, uint64_t *c)
+{
+    unsigned s = (unsigned)(1075 - be - k), up;
+    uint64_t p5 = fmt_p5[k], rem, half, dist, r;
+    fmt_u128 num;
+
+    if (s - 1 > 62) /* s = 0 or s > 63: not here */
+        return 0;
+    num = (fmt_u128)m * p5; /* < 2^53 * 2^51 */
+    /* num >> s with 0 < s < 64, spelled so (the general 128-bit shift
+     * tests s >= 64) */
+    r = ((uint64_t)(num >> 64) << (64 - s)) | ((uint64_t)num >> s);
+    rem = (uint64_t)num & ((1ull << s) - 1);
+    half = 1ull << (s - 1);
+    up = (rem > half) | ((rem == half) & (unsigned)r); /* half to even, no branch */
+    dist = up ? (1ull << s) - rem : rem;
+    *c = r + up;
+    return 2 * dist < p5 || (2 * dist == p5 && !(m & 1));
+}
+
+/*
+ * The common case first, in one pass (numbers parsed from short decimals,
+ * whole numbers): round v (> 0, bits <bits>) to 8 significant digits (on
+ * a little-endian machine) and keep them when they read back to v, else
+ * the same with 15. With their
+ * trailing zeros dropped they are then the shortest form: if rounding to
+ * n <= 15 digits reads back, the shortest form has at most n digits, and
+ * n-digit decimals lie more than a double's ulp apart (DBL_DIG), while the
+ * nearest one to v and the shortest form padded to n digits are both
+ * within half an ulp of v: they are the same (and so the nearest of that
+ * length). With the exponent estimate one high it is 7 or 14 digits, the
+ * same argument. The digits are made in registers (fmt_digits8) and
+ * counted there, and fmt_place_words lays them out: few data-dependent
+ * branches, no division, no load of bytes just stored (mispredictions and
+ * stalls cost more than the arithmetic here). For about 1e-8 <= v < 1e15
+ * (8 digits: 1e-15 <= v < 1e8), normal, not a power of two; returns the
+ * length written (as fmt_place), or 0 (then the general way decides).
+ */
+static inline size_t fmt_double_fast(char *out, size_t n, uint64_t bits)
+{
+    int be = (int)((bits >> 52) & 0x7ff), est, k;
+    uint64_t m = bits & ((1ull << 52) - 1), c;
+    unsigned hi;
+    size_t lead, tz;
+    uint64_t w0, w1;
+
+    if (be <= 1 || m == 0)
+        return 0;
+    m |= 1ull << 52;
+    est = fmt_log10_pow2(be - 1022);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* 8 digits first (7 with the estimate one high): most numbers have no
+     * more, and one word holds them */
+    k = 7 - est;
+    if (k >= 0 && k <= 22 && fmt_round_check(be, m, k, &c) && c < 100000000) {
+        const uint64_t zeros = 0x3030303030303030ull;
+        uint64_t w[4];
+
+        w0 = fmt_digits8((uint32_t)c);
+        tz = (size_t)__builtin_clzll(w0) / 8; /* c >= 10^6: not all zeros */
+        lead = c < 10000000;
+        w[0] = (lead ? w0 >> 8 : w0) | zeros;
+        w[1] = w[2] = w[3] = zeros;
+        return fmt_place_words(out, n, w, 8 - lead - tz, (int)(7 - lead) - k);
+    }
+#endif
+    /* 15 digits (14) */
+    k = 14 - est;
+    if (k < 0 || k > 22 || !fmt_round_check(be, m, k, &c))
+        return 0;
+    /* 10^13 <= c; 10^15 when it rounded up to 16 digits: the general way */
+    if (c >= 1000000000000000ull)
+        return 0;
+    hi = (unsigned)(c / 100000000);
+    w0 = fmt_digits8(hi);
+    w1 = fmt_digits8((uint32_t)(c - (uint64_t)hi * 100000000));
+    lead = 2 - (c >= 100000000000000ull); /* 14 or 15 digits of 16 */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    {
+        /* trailing zero digits: the last byte in memory is a word's most
+         * significant; hi >= 10^5, so the first word is not all zeros */
+        const uint64_t zeros = 0x3030303030303030ull;
+        uint64_t w[4];
+
+        tz = w1 ? (size_t)__builtin_clzll(w1) / 8 : 8 + (size_t)__builtin_clzll(w0) / 8;
+        w0 |= zeros; /* the characters */
+        w1 |= zeros;
+        /* drop the <lead> leading zeros in registers */
+        w[0] = (w0 >> (8 * lead)) | (w1 << (64 - 8 * lead));
+        w[1] = (w1 >> (8 * lead)) | (zeros << (64 - 8 * lead));
+        w[2] = zeros;
+        w[3] = zeros;
+        return fmt_place_words(out, n, w, 16 - lead - tz, (int)(15 - lead) - k);
+    }
+#else
+    {
+        char tmp[48];
+
+        memcpy(tmp, &w0, 8);
+        memcpy(tmp + 8, &w1, 8);
+        memcpy(tmp + 16, "00000000000000000000000000000000", 32);
+        for (tz = 0; tmp[15 - tz] == '0'; tz++)
+            ;
+        return fmt_place(out, n, tmp + lead, 16 - lead - tz, (int)(15 - lead) - k);
+    }
+#endif
 }
 
 /* NaN, Infinity, -Infinity, 0.0 and -0.0 (what has no digits): their text
@@ -698,23 +962,32 @@ static inline int fmt_whole(double v, double limit, uint64_t *d)
     return 0;
 }
 
-static size_t fmt_double(char *out, double v, int exact_ok)
+static inline __attribute__((always_inline)) size_t fmt_double(char *out, double v, int exact_ok)
 {
-    uint64_t d;
-    size_t n;
+    uint64_t d, bits;
+    size_t n = 0;
     int e;
 
-    if (!isfinite(v) || v == 0)
-        return fmt_special(out, v);
-    n = 0;
-    if (v < 0) {
-        out[n++] = '-';
-        v = -v;
-    }
-    if (exact_ok && fmt_whole(v, 9007199254740992.0, &d))
-        e = 0;
-    else if (!exact_ok || (e = fmt_shortest_exact(v, &d)) == INT32_MIN)
+    memcpy(&bits, &v, sizeof(bits));
+    if ((bits & 0x7ff0000000000000ull) == 0x7ff0000000000000ull || (bits << 1) == 0)
+        return fmt_special(out, v); /* not finite, or zero */
+    /* the sign without a branch: '-' written always, kept or not */
+    out[0] = '-';
+    n = (size_t)(bits >> 63);
+    bits &= ~(1ull << 63);
+    memcpy(&v, &bits, sizeof(v));
+    if (!exact_ok) {
         e = fmt_shortest_printf(v, &d);
+    } else {
+        size_t len = fmt_double_fast(out, n, bits);
+
+        if (len > 0)
+            return len;
+        if (fmt_whole(v, 9007199254740992.0, &d))
+            e = 0;
+        else if ((e = fmt_shortest_exact(v, &d)) == INT32_MIN)
+            e = fmt_shortest_printf(v, &d);
+    }
     return fmt_layout(out, n, d, e);
 }
 
@@ -977,6 +1250,48 @@ static __attribute__((noinline, cold)) int parse_long(const char *s, size_t n, d
     return 0;
 }
 
+/*
+ * The common short number, in one pass: at most 19 bytes (so at most 19
+ * digits: the mantissa is exact in 64 bits), [+-]digits[.digits] and an
+ * optional exponent, whose value Clinger's fast path gives. Returns 0 with
+ * *out set, -1 when the text is not of this grammar, 1 when it is but the
+ * value needs the general path.
+ */
+static inline int parse_short(const char *s, size_t n, double *out)
+{
+    const char *p = s, *end = s + n, *d0, *f0;
+    uint64_t mant = 0;
+    unsigned d;
+    int neg = 0, exp10 = 0, eval;
+    double v;
+
+    if (p < end && (*p == '-' || *p == '+'))
+        neg = *p++ == '-';
+    for (d0 = p; p < end && (d = (unsigned)(*p - '0')) < 10; p++)
+        mant = mant * 10 + d;
+    f0 = p;
+    if (p < end && *p == '.') {
+        for (f0 = ++p; p < end && (d = (unsigned)(*p - '0')) < 10; p++)
+            mant = mant * 10 + d;
+        exp10 = -(int)(p - f0);
+        if (p - f0 == 0 && f0 - 1 == d0)
+            return -1; /* "." or "-.": no digit on either side */
+    } else if (p == d0) {
+        return -1;
+    }
+    if (p < end) {
+        if (parse_exponent(p, end, &eval) < 0)
+            return -1;
+        exp10 += eval;
+    }
+    if (mant > (1ull << 53) || exp10 < -22 || exp10 > 22)
+        return 1;
+    v = (double)mant;
+    v = exp10 < 0 ? v / parse_p10[-exp10] : v * parse_p10[exp10];
+    *out = neg ? -v : v;
+    return 0;
+}
+
 int ig_parse_double(const char *s, size_t n, double *out)
 {
     const char *p = s, *end = s + n;
@@ -986,6 +1301,12 @@ int ig_parse_double(const char *s, size_t n, double *out)
     char *stop;
     double v;
 
+    if (n <= 19) {
+        int r = parse_short(s, n, out);
+
+        if (r <= 0)
+            return r;
+    }
     /* Below this length every count here fits an int. */
     if (n > PARSE_COPY_MAX)
         return parse_long(s, n, out);

@@ -48,7 +48,8 @@ char *ig_buf_take(struct ig_buf *b, size_t *len);
  * 1e-4 <= |v| < 1e16 with ".0" on integral values ("3.0", "900.0", "0.25",
  * "0.0001"), scientific otherwise ("1e+16", "1.5e-05"). Non-finite values
  * print as "NaN", "Infinity", "-Infinity". <out> must hold at least
- * IG_FMT_DOUBLE_MAX bytes. Returns the length written (without the NUL).
+ * IG_FMT_DOUBLE_MAX bytes, any of which may be written (the digits go out
+ * in 8-byte blocks). Returns the length written (without the NUL).
  */
 #define IG_FMT_DOUBLE_MAX 32
 size_t ig_fmt_double(char *out, double v);
@@ -63,7 +64,8 @@ size_t ig_fmt_double_printf(char *out, double v);
  * than strtof alone needs); among those of that length the one nearest <v>.
  * Laid out as ig_fmt_double does ("0.1", "12.5", "3e-05", "16777216.0",
  * "3.4028235e+38", "NaN", "-Infinity"). <out> holds at least
- * IG_FMT_FLOAT_MAX bytes. Returns the length written (without the NUL).
+ * IG_FMT_FLOAT_MAX bytes, any of which may be written. Returns the length
+ * written (without the NUL).
  */
 #define IG_FMT_FLOAT_MAX 24
 size_t ig_fmt_float(char *out, float v);
