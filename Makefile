@@ -94,7 +94,7 @@ LINT_STAMP := $(LINT_DIR)/node_modules/.package-lock.json
 
 .PHONY: all deps deps-deb test test-unit test-integ test-fuzz run bench clean
 
-all: $(BIN) $(FAKE) $(CLI)
+all: $(BIN) $(FAKE) $(CLI) $(dir $(BIN))bench-codecs
 
 $(BUILD)/obj/%.o: src/%.c $(BUILD)/.build_opts $(BUILD)/gen/infergate/build.h
 	@mkdir -p $(dir $@)
@@ -154,6 +154,29 @@ $(dir $(BIN))infergate-cli: $(CLI_OBJ) $(BUILD)/libinfergate.a
 	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 -include $(CLI_OBJ:.o=.d)
+
+# load/bench-codecs.c: throughput of the codecs and the format conversion
+# (issue 18's benchmark), linked as the unit tests are; beside the
+# gateway's binary (bin/bench-codecs; under SANITIZE=1 that is
+# build/san/bench-codecs itself). make bench-codecs runs it.
+BENCH_CODECS := $(dir $(BIN))bench-codecs
+
+$(BUILD)/bench-codecs: load/bench-codecs.c $(BUILD)/libinfergate.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libinfergate.a $(LDLIBS)
+
+ifneq ($(BENCH_CODECS),$(BUILD)/bench-codecs)
+$(BENCH_CODECS): $(BUILD)/bench-codecs
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@
+endif
+
+.PHONY: bench-codecs
+bench-codecs: $(BENCH_CODECS)
+	$(BENCH_CODECS)
+
+-include $(BUILD)/bench-codecs.d
 
 # The build's name (git describe; "unknown" outside a git checkout), seen in
 # --version and infergate_build_info. Rewritten only when it changes, so only
