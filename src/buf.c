@@ -1117,6 +1117,62 @@ static inline int fmt_float_exact(float f, uint64_t *d)
     return ends ? INT32_MIN : r;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/*
+ * The common case of a float32 (> 0, bits <bits>), as fmt_double_fast
+ * does for doubles: round it to 6 significant digits (FLT_DIG: 6-digit
+ * decimals lie more than a float's ulp apart, so when the rounding reads
+ * back it is the shortest form, padded; 5 with the estimate one high).
+ * Reading back is both ways: through strtof when within half an ulp
+ * (2 * dist <= 5^k, as fmt_round_check), and through a double when
+ * farther than half a double's ulp from the ends of that interval, where
+ * the double reading could land on an end and the narrowing round it away
+ * (an exact tie, 2 * dist == 5^k with an even mantissa, reads as the tie
+ * both ways, and both give f). Returns the length written, or 0.
+ */
+static inline size_t fmt_float_fast(char *out, size_t n, uint32_t bits)
+{
+    const uint64_t zeros = 0x3030303030303030ull;
+    int be = (int)((bits >> 23) & 0xff), k, ok;
+    uint64_t m = bits & 0x7fffff, p5, rem, half, dist, c, w0, w[4];
+    unsigned s, up;
+    size_t lead, tz;
+    fmt_u128 num;
+
+    if (be <= 1 || be == 0xff || m == 0)
+        return 0;
+    m |= 1u << 23;
+    /* f = m * 2^(be - 150), 2^(be - 127) <= f < 2^(be - 126) */
+    k = 5 - fmt_log10_pow2(be - 126);
+    if (k < 0 || k > 27)
+        return 0;
+    s = (unsigned)(150 - be - k);
+    if (s - 1 > 62)
+        return 0;
+    p5 = fmt_p5[k];
+    num = (fmt_u128)m * p5; /* < 2^24 * 2^63 */
+    c = ((uint64_t)(num >> 64) << (64 - s)) | ((uint64_t)num >> s);
+    rem = (uint64_t)num & ((1ull << s) - 1);
+    half = 1ull << (s - 1);
+    up = (rem > half) | ((rem == half) & (unsigned)c);
+    dist = up ? (1ull << s) - rem : rem;
+    c += up;
+    /* half a double's ulp of the end, scaled, is under num / 2^(s + 52) (the
+     * end is within 2^-24 of f: a factor of 2 to spare) */
+    ok = (2 * dist < p5 && ((fmt_u128)(p5 - 2 * dist) << 51) > num) ||
+         (2 * dist == p5 && !(m & 1));
+    if (!ok || c >= 1000000)
+        return 0;
+    /* 10^4 <= c < 10^6: 8 digits with 2 or 3 leading zeros */
+    w0 = fmt_digits8((uint32_t)c);
+    tz = (size_t)__builtin_clzll(w0) / 8;
+    lead = 2 + (c < 100000);
+    w[0] = (w0 >> (8 * lead)) | zeros;
+    w[1] = w[2] = w[3] = zeros;
+    return fmt_place_words(out, n, w, 8 - lead - tz, (int)(7 - lead) - k);
+}
+#endif
+
 static size_t fmt_float(char *out, float f, int exact_ok)
 {
     uint64_t d;
@@ -1130,6 +1186,17 @@ static size_t fmt_float(char *out, float f, int exact_ok)
         out[n++] = '-';
         f = -f;
     }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (exact_ok) {
+        uint32_t bits;
+        size_t len;
+
+        memcpy(&bits, &f, sizeof(bits));
+        len = fmt_float_fast(out, n, bits);
+        if (len > 0)
+            return len;
+    }
+#endif
     if (exact_ok && fmt_whole(f, 16777216.0, &d))
         e = 0;
     else if (!exact_ok || (e = fmt_float_exact(f, &d)) == INT32_MIN)
@@ -1257,22 +1324,63 @@ static __attribute__((noinline, cold)) int parse_long(const char *s, size_t n, d
  * *out set, -1 when the text is not of this grammar, 1 when it is but the
  * value needs the general path.
  */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/*
+ * The 4 bytes at <p> as a 4-digit number into *val, or 0 when they are
+ * not all digits: a byte is a digit when its high nibble is 3 and adding 6
+ * keeps it so; then pairs (d0 * 10 + d1, d2 * 10 + d3) in bytes 0 and 2,
+ * and the pairs joined by one multiplication (as simdjson does with 8).
+ */
+static inline int parse_4digits(const char *p, uint32_t *val)
+{
+    uint32_t x;
+
+    memcpy(&x, p, sizeof(x));
+    if (((x & 0xF0F0F0F0u) | (((x + 0x06060606u) & 0xF0F0F0F0u) >> 4)) != 0x33333333u)
+        return 0;
+    x -= 0x30303030u;
+    x = x * 10 + (x >> 8);
+    *val = (((x & 0x00FF00FFu) * 6553601u) >> 16) & 0xFFFFu;
+    return 1;
+}
+#endif
+
+/* Digits from *pp on (before <end>) into *mant, four at a time where it
+ * can (on a little-endian machine); *pp moves past them. */
+static inline uint64_t parse_digits(const char **pp, const char *end, uint64_t mant)
+{
+    const char *p = *pp;
+    unsigned d;
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t q;
+
+    while (end - p >= 4 && parse_4digits(p, &q)) {
+        mant = mant * 10000 + q;
+        p += 4;
+    }
+#endif
+    for (; p < end && (d = (unsigned)(*p - '0')) < 10; p++)
+        mant = mant * 10 + d;
+    *pp = p;
+    return mant;
+}
+
 static inline int parse_short(const char *s, size_t n, double *out)
 {
     const char *p = s, *end = s + n, *d0, *f0;
     uint64_t mant = 0;
-    unsigned d;
     int neg = 0, exp10 = 0, eval;
     double v;
 
     if (p < end && (*p == '-' || *p == '+'))
         neg = *p++ == '-';
-    for (d0 = p; p < end && (d = (unsigned)(*p - '0')) < 10; p++)
-        mant = mant * 10 + d;
+    d0 = p;
+    mant = parse_digits(&p, end, 0);
     f0 = p;
     if (p < end && *p == '.') {
-        for (f0 = ++p; p < end && (d = (unsigned)(*p - '0')) < 10; p++)
-            mant = mant * 10 + d;
+        f0 = ++p;
+        mant = parse_digits(&p, end, mant);
         exp10 = -(int)(p - f0);
         if (p - f0 == 0 && f0 - 1 == d0)
             return -1; /* "." or "-.": no digit on either side */
