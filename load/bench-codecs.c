@@ -27,7 +27,8 @@
  *
  * Times are this thread's CPU time (CLOCK_THREAD_CPUTIME_ID: user and
  * system, page faults of fresh buffers included; time the machine spent
- * on other processes is not), so one core. Budget: none (NULL); max_rows
+ * on other processes is not), so one core; memory freed by a run is
+ * reused by the next (malloc_conf below). Budget: none (NULL); max_rows
  * 2,000,000. Every output is checked once (rows, features bit for bit,
  * the CSV written reads back to the same doubles).
  *
@@ -51,6 +52,18 @@
 #include "infergate/common.h"
 #include "infergate/convert.h"
 #include "infergate/rows-t.h"
+
+/*
+ * jemalloc (the release build's allocator) gives requests over 8 MiB an
+ * arena of their own whose freed pages go back to the kernel at once, so
+ * every run of a case would fault in its 400 MB of features afresh (the
+ * kernel zeroing pages, a fifth of the RecordIO decode's time). Off here:
+ * runs 2 and 3 reuse what run 1 faulted in, as a gateway's allocator does
+ * with its bodies (6 MiB at most). MALLOC_CONF=oversize_threshold:8388608
+ * puts it back. Ignored without jemalloc (SANITIZE=1 builds).
+ */
+extern const char *malloc_conf;
+const char *malloc_conf = "oversize_threshold:0";
 
 #define BENCH_DIM 50
 #define BENCH_MAX_ROWS 2000000u
