@@ -10,10 +10,11 @@
  * text does not bound is a sparse row written densely, capped at
  * IG_CONVERT_MAX_WIDTH columns and by the output buffer's cap.
  *
- * Predictions: one answer is read into a list of outputs (an optional
- * name and its numbers) by a small scanner (JSON: no tree is built, so an
- * answer costs its numbers and names, not jansson's ~80 times its text),
- * then written.
+ * Predictions: one answer is read by a small scanner (JSON: no tree is
+ * built) and, for a text target, written number by number as it is read;
+ * a RecordIO target collects the outputs (names and doubles, at most what
+ * the output has room for) and writes one record. A RecordIO answer is
+ * unpacked by protobuf-c under a cap tied to the output's room.
  *
  * Numbers keep their exact value: text is parsed with ig_parse_double
  * (what strtod and jansson give) and printed with the shortest text that
@@ -47,6 +48,9 @@
 /* An answer the scanner cannot read is given to jansson, for its own
  * words, only up to this size (a tree of at most ~80 times it). */
 #define CONVERT_JSON_ERR_MAX 65536u
+/* What protobuf-c may take unpacking an answer beyond twice the room its
+ * text has (the structures of its labels: about 200 bytes each). */
+#define CONVERT_PB_SLACK ((size_t)1 << 20)
 
 /* How a number was written where it came from, and so how it is printed. */
 enum convert_kind {
@@ -233,10 +237,12 @@ static void convert_rec_free(struct convert_rec *cr)
     cr->r = NULL;
 }
 
-/* Unpack <len> bytes into cr->r. <what>: the record as messages name it
- * ("the record", "the model's RecordIO answer"). */
-static int convert_rec_unpack(struct convert_rec *cr, const void *data, size_t len, uint32_t row,
-                              const char *what, struct ig_codec_error *err)
+/* Unpack <len> bytes into cr->r, protobuf-c taking at most
+ * IG_RECORDIO_PB_MEM_FACTOR times them (plus 4 KiB) and at most <max>.
+ * <what>: the record as messages name it ("the record", "the model's
+ * RecordIO answer"). */
+static int convert_rec_unpack(struct convert_rec *cr, const void *data, size_t len, size_t max,
+                              uint32_t row, const char *what, struct ig_codec_error *err)
 {
     memset(&cr->mem, 0, sizeof(cr->mem));
     cr->alloc.alloc = convert_pb_alloc;
@@ -248,6 +254,8 @@ static int convert_rec_unpack(struct convert_rec *cr, const void *data, size_t l
         return IG_ERR_TOOBIG;
     }
     cr->mem.cap = len * IG_RECORDIO_PB_MEM_FACTOR + 4096;
+    if (cr->mem.cap > max)
+        cr->mem.cap = max;
     cr->r = aialgs__data__record__unpack(&cr->alloc, len, data);
     if (cr->r != NULL)
         return 0;
@@ -329,12 +337,14 @@ static double convert_tensor_at(const struct convert_tensor *t, size_t i, int64_
 /* ====================================================================== */
 /* ---- request rows ---- */
 
-/* One row, read. */
+/* One row, read. A dense row's positions are its indices: it has no
+ * keys (8 bytes a value, not 16). */
 struct convert_vec {
     double *vals;
     uint64_t *keys; /* sparse: 0-based, strictly increasing */
     size_t n;       /* values (sparse: entries) */
-    size_t cap;
+    size_t cap;     /* of vals */
+    size_t kcap;    /* of keys */
     uint64_t width;    /* sparse: the row's width, when has_width */
     uint8_t sparse;    /* keys hold the positions */
     uint8_t has_width; /* sparse: the row said its width */
@@ -397,28 +407,46 @@ static void convert_vec_reset(struct convert_vec *x)
     x->f32 = 0;
 }
 
+/* Room for <need> entries (keys too when the row is sparse). */
+static int convert_vec_reserve(struct convert_ctx *c, size_t need)
+{
+    struct convert_vec *x = &c->vec;
+
+    if (need > SIZE_MAX / sizeof(uint64_t))
+        return convert_nomem(c->err);
+    if (need > x->cap) {
+        double *nv = ig_try_realloc(x->vals, need * sizeof(*nv));
+
+        if (nv == NULL)
+            return convert_nomem(c->err);
+        x->vals = nv;
+        x->cap = need;
+    }
+    if (x->sparse && need > x->kcap) {
+        uint64_t *nk = ig_try_realloc(x->keys, need * sizeof(*nk));
+
+        if (nk == NULL)
+            return convert_nomem(c->err);
+        x->keys = nk;
+        x->kcap = need;
+    }
+    return 0;
+}
+
+/* Append one entry (<key> kept when the row is sparse: set x->sparse
+ * before the first). */
 static int convert_vec_push(struct convert_ctx *c, uint64_t key, double v)
 {
     struct convert_vec *x = &c->vec;
 
-    if (x->n == x->cap) {
-        size_t ncap = x->cap ? x->cap * 2 : 64;
-        double *nv;
-        uint64_t *nk;
+    if (x->n == x->cap || (x->sparse && x->n == x->kcap)) {
+        int rv = convert_vec_reserve(c, x->n > 32 ? x->n * 2 : 64);
 
-        if (ncap > SIZE_MAX / sizeof(uint64_t))
-            return convert_nomem(c->err);
-        nv = ig_try_realloc(x->vals, ncap * sizeof(*nv));
-        if (nv == NULL)
-            return convert_nomem(c->err);
-        x->vals = nv;
-        nk = ig_try_realloc(x->keys, ncap * sizeof(*nk));
-        if (nk == NULL)
-            return convert_nomem(c->err);
-        x->keys = nk;
-        x->cap = ncap;
+        if (rv < 0)
+            return rv;
     }
-    x->keys[x->n] = key;
+    if (x->sparse)
+        x->keys[x->n] = key;
     x->vals[x->n++] = v;
     return 0;
 }
@@ -619,6 +647,7 @@ static int convert_json_sparse(struct convert_ctx *c, const json_t *keys, const 
     nv = json_array_size(values);
     if (nk != nv)
         return convert_fail(c, "'keys' has %zu entries but 'values' has %zu.", nk, nv);
+    c->vec.sparse = 1;
     for (size_t i = 0; i < nk; i++) {
         const json_t *v = json_array_get(values, i);
         json_int_t kv;
@@ -634,7 +663,6 @@ static int convert_json_sparse(struct convert_ctx *c, const json_t *keys, const 
         if (rv < 0)
             return rv;
     }
-    c->vec.sparse = 1;
     c->vec.has_width = 1;
     c->vec.width = (uint64_t)d;
     return convert_vec_sort(c);
@@ -751,6 +779,10 @@ static int convert_rec_tensor(struct convert_ctx *c, const struct convert_tensor
                                " elements.",
                             t->n, size);
     }
+    c->vec.sparse = (uint8_t)sparse;
+    rv = convert_vec_reserve(c, t->n); /* exactly: the tensor says how many */
+    if (rv < 0)
+        return rv;
     for (size_t i = 0; i < t->n; i++) {
         uint64_t k = sparse ? t->keys[i] : i;
         int64_t iv;
@@ -771,7 +803,6 @@ static int convert_rec_tensor(struct convert_ctx *c, const struct convert_tensor
         if (rv < 0)
             return rv;
     }
-    c->vec.sparse = (uint8_t)sparse;
     c->vec.has_width = (uint8_t)sparse;
     c->vec.width = size;
     c->vec.f32 = t->type == AIALGS__DATA__VALUE__VALUE_FLOAT32_TENSOR;
@@ -788,7 +819,7 @@ static int convert_rec_row_cb(const struct ig_recordio_rec *rec, void *arg)
 
     if (c->nrec++ > 0)
         return convert_fail(c, "the row holds more than one RecordIO record.");
-    rv = convert_rec_unpack(&cr, rec->data, rec->len, c->row, "the record", c->err);
+    rv = convert_rec_unpack(&cr, rec->data, rec->len, SIZE_MAX, c->row, "the record", c->err);
     if (rv < 0)
         return rv;
     for (size_t i = 0; i < cr.r->n_features; i++) {
@@ -858,11 +889,47 @@ static int convert_sparse_width(struct convert_ctx *c, uint64_t *w)
                         ig_codec_format_mime(c->to));
 }
 
+/* <n> missing entries of a densified row: "0" each, <sep>-separated, the
+ * first after a separator unless <at_start>. Written in bulk (a million
+ * columns are a few memcpy calls, not a million appends: ~10x faster). */
+static int convert_put_zeros(struct ig_buf *b, uint64_t n, int at_start, char sep)
+{
+    char pat[512]; /* sep '0' sep '0' ... */
+    size_t total, done = 0, off = at_start ? 1 : 0;
+    int rv;
+
+    if (n == 0)
+        return 0;
+    if (n > (SIZE_MAX - 1) / 2)
+        return IG_ERR_TOOBIG;
+    total = (size_t)n * 2 - off;
+    rv = ig_buf_reserve(b, total);
+    if (rv < 0)
+        return rv;
+    for (size_t i = 0; i < sizeof(pat); i += 2) {
+        pat[i] = sep;
+        pat[i + 1] = '0';
+    }
+    /* every piece but the first starts at a separator and ends at a '0' */
+    while (done < total) {
+        size_t k = total - done;
+
+        if (k > sizeof(pat) - off)
+            k = sizeof(pat) - off;
+        memcpy(b->data + b->len + done, pat + off, k);
+        done += k;
+        off = 0;
+    }
+    b->len += total;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 /* A sparse row as <w> dense values, "0" for the missing ones. */
 static int convert_write_densified(struct convert_ctx *c, uint64_t w, char sep)
 {
     const struct convert_vec *x = &c->vec;
-    size_t k = 0;
+    uint64_t i = 0; /* the next column */
     int kind = x->f32 ? CONVERT_F32 : CONVERT_REAL, rv;
 
     if (w > IG_CONVERT_MAX_WIDTH)
@@ -872,18 +939,18 @@ static int convert_write_densified(struct convert_ctx *c, uint64_t w, char sep)
     /* at least two bytes a column: refused before it is written */
     if (w * 2 > c->body->max - c->body->len)
         return convert_wfail(c, IG_ERR_TOOBIG);
-    for (uint64_t i = 0; i < w; i++) {
-        char zero[2] = {sep, '0'};
-        size_t skip = i == 0;
+    for (size_t k = 0; k < x->n && x->keys[k] < w; k++) {
+        uint64_t key = x->keys[k];
 
-        if (k < x->n && x->keys[k] == i)
-            rv = convert_put(c->body, &sep, 1 - skip, x->vals[k++], 0, kind);
-        else
-            rv = ig_buf_append(c->body, zero + skip, 2 - skip);
+        rv = convert_put_zeros(c->body, key - i, i == 0, sep);
+        if (rv == 0)
+            rv = convert_put(c->body, &sep, key > 0, x->vals[k], 0, kind);
         if (rv < 0)
             return convert_wfail(c, rv);
+        i = key + 1;
     }
-    return 0;
+    rv = convert_put_zeros(c->body, w - i, i == 0, sep);
+    return rv < 0 ? convert_wfail(c, rv) : 0;
 }
 
 /* The values, <sep>-separated (a dense row, or a sparse row's values). */
@@ -972,7 +1039,10 @@ static int convert_write_recordio(struct convert_ctx *c)
         if (w > UINT32_MAX)
             return convert_fail(c, "the sparse shape of %" PRIu64 " elements is too large.", w);
     }
-    rv = ig_recordio_encode_row(c->body, x->vals, x->sparse ? x->keys : NULL, x->n, (uint32_t)w);
+    /* a sparse row of no entries has no keys array: still sparse, shape [w] */
+    rv = ig_recordio_encode_row(c->body, x->vals,
+                                x->sparse ? (x->keys != NULL ? x->keys : &w) : NULL, x->n,
+                                (uint32_t)w);
     return rv < 0 ? convert_wfail(c, rv) : 0;
 }
 
@@ -1133,16 +1203,11 @@ out:
 /* ====================================================================== */
 /* ---- predictions ---- */
 
-struct convert_num {
-    double v;
-    int64_t i; /* CONVERT_INT */
-    int kind;
-};
-
-/* One output: a name (or none) and its numbers. */
+/* One output, collected for a RecordIO answer: a name (or none) and its
+ * numbers. */
 struct convert_item {
     size_t name_off, name_len; /* in names; NUL-terminated there */
-    size_t first, n;           /* in nums */
+    size_t first, n;           /* in vals */
     uint8_t named, array;      /* array: written as [..] even with one number */
 };
 
@@ -1152,19 +1217,44 @@ enum convert_shape {
     CONVERT_OBJECT,     /* named outputs */
 };
 
+/*
+ * An answer being converted. A text target (CSV, JSON, JSON Lines) is
+ * written as the answer is read, number by number: the numbers are never
+ * held (a 64 MiB answer of "1,1,..." held as numbers took 24 bytes each,
+ * doubled as it grew: about 1.6 GB). A RecordIO target needs them all
+ * (labels sorted by name, lengths first): they are collected as doubles,
+ * at most as many as the output has room for (4 bytes a float32), the
+ * outputs at most CONVERT_MAX_OUTPUTS. What passes those bounds, or the
+ * output's cap, stops the writing or collecting but not the reading: the
+ * answer is read to its end, so that the errors keep their order (a
+ * reading error first, then what cannot be written).
+ */
 struct convert_pred {
     enum convert_shape shape;
+    int collect;          /* <to> is RecordIO */
+    struct ig_buf *out;   /* text targets: written as read */
+    size_t open_at;       /* CSV to JSON: where a '[' goes once a second number comes */
+    int lazy_open;        /* CSV to JSON: one number is written bare, more as [..] */
+    size_t nnums;         /* numbers read, all outputs */
+    size_t item_nums;     /* numbers of the current output */
+    size_t noutputs;      /* outputs begun */
+    /* the current output, for messages (its name in names) */
+    size_t cur_off, cur_len;
+    uint8_t cur_named, cur_array;
+    /* collected (RecordIO target) */
     struct convert_item *items;
     size_t nitems, items_cap;
-    struct convert_num *nums;
-    size_t nnums, nums_cap;
-    struct ig_buf names;
+    double *vals;
+    size_t nvals, vals_cap, vals_max;
+    size_t unpack_max; /* RecordIO: what protobuf-c may take unpacking the answer */
+    int full;          /* the output's cap (text) or vals_max (RecordIO) was reached */
+    int too_many;      /* RecordIO: more than CONVERT_MAX_OUTPUTS outputs */
+    char f32_bad[IG_FMT_DOUBLE_MAX]; /* RecordIO: the first value past float32, as text */
+    struct ig_buf names; /* collected: every output's name; text: the current one's */
     enum ig_format to;
     uint32_t row;
     struct ig_codec_error *err;
     char subject[CONVERT_SHOW_MAX + 32]; /* "the model's answer '...'" */
-    int json_syntax;  /* the scanner found no JSON there */
-    char reason[160]; /* why the answer cannot be written */
 };
 
 static int convert_pred_nomem(struct convert_pred *pr)
@@ -1191,52 +1281,205 @@ static int convert_pred_fail(struct convert_pred *pr, const char *fmt, ...)
     return IG_ERR_INVALID;
 }
 
-static int convert_pred_num(struct convert_pred *pr, double v, int64_t i, int kind)
+/* A write to the output failed with <rv>: say why. */
+static int convert_pred_wfail(struct convert_pred *pr, int rv)
 {
-    if (pr->nnums == pr->nums_cap) {
-        size_t ncap = pr->nums_cap ? pr->nums_cap * 2 : 16;
-        struct convert_num *n;
-
-        if (ncap > SIZE_MAX / sizeof(*n))
-            return convert_pred_nomem(pr);
-        n = ig_try_realloc(pr->nums, ncap * sizeof(*n));
-        if (n == NULL)
-            return convert_pred_nomem(pr);
-        pr->nums = n;
-        pr->nums_cap = ncap;
-    }
-    pr->nums[pr->nnums].v = v;
-    pr->nums[pr->nnums].i = i;
-    pr->nums[pr->nnums++].kind = kind;
-    if (pr->nitems > 0)
-        pr->items[pr->nitems - 1].n++;
-    return 0;
+    if (rv == IG_ERR_NOMEM)
+        return convert_pred_nomem(pr);
+    if (rv == IG_ERR_TOOBIG)
+        ig_codec_error_set(pr->err, pr->row,
+                           "Row %u: the model's answer, converted to %s, does not fit in the "
+                           "response.",
+                           pr->row, ig_codec_format_mime(pr->to));
+    return rv;
 }
 
-/* A new output, named by names[off, off + len) when <named>. */
+/* The outcome <rv> of a write to a text target: the output's cap stops
+ * the writing (pr->full: said once the answer is read), anything else is
+ * an error now. */
+static int convert_pred_wrote(struct convert_pred *pr, int rv)
+{
+    if (rv == IG_ERR_TOOBIG) {
+        pr->full = 1;
+        return 0;
+    }
+    return rv < 0 ? convert_pred_wfail(pr, rv) : 0;
+}
+
+/* The name of the current output, for messages: "'name'" cut short, or
+ * "it". */
+static void convert_pred_what(const struct convert_pred *pr, char *out, size_t n)
+{
+    if (!pr->cur_named) {
+        snprintf(out, n, "it");
+        return;
+    }
+    snprintf(out, n, "'%.*s%s'",
+             (int)(pr->cur_len > CONVERT_SHOW_MAX ? CONVERT_SHOW_MAX : pr->cur_len),
+             pr->names.data + pr->cur_off, pr->cur_len > CONVERT_SHOW_MAX ? "..." : "");
+}
+
+/* <s> (<n> bytes, valid UTF-8) as a JSON string. */
+static int convert_put_json_string(struct ig_buf *out, const char *s, size_t n)
+{
+    int rv = ig_buf_append_char(out, '"');
+
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (ch == '"' || ch == '\\') {
+            char esc[2] = {'\\', (char)ch};
+
+            rv = ig_buf_append(out, esc, 2);
+        } else if (ch < 0x20) {
+            rv = ig_buf_printf(out, "\\u%04x", ch);
+        } else {
+            rv = ig_buf_append_char(out, (char)ch);
+        }
+    }
+    if (rv == 0)
+        rv = ig_buf_append_char(out, '"');
+    return rv;
+}
+
+/* The current output is named by names[off, off + len) when <named>
+ * (messages name it from here on). */
+static void convert_pred_cur(struct convert_pred *pr, int named, size_t off, size_t len)
+{
+    pr->cur_named = (uint8_t)named;
+    pr->cur_off = off;
+    pr->cur_len = len;
+}
+
+/* A name is about to be read into pr->names: a text target keeps only
+ * the current one. */
+static void convert_pred_name_start(struct convert_pred *pr)
+{
+    if (!pr->collect)
+        ig_buf_reset(&pr->names);
+}
+
+/* A new output, named by names[off, off + len) when <named>; <array>: its
+ * numbers are written as [..] (known here for a RecordIO label; for a
+ * JSON member, set by convert_pred_set_array once seen). */
 static int convert_pred_item(struct convert_pred *pr, int named, size_t off, size_t len,
                              int array)
 {
-    struct convert_item *it;
+    int rv = 0;
 
-    if (pr->nitems == pr->items_cap) {
-        size_t ncap = pr->items_cap ? pr->items_cap * 2 : 8;
+    convert_pred_cur(pr, named, off, len);
+    pr->cur_array = (uint8_t)array;
+    pr->item_nums = 0;
+    pr->noutputs++;
+    if (pr->collect) {
+        struct convert_item *it;
 
-        if (ncap > SIZE_MAX / sizeof(*it))
-            return convert_pred_nomem(pr);
-        it = ig_try_realloc(pr->items, ncap * sizeof(*it));
-        if (it == NULL)
-            return convert_pred_nomem(pr);
-        pr->items = it;
-        pr->items_cap = ncap;
+        if (pr->nitems >= CONVERT_MAX_OUTPUTS) {
+            pr->too_many = 1; /* said once the answer is read */
+            return 0;
+        }
+        if (pr->nitems == pr->items_cap) {
+            size_t ncap = pr->items_cap ? pr->items_cap * 2 : 8;
+
+            it = ig_try_realloc(pr->items, ncap * sizeof(*it));
+            if (it == NULL)
+                return convert_pred_nomem(pr);
+            pr->items = it;
+            pr->items_cap = ncap;
+        }
+        it = &pr->items[pr->nitems++];
+        it->name_off = off;
+        it->name_len = len;
+        it->first = pr->nvals;
+        it->n = 0;
+        it->named = (uint8_t)named;
+        it->array = (uint8_t)array;
+    } else if (named && pr->to != IG_FMT_CSV && !pr->full) {
+        /* a member of the JSON object (from a RecordIO label map) */
+        if (pr->noutputs > 1)
+            rv = ig_buf_append_char(pr->out, ',');
+        if (rv == 0)
+            rv = convert_put_json_string(pr->out, pr->names.data + off, len);
+        if (rv == 0)
+            rv = ig_buf_append_char(pr->out, ':');
+        if (rv == 0 && array)
+            rv = ig_buf_append_char(pr->out, '[');
     }
-    it = &pr->items[pr->nitems++];
-    it->name_off = off;
-    it->name_len = len;
-    it->first = pr->nnums;
-    it->n = 0;
-    it->named = (uint8_t)named;
-    it->array = (uint8_t)array;
+    return convert_pred_wrote(pr, rv);
+}
+
+/* The current output is an array (JSON: seen once its value starts). */
+static void convert_pred_set_array(struct convert_pred *pr, int array)
+{
+    pr->cur_array = (uint8_t)array;
+    if (pr->collect && pr->nitems > 0 && !pr->too_many)
+        pr->items[pr->nitems - 1].array = (uint8_t)array;
+}
+
+/* The current output's numbers are all read. */
+static int convert_pred_item_end(struct convert_pred *pr)
+{
+    int rv;
+
+    if (pr->collect || !pr->cur_named || pr->to == IG_FMT_CSV || !pr->cur_array || pr->full)
+        return 0;
+    rv = ig_buf_append_char(pr->out, ']');
+    return convert_pred_wrote(pr, rv);
+}
+
+/* A number of the current output: written (text), or collected
+ * (RecordIO: it must fit a float32, and the output have room for it). */
+static int convert_pred_num(struct convert_pred *pr, double v, int64_t i, int kind)
+{
+    if (pr->collect) {
+        if (!isfinite((float)v) && pr->f32_bad[0] == '\0') /* said once it is read */
+            convert_fmt(pr->f32_bad, v, i, kind);
+        if (pr->too_many || pr->full) {
+            /* nothing more is kept */
+        } else if (pr->nvals == pr->vals_cap && pr->nvals >= pr->vals_max) {
+            pr->full = 1; /* 4 bytes each: no room for them */
+        } else if (pr->nvals == pr->vals_cap) {
+            size_t ncap = pr->vals_cap ? pr->vals_cap * 2 : 16;
+            double *nv;
+
+            if (ncap > pr->vals_max)
+                ncap = pr->vals_max;
+            nv = ig_try_realloc(pr->vals, ncap * sizeof(*nv));
+            if (nv == NULL)
+                return convert_pred_nomem(pr);
+            pr->vals = nv;
+            pr->vals_cap = ncap;
+        }
+        if (!pr->too_many && !pr->full) {
+            pr->vals[pr->nvals++] = v;
+            if (pr->nitems > 0)
+                pr->items[pr->nitems - 1].n++;
+        }
+    } else if (!pr->full) {
+        /* CSV: every number of the answer comma-separated; JSON: those of
+         * one output */
+        int sep = pr->to == IG_FMT_CSV ? pr->nnums > 0 : pr->item_nums > 0;
+        struct ig_buf *out = pr->out;
+        int rv = 0;
+
+        if (pr->lazy_open && pr->item_nums == 1) {
+            /* a second number: the first goes inside [..] (a few bytes moved) */
+            rv = ig_buf_reserve(out, 1);
+            if (rv == 0) {
+                memmove(out->data + pr->open_at + 1, out->data + pr->open_at,
+                        out->len - pr->open_at + 1);
+                out->data[pr->open_at] = '[';
+                out->len++;
+            }
+        }
+        if (rv == 0)
+            rv = convert_put(out, ",", (size_t)sep, v, i, kind);
+        rv = convert_pred_wrote(pr, rv);
+        if (rv < 0)
+            return rv;
+    }
+    pr->nnums++;
+    pr->item_nums++;
     return 0;
 }
 
@@ -1305,7 +1548,7 @@ static int convert_pred_csv(struct convert_pred *pr, const char *s, size_t n)
         break;
     }
     pr->shape = pr->nnums == 1 ? CONVERT_SCALAR : CONVERT_ARRAY;
-    pr->items[0].array = pr->shape == CONVERT_ARRAY;
+    convert_pred_set_array(pr, pr->shape == CONVERT_ARRAY);
     return 0;
 }
 
@@ -1542,25 +1785,6 @@ static int convert_scan_numbers(struct convert_pred *pr, struct convert_scan *s,
     }
 }
 
-/* The name of <it>, for messages: "'name'" cut short, or "it". */
-static void convert_item_what(const struct convert_pred *pr, const struct convert_item *it,
-                              char *out, size_t n)
-{
-    if (it == NULL || !it->named) {
-        snprintf(out, n, "it");
-        return;
-    }
-    snprintf(out, n, "'%.*s%s'",
-             (int)(it->name_len > CONVERT_SHOW_MAX ? CONVERT_SHOW_MAX : it->name_len),
-             pr->names.data + it->name_off, it->name_len > CONVERT_SHOW_MAX ? "..." : "");
-}
-
-/* The same for the last item. */
-static void convert_pred_what(const struct convert_pred *pr, char *out, size_t n)
-{
-    convert_item_what(pr, pr->nitems > 0 ? &pr->items[pr->nitems - 1] : NULL, out, n);
-}
-
 static int convert_scan_object(struct convert_pred *pr, struct convert_scan *s)
 {
     int rv, array;
@@ -1576,6 +1800,7 @@ static int convert_scan_object(struct convert_pred *pr, struct convert_scan *s)
 
         if (s->pos >= s->len || s->b[s->pos] != '"')
             return CONVERT_SCAN_SYNTAX;
+        convert_pred_name_start(pr);
         rv = convert_scan_string(pr, s, &off, &nlen);
         if (rv != 0)
             return rv < 0 && rv != -1 ? rv : CONVERT_SCAN_SYNTAX;
@@ -1590,7 +1815,10 @@ static int convert_scan_object(struct convert_pred *pr, struct convert_scan *s)
         rv = convert_scan_numbers(pr, s, &array);
         if (rv != 0)
             return rv;
-        pr->items[pr->nitems - 1].array = (uint8_t)array;
+        convert_pred_set_array(pr, array);
+        rv = convert_pred_item_end(pr);
+        if (rv < 0)
+            return rv;
         convert_scan_ws(s);
         if (s->pos < s->len && s->b[s->pos] == '}') {
             s->pos++;
@@ -1619,7 +1847,7 @@ static int convert_pred_json(struct convert_pred *pr, const char *p, size_t len)
             rv = convert_scan_numbers(pr, &s, &array);
         if (rv == 0) {
             pr->shape = array ? CONVERT_ARRAY : CONVERT_SCALAR;
-            pr->items[0].array = (uint8_t)array;
+            convert_pred_set_array(pr, array);
         }
     }
     if (rv == 0) {
@@ -1677,7 +1905,7 @@ static int convert_pred_rec_cb(const struct ig_recordio_rec *rec, void *arg)
         x->cb_failed = 1;
         return IG_ERR_INVALID;
     }
-    rv = convert_rec_unpack(&x->cr, rec->data, rec->len, x->pr->row,
+    rv = convert_rec_unpack(&x->cr, rec->data, rec->len, x->pr->unpack_max, x->pr->row,
                             "the model's RecordIO answer", x->pr->err);
     x->cb_failed = rv < 0;
     return rv;
@@ -1693,15 +1921,15 @@ static int convert_pred_labels(struct convert_pred *pr, const Aialgs__Data__Reco
     for (size_t i = 0; i < r->n_label; i++) {
         const Aialgs__Data__Record__LabelEntry *e = r->label[i];
         const char *name = e->key != NULL ? e->key : "";
-        size_t nlen = strlen(name), off = pr->names.len;
+        size_t nlen = strlen(name), off;
         struct convert_tensor t;
 
+        convert_pred_name_start(pr);
+        off = pr->names.len;
         rv = ig_buf_append(&pr->names, name, nlen + 1);
         if (rv < 0)
             return rv == IG_ERR_NOMEM ? convert_pred_nomem(pr) : rv;
-        rv = convert_pred_item(pr, 1, off, nlen, 0);
-        if (rv < 0)
-            return rv;
+        convert_pred_cur(pr, 1, off, nlen);
         convert_pred_what(pr, what, sizeof(what));
         if (convert_tensor_of(e->value, &t) < 0)
             return convert_pred_fail(pr, "the label %s is not a tensor", what);
@@ -1710,7 +1938,9 @@ static int convert_pred_labels(struct convert_pred *pr, const Aialgs__Data__Reco
         if ((pr->to == IG_FMT_JSON || pr->to == IG_FMT_JSONL) &&
             !convert_utf8_ok((const unsigned char *)name, nlen))
             return convert_pred_fail(pr, "the label name %s is not valid UTF-8", what);
-        pr->items[pr->nitems - 1].array = t.n != 1;
+        rv = convert_pred_item(pr, 1, off, nlen, t.n != 1);
+        if (rv < 0)
+            return rv;
         for (size_t k = 0; k < t.n; k++) {
             int64_t iv = 0;
             int kind;
@@ -1724,6 +1954,9 @@ static int convert_pred_labels(struct convert_pred *pr, const Aialgs__Data__Reco
             if (rv < 0)
                 return rv;
         }
+        rv = convert_pred_item_end(pr);
+        if (rv < 0)
+            return rv;
     }
     return 0;
 }
@@ -1761,113 +1994,65 @@ static int convert_pred_recordio(struct convert_pred *pr, const char *p, size_t 
 
 /* ---- writing ---- */
 
-static int convert_pred_wfail(struct convert_pred *pr, int rv)
-{
-    if (rv == IG_ERR_NOMEM)
-        return convert_pred_nomem(pr);
-    if (rv == IG_ERR_TOOBIG)
-        ig_codec_error_set(pr->err, pr->row,
-                           "Row %u: the model's answer, converted to %s, does not fit in the "
-                           "response.",
-                           pr->row, ig_codec_format_mime(pr->to));
-    return rv;
-}
-
-static int convert_put_nums(struct ig_buf *out, const struct convert_num *nums, size_t n)
+/* A text target before the answer is read: JSON from RecordIO is an
+ * object, JSON from CSV an array (its '[' dropped at the end for one
+ * number). */
+static int convert_pred_begin(struct convert_pred *pr, enum ig_format from)
 {
     int rv = 0;
 
-    for (size_t i = 0; rv == 0 && i < n; i++)
-        rv = convert_put(out, ",", i > 0, nums[i].v, nums[i].i, nums[i].kind);
-    return rv;
-}
-
-/* <s> (<n> bytes, valid UTF-8) as a JSON string. */
-static int convert_put_json_string(struct ig_buf *out, const char *s, size_t n)
-{
-    int rv = ig_buf_append_char(out, '"');
-
-    for (size_t i = 0; rv == 0 && i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (ch == '"' || ch == '\\') {
-            char esc[2] = {'\\', (char)ch};
-
-            rv = ig_buf_append(out, esc, 2);
-        } else if (ch < 0x20) {
-            rv = ig_buf_printf(out, "\\u%04x", ch);
-        } else {
-            rv = ig_buf_append_char(out, (char)ch);
-        }
+    if (pr->collect || pr->to == IG_FMT_CSV)
+        return 0;
+    if (from == IG_FMT_RECORDIO) {
+        rv = ig_buf_append_char(pr->out, '{');
+    } else if (from == IG_FMT_CSV) {
+        pr->open_at = pr->out->len;
+        pr->lazy_open = 1;
     }
-    if (rv == 0)
-        rv = ig_buf_append_char(out, '"');
-    return rv;
+    return convert_pred_wrote(pr, rv);
 }
 
-static int convert_pred_write_csv(struct convert_pred *pr, struct ig_buf *out)
+/* A text target after the answer is read. */
+static int convert_pred_end_text(struct convert_pred *pr, enum ig_format from)
 {
-    if (pr->nnums == 0)
+    struct ig_buf *out = pr->out;
+    int rv = 0;
+
+    if (pr->to == IG_FMT_CSV && pr->nnums == 0)
         return convert_pred_fail(pr, "it holds no numbers");
-    return convert_put_nums(out, pr->nums, pr->nnums);
+    if (pr->full)
+        return convert_pred_wfail(pr, IG_ERR_TOOBIG);
+    if (pr->to == IG_FMT_CSV)
+        return 0;
+    if (from == IG_FMT_RECORDIO)
+        rv = ig_buf_append_char(out, '}');
+    else if (pr->shape == CONVERT_ARRAY) /* one number stays bare */
+        rv = ig_buf_append_char(out, ']');
+    return rv < 0 ? convert_pred_wfail(pr, rv) : 0;
 }
 
-static int convert_pred_write_json(struct convert_pred *pr, struct ig_buf *out)
-{
-    int rv = 0;
-
-    if (pr->shape == CONVERT_SCALAR)
-        return convert_put_nums(out, pr->nums, 1);
-    if (pr->shape == CONVERT_ARRAY) {
-        rv = ig_buf_append_char(out, '[');
-        if (rv == 0)
-            rv = convert_put_nums(out, pr->nums, pr->nnums);
-        return rv == 0 ? ig_buf_append_char(out, ']') : rv;
-    }
-    rv = ig_buf_append_char(out, '{');
-    for (size_t i = 0; rv == 0 && i < pr->nitems; i++) {
-        const struct convert_item *it = &pr->items[i];
-
-        if (i > 0)
-            rv = ig_buf_append_char(out, ',');
-        if (rv == 0)
-            rv = convert_put_json_string(out, pr->names.data + it->name_off, it->name_len);
-        if (rv == 0)
-            rv = ig_buf_append_char(out, ':');
-        if (rv == 0 && it->array)
-            rv = ig_buf_append_char(out, '[');
-        if (rv == 0)
-            rv = convert_put_nums(out, pr->nums + it->first, it->n);
-        if (rv == 0 && it->array)
-            rv = ig_buf_append_char(out, ']');
-    }
-    return rv == 0 ? ig_buf_append_char(out, '}') : rv;
-}
-
+/* The collected answer as one RecordIO record; its errors in the order
+ * they were always said: no outputs, too many, a value past float32, a
+ * name, then the output's cap. */
 static int convert_pred_write_recordio(struct convert_pred *pr, struct ig_buf *out)
 {
     struct ig_recordio_label *labels = NULL;
-    double *vals = NULL;
     size_t n = pr->shape == CONVERT_OBJECT ? pr->nitems : 1;
     char what[CONVERT_SHOW_MAX + 8];
     int rv;
 
     if (pr->shape == CONVERT_OBJECT && n == 0)
         return convert_pred_fail(pr, "it holds no outputs");
-    if (n > CONVERT_MAX_OUTPUTS)
+    if (pr->too_many || n > CONVERT_MAX_OUTPUTS)
         return convert_pred_fail(pr, "it has more than %u outputs", CONVERT_MAX_OUTPUTS);
-    for (size_t i = 0; i < pr->nnums; i++)
-        if (!isfinite((float)pr->nums[i].v)) {
-            char tmp[IG_FMT_DOUBLE_MAX];
-
-            convert_fmt(tmp, pr->nums[i].v, pr->nums[i].i, pr->nums[i].kind);
-            return convert_pred_fail(pr, "%s does not fit a float32", tmp);
-        }
+    if (pr->f32_bad[0] != '\0')
+        return convert_pred_fail(pr, "%s does not fit a float32", pr->f32_bad);
     for (size_t i = 0; pr->shape == CONVERT_OBJECT && i < n; i++) {
         const struct convert_item *it = &pr->items[i];
         const char *name = pr->names.data + it->name_off;
 
-        convert_item_what(pr, it, what, sizeof(what));
+        convert_pred_cur(pr, 1, it->name_off, it->name_len);
+        convert_pred_what(pr, what, sizeof(what));
         if (strlen(name) != it->name_len)
             return convert_pred_fail(pr, "the output name %s holds a NUL byte", what);
         for (size_t k = 0; k < i; k++)
@@ -1875,30 +2060,24 @@ static int convert_pred_write_recordio(struct convert_pred *pr, struct ig_buf *o
                 memcmp(pr->names.data + pr->items[k].name_off, name, it->name_len) == 0)
                 return convert_pred_fail(pr, "the output %s appears twice", what);
     }
+    if (pr->full)
+        return IG_ERR_TOOBIG;
     labels = ig_try_malloc(n * sizeof(*labels));
-    vals = ig_try_malloc((pr->nnums ? pr->nnums : 1) * sizeof(*vals));
-    if (labels == NULL || vals == NULL) {
-        rv = IG_ERR_NOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < pr->nnums; i++)
-        vals[i] = pr->nums[i].v;
+    if (labels == NULL)
+        return IG_ERR_NOMEM;
     if (pr->shape == CONVERT_OBJECT) {
         for (size_t i = 0; i < n; i++) {
             labels[i].name = pr->names.data + pr->items[i].name_off;
-            labels[i].values = vals + pr->items[i].first;
+            labels[i].values = pr->vals + pr->items[i].first;
             labels[i].n = pr->items[i].n;
         }
     } else {
         labels[0].name = "score";
-        labels[0].values = vals;
-        labels[0].n = pr->nnums;
+        labels[0].values = pr->vals;
+        labels[0].n = pr->nvals;
     }
     rv = ig_recordio_encode_labels(out, labels, n);
-
-out:
     free(labels);
-    free(vals);
     return rv;
 }
 
@@ -1934,6 +2113,18 @@ int ig_convert_pred(enum ig_format from, const char *p, size_t len, enum ig_form
     pr.to = to;
     pr.row = row;
     pr.err = err;
+    pr.out = out;
+    pr.collect = to == IG_FMT_RECORDIO;
+    /* a float32 takes 4 bytes of the record: no more than that many */
+    pr.vals_max = (out->max - out->len) / 4;
+    /* A RecordIO answer is decoded for a text target: each value it holds
+     * (at most 8 bytes decoded) is written in 2 bytes or more ("1,"), so
+     * an answer that takes more than twice the output's room (and 1 MiB
+     * for its labels' structures) does not fit it. protobuf-c's 16 times
+     * a 64 MiB answer alone would be 1 GiB. */
+    pr.unpack_max = (out->max - out->len) > (SIZE_MAX - CONVERT_PB_SLACK) / 2
+                        ? SIZE_MAX
+                        : (out->max - out->len) * 2 + CONVERT_PB_SLACK;
     if (from == IG_FMT_RECORDIO) {
         snprintf(pr.subject, sizeof(pr.subject), "the model's RecordIO answer");
     } else {
@@ -1953,6 +2144,9 @@ int ig_convert_pred(enum ig_format from, const char *p, size_t len, enum ig_form
     }
     /* names: never longer than the answer, plus a NUL each */
     ig_buf_init(&pr.names, len > SIZE_MAX / 2 - 64 ? SIZE_MAX : len * 2 + 64);
+    rv = convert_pred_begin(&pr, from);
+    if (rv < 0)
+        goto out;
     switch (from) {
     case IG_FMT_CSV:
         rv = convert_pred_csv(&pr, p, len);
@@ -1966,18 +2160,10 @@ int ig_convert_pred(enum ig_format from, const char *p, size_t len, enum ig_form
     }
     if (rv < 0)
         goto out;
-    switch (to) {
-    case IG_FMT_CSV:
-        rv = convert_pred_write_csv(&pr, out);
-        break;
-    case IG_FMT_RECORDIO:
-        rv = convert_pred_write_recordio(&pr, out);
-        break;
-    default:
-        rv = convert_pred_write_json(&pr, out);
-        break;
-    }
-    rv = convert_pred_wfail(&pr, rv);
+    if (pr.collect)
+        rv = convert_pred_wfail(&pr, convert_pred_write_recordio(&pr, out));
+    else
+        rv = convert_pred_end_text(&pr, from);
 
 out:
     if (rv < 0) {
@@ -1987,6 +2173,6 @@ out:
     }
     ig_buf_clear(&pr.names);
     free(pr.items);
-    free(pr.nums);
+    free(pr.vals);
     return rv;
 }
