@@ -435,17 +435,32 @@ static void gw_req_expire(struct gw_request *r)
     gw_req_finish(r);
 }
 
-int gw_req_convert(struct gw_request *r, enum ig_format from, enum ig_format to,
+size_t gw_convert_cap(size_t len)
+{
+    if (len >= (GW_CONVERT_MAX - GW_CONVERT_SLACK) / GW_CONVERT_FACTOR)
+        return GW_CONVERT_MAX;
+    return len * GW_CONVERT_FACTOR + GW_CONVERT_SLACK;
+}
+
+int gw_converts(const struct gw_endpoint *ep, enum ig_format ctype, enum ig_format wire,
+                unsigned base)
+{
+    if (ep->up->dim > 0 || ep->up_ctype < 0)
+        return 0;
+    return wire != ctype || (ctype == IG_FMT_LIBSVM && base != 0);
+}
+
+int gw_req_convert(struct gw_request *r, enum ig_format from, enum ig_format to, size_t cap,
                    struct ig_codec_error *err)
 {
     struct ig_budget *budget = r->rs.budget;
-    size_t cap = GW_CONVERT_MAX, len;
+    size_t len;
     struct ig_rowset out;
     struct ig_buf body;
     int rv;
 
-    if (r->rs.body_len < (GW_CONVERT_MAX - GW_CONVERT_SLACK) / GW_CONVERT_FACTOR)
-        cap = r->rs.body_len * GW_CONVERT_FACTOR + GW_CONVERT_SLACK;
+    if (cap == 0 || cap > GW_CONVERT_MAX)
+        cap = gw_convert_cap(r->rs.body_len);
     /* charged before it is written: the most it may take */
     if (budget != NULL && ig_budget_hold_set(&r->conv_hold, budget, cap) < 0) {
         ig_codec_error_set(err, 0,
@@ -480,7 +495,8 @@ int gw_req_convert(struct gw_request *r, enum ig_format from, enum ig_format to,
 }
 
 int gw_req_convert_preds(struct gw_request *r, const char *base, const struct ig_pred *preds,
-                         struct ig_buf *out, struct ig_pred **cpreds, struct ig_codec_error *err)
+                         int per_row, struct ig_buf *out, struct ig_pred **cpreds,
+                         struct ig_codec_error *err)
 {
     struct ig_pred *cp = ig_try_malloc((size_t)(r->rs.nrows ? r->rs.nrows : 1) * sizeof(*cp));
     int rv = 0;
@@ -500,6 +516,17 @@ int gw_req_convert_preds(struct gw_request *r, const char *base, const struct ig
         } else {
             rv = ig_convert_pred(r->lane->accept, base + preds[i].off, len,
                                  (enum ig_format)r->accept, i + 1, out, err);
+            if (rv == IG_ERR_INVALID && per_row) {
+                /* this row alone fails: why, without convert's "Row N: " */
+                const char *why = err->msg;
+                char pre[24];
+                int n = snprintf(pre, sizeof(pre), "Row %u: ", i + 1);
+
+                if (strncmp(why, pre, (size_t)n) == 0)
+                    why += n;
+                rv = ig_buf_append_str(out, why);
+                failed = IG_PRED_FAILED;
+            }
         }
         cp[i].off = (uint32_t)off;
         cp[i].len = (uint32_t)(out->len - off) | failed;
@@ -512,44 +539,119 @@ int gw_req_convert_preds(struct gw_request *r, const char *base, const struct ig
     return 0;
 }
 
+static void gw_req_send(struct gw_request *r, const char *base, const struct ig_pred *preds);
+
+/* Whether <r>'s answers (<bytes> of them) are converted on a decoder
+ * thread rather than on the loop: a unary request's, past
+ * GW_CONVERT_INLINE_MAX (a stream's chunk holds at most TS_CHUNK_BYTES of
+ * rows). */
+static int gw_req_convert_off_loop(const struct gw_request *r, size_t bytes)
+{
+    return r->accept != r->lane->accept && r->chunk == NULL && bytes > GW_CONVERT_INLINE_MAX;
+}
+
+struct gw_conv_job {
+    struct gw_request *r;
+    struct ig_buf conv;
+    struct ig_pred *cpreds;
+    struct ig_codec_error cerr;
+    int rv;
+};
+
+/* Worker thread: r's gathered answers (r->out, r->preds), which the loop
+ * leaves alone while r->decoding is set, in the client's format. */
+static void gw_conv_work(void *arg)
+{
+    struct gw_conv_job *j = arg;
+
+    j->rv = gw_req_convert_preds(j->r, j->r->out.data, j->r->preds, 0, &j->conv, &j->cpreds,
+                                 &j->cerr);
+}
+
+static void gw_conv_done(void *arg)
+{
+    struct gw_conv_job *j = arg;
+    struct gw_request *r = j->r;
+
+    r->decoding = 0;
+    if (r->gw->closing) {
+        gw_req_fail(r, "ServiceUnavailable", "The gateway is shutting down.");
+    } else if (ig_http_req_orphaned(r->http)) {
+        gw_access(r->http, r, r->lane->ep->conf->name, 0, NULL, 0, 0);
+        ig_http_respond(r->http, 503, NULL, 0, NULL, 0);
+        r->http = NULL;
+        gw_req_finish(r);
+    } else if (r->expired) {
+        gw_req_expire(r);
+    } else if (j->rv < 0) {
+        gw_req_fail(r, "InternalFailure", j->cerr.msg);
+    } else {
+        gw_req_send(r, j->conv.data, j->cpreds);
+    }
+    free(j->cpreds);
+    ig_buf_clear(&j->conv);
+    gw_req_unref(r); /* the job's reference */
+    free(j);
+}
+
 /* Answer <r> with its predictions: slices <preds> (rs.nrows of them) of
- * <base>. */
+ * <base>, converted to the client's format first when it is not the
+ * model's (on a decoder thread when they are many). */
 static void gw_req_respond(struct gw_request *r, const char *base, const struct ig_pred *preds)
+{
+    struct ig_buf conv = {0};
+    struct ig_pred *cpreds = NULL;
+    struct ig_codec_error cerr;
+
+    if (r->accept == r->lane->accept) {
+        gw_req_send(r, base, preds);
+        return;
+    }
+    if (r->preds != NULL && base == r->out.data && gw_req_convert_off_loop(r, r->out.len)) {
+        struct gw_conv_job *j = ig_xcalloc(1, sizeof(*j));
+
+        j->r = r;
+        ig_buf_init(&j->conv, GW_RESPONSE_MAX);
+        r->decoding = 1; /* the deadline waits for it (gw_decode_cancel finds no job) */
+        r->refs++;
+        if (ig_workers_submit(r->gw->decoders, gw_conv_work, gw_conv_done, j) == 0)
+            return;
+        r->decoding = 0; /* the pool is full: here, then */
+        r->refs--;
+        ig_buf_clear(&j->conv);
+        free(j);
+    }
+    ig_buf_init(&conv, GW_RESPONSE_MAX);
+    if (gw_req_convert_preds(r, base, preds, r->chunk != NULL, &conv, &cpreds, &cerr) < 0) {
+        ig_buf_clear(&conv);
+        gw_req_fail(r, "InternalFailure", cerr.msg);
+        return;
+    }
+    gw_req_send(r, conv.data, cpreds);
+    free(cpreds);
+    ig_buf_clear(&conv);
+}
+
+/* gw_req_respond with the predictions in the client's format. */
+static void gw_req_send(struct gw_request *r, const char *base, const struct ig_pred *preds)
 {
     struct gw_endpoint *ep = r->lane->ep;
     struct ig_http_hdr hdrs[4];
-    struct ig_buf body, conv = {0};
-    struct ig_pred *cpreds = NULL;
+    struct ig_buf body;
     size_t nh;
     uint64_t now;
     char *data;
     size_t len;
     int rv;
 
-    if (r->accept != r->lane->accept) {
-        struct ig_codec_error cerr;
-
-        ig_buf_init(&conv, GW_RESPONSE_MAX);
-        if (gw_req_convert_preds(r, base, preds, &conv, &cpreds, &cerr) < 0) {
-            ig_buf_clear(&conv);
-            gw_req_fail(r, "InternalFailure", cerr.msg);
-            return;
-        }
-        base = conv.data;
-        preds = cpreds;
-    }
     if (r->chunk != NULL) {
         ig_ts_chunk_ok(r, base, preds);
-        free(cpreds);
-        ig_buf_clear(&conv);
         gw_req_finish(r);
         return;
     }
     ig_buf_init(&body, GW_RESPONSE_MAX);
     rv = ig_codec_encode_response((enum ig_format)r->accept, ep->up->json_key, base, preds,
                                   r->rs.nrows, &body);
-    free(cpreds);
-    ig_buf_clear(&conv);
     if (rv < 0) {
         ig_buf_clear(&body);
         gw_req_fail(r, "InternalFailure", "The response is too large to assemble.");
@@ -706,6 +808,8 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
         }
         seg_bytes += p->len;
     }
+    if (whole && gw_req_convert_off_loop(r, seg_bytes))
+        whole = 0; /* gathered, to be converted on a decoder thread */
     if (!whole) {
         /* Charged before anything grows: the slices at the first batch,
          * the text as it needs room (in the buffer's own doubling steps). */
@@ -1131,6 +1235,7 @@ struct gw_decode_job {
     struct gw_request *r;
     enum ig_format ctype;
     enum ig_format wire; /* the model's: rows converted to it (gw_req_convert) */
+    int convert;         /* gw_converts */
     const char *body;
     size_t len;
     uint32_t dim;
@@ -1152,8 +1257,8 @@ static void gw_decode_work(void *arg)
     uint64_t nbytes = 0;
 
     j->rv = ig_codec_decode(j->ctype, j->body, j->len, j->dim, j->max_rows, &r->rs, &j->cerr);
-    if (j->rv == 0 && j->wire != j->ctype && j->dim == 0)
-        j->rv = gw_req_convert(r, j->ctype, j->wire, &j->cerr);
+    if (j->rv == 0 && j->convert)
+        j->rv = gw_req_convert(r, j->ctype, j->wire, 0, &j->cerr);
     if (j->rv < 0)
         return;
     for (uint32_t i = 0; i < r->rs.nrows; i++)
@@ -1350,6 +1455,7 @@ static void gw_decode_offload(struct gw_request *r, enum ig_format ctype, const 
     j->r = r;
     j->ctype = ctype;
     j->wire = r->lane->ctype;
+    j->convert = gw_converts(ep, ctype, j->wire, r->rs.index_base);
     j->body = body;
     j->len = len;
     j->dim = ep->up->dim;
@@ -1463,8 +1569,8 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         return;
     }
     rv = ig_codec_decode(ctype, body, len, ep->up->dim, ep->conf->max_queue_rows, &r->rs, &cerr);
-    if (rv == 0 && r->lane->ctype != ctype && ep->up->dim == 0)
-        rv = gw_req_convert(r, ctype, r->lane->ctype, &cerr);
+    if (rv == 0 && gw_converts(ep, ctype, r->lane->ctype, r->rs.index_base))
+        rv = gw_req_convert(r, ctype, r->lane->ctype, 0, &cerr);
     gw_req_decoded(r, rv, &cerr, UINT64_MAX);
 }
 

@@ -149,6 +149,9 @@ struct gw_endpoint {
 #define GW_CONVERT_FACTOR 4u
 #define GW_CONVERT_SLACK ((size_t)64 << 10)
 #define GW_CONVERT_MAX ((size_t)64 << 20)
+/* Answers of a unary request converted on the loop up to this many bytes;
+ * more on a decoder thread. */
+#define GW_CONVERT_INLINE_MAX ((size_t)256 << 10)
 
 struct gw_request {
     struct ig_gateway *gw;
@@ -284,15 +287,26 @@ void ig_ts_wake(struct gw_endpoint *ep);
  * (reset: the client resumes after the records it got). */
 void ig_ts_drain(struct gw_endpoint *ep);
 
+/* The most a converted body of <len> bytes may take (GW_CONVERT_*). */
+size_t gw_convert_cap(size_t len);
+/* Whether rows of <ctype> (read with libsvm base <base>) are rewritten for
+ * <ep>'s model: its upstream_content_type differs, or is libsvm and the
+ * client's libsvm is 1-based (the model gets XGBoost's 0-based indices). */
+int gw_converts(const struct gw_endpoint *ep, enum ig_format ctype, enum ig_format wire,
+                unsigned base);
 /* Rewrite <r>'s decoded rows (format <from>) as rows of <to> (convert.h),
- * owned by <r>: 0, or an error code with <err> set (rows untouched). Any
- * thread (it touches only <r>'s rows and budget). */
-int gw_req_convert(struct gw_request *r, enum ig_format from, enum ig_format to,
+ * owned by <r>, in at most <cap> bytes (0: gw_convert_cap of the body): 0,
+ * or an error code with <err> set (rows untouched). Any thread (it
+ * touches only <r>'s rows and budget). */
+int gw_req_convert(struct gw_request *r, enum ig_format from, enum ig_format to, size_t cap,
                    struct ig_codec_error *err);
 /* <r>'s predictions (<preds> of <base>, in the lane's format) in the
- * client's format r->accept: new slices in <out> (*cpreds allocated),
- * or an error code with <err> set. Loop thread. */
+ * client's format r->accept: new slices in <out> (*cpreds allocated), or
+ * an error code with <err> set. With <per_row> (a stream's chunk), a row
+ * whose answer cannot be converted fails alone (IG_PRED_FAILED, the reason
+ * in <out>) instead. Loop thread. */
 int gw_req_convert_preds(struct gw_request *r, const char *base, const struct ig_pred *preds,
-                         struct ig_buf *out, struct ig_pred **cpreds, struct ig_codec_error *err);
+                         int per_row, struct ig_buf *out, struct ig_pred **cpreds,
+                         struct ig_codec_error *err);
 
 #endif /* INFERGATE_GATEWAY_INT_H */

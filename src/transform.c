@@ -531,8 +531,9 @@ static uint32_t ts_count_lf(const char *p, size_t len)
 /* Whether <ts>'s rows are converted for the model (upstream_content_type). */
 static int ts_converts(const struct gw_tstream *ts)
 {
-    return ts->dim == 0 && ts->lane->ctype != ts->row_fmt &&
-           !(ts->lane->ctype == IG_FMT_JSON && ts->row_fmt == IG_FMT_JSONL);
+    if (ts->lane->ctype == IG_FMT_JSON && ts->row_fmt == IG_FMT_JSONL)
+        return 0; /* a JSON stream's lines are JSON rows already */
+    return gw_converts(ts->ep, ts->row_fmt, ts->lane->ctype, ts->ep->conf->libsvm_index_base);
 }
 
 /*
@@ -550,6 +551,7 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
     int rio = ts->row_fmt == IG_FMT_RECORDIO;
     uint32_t cap = rio ? c->nrecs + 1 : ts_count_lf(s, c->lines_len) + 1, nrows = 0;
     uint64_t line = c->first_line;
+    size_t conv_cap = 0; /* the sum of the converted rows' own caps */
     int rv;
 
     c->nrecs = 0;
@@ -604,16 +606,20 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
         tmp.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
         tmp.missing_nan = ts->ep->up->missing_nan;
         rv = ig_codec_decode(ts->row_fmt, row, rowlen, ts->dim, 1, &tmp, &cerr);
-        if (rv == 0 && ts_converts(ts)) { /* one that cannot be converted: refused alone */
+        if (rv == 0 && ts_converts(ts)) {
+            /* one that cannot be converted in what its size allows (as a
+             * unary request of it alone) is refused alone */
             struct ig_buf cb;
             struct ig_rowset co;
 
-            ig_buf_init(&cb, GW_CONVERT_MAX);
+            ig_buf_init(&cb, gw_convert_cap(rowlen));
             memset(&co, 0, sizeof(co));
             rv = ig_convert_rows(ts->row_fmt, &tmp, ts->lane->ctype, ts->ep->conf->feature_dim,
                                  &cb, &co, &cerr);
             ig_rowset_clear(&co);
             ig_buf_clear(&cb);
+            if (rv == 0)
+                conv_cap += gw_convert_cap(rowlen);
         }
         ig_rowset_clear(&tmp);
         if (rv < 0) {
@@ -644,7 +650,7 @@ static int ts_chunk_records(struct gw_tstream *ts, struct ts_chunk *c, struct gw
         rv = ig_codec_decode(ts->row_fmt, r->own_body, sent_len, ts->dim, nrows, &r->rs, &cerr);
     }
     if (rv == 0 && r->rs.nrows == nrows && ts_converts(ts))
-        rv = gw_req_convert(r, ts->row_fmt, ts->lane->ctype, &cerr);
+        rv = gw_req_convert(r, ts->row_fmt, ts->lane->ctype, conv_cap, &cerr);
     if (rv < 0 || r->rs.nrows != nrows) {
         for (uint32_t i = 0; i < c->nrecs; i++)
             if (c->recs[i].row >= 0)
@@ -675,7 +681,7 @@ static void ts_decode_work(void *arg)
 
         rv = ig_codec_decode(ts->row_fmt, r->own_body, len, ts->dim, want, &r->rs, &cerr);
         if (rv == 0 && r->rs.nrows == want && ts_converts(ts) &&
-            gw_req_convert(r, ts->row_fmt, ts->lane->ctype, &cerr) < 0) {
+            gw_req_convert(r, ts->row_fmt, ts->lane->ctype, 0, &cerr) < 0) {
             ig_rowset_clear(&r->rs); /* record by record: only the bad ones fail */
             r->rs.budget = c->budget;
             r->rs.index_base = (uint8_t)ts->ep->conf->libsvm_index_base;
