@@ -996,5 +996,59 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAPASSTHROUGH", AWS_SECRET_ACCESS_KEY="pass/se
              (200, "9.0\n", "runtime-saw=over-h2", "AllTraffic", [("over-h2", "h2-id", None)]),
              "pass-through over HTTP/2: forwarded, signed, echoed")
 
+# ---- 9. formats converted for SageMaker (upstream_content_type, upstream_accept) ------
+# libsvm and RecordIO from the client, CSV to the runtime (signed over the
+# converted bytes), its JSON answers back as RecordIO label records.
+import recordio_vectors as rv  # noqa: E402
+
+pb2 = rv.load_pb2(tempfile.mkdtemp(prefix="pb2-", dir=tmp))
+KEYS.add("AKIACONVERT", "conv/secret")
+rt.reset()
+RIO = "application/x-recordio-protobuf"
+
+
+def rio_rows(rows):
+    out = b""
+    for r in rows:
+        rec = pb2.Record()
+        rec.features["values"].float32_tensor.values.extend(r)
+        out += rv.frame_whole(rec.SerializeToString())
+    return out
+
+
+def rio_scores(body):
+    """The label["score"] values of a RecordIO answer, one list per record."""
+    out = []
+    for payload in rv.read_frames(body):
+        rec = pb2.Record()
+        rec.ParseFromString(payload)
+        out.append((sorted(rec.label.keys()), list(rec.label["score"].float32_tensor.values)))
+    return out
+
+
+with aws_env(AWS_ACCESS_KEY_ID="AKIACONVERT", AWS_SECRET_ACCESS_KEY="conv/secret"), \
+        sm_gateway(rt, upstream_content_type="text/csv", upstream_accept="application/json",
+                   feature_dim="4") as gw:
+    for body, ctype, want_csv in (
+            ("0 0:1 2:3\n1 1:2.5\n", "text/libsvm", "1.0,0,3.0,0\n0,2.5,0,0\n"),
+            (rio_rows([[1, 0, 3, 0], [0.5, 0.25, 0, 0]]), RIO,
+             "1.0,0.0,3.0,0.0\n0.5,0.25,0.0,0.0\n")):
+        rt.reset()
+        c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+        c.request("POST", "/endpoints/sm/invocations",
+                  body=body if isinstance(body, bytes) else body.encode(),
+                  headers={"Content-Type": ctype, "Accept": RIO})
+        r = c.getresponse()
+        out = r.read()
+        c.close()
+        calls = rt.snapshot()
+        check_eq([(x["ctype"], x["accept"], x["body"].decode(), x["bad"]) for x in calls],
+                 [("text/csv", "application/json", want_csv, None)],
+                 "convert for SageMaker: %s reaches the runtime as signed CSV" % ctype)
+        sums = [sum(float(v) for v in line.split(",")) for line in want_csv.splitlines()]
+        check_eq((r.status, r.getheader("Content-Type"), rio_scores(out)),
+                 (200, RIO, [(["score"], [x]) for x in sums]),
+                 "convert for SageMaker: %s in, the runtime's JSON back as RecordIO" % ctype)
+
 check_eq(rt.server.gone, [], "the gateway stayed for every answer of the runtime")
 finish()
