@@ -2005,8 +2005,6 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
 static void gw_endpoint_clear(struct gw_endpoint *ep);
 static void on_ep_reap(evutil_socket_t fd, short what, void *arg);
 
-/* A new endpoint (or admin variant) for <conf>, with <model> already
- * loaded (owned from here on, also on failure) or NULL. */
 /* upstream_content_type / upstream_accept of <conf>: -1 when empty. */
 static int gw_endpoint_wire(const struct ig_endpoint_conf *conf, int *ct, int *ac, char *err,
                             size_t errlen)
@@ -2041,6 +2039,8 @@ static int gw_endpoint_wire(const struct ig_endpoint_conf *conf, int *ct, int *a
     return 0;
 }
 
+/* A new endpoint (or admin variant) for <conf>, with <model> already
+ * loaded (owned from here on, also on failure) or NULL. */
 static int gw_endpoint_new(struct ig_gateway *gw, const struct ig_endpoint_conf *conf,
                            struct ig_model *model, struct gw_endpoint **out, char *err,
                            size_t errlen)
