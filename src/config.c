@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "infergate/common.h"
+#include "infergate/codec.h"
 #include "infergate/config.h"
 #include "infergate/http.h"
 
@@ -465,7 +466,20 @@ static int config_check_media(const char *v, char *why, size_t whylen)
 
 static int config_check_media_opt(const char *v, char *why, size_t whylen)
 {
-    return v[0] == '\0' ? 0 : config_check_media(v, why, whylen);
+    enum ig_format f;
+
+    if (v[0] == '\0')
+        return 0;
+    if (config_check_media(v, why, whylen) < 0)
+        return -1;
+    if (ig_codec_format_parse(v, IG_FMT_CSV, &f) < 0) {
+        snprintf(why, whylen,
+                 "'%s' is not a format the gateway converts (text/csv, application/json, "
+                 "application/jsonlines, application/x-recordio-protobuf, text/libsvm)",
+                 v);
+        return -1;
+    }
+    return 0;
 }
 
 /* The option of <table> called <name> (first <len> chars) that may be set
@@ -1015,6 +1029,32 @@ static void config_check_auth(struct config_load *st)
                     cfg->listen);
 }
 
+/* What one endpoint's options say together. */
+static void config_check_endpoints(struct config_load *st)
+{
+    const struct ig_config *cfg = st->cfg;
+
+    for (size_t i = 0; i < cfg->nendpoints && !st->failed; i++) {
+        const struct ig_endpoint_conf *ep = &cfg->endpoints[i];
+        enum ig_format f;
+
+        if ((ep->upstream_content_type[0] != '\0' || ep->upstream_accept[0] != '\0') &&
+            strncmp(ep->model, "file://", 7) == 0)
+            config_fail(st,
+                        "%s:%d: endpoint %s: upstream_content_type and upstream_accept are for "
+                        "remote models (http://, https://, sagemaker://); a file:// model reads "
+                        "and writes every format",
+                        cfg->config_path ? cfg->config_path : "(no file)", ep->line, ep->name);
+        else if (ep->upstream_accept[0] != '\0' &&
+                 ig_codec_format_parse(ep->upstream_accept, IG_FMT_CSV, &f) == 0 &&
+                 f == IG_FMT_LIBSVM)
+            config_fail(st,
+                        "%s:%d: endpoint %s: upstream_accept: text/libsvm is a request format "
+                        "only",
+                        cfg->config_path ? cfg->config_path : "(no file)", ep->line, ep->name);
+    }
+}
+
 static void config_check_all(struct config_load *st)
 {
     const struct ig_config *cfg = st->cfg;
@@ -1082,6 +1122,8 @@ int ig_config_load(struct ig_config *cfg, int argc, char **argv, char **envp, ch
         config_check_all(st);
     if (!st->failed)
         config_check_auth(st);
+    if (!st->failed)
+        config_check_endpoints(st);
 out:
     if (st->failed) {
         ig_config_clear(cfg);

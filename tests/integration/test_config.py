@@ -40,6 +40,29 @@ check("%s:3: max_inflight" % bad in r.stderr.decode(), "bad value names file:lin
 r = run([BIN, "--config", bad.replace(".conf", ".missing"), "--check-config"])
 check_eq(r.returncode, 2, "missing file exits 2")
 
+# the format options (docs/formats.md): what they say together
+for text, want in (
+        ("[endpoint a]\nmodel = file://%s\nupstream_content_type = text/csv\n" % DEMO_MODEL,
+         "%s:1: endpoint a: upstream_content_type and upstream_accept are for remote models "
+         "(http://, https://, sagemaker://); a file:// model reads and writes every format\n"),
+        ("[endpoint a]\nmodel = http://127.0.0.1:9\nupstream_accept = text/libsvm\n",
+         "%s:1: endpoint a: upstream_accept: text/libsvm is a request format only\n"),
+        ("[endpoint a]\nmodel = http://127.0.0.1:9\nupstream_content_type = image/png\n",
+         "%s:3: upstream_content_type: 'image/png' is not a format the gateway converts "
+         "(text/csv, application/json, application/jsonlines, application/x-recordio-protobuf, "
+         "text/libsvm)\n"),
+        ("[endpoint a]\nmodel = http://127.0.0.1:9\nlibsvm_index_base = 2\n",
+         "%s:3: libsvm_index_base: 2 is out of range 0..1\n")):
+    bad = conf(text)
+    r = run([BIN, "--config", bad, "--check-config"])
+    check_eq((r.returncode, r.stderr.decode()), (2, "infergate: " + want % bad),
+             "format options refused: " + text.splitlines()[-1])
+good = conf("[endpoint a]\nmodel = http://127.0.0.1:9\nupstream_content_type = "
+            "application/x-recordio-protobuf\nupstream_accept = application/json\n"
+            "feature_dim = 50\nlibsvm_index_base = 1\n")
+r = run([BIN, "--config", good, "--check-config"])
+check_eq(r.returncode, 0, "format options accepted: " + r.stderr.decode())
+
 
 
 def json_error(r):
