@@ -945,6 +945,55 @@ static void test_jsonl_errors(void **state)
                "Request has more than 2 rows.");
 }
 
+/*
+ * Dense rows read straight from the text (one pass, eight bytes at a time
+ * where eight are left, else byte by byte) agree with jansson's tree
+ * ({"features":[...]}): the same verdict and the same doubles, bit for bit
+ * (-0.0 too), each number at a row's start (bytes to spare) and at its end.
+ * Bodies are allocated to their exact length, so ASan sees any read past.
+ */
+static void test_jsonl_dense_numbers_as_jansson(void **state)
+{
+    const char *nums[] = {
+        "0", "-0", "0.0", "-0.0", "0e5", "-0e5", "-0E-0", "0.0000000", "1", "-1", "12",
+        "1234567", "12345678", "123456789", "0.1234567", "0.12345678", "1234567.1234567",
+        "9999999.9999999", "9007199254740993", "1e22", "1e23", "1e-22", "1e-23", "1.5e+3",
+        "1.5E-003", "1e0999", "1e999", "-1e-999", "1e0022", "3e-05", "0.000001", "4.9e-324",
+        "2.2250738585072014e-308", "123456.789e-7", "7.0", "-12.5", "1234.567", "0.123456",
+        "99999999999999999999", "0.30000000000000004", "1234567e-22", "9e22", "01", "-01",
+        "00", "1.", "-.5", ".5", "-", "1e", "1e+", "+1", "1.e5", "0x1", "1.5.5", "1e5.5", "--1",
+        "1 2", "1]", "1,]", "-a", "1ee5", "1.5e+-3"};
+    const char *layouts[][2] = {
+        {"[", ",1,2,3,4,5,6,7]"}, {"[1,2,3,4,5,6,7,", "]"}, {"[ ", " , 1,2,3,4,5,6,7 ]"}};
+
+    (void)state;
+    for (size_t i = 0; i < IG_ARRAY_SIZE(nums); i++) {
+        for (size_t l = 0; l < IG_ARRAY_SIZE(layouts); l++) {
+            char text[128], tree[160];
+            struct ig_rowset a = {0}, b = {0};
+            struct ig_codec_error ea = {0, ""}, eb = {0, ""};
+            int ra, rb, n = snprintf(text, sizeof(text), "%s%s%s", layouts[l][0], nums[i],
+                                             layouts[l][1]);
+            char *copy = malloc((size_t)n);
+
+            snprintf(tree, sizeof(tree), "{\"features\":%s}", text);
+            memcpy(copy, text, (size_t)n);
+            ra = ig_codec_decode(IG_FMT_JSONL, copy, (size_t)n, 8, 10, &a, &ea);
+            rb = ig_codec_decode(IG_FMT_JSONL, tree, strlen(tree), 8, 10, &b, &eb);
+            if (ra != rb || (ra == 0 && memcmp(a.features, b.features, 8 * sizeof(double)) != 0))
+                print_error("%s: %d (%s) %.17g vs %d (%s) %.17g\n", text, ra, ea.msg,
+                            ra == 0 ? a.features[l == 1 ? 7 : 0] : 0.0, rb, eb.msg,
+                            rb == 0 ? b.features[l == 1 ? 7 : 0] : 0.0);
+            assert_int_equal(ra, rb);
+            if (ra == 0)
+                assert_memory_equal(a.features, b.features, 8 * sizeof(double));
+            ig_rowset_clear(&a);
+            ig_rowset_clear(&b);
+            free(copy);
+        }
+    }
+}
+
 /* Every prefix of tricky bodies: no crash, no read past len (ASan). */
 static void test_all_prefixes(void **state)
 {
@@ -1016,6 +1065,7 @@ int main(void)
         cmocka_unit_test(test_jsonl_forms),
         cmocka_unit_test(test_jsonl_terminators),
         cmocka_unit_test(test_jsonl_errors),
+        cmocka_unit_test(test_jsonl_dense_numbers_as_jansson),
         cmocka_unit_test(test_all_prefixes),
     };
 
