@@ -33,7 +33,6 @@
  * offers it, and caps calls in flight (MaxConcurrentTransforms) and call
  * bytes (MaxPayloadInMB).
  */
-#include <ctype.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -47,6 +46,7 @@
 #include "infergate/aws_creds.h"
 #include "infergate/budget.h"
 #include "infergate/buf.h"
+#include "infergate/json_scan.h"
 #include "infergate/recordio.h"
 #include "infergate/codec.h"
 #include "infergate/common.h"
@@ -333,125 +333,6 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 /* ---- answers --------------------------------------------------------------- */
 
 /* Nesting a prediction may have: deeper is refused (not valid for us). */
-#define REMOTE_JSON_DEPTH 64
-
-static const char *json_ws(const char *p, const char *end);
-
-/* End of the JSON number at p, or NULL (RFC 8259's grammar). */
-static const char *json_number(const char *p, const char *end)
-{
-    if (p < end && *p == '-')
-        p++;
-    if (p >= end || !isdigit((unsigned char)*p))
-        return NULL;
-    if (*p == '0')
-        p++;
-    else
-        while (p < end && isdigit((unsigned char)*p))
-            p++;
-    if (p < end && *p == '.') {
-        if (++p >= end || !isdigit((unsigned char)*p))
-            return NULL;
-        while (p < end && isdigit((unsigned char)*p))
-            p++;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        if (p >= end || !isdigit((unsigned char)*p))
-            return NULL;
-        while (p < end && isdigit((unsigned char)*p))
-            p++;
-    }
-    return p;
-}
-
-/* End of the JSON string at p (its opening quote), or NULL. */
-static const char *json_str_end(const char *p, const char *end)
-{
-    for (p++; p < end; p++) {
-        unsigned char ch = (unsigned char)*p;
-
-        if (ch == '"')
-            return p + 1;
-        if (ch < 0x20)
-            return NULL;
-        if (ch == '\\') {
-            if (++p >= end || strchr("\"\\/bfnrtu", *p) == NULL)
-                return NULL;
-            if (*p == 'u') {
-                for (int k = 0; k < 4; k++)
-                    if (++p >= end || !isxdigit((unsigned char)*p))
-                        return NULL;
-            }
-        }
-    }
-    return NULL;
-}
-
-/* End of the JSON value at p (< end), or NULL when it is not one: a
- * validating walk (matched brackets, keys that are strings, numbers and
- * literals as the grammar has them), no tree built. */
-static const char *json_skip_at(const char *p, const char *end, int depth)
-{
-    p = json_ws(p, end);
-    if (p >= end)
-        return NULL;
-    switch (*p) {
-    case '"':
-        return json_str_end(p, end);
-    case '{':
-    case '[': {
-        char close = *p == '{' ? '}' : ']';
-
-        if (depth >= REMOTE_JSON_DEPTH)
-            return NULL;
-        p = json_ws(p + 1, end);
-        if (p < end && *p == close)
-            return p + 1;
-        for (;;) {
-            if (close == '}') {
-                if (p >= end || *p != '"' || (p = json_str_end(p, end)) == NULL)
-                    return NULL;
-                p = json_ws(p, end);
-                if (p >= end || *p != ':')
-                    return NULL;
-                p++;
-            }
-            if ((p = json_skip_at(p, end, depth + 1)) == NULL)
-                return NULL;
-            p = json_ws(p, end);
-            if (p < end && *p == close)
-                return p + 1;
-            if (p >= end || *p != ',')
-                return NULL;
-            p = json_ws(p + 1, end);
-        }
-    }
-    case 't':
-        return end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
-    case 'f':
-        return end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
-    case 'n':
-        return end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
-    default:
-        return json_number(p, end);
-    }
-}
-
-static const char *json_skip(const char *p, const char *end)
-{
-    return json_skip_at(p, end, 0);
-}
-
-static const char *json_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
 /*
  * Split an answer <b> of <len> bytes in format <fmt> into predictions:
  * <preds> (room for <cap>) gets slices of <b>; returns how many there are,
@@ -516,29 +397,29 @@ static long remote_split(enum ig_format fmt, const char *key, const char *b, siz
     }
     /* Valid JSON as a whole, nothing after it: the walk below may trust
      * the structure (the client gets these slices re-wrapped). */
-    if ((p = json_skip(b, end)) == NULL || json_ws(p, end) != end)
+    if ((p = ig_json_skip(b, end)) == NULL || ig_json_ws(p, end) != end)
         return -1;
-    p = json_ws(b, end);
+    p = ig_json_ws(b, end);
     if (p < end && *p == '{') {
         const char *arr = NULL;
 
-        p = json_ws(p + 1, end);
+        p = ig_json_ws(p + 1, end);
         while (p < end && *p != '}') {
-            const char *k = p, *ke = json_skip(p, end);
+            const char *k = p, *ke = ig_json_skip(p, end);
 
             if (ke == NULL || *k != '"')
                 return -1;
-            p = json_ws(ke, end);
+            p = ig_json_ws(ke, end);
             if (p >= end || *p != ':')
                 return -1;
-            p = json_ws(p + 1, end);
+            p = ig_json_ws(p + 1, end);
             if ((size_t)(ke - k - 2) == strlen(key) && memcmp(k + 1, key, strlen(key)) == 0)
                 arr = p;
-            if ((p = json_skip(p, end)) == NULL)
+            if ((p = ig_json_skip(p, end)) == NULL)
                 return -1;
-            p = json_ws(p, end);
+            p = ig_json_ws(p, end);
             if (p < end && *p == ',')
-                p = json_ws(p + 1, end);
+                p = ig_json_ws(p + 1, end);
         }
         if (arr == NULL || p >= end)
             return -1;
@@ -546,9 +427,9 @@ static long remote_split(enum ig_format fmt, const char *key, const char *b, siz
     }
     if (p >= end || *p != '[')
         return -1;
-    p = json_ws(p + 1, end);
+    p = ig_json_ws(p + 1, end);
     while (p < end && *p != ']') {
-        const char *e = json_skip(p, end);
+        const char *e = ig_json_skip(p, end);
 
         if (e == NULL)
             return -1;
@@ -557,9 +438,9 @@ static long remote_split(enum ig_format fmt, const char *key, const char *b, siz
             preds[n].len = (uint32_t)(e - p);
         }
         n++;
-        p = json_ws(e, end);
+        p = ig_json_ws(e, end);
         if (p < end && *p == ',')
-            p = json_ws(p + 1, end);
+            p = ig_json_ws(p + 1, end);
         else if (p < end && *p != ']')
             return -1;
     }
