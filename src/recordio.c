@@ -535,8 +535,111 @@ static int recordio_tensor_row(const struct recordio_tensor *t, uint32_t index, 
     return 0;
 }
 
-/* ig_recordio_record_to_row with a sparse row's absent entries <fill>. */
-static int recordio_to_row(const void *payload, size_t len, uint32_t index, uint32_t dim,
+/* ---- records to rows: the hand-written decoder of the common record ---- */
+
+/* What recordio_fast returns when it leaves a record to protobuf-c. */
+#define RECORDIO_FAST_DECLINED 1
+
+/* A varint of at most 4 bytes in its shortest form (< 2^28) at *pp, below
+ * <end>: 0 and *pp past it, or -1 (anything else: left to protobuf-c). */
+static int recordio_fast_varint(const uint8_t **pp, const uint8_t *end, uint32_t *out)
+{
+    const uint8_t *p = *pp;
+    uint32_t v = 0;
+
+    for (unsigned i = 0; i < 4 && p < end; i++) {
+        uint8_t b = *p++;
+
+        v |= (uint32_t)(b & 0x7fu) << (7 * i);
+        if ((b & 0x80u) == 0) {
+            if (b == 0 && i > 0)
+                return -1;
+            *pp = p;
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* A length-delimited field's length at *pp, which must span exactly the
+ * rest up to <end>: 0 or -1. */
+static int recordio_fast_rest(const uint8_t **pp, const uint8_t *end)
+{
+    uint32_t l;
+
+    if (recordio_fast_varint(pp, end, &l) < 0 || l != (size_t)(end - *pp))
+        return -1;
+    return 0;
+}
+
+/*
+ * The Record the SageMaker SDKs write for a dense float32 row, read from
+ * its wire bytes (proto/record.proto): only features entries (field 1),
+ * each exactly { key (1) = "values", value (2) = Value { float32_tensor
+ * (2) = Float32Tensor { values (1), packed, at most once } } } in that
+ * order, fields written once each with shortest-form lengths; the last
+ * entry wins, as in the protobuf map. The values must be finite and, when
+ * dim > 0, exactly <dim>. On success the same row as protobuf-c's path
+ * (floats widened to doubles), 0; anything else, an error included, is
+ * RECORDIO_FAST_DECLINED (<row> may have been written): the caller takes
+ * the protobuf-c path, so odd records and every error message are its.
+ */
+static int recordio_fast(const uint8_t *p, size_t len, uint32_t dim, double *row)
+{
+    static const uint8_t key[8] = {0x0a, 0x06, 'v', 'a', 'l', 'u', 'e', 's'};
+    const uint8_t *end = p + len, *vals = NULL;
+    size_t n = 0;
+
+    while (p < end) {
+        const uint8_t *e, *eend;
+        uint32_t l;
+
+        /* features (1), length-delimited */
+        if (*p++ != 0x0a || recordio_fast_varint(&p, end, &l) < 0 || l > (size_t)(end - p))
+            return RECORDIO_FAST_DECLINED;
+        e = p;
+        eend = p + l;
+        p = eend;
+        /* key "values", then value (2) up to the entry's end */
+        if ((size_t)(eend - e) < sizeof(key) + 2 || memcmp(e, key, sizeof(key)) != 0)
+            return RECORDIO_FAST_DECLINED;
+        e += sizeof(key);
+        if (*e++ != 0x12 || recordio_fast_rest(&e, eend) < 0)
+            return RECORDIO_FAST_DECLINED;
+        /* Value: float32_tensor (2) up to its end */
+        if (e == eend || *e++ != 0x12 || recordio_fast_rest(&e, eend) < 0)
+            return RECORDIO_FAST_DECLINED;
+        /* Float32Tensor: nothing, or packed values (1) up to its end */
+        if (e == eend) {
+            vals = e;
+            n = 0;
+            continue;
+        }
+        if (*e++ != 0x0a || recordio_fast_rest(&e, eend) < 0 || e == eend ||
+            ((size_t)(eend - e) & 3u) != 0)
+            return RECORDIO_FAST_DECLINED;
+        vals = e;
+        n = (size_t)(eend - e) / 4;
+    }
+    if (vals == NULL || (dim > 0 && n != dim))
+        return RECORDIO_FAST_DECLINED;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits = recordio_le32(vals + 4 * i);
+        float f;
+
+        memcpy(&f, &bits, sizeof(f));
+        if (!isfinite(f))
+            return RECORDIO_FAST_DECLINED;
+        if (dim > 0)
+            row[i] = f;
+    }
+    return 0;
+}
+
+/* ig_recordio_record_to_row through protobuf-c, a sparse row's absent
+ * entries <fill>. */
+static int recordio_to_row_pb(const void *payload, size_t len, uint32_t index, uint32_t dim,
                            double *row, double fill, struct ig_codec_error *err)
 {
     struct recordio_pb_mem mem = {0, 0, 0, 0};
@@ -595,9 +698,39 @@ cleanup:
     return rv;
 }
 
+/* ig_recordio_record_to_row with a sparse row's absent entries <fill>:
+ * the hand-written decoder, or protobuf-c for what it declines. */
+static int recordio_to_row(const void *payload, size_t len, uint32_t index, uint32_t dim,
+                           double *row, double fill, struct ig_codec_error *err)
+{
+    if (recordio_fast(payload, len, dim, row) == 0)
+        return 0;
+    return recordio_to_row_pb(payload, len, index, dim, row, fill, err);
+}
+
 int ig_recordio_record_to_row(const void *payload, size_t len, uint32_t index, uint32_t dim,
                               double *row, struct ig_codec_error *err)
 {
+    return recordio_to_row(payload, len, index, dim, row, 0.0, err);
+}
+
+/*
+ * For the unit tests and fuzz_recordio only (declared there, not in
+ * recordio.h): ig_recordio_record_to_row by one path. <path> 0: both (what
+ * ig_recordio_record_to_row does); 1: the hand-written decoder alone
+ * (returns RECORDIO_FAST_DECLINED, 1, when it leaves the record to
+ * protobuf-c; <err> untouched); 2: protobuf-c alone.
+ */
+int ig_recordio_record_to_row_path(const void *payload, size_t len, uint32_t index, uint32_t dim,
+                                   double *row, int path, struct ig_codec_error *err);
+
+int ig_recordio_record_to_row_path(const void *payload, size_t len, uint32_t index, uint32_t dim,
+                                   double *row, int path, struct ig_codec_error *err)
+{
+    if (path == 1)
+        return recordio_fast(payload, len, dim, row);
+    if (path == 2)
+        return recordio_to_row_pb(payload, len, index, dim, row, 0.0, err);
     return recordio_to_row(payload, len, index, dim, row, 0.0, err);
 }
 
@@ -774,6 +907,84 @@ cleanup:
     return rv;
 }
 
+/* The bytes of <v> as a varint. */
+static size_t recordio_varint_len(size_t v)
+{
+    size_t k = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        k++;
+    }
+    return k;
+}
+
+static uint8_t *recordio_put_varint(uint8_t *p, size_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/*
+ * The dense row of ig_recordio_encode_row, written straight into <out>:
+ * the exact bytes protobuf-c packs for that Record (fields in number
+ * order, no empty repeated field), without its structures or a copy:
+ *   0a L1 { 0a 06 "values" 12 L2 { 12 L3 { [0a L4 floats] } } }
+ */
+static int recordio_encode_dense(struct ig_buf *out, const double *values, size_t n)
+{
+    size_t l4, l3, l2, l1, total;
+    unsigned pad;
+    uint8_t *p;
+    int rv;
+
+    if (n > IG_RECORDIO_MAX_FRAME / 4)
+        return IG_ERR_TOOBIG;
+    l4 = n * 4;
+    l3 = n > 0 ? 1 + recordio_varint_len(l4) + l4 : 0;
+    l2 = 1 + recordio_varint_len(l3) + l3;
+    l1 = 8 + 1 + recordio_varint_len(l2) + l2;
+    total = 1 + recordio_varint_len(l1) + l1;
+    if (total > IG_RECORDIO_MAX_FRAME)
+        return IG_ERR_TOOBIG;
+    pad = recordio_pad(total);
+    rv = ig_buf_reserve(out, 8 + total + pad);
+    if (rv < 0)
+        return rv;
+    p = (uint8_t *)out->data + out->len;
+    recordio_put_le32(p, IG_RECORDIO_MAGIC);
+    recordio_put_le32(p + 4, (uint32_t)total);
+    p += 8;
+    *p++ = 0x0a;
+    p = recordio_put_varint(p, l1);
+    memcpy(p, "\x0a\x06values\x12", 9);
+    p += 9;
+    p = recordio_put_varint(p, l2);
+    *p++ = 0x12;
+    p = recordio_put_varint(p, l3);
+    if (n > 0) {
+        *p++ = 0x0a;
+        p = recordio_put_varint(p, l4);
+        for (size_t i = 0; i < n; i++) {
+            float f = (float)values[i];
+            uint32_t bits;
+
+            memcpy(&bits, &f, sizeof(bits));
+            recordio_put_le32(p, bits);
+            p += 4;
+        }
+    }
+    for (unsigned i = 0; i < pad; i++)
+        *p++ = 0;
+    out->len += 8 + total + pad;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
 int ig_recordio_encode_row(struct ig_buf *out, const double *values, const uint64_t *keys,
                            size_t n, uint32_t dim)
 {
@@ -785,6 +996,8 @@ int ig_recordio_encode_row(struct ig_buf *out, const double *values, const uint6
     uint64_t shape = dim;
     int rv;
 
+    if (keys == NULL)
+        return recordio_encode_dense(out, values, n);
     ten.n_values = n;
     ten.values = recordio_floats(values, n);
     if (ten.values == NULL)

@@ -31,7 +31,9 @@
  *   that fails, the row past max_rows, the stream's own error), or
  *   IG_ERR_FULL under a budget that then holds nothing;
  * - ig_recordio_record_to_row at dims 0, 1, 3, 50 and the extra one:
- *   a documented code, "Row <index>: ..." on failure, finite features, at
+ *   the same (code, message, features bit for bit) as protobuf-c's path
+ *   alone, the hand-written decoder of the common record declining or
+ *   giving those features; a documented code, "Row <index>: ..." on failure, finite features, at
  *   most one dim > 0 accepted, and none when dim 0 refuses;
  * - a record read at dim d, written again by ig_recordio_encode_row (dense,
  *   and sparse with its nonzero keys) and read back, gives the features
@@ -311,6 +313,53 @@ static void check_frames(const struct rio_run *w, size_t len)
 
 /* ---- records to rows ---- */
 
+/* recordio.c's test hook (not in recordio.h): ig_recordio_record_to_row
+ * by one path: 0 both, 1 the hand-written decoder alone (1: it declined),
+ * 2 protobuf-c alone. */
+int ig_recordio_record_to_row_path(const void *payload, size_t len, uint32_t index, uint32_t dim,
+                                   double *row, int path, struct ig_codec_error *err);
+
+/* The hand-written decoder and protobuf-c's path agree on <r> at <dim>
+ * with what ig_recordio_record_to_row gave (<rv>, <err>, <row>): the same
+ * code, message and features bit for bit; the hand-written one either
+ * declines or gives those features. */
+static void check_paths(const struct rio_rec *r, uint32_t dim, const double *row, int rv,
+                        const struct ig_codec_error *err)
+{
+    struct ig_codec_error err2;
+    double *row2 = NULL, *row1 = NULL;
+    int rv2, rv1;
+
+    if (dim > 0) {
+        row2 = malloc((size_t)dim * sizeof(double));
+        row1 = malloc((size_t)dim * sizeof(double));
+        FUZZ_CHECK(row2 != NULL && row1 != NULL, "malloc");
+    }
+    memset(&err2, 0x55, sizeof(err2));
+    rv2 = ig_recordio_record_to_row_path(r->data, r->len, r->index, dim, row2, 2, &err2);
+    FUZZ_CHECK(rv2 == rv, "record %u dim %u: protobuf-c's path %d, both paths %d", r->index, dim,
+               rv2, rv);
+    if (rv != 0)
+        FUZZ_CHECK(err_eq(&err2, err), "record %u dim %u: protobuf-c's path \"%s\", both \"%s\"",
+                   r->index, dim, err2.msg, err->msg);
+    else if (dim > 0)
+        FUZZ_CHECK(memcmp(row2, row, (size_t)dim * sizeof(double)) == 0,
+                   "record %u dim %u: protobuf-c's path gives other features", r->index, dim);
+    rv1 = ig_recordio_record_to_row_path(r->data, r->len, r->index, dim, row1, 1, NULL);
+    FUZZ_CHECK(rv1 == 0 || rv1 == 1, "record %u dim %u: the hand-written decoder returned %d",
+               r->index, dim, rv1);
+    if (rv1 == 0) {
+        FUZZ_CHECK(rv == 0, "record %u dim %u: the hand-written decoder accepts what fails (%s)",
+                   r->index, dim, err->msg);
+        if (dim > 0)
+            FUZZ_CHECK(memcmp(row1, row, (size_t)dim * sizeof(double)) == 0,
+                       "record %u dim %u: the hand-written decoder gives other features",
+                       r->index, dim);
+    }
+    free(row1);
+    free(row2);
+}
+
 /* ig_recordio_record_to_row with its checks; <row> receives dim doubles. */
 static int rio_to_row(const struct rio_rec *r, uint32_t dim, double *row,
                       struct ig_codec_error *err)
@@ -321,6 +370,7 @@ static int rio_to_row(const struct rio_rec *r, uint32_t dim, double *row,
     rv = ig_recordio_record_to_row(r->data, r->len, r->index, dim, dim ? row : NULL, err);
     FUZZ_CHECK(rv == 0 || rv == IG_ERR_INVALID || rv == IG_ERR_TOOBIG || rv == IG_ERR_NOMEM,
                "record_to_row returned %d", rv);
+    check_paths(r, dim, row, rv, err);
     if (rv != 0) {
         check_msg(err, r->index);
         return rv;

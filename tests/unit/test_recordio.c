@@ -930,6 +930,183 @@ static void test_unpacked_and_last_entry(void **state)
     free(both);
 }
 
+/* ---- the hand-written decoder of the common record ---- */
+
+/* recordio.c's test hook: 0 both paths, 1 the hand-written decoder only (1:
+ * it declined), 2 protobuf-c only. */
+int ig_recordio_record_to_row_path(const void *payload, size_t len, uint32_t index, uint32_t dim,
+                                   double *row, int path, struct ig_codec_error *err);
+
+/* <p> through the hand-written decoder (taken: 0, or declined: 1, as
+ * <taken> says), and both paths agree with protobuf-c's alone. */
+static void fast_case(const uint8_t *p, size_t len, uint32_t dim, int taken)
+{
+    struct ig_codec_error e0 = {99, "unset"}, e2 = {99, "unset"};
+    double r0[64], r1[64], r2[64];
+    int rv0, rv2;
+
+    assert_true(dim <= 64);
+    memset(r0, 0xa5, sizeof(r0));
+    memset(r2, 0xa5, sizeof(r2));
+    assert_int_equal(ig_recordio_record_to_row_path(p, len, 3, dim, r1, 1, NULL), taken ? 0 : 1);
+    rv0 = ig_recordio_record_to_row_path(p, len, 3, dim, r0, 0, &e0);
+    rv2 = ig_recordio_record_to_row_path(p, len, 3, dim, r2, 2, &e2);
+    assert_int_equal(rv0, rv2);
+    assert_string_equal(e0.msg, e2.msg);
+    assert_int_equal(e0.row, e2.row);
+    if (rv0 == 0) {
+        assert_memory_equal(r0, r2, dim * sizeof(double));
+        if (taken)
+            assert_memory_equal(r1, r2, dim * sizeof(double));
+    }
+    if (taken)
+        assert_int_equal(rv0, 0);
+}
+
+static void test_fast_path(void **state)
+{
+    float f[3] = {1.5f, -0.0f, 3e-5f}, bad[2] = {1, INFINITY};
+    uint64_t keys[1] = {1}, shape[1] = {3};
+    /* 0a 12 { 0a 06 "values" 12 08 { 12 06 { 0a 04 <1.0f> } } }, and variants */
+    static const uint8_t one[] = {0x0a, 0x12, 0x0a, 0x06, 'v', 'a', 'l', 'u', 'e', 's', 0x12,
+                                  0x08, 0x12, 0x06, 0x0a, 0x04, 0x00, 0x00, 0x80, 0x3f};
+    static const uint8_t empty_tensor[] = {0x0a, 0x0c, 0x0a, 0x06, 'v', 'a', 'l', 'u',
+                                           'e', 's', 0x12, 0x02, 0x12, 0x00};
+    static const uint8_t empty_packed[] = {0x0a, 0x0e, 0x0a, 0x06, 'v', 'a', 'l', 'u', 'e',
+                                           's', 0x12, 0x04, 0x12, 0x02, 0x0a, 0x00};
+    /* the record's length as a 2-byte varint (0x92 0x00: not shortest) */
+    static const uint8_t long_len[] = {0x0a, 0x92, 0x00, 0x0a, 0x06, 'v', 'a', 'l', 'u', 'e',
+                                       's', 0x12, 0x08, 0x12, 0x06, 0x0a, 0x04, 0x00, 0x00,
+                                       0x80, 0x3f};
+    static const uint8_t uid[] = {0x1a, 0x01, 'u'};
+    static const uint8_t label[] = {0x12, 0x0c, 0x0a, 0x06, 'v', 'a', 'l', 'u',
+                                    'e', 's', 0x12, 0x02, 0x12, 0x00};
+    Aialgs__Data__Value v = AIALGS__DATA__VALUE__INIT;
+    Aialgs__Data__Float64Tensor t64 = AIALGS__DATA__FLOAT64_TENSOR__INIT;
+    double d[3] = {1, 2, 3};
+    uint8_t buf[128], *p;
+    size_t len;
+
+    (void)state;
+    /* taken: dense float32, dim 0 (checked only) and dim n */
+    p = pack_f32(f, 3, NULL, 0, NULL, 0, &len);
+    fast_case(p, len, 3, 1);
+    fast_case(p, len, 0, 1);
+    /* declined: a count other than dim (the message is protobuf-c's path's) */
+    fast_case(p, len, 2, 0);
+    fast_case(p, len, 4, 0);
+    /* taken: the last of two entries wins; declined: cut anywhere but between them */
+    memcpy(buf, one, sizeof(one));
+    memcpy(buf + sizeof(one), p, len);
+    fast_case(buf, sizeof(one) + len, 3, 1);
+    fast_case(buf, sizeof(one) + len, 1, 0);
+    for (size_t cut = 0; cut < sizeof(one) + len; cut++)
+        fast_case(buf, cut, 1, cut == sizeof(one));
+    /* declined: a non-"values" entry, uid, a label (before or after) */
+    memcpy(buf, p, len);
+    memcpy(buf + len, uid, sizeof(uid));
+    fast_case(buf, len + sizeof(uid), 3, 0);
+    memcpy(buf + len, label, sizeof(label));
+    fast_case(buf, len + sizeof(label), 3, 0);
+    memcpy(buf, label, sizeof(label));
+    memcpy(buf + sizeof(label), p, len);
+    fast_case(buf, len + sizeof(label), 3, 0);
+    free(p);
+    p = pack_f32(f, 1, NULL, 0, NULL, 0, &len);
+    memcpy(buf, p, len);
+    buf[4] = 'V';
+    fast_case(buf, len, 1, 0);
+    free(p);
+    /* declined: sparse keys, a shape, float64, a non-finite value */
+    p = pack_f32(f, 1, keys, 1, shape, 1, &len);
+    fast_case(p, len, 3, 0);
+    free(p);
+    p = pack_f32(f, 3, NULL, 0, shape, 1, &len);
+    fast_case(p, len, 3, 0);
+    free(p);
+    t64.n_values = 3;
+    t64.values = d;
+    v.value_case = AIALGS__DATA__VALUE__VALUE_FLOAT64_TENSOR;
+    v.float64_tensor = &t64;
+    p = pack_value(&v, "values", &len);
+    fast_case(p, len, 3, 0);
+    free(p);
+    p = pack_f32(bad, 2, NULL, 0, NULL, 0, &len);
+    fast_case(p, len, 2, 0);
+    fast_case(p, len, 0, 0);
+    free(p);
+    /* taken: one value, an empty tensor at dim 0; declined: the rest */
+    fast_case(one, sizeof(one), 1, 1);
+    fast_case(empty_tensor, sizeof(empty_tensor), 0, 1);
+    fast_case(empty_tensor, sizeof(empty_tensor), 1, 0);
+    fast_case(empty_packed, sizeof(empty_packed), 0, 0);
+    fast_case(long_len, sizeof(long_len), 1, 0);
+    fast_case(one, 0, 0, 0);
+    fast_case(one, 0, 1, 0);
+    fast_case(uid, sizeof(uid), 1, 0);
+}
+
+/* The dense rows ig_recordio_encode_row writes by hand are the bytes
+ * protobuf-c packs, framed, at every varint length boundary. */
+static void test_encode_dense_bytes(void **state)
+{
+    static const size_t ns[] = {0, 1, 2, 27, 28, 29, 30, 31, 32, 33, 50, 4092, 4093, 4094, 4095,
+                                4096, 4097, 5000};
+    double *v = malloc(5000 * sizeof(*v));
+    float *fv = malloc(5000 * sizeof(*fv));
+    struct ig_buf a, b;
+
+    (void)state;
+    assert_non_null(v);
+    assert_non_null(fv);
+    srand(18);
+    for (size_t i = 0; i < 5000; i++)
+        v[i] = (rand() - RAND_MAX / 2) / 1024.0;
+    v[1] = -0.0;
+    v[2] = NAN;
+    v[3] = 1e300; /* narrows to infinity */
+    v[4] = -INFINITY;
+    for (size_t i = 0; i < 5000; i++)
+        fv[i] = (float)v[i];
+    for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+        Aialgs__Data__Value val = AIALGS__DATA__VALUE__INIT;
+        Aialgs__Data__Float32Tensor t = AIALGS__DATA__FLOAT32_TENSOR__INIT;
+        uint8_t *p;
+        size_t len;
+
+        t.n_values = ns[k];
+        t.values = fv;
+        val.value_case = AIALGS__DATA__VALUE__VALUE_FLOAT32_TENSOR;
+        val.float32_tensor = &t;
+        p = pack_value(&val, "values", &len);
+        ig_buf_init(&a, 1u << 20);
+        ig_buf_init(&b, 1u << 20);
+        assert_int_equal(ig_buf_append(&a, "xyz", 3), 0);
+        assert_int_equal(ig_buf_append(&b, "xyz", 3), 0);
+        assert_int_equal(ig_recordio_frame(&a, p, len), 0);
+        assert_int_equal(ig_recordio_encode_row(&b, v, NULL, ns[k], 0), 0);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        assert_int_equal(b.data[b.len], '\0');
+        /* one byte short of room: refused, nothing written */
+        ig_buf_clear(&b);
+        ig_buf_init(&b, a.len - 4);
+        assert_int_equal(ig_buf_append(&b, "xyz", 3), 0);
+        assert_int_equal(ig_recordio_encode_row(&b, v, NULL, ns[k], 0), IG_ERR_TOOBIG);
+        assert_int_equal(b.len, 3);
+        free(p);
+        ig_buf_clear(&a);
+        ig_buf_clear(&b);
+    }
+    ig_buf_init(&b, 1024);
+    assert_int_equal(ig_recordio_encode_row(&b, v, NULL, (size_t)IG_RECORDIO_MAX_FRAME / 4 + 1, 0),
+                     IG_ERR_TOOBIG);
+    assert_int_equal(b.len, 0);
+    ig_buf_clear(&b);
+    free(v);
+    free(fv);
+}
+
 /* ---- the whole-body decoder ---- */
 
 static void test_decode_body(void **state)
@@ -1027,6 +1204,8 @@ int main(void)
         cmocka_unit_test(test_unpacked_and_last_entry),
         cmocka_unit_test(test_decode_body),
         cmocka_unit_test(test_encode_errors),
+        cmocka_unit_test(test_fast_path),
+        cmocka_unit_test(test_encode_dense_bytes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
