@@ -619,6 +619,35 @@ static void test_rows_width(void **state)
     }
 }
 
+/* CSV rows the fast reader takes (unquoted, unpadded numbers: commas at
+ * every offset of its 8-byte words) and those it leaves to the general
+ * one (blanks, quotes, empty fields, not numbers): the same values and
+ * messages either way. */
+static void test_rows_csv_fast(void **state)
+{
+    (void)state;
+    conv_str(IG_FMT_CSV, "1,22,333,4444,55555,666666,7777777,88888888,999999999,1\n",
+             IG_FMT_JSONL, 0,
+             "[1.0,22.0,333.0,4444.0,55555.0,666666.0,7777777.0,88888888.0,999999999.0,"
+             "1.0]\n");
+    conv_str(IG_FMT_CSV, "0.123456789012,-1.5e-3,+2\n7\n", IG_FMT_JSONL, 0,
+             "[0.123456789012,-0.0015,2.0]\n[7.0]\n");
+    /* blanks at either end of a field, quotes: the general reader */
+    conv_str(IG_FMT_CSV, "1, 2,3 ,\t4,5\t,\"6\",7\n", IG_FMT_JSONL, 0,
+             "[1.0,2.0,3.0,4.0,5.0,6.0,7.0]\n");
+    conv_str(IG_FMT_CSV, "12345678, 1\n", IG_FMT_JSONL, 0, "[12345678.0,1.0]\n");
+    conv_fail(IG_FMT_CSV, "1,2,\n", IG_FMT_JSONL, 0, 1, "Row 1, column 3: empty field.");
+    conv_fail(IG_FMT_CSV, ",1\n", IG_FMT_JSONL, 0, 1, "Row 1, column 1: empty field.");
+    conv_fail(IG_FMT_CSV, "1,2,3,4,5,6,7,8,9,1x\n", IG_FMT_JSONL, 0, 1,
+              "Row 1, column 10: '1x' is not a number.");
+    conv_fail(IG_FMT_CSV, "1,2\n1.5,nan\n", IG_FMT_JSONL, 0, 2,
+              "Row 2, column 2: 'nan' is not a number.");
+    conv_fail(IG_FMT_CSV, "1,--2\n", IG_FMT_JSONL, 0, 1,
+              "Row 1, column 2: '--2' is not a number.");
+    conv_fail(IG_FMT_CSV, "1,1e999\n", IG_FMT_RECORDIO, 0, 1,
+              "Row 1, column 2: '1e999' is not a number.");
+}
+
 static void test_rows_errors(void **state)
 {
     (void)state;
@@ -1216,6 +1245,7 @@ int main(void)
         cmocka_unit_test(test_rows_append),
         cmocka_unit_test(test_rows_width),
         cmocka_unit_test(test_rows_errors),
+        cmocka_unit_test(test_rows_csv_fast),
         cmocka_unit_test(test_rows_recordio_errors),
         cmocka_unit_test(test_rows_budget),
         cmocka_unit_test(test_pred_text),
