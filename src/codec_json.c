@@ -282,15 +282,18 @@ static int codec_json_is_digit(char ch)
 }
 
 /*
- * One JSON number at b[*pp] (before <len>), by its grammar, stricter than
- * ig_parse_double's: no '+', no leading zeros, digits on both sides of the
- * dot. 1: read (*pp just past it, its value in *out, -0 as an integer read
- * as 0 as jansson does); 0: not such a number, or one jansson refuses
- * (1e999, "real number overflow").
+ * One JSON number at b[pos] (pos > 0, before <len>), by its grammar,
+ * stricter than ig_parse_double's: no '+', no leading zeros, digits on
+ * both sides of the dot. Returns where it ends (its value in *out, -0 as
+ * an integer read as 0 as jansson does), or 0: not such a number, or one
+ * jansson refuses (1e999, "real number overflow"). Positions are returned,
+ * not written through a pointer, so that the caller's position stays in a
+ * register.
  */
-static int codec_json_number_slow(const char *b, size_t len, size_t *pp, double *out)
+static __attribute__((noinline)) size_t codec_json_number_slow(const char *b, size_t len,
+                                                               size_t pos, double *out)
 {
-    size_t pos = *pp, ns = pos;
+    size_t ns = pos;
     int integer = 1;
     double d;
 
@@ -327,20 +330,24 @@ static int codec_json_number_slow(const char *b, size_t len, size_t *pp, double 
     if (integer && d == 0)
         d = 0.0; /* jansson reads -0 as the integer 0 */
     *out = d;
-    *pp = pos;
-    return 1;
+    return pos;
 }
 
 /*
  * The short numbers of a dense row (-12.5, 0.123456, 3e-05, 42) in one
  * pass, eight bytes at a time, for a little-endian machine whose double
- * arithmetic is plain IEEE (FLT_EVAL_METHOD 0): digits, dot and exponent
- * found and valued together, the value as ig_parse_double's short path
- * computes it (mantissa < 10^14 < 2^53 times or over an exact power of
- * ten: one correctly rounded operation, so strtod's result). Anything
- * else (a run of 8 digits, a leading zero, an exponent of 4 digits or out
- * of +-22, fewer than 9 bytes left) returns 0 without a verdict and
- * codec_json_number_slow reads it as before.
+ * arithmetic is plain IEEE (FLT_EVAL_METHOD 0): digits and dot found and
+ * valued together, the value as ig_parse_double's short path computes it
+ * (mantissa < 10^14 < 2^53 over or times an exact power of ten: one
+ * correctly rounded operation, so strtod's result). The digits and the
+ * dot are read 8 bytes at a time from <p> on, within 17 bytes, all before
+ * <lim>: the text ends at <len> <= <lim>, and a byte at <len> before <lim>
+ * ends a number (a JSON line's '\r' or '\n'), so no run of digits and no
+ * dot is taken from past the text (the exponent is read up to <len>).
+ * So a JSON line's last numbers are read here too.
+ * Returns where the number ends, or 0 for anything else (a run of 8
+ * digits, a leading zero, an exponent of 4 digits or out of +-22), without
+ * a verdict: codec_json_number_slow reads it as before.
  */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && FLT_EVAL_METHOD == 0
 #define CODEC_JSON_FAST_NUMBERS 1
@@ -348,14 +355,15 @@ static int codec_json_number_slow(const char *b, size_t len, size_t *pp, double 
 static const double codec_json_p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                         1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                         1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-static const uint64_t codec_json_u10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
+static const uint64_t codec_json_u10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 0};
 
 /*
  * How many of the 8 bytes at <p> lead as digits (0 to 8), and their value
- * in *val. Byte i minus '0' is a digit when it is below 10 (adding 0x76
- * leaves bit 7 clear, and it had none); a borrow or carry only ever moves
- * into the byte above a non-digit, past the run. The run is shifted up to
- * the top (zeros before it) and valued as simdjson values eight digits.
+ * in *val (untouched for none). Byte i minus '0' is a digit when it is
+ * below 10 (adding 0x76 leaves bit 7 clear, and it had none); a borrow or
+ * carry only ever moves into the byte above a non-digit, past the run.
+ * The run is shifted up to the top (zeros before it) and valued as
+ * simdjson values eight digits.
  */
 static inline unsigned codec_json_digits8(const char *p, uint64_t *val)
 {
@@ -377,32 +385,30 @@ static inline unsigned codec_json_digits8(const char *p, uint64_t *val)
     return k;
 }
 
-static inline int codec_json_number_fast(const char *b, size_t len, size_t *pp, double *out)
+static inline size_t codec_json_number_fast(const char *b, size_t len, size_t lim, size_t p,
+                                            double *out)
 {
-    size_t p = *pp;
     uint64_t m, f;
     unsigned k;
     int neg, integer = 1, e10 = 0;
     double d;
 
-    if (len - p < 9)
+    if (lim - p < 17)
         return 0;
     neg = b[p] == '-';
     p += (size_t)neg;
     k = codec_json_digits8(b + p, &m);
-    if (k == 0 || k == 8 || (k > 1 && b[p] == '0'))
-        return 0;
-    p += k; /* within the 9 bytes checked */
+    if (k - 1 >= 7 || (k > 1 && b[p] == '0'))
+        return 0; /* no digit, 8 of them, or a leading zero */
+    p += k;
     if (b[p] == '.') {
-        if (len - ++p < 8)
-            return 0;
-        k = codec_json_digits8(b + p, &f);
-        if (k == 0 || k == 8)
-            return 0;
+        k = codec_json_digits8(b + ++p, &f);
+        if (k - 1 >= 7)
+            return 0; /* no digit after the dot, or 8 of them */
         m = m * codec_json_u10[k] + f;
         e10 = -(int)k;
         integer = 0;
-        p += k; /* within the 8 bytes checked */
+        p += k;
     }
     if ((b[p] | 0x20) == 'e') {
         int eneg = 0, ev = 0;
@@ -413,21 +419,17 @@ static inline int codec_json_number_fast(const char *b, size_t len, size_t *pp, 
             eneg = b[p++] == '-';
         for (; p < len && nd < 4 && codec_json_is_digit(b[p]); p++, nd++)
             ev = ev * 10 + (b[p] - '0');
-        if (nd == 0 || nd == 4)
-            return 0;
+        if (nd - 1 >= 3)
+            return 0; /* no digit, or 4 of them */
         e10 += eneg ? -ev : ev;
+        if (e10 < -22 || e10 > 22)
+            return 0;
     }
-    if (m == 0)
-        d = 0.0;
-    else if (e10 < -22 || e10 > 22)
-        return 0;
-    else
-        d = e10 < 0 ? (double)m / codec_json_p10[-e10] : (double)m * codec_json_p10[e10];
+    d = e10 < 0 ? (double)m / codec_json_p10[-e10] : (double)m * codec_json_p10[e10];
     if (neg && !(integer && m == 0))
-        d = -d; /* -0.0 stays; the integer -0 is 0 */
+        d = -d; /* -0.0 keeps its sign; the integer -0 is 0 */
     *out = d;
-    *pp = p;
-    return 1;
+    return p;
 }
 #endif
 
@@ -441,10 +443,10 @@ static inline int codec_json_number_fast(const char *b, size_t len, size_t *pp, 
  * c->dim > 0 the numbers are in <feat>), 0 (not such a row) or
  * IG_ERR_INVALID (the wrong number of features).
  */
-static int codec_json_fast(struct codec_json_ctx *c, const char *b, size_t len, size_t pos,
-                           uint32_t row, double *feat, size_t *end)
+static int codec_json_fast(struct codec_json_ctx *c, const char *b, size_t len, size_t lim,
+                           size_t pos, uint32_t row, double *feat, size_t *end)
 {
-    size_t n = 0;
+    size_t n = 0, cap = feat != NULL ? c->dim : 0;
 
     pos++;
     while (pos < len && codec_json_is_ws(b[pos]))
@@ -454,24 +456,42 @@ static int codec_json_fast(struct codec_json_ctx *c, const char *b, size_t len, 
         goto done;
     }
     for (;;) {
-        double d;
+        double d = 0.0;
+        size_t e = 0;
 
 #ifdef CODEC_JSON_FAST_NUMBERS
-        if (!codec_json_number_fast(b, len, &pos, &d) &&
-            !codec_json_number_slow(b, len, &pos, &d))
-            return 0;
-#else
-        if (!codec_json_number_slow(b, len, &pos, &d))
-            return 0;
+        e = codec_json_number_fast(b, len, lim, pos, &d);
+        if (e == 0 && pos < len && codec_json_is_ws(b[pos])) {
+            /* after a bare ',' taken below: spaces before the number */
+            while (pos < len && codec_json_is_ws(b[pos]))
+                pos++;
+            e = codec_json_number_fast(b, len, lim, pos, &d);
+        }
+        if (e != 0) {
+            if (n < cap)
+                feat[n] = d;
+            n++;
+            pos = e;
+            if (pos < len && b[pos] == ',') {
+                pos++; /* spaces after it are skipped above */
+                continue;
+            }
+            goto separator;
+        }
 #endif
-        if (feat != NULL && n < c->dim)
+        {
+            double t; /* its own: d stays in a register */
+
+            e = codec_json_number_slow(b, len, pos, &t);
+            d = t;
+        }
+        if (e == 0)
+            return 0;
+        pos = e;
+        if (n < cap)
             feat[n] = d;
         n++;
-        /* the common separator, a bare ',' */
-        if (pos + 1 < len && b[pos] == ',' && !codec_json_is_ws(b[pos + 1])) {
-            pos++;
-            continue;
-        }
+    separator:
         while (pos < len && codec_json_is_ws(b[pos]))
             pos++;
         if (pos >= len)
@@ -584,7 +604,7 @@ int ig_codec_decode_jsonl(const char *body, size_t len, uint32_t dim, uint32_t m
         /* A dense row with nothing after it but spaces: no tree. */
         if (body[s] == '[') {
             fend = s;
-            rv = codec_json_fast(&c, body, end, s, row, feat, &fend);
+            rv = codec_json_fast(&c, body, end, len, s, row, feat, &fend);
             while (rv != 0 && fend < end && codec_json_is_ws(body[fend]))
                 fend++;
             /* what follows the array decides first: jansson's error */
@@ -834,7 +854,7 @@ static int codec_json_value(struct codec_json_ctx *c, struct codec_json_scan *s,
     int rv;
 
     if (row > 0 && start < s->len && s->b[start] == '[') {
-        rv = codec_json_fast(c, s->b, s->len, start, row, feat, &end);
+        rv = codec_json_fast(c, s->b, s->len, s->len, start, row, feat, &end);
         if (rv < 0)
             return rv;
         if (rv == 1) {
