@@ -291,7 +291,7 @@ clean:
 #   make fuzz-build                           only build
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= codec number model config http recordio
+FUZZ_TARGETS ?= codec number model config http recordio convert
 FUZZ_ARGS ?=
 FUZZ_BUILD := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

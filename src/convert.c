@@ -36,6 +36,7 @@
 #include "infergate/codec.h"
 #include "infergate/common.h"
 #include "infergate/convert.h"
+#include "infergate/json_scan.h"
 #include "infergate/recordio.h"
 #include "proto/record.pb-c.h"
 
@@ -1794,8 +1795,8 @@ static int convert_scan_string(struct convert_pred *pr, struct convert_scan *s, 
         return rv == IG_ERR_NOMEM ? convert_pred_nomem(pr) : IG_ERR_TOOBIG;
     s->pos++; /* the closing quote */
     *nlen = nb->len - *off;
-    if (!convert_utf8_ok((const unsigned char *)nb->data + *off, *nlen))
-        return -1;
+    if (*nlen > 0 && !convert_utf8_ok((const unsigned char *)nb->data + *off, *nlen))
+        return -1; /* (an empty name: nb may hold nothing yet, data NULL) */
     rv = ig_buf_append_char(nb, '\0');
     if (rv < 0)
         return rv == IG_ERR_NOMEM ? convert_pred_nomem(pr) : IG_ERR_TOOBIG;
@@ -2130,7 +2131,7 @@ static int convert_pred_write_recordio(struct convert_pred *pr, struct ig_buf *o
     if (pr->shape == CONVERT_OBJECT) {
         for (size_t i = 0; i < n; i++) {
             labels[i].name = pr->names.data + pr->items[i].name_off;
-            labels[i].values = pr->vals + pr->items[i].first;
+            labels[i].values = pr->vals ? pr->vals + pr->items[i].first : NULL; /* no values */
             labels[i].n = pr->items[i].n;
         }
     } else {
@@ -2201,6 +2202,14 @@ int ig_convert_pred(enum ig_format from, const char *p, size_t len, enum ig_form
     }
     if ((from == IG_FMT_JSON || from == IG_FMT_JSONL) &&
         (to == IG_FMT_JSON || to == IG_FMT_JSONL)) {
+        /* one whole JSON value, else the client would get broken JSON */
+        const char *e = len > 0 ? ig_json_skip(p, p + len) : NULL;
+
+        if (e == NULL || ig_json_ws(e, p + len) != p + len) {
+            ig_codec_error_set(err, row, "Row %u: %s is not one JSON value.", row, pr.subject);
+            rv = IG_ERR_INVALID;
+            goto out;
+        }
         rv = convert_pred_wfail(&pr, convert_pred_oneline(p, len, out));
         goto out;
     }

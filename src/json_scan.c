@@ -2,6 +2,7 @@
  * json_scan.c - a validating JSON walk that builds no tree (json_scan.h).
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "infergate/json_scan.h"
@@ -38,6 +39,30 @@ static const char *json_number(const char *p, const char *end)
 }
 
 /* End of the JSON string at p (its opening quote), or NULL. */
+/* The length of the well-formed UTF-8 sequence at <p> (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF), or 0. */
+static size_t json_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else
+        return 0;
+    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
 static const char *json_str_end(const char *p, const char *end)
 {
     for (p++; p < end; p++) {
@@ -47,8 +72,16 @@ static const char *json_str_end(const char *p, const char *end)
             return p + 1;
         if (ch < 0x20)
             return NULL;
+        if (ch >= 0x80) { /* JSON text is UTF-8 (RFC 8259 8.1) */
+            size_t n = json_utf8_len((const unsigned char *)p, (const unsigned char *)end);
+
+            if (n == 0)
+                return NULL;
+            p += n - 1;
+            continue;
+        }
         if (ch == '\\') {
-            if (++p >= end || strchr("\"\\/bfnrtu", *p) == NULL)
+            if (++p >= end || *p == '\0' || strchr("\"\\/bfnrtu", *p) == NULL)
                 return NULL;
             if (*p == 'u') {
                 for (int k = 0; k < 4; k++)

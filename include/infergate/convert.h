@@ -149,7 +149,8 @@ int ig_convert_rows(enum ig_format from, const struct ig_rowset *in, enum ig_for
  *          1-value tensor as a number, any other as an array
  *          ({"closest_cluster":1.0,"distance_to_cluster":3.5}); from JSON
  *          to JSON Lines or back, the value as it is, its CR and LF bytes
- *          (whitespace there) turned into spaces;
+ *          (whitespace there) turned into spaces (it must be one whole JSON
+ *          value: "Row N: the model's answer '...' is not one JSON value.");
  *   RecordIO (one framed record, ig_recordio_encode_labels: labels in
  *          bytewise order of their names, float32): a JSON object's
  *          members as labels (a number a 1-value tensor, an array an

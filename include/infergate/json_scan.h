@@ -1,7 +1,8 @@
 /*
  * json_scan.h - find where a JSON value ends, validating it on the way,
  * without building a tree (RFC 8259's grammar: matched brackets, keys that
- * are strings, numbers, strings and literals as the grammar has them).
+ * are strings, numbers, strings and literals as the grammar has them;
+ * strings of well-formed UTF-8).
  * Pure code; memory O(1) beside the recursion, which stops at
  * IG_JSON_SCAN_DEPTH levels of nesting (deeper is refused).
  */

@@ -1102,6 +1102,13 @@ static void test_pred_recordio_types(void **state)
 static void test_pred_errors(void **state)
 {
     (void)state;
+    /* JSON <-> JSON Lines: one whole JSON value, or the client would get
+     * a broken document */
+    pred_fail(IG_FMT_JSONL, "[0.1,0.9]es\":", IG_FMT_JSON,
+              "Row 7: the model's answer '[0.1,0.9]es\":' is not one JSON value.");
+    pred_fail(IG_FMT_JSON, "{\"a\":1", IG_FMT_JSONL,
+              "Row 7: the model's answer '{\"a\":1' is not one JSON value.");
+    pred_fail(IG_FMT_JSONL, "", IG_FMT_JSON, "Row 7: the model's answer '' is not one JSON value.");
     pred_fail(IG_FMT_JSON, "{\"a\":{\"b\":1}}", IG_FMT_CSV,
               "Row 7: the model's answer '{\"a\":{\"b\":1}}' cannot be written as text/csv: 'a' is "
               "not a number or an array of numbers.");
