@@ -277,6 +277,11 @@ bench: deps
 clean:
 	rm -rf build bin
 
+# A variable's value, for the load/ scripts that build C programs against
+# the library as the Makefile does: make -s print-LDLIBS
+print-%:
+	@echo '$($*)'
+
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
 
 # ------------------------------------------------------------------

@@ -144,16 +144,15 @@ LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The Makefile's release flags and libraries (its PKGS, WARN, LDLIBS with
 # jemalloc), so the floor is compiled as the gateway is.
-read -ra PKGS <<<"$(sed -n 's/^PKGS := //p' Makefile)" || true
-[ "${#PKGS[@]}" -gt 0 ] || die "cannot read PKGS from the Makefile"
-read -ra PKG_CFLAGS <<<"$(pkg-config --cflags "${PKGS[@]}")" || true
-read -ra PKG_LIBS <<<"$(pkg-config --libs "${PKGS[@]}")" || true
+read -ra PKG_CFLAGS <<<"$(make -s --no-print-directory print-PKG_CFLAGS)" || true
+read -ra LDLIBS <<<"$(make -s --no-print-directory print-LDLIBS)" || true
+[ "${#LDLIBS[@]}" -gt 0 ] || die "cannot read LDLIBS from the Makefile"
 FLOOR=$TMP/stream-floor
 FLOOR_CC=(cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
     -Wmissing-prototypes -Wmissing-declarations -Wundef -Wformat=2 -Wwrite-strings -Wvla
     -Wpointer-arith -Wimplicit-fallthrough -Iinclude -Ibuild/rel/gen "${PKG_CFLAGS[@]}"
     -o "$FLOOR" load/stream-floor.c build/rel/libinfergate.a
-    "${PKG_LIBS[@]}" -lhttp_parser -ljemalloc -lm -lpthread)
+    "${LDLIBS[@]}")
 "${FLOOR_CC[@]}" || die "cannot compile load/stream-floor.c"
 
 if [ ! -f "$DATA" ] || [ "$(wc -l < "$DATA")" != "$ROWS" ]; then
