@@ -191,42 +191,9 @@ static int convert_json_num(const char *b, size_t len, size_t *pos, double *v, i
     return 0;
 }
 
-/* ---- protobuf-c's allocator: ig_try_malloc under a cap ---- */
-
-struct convert_pb_mem {
-    size_t used;
-    size_t cap;
-    int over;  /* the cap refused an allocation */
-    int nomem; /* ig_try_malloc failed */
-};
-
-static void *convert_pb_alloc(void *data, size_t n)
-{
-    struct convert_pb_mem *m = data;
-    void *p;
-
-    if (n > m->cap - m->used) {
-        m->over = 1;
-        return NULL;
-    }
-    p = ig_try_malloc(n);
-    if (p == NULL) {
-        m->nomem = 1;
-        return NULL;
-    }
-    m->used += n;
-    return p;
-}
-
-static void convert_pb_free(void *data, void *p)
-{
-    (void)data;
-    free(p);
-}
-
 /* An unpacked record and the allocator it lives in. */
 struct convert_rec {
-    struct convert_pb_mem mem;
+    struct ig_recordio_pb_mem mem;
     ProtobufCAllocator alloc;
     Aialgs__Data__Record *r;
 };
@@ -245,18 +212,16 @@ static void convert_rec_free(struct convert_rec *cr)
 static int convert_rec_unpack(struct convert_rec *cr, const void *data, size_t len, size_t max,
                               uint32_t row, const char *what, struct ig_codec_error *err)
 {
-    memset(&cr->mem, 0, sizeof(cr->mem));
-    cr->alloc.alloc = convert_pb_alloc;
-    cr->alloc.free = convert_pb_free;
-    cr->alloc.allocator_data = &cr->mem;
+    size_t cap;
+
     cr->r = NULL;
     if (len > (SIZE_MAX - 4096) / IG_RECORDIO_PB_MEM_FACTOR) {
+        ig_recordio_pb_allocator(&cr->mem, 0, &cr->alloc);
         ig_codec_error_set(err, row, "Row %u: %s is too large to decode.", row, what);
         return IG_ERR_TOOBIG;
     }
-    cr->mem.cap = len * IG_RECORDIO_PB_MEM_FACTOR + 4096;
-    if (cr->mem.cap > max)
-        cr->mem.cap = max;
+    cap = len * IG_RECORDIO_PB_MEM_FACTOR + 4096;
+    ig_recordio_pb_allocator(&cr->mem, cap > max ? max : cap, &cr->alloc);
     cr->r = aialgs__data__record__unpack(&cr->alloc, len, data);
     if (cr->r != NULL)
         return 0;

@@ -340,16 +340,9 @@ int ig_recordio_frame(struct ig_buf *out, const void *payload, size_t len)
 
 /* ---- protobuf-c's allocator: ig_try_malloc under a cap ---- */
 
-struct recordio_pb_mem {
-    size_t used;
-    size_t cap;
-    int over;  /* the cap refused an allocation */
-    int nomem; /* ig_try_malloc failed */
-};
-
 static void *recordio_pb_alloc(void *data, size_t n)
 {
-    struct recordio_pb_mem *m = data;
+    struct ig_recordio_pb_mem *m = data;
     void *p;
 
     if (n > m->cap - m->used) {
@@ -369,6 +362,15 @@ static void recordio_pb_free(void *data, void *p)
 {
     (void)data;
     free(p);
+}
+
+void ig_recordio_pb_allocator(struct ig_recordio_pb_mem *m, size_t cap, ProtobufCAllocator *a)
+{
+    memset(m, 0, sizeof(*m));
+    m->cap = cap;
+    a->alloc = recordio_pb_alloc;
+    a->free = recordio_pb_free;
+    a->allocator_data = m;
 }
 
 /* ---- records to rows ---- */
@@ -642,8 +644,8 @@ static int recordio_fast(const uint8_t *p, size_t len, uint32_t dim, double *row
 static int recordio_to_row_pb(const void *payload, size_t len, uint32_t index, uint32_t dim,
                            double *row, double fill, struct ig_codec_error *err)
 {
-    struct recordio_pb_mem mem = {0, 0, 0, 0};
-    ProtobufCAllocator alloc = {recordio_pb_alloc, recordio_pb_free, &mem};
+    struct ig_recordio_pb_mem mem;
+    ProtobufCAllocator alloc;
     Aialgs__Data__Record *r;
     const Aialgs__Data__Value *v = NULL;
     struct recordio_tensor t;
@@ -653,7 +655,7 @@ static int recordio_to_row_pb(const void *payload, size_t len, uint32_t index, u
         ig_codec_error_set(err, index, "Row %u: the record is too large to decode.", index);
         return IG_ERR_TOOBIG;
     }
-    mem.cap = len * IG_RECORDIO_PB_MEM_FACTOR + 4096;
+    ig_recordio_pb_allocator(&mem, len * IG_RECORDIO_PB_MEM_FACTOR + 4096, &alloc);
     r = aialgs__data__record__unpack(&alloc, len, payload);
     if (r == NULL) {
         if (mem.over) {

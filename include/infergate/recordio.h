@@ -41,6 +41,22 @@ struct ig_rowset;
 /* The map key of the feature vector and of generic labels. */
 #define IG_RECORDIO_KEY_VALUES "values"
 
+/* ---- protobuf-c's allocator: ig_try_malloc under a cap ---- */
+
+/* What an allocator of ig_recordio_pb_allocator has given out. */
+struct ig_recordio_pb_mem {
+    size_t used;
+    size_t cap;
+    int over;  /* the cap refused an allocation */
+    int nomem; /* ig_try_malloc failed */
+};
+
+/* Set <a> up to allocate through ig_try_malloc, at most <cap> bytes in all
+ * (counted in <m>), for unpacking records of proto/record.proto. */
+struct ProtobufCAllocator;
+void ig_recordio_pb_allocator(struct ig_recordio_pb_mem *m, size_t cap,
+                              struct ProtobufCAllocator *a);
+
 /* ---- framing: the incremental decoder ---- */
 
 /* One complete record, as the decoder hands it over. */
