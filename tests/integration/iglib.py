@@ -6,6 +6,7 @@ import http.client
 import json
 import math
 import os
+import select
 import signal
 import socket
 import struct
@@ -405,6 +406,7 @@ class H2Client:
         self.goaway = self.goaway_last = None
         self.rest = b""
         self.closed = False
+        self.pending = b""  # bytes read while sending, for pump()
         self.sent = 0
 
     def open(self, path, headers=(), end=False):
@@ -417,13 +419,45 @@ class H2Client:
         return sid
 
     def flush(self):
+        """Send what h2 has queued. While the socket takes no more, what the
+        server sends is read and kept for pump(): a server that stops reading
+        while its own answers wait for this (single-threaded) client would
+        otherwise leave both blocked. No progress for 10 s: closed."""
         out = self.conn.data_to_send()
-        if out and not self.closed:
-            self.sock.settimeout(10)  # pump() leaves a short one
-            try:
-                self.sock.sendall(out)
-            except OSError:  # a timeout too: what went is unknown, the framing lost
-                self.closed = True
+        if not out or self.closed:
+            return
+        view, last = memoryview(out), time.time()
+        try:
+            while view and not self.closed:
+                r, w, _ = select.select([self.sock], [self.sock], [], 0.5)
+                if w:
+                    self.sock.settimeout(0)
+                    try:
+                        n = self.sock.send(view[:1 << 16])
+                    except (BlockingIOError, InterruptedError):
+                        n = 0
+                    view = view[n:]
+                    if n:
+                        last = time.time()
+                if r and view:
+                    self.sock.settimeout(0)
+                    try:
+                        got = self.sock.recv(1 << 20)
+                    except (BlockingIOError, InterruptedError):
+                        got = None
+                    if got == b"":
+                        self.closed = True
+                    elif got:
+                        self.pending += got
+                        last = time.time()
+                if view and time.time() - last > 10:
+                    self.closed = True  # what went is unknown, the framing lost
+        except OSError:
+            self.closed = True
+        try:
+            self.sock.settimeout(10)  # as before: blocking, for callers that read it
+        except OSError:
+            pass
 
     def send(self, sid, data, end=False):
         """Send what flow control allows now; -> bytes sent."""
@@ -459,17 +493,20 @@ class H2Client:
         if self.closed:
             time.sleep(timeout)
             return False
-        self.sock.settimeout(timeout)
-        try:
-            buf = self.sock.recv(1 << 20)
-        except socket.timeout:
-            return False
-        except OSError:
-            self.closed = True
-            return False
-        if not buf:
-            self.closed = True
-            return False
+        if self.pending:  # read by flush() while it could not write
+            buf, self.pending = self.pending, b""
+        else:
+            self.sock.settimeout(timeout)
+            try:
+                buf = self.sock.recv(1 << 20)
+            except socket.timeout:
+                return False
+            except OSError:
+                self.closed = True
+                return False
+            if not buf:
+                self.closed = True
+                return False
         # python-h2 closes its state machine on a GOAWAY and then refuses the DATA
         # the server still sends on open streams (a drain): GOAWAYs are noted here
         # and not passed on
