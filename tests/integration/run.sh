@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Run every integration test against the real binary; print one total line.
-# The admin API's tests (test_admin*.py, minutes of waiting on deployments,
-# backoffs and drains, each with its own Redis and gateways on free ports)
-# run side by side first; then the others one at a time.
+# Two of the admin API's tests (test_admin.py and test_admin_adversary.py:
+# mostly waiting on deployments and drains, each with its own Redis and
+# gateways on free ports) run side by side first; then the others one at a
+# time (test_admin_adversary2.py among them: its loader and concurrent-update
+# checks measure time and order, and a busy machine fails them).
 set -u
 cd "$(dirname "$0")/../.."
 export INFERGATE_BIN=${INFERGATE_BIN:-bin/infergate}
@@ -35,8 +37,7 @@ run_one() {
     echo "$rc $(( $(date +%s) - t0 ))" > "$out_dir/$name.rc"
 }
 
-side=(tests/integration/test_admin.py tests/integration/test_admin_adversary.py
-      tests/integration/test_admin_adversary2.py)
+side=(tests/integration/test_admin.py tests/integration/test_admin_adversary.py)
 t0=$(date +%s)
 for t in "${side[@]}"; do run_one "$t" & done
 wait
