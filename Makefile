@@ -92,7 +92,7 @@ JS_STAMP := $(JS_DIR)/node_modules/.package-lock.json
 LINT_DIR := tests/lint
 LINT_STAMP := $(LINT_DIR)/node_modules/.package-lock.json
 
-.PHONY: all deps deps-deb test test-unit test-integ test-fuzz run bench clean
+.PHONY: all deps deps-deb test test-unit test-integ test-fuzz run clean
 
 all: $(BIN) $(FAKE) $(CLI) $(dir $(BIN))bench-codecs
 
@@ -271,10 +271,6 @@ run: deps
 	$(MAKE) --no-print-directory all
 	./bin/infergate --config conf/infergate.conf
 
-bench: deps
-	$(MAKE) --no-print-directory all
-	load/bench-unary.sh
-
 clean:
 	rm -rf build bin
 
@@ -420,3 +416,9 @@ k8s-images: k8s-base
 
 k8s-e2e: k8s-images
 	CONTAINERS_CONF=$(abspath $(K8S_CONF)) /usr/bin/python3 tests/k8s/test_k8s_e2e.py
+
+# load/igload (issue 19's load generator) and make bench / bench-deps (its
+# scenarios against the peers) keep their rules beside their sources (the
+# images copy neither: they build only the gateway and the fake container).
+-include load/igload.mk
+-include load/bench.mk

@@ -1,0 +1,1 @@
+# load/igload: issue 19's load generator (rules to come).
