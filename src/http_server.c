@@ -1274,7 +1274,9 @@ static void conn_in_recount(struct http_conn *conn)
 {
     size_t n = evbuffer_get_length(bufferevent_get_input(conn->bev));
 
-    if (n == conn->in_hold.n)
+    /* a refused charge leaves in_hold as it was: with reading stopped, the
+     * input processed back down to that same count must still resume it */
+    if (n == conn->in_hold.n && !conn->in_full)
         return;
     if (ig_budget_hold_set(&conn->in_hold, conn->budget, n) == 0 || n < HTTP_CHARGE_UNIT) {
         if (conn->in_full) {
