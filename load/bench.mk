@@ -10,7 +10,8 @@
 BENCH_DEB_PKGS := nginx gnuplot-nox nghttp2-client nghttp2-server curl
 BENCH_JS_DIR := load/peers/node-dataloader
 BENCH_JS_STAMP := $(BENCH_JS_DIR)/node_modules/.package-lock.json
-BENCH_OUT ?= load/results
+# QUICK=1 writes to build/bench-quick: load/results keeps the last full run.
+BENCH_OUT ?= $(if $(filter 1,$(QUICK)),build/bench-quick,load/results)
 
 .PHONY: bench bench-deps
 bench-deps: $(BENCH_JS_STAMP)

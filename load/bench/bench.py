@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 MODEL = os.path.join(ROOT, "load/models/bench-kmeans-10.json")
@@ -359,8 +360,15 @@ class Bench:
             if rate:
                 argv.insert(1, "--rps=%g" % max(1.0, rate / conns))
         t_start = time.time()
-        with open(logf, "w") as lf:
-            p = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT)
+        for attempt in range(30):  # bin/igload may be mid-rebuild (make all elsewhere)
+            try:
+                with open(logf, "w") as lf:
+                    p = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT)
+                break
+            except OSError as e:
+                if attempt == 29:
+                    raise Broken("%s: cannot run %s: %s" % (label, argv[0], e))
+                time.sleep(1)
         pids = []
         for w in watch:
             pids += proc_tree(w)
@@ -505,7 +513,7 @@ class Bench:
 
     def s2(self):
         """One-row unary requests through each system to the container, open loop."""
-        rates = self.args.rates or self.d([1000, 3000, 10000, 30000, 60000, 100000], [1000, 10000])
+        rates = self.args.rates or self.d([1000, 3000, 10000, 20000, 40000, 70000, 100000], [1000, 10000])
         dur, warm = self.d(10, 2), self.d(1, 0.5)
         fc = self.container()
         systems = self.s2_systems(fc)
@@ -532,14 +540,19 @@ class Bench:
                     calls, rows = b["calls"] - a["calls"], b["rows"] - a["rows"]
                     run["container_calls"], run["container_rows"] = calls, rows
                     run["container_rows_per_call"] = round(rows / calls, 2) if calls else None
+                    # What the container served over the whole run (warm-up and the
+                    # backlog included): an overloaded system's real rate, where
+                    # igload counts only requests meant for the measured seconds.
+                    run["container_rows_per_s"] = round(rows / run["wall_s"], 1)
                 except (ValueError, KeyError):
                     pass
                 res["runs"].append(run)
                 lat = run["latency_ms"]
                 log("  %-16s offered %7d/s  rows/s %9s  p50 %8s  p99 %8s  p99.9 %8s ms  failed %d lost %d"
-                    "  rows/call %s" % (name, rate, fmt(run["rows_per_s"], 0), fmt(lat["p50"], 2),
+                    "  rows/call %s  container rows/s %s" % (name, rate, fmt(run["rows_per_s"], 0), fmt(lat["p50"], 2),
                                         fmt(lat["p99"], 2), fmt(lat["p99_9"], 2), run["requests"]["failed"],
-                                        run["requests"].get("lost", 0), fmt(run.get("container_rows_per_call"), 1)))
+                                        run["requests"].get("lost", 0), fmt(run.get("container_rows_per_call"), 1),
+                                        fmt(run.get("container_rows_per_s"), 0)))
                 if run["rows_per_s"] < 0.5 * rate:
                     saturated = rate
         m1 = metrics(self.s2_gw.port)
@@ -553,16 +566,15 @@ class Bench:
         def pts(name):
             return [r for r in runs if r.get("system") == name and "skipped" not in r]
 
-        def sustained(name):
-            ok = [r for r in pts(name) if r["rows_per_s"] >= 0.9 * r["offered_req_s"]
-                  and r["requests"]["failed"] == 0 and not r["requests"].get("lost")]
-            return max(ok, key=lambda r: r["rows_per_s"]) if ok else None
-
         def best(name):
             p = pts(name)
             return max(p, key=lambda r: r["rows_per_s"]) if p else None
-        node = sustained("node-dataloader") or best("node-dataloader")
-        direct = best("direct")
+        # node-dataloader's best rows/s at any offered load (its capacity),
+        # with its p99 there; infergate's points that kept up with their load.
+        node = best("node-dataloader")
+        dpts = pts("direct")
+        direct = max(dpts, key=lambda r: max(r["rows_per_s"], r.get("container_rows_per_s", 0))) if dpts else None
+        direct_rps = max(direct["rows_per_s"], direct.get("container_rows_per_s", 0)) if direct else None
         gws = [r for r in pts("infergate") if r["rows_per_s"] >= 0.9 * r["offered_req_s"]
                and r["requests"]["failed"] == 0] or pts("infergate")
         t = []
@@ -579,10 +591,11 @@ class Bench:
                                          fmt(top["rows_per_s"] / max(1, node["rows_per_s"]), 2))))
         if direct and gws:
             top = max(gws, key=lambda r: r["rows_per_s"])
-            ratio = top["rows_per_s"] / max(1, direct["rows_per_s"])
+            ratio = top["rows_per_s"] / max(1, direct_rps)
             t.append(self.target("S2 infergate >= 50x direct's rows/s", ratio >= 50,
-                                 "direct at most %s rows/s, infergate %s rows/s: %sx" % (
-                                     fmt(direct["rows_per_s"], 0), fmt(top["rows_per_s"], 0), fmt(ratio, 1))))
+                                 "direct at most %s rows/s (the container's own count when overloaded), "
+                                 "infergate %s rows/s: %sx" % (fmt(direct_rps, 0), fmt(top["rows_per_s"], 0),
+                                                               fmt(ratio, 1))))
         return t
 
     def s3(self):
@@ -1048,6 +1061,10 @@ def main():
                 r = {"status": "broken: %s" % e, "runs": [], "targets": []}
                 b.broken.append(sc)
                 log("  BROKEN: %s" % e)
+            except Exception as e:  # a bug here, or a result of an unexpected shape
+                r = {"status": "broken: %s: %s" % (type(e).__name__, e), "runs": [], "targets": []}
+                b.broken.append(sc)
+                log("  BROKEN: %s" % traceback.format_exc())
             finally:
                 b.stop_all()
                 b.pod_down()
