@@ -61,6 +61,14 @@
 # MTU (podman network create --opt mtu=N; removed on exit) instead of
 # podman's default kube network (1500; the host's loopback has 65536).
 #
+# CLIENT_NETNS=pod (the default) runs the pod's two h2load runs inside the
+# pod's network namespace (nsenter --net into the gateway container's), as
+# clients in the same pod: to 127.0.0.1:8080 (the model) and 127.0.0.1:8081
+# (the gateway) over the pod's own loopback, as the outside runs use the
+# host's. CLIENT_NETNS=host sends them from the host through the hostPorts
+# instead (127.0.0.1:18080 and :18081): each packet then also crosses the
+# NAT, the bridge and the veth at the pod network's MTU.
+#
 # ROUNDS (1), MAX_BATCH_ROWS, MAX_DELAY_US, MAX_INFLIGHT, OUTSIDE_CGROUP=1, POD_NETWORK_MTU,
 # BUILD=1, REUSE=1 (not with the endpoint options), KEEP=1 (keep the
 # temporary directory).
@@ -75,7 +83,8 @@ set -euo pipefail
 
 usage() {
     echo "usage: $0 [SECONDS]   (default 10; env WARMUP, CLIENTS, STREAMS: decimal integers;" >&2
-    echo "       ROUNDS, MAX_BATCH_ROWS, MAX_DELAY_US, MAX_INFLIGHT, POD_NETWORK_MTU; OUTSIDE_CGROUP=1," >&2
+    echo "       ROUNDS, MAX_BATCH_ROWS, MAX_DELAY_US, MAX_INFLIGHT, POD_NETWORK_MTU; CLIENT_NETNS=pod|host;" >&2
+    echo "       OUTSIDE_CGROUP=1," >&2
     echo "       BUILD=1, REUSE=1, KEEP=1)" >&2
     exit 2
 }
@@ -92,6 +101,8 @@ for v in "$DURATION" "$WARMUP" "$CLIENTS" "$STREAMS" "$ROUNDS" "${MAX_BATCH_ROWS
 done
 [[ "${MAX_DELAY_US:-0}" =~ ^[0-9]+$ ]] || usage
 [[ "${POD_NETWORK_MTU:-1500}" =~ ^[1-9][0-9]{2,4}$ ]] || usage
+CLIENT_NETNS=${CLIENT_NETNS:-pod}
+[[ "$CLIENT_NETNS" =~ ^(pod|host)$ ]] || usage
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -316,15 +327,27 @@ done
 # ---- every answer equal to the container's ------------------------------------------
 
 # A run's label is WHERE_WHAT.ROUND; its URL is that of WHERE_WHAT.
+# The pod's clients: in its network namespace (CLIENT_NETNS=pod) or on the
+# host through the hostPorts.
+POD_NS=()
+POD_URL_MODEL=$POD_MODEL_PORT POD_URL_GW=$POD_GW_PORT
+if [ "$CLIENT_NETNS" = pod ]; then
+    command -v nsenter > /dev/null || die "CLIENT_NETNS=pod needs nsenter (util-linux)"
+    POD_NS=(nsenter "--net=/proc/$POD_GW_PID/ns/net")
+    POD_URL_MODEL=8080 POD_URL_GW=8081
+fi
+# $1 = label: the command prefix its client runs under.
+netns_of() { if [[ "$1" == pod_* ]]; then echo "${POD_NS[@]}"; fi; }
 declare -A URL=(
-    [pod_direct]="http://127.0.0.1:$POD_MODEL_PORT/invocations"
-    [pod_infergate]="http://127.0.0.1:$POD_GW_PORT/endpoints/$EP/invocations"
+    [pod_direct]="http://127.0.0.1:$POD_URL_MODEL/invocations"
+    [pod_infergate]="http://127.0.0.1:$POD_URL_GW/endpoints/$EP/invocations"
     [out_direct]="http://127.0.0.1:$FC_PORT/invocations"
     [out_infergate]="http://127.0.0.1:$OUT_GW_PORT/endpoints/$EP/invocations"
 )
 LABELS="pod_direct pod_infergate out_direct out_infergate"
 for label in $LABELS; do
-    code=$(curl -s --http2-prior-knowledge -o "$TMP/$label.answer" -w '%{http_code}' \
+    # shellcheck disable=SC2046
+    code=$($(netns_of "$label") curl -s --http2-prior-knowledge -o "$TMP/$label.answer" -w '%{http_code}' \
         -H 'content-type: text/csv' -H 'accept: text/csv' --data-binary @"$TMP/row.csv" "${URL[$label]}")
     [ "$code" = 200 ] || die "$label answered the probe row $code: $(cat "$TMP/$label.answer")"
     cmp -s "$TMP/$label.answer" "$TMP/pod_direct.answer" \
@@ -357,8 +380,9 @@ run() {
     if [ -n "$gw_port" ]; then
         r0=$(gw_rows "$gw_port"); c0=$(cpu_us "$gw_pid"); k0=$(sys_us "$gw_pid"); t0=$(date +%s%N)
     fi
-    h2load -D "$DURATION" --warm-up-time "$WARMUP" -c "$CLIENTS" -m "$STREAMS" -d "$TMP/row.csv" \
-        -H 'content-type: text/csv' -H 'accept: text/csv' \
+    # shellcheck disable=SC2046
+    $(netns_of "$label") h2load -D "$DURATION" --warm-up-time "$WARMUP" -c "$CLIENTS" \
+        -m "$STREAMS" -d "$TMP/row.csv" -H 'content-type: text/csv' -H 'accept: text/csv' \
         --log-file="$TMP/$label.requests" "${URL[${label%.*}]}" > "$TMP/$label.out" 2>&1 \
         || die "h2load against $label exited $?: $(tail -20 "$TMP/$label.out")"
     if [ -n "$gw_port" ]; then
@@ -400,7 +424,7 @@ echo "  container: fake-container $MODEL_ARGS on $MODEL (h2c for direct; the gat
 echo "  gateway: $SIDECAR_CONF$([ -z "$TUNED" ] || echo " with$TUNED (both gateways; the pod's through an overlay replacing its ConfigMap)")"
 echo "  CPU scheduling: the pod's containers in cgroup $POD_CG (cpu.shares $(cat "$POD_CG/cpu.shares" 2>/dev/null || echo '?'), the gateway's quota $(cat "$POD_GW_CG/cpu.cfs_quota_us" 2>/dev/null || echo '?') us per $(cat "$POD_GW_CG/cpu.cfs_period_us" 2>/dev/null || echo '?')); outside: $([ -n "$OUT_CG" ] && echo "cgroup $OUT_CG (cpu.shares 1024, OUTSIDE_CGROUP=1)" || echo "plain processes, each thread its own share")"
 echo "    ($(grep -E '^(workers|max_batch_rows|max_delay_us|max_inflight) ' "$TMP/sidecar.conf" | tr '\n' ',' | sed 's/,$//; s/,/, /g'))"
-echo "  pod:     127.0.0.1:$POD_GW_PORT -> infergate -> 127.0.0.1:8080 in the pod; direct 127.0.0.1:$POD_MODEL_PORT (hostPorts of $OVERLAY); pod network MTU $(podman exec "$GW_C" cat /sys/class/net/eth0/mtu 2>/dev/null || echo '?')$([ -z "$POD_NET" ] || echo " ($POD_NET, POD_NETWORK_MTU)")"
+echo "  pod:     $([ "$CLIENT_NETNS" = pod ] && echo "clients in the pod's network namespace (CLIENT_NETNS=pod): 127.0.0.1:8081" || echo "clients on the host (CLIENT_NETNS=host): 127.0.0.1:$POD_GW_PORT") -> infergate -> 127.0.0.1:8080 in the pod; direct $([ "$CLIENT_NETNS" = pod ] && echo "127.0.0.1:8080" || echo "127.0.0.1:$POD_MODEL_PORT (hostPorts of $OVERLAY)"); pod network MTU $(podman exec "$GW_C" cat /sys/class/net/eth0/mtu 2>/dev/null || echo '?')$([ -z "$POD_NET" ] || echo " ($POD_NET, POD_NETWORK_MTU)")"
 echo "  outside: bin/infergate 127.0.0.1:$OUT_GW_PORT -> bin/fake-container 127.0.0.1:$FC_PORT (processes on the host)"
 echo
 
