@@ -959,22 +959,25 @@ def report(out, results, meta, made):
             continue
         if sc in ("S1", "S2", "S5", "S6"):
             L += ["| system | offered req/s | rows/s | p50 ms | p99 ms | p99.9 ms | max ms | failed | lost | "
-                  "server CPU us/req | container rows/call |", "| --- | " * 11]
-            L[-1] = L[-1].strip()
+                  "server CPU us/req | container rows/call | container rows/s |", "|" + " --- |" * 12]
             for run in r["runs"]:
                 if "skipped" in run:
-                    L.append("| %s | %s | %s | | | | | | | | |" % (run["system"], fmt(run["offered_req_s"], 0),
+                    L.append("| %s | %s | %s | | | | | | | | | |" % (run["system"], fmt(run["offered_req_s"], 0),
                                                                 run["skipped"]))
                     continue
                 lat = run["latency_ms"]
                 ok = run["requests"]["ok"]
                 cpu = run.get("server_cpu_us_per_request") or (run["server_cpu_s"] * 1e6 / ok if ok else None)
-                L.append("| %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s |" % (
+                L.append("| %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s | %s |" % (
                     run["system"], fmt(run.get("offered_req_s"), 0) if run.get("offered_req_s") else "closed loop",
                     fmt(run["rows_per_s"], 0), fmt(lat["p50"], 2), fmt(lat["p99"], 2), fmt(lat["p99_9"], 2),
                     fmt(lat["max"], 2), run["requests"]["failed"], run["requests"].get("lost", 0), fmt(cpu, 1),
-                    fmt(run.get("container_rows_per_call"), 1)))
-            L.append("")
+                    fmt(run.get("container_rows_per_call"), 1), fmt(run.get("container_rows_per_s"), 0)))
+            L += ["", "rows/s: igload's answers (200, checked) to the requests meant for the measured seconds; "
+                  "an overloaded system's backlog from the warm-up takes its measured seconds, so its real rate "
+                  "is the container's own count over the whole run (container rows/s). Server CPU: the "
+                  "system's process tree (for direct, the container) over the measured seconds, per "
+                  "request answered.", ""]
         if sc == "S1":
             L += ["req/s infergate/nghttpd %s; server CPU per request infergate/nghttpd %s "
                   "(utime+stime from /proc/PID/stat over the measured seconds; 32 connections x 32 streams, "
@@ -1021,7 +1024,26 @@ def main():
     ap.add_argument("--s5-rate", type=int)
     ap.add_argument("--s6-rate", type=int)
     ap.add_argument("--note", default="", help="a line for REPORT.md (e.g. the machine was shared)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write REPORT.md and the plots again from the JSON files in --out")
     args = ap.parse_args()
+    if args.report_only:
+        out = os.path.abspath(args.out)
+        results = {}
+        for sc in TITLES:
+            f = os.path.join(out, sc + ".json")
+            if os.path.exists(f):
+                with open(f) as fh:
+                    results[sc] = json.load(fh)
+        if not results:
+            print("bench: no S*.json in %s" % out, file=sys.stderr)
+            return 1
+        first = results[sorted(results)[0]]
+        meta = {k: first.get(k, "?") for k in ("date", "commit", "machine", "tool", "loadavg")}
+        meta["quick"] = first.get("quick", False)
+        meta["note"] = args.note or first.get("note", "")
+        report(out, results, meta, plots(out, results))
+        return 0
     wanted = [s.strip().upper() for s in args.scenarios.split(",") if s.strip()]
     for s in wanted:
         if s not in TITLES:
@@ -1069,7 +1091,7 @@ def main():
                 b.stop_all()
                 b.pod_down()
             r.update({"scenario": sc, "title": TITLES[sc], "quick": args.quick, "seconds": round(time.time() - t0, 1),
-                      **{k: meta[k] for k in ("date", "commit", "machine", "tool")}})
+                      **{k: meta[k] for k in ("date", "commit", "machine", "tool", "loadavg", "note")}})
             results[sc] = r
             with open(os.path.join(out, sc + ".json"), "w") as f:
                 json.dump(r, f, indent=1, default=lambda x: None)
