@@ -24,6 +24,10 @@
 #
 # Usage: load/callgrind-unary.sh    (env N1 default 2000, N2 default 12000,
 #                                     TOP default 15, KEEP=1 keeps the files)
+# CG_CLIENTS and CG_STREAMS (default 1 and 1) set h2load's -c and -m, and
+# CG_DELAY_US (default 0) the endpoint's max_delay_us: e.g.
+# CG_CLIENTS=32 CG_STREAMS=32 CG_DELAY_US=2000 counts a request's share
+# under concurrency, rows batched together as bench-unary.sh sends them.
 # Exit status: 0 on a complete measurement; 1 on a broken run (non-2xx, a
 # server that died or did not start, a gateway that did not exit 0 on
 # SIGTERM); 2 on bad usage.
@@ -32,7 +36,11 @@ set -euo pipefail
 N1=${N1:-2000}
 N2=${N2:-12000}
 TOP=${TOP:-15}
-for v in "$N1" "$N2" "$TOP"; do
+CG_CLIENTS=${CG_CLIENTS:-1}
+CG_STREAMS=${CG_STREAMS:-1}
+CG_DELAY_US=${CG_DELAY_US:-0}
+[[ "$CG_DELAY_US" =~ ^[0-9]+$ ]] || { echo "usage: CG_DELAY_US is a decimal integer" >&2; exit 2; }
+for v in "$N1" "$N2" "$TOP" "$CG_CLIENTS" "$CG_STREAMS"; do
     [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "usage: [N1=A N2=B TOP=T] $0 (positive integers, A < B)" >&2; exit 2; }
 done
 [ "$N1" -lt "$N2" ] || { echo "callgrind-unary: N1 must be below N2" >&2; exit 2; }
@@ -82,7 +90,7 @@ workers = 1
 [endpoint bench]
 model = file://$MODEL
 max_batch_rows = 256
-max_delay_us = 0
+max_delay_us = $CG_DELAY_US
 max_inflight = 8
 EOF
 GW_URL="http://127.0.0.1:$PORT/endpoints/bench/invocations"
@@ -118,7 +126,7 @@ measure() {
     code=$(curl -s --http2-prior-knowledge -o "$TMP/probe.$tag" -w '%{http_code}' \
         -H 'content-type: text/csv' -H 'accept: text/csv' --data-binary @"$TMP/row.csv" "$url" || true)
     [ "$code" = 200 ] || die "$what: probe POST answered '$code': $(head -c 300 "$TMP/probe.$tag" 2>/dev/null)"
-    h2load -n "$n" -c 1 -m 1 -d "$TMP/row.csv" -H 'content-type: text/csv' -H 'accept: text/csv' \
+    h2load -n "$n" -c "$CG_CLIENTS" -m "$CG_STREAMS" -d "$TMP/row.csv" -H 'content-type: text/csv' -H 'accept: text/csv' \
         "$url" > "$TMP/h2load.$tag.out" 2>&1 || die "h2load exited $?: $(tail -20 "$TMP/h2load.$tag.out")"
     kill -0 "$SRV_PID" 2>/dev/null || die "$what died during the run: $(tail -20 "$TMP/$tag.log")"
     line=$(grep -E '^requests: ' "$TMP/h2load.$tag.out") || die "no 'requests:' line from h2load"
@@ -151,8 +159,8 @@ t1=$(date +%s)
 
 echo "callgrind-unary: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(valgrind --version), $(h2load --version | head -1)"
 echo "  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git status --porcelain -- src include 2>/dev/null)" ] || echo ' + uncommitted src/include changes'), bin/infergate built $(date -u -r bin/infergate '+%Y-%m-%d %H:%M UTC')"
-echo "  gateway: workers 1, endpoint bench (embedded K-Means k=10 D=10), max_delay_us 0, HTTP/2 cleartext"
-echo "  load: h2load -n N -c 1 -m 1 -d ROW.csv -H 'content-type: text/csv' -H 'accept: text/csv' (one request at a time)"
+echo "  gateway: workers 1, endpoint bench (embedded K-Means k=10 D=10), max_delay_us $CG_DELAY_US, HTTP/2 cleartext"
+echo "  load: h2load -n N -c $CG_CLIENTS -m $CG_STREAMS -d ROW.csv -H 'content-type: text/csv' -H 'accept: text/csv' ($([ "$CG_CLIENTS$CG_STREAMS" = 11 ] && echo 'one request at a time' || echo "$((CG_CLIENTS * CG_STREAMS)) requests at a time"))"
 echo "  row: $(tr -d '\n' < "$TMP/row.csv")  ->  $(tr -d '\n' < "$TMP/htdocs/prediction.csv")"
 echo "  wall time of the four runs: $((t1 - t0)) s"
 echo
