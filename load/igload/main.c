@@ -18,6 +18,7 @@
 
 #include "igload.h"
 #include "infergate/buf.h"
+#include "infergate/common.h"
 #include "infergate/model.h"
 #include "infergate/version.h"
 
@@ -819,6 +820,7 @@ int main(int argc, char **argv)
     int rc;
 
     signal(SIGPIPE, SIG_IGN);
+    ig_log_min_level = IG_LOG_WARN; /* the library's info lines are not igload's output */
     rc = igl_main(argc, argv, &o, &res);
     igl_opts_free(&o);
     if (rc == -IGL_EXIT_OK - 1000)

@@ -1326,7 +1326,7 @@ int igl_run(const struct igl_opts *o, struct igl_result *r)
         goto out;
     g->conns = calloc(o->conns, sizeof(*g->conns));
     g->dirty = calloc(o->conns, sizeof(*g->dirty));
-    g->tick_ev = evtimer_new(g->base, igl_on_tick, g);
+    g->tick_ev = event_new(g->base, -1, EV_PERSIST, igl_on_tick, g);
     g->stop_ev = evtimer_new(g->base, igl_on_stop, g);
     g->drain_ev = evtimer_new(g->base, igl_on_drain, g);
     g->sig_ev[0] = evsignal_new(g->base, SIGINT, igl_on_signal, g);
