@@ -237,11 +237,39 @@ class Proc:
                 self.p.wait()
 
 
+def snapshot(src, dst_dir):
+    """A copy of a binary of bin/ in dst_dir: others may relink bin/ in this
+    checkout while the scenarios run (make all elsewhere)."""
+    dst = os.path.join(dst_dir, os.path.basename(src))
+    for _ in range(60):
+        try:
+            with open(src, "rb") as f:
+                data = f.read()
+            if data[:4] == b"\x7fELF" and os.path.getsize(src) == len(data):
+                with open(dst, "wb") as f:
+                    f.write(data)
+                os.chmod(dst, 0o755)
+                return dst
+        except OSError:
+            pass
+        time.sleep(1)
+    raise Broken("cannot copy %s (being rebuilt?)" % src)
+
+
 class Bench:
     def __init__(self, args):
+        global GW, FC, CLI, IGLOAD
         self.args = args
         self.quick = args.quick
         self.tmp = tempfile.mkdtemp(prefix="ig-bench.")
+        os.chmod(self.tmp, 0o755)
+        bindir = os.path.join(self.tmp, "bin")
+        os.makedirs(bindir)
+        GW, FC = snapshot(GW, bindir), snapshot(FC, bindir)
+        if os.access(CLI, os.X_OK):
+            CLI = snapshot(CLI, bindir)
+        if os.access(IGLOAD, os.X_OK):
+            IGLOAD = snapshot(IGLOAD, bindir)
         self.procs = []
         self.igload = os.access(IGLOAD, os.X_OK)
         self.tool = "igload" if self.igload else "h2load (bin/igload missing)"
@@ -607,7 +635,11 @@ class Bench:
                                       capture_output=True, text=True).stdout.split()
         cc = ["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Iinclude", "-Ibuild/rel/gen"] + \
             mk("PKG_CFLAGS") + ["-o", floor, "load/stream-floor.c", "build/rel/libinfergate.a"] + mk("LDLIBS")
-        r = subprocess.run(cc, cwd=ROOT, capture_output=True, text=True)
+        for _ in range(10):  # build/rel/libinfergate.a may be mid-rebuild (make elsewhere)
+            r = subprocess.run(cc, cwd=ROOT, capture_output=True, text=True)
+            if r.returncode == 0:
+                break
+            time.sleep(3)
         if r.returncode != 0:
             raise Broken("cannot compile load/stream-floor.c: %s" % r.stderr[-400:])
         data = "/tmp/ig-stream-v1-%d.csv" % total
@@ -1060,7 +1092,11 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    b = Bench(args)
+    try:
+        b = Bench(args)
+    except Broken as e:
+        print("bench: BROKEN: %s" % e, file=sys.stderr)
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": commit(), "machine": machine(), "loadavg": " ".join(open("/proc/loadavg").read().split()[:3]),
