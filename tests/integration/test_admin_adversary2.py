@@ -581,13 +581,20 @@ def rss_cycles(gw, rounds=10, per=50):
 def two_gateways(ga, gb):
     """A and B on one external Redis."""
     slow = SlowContainer(3.0)
+    # the concurrent updates' model: answers at once, /ping after 1.2 s, so
+    # that each update stays Updating for over a second (the two calls
+    # overlap it whatever the threads' start-up skew on a loaded machine)
+    race = SlowContainer(0.0, ping_delay=1.2)
     try:
         ok(ga, "CreateModel", {"ModelName": "tg-slow", "PrimaryContainer": {"Image": slow.url}},
            "two: model")
+        ok(ga, "CreateModel", {"ModelName": "tg-race", "PrimaryContainer": {"Image": race.url}},
+           "two: race model")
         model(ga, "tg-km", "kmeans", "file://" + KM2D_PATH)
         config(ga, "tg-c1", [("AllTraffic", "tg-slow", 1.0)])
         config(ga, "tg-c2", [("AllTraffic", "tg-km", 1.0)])
-        config(ga, "tg-c3", [("Other", "tg-km", 1.0)])
+        config(ga, "tg-u1", [("AllTraffic", "tg-race", 1.0)])
+        config(ga, "tg-u2", [("Other", "tg-race", 1.0)])
         ep_create(ga, "Tg", "tg-c1")
         wait_ep(ga, "Tg", ("InService",), 15, "two: Tg")
         time.sleep(0.3)
@@ -639,8 +646,8 @@ def two_gateways(ga, gb):
         def upd(gw, cfg):
             res.append((cfg,) + call(gw, "UpdateEndpoint", {"EndpointName": "Tg",
                                                              "EndpointConfigName": cfg})[:3])
-        u = [threading.Thread(target=upd, args=(ga, "tg-c3")),
-             threading.Thread(target=upd, args=(gb, "tg-c1"))]
+        u = [threading.Thread(target=upd, args=(ga, "tg-u2")),
+             threading.Thread(target=upd, args=(gb, "tg-u1"))]
         for th in u:
             th.start()
         for th in u:
@@ -656,12 +663,13 @@ def two_gateways(ga, gb):
         for gw, nm in ((ga, "A"), (gb, "B")):
             st, h, body = invoke(gw.port, "Tg", body="1,2\n", accept="text/csv")
             check_eq(h.get("x-amzn-invoked-production-variant"),
-                     {"tg-c3": "Other", "tg-c1": "AllTraffic"}.get(want_cfg),
+                     {"tg-u2": "Other", "tg-u1": "AllTraffic"}.get(want_cfg),
                      "two: gateway %s serves the winner's variant" % nm)
         call(ga, "DeleteEndpoint", {"EndpointName": "Tg"})
         wait_ep(ga, "Tg", ("gone",), 10, "two: Tg deleted again")
     finally:
         slow.close()
+        race.close()
 
 
 def redis_restart(ga, gb, redis):
