@@ -846,6 +846,19 @@ static nghttp2_nv h2_nv(const char *name, const char *value)
     return nv;
 }
 
+static nghttp2_nv h2_nv_len(const char *name, size_t namelen, const char *value, size_t valuelen)
+{
+    nghttp2_nv nv = {
+        .name = (uint8_t *)(uintptr_t)name,
+        .value = (uint8_t *)(uintptr_t)value,
+        .namelen = namelen,
+        .valuelen = valuelen,
+        .flags = NGHTTP2_NV_FLAG_NONE,
+    };
+
+    return nv;
+}
+
 /* Lowercase copies of the names go into <names> (sized by the caller). */
 static size_t h2_user_headers(nghttp2_nv *nva, char *names, const struct ig_http_hdr *hdrs,
                               size_t nhdrs)
@@ -869,35 +882,76 @@ static size_t h2_user_headers(nghttp2_nv *nva, char *names, const struct ig_http
     return nn;
 }
 
+/* A response's header block: on the stack when it fits (nghttp2 copies
+ * what it is given), else allocated; h2_head_free() after the submit. */
+#define H2_HEAD_NV 16
+#define H2_HEAD_NAMES 512
+
+struct h2_head {
+    nghttp2_nv *nva, nv_local[H2_HEAD_NV];
+    char *names, names_local[H2_HEAD_NAMES];
+    size_t nn;
+    char sbuf[4], lbuf[24];
+};
+
+/* :status (a 3-digit code; others as 500), the user headers, content-length
+ * unless <len> is SIZE_MAX, and x-amzn-requestid. */
+static void h2_head_build(struct h2_head *h, const struct ig_http_req *req, int status,
+                          const struct ig_http_hdr *hdrs, size_t nhdrs, size_t len)
+{
+    size_t names_len = 1, n = 0;
+    char tmp[24];
+
+    for (size_t i = 0; i < nhdrs; i++)
+        names_len += hdrs[i].name != NULL ? strlen(hdrs[i].name) + 1 : 0;
+    h->nva = nhdrs + 3 <= H2_HEAD_NV ? h->nv_local : ig_xmalloc((nhdrs + 3) * sizeof(*h->nva));
+    h->names = names_len <= H2_HEAD_NAMES ? h->names_local : ig_xmalloc(names_len);
+    h->nn = 0;
+    if (status < 100 || status > 999)
+        status = 500;
+    h->sbuf[0] = (char)('0' + status / 100);
+    h->sbuf[1] = (char)('0' + status / 10 % 10);
+    h->sbuf[2] = (char)('0' + status % 10);
+    h->nva[h->nn++] = h2_nv_len(":status", 7, h->sbuf, 3);
+    h->nn += h2_user_headers(h->nva + h->nn, h->names, hdrs, nhdrs);
+    if (len != SIZE_MAX) {
+        do {
+            tmp[n++] = (char)('0' + len % 10);
+            len /= 10;
+        } while (len != 0);
+        for (size_t i = 0; i < n; i++)
+            h->lbuf[i] = tmp[n - 1 - i];
+        h->nva[h->nn++] = h2_nv_len("content-length", 14, h->lbuf, n);
+    }
+    /* A new value on every response: indexing it would only evict the
+     * stable headers from the HPACK table. */
+    h->nva[h->nn] = h2_nv("x-amzn-requestid", req->id);
+    h->nva[h->nn++].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+}
+
+static void h2_head_free(struct h2_head *h)
+{
+    if (h->nva != h->nv_local)
+        free(h->nva);
+    if (h->names != h->names_local)
+        free(h->names);
+}
+
 void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_http_hdr *hdrs,
                         size_t nhdrs, char *body, size_t len)
 {
     struct http_conn *conn = req->conn;
     nghttp2_data_provider prd = {.source.ptr = req, .read_callback = h2_on_read_body};
-    nghttp2_nv *nva = ig_xmalloc((nhdrs + 3) * sizeof(*nva));
-    size_t names_len = 1, nn = 0;
-    char sbuf[8], lbuf[24], *names;
+    struct h2_head h;
     int rv;
 
-    for (size_t i = 0; i < nhdrs; i++)
-        names_len += hdrs[i].name != NULL ? strlen(hdrs[i].name) + 1 : 0;
-    names = ig_xmalloc(names_len);
     if (status == 204 || status == 304 || req->head) {
         free(body);
         body = NULL;
         if (!req->head)
             len = 0;
     }
-    snprintf(sbuf, sizeof(sbuf), "%d", status);
-    snprintf(lbuf, sizeof(lbuf), "%zu", len);
-    nva[nn++] = h2_nv(":status", sbuf);
-    nn += h2_user_headers(nva + nn, names, hdrs, nhdrs);
-    if (status != 204 && status != 304)
-        nva[nn++] = h2_nv("content-length", lbuf);
-    nva[nn] = h2_nv("x-amzn-requestid", req->id);
-    /* A new value on every response: indexing it would only evict the
-     * stable headers from the HPACK table. */
-    nva[nn++].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+    h2_head_build(&h, req, status, hdrs, nhdrs, status != 204 && status != 304 ? len : SIZE_MAX);
     req->state = HTTP_REQ_ANSWERED;
     ig_http_req_wait(req); /* its DATA now waits on the client */
     req->resp_body = body;
@@ -907,10 +961,9 @@ void ig_http_h2_respond(struct ig_http_req *req, int status, const struct ig_htt
     if (nghttp2_session_find_stream(conn->h2, req->stream_id) == NULL)
         rv = NGHTTP2_ERR_STREAM_CLOSED;
     else
-        rv = nghttp2_submit_response(conn->h2, req->stream_id, nva, nn,
+        rv = nghttp2_submit_response(conn->h2, req->stream_id, h.nva, h.nn,
                                      req->resp_len > 0 ? &prd : NULL);
-    free(names);
-    free(nva);
+    h2_head_free(&h);
     if (rv == NGHTTP2_ERR_STREAM_CLOSED) {
         ig_http_req_free(req);
     } else if (rv != 0) {
@@ -937,25 +990,15 @@ void ig_http_h2_stream_head(struct ig_http_req *req, int status, const struct ig
 {
     struct http_conn *conn = req->conn;
     nghttp2_data_provider prd = {.source.ptr = req, .read_callback = h2_on_read_stream};
-    nghttp2_nv *nva = ig_xmalloc((nhdrs + 2) * sizeof(*nva));
-    size_t names_len = 1, nn = 0;
-    char sbuf[8], *names;
+    struct h2_head h;
     int rv;
 
-    for (size_t i = 0; i < nhdrs; i++)
-        names_len += hdrs[i].name != NULL ? strlen(hdrs[i].name) + 1 : 0;
-    names = ig_xmalloc(names_len);
-    snprintf(sbuf, sizeof(sbuf), "%d", status >= 200 && status <= 999 ? status : 500);
-    nva[nn++] = h2_nv(":status", sbuf);
-    nn += h2_user_headers(nva + nn, names, hdrs, nhdrs);
-    nva[nn] = h2_nv("x-amzn-requestid", req->id);
-    nva[nn++].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+    h2_head_build(&h, req, status >= 200 ? status : 500, hdrs, nhdrs, SIZE_MAX);
     if (nghttp2_session_find_stream(conn->h2, req->stream_id) == NULL)
         rv = NGHTTP2_ERR_STREAM_CLOSED;
     else
-        rv = nghttp2_submit_response(conn->h2, req->stream_id, nva, nn, &prd);
-    free(names);
-    free(nva);
+        rv = nghttp2_submit_response(conn->h2, req->stream_id, h.nva, h.nn, &prd);
+    h2_head_free(&h);
     if (rv != 0 && rv != NGHTTP2_ERR_STREAM_CLOSED) {
         ig_log(IG_LOG_DEBUG, "http: %s: h2 stream head on stream %d: %s", conn->peer,
                req->stream_id, nghttp2_strerror(rv));

@@ -187,13 +187,20 @@ const char *ig_http_status_reason(int status)
 
 int ig_http_hdr_reserved(const char *name, size_t len)
 {
-    static const char *const reserved[] = {
-        "content-length",   "transfer-encoding", "connection", "date",
-        "x-amzn-requestid", "keep-alive",        "upgrade",    "proxy-connection",
+#define HDR_RESERVED(s) {s, sizeof(s) - 1}
+    static const struct {
+        const char *name;
+        size_t len;
+    } reserved[] = {
+        HDR_RESERVED("content-length"),   HDR_RESERVED("transfer-encoding"),
+        HDR_RESERVED("connection"),       HDR_RESERVED("date"),
+        HDR_RESERVED("x-amzn-requestid"), HDR_RESERVED("keep-alive"),
+        HDR_RESERVED("upgrade"),          HDR_RESERVED("proxy-connection"),
     };
+#undef HDR_RESERVED
 
     for (size_t i = 0; i < IG_ARRAY_SIZE(reserved); i++)
-        if (strlen(reserved[i]) == len && strncasecmp(reserved[i], name, len) == 0)
+        if (reserved[i].len == len && strncasecmp(reserved[i].name, name, len) == 0)
             return 1;
     return 0;
 }
