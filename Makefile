@@ -6,7 +6,8 @@
 #   make test              deps, build, unit tests (cmocka), integration tests
 #   make test SANITIZE=1   the same with ASan + UBSan (libc malloc)
 #   make run               start the gateway on conf/infergate.conf
-#   make bench             load/bench-unary.sh
+#   make bench             issue 19's scenarios S1-S6 (load/bench.mk; QUICK=1: briefly)
+#   make bench-deps        what make bench needs beyond make deps (nginx, gnuplot, npm)
 #   make clean
 
 SANITIZE ?= 0
