@@ -54,6 +54,7 @@
 #define IGL_CONNECT_TIMEOUT_MS 10000
 #define IGL_RETRY_MS 100
 #define IGL_BASE_HDRS 7
+#define IGL_OL_GAP_US 100 /* open loop: the shortest time between two sends */
 
 enum { IGL_PH_CONNECTING = 0, IGL_PH_RUNNING, IGL_PH_DRAINING, IGL_PH_DONE };
 enum { IGL_C_DEAD = 0, IGL_C_CONNECTING, IGL_C_READY };
@@ -123,6 +124,7 @@ struct igl {
     /* open loop */
     double interval_us;
     uint64_t ol_next;
+    uint64_t ol_last_wake;
     unsigned rr;
     struct event *ol_ev;
     struct event *tick_ev, *stop_ev, *drain_ev, *sig_ev[2];
@@ -511,7 +513,11 @@ static void igl_ol_arm(struct igl *g, uint64_t now)
         return;
     if (g->ol_next < igl_ol_due(g, now))
         return; /* a backlog: freed slots take it */
+    /* at most one wake-up per IGL_OL_GAP_US: a few requests go out
+     * together (their latency still counts from their own intended time) */
     t = igl_ol_time(g, g->ol_next);
+    if (t < g->ol_last_wake + IGL_OL_GAP_US)
+        t = g->ol_last_wake + IGL_OL_GAP_US;
     igl_tv(&tv, t > now ? t - now : 0);
     evtimer_add(g->ol_ev, &tv);
 }
@@ -544,6 +550,7 @@ static void igl_on_ol(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    g->ol_last_wake = now;
     while (g->ol_next < due && igl_can_issue(g) && misses < n) {
         struct igl_conn *c = &g->conns[g->rr];
         g->rr = g->rr + 1 == n ? 0 : g->rr + 1;
@@ -976,7 +983,7 @@ static void igl_conn_close(struct igl_conn *c, enum igl_err_type why)
     c->state = IGL_C_DEAD;
     c->goaway = 0;
     if (why != IGL_E_CONNECT && why != IGL_E_CLOSED)
-        tv.tv_usec = 0; /* a spent connection: its successor at once */
+        tv.tv_usec = 1000; /* a spent connection: its successor soon */
     if (g->phase == IGL_PH_RUNNING)
         evtimer_add(c->retry_ev, &tv);
     igl_check_end(g);
@@ -1269,6 +1276,11 @@ static void igl_free(struct igl *g)
 {
     for (unsigned i = 0; g->conns && i < g->o->conns; i++) {
         struct igl_conn *c = &g->conns[i];
+        /* a plain connection says goodbye (GOAWAY), best effort, no wait */
+        if (c->h2 && c->bev && !g->o->tls && c->state == IGL_C_READY &&
+            nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR) == 0 &&
+            nghttp2_session_send(c->h2) == 0)
+            (void)evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
         if (c->h2)
             nghttp2_session_del(c->h2);
         if (c->bev)

@@ -289,6 +289,23 @@ with AdminGateway({"km": {"model": MODEL}}, data_auth="on") as g:
     rc, js, err = igload("-n", 5, "--model", MODEL, g.invoke_url("km"))
     check(js and js["requests"]["ok"] == 0, "unsigned with data_auth on: refused: %s" % summary(js))
 
+log("TLS (ALPN h2): verified with --cacert, refused without, --insecure")
+cert, key = os.path.join(TMP, "cert.pem"), os.path.join(TMP, "key.pem")
+r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=60)
+check_eq(r.returncode, 0, "self-signed certificate")
+with Gateway({"km": {"model": MODEL}}, tls_cert=cert, tls_key=key, ping_scheme="https") as g:
+    rc, js, err = igload("-n", 100, "-c", 2, "-m", 4, "--cacert", cert, "--model", MODEL,
+                         g.invoke_url("km"))
+    check(rc == 0 and js and js["requests"]["ok"] == 100 and not js["errors"],
+          "https with --cacert: %s %s" % (summary(js), err[-300:]))
+    rc, js, err = igload("-n", 10, "--model", MODEL, g.invoke_url("km"))
+    check(rc == 1 and js is None and "certificate" in err,
+          "https, an unknown CA: exit 1: %d %r" % (rc, err[-300:]))
+    rc, js, err = igload("-n", 10, "--insecure", "--model", MODEL, g.invoke_url("km"))
+    check(rc == 0 and js and js["requests"]["ok"] == 10, "https --insecure: %s" % summary(js))
+
 log("errors from a small HTTP/2 server: reset, goaway, bad_response")
 srv = H2Server()
 rows1 = os.path.join(TMP, "one.csv")
