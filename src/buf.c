@@ -755,6 +755,66 @@ static inline __attribute__((always_inline)) size_t fmt_place_words(char *out, s
 }
 #endif
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/*
+ * The layout of fmt_place for at most 8 digits, the first nonzero, held
+ * as characters in the word <s> (little endian: the first digit in the
+ * low byte; '0's after the <nd> digits), the first at 10^<exp10> with
+ * exp10 <= 7 (the callers' 8 digits have no larger one). One store for
+ * the digits before the dot, and one for those after it (the word
+ * shifted): "0.0123", "12.5", "1234567.0", "12345678.0", "3e-05",
+ * "1.5e-07". Writes up to 20 bytes of <out>.
+ */
+static inline __attribute__((always_inline)) size_t fmt_place8(char *out, size_t n, uint64_t s,
+                                                               size_t nd, int exp10)
+{
+    if (exp10 >= -4) {
+        if (exp10 < 0) {
+            /* "0." and -exp10 - 1 zeros, then the digits */
+            memcpy(out + n, "0.000000", 8);
+            n += (size_t)(1 - exp10);
+            memcpy(out + n, &s, 8);
+            n += nd;
+        } else if (exp10 < 7) {
+            /* the integer part, '.', the rest: at least one digit (a '0'
+             * of the padding when there is none) */
+            size_t il = (size_t)exp10 + 1, frac = nd > il ? nd - il : 1;
+            uint64_t f = s >> (8 * il);
+
+            memcpy(out + n, &s, 8);
+            out[n + il] = '.';
+            memcpy(out + n + il + 1, &f, 8);
+            n += il + 1 + frac;
+        } else {
+            /* 8 digits before the dot */
+            memcpy(out + n, &s, 8);
+            memcpy(out + n + 8, ".0", 2);
+            n += 10;
+        }
+    } else {
+        unsigned x = (unsigned)-exp10;
+        uint64_t f = s >> 8;
+
+        out[n] = (char)s;
+        if (nd > 1) {
+            out[n + 1] = '.';
+            memcpy(out + n + 2, &f, 8);
+            n += nd + 1;
+        } else {
+            n++;
+        }
+        memcpy(out + n, "e-", 2);
+        n += 2;
+        if (x >= 100)
+            out[n++] = (char)('0' + x / 100);
+        out[n++] = (char)('0' + x / 10 % 10);
+        out[n++] = (char)('0' + x % 10);
+    }
+    out[n] = '\0';
+    return n;
+}
+#endif
+
 /* fmt_place for the decimal d * 10^e (d > 0, at most 17 digits). */
 static inline __attribute__((always_inline)) size_t fmt_layout(char *out, size_t n, uint64_t d,
                                                                int e)
@@ -843,8 +903,9 @@ static inline int fmt_round_check(int be, uint64_t m, int k, uint64_t *c)
 /*
  * The common case first, in one pass (numbers parsed from short decimals,
  * whole numbers): round v (> 0, bits <bits>) to 8 significant digits (on
- * a little-endian machine) and keep them when they read back to v, else
- * the same with 15. With their
+ * a little-endian machine: fmt_double_fast8, laid out by fmt_place8) and
+ * keep them when they read back to v, else the same with 15 (here). With
+ * their
  * trailing zeros dropped they are then the shortest form: if rounding to
  * n <= 15 digits reads back, the shortest form has at most n digits, and
  * n-digit decimals lie more than a double's ulp apart (DBL_DIG), while the
@@ -858,6 +919,32 @@ static inline int fmt_round_check(int be, uint64_t m, int k, uint64_t *c)
  * (8 digits: 1e-15 <= v < 1e8), normal, not a power of two; returns the
  * length written (as fmt_place), or 0 (then the general way decides).
  */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* The 8 digits of fmt_double_fast (the common case), alone: inlined in
+ * ig_fmt_double, whose frame stays small; the rest is fmt_double_rest's. */
+static inline size_t fmt_double_fast8(char *out, size_t n, uint64_t bits)
+{
+    const uint64_t zeros = 0x3030303030303030ull;
+    int be = (int)((bits >> 52) & 0x7ff), k;
+    uint64_t m = bits & ((1ull << 52) - 1), c, w0;
+    size_t lead, tz;
+
+    if (be <= 1 || m == 0)
+        return 0;
+    m |= 1ull << 52;
+    /* 8 digits (7 with the estimate one high): most numbers have no
+     * more, and one word holds them */
+    k = 7 - fmt_log10_pow2(be - 1022);
+    if (k < 0 || k > 22 || !fmt_round_check(be, m, k, &c) || c >= 100000000)
+        return 0;
+    w0 = fmt_digits8((uint32_t)c);
+    tz = (size_t)__builtin_clzll(w0) / 8; /* c >= 10^6: not all zeros */
+    lead = c < 10000000;
+    return fmt_place8(out, n, (w0 >> (8 * lead)) | zeros, 8 - lead - tz, (int)(7 - lead) - k);
+}
+#endif
+
+/* fmt_double_fast8's 15 digits (the 8 are tried before). */
 static inline size_t fmt_double_fast(char *out, size_t n, uint64_t bits)
 {
     int be = (int)((bits >> 52) & 0x7ff), est, k;
@@ -870,22 +957,6 @@ static inline size_t fmt_double_fast(char *out, size_t n, uint64_t bits)
         return 0;
     m |= 1ull << 52;
     est = fmt_log10_pow2(be - 1022);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    /* 8 digits first (7 with the estimate one high): most numbers have no
-     * more, and one word holds them */
-    k = 7 - est;
-    if (k >= 0 && k <= 22 && fmt_round_check(be, m, k, &c) && c < 100000000) {
-        const uint64_t zeros = 0x3030303030303030ull;
-        uint64_t w[4];
-
-        w0 = fmt_digits8((uint32_t)c);
-        tz = (size_t)__builtin_clzll(w0) / 8; /* c >= 10^6: not all zeros */
-        lead = c < 10000000;
-        w[0] = (lead ? w0 >> 8 : w0) | zeros;
-        w[1] = w[2] = w[3] = zeros;
-        return fmt_place_words(out, n, w, 8 - lead - tz, (int)(7 - lead) - k);
-    }
-#endif
     /* 15 digits (14) */
     k = 14 - est;
     if (k < 0 || k > 22 || !fmt_round_check(be, m, k, &c))
@@ -962,11 +1033,29 @@ static inline int fmt_whole(double v, double limit, uint64_t *d)
     return 0;
 }
 
-static inline __attribute__((always_inline)) size_t fmt_double(char *out, double v, int exact_ok)
+/* ig_fmt_double past its 8-digit case: <v> (> 0, bits <bits>) after the
+ * <n> bytes of the sign. */
+static __attribute__((noinline)) size_t fmt_double_rest(char *out, size_t n, uint64_t bits)
 {
-    uint64_t d, bits;
-    size_t n = 0;
+    uint64_t d;
+    double v;
+    size_t len = fmt_double_fast(out, n, bits);
     int e;
+
+    if (len > 0)
+        return len;
+    memcpy(&v, &bits, sizeof(v));
+    if (fmt_whole(v, 9007199254740992.0, &d))
+        e = 0;
+    else if ((e = fmt_shortest_exact(v, &d)) == INT32_MIN)
+        e = fmt_shortest_printf(v, &d);
+    return fmt_layout(out, n, d, e);
+}
+
+size_t ig_fmt_double(char *out, double v)
+{
+    uint64_t bits;
+    size_t n;
 
     memcpy(&bits, &v, sizeof(bits));
     if ((bits & 0x7ff0000000000000ull) == 0x7ff0000000000000ull || (bits << 1) == 0)
@@ -975,30 +1064,32 @@ static inline __attribute__((always_inline)) size_t fmt_double(char *out, double
     out[0] = '-';
     n = (size_t)(bits >> 63);
     bits &= ~(1ull << 63);
-    memcpy(&v, &bits, sizeof(v));
-    if (!exact_ok) {
-        e = fmt_shortest_printf(v, &d);
-    } else {
-        size_t len = fmt_double_fast(out, n, bits);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    {
+        size_t len = fmt_double_fast8(out, n, bits);
 
         if (len > 0)
             return len;
-        if (fmt_whole(v, 9007199254740992.0, &d))
-            e = 0;
-        else if ((e = fmt_shortest_exact(v, &d)) == INT32_MIN)
-            e = fmt_shortest_printf(v, &d);
     }
-    return fmt_layout(out, n, d, e);
-}
-
-size_t ig_fmt_double(char *out, double v)
-{
-    return fmt_double(out, v, 1);
+#endif
+    return fmt_double_rest(out, n, bits);
 }
 
 size_t ig_fmt_double_printf(char *out, double v)
 {
-    return fmt_double(out, v, 0);
+    uint64_t d;
+    size_t n;
+    int e;
+
+    if (!isfinite(v) || v == 0)
+        return fmt_special(out, v);
+    n = 0;
+    if (v < 0) {
+        out[n++] = '-';
+        v = -v;
+    }
+    e = fmt_shortest_printf(v, &d);
+    return fmt_layout(out, n, d, e);
 }
 
 /*
@@ -1134,7 +1225,7 @@ static inline size_t fmt_float_fast(char *out, size_t n, uint32_t bits)
 {
     const uint64_t zeros = 0x3030303030303030ull;
     int be = (int)((bits >> 23) & 0xff), k, ok;
-    uint64_t m = bits & 0x7fffff, p5, rem, half, dist, c, w0, w[4];
+    uint64_t m = bits & 0x7fffff, p5, rem, half, dist, c, w0;
     unsigned s, up;
     size_t lead, tz;
     fmt_u128 num;
@@ -1167,9 +1258,7 @@ static inline size_t fmt_float_fast(char *out, size_t n, uint32_t bits)
     w0 = fmt_digits8((uint32_t)c);
     tz = (size_t)__builtin_clzll(w0) / 8;
     lead = 2 + (c < 100000);
-    w[0] = (w0 >> (8 * lead)) | zeros;
-    w[1] = w[2] = w[3] = zeros;
-    return fmt_place_words(out, n, w, 8 - lead - tz, (int)(7 - lead) - k);
+    return fmt_place8(out, n, (w0 >> (8 * lead)) | zeros, 8 - lead - tz, (int)(7 - lead) - k);
 }
 #endif
 
@@ -1366,6 +1455,111 @@ static inline uint64_t parse_digits(const char **pp, const char *end, uint64_t m
     return mant;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* The bytes [s, s + n), 1 <= n <= 8, as a little-endian word, zero bytes
+ * after them: two 4-byte loads that overlap (the bytes they share are the
+ * same, so OR keeps them), or for n < 4 the bytes 0, n / 2 and n - 1
+ * (which cover 1 to 3 bytes). Nothing outside the text is read. */
+static inline uint64_t parse_load8(const char *s, size_t n)
+{
+    uint32_t lo, hi;
+
+    if (n >= 4) {
+        memcpy(&lo, s, sizeof(lo));
+        memcpy(&hi, s + n - 4, sizeof(hi));
+        return lo | ((uint64_t)hi << (8 * (n - 4)));
+    }
+    return (uint64_t)(uint8_t)s[0] | (uint64_t)(uint8_t)s[n / 2] << (8 * (n / 2)) |
+           (uint64_t)(uint8_t)s[n - 1] << (8 * (n - 1));
+}
+
+/* Bit 7 of each byte of <w> that is not a digit '0'..'9' (per byte, no
+ * carry between bytes: the low 7 bits plus 0x50 pass 0x7f from '0' up,
+ * plus 0x46 from ':' up; a byte with bit 7 set is no digit). */
+static inline uint64_t parse_nondigits8(uint64_t w)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full;
+    uint64_t t = w & low7;
+
+    return (~(t + 0x5050505050505050ull) | (t + 0x4646464646464646ull) | w) &
+           0x8080808080808080ull;
+}
+
+/*
+ * A number of at most 8 bytes after its sign, [s, s + n) with 1 <= n <= 8
+ * (0.123456, 1234.567, -12.5, 3e-05, 42), in one word: the first byte
+ * that is no digit is found at once, and when it is the dot, the next
+ * one; the dot is squeezed out (the bytes above it move down one) and the
+ * digits, at most 8, are valued together as simdjson does. Their value
+ * (below 10^8) over or times an exact power of ten is one correctly
+ * rounded operation: strtod's result (Clinger). Returns 0 with *out set
+ * (the magnitude), or 1 for anything else (no digit, an exponent past
+ * +-22 or of another shape): the general path then decides, as before.
+ */
+/*
+ * The digits of <w> (a word of a number's bytes, its sign left out) up
+ * to the first byte that is neither a digit nor the first dot: their
+ * count in *ndig (0 to 8), the digits after the dot in *frac, and the
+ * value (below 10^8) returned. The first byte that is no digit is found
+ * at once, and when it is the dot, the next one; the dot is squeezed out
+ * (the bytes above it move down one) and the digits are valued together
+ * as simdjson does. *pos is where that first other byte is (8: none in
+ * the word).
+ */
+static inline uint64_t parse_run8(uint64_t w, size_t *pos, size_t *ndig, size_t *frac)
+{
+    uint64_t nd = parse_nondigits8(w), d = w & 0x0f0f0f0f0f0f0f0full, x;
+    size_t k = nd ? (unsigned)__builtin_ctzll(nd) / 8 : 8;
+
+    *pos = k;
+    *ndig = k;
+    *frac = 0;
+    if (k < 8 && (uint8_t)(w >> (8 * k)) == '.') {
+        uint64_t nd2 = nd & (nd - 1), low = (1ull << (8 * k)) - 1;
+
+        *pos = nd2 ? (unsigned)__builtin_ctzll(nd2) / 8 : 8;
+        *ndig = *pos - 1;
+        *frac = *pos - 1 - k;
+        d = (d & low) | ((d >> 8) & ~low);
+    }
+    /* the digits at the top, zeros (leading) below them (in two shifts:
+     * none, 64 bits, gives 0) */
+    x = d << (4 * (8 - *ndig)) << (4 * (8 - *ndig));
+    x = x * 10 + (x >> 8);
+    return (((x & 0x000000ff000000ffull) * 0x000f424000000064ull) +
+            (((x >> 16) & 0x000000ff000000ffull) * 0x0000271000000001ull)) >>
+           32;
+}
+
+/*
+ * A number of at most 8 bytes after its sign, [s, s + n) with 1 <= n <= 8
+ * (0.123456, 1234.567, -12.5, 3e-05, 42), in one word (parse_run8). Its
+ * digits' value (below 10^8) over or times an exact power of ten is one
+ * correctly rounded operation: strtod's result (Clinger). Returns 0 with
+ * *out set (the magnitude), or 1 for anything else (no digit, an
+ * exponent past +-22 or of another shape): the general path then
+ * decides, as before.
+ */
+static inline int parse_swar8(const char *s, size_t n, double *out)
+{
+    size_t pos, ndig, frac;
+    uint64_t x = parse_run8(parse_load8(s, n), &pos, &ndig, &frac);
+    int e10 = -(int)frac, eval;
+
+    if (ndig == 0)
+        return 1;
+    if (pos < n) {
+        if (parse_exponent(s + pos, s + n, &eval) < 0)
+            return 1;
+        e10 += eval;
+        if (e10 < -22 || e10 > 22)
+            return 1;
+    }
+    *out = e10 < 0 ? (double)x / parse_p10[-e10] : (double)x * parse_p10[e10];
+    return 0;
+}
+#endif
+
 static inline int parse_short(const char *s, size_t n, double *out)
 {
     const char *p = s, *end = s + n, *d0, *f0;
@@ -1400,7 +1594,9 @@ static inline int parse_short(const char *s, size_t n, double *out)
     return 0;
 }
 
-int ig_parse_double(const char *s, size_t n, double *out)
+/* ig_parse_double past parse_swar8: kept out of line, so that the common
+ * case has no frame to set up for the rest. */
+static __attribute__((noinline)) int parse_general(const char *s, size_t n, double *out)
 {
     const char *p = s, *end = s + n;
     uint64_t mant = 0;
@@ -1460,5 +1656,100 @@ int ig_parse_double(const char *s, size_t n, double *out)
     if (stop != tmp + n)
         return -1;
     *out = v;
+    return 0;
+}
+
+int ig_parse_double(const char *s, size_t n, double *out)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    char c0 = n > 0 ? s[0] : 0;
+    size_t sign = (c0 == '-') | (c0 == '+');
+    double v;
+
+    if (n - sign - 1 < 8 && parse_swar8(s + sign, n - sign, &v) == 0) {
+        *out = c0 == '-' ? -v : v;
+        return 0;
+    }
+#endif
+    return parse_general(s, n, out);
+}
+
+/* ig_parse_double_field's general way, out of line (the fast one then
+ * needs no frame): find <sep>, parse what is before it. */
+static __attribute__((noinline)) int parse_field_slow(const char *s, size_t n, char sep,
+                                                      size_t *len, double *out)
+{
+    const char *e = n > 0 ? memchr(s, sep, n) : NULL;
+
+    *len = e != NULL ? (size_t)(e - s) : n;
+    return ig_parse_double(s, *len, out);
+}
+
+/*
+ * The fast way of ig_parse_double_field: 1 when the field was read (*len,
+ * *out set), 0 when the general way must decide.
+ */
+static inline __attribute__((always_inline)) int parse_field_fast(const char *s, size_t n,
+                                                                  char sep, size_t *len,
+                                                                  double *out)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    char c0 = n > 0 ? s[0] : 0;
+    size_t sign = (c0 == '-') | (c0 == '+'), m = n - sign, pos, ndig, frac;
+    uint64_t w, x;
+
+    if (m >= 8)
+        memcpy(&w, s + sign, sizeof(w));
+    else
+        w = m > 0 ? parse_load8(s + sign, m) : 0;
+    x = parse_run8(w, &pos, &ndig, &frac);
+    /* the digits (and dot) end at the end, or at <sep> (in the word or
+     * just after it): then that is the field, and parse_swar8 would read
+     * it so */
+    if (ndig > 0 && (pos == m || (pos < m && s[sign + pos] == sep))) {
+        double v = (double)x / parse_p10[frac];
+
+        *out = c0 == '-' ? -v : v;
+        *len = sign + pos;
+        return 1;
+    }
+#else
+    (void)s;
+    (void)n;
+    (void)sep;
+    (void)len;
+    (void)out;
+#endif
+    return 0;
+}
+
+int ig_parse_double_field(const char *s, size_t n, char sep, size_t *len, double *out)
+{
+    if (parse_field_fast(s, n, sep, len, out))
+        return 0;
+    return parse_field_slow(s, n, sep, len, out);
+}
+
+int ig_parse_double_row(const char *s, size_t n, char sep, double *vals, size_t max,
+                        size_t *count)
+{
+    size_t p = 0, k = 0;
+
+    for (;;) {
+        size_t len;
+        double v;
+
+        if (k == max)
+            return -1;
+        if (!parse_field_fast(s + p, n - p, sep, &len, &v) &&
+            (parse_field_slow(s + p, n - p, sep, &len, &v) < 0 || !isfinite(v)))
+            return -1;
+        vals[k++] = v;
+        p += len;
+        if (p == n)
+            break;
+        p++; /* the separator */
+    }
+    *count = k;
     return 0;
 }

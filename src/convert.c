@@ -419,29 +419,6 @@ static int convert_vec_push(struct convert_ctx *c, uint64_t key, double v)
 
 /* ---- reading: text/csv ---- */
 
-/* The offset of the first ',' in s[p, n), or n. Eight bytes at a time
- * where eight are left: the lowest byte the zero-byte test flags in
- * word ^ ",,,,,,,," is the first comma (a false flag only follows a true
- * one). */
-static size_t convert_csv_comma(const char *s, size_t p, size_t n)
-{
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-
-    while (n - p >= 8) {
-        uint64_t w, z;
-
-        memcpy(&w, s + p, sizeof(w)); /* little-endian: byte k is bits 8k.. */
-        w ^= ones * (uint8_t)',';
-        z = (w - ones) & ~w & highs;
-        if (z != 0)
-            return p + (size_t)__builtin_ctzll(z) / 8;
-        p += 8;
-    }
-    while (p < n && s[p] != ',')
-        p++;
-    return p;
-}
-
 static int convert_read_csv_general(struct convert_ctx *c, const char *s, size_t n);
 
 /*
@@ -456,7 +433,7 @@ static int convert_read_csv_general(struct convert_ctx *c, const char *s, size_t
 static int convert_read_csv(struct convert_ctx *c, const char *s, size_t n)
 {
     struct convert_vec *x = &c->vec;
-    size_t p = 0, need = n / 2 + 1;
+    size_t need = n / 2 + 1;
     int rv;
 
     if (need > x->cap) {
@@ -464,19 +441,10 @@ static int convert_read_csv(struct convert_ctx *c, const char *s, size_t n)
         if (rv < 0)
             return rv;
     }
-    for (;;) {
-        size_t fs = p, fe = convert_csv_comma(s, p, n);
-        double v;
-
-        if (fe == fs || s[fs] == '"' || convert_is_space(s[fs]) ||
-            convert_is_space(s[fe - 1]) || ig_parse_double(s + fs, fe - fs, &v) < 0 ||
-            !isfinite(v))
-            break;
-        x->vals[x->n++] = v;
-        if (fe == n)
-            return 0;
-        p = fe + 1;
-    }
+    /* a field empty, quoted or with a blank at an end is no number to
+     * ig_parse_double either */
+    if (ig_parse_double_row(s, n, ',', x->vals, x->cap, &x->n) == 0)
+        return 0;
     x->n = 0;
     return convert_read_csv_general(c, s, n);
 }

@@ -86,4 +86,23 @@ size_t ig_fmt_float_printf(char *out, float v);
  */
 int ig_parse_double(const char *s, size_t n, double *out);
 
+/*
+ * The field at the start of [s, s + n) that ends at the first <sep> (or
+ * at the end), parsed: *len gets its length, and the result is
+ * ig_parse_double's on it (a CSV field: ig_parse_double(s, *len, out)).
+ * A short plain number followed by <sep> is read in one pass, without a
+ * scan for <sep> first.
+ */
+int ig_parse_double_field(const char *s, size_t n, char sep, size_t *len, double *out);
+
+/*
+ * All the fields of [s, s + n) separated by <sep> (a CSV row), each read
+ * as ig_parse_double_field does, into vals[0 .. *count): 0 when every
+ * field is a number ig_parse_double reads as finite and there are at most
+ * <max>, else -1 (vals then holds garbage; the caller reads the row its
+ * own way). An empty text is one empty field: -1.
+ */
+int ig_parse_double_row(const char *s, size_t n, char sep, double *vals, size_t max,
+                        size_t *count);
+
 #endif /* INFERGATE_BUF_H */

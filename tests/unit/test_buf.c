@@ -339,6 +339,112 @@ static double parse_built(const char *prefix, char fill, size_t n, const char *s
     return v;
 }
 
+/* One random CSV field into <out>: short numbers of every shape the fast
+ * paths take (signs, dots at either end, exponents, 1 to 9 bytes), longer
+ * ones, and texts that are no number. Returns its length. */
+static size_t random_field(uint64_t *seed, char *out)
+{
+    static const char *const junk[] = {
+        "", "-", "+", ".", "-.", "e5", "1e", "1e+", "1.2.3", " 1", "1 ", "\"1\"", "1\r",
+        "0x10", "inf", "nan", "--1", "1e5.5", "1.e", "12345678.9.", "1234567890",
+        "0.1234567", "12345678", "123456789", "1e-23", "1e23", "9e22", "1.5E3", "+.5e-2",
+    };
+    uint64_t r = rnd(seed);
+    size_t len = 0;
+
+    switch (r % 8) {
+    case 0:
+        strcpy(out, junk[(r >> 8) % (sizeof(junk) / sizeof(junk[0]))]);
+        return strlen(out);
+    case 1: /* any digits, a dot anywhere, an exponent maybe: up to 20 */
+    case 2:
+    case 3: {
+        int nd = 1 + (int)((r >> 8) % (r % 8 == 1 ? 20 : 8));
+        int dot = (int)((r >> 16) % (unsigned)(nd + 2)) - 1; /* -1: none */
+
+        if (r & (1ull << 30))
+            out[len++] = (r & (1ull << 31)) ? '-' : '+';
+        for (int d = 0; d < nd; d++) {
+            if (d == dot)
+                out[len++] = '.';
+            out[len++] = (char)('0' + rnd(seed) % 10);
+        }
+        if (dot == nd)
+            out[len++] = '.';
+        if (r & (1ull << 32))
+            len += (size_t)sprintf(out + len, "%c%d", (r & (1ull << 33)) ? 'e' : 'E',
+                                   (int)((r >> 40) % 61) - 30);
+        out[len] = '\0';
+        return len;
+    }
+    default: /* the shapes of the benchmark: short decimals */
+        return (size_t)sprintf(out, "%s%d.%0*d", (r >> 8) & 1 ? "-" : "",
+                               (int)((r >> 9) % 1000), 1 + (int)((r >> 20) % 6),
+                               (int)((r >> 24) % 1000000));
+    }
+}
+
+/* ig_parse_double_field and ig_parse_double_row give exactly what
+ * ig_parse_double gives on the slices up to each separator (itself checked
+ * against strtod), on rows held in buffers of their exact size (ASan sees
+ * any read past them). */
+static void test_parse_double_field_and_row(void **state)
+{
+    uint64_t seed = 1818;
+    char text[512];
+
+    (void)state;
+    for (int i = 0; i < 100000; i++) {
+        size_t n = 0, nf = 1 + rnd(&seed) % 6, count = 99, k = 0;
+        double want[8], got[8];
+        int all = 1, rv;
+        char *row;
+
+        for (size_t f = 0; f < nf; f++) {
+            n += random_field(&seed, text + n);
+            if (f + 1 < nf)
+                text[n++] = ',';
+        }
+        row = malloc(n > 0 ? n : 1);
+        assert_non_null(row);
+        memcpy(row, text, n);
+        text[n] = '\0';
+        for (size_t p = 0;; p++) {
+            const char *e = memchr(row + p, ',', n - p);
+            size_t flen = e ? (size_t)(e - (row + p)) : n - p, len = 12345;
+            double v = -1, ref = -2;
+            int rf = ig_parse_double(row + p, flen, &ref);
+            int r = ig_parse_double_field(row + p, n - p, ',', &len, &v);
+
+            if (r != rf || len != flen || (r == 0 && memcmp(&v, &ref, sizeof(v)) != 0))
+                fail_msg("field %zu of '%s': %d %zu %a, ig_parse_double %d %zu %a", k, text, r,
+                         len, v, rf, flen, ref);
+            if (rf == 0) {
+                char tmp[512];
+
+                memcpy(tmp, row + p, flen);
+                tmp[flen] = '\0';
+                if (memcmp(&ref, &(double){strtod(tmp, NULL)}, sizeof(ref)) != 0)
+                    fail_msg("'%s': %a, strtod %a", tmp, ref, strtod(tmp, NULL));
+            }
+            all &= rf == 0 && isfinite(ref);
+            want[k++] = ref;
+            p += flen;
+            if (p == n)
+                break;
+        }
+        rv = ig_parse_double_row(row, n, ',', got, 8, &count);
+        if (rv != (all ? 0 : -1))
+            fail_msg("row '%s': %d", text, rv);
+        if (rv == 0 && (count != k || memcmp(got, want, k * sizeof(double)) != 0))
+            fail_msg("row '%s': %zu values, not %zu, or others", text, count, k);
+        /* a cap below the count refuses the row */
+        if (rv == 0 && ig_parse_double_row(row, n, ',', got, k - 1, &count) != -1)
+            fail_msg("row '%s': more than %zu values taken", text, k - 1);
+        free(row);
+    }
+}
+
 /* Numbers of any length are read, correctly rounded, in bounded space. */
 static void test_parse_double_any_length(void **state)
 {
@@ -739,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_fmt_double_fast_path_matches_reference),
         cmocka_unit_test(test_parse_double_matches_strtod),
         cmocka_unit_test(test_parse_double_any_length),
+        cmocka_unit_test(test_parse_double_field_and_row),
         cmocka_unit_test(test_fmt_float),
         cmocka_unit_test(test_numbers_million_random),
         cmocka_unit_test(test_buf_cap),
