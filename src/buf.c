@@ -1473,16 +1473,19 @@ static inline uint64_t parse_load8(const char *s, size_t n)
            (uint64_t)(uint8_t)s[n - 1] << (8 * (n - 1));
 }
 
-/* Bit 7 of each byte of <w> that is not a digit '0'..'9' (per byte, no
- * carry between bytes: the low 7 bits plus 0x50 pass 0x7f from '0' up,
- * plus 0x46 from ':' up; a byte with bit 7 set is no digit). */
+/*
+ * Bit 7 of each byte of <w> that is not a digit '0'..'9', at least up to
+ * the second such byte when the first is a dot: with x = byte ^ '0', a
+ * digit has x < 10, so neither x nor x + 0x76 has bit 7 set. A carry out
+ * of x + 0x76 comes only from a byte whose x has bit 7 set (no digit, nor
+ * the dot: '.' ^ '0' is 0x1e), so it only moves into the bytes after the
+ * first other byte that is not the dot, whose flags are not used.
+ */
 static inline uint64_t parse_nondigits8(uint64_t w)
 {
-    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full;
-    uint64_t t = w & low7;
+    uint64_t x = w ^ 0x3030303030303030ull;
 
-    return (~(t + 0x5050505050505050ull) | (t + 0x4646464646464646ull) | w) &
-           0x8080808080808080ull;
+    return ((x + 0x7676767676767676ull) | x) & 0x8080808080808080ull;
 }
 
 /*
@@ -1502,13 +1505,13 @@ static inline uint64_t parse_nondigits8(uint64_t w)
  * count in *ndig (0 to 8), the digits after the dot in *frac, and the
  * value (below 10^8) returned. The first byte that is no digit is found
  * at once, and when it is the dot, the next one; the dot is squeezed out
- * (the bytes above it move down one) and the digits are valued together
- * as simdjson does. *pos is where that first other byte is (8: none in
- * the word).
+ * (the bytes above it move down one) and the digits (byte ^ '0': the
+ * bytes past them are shifted out) are valued together as simdjson does.
+ * *pos is where that first other byte is (8: none in the word).
  */
 static inline uint64_t parse_run8(uint64_t w, size_t *pos, size_t *ndig, size_t *frac)
 {
-    uint64_t nd = parse_nondigits8(w), d = w & 0x0f0f0f0f0f0f0f0full, x;
+    uint64_t nd = parse_nondigits8(w), d = w ^ 0x3030303030303030ull, x;
     size_t k = nd ? (unsigned)__builtin_ctzll(nd) / 8 : 8;
 
     *pos = k;

@@ -355,62 +355,79 @@ static __attribute__((noinline)) size_t codec_json_number_slow(const char *b, si
 static const double codec_json_p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                         1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                         1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-static const uint64_t codec_json_u10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 0};
-
 /*
- * How many of the 8 bytes at <p> lead as digits (0 to 8), and their value
- * in *val (untouched for none). Byte i minus '0' is a digit when it is
- * below 10 (adding 0x76 leaves bit 7 clear, and it had none); a borrow or
- * carry only ever moves into the byte above a non-digit, past the run.
- * The run is shifted up to the top (zeros before it) and valued as
- * simdjson values eight digits.
+ * The run of digits, with at most one dot in it, that leads the 8 bytes
+ * at <p> (as parse_run8 in buf.c): the first byte that is no digit in *k
+ * (0 with *pos 0 when all 8 are digits: left to the caller's slow way),
+ * where the run ends in *pos (*k, or past the dot the next
+ * byte that is no digit), and the value of its digits (at most 8). With
+ * x = byte ^ '0', a byte is a digit when x < 10: neither x nor x + 0x76
+ * has bit 7 set. A carry out of x + 0x76 comes only from a byte whose x
+ * has bit 7 set (no digit, nor the dot: '.' ^ '0' is 0x1e), so it moves
+ * only into the bytes after the first other byte (or after the dot and
+ * the next other one), whose flags are not used. The dot is squeezed out
+ * (the bytes above it move down one), the digits shifted to the top
+ * (zeros before them, the bytes past the run shifted out) and valued
+ * together as simdjson values eight digits.
  */
-static inline unsigned codec_json_digits8(const char *p, uint64_t *val)
+static inline uint64_t codec_json_run8(uint64_t w, unsigned *k, unsigned *pos)
 {
-    uint64_t v, x, nd;
-    unsigned k;
+    uint64_t x = w ^ 0x3030303030303030u, nd, low;
+    unsigned ndig;
 
-    memcpy(&v, p, sizeof(v));
-    x = v - 0x3030303030303030u;
-    nd = (x | (x + 0x7676767676767676u)) & 0x8080808080808080u;
-    k = nd != 0 ? (unsigned)__builtin_ctzll(nd) >> 3 : 8;
-    if (k == 0)
+    nd = ((x + 0x7676767676767676u) | x) & 0x8080808080808080u;
+    if (nd == 0) {
+        *k = *pos = 0; /* 8 digits and more: the caller's slow way */
         return 0;
-    x <<= 8 * (8 - k);
+    }
+    *k = (unsigned)__builtin_ctzll(nd) / 8;
+    *pos = *k;
+    ndig = *k;
+    if (*k < 8 && (uint8_t)(w >> (8 * *k)) == '.') {
+        nd &= nd - 1;
+        *pos = nd ? (unsigned)__builtin_ctzll(nd) / 8 : 8;
+        ndig = *pos - 1;
+        low = (1ull << (8 * *k)) - 1;
+        x = (x & low) | ((x >> 8) & ~low);
+    }
+    x = x << (4 * (8 - ndig)) << (4 * (8 - ndig)); /* two shifts: none is 64 */
     x = x * 10 + (x >> 8);
-    x = (((x & 0x000000FF000000FFu) * 0x000F424000000064u) +
-         (((x >> 16) & 0x000000FF000000FFu) * 0x0000271000000001u)) >>
-        32;
-    *val = x;
-    return k;
+    return (((x & 0x000000FF000000FFu) * 0x000F424000000064u) +
+            (((x >> 16) & 0x000000FF000000FFu) * 0x0000271000000001u)) >>
+           32;
 }
 
-static inline size_t codec_json_number_fast(const char *b, size_t len, size_t lim, size_t p,
-                                            double *out)
+static inline __attribute__((always_inline)) size_t
+codec_json_number_fast(const char *b, size_t len, size_t lim, size_t p, double *out)
 {
-    uint64_t m, f;
-    unsigned k;
-    int neg, integer = 1, e10 = 0;
+    uint64_t m, w;
+    unsigned k, pos;
+    int neg, integer, e10;
     double d;
 
     if (lim - p < 17)
         return 0;
     neg = b[p] == '-';
     p += (size_t)neg;
-    k = codec_json_digits8(b + p, &m);
-    if (k - 1 >= 7 || (k > 1 && b[p] == '0'))
-        return 0; /* no digit, 8 of them, or a leading zero */
-    p += k;
-    if (b[p] == '.') {
-        k = codec_json_digits8(b + ++p, &f);
-        if (k - 1 >= 7)
-            return 0; /* no digit after the dot, or 8 of them */
-        m = m * codec_json_u10[k] + f;
-        e10 = -(int)k;
-        integer = 0;
-        p += k;
+    memcpy(&w, b + p, sizeof(w));
+    m = codec_json_run8(w, &k, &pos);
+    /* a digit first, no leading zero ("0" then a digit), a digit after a
+     * dot; a run that fills the word must end there (the byte after it is
+     * in the text, or ends it) */
+    if (k == 0 || ((uint8_t)w == '0' && k > 1) || pos == k + 1 ||
+        (pos == 8 && (codec_json_is_digit(b[p + 8]) || b[p + 8] == '.')))
+        return 0;
+    integer = pos == k;
+    e10 = (int)k + 1 - (int)pos; /* minus the digits after the dot */
+    e10 &= -(int)!integer;
+    p += pos;
+    if ((b[p] | 0x20) != 'e') {
+        /* no exponent: 10^-e10 divides, and only the integer -0 is 0 */
+        d = (double)m / codec_json_p10[-e10];
+        *out = neg && !(integer && m == 0) ? -d : d;
+        return p;
     }
-    if ((b[p] | 0x20) == 'e') {
+    {
         int eneg = 0, ev = 0;
         unsigned nd = 0;
 

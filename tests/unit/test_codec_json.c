@@ -963,7 +963,9 @@ static void test_jsonl_dense_numbers_as_jansson(void **state)
         "2.2250738585072014e-308", "123456.789e-7", "7.0", "-12.5", "1234.567", "0.123456",
         "99999999999999999999", "0.30000000000000004", "1234567e-22", "9e22", "01", "-01",
         "00", "1.", "-.5", ".5", "-", "1e", "1e+", "+1", "1.e5", "0x1", "1.5.5", "1e5.5", "--1",
-        "1 2", "1]", "1,]", "-a", "1ee5", "1.5e+-3"};
+        "1 2", "1]", "1,]", "-a", "1ee5", "1.5e+-3", "0.1234567e5", "12345678.5", "1234567.",
+        "1234567.5", "0.0000001", "12345678e2", "00.5", "0.", "-0.5e-0", "1234567.8", "8.1234567",
+        "0.12345678e-1", "-0.000000", "0.1.", "1.2.3", "5.e", "-0.", "1234.5678", "-9999999.9"};
     const char *layouts[][2] = {
         {"[", ",1,2,3,4,5,6,7]"},         {"[1,2,3,4,5,6,7,", "]"},
         {"[ ", " , 1,2,3,4,5,6,7 ]"},     {"[1, 2, 3, 4, ", ", 5, 6, 7]"},
@@ -1001,6 +1003,60 @@ static void test_jsonl_dense_numbers_as_jansson(void **state)
             ig_rowset_clear(&b);
             free(copy);
         }
+    }
+}
+
+/*
+ * The same with random numbers: 1 to 10 digits, a dot anywhere (or at an
+ * end, or none), an exponent or not, a sign or not, leading zeros, at a
+ * row's start and at its end, against jansson's tree.
+ */
+static void test_jsonl_random_numbers_as_jansson(void **state)
+{
+    uint64_t x = 2018;
+
+    (void)state;
+    for (int i = 0; i < 40000; i++) {
+        char num[48], text[128], tree[160];
+        struct ig_rowset a = {0}, b = {0};
+        struct ig_codec_error ea = {0, ""}, eb = {0, ""};
+        uint64_t r;
+        int len = 0, nd, dot, ra, rb, n;
+        char *copy;
+
+        x += 0x9e3779b97f4a7c15ull;
+        r = (x ^ (x >> 31)) * 0xbf58476d1ce4e5b9ull;
+        r ^= r >> 29;
+        nd = 1 + (int)(r % 10);
+        dot = (int)((r >> 8) % (unsigned)(nd + 3)) - 1; /* -1, past nd: none */
+        if (r & (1ull << 20))
+            num[len++] = '-';
+        for (int d = 0; d < nd; d++) {
+            if (d == dot)
+                num[len++] = '.';
+            num[len++] = (char)('0' + (r >> (24 + 3 * d % 30)) % 10);
+        }
+        if (dot == nd)
+            num[len++] = '.';
+        if (r & (1ull << 21))
+            len += snprintf(num + len, 16, "%s%d", (r & (1ull << 22)) ? "e" : "E-",
+                            (int)((r >> 56) % 30));
+        num[len] = '\0';
+        if (r & (1ull << 23))
+            n = snprintf(text, sizeof(text), "[%s, 1, 2, 3, 4, 5, 6, 7]", num);
+        else
+            n = snprintf(text, sizeof(text), "[1,2,3,4,5,6,7,%s]", num);
+        snprintf(tree, sizeof(tree), "{\"features\":%s}", text);
+        copy = malloc((size_t)n);
+        assert_non_null(copy);
+        memcpy(copy, text, (size_t)n);
+        ra = ig_codec_decode(IG_FMT_JSONL, copy, (size_t)n, 8, 10, &a, &ea);
+        rb = ig_codec_decode(IG_FMT_JSONL, tree, strlen(tree), 8, 10, &b, &eb);
+        if (ra != rb || (ra == 0 && memcmp(a.features, b.features, 8 * sizeof(double)) != 0))
+            fail_msg("%s: %d (%s) vs %d (%s)", text, ra, ea.msg, rb, eb.msg);
+        ig_rowset_clear(&a);
+        ig_rowset_clear(&b);
+        free(copy);
     }
 }
 
@@ -1076,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_jsonl_terminators),
         cmocka_unit_test(test_jsonl_errors),
         cmocka_unit_test(test_jsonl_dense_numbers_as_jansson),
+        cmocka_unit_test(test_jsonl_random_numbers_as_jansson),
         cmocka_unit_test(test_all_prefixes),
     };
 
