@@ -5,7 +5,10 @@
 IGLOAD_OBJ := $(patsubst load/igload/%.c,$(BUILD)/obj/igload/%.o,$(wildcard load/igload/*.c))
 IGLOAD := $(dir $(BIN))igload
 
+# (a tree without the sources, e.g. an image's build context, skips it)
+ifneq ($(IGLOAD_OBJ),)
 all: $(IGLOAD)
+endif
 
 $(BUILD)/obj/igload/%.o: load/igload/%.c $(BUILD)/.build_opts $(BUILD)/gen/infergate/build.h
 	@mkdir -p $(dir $@)
