@@ -1525,9 +1525,9 @@ static inline uint64_t parse_run8(uint64_t w, size_t *pos, size_t *ndig, size_t 
         *frac = *pos - 1 - k;
         d = (d & low) | ((d >> 8) & ~low);
     }
-    /* the digits at the top, zeros (leading) below them (in two shifts:
-     * none, 64 bits, gives 0) */
-    x = d << (4 * (8 - *ndig)) << (4 * (8 - *ndig));
+    /* the digits at the top, zeros (leading) below them (no digit: a
+     * value the callers do not use) */
+    x = d << (8 * ((8 - *ndig) & 7));
     x = x * 10 + (x >> 8);
     return (((x & 0x000000ff000000ffull) * 0x000f424000000064ull) +
             (((x >> 16) & 0x000000ff000000ffull) * 0x0000271000000001ull)) >>
@@ -1715,6 +1715,24 @@ static inline __attribute__((always_inline)) int parse_field_fast(const char *s,
         *out = c0 == '-' ? -v : v;
         *len = sign + pos;
         return 1;
+    }
+    /* or at an exponent of 1 to 3 digits, then the end or <sep>: 3e-05 */
+    if (ndig > 0 && pos < m && (s[sign + pos] | 0x20) == 'e') {
+        size_t q = sign + pos + 1, q0;
+        int eneg = 0, ev = 0, e10;
+        double v;
+
+        if (q < n && (s[q] == '-' || s[q] == '+'))
+            eneg = s[q++] == '-';
+        for (q0 = q; q < n && q - q0 < 4 && (unsigned)(s[q] - '0') < 10; q++)
+            ev = ev * 10 + (s[q] - '0');
+        e10 = (eneg ? -ev : ev) - (int)frac;
+        if (q - q0 - 1 < 3 && (q == n || s[q] == sep) && e10 >= -22 && e10 <= 22) {
+            v = e10 < 0 ? (double)x / parse_p10[-e10] : (double)x * parse_p10[e10];
+            *out = c0 == '-' ? -v : v;
+            *len = q;
+            return 1;
+        }
     }
 #else
     (void)s;

@@ -356,53 +356,23 @@ static const double codec_json_p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,
                                         1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                         1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 /*
- * The run of digits, with at most one dot in it, that leads the 8 bytes
- * at <p> (as parse_run8 in buf.c): the first byte that is no digit in *k
- * (0 with *pos 0 when all 8 are digits: left to the caller's slow way),
- * where the run ends in *pos (*k, or past the dot the next
- * byte that is no digit), and the value of its digits (at most 8). With
- * x = byte ^ '0', a byte is a digit when x < 10: neither x nor x + 0x76
- * has bit 7 set. A carry out of x + 0x76 comes only from a byte whose x
- * has bit 7 set (no digit, nor the dot: '.' ^ '0' is 0x1e), so it moves
- * only into the bytes after the first other byte (or after the dot and
- * the next other one), whose flags are not used. The dot is squeezed out
- * (the bytes above it move down one), the digits shifted to the top
- * (zeros before them, the bytes past the run shifted out) and valued
- * together as simdjson values eight digits.
+ * The number at <p>, its digits and dot read in one 8-byte word (as
+ * parse_run8 in buf.c). With x = byte ^ '0', a byte is a digit when
+ * x < 10: neither x nor x + 0x76 has bit 7 set. A carry out of x + 0x76
+ * comes only from a byte whose x has bit 7 set (no digit, nor the dot:
+ * '.' ^ '0' is 0x1e), so it moves only into bytes past the first other
+ * byte (past the dot, the next one), whose flags are not used. The first
+ * byte that is no digit is found at once and, when it is the dot, the
+ * next; the dot is squeezed out (the bytes above it move down one), the
+ * digits shifted to the top (zeros before them, the bytes past the run
+ * shifted out) and valued together as simdjson values eight digits.
  */
-static inline uint64_t codec_json_run8(uint64_t w, unsigned *k, unsigned *pos)
-{
-    uint64_t x = w ^ 0x3030303030303030u, nd, low;
-    unsigned ndig;
-
-    nd = ((x + 0x7676767676767676u) | x) & 0x8080808080808080u;
-    if (nd == 0) {
-        *k = *pos = 0; /* 8 digits and more: the caller's slow way */
-        return 0;
-    }
-    *k = (unsigned)__builtin_ctzll(nd) / 8;
-    *pos = *k;
-    ndig = *k;
-    if (*k < 8 && (uint8_t)(w >> (8 * *k)) == '.') {
-        nd &= nd - 1;
-        *pos = nd ? (unsigned)__builtin_ctzll(nd) / 8 : 8;
-        ndig = *pos - 1;
-        low = (1ull << (8 * *k)) - 1;
-        x = (x & low) | ((x >> 8) & ~low);
-    }
-    x = x << (4 * (8 - ndig)) << (4 * (8 - ndig)); /* two shifts: none is 64 */
-    x = x * 10 + (x >> 8);
-    return (((x & 0x000000FF000000FFu) * 0x000F424000000064u) +
-            (((x >> 16) & 0x000000FF000000FFu) * 0x0000271000000001u)) >>
-           32;
-}
-
 static inline __attribute__((always_inline)) size_t
 codec_json_number_fast(const char *b, size_t len, size_t lim, size_t p, double *out)
 {
-    uint64_t m, w;
-    unsigned k, pos;
-    int neg, integer, e10;
+    uint64_t w, x, nd, m;
+    unsigned k, pos, ndig, frac;
+    int neg;
     double d;
 
     if (lim - p < 17)
@@ -410,43 +380,59 @@ codec_json_number_fast(const char *b, size_t len, size_t lim, size_t p, double *
     neg = b[p] == '-';
     p += (size_t)neg;
     memcpy(&w, b + p, sizeof(w));
-    m = codec_json_run8(w, &k, &pos);
-    /* a digit first, no leading zero ("0" then a digit), a digit after a
-     * dot; a run that fills the word must end there (the byte after it is
-     * in the text, or ends it) */
-    if (k == 0 || ((uint8_t)w == '0' && k > 1) || pos == k + 1 ||
-        (pos == 8 && (codec_json_is_digit(b[p + 8]) || b[p + 8] == '.')))
+    x = w ^ 0x3030303030303030u;
+    nd = ((x + 0x7676767676767676u) | x) & 0x8080808080808080u;
+    if (nd == 0)
+        return 0; /* 8 digits or more */
+    k = (unsigned)__builtin_ctzll(nd) / 8;
+    /* a digit first, and no leading zero ("0" then a digit) */
+    if (k == 0 || ((uint8_t)w == '0' && k > 1))
         return 0;
-    integer = pos == k;
-    e10 = (int)k + 1 - (int)pos; /* minus the digits after the dot */
-    e10 &= -(int)!integer;
+    pos = ndig = k;
+    frac = 0;
+    if ((uint8_t)(w >> (8 * k)) == '.') {
+        uint64_t low = (1ull << (8 * k)) - 1;
+
+        nd &= nd - 1;
+        pos = nd ? (unsigned)__builtin_ctzll(nd) / 8 : 8;
+        /* a digit after the dot; a run that fills the word must end
+         * there (the byte after it is in the text, or ends it) */
+        if (pos == k + 1 || (pos == 8 && (codec_json_is_digit(b[p + 8]) || b[p + 8] == '.')))
+            return 0;
+        ndig = pos - 1;
+        frac = pos - 1 - k;
+        x = (x & low) | ((x >> 8) & ~low);
+    }
+    x <<= 8 * (8 - ndig); /* 1 <= ndig <= 7 */
+    x = x * 10 + (x >> 8);
+    m = (((x & 0x000000FF000000FFu) * 0x000F424000000064u) +
+         (((x >> 16) & 0x000000FF000000FFu) * 0x0000271000000001u)) >>
+        32;
     p += pos;
     if ((b[p] | 0x20) != 'e') {
-        /* no exponent: 10^-e10 divides, and only the integer -0 is 0 */
-        d = (double)m / codec_json_p10[-e10];
-        *out = neg && !(integer && m == 0) ? -d : d;
+        d = (double)m / codec_json_p10[frac];
+        if (neg)
+            d = m == 0 && pos == k ? 0.0 : -d; /* the integer -0 is 0 */
+        *out = d;
         return p;
     }
     {
-        int eneg = 0, ev = 0;
-        unsigned nd = 0;
+        int eneg = 0, ev = 0, e10 = -(int)frac;
+        unsigned n = 0;
 
-        integer = 0;
         if (++p < len && (b[p] == '+' || b[p] == '-'))
             eneg = b[p++] == '-';
-        for (; p < len && nd < 4 && codec_json_is_digit(b[p]); p++, nd++)
+        for (; p < len && n < 4 && codec_json_is_digit(b[p]); p++, n++)
             ev = ev * 10 + (b[p] - '0');
-        if (nd - 1 >= 3)
+        if (n - 1 >= 3)
             return 0; /* no digit, or 4 of them */
         e10 += eneg ? -ev : ev;
         if (e10 < -22 || e10 > 22)
             return 0;
+        d = e10 < 0 ? (double)m / codec_json_p10[-e10] : (double)m * codec_json_p10[e10];
+        *out = neg ? -d : d; /* -0.0 keeps its sign */
+        return p;
     }
-    d = e10 < 0 ? (double)m / codec_json_p10[-e10] : (double)m * codec_json_p10[e10];
-    if (neg && !(integer && m == 0))
-        d = -d; /* -0.0 keeps its sign; the integer -0 is 0 */
-    *out = d;
-    return p;
 }
 #endif
 
