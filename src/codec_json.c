@@ -338,16 +338,18 @@ static __attribute__((noinline)) size_t codec_json_number_slow(const char *b, si
  * pass, eight bytes at a time, for a little-endian machine whose double
  * arithmetic is plain IEEE (FLT_EVAL_METHOD 0): digits and dot found and
  * valued together, the value as ig_parse_double's short path computes it
- * (mantissa < 10^14 < 2^53 over or times an exact power of ten: one
+ * (mantissa < 10^8 < 2^53 over or times an exact power of ten: one
  * correctly rounded operation, so strtod's result). The digits and the
- * dot are read 8 bytes at a time from <p> on, within 17 bytes, all before
- * <lim>: the text ends at <len> <= <lim>, and a byte at <len> before <lim>
- * ends a number (a JSON line's '\r' or '\n'), so no run of digits and no
- * dot is taken from past the text (the exponent is read up to <len>).
+ * dot are read in one word from <p> on (after a sign), within 17 bytes,
+ * all before <lim>: the text ends at <len> <= <lim>, and a byte at <len>
+ * before <lim> ends a number (a JSON line's '\r' or '\n'), so no run of
+ * digits and no dot is taken from past the text (the exponent is read up
+ * to <len>).
  * So a JSON line's last numbers are read here too.
- * Returns where the number ends, or 0 for anything else (a run of 8
- * digits, a leading zero, an exponent of 4 digits or out of +-22), without
- * a verdict: codec_json_number_slow reads it as before.
+ * Returns where the number ends, or 0 for anything else (8 digits and
+ * more, a run of digits and dot past 8 bytes, a leading zero, an exponent
+ * of 4 digits or out of +-22), without a verdict: codec_json_number_slow
+ * reads it as before.
  */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && FLT_EVAL_METHOD == 0
 #define CODEC_JSON_FAST_NUMBERS 1
@@ -355,6 +357,48 @@ static __attribute__((noinline)) size_t codec_json_number_slow(const char *b, si
 static const double codec_json_p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                         1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                         1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+/* The value of the digits at the top of <x> (zeros before them), as
+ * simdjson values eight. */
+static inline uint64_t codec_json_value8(uint64_t x)
+{
+    x = x * 10 + (x >> 8);
+    return (((x & 0x000000FF000000FFu) * 0x000F424000000064u) +
+            (((x >> 16) & 0x000000FF000000FFu) * 0x0000271000000001u)) >>
+           32;
+}
+
+/* The rest of a number whose digits are worth <m> with <frac> of them
+ * after a dot (none: <integer>), from <p> on: an exponent or nothing. */
+static inline __attribute__((always_inline)) size_t
+codec_json_number_end(const char *b, size_t len, size_t p, uint64_t m, unsigned frac, int neg,
+                      int integer, double *out)
+{
+    int eneg = 0, ev = 0, e10 = -(int)frac;
+    unsigned n = 0;
+    double d;
+
+    if ((b[p] | 0x20) != 'e') {
+        /* no exponent: 10^frac divides, and only the integer -0 is 0 */
+        d = integer ? (double)m : (double)m / codec_json_p10[frac];
+        if (neg)
+            d = integer && m == 0 ? 0.0 : -d;
+        *out = d;
+        return p;
+    }
+    if (++p < len && (b[p] == '+' || b[p] == '-'))
+        eneg = b[p++] == '-';
+    for (; p < len && n < 4 && codec_json_is_digit(b[p]); p++, n++)
+        ev = ev * 10 + (b[p] - '0');
+    if (n - 1 >= 3)
+        return 0; /* no digit, or 4 of them */
+    e10 += eneg ? -ev : ev;
+    if (e10 < -22 || e10 > 22)
+        return 0;
+    d = e10 < 0 ? (double)m / codec_json_p10[-e10] : (double)m * codec_json_p10[e10];
+    *out = neg ? -d : d; /* -0.0 keeps its sign */
+    return p;
+}
+
 /*
  * The number at <p>, its digits and dot read in one 8-byte word (as
  * parse_run8 in buf.c). With x = byte ^ '0', a byte is a digit when
@@ -370,10 +414,9 @@ static const double codec_json_p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,
 static inline __attribute__((always_inline)) size_t
 codec_json_number_fast(const char *b, size_t len, size_t lim, size_t p, double *out)
 {
-    uint64_t w, x, nd, m;
-    unsigned k, pos, ndig, frac;
+    uint64_t w, x, nd, low;
+    unsigned k, pos;
     int neg;
-    double d;
 
     if (lim - p < 17)
         return 0;
@@ -388,51 +431,19 @@ codec_json_number_fast(const char *b, size_t len, size_t lim, size_t p, double *
     /* a digit first, and no leading zero ("0" then a digit) */
     if (k == 0 || ((uint8_t)w == '0' && k > 1))
         return 0;
-    pos = ndig = k;
-    frac = 0;
-    if ((uint8_t)(w >> (8 * k)) == '.') {
-        uint64_t low = (1ull << (8 * k)) - 1;
-
-        nd &= nd - 1;
-        pos = nd ? (unsigned)__builtin_ctzll(nd) / 8 : 8;
-        /* a digit after the dot; a run that fills the word must end
-         * there (the byte after it is in the text, or ends it) */
-        if (pos == k + 1 || (pos == 8 && (codec_json_is_digit(b[p + 8]) || b[p + 8] == '.')))
-            return 0;
-        ndig = pos - 1;
-        frac = pos - 1 - k;
-        x = (x & low) | ((x >> 8) & ~low);
-    }
-    x <<= 8 * (8 - ndig); /* 1 <= ndig <= 7 */
-    x = x * 10 + (x >> 8);
-    m = (((x & 0x000000FF000000FFu) * 0x000F424000000064u) +
-         (((x >> 16) & 0x000000FF000000FFu) * 0x0000271000000001u)) >>
-        32;
-    p += pos;
-    if ((b[p] | 0x20) != 'e') {
-        d = (double)m / codec_json_p10[frac];
-        if (neg)
-            d = m == 0 && pos == k ? 0.0 : -d; /* the integer -0 is 0 */
-        *out = d;
-        return p;
-    }
-    {
-        int eneg = 0, ev = 0, e10 = -(int)frac;
-        unsigned n = 0;
-
-        if (++p < len && (b[p] == '+' || b[p] == '-'))
-            eneg = b[p++] == '-';
-        for (; p < len && n < 4 && codec_json_is_digit(b[p]); p++, n++)
-            ev = ev * 10 + (b[p] - '0');
-        if (n - 1 >= 3)
-            return 0; /* no digit, or 4 of them */
-        e10 += eneg ? -ev : ev;
-        if (e10 < -22 || e10 > 22)
-            return 0;
-        d = e10 < 0 ? (double)m / codec_json_p10[-e10] : (double)m * codec_json_p10[e10];
-        *out = neg ? -d : d; /* -0.0 keeps its sign */
-        return p;
-    }
+    if ((uint8_t)(w >> (8 * k)) != '.')
+        return codec_json_number_end(b, len, p + k, codec_json_value8(x << (8 * (8 - k))), 0,
+                                     neg, 1, out);
+    nd &= nd - 1;
+    pos = nd ? (unsigned)__builtin_ctzll(nd) / 8 : 8;
+    /* a digit after the dot; a run that fills the word must end there
+     * (the byte after it is in the text, or ends it) */
+    if (pos == k + 1 || (pos == 8 && (codec_json_is_digit(b[p + 8]) || b[p + 8] == '.')))
+        return 0;
+    low = (1ull << (8 * k)) - 1;
+    x = (x & low) | ((x >> 8) & ~low); /* the dot squeezed out */
+    return codec_json_number_end(b, len, p + pos, codec_json_value8(x << (8 * (9 - pos))),
+                                 pos - 1 - k, neg, 0, out);
 }
 #endif
 
@@ -463,7 +474,18 @@ static int codec_json_fast(struct codec_json_ctx *c, const char *b, size_t len, 
         size_t e = 0;
 
 #ifdef CODEC_JSON_FAST_NUMBERS
-        e = codec_json_number_fast(b, len, lim, pos, &d);
+        /* the common run: a number and a bare ',', while there is room
+         * for the number; the last one, or any other, goes on below (one
+         * that failed here is tried once more: rare) */
+        while (n < cap) {
+            e = codec_json_number_fast(b, len, lim, pos, &d);
+            if (e == 0 || e >= len || b[e] != ',')
+                break;
+            feat[n++] = d;
+            pos = e + 1;
+        }
+        if (e == 0)
+            e = codec_json_number_fast(b, len, lim, pos, &d);
         if (e == 0 && pos < len && codec_json_is_ws(b[pos])) {
             /* after a bare ',' taken below: spaces before the number */
             while (pos < len && codec_json_is_ws(b[pos]))
