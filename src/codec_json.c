@@ -418,7 +418,7 @@ codec_json_number_fast(const char *b, size_t len, size_t lim, size_t p, double *
     unsigned k, pos;
     int neg;
 
-    if (lim - p < 17)
+    if (p + 17 > lim)
         return 0;
     neg = b[p] == '-';
     p += (size_t)neg;
