@@ -1210,54 +1210,77 @@ static inline int fmt_float_exact(float f, uint64_t *d)
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 /*
+ * Round f = m * 2^(be - 150) times 10^k to an integer *c, half to even,
+ * and say whether *c * 10^-k reads back to f: 1 both ways (through
+ * strtof when within half an ulp, 2 * dist <= 5^k as fmt_round_check;
+ * through a double when farther than half a double's ulp from the ends of
+ * that interval, where the double reading could land on an end and the
+ * narrowing round it away; an exact tie, 2 * dist == 5^k with an even
+ * mantissa, reads as the tie both ways, and both give f), 0 when it does
+ * not even through strtof (exactly), -1 when that is not decided here (a
+ * decimal near an end, or a scale outside this arithmetic).
+ */
+static inline int fmt_float_round(uint64_t m, int be, int k, uint64_t *c)
+{
+    unsigned s = (unsigned)(150 - be - k), up;
+    uint64_t p5, rem, half, dist;
+    fmt_u128 num;
+
+    if (k < 0 || k > 27 || s - 1 > 62)
+        return -1;
+    p5 = fmt_p5[k];
+    num = (fmt_u128)m * p5; /* < 2^24 * 2^63 */
+    *c = ((uint64_t)(num >> 64) << (64 - s)) | ((uint64_t)num >> s);
+    rem = (uint64_t)num & ((1ull << s) - 1);
+    half = 1ull << (s - 1);
+    up = (rem > half) | ((rem == half) & (unsigned)*c);
+    dist = up ? (1ull << s) - rem : rem;
+    *c += up;
+    if (2 * dist > p5 || (2 * dist == p5 && (m & 1)))
+        return 0;
+    /* half a double's ulp of the end, scaled, is under num / 2^(s + 52) (the
+     * end is within 2^-24 of f: a factor of 2 to spare) */
+    return (2 * dist < p5 && ((fmt_u128)(p5 - 2 * dist) << 51) > num) || 2 * dist == p5 ? 1
+                                                                                      : -1;
+}
+
+/*
  * The common case of a float32 (> 0, bits <bits>), as fmt_double_fast
  * does for doubles: round it to 6 significant digits (FLT_DIG: 6-digit
  * decimals lie more than a float's ulp apart, so when the rounding reads
- * back it is the shortest form, padded; 5 with the estimate one high).
- * Reading back is both ways: through strtof when within half an ulp
- * (2 * dist <= 5^k, as fmt_round_check), and through a double when
- * farther than half a double's ulp from the ends of that interval, where
- * the double reading could land on an end and the narrowing round it away
- * (an exact tie, 2 * dist == 5^k with an even mantissa, reads as the tie
- * both ways, and both give f). Returns the length written, or 0.
+ * back it is the shortest form, padded; 5 with the estimate one high),
+ * fmt_float_round deciding. When that rounding does not read back even
+ * through strtof, no decimal of 6 digits or fewer does (one would be the
+ * nearest 6-digit decimal, padded), so the shortest has 7 or more: the
+ * nearest of 7 digits (6 with the estimate high), when it reads back both
+ * ways, is the answer. Returns the length written, or 0.
  */
 static inline size_t fmt_float_fast(char *out, size_t n, uint32_t bits)
 {
     const uint64_t zeros = 0x3030303030303030ull;
-    int be = (int)((bits >> 23) & 0xff), k, ok;
-    uint64_t m = bits & 0x7fffff, p5, rem, half, dist, c, w0;
-    unsigned s, up;
+    int be = (int)((bits >> 23) & 0xff), k, r;
+    uint64_t m = bits & 0x7fffff, c, w0;
     size_t lead, tz;
-    fmt_u128 num;
 
     if (be <= 1 || be == 0xff || m == 0)
         return 0;
     m |= 1u << 23;
     /* f = m * 2^(be - 150), 2^(be - 127) <= f < 2^(be - 126) */
     k = 5 - fmt_log10_pow2(be - 126);
-    if (k < 0 || k > 27)
+    r = fmt_float_round(m, be, k, &c);
+    if (r == 1 && c < 1000000) {
+        /* 10^4 <= c < 10^6: 8 digits with 2 or 3 leading zeros */
+        w0 = fmt_digits8((uint32_t)c);
+        tz = (size_t)__builtin_clzll(w0) / 8;
+        lead = 2 + (c < 100000);
+    } else if (r == 0 && fmt_float_round(m, be, ++k, &c) == 1 && c < 10000000) {
+        /* 10^5 <= c < 10^7: 8 digits with 1 or 2 leading zeros */
+        w0 = fmt_digits8((uint32_t)c);
+        tz = (size_t)__builtin_clzll(w0) / 8;
+        lead = 1 + (c < 1000000);
+    } else {
         return 0;
-    s = (unsigned)(150 - be - k);
-    if (s - 1 > 62)
-        return 0;
-    p5 = fmt_p5[k];
-    num = (fmt_u128)m * p5; /* < 2^24 * 2^63 */
-    c = ((uint64_t)(num >> 64) << (64 - s)) | ((uint64_t)num >> s);
-    rem = (uint64_t)num & ((1ull << s) - 1);
-    half = 1ull << (s - 1);
-    up = (rem > half) | ((rem == half) & (unsigned)c);
-    dist = up ? (1ull << s) - rem : rem;
-    c += up;
-    /* half a double's ulp of the end, scaled, is under num / 2^(s + 52) (the
-     * end is within 2^-24 of f: a factor of 2 to spare) */
-    ok = (2 * dist < p5 && ((fmt_u128)(p5 - 2 * dist) << 51) > num) ||
-         (2 * dist == p5 && !(m & 1));
-    if (!ok || c >= 1000000)
-        return 0;
-    /* 10^4 <= c < 10^6: 8 digits with 2 or 3 leading zeros */
-    w0 = fmt_digits8((uint32_t)c);
-    tz = (size_t)__builtin_clzll(w0) / 8;
-    lead = 2 + (c < 100000);
+    }
     return fmt_place8(out, n, (w0 >> (8 * lead)) | zeros, 8 - lead - tz, (int)(7 - lead) - k);
 }
 #endif

@@ -750,18 +750,25 @@ static void test_fmt_float(void **state)
     }
     /* the integer path and the printf path agree, and no shorter "%.*g"
      * reads back (every length tried): random floats of every exponent,
-     * short decimals, powers of two and their neighbours */
-    for (int i = 0; i < 30000; i++) {
+     * short decimals, powers of two and their neighbours, and floats
+     * next to decimals of 6 to 8 digits over a wide range (the 6- and
+     * 7-digit ways of the fast path) */
+    for (int i = 0; i < 60000; i++) {
         uint64_t r = rnd(&seed);
         uint32_t bits = (uint32_t)r;
         float f;
 
-        switch (i % 3) {
+        switch (i % 4) {
         case 0:
             memcpy(&f, &bits, sizeof(f));
             break;
         case 1:
             f = (float)((double)(r % 10000000) / pow(10, (double)((r >> 40) % 12)));
+            break;
+        case 3:
+            f = (float)((double)(100000 + r % 99900000) * pow(10, (double)((r >> 40) % 60) - 40));
+            for (uint64_t j = (r >> 50) % 3; j > 0; j--)
+                f = nextafterf(f, (r & 1) ? 0 : INFINITY);
             break;
         default:
             f = nextafterf(ldexpf(1.0f, (int)((r >> 8) % 276) - 149), (r & 1) ? 0 : INFINITY);
