@@ -873,31 +873,32 @@ static inline uint64_t fmt_digits8(uint32_t x)
 
 /*
  * Round v = m * 2^(be - 1075) (m with its leading bit) times 10^k to an
- * integer *c, half to even, and say whether *c * 10^-k reads back to v:
- * with v * 10^k = num / 2^s, it does when it lies within half an ulp of v,
+ * integer *c, and say whether *c * 10^-k reads back to v: with
+ * v * 10^k = num / 2^s, it does when it lies within half an ulp of v,
  * 10^k * 2^(be - 1076) = 5^k / 2^(s + 1) scaled, so when
- * 2 * |c * 2^s - num| <= 5^k (equal only for an even m: ties go to even;
- * the caller leaves out powers of two, whose gap below is half). The
- * caller keeps v * 10^k < 2^63 with 0 <= k <= 22.
+ * 2 * |c * 2^s - num| < 5^k (never equal: 5^k is odd; the caller leaves
+ * out powers of two, whose gap below is half). The callers' decimals (8
+ * or 15 digits, m >= 2^52) have a unit 2^s over 4 times the ulp 5^k: a
+ * tie between two of them is never within half an ulp, so the rounding
+ * adds half a unit and truncates, and 2 * |c * 2^s - num| is
+ * |2 * fr - 2^s| with fr the low s bits of num + 2^(s - 1); it is below
+ * 5^k when 2 * fr - (2^s - 5^k), unsigned, is below 2 * 5^k. The caller
+ * keeps v * 10^k < 2^63 with 0 <= k <= 22.
  */
 static inline int fmt_round_check(int be, uint64_t m, int k, uint64_t *c)
 {
-    unsigned s = (unsigned)(1075 - be - k), up;
-    uint64_t p5 = fmt_p5[k], rem, half, dist, r;
-    fmt_u128 num;
+    unsigned s = (unsigned)(1075 - be - k);
+    uint64_t p5 = fmt_p5[k], fr;
+    fmt_u128 t;
 
     if (s - 1 > 62) /* s = 0 or s > 63: not here */
         return 0;
-    num = (fmt_u128)m * p5; /* < 2^53 * 2^51 */
-    /* num >> s with 0 < s < 64, spelled so (the general 128-bit shift
+    t = (fmt_u128)m * p5 + (1ull << (s - 1)); /* < 2^53 * 2^51 + 2^63 */
+    /* t >> s with 0 < s < 64, spelled so (the general 128-bit shift
      * tests s >= 64) */
-    r = ((uint64_t)(num >> 64) << (64 - s)) | ((uint64_t)num >> s);
-    rem = (uint64_t)num & ((1ull << s) - 1);
-    half = 1ull << (s - 1);
-    up = (rem > half) | ((rem == half) & (unsigned)r); /* half to even, no branch */
-    dist = up ? (1ull << s) - rem : rem;
-    *c = r + up;
-    return 2 * dist < p5 || (2 * dist == p5 && !(m & 1));
+    *c = ((uint64_t)(t >> 64) << (64 - s)) | ((uint64_t)t >> s);
+    fr = (uint64_t)t & ((1ull << s) - 1);
+    return 2 * fr - ((1ull << s) - p5) < 2 * p5;
 }
 
 /*
