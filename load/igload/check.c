@@ -13,6 +13,11 @@ static int igl_is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+static int igl_is_word(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || igl_is_digit(c);
+}
+
 /* strtod on a bounded span: copy the number's characters (at most 63). */
 static size_t igl_parse_number(const char *p, size_t n, double *v)
 {
@@ -35,12 +40,13 @@ static size_t igl_parse_number(const char *p, size_t n, double *v)
     k = (size_t)(end - tmp);
     while (k < n && (igl_is_digit(p[k]) || p[k] == '.' || p[k] == 'e' || p[k] == 'E'))
         k++;
+    /* letters stuck to it ("2.0abc"): not a number the model wrote */
+    if (k < n && igl_is_word(p[k])) {
+        *v = NAN;
+        while (k < n && igl_is_word(p[k]))
+            k++;
+    }
     return k;
-}
-
-static int igl_is_word(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || igl_is_digit(c);
 }
 
 const char *igl_next_number(const char *p, const char *end, double *v)
@@ -52,12 +58,23 @@ const char *igl_next_number(const char *p, const char *end, double *v)
                     ((c == '-' || c == '.') && left > 1 &&
                      (igl_is_digit(p[1]) || (p[1] == '.' && left > 2)));
         if (!start) {
-            /* a word (a key like "a1", NaN, Infinity) holds no number */
-            if (igl_is_word(c))
+            if (c == '"') {
+                /* a JSON string (a key like "a1") holds no number */
+                for (p++; p < end && *p != '"'; p++)
+                    if (*p == '\\' && p + 1 < end)
+                        p++;
+                p += p < end;
+                continue;
+            }
+            if (igl_is_word(c)) {
+                /* a bare word (NaN, Infinity, null, junk) where a model
+                 * writes numbers: counted as a number that matches none */
                 while (p < end && igl_is_word(*p))
                     p++;
-            else
-                p++;
+                *v = NAN;
+                return p;
+            }
+            p++;
             continue;
         }
         return p + igl_parse_number(p, left, v);
@@ -86,7 +103,9 @@ int igl_num_close(double a, double b)
 
     if (a == b)
         return 1;
-    if (isnan(a) || isnan(b))
+    /* an overflow (1e999) or NaN is close to nothing: inf - inf is not
+     * "within 1e-6 of inf" */
+    if (!isfinite(a) || !isfinite(b))
         return 0;
     return d <= 1e-6 * m || d <= 1e-12;
 }

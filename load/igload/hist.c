@@ -64,7 +64,15 @@ double igl_hist_pct(const struct igl_hist *h, double p)
         return (double)h->max_us;
     if (p < 0.0)
         p = 0.0;
-    rank = (uint64_t)ceil(p / 100.0 * (double)h->count);
+    /* nearest rank, ceil(p / 100 * count), in whole numbers with p in
+     * thousandths: in doubles 99.9 / 100 * 1000 is 999.0000000000001
+     * and the rank of p99.9 over 1000 samples came out as the max */
+    if (h->count < UINT64_MAX / 100000) {
+        uint64_t pm = (uint64_t)llround(p * 1000.0);
+        rank = (pm * h->count + 99999) / 100000;
+    } else {
+        rank = (uint64_t)ceil(p / 100.0 * (double)h->count);
+    }
     if (rank < 1)
         rank = 1;
     for (unsigned i = 0; i < IGL_HIST_BUCKETS; i++) {

@@ -261,23 +261,6 @@ static void igl_slot_abort(struct igl_slot *s, enum igl_err_type e)
 }
 
 /* The numbers of a unary answer against its rows' expected ones. */
-static int igl_unary_right(const struct igl_opts *o, const struct igl_slot *s)
-{
-    const char *p = s->buf ? s->buf : "", *end = p + s->len;
-    uint32_t r = s->body->first_row;
-    double v;
-
-    for (uint64_t j = 0; j < o->rows; j++) {
-        for (size_t k = o->exp_off[r]; k < o->exp_off[r + 1]; k++) {
-            if ((p = igl_next_number(p, end, &v)) == NULL || !igl_num_close(v, o->exp[k]))
-                return 0;
-        }
-        if (++r == o->nrows)
-            r = 0;
-    }
-    return igl_next_number(p, end, &v) == NULL;
-}
-
 /* One prediction line of stream row <row>. */
 static int igl_line_right(const struct igl_opts *o, uint64_t row, const char *p, size_t n)
 {
@@ -288,6 +271,45 @@ static int igl_line_right(const struct igl_opts *o, uint64_t row, const char *p,
     for (size_t k = o->exp_off[r]; k < o->exp_off[r + 1]; k++)
         if ((p = igl_next_number(p, end, &v)) == NULL || !igl_num_close(v, o->exp[k]))
             return 0;
+    return igl_next_number(p, end, &v) == NULL;
+}
+
+/* A line format (CSV, JSON lines): one prediction line per row. */
+static int igl_line_format(const char *t)
+{
+    return strncmp(t, "text/csv", 8) == 0 || strstr(t, "jsonlines") != NULL ||
+           strstr(t, "jsonl") != NULL;
+}
+
+static int igl_unary_right(const struct igl_opts *o, const struct igl_slot *s)
+{
+    const char *p = s->buf ? s->buf : "", *end = p + s->len;
+    uint32_t r = s->body->first_row;
+    double v;
+
+    if (igl_line_format(o->accept)) {
+        /* row by row, each on its own line: two rows' numbers on one
+         * line are a wrong answer even when the numbers are right */
+        for (uint64_t j = 0; j < o->rows; j++) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+            if (!igl_line_right(o, r, p, n))
+                return 0;
+            p = nl ? nl + 1 : end;
+            if (++r == o->nrows)
+                r = 0;
+        }
+        return igl_next_number(p, end, &v) == NULL;
+    }
+    for (uint64_t j = 0; j < o->rows; j++) {
+        for (size_t k = o->exp_off[r]; k < o->exp_off[r + 1]; k++) {
+            if ((p = igl_next_number(p, end, &v)) == NULL || !igl_num_close(v, o->exp[k]))
+                return 0;
+        }
+        if (++r == o->nrows)
+            r = 0;
+    }
     return igl_next_number(p, end, &v) == NULL;
 }
 

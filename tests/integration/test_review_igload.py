@@ -5,13 +5,13 @@ break sent == ok + failed + lost; its --model check must refuse corrupted
 answers (a corrupting proxy in front of the real gateway); its p99.9 must be
 the nearest-rank value.
 
-Checks that show known bugs run only with REVIEW_KNOWN=1 (they fail today):
-  - an overflowing number (1e999, i.e. inf) is accepted for ANY expected
-    value: igl_num_close (load/igload/check.c) computes inf <= 1e-6 * inf;
-  - tokens that are not numbers (NaN, garbage glued to a number) are skipped
-    by igl_next_number, so an answer with an extra NaN field is "ok";
-  - the unary check ignores line structure: 2 rows answered on 1 line is ok;
-  - p99.9 of exactly 1000 samples is the max: ceil(99.9 / 100 * 1000) is
+Bugs this review found, fixed since (each check runs always):
+  - an overflowing number (1e999, i.e. inf) was accepted for ANY expected
+    value: igl_num_close (load/igload/check.c) computed inf <= 1e-6 * inf;
+  - tokens that are not numbers (NaN, garbage glued to a number) were
+    skipped by igl_next_number, so an answer with an extra NaN field was ok;
+  - the unary check ignored line structure: 2 rows answered on 1 line was ok;
+  - p99.9 of exactly 1000 samples was the max: ceil(99.9 / 100 * 1000) is
     ceil(999.0000000000001) = 1000 in igl_hist_pct (load/igload/hist.c).
 """
 
@@ -37,7 +37,6 @@ from iglib import ROOT, Gateway, check, check_eq, finish
 
 IGLOAD = os.path.join(ROOT, "bin", "igload")
 MODEL = os.path.join(ROOT, "load", "models", "bench-kmeans-10.json")
-KNOWN = os.environ.get("REVIEW_KNOWN") == "1"
 TMP = tempfile.mkdtemp(prefix="ig-review-igload-")
 
 
@@ -74,12 +73,8 @@ def adds_up(js, what):
 
 
 def known(cond, what):
-    """A check that fails today (a real bug): only with REVIEW_KNOWN=1."""
-    if KNOWN:
-        return check(cond, "KNOWN BUG: " + what)
-    print("skipped (REVIEW_KNOWN=1 runs it; it fails today): %s -> %s"
-          % (what, "holds" if cond else "fails"), flush=True)
-    return cond
+    """A check of a bug this review found (fixed since)."""
+    return check(cond, what)
 
 
 # ---- a hostile HTTP/2 server ---------------------------------------------------

@@ -68,11 +68,22 @@ static void test_scan_numbers(void **state)
                        "{\"closest_cluster\":-0.5e2,\"x1\":NaN,\"y\":Infinity,\"z\":.5}]}";
 
     (void)state;
-    assert_int_equal(igl_scan_numbers(json, strlen(json), v, 8), 4);
-    assert_true(v[0] == 3.0 && v[1] == 1.25 && v[2] == -50.0 && v[3] == 0.5);
+    /* keys are skipped; bare words (NaN, Infinity) are numbers that
+     * match nothing: a model never writes them */
+    assert_int_equal(igl_scan_numbers(json, strlen(json), v, 8), 6);
+    assert_true(v[0] == 3.0 && v[1] == 1.25 && v[2] == -50.0 && v[5] == 0.5);
+    assert_true(isnan(v[3]) && isnan(v[4]));
     assert_int_equal(igl_scan_numbers("3.0,1.25\n-1,2e-3\n", 17, v, 8), 4);
     assert_true(v[3] == 2e-3);
-    assert_int_equal(igl_scan_numbers("abc - . -x", 10, v, 8), 0);
+    assert_int_equal(igl_scan_numbers("abc - . -x", 10, v, 8), 2);
+    assert_true(isnan(v[0]) && isnan(v[1]));
+    assert_int_equal(igl_scan_numbers("2.0abc,1", 8, v, 8), 2);
+    assert_true(isnan(v[0]) && v[1] == 1.0);
+    assert_int_equal(igl_scan_numbers("{\"k\\\"1\":2}", 10, v, 8), 1);
+    assert_true(v[0] == 2.0);
+    assert_false(igl_num_close(INFINITY, 1e308));
+    assert_false(igl_num_close(1e308, INFINITY));
+    assert_false(igl_num_close(NAN, NAN));
     assert_int_equal(igl_scan_numbers("1,2,3", 5, v, 1), 3);
     /* a number cut by the span's end */
     assert_int_equal(igl_scan_numbers("12345", 3, v, 8), 1);
