@@ -768,41 +768,43 @@ static inline __attribute__((always_inline)) size_t fmt_place_words(char *out, s
 static inline __attribute__((always_inline)) size_t fmt_place8(char *out, size_t n, uint64_t s,
                                                                size_t nd, int exp10)
 {
-    if (exp10 >= -4) {
-        if (exp10 < 0) {
-            /* "0." and -exp10 - 1 zeros, then the digits */
-            memcpy(out + n, "0.000000", 8);
-            n += (size_t)(1 - exp10);
-            memcpy(out + n, &s, 8);
-            n += nd;
-        } else if (exp10 < 7) {
-            /* the integer part, '.', the rest: at least one digit (a '0'
-             * of the padding when there is none) */
-            size_t il = (size_t)exp10 + 1, frac = nd > il ? nd - il : 1;
-            uint64_t f = s >> (8 * il);
+    const uint64_t zeros = 0x3030303030303030ull;
 
-            memcpy(out + n, &s, 8);
-            out[n + il] = '.';
-            memcpy(out + n + il + 1, &f, 8);
-            n += il + 1 + frac;
-        } else {
-            /* 8 digits before the dot */
-            memcpy(out + n, &s, 8);
-            memcpy(out + n + 8, ".0", 2);
-            n += 10;
-        }
+    if (exp10 >= -4) {
+        /* positional, with no branch on the shape (they mispredict): z =
+         * max(-exp10, 0) '0's, then the digits, then '0's, in the 16
+         * bytes of p0 p1; the integer part is its first intlen =
+         * max(exp10 + 1, 1) bytes ("0" when exp10 < 0), then '.', then
+         * the rest (f0 f1), at least one byte (a '0' of the padding:
+         * "3.0"). Shifts by 64 are spelled as two (x >> 1 >> 63). */
+        unsigned z = (unsigned)-exp10 & -(unsigned)(exp10 < 0), sh = 8 * z; /* z <= 4 */
+        size_t intlen = (size_t)(exp10 + 1 + (int)z);                       /* 1 .. 8 */
+        unsigned ish = (unsigned)(8 * intlen);
+        int fr = (int)nd + (int)z - (int)intlen;
+        size_t frac = (size_t)(fr + ((1 - fr) & -(fr < 1)));
+        uint64_t p0 = (s << sh) | (zeros & ((1ull << sh) - 1));
+        uint64_t p1 = ((s >> 1) >> (63 - sh)) | (zeros << sh);
+        /* the rest: 11 bytes at most, and past p1 only when z = 0 and
+         * then 3 at most */
+        uint64_t w[4] = {p0, p1, ((p0 >> 1) >> (ish - 1)) | (p1 << (64 - ish)),
+                         (p1 >> 1) >> (ish - 1)};
+
+        memcpy(out + n, &w[0], 8);
+        memcpy(out + n + 8, &w[1], 8);
+        out[n + intlen] = '.';
+        memcpy(out + n + intlen + 1, &w[2], 8);
+        memcpy(out + n + intlen + 9, &w[3], 8);
+        n += intlen + 1 + frac;
     } else {
         unsigned x = (unsigned)-exp10;
         uint64_t f = s >> 8;
 
+        /* the first digit, '.' and the rest; with no rest, the 'e'
+         * goes where the '.' was */
         out[n] = (char)s;
-        if (nd > 1) {
-            out[n + 1] = '.';
-            memcpy(out + n + 2, &f, 8);
-            n += nd + 1;
-        } else {
-            n++;
-        }
+        out[n + 1] = '.';
+        memcpy(out + n + 2, &f, 8);
+        n += nd + (nd > 1);
         memcpy(out + n, "e-", 2);
         n += 2;
         if (x >= 100)
