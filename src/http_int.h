@@ -260,6 +260,8 @@ struct http_conn {
     bool out_full; /* h1: an answer went out over the budgets: parse no further
                       request until the socket has taken it */
     bool in_full;  /* input over the budgets: reading is off until it fits */
+    bool late_read; /* an idle or header timeout put off once: bytes were waiting */
+    size_t in_seen; /* input left unprocessed after the last conn_process() */
     uint64_t drain_bytes;       /* h2: bytes the socket took while blocked, this period */
     char peer[64];
     http_parser parser;

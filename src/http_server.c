@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -1118,6 +1119,22 @@ static void conn_arm_timer(struct http_conn *conn)
     evtimer_add(conn->ev_timer, &tv);
 }
 
+/* New bytes from the client the gateway has not looked at: read into the
+ * bufferevent while its callback is deferred behind this timer, or in the
+ * socket while reading is on (not those held back by the watermark or the
+ * budgets: the gateway's own backpressure on a client that does not read
+ * is no reason to wait). */
+static bool conn_input_waiting(struct http_conn *conn)
+{
+    size_t have = evbuffer_get_length(bufferevent_get_input(conn->bev));
+    int n = 0;
+
+    if (have > conn->in_seen)
+        return true;
+    return have < HTTP_READ_HIGH && (bufferevent_get_enabled(conn->bev) & EV_READ) &&
+           ioctl(bufferevent_getfd(conn->bev), FIONREAD, &n) == 0 && n > 0;
+}
+
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct http_conn *conn = arg;
@@ -1129,6 +1146,18 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
     conn->deadline_us = 0;
     if (kind == CONN_TIMER_NONE || deadline > ig_now_us()) {
         conn_arm_timer(conn);
+        return;
+    }
+    if ((kind == CONN_TIMER_IDLE || kind == CONN_TIMER_HEADER) && !conn->late_read &&
+        !conn->in_full && conn_input_waiting(conn)) {
+        /* The client's bytes wait in the kernel: the loop was busy with
+         * others when this fired, the client is not idle. Once, until
+         * they are read: a new look one tick later, after the read. */
+        struct timeval tick = {0, 1000};
+
+        conn->late_read = true;
+        conn->deadline_us = ig_now_us() + 1000;
+        evtimer_add(conn->ev_timer, &tick);
         return;
     }
     ig_log(IG_LOG_DEBUG, "http: %s: %s timeout", conn->peer,
@@ -1314,6 +1343,7 @@ static void conn_process(struct http_conn *conn)
     }
     if (conn->state != HTTP_CONN_DEAD) {
         conn_in_recount(conn);
+        conn->in_seen = evbuffer_get_length(bufferevent_get_input(conn->bev));
         conn_arm_timer(conn);
     }
 }
@@ -1365,6 +1395,7 @@ static void conn_on_read(struct bufferevent *bev, void *arg)
 
     (void)bev;
     conn->last_read_us = ig_now_us();
+    conn->late_read = false;
     conn_read_more(conn);
     conn_process(conn);
 }

@@ -40,6 +40,7 @@
 
 import os
 import re
+import signal
 import socket
 import struct
 import threading
@@ -498,7 +499,41 @@ def case_lengths():
         check_eq(ping_status(gw), 200, "lengths: the gateway still answers")
 
 
-CASES = os.environ.get("ADV_CASES", "idle slow reader hold rapid madeyoureset cont chunkext lengths").split()
+def case_late():
+    """The gateway stopped (SIGSTOP) past an idle connection's deadline while its client
+    sends a request: on SIGCONT the request is read and answered, not cut as idle (the
+    loop's timer and the deferred read fire in the same turn; the client was on time,
+    the gateway late). Once the bytes are looked at, the idle rule applies as before."""
+    with Gateway({"demo": {"model": DEMO_MODEL}}, idle_timeout_ms="1000") as gw:
+        s = h2_open(gw.port)
+        read_frames(s, 0.3)  # the server's SETTINGS
+        enc = hpack.Encoder()
+        req = frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                    enc.encode([(":method", "GET"), (":scheme", "http"),
+                                (":authority", "127.0.0.1"), (":path", "/ping")]))
+        os.kill(gw.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(1.5)  # the connection's idle deadline passes while stopped
+            s.sendall(req)
+            time.sleep(0.1)
+        finally:
+            os.kill(gw.proc.pid, signal.SIGCONT)
+        frames, eof = read_frames(s, 3.0)
+        dec = hpack.Decoder()
+        status = [dict(dec.decode(p)).get(":status") for t_, _, sid, p in frames
+                  if t_ == HEADERS and sid == 1]
+        goaways = [struct.unpack(">II", p[:8]) for t_, _, _, p in frames if t_ == GOAWAY]
+        check(status == ["200"] and not any(g[0] == 0 for g in goaways),
+              "late: a request sent while the gateway was stopped past the connection's idle "
+              "deadline is answered on SIGCONT, not cut as idle (status %r, GOAWAY %r)"
+              % (status, goaways))
+        check(eof and goaways == [(1, 0)],
+              "late: ... then, idle again, the connection is closed by the idle rule "
+              "(GOAWAY(last stream 1, NO_ERROR) %r, eof %s)" % (goaways, eof))
+        s.close()
+
+
+CASES = os.environ.get("ADV_CASES", "idle late slow reader hold rapid madeyoureset cont chunkext lengths").split()
 for case in [globals()["case_" + n] for n in CASES]:
     t0 = time.time()
     try:
