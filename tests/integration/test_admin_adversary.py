@@ -1048,11 +1048,16 @@ def status_machine(gw):
     config(gw, "Byo-Sick-c", [("AllTraffic", "Byo-Sick-m", 1.0)], timeout=60)
     ok(gw, "CreateEndpoint", {"EndpointName": "Byo-Sick", "EndpointConfigName": "Byo-Sick-c"},
        "status: sick endpoint")
-    deadline = time.time() + 10
-    while not procs_below(gw.proc.pid, "tests/byo/serve") and time.time() < deadline:
+    # (a deployment waits its turn behind the earlier sections' work: up to
+    # 30 s on a loaded machine; once in CI it took over 10)
+    t0 = time.time()
+    while not procs_below(gw.proc.pid, "tests/byo/serve") and time.time() < t0 + 30:
         time.sleep(0.05)
     kids = [p for p, _ in procs_below(gw.proc.pid, "tests/byo/serve")]
-    check(kids, "status: the sick serve program started")
+    log("status: the sick serve program seen after %.2f s" % (time.time() - t0))
+    if not check(kids, "status: the sick serve program started"):
+        print("  gateway log, last 40 lines:\n" + "\n".join(gw.stderr().splitlines()[-40:]),
+              flush=True)
     time.sleep(0.5)
     d = describe(gw, "Byo-Sick")
     check_eq((d or {}).get("EndpointStatus"), "Creating", "status: a serve program failing /ping "
