@@ -215,23 +215,29 @@ def es_payload(data):
     return out
 
 
-def procs_below(pid, needle):
-    """Pids (and states) of processes below <pid> whose cmdline has <needle>."""
-    parent, cmds, states = {}, {}, {}
+def procs_below(pid, needle, leaders=False):
+    """Pids (and states) of processes below <pid> whose cmdline has <needle>.
+    With <leaders>, only process-group leaders: the gateway starts each
+    serve program in a group of its own, and whatever that program forks
+    (a pyenv shim's bash subshells carry the script's name in their
+    cmdline: about 40 of them at each start) stays in its group."""
+    parent, cmds, states, groups = {}, {}, {}, {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open("/proc/%s/cmdline" % d, "rb") as f:
-                cmds[int(d)] = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
             with open("/proc/%s/stat" % d) as f:
                 rest = f.read().rsplit(")", 1)[1].split()
-                states[int(d)], parent[int(d)] = rest[0], int(rest[1])
+            state, ppid, pgrp = rest[0], int(rest[1]), int(rest[2])
         except (OSError, ValueError, IndexError):
             continue
+        p = int(d)
+        cmds[p], states[p], parent[p], groups[p] = cmd, state, ppid, pgrp
     out = []
     for p, cmd in cmds.items():
-        if needle not in cmd:
+        if needle not in cmd or (leaders and groups[p] != p):
             continue
         q = p
         while q > 1 and q != pid:
@@ -881,10 +887,11 @@ def byo_flip(gw):
         ok(gw, "CreateModel", {"ModelName": name, "PrimaryContainer": {
             "Image": "file://" + BYO, "Environment": {"BYO_SCALE": scale}}}, "byo flip: " + name)
         config(gw, name + "-c", [("S" + scale, name, 1.0)])
-    before = set(procs_below(gw.proc.pid, "tests/byo/serve"))
+    before = set(procs_below(gw.proc.pid, "tests/byo/serve", leaders=True))
 
     def mine():
-        return [k for k in procs_below(gw.proc.pid, "tests/byo/serve") if k not in before]
+        return [k for k in procs_below(gw.proc.pid, "tests/byo/serve", leaders=True)
+                if k not in before]
     ok(gw, "CreateEndpoint", {"EndpointName": "Byo-Flip", "EndpointConfigName": "bf-2-c"},
        "byo flip: create")
     wait_ep(gw, "Byo-Flip", ("InService",), 15, "byo flip")
@@ -1053,7 +1060,7 @@ def status_machine(gw):
     t0 = time.time()
     while not procs_below(gw.proc.pid, "tests/byo/serve") and time.time() < t0 + 30:
         time.sleep(0.05)
-    kids = [p for p, _ in procs_below(gw.proc.pid, "tests/byo/serve")]
+    kids = [p for p, _ in procs_below(gw.proc.pid, "tests/byo/serve", leaders=True)]
     log("status: the sick serve program seen after %.2f s" % (time.time() - t0))
     if not check(kids, "status: the sick serve program started"):
         print("  gateway log, last 40 lines:\n" + "\n".join(gw.stderr().splitlines()[-40:]),
@@ -1079,7 +1086,7 @@ def byo(gw):
              % ((d or {}).get("FailureReason"),))
     st, h, out = invoke(gw.port, "Byo", body="1,2\n3,4\n", accept="text/csv")
     check_eq((st, out), (200, b"6.0\n14.0\n"), "byo: each row's sum times 2")
-    kids = procs_below(gw.proc.pid, "tests/byo/serve")
+    kids = procs_below(gw.proc.pid, "tests/byo/serve", leaders=True)
     check_eq(len(kids), 1, "byo: one serve child: %r" % kids)
     st, et, msg, js = call(gw, "DescribeEndpoint", {"EndpointName": "Byo"})
     text = json.dumps(js)
