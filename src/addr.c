@@ -5,11 +5,16 @@
  * a listener configured as "localhost:8080" must work, so names go through
  * getaddrinfo() like any server's.
  */
+#include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "infergate/addr.h"
 #include "infergate/common.h"
@@ -76,4 +81,39 @@ int ig_addr_resolve(const char *hostport, struct sockaddr_storage *ss, int *ssle
     *sslen = (int)pick->ai_addrlen;
     freeaddrinfo(res);
     return 0;
+}
+
+int ig_addr_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct pollfd pfd;
+    int soerr = 0, one = 1, r;
+    socklen_t sl = sizeof(soerr);
+
+    if (fd == -1)
+        return -1;
+    if (connect(fd, sa, len) == -1) {
+        if (errno != EINPROGRESS)
+            goto fail;
+        pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+        while ((r = poll(&pfd, 1, timeout_ms)) == -1 && errno == EINTR)
+            ;
+        if (r == 0) {
+            errno = ETIMEDOUT;
+            goto fail;
+        }
+        if (r == -1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
+            goto fail;
+        if (soerr != 0) {
+            errno = soerr;
+            goto fail;
+        }
+    }
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+fail:
+    soerr = errno;
+    close(fd);
+    errno = soerr;
+    return -1;
 }

@@ -1,5 +1,6 @@
 /*
- * addr.h - listen addresses: "HOST:PORT" to a socket address.
+ * addr.h - listen addresses: "HOST:PORT" to a socket address; the
+ * clients' (bin/infergate-cli, bin/igload) blocking connect.
  *
  * One parser serves start-up (the HTTP listener) and --check-config, so a
  * configuration that checks clean binds the address it checked.
@@ -24,5 +25,13 @@
  */
 int ig_addr_resolve(const char *hostport, struct sockaddr_storage *ss, int *sslen, char *err,
                     size_t errlen);
+
+/*
+ * Connect a TCP socket to <sa> (<len> bytes), waiting at most <timeout_ms>;
+ * for the command-line clients, before their loop runs (it blocks). The
+ * socket is non-blocking, close-on-exec, with TCP_NODELAY. Returns it, or
+ * -1 with errno (ETIMEDOUT when the wait ran out).
+ */
+int ig_addr_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms);
 
 #endif /* INFERGATE_ADDR_H */

@@ -21,7 +21,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +40,7 @@
 #include <openssl/x509v3.h>
 
 #include "igload.h"
+#include "infergate/addr.h"
 #include "infergate/aws_creds.h"
 #include "infergate/common.h"
 #include "infergate/sigv4.h"
@@ -1174,42 +1174,6 @@ static void igl_maybe_start(struct igl *g)
 
 /* ---- setup ----------------------------------------------------------- */
 
-/* A blocking connect with a timeout; the socket, or -1 with errno. */
-static int igl_connect_one(const struct sockaddr *sa, socklen_t len)
-{
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct pollfd pfd;
-    int soerr = 0, one = 1, r;
-    socklen_t sl = sizeof(soerr);
-
-    if (fd == -1)
-        return -1;
-    if (connect(fd, sa, len) == -1) {
-        if (errno != EINPROGRESS)
-            goto fail;
-        pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
-        while ((r = poll(&pfd, 1, IGL_CONNECT_TIMEOUT_MS)) == -1 && errno == EINTR)
-            ;
-        if (r == 0) {
-            errno = ETIMEDOUT;
-            goto fail;
-        }
-        if (r == -1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
-            goto fail;
-        if (soerr != 0) {
-            errno = soerr;
-            goto fail;
-        }
-    }
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-fail:
-    soerr = errno;
-    close(fd);
-    errno = soerr;
-    return -1;
-}
-
 /* Resolve and connect the first connection, keeping the address that worked. */
 static int igl_first_connect(struct igl *g)
 {
@@ -1226,7 +1190,7 @@ static int igl_first_connect(struct igl *g)
     for (struct addrinfo *ai = list; ai && fd == -1; ai = ai->ai_next) {
         if (ai->ai_addrlen > sizeof(g->addr))
             continue;
-        fd = igl_connect_one(ai->ai_addr, ai->ai_addrlen);
+        fd = ig_addr_connect(ai->ai_addr, ai->ai_addrlen, IGL_CONNECT_TIMEOUT_MS);
         if (fd == -1) {
             err = errno;
         } else {
@@ -1410,7 +1374,9 @@ int igl_run(const struct igl_opts *o, struct igl_result *r)
     g->phase = IGL_PH_CONNECTING;
     g->connecting = o->conns;
     for (unsigned i = 0; i < o->conns; i++) {
-        fd = i == 0 ? igl_first_connect(g) : igl_connect_one((struct sockaddr *)&g->addr, g->addrlen);
+        fd = i == 0 ? igl_first_connect(g)
+                    : ig_addr_connect((struct sockaddr *)&g->addr, g->addrlen,
+                                      IGL_CONNECT_TIMEOUT_MS);
         if (fd == -1) {
             if (i > 0)
                 fprintf(stderr, "igload: cannot connect to %s: %s\n", o->authority,

@@ -29,7 +29,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -54,6 +53,7 @@
 #include <openssl/x509v3.h>
 
 #include "cli.h"
+#include "infergate/addr.h"
 #include "infergate/version.h"
 
 #define CLI_IN_BUF ((size_t)1 << 20)          /* one read(2) of IN */
@@ -764,44 +764,6 @@ static void cli_on_event(struct bufferevent *bev, short what, void *arg)
     cli_finish(c);
 }
 
-/* A blocking connect with a timeout; the socket, or -1 with errno. */
-static int cli_connect_one(const struct addrinfo *ai)
-{
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-    struct pollfd pfd;
-    int soerr = 0, one = 1;
-    socklen_t sl = sizeof(soerr);
-
-    if (fd == -1)
-        return -1;
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
-        if (errno != EINPROGRESS)
-            goto fail;
-        pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
-        int r;
-        while ((r = poll(&pfd, 1, CLI_CONNECT_TIMEOUT_MS)) == -1 && errno == EINTR)
-            ;
-        if (r == 0) {
-            errno = ETIMEDOUT;
-            goto fail;
-        }
-        if (r == -1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
-            goto fail;
-        if (soerr != 0) {
-            errno = soerr;
-            goto fail;
-        }
-    }
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-fail:
-    soerr = errno;
-    close(fd);
-    errno = soerr;
-    return -1;
-}
-
 /* Resolve and connect, trying each address; the socket, or -1 after cli_fail. */
 static int cli_connect(struct cli *c)
 {
@@ -816,7 +778,7 @@ static int cli_connect(struct cli *c)
         return -1;
     }
     for (struct addrinfo *ai = list; ai && fd == -1; ai = ai->ai_next) {
-        fd = cli_connect_one(ai);
+        fd = ig_addr_connect(ai->ai_addr, ai->ai_addrlen, CLI_CONNECT_TIMEOUT_MS);
         if (fd == -1)
             err = errno;
     }
