@@ -117,3 +117,34 @@ fail:
     errno = soerr;
     return -1;
 }
+
+int ig_addr_dial(const char *host, const char *port, const char *name, int timeout_ms,
+                 struct sockaddr_storage *ss, socklen_t *sslen, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo *list = NULL;
+    int rv, fd = -1, e = 0;
+
+    rv = getaddrinfo(host, port, &hints, &list);
+    if (rv != 0) {
+        ig_errf(err, errlen, "cannot resolve %s: %s", host,
+                rv == EAI_SYSTEM ? strerror(errno) : gai_strerror(rv));
+        return -1;
+    }
+    for (struct addrinfo *ai = list; ai != NULL && fd == -1; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof(*ss))
+            continue;
+        fd = ig_addr_connect(ai->ai_addr, ai->ai_addrlen, timeout_ms);
+        if (fd == -1) {
+            e = errno;
+        } else if (ss != NULL) {
+            memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+            *sslen = ai->ai_addrlen;
+        }
+    }
+    freeaddrinfo(list);
+    if (fd == -1)
+        ig_errf(err, errlen, "cannot connect to %s: %s", name,
+                e == ETIMEDOUT ? "timed out" : e != 0 ? strerror(e) : "no address");
+    return fd;
+}

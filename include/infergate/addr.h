@@ -34,4 +34,14 @@ int ig_addr_resolve(const char *hostport, struct sockaddr_storage *ss, int *ssle
  */
 int ig_addr_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms);
 
+/*
+ * Resolve <host> and <port> (getaddrinfo: it blocks) and ig_addr_connect()
+ * to each address in turn until one answers. Returns the socket, its
+ * address in <ss> and <sslen> when <ss> is not NULL; or -1 with a one-line
+ * reason in <err>, "cannot resolve HOST: ..." or "cannot connect to NAME:
+ * ..." (<name>: the address as the user wrote it).
+ */
+int ig_addr_dial(const char *host, const char *port, const char *name, int timeout_ms,
+                 struct sockaddr_storage *ss, socklen_t *sslen, char *err, size_t errlen);
+
 #endif /* INFERGATE_ADDR_H */

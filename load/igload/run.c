@@ -1177,31 +1177,12 @@ static void igl_maybe_start(struct igl *g)
 /* Resolve and connect the first connection, keeping the address that worked. */
 static int igl_first_connect(struct igl *g)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-    struct addrinfo *list = NULL;
-    int rv, fd = -1, err = 0;
+    char err[256];
+    int fd = ig_addr_dial(g->o->host, g->o->port, g->o->authority, IGL_CONNECT_TIMEOUT_MS,
+                          &g->addr, &g->addrlen, err, sizeof(err));
 
-    rv = getaddrinfo(g->o->host, g->o->port, &hints, &list);
-    if (rv != 0) {
-        fprintf(stderr, "igload: cannot resolve %s: %s\n", g->o->host,
-                rv == EAI_SYSTEM ? strerror(errno) : gai_strerror(rv));
-        return -1;
-    }
-    for (struct addrinfo *ai = list; ai && fd == -1; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof(g->addr))
-            continue;
-        fd = ig_addr_connect(ai->ai_addr, ai->ai_addrlen, IGL_CONNECT_TIMEOUT_MS);
-        if (fd == -1) {
-            err = errno;
-        } else {
-            memcpy(&g->addr, ai->ai_addr, ai->ai_addrlen);
-            g->addrlen = ai->ai_addrlen;
-        }
-    }
-    freeaddrinfo(list);
     if (fd == -1)
-        fprintf(stderr, "igload: cannot connect to %s: %s\n", g->o->authority,
-                err == ETIMEDOUT ? "timed out" : strerror(err));
+        fprintf(stderr, "igload: %s\n", err);
     return fd;
 }
 

@@ -767,25 +767,12 @@ static void cli_on_event(struct bufferevent *bev, short what, void *arg)
 /* Resolve and connect, trying each address; the socket, or -1 after cli_fail. */
 static int cli_connect(struct cli *c)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-    struct addrinfo *list = NULL;
-    int rv, fd = -1, err = 0;
+    char err[256];
+    int fd = ig_addr_dial(c->o->host, c->o->port, c->o->authority, CLI_CONNECT_TIMEOUT_MS, NULL,
+                          NULL, err, sizeof(err));
 
-    rv = getaddrinfo(c->o->host, c->o->port, &hints, &list);
-    if (rv != 0) {
-        cli_fail(c, "cannot resolve %s: %s", c->o->host,
-                 rv == EAI_SYSTEM ? strerror(errno) : gai_strerror(rv));
-        return -1;
-    }
-    for (struct addrinfo *ai = list; ai && fd == -1; ai = ai->ai_next) {
-        fd = ig_addr_connect(ai->ai_addr, ai->ai_addrlen, CLI_CONNECT_TIMEOUT_MS);
-        if (fd == -1)
-            err = errno;
-    }
-    freeaddrinfo(list);
     if (fd == -1)
-        cli_fail(c, "cannot connect to %s: %s", c->o->authority,
-                 err == ETIMEDOUT ? "timed out" : strerror(err));
+        cli_fail(c, "%s", err);
     return fd;
 }
 
