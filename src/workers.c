@@ -5,6 +5,12 @@
  * condition variable) and <done> (workers -> loop, signalled by an eventfd
  * that a persistent libevent read event drains). Jobs are small fixed
  * records; the counts are bounded by max_queue.
+ *
+ * System calls are the cost of a job, not the list work: a submit wakes a
+ * sleeping worker only when no worker already woken will take the job
+ * (each woken worker takes jobs until <todo> is empty), and a worker
+ * writes the eventfd only when it puts the first job into an empty <done>
+ * (the loop takes the whole list at once: later jobs ride on that write).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +41,9 @@ struct ig_workers {
     pthread_mutex_t lock;        /* guards todo, stopping */
     pthread_cond_t cond;         /* todo became non-empty, or stopping */
     struct work_list todo;
+    uint32_t ntodo;              /* jobs in todo */
+    uint32_t idle;               /* workers waiting on cond */
+    uint32_t waking;             /* of those, signalled and not yet running */
     int stopping;
 
     pthread_mutex_t done_lock;   /* guards done */
@@ -88,10 +97,19 @@ static void *workers_main(void *arg)
     for (;;) {
         struct work_job *j;
 
+        int first;
+
         pthread_mutex_lock(&w->lock);
-        while (w->todo.head == NULL && !w->stopping)
+        while (w->todo.head == NULL && !w->stopping) {
+            w->idle++;
             pthread_cond_wait(&w->cond, &w->lock);
+            w->idle--;
+            if (w->waking > 0) /* (a spurious wake-up may take a signal's count) */
+                w->waking--;
+        }
         j = work_list_pop(&w->todo);
+        if (j != NULL)
+            w->ntodo--;
         pthread_mutex_unlock(&w->lock);
         if (j == NULL)
             return NULL; /* stopping and nothing left */
@@ -99,10 +117,13 @@ static void *workers_main(void *arg)
         j->work(j->arg);
 
         pthread_mutex_lock(&w->done_lock);
+        first = w->done.head == NULL;
         work_list_push(&w->done, j);
         pthread_mutex_unlock(&w->done_lock);
-        /* A full eventfd counter cannot happen with 64-bit counts. */
-        if (write(w->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+        /* Only the job that made <done> non-empty notifies: the loop has
+         * not taken the list since, and takes the later ones with it. A
+         * full eventfd counter cannot happen with 64-bit counts. */
+        if (first && write(w->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
             ig_log(IG_LOG_ERROR, "workers: eventfd write: %d", errno);
     }
 }
@@ -187,7 +208,14 @@ int ig_workers_submit(struct ig_workers *w, ig_work_fn *work, ig_work_done_cb *d
     w->pending++;
     pthread_mutex_lock(&w->lock);
     work_list_push(&w->todo, j);
-    pthread_cond_signal(&w->cond);
+    w->ntodo++;
+    /* a sleeping worker is woken unless the workers already woken are as
+     * many as the jobs waiting (a busy worker also takes the next job
+     * when it is done, but it may be long at it) */
+    if (w->idle > w->waking && w->ntodo > w->waking) {
+        w->waking++;
+        pthread_cond_signal(&w->cond);
+    }
     pthread_mutex_unlock(&w->lock);
     return 0;
 }
