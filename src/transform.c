@@ -50,7 +50,13 @@
 /* Chunks up to this many bytes are decoded on the loop; bigger ones on
  * the decoder pool, at most TS_DECODING_MAX of a stream at once. */
 #define TS_DECODE_INLINE_MAX ((size_t)16 << 10)
-#define TS_DECODING_MAX 4
+/* Chunks cut together go to the decoder pool as one job, up to this many
+ * (a job's hand-off and wake-ups cost as much as decoding a few dozen
+ * rows): while chunks are out, a stream waits for this many chunks' worth
+ * of input (at most TS_GROUP_WAIT_MAX bytes) before it cuts again. */
+#define TS_GROUP_MAX 4
+#define TS_GROUP_WAIT_MAX ((size_t)256 << 10)
+#define TS_DECODING_MAX (4 * TS_GROUP_MAX)
 /* An emptied input buffer larger than this is freed. */
 #define TS_IN_KEEP ((size_t)64 << 10)
 /* Decoded rows a stream may have open, in bytes (their features), beside
@@ -112,6 +118,9 @@ struct gw_tstream {
     size_t scanned;    /* bytes at the start of TS_IN known to hold no LF */
     uint64_t lines;    /* lines cut so far */
     struct ts_chunk *head, *tail;
+    struct ts_chunk *group[TS_GROUP_MAX]; /* cut, for one decoder job (ts_group_submit) */
+    uint32_t ngroup;
+    size_t last_cut;    /* bytes of the last chunk cut for a decoder */
     uint64_t rows_open; /* records cut and not written yet */
     struct event *ev;
     struct ig_budget_hold hold;
@@ -739,6 +748,50 @@ static void ts_decode_done(void *arg)
     ts_kick(ts);
 }
 
+/* Chunks handed to a decoder together, decoded in order. */
+struct ts_group {
+    uint32_t n;
+    struct ts_chunk *c[TS_GROUP_MAX];
+};
+
+static void ts_group_work(void *arg)
+{
+    struct ts_group *g = arg;
+
+    for (uint32_t i = 0; i < g->n; i++)
+        ts_decode_work(g->c[i]);
+}
+
+/* Loop thread. The stream may be freed by the last chunk's done (a dead
+ * stream): <g> holds no reference to it. */
+static void ts_group_done(void *arg)
+{
+    struct ts_group *g = arg;
+
+    for (uint32_t i = 0; i < g->n; i++)
+        ts_decode_done(g->c[i]);
+    free(g);
+}
+
+/* Hand the chunks cut for a decoder to one (or, when the pool is full,
+ * decode them here). */
+static void ts_group_submit(struct gw_tstream *ts)
+{
+    struct ts_group *g;
+    uint32_t n = ts->ngroup;
+
+    if (n == 0)
+        return;
+    ts->ngroup = 0;
+    g = ig_xmalloc(sizeof(*g));
+    g->n = n;
+    memcpy(g->c, ts->group, n * sizeof(g->c[0]));
+    if (ig_workers_submit(ts->gw->decoders, ts_group_work, ts_group_done, g) < 0) {
+        ts_group_work(g);
+        ts_group_done(g);
+    }
+}
+
 /* A new chunk of the <len> bytes at the start of <in> (<nlf> whole lines,
  * and the last one without its LF at the end of the body), queued at the
  * tail and handed to a decoder. */
@@ -788,11 +841,15 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
     c->decoding = 1;
     ts->decoding++;
     /* a small chunk costs less here than a worker's round trip */
-    if (len <= TS_DECODE_INLINE_MAX ||
-        ig_workers_submit(ts->gw->decoders, ts_decode_work, ts_decode_done, c) < 0) {
+    if (len <= TS_DECODE_INLINE_MAX) {
         ts_decode_work(c);
         ts_decode_done(c);
+        return;
     }
+    ts->last_cut = len;
+    ts->group[ts->ngroup++] = c;
+    if (ts->ngroup == TS_GROUP_MAX)
+        ts_group_submit(ts);
 }
 
 /* ---- the stream -------------------------------------------------------- */
@@ -1091,8 +1148,8 @@ static void ts_cut_records(struct gw_tstream *ts)
     }
 }
 
-/* Cut what may be cut from <in>. */
-static void ts_cut_all(struct gw_tstream *ts)
+/* Cut what may be cut from <in> (ts_cut_all). */
+static void ts_cut_lines(struct gw_tstream *ts)
 {
     uint32_t max_rows = ts_chunk_rows(ts);
 
@@ -1152,15 +1209,26 @@ static void ts_cut_all(struct gw_tstream *ts)
         len = (size_t)(last - p) + 1;
         /* while chunks are out, a few lines wait for more to come (or for
          * those chunks to return, which runs this again): small chunks
-         * would be decoded here on the loop, big ones go to the decoders;
-         * a stream with nothing out sends what it has at once */
-        if (ts->head != NULL && !ts->in_end && n < max_rows && len < 2 * TS_DECODE_INLINE_MAX)
+         * would be decoded here on the loop, big ones go to the decoders,
+         * and they go a few chunks to a job; a stream with nothing out
+         * sends what it has at once */
+        if (ts->head != NULL && !ts->in_end &&
+            ((n < max_rows && len < 2 * TS_DECODE_INLINE_MAX) ||
+             (ts->ngroup == 0 && ts->last_cut > 0 &&
+              avail < ts->last_cut * TS_GROUP_MAX && avail < TS_GROUP_WAIT_MAX)))
             return;
         if (!ts_may_cut(ts, n))
             return;
         ts_cut(ts, len, n);
         ts_take(ts, len);
     }
+}
+
+/* Cut what may be cut from <in>; the chunks for a decoder go to it. */
+static void ts_cut_all(struct gw_tstream *ts)
+{
+    ts_cut_lines(ts);
+    ts_group_submit(ts);
 }
 
 static void ts_run(struct gw_tstream *ts)
