@@ -8,8 +8,14 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "infergate/addr.h"
 #include "infergate/common.h"
@@ -86,11 +92,61 @@ static void test_refused(void **state)
                "known");
 }
 
+/* A loopback listener on a free port; its port in <port>. */
+static int listen_any(char *port, size_t len)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    snprintf(port, len, "%u", (unsigned)ntohs(sin.sin_port));
+    return fd;
+}
+
+static void test_connect_and_dial(void **state)
+{
+    char port[16], err[256] = "";
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    int lfd = listen_any(port, sizeof(port));
+    int one = 0, fd;
+    socklen_t ol = sizeof(one);
+
+    (void)state;
+    fd = ig_addr_dial("127.0.0.1", port, "here", 1000, &ss, &sl, err, sizeof(err));
+    assert_true(fd >= 0);
+    assert_int_equal(sl, sizeof(struct sockaddr_in));
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), atoi(port));
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, &ol), 0);
+    assert_int_equal(one, 1);
+    close(fd);
+    /* the kept address connects again */
+    fd = ig_addr_connect((struct sockaddr *)&ss, sl, 1000);
+    assert_true(fd >= 0);
+    close(fd);
+    close(lfd); /* nobody listens there now */
+    errno = 0;
+    assert_int_equal(ig_addr_connect((struct sockaddr *)&ss, sl, 1000), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    assert_int_equal(ig_addr_dial("127.0.0.1", port, "gone:1", 1000, NULL, NULL, err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "cannot connect to gone:1: Connection refused");
+    assert_int_equal(ig_addr_dial("nosuchhost.invalid", "80", "nosuchhost.invalid:80", 1000, NULL,
+                                  NULL, err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "cannot resolve nosuchhost.invalid: Name or service not known");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numeric_and_names),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_connect_and_dial),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
