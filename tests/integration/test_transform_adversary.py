@@ -41,7 +41,7 @@ import h2.exceptions
 
 from iglib import (DEMO_MODEL, FakeContainer, Gateway, H2Client, check, check_eq, csv_body,
                    curl, digits_rows, finish, h2_frame, h2_split, load_model, predict, rss_kb,
-                   stop_proc)
+                   stop_proc, uses_asan)
 
 T0 = time.time()
 model = load_model(DEMO_MODEL)
@@ -49,7 +49,6 @@ tmp = tempfile.mkdtemp(prefix="ig-tsadv-")
 ROWS = digits_rows(400)
 LINES = [",".join("%g" % v for v in r) for r in ROWS]
 PRED = [predict(model, r) for r in ROWS]  # (json, csv)
-SAN = "/san/" in os.environ.get("INFERGATE_BIN", "")
 IDLE_MS = 1000
 CUT_WITHIN = IDLE_MS / 1000.0 * 2 + 1.0  # the stall rule's period, a timer tick, slack
 CSV = [("content-type", "text/csv"), ("accept", "text/csv")]
@@ -667,7 +666,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     # jemalloc's retained pages swing this from 18 to 34 MB run to run, the build of
     # the session before this check's bound was set too: 3x, not 2x, bounds it
     # without flaking, far below what 23 MB sent would cost unbudgeted)
-    check(SAN or rss1 - rss0 < 3 * TOTAL // 1024,
+    check(uses_asan(pid) or rss1 - rss0 < 3 * TOTAL // 1024,
           "... the gateway's RSS grew by %d KB (< 3 x max_buffered_body_bytes; the budgets "
           "count %d at most) after %d bytes sent" % (rss1 - rss0, peak, sent))
     st, _, out = curl(gw.invoke_url("demo"), csv_body(ROWS[:3]),
@@ -700,7 +699,7 @@ with Gateway({"demo": {"model": DEMO_MODEL, "max_batch_rows": 64, "max_delay_us"
     sent = sum(c.sent for c in conns)
     grew = rss_kb(pid) - rss0
     print("partial lines: %d bytes taken, RSS +%d KB" % (sent, grew))
-    check(SAN or grew < 2 * TOTAL // 1024,
+    check(uses_asan(pid) or grew < 2 * TOTAL // 1024,
           "128 streams on 4 connections each holding a 480 KB partial line: the gateway took "
           "%d bytes and its RSS grew by %d KB (< 2 x max_buffered_body_bytes %d)"
           % (sent, grew, TOTAL))
