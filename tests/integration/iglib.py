@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -57,6 +58,35 @@ def stop_proc(proc, sig=signal.SIGTERM, timeout=30):
         proc.kill()
         proc.wait()
         return -9
+
+
+class LoopbackServer:
+    """A listening socket on a free port of <host> (IPv6 when it has a
+    colon) and a thread that accepts: each connection goes to
+    self._serve(sock) on a thread of its own and stays in self.conns.
+    Subclasses set what _serve reads before calling this __init__."""
+
+    def __init__(self, host="127.0.0.1", backlog=64):
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+        self.hostport = "%s:%d" % ("[%s]" % host if ":" in host else host, self.port)
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(s)
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def close(self):
+        self.sock.close()
 
 
 class FakeContainer:

@@ -28,8 +28,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from iglib import (DEMO_MODEL, DIGITS, ROOT, Gateway, check, check_eq, curl, digits_rows,
-                   expected_body, finish, free_port, load_model, run)
+from iglib import (DEMO_MODEL, DIGITS, ROOT, Gateway, LoopbackServer, check, check_eq, curl,
+                   digits_rows, expected_body, finish, free_port, load_model, run)
 
 CLI = os.path.join(ROOT, os.path.dirname(os.environ.get("INFERGATE_BIN", "bin/infergate"))
                    or "bin", "infergate-cli")
@@ -74,7 +74,7 @@ class Stream:
         self.sink = False  # the input is ignored
 
 
-class FakeTransform:
+class FakeTransform(LoopbackServer):
     """The contract's server on a free loopback port, h2c or TLS (<tls> =
     (cert, key), <alpn> the protocols it accepts). <slow>: seconds slept
     after each read of at most 64 KiB, with 256 KiB windows (else 256 KiB
@@ -92,25 +92,8 @@ class FakeTransform:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(*tls)
             self.ctx.set_alpn_protocols(list(alpn))
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.url = "%s://%s:%d" % ("https" if tls else "http",
-                                   "[%s]" % host if ":" in host else host, self.port)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
-
-    def close(self):
-        self.sock.close()
+        LoopbackServer.__init__(self, host, backlog=16)
+        self.url = "%s://%s" % ("https" if tls else "http", self.hostport)
 
     def _serve(self, sock):
         try:

@@ -11,10 +11,8 @@ errors (exit 2) and a refused connect (exit 1)."""
 import json
 import os
 import random
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 
 import h2.config
@@ -23,8 +21,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 
-from iglib import (ADMIN_KEY, ADMIN_SECRET, ROOT, AdminGateway, Gateway, check, check_eq, finish,
-                   free_port)
+from iglib import (ADMIN_KEY, ADMIN_SECRET, ROOT, AdminGateway, Gateway, LoopbackServer, check,
+                   check_eq, finish, free_port)
 
 IGLOAD = os.path.join(ROOT, os.path.dirname(os.environ.get("INFERGATE_BIN", "bin/infergate"))
                       or "bin", "igload")
@@ -60,29 +58,16 @@ def summary(js):
 
 # ---- small servers -----------------------------------------------------------
 
-class H2Server:
+class H2Server(LoopbackServer):
     """python3-h2 on a free loopback port; by path: /reset resets every
     stream (INTERNAL_ERROR), /goaway sends GOAWAY(last stream 0) and closes,
     /headers answers 200 with 300 header fields, anything else 200 with
     '1.0,2.0' per row of the request body."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
         self.headers = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+        LoopbackServer.__init__(self)
+        self.url = "http://127.0.0.1:%d" % self.port
 
     def _serve(self, sock):
         try:
@@ -130,33 +115,15 @@ class H2Server:
                         conn.send_data(sid, b"1.0,2.0\n" * rows, end_stream=True)
             sock.sendall(conn.data_to_send())
 
-    def close(self):
-        self.sock.close()
 
-
-class RawServer:
+class RawServer(LoopbackServer):
     """Accepts and reads; <mode> 'silent' never writes a byte, 'garbage'
     answers every read with random bytes."""
 
     def __init__(self, mode):
         self.mode = mode
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
+        LoopbackServer.__init__(self)
         self.url = "http://127.0.0.1:%d/x" % self.port
-        self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(s)
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
 
     def _serve(self, s):
         rnd = random.Random(len(self.conns))

@@ -20,7 +20,6 @@ import os
 import struct
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,7 +32,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from iglib import ROOT, Gateway, check, check_eq, finish
+from iglib import ROOT, Gateway, LoopbackServer, check, check_eq, finish
 
 IGLOAD = os.path.join(ROOT, "bin", "igload")
 MODEL = os.path.join(ROOT, "load", "models", "bench-kmeans-10.json")
@@ -93,32 +92,20 @@ MUTATE = {
 }
 
 
-class Hostile:
+class Hostile(LoopbackServer):
     """python3-h2 server; behaviour by the request path (see _serve)."""
 
     def __init__(self, upstream=None):
         self.upstream = upstream
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
         self.mode = "same"
         self.count = 0
         self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        LoopbackServer.__init__(self)
+        self.url = "http://127.0.0.1:%d" % self.port
 
-    def _accept(self):
-        while True:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve_safe, args=(s,), daemon=True).start()
-
-    def _serve_safe(self, s):
+    def _serve(self, s):
         try:
-            self._serve(s)
+            self._serve_h2(s)
         except (OSError, h2.exceptions.ProtocolError, ValueError):
             pass
         finally:
@@ -154,7 +141,7 @@ class Hostile:
         conn.send_data(sid, b"1.0\n" * max(1, body.count(b"\n")), end_stream=True)
         return b""
 
-    def _serve(self, sock):
+    def _serve_h2(self, sock):
         mode = self.mode
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
         conn.initiate_connection()
@@ -221,9 +208,6 @@ class Hostile:
                     del huge[sid]
             sock.sendall(conn.data_to_send() + extra)
             extra = b""
-
-    def close(self):
-        self.sock.close()
 
 
 rows1 = os.path.join(TMP, "one.csv")
