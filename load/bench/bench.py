@@ -933,12 +933,7 @@ def plots(out, results):
                   "set logscale xy", "set grid", "set key top left"]
         plotsp = ["'%s' index %d using 1:2 with linespoints title '%s'" % (datf, i, n) for i, n in enumerate(names)]
         script.append("plot " + ", ".join(plotsp))
-        r = subprocess.run([gp], input="\n".join(script) + "\n", text=True, capture_output=True)
-        if r.returncode == 0:
-            made.append(svg)
-        else:
-            log("bench: gnuplot failed: %s" % r.stderr[-300:])
-        os.unlink(datf)
+        gnuplot(gp, script, svg, datf, made)
     hist = s2.get("infergate_batch_rows")
     if hist and any(n for _, n in hist):
         datf = os.path.join(out, "batch-rows.dat")
@@ -955,13 +950,19 @@ def plots(out, results):
                   "set style data histograms", "set style fill solid 0.6", "set boxwidth 0.8",
                   "set xlabel 'rows per call (histogram bucket)'", "set ylabel 'calls'", "set xtics rotate by -45",
                   "set grid ytics", "plot '%s' using 2:xtic(1) notitle" % datf]
-        r = subprocess.run([gp], input="\n".join(script) + "\n", text=True, capture_output=True)
-        if r.returncode == 0:
-            made.append(svg)
-        else:
-            log("bench: gnuplot failed: %s" % r.stderr[-300:])
-        os.unlink(datf)
+        gnuplot(gp, script, svg, datf, made)
     return made
+
+
+def gnuplot(gp, script, svg, datf, made):
+    """Run <script> (lines) through gnuplot <gp>; <svg> goes to <made> when
+    it was drawn; its data file <datf> is removed either way."""
+    r = subprocess.run([gp], input="\n".join(script) + "\n", text=True, capture_output=True)
+    if r.returncode == 0:
+        made.append(svg)
+    else:
+        log("bench: gnuplot failed: %s" % r.stderr[-300:])
+    os.unlink(datf)
 
 
 def report(out, results, meta, made):
