@@ -1060,6 +1060,72 @@ static void test_jsonl_random_numbers_as_jansson(void **state)
     }
 }
 
+/*
+ * The same, a line's numbers read in the one pass of a dense line (the
+ * line has bytes to spare after it: more lines follow): random numbers
+ * of every form (1 to 9 digits, a dot anywhere or none, an exponent or
+ * not, a sign or not, leading zeros, a stray byte) in every place of an
+ * 8-number row, with ',' or ', ' between them, against jansson's tree.
+ */
+static void test_jsonl_line_pass_as_jansson(void **state)
+{
+    static const char *const odd[] = {"1.", ".5", "-", "00", "01", "-0", "-0.0", "0e5", "-0e5",
+                                      "1e", "1e+", "1e999", "1E-22", "1e23", "1.5.5", "1a",
+                                      "12345678", "123456789", "0.1234567", "1234567.8"};
+    uint64_t x = 1806;
+
+    (void)state;
+    for (int i = 0; i < 60000; i++) {
+        char text[256], tree[300], body[600];
+        struct ig_rowset a = {0}, b = {0};
+        struct ig_codec_error ea = {0, ""}, eb = {0, ""};
+        int n = 0, ra, rb, bl;
+        uint64_t r;
+
+        text[n++] = '[';
+        for (int f = 0; f < 8; f++) {
+            x += 0x9e3779b97f4a7c15ull;
+            r = (x ^ (x >> 31)) * 0xbf58476d1ce4e5b9ull;
+            r ^= r >> 29;
+            if (f > 0)
+                n += snprintf(text + n, 4, "%s", (r & 0xff) == 7 ? ", " : ",");
+            if ((r >> 8) % 16 == 0) {
+                n += snprintf(text + n, 16, "%s", odd[(r >> 12) % IG_ARRAY_SIZE(odd)]);
+            } else {
+                int nd = 1 + (int)((r >> 12) % 9), dot = (int)((r >> 16) % (unsigned)(nd + 2)) - 1;
+
+                if (r & (1ull << 20))
+                    text[n++] = '-';
+                for (int d = 0; d < nd; d++) {
+                    if (d == dot && d > 0)
+                        text[n++] = '.';
+                    text[n++] = (char)('0' + (r >> (24 + 3 * d % 30)) % 10);
+                }
+                if (r & (1ull << 21) && (r >> 22) % 4 == 0)
+                    n += snprintf(text + n, 16, "%s%d", (r & (1ull << 23)) ? "e" : "E-",
+                                  (int)((r >> 56) % 30));
+            }
+        }
+        text[n++] = ']';
+        text[n] = '\0';
+        snprintf(tree, sizeof(tree), "{\"features\":%s}", text);
+        bl = snprintf(body, sizeof(body), "%s%s\n[1,2,3,4,5,6,7,8]\n[1,2,3,4,5,6,7,8]\n", text,
+                      (r >> 40) % 4 == 0 ? " \r" : "");
+        ra = ig_codec_decode(IG_FMT_JSONL, body, (size_t)bl, 8, 10, &a, &ea);
+        rb = ig_codec_decode(IG_FMT_JSONL, tree, strlen(tree), 8, 10, &b, &eb);
+        if (ra != rb || (ra == 0 && memcmp(a.features, b.features, 8 * sizeof(double)) != 0) ||
+            (ra != 0 && strcmp(ea.msg, eb.msg) != 0 && strstr(eb.msg, "invalid JSON") == NULL))
+            fail_msg("%s: %d (%s) vs %d (%s)", text, ra, ea.msg, rb, eb.msg);
+        if (ra == 0) {
+            assert_int_equal(a.nrows, 3);
+            expect_row(&a, 0, 0, (uint32_t)(strchr(body, '\n') - body) -
+                                     ((r >> 40) % 4 == 0 ? 1u : 0u));
+        }
+        ig_rowset_clear(&a);
+        ig_rowset_clear(&b);
+    }
+}
+
 /* Every prefix of tricky bodies: no crash, no read past len (ASan). */
 static void test_all_prefixes(void **state)
 {
@@ -1133,6 +1199,7 @@ int main(void)
         cmocka_unit_test(test_jsonl_errors),
         cmocka_unit_test(test_jsonl_dense_numbers_as_jansson),
         cmocka_unit_test(test_jsonl_random_numbers_as_jansson),
+        cmocka_unit_test(test_jsonl_line_pass_as_jansson),
         cmocka_unit_test(test_all_prefixes),
     };
 
