@@ -40,6 +40,8 @@
 # MAX_INFLIGHT (16), UPSTREAM_HTTP2 (off), WORKERS (0: one per CPU); the
 # container's LATENCY_US (2000), PER_ROW_US (5), MAX_CONCURRENT (4);
 # KEEP=1 keeps the temporary directory (logs, config) for inspection.
+# INFERGATE_BIN (default bin/infergate) runs another build of the gateway
+# (e.g. a copy taken before a change, so that a rebuild cannot disturb a run).
 # CALLGRIND=1 then also counts the gateway's instructions per row under
 # valgrind --tool=callgrind (CG_N1, CG_N2 requests: 10000, 40000) and where
 # they go, by object file and function.
@@ -86,7 +88,9 @@ for tool in h2load curl "$PY"; do
     command -v "$tool" >/dev/null || { echo "bench-upstream: $tool not found (make deps installs it)" >&2; exit 1; }
 done
 [ -f "$MODEL" ] || { echo "bench-upstream: $MODEL missing (load/models/gen_bench_model.py writes it)" >&2; exit 1; }
-if [ ! -x bin/infergate ] || [ ! -x bin/fake-container ]; then
+IG_BIN=${INFERGATE_BIN:-$ROOT/bin/infergate}
+[ -z "${INFERGATE_BIN:-}" ] || [ -x "$IG_BIN" ] || { echo "bench-upstream: $IG_BIN is not executable" >&2; exit 1; }
+if [ ! -x "$IG_BIN" ] || [ ! -x bin/fake-container ]; then
     echo "bench-upstream: bin/infergate or bin/fake-container missing, running make" >&2
     make --no-print-directory all >&2
 fi
@@ -171,7 +175,7 @@ max_inflight = $MAX_INFLIGHT
 upstream_http2 = $UPSTREAM_HTTP2
 EOF
 
-bin/infergate --config "$TMP/infergate.conf" > "$TMP/infergate.log" 2>&1 &
+"$IG_BIN" --config "$TMP/infergate.conf" > "$TMP/infergate.log" 2>&1 &
 GW_PID=$!
 for _ in $(seq 150); do
     kill -0 "$GW_PID" 2>/dev/null || die "gateway exited at start-up: $(cat "$TMP/infergate.log")"
@@ -370,7 +374,7 @@ cg_run() {
     sed -e "s/^listen = .*/listen = 127.0.0.1:$port/" -e 's/^workers = .*/workers = 1/' \
         "$TMP/infergate.conf" > "$TMP/cg.$n.conf"
     valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.$n.out" \
-        bin/infergate --config "$TMP/cg.$n.conf" > "$TMP/cg.$n.log" 2>&1 &
+        "$IG_BIN" --config "$TMP/cg.$n.conf" > "$TMP/cg.$n.log" 2>&1 &
     GW_PID=$!
     for _ in $(seq 600); do
         kill -0 "$GW_PID" 2>/dev/null || die "gateway under callgrind exited: $(tail -5 "$TMP/cg.$n.log")"

@@ -24,6 +24,10 @@
 #
 # Usage: load/callgrind-unary.sh    (env N1 default 2000, N2 default 12000,
 #                                     TOP default 15, KEEP=1 keeps the files)
+# INFERGATE_BIN (default bin/infergate) measures another build of the gateway
+# (e.g. a copy of the binary before a change, so that rebuilding during a run
+# does not disturb it); its path should end in bin/infergate for the table of
+# the gateway's own functions.
 # CG_CLIENTS and CG_STREAMS (default 1 and 1) set h2load's -c and -m, and
 # CG_DELAY_US (default 0) the endpoint's max_delay_us: e.g.
 # CG_CLIENTS=32 CG_STREAMS=32 CG_DELAY_US=2000 counts a request's share
@@ -54,7 +58,9 @@ for tool in valgrind callgrind_annotate h2load nghttpd curl "$PY"; do
     command -v "$tool" >/dev/null || { echo "callgrind-unary: $tool not found (make deps installs it)" >&2; exit 1; }
 done
 [ -f "$MODEL" ] || { echo "callgrind-unary: $MODEL missing (load/models/gen_bench_model.py writes it)" >&2; exit 1; }
-if [ ! -x bin/infergate ]; then
+IG_BIN=${INFERGATE_BIN:-$ROOT/bin/infergate}
+if [ ! -x "$IG_BIN" ]; then
+    [ -z "${INFERGATE_BIN:-}" ] || { echo "callgrind-unary: $IG_BIN is not executable" >&2; exit 1; }
     echo "callgrind-unary: bin/infergate missing, running make" >&2
     make --no-print-directory all >&2
 fi
@@ -104,7 +110,7 @@ measure() {
     local tag=$what.$n
     if [ "$what" = gateway ]; then
         valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.$tag.out" \
-            bin/infergate --config "$TMP/infergate.conf" > "$TMP/$tag.log" 2>&1 &
+            "$IG_BIN" --config "$TMP/infergate.conf" > "$TMP/$tag.log" 2>&1 &
         url=$GW_URL
     else
         valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.$tag.out" \
@@ -158,7 +164,7 @@ cmp -s "$TMP/probe.nghttpd.$N2" "$TMP/htdocs/prediction.csv" || die "nghttpd did
 t1=$(date +%s)
 
 echo "callgrind-unary: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(valgrind --version), $(h2load --version | head -1)"
-echo "  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git status --porcelain -- src include 2>/dev/null)" ] || echo ' + uncommitted src/include changes'), bin/infergate built $(date -u -r bin/infergate '+%Y-%m-%d %H:%M UTC')"
+echo "  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git status --porcelain -- src include 2>/dev/null)" ] || echo ' + uncommitted src/include changes'), $IG_BIN built $(date -u -r "$IG_BIN" '+%Y-%m-%d %H:%M UTC')"
 echo "  gateway: workers 1, endpoint bench (embedded K-Means k=10 D=10), max_delay_us $CG_DELAY_US, HTTP/2 cleartext"
 echo "  load: h2load -n N -c $CG_CLIENTS -m $CG_STREAMS -d ROW.csv -H 'content-type: text/csv' -H 'accept: text/csv' ($([ "$CG_CLIENTS$CG_STREAMS" = 11 ] && echo 'one request at a time' || echo "$((CG_CLIENTS * CG_STREAMS)) requests at a time"))"
 echo "  row: $(tr -d '\n' < "$TMP/row.csv")  ->  $(tr -d '\n' < "$TMP/htdocs/prediction.csv")"
