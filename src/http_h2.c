@@ -554,6 +554,11 @@ int ig_http_h2_start(struct http_conn *conn)
     /* Streams hold the client back by the bytes the gateway has not
      * consumed (h2_on_data, ig_http_h2_stream_consume). */
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* A closed stream is freed at once rather than kept in the priority
+     * tree (RFC 7540 5.3.4 lets a server drop it): keeping up to
+     * max_concurrent_streams of them cost every request a list insert, a
+     * later removal and the memory in between. */
+    nghttp2_option_set_no_closed_streams(opt, 1);
     rv = nghttp2_session_server_new3(&conn->h2, cbs, conn, opt, &h2_mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
@@ -859,6 +864,27 @@ static nghttp2_nv h2_nv_len(const char *name, size_t namelen, const char *value,
     return nv;
 }
 
+/* <n> bytes of <src> into <dst>, ASCII 'A'..'Z' folded to lowercase, eight
+ * at a time: a byte with the high bit set is copied as it is. */
+static void h2_lower(char *dst, const char *src, size_t n)
+{
+    const uint64_t hi = 0x8080808080808080ull;
+    size_t k = 0;
+
+    for (; k + 8 <= n; k += 8) {
+        uint64_t w, low, ge_a, gt_z;
+
+        memcpy(&w, src + k, 8);
+        low = w & ~hi;                           /* no carry across bytes below */
+        ge_a = low + 0x3f3f3f3f3f3f3f3full;      /* high bit: byte >= 'A' */
+        gt_z = low + 0x2525252525252525ull;      /* high bit: byte > 'Z' */
+        w |= (ge_a & ~gt_z & ~w & hi) >> 2;      /* + 0x20 where 'A'..'Z' */
+        memcpy(dst + k, &w, 8);
+    }
+    for (; k < n; k++)
+        dst[k] = (char)(src[k] >= 'A' && src[k] <= 'Z' ? src[k] + 32 : src[k]);
+}
+
 /* Lowercase copies of the names go into <names> (sized by the caller). */
 static size_t h2_user_headers(nghttp2_nv *nva, char *names, const struct ig_http_hdr *hdrs,
                               size_t nhdrs)
@@ -874,8 +900,8 @@ static size_t h2_user_headers(nghttp2_nv *nva, char *names, const struct ig_http
         len = strlen(name);
         if (ig_http_hdr_reserved(name, len) || strpbrk(value, "\r\n") != NULL)
             continue;
-        for (size_t k = 0; k <= len; k++)
-            names[k] = (char)(name[k] >= 'A' && name[k] <= 'Z' ? name[k] + 32 : name[k]);
+        h2_lower(names, name, len);
+        names[len] = '\0';
         nva[nn++] = h2_nv(names, value);
         names += len + 1;
     }

@@ -109,6 +109,9 @@ struct ssl_ctx_st;
 #define HTTP_CHARGE_UNIT 4096u
 /* Header fields per request (a second cap beside the byte cap). */
 #define HTTP_MAX_HEADERS 512u
+/* Header fields (the resolved table: fields + a "host") kept inside the
+ * request before its tables move to the heap. */
+#define HTTP_REQ_LOCAL_HDRS 16u
 /* HTTP/2 input bytes handed to nghttp2 at once, between back-pressure
  * checks (http_h2.c). */
 #define HTTP_H2_RECV_PIECE 16384u
@@ -178,9 +181,14 @@ struct ig_http_req {
     /* Header block: NUL-terminated names and values back to back; offsets
      * in hoff, resolved into hdrs when the block ends (hbuf no longer grows). */
     struct ig_buf hbuf;
-    struct http_hdr_off *hoff;
+    struct http_hdr_off *hoff; /* hoff_local until more fields come */
     size_t nhdr, hoff_cap;
-    struct ig_http_hdr *hdrs;
+    struct ig_http_hdr *hdrs; /* hdrs_local when the block has few enough fields */
+    /* A typical request's field offsets and resolved table live in the
+     * request itself (in sizeof(*req), so in req->mem): neither is an
+     * allocation of its own. */
+    struct http_hdr_off hoff_local[HTTP_REQ_LOCAL_HDRS];
+    struct ig_http_hdr hdrs_local[HTTP_REQ_LOCAL_HDRS];
     size_t hdr_bytes;      /* names + values (+ target) seen, against the cap */
     int64_t url_off;       /* h1 target / h2 :path in hbuf; -1 none */
     int64_t method_off;    /* h2 :method */
