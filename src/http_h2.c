@@ -34,6 +34,8 @@
  * PINGs, SETTINGS and WINDOW_UPDATEs that open no DATA do not count, and a
  * stream moving one byte now and then is cut alone (RST_STREAM(CANCEL)).
  */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,26 +47,110 @@
 #include "http_int.h"
 #include "infergate/common.h"
 
+/*
+ * nghttp2 allocates and frees a handful of small blocks for every stream
+ * (the stream, its outbound items, a copy of the response's header block,
+ * ...). The thread keeps up to H2_CACHE_MAX freed blocks of each of a few
+ * sizes for the next ones instead of a malloc and a free each time: at
+ * most H2_CACHE_MAX * (64 + 128 + 256 + 512 + 4 * 16) bytes (~240 KiB) a
+ * thread, given back by ig_http_h2_cache_flush(). A block carries its size
+ * class (and its size) in a header before it. Under ASan the cache is off:
+ * every block goes to malloc and free, so that misuse is still seen.
+ */
+#define H2_CACHE_CLASSES 4u /* 64, 128, 256, 512 usable bytes */
+#define H2_CACHE_MIN 64u
+#define H2_CACHE_MAX 256u
+#define H2_CLS_HEAP H2_CACHE_CLASSES /* a block of its own size, not cached */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define H2_CACHE_ON 0
+#else
+#define H2_CACHE_ON 1
+#endif
+
+union h2_blk {
+    struct {
+        uint32_t cls;
+        size_t size; /* usable bytes */
+    } h;
+    max_align_t align;
+};
+
+static _Thread_local union h2_blk *h2_cache[H2_CACHE_CLASSES]; /* chained through the payload */
+static _Thread_local uint32_t h2_cache_n[H2_CACHE_CLASSES];
+
+static uint32_t h2_cls(size_t size)
+{
+    uint32_t c = 0;
+
+    if (!H2_CACHE_ON)
+        return H2_CLS_HEAP;
+    while (c < H2_CACHE_CLASSES && size > (size_t)H2_CACHE_MIN << c)
+        c++;
+    return c;
+}
+
 static void *h2_malloc(size_t size, void *ud)
 {
+    uint32_t c = h2_cls(size);
+    union h2_blk *b;
+
     (void)ud;
-    return ig_try_malloc(size);
+    if (c < H2_CACHE_CLASSES && h2_cache[c] != NULL) {
+        b = h2_cache[c];
+        memcpy(&h2_cache[c], b + 1, sizeof(b));
+        h2_cache_n[c]--;
+        return b + 1;
+    }
+    if (size > SIZE_MAX - sizeof(*b))
+        return NULL;
+    b = ig_try_malloc(sizeof(*b) + (c < H2_CACHE_CLASSES ? (size_t)H2_CACHE_MIN << c : size));
+    if (b == NULL)
+        return NULL;
+    b->h.cls = c;
+    b->h.size = c < H2_CACHE_CLASSES ? (size_t)H2_CACHE_MIN << c : size;
+    return b + 1;
 }
 
 static void h2_free_mem(void *p, void *ud)
 {
+    union h2_blk *b;
+    uint32_t c;
+
     (void)ud;
-    free(p);
+    if (p == NULL)
+        return;
+    b = (union h2_blk *)p - 1;
+    c = b->h.cls;
+    if (c < H2_CACHE_CLASSES && h2_cache_n[c] < H2_CACHE_MAX) {
+        memcpy(b + 1, &h2_cache[c], sizeof(b));
+        h2_cache[c] = b;
+        h2_cache_n[c]++;
+        return;
+    }
+    free(b);
+}
+
+void ig_http_h2_cache_flush(void)
+{
+    for (uint32_t c = 0; c < H2_CACHE_CLASSES; c++) {
+        while (h2_cache[c] != NULL) {
+            union h2_blk *b = h2_cache[c];
+
+            memcpy(&h2_cache[c], b + 1, sizeof(b));
+            free(b);
+        }
+        h2_cache_n[c] = 0;
+    }
 }
 
 static void *h2_calloc(size_t nmemb, size_t size, void *ud)
 {
     void *p;
 
-    (void)ud;
     if (size != 0 && nmemb > SIZE_MAX / size)
         return NULL;
-    p = ig_try_malloc(nmemb * size);
+    p = h2_malloc(nmemb * size, ud);
     if (p != NULL)
         memset(p, 0, nmemb * size);
     return p;
@@ -72,8 +158,29 @@ static void *h2_calloc(size_t nmemb, size_t size, void *ud)
 
 static void *h2_realloc(void *p, size_t size, void *ud)
 {
-    (void)ud;
-    return ig_try_realloc(p, size);
+    union h2_blk *b;
+    void *q;
+
+    if (p == NULL)
+        return h2_malloc(size, ud);
+    b = (union h2_blk *)p - 1;
+    if (size <= b->h.size && (b->h.cls < H2_CACHE_CLASSES || size == b->h.size))
+        return p;
+    if (b->h.cls == H2_CLS_HEAP && h2_cls(size) == H2_CLS_HEAP) {
+        if (size > SIZE_MAX - sizeof(*b))
+            return NULL;
+        b = ig_try_realloc(b, sizeof(*b) + size);
+        if (b == NULL)
+            return NULL;
+        b->h.size = size;
+        return b + 1;
+    }
+    q = h2_malloc(size, ud);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, size < b->h.size ? size : b->h.size);
+    h2_free_mem(p, ud);
+    return q;
 }
 
 /* nghttp2's allocations go through the peer-sized policy (house rule 7). */

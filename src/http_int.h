@@ -473,6 +473,9 @@ int ig_http_h1_pending(const struct http_conn *conn);
 /* Create the nghttp2 session and queue our SETTINGS. 0 or IG_ERR_NOMEM
  * (the caller closes the connection). */
 int ig_http_h2_start(struct http_conn *conn);
+/* Give the freed nghttp2 blocks the calling thread keeps for reuse back to
+ * malloc (http_h2.c; ig_http_server_free calls it). */
+void ig_http_h2_cache_flush(void);
 /* Feed buffered input to nghttp2, then send what it has. */
 void ig_http_h2_process(struct http_conn *conn);
 /* CLOSING: write what nghttp2 still has; 1 when nothing more is to come. */

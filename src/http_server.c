@@ -2084,4 +2084,5 @@ void ig_http_server_free(struct ig_http_server *srv)
     /* requests still held keep it (through their shares) until they go */
     ig_budget_unref(srv->budget);
     free(srv);
+    ig_http_h2_cache_flush(); /* every session of this thread is gone */
 }
