@@ -231,6 +231,10 @@ static ssize_t h2_on_send(nghttp2_session *session, const uint8_t *data, size_t 
     return (ssize_t)len;
 }
 
+/* DATA payloads up to this many bytes go out in one evbuffer_add with
+ * their frame header (h2_on_send_data). */
+#define H2_DATA_JOIN 1024u
+
 static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                            size_t length, nghttp2_data_source *source, void *ud)
 {
@@ -243,6 +247,20 @@ static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const
     (void)session;
     if (!h2_out_room(conn, out, 9 + padlen + length))
         return NGHTTP2_ERR_WOULDBLOCK;
+    if (padlen == 0 && req->sout == NULL && length <= H2_DATA_JOIN) {
+        /* a small answer (most are): frame header and body in one add,
+         * one run of the output's callbacks instead of two */
+        uint8_t frame_buf[9 + H2_DATA_JOIN];
+
+        memcpy(frame_buf, framehd, 9);
+        if (length > 0)
+            memcpy(frame_buf + 9, req->resp_body + req->resp_off, length);
+        if (evbuffer_add(out, frame_buf, 9 + length) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        req->resp_off += length;
+        ig_http_req_progress(req, length);
+        return 0;
+    }
     if (evbuffer_add(out, framehd, 9) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (padlen > 0) {
@@ -321,6 +339,8 @@ static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *fr
     req = ig_http_req_new(conn);
     req->stream_id = frame->hd.stream_id;
     nghttp2_session_set_stream_user_data(session, req->stream_id, req);
+    conn->h2_hdr_req = req;
+    conn->h2_hdr_sid = req->stream_id;
     return 0;
 }
 
@@ -343,13 +363,15 @@ static void h2_content_length(struct ig_http_req *req, const uint8_t *v, size_t 
 static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
                         size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
-    struct ig_http_req *req = h2_req(session, frame->hd.stream_id);
+    struct http_conn *conn = ud;
+    struct ig_http_req *req = conn->h2_hdr_req != NULL && conn->h2_hdr_sid == frame->hd.stream_id
+                                  ? conn->h2_hdr_req
+                                  : h2_req(session, frame->hd.stream_id);
     const char *n = (const char *)name, *v = (const char *)value;
     int64_t *off = NULL;
     int rv;
 
     (void)flags;
-    (void)ud;
     if (req == NULL || req->state != HTTP_REQ_HEADERS)
         return 0;
     /* also after a refusal: how much body is to come decides how it is
@@ -567,10 +589,12 @@ static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame
 static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                               void *ud)
 {
+    struct http_conn *conn = ud;
     struct ig_http_req *req = h2_req(session, stream_id);
 
     (void)error_code;
-    (void)ud;
+    if (conn->h2_hdr_sid == stream_id)
+        conn->h2_hdr_req = NULL;
     if (req != NULL)
         ig_http_req_gone(req);
     return 0;
@@ -942,6 +966,8 @@ void ig_http_h2_forget(struct ig_http_req *req)
 
     if (conn->h2 != NULL && req->stream_id > 0)
         nghttp2_session_set_stream_user_data(conn->h2, req->stream_id, NULL);
+    if (conn->h2_hdr_req == req)
+        conn->h2_hdr_req = NULL;
 }
 
 static nghttp2_nv h2_nv(const char *name, const char *value)

@@ -189,6 +189,10 @@ struct ig_http_req {
      * allocation of its own. */
     struct http_hdr_off hoff_local[HTTP_REQ_LOCAL_HDRS];
     struct ig_http_hdr hdrs_local[HTTP_REQ_LOCAL_HDRS];
+    /* The first letters of the names in hdrs (bit c - 'a', case-folded;
+     * bit 26 for any other first byte): a lookup of a name none starts
+     * with (most X-Amzn-* ones) answers NULL without a scan. */
+    uint32_t hfirst;
     size_t hdr_bytes;      /* names + values (+ target) seen, against the cap */
     int64_t url_off;       /* h1 target / h2 :path in hbuf; -1 none */
     int64_t method_off;    /* h2 :method */
@@ -274,6 +278,12 @@ struct http_conn {
     char peer[64];
     http_parser parser;
     struct nghttp2_session *h2;
+    /* h2: the request whose header block is being received (set by
+     * on_begin_headers), so that each field's callback skips nghttp2's
+     * stream lookup; cleared when that stream closes, the request is
+     * forgotten (ig_http_h2_forget) or freed. */
+    struct ig_http_req *h2_hdr_req;
+    int32_t h2_hdr_sid;
 };
 
 TAILQ_HEAD(http_conn_list, http_conn);

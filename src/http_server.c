@@ -343,6 +343,8 @@ void ig_http_req_free(struct ig_http_req *req)
     if (req == NULL)
         return;
     ig_http_stream_release(req); /* before the unlink: it gives the window back */
+    if (req->conn != NULL && req->conn->h2_hdr_req == req)
+        req->conn->h2_hdr_req = NULL;
     req_unlink(req);
     if (req->detached && req->srv != NULL)
         TAILQ_REMOVE(&req->srv->detached, req, link);
@@ -513,6 +515,14 @@ static void req_set_path(struct ig_http_req *req, char *url)
     req->path = len > 0 && url[0] == '*' ? url : "/";
 }
 
+/* req->hfirst's bit for a name starting with <name>[0]. */
+static inline uint32_t http_first_bit(const char *name)
+{
+    unsigned f = (unsigned char)name[0] | 0x20u;
+
+    return f >= 'a' && f <= 'z' ? 1u << (f - 'a') : 1u << 26;
+}
+
 int ig_http_req_end_headers(struct ig_http_req *req)
 {
     char *base = req->hbuf.data;
@@ -535,10 +545,14 @@ int ig_http_req_end_headers(struct ig_http_req *req)
         n++;
     }
     req->nhdr = n;
+    req->hfirst = 0;
+    for (size_t i = 0; i < n; i++)
+        req->hfirst |= http_first_bit(req->hdrs[i].name);
     if (req->h2 && req->authority_off >= 0 && ig_http_req_header(req, "host") == NULL) {
         req->hdrs[req->nhdr].name = "host";
         req->hdrs[req->nhdr].value = base + req->authority_off;
         req->nhdr++;
+        req->hfirst |= http_first_bit("host");
     }
     if (req->h2) {
         req->method = req->method_off >= 0 ? base + req->method_off : "";
@@ -772,7 +786,7 @@ const char *ig_http_req_path(const struct ig_http_req *req)
 
 const char *ig_http_req_header(const struct ig_http_req *req, const char *name)
 {
-    if (req->hdrs == NULL)
+    if (req->hdrs == NULL || !(req->hfirst & http_first_bit(name)))
         return NULL;
     /* The first letter, case-folded, rules out most names before the
      * full comparison (letters, digits and '-' fold right with | 0x20). */
