@@ -40,6 +40,8 @@
 # MAX_INFLIGHT (16), UPSTREAM_HTTP2 (off), WORKERS (0: one per CPU); the
 # container's LATENCY_US (2000), PER_ROW_US (5), MAX_CONCURRENT (4);
 # KEEP=1 keeps the temporary directory (logs, config) for inspection.
+# STRACE=1 then runs the load once more with the gateway under `strace -c -f`
+# for STRACE_SECONDS (5) and prints its system calls per row.
 # INFERGATE_BIN (default bin/infergate) runs another build of the gateway
 # (e.g. a copy taken before a change, so that a rebuild cannot disturb a run).
 # CALLGRIND=1 then also counts the gateway's instructions per row under
@@ -120,6 +122,13 @@ die() { echo "bench-upstream: BROKEN RUN: $*" >&2; exit 1; }
 
 free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# utime and stime of a process, all threads, in microseconds: "USER SYSTEM".
+cpu_us_split() {
+    local u st
+    read -r u st < <(awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$1/stat")
+    echo "$(( u * 1000000 / $(getconf CLK_TCK) )) $(( st * 1000000 / $(getconf CLK_TCK) ))"
 }
 
 # utime + stime of a process, all threads, in microseconds.
@@ -245,11 +254,30 @@ curl -sf "http://127.0.0.1:$FC_PORT/stats" > "$TMP/fc-stats1.json"
 
 # ---- infergate: the same load through the gateway ---------------------------------
 
-r0=$(gw_rows); c0=$(cpu_us "$GW_PID"); t0=$(date +%s%N)
+r0=$(gw_rows); read -r u0 s0 < <(cpu_us_split "$GW_PID"); t0=$(date +%s%N)
 run_h2load infergate "$GW_URL"
 kill -0 "$GW_PID" 2>/dev/null || die "the gateway died during the run"
-r1=$(gw_rows); c1=$(cpu_us "$GW_PID"); t1=$(date +%s%N)
-echo "$(( c1 - c0 )) $(( r1 - r0 )) $(( (t1 - t0) / 1000 ))" > "$TMP/infergate.cpu"
+r1=$(gw_rows); read -r u1 s1 < <(cpu_us_split "$GW_PID"); t1=$(date +%s%N)
+echo "$(( u1 - u0 + s1 - s0 )) $(( r1 - r0 )) $(( (t1 - t0) / 1000 )) $(( u1 - u0 )) $(( s1 - s0 ))" \
+    > "$TMP/infergate.cpu"
+
+# STRACE=1: the same load once more (not measured above), the gateway's
+# system calls counted by `strace -c -f` over STRACE_SECONDS (default 5) of
+# it; strace slows the gateway, so its calls per row, not its rate, count.
+if [ "${STRACE:-0}" = 1 ]; then
+    command -v strace >/dev/null || die "STRACE=1 needs strace"
+    STRACE_SECONDS=${STRACE_SECONDS:-5}
+    [[ "$STRACE_SECONDS" =~ ^[1-9][0-9]*$ ]] || usage
+    h2load -D "$((STRACE_SECONDS + 2))" -c "$CLIENTS" -m "$STREAMS" -d "$TMP/row.csv" \
+        -H 'content-type: text/csv' -H 'accept: text/csv' "$GW_URL" > "$TMP/strace-h2load.out" 2>&1 &
+    st_h2=$!
+    sleep 1
+    sr0=$(gw_rows)
+    timeout -s INT "$STRACE_SECONDS" strace -c -f -p "$GW_PID" -o "$TMP/strace.txt" 2>/dev/null || true
+    sr1=$(gw_rows)
+    wait "$st_h2" || die "h2load under strace exited $?: $(tail -5 "$TMP/strace-h2load.out")"
+    echo "$(( sr1 - sr0 ))" > "$TMP/strace.rows"
+fi
 curl -sf "http://127.0.0.1:$FC_PORT/stats" > "$TMP/fc-stats2.json"
 curl -sf "http://127.0.0.1:$GW_PORT/metrics" > "$TMP/metrics.txt"
 
@@ -306,7 +334,7 @@ def fc(i):
 
 direct, gw = stats("direct"), stats("infergate")
 with open("%s/infergate.cpu" % tmp) as f:
-    cpu_us, rows, wall_us = (int(v) for v in f.read().split())
+    cpu_us, rows, wall_us, user_us, sys_us = (int(v) for v in f.read().split())
 s0, s1, s2 = fc(0), fc(1), fc(2)
 calls_direct, calls_gw = s1["calls"] - s0["calls"], s2["calls"] - s1["calls"]
 rows_gw = s2["rows"] - s1["rows"]
@@ -338,6 +366,21 @@ print("container calls: direct %d (%d rows), through infergate %d (%d rows, %.1f
          rows_gw / calls_gw if calls_gw else 0.0))
 print("infergate CPU: %.3f s user+system over %d rows in %.1f s (%.2f CPUs): %.2f us per row"
       % (cpu_us / 1e6, rows, wall_us / 1e6, cpu_us / wall_us, per_row))
+print("  of which user %.2f us, system %.2f us per row"
+      % (user_us / rows if rows else 0.0, sys_us / rows if rows else 0.0))
+if os.path.exists("%s/strace.rows" % tmp):
+    with open("%s/strace.rows" % tmp) as f:
+        srows = int(f.read())
+    calls = []
+    with open("%s/strace.txt" % tmp) as f:
+        for line in f:
+            p = line.split()
+            if len(p) >= 5 and p[3].isdigit() and p[-1] != "total":
+                calls.append((int(p[3]), p[-1]))
+    total = sum(c for c, _ in calls)
+    print("system calls (STRACE=1, strace -c -f over %d rows): %.3f per row: %s"
+          % (srows, total / max(1, srows),
+             ", ".join("%s %.3f" % (n, c / max(1, srows)) for c, n in sorted(calls, reverse=True)[:8])))
 print()
 print("ratio infergate/direct rows/s: %.1f   target >= 50: %s"
       % (ratio, "MET" if ratio >= 50 else "MISSED"))
