@@ -829,6 +829,30 @@ static void test_h1_exact_response(void **state)
     assert_int_equal(ig_http_server_active_requests(S.srv), 0);
 }
 
+/* More fields than the request keeps inline (HTTP_REQ_LOCAL_HDRS): the
+ * offsets and the resolved table move to the heap, and a lookup still
+ * finds a field, case-insensitively. */
+static void test_h1_many_headers(void **state)
+{
+    char send[2048];
+    size_t o;
+    struct script s = {.nresp = 1};
+
+    (void)state;
+    /* the field looked up comes first: it is among those copied out of
+     * the inline array when the block outgrows it */
+    o = (size_t)snprintf(send, sizeof(send), "GET /sync/m HTTP/1.1\r\nx-TEST: deep\r\nHost: t\r\n");
+    for (int i = 0; i < 40; i++)
+        o += (size_t)snprintf(send + o, sizeof(send) - o, "X-Filler-%d: f%d\r\n", i, i);
+    snprintf(send + o, sizeof(send) - o, "\r\n");
+    s.send = send;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    assert_non_null(strstr(s.out, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(s.out, "X-Test: deep\r\n"));
+    assert_int_equal(S.requests, 1);
+}
+
 struct two {
     char a[2048], b[2048];
     int rc;
@@ -3147,6 +3171,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h2_unread_output_charged, setup_long, teardown),
         cmocka_unit_test_setup_teardown(test_tls_alpn, tls_setup, tls_teardown),
         cmocka_unit_test(test_bad_conf),
+        cmocka_unit_test_setup_teardown(test_h1_many_headers, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
