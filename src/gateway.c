@@ -744,15 +744,20 @@ static void on_ep_deadline(evutil_socket_t fd, short what, void *arg)
 /* ---- lanes and batches ------------------------------------------------ */
 
 static void gw_lane_pump(struct gw_lane *lane);
+static int gw_lane_pump_at(struct gw_lane *lane, uint64_t now);
 
 /* Pump every lane of <ep>, starting after <first> so that no lane starves
- * another of the endpoint's in-flight slots. */
+ * another of the endpoint's in-flight slots. The clock is read once, and
+ * again only after a lane sent something (most of the GW_NLANES lanes are
+ * empty: a read each cost a one-row request ~1.5% of its instructions). */
 static void gw_endpoint_pump(struct gw_endpoint *ep, const struct gw_lane *first)
 {
     size_t start = (size_t)(first - ep->lanes);
+    uint64_t now = ig_now_us();
 
     for (size_t i = 1; i <= GW_NLANES; i++)
-        gw_lane_pump(&ep->lanes[(start + i) % GW_NLANES]);
+        if (gw_lane_pump_at(&ep->lanes[(start + i) % GW_NLANES], now))
+            now = ig_now_us();
 }
 
 uint32_t gw_endpoint_queued(const struct gw_endpoint *ep)
@@ -964,22 +969,29 @@ static void on_lane_timer(evutil_socket_t fd, short what, void *arg)
     gw_lane_pump(lane);
 }
 
-/* Send every due batch, then arm the timer for the next delay deadline. */
-static void gw_lane_pump(struct gw_lane *lane)
+/* Send every due batch as of <now> (the clock, read by the caller), then
+ * arm the timer for the next delay deadline. 1 when a batch went out
+ * (time passed: the caller reads the clock again), else 0. */
+static int gw_lane_pump_at(struct gw_lane *lane, uint64_t now)
 {
     struct gw_endpoint *ep = lane->ep;
-    uint64_t now = ig_now_us(), due;
+    uint64_t due;
     struct ig_batch *b;
+    int sent = 0;
 
     if (ep->gw->closing || ep->up == NULL)
-        return; /* completions while the gateway is freed: nothing new goes out */
+        return 0; /* completions while the gateway is freed: nothing new goes out */
     while (ep->inflight < ep->conf->max_inflight &&
-           (b = ig_batcher_next(lane->batcher, now)) != NULL)
+           (b = ig_batcher_next(lane->batcher, now)) != NULL) {
         gw_lane_dispatch(lane, b);
+        sent = 1;
+    }
+    if (sent)
+        now = ig_now_us(); /* the timer below waits from now */
     due = ig_batcher_next_deadline(lane->batcher);
     if (due == UINT64_MAX || ep->inflight >= ep->conf->max_inflight) {
         /* Nothing queued, or a completion will pump again. */
-        return;
+        return sent;
     }
     if (due != lane->timer_at) {
         struct timeval tv;
@@ -990,6 +1002,13 @@ static void gw_lane_pump(struct gw_lane *lane)
         evtimer_add(lane->timer, &tv);
         lane->timer_at = due;
     }
+    return sent;
+}
+
+/* Send every due batch, then arm the timer for the next delay deadline. */
+static void gw_lane_pump(struct gw_lane *lane)
+{
+    gw_lane_pump_at(lane, ig_now_us());
 }
 
 /* ---- routes ------------------------------------------------------------ */
