@@ -1055,6 +1055,18 @@ static __attribute__((noinline)) size_t fmt_double_rest(char *out, size_t n, uin
     return fmt_layout(out, n, d, e);
 }
 
+size_t ig_fmt_u64(char *out, uint64_t v)
+{
+    char tmp[IG_FMT_U64_MAX];
+    size_t n = 0;
+
+    do
+        tmp[IG_FMT_U64_MAX - ++n] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    memcpy(out, tmp + IG_FMT_U64_MAX - n, n);
+    return n;
+}
+
 size_t ig_fmt_double(char *out, double v)
 {
     uint64_t bits;

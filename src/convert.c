@@ -86,16 +86,9 @@ static int convert_put(struct ig_buf *b, const char *pre, size_t npre, double v,
 /* " <k>:" into <out> (24 bytes); its length. */
 static size_t convert_index_text(char *out, uint64_t k)
 {
-    char d[20];
-    size_t n = 0;
+    size_t n = ig_fmt_u64(out + 1, k);
 
-    do {
-        d[n++] = (char)('0' + k % 10);
-        k /= 10;
-    } while (k > 0);
     out[0] = ' ';
-    for (size_t i = 0; i < n; i++)
-        out[1 + i] = d[n - 1 - i];
     out[n + 1] = ':';
     return n + 2;
 }

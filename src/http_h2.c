@@ -970,19 +970,6 @@ void ig_http_h2_forget(struct ig_http_req *req)
         conn->h2_hdr_req = NULL;
 }
 
-static nghttp2_nv h2_nv(const char *name, const char *value)
-{
-    nghttp2_nv nv = {
-        .name = (uint8_t *)(uintptr_t)name,
-        .value = (uint8_t *)(uintptr_t)value,
-        .namelen = strlen(name),
-        .valuelen = strlen(value),
-        .flags = NGHTTP2_NV_FLAG_NONE,
-    };
-
-    return nv;
-}
-
 static nghttp2_nv h2_nv_len(const char *name, size_t namelen, const char *value, size_t valuelen)
 {
     nghttp2_nv nv = {
@@ -994,6 +981,11 @@ static nghttp2_nv h2_nv_len(const char *name, size_t namelen, const char *value,
     };
 
     return nv;
+}
+
+static nghttp2_nv h2_nv(const char *name, const char *value)
+{
+    return h2_nv_len(name, strlen(name), value, strlen(value));
 }
 
 /* <n> bytes of <src> into <dst>, ASCII 'A'..'Z' folded to lowercase, eight
@@ -1049,7 +1041,7 @@ struct h2_head {
     nghttp2_nv *nva, nv_local[H2_HEAD_NV];
     char *names, names_local[H2_HEAD_NAMES];
     size_t nn;
-    char sbuf[4], lbuf[24];
+    char sbuf[4], lbuf[IG_FMT_U64_MAX];
 };
 
 /* :status (a 3-digit code; others as 500), the user headers, content-length
@@ -1057,8 +1049,7 @@ struct h2_head {
 static void h2_head_build(struct h2_head *h, const struct ig_http_req *req, int status,
                           const struct ig_http_hdr *hdrs, size_t nhdrs, size_t len)
 {
-    size_t names_len = 1, n = 0;
-    char tmp[24];
+    size_t names_len = 1;
 
     for (size_t i = 0; i < nhdrs; i++)
         names_len += hdrs[i].name != NULL ? strlen(hdrs[i].name) + 1 : 0;
@@ -1072,15 +1063,8 @@ static void h2_head_build(struct h2_head *h, const struct ig_http_req *req, int 
     h->sbuf[2] = (char)('0' + status % 10);
     h->nva[h->nn++] = h2_nv_len(":status", 7, h->sbuf, 3);
     h->nn += h2_user_headers(h->nva + h->nn, h->names, hdrs, nhdrs);
-    if (len != SIZE_MAX) {
-        do {
-            tmp[n++] = (char)('0' + len % 10);
-            len /= 10;
-        } while (len != 0);
-        for (size_t i = 0; i < n; i++)
-            h->lbuf[i] = tmp[n - 1 - i];
-        h->nva[h->nn++] = h2_nv_len("content-length", 14, h->lbuf, n);
-    }
+    if (len != SIZE_MAX)
+        h->nva[h->nn++] = h2_nv_len("content-length", 14, h->lbuf, ig_fmt_u64(h->lbuf, len));
     /* A new value on every response: indexing it would only evict the
      * stable headers from the HPACK table. */
     h->nva[h->nn] = h2_nv("x-amzn-requestid", req->id);

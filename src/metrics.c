@@ -54,15 +54,7 @@ int ig_metrics_header(struct ig_buf *out, const char *name, const char *type, co
 /* Decimal digits of <v> at <p>; returns the end. */
 static char *metrics_u64(char *p, uint64_t v)
 {
-    char tmp[20];
-    size_t n = 0;
-
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n > 0)
-        *p++ = tmp[--n];
-    return p;
+    return p + ig_fmt_u64(p, v);
 }
 
 static char *metrics_put(char *p, const char *s, size_t n)

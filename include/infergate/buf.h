@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ig_buf {
     char *data; /* NUL-terminated when len > 0 or after any append */
@@ -53,6 +54,11 @@ char *ig_buf_take(struct ig_buf *b, size_t *len);
  */
 #define IG_FMT_DOUBLE_MAX 32
 size_t ig_fmt_double(char *out, double v);
+
+/* <v> in decimal into <out> (at most IG_FMT_U64_MAX bytes, no NUL).
+ * Returns the length written. */
+#define IG_FMT_U64_MAX 20
+size_t ig_fmt_u64(char *out, uint64_t v);
 /* The same result through printf and strtod only: the reference the exact
  * integer path of ig_fmt_double is tested against, and its fallback. */
 size_t ig_fmt_double_printf(char *out, double v);

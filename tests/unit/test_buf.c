@@ -842,10 +842,32 @@ static void test_buf_take(void **state)
     ig_free(&p);
 }
 
+static void test_fmt_u64(void **state)
+{
+    static const struct {
+        uint64_t v;
+        const char *text;
+    } u64_cases[] = {{0, "0"}, {7, "7"}, {10, "10"}, {4294967296ull, "4294967296"},
+                     {UINT64_MAX, "18446744073709551615"}};
+    char out[IG_FMT_U64_MAX + 1];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(u64_cases) / sizeof(u64_cases[0]); i++) {
+        size_t n;
+
+        memset(out, 'x', sizeof(out));
+        n = ig_fmt_u64(out, u64_cases[i].v);
+        assert_int_equal(n, strlen(u64_cases[i].text));
+        assert_memory_equal(out, u64_cases[i].text, n);
+        assert_int_equal(out[n], 'x'); /* nothing written past it */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_grown_cap),
+        cmocka_unit_test(test_fmt_u64),
         cmocka_unit_test(test_fmt_double_matches_python_repr),
         cmocka_unit_test(test_fmt_double_nonfinite),
         cmocka_unit_test(test_fmt_double_repr_table),
