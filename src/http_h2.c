@@ -79,6 +79,20 @@ union h2_blk {
 static _Thread_local union h2_blk *h2_cache[H2_CACHE_CLASSES]; /* chained through the payload */
 static _Thread_local uint32_t h2_cache_n[H2_CACHE_CLASSES];
 
+/* A cached block's link to the next one, kept in its payload. */
+static union h2_blk *h2_link_get(const union h2_blk *b)
+{
+    union h2_blk *next;
+
+    memcpy(&next, (const void *)(b + 1), sizeof(next));
+    return next;
+}
+
+static void h2_link_set(union h2_blk *b, union h2_blk *next)
+{
+    memcpy((void *)(b + 1), &next, sizeof(next));
+}
+
 static uint32_t h2_cls(size_t size)
 {
     uint32_t c = 0;
@@ -98,7 +112,7 @@ static void *h2_malloc(size_t size, void *ud)
     (void)ud;
     if (c < H2_CACHE_CLASSES && h2_cache[c] != NULL) {
         b = h2_cache[c];
-        memcpy(&h2_cache[c], b + 1, sizeof(b));
+        h2_cache[c] = h2_link_get(b);
         h2_cache_n[c]--;
         return b + 1;
     }
@@ -123,7 +137,7 @@ static void h2_free_mem(void *p, void *ud)
     b = (union h2_blk *)p - 1;
     c = b->h.cls;
     if (c < H2_CACHE_CLASSES && h2_cache_n[c] < H2_CACHE_MAX) {
-        memcpy(b + 1, &h2_cache[c], sizeof(b));
+        h2_link_set(b, h2_cache[c]);
         h2_cache[c] = b;
         h2_cache_n[c]++;
         return;
@@ -137,7 +151,7 @@ void ig_http_h2_cache_flush(void)
         while (h2_cache[c] != NULL) {
             union h2_blk *b = h2_cache[c];
 
-            memcpy(&h2_cache[c], b + 1, sizeof(b));
+            h2_cache[c] = h2_link_get(b);
             free(b);
         }
         h2_cache_n[c] = 0;
