@@ -1181,6 +1181,8 @@ static bool conn_input_waiting(struct http_conn *conn)
            ioctl(bufferevent_getfd(conn->bev), FIONREAD, &n) == 0 && n > 0;
 }
 
+static void conn_on_read(struct bufferevent *bev, void *arg);
+
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct http_conn *conn = arg;
@@ -1194,11 +1196,22 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
         conn_arm_timer(conn);
         return;
     }
+    if ((kind == CONN_TIMER_IDLE || kind == CONN_TIMER_HEADER) && !conn->in_full &&
+        evbuffer_get_length(bufferevent_get_input(conn->bev)) > conn->in_seen) {
+        /* The bufferevent has read bytes whose callback is deferred behind
+         * this timer (the loop was late: stopped, or busy with others):
+         * the client was on time. They are looked at now, as the callback
+         * would, and the deadline is taken again from there (a header
+         * deadline stays where it was). */
+        conn_on_read(conn->bev, conn);
+        return;
+    }
     if ((kind == CONN_TIMER_IDLE || kind == CONN_TIMER_HEADER) && !conn->late_read &&
         !conn->in_full && conn_input_waiting(conn)) {
         /* The client's bytes wait in the kernel: the loop was busy with
          * others when this fired, the client is not idle. Once, until
-         * they are read: a new look one tick later, after the read. */
+         * they are read: a new look one tick later, after the read (which
+         * the case above takes if its callback is still deferred then). */
         struct timeval tick = {0, 1000};
 
         conn->late_read = true;
