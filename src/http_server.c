@@ -1165,18 +1165,14 @@ static void conn_arm_timer(struct http_conn *conn)
     evtimer_add(conn->ev_timer, &tv);
 }
 
-/* New bytes from the client the gateway has not looked at: read into the
- * bufferevent while its callback is deferred behind this timer, or in the
- * socket while reading is on (not those held back by the watermark or the
+/* Bytes from the client waiting in the socket while reading is on, <have>
+ * bytes in the bufferevent (not those held back by the watermark or the
  * budgets: the gateway's own backpressure on a client that does not read
  * is no reason to wait). */
-static bool conn_input_waiting(struct http_conn *conn)
+static bool conn_kernel_input(struct http_conn *conn, size_t have)
 {
-    size_t have = evbuffer_get_length(bufferevent_get_input(conn->bev));
     int n = 0;
 
-    if (have > conn->in_seen)
-        return true;
     return have < HTTP_READ_HIGH && (bufferevent_get_enabled(conn->bev) & EV_READ) &&
            ioctl(bufferevent_getfd(conn->bev), FIONREAD, &n) == 0 && n > 0;
 }
@@ -1196,28 +1192,31 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
         conn_arm_timer(conn);
         return;
     }
-    if ((kind == CONN_TIMER_IDLE || kind == CONN_TIMER_HEADER) && !conn->in_full &&
-        evbuffer_get_length(bufferevent_get_input(conn->bev)) > conn->in_seen) {
-        /* The bufferevent has read bytes whose callback is deferred behind
-         * this timer (the loop was late: stopped, or busy with others):
-         * the client was on time. They are looked at now, as the callback
-         * would, and the deadline is taken again from there (a header
-         * deadline stays where it was). */
-        conn_on_read(conn->bev, conn);
-        return;
-    }
-    if ((kind == CONN_TIMER_IDLE || kind == CONN_TIMER_HEADER) && !conn->late_read &&
-        !conn->in_full && conn_input_waiting(conn)) {
-        /* The client's bytes wait in the kernel: the loop was busy with
-         * others when this fired, the client is not idle. Once, until
-         * they are read: a new look one tick later, after the read (which
-         * the case above takes if its callback is still deferred then). */
-        struct timeval tick = {0, 1000};
+    if ((kind == CONN_TIMER_IDLE || kind == CONN_TIMER_HEADER) && !conn->in_full) {
+        size_t have = evbuffer_get_length(bufferevent_get_input(conn->bev));
 
-        conn->late_read = true;
-        conn->deadline_us = ig_now_us() + 1000;
-        evtimer_add(conn->ev_timer, &tick);
-        return;
+        if (have > conn->in_seen) {
+            /* The bufferevent has read bytes whose callback is deferred
+             * behind this timer (the loop was late: stopped, or busy with
+             * others): the client was on time. They are looked at now, as
+             * the callback would, and the deadline is taken again from
+             * there (a header deadline stays where it was). */
+            conn_on_read(conn->bev, conn);
+            return;
+        }
+        if (!conn->late_read && conn_kernel_input(conn, have)) {
+            /* The client's bytes wait in the kernel: the loop was busy
+             * with others when this fired, the client is not idle. Once,
+             * until they are read: a new look one tick later, after the
+             * read (which the case above takes if its callback is still
+             * deferred then). */
+            struct timeval tick = {0, 1000};
+
+            conn->late_read = true;
+            conn->deadline_us = ig_now_us() + 1000;
+            evtimer_add(conn->ev_timer, &tick);
+            return;
+        }
     }
     ig_log(IG_LOG_DEBUG, "http: %s: %s timeout", conn->peer,
            kind == CONN_TIMER_IDLE     ? "idle"
