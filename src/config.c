@@ -1000,7 +1000,6 @@ static void config_check_auth(struct config_load *st)
 {
     const struct ig_config *cfg = st->cfg;
     int ak = cfg->admin_access_key[0] != '\0', sk = cfg->admin_secret_key[0] != '\0';
-    int on_main = cfg->admin_listen[0] == '\0' || cfg->admin_on_main;
 
     if (ak && !sk)
         config_fail(st,
@@ -1019,14 +1018,13 @@ static void config_check_auth(struct config_load *st)
                     "(127.0.0.0/8, [::1], localhost): the admin API would be open to the "
                     "network; turn admin_auth on with a key, or listen on loopback",
                     config_origin(st, "admin_auth"), cfg->admin_listen);
-    else if (!cfg->admin_auth && on_main && !config_listen_is_loopback(cfg->listen))
+    else if (!cfg->admin_auth && cfg->admin_on_main && !config_listen_is_loopback(cfg->listen))
         config_fail(st,
-                    "%s: admin_auth = off, but the admin API is on the main listener (%s) and "
-                    "listen '%s' is not a loopback address (127.0.0.0/8, [::1], localhost): "
-                    "turn admin_auth on with a key, or set admin_listen to a loopback address",
-                    config_origin(st, "admin_auth"),
-                    cfg->admin_on_main ? "admin_on_main = on" : "admin_listen is empty",
-                    cfg->listen);
+                    "%s: admin_auth = off, but the admin API is on the main listener "
+                    "(admin_on_main = on) and listen '%s' is not a loopback address "
+                    "(127.0.0.0/8, [::1], localhost): turn admin_auth on with a key, or set "
+                    "admin_listen to a loopback address",
+                    config_origin(st, "admin_auth"), cfg->listen);
 }
 
 /* What one endpoint's options say together. */

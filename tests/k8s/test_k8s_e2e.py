@@ -69,6 +69,7 @@ GW = POD + "-infergate"
 MODEL_C = POD + "-model"
 GW_PORT = 18081
 MODEL_PORT = 18080
+DEFAULT_PORT = 18090  # the image run alone with its default command (part 0)
 EP = "model"
 PATH = "/endpoints/%s/invocations" % EP
 CSV = "text/csv"
@@ -134,6 +135,17 @@ def readyz():
         return r.status, r.read().decode()
     except OSError as e:
         return None, repr(e)
+
+
+def get_status(port, path):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        return r.status
+    except OSError:
+        return None
 
 
 def wait_for(cond, timeout=20, step=0.1):
@@ -709,6 +721,31 @@ def test_images():
     hc = sh(["podman", "image", "inspect", "--format", "{{.Config.Healthcheck.Test}}",
              "localhost/infergate:test"])[1]
     check("/healthz" in hc, "the gateway image has a HEALTHCHECK on /healthz: %s" % hc.strip())
+    # The image as docker/README.md runs it: its own command (the shipped
+    # configuration on 0.0.0.0:8080, the admin API off), its HEALTHCHECK
+    # run, the demo endpoint's predictions, SIGTERM -> exit 0.
+    name = "infergate-k8s-e2e-default"
+    podman("rm", "-f", name)
+    rc, out, err = podman("run", "-d", "--name", name, "-p", "127.0.0.1:%d:8080" % DEFAULT_PORT,
+                          "localhost/infergate:test")
+    if check_eq(rc, 0, "podman run the image's default command: %s" % (out + err).strip()[-300:]):
+        try:
+            url = "http://127.0.0.1:%d" % DEFAULT_PORT
+            up = wait_for(lambda: get_status(DEFAULT_PORT, "/healthz") == 200, timeout=15)
+            check(up, "the default command serves /healthz: %s"
+                  % ("".join(podman("logs", name)[1:])[-300:] if not up else ""))
+            rc, out, err = podman("healthcheck", "run", name)
+            check_eq(rc, 0, "the image's HEALTHCHECK (curl /healthz on $HEALTH_PORT) passes: %s"
+                     % (out + err).strip()[-200:])
+            st, hdrs, out = curl(url + "/endpoints/demo/invocations", csv_body(ROWS[:3]),
+                                 ["Content-Type: text/csv", "Accept: text/csv"])
+            check_eq((st, out), (200, expected_body(MODEL, ROWS[:3], CSV)),
+                     "the default command's demo endpoint: exact predictions")
+            podman("stop", "--time", "40", name, timeout=60)
+            check_eq(inspect(name, "{{.State.ExitCode}}"), "0",
+                     "the default command exits 0 on SIGTERM")
+        finally:
+            podman("rm", "-f", name)
 
 
 def wait_pod_free():

@@ -1226,7 +1226,7 @@ static void test_auth_options(void **state)
     /* admin_auth = off: every listener serving the admin API on loopback */
     for (size_t i = 0; i < IG_ARRAY_SIZE(loopback); i++) {
         snprintf(text, sizeof(text), "listen = %s\nadmin_auth = off\n", loopback[i]);
-        load_text_ok(&cfg, text); /* admin API on the main listener (admin_listen empty) */
+        load_text_ok(&cfg, text); /* no admin API (admin_listen empty) */
         assert_int_equal(cfg.admin_auth, 0);
         ig_config_clear(&cfg);
         snprintf(text, sizeof(text),
@@ -1240,10 +1240,16 @@ static void test_auth_options(void **state)
         ig_config_clear(&cfg);
     }
     for (size_t i = 0; i < IG_ARRAY_SIZE(open); i++) {
+        /* admin_listen empty and admin_on_main off: no admin API at all, so
+         * nothing is open (the image's default command: --admin-listen=) */
         snprintf(text, sizeof(text), "listen = %s\nadmin_auth = off\n", open[i]);
+        load_text_ok(&cfg, text);
+        ig_config_clear(&cfg);
+        snprintf(text, sizeof(text), "listen = %s\nadmin_on_main = on\nadmin_auth = off\n",
+                 open[i]);
         snprintf(suffix, sizeof(suffix),
-                 ":2: admin_auth = off, but the admin API is on the main listener (admin_listen "
-                 "is empty) and listen '%s' is not a loopback address (127.0.0.0/8, [::1], "
+                 ":3: admin_auth = off, but the admin API is on the main listener (admin_on_main "
+                 "= on) and listen '%s' is not a loopback address (127.0.0.0/8, [::1], "
                  "localhost): turn admin_auth on with a key, or set admin_listen to a loopback "
                  "address",
                  open[i]);
@@ -1276,13 +1282,13 @@ static void test_auth_options(void **state)
     {
         char path[128];
 
-        write_file("a.conf", "listen = 0.0.0.0:8080\n", path, sizeof(path));
+        write_file("a.conf", "listen = 0.0.0.0:8080\nadmin_on_main = on\n", path, sizeof(path));
         assert_int_equal(load(&cfg, no_env, err, sizeof(err), "--config", path, "--admin-auth",
                               "off", NULL),
                          IG_ERR_CONFIG);
         assert_string_equal(err,
                             "command line: --admin-auth: admin_auth = off, but the admin API is "
-                            "on the main listener (admin_listen is empty) and listen "
+                            "on the main listener (admin_on_main = on) and listen "
                             "'0.0.0.0:8080' is not a loopback address (127.0.0.0/8, [::1], "
                             "localhost): turn admin_auth on with a key, or set admin_listen to a "
                             "loopback address");
