@@ -32,7 +32,8 @@
 //     ConfigMap's infergate.conf, the container's INFERGATE_* environment and
 //     its --flags, in the gateway's own order (file < environment < flag); a
 //     model at http://127.0.0.1:PORT or localhost is served by another
-//     container of the same pod (a containerPort PORT).
+//     container of the same pod (a containerPort PORT), whose preStop sleep
+//     lasts at least the gateway's preStop sleep + drain_timeout_ms / 1000.
 //
 // Prints one line per failure ("FAIL: where: what"), then
 // `k8s-lint: N passed, M failed`, and exits 1 when M > 0 (2 on bad usage or
@@ -467,11 +468,13 @@ function checkPod(res, where, spec, configMaps, gwPaths) {
 
         const drain = opt("drain_timeout_ms", String(DEFAULT_DRAIN_TIMEOUT_MS));
         const drainMs = Number(drain.v);
+        let drainEnd = null; // seconds after the pod's deletion the drain may last
         if (res.check(/^[0-9]+$/.test(String(drain.v)), cw,
             `drain_timeout_ms ${JSON.stringify(drain.v)} (${drain.from}) is not a number`)) {
             const sleep = preStopSleep(c);
             const grace = spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_S;
             const need = drainMs / 1000 + sleep;
+            drainEnd = need;
             res.check(typeof grace === "number" && grace >= need, where,
                 `terminationGracePeriodSeconds ${grace}${spec.terminationGracePeriodSeconds === undefined ?
                     " (the default)" : ""} < drain_timeout_ms ${drainMs} (${drain.from}) / 1000 + ` +
@@ -483,10 +486,18 @@ function checkPod(res, where, spec, configMaps, gwPaths) {
             if (!m)
                 continue;
             const port = Number(m[2] || (url.startsWith("https") ? 443 : 80));
-            const served = (spec.containers || []).some((o) => o !== c &&
+            const servers = (spec.containers || []).filter((o) => o !== c &&
                 (o.ports || []).some((p) => p.containerPort === port));
-            res.check(served, cw, `model ${url} (${conf.from}): no other container of the pod ` +
-                `has containerPort ${port}`);
+            res.check(servers.length > 0, cw, `model ${url} (${conf.from}): no other container ` +
+                `of the pod has containerPort ${port}`);
+            // The model gets SIGTERM after its own preStop: it must outlast
+            // the gateway's preStop and drain, whose calls it answers.
+            for (const o of servers)
+                if (drainEnd !== null)
+                    res.check(preStopSleep(o) >= drainEnd, `${where} container ${o.name}`,
+                        `preStop sleep ${preStopSleep(o)} s < the gateway's preStop sleep + ` +
+                        `drain_timeout_ms / 1000 = ${drainEnd} s: the model would stop while ` +
+                        `${c.name}'s drain still calls it (${url})`);
         }
     }
 }
@@ -773,6 +784,7 @@ function goodPod(name) {
                     ports: [{ containerPort: 8080 }],
                     resources: { limits: { cpu: "500m", memory: "128Mi" } },
                     livenessProbe: { httpGet: { path: "/ping", port: 8080 } },
+                    lifecycle: { preStop: { exec: { command: ["sleep", "25"] } } },
                 },
             ],
             volumes: [{ name: "conf", configMap: { name: "infergate-conf" } }],
@@ -906,6 +918,12 @@ function badCases() {
         "docker/k8s/sidecar/pod.yaml": pod((s) => { delete s.terminationGracePeriodSeconds; }),
         "docker/k8s/sidecar/infergate.conf": GOOD_CONF.replace("20000", "30000"),
     }, ["terminationGracePeriodSeconds 30 (the default) < drain_timeout_ms 30000"]]);
+    cases.push(["a model that stops before the gateway's drain ends", {
+        "docker/k8s/sidecar/pod.yaml": pod((s) => { s.containers[1].lifecycle.preStop.exec.command = ["sleep", "10"]; }),
+    }, ["container model: preStop sleep 10 s < the gateway's preStop sleep + drain_timeout_ms / 1000 = 25 s"]]);
+    cases.push(["a model without preStop", {
+        "docker/k8s/sidecar/pod.yaml": pod((s) => { delete s.containers[1].lifecycle; }),
+    }, ["container model: preStop sleep 0 s < the gateway's preStop sleep + drain_timeout_ms / 1000 = 25 s"]]);
     cases.push(["no ConfigMap mounted", {
         "docker/k8s/sidecar/pod.yaml": pod((s) => { delete s.volumes; delete s.containers[0].volumeMounts; }),
     }, ["no ConfigMap with an infergate .conf key is mounted"]]);
