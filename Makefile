@@ -401,9 +401,10 @@ k8s-base: k8s-deps $(K8S_CONF)
 		rm -rf $$r; echo "make k8s-base: imported $(K8S_BASE_IMAGE)"; \
 	fi
 
-# Both images from the source tree (multi-stage: the build stage runs make
-# all; the two Dockerfiles share it word for word, so the second build
-# takes it from podman's layer cache, given the same build name). --format
+# Both images from the source tree (multi-stage: the build stage makes
+# bin/infergate and bin/fake-container; the two Dockerfiles share it word
+# for word, so the second build takes it from podman's layer cache, given
+# the same build name). --format
 # docker: the OCI format has no HEALTHCHECK. Logs: build/k8s/build-*.log.
 k8s-images: k8s-base
 	@b=$$(git describe --always --dirty 2>/dev/null || echo unknown); set -e; \
