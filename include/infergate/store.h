@@ -34,6 +34,10 @@
  * as down. on_event may also run while the store is down (subscriber
  * ready, command connection not): the resync on up=1 covers it either way.
  *
+ * Commands waiting 5 s with no reply at all on the command connection drop
+ * it (their callbacks get NULL; the store is down until a new connection
+ * answers its probe): a stopped or hung server cannot hold them forever.
+ *
  * Caps: IG_STORE_PENDING_MAX commands waiting for replies; a reply (all its
  * elements together, about 48 bytes counted per array element) or the
  * unparsed bytes of one reply larger than IG_STORE_REPLY_MAX drop the

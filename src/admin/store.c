@@ -47,6 +47,8 @@
 #include "infergate/store.h"
 
 #define CONNECT_TIMEOUT_MS 2000
+#define REPLY_TIMEOUT_MS 5000
+#define WATCH_MS 500
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 #define RESTART_MIN_MS 100
@@ -121,6 +123,8 @@ struct ig_store {
     char why[160];
     struct req *reqs;
     size_t npending;
+    uint64_t progress_us; /* the last reply, or the first command sent with none pending */
+    struct event *watch;  /* drops a command connection that stops answering */
     int depth, dying;
     /* embedded child */
     pid_t child;
@@ -708,6 +712,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     enter(s);
+    s->progress_us = ig_now_us();
     if (r == NULL && s->conn[CONN_CMD].ac == ac)
         conn_lost(&s->conn[CONN_CMD], "connection lost");
     if (q->s != NULL) { /* not orphaned by an ig_store_free in on_state(0) */
@@ -741,6 +746,8 @@ static struct req *req_new(struct ig_store *s, ig_store_reply_cb *cb, void *arg)
 
 static void req_link(struct ig_store *s, struct req *q)
 {
+    if (s->npending == 0)
+        s->progress_us = ig_now_us();
     IG_DLIST_PUSH(s->reqs, q);
     s->npending++;
 }
@@ -779,6 +786,26 @@ int ig_store_cmdf(struct ig_store *s, ig_store_reply_cb *cb, void *arg, const ch
     }
     req_link(s, q);
     return 0;
+}
+
+/* A server that accepts commands but answers none (stopped, hung, a
+ * network path gone silent) would hold every call forever: when commands
+ * have waited REPLY_TIMEOUT_MS with no reply at all, the connection is
+ * dropped (their callbacks get NULL) and the store is down until a new
+ * one answers its probe. The heartbeat keeps a command in flight, so an
+ * idle gateway notices too. */
+static void watch_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct ig_store *s = arg;
+    struct conn *c = &s->conn[CONN_CMD];
+    (void)fd;
+    (void)what;
+    if (s->dying || !c->ready || c->ac == NULL || s->npending == 0 ||
+        ig_now_us() - s->progress_us < (uint64_t)REPLY_TIMEOUT_MS * 1000)
+        return;
+    enter(s);
+    conn_drop(c, "no reply within 5 s");
+    leave(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1198,6 +1225,8 @@ static void destroy(struct ig_store *s)
             event_free(s->conn[i].timer);
     if (s->child_timer != NULL)
         event_free(s->child_timer);
+    if (s->watch != NULL)
+        event_free(s->watch);
     free(s->channel);
     free(s->host);
     free(s->path);
@@ -1282,6 +1311,12 @@ int ig_store_new(struct event_base *base, const struct ig_store_conf *conf, stru
             goto fail;
         }
     }
+    s->watch = event_new(base, -1, EV_PERSIST, watch_timer, s);
+    if (s->watch == NULL) {
+        ig_errf(err, errlen, "store: event_new failed");
+        rc = IG_ERR_NOMEM;
+        goto fail;
+    }
     if (s->embedded) {
         s->child_timer = event_new(base, -1, EV_PERSIST, child_timer, s);
         if (s->child_timer == NULL) {
@@ -1295,6 +1330,8 @@ int ig_store_new(struct event_base *base, const struct ig_store_conf *conf, stru
         struct timeval tv = ms_tv(CHILD_POLL_MS);
         event_add(s->child_timer, &tv);
     }
+    struct timeval wtv = ms_tv(WATCH_MS);
+    event_add(s->watch, &wtv);
     for (int i = 0; i < 2; i++)
         conn_start(&s->conn[i]);
     *out = s;
@@ -1343,6 +1380,8 @@ void ig_store_free(struct ig_store *s)
         evtimer_del(s->conn[i].timer);
     if (s->child_timer != NULL)
         event_del(s->child_timer);
+    if (s->watch != NULL)
+        event_del(s->watch);
     /* Callbacks first, each exactly once; hiredis later frees the orphans. */
     struct req *q = s->reqs; /* oldest first: the list is pushed at its head */
     while (q != NULL && q->next != NULL)

@@ -20,7 +20,8 @@ hold under variations, and what the first round did not try.
 - two gateways on one Redis: delete via B while A holds requests; re-create
   the same name while the first life's requests are still in flight on A
   (the new endpoint must survive, serve, and its delete must drain);
-  simultaneous updates via A and B; a Redis restart during a deployment.
+  simultaneous updates via A and B; a Redis restart during a deployment;
+  a Redis that hangs (SIGSTOP): ServiceUnavailable, not calls held forever.
 - SIGTERM while Creating / Deleting, then restart: the right final state.
 
 Run with /usr/bin/python3 from tests/integration; < 120 s."""
@@ -29,6 +30,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import tarfile
 import threading
@@ -705,6 +707,46 @@ def redis_restart(ga, gb, redis):
     wait_ep(ga, "Rr", ("gone",), 10, "redis restart: delete")
 
 
+def redis_hung(ga, gb, redis):
+    """Redis stopped (SIGSTOP: it accepts, answers nothing): the admin API
+    answers ServiceUnavailable within a few seconds instead of holding
+    calls, /readyz says so, the data plane serves; SIGCONT: all back."""
+    model(ga, "rh-m", "kmeans", "file://" + KM2D_PATH)
+    config(ga, "rh-c", [("AllTraffic", "rh-m", 1.0)])
+    ep_create(ga, "Rh", "rh-c")
+    wait_ep(ga, "Rh", ("InService",), 15, "redis hung: Rh")
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        t = time.time()
+        st, et, msg, _ = call(ga, "DescribeEndpoint", {"EndpointName": "Rh"}, timeout=30)
+        took = time.time() - t
+        log("redis hung: DescribeEndpoint answered %d %s after %.2f s" % (st, et, took))
+        check((st, et) == (503, "ServiceUnavailable") and took < 10,
+              "redis hung: ServiceUnavailable within 10 s, got %d %s %r after %.1f s"
+              % (st, et, msg, took))
+        for gw, nm in ((ga, "A"), (gb, "B")):
+            t = time.time()
+            st, js = readyz(gw)
+            while js.get("status") != "degraded" and time.time() - t < 10:
+                time.sleep(0.2)
+                st, js = readyz(gw)
+            check_eq((st, js.get("status")), (200, "degraded"), "redis hung: %s degraded" % nm)
+            check_eq(invoke(gw.port, "Rh")[0], 200, "redis hung: %s serves Rh" % nm)
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    for gw, nm in ((ga, "A"), (gb, "B")):
+        t = time.time()
+        st, js = readyz(gw)
+        while js.get("status") != "ready" and time.time() - t < 10:
+            time.sleep(0.1)
+            st, js = readyz(gw)
+        check_eq(js.get("status"), "ready", "redis hung, then resumed: %s ready" % nm)
+    check_eq((describe(ga, "Rh") or {}).get("EndpointStatus"), "InService",
+             "redis resumed: Rh InService")
+    call(ga, "DeleteEndpoint", {"EndpointName": "Rh"})
+    wait_ep(ga, "Rh", ("gone",), 10, "redis hung: delete")
+
+
 def sigterm_states(gw):
     """SIGTERM while Creating (slow load) and while Deleting (a request held,
     long drain): restart; final states."""
@@ -780,6 +822,8 @@ def main():
                 two_gateways(ga, gb)
             with section("redis restart"):
                 redis_restart(ga, gb, redis)
+            with section("redis hung"):
+                redis_hung(ga, gb, redis)
         finally:
             for g in (ga, gb):
                 if g is not None:
