@@ -123,8 +123,13 @@ struct ig_store {
     char why[160];
     struct req *reqs;
     size_t npending;
-    uint64_t progress_us; /* the last reply, or the first command sent with none pending */
-    struct event *watch;  /* drops a command connection that stops answering */
+    /* The watch drops a command connection that stops answering: it
+     * counts its own ticks, not the clock, so a loop that was late (the
+     * process stopped, a long callback) is not taken for a silent server. */
+    struct event *watch;
+    uint64_t replies;    /* replies seen on the command connection */
+    uint64_t watch_seen; /* replies at the watch's last tick */
+    unsigned watch_idle; /* its ticks since, with commands waiting */
     int depth, dying;
     /* embedded child */
     pid_t child;
@@ -712,7 +717,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     enter(s);
-    s->progress_us = ig_now_us();
+    s->replies++;
     if (r == NULL && s->conn[CONN_CMD].ac == ac)
         conn_lost(&s->conn[CONN_CMD], "connection lost");
     if (q->s != NULL) { /* not orphaned by an ig_store_free in on_state(0) */
@@ -746,8 +751,6 @@ static struct req *req_new(struct ig_store *s, ig_store_reply_cb *cb, void *arg)
 
 static void req_link(struct ig_store *s, struct req *q)
 {
-    if (s->npending == 0)
-        s->progress_us = ig_now_us();
     IG_DLIST_PUSH(s->reqs, q);
     s->npending++;
 }
@@ -790,19 +793,29 @@ int ig_store_cmdf(struct ig_store *s, ig_store_reply_cb *cb, void *arg, const ch
 
 /* A server that accepts commands but answers none (stopped, hung, a
  * network path gone silent) would hold every call forever: when commands
- * have waited REPLY_TIMEOUT_MS with no reply at all, the connection is
- * dropped (their callbacks get NULL) and the store is down until a new
- * one answers its probe. The heartbeat keeps a command in flight, so an
- * idle gateway notices too. */
+ * have waited REPLY_TIMEOUT_MS (in WATCH_MS ticks of the loop) with no
+ * reply at all, the connection is dropped (their callbacks get NULL) and
+ * the store is down until a new one answers its probe. The heartbeat keeps
+ * a command in flight, so an idle gateway notices too. Ticks, not the
+ * clock: after SIGSTOP/SIGCONT the loop's first turn runs the due timers
+ * before it reads the replies that came meanwhile (epoll_wait returns
+ * EINTR), and one late tick must not drop a live connection. */
 static void watch_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct ig_store *s = arg;
     struct conn *c = &s->conn[CONN_CMD];
+
     (void)fd;
     (void)what;
     if (s->dying || !c->ready || c->ac == NULL || s->npending == 0 ||
-        ig_now_us() - s->progress_us < (uint64_t)REPLY_TIMEOUT_MS * 1000)
+        s->replies != s->watch_seen) {
+        s->watch_seen = s->replies;
+        s->watch_idle = 0;
         return;
+    }
+    if (++s->watch_idle < REPLY_TIMEOUT_MS / WATCH_MS)
+        return;
+    s->watch_idle = 0;
     enter(s);
     conn_drop(c, "no reply within 5 s");
     leave(s);

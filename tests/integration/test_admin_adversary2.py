@@ -21,7 +21,8 @@ hold under variations, and what the first round did not try.
   the same name while the first life's requests are still in flight on A
   (the new endpoint must survive, serve, and its delete must drain);
   simultaneous updates via A and B; a Redis restart during a deployment;
-  a Redis that hangs (SIGSTOP): ServiceUnavailable, not calls held forever.
+  a Redis that hangs (SIGSTOP): ServiceUnavailable, not calls held forever;
+  the gateway stopped past the store's reply watch: nothing dropped.
 - SIGTERM while Creating / Deleting, then restart: the right final state.
 
 Run with /usr/bin/python3 from tests/integration; < 120 s."""
@@ -747,6 +748,44 @@ def redis_hung(ga, gb, redis):
     wait_ep(ga, "Rh", ("gone",), 10, "redis hung: delete")
 
 
+def gateway_stopped(ga, redis):
+    """The gateway itself stopped (SIGSTOP) for longer than the store's
+    reply watch (5 s) with a command in flight, whose reply comes while it
+    is stopped: after SIGCONT the call is answered 200 and the connection
+    is not dropped. After SIGCONT epoll_wait returns EINTR and the loop's
+    first turn runs its due timers before it reads the reply: a watch that
+    judged by the clock took the stop for a silent server. Redis is held
+    (SIGSTOP) for the moment the call is sent, so that its command is
+    surely in flight when the gateway stops."""
+    model(ga, "gs-m", "kmeans", "file://" + KM2D_PATH)
+    config(ga, "gs-c", [("AllTraffic", "gs-m", 1.0)])
+    ep_create(ga, "Gs", "gs-c")
+    wait_ep(ga, "Gs", ("InService",), 15, "gateway stopped: Gs")
+    log_before = len(ga.stderr())
+    res = []
+    for _ in range(2):
+        try:
+            os.kill(redis.proc.pid, signal.SIGSTOP)
+            th = threading.Thread(target=lambda: res.append(
+                call(ga, "DescribeEndpoint", {"EndpointName": "Gs"}, timeout=40)[:2]))
+            th.start()
+            time.sleep(0.3)  # sent to Redis, no reply yet
+            os.kill(ga.proc.pid, signal.SIGSTOP)
+            os.kill(redis.proc.pid, signal.SIGCONT)  # the reply waits in the gateway's socket
+            time.sleep(6.5)
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+            os.kill(ga.proc.pid, signal.SIGCONT)
+        th.join(40)
+    drops = ga.stderr()[log_before:].count("no reply within")
+    log("gateway stopped: %r, %d drops" % (res, drops))
+    check_eq(res, [(200, None)] * 2, "gateway stopped: the call in flight across each stop "
+             "answered 200")
+    check_eq(drops, 0, "gateway stopped: the store's command connection was not dropped")
+    call(ga, "DeleteEndpoint", {"EndpointName": "Gs"})
+    wait_ep(ga, "Gs", ("gone",), 10, "gateway stopped: delete")
+
+
 def sigterm_states(gw):
     """SIGTERM while Creating (slow load) and while Deleting (a request held,
     long drain): restart; final states."""
@@ -824,6 +863,8 @@ def main():
                 redis_restart(ga, gb, redis)
             with section("redis hung"):
                 redis_hung(ga, gb, redis)
+            with section("the gateway stopped longer than the store's reply watch"):
+                gateway_stopped(ga, redis)
         finally:
             for g in (ga, gb):
                 if g is not None:
