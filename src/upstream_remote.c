@@ -51,6 +51,7 @@
 #include "infergate/codec.h"
 #include "infergate/common.h"
 #include "infergate/config.h"
+#include "infergate/convert.h"
 #include "infergate/curl_loop.h"
 #include "infergate/sigv4.h"
 #include "infergate/upstream.h"
@@ -1075,30 +1076,84 @@ static void call_keep_backs(struct remote_call *c)
     }
 }
 
-/* A 2xx answer: its predictions, one per row, or the rows fail. */
+/* The answers of <c> (its rows' slices of c->resp, in <from>) in the
+ * format asked for: c->resp is replaced by their conversion, capped as the
+ * answer was. 0, or -1 with the rows failed. */
+static int call_convert(struct remote_call *c, enum ig_format from)
+{
+    struct remote_job *job = c->job;
+    struct ig_budget *budget = job->ru->base.budget;
+    struct ig_codec_error cerr;
+    struct ig_buf conv;
+    char msg[512];
+    int rv = 0;
+
+    ig_buf_init(&conv, c->resp_cap);
+    for (uint32_t i = c->lo; i < c->hi && rv == 0; i++) {
+        struct ig_pred *p = &job->preds[i];
+        size_t off = conv.len;
+
+        rv = ig_convert_pred(from, c->resp.data + p->off, p->len, job->accept, i + 1, &conv,
+                             &cerr);
+        p->off = (uint32_t)off;
+        p->len = (uint32_t)(conv.len - off);
+    }
+    if (rv == 0 && budget != NULL &&
+        ig_budget_hold_set(&c->hold, budget, c->body.cap + conv.cap) < 0) {
+        ig_buf_clear(&conv);
+        snprintf(msg, sizeof(msg),
+                 "The model's answers do not fit in what the gateway may hold for clients "
+                 "(%llu bytes); retry later.",
+                 (unsigned long long)budget->cap);
+        job_fail_rows(job, c->lo, c->hi, "ThrottlingException", 0, msg, strlen(msg));
+        return -1;
+    }
+    if (rv < 0) {
+        /* convert's "Row N: " counts the batch's rows: the clients' differ */
+        const char *why = cerr.msg;
+
+        if (strncmp(why, "Row ", 4) == 0 && strstr(why, ": ") != NULL)
+            why = strstr(why, ": ") + 2;
+        ig_buf_clear(&conv);
+        snprintf(msg, sizeof(msg), "The model answered Content-Type %s, not the %s asked for, "
+                 "and its answer does not convert: %s",
+                 ig_codec_format_mime(from), ig_codec_format_mime(job->accept), why);
+        ig_log(IG_LOG_WARN, "endpoint %s: %s", job->ru->conf->name, msg);
+        job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
+        return -1;
+    }
+    ig_buf_clear(&c->resp);
+    c->resp = conv;
+    return 0;
+}
+
+/* A 2xx answer: its predictions, one per row, or the rows fail. An answer
+ * in another format than the one asked for (a model that answers in its
+ * own whatever the Accept: a bring-your-own container that speaks only
+ * CSV) is read in the format its Content-Type names and converted. */
 static void call_answered(struct remote_call *c)
 {
     struct remote_job *job = c->job;
     struct remote_upstream *ru = job->ru;
     uint32_t n = c->hi - c->lo;
-    enum ig_format got;
+    enum ig_format got = job->accept;
     char msg[256];
     long k;
 
     if (c->ctype[0] != '\0' && (ig_codec_format_parse(c->ctype, job->accept, &got) < 0 ||
-                                got != job->accept)) {
+                                (got != job->accept && got == IG_FMT_LIBSVM))) {
         snprintf(msg, sizeof(msg), "The model answered Content-Type %.64s; %s was asked for.",
                  c->ctype, ig_codec_format_mime(job->accept));
         ig_log(IG_LOG_WARN, "endpoint %s: %s", ru->conf->name, msg);
         job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
         return;
     }
-    k = remote_split(job->accept, ru->base.json_key, c->resp.data ? c->resp.data : "", c->resp.len,
+    k = remote_split(got, ru->base.json_key, c->resp.data ? c->resp.data : "", c->resp.len,
                      job->preds + c->lo, n);
     if (k != (long)n) {
         if (k < 0)
             snprintf(msg, sizeof(msg), "The model's answer is not valid %s.",
-                     ig_codec_format_mime(job->accept));
+                     ig_codec_format_mime(got));
         else
             snprintf(msg, sizeof(msg),
                      "The model returned %ld predictions for %u rows; these rows were not "
@@ -1109,6 +1164,8 @@ static void call_answered(struct remote_call *c)
         job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
         return;
     }
+    if (got != job->accept && call_convert(c, got) < 0)
+        return;
     call_keep_backs(c);
     /* The slices index c->resp: move them into the job's output (the
      * whole answer and its charge, when it is the job's only call). */

@@ -1090,6 +1090,13 @@ def byo(gw):
              % ((d or {}).get("FailureReason"),))
     st, h, out = invoke(gw.port, "Byo", body="1,2\n3,4\n", accept="text/csv")
     check_eq((st, out), (200, b"6.0\n14.0\n"), "byo: each row's sum times 2")
+    # No Accept (the AWS CLI's invoke-endpoint without --accept): the gateway
+    # asks for its default, JSON; the program answers CSV whatever it is
+    # asked, and its answer is read as CSV and converted.
+    st, h, out = invoke(gw.port, "Byo", body="1,2\n3,4\n")
+    check_eq((st, h.get("content-type"), out),
+             (200, "application/json", b'{"predictions":[6.0,14.0]}'),
+             "byo: no Accept: the program's CSV answer converted to JSON")
     kids = procs_below(gw.proc.pid, "tests/byo/serve", leaders=True)
     check_eq(len(kids), 1, "byo: one serve child: %r" % kids)
     st, et, msg, js = call(gw, "DescribeEndpoint", {"EndpointName": "Byo"})

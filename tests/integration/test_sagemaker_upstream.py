@@ -288,7 +288,14 @@ class Runtime:
             preds = preds[:-1]
         if fail == "wrongtype":
             accept = "application/jsonlines" if accept != "application/jsonlines" else "text/csv"
-        if accept == "application/json":
+        if fail == "plaintype":  # a type the gateway cannot read
+            accept = "text/plain"
+        if fail == "badjson":  # labelled JSON, but lines
+            accept = "application/json"
+        if fail == "jsonstr":  # JSON that is no CSV line of numbers
+            accept = "application/json"
+            preds = ['"class-%d"' % i for i in range(len(preds))]
+        if accept == "application/json" and fail != "badjson":
             out = '{"predictions":[%s]}' % ",".join(preds)
         else:
             out = "".join(p + "\n" for p in preds)
@@ -848,9 +855,22 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secre
         (["short"], (500, "InternalFailure", json.dumps(
             {"message": "Row 1: The model returned 1 predictions for 2 rows; these rows were not "
                         "answered."}, separators=(",", ":")))),
-        (["wrongtype"], (500, "InternalFailure", json.dumps(
-            {"message": "Row 1: The model answered Content-Type application/jsonlines; text/csv "
+        # an answer in another type than the one asked for is read as its
+        # Content-Type says and converted (a model that answers in its own
+        # type whatever the Accept), when the gateway can read that type
+        (["wrongtype"], (200, None, csv_answer(q))),
+        (["plaintype"], (500, "InternalFailure", json.dumps(
+            {"message": "Row 1: The model answered Content-Type text/plain; text/csv "
                         "was asked for."}, separators=(",", ":")))),
+        (["jsonstr"], (500, "InternalFailure", json.dumps(
+            {"message": "Row 1: The model answered Content-Type application/json, not the "
+                        "text/csv asked for, and its answer does not convert: the model's answer "
+                        "'\"class-0\"' cannot be written as text/csv: it is not a number or "
+                        "an array of numbers."},
+            separators=(",", ":")))),
+        (["badjson"], (500, "InternalFailure", json.dumps(
+            {"message": "Row 1: The model's answer is not valid application/json."},
+            separators=(",", ":")))),
     ]
     for script, want in cases:
         rt.reset()
