@@ -2009,6 +2009,17 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
         rv = ig_metrics_sample(out, "infergate_buffered_body_bytes", "",
                                (double)ig_http_server_buffered_body_bytes(gw->http));
     if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_decode_waiting", "gauge",
+                               "Request bodies waiting for a decoder thread.");
+    if (rv == 0)
+        rv = ig_metrics_sample(out, "infergate_decode_waiting", "",
+                               (double)(gw->decoding - gw->decode_running));
+    if (rv == 0)
+        rv = ig_metrics_header(out, "infergate_decode_running", "gauge",
+                               "Request bodies being decoded on decoder threads.");
+    if (rv == 0)
+        rv = ig_metrics_sample(out, "infergate_decode_running", "", (double)gw->decode_running);
+    if (rv == 0)
         rv = gw_render_budgets(gw, out);
     if (rv == 0)
         rv = ig_metrics_header(out, "infergate_build_info", "gauge",

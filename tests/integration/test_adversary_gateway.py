@@ -303,7 +303,16 @@ with Gateway({"demo": {"model": DEMO_MODEL, "accept": "text/csv"},
     socks = [socket.create_connection(("127.0.0.1", gw.port), timeout=300) for _ in range(40)]
     tflood = time.time()
     parallel(lambda i: socks[i].sendall(req), 40)
-    time.sleep(1.0)  # every body read, most waiting for the decoder
+    # Most bodies read and waiting for the decoder: a fixed second was not
+    # always enough under ASan on a loaded machine (the victim found the
+    # queue empty, was decoded at once and answered 200 in time).
+    deadline = time.time() + 60
+    while time.time() < deadline and (metric(gw, "infergate_decode_waiting") or 0) < 20:
+        time.sleep(0.05)
+    waiting = metric(gw, "infergate_decode_waiting")
+    print("  decoder flood: %r bodies waiting when the victim is sent" % waiting, flush=True)
+    check(waiting is not None and waiting >= 20,
+          "a decoder flood: 20 or more bodies wait for the decoder (%r)" % waiting)
     t0 = time.time()
     st, hd, out = curl(gw.invoke_url("quick"), write("victim2.csv", rowtxt * 2000),
                        ["Content-Type: text/csv"])
