@@ -71,6 +71,17 @@ def readyz(gw):
         return 0, {"error": repr(e)}
 
 
+def readyz_wait(gw, status, timeout, step=0.1):
+    """/readyz polled until its status is <status> or <timeout> s pass:
+    the last (HTTP status, body)."""
+    t = time.time()
+    st, js = readyz(gw)
+    while js.get("status") != status and time.time() - t < timeout:
+        time.sleep(step)
+        st, js = readyz(gw)
+    return st, js
+
+
 def metrics(gw):
     with urllib.request.urlopen(gw.url + "/metrics", timeout=5) as r:
         return r.read().decode()
@@ -203,11 +214,7 @@ def readyz_states(gw):
              "/readyz still says %r (samples: %r)" % (js, [s[1].get("status") for s in samples]))
     log("readyz after rollback: %r" % (js,))
     gw.restart()
-    st, js = readyz(gw)
-    t = time.time()
-    while time.time() - t < 3 and js.get("status") != "ready":
-        time.sleep(0.1)
-        st, js = readyz(gw)
+    st, js = readyz_wait(gw, "ready", 3)
     check_eq((st, js.get("status")), (200, "ready"),
              "readyz_failed_after_restart: a Failed endpoint read at start (%r)" % (js,))
     call(gw, "DeleteEndpoint", {"EndpointName": "RzFailed"})
@@ -698,11 +705,7 @@ def redis_restart(ga, gb, redis):
         st = invoke(gw.port, "Rr", body=",".join(["1"] * 6000) + "\n")[0]
         check_eq(st, 200, "redis restart: gateway %s serves Rr" % nm)
         # the store's reconnection backs off (up to 2 s, jittered): ready within 5 s
-        t = time.time()
-        st, js = readyz(gw)
-        while js.get("status") != "ready" and time.time() - t < 5:
-            time.sleep(0.1)
-            st, js = readyz(gw)
+        st, js = readyz_wait(gw, "ready", 5)
         check_eq(js.get("status"), "ready", "redis restart: %s ready" % nm)
     call(ga, "DeleteEndpoint", {"EndpointName": "Rr"})
     wait_ep(ga, "Rr", ("gone",), 10, "redis restart: delete")
@@ -726,21 +729,13 @@ def redis_hung(ga, gb, redis):
               "redis hung: ServiceUnavailable within 10 s, got %d %s %r after %.1f s"
               % (st, et, msg, took))
         for gw, nm in ((ga, "A"), (gb, "B")):
-            t = time.time()
-            st, js = readyz(gw)
-            while js.get("status") != "degraded" and time.time() - t < 10:
-                time.sleep(0.2)
-                st, js = readyz(gw)
+            st, js = readyz_wait(gw, "degraded", 10, 0.2)
             check_eq((st, js.get("status")), (200, "degraded"), "redis hung: %s degraded" % nm)
             check_eq(invoke(gw.port, "Rh")[0], 200, "redis hung: %s serves Rh" % nm)
     finally:
         os.kill(redis.proc.pid, signal.SIGCONT)
     for gw, nm in ((ga, "A"), (gb, "B")):
-        t = time.time()
-        st, js = readyz(gw)
-        while js.get("status") != "ready" and time.time() - t < 10:
-            time.sleep(0.1)
-            st, js = readyz(gw)
+        st, js = readyz_wait(gw, "ready", 10)
         check_eq(js.get("status"), "ready", "redis hung, then resumed: %s ready" % nm)
     check_eq((describe(ga, "Rh") or {}).get("EndpointStatus"), "InService",
              "redis resumed: Rh InService")
