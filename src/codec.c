@@ -211,6 +211,14 @@ const char ig_codec_msg_gzip[] =
     "The request body looks gzip-compressed (it starts with 1F 8B); send it uncompressed: "
     "Content-Encoding is not supported.";
 
+const char *ig_codec_error_reason(const struct ig_codec_error *err)
+{
+    char pre[24];
+    int n = snprintf(pre, sizeof(pre), "Row %u: ", err->row);
+
+    return strncmp(err->msg, pre, (size_t)n) == 0 ? err->msg + n : err->msg;
+}
+
 void ig_codec_error_set(struct ig_codec_error *err, uint32_t row, const char *fmt, ...)
 {
     va_list ap;

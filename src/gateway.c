@@ -518,13 +518,7 @@ int gw_req_convert_preds(struct gw_request *r, const char *base, const struct ig
                                  (enum ig_format)r->accept, i + 1, out, err);
             if (rv == IG_ERR_INVALID && per_row) {
                 /* this row alone fails: why, without convert's "Row N: " */
-                const char *why = err->msg;
-                char pre[24];
-                int n = snprintf(pre, sizeof(pre), "Row %u: ", i + 1);
-
-                if (strncmp(why, pre, (size_t)n) == 0)
-                    why += n;
-                rv = ig_buf_append_str(out, why);
+                rv = ig_buf_append_str(out, ig_codec_error_reason(err));
                 failed = IG_PRED_FAILED;
             }
         }

@@ -1076,6 +1076,18 @@ static void call_keep_backs(struct remote_call *c)
     }
 }
 
+/* <c>'s rows fail: their answers do not fit the memory budget. */
+static void call_fail_budget(struct remote_call *c)
+{
+    char msg[256];
+
+    snprintf(msg, sizeof(msg),
+             "The model's answers do not fit in what the gateway may hold for clients "
+             "(%llu bytes); retry later.",
+             (unsigned long long)c->job->ru->base.budget->cap);
+    job_fail_rows(c->job, c->lo, c->hi, "ThrottlingException", 0, msg, strlen(msg));
+}
+
 /* The answers of <c> (its rows' slices of c->resp, in <from>) in the
  * format asked for: c->resp is replaced by their conversion, capped as the
  * answer was. 0, or -1 with the rows failed. */
@@ -1101,23 +1113,16 @@ static int call_convert(struct remote_call *c, enum ig_format from)
     if (rv == 0 && budget != NULL &&
         ig_budget_hold_set(&c->hold, budget, c->body.cap + conv.cap) < 0) {
         ig_buf_clear(&conv);
-        snprintf(msg, sizeof(msg),
-                 "The model's answers do not fit in what the gateway may hold for clients "
-                 "(%llu bytes); retry later.",
-                 (unsigned long long)budget->cap);
-        job_fail_rows(job, c->lo, c->hi, "ThrottlingException", 0, msg, strlen(msg));
+        call_fail_budget(c);
         return -1;
     }
     if (rv < 0) {
         /* convert's "Row N: " counts the batch's rows: the clients' differ */
-        const char *why = cerr.msg;
-
-        if (strncmp(why, "Row ", 4) == 0 && strstr(why, ": ") != NULL)
-            why = strstr(why, ": ") + 2;
         ig_buf_clear(&conv);
         snprintf(msg, sizeof(msg), "The model answered Content-Type %s, not the %s asked for, "
                  "and its answer does not convert: %s",
-                 ig_codec_format_mime(from), ig_codec_format_mime(job->accept), why);
+                 ig_codec_format_mime(from), ig_codec_format_mime(job->accept),
+                 ig_codec_error_reason(&cerr));
         ig_log(IG_LOG_WARN, "endpoint %s: %s", job->ru->conf->name, msg);
         job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
         return -1;
@@ -1181,11 +1186,7 @@ static void call_answered(struct remote_call *c)
     if (ru->base.budget != NULL &&
         ig_budget_hold_set(&job->out_hold, ru->base.budget,
                            ig_buf_grown_cap(&job->out, c->resp.len)) < 0) {
-        snprintf(msg, sizeof(msg),
-                 "The model's answers do not fit in what the gateway may hold for clients "
-                 "(%llu bytes); retry later.",
-                 (unsigned long long)ru->base.budget->cap);
-        job_fail_rows(job, c->lo, c->hi, "ThrottlingException", 0, msg, strlen(msg));
+        call_fail_budget(c);
         return;
     }
     if (ig_buf_reserve(&job->out, c->resp.len) < 0) {

@@ -174,6 +174,10 @@ int ig_rowset_push(struct ig_rowset *rs, uint32_t max_rows, uint32_t off, double
 void ig_codec_error_set(struct ig_codec_error *err, uint32_t row, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* <err>'s message without its leading "Row <err->row>: ", for a message
+ * that numbers the rows its own way (or as it is, when it has none). */
+const char *ig_codec_error_reason(const struct ig_codec_error *err);
+
 /*
  * Append a response of <n> predictions to <out>. preds[i] is a slice of
  * <base> holding one row already encoded in <fmt> (CSV: a line without a

@@ -414,6 +414,19 @@ static void test_error_set_sanitizes(void **state)
     ig_codec_error_set(NULL, 1, "ignored");
 }
 
+static void test_error_reason(void **state)
+{
+    struct ig_codec_error err;
+
+    (void)state;
+    ig_codec_error_set(&err, 12, "Row 12: empty row.");
+    assert_string_equal(ig_codec_error_reason(&err), "empty row.");
+    ig_codec_error_set(&err, 12, "Row 1: another row's number stays.");
+    assert_string_equal(ig_codec_error_reason(&err), "Row 1: another row's number stays.");
+    ig_codec_error_set(&err, 0, "The body is empty.");
+    assert_string_equal(ig_codec_error_reason(&err), "The body is empty.");
+}
+
 /* ---- ig_codec_encode_response ---- */
 
 static const char enc_base[] = "1.0,3.0|{\"score\":0.5}|2.0,4.0|{\"score\":1}";
@@ -599,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_rowset_push_budget),
         cmocka_unit_test(test_decode_budget),
         cmocka_unit_test(test_error_set_sanitizes),
+        cmocka_unit_test(test_error_reason),
         cmocka_unit_test(test_encode_formats),
         cmocka_unit_test(test_encode_empty),
         cmocka_unit_test(test_encode_appends),
