@@ -17,6 +17,15 @@
 #      container (model = http://127.0.0.1:FC), driven by the same h2load
 #      command against /endpoints/bench/invocations: the gateway packs the
 #      rows of many requests into few calls.
+#   4. "h2 floor": load/h2-floor.c (compiled here), an nghttp2 server on
+#      libevent built as the gateway's front, which answers every request
+#      with the gateway's answer bytes and response headers and does no other
+#      work, driven by the same h2load command. It holds the requests that
+#      end within FLOOR_HOLD_US (default MAX_DELAY_US + LATENCY_US, the
+#      gateway's batch delay plus the container's call) and answers them
+#      together, as the gateway answers a batch's requests when its call
+#      returns. Its CPU per request is what HTTP/2 through nghttp2, libevent
+#      and the kernel cost at this load before any gateway work.
 # The gateway's answer is checked byte for byte against the container's own
 # answer for the same row before the runs.
 #
@@ -38,7 +47,8 @@
 # Environment: WARMUP (seconds, default 1), CLIENTS (32), STREAMS (32); the
 # gateway endpoint's options MAX_BATCH_ROWS (256), MAX_DELAY_US (1000),
 # MAX_INFLIGHT (16), UPSTREAM_HTTP2 (off), WORKERS (0: one per CPU); the
-# container's LATENCY_US (2000), PER_ROW_US (5), MAX_CONCURRENT (4);
+# container's LATENCY_US (2000), PER_ROW_US (5), MAX_CONCURRENT (4); the
+# floor's FLOOR_HOLD_US (MAX_DELAY_US + LATENCY_US; 0 answers each at once);
 # KEEP=1 keeps the temporary directory (logs, config) for inspection.
 # STRACE=1 then runs the load once more with the gateway under `strace -c -f`
 # for STRACE_SECONDS (5) and prints its system calls per row.
@@ -77,7 +87,8 @@ for v in "$DURATION" "$WARMUP" "$CLIENTS" "$STREAMS" "$MAX_BATCH_ROWS" "$MAX_INF
     "$MAX_CONCURRENT"; do
     [[ "$v" =~ ^[1-9][0-9]*$ ]] || usage
 done
-for v in "$MAX_DELAY_US" "$WORKERS" "$LATENCY_US" "$PER_ROW_US"; do
+FLOOR_HOLD_US=${FLOOR_HOLD_US:-$(( ${MAX_DELAY_US//[^0-9]/} + ${LATENCY_US//[^0-9]/} ))}
+for v in "$MAX_DELAY_US" "$WORKERS" "$LATENCY_US" "$PER_ROW_US" "$FLOOR_HOLD_US"; do
     [[ "$v" =~ ^[0-9]+$ ]] || usage
 done
 [[ "$UPSTREAM_HTTP2" =~ ^(on|off)$ ]] || usage
@@ -98,10 +109,10 @@ if [ ! -x "$IG_BIN" ] || [ ! -x bin/fake-container ]; then
 fi
 
 TMP=$(mktemp -d /tmp/ig-bench-upstream.XXXXXX)
-GW_PID='' FC_PID=''
+GW_PID='' FC_PID='' FL_PID=''
 cleanup() {
     local rc=$?
-    for pid in $GW_PID $FC_PID; do
+    for pid in $GW_PID $FC_PID $FL_PID; do
         if kill -0 "$pid" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null || true
             for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -287,6 +298,39 @@ wait "$GW_PID" || gw_rc=$?
 GW_PID=
 [ "$gw_rc" -eq 0 ] || die "gateway exited $gw_rc on SIGTERM: $(tail -20 "$TMP/infergate.log")"
 
+# ---- h2 floor: the same load against an nghttp2 server that does nothing else -----
+
+FL_BIN=$TMP/h2-floor
+cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$FL_BIN" load/h2-floor.c \
+    -lnghttp2 -levent -ljemalloc || die "cannot compile load/h2-floor.c"
+"$FL_BIN" --hold-us "$FLOOR_HOLD_US" "$TMP/response.csv" > "$TMP/floor.port" 2> "$TMP/floor.log" &
+FL_PID=$!
+FL_PORT=
+for _ in $(seq 100); do
+    kill -0 "$FL_PID" 2>/dev/null || die "h2-floor exited at start-up: $(cat "$TMP/floor.log")"
+    FL_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/floor.port")
+    [ -z "$FL_PORT" ] || break
+    sleep 0.1
+done
+[ -n "$FL_PORT" ] || die "h2-floor printed no 'listening on' line within 10 s"
+FL_URL="http://127.0.0.1:$FL_PORT/endpoints/bench/invocations"
+code=$(curl -s --http2-prior-knowledge -o "$TMP/floor.csv" -w '%{http_code}' \
+    -H 'content-type: text/csv' -H 'accept: text/csv' --data-binary @"$TMP/row.csv" "$FL_URL")
+[ "$code" = 200 ] && cmp -s "$TMP/floor.csv" "$TMP/response.csv" \
+    || die "h2-floor answered $code '$(cat "$TMP/floor.csv")', not the gateway's answer"
+fl_count() { curl -sf --http2-prior-knowledge "http://127.0.0.1:$FL_PORT/"; }
+r0=$(fl_count); read -r u0 s0 < <(cpu_us_split "$FL_PID"); t0=$(date +%s%N)
+run_h2load floor "$FL_URL"
+kill -0 "$FL_PID" 2>/dev/null || die "h2-floor died during the run"
+r1=$(fl_count); read -r u1 s1 < <(cpu_us_split "$FL_PID"); t1=$(date +%s%N)
+echo "$(( u1 - u0 + s1 - s0 )) $(( r1 - r0 )) $(( (t1 - t0) / 1000 )) $(( u1 - u0 )) $(( s1 - s0 ))" \
+    > "$TMP/floor.cpu"
+kill -TERM "$FL_PID"
+fl_rc=0
+wait "$FL_PID" || fl_rc=$?
+FL_PID=
+[ "$fl_rc" -eq 0 ] || die "h2-floor exited $fl_rc on SIGTERM: $(cat "$TMP/floor.log")"
+
 # ---- report ------------------------------------------------------------------------
 
 echo "bench-upstream: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -sr)"
@@ -295,6 +339,7 @@ echo "  load (both): h2load -D $DURATION --warm-up-time $WARMUP -c $CLIENTS -m $
 echo "  row: $(tr -d '\n' < "$TMP/row.csv")  ->  response ($RESP_BYTES bytes, same from both): $(tr -d '\n' < "$TMP/response.csv")"
 echo "  container: bin/fake-container --latency-us $LATENCY_US --per-row-us $PER_ROW_US --max-concurrent $MAX_CONCURRENT (h2c for direct; the gateway's calls over $([ "$UPSTREAM_HTTP2" = on ] && echo 'h2c' || echo 'HTTP/1.1 keep-alive'))"
 echo "  gateway endpoint: max_batch_rows $MAX_BATCH_ROWS, max_delay_us $MAX_DELAY_US, max_inflight $MAX_INFLIGHT, upstream_http2 $UPSTREAM_HTTP2, workers $WORKERS$([ "$WORKERS" != 0 ] || echo ' (one per CPU)')"
+echo "  h2 floor: load/h2-floor --hold-us $FLOOR_HOLD_US (nghttp2 $(pkg-config --modversion libnghttp2 2>/dev/null || echo '?'), libevent, jemalloc; the same answer bytes and headers, no other work)"
 echo
 
 "$PY" - "$TMP" "$DURATION" <<'EOF'
@@ -332,15 +377,17 @@ def fc(i):
         return json.load(f)
 
 
-direct, gw = stats("direct"), stats("infergate")
+direct, gw, floor = stats("direct"), stats("infergate"), stats("floor")
 with open("%s/infergate.cpu" % tmp) as f:
     cpu_us, rows, wall_us, user_us, sys_us = (int(v) for v in f.read().split())
+with open("%s/floor.cpu" % tmp) as f:
+    fl_cpu_us, fl_reqs, fl_wall_us, fl_user_us, fl_sys_us = (int(v) for v in f.read().split())
 s0, s1, s2 = fc(0), fc(1), fc(2)
 calls_direct, calls_gw = s1["calls"] - s0["calls"], s2["calls"] - s1["calls"]
 rows_gw = s2["rows"] - s1["rows"]
 
 print("%-10s %9s %9s %8s %8s %8s" % ("target", "rows/s", "requests", "p50 ms", "p99 ms", "max ms"))
-for label, s in (("direct", direct), ("infergate", gw)):
+for label, s in (("direct", direct), ("infergate", gw), ("h2 floor", floor)):
     print("%-10s %9.0f %9d %8.3f %8.3f %8.3f" % (label, s["rps"], s["n"], s["p50"], s["p99"],
                                                 s["max"]))
 ratio = gw["rps"] / direct["rps"]
@@ -356,11 +403,14 @@ def cpus(label):
 print()
 print("CPUs used (CPU time / wall time of the h2load run, warm-up included; %d CPUs here):"
       % os.cpu_count())
-for label in ("direct", "infergate"):
+for label in ("direct", "infergate", "floor"):
     fc_c, h2_c = cpus(label)
-    print("  %-9s h2load %.2f, container %.2f%s" % (
-        label, h2_c, fc_c,
-        ", infergate %.2f" % (cpu_us / wall_us) if label == "infergate" else ""))
+    extra = ""
+    if label == "infergate":
+        extra = ", infergate %.2f" % (cpu_us / wall_us)
+    elif label == "floor":
+        extra = ", h2-floor %.2f" % (fl_cpu_us / fl_wall_us)
+    print("  %-9s h2load %.2f, container %.2f%s" % (label, h2_c, fc_c, extra))
 print("container calls: direct %d (%d rows), through infergate %d (%d rows, %.1f rows per call)"
       % (calls_direct, s1["rows"] - s0["rows"], calls_gw, rows_gw,
          rows_gw / calls_gw if calls_gw else 0.0))
@@ -368,6 +418,12 @@ print("infergate CPU: %.3f s user+system over %d rows in %.1f s (%.2f CPUs): %.2
       % (cpu_us / 1e6, rows, wall_us / 1e6, cpu_us / wall_us, per_row))
 print("  of which user %.2f us, system %.2f us per row"
       % (user_us / rows if rows else 0.0, sys_us / rows if rows else 0.0))
+fl_per = fl_cpu_us / fl_reqs if fl_reqs else float("inf")
+print("h2 floor CPU: %.3f s user+system over %d requests (%.2f CPUs): %.2f us per request"
+      % (fl_cpu_us / 1e6, fl_reqs, fl_cpu_us / fl_wall_us, fl_per))
+print("  of which user %.2f us, system %.2f us; the gateway's CPU per row above it: %.2f us"
+      % (fl_user_us / fl_reqs if fl_reqs else 0.0, fl_sys_us / fl_reqs if fl_reqs else 0.0,
+         per_row - fl_per))
 if os.path.exists("%s/strace.rows" % tmp):
     with open("%s/strace.rows" % tmp) as f:
         srows = int(f.read())
@@ -391,7 +447,10 @@ print()
 print("rows/s: h2load's req/s over the %d s measured (warm-up excluded), one row per request.\n"
       "p50/p99/max: nearest rank over every measured request in h2load's --log-file.\n"
       "CPU per row: the gateway's utime+stime (/proc/PID/stat, all threads) over the whole h2load\n"
-      "  run, warm-up included, / the rows its /metrics counted over the same interval."
+      "  run, warm-up included, / the rows its /metrics counted over the same interval;\n"
+      "  the floor's the same over the requests it answered (its GET count).\n"
+      "h2 floor: one request a row as for the gateway; not a target, the cost of HTTP/2 by nghttp2\n"
+      "  at this load under everything the gateway does."
       % duration)
 EOF
 
