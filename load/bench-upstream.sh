@@ -56,7 +56,7 @@
 # (e.g. a copy taken before a change, so that a rebuild cannot disturb a run).
 # CALLGRIND=1 then also counts the gateway's instructions per row under
 # valgrind --tool=callgrind (CG_N1, CG_N2 requests: 10000, 40000) and where
-# they go, by object file and function.
+# they go, by object file and function, beside the h2 floor's per request.
 set -euo pipefail
 
 usage() {
@@ -497,8 +497,37 @@ cg_run() {
     callgrind_annotate --inclusive=no --auto=no --threshold=100 "$TMP/callgrind.$n.out" \
         > "$TMP/cg-self.$n.txt"
 }
+# The floor the same way: h2-floor under callgrind, the same h2load -n N.
+cg_floor_run() {
+    local n=$1 port
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind-floor.$n.out" \
+        "$FL_BIN" --hold-us "$FLOOR_HOLD_US" "$TMP/response.csv" > "$TMP/cgf.$n.port" 2> "$TMP/cgf.$n.log" &
+    FL_PID=$!
+    port=
+    for _ in $(seq 600); do
+        kill -0 "$FL_PID" 2>/dev/null || die "h2-floor under callgrind exited: $(tail -5 "$TMP/cgf.$n.log")"
+        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/cgf.$n.port")
+        [ -z "$port" ] || break
+        sleep 0.1
+    done
+    [ -n "$port" ] || die "h2-floor under callgrind did not start"
+    h2load -n "$n" -c 16 -m 32 -d "$TMP/row.csv" -H 'content-type: text/csv' -H 'accept: text/csv' \
+        "http://127.0.0.1:$port/endpoints/bench/invocations" > "$TMP/cgf.$n.out" 2>&1 \
+        || die "h2load against h2-floor under callgrind exited $?"
+    grep -qE "^status codes: $n 2xx" "$TMP/cgf.$n.out" \
+        || die "floor callgrind run $n: not every response 2xx: $(grep -E '^(requests|status)' "$TMP/cgf.$n.out")"
+    kill -TERM "$FL_PID"
+    fl_rc=0
+    wait "$FL_PID" || fl_rc=$?
+    FL_PID=
+    [ "$fl_rc" -eq 0 ] || die "h2-floor under callgrind exited $fl_rc on SIGTERM"
+    callgrind_annotate --inclusive=no --auto=no --threshold=100 "$TMP/callgrind-floor.$n.out" \
+        > "$TMP/cgf-self.$n.txt"
+}
 cg_run "$CG_N1"
 cg_run "$CG_N2"
+cg_floor_run "$CG_N1"
+cg_floor_run "$CG_N2"
 echo
 echo "callgrind: $(valgrind --version), gateway with workers 1 under valgrind --tool=callgrind,"
 echo "  h2load -n N -c 16 -m 32 (the same row and headers), N = $CG_N1 and $CG_N2"
@@ -509,9 +538,9 @@ import sys
 tmp, n1, n2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
 
-def parse(n):
+def parse(n, prefix="cg-self"):
     total, funcs = None, {}
-    with open("%s/cg-self.%d.txt" % (tmp, n)) as f:
+    with open("%s/%s.%d.txt" % (tmp, prefix, n)) as f:
         for line in f:
             m = re.match(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$", line)
             if not m:
@@ -522,6 +551,8 @@ def parse(n):
             else:
                 funcs[name] = funcs.get(name, 0) + v
     calls = 0
+    if prefix != "cg-self":
+        return total, funcs, calls
     with open("%s/cg.%d.metrics" % (tmp, n)) as f:
         for line in f:
             if line.startswith('infergate_upstream_calls_total{endpoint="bench"}'):
@@ -534,14 +565,25 @@ t2, f2, c2 = parse(n2)
 rows = n2 - n1
 print("marginal instructions per row: (%d - %d) / %d = %.0f  (%.1f rows per container call)"
       % (t2, t1, rows, (t2 - t1) / rows, rows / max(1, c2 - c1)))
-objs = {}
-for k in set(f1) | set(f2):
-    m = re.search(r"\[(.*?)\]$", k)
-    o = m.group(1).rsplit("/", 1)[-1] if m else "(unknown object)"
-    objs[o] = objs.get(o, 0) + f2.get(k, 0) - f1.get(k, 0)
-print("by object file, marginal instructions per row:")
+ft1, ff1, _ = parse(n1, "cgf-self")
+ft2, ff2, _ = parse(n2, "cgf-self")
+print("the h2 floor (h2-floor under callgrind, the same load): (%d - %d) / %d = %.0f per request"
+      % (ft2, ft1, rows, (ft2 - ft1) / rows))
+
+
+def by_object(a, b):
+    objs = {}
+    for k in set(a) | set(b):
+        m = re.search(r"\[(.*?)\]$", k)
+        o = m.group(1).rsplit("/", 1)[-1] if m else "(unknown object)"
+        objs[o] = objs.get(o, 0) + b.get(k, 0) - a.get(k, 0)
+    return objs
+
+
+objs, fobjs = by_object(f1, f2), by_object(ff1, ff2)
+print("by object file, marginal instructions per row (the floor's per request beside them):")
 for o, v in sorted(objs.items(), key=lambda x: -x[1])[:8]:
-    print("  %8.0f  %s" % (v / rows, o))
+    print("  %8.0f  %-28s floor %6.0f" % (v / rows, o, fobjs.get(o, 0) / rows))
 print("top functions, marginal self instructions per row:")
 diff = sorted(((f2.get(k, 0) - f1.get(k, 0), k) for k in set(f1) | set(f2)), reverse=True)
 for v, k in diff[:15]:
