@@ -149,6 +149,21 @@ cpu_us() {
     echo $(( ticks * 1000000 / $(getconf CLK_TCK) ))
 }
 
+# Waits up to $5 tenths of a second for process $2 to print
+# "listening on 127.0.0.1:PORT" to $3 and sets the variable named $1 to PORT;
+# $4 names the process and holds its log ($4.log in $TMP) for the error.
+wait_listening() {
+    local var=$1 pid=$2 out=$3 name=$4 tries=$5 got=
+    for _ in $(seq "$tries"); do
+        kill -0 "$pid" 2>/dev/null || die "$name exited at start-up: $(tail -5 "$TMP/$name.log")"
+        got=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$out")
+        [ -z "$got" ] || break
+        sleep 0.1
+    done
+    [ -n "$got" ] || die "$name printed no 'listening on' line"
+    printf -v "$var" '%s' "$got"
+}
+
 # The gateway's rows accepted so far for endpoint bench (its /metrics).
 gw_rows() {
     curl -sf "http://127.0.0.1:$GW_PORT/metrics" \
@@ -167,14 +182,7 @@ bin/fake-container --model "$MODEL" --port 0 --latency-us "$LATENCY_US" \
     --per-row-us "$PER_ROW_US" --max-concurrent "$MAX_CONCURRENT" \
     > "$TMP/fake-container.out" 2> "$TMP/fake-container.log" &
 FC_PID=$!
-FC_PORT=
-for _ in $(seq 100); do
-    kill -0 "$FC_PID" 2>/dev/null || die "fake-container exited at start-up: $(cat "$TMP/fake-container.log")"
-    FC_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/fake-container.out")
-    [ -z "$FC_PORT" ] || break
-    sleep 0.1
-done
-[ -n "$FC_PORT" ] || die "fake-container printed no 'listening on' line within 10 s"
+wait_listening FC_PORT "$FC_PID" "$TMP/fake-container.out" fake-container 100
 FC_URL="http://127.0.0.1:$FC_PORT/invocations"
 code=$(curl -s --http2-prior-knowledge -o "$TMP/direct.csv" -w '%{http_code}' \
     -H 'content-type: text/csv' -H 'accept: text/csv' --data-binary @"$TMP/row.csv" "$FC_URL")
@@ -303,16 +311,9 @@ GW_PID=
 FL_BIN=$TMP/h2-floor
 cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$FL_BIN" load/h2-floor.c \
     -lnghttp2 -levent -ljemalloc || die "cannot compile load/h2-floor.c"
-"$FL_BIN" --hold-us "$FLOOR_HOLD_US" "$TMP/response.csv" > "$TMP/floor.port" 2> "$TMP/floor.log" &
+"$FL_BIN" --hold-us "$FLOOR_HOLD_US" "$TMP/response.csv" > "$TMP/h2-floor.out" 2> "$TMP/h2-floor.log" &
 FL_PID=$!
-FL_PORT=
-for _ in $(seq 100); do
-    kill -0 "$FL_PID" 2>/dev/null || die "h2-floor exited at start-up: $(cat "$TMP/floor.log")"
-    FL_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/floor.port")
-    [ -z "$FL_PORT" ] || break
-    sleep 0.1
-done
-[ -n "$FL_PORT" ] || die "h2-floor printed no 'listening on' line within 10 s"
+wait_listening FL_PORT "$FL_PID" "$TMP/h2-floor.out" h2-floor 100
 FL_URL="http://127.0.0.1:$FL_PORT/endpoints/bench/invocations"
 code=$(curl -s --http2-prior-knowledge -o "$TMP/floor.csv" -w '%{http_code}' \
     -H 'content-type: text/csv' -H 'accept: text/csv' --data-binary @"$TMP/row.csv" "$FL_URL")
@@ -329,7 +330,7 @@ kill -TERM "$FL_PID"
 fl_rc=0
 wait "$FL_PID" || fl_rc=$?
 FL_PID=
-[ "$fl_rc" -eq 0 ] || die "h2-floor exited $fl_rc on SIGTERM: $(cat "$TMP/floor.log")"
+[ "$fl_rc" -eq 0 ] || die "h2-floor exited $fl_rc on SIGTERM: $(cat "$TMP/h2-floor.log")"
 
 # ---- report ------------------------------------------------------------------------
 
@@ -470,6 +471,23 @@ CG_N1=${CG_N1:-10000}
 CG_N2=${CG_N2:-40000}
 [[ "$CG_N1" =~ ^[1-9][0-9]*$ && "$CG_N2" =~ ^[1-9][0-9]*$ ]] && [ "$CG_N1" -lt "$CG_N2" ] \
     || { echo "bench-upstream: CG_N1 and CG_N2 must be positive integers, CG_N1 < CG_N2" >&2; exit 2; }
+# h2load -n $1 against URL $2 (output to $3): every response must be 2xx.
+cg_load() {
+    h2load -n "$1" -c 16 -m 32 -d "$TMP/row.csv" -H 'content-type: text/csv' -H 'accept: text/csv' \
+        "$2" > "$3" 2>&1 || die "h2load under callgrind ($3) exited $?"
+    grep -qE "^status codes: $1 2xx" "$3" \
+        || die "callgrind run $3: not every response 2xx: $(grep -E '^(requests|status)' "$3")"
+}
+# SIGTERM to the process whose pid the variable named $1 holds, which must
+# exit 0; then its self instructions by function from callgrind file $2 to $3.
+cg_stop() {
+    local pid=${!1} rc=0
+    kill -TERM "$pid"
+    wait "$pid" || rc=$?
+    printf -v "$1" '%s' ''
+    [ "$rc" -eq 0 ] || die "$2: the process under callgrind exited $rc on SIGTERM"
+    callgrind_annotate --inclusive=no --auto=no --threshold=100 "$2" > "$3"
+}
 cg_run() {
     local n=$1 port
     port=$(free_port)
@@ -483,46 +501,19 @@ cg_run() {
         [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" = 200 ] && break
         sleep 0.1
     done
-    h2load -n "$n" -c 16 -m 32 -d "$TMP/row.csv" -H 'content-type: text/csv' -H 'accept: text/csv' \
-        "http://127.0.0.1:$port/endpoints/bench/invocations" > "$TMP/cg.$n.out" 2>&1 \
-        || die "h2load under callgrind exited $?"
-    grep -qE "^status codes: $n 2xx" "$TMP/cg.$n.out" \
-        || die "callgrind run $n: not every response 2xx: $(grep -E '^(requests|status)' "$TMP/cg.$n.out")"
+    cg_load "$n" "http://127.0.0.1:$port/endpoints/bench/invocations" "$TMP/cg.$n.out"
     curl -sf "http://127.0.0.1:$port/metrics" > "$TMP/cg.$n.metrics"
-    kill -TERM "$GW_PID"
-    gw_rc=0
-    wait "$GW_PID" || gw_rc=$?
-    GW_PID=
-    [ "$gw_rc" -eq 0 ] || die "gateway under callgrind exited $gw_rc on SIGTERM"
-    callgrind_annotate --inclusive=no --auto=no --threshold=100 "$TMP/callgrind.$n.out" \
-        > "$TMP/cg-self.$n.txt"
+    cg_stop GW_PID "$TMP/callgrind.$n.out" "$TMP/cg-self.$n.txt"
 }
 # The floor the same way: h2-floor under callgrind, the same h2load -n N.
 cg_floor_run() {
     local n=$1 port
     valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind-floor.$n.out" \
-        "$FL_BIN" --hold-us "$FLOOR_HOLD_US" "$TMP/response.csv" > "$TMP/cgf.$n.port" 2> "$TMP/cgf.$n.log" &
+        "$FL_BIN" --hold-us "$FLOOR_HOLD_US" "$TMP/response.csv" > "$TMP/cgf.$n.out" 2> "$TMP/cgf.$n.log" &
     FL_PID=$!
-    port=
-    for _ in $(seq 600); do
-        kill -0 "$FL_PID" 2>/dev/null || die "h2-floor under callgrind exited: $(tail -5 "$TMP/cgf.$n.log")"
-        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/cgf.$n.port")
-        [ -z "$port" ] || break
-        sleep 0.1
-    done
-    [ -n "$port" ] || die "h2-floor under callgrind did not start"
-    h2load -n "$n" -c 16 -m 32 -d "$TMP/row.csv" -H 'content-type: text/csv' -H 'accept: text/csv' \
-        "http://127.0.0.1:$port/endpoints/bench/invocations" > "$TMP/cgf.$n.out" 2>&1 \
-        || die "h2load against h2-floor under callgrind exited $?"
-    grep -qE "^status codes: $n 2xx" "$TMP/cgf.$n.out" \
-        || die "floor callgrind run $n: not every response 2xx: $(grep -E '^(requests|status)' "$TMP/cgf.$n.out")"
-    kill -TERM "$FL_PID"
-    fl_rc=0
-    wait "$FL_PID" || fl_rc=$?
-    FL_PID=
-    [ "$fl_rc" -eq 0 ] || die "h2-floor under callgrind exited $fl_rc on SIGTERM"
-    callgrind_annotate --inclusive=no --auto=no --threshold=100 "$TMP/callgrind-floor.$n.out" \
-        > "$TMP/cgf-self.$n.txt"
+    wait_listening port "$FL_PID" "$TMP/cgf.$n.out" "cgf.$n" 600
+    cg_load "$n" "http://127.0.0.1:$port/endpoints/bench/invocations" "$TMP/cgf.$n.h2load"
+    cg_stop FL_PID "$TMP/callgrind-floor.$n.out" "$TMP/cgf-self.$n.txt"
 }
 cg_run "$CG_N1"
 cg_run "$CG_N2"
