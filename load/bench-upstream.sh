@@ -273,12 +273,19 @@ curl -sf "http://127.0.0.1:$FC_PORT/stats" > "$TMP/fc-stats1.json"
 
 # ---- infergate: the same load through the gateway ---------------------------------
 
-r0=$(gw_rows); read -r u0 s0 < <(cpu_us_split "$GW_PID"); t0=$(date +%s%N)
-run_h2load infergate "$GW_URL"
-kill -0 "$GW_PID" 2>/dev/null || die "the gateway died during the run"
-r1=$(gw_rows); read -r u1 s1 < <(cpu_us_split "$GW_PID"); t1=$(date +%s%N)
-echo "$(( u1 - u0 + s1 - s0 )) $(( r1 - r0 )) $(( (t1 - t0) / 1000 )) $(( u1 - u0 )) $(( s1 - s0 ))" \
-    > "$TMP/infergate.cpu"
+# run_h2load $1 against URL $2, with the CPU of process $3 and the count
+# command $4 prints (rows or requests served) read before and after:
+# $TMP/$1.cpu holds "CPU_US COUNT WALL_US USER_US SYSTEM_US".
+measured_run() {
+    local label=$1 url=$2 pid=$3 count=$4 r0 r1 u0 u1 s0 s1 t0 t1
+    r0=$("$count"); read -r u0 s0 < <(cpu_us_split "$pid"); t0=$(date +%s%N)
+    run_h2load "$label" "$url"
+    kill -0 "$pid" 2>/dev/null || die "$label died during the run"
+    r1=$("$count"); read -r u1 s1 < <(cpu_us_split "$pid"); t1=$(date +%s%N)
+    echo "$(( u1 - u0 + s1 - s0 )) $(( r1 - r0 )) $(( (t1 - t0) / 1000 )) $(( u1 - u0 )) $(( s1 - s0 ))" \
+        > "$TMP/$label.cpu"
+}
+measured_run infergate "$GW_URL" "$GW_PID" gw_rows
 
 # STRACE=1: the same load once more (not measured above), the gateway's
 # system calls counted by `strace -c -f` over STRACE_SECONDS (default 5) of
@@ -320,12 +327,7 @@ code=$(curl -s --http2-prior-knowledge -o "$TMP/floor.csv" -w '%{http_code}' \
 [ "$code" = 200 ] && cmp -s "$TMP/floor.csv" "$TMP/response.csv" \
     || die "h2-floor answered $code '$(cat "$TMP/floor.csv")', not the gateway's answer"
 fl_count() { curl -sf --http2-prior-knowledge "http://127.0.0.1:$FL_PORT/"; }
-r0=$(fl_count); read -r u0 s0 < <(cpu_us_split "$FL_PID"); t0=$(date +%s%N)
-run_h2load floor "$FL_URL"
-kill -0 "$FL_PID" 2>/dev/null || die "h2-floor died during the run"
-r1=$(fl_count); read -r u1 s1 < <(cpu_us_split "$FL_PID"); t1=$(date +%s%N)
-echo "$(( u1 - u0 + s1 - s0 )) $(( r1 - r0 )) $(( (t1 - t0) / 1000 )) $(( u1 - u0 )) $(( s1 - s0 ))" \
-    > "$TMP/floor.cpu"
+measured_run floor "$FL_URL" "$FL_PID" fl_count
 kill -TERM "$FL_PID"
 fl_rc=0
 wait "$FL_PID" || fl_rc=$?
