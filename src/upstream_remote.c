@@ -33,6 +33,7 @@
  * offers it, and caps calls in flight (MaxConcurrentTransforms) and call
  * bytes (MaxPayloadInMB).
  */
+#include <ctype.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -1260,6 +1261,42 @@ static size_t call_model_msg(const struct remote_call *c, char *msg, size_t cap)
     return text_clean(c->resp.data ? c->resp.data : "", c->resp.len, msg, cap);
 }
 
+/*
+ * SageMaker's own words (a refusal, a 5xx), for the client and the log. A
+ * refused signature (InvalidSignatureException) quotes the canonical
+ * string, and so the value of x-amz-security-token: that value becomes
+ * "(redacted)" (what is left of it, when <cap> cut it).
+ */
+static size_t call_sm_msg(const struct remote_call *c, char *msg, size_t cap)
+{
+    static const char key[] = "x-amz-security-token:", mark[] = "(redacted)";
+    size_t n = call_model_msg(c, msg, cap);
+    char *p = msg;
+
+    while ((p = strcasestr(p, key)) != NULL) {
+        char *v = p + sizeof(key) - 1, *e = v;
+        size_t room, mk, tail;
+
+        while (*e != '\0' && (isalnum((unsigned char)*e) || strchr("+/=_-%", *e) != NULL))
+            e++;
+        if (e == v) {
+            p = v;
+            continue;
+        }
+        room = cap - 1 - (size_t)(v - msg); /* bytes from v to the end of msg */
+        mk = sizeof(mark) - 1 < room ? sizeof(mark) - 1 : room;
+        tail = n - (size_t)(e - msg);
+        if (tail > room - mk)
+            tail = room - mk;
+        memmove(v + mk, e, tail);
+        memcpy(v, mark, mk);
+        n = (size_t)(v - msg) + mk + tail;
+        msg[n] = '\0';
+        p = v + mk;
+    }
+    return n;
+}
+
 /* SageMaker's ModelError: the model's status and message from its body. */
 static int call_sm_model_error(const struct remote_call *c, int *status, char *msg, size_t cap)
 {
@@ -1320,7 +1357,7 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
             /* not the model: SageMaker refused the call itself */
             char body[512];
 
-            call_model_msg(c, body, sizeof(body));
+            call_sm_msg(c, body, sizeof(body));
             snprintf(msg, sizeof(msg), "SageMaker refused the call (%ld %s): %s", code,
                      c->etype[0] ? c->etype : "error", body);
             ig_log(IG_LOG_WARN, "endpoint %s: %s", ru->conf->name, msg);
@@ -1360,7 +1397,7 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
             /* SageMaker's own failure (not the model's): its type, its words */
             char body[512];
 
-            call_model_msg(c, body, sizeof(body));
+            call_sm_msg(c, body, sizeof(body));
             snprintf(msg, sizeof(msg), "SageMaker answered %ld %s: %s", code,
                      c->etype[0] ? c->etype : "error", body);
             job_fail_rows(job, c->lo, c->hi,

@@ -256,6 +256,18 @@ class Runtime:
                 b'{"message":"Rate exceeded"}'
         if fail == "503":
             return aws_error(503, "ServiceUnavailable", "The service is unavailable.")
+        if fail == "sigmismatch":  # AWS's words, with the canonical string (token included)
+            req = AWSRequest(method=method, url="http://%s%s" % (hdrs["host"], path), data=body,
+                             headers={n: hdrs[n] for n in ("accept", "content-type", "host",
+                                                           "x-amz-date", "x-amz-security-token")
+                                      if n in hdrs})
+            req.context["timestamp"] = hdrs.get("x-amz-date")
+            creq = SigV4Auth(Credentials("x", "y"), "sagemaker", REGION).canonical_request(req)
+            return aws_error(403, "InvalidSignatureException",
+                             "The request signature we calculated does not match the signature "
+                             "you provided. Check your AWS Secret Access Key and signing method. "
+                             "Consult the service documentation for details.\n\nThe Canonical "
+                             "String for this request should have been\n'%s'" % creq)
         if fail == "model500":  # the container behind SageMaker failed
             return 424, [("Content-Type", "application/json"),
                          ("x-amzn-ErrorType", "ModelError")], \
@@ -824,6 +836,26 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secre
                  separators=(",", ":"))),
              "ValidationError from SageMaker: InternalFailure naming the refusal")
     check_eq(len(rt.snapshot()), 1, "ValidationError: not retried")
+    rt.reset()
+
+# A signature SageMaker refuses: its message quotes the canonical string,
+# x-amz-security-token's value included; the session token must reach
+# neither the client's error nor the log.
+LEAK_TOKEN = "IQoJb3JpZ2luX2VjEleak" + secrets.token_hex(40)
+KEYS.add("ASIALEAKCHECK", "leak/secret", LEAK_TOKEN)
+with aws_env(AWS_ACCESS_KEY_ID="ASIALEAKCHECK", AWS_SECRET_ACCESS_KEY="leak/secret",
+             AWS_SESSION_TOKEN=LEAK_TOKEN), sm_gateway(rt, retry_max="1") as gw:
+    rt.reset()
+    rt.script = ["sigmismatch"]
+    st, h, body = post(gw, "1,2\n")
+    log = gw.stderr()
+    check_eq((st, h.get("x-amzn-errortype"), "SageMaker refused the call (403 "
+              "InvalidSignatureException)" in body, "x-amz-security-token:(redacted)" in body),
+             (500, "InternalFailure", True, True),
+             "signature refused: InternalFailure naming the refusal, the token line redacted")
+    check_eq([(w, LEAK_TOKEN[:12] in t) for w, t in (("body", body), ("log", log))],
+             [("body", False), ("log", False)],
+             "signature refused: no part of the session token in the error body or the log")
     rt.reset()
 
 # Failures that outlast the retries (retry_max 2: three calls each): the
