@@ -979,12 +979,11 @@ static int creds_try_web_identity(struct ig_aws_creds_provider *p,
         conf->sts_endpoint != NULL ? conf->sts_endpoint : creds_env("AWS_ENDPOINT_URL_STS");
     char buf[160];
 
-    if (tf == NULL && arn == NULL)
+    if (tf == NULL) /* AWS_ROLE_ARN alone is no source (botocore): the next one serves */
         return 0;
-    if (tf == NULL || arn == NULL)
-        return creds_fail(err, errlen, IG_ERR_CONFIG, "%s is set but %s is not",
-                          tf != NULL ? "AWS_WEB_IDENTITY_TOKEN_FILE" : "AWS_ROLE_ARN",
-                          tf != NULL ? "AWS_ROLE_ARN" : "AWS_WEB_IDENTITY_TOKEN_FILE");
+    if (arn == NULL)
+        return creds_fail(err, errlen, IG_ERR_CONFIG,
+                          "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
     if (strlen(arn) > 2048 || (name != NULL && strlen(name) > 64))
         return creds_fail(err, errlen, IG_ERR_CONFIG,
                           "AWS_ROLE_ARN longer than 2048 or AWS_ROLE_SESSION_NAME longer than 64");
@@ -1139,13 +1138,17 @@ int ig_aws_creds_new(struct event_base *base, const struct ig_aws_creds_conf *co
     p->arg = arg;
     p->backoff_ms = CREDS_BACKOFF_MIN_MS;
     p->timeout_ms = conf->fetch_timeout_ms != 0 ? conf->fetch_timeout_ms : CREDS_TIMEOUT_MS_DEFAULT;
+    /* botocore's order (the Java and Go SDKs' too): web identity before the files */
     rc = creds_try_env(p, err, errlen);
-    if (rc == 0)
-        rc = creds_try_profile(p, err, errlen);
     if (rc == 0)
         rc = creds_try_web_identity(p, conf, err, errlen);
     if (rc == 0)
+        rc = creds_try_profile(p, err, errlen);
+    if (rc == 0)
         rc = creds_try_container(p, err, errlen);
+    if (rc == 0 && creds_env("AWS_ROLE_ARN") != NULL)
+        rc = creds_fail(err, errlen, IG_ERR_CONFIG,
+                        "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not");
     if (rc == 0)
         rc = creds_fail(err, errlen, IG_ERR_NOTFOUND,
                         "no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a "

@@ -5,16 +5,17 @@
  * info line names it:
  *   1. environment: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
  *      (+ AWS_SESSION_TOKEN); static;
- *   2. shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
+ *   2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
+ *      (+ AWS_ROLE_SESSION_NAME) through STS AssumeRoleWithWebIdentity;
+ *      the token file is read again at each refresh; AWS_ROLE_ARN alone
+ *      is no source (as in botocore, which puts this before the files);
+ *   3. shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
  *      AWS_CONFIG_FILE (~/.aws/config), profile AWS_PROFILE ("default");
  *      the credentials file wins over the config file; static;
- *   3. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
- *      (+ AWS_ROLE_SESSION_NAME) through STS AssumeRoleWithWebIdentity;
- *      the token file is read again at each refresh;
  *   4. container: AWS_CONTAINER_CREDENTIALS_FULL_URI (or _RELATIVE_URI on
  *      169.254.170.2) with AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE).
  *
- * Sources 3 and 4 give temporary credentials, fetched through libcurl on
+ * Sources 2 and 4 give temporary credentials, fetched through libcurl on
  * the caller's event loop (nothing blocks) and refreshed before they
  * expire: the refresh starts when the lifetime left is below
  * min(300 s, half the lifetime they had when received); the credentials

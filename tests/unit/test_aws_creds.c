@@ -489,24 +489,27 @@ static void test_precedence(void **state)
     assert_string_equal(ig_aws_creds_source(p), "environment");
     ig_aws_creds_free(p);
 
+    /* web identity before the shared files, as botocore (and the Java and
+     * Go SDKs) order them: an EKS pod with IRSA whose image holds a
+     * ~/.aws/credentials takes its role */
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
+    p = new_ok(fx, NULL);
+    assert_string_equal(ig_aws_creds_source(p), "web identity");
+    ig_aws_creds_free(p); /* cancels the fetch it started */
+
+    /* AWS_ROLE_ARN alone is no source (botocore): the files serve */
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
     p = new_ok(fx, NULL);
     assert_string_equal(ig_aws_creds_source(p), "profile default");
     assert_int_equal(ig_aws_creds_get(p, &c, fx->err, sizeof(fx->err)), 0);
     assert_string_equal(c->access_key, "AKFILE");
     ig_aws_creds_free(p);
 
+    unsetenv("AWS_ROLE_ARN");
     unlink(path);
     snprintf(path, sizeof(path), "%s/credentials", fx->dir);
     unlink(path);
-    write_file(fx, "token", "jwt", path, sizeof(path));
-    p = new_ok(fx, NULL);
-    assert_string_equal(ig_aws_creds_source(p), "web identity");
-    ig_aws_creds_free(p); /* cancels the fetch it started */
-
-    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
-    unsetenv("AWS_ROLE_ARN");
     p = new_ok(fx, NULL);
     assert_string_equal(ig_aws_creds_source(p), "container");
     ig_aws_creds_free(p);
