@@ -263,7 +263,8 @@ static int creds_iso8601(const char *s, time_t *out)
 
 struct creds_profile {
     char *ak, *sk, *tok;
-    int found; /* the section exists */
+    char *ltok; /* aws_security_token: the legacy name, read when aws_session_token is not */
+    int found;  /* the section exists */
 };
 
 static void creds_profile_clear(struct creds_profile *pr)
@@ -271,6 +272,7 @@ static void creds_profile_clear(struct creds_profile *pr)
     creds_str_wipe(&pr->ak);
     creds_str_wipe(&pr->sk);
     creds_str_wipe(&pr->tok);
+    creds_str_wipe(&pr->ltok);
     pr->found = 0;
 }
 
@@ -344,6 +346,8 @@ static void creds_ini_scan(char *text, const char *profile, int config, struct c
             slot = &pr->sk;
         else if (strcmp(s, "aws_session_token") == 0)
             slot = &pr->tok;
+        else if (strcmp(s, "aws_security_token") == 0)
+            slot = &pr->ltok;
         if (slot == NULL)
             continue;
         creds_str_wipe(slot);
@@ -885,6 +889,7 @@ static int creds_static(struct ig_aws_creds_provider *p, const char *ak, const c
 static int creds_try_env(struct ig_aws_creds_provider *p, char *err, size_t errlen)
 {
     const char *ak = creds_env("AWS_ACCESS_KEY_ID"), *sk = creds_env("AWS_SECRET_ACCESS_KEY");
+    const char *tok;
     int rc;
 
     if (ak == NULL && sk == NULL)
@@ -893,7 +898,10 @@ static int creds_try_env(struct ig_aws_creds_provider *p, char *err, size_t errl
         return creds_fail(err, errlen, IG_ERR_CONFIG, "%s is set but %s is not",
                           ak != NULL ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
                           ak != NULL ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
-    rc = creds_static(p, ak, sk, creds_env("AWS_SESSION_TOKEN"), "AWS_ACCESS_KEY_ID", err, errlen);
+    tok = creds_env("AWS_SESSION_TOKEN");
+    if (tok == NULL) /* the legacy name, which botocore reads too */
+        tok = creds_env("AWS_SECURITY_TOKEN");
+    rc = creds_static(p, ak, sk, tok, "AWS_ACCESS_KEY_ID", err, errlen);
     if (rc != 0)
         return rc;
     p->kind = CREDS_ENV;
@@ -910,7 +918,8 @@ static int creds_try_profile(struct ig_aws_creds_provider *p, char *err, size_t 
     const char *cpath =
         creds_path("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials", cbuf, sizeof(cbuf));
     const char *fpath = creds_path("AWS_CONFIG_FILE", "~/.aws/config", fbuf, sizeof(fbuf));
-    struct creds_profile pc = {NULL, NULL, NULL, 0}, pf = {NULL, NULL, NULL, 0}, *use = NULL;
+    struct creds_profile pc = {NULL, NULL, NULL, NULL, 0}, pf = {NULL, NULL, NULL, NULL, 0};
+    struct creds_profile *use = NULL;
     const char *where = NULL;
     int rc;
 
@@ -945,7 +954,8 @@ static int creds_try_profile(struct ig_aws_creds_provider *p, char *err, size_t 
                         use->ak != NULL ? "aws_secret_access_key" : "aws_access_key_id");
         goto out;
     }
-    rc = creds_static(p, use->ak, use->sk, use->tok, where, err, errlen);
+    rc = creds_static(p, use->ak, use->sk, use->tok != NULL ? use->tok : use->ltok, where, err,
+                      errlen);
     if (rc == 0) {
         p->kind = CREDS_PROFILE;
         snprintf(p->source, sizeof(p->source), "profile %s", profile);

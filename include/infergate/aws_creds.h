@@ -4,14 +4,15 @@
  * Sources, in the AWS SDKs' order; the first one configured wins and an
  * info line names it:
  *   1. environment: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
- *      (+ AWS_SESSION_TOKEN); static;
+ *      (+ AWS_SESSION_TOKEN, else AWS_SECURITY_TOKEN); static;
  *   2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
  *      (+ AWS_ROLE_SESSION_NAME) through STS AssumeRoleWithWebIdentity;
  *      the token file is read again at each refresh; AWS_ROLE_ARN alone
  *      is no source (as in botocore, which puts this before the files);
  *   3. shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
  *      AWS_CONFIG_FILE (~/.aws/config), profile AWS_PROFILE ("default");
- *      the credentials file wins over the config file; static;
+ *      the credentials file wins over the config file; the token is
+ *      aws_session_token, else aws_security_token (botocore); static;
  *   4. container: AWS_CONTAINER_CREDENTIALS_FULL_URI (or _RELATIVE_URI on
  *      169.254.170.2) with AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE).
  *

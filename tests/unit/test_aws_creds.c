@@ -65,6 +65,7 @@ static const char *const aws_vars[] = {
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
     "AWS_PROFILE",
     "AWS_SHARED_CREDENTIALS_FILE",
     "AWS_CONFIG_FILE",
@@ -341,6 +342,19 @@ static void test_environment(void **state)
     assert_int_equal(ig_aws_creds_get(p, &c, fx->err, sizeof(fx->err)), 0);
     assert_string_equal(c->session_token, "envtoken");
     ig_aws_creds_free(p);
+
+    /* the legacy name, which botocore reads too: the token is not dropped */
+    unsetenv("AWS_SESSION_TOKEN");
+    setenv("AWS_SECURITY_TOKEN", "legacytoken", 1);
+    p = new_ok(fx, NULL);
+    assert_int_equal(ig_aws_creds_get(p, &c, fx->err, sizeof(fx->err)), 0);
+    assert_string_equal(c->session_token, "legacytoken");
+    ig_aws_creds_free(p);
+    setenv("AWS_SESSION_TOKEN", "envtoken", 1);
+    p = new_ok(fx, NULL);
+    assert_int_equal(ig_aws_creds_get(p, &c, fx->err, sizeof(fx->err)), 0);
+    assert_string_equal(c->session_token, "envtoken"); /* the standard name wins */
+    ig_aws_creds_free(p);
     assert_int_equal(fx->ready, 0); /* static: no ready() */
 
     unsetenv("AWS_SECRET_ACCESS_KEY");
@@ -372,7 +386,11 @@ static void test_profiles(void **state)
                "aws_secret_access_key=SKWORK\n"
                "aws_session_token = TOKWORK\n"
                "[half]\n"
-               "aws_access_key_id = AKHALF\n",
+               "aws_access_key_id = AKHALF\n"
+               "[legacy]\n"
+               "aws_access_key_id = AKLEG\n"
+               "aws_secret_access_key = SKLEG\n"
+               "aws_security_token = TOKLEG\n",
                cpath, sizeof(cpath));
     memset(longtok, 'T', sizeof(longtok) - 1);
     snprintf(text, sizeof(text),
@@ -410,6 +428,15 @@ static void test_profiles(void **state)
     assert_string_equal(c->access_key, "AKWORK");
     assert_string_equal(c->secret_key, "SKWORK");
     assert_string_equal(c->session_token, "TOKWORK");
+    ig_aws_creds_free(p);
+
+    /* aws_security_token, the legacy name botocore reads too */
+    setenv("AWS_PROFILE", "legacy", 1);
+    p = new_ok(fx, NULL);
+    assert_int_equal(ig_aws_creds_get(p, &c, fx->err, sizeof(fx->err)), 0);
+    assert_string_equal(c->access_key, "AKLEG");
+    assert_non_null(c->session_token);
+    assert_string_equal(c->session_token, "TOKLEG");
     ig_aws_creds_free(p);
 
     /* config-only profile, ':' as the separator, a token longer than any INI line cap */
