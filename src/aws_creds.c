@@ -217,7 +217,8 @@ static void creds_msg_clean(const char *in, char *out, size_t cap)
 
 /*
  * ISO 8601 as STS and the container endpoints write it:
- * YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM). 0 or IG_ERR_INVALID.
+ * YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|+HHMM|+HH), '-' as well as '+' (every
+ * offset botocore reads). 0 or IG_ERR_INVALID.
  */
 static int creds_iso8601(const char *s, time_t *out)
 {
@@ -238,12 +239,24 @@ static int creds_iso8601(const char *s, time_t *out)
     if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
-        int hh, mm, k = 0;
+        const char *d = p + 1;
+        int hh, mm = 0, k = d[2] == ':' ? 3 : 2;
 
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &k) != 2 || k != 5)
+        if (!isdigit((unsigned char)d[0]) || !isdigit((unsigned char)d[1]))
+            return IG_ERR_INVALID;
+        hh = (d[0] - '0') * 10 + (d[1] - '0');
+        if (d[k - 1] == ':' || isdigit((unsigned char)d[k])) { /* minutes: ":MM" or "MM" */
+            if (!isdigit((unsigned char)d[k]) || !isdigit((unsigned char)d[k + 1]))
+                return IG_ERR_INVALID;
+            mm = (d[k] - '0') * 10 + (d[k + 1] - '0');
+            d += k + 2;
+        } else {
+            d += 2;
+        }
+        if (hh > 23 || mm > 59)
             return IG_ERR_INVALID;
         off = (hh * 60 + mm) * 60 * (*p == '+' ? 1 : -1);
-        p += 1 + k;
+        p = d;
     } else {
         return IG_ERR_INVALID;
     }

@@ -51,6 +51,7 @@ struct fake {
     char ctype[128];
     char auth[1024];
     int has_auth;
+    const char *exp_text; /* FAKE_CONT_OK: this Expiration, else now + lifetime_s in UTC */
 };
 
 struct fixture {
@@ -174,7 +175,7 @@ static void on_fake(struct evhttp_request *req, void *arg)
         evbuffer_add_printf(out,
                             "{\"AccessKeyId\":\"ASIACONT%d\",\"SecretAccessKey\":\"csecret%d\","
                             "\"Token\":\"ctoken%d\",\"Expiration\":\"%s\",\"RoleArn\":\"x\"}",
-                            k, k, k, exp);
+                            k, k, k, f->exp_text != NULL ? f->exp_text : exp);
         evhttp_send_reply(req, 200, "OK", out);
         break;
     case FAKE_CONT_500:
@@ -745,6 +746,43 @@ static void test_container(void **state)
     unsetenv("http_proxy");
 }
 
+/* ISO 8601's offsets, as a credentials server may write them (botocore
+ * reads every one): +HH:MM, +HHMM, +HH; the instant is the same. */
+static void test_expiration_offsets(void **state)
+{
+    struct fixture *fx = *state;
+    static const struct {
+        int off_min;
+        const char *suffix;
+    } cases[] = {{0, "Z"},          {0, "+00:00"},  {0, "+0000"},  {120, "+02:00"},
+                 {120, "+0200"},    {120, "+02"},   {-330, "-0530"}, {-330, "-05:30"},
+                 {60, ".250+0100"}};
+    struct ig_aws_creds_provider *p;
+    const struct ig_aws_creds *c = NULL;
+    time_t t = time(NULL) + 3600;
+    char text[64];
+
+    fx->fake.mode = FAKE_CONT_OK;
+    set_port_env(fx, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "127.0.0.1", "/creds");
+    for (size_t i = 0; i < IG_ARRAY_SIZE(cases); i++) {
+        time_t local = t + cases[i].off_min * 60;
+        struct tm tm;
+
+        gmtime_r(&local, &tm);
+        strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
+        strcat(text, cases[i].suffix);
+        fx->fake.exp_text = text;
+        fx->ready = 0;
+        p = new_ok(fx, NULL);
+        wait_ready(fx, 3000);
+        if (ig_aws_creds_get(p, &c, fx->err, sizeof(fx->err)) != 0)
+            fail_msg("Expiration %s: %s", text, fx->err);
+        assert_int_equal(c->expiration, t);
+        ig_aws_creds_free(p);
+    }
+    fx->fake.exp_text = NULL;
+}
+
 static void test_container_token_crlf(void **state)
 {
     struct fixture *fx = *state;
@@ -1020,6 +1058,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sts_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_in_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiration_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container_token_crlf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container_token_rotates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container_hosts, setup, teardown),
