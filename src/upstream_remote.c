@@ -1277,8 +1277,14 @@ static size_t call_sm_msg(const struct remote_call *c, char *msg, size_t cap)
         char *v = p + sizeof(key) - 1, *e = v;
         size_t room, mk, tail;
 
-        while (*e != '\0' && (isalnum((unsigned char)*e) || strchr("+/=_-%", *e) != NULL))
-            e++;
+        for (;;) {
+            if (*e != '\0' && (isalnum((unsigned char)*e) || strchr("+/=_-%", *e) != NULL))
+                e++;
+            else if (e[0] == '\\' && e[1] == '/') /* JSON may write '/' as "\/" */
+                e += 2;
+            else
+                break;
+        }
         if (e == v) {
             p = v;
             continue;
