@@ -340,7 +340,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
  * <preds> (room for <cap>) gets slices of <b>; returns how many there are,
  * or -1 when the answer is not in that format (counts past <cap> are
  * counted, not stored). CSV and JSON Lines: one line each (a last line may
- * lack its newline; CR before LF is dropped). JSON: the elements of the
+ * lack its newline; CR before LF is dropped), a JSON Lines line one JSON
+ * value. JSON: the elements of the
  * array under <key> in a top-level object, or of a top-level array.
  */
 struct remote_rec_split {
@@ -388,6 +389,13 @@ static long remote_split(enum ig_format fmt, const char *key, const char *b, siz
 
             if (le > p && le[-1] == '\r')
                 le--;
+            /* JSON Lines: each line one JSON value (the client gets it as is) */
+            if (fmt == IG_FMT_JSONL) {
+                const char *e = le > p ? ig_json_skip(p, le) : NULL;
+
+                if (e == NULL || ig_json_ws(e, le) != le)
+                    return -1;
+            }
             if ((uint64_t)n < cap) {
                 preds[n].off = (uint32_t)(p - b);
                 preds[n].len = (uint32_t)(le - p);

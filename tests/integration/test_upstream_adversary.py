@@ -16,7 +16,7 @@ behaviour each check sets. A check that fails here documents a bug
 4. a model's long non-ASCII error message: the 424 ModelError must keep
    Message and OriginalMessage (a cut in the middle of a UTF-8 sequence
    must not drop them);
-5. a 200 JSON answer that is not JSON: never passed to the client as a
+5. a 200 JSON (or JSON Lines) answer that is not JSON: never passed to the client as a
    200 with an invalid body;
 6. a CSV answer with CRLF and no final newline, and a JSON answer with
    nested arrays and strings holding brackets: exact predictions, each on
@@ -44,6 +44,7 @@ from iglib import Gateway, check, check_eq, finish  # noqa: E402
 
 CSV = "text/csv"
 JSON = "application/json"
+JSONL = "application/jsonlines"
 
 
 class Hostile:
@@ -130,6 +131,8 @@ class Hostile:
             h.send(400, "x" + "\u00e9" * 1000, "text/plain; charset=utf-8")
         elif m == "badjson":
             h.send(200, '{"predictions": [abc, [}]}', JSON)
+        elif m == "badjsonl":  # a line each, but not JSON
+            h.send(200, "".join("abc{\n" for l in lines), JSONL)
         elif m == "nestedjson":
             n = json.loads(body)["instances"]
             preds = [{"label": "a]b[\"}", "v": [[i], {"k": "]"}]} for i in range(len(n))]
@@ -361,6 +364,13 @@ def test_answers():
         check(st != 200 or valid,
               "an answer that is not JSON is not passed on as a 200 (got %d %s)" % (st, body[:120]))
         check_eq(st, 500, "it is InternalFailure naming the problem")
+
+        hs.reset("badjsonl")
+        st, _, body = post(gw, "m", "1,2\n3,4\n", CSV, JSONL)
+        check_eq(st, 500, "a JSON Lines answer whose lines are not JSON is not passed on as a "
+                 "200: InternalFailure (got %d %s)" % (st, body[:120]))
+        check("not valid application/jsonlines" in body, "it says the answer is not valid "
+              "JSON Lines: " + body[:200])
 
         hs.reset("crlf")
         st, _, body = post(gw, "m", "1,2\n3,4\n5,6\n")
