@@ -1540,7 +1540,7 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
     struct remote_job *job = ig_xcalloc(1, sizeof(*job));
     uint64_t extra = ctype == IG_FMT_JSON ? REMOTE_JSON_WRAP : 0;
     int probe = 0;
-    uint32_t lo = 0;
+    uint32_t lo = 0, end;
     uint64_t bytes = extra;
 
     job->ru = ru;
@@ -1588,11 +1588,14 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
         job_complete_later(job);
         return 0;
     }
+    end = job->nrows;
     /* Calls of at most max_payload bytes (a row larger goes alone), and a
      * segment that forwards headers in calls of its own. The probe is one
-     * call, whatever the size. A call may fail as it starts (no
-     * credentials): the job is held meanwhile, and completes from the
-     * loop, never from inside this call. */
+     * call, whatever the size: rows of the batch that need calls of their
+     * own (their headers) are refused, as another batch's would be while
+     * the probe is out. A call may fail as it starts (no credentials): the
+     * job is held meanwhile, and completes from the loop, never from
+     * inside this call. */
     job->pending++;
     for (uint32_t i = 0, s = 0; i < job->nrows; i++) {
         uint64_t len = job->row_off[i + 1] - job->row_off[i] + 1;
@@ -1606,13 +1609,26 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
         if (i > lo && ((!probe && bytes + len > ru->max_payload) ||
                        (seg_start && job->pass != NULL &&
                         (pass_set(&job->pass[s]) || pass_set(prev))))) {
+            if (probe) {
+                end = i;
+                break;
+            }
             call_launch(job, lo, i, 0);
             lo = i;
             bytes = extra;
         }
         bytes += len;
     }
-    call_launch(job, lo, job->nrows, probe);
+    call_launch(job, lo, end, probe);
+    if (end < job->nrows) {
+        char msg[384];
+
+        snprintf(msg, sizeof(msg),
+                 "The model backend (%s) is failing: the circuit breaker is half-open and its "
+                 "probe call is out; retry later.",
+                 ru->label);
+        job_fail_rows(job, end, job->nrows, "ServiceUnavailable", 0, msg, strlen(msg));
+    }
     if (--job->pending == 0)
         job_complete_later(job);
     return 0;

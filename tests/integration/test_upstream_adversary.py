@@ -13,6 +13,8 @@ behaviour each check sets. A check that fails here documents a bug
 3. a half-open breaker whose probe gets an answer past the 64 MiB cap: the
    breaker must not stay half-open forever (every later request refused
    while /readyz says ready);
+3b. a half-open breaker's probe batch whose requests forward headers (a
+   call each): one call goes, not one per request;
 4. a model's long non-ASCII error message: the 424 ModelError must keep
    Message and OriginalMessage (a cut in the middle of a UTF-8 sequence
    must not drop them);
@@ -320,6 +322,39 @@ def test_breaker_probe_too_large():
             hs.close()
 
 
+# 3b --------------------------------------------------------------------------
+def test_half_open_one_call():
+    section("3b. half-open breaker, the probe batch holds requests with headers of their own")
+    hs = Hostile()
+    gw = Gateway({"m": ep_conf(hs.url, breaker_failures=2, breaker_open_ms=300, retry_max=0,
+                               max_delay_us=200000)})
+    try:
+        wait_ready(gw)
+        hs.reset("500")
+        for _ in range(3):
+            post(gw, "m", "1,2\n")
+        time.sleep(0.4)  # > breaker_open_ms: half-open, the next batch is the probe
+        hs.reset("500")
+        res = [None] * 5
+
+        def one(i):
+            res[i] = post(gw, "m", "%d,1\n" % i,
+                          headers={"X-Amzn-SageMaker-Custom-Attributes": "a%d" % i})
+
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(5)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        check_eq(hs.ncalls(), 1, "half-open: one call goes to the failing model, not a call "
+                 "for each request of the probe's batch")
+        check_eq(sorted(r[0] for r in res), [424] + [503] * 4,
+                 "the probe's request gets the model's error, the others ServiceUnavailable")
+    finally:
+        stop_clean(gw, "half-open, one call")
+        hs.close()
+
+
 # 4 ---------------------------------------------------------------------------
 def test_utf8_cut():
     section("4. a model's long non-ASCII error message")
@@ -553,6 +588,7 @@ def test_no_creds_split_batch():
 def main():
     only = sys.argv[1:]
     tests = [test_slow_exec_params, test_bisection_amplification, test_breaker_probe_too_large,
+             test_half_open_one_call,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch]
     for t in tests:
