@@ -16,7 +16,8 @@
  *     (retries <= retry_budget_pct of calls, plus a burst of
  *     REMOTE_RETRY_BURST), up to retry_max times;
  *   - refused by the model (any other 4xx: a row it cannot take): split in
- *     halves until the rows it refuses are alone; those rows fail with the
+ *     halves (between requests, never inside one) until the rows it refuses
+ *     are alone, or one request's; those rows fail with the
  *     model's status and message (a ModelError for their requests), every
  *     other row gets its prediction. One bad row among n costs at most
  *     2*log2(n) more calls;
@@ -1048,6 +1049,14 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
         return;
     }
     mid = c->lo + (c->hi - c->lo) / 2;
+    if (seg != job_seg_of(job, c->hi - 1)) {
+        /* Rows of several requests: cut between two of them, the nearest
+         * the middle, never inside one (a batch of s requests costs 2s - 1
+         * calls at most). */
+        uint32_t m = job_seg_of(job, mid), a = job->seg_first[m], b = job->seg_first[m + 1];
+
+        mid = a > c->lo && (b >= c->hi || mid - a <= b - mid) ? a : b;
+    }
     job->ru->base.stats.splits++;
     for (int half = 0; half < 2; half++) {
         struct remote_call *h = call_new(job, half ? mid : c->lo, half ? c->hi : mid);

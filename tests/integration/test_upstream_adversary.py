@@ -10,6 +10,8 @@ behaviour each check sets. A check that fails here documents a bug
 2. one request whose rows the model all refuses: the bisection must stay
    within 2*log2(rows)+1 calls (the request fails whole anyway), and a
    good client on the same endpoint must not wait behind it;
+2b. a refused request of many rows batched with good ones: the bisection
+   cuts between requests, never inside one (2s - 1 calls for s requests);
 3. a half-open breaker whose probe gets an answer past the 64 MiB cap: the
    breaker must not stay half-open forever (every later request refused
    while /readyz says ready);
@@ -287,6 +289,34 @@ def test_bisection_amplification():
               "a good request is not stuck behind another's bisection (%.2f s)" % good_s)
     finally:
         stop_clean(gw, "bisection")
+        hs.close()
+
+
+def test_bisection_whole_requests():
+    section("2b. a request of 62 refused rows batched with two good one-row requests")
+    hs = Hostile()
+    gw = Gateway({"m": ep_conf(hs.url, max_delay_us=200000)})
+    try:
+        wait_ready(gw)
+        hs.reset()
+        res = {}
+        bodies = {"bad": "".join("666,%d\n" % i for i in range(62)), "a": "1,1\n", "b": "2,2\n"}
+
+        def one(k):
+            res[k] = post(gw, "m", bodies[k])
+
+        ts = [threading.Thread(target=one, args=(k,)) for k in bodies]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        check_eq([(k, res[k][0]) for k in ("bad", "a", "b")], [("bad", 424), ("a", 200), ("b", 200)],
+                 "the refused request fails, the others are answered")
+        check(hs.ncalls() <= 2 * 3 - 1,
+              "a batch of 3 requests costs at most 2*3-1 = 5 calls, as docs/upstreams.md says "
+              "(got %d: the bisection cuts a request in pieces)" % hs.ncalls())
+    finally:
+        stop_clean(gw, "bisection, whole requests")
         hs.close()
 
 
@@ -587,7 +617,8 @@ def test_no_creds_split_batch():
 
 def main():
     only = sys.argv[1:]
-    tests = [test_slow_exec_params, test_bisection_amplification, test_breaker_probe_too_large,
+    tests = [test_slow_exec_params, test_bisection_amplification, test_bisection_whole_requests,
+             test_breaker_probe_too_large,
              test_half_open_one_call,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch]
