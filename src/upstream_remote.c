@@ -1582,9 +1582,6 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
         return IG_ERR_FULL;
     }
     batch->upstream_data = job;
-    ru->tokens += (double)ru->conf->retry_budget_pct / 100.0;
-    if (ru->tokens > REMOTE_RETRY_BURST)
-        ru->tokens = REMOTE_RETRY_BURST;
     if (!breaker_admit(ru, &probe)) {
         char msg[384];
 
@@ -1597,6 +1594,10 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
         job_complete_later(job);
         return 0;
     }
+    /* a batch sent (not one the breaker refuses) earns its share of retries */
+    ru->tokens += (double)ru->conf->retry_budget_pct / 100.0;
+    if (ru->tokens > REMOTE_RETRY_BURST)
+        ru->tokens = REMOTE_RETRY_BURST;
     end = job->nrows;
     /* Calls of at most max_payload bytes (a row larger goes alone), and a
      * segment that forwards headers in calls of its own. The probe is one

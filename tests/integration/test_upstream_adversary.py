@@ -17,6 +17,8 @@ behaviour each check sets. A check that fails here documents a bug
    while /readyz says ready);
 3b. a half-open breaker's probe batch whose requests forward headers (a
    call each): one call goes, not one per request;
+3c. batches the open breaker refuses are not sent: they add nothing to the
+   retry budget;
 4. a model's long non-ASCII error message: the 424 ModelError must keep
    Message and OriginalMessage (a cut in the middle of a UTF-8 sequence
    must not drop them);
@@ -385,6 +387,41 @@ def test_half_open_one_call():
         hs.close()
 
 
+# 3c --------------------------------------------------------------------------
+def test_budget_refused_batches():
+    section("3c. batches the open breaker refuses do not fill the retry budget")
+    hs = Hostile()
+    gw = Gateway({"m": ep_conf(hs.url, breaker_failures=1, breaker_open_ms=500, retry_max=10,
+                               retry_budget_pct=100, retry_base_ms=1, retry_max_ms=2)})
+    try:
+        wait_ready(gw)
+        calls = 0
+        hs.reset("429")
+        post(gw, "m", "1,2\n")  # the burst of 10 retries: the budget is empty
+        post(gw, "m", "1,2\n")
+        calls += hs.ncalls()
+        hs.reset("500")
+        post(gw, "m", "1,2\n")  # the breaker opens
+        refused = [post(gw, "m", "1,2\n")[0] for _ in range(20)]
+        check_eq(set(refused), {503}, "the open breaker refuses batches at once")
+        time.sleep(0.6)
+        calls += hs.ncalls()
+        hs.reset("echo")
+        check_eq(post(gw, "m", "1,2\n")[0], 200, "the probe closes the breaker")
+        calls += hs.ncalls()
+        hs.reset("429")
+        post(gw, "m", "1,2\n")
+        calls += hs.ncalls()
+        sent = 5  # batches sent: 2 throttled, 1 failed, the probe, 1 throttled
+        check(calls - sent <= sent + 10,
+              "retries <= retry_budget_pct%% of batches sent + a burst of 10, as docs/upstreams.md "
+              "says: %d retries for %d batches sent (batches the breaker refused counted)"
+              % (calls - sent, sent))
+    finally:
+        stop_clean(gw, "retry budget, breaker")
+        hs.close()
+
+
 # 4 ---------------------------------------------------------------------------
 def test_utf8_cut():
     section("4. a model's long non-ASCII error message")
@@ -619,7 +656,7 @@ def main():
     only = sys.argv[1:]
     tests = [test_slow_exec_params, test_bisection_amplification, test_bisection_whole_requests,
              test_breaker_probe_too_large,
-             test_half_open_one_call,
+             test_half_open_one_call, test_budget_refused_batches,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch]
     for t in tests:
