@@ -179,6 +179,7 @@ struct remote_upstream {
     /* breaker */
     int breaker;
     uint32_t fails_in_row;
+    uint32_t open_fails; /* fails_in_row when it opened (said while open) */
     uint64_t open_until_us;
     int probe_out;
     /* retry budget */
@@ -587,6 +588,7 @@ static void breaker_failure(struct remote_upstream *ru, const struct remote_call
         (ru->breaker == BREAKER_CLOSED && ru->fails_in_row >= ru->conf->breaker_failures)) {
         ru->breaker = BREAKER_OPEN;
         ru->open_until_us = ig_now_us() + ru->conf->breaker_open_ms * 1000;
+        ru->open_fails = ru->fails_in_row;
         ru->base.stats.breaker_opens++;
         ig_log(IG_LOG_WARN,
                "endpoint %s: %s failed %u calls in a row: circuit breaker open for %llu ms",
@@ -1588,7 +1590,7 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
         snprintf(msg, sizeof(msg),
                  "The model backend (%s) is failing: the circuit breaker is open after %u "
                  "failed calls in a row; retry later.",
-                 ru->label, ru->fails_in_row);
+                 ru->label, ru->open_fails);
         job->err_type = "ServiceUnavailable";
         job->err_msg = ig_xstrdup(msg);
         job_complete_later(job);
@@ -1672,7 +1674,7 @@ static int remote_health(struct ig_upstream *u, char *why, size_t whylen)
     if (ru->breaker == BREAKER_OPEN && ig_now_us() < ru->open_until_us) {
         if (why)
             snprintf(why, whylen, "%s: circuit breaker open after %u failed calls in a row",
-                     ru->label, ru->fails_in_row);
+                     ru->label, ru->open_fails);
         return IG_ERR_IO;
     }
     if (ru->breaker == BREAKER_HALF && ru->probe_out) {

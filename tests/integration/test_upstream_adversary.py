@@ -19,6 +19,8 @@ behaviour each check sets. A check that fails here documents a bug
    call each): one call goes, not one per request;
 3c. batches the open breaker refuses are not sent: they add nothing to the
    retry budget;
+3d. the open breaker's message counts the failed calls that opened it (a
+   late success of an older call does not make it "0 failed calls");
 4. a model's long non-ASCII error message: the 424 ModelError must keep
    Message and OriginalMessage (a cut in the middle of a UTF-8 sequence
    must not drop them);
@@ -129,6 +131,12 @@ class Hostile:
             h.send(200, "\r\n".join("p" + l for l in lines))
         elif m == "500":
             h.send(500, "down")
+        elif m == "slowok":  # a call of rows "slow..." answered late and well, others 500
+            if lines and lines[0].startswith("slow"):
+                time.sleep(0.5)
+                h.send(200, "".join("p" + l + "\n" for l in lines))
+            else:
+                h.send(500, "down")
         elif m == "429":
             h.send(429, "slow down")
         elif m == "huge":  # past the gateway's 64 MiB answer cap
@@ -422,6 +430,33 @@ def test_budget_refused_batches():
         hs.close()
 
 
+# 3d --------------------------------------------------------------------------
+def test_breaker_open_message():
+    section("3d. the open breaker's message, after a late success of an older call")
+    hs = Hostile()
+    gw = Gateway({"m": ep_conf(hs.url, breaker_failures=2, breaker_open_ms=5000, retry_max=0)})
+    try:
+        wait_ready(gw)
+        hs.reset("slowok")
+        res = {}
+        t = threading.Thread(target=lambda: res.update(slow=post(gw, "m", "slow,1\n")))
+        t.start()
+        time.sleep(0.1)
+        post(gw, "m", "1,2\n")
+        post(gw, "m", "1,2\n")  # 2 failed calls in a row: the breaker opens
+        t.join()
+        check_eq(res["slow"][0], 200, "the older call is answered")
+        st, _, body = post(gw, "m", "1,2\n")
+        check_eq(st, 503, "the breaker is still open: ServiceUnavailable")
+        check("open after 2 failed calls in a row" in body,
+              "the message says how many calls failed in a row when it opened: " + body[:200])
+        rz = readyz(gw)
+        check("open after 2 failed calls in a row" in rz[1], "and so does /readyz: %s" % (rz,))
+    finally:
+        stop_clean(gw, "breaker message")
+        hs.close()
+
+
 # 4 ---------------------------------------------------------------------------
 def test_utf8_cut():
     section("4. a model's long non-ASCII error message")
@@ -656,7 +691,7 @@ def main():
     only = sys.argv[1:]
     tests = [test_slow_exec_params, test_bisection_amplification, test_bisection_whole_requests,
              test_breaker_probe_too_large,
-             test_half_open_one_call, test_budget_refused_batches,
+             test_half_open_one_call, test_budget_refused_batches, test_breaker_open_message,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch]
     for t in tests:
