@@ -92,6 +92,10 @@ struct conn_count {
 /* A segment's forwarded headers, the job's own copies (NULL: none). */
 struct job_pass {
     char *custom_attributes, *inference_id, *target_variant;
+    /* a row of the segment holds a line break (a CSV quoted field, a bare
+     * CR): the model may read it as two rows, so the segment goes in calls
+     * of its own, where a wrong count fails only its request */
+    uint8_t line_break;
 };
 
 /* One submitted batch. */
@@ -1483,6 +1487,8 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
 static int job_copy_rows(struct remote_job *job)
 {
     const struct ig_batch *b = job->batch;
+    /* formats the model reads a row a line */
+    int lines = job->ctype == IG_FMT_CSV || job->ctype == IG_FMT_JSONL || job->ctype == IG_FMT_LIBSVM;
     uint32_t k = 0;
     size_t off = 0;
 
@@ -1510,12 +1516,18 @@ static int job_copy_rows(struct remote_job *job)
 
         for (uint32_t i = 0; i < seg->nrows; i++, k++) {
             const struct ig_row *row = &seg->rs->rows[seg->first + i];
+            const char *src = seg->rs->body + row->off;
 
             if (off + row->len > b->nbytes)
                 return IG_ERR_INVALID;
             job->row_off[k] = (uint32_t)off;
-            memcpy(job->rows + off, seg->rs->body + row->off, row->len);
+            memcpy(job->rows + off, src, row->len);
             off += row->len;
+            if (lines && (memchr(src, '\n', row->len) != NULL || memchr(src, '\r', row->len) != NULL)) {
+                if (job->pass == NULL && (job->pass = calloc(b->nsegs, sizeof(*job->pass))) == NULL)
+                    return IG_ERR_NOMEM;
+                job->pass[s].line_break = 1;
+            }
         }
     }
     job->row_off[k] = (uint32_t)off;
@@ -1524,9 +1536,12 @@ static int job_copy_rows(struct remote_job *job)
     return k == b->nrows ? 0 : IG_ERR_INVALID;
 }
 
+/* The segment goes in calls of its own: it forwards headers, or a row of it
+ * holds a line break. */
 static int pass_set(const struct job_pass *p)
 {
-    return p != NULL && (p->custom_attributes || p->inference_id || p->target_variant);
+    return p != NULL &&
+           (p->custom_attributes || p->inference_id || p->target_variant || p->line_break);
 }
 
 /* A call for rows [lo, hi) of <job>, with the forwarded headers of their
@@ -1602,7 +1617,8 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
         ru->tokens = REMOTE_RETRY_BURST;
     end = job->nrows;
     /* Calls of at most max_payload bytes (a row larger goes alone), and a
-     * segment that forwards headers in calls of its own. The probe is one
+     * segment that forwards headers, or holds a row with a line break, in
+     * calls of its own. The probe is one
      * call, whatever the size: rows of the batch that need calls of their
      * own (their headers) are refused, as another batch's would be while
      * the probe is out. A call may fail as it starts (no credentials): the

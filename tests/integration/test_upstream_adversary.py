@@ -12,6 +12,10 @@ behaviour each check sets. A check that fails here documents a bug
    good client on the same endpoint must not wait behind it;
 2b. a refused request of many rows batched with good ones: the bisection
    cuts between requests, never inside one (2s - 1 calls for s requests);
+2c. a row holding a line break (a CSV quoted field with one, a bare CR)
+   that a line-reading model takes as two rows, batched with other
+   requests: only its own request fails (the wrong count), the others are
+   answered;
 3. a half-open breaker whose probe gets an answer past the 64 MiB cap: the
    breaker must not stay half-open forever (every later request refused
    while /readyz says ready);
@@ -127,6 +131,8 @@ class Hostile:
                 h.send(400, "row 666 is poison")
                 return
             h.send(200, "".join("p" + l + "\n" for l in lines))
+        elif m == "lines":  # a row a line as Python's splitlines() reads them (CR too)
+            h.send(200, "".join("p" + l + "\n" for l in body.splitlines()))
         elif m == "crlf":  # CRLF line ends and no final newline
             h.send(200, "\r\n".join("p" + l for l in lines))
         elif m == "500":
@@ -327,6 +333,41 @@ def test_bisection_whole_requests():
               "(got %d: the bisection cuts a request in pieces)" % hs.ncalls())
     finally:
         stop_clean(gw, "bisection, whole requests")
+        hs.close()
+
+
+def test_line_break_rows():
+    section("2c. rows holding a line break batched with good one-row requests")
+    hs = Hostile()
+    gw = Gateway({"m": ep_conf(hs.url, max_delay_us=200000)})
+    try:
+        wait_ready(gw)
+        hs.reset("lines")
+        res = {}
+        # valid CSV, each one row: a quoted field with a newline, a bare CR
+        bodies = {"quoted": '"7\n8",9\n', "cr": "5\r6,7\n", "a": "1,1\n", "b": "2,2\n"}
+
+        def one(k):
+            res[k] = post(gw, "m", bodies[k])
+
+        ts = [threading.Thread(target=one, args=(k,)) for k in bodies]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for k in ("quoted", "cr"):
+            st, _, out = res[k]
+            check(st == 500 and "The model returned 2 predictions for 1 rows" in out,
+                  "%s: the model read the row as two: its own request fails, 500 saying so "
+                  "(got %d %s)" % (k, st, out[:200]))
+        check_eq([(k, res[k][0], res[k][2]) for k in ("a", "b")],
+                 [("a", 200, "p1,1\n"), ("b", 200, "p2,2\n")],
+                 "the requests batched with them: answered exactly")
+        check(not any(("1,1" in c) and ("5" in c or "7" in c) for c in hs.calls),
+              "a row with a line break never shares a call with another request's rows "
+              "(calls: %r)" % hs.calls)
+    finally:
+        stop_clean(gw, "rows holding a line break")
         hs.close()
 
 
@@ -690,7 +731,7 @@ def test_no_creds_split_batch():
 def main():
     only = sys.argv[1:]
     tests = [test_slow_exec_params, test_bisection_amplification, test_bisection_whole_requests,
-             test_breaker_probe_too_large,
+             test_line_break_rows, test_breaker_probe_too_large,
              test_half_open_one_call, test_budget_refused_batches, test_breaker_open_message,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch]
