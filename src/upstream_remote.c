@@ -1084,10 +1084,12 @@ static void call_keep_backs(struct remote_call *c)
         return;
     if (job->backs == NULL && (job->backs = calloc(job->nsegs, sizeof(*job->backs))) == NULL)
         return;
-    for (uint32_t s = 0; s < job->nsegs; s++) {
+    /* the call's segments only: a batch of many one-row requests that
+     * forward headers is as many calls, each of one segment */
+    for (uint32_t s = job_seg_of(job, c->lo); s < job->nsegs && job->seg_first[s] < c->hi; s++) {
         struct ig_seg_back *bk = &job->backs[s];
 
-        if (job->seg_first[s + 1] <= c->lo || job->seg_first[s] >= c->hi)
+        if (job->seg_first[s + 1] <= c->lo)
             continue;
         if (c->variant[0] != '\0') {
             free(bk->variant);
@@ -1549,10 +1551,8 @@ static int pass_set(const struct job_pass *p)
 static void call_launch(struct remote_job *job, uint32_t lo, uint32_t hi, int probe)
 {
     struct remote_call *c = call_new(job, lo, hi);
-    uint32_t s = 0;
+    uint32_t s = job_seg_of(job, lo);
 
-    while (s < job->nsegs && job->seg_first[s + 1] <= lo)
-        s++;
     if (job->pass != NULL && s < job->nsegs && pass_set(&job->pass[s]))
         c->pass = &job->pass[s];
     c->probe = probe;
