@@ -1018,7 +1018,8 @@ static int creds_try_web_identity(struct ig_aws_creds_provider *p,
                               "web identity credentials need a region for STS (or "
                               "AWS_ENDPOINT_URL_STS); region '%s' is not one",
                               conf->region != NULL ? conf->region : "");
-        snprintf(buf, sizeof(buf), "https://sts.%s.amazonaws.com", conf->region);
+        snprintf(buf, sizeof(buf), "https://sts.%s.%s", conf->region,
+                 ig_aws_dns_suffix(conf->region));
         p->url = ig_xstrdup(buf);
     }
     if (name == NULL) {
@@ -1230,6 +1231,11 @@ int ig_aws_creds_get(struct ig_aws_creds_provider *p, const struct ig_aws_creds 
     return creds_fail(err, errlen, p->last_rc,
                       "AWS credentials from %s expired at %s; last refresh: %s", p->source, when,
                       p->last_err);
+}
+
+const char *ig_aws_dns_suffix(const char *region)
+{
+    return strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com";
 }
 
 const char *ig_aws_creds_source(const struct ig_aws_creds_provider *p)

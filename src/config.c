@@ -195,7 +195,7 @@ static const struct config_opt config_endpoint[] = {
     {"request_timeout_ms", CONFIG_U64, E(request_timeout_ms), 1, 3600000, "60000",
      CONFIG_IN_FILE | RELOAD, NULL, "MS", "deadline for one client request"},
     {"endpoint_url", CONFIG_STR, E(endpoint_url), 0, 0, "", CONFIG_IN_FILE, config_check_url_opt,
-     "URL", "sagemaker:// models: the runtime's URL; empty: https://runtime.sagemaker.REGION.amazonaws.com"},
+     "URL", "sagemaker:// models: the runtime's URL; empty: https://runtime.sagemaker.REGION.amazonaws.com (.com.cn in cn-*)"},
     {"upstream_http2", CONFIG_BOOL, E(upstream_http2), 0, 0, "off", CONFIG_IN_FILE, NULL, "on|off",
      "remote models: HTTP/2 (h2c with prior knowledge, h2 by ALPN) instead of HTTP/1.1 keep-alive"},
     {"upstream_timeout_ms", CONFIG_U64, E(upstream_timeout_ms), 1, 3600000, "60000",

@@ -1967,7 +1967,8 @@ int ig_upstream_sagemaker_open(const char *spec, const struct ig_upstream_env *e
     ru->region = ig_xmalloc((size_t)(slash - spec) + 1);
     memcpy(ru->region, spec, (size_t)(slash - spec));
     ru->region[slash - spec] = '\0';
-    snprintf(dflt, sizeof(dflt), "https://runtime.sagemaker.%s.amazonaws.com", ru->region);
+    snprintf(dflt, sizeof(dflt), "https://runtime.sagemaker.%s.%s", ru->region,
+             ig_aws_dns_suffix(ru->region));
     base = conf->endpoint_url != NULL && conf->endpoint_url[0] != '\0' ? conf->endpoint_url : dflt;
     blen = strlen(base);
     while (blen > 0 && base[blen - 1] == '/')

@@ -91,6 +91,10 @@ const char *ig_aws_creds_source(const struct ig_aws_creds_provider *p);
 /* Fetches completed (successful or not) since creation: for tests and metrics. */
 unsigned ig_aws_creds_fetches(const struct ig_aws_creds_provider *p);
 
+/* The domain of AWS's regional endpoints in <region>: "amazonaws.com.cn"
+ * for the China regions (cn-*), else "amazonaws.com". */
+const char *ig_aws_dns_suffix(const char *region);
+
 /* Cancel a running fetch, wipe the secrets, free. NULL is fine. */
 void ig_aws_creds_free(struct ig_aws_creds_provider *p);
 

@@ -1047,6 +1047,16 @@ static void test_bad_answers(void **state)
     ig_aws_creds_free(p);
 }
 
+/* The China regions' endpoints are under amazonaws.com.cn. */
+static void test_dns_suffix(void **state)
+{
+    (void)state;
+    assert_string_equal(ig_aws_dns_suffix("us-east-1"), "amazonaws.com");
+    assert_string_equal(ig_aws_dns_suffix("us-gov-west-1"), "amazonaws.com");
+    assert_string_equal(ig_aws_dns_suffix("cn-north-1"), "amazonaws.com.cn");
+    assert_string_equal(ig_aws_dns_suffix("cn-northwest-1"), "amazonaws.com.cn");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1066,6 +1076,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refresh_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_answers, setup, teardown),
+        cmocka_unit_test(test_dns_suffix),
     };
 
     ig_log_min_level = IG_LOG_ERROR; /* the warn lines are the errors the tests check */
