@@ -39,6 +39,7 @@ behaviour each check sets. A check that fails here documents a bug
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_upstream_adversary.py
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -204,6 +205,28 @@ def post(gw, ep, body, ctype=CSV, accept=CSV, headers=None, timeout=30):
     return r.status, hd, out
 
 
+def together(fn, keys):
+    """fn(key) for each of <keys> at once, from a thread each: key -> what
+    it returned."""
+    res = {}
+
+    def one(k):
+        res[k] = fn(k)
+
+    ts = [threading.Thread(target=one, args=(k,)) for k in keys]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return res
+
+
+def post_together(gw, ep, bodies):
+    """POST each of <bodies> (name -> CSV body) at once (with max_delay_us
+    long enough, in one batch): name -> post()'s answer."""
+    return together(lambda k: post(gw, ep, bodies[k]), bodies)
+
+
 def readyz(gw):
     try:
         with urllib.request.urlopen(gw.url + "/readyz", timeout=5) as r:
@@ -308,53 +331,40 @@ def test_bisection_amplification():
         hs.close()
 
 
-def test_bisection_whole_requests():
-    section("2b. a request of 62 refused rows batched with two good one-row requests")
+@contextlib.contextmanager
+def hostile_gateway(mode, what, **kw):
+    """A hostile container in <mode> behind a gateway whose endpoint "m"
+    has the options <kw> (ep_conf); stopped clean (<what>) on the way out."""
     hs = Hostile()
-    gw = Gateway({"m": ep_conf(hs.url, max_delay_us=200000)})
+    gw = Gateway({"m": ep_conf(hs.url, **kw)})
     try:
         wait_ready(gw)
-        hs.reset()
-        res = {}
-        bodies = {"bad": "".join("666,%d\n" % i for i in range(62)), "a": "1,1\n", "b": "2,2\n"}
+        hs.reset(mode)
+        yield hs, gw
+    finally:
+        stop_clean(gw, what)
+        hs.close()
 
-        def one(k):
-            res[k] = post(gw, "m", bodies[k])
 
-        ts = [threading.Thread(target=one, args=(k,)) for k in bodies]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+def test_bisection_whole_requests():
+    section("2b. a request of 62 refused rows batched with two good one-row requests")
+    # max_delay_us: requests sent together share a batch
+    with hostile_gateway("echo", "bisection, whole requests", max_delay_us=200000) as (hs, gw):
+        res = post_together(gw, "m", {"bad": "".join("666,%d\n" % i for i in range(62)),
+                                       "a": "1,1\n", "b": "2,2\n"})
         check_eq([(k, res[k][0]) for k in ("bad", "a", "b")], [("bad", 424), ("a", 200), ("b", 200)],
                  "the refused request fails, the others are answered")
         check(hs.ncalls() <= 2 * 3 - 1,
               "a batch of 3 requests costs at most 2*3-1 = 5 calls, as docs/upstreams.md says "
               "(got %d: the bisection cuts a request in pieces)" % hs.ncalls())
-    finally:
-        stop_clean(gw, "bisection, whole requests")
-        hs.close()
 
 
 def test_line_break_rows():
     section("2c. rows holding a line break batched with good one-row requests")
-    hs = Hostile()
-    gw = Gateway({"m": ep_conf(hs.url, max_delay_us=200000)})
-    try:
-        wait_ready(gw)
-        hs.reset("lines")
-        res = {}
+    with hostile_gateway("lines", "rows holding a line break", max_delay_us=200000) as (hs, gw):
         # valid CSV, each one row: a quoted field with a newline, a bare CR
-        bodies = {"quoted": '"7\n8",9\n', "cr": "5\r6,7\n", "a": "1,1\n", "b": "2,2\n"}
-
-        def one(k):
-            res[k] = post(gw, "m", bodies[k])
-
-        ts = [threading.Thread(target=one, args=(k,)) for k in bodies]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        res = post_together(gw, "m", {"quoted": '"7\n8",9\n', "cr": "5\r6,7\n",
+                                       "a": "1,1\n", "b": "2,2\n"})
         for k in ("quoted", "cr"):
             st, _, out = res[k]
             check(st == 500 and "The model returned 2 predictions for 1 rows" in out,
@@ -366,9 +376,6 @@ def test_line_break_rows():
         check(not any(("1,1" in c) and ("5" in c or "7" in c) for c in hs.calls),
               "a row with a line break never shares a call with another request's rows "
               "(calls: %r)" % hs.calls)
-    finally:
-        stop_clean(gw, "rows holding a line break")
-        hs.close()
 
 
 # 3 ---------------------------------------------------------------------------
@@ -406,46 +413,27 @@ def test_breaker_probe_too_large():
 # 3b --------------------------------------------------------------------------
 def test_half_open_one_call():
     section("3b. half-open breaker, the probe batch holds requests with headers of their own")
-    hs = Hostile()
-    gw = Gateway({"m": ep_conf(hs.url, breaker_failures=2, breaker_open_ms=300, retry_max=0,
-                               max_delay_us=200000)})
-    try:
-        wait_ready(gw)
-        hs.reset("500")
+    with hostile_gateway("500", "half-open, one call", breaker_failures=2, breaker_open_ms=300,
+                         retry_max=0, max_delay_us=200000) as (hs, gw):
         for _ in range(3):
             post(gw, "m", "1,2\n")
         time.sleep(0.4)  # > breaker_open_ms: half-open, the next batch is the probe
         hs.reset("500")
-        res = [None] * 5
-
-        def one(i):
-            res[i] = post(gw, "m", "%d,1\n" % i,
-                          headers={"X-Amzn-SageMaker-Custom-Attributes": "a%d" % i})
-
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(5)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        res = list(together(lambda i: post(gw, "m", "%d,1\n" % i, headers={
+            "X-Amzn-SageMaker-Custom-Attributes": "a%d" % i}), range(5)).values())
         check_eq(hs.ncalls(), 1, "half-open: one call goes to the failing model, not a call "
                  "for each request of the probe's batch")
         check_eq(sorted(r[0] for r in res), [424] + [503] * 4,
                  "the probe's request gets the model's error, the others ServiceUnavailable")
-    finally:
-        stop_clean(gw, "half-open, one call")
-        hs.close()
 
 
 # 3c --------------------------------------------------------------------------
 def test_budget_refused_batches():
     section("3c. batches the open breaker refuses do not fill the retry budget")
-    hs = Hostile()
-    gw = Gateway({"m": ep_conf(hs.url, breaker_failures=1, breaker_open_ms=500, retry_max=10,
-                               retry_budget_pct=100, retry_base_ms=1, retry_max_ms=2)})
-    try:
-        wait_ready(gw)
+    with hostile_gateway("429", "retry budget, breaker", breaker_failures=1, breaker_open_ms=500,
+                         retry_max=10, retry_budget_pct=100, retry_base_ms=1,
+                         retry_max_ms=2) as (hs, gw):
         calls = 0
-        hs.reset("429")
         post(gw, "m", "1,2\n")  # the burst of 10 retries: the budget is empty
         post(gw, "m", "1,2\n")
         calls += hs.ncalls()
@@ -466,19 +454,13 @@ def test_budget_refused_batches():
               "retries <= retry_budget_pct%% of batches sent + a burst of 10, as docs/upstreams.md "
               "says: %d retries for %d batches sent (batches the breaker refused counted)"
               % (calls - sent, sent))
-    finally:
-        stop_clean(gw, "retry budget, breaker")
-        hs.close()
 
 
 # 3d --------------------------------------------------------------------------
 def test_breaker_open_message():
     section("3d. the open breaker's message, after a late success of an older call")
-    hs = Hostile()
-    gw = Gateway({"m": ep_conf(hs.url, breaker_failures=2, breaker_open_ms=5000, retry_max=0)})
-    try:
-        wait_ready(gw)
-        hs.reset("slowok")
+    with hostile_gateway("slowok", "breaker message", breaker_failures=2, breaker_open_ms=5000,
+                         retry_max=0) as (hs, gw):
         res = {}
         t = threading.Thread(target=lambda: res.update(slow=post(gw, "m", "slow,1\n")))
         t.start()
@@ -493,9 +475,6 @@ def test_breaker_open_message():
               "the message says how many calls failed in a row when it opened: " + body[:200])
         rz = readyz(gw)
         check("open after 2 failed calls in a row" in rz[1], "and so does /readyz: %s" % (rz,))
-    finally:
-        stop_clean(gw, "breaker message")
-        hs.close()
 
 
 # 4 ---------------------------------------------------------------------------
@@ -565,16 +544,7 @@ def test_answers():
 
         # Concurrent requests packed in one call: each gets its own row back.
         hs.reset("echo")
-        res = [None] * 40
-
-        def one(i):
-            res[i] = post(gw, "m", "%d,%d\n" % (i, i + 1000))
-
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(40)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        res = together(lambda i: post(gw, "m", "%d,%d\n" % (i, i + 1000)), range(40))
         bad = [i for i in range(40) if res[i][:1] != (200,) or res[i][2] != "p%d,%d\n" % (i, i + 1000)]
         check_eq(bad, [], "40 concurrent requests, each its own prediction")
     finally:
