@@ -450,10 +450,10 @@ def answer_tests(gw, cont, asan):
 
     t = time.time()
     st, _, out = post(gw, "jsonl", two, CSV, CSV, attrs="mode=deep;n=100000")
-    check_eq((st, out), (500, err_body(
-        "Row 1: the model's answer '" + "[" * 40 + "...' cannot be written as text/csv: it is "
-        "not a number or an array of numbers.")),
-        "a JSON Lines answer nested 100,000 deep to CSV: refused")
+    check_eq((st, out), (500, err_body("Row 1: The model's answer is not valid "
+                                       "application/jsonlines.")),
+             "a JSON Lines answer nested 100,000 deep to CSV: refused (each line is read as "
+             "JSON, at most 64 levels deep, as a JSON answer is)")
     st, _, out = post(gw, "json", two, CSV, CSV, attrs="mode=deep;n=100000")
     check_eq((st, out), (500, err_body("Row 1: The model's answer is not valid "
                                        "application/json.")),
