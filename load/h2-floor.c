@@ -83,7 +83,7 @@ static void make_id(char out[37])
 {
     static const char hex[] = "0123456789abcdef";
     static uint64_t counter = 0x9e3779b97f4a7c15ull;
-    uint64_t a, b;
+    uint64_t w[2];
     size_t o = 0;
 
     /* splitmix64 twice: a fresh UUID-shaped id per answer, like the gateway's */
@@ -92,13 +92,10 @@ static void make_id(char out[37])
 
         z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        if (k == 0)
-            a = z ^ (z >> 31);
-        else
-            b = z ^ (z >> 31);
+        w[k] = z ^ (z >> 31);
     }
     for (int i = 0; i < 16; i++) {
-        unsigned v = (unsigned)((i < 8 ? a >> (56 - 8 * i) : b >> (56 - 8 * (i - 8))) & 0xff);
+        unsigned v = (unsigned)(w[i / 8] >> (56 - 8 * (i % 8))) & 0xff;
 
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[o++] = '-';

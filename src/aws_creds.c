@@ -245,7 +245,7 @@ static int creds_iso8601(const char *s, time_t *out)
         if (!isdigit((unsigned char)d[0]) || !isdigit((unsigned char)d[1]))
             return IG_ERR_INVALID;
         hh = (d[0] - '0') * 10 + (d[1] - '0');
-        if (d[k - 1] == ':' || isdigit((unsigned char)d[k])) { /* minutes: ":MM" or "MM" */
+        if (k == 3 || isdigit((unsigned char)d[2])) { /* minutes: ":MM" or "MM" */
             if (!isdigit((unsigned char)d[k]) || !isdigit((unsigned char)d[k + 1]))
                 return IG_ERR_INVALID;
             mm = (d[k] - '0') * 10 + (d[k + 1] - '0');

@@ -1089,8 +1089,6 @@ static void call_keep_backs(struct remote_call *c)
     for (uint32_t s = job_seg_of(job, c->lo); s < job->nsegs && job->seg_first[s] < c->hi; s++) {
         struct ig_seg_back *bk = &job->backs[s];
 
-        if (job->seg_first[s + 1] <= c->lo)
-            continue;
         if (c->variant[0] != '\0') {
             free(bk->variant);
             bk->variant = ig_xstrdup(c->variant);
@@ -1490,7 +1488,8 @@ static int job_copy_rows(struct remote_job *job)
 {
     const struct ig_batch *b = job->batch;
     /* formats the model reads a row a line */
-    int lines = job->ctype == IG_FMT_CSV || job->ctype == IG_FMT_JSONL || job->ctype == IG_FMT_LIBSVM;
+    int lines =
+        job->ctype == IG_FMT_CSV || job->ctype == IG_FMT_JSONL || job->ctype == IG_FMT_LIBSVM;
     uint32_t k = 0;
     size_t off = 0;
 
@@ -1525,7 +1524,8 @@ static int job_copy_rows(struct remote_job *job)
             job->row_off[k] = (uint32_t)off;
             memcpy(job->rows + off, src, row->len);
             off += row->len;
-            if (lines && (memchr(src, '\n', row->len) != NULL || memchr(src, '\r', row->len) != NULL)) {
+            if (lines &&
+                (memchr(src, '\n', row->len) != NULL || memchr(src, '\r', row->len) != NULL)) {
                 if (job->pass == NULL && (job->pass = calloc(b->nsegs, sizeof(*job->pass))) == NULL)
                     return IG_ERR_NOMEM;
                 job->pass[s].line_break = 1;
@@ -1618,12 +1618,11 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
     end = job->nrows;
     /* Calls of at most max_payload bytes (a row larger goes alone), and a
      * segment that forwards headers, or holds a row with a line break, in
-     * calls of its own. The probe is one
-     * call, whatever the size: rows of the batch that need calls of their
-     * own (their headers) are refused, as another batch's would be while
-     * the probe is out. A call may fail as it starts (no credentials): the
-     * job is held meanwhile, and completes from the loop, never from
-     * inside this call. */
+     * calls of its own. The probe is one call, whatever the size: rows of
+     * the batch that need calls of their own are refused, as another
+     * batch's would be while the probe is out. A call may fail as it
+     * starts (no credentials): the job is held meanwhile, and completes
+     * from the loop, never from inside this call. */
     job->pending++;
     for (uint32_t i = 0, s = 0; i < job->nrows; i++) {
         uint64_t len = job->row_off[i + 1] - job->row_off[i] + 1;
