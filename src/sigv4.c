@@ -664,9 +664,11 @@ static int sigv4_param_cmp(const void *a, const void *b)
 /* Add the parameters of the %-encoded query [q, q + n) to <r>. */
 static int sigv4_add_params(struct sigv4_req *r, const char *q, size_t n, size_t limit)
 {
-    const char *p = q, *end = q + n;
+    const char *p = q, *end;
 
-    while (p != NULL && p < end) {
+    if (q == NULL) /* no query (q + 0 on NULL is undefined) */
+        return 0;
+    for (end = q + n; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(stop - p));
