@@ -294,7 +294,7 @@ print-%:
 #   make fuzz-build                           only build
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= codec number model config http recordio convert
+FUZZ_TARGETS ?= codec number model config http recordio convert auth jpath
 FUZZ_ARGS ?=
 FUZZ_BUILD := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
