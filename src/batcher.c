@@ -222,7 +222,11 @@ static int batcher_fill(struct ig_batcher *b, struct ig_batch *bt)
 
     while (b->head != NULL && !full) {
         struct ig_batcher_entry *e = b->head;
-        struct ig_batch_seg *s = batcher_add_seg(bt, &cap, e);
+        struct ig_batch_seg *s;
+
+        if (lim->max_batch_segs != 0 && bt->nsegs == lim->max_batch_segs)
+            break; /* the entries a batch may hold: the next waits */
+        s = batcher_add_seg(bt, &cap, e);
 
         while (e->next_row < e->rs->nrows) {
             uint32_t len = e->rs->rows[e->next_row].len;

@@ -43,6 +43,7 @@ struct ig_batcher_limits {
     uint64_t max_delay_us;    /* a queued row waits at most this long (0 = flush at once) */
     uint32_t max_inflight;    /* >= 1: batches handed out and not yet done */
     uint32_t max_queue_rows;  /* >= 1: rows queued (not yet in a batch) at most */
+    uint32_t max_batch_segs;  /* rowsets (owners' entries) in one batch at most; 0: any */
 };
 
 /*
@@ -106,7 +107,8 @@ int ig_batcher_enqueue_sized(struct ig_batcher *b, void *owner, const struct ig_
  *     (a rowset sent to the back counts from that batch's time)
  *   drain mode is on and a row is queued      IG_FLUSH_DRAIN
  * The batch takes rows from the head while rows < max_batch_rows and
- * bytes + next row's len <= max_batch_bytes; the first row always goes in.
+ * bytes + next row's len <= max_batch_bytes, and (max_batch_segs != 0)
+ * from at most max_batch_segs entries; the first row always goes in.
  * Sets id (1, 2, 3, ... per batcher), reason, nrows, nbytes, segs, nsegs and
  * created_us = now_us; status, out, out_len, preds, err_type and err_msg are
  * zero. The caller owns the batch; it counts as in flight until

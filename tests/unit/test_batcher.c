@@ -103,7 +103,7 @@ static void assert_batch(const struct ig_batch *bt, enum ig_flush_reason reason,
 
 static void test_new_rejects_zero_limits(void **state)
 {
-    struct ig_batcher_limits ok = {4, 100, 0, 1, 10};
+    struct ig_batcher_limits ok = {4, 100, 0, 1, 10, 0};
     struct ig_batcher_limits lim;
     struct ig_batcher *b;
 
@@ -349,6 +349,48 @@ static void test_owners_share_batches(void **state)
     rs_free(rb);
     rs_free(rc);
     rs_free(ra2);
+}
+
+/* max_batch_segs = 1: a batch holds one entry's rows (a request whose rows
+ * go in calls of their own is one batch, not one of hundreds of calls a
+ * batch waits for); a partly taken entry still takes its turn. */
+static void test_max_batch_segs(void **state)
+{
+    static const uint32_t la[] = {1, 2}, lc[] = {6};
+    struct ig_rowset *ra = rs_new_lens(2, la), *rb = rs_new(5, 1), *rc = rs_new_lens(1, lc);
+    struct ig_batcher_limits lim = {.max_batch_rows = 3, .max_batch_bytes = 1000,
+                                    .max_delay_us = 0, .max_inflight = 8,
+                                    .max_queue_rows = 100, .max_batch_segs = 1};
+    struct ig_batcher *b = ig_batcher_new(&lim);
+    struct ig_batch *bt[4];
+
+    (void)state;
+    assert_non_null(b);
+    assert_int_equal(ig_batcher_enqueue(b, A, ra, 0), 0);
+    assert_int_equal(ig_batcher_enqueue(b, B, rb, 1), 0);
+    assert_int_equal(ig_batcher_enqueue(b, C, rc, 2), 0);
+    bt[0] = ig_batcher_next(b, 2);
+    assert_batch(bt[0], IG_FLUSH_ROWS, 2, 3, 1);
+    assert_seg(bt[0], 0, A, ra, 0, 2);
+    bt[1] = ig_batcher_next(b, 2);
+    assert_batch(bt[1], IG_FLUSH_ROWS, 3, 3, 1);
+    assert_seg(bt[1], 0, B, rb, 0, 3);
+    /* B, partly taken, went behind C */
+    bt[2] = ig_batcher_next(b, 2);
+    assert_batch(bt[2], IG_FLUSH_ROWS, 1, 6, 1);
+    assert_seg(bt[2], 0, C, rc, 0, 1);
+    bt[3] = ig_batcher_next(b, 2);
+    assert_batch(bt[3], IG_FLUSH_DELAY, 2, 2, 1);
+    assert_seg(bt[3], 0, B, rb, 3, 2);
+    assert_null(ig_batcher_next(b, 2));
+    assert_int_equal(ig_batcher_queued_rows(b), 0);
+    assert_int_equal(ig_batcher_queued_bytes(b), 0);
+    for (int i = 0; i < 4; i++)
+        ig_batcher_done(b, bt[i]);
+    ig_batcher_free(b);
+    rs_free(ra);
+    rs_free(rb);
+    rs_free(rc);
 }
 
 /* A request of many rows takes its turn one batch at a time: the one-row
@@ -1105,6 +1147,7 @@ int main(void)
         cmocka_unit_test(test_flush_by_delay),
         cmocka_unit_test(test_delay_zero),
         cmocka_unit_test(test_owners_share_batches),
+        cmocka_unit_test(test_max_batch_segs),
         cmocka_unit_test(test_big_request_takes_turns),
         cmocka_unit_test(test_one_owner_2500_rows),
         cmocka_unit_test(test_max_inflight),
