@@ -1189,6 +1189,22 @@ static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, int st
     return 0;
 }
 
+/* Whether a row of <rs> holds a line break (LF or a bare CR) when the model
+ * reads <wire> a row a line: it may read that row as two, so its request
+ * goes in calls of its own (upstream_remote.c), on a solo lane. */
+static int gw_rows_break(const struct ig_rowset *rs, enum ig_format wire)
+{
+    if (wire != IG_FMT_CSV && wire != IG_FMT_JSONL && wire != IG_FMT_LIBSVM)
+        return 0;
+    for (uint32_t i = 0; i < rs->nrows; i++) {
+        const char *p = rs->body + rs->rows[i].off;
+
+        if (memchr(p, '\n', rs->rows[i].len) != NULL || memchr(p, '\r', rs->rows[i].len) != NULL)
+            return 1;
+    }
+    return 0;
+}
+
 /*
  * <r>'s body was decoded (inline, or on a decoder and back on the loop):
  * with <rv> < 0 answer the decoder's error, else queue its rows. <nbytes>
@@ -1209,6 +1225,12 @@ void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *c
     /* Inline, the request is queued the moment it arrived; from a decoder,
      * now (the batcher's queue is in enqueue-time order). */
     r->enqueue_us = nbytes != UINT64_MAX ? ig_now_us() : r->start_us;
+    /* A request whose rows go in calls of their own waits on the solo lane
+     * of its formats: a batch of its own, taking turns with the others. */
+    if (r->chunk == NULL && ep->up->remote && r->lane < ep->lanes + GW_NLANES_PLAIN &&
+        (r->breaks || r->pass.custom_attributes || r->pass.inference_id ||
+         r->pass.target_variant))
+        r->lane += GW_NLANES_PLAIN;
     if (gw_endpoint_queued(ep) + (uint64_t)r->rs.nrows > ep->conf->max_queue_rows)
         rv = IG_ERR_FULL;
     else if (nbytes != UINT64_MAX)
@@ -1255,6 +1277,8 @@ struct gw_decode_job {
     uint32_t max_rows;
     int rv;
     uint64_t nbytes; /* sum of the row lengths, for an O(1) enqueue */
+    int lines;       /* a remote model's rows: look for line breaks (gw_rows_break) */
+    int breaks;
     struct ig_budget *budget; /* referenced while the worker may charge it */
     struct ig_codec_error cerr;
     const void *flow;             /* its connection's gw_flow key */
@@ -1277,6 +1301,7 @@ static void gw_decode_work(void *arg)
     for (uint32_t i = 0; i < r->rs.nrows; i++)
         nbytes += r->rs.rows[i].len;
     j->nbytes = nbytes;
+    j->breaks = j->lines && gw_rows_break(&r->rs, j->wire);
 }
 
 static void on_decode_done(void *arg);
@@ -1306,6 +1331,7 @@ static void gw_decode_done(void *arg)
     } else if (r->expired) {
         gw_req_expire(r);
     } else {
+        r->breaks = (uint8_t)j->breaks;
         gw_req_decoded(r, j->rv, &j->cerr, j->nbytes);
     }
     gw_req_unref(r); /* the job's reference */
@@ -1472,6 +1498,7 @@ static void gw_decode_offload(struct gw_request *r, enum ig_format ctype, const 
     j->body = body;
     j->len = len;
     j->dim = ep->up->dim;
+    j->lines = ep->up->remote && ep->up->dim == 0;
     j->max_rows = ep->conf->max_queue_rows;
     /* The worker charges the connection's budget while the connection may
      * go away on the loop: hold it for the decode. */
@@ -1584,6 +1611,8 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     rv = ig_codec_decode(ctype, body, len, ep->up->dim, ep->conf->max_queue_rows, &r->rs, &cerr);
     if (rv == 0 && gw_converts(ep, ctype, r->lane->ctype, r->rs.index_base))
         rv = gw_req_convert(r, ctype, r->lane->ctype, 0, &cerr);
+    if (rv == 0 && ep->up->remote && ep->up->dim == 0)
+        r->breaks = (uint8_t)gw_rows_break(&r->rs, r->lane->ctype);
     gw_req_decoded(r, rv, &cerr, UINT64_MAX);
 }
 
@@ -2078,10 +2107,14 @@ static int gw_endpoint_new(struct ig_gateway *gw, const struct ig_endpoint_conf 
         .max_inflight = conf->max_inflight,
         .max_queue_rows = conf->max_queue_rows,
     };
+    /* solo lanes: a request a batch, sent at once (waiting would add none) */
+    struct ig_batcher_limits solo = lim;
     struct gw_endpoint *ep;
     char why[384];
     int rv;
 
+    solo.max_delay_us = 0;
+    solo.max_batch_segs = 1;
     *out = NULL;
     ep = ig_xcalloc(1, sizeof(*ep));
     ep->gw = gw;
@@ -2121,9 +2154,9 @@ static int gw_endpoint_new(struct ig_gateway *gw, const struct ig_endpoint_conf 
         struct gw_lane *lane = &ep->lanes[f];
 
         lane->ep = ep;
-        lane->ctype = (enum ig_format)(f / IG_FMT_COUNT);
+        lane->ctype = (enum ig_format)(f % GW_NLANES_PLAIN / IG_FMT_COUNT);
         lane->accept = (enum ig_format)(f % IG_FMT_COUNT);
-        lane->batcher = ig_batcher_new(&lim);
+        lane->batcher = ig_batcher_new(f < GW_NLANES_PLAIN ? &lim : &solo);
         lane->timer = evtimer_new(gw->base, on_lane_timer, lane);
         lane->timer_at = UINT64_MAX;
     }
@@ -2325,7 +2358,7 @@ int ig_gateway_new(struct event_base *base, const struct ig_config *cfg, struct 
     gw->base = base;
     gw->cfg = cfg;
     for (size_t i = 0; i < cfg->nendpoints; i++)
-        max_jobs += GW_NLANES * cfg->endpoints[i].max_inflight;
+        max_jobs += GW_NLANES_PLAIN * cfg->endpoints[i].max_inflight; /* local: plain lanes */
     /* the admin API's endpoints: each batch in flight is one job */
     max_jobs += IG_GATEWAY_MAX_ADMIN_VARIANTS * 8;
     if (ig_workers_new_nice(base, cfg->workers, max_jobs, GW_MODEL_NICE, &gw->workers) < 0 ||

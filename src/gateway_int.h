@@ -74,8 +74,15 @@ struct gw_flow {
 
 /* One batcher and its flush timer: rows of one endpoint for one Accept,
  * and, for an upstream that takes rows as bytes, one Content-Type (a
- * call's rows are all in one format). */
-#define GW_NLANES (IG_FMT_COUNT * IG_FMT_COUNT)
+ * call's rows are all in one format). A remote model has a second set of
+ * lanes, the solo lanes (index GW_NLANES_PLAIN and up, same order): a
+ * request whose rows go in calls of their own (forwarded headers, a row
+ * holding a line break) waits there, a batch each, flushed at once, so
+ * that it takes turns for the in-flight slots with the other lanes
+ * instead of packing hundreds of calls into a batch that the requests
+ * batched with it, and the lanes behind it, wait for. */
+#define GW_NLANES_PLAIN (IG_FMT_COUNT * IG_FMT_COUNT)
+#define GW_NLANES (2 * GW_NLANES_PLAIN)
 struct gw_lane {
     struct gw_endpoint *ep;
     enum ig_format ctype; /* the rows' format (bytes upstreams; else any) */
@@ -108,7 +115,7 @@ struct gw_endpoint {
      * formats of the calls (rows and answers converted, convert.h); -1:
      * the client's. */
     int up_ctype, up_accept;
-    struct gw_lane lanes[GW_NLANES]; /* [ctype * IG_FMT_COUNT + accept] */
+    struct gw_lane lanes[GW_NLANES]; /* [solo * GW_NLANES_PLAIN + ctype * IG_FMT_COUNT + accept] */
     /* Deadlines: every request of an endpoint has the same
      * request_timeout_ms, so arrival order is deadline order. The requests
      * waiting for theirs form a FIFO, and one timer per endpoint is armed at
@@ -204,6 +211,7 @@ struct gw_request {
     uint8_t stream;   /* InvokeEndpointWithResponseStream: the answer as events */
     uint8_t decoding; /* the body is on a decoder: rs belongs to the worker */
     uint8_t expired;  /* the deadline passed while decoding: answer when it is back */
+    uint8_t breaks;   /* a row holds a line break in the model's format (gw_rows_break) */
 };
 
 struct ig_gateway {

@@ -34,7 +34,11 @@ behaviour each check sets. A check that fails here documents a bug
    nested arrays and strings holding brackets: exact predictions, each on
    its own row (the parser must not shift them);
 7. clients that reset while their rows sit in a backoff or a bisection:
-   the gateway keeps serving, no leak, exit 0 (run under ASan too).
+   the gateway keeps serving, no leak, exit 0 (run under ASan too);
+11. a flood of one-row requests that each go in a call of their own
+   (forwarded headers, a CSV quoted newline) in front of a slow model: a
+   plain request of the same endpoint is not held until every one of
+   them has had its call.
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_upstream_adversary.py
 """
@@ -698,13 +702,46 @@ def test_no_creds_split_batch():
         stop_clean(gw, "no credentials, two calls")
 
 
+# 11 --------------------------------------------------------------------------
+def test_solo_flood():
+    section("11. a flood of requests that each need a call of their own, then a plain one")
+    with hostile_gateway("echo", "solo flood", max_inflight=2, max_delay_us=2000) as (hs, gw):
+        hs.delay = 0.05  # 2 calls at a time: 20 calls a second
+        res = {}
+
+        def solo(i):
+            if i % 2:
+                res[i] = post(gw, "m", "%d,1\n" % i, timeout=30,
+                              headers={"X-Amzn-SageMaker-Custom-Attributes": "a%d" % i})
+            else:  # a quoted newline: the model reads two rows (500, its own)
+                res[i] = post(gw, "m", '"%d\n",1\n' % i, timeout=30)
+
+        ts = [threading.Thread(target=solo, args=(i,)) for i in range(60)]
+        for t in ts:
+            t.start()
+        time.sleep(0.3)  # the flood is queued: about 3 s of calls
+        t0 = time.time()
+        good = post(gw, "m", "1,2\n")
+        good_s = time.time() - t0
+        for t in ts:
+            t.join()
+        print("   a plain request behind 60 solo requests: %.2f s" % good_s, flush=True)
+        check_eq((good[0], good[2]), (200, "p1,2\n"), "the plain request answered")
+        check(good_s < 0.6, "a plain request takes turns with the requests that each need a "
+              "call of their own, not after all of them (%.2f s; a call takes 0.05 s)" % good_s)
+        wrong = [i for i in range(1, 60, 2) if res[i][:1] != (200,) or res[i][2] != "p%d,1\n" % i]
+        check_eq(wrong, [], "each request with headers of its own: its own prediction")
+        check_eq(sorted(set(res[i][0] for i in range(0, 60, 2))), [500],
+                 "each quoted-newline request: its own wrong count (500)")
+
+
 def main():
     only = sys.argv[1:]
     tests = [test_slow_exec_params, test_bisection_amplification, test_bisection_whole_requests,
              test_line_break_rows, test_breaker_probe_too_large,
              test_half_open_one_call, test_budget_refused_batches, test_breaker_open_message,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
-             test_no_creds_split_batch]
+             test_no_creds_split_batch, test_solo_flood]
     for t in tests:
         if only and not any(o in t.__name__ for o in only):
             continue
