@@ -1377,10 +1377,13 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
          * ThrottlingException: retried, never a refusal of the rows. */
         int model_4xx = code >= 400 && code < 500 && code != 429 &&
                         strcmp(c->etype, "ThrottlingException") != 0;
+        /* The model's own 500: it raised on these rows, and answered. */
+        int model_500 = ru->kind == REMOTE_CONTAINER && code == 500;
 
         if (ru->kind == REMOTE_SAGEMAKER && code == 424 &&
             call_sm_model_error(c, &ostatus, msg, sizeof(msg)) == 0) {
             model_4xx = ostatus >= 400 && ostatus < 500 && ostatus != 429;
+            model_500 = ostatus == 500;
             mlen = strlen(msg);
         } else if (ru->kind == REMOTE_SAGEMAKER && model_4xx) {
             /* not the model: SageMaker refused the call itself */
@@ -1408,7 +1411,14 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
         why = code == 429 || strcmp(c->etype, "ThrottlingException") == 0 ? IG_RETRY_THROTTLED
                                                                           : IG_RETRY_SERVER;
         if (why == IG_RETRY_SERVER) {
-            breaker_failure(ru, c);
+            /* A model's 500 says these rows failed it, not that it is
+             * down (that is 502, 503, 504, a timeout, a broken
+             * connection): counted, one client's rows that crash the
+             * model would open the breaker for every client. */
+            if (model_500)
+                breaker_success(ru, c);
+            else
+                breaker_failure(ru, c);
             ru->base.stats.calls_failed++;
         }
         if (call_retry(c, why)) {

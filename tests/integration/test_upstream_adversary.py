@@ -38,7 +38,10 @@ behaviour each check sets. A check that fails here documents a bug
 11. a flood of one-row requests that each go in a call of their own
    (forwarded headers, a CSV quoted newline) in front of a slow model: a
    plain request of the same endpoint is not held until every one of
-   them has had its call.
+   them has had its call;
+12. a client whose rows make the model raise (500, after the retries):
+   only its requests fail; the breaker stays closed, the other clients
+   are served (a 503, a timeout, a broken connection still count).
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_upstream_adversary.py
 """
@@ -142,12 +145,19 @@ class Hostile:
             h.send(200, "\r\n".join("p" + l for l in lines))
         elif m == "500":
             h.send(500, "down")
-        elif m == "slowok":  # a call of rows "slow..." answered late and well, others 500
+        elif m == "503":  # down: what opens the breaker
+            h.send(503, "down")
+        elif m == "p500":  # a row "666..." makes the model raise: 500; the others answered
+            if any(l.startswith("666") for l in lines):
+                h.send(500, "row 666 crashes the model")
+                return
+            h.send(200, "".join("p" + l + "\n" for l in lines))
+        elif m == "slowok":  # a call of rows "slow..." answered late and well, others 503
             if lines and lines[0].startswith("slow"):
                 time.sleep(0.5)
                 h.send(200, "".join("p" + l + "\n" for l in lines))
             else:
-                h.send(500, "down")
+                h.send(503, "down")
         elif m == "429":
             h.send(429, "slow down")
         elif m == "huge":  # past the gateway's 64 MiB answer cap
@@ -392,7 +402,7 @@ def test_breaker_probe_too_large():
                                    retry_max=0)})
         try:
             wait_ready(gw)
-            hs.reset("500")
+            hs.reset("503")
             for _ in range(3):
                 post(gw, "m", "1,2\n")
             st, _, body = post(gw, "m", "1,2\n")
@@ -417,12 +427,12 @@ def test_breaker_probe_too_large():
 # 3b --------------------------------------------------------------------------
 def test_half_open_one_call():
     section("3b. half-open breaker, the probe batch holds requests with headers of their own")
-    with hostile_gateway("500", "half-open, one call", breaker_failures=2, breaker_open_ms=300,
+    with hostile_gateway("503", "half-open, one call", breaker_failures=2, breaker_open_ms=300,
                          retry_max=0, max_delay_us=200000) as (hs, gw):
         for _ in range(3):
             post(gw, "m", "1,2\n")
         time.sleep(0.4)  # > breaker_open_ms: half-open, the next batch is the probe
-        hs.reset("500")
+        hs.reset("503")
         res = list(together(lambda i: post(gw, "m", "%d,1\n" % i, headers={
             "X-Amzn-SageMaker-Custom-Attributes": "a%d" % i}), range(5)).values())
         check_eq(hs.ncalls(), 1, "half-open: one call goes to the failing model, not a call "
@@ -441,7 +451,7 @@ def test_budget_refused_batches():
         post(gw, "m", "1,2\n")  # the burst of 10 retries: the budget is empty
         post(gw, "m", "1,2\n")
         calls += hs.ncalls()
-        hs.reset("500")
+        hs.reset("503")
         post(gw, "m", "1,2\n")  # the breaker opens
         refused = [post(gw, "m", "1,2\n")[0] for _ in range(20)]
         check_eq(set(refused), {503}, "the open breaker refuses batches at once")
@@ -735,13 +745,35 @@ def test_solo_flood():
                  "each quoted-newline request: its own wrong count (500)")
 
 
+# 12 --------------------------------------------------------------------------
+def test_poison_500_breaker():
+    section("12. a client whose rows make the model answer 500 does not open the breaker")
+    with hostile_gateway("p500", "poison 500", breaker_failures=5, breaker_open_ms=5000,
+                         retry_max=3) as (hs, gw):
+        bad = [post(gw, "m", "666,%d\n" % i) for i in range(3)]
+        check_eq([b[0] for b in bad], [424] * 3, "each poisoned request: 424 ModelError")
+        st, _, body = post(gw, "m", "1,2\n")
+        check_eq((st, body), (200, "p1,2\n"),
+                 "3 requests of one client (12 calls answered 500) do not lock the endpoint's "
+                 "other clients out (got %d %s)" % (st, body[:200]))
+        rz = readyz(gw)
+        check_eq(rz[0], 200, "/readyz: ready (%s)" % (rz,))
+        hs.reset("503")  # the model is down (the retry budget is spent: a call a request)
+        for _ in range(5):
+            post(gw, "m", "1,2\n")
+        st, _, body = post(gw, "m", "1,2\n")
+        check(st == 503 and "circuit breaker is open" in body,
+              "a model answering 503 still opens the breaker (got %d %s)" % (st, body[:200]))
+
+
 def main():
     only = sys.argv[1:]
     tests = [test_slow_exec_params, test_bisection_amplification, test_bisection_whole_requests,
              test_line_break_rows, test_breaker_probe_too_large,
              test_half_open_one_call, test_budget_refused_batches, test_breaker_open_message,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
-             test_no_creds_split_batch, test_solo_flood]
+             test_no_creds_split_batch, test_solo_flood,
+             test_poison_500_breaker]
     for t in tests:
         if only and not any(o in t.__name__ for o in only):
             continue

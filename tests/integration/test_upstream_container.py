@@ -483,7 +483,7 @@ def test_bisection():
 
 def test_breaker():
     section("4. breaker: open after breaker_failures, ServiceUnavailable at once, probe closes")
-    f = Fake("--fail-500", "1.0")
+    f = Fake("--fail-503", "1.0")
     port = f.port
     ep = {"model": f.url, "retry_max": "0", "breaker_failures": "3", "breaker_open_ms": "1500",
           "max_delay_us": "200"}
@@ -492,8 +492,8 @@ def test_breaker():
         for i in range(3):
             st, hd, out = post(gw, "c", csv_row(ROWS[i]), CSV, CSV)
             check_eq((st, hd.get("x-amzn-errortype"), out),
-                     (424, "ModelError", model_error("c", 500, fake_msg("injected fault: 500"))),
-                     "call %d of a container answering 500: its ModelError" % (i + 1))
+                     (424, "ModelError", model_error("c", 503, fake_msg("injected fault: 503"))),
+                     "call %d of a container answering 503 (down): its ModelError" % (i + 1))
         check_eq(up_metric(gw, "infergate_upstream_breaker_state", "c"), 1.0,
                  "after breaker_failures (3) failed calls: breaker_state 1 (open)")
         rz = readyz(gw)
