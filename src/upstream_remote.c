@@ -1068,6 +1068,7 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
         struct remote_call *h = call_new(job, half ? mid : c->lo, half ? c->hi : mid);
 
         h->pass = c->pass;
+        h->attempt = c->attempt; /* the retries a 500's rows had: not again per half */
         call_start(h);
     }
     call_end(c);
@@ -1444,6 +1445,13 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
                               ? "ServiceUnavailable"
                               : "InternalFailure",
                           0, msg, strlen(msg));
+        } else if (model_500) {
+            /* Rows that make the model raise, retried: split as a 4xx
+             * is, so that only the requests holding them fail, not every
+             * request batched with them (nor with another's message). */
+            call_bisect(c, ostatus, msg, mlen);
+            remote_pump(ru);
+            return;
         } else {
             job_fail_rows(job, c->lo, c->hi, "ModelError", ostatus, msg, mlen);
         }

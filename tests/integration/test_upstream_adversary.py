@@ -41,7 +41,10 @@ behaviour each check sets. A check that fails here documents a bug
    them has had its call;
 12. a client whose rows make the model raise (500, after the retries):
    only its requests fail; the breaker stays closed, the other clients
-   are served (a 503, a timeout, a broken connection still count).
+   are served (a 503, a timeout, a broken connection still count);
+12b. such a request batched with good ones: split out as a refused one
+   is, only it fails (the others are not answered the model's 500 about
+   another client's row).
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_upstream_adversary.py
 """
@@ -766,6 +769,21 @@ def test_poison_500_breaker():
               "a model answering 503 still opens the breaker (got %d %s)" % (st, body[:200]))
 
 
+def test_poison_500_batched():
+    section("12b. a request the model answers 500 batched with two good ones")
+    with hostile_gateway("p500", "poison 500 batched", max_delay_us=200000, retry_max=1,
+                         breaker_failures=100) as (hs, gw):
+        res = post_together(gw, "m", {"bad": "666,1\n", "a": "1,1\n", "b": "2,2\n"})
+        check_eq(res["bad"][0], 424, "the request whose row makes the model raise: 424 "
+                 "ModelError (%s)" % res["bad"][2][:160])
+        check_eq([(k, res[k][0], res[k][2]) for k in ("a", "b")],
+                 [("a", 200, "p1,1\n"), ("b", 200, "p2,2\n")],
+                 "the requests batched with it: their own predictions, not its 500")
+        check(hs.ncalls() <= 2 + 2 * 3 - 1,
+              "a call, its retry, then at most 2*3-1 calls to split 3 requests (got %d)"
+              % hs.ncalls())
+
+
 def main():
     only = sys.argv[1:]
     tests = [test_slow_exec_params, test_bisection_amplification, test_bisection_whole_requests,
@@ -773,7 +791,7 @@ def main():
              test_half_open_one_call, test_budget_refused_batches, test_breaker_open_message,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch, test_solo_flood,
-             test_poison_500_breaker]
+             test_poison_500_breaker, test_poison_500_batched]
     for t in tests:
         if only and not any(o in t.__name__ for o in only):
             continue
