@@ -1189,19 +1189,37 @@ static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, int st
     return 0;
 }
 
-/* Whether a row of <rs> holds a line break (LF or a bare CR) when the model
+/* Whether <p> holds a line boundary for a model that reads lines: LF, CR,
+ * and what Python's str.splitlines() (a container's usual reader) also
+ * cuts at: VT, FF, FS, GS, RS, and in UTF-8 NEL, U+2028 and U+2029. */
+static int gw_line_break(const unsigned char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = p[i];
+
+        if (ch >= 0x20 && ch != 0xC2 && ch != 0xE2)
+            continue;
+        if (ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f' || (ch >= 0x1C && ch <= 0x1E))
+            return 1;
+        if (ch == 0xC2 && i + 1 < len && p[i + 1] == 0x85)
+            return 1;
+        if (ch == 0xE2 && i + 2 < len && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9))
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether a row of <rs> holds a line break (gw_line_break) when the model
  * reads <wire> a row a line: it may read that row as two, so its request
- * goes in calls of its own (upstream_remote.c), on a solo lane. */
+ * goes in calls of its own (upstream_remote.c, rs->line_breaks), on a solo
+ * lane. */
 static int gw_rows_break(const struct ig_rowset *rs, enum ig_format wire)
 {
     if (wire != IG_FMT_CSV && wire != IG_FMT_JSONL && wire != IG_FMT_LIBSVM)
         return 0;
-    for (uint32_t i = 0; i < rs->nrows; i++) {
-        const char *p = rs->body + rs->rows[i].off;
-
-        if (memchr(p, '\n', rs->rows[i].len) != NULL || memchr(p, '\r', rs->rows[i].len) != NULL)
+    for (uint32_t i = 0; i < rs->nrows; i++)
+        if (gw_line_break((const unsigned char *)rs->body + rs->rows[i].off, rs->rows[i].len))
             return 1;
-    }
     return 0;
 }
 
@@ -1252,6 +1270,7 @@ void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *c
     }
     if (r->pass.custom_attributes || r->pass.inference_id || r->pass.target_variant)
         r->rs.pass = &r->pass; /* its rows travel in calls of their own */
+    r->rs.line_breaks = r->breaks; /* so do rows holding a line break */
     if (r->chunk == NULL) /* a stream's chunks count in the stream metrics */
         ep->requests++;
     ep->rows += r->rs.nrows;

@@ -1542,8 +1542,8 @@ static int job_copy_rows(struct remote_job *job)
             job->row_off[k] = (uint32_t)off;
             memcpy(job->rows + off, src, row->len);
             off += row->len;
-            if (lines &&
-                (memchr(src, '\n', row->len) != NULL || memchr(src, '\r', row->len) != NULL)) {
+            if (lines && (seg->rs->line_breaks || memchr(src, '\n', row->len) != NULL ||
+                          memchr(src, '\r', row->len) != NULL)) {
                 if (job->pass == NULL && (job->pass = calloc(b->nsegs, sizeof(*job->pass))) == NULL)
                     return IG_ERR_NOMEM;
                 job->pass[s].line_break = 1;

@@ -50,6 +50,11 @@ struct ig_rowset {
      * one request: a remote model that refuses a call is asked again with
      * halves down to the single row, and only the rows it refuses fail. */
     uint8_t rows_apart;
+    /* Set by the gateway before queueing: a row holds a line break (LF, CR,
+     * or another boundary a line reader such as Python's splitlines() cuts
+     * at), so a remote model may read it as two rows: its rows go in calls
+     * of their own. */
+    uint8_t line_breaks;
     /* libsvm only, read before decoding (like <budget>): the column index
      * of the first feature, 0 (XGBoost's) or 1 (the SageMaker Spark
      * library's). */
