@@ -34,6 +34,7 @@ struct ig_batcher {
     struct ig_batcher_entry *head; /* oldest; NULL when empty */
     struct ig_batcher_entry *tail; /* newest; NULL when empty */
     uint32_t queued_rows;       /* <= lim.max_queue_rows */
+    uint32_t *group_rows;       /* NULL, or a count shared by batchers (ig_batcher_set_group) */
     uint64_t queued_bytes;
     uint32_t inflight; /* <= lim.max_inflight */
     uint64_t next_id;  /* id of the next batch, from 1 */
@@ -55,12 +56,22 @@ struct ig_batcher *ig_batcher_new(const struct ig_batcher_limits *lim)
     return b;
 }
 
+void ig_batcher_set_group(struct ig_batcher *b, uint32_t *rows)
+{
+    if (b->group_rows != NULL)
+        *b->group_rows -= b->queued_rows;
+    b->group_rows = rows;
+    if (rows != NULL)
+        *rows += b->queued_rows;
+}
+
 void ig_batcher_free(struct ig_batcher *b)
 {
     struct ig_batcher_entry *e, *next;
 
     if (b == NULL)
         return;
+    ig_batcher_set_group(b, NULL);
     for (e = b->head; e != NULL; e = next) {
         next = e->next;
         free(e);
@@ -109,6 +120,8 @@ int ig_batcher_enqueue_sized(struct ig_batcher *b, void *owner, const struct ig_
     b->tail = e;
     b->queued_rows += rs->nrows;
     b->queued_bytes += nbytes;
+    if (b->group_rows != NULL)
+        *b->group_rows += rs->nrows;
     if (entry != NULL)
         *entry = e;
     return 0;
@@ -203,6 +216,8 @@ static uint32_t batcher_unlink(struct ig_batcher *b, struct ig_batcher_entry *e)
         b->tail = e->prev;
     b->queued_rows -= rows;
     b->queued_bytes -= e->nbytes;
+    if (b->group_rows != NULL)
+        *b->group_rows -= rows;
     free(e);
     return rows;
 }
@@ -256,6 +271,8 @@ static int batcher_fill(struct ig_batcher *b, struct ig_batch *bt)
     bt->nbytes = (size_t)bytes;
     b->queued_rows -= bt->nrows;
     b->queued_bytes -= bytes;
+    if (b->group_rows != NULL)
+        *b->group_rows -= bt->nrows;
     return partial;
 }
 

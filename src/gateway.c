@@ -756,11 +756,7 @@ static void gw_endpoint_pump(struct gw_endpoint *ep, const struct gw_lane *first
 
 uint32_t gw_endpoint_queued(const struct gw_endpoint *ep)
 {
-    uint32_t q = 0;
-
-    for (int f = 0; f < GW_NLANES; f++)
-        q += ig_batcher_queued_rows(ep->lanes[f].batcher);
-    return q;
+    return ep->queued_rows;
 }
 
 /* Copy a finished segment's predictions into its request. */
@@ -1189,23 +1185,43 @@ static int gw_negotiate(struct ig_http_req *http, struct gw_endpoint *ep, int st
     return 0;
 }
 
-/* Whether <p> holds a line boundary for a model that reads lines: LF, CR,
- * and what Python's str.splitlines() (a container's usual reader) also
- * cuts at: VT, FF, FS, GS, RS, and in UTF-8 NEL, U+2028 and U+2029. */
+/* Whether a line boundary for a model that reads lines starts at p[i]:
+ * LF, CR, and what Python's str.splitlines() (a container's usual reader)
+ * also cuts at: VT, FF, FS, GS, RS, and in UTF-8 NEL, U+2028 and U+2029. */
+static int gw_break_at(const unsigned char *p, size_t len, size_t i)
+{
+    unsigned char ch = p[i];
+
+    if (ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f' || (ch >= 0x1C && ch <= 0x1E))
+        return 1;
+    if (ch == 0xC2)
+        return i + 1 < len && p[i + 1] == 0x85;
+    if (ch == 0xE2)
+        return i + 2 < len && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9);
+    return 0;
+}
+
+/* Whether <p> holds a line boundary (gw_break_at). Eight bytes at a time:
+ * a word none of whose bytes is below 0x20 or from 0x80 up (a row of
+ * ASCII numbers and commas) holds none; only the others are looked at
+ * byte by byte. */
 static int gw_line_break(const unsigned char *p, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = p[i];
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
 
-        if (ch >= 0x20 && ch != 0xC2 && ch != 0xE2)
-            continue;
-        if (ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f' || (ch >= 0x1C && ch <= 0x1E))
-            return 1;
-        if (ch == 0xC2 && i + 1 < len && p[i + 1] == 0x85)
-            return 1;
-        if (ch == 0xE2 && i + 2 < len && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9))
-            return 1;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+
+        memcpy(&w, p + i, 8);
+        if (((w - 0x20 * ones) | w) & highs) /* a byte < 0x20 or >= 0x80 */
+            for (size_t k = i; k < i + 8; k++)
+                if (gw_break_at(p, len, k))
+                    return 1;
     }
+    for (; i < len; i++)
+        if (gw_break_at(p, len, i))
+            return 1;
     return 0;
 }
 
@@ -2176,6 +2192,8 @@ static int gw_endpoint_new(struct ig_gateway *gw, const struct ig_endpoint_conf 
         lane->ctype = (enum ig_format)(f % GW_NLANES_PLAIN / IG_FMT_COUNT);
         lane->accept = (enum ig_format)(f % IG_FMT_COUNT);
         lane->batcher = ig_batcher_new(f < GW_NLANES_PLAIN ? &lim : &solo);
+        if (lane->batcher != NULL)
+            ig_batcher_set_group(lane->batcher, &ep->queued_rows);
         lane->timer = evtimer_new(gw->base, on_lane_timer, lane);
         lane->timer_at = UINT64_MAX;
     }

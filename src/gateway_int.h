@@ -116,6 +116,7 @@ struct gw_endpoint {
      * the client's. */
     int up_ctype, up_accept;
     struct gw_lane lanes[GW_NLANES]; /* [solo * GW_NLANES_PLAIN + ctype * IG_FMT_COUNT + accept] */
+    uint32_t queued_rows;            /* the rows all lanes hold (ig_batcher_set_group) */
     /* Deadlines: every request of an endpoint has the same
      * request_timeout_ms, so arrival order is deadline order. The requests
      * waiting for theirs form a FIFO, and one timer per endpoint is armed at

@@ -55,6 +55,14 @@ struct ig_batcher_limits {
 struct ig_batcher *ig_batcher_new(const struct ig_batcher_limits *lim);
 
 /*
+ * Keep *<rows> counting <b>'s queued rows too, with those of every batcher
+ * given the same counter (the rows an endpoint's lanes hold, read in O(1)):
+ * <b>'s rows queued now are added at once, and taken off the old counter
+ * when there was one. NULL stops it. The counter must outlive the link.
+ */
+void ig_batcher_set_group(struct ig_batcher *b, uint32_t *rows);
+
+/*
  * Free <b> and its queued entries (their rows are dropped; the rowsets and
  * owners are the caller's and are not touched). Batches still in flight stay
  * valid and are freed by the caller with ig_batch_free (not

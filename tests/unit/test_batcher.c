@@ -393,6 +393,42 @@ static void test_max_batch_segs(void **state)
     rs_free(rc);
 }
 
+/* Two batchers sharing a group counter: it holds their queued rows through
+ * enqueue, a batch taken, a cancel, unlinking and freeing. */
+static void test_group_rows(void **state)
+{
+    struct ig_rowset *ra = rs_new(3, 1), *rb = rs_new(4, 1), *rc = rs_new(2, 1);
+    struct ig_batcher_limits lim = {.max_batch_rows = 2, .max_batch_bytes = 1000,
+                                    .max_delay_us = 0, .max_inflight = 8,
+                                    .max_queue_rows = 100};
+    struct ig_batcher *b1 = ig_batcher_new(&lim), *b2 = ig_batcher_new(&lim);
+    struct ig_batch *bt;
+    uint32_t group = 0;
+
+    (void)state;
+    assert_int_equal(ig_batcher_enqueue(b1, A, ra, 0), 0); /* before the link: added then */
+    ig_batcher_set_group(b1, &group);
+    ig_batcher_set_group(b2, &group);
+    assert_int_equal(group, 3);
+    assert_int_equal(ig_batcher_enqueue(b2, B, rb, 0), 0);
+    assert_int_equal(ig_batcher_enqueue(b2, C, rc, 0), 0);
+    assert_int_equal(group, 9);
+    bt = ig_batcher_next(b2, 1); /* 2 rows of B */
+    assert_non_null(bt);
+    assert_int_equal(group, 7);
+    assert_int_equal(ig_batcher_cancel(b2, B), 2); /* B's other 2 */
+    assert_int_equal(group, 5);
+    ig_batcher_set_group(b1, NULL); /* A's 3 leave the count */
+    assert_int_equal(group, 2);
+    ig_batcher_done(b2, bt);
+    ig_batcher_free(b2); /* C's 2 */
+    assert_int_equal(group, 0);
+    ig_batcher_free(b1);
+    rs_free(ra);
+    rs_free(rb);
+    rs_free(rc);
+}
+
 /* A request of many rows takes its turn one batch at a time: the one-row
  * request queued behind it leaves in the second batch, not the fourth, and
  * the big one's rows keep their order. */
@@ -1148,6 +1184,7 @@ int main(void)
         cmocka_unit_test(test_delay_zero),
         cmocka_unit_test(test_owners_share_batches),
         cmocka_unit_test(test_max_batch_segs),
+        cmocka_unit_test(test_group_rows),
         cmocka_unit_test(test_big_request_takes_turns),
         cmocka_unit_test(test_one_owner_2500_rows),
         cmocka_unit_test(test_max_inflight),
