@@ -811,6 +811,25 @@ static int call_sign(struct remote_call *c)
     return 0;
 }
 
+/*
+ * A forwarded header <name> of <c>'s request (<value> NULL: none). An
+ * empty value is sent as one: libcurl drops "Name: " from a list, so it
+ * takes its "Name;" form, and SageMaker gets the empty header it was told
+ * is signed (boto3 sends CustomAttributes="" as such a header).
+ */
+static void call_pass_hdr(struct remote_call *c, const char *name, const char *value)
+{
+    char h[1100];
+
+    if (value == NULL)
+        return;
+    if (value[0] == '\0')
+        snprintf(h, sizeof(h), "%s;", name);
+    else
+        snprintf(h, sizeof(h), "%s: %s", name, value);
+    c->hdrs = curl_slist_append(c->hdrs, h);
+}
+
 /* Set up the transfer of <c>. 0, or a negative IG_ERR_* with <c> failed. */
 static int call_setup(struct remote_call *c)
 {
@@ -834,19 +853,11 @@ static int call_setup(struct remote_call *c)
     snprintf(h, sizeof(h), "Accept: %s", ig_codec_format_mime(job->accept));
     c->hdrs = curl_slist_append(c->hdrs, h);
     c->hdrs = curl_slist_append(c->hdrs, "Expect:"); /* no 100-continue round trip */
-    if (c->pass != NULL && c->pass->custom_attributes != NULL) {
-        char a[1100];
-
-        snprintf(a, sizeof(a), "X-Amzn-SageMaker-Custom-Attributes: %s", c->pass->custom_attributes);
-        c->hdrs = curl_slist_append(c->hdrs, a);
-    }
-    if (ru->kind == REMOTE_SAGEMAKER && c->pass != NULL && c->pass->inference_id != NULL) {
-        snprintf(h, sizeof(h), "X-Amzn-SageMaker-Inference-Id: %s", c->pass->inference_id);
-        c->hdrs = curl_slist_append(c->hdrs, h);
-    }
-    if (ru->kind == REMOTE_SAGEMAKER && c->pass != NULL && c->pass->target_variant != NULL) {
-        snprintf(h, sizeof(h), "X-Amzn-SageMaker-Target-Variant: %s", c->pass->target_variant);
-        c->hdrs = curl_slist_append(c->hdrs, h);
+    if (c->pass != NULL)
+        call_pass_hdr(c, "X-Amzn-SageMaker-Custom-Attributes", c->pass->custom_attributes);
+    if (ru->kind == REMOTE_SAGEMAKER && c->pass != NULL) {
+        call_pass_hdr(c, "X-Amzn-SageMaker-Inference-Id", c->pass->inference_id);
+        call_pass_hdr(c, "X-Amzn-SageMaker-Target-Variant", c->pass->target_variant);
     }
     curl_easy_setopt(c->easy, CURLOPT_URL, ru->url_invoke);
     curl_easy_setopt(c->easy, CURLOPT_POST, 1L);
