@@ -1099,6 +1099,14 @@ static const char *gw_check_headers(struct ig_http_req *http, const struct gw_en
     if (v && (strlen(v) < 1 || strlen(v) > 64))
         return "1 validation error detected: Value at 'inferenceId' failed to satisfy "
                "constraint: Member must have length between 1 and 64";
+    /* \A\S[\p{Print}]*\z: printable ASCII, not starting with a blank (a
+     * tab or a byte over 0x7E would reach SageMaker, refused there, and come
+     * back as a 500 the client's SDK retries) */
+    for (size_t i = 0; v != NULL && v[i] != '\0'; i++)
+        if ((unsigned char)v[i] < (i == 0 ? 0x21 : 0x20) || (unsigned char)v[i] > 0x7E)
+            return "1 validation error detected: Value at 'inferenceId' failed to satisfy "
+                   "constraint: Member must satisfy regular expression pattern: "
+                   "\\A\\S[\\p{Print}]*\\z";
     v = ig_http_req_header(http, "X-Amzn-SageMaker-Target-Variant");
     if (v && strcmp(v, ep->conf->variant) != 0) {
         snprintf(msg, msglen, "Variant %.64s not found for endpoint %s.", v, ep->conf->name);

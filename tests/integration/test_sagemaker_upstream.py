@@ -1042,6 +1042,41 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAPASSTHROUGH", AWS_SECRET_ACCESS_KEY="pass/se
                  (200, "3.0\n", ("runtime-saw=" + v)[:1024], [(v, None)]),
                  "pass-through: CustomAttributes %r forwarded as is, signed, echoed" % v[:20])
 
+    # boto3 pointed at the gateway: InferenceId at its longest (64 printable
+    # ASCII characters) goes through exactly; one SageMaker's pattern
+    # \A\S[\p{Print}]*\z refuses (a tab, a non-ASCII character) is refused
+    # by the gateway as SageMaker would, 400 ValidationError, which boto3
+    # does not retry, and never reaches SageMaker (which would refuse it
+    # there: a 500 the SDK retries).
+    import boto3  # noqa: E402
+    import botocore.config  # noqa: E402
+    import botocore.exceptions  # noqa: E402
+
+    sm = boto3.client("sagemaker-runtime", region_name=REGION, endpoint_url=gw.url,
+                      aws_access_key_id="AKIDCLIENT", aws_secret_access_key="client/secret",
+                      config=botocore.config.Config(retries={"mode": "standard",
+                                                             "max_attempts": 3}))
+
+    def boto_invoke(**kw):
+        try:
+            r = sm.invoke_endpoint(EndpointName="sm", Body=b"1,2\n", ContentType="text/csv", **kw)
+            return ("ok", r["Body"].read().decode(), r["ResponseMetadata"]["RetryAttempts"])
+        except botocore.exceptions.ClientError as e:
+            return (e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"],
+                    e.response["ResponseMetadata"]["RetryAttempts"])
+
+    iid64 = "".join(chr(33 + i % 94) for i in range(64))
+    for v, want, sent in ((iid64, ("ok", "3.0\n", 0), [iid64]),
+                          ("a b", ("ok", "3.0\n", 0), ["a b"]),
+                          ("tab\there", (400, "ValidationError", 0), []),
+                          ("\u00e9t\u00e9", (400, "ValidationError", 0), [])):
+        rt.reset()
+        check_eq((boto_invoke(InferenceId=v), [c["inference_id"] for c in rt.snapshot()]),
+                 (want, sent), "pass-through: boto3 InferenceId %r" % v[:16])
+    rt.reset()
+    check_eq((boto_invoke(CustomAttributes=""), [c["custom"] for c in rt.snapshot()]),
+             (("ok", "3.0\n", 0), [""]), "pass-through: boto3 CustomAttributes=\"\" forwarded")
+
     # The same over HTTP/2 (curl, h2c): the answer's headers come back on the stream.
     rt.reset()
     st, h, body = curl(gw.invoke_url("sm"), "4,5\n", http2=True,
