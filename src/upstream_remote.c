@@ -142,6 +142,9 @@ struct remote_call {
     size_t resp_cap;            /* this call's answer at most */
     struct ig_budget_hold hold; /* body and answer, charged as they grow */
     int over;                   /* 1: the answer passed resp_cap; 2: the budget refused it */
+    int cut;                    /* an error answer passed resp_cap: cut (call_cut_error) */
+    char tail[64];              /* the last bytes of a cut error answer */
+    size_t tail_len;
     char ctype[128];
     char etype[128]; /* x-amzn-ErrorType, up to its ':' */
     char attrs[1025]; /* X-Amzn-SageMaker-Custom-Attributes answered */
@@ -281,14 +284,51 @@ static size_t on_write(char *p, size_t size, size_t n, void *arg)
     return ig_buf_append(b, p, size * n) == 0 ? size * n : 0;
 }
 
+/* An error answer past the cap: what fits is kept, the rest read and
+ * dropped but for its last bytes (<c->tail>, where SageMaker's ModelError
+ * puts OriginalStatusCode). The error still reaches its rows, as the model
+ * said it: a 4xx still splits the call, a 5xx is still retried. */
+static size_t call_cut_error(struct remote_call *c, const char *p, size_t len)
+{
+    size_t fit = c->resp_cap > c->resp.len ? c->resp_cap - c->resp.len : 0, keep;
+
+    if (fit > len)
+        fit = len;
+    if (fit > 0 && c->job->ru->base.budget != NULL &&
+        ig_budget_hold_set(&c->hold, c->job->ru->base.budget,
+                           c->body.cap + ig_buf_grown_cap(&c->resp, fit)) < 0) {
+        c->over = 2;
+        return 0;
+    }
+    if (fit > 0 && ig_buf_append(&c->resp, p, fit) < 0)
+        return 0;
+    p += fit;
+    len -= fit;
+    if (len >= sizeof(c->tail)) {
+        memcpy(c->tail, p + len - sizeof(c->tail), sizeof(c->tail));
+        c->tail_len = sizeof(c->tail);
+    } else if (len > 0) {
+        keep = c->tail_len + len > sizeof(c->tail) ? sizeof(c->tail) - len : c->tail_len;
+        memmove(c->tail, c->tail + c->tail_len - keep, keep);
+        memcpy(c->tail + keep, p, len);
+        c->tail_len = keep + len;
+    }
+    c->cut = 1;
+    return fit + len;
+}
+
 /* A call's answer: capped by its rows, charged to the server-wide budget
  * before the buffer grows; 0 aborts the transfer (c->over says why). */
 static size_t on_call_write(char *p, size_t size, size_t n, void *arg)
 {
     struct remote_call *c = arg;
     size_t len = size * n, cap;
+    long code = 0;
 
     if (c->resp.len + len > c->resp_cap) {
+        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 300)
+            return call_cut_error(c, p, len);
         c->over = 1;
         return 0;
     }
@@ -844,7 +884,8 @@ static int call_setup(struct remote_call *c)
     curl_slist_free_all(c->hdrs);
     c->hdrs = NULL;
     ig_buf_reset(&c->resp);
-    c->over = 0;
+    c->over = c->cut = 0;
+    c->tail_len = 0;
     c->ctype[0] = c->etype[0] = '\0';
     if (c->body.len == 0 && (rv = call_body(c)) < 0)
         return rv;
@@ -1338,6 +1379,84 @@ static size_t call_sm_msg(const struct remote_call *c, char *msg, size_t cap)
     return n;
 }
 
+/*
+ * Where member "<key>"'s value starts in [b, b + len) (after the colon and
+ * blanks), or NULL: a scan for what JSON cut short no parser reads. The
+ * key is matched as a quoted string anywhere, as a ModelError body's keys
+ * are found in SageMaker's few top-level members.
+ */
+static const char *json_scan_val(const char *b, size_t len, const char *key)
+{
+    size_t kl = strlen(key);
+    const char *end = b + len;
+
+    for (const char *q = b; q + kl + 2 < end; q++) {
+        const char *v;
+
+        if (q[0] != '"' || memcmp(q + 1, key, kl) != 0 || q[kl + 1] != '"')
+            continue;
+        v = q + kl + 2;
+        while (v < end && (*v == ' ' || *v == ':'))
+            v++;
+        return v < end ? v : NULL;
+    }
+    return NULL;
+}
+
+/* The integer value of member "<key>" in [b, b + len) (at most 1000), or -1. */
+static int json_scan_int(const char *b, size_t len, const char *key)
+{
+    const char *v = json_scan_val(b, len, key), *end = b + len;
+    int n = 0;
+
+    if (v == NULL || !isdigit((unsigned char)*v))
+        return -1;
+    while (v < end && isdigit((unsigned char)*v) && n < 1000)
+        n = n * 10 + (*v++ - '0');
+    return n;
+}
+
+/* The start of string member "<key>"'s text in [b, b + len), or NULL. */
+static const char *json_scan_str(const char *b, size_t len, const char *key)
+{
+    const char *v = json_scan_val(b, len, key);
+
+    return v != NULL && *v == '"' ? v + 1 : NULL;
+}
+
+/*
+ * A ModelError body cut at the answer's cap (call_cut_error): no longer
+ * JSON, so its status is looked for in the bytes kept and in the last
+ * ones, and its message is the start of OriginalMessage as it was written
+ * (escapes left as they are), cut as every model message is; when the
+ * cut came before it (SageMaker's keys are in order, Message first, which
+ * quotes it), the start of what Message quotes.
+ */
+static int call_sm_cut_model_error(const struct remote_call *c, int *status, char *msg,
+                                   size_t cap)
+{
+    static const char quoted[] = "with message \\\"";
+    const char *b = c->resp.data ? c->resp.data : "", *end = b + c->resp.len, *m;
+    int st = json_scan_int(b, c->resp.len, "OriginalStatusCode");
+
+    if (st < 0)
+        st = json_scan_int(c->tail, c->tail_len, "OriginalStatusCode");
+    if (st < 0)
+        return -1;
+    *status = st;
+    msg[0] = '\0';
+    if ((m = json_scan_str(b, c->resp.len, "OriginalMessage")) == NULL &&
+        (m = json_scan_str(b, c->resp.len, "Message")) != NULL) {
+        const char *w = memmem(m, (size_t)(end - m) < 256 ? (size_t)(end - m) : 256, quoted,
+                               sizeof(quoted) - 1);
+
+        m = w != NULL ? w + sizeof(quoted) - 1 : m;
+    }
+    if (m != NULL)
+        text_clean(m, (size_t)(end - m), msg, cap);
+    return 0;
+}
+
 /* SageMaker's ModelError: the model's status and message from its body. */
 static int call_sm_model_error(const struct remote_call *c, int *status, char *msg, size_t cap)
 {
@@ -1345,6 +1464,8 @@ static int call_sm_model_error(const struct remote_call *c, int *status, char *m
     json_t *st = o ? json_object_get(o, "OriginalStatusCode") : NULL;
     json_t *om = o ? json_object_get(o, "OriginalMessage") : NULL;
 
+    if (o == NULL && c->cut)
+        return call_sm_cut_model_error(c, status, msg, cap);
     if (!json_is_integer(st)) {
         json_decref(o);
         return -1;

@@ -280,6 +280,18 @@ class Runtime:
                                        '"model crashed".',
                             "OriginalMessage": "model crashed",
                             "OriginalStatusCode": 500}).encode()
+        if fail == "hugemodel400":  # a model's 4xx whose message passes the answer's cap
+            return 424, [("Content-Type", "application/json"),
+                         ("x-amzn-ErrorType", "ModelError")], \
+                json.dumps({"ErrorCode": "CLIENT_ERROR_FROM_MODEL",
+                            "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:"
+                                            "/aws/sagemaker/Endpoints/" + SM_NAME,
+                            "Message": "Received client error (400) from primary with message "
+                                       "\"%s\"." % ("E" * 700000),
+                            "OriginalMessage": "E" * 700000,
+                            "OriginalStatusCode": 400}).encode()
+        if fail == "huge503":
+            return aws_error(503, "ServiceUnavailable", "S" * 700000)
         if validation is not None:
             return aws_error(400, "ValidationError", validation)
         ctype, accept = hdrs.get("content-type"), hdrs.get("accept")
@@ -919,6 +931,20 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secre
                  "%s x%d: calls made (retries included)" % (script[0], len(script)))
         check_eq([c["bad"] for c in calls if c["bad"]], [],
                  "%s x%d: every retry re-signed and verified" % (script[0], len(script)))
+    # An error body longer than the answer's cap (two rows: 576 KiB) is cut,
+    # not taken for an answer too large: the model's 4xx is still a
+    # ModelError with its status (OriginalStatusCode comes after the long
+    # message), a 503 still retried and SageMaker's own.
+    for script, want, ncalls in (
+            (["hugemodel400"], (424, "ModelError", 400, "E" * 1024), 1),
+            (["huge503"] * 3, (503, "ServiceUnavailable", None, None), 3)):
+        rt.reset()
+        rt.script = list(script)
+        st, h, body = post(gw, csv_of(q))
+        o = json.loads(body)
+        check_eq((st, h.get("x-amzn-errortype"), o.get("OriginalStatusCode"),
+                  o.get("OriginalMessage"), len(rt.snapshot())), want + (ncalls,),
+                 "%s: an error body over the cap is cut, still the model's error" % script[0])
     rt.reset()
 
 # SageMaker unreachable: retried, then ServiceUnavailable naming it.
