@@ -1558,7 +1558,17 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
             remote_pump(ru);
             return;
         }
-        if (why == IG_RETRY_THROTTLED) {
+        if (why == IG_RETRY_THROTTLED && ru->kind == REMOTE_SAGEMAKER &&
+            strcmp(c->etype, "ModelNotReadyException") == 0) {
+            /* a modeled error of InvokeEndpoint (429: a serverless endpoint
+             * or a multi-model endpoint still loading): the client's SDK
+             * knows it by that name, as from SageMaker itself */
+            char body[512];
+
+            call_sm_msg(c, body, sizeof(body));
+            snprintf(msg, sizeof(msg), "SageMaker answered %ld %s: %s", code, c->etype, body);
+            job_fail_rows(job, c->lo, c->hi, "ModelNotReadyException", 0, msg, strlen(msg));
+        } else if (why == IG_RETRY_THROTTLED) {
             /* the client's SDK retries a ThrottlingException */
             snprintf(msg, sizeof(msg),
                      "The model backend (%s) is throttling calls (%ld %s) and did not take this "

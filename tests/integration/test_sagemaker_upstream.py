@@ -290,6 +290,10 @@ class Runtime:
                                        "\"%s\"." % ("E" * 700000),
                             "OriginalMessage": "E" * 700000,
                             "OriginalStatusCode": 400}).encode()
+        if fail == "notready":  # serverless provisioning, a multi-model endpoint loading
+            return 429, [("Content-Type", "application/json"),
+                         ("x-amzn-ErrorType", "ModelNotReadyException")], \
+                b'{"Message":"Model is not ready yet."}'
         if fail == "huge503":
             return aws_error(503, "ServiceUnavailable", "S" * 700000)
         if validation is not None:
@@ -919,6 +923,13 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secre
             {"message": "Row 1: The model's answer is not valid application/json."},
             separators=(",", ":")))),
     ]
+    cases += [
+        # SageMaker's 429 ModelNotReadyException: retried, then its own
+        # (modeled) type and status, not a ThrottlingException
+        (["notready"] * 3, (429, "ModelNotReadyException", json.dumps(
+            {"message": "Row 1: SageMaker answered 429 ModelNotReadyException: "
+                        '{"Message":"Model is not ready yet."}'}, separators=(",", ":")))),
+    ]
     for script, want in cases:
         rt.reset()
         rt.script = list(script)
@@ -926,7 +937,7 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secre
         check_eq((st, h.get("x-amzn-errortype"), body), want,
                  "%s x%d with 2 retries: the client's answer" % (script[0], len(script)))
         calls = rt.snapshot()
-        retried = script[0] in ("throttle", "503", "model500")
+        retried = script[0] in ("throttle", "503", "model500", "notready")
         check_eq(len(calls), min(len(script) + 1, 3) if retried else 1,
                  "%s x%d: calls made (retries included)" % (script[0], len(script)))
         check_eq([c["bad"] for c in calls if c["bad"]], [],
