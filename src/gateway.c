@@ -1081,6 +1081,24 @@ static struct gw_endpoint *gw_endpoint_find(struct ig_gateway *gw, const char *n
     return first;
 }
 
+static int gw_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$, 1..63 characters: a variant name. */
+static int gw_variant_name_ok(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > 63 || !gw_alnum(v[0]) || !gw_alnum(v[n - 1]))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!gw_alnum(v[i]) && v[i] != '-')
+            return 0;
+    return 1;
+}
+
 /* Header constraints from the InvokeEndpoint model (sagemaker-protocols §1.2). */
 static const char *gw_check_headers(struct ig_http_req *http, const struct gw_endpoint *ep,
                                     char *msg, size_t msglen)
@@ -1108,6 +1126,15 @@ static const char *gw_check_headers(struct ig_http_req *http, const struct gw_en
                    "constraint: Member must satisfy regular expression pattern: "
                    "\\A\\S[\\p{Print}]*\\z";
     v = ig_http_req_header(http, "X-Amzn-SageMaker-Target-Variant");
+    if (v && !ep->admin && strncmp(ep->conf->model, "sagemaker://", 12) == 0) {
+        /* SageMaker's endpoint has variants of its own: any name goes to
+         * it, and it says whether it has that variant */
+        if (!gw_variant_name_ok(v))
+            return "1 validation error detected: Value at 'targetVariant' failed to satisfy "
+                   "constraint: Member must satisfy regular expression pattern: "
+                   "^[a-zA-Z0-9](-*[a-zA-Z0-9])*, with length less than or equal to 63";
+        return NULL;
+    }
     if (v && strcmp(v, ep->conf->variant) != 0) {
         snprintf(msg, msglen, "Variant %.64s not found for endpoint %s.", v, ep->conf->name);
         return msg;

@@ -1527,7 +1527,15 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
                      c->etype[0] ? c->etype : "error", body);
             ig_log(IG_LOG_WARN, "endpoint %s: %s", ru->conf->name, msg);
             breaker_success(ru, c); /* it answers: not down */
-            job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
+            /* a call that names the client's own TargetVariant: a
+             * ValidationError is SageMaker's verdict on it (a variant its
+             * endpoint does not have), the client's 400, not retried */
+            job_fail_rows(job, c->lo, c->hi,
+                          code == 400 && strcmp(c->etype, "ValidationError") == 0 &&
+                                  c->pass != NULL && c->pass->target_variant != NULL
+                              ? "ValidationError"
+                              : "InternalFailure",
+                          0, msg, strlen(msg));
             call_end(c);
             remote_pump(ru);
             return;

@@ -298,6 +298,10 @@ class Runtime:
             return aws_error(503, "ServiceUnavailable", "S" * 700000)
         if validation is not None:
             return aws_error(400, "ValidationError", validation)
+        target = hdrs.get("x-amzn-sagemaker-target-variant")
+        if target is not None and target not in ("AllTraffic", "Blue", "Green"):
+            return aws_error(400, "ValidationError", "Variant %s not found for endpoint %s."
+                             % (target, SM_NAME))  # the fake's words
         ctype, accept = hdrs.get("content-type"), hdrs.get("accept")
         rows = parse_rows(ctype, body)
         if any(r and repr(r[0]) == repr(float(POISON)) for r in rows):
@@ -1113,6 +1117,28 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAPASSTHROUGH", AWS_SECRET_ACCESS_KEY="pass/se
     rt.reset()
     check_eq((boto_invoke(CustomAttributes=""), [c["custom"] for c in rt.snapshot()]),
              (("ok", "3.0\n", 0), [""]), "pass-through: boto3 CustomAttributes=\"\" forwarded")
+
+    # TargetVariant: SageMaker's endpoint has variants of its own (Blue,
+    # Green), not the gateway's "variant": any valid name is forwarded, and
+    # SageMaker's ValidationError for one it lacks is the client's 400
+    # (boto3 does not retry it); a name that breaks the pattern is refused
+    # by the gateway, as SageMaker would.
+    def boto_variant(tv):
+        try:
+            r = sm.invoke_endpoint(EndpointName="sm", Body=b"1,2\n", ContentType="text/csv",
+                                   TargetVariant=tv)
+            return (200, r["InvokedProductionVariant"], r["Body"].read().decode())
+        except botocore.exceptions.ClientError as e:
+            return (e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"],
+                    e.response["ResponseMetadata"]["RetryAttempts"])
+
+    for tv, want, sent in (("Blue", (200, "Blue", "3.0\n"), ["Blue"]),
+                           ("Purple", (400, "ValidationError", 0), ["Purple"]),
+                           ("bad_name", (400, "ValidationError", 0), []),
+                           ("v" * 64, (400, "ValidationError", 0), [])):
+        rt.reset()
+        check_eq((boto_variant(tv), [c["target"] for c in rt.snapshot()]), (want, sent),
+                 "pass-through: boto3 TargetVariant %r" % tv[:16])
 
     # The same over HTTP/2 (curl, h2c): the answer's headers come back on the stream.
     rt.reset()
