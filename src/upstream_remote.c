@@ -145,6 +145,7 @@ struct remote_call {
     int cut;                    /* an error answer passed resp_cap: cut (call_cut_error) */
     char tail[64];              /* the last bytes of a cut error answer */
     size_t tail_len;
+    uint64_t cut_read; /* bytes of a cut error answer read past the cap */
     char ctype[128];
     char etype[128]; /* x-amzn-ErrorType, up to its ':' */
     char attrs[1025]; /* X-Amzn-SageMaker-Custom-Attributes answered */
@@ -286,12 +287,18 @@ static size_t on_write(char *p, size_t size, size_t n, void *arg)
 
 /* An error answer past the cap: what fits is kept, the rest read and
  * dropped but for its last bytes (<c->tail>, where SageMaker's ModelError
- * puts OriginalStatusCode). The error still reaches its rows, as the model
- * said it: a 4xx still splits the call, a 5xx is still retried. */
+ * puts OriginalStatusCode), up to REMOTE_RESP_MAX in all (then the
+ * transfer stops, and on_call_done takes what it has). The error still
+ * reaches its rows, as the model said it: a 4xx still splits the call, a
+ * 5xx is still retried. */
 static size_t call_cut_error(struct remote_call *c, const char *p, size_t len)
 {
     size_t fit = c->resp_cap > c->resp.len ? c->resp_cap - c->resp.len : 0, keep;
 
+    c->cut = 1;
+    c->cut_read += len;
+    if (c->cut_read > REMOTE_RESP_MAX)
+        return 0;
     if (fit > len)
         fit = len;
     if (fit > 0 && c->job->ru->base.budget != NULL &&
@@ -313,7 +320,6 @@ static size_t call_cut_error(struct remote_call *c, const char *p, size_t len)
         memcpy(c->tail + keep, p, len);
         c->tail_len = keep + len;
     }
-    c->cut = 1;
     return fit + len;
 }
 
@@ -886,6 +892,7 @@ static int call_setup(struct remote_call *c)
     ig_buf_reset(&c->resp);
     c->over = c->cut = 0;
     c->tail_len = 0;
+    c->cut_read = 0;
     c->ctype[0] = c->etype[0] = '\0';
     if (c->body.len == 0 && (rv = call_body(c)) < 0)
         return rv;
@@ -1498,6 +1505,8 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
     }
     ig_hist_observe(&ru->base.stats.call_seconds, (double)(ig_now_us() - c->start_us) / 1e6);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    if (rc == CURLE_WRITE_ERROR && c->cut && c->over == 0)
+        rc = CURLE_OK; /* an error answer stopped past REMOTE_RESP_MAX: what it said */
     if (rc == CURLE_OK && code >= 200 && code < 300) {
         breaker_success(ru, c);
         call_answered(c);
