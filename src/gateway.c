@@ -1086,12 +1086,12 @@ static int gw_alnum(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$, 1..63 characters: a variant name. */
+/* ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$: a variant name's pattern. */
 static int gw_variant_name_ok(const char *v)
 {
     size_t n = strlen(v);
 
-    if (n == 0 || n > 63 || !gw_alnum(v[0]) || !gw_alnum(v[n - 1]))
+    if (n == 0 || !gw_alnum(v[0]) || !gw_alnum(v[n - 1]))
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!gw_alnum(v[i]) && v[i] != '-')
@@ -1129,10 +1129,13 @@ static const char *gw_check_headers(struct ig_http_req *http, const struct gw_en
     if (v && !ep->admin && strncmp(ep->conf->model, "sagemaker://", 12) == 0) {
         /* SageMaker's endpoint has variants of its own: any name goes to
          * it, and it says whether it has that variant */
+        if (strlen(v) > 63)
+            return "1 validation error detected: Value at 'targetVariant' failed to satisfy "
+                   "constraint: Member must have length less than or equal to 63";
         if (!gw_variant_name_ok(v))
             return "1 validation error detected: Value at 'targetVariant' failed to satisfy "
                    "constraint: Member must satisfy regular expression pattern: "
-                   "^[a-zA-Z0-9](-*[a-zA-Z0-9])*, with length less than or equal to 63";
+                   "^[a-zA-Z0-9](-*[a-zA-Z0-9])*";
         return NULL;
     }
     if (v && strcmp(v, ep->conf->variant) != 0) {
