@@ -901,12 +901,14 @@ static int call_setup(struct remote_call *c)
     snprintf(h, sizeof(h), "Accept: %s", ig_codec_format_mime(job->accept));
     c->hdrs = curl_slist_append(c->hdrs, h);
     c->hdrs = curl_slist_append(c->hdrs, "Expect:"); /* no 100-continue round trip */
-    if (c->pass != NULL)
+    /* What SageMaker hands a container too; the target variant is a
+     * routing input (the gateway's own, or SageMaker's) */
+    if (c->pass != NULL) {
         call_pass_hdr(c, "X-Amzn-SageMaker-Custom-Attributes", c->pass->custom_attributes);
-    if (ru->kind == REMOTE_SAGEMAKER && c->pass != NULL) {
         call_pass_hdr(c, "X-Amzn-SageMaker-Inference-Id", c->pass->inference_id);
-        call_pass_hdr(c, "X-Amzn-SageMaker-Target-Variant", c->pass->target_variant);
     }
+    if (ru->kind == REMOTE_SAGEMAKER && c->pass != NULL)
+        call_pass_hdr(c, "X-Amzn-SageMaker-Target-Variant", c->pass->target_variant);
     curl_easy_setopt(c->easy, CURLOPT_URL, ru->url_invoke);
     curl_easy_setopt(c->easy, CURLOPT_POST, 1L);
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body.data);

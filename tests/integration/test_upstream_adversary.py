@@ -46,6 +46,8 @@ behaviour each check sets. A check that fails here documents a bug
 12b. such a request batched with good ones: split out as a refused one
    is, only it fails (the others are not answered the model's 500 about
    another client's row).
+13. the headers a container is handed: the custom attributes and the
+   inference id, as SageMaker hands them, never the target variant.
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_upstream_adversary.py
 """
@@ -80,6 +82,7 @@ class Hostile:
         self.exec_sleep = None  # seconds /execution-parameters waits, None: 404
         self.delay = 0.0        # seconds each /invocations waits
         self.calls = []         # bodies of /invocations
+        self.sm_hdrs = []       # their X-Amzn-SageMaker-* headers (names in lower case)
         self.exec_calls = 0
         self.stall_s = 6.0
         self.lock = threading.Lock()
@@ -125,6 +128,8 @@ class Hostile:
                 body = self.rfile.read(n).decode("utf-8", "replace")
                 with owner.lock:
                     owner.calls.append(body)
+                    owner.sm_hdrs.append({k.lower(): v for k, v in self.headers.items()
+                                          if k.lower().startswith("x-amzn-sagemaker-")})
                 if owner.delay:
                     time.sleep(owner.delay)
                 owner.answer(self, body)
@@ -789,6 +794,21 @@ def test_poison_500_batched():
               % hs.ncalls())
 
 
+def test_container_headers():
+    section("13. what a container is handed of a request's X-Amzn-SageMaker-* headers")
+    with hostile_gateway("echo", "container headers") as (hs, gw):
+        r = post(gw, "m", "1,1\n", headers={"X-Amzn-SageMaker-Custom-Attributes": "c=1; d",
+                                             "X-Amzn-SageMaker-Inference-Id": "inf-13 x",
+                                             "X-Amzn-SageMaker-Target-Variant": "AllTraffic"})
+        check_eq((r[0], r[2]), (200, "p1,1\n"), "answered")
+        with hs.lock:
+            seen = list(hs.sm_hdrs)
+        check_eq(seen, [{"x-amzn-sagemaker-custom-attributes": "c=1; d",
+                         "x-amzn-sagemaker-inference-id": "inf-13 x"}],
+                 "one call, with the custom attributes and the inference id as sent, and no "
+                 "target variant (it routes)")
+
+
 def main():
     only = sys.argv[1:]
     tests = [test_slow_exec_params, test_bisection_amplification, test_bisection_whole_requests,
@@ -796,7 +816,7 @@ def main():
              test_half_open_one_call, test_budget_refused_batches, test_breaker_open_message,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch, test_solo_flood,
-             test_poison_500_breaker, test_poison_500_batched]
+             test_poison_500_breaker, test_poison_500_batched, test_container_headers]
     for t in tests:
         if only and not any(o in t.__name__ for o in only):
             continue
