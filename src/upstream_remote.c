@@ -1350,7 +1350,8 @@ static size_t call_model_msg(const struct remote_call *c, char *msg, size_t cap)
  * SageMaker's own words (a refusal, a 5xx), for the client and the log. A
  * refused signature (InvalidSignatureException) quotes the canonical
  * string, and so the value of x-amz-security-token: that value becomes
- * "(redacted)" (what is left of it, when <cap> cut it).
+ * "(redacted)" (what is left of it, when <cap> cut it). An AWS account id
+ * (12 digits alone) becomes zeros.
  */
 static size_t call_sm_msg(const struct remote_call *c, char *msg, size_t cap)
 {
@@ -1384,6 +1385,15 @@ static size_t call_sm_msg(const struct remote_call *c, char *msg, size_t cap)
         n = (size_t)(v - msg) + mk + tail;
         msg[n] = '\0';
         p = v + mk;
+    }
+    /* The gateway's AWS account (an AccessDenied names its role by ARN, a
+     * ValidationError says "of account N"): 12 digits alone become zeros,
+     * as in the LogStreamArn a ModelError carries */
+    for (size_t i = 0, k; i < n; i = k > i ? k : i + 1) {
+        for (k = i; k < n && isdigit((unsigned char)msg[k]);)
+            k++;
+        if (k - i == 12)
+            memset(msg + i, '0', 12);
     }
     return n;
 }

@@ -846,17 +846,22 @@ with aws_env(AWS_ACCESS_KEY_ID="AKIAFAILURES", AWS_SECRET_ACCESS_KEY="fail/secre
              "poison row: every other row answered in exactly one call")
 
     # ValidationError: SageMaker refuses the call itself; the clients get
-    # InternalFailure naming its refusal.
+    # InternalFailure naming its refusal, but not the gateway's AWS account
+    # (ARNs and "of account N" name it): zeros, as in a LogStreamArn.
     rt.reset()
     rt.validation = "1 validation error detected: Value at 'endpointName' failed to satisfy " \
-                    "constraint"
+                    "constraint (arn:aws:sagemaker:us-east-1:123456789012:endpoint/x, account " \
+                    "123456789012, request 1234567890123)"
     st, h, body = post(gw, "1,2\n")
     check_eq((st, h.get("x-amzn-errortype"), body),
              (500, "InternalFailure", json.dumps(
                  {"message": "Row 1: SageMaker refused the call (400 ValidationError): "
-                             + json.dumps({"message": rt.validation})},
+                             + json.dumps({"message": rt.validation.replace(
+                                 "123456789012:", "000000000000:").replace(
+                                 "123456789012,", "000000000000,")})},
                  separators=(",", ":"))),
-             "ValidationError from SageMaker: InternalFailure naming the refusal")
+             "ValidationError from SageMaker: InternalFailure naming the refusal, the account "
+             "id as zeros (a 13-digit number kept)")
     check_eq(len(rt.snapshot()), 1, "ValidationError: not retried")
     rt.reset()
 
