@@ -44,6 +44,19 @@ def iso8601(t):
 
 # ---- the keys the fakes know ------------------------------------------------
 
+
+def sm_model_error(status, message):
+    """SageMaker's 424 ModelError for a model that answered <status> <message>."""
+    kind = "server" if status >= 500 else "client"
+    return 424, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ModelError")], \
+        json.dumps({"ErrorCode": "%s_ERROR_FROM_MODEL" % kind.upper(),
+                    "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:"
+                                    "/aws/sagemaker/Endpoints/" + SM_NAME,
+                    "Message": 'Received %s error (%d) from primary with message "%s".'
+                               % (kind, status, message),
+                    "OriginalMessage": message,
+                    "OriginalStatusCode": status}).encode()
+
 class Keys:
     """Access key id -> (secret, session token or None, expiration or None)."""
 
@@ -271,25 +284,9 @@ class Runtime:
                                    "have been\n'%s'" % creq)
             return st, h, out.replace(b"/", b"\\/")  # JSON may escape '/' (a token holds some)
         if fail == "model500":  # the container behind SageMaker failed
-            return 424, [("Content-Type", "application/json"),
-                         ("x-amzn-ErrorType", "ModelError")], \
-                json.dumps({"ErrorCode": "SERVER_ERROR_FROM_MODEL",
-                            "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:"
-                                            "/aws/sagemaker/Endpoints/" + SM_NAME,
-                            "Message": 'Received server error (500) from primary with message '
-                                       '"model crashed".',
-                            "OriginalMessage": "model crashed",
-                            "OriginalStatusCode": 500}).encode()
+            return sm_model_error(500, "model crashed")
         if fail == "hugemodel400":  # a model's 4xx whose message passes the answer's cap
-            return 424, [("Content-Type", "application/json"),
-                         ("x-amzn-ErrorType", "ModelError")], \
-                json.dumps({"ErrorCode": "CLIENT_ERROR_FROM_MODEL",
-                            "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:"
-                                            "/aws/sagemaker/Endpoints/" + SM_NAME,
-                            "Message": "Received client error (400) from primary with message "
-                                       "\"%s\"." % ("E" * 700000),
-                            "OriginalMessage": "E" * 700000,
-                            "OriginalStatusCode": 400}).encode()
+            return sm_model_error(400, "E" * 700000)
         if fail == "notready":  # serverless provisioning, a multi-model endpoint loading
             return 429, [("Content-Type", "application/json"),
                          ("x-amzn-ErrorType", "ModelNotReadyException")], \
