@@ -62,6 +62,9 @@
  * per row of the call: a model that answers a few rows with megabytes is
  * cut early. */
 #define REMOTE_RESP_MAX ((size_t)64 << 20)
+/* Header bytes of one answer (all its lines, a 100's included): a model
+ * that sends more is refused at once, whatever libcurl's own cap. */
+#define REMOTE_HDR_MAX ((size_t)64 << 10)
 #define REMOTE_RESP_PER_ROW ((size_t)256 << 10)
 /* Readiness probe period and timeout (the contract's 2 s for /ping). */
 #define REMOTE_PING_US 1000000
@@ -143,7 +146,9 @@ struct remote_call {
     struct ig_buf resp;
     size_t resp_cap;            /* this call's answer at most */
     struct ig_budget_hold hold; /* body and answer, charged as they grow */
-    int over;                   /* 1: the answer passed resp_cap; 2: the budget refused it */
+    int over;                   /* 1: the answer passed resp_cap; 2: the budget refused it;
+                                 * 3: its headers passed REMOTE_HDR_MAX */
+    size_t hdr_bytes;           /* header bytes of the answer so far */
     int cut;                    /* an error answer passed resp_cap: cut (call_cut_error) */
     char tail[64];              /* the last bytes of a cut error answer */
     size_t tail_len;
@@ -376,6 +381,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     struct remote_call *c = arg;
     size_t len = size * n;
 
+    c->hdr_bytes += len;
+    if (c->hdr_bytes > REMOTE_HDR_MAX) {
+        c->over = 3;
+        return 0; /* CURLE_WRITE_ERROR */
+    }
     if (len > 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new answer (after a 100): start over */
         c->ctype[0] = c->etype[0] = c->attrs[0] = c->variant[0] = '\0';
         return len;
@@ -910,6 +920,7 @@ static int call_setup(struct remote_call *c)
     c->hdrs = NULL;
     ig_buf_reset(&c->resp);
     c->over = c->cut = 0;
+    c->hdr_bytes = 0;
     c->tail_len = 0;
     c->cut_read = 0;
     c->ctype[0] = c->etype[0] = '\0';
@@ -1661,9 +1672,13 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
             return;
         }
         if (rc == CURLE_WRITE_ERROR) {
-            snprintf(msg, sizeof(msg),
-                     "The model's answer is larger than %zu bytes, what %u rows may take.",
-                     c->resp_cap, c->hi - c->lo);
+            if (c->over == 3)
+                snprintf(msg, sizeof(msg), "The model's answer has more than %zu bytes of headers.",
+                         REMOTE_HDR_MAX);
+            else
+                snprintf(msg, sizeof(msg),
+                         "The model's answer is larger than %zu bytes, what %u rows may take.",
+                         c->resp_cap, c->hi - c->lo);
             job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
             call_end(c);
             remote_pump(ru);

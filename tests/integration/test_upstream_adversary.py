@@ -29,7 +29,8 @@ behaviour each check sets. A check that fails here documents a bug
 4. a model's long non-ASCII error message: the 424 ModelError must keep
    Message and OriginalMessage (a cut in the middle of a UTF-8 sequence
    must not drop them);
-5. a 200 JSON (or JSON Lines) answer that is not JSON: never passed to the client as a
+5. an answer with more than 64 KiB of headers: refused at once, saying so;
+   a 200 JSON (or JSON Lines) answer that is not JSON: never passed to the client as a
    200 with an invalid body;
 6. a CSV answer with CRLF and no final newline, and a JSON answer with
    nested arrays and strings holding brackets: exact predictions, each on
@@ -172,6 +173,9 @@ class Hostile:
                 h.send(503, "down")
         elif m == "429":
             h.send(429, "slow down")
+        elif m == "bighdr":  # 80 KiB of headers, past the gateway's 64 KiB (libcurl's: 300)
+            h.send(200, "".join("p" + l + "\n" for l in lines), "text/csv",
+                   [("X-Pad-%d" % i, "a" * 1000) for i in range(80)])
         elif m == "huge":  # past the gateway's 64 MiB answer cap
             h.send(200, b"1" * ((64 << 20) + 4096))
         elif m == "utf8":
@@ -558,6 +562,12 @@ def test_answers():
                  "200: InternalFailure (got %d %s)" % (st, body[:120]))
         check("not valid application/jsonlines" in body, "it says the answer is not valid "
               "JSON Lines: " + body[:200])
+
+        hs.reset("bighdr")
+        st, _, body = post(gw, "m", "1,2\n")
+        check_eq((st, body), (500, json.dumps(
+            {"message": "Row 1: The model's answer has more than 65536 bytes of headers."},
+            separators=(",", ":"))), "an answer with 80 KiB of headers: 500 saying so")
 
         hs.reset("crlf")
         st, _, body = post(gw, "m", "1,2\n3,4\n5,6\n")
