@@ -396,7 +396,10 @@ def test_line_break_rows():
         # and what Python's splitlines() (this model's reader) also cuts
         # at: a form feed, a vertical tab, U+2028
         odd = {"quoted": '"7\n8",9\n', "cr": "5\r6,7\n", "ff": "3\x0c4,5\n",
-               "vt": "8\x0b9,3\n", "ls": "6\u20287,8\n"}
+               "vt": "8\x0b9,3\n", "ls": "6\u20287,8\n",
+               # the gateway reads a row 8 bytes at a time: a break inside
+               # the first word, and U+2028 across the first two
+               "ffword": "123\x0c4567,1234567890\n", "lsacross": "1234567\u20288,123456\n"}
         res = post_together(gw, "m", dict(odd, a="1,1\n", b="2,2\n"))
         for k in odd:
             st, _, out = res[k]
