@@ -119,8 +119,6 @@ struct remote_job {
     struct ig_pred *preds;
     struct ig_row_fail *fails; /* allocated at the first failed row */
     uint32_t pending;          /* calls not finished */
-    uint32_t answered;         /* rows the model answered 2xx (its answer good or not) */
-    int raised;                /* a call was answered the model's 500 after its retries */
     struct remote_call *calls; /* those calls (jprev/jnext) */
     int cancelled;
     const char *err_type; /* whole-job failure, set before it completes */
@@ -212,7 +210,6 @@ struct remote_upstream {
 static void call_start(struct remote_call *c);
 static void call_free(struct remote_call *c);
 static void job_complete(struct remote_job *job);
-static void breaker_failure(struct remote_upstream *ru, const struct remote_call *c);
 static void remote_pump(struct remote_upstream *ru);
 
 static uint64_t remote_rand(struct remote_upstream *ru)
@@ -604,12 +601,6 @@ static void job_complete(struct remote_job *job)
     void *arg = job->arg;
 
     b->upstream_data = NULL;
-    /* Requests of two clients or more, and the model raised on all their
-     * rows (500 after the retries, split to the last request): it is
-     * failing, not their rows, and that counts once (one client's rows
-     * alone, or beside rows it answers, never open the breaker). */
-    if (!job->cancelled && job->raised && job->answered == 0 && job->nsegs >= 2)
-        breaker_failure(job->ru, NULL);
     if (job->cancelled) {
         b->status = IG_ERR_CANCELLED;
         b->err_type = "InternalFailure";
@@ -651,9 +642,9 @@ static void breaker_success(struct remote_upstream *ru, const struct remote_call
 static void breaker_failure(struct remote_upstream *ru, const struct remote_call *c)
 {
     ru->fails_in_row++;
-    if (c != NULL && c->probe)
+    if (c->probe)
         ru->probe_out = 0;
-    if ((c != NULL && c->probe && ru->breaker == BREAKER_HALF) ||
+    if ((c->probe && ru->breaker == BREAKER_HALF) ||
         (ru->breaker == BREAKER_CLOSED && ru->fails_in_row >= ru->conf->breaker_failures)) {
         ru->breaker = BREAKER_OPEN;
         ru->open_until_us = ig_now_us() + ru->conf->breaker_open_ms * 1000;
@@ -665,16 +656,6 @@ static void breaker_failure(struct remote_upstream *ru, const struct remote_call
                (unsigned long long)ru->conf->breaker_open_ms);
     }
     ru->base.stats.breaker_state = (uint32_t)ru->breaker;
-}
-
-/* The model's 500 on a call: it answered (not down), but these rows may
- * be what it raises on, so neither a success nor a failure; a probe
- * answered so lets the next job probe. Whether the model raises on every
- * row is told by the whole job (job_complete): none of its rows answered. */
-static void breaker_neutral(struct remote_upstream *ru, const struct remote_call *c)
-{
-    if (c->probe)
-        ru->probe_out = 0;
 }
 
 /* Whether a new job may go out now; <probe> set when it is the probe. */
@@ -1551,7 +1532,6 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
         rc = CURLE_OK; /* an error answer stopped past REMOTE_RESP_MAX: what it said */
     if (rc == CURLE_OK && code >= 200 && code < 300) {
         breaker_success(ru, c);
-        job->answered += c->hi - c->lo;
         call_answered(c);
         call_end(c);
         remote_pump(ru);
@@ -1604,13 +1584,12 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
         why = code == 429 || strcmp(c->etype, "ThrottlingException") == 0 ? IG_RETRY_THROTTLED
                                                                           : IG_RETRY_SERVER;
         if (why == IG_RETRY_SERVER) {
-            /* A model's 500 may say these rows failed it, not that it
-             * is down (that is 502, 503, 504, a timeout, a broken
-             * connection): counted per call, one client's rows that
-             * crash the model would open the breaker for every client.
-             * The job tells (job_complete). */
+            /* A model's 500 says these rows failed it, not that it is
+             * down (that is 502, 503, 504, a timeout, a broken
+             * connection): counted, one client's rows that crash the
+             * model would open the breaker for every client. */
             if (model_500)
-                breaker_neutral(ru, c);
+                breaker_success(ru, c);
             else
                 breaker_failure(ru, c);
             ru->base.stats.calls_failed++;
@@ -1652,7 +1631,6 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
             /* Rows that make the model raise, retried: split as a 4xx
              * is, so that only the requests holding them fail, not every
              * request batched with them (nor with another's message). */
-            job->raised = 1;
             call_bisect(c, ostatus, msg, mlen);
             remote_pump(ru);
             return;
