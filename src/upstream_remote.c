@@ -290,16 +290,41 @@ static size_t on_write(char *p, size_t size, size_t n, void *arg)
     return ig_buf_append(b, p, size * n) == 0 ? size * n : 0;
 }
 
+/* Slide <c->tail> over <len> more bytes of the answer: it holds the last
+ * sizeof(c->tail) bytes read. */
+static void call_tail_push(struct remote_call *c, const char *p, size_t len)
+{
+    size_t keep;
+
+    if (len >= sizeof(c->tail)) {
+        memcpy(c->tail, p + len - sizeof(c->tail), sizeof(c->tail));
+        c->tail_len = sizeof(c->tail);
+        return;
+    }
+    keep = c->tail_len + len > sizeof(c->tail) ? sizeof(c->tail) - len : c->tail_len;
+    memmove(c->tail, c->tail + c->tail_len - keep, keep);
+    memcpy(c->tail + keep, p, len);
+    c->tail_len = keep + len;
+}
+
 /* An error answer past the cap: what fits is kept, the rest read and
  * dropped but for its last bytes (<c->tail>, where SageMaker's ModelError
  * puts OriginalStatusCode), up to REMOTE_RESP_MAX in all (then the
- * transfer stops, and on_call_done takes what it has). The error still
+ * transfer stops, and on_call_done takes what it has). The tail is the
+ * answer's last bytes whatever the cap cut: it starts with the last ones
+ * kept, so a key the cap falls inside is whole in it. The error still
  * reaches its rows, as the model said it: a 4xx still splits the call, a
  * 5xx is still retried. */
 static size_t call_cut_error(struct remote_call *c, const char *p, size_t len)
 {
-    size_t fit = c->resp_cap > c->resp.len ? c->resp_cap - c->resp.len : 0, keep;
+    size_t fit = c->resp_cap > c->resp.len ? c->resp_cap - c->resp.len : 0;
 
+    if (!c->cut) { /* the first cut: the tail starts with the end of what was kept */
+        size_t k = c->resp.len < sizeof(c->tail) ? c->resp.len : sizeof(c->tail);
+
+        if (k > 0)
+            call_tail_push(c, c->resp.data + c->resp.len - k, k);
+    }
     c->cut = 1;
     c->cut_read += len;
     if (c->cut_read > REMOTE_RESP_MAX)
@@ -314,18 +339,8 @@ static size_t call_cut_error(struct remote_call *c, const char *p, size_t len)
     }
     if (fit > 0 && ig_buf_append(&c->resp, p, fit) < 0)
         return 0;
-    p += fit;
-    len -= fit;
-    if (len >= sizeof(c->tail)) {
-        memcpy(c->tail, p + len - sizeof(c->tail), sizeof(c->tail));
-        c->tail_len = sizeof(c->tail);
-    } else if (len > 0) {
-        keep = c->tail_len + len > sizeof(c->tail) ? sizeof(c->tail) - len : c->tail_len;
-        memmove(c->tail, c->tail + c->tail_len - keep, keep);
-        memcpy(c->tail + keep, p, len);
-        c->tail_len = keep + len;
-    }
-    return fit + len;
+    call_tail_push(c, p, len);
+    return len;
 }
 
 /* A call's answer: capped by its rows, charged to the server-wide budget

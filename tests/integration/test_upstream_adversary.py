@@ -191,6 +191,13 @@ class Hostile:
         elif m == "sm503":  # SageMaker itself unavailable (not the model)
             h.send(503, '{"message":"The service is unavailable."}', "application/json",
                    [("x-amzn-ErrorType", "ServiceUnavailable:http://internal.amazon.com/coral/")])
+        elif m == "smcut400":  # a model's 400 past a one-row call's cap (320 KiB) by 10 bytes
+            cap = (256 << 10) + (64 << 10)
+            head = '{"ErrorCode":"CLIENT_ERROR_FROM_MODEL","Message":"Received client error ' \
+                   '(400) from primary with message \\"E...\\".","OriginalMessage":"'
+            end = '","OriginalStatusCode":400}'
+            h.send(424, head + "E" * (cap + 10 - len(head) - len(end)) + end, JSON,
+                   [("x-amzn-ErrorType", "ModelError:http://internal.amazon.com/coral/")])
         elif m == "stall":  # a large answer, then nothing more until the timeout
             h.send_response(200)
             h.send_header("Content-Type", "text/csv")
@@ -651,6 +658,17 @@ def test_sagemaker_errors():
         st, hd, body = post(gw, "s", "1,2\n")
         check_eq((st, hd.get("x-amzn-errortype")), (503, "ServiceUnavailable"),
                  "SageMaker's own 503 is ServiceUnavailable, not a ModelError (body %s)" % body[:200])
+        # the cap falls inside "OriginalStatusCode": part of the key before
+        # it, the rest (10 bytes) after: still the model's 400
+        hs.reset("smcut400")
+        st, hd, body = post(gw, "s", "1,2\n")
+        try:
+            orig = json.loads(body).get("OriginalStatusCode")
+        except ValueError:
+            orig = None
+        check_eq((st, hd.get("x-amzn-errortype"), orig), (424, "ModelError", 400),
+                 "a ModelError cut inside its OriginalStatusCode key is still the model's 400 "
+                 "(body %s)" % body[:200])
     finally:
         stop_clean(gw, "sagemaker errors")
         hs.close()
