@@ -1124,9 +1124,20 @@ static uint32_t job_seg_of(const struct remote_job *job, uint32_t row)
     return lo;
 }
 
-static void call_bisect(struct remote_call *c, int status, const char *msg, size_t msglen)
+/*
+ * The model refused rows [lo, hi) of <c> (a 4xx), or raised on them (a 500
+ * after the retries, <raised>): split in halves, or fail the rows. A 500
+ * that ends with rows failed is the model's verdict on a request after its
+ * retries and splits: it counts once toward the breaker (a model that
+ * raises on every request is down; one client's rows count once a request,
+ * and any call answered well in between starts the count again). A
+ * half-open breaker's probe that is split hands its part to the first half.
+ */
+static void call_bisect(struct remote_call *c, int status, const char *msg, size_t msglen,
+                        int raised)
 {
     struct remote_job *job = c->job;
+    struct remote_upstream *ru = job->ru;
     uint32_t mid;
 
     uint32_t seg = job_seg_of(job, c->lo);
@@ -1138,6 +1149,8 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
     if (c->hi - c->lo == 1 || job->cancelled ||
         (seg == job_seg_of(job, c->hi - 1) && !job->batch->segs[seg].rs->rows_apart)) {
         job_fail_rows(job, c->lo, c->hi, "ModelError", status, msg, msglen);
+        if (raised)
+            breaker_failure(ru, c);
         call_end(c);
         return;
     }
@@ -1150,12 +1163,16 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
 
         mid = a > c->lo && (b >= c->hi || mid - a <= b - mid) ? a : b;
     }
-    job->ru->base.stats.splits++;
+    ru->base.stats.splits++;
     for (int half = 0; half < 2; half++) {
         struct remote_call *h = call_new(job, half ? mid : c->lo, half ? c->hi : mid);
 
         h->pass = c->pass;
         h->attempt = c->attempt; /* the retries a 500's rows had: not again per half */
+        if (half == 0 && c->probe && ru->probe_out) { /* still the probe: no verdict yet */
+            h->probe = 1;
+            c->probe = 0;
+        }
         call_start(h);
     }
     call_end(c);
@@ -1592,20 +1609,22 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
         }
         if (model_4xx) {
             breaker_success(ru, c); /* the model answers: it is up */
-            call_bisect(c, ostatus, msg, mlen);
+            call_bisect(c, ostatus, msg, mlen, 0);
             remote_pump(ru);
             return;
         }
         why = code == 429 || strcmp(c->etype, "ThrottlingException") == 0 ? IG_RETRY_THROTTLED
                                                                           : IG_RETRY_SERVER;
         if (why == IG_RETRY_SERVER) {
-            /* A model's 500 says these rows failed it, not that it is
-             * down (that is 502, 503, 504, a timeout, a broken
-             * connection): counted, one client's rows that crash the
-             * model would open the breaker for every client. */
-            if (model_500)
-                breaker_success(ru, c);
-            else
+            /* A model's 500 may say that these rows failed it, not that
+             * it is down (that is 502, 503, 504, a timeout, a broken
+             * connection): each call counted, one client's rows that
+             * crash the model would open the breaker for every client.
+             * Nor is it an answer that the model is up (a model that
+             * raises on everything is down, and a probe it answers 500
+             * must not close the breaker): it counts once a request,
+             * when the split is over (call_bisect). */
+            if (!model_500)
                 breaker_failure(ru, c);
             ru->base.stats.calls_failed++;
         }
@@ -1646,7 +1665,7 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
             /* Rows that make the model raise, retried: split as a 4xx
              * is, so that only the requests holding them fail, not every
              * request batched with them (nor with another's message). */
-            call_bisect(c, ostatus, msg, mlen);
+            call_bisect(c, ostatus, msg, mlen, 1);
             remote_pump(ru);
             return;
         } else {

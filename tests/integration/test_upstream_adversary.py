@@ -47,6 +47,9 @@ behaviour each check sets. A check that fails here documents a bug
 12b. such a request batched with good ones: split out as a refused one
    is, only it fails (the others are not answered the model's 500 about
    another client's row).
+12c. a model that answers 500 to every call (its model failed to load):
+   the breaker opens after breaker_failures such requests, and a probe it
+   answers 500 does not close it.
 13. the headers a container is handed: the custom attributes and the
    inference id, as SageMaker hands them, never the target variant.
 
@@ -810,6 +813,26 @@ def test_poison_500_breaker():
               "a model answering 503 still opens the breaker (got %d %s)" % (st, body[:200]))
 
 
+def test_dead_500_breaker():
+    section("12c. a model that answers 500 to every call (it is down) opens the breaker")
+    with hostile_gateway("500", "dead 500", breaker_failures=3, breaker_open_ms=300,
+                         retry_max=1) as (hs, gw):
+        res = [post(gw, "m", "%d,2\n" % i)[0] for i in range(3)]
+        check_eq(res, [424] * 3, "each request: 424 ModelError")
+        n = hs.ncalls()
+        st, _, body = post(gw, "m", "1,2\n")
+        check(st == 503 and "circuit breaker is open" in body and hs.ncalls() == n,
+              "three requests in a row (six calls) answered 500, none answered well: the "
+              "breaker opens, the next request is not sent (got %d %s)" % (st, body[:200]))
+        time.sleep(0.35)  # > breaker_open_ms: the next request is the probe
+        st, _, body = post(gw, "m", "1,2\n")
+        check_eq(st, 424, "the probe: the model's 500 (%s)" % body[:160])
+        st, _, body = post(gw, "m", "1,2\n")
+        check(st == 503 and "circuit breaker is open" in body,
+              "a probe the model answers 500 does not close the breaker (got %d %s)"
+              % (st, body[:200]))
+
+
 def test_poison_500_batched():
     section("12b. a request the model answers 500 batched with two good ones")
     with hostile_gateway("p500", "poison 500 batched", max_delay_us=200000, retry_max=1,
@@ -847,7 +870,8 @@ def main():
              test_half_open_one_call, test_budget_refused_batches, test_breaker_open_message,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch, test_solo_flood,
-             test_poison_500_breaker, test_poison_500_batched, test_container_headers]
+             test_poison_500_breaker, test_dead_500_breaker, test_poison_500_batched,
+             test_container_headers]
     for t in tests:
         if only and not any(o in t.__name__ for o in only):
             continue
