@@ -1266,8 +1266,8 @@ static int gw_line_break(const unsigned char *p, size_t len)
 /* Whether a row of <rs> holds a line break (gw_line_break) when the model
  * reads <wire> a row a line: it may read that row as two, so its request
  * goes in calls of its own (upstream_remote.c, rs->line_breaks), on a solo
- * lane. */
-static int gw_rows_break(const struct ig_rowset *rs, enum ig_format wire)
+ * lane (a transform stream's chunk: calls of its own, on its lane). */
+int gw_rows_break(const struct ig_rowset *rs, enum ig_format wire)
 {
     if (wire != IG_FMT_CSV && wire != IG_FMT_JSONL && wire != IG_FMT_LIBSVM)
         return 0;

@@ -95,6 +95,7 @@ struct ts_chunk {
     uint32_t cut_rows;    /* lines counted at the cut (rows_open has them until decoded) */
     uint32_t nrows;       /* rows decoded */
     uint64_t nbytes;      /* their bytes */
+    uint8_t breaks;       /* a row holds a line break (gw_rows_break): calls of its own */
     uint8_t decoding;     /* on a decoder: <r> and the records are the worker's */
     uint8_t done;
     uint8_t abort_here;   /* errors=abort: reset the stream after <out> */
@@ -713,6 +714,10 @@ static void ts_decode_work(void *arg)
     c->nbytes = 0;
     for (uint32_t i = 0; i < r->rs.nrows; i++)
         c->nbytes += r->rs.rows[i].len;
+    /* a row a line-reading model would read as two (a VT, a U+2028 in a
+     * record) must not share a call with other requests' rows */
+    c->breaks = (uint8_t)(ts->ep->up->remote && ts->ep->up->dim == 0 &&
+                          gw_rows_break(&r->rs, ts->lane->ctype));
 }
 
 static void ts_release(struct gw_tstream *ts);
@@ -744,6 +749,7 @@ static void ts_decode_done(void *arg)
         return;
     }
     r->rs.rows_apart = 1;
+    r->breaks = c->breaks;
     gw_req_decoded(r, 0, NULL, c->nbytes);
     ts_kick(ts);
 }

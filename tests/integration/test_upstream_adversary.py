@@ -17,6 +17,8 @@ behaviour each check sets. A check that fails here documents a bug
    that a line-reading model takes as two rows, batched with other
    requests: only its own request fails (the wrong count), the others are
    answered;
+2d. such a row (a vertical tab) in a transform stream's record, batched
+   with another client's request: that request is answered;
 3. a half-open breaker whose probe gets an answer past the 64 MiB cap: the
    breaker must not stay half-open forever (every later request refused
    while /readyz says ready);
@@ -420,6 +422,26 @@ def test_line_break_rows():
                       for c in hs.calls),
               "a row with a line break never shares a call with another request's rows "
               "(calls: %r)" % hs.calls)
+
+
+def test_line_break_stream():
+    section("2d. a transform stream's row holding a vertical tab batched with a request")
+    with hostile_gateway("lines", "stream row with a line break", max_delay_us=200000) as (hs, gw):
+        def one(k):
+            if k == "a":
+                return post(gw, "m", "1,1\n")
+            c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+            c.request("POST", "/transform/m", body=b"8\x0b9,3\n",
+                      headers={"Content-Type": CSV, "Accept": CSV})
+            r = c.getresponse()
+            out = r.read().decode("utf-8", "replace")
+            c.close()
+            return r.status, {}, out
+
+        res = together(one, ["stream", "a"])
+        check_eq((res["a"][0], res["a"][2]), (200, "p1,1\n"),
+                 "the request batched with the stream's row: answered exactly, not failed by "
+                 "the count the stream's row got wrong (stream: %r)" % (res["stream"],))
 
 
 # 3 ---------------------------------------------------------------------------
@@ -866,7 +888,7 @@ def test_container_headers():
 def main():
     only = sys.argv[1:]
     tests = [test_slow_exec_params, test_bisection_amplification, test_bisection_whole_requests,
-             test_line_break_rows, test_breaker_probe_too_large,
+             test_line_break_rows, test_line_break_stream, test_breaker_probe_too_large,
              test_half_open_one_call, test_budget_refused_batches, test_breaker_open_message,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch, test_solo_flood,
