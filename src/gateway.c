@@ -1674,7 +1674,10 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     if (ep->up->remote) {
         r->pass.custom_attributes = ig_http_req_header(http, "X-Amzn-SageMaker-Custom-Attributes");
         r->pass.inference_id = ig_http_req_header(http, "X-Amzn-SageMaker-Inference-Id");
-        r->pass.target_variant = ig_http_req_header(http, "X-Amzn-SageMaker-Target-Variant");
+        /* a container is not handed the target variant (it routes: the
+         * gateway checked it is the endpoint's): no call of its own */
+        if (strcmp(ep->up->ops->name, "sagemaker") == 0)
+            r->pass.target_variant = ig_http_req_header(http, "X-Amzn-SageMaker-Target-Variant");
     }
     body = ig_http_req_body(http, &len);
     if (len > GW_DECODE_INLINE_MAX) {

@@ -1465,7 +1465,8 @@ static const char *json_scan_val(const char *b, size_t len, const char *key)
     return NULL;
 }
 
-/* The integer value of member "<key>" in [b, b + len) (at most 1000), or -1. */
+/* The integer value of member "<key>" in [b, b + len) (digits read while it
+ * is under 1000, so at most 9999), or -1. */
 static int json_scan_int(const char *b, size_t len, const char *key)
 {
     const char *v = json_scan_val(b, len, key), *end = b + len;
@@ -1665,6 +1666,7 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
             /* Rows that make the model raise, retried: split as a 4xx
              * is, so that only the requests holding them fail, not every
              * request batched with them (nor with another's message). */
+            c->attempt = ru->conf->retry_max; /* the halves: no retries (a budget cut it short) */
             call_bisect(c, ostatus, msg, mlen, 1);
             remote_pump(ru);
             return;

@@ -53,7 +53,8 @@ behaviour each check sets. A check that fails here documents a bug
    the breaker opens after breaker_failures such requests, and a probe it
    answers 500 does not close it.
 13. the headers a container is handed: the custom attributes and the
-   inference id, as SageMaker hands them, never the target variant.
+   inference id, as SageMaker hands them, never the target variant (so
+   requests naming it are batched as any).
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_upstream_adversary.py
 """
@@ -883,6 +884,13 @@ def test_container_headers():
                          "x-amzn-sagemaker-inference-id": "inf-13 x"}],
                  "one call, with the custom attributes and the inference id as sent, and no "
                  "target variant (it routes)")
+    with hostile_gateway("echo", "container target variant", max_delay_us=200000) as (hs, gw):
+        tv = {"X-Amzn-SageMaker-Target-Variant": "AllTraffic"}
+        res = together(lambda i: post(gw, "m", "%d,1\n" % i, headers=tv), range(4))
+        check_eq([(res[i][0], res[i][2]) for i in range(4)],
+                 [(200, "p%d,1\n" % i) for i in range(4)], "each its own prediction")
+        check_eq(hs.ncalls(), 1, "requests naming the endpoint's own variant are batched "
+                 "together: it is not handed to a container, so no call of their own")
 
 
 def main():
