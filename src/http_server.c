@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <strings.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -2015,6 +2016,16 @@ uint32_t ig_http_server_pending_requests(const struct ig_http_server *srv)
     return n;
 }
 
+/* Bytes on <conn>'s socket the client has not acknowledged (sent or not,
+ * the FIN of a half-close included); 0 when that cannot be told. */
+static int conn_unacked(const struct http_conn *conn)
+{
+    evutil_socket_t fd = bufferevent_getfd(conn->bev);
+    int n = 0;
+
+    return fd >= 0 && ioctl(fd, SIOCOUTQ, &n) == 0 ? n : 0;
+}
+
 int ig_http_server_flushed(const struct ig_http_server *srv)
 {
     const struct http_conn *conn;
@@ -2022,8 +2033,15 @@ int ig_http_server_flushed(const struct ig_http_server *srv)
     TAILQ_FOREACH(conn, &srv->conns, link) {
         if (!srv->draining || conn->state == HTTP_CONN_CLOSING)
             return 0;
-        if (conn->state != HTTP_CONN_OPEN)
-            continue; /* LINGER: all written, waiting for the client's EOF */
+        if (conn->state != HTTP_CONN_OPEN) {
+            /* LINGER: all written, waiting for the client's EOF. The exit
+             * closes it, with a RST if input came unread, and a RST throws
+             * away what the socket has not sent: wait (at most the linger)
+             * until the client has what was written. */
+            if (conn_unacked(conn))
+                return 0;
+            continue;
+        }
         if (evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
             return 0;
         if (conn->proto == HTTP_PROTO_H2 && !ig_http_h2_flushed(conn))
