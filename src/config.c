@@ -297,9 +297,7 @@ static int config_parse_uint(const char *s, uint64_t *out)
     return 0;
 }
 
-/* ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$, 1..IG_CONFIG_NAME_MAX chars: SageMaker's
- * rule for endpoint and variant names. */
-static int config_name_ok(const char *s, size_t len)
+int ig_config_name_ok(const char *s, size_t len)
 {
     if (len == 0 || len > IG_CONFIG_NAME_MAX)
         return 0;
@@ -386,7 +384,7 @@ static int config_sagemaker_ok(const char *s)
     for (const char *p = s; p < slash; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
             return 0;
-    return config_name_ok(slash + 1, strlen(slash + 1));
+    return ig_config_name_ok(slash + 1, strlen(slash + 1));
 }
 
 static int config_check_model(const char *v, char *why, size_t whylen)
@@ -431,7 +429,7 @@ static int config_check_url_opt(const char *v, char *why, size_t whylen)
 
 static int config_check_variant(const char *v, char *why, size_t whylen)
 {
-    if (config_name_ok(v, strlen(v)))
+    if (ig_config_name_ok(v, strlen(v)))
         return 0;
     snprintf(why, whylen,
              "'%s' is not a name (1..63 letters, digits or '-', starting and ending with a "
@@ -670,7 +668,7 @@ static void config_endpoint_begin(struct config_load *st, const char *name)
     const struct ig_endpoint_conf *dup = ig_config_endpoint(cfg, name);
     struct ig_endpoint_conf *ep;
 
-    if (!config_name_ok(name, strlen(name))) {
+    if (!ig_config_name_ok(name, strlen(name))) {
         config_fail(st,
                     "%s:%d: invalid endpoint name '%s' (1..63 letters, digits or '-', starting "
                     "and ending with a letter or digit)",

@@ -1081,22 +1081,11 @@ static struct gw_endpoint *gw_endpoint_find(struct ig_gateway *gw, const char *n
     return first;
 }
 
-static int gw_alnum(char c)
+/* <ep>'s model is a SageMaker endpoint (sagemaker://): it has variants
+ * of its own, and is handed the target variant. */
+static int gw_sagemaker(const struct gw_endpoint *ep)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$: a variant name's pattern. */
-static int gw_variant_name_ok(const char *v)
-{
-    size_t n = strlen(v);
-
-    if (n == 0 || !gw_alnum(v[0]) || !gw_alnum(v[n - 1]))
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!gw_alnum(v[i]) && v[i] != '-')
-            return 0;
-    return 1;
+    return strcmp(ep->up->ops->name, "sagemaker") == 0;
 }
 
 /* Header constraints from the InvokeEndpoint model (sagemaker-protocols §1.2). */
@@ -1126,13 +1115,13 @@ static const char *gw_check_headers(struct ig_http_req *http, const struct gw_en
                    "constraint: Member must satisfy regular expression pattern: "
                    "\\A\\S[\\p{Print}]*\\z";
     v = ig_http_req_header(http, "X-Amzn-SageMaker-Target-Variant");
-    if (v && !ep->admin && strncmp(ep->conf->model, "sagemaker://", 12) == 0) {
+    if (v && gw_sagemaker(ep)) {
         /* SageMaker's endpoint has variants of its own: any name goes to
          * it, and it says whether it has that variant */
         if (strlen(v) > 63)
             return "1 validation error detected: Value at 'targetVariant' failed to satisfy "
                    "constraint: Member must have length less than or equal to 63";
-        if (!gw_variant_name_ok(v))
+        if (!ig_config_name_ok(v, strlen(v)))
             return "1 validation error detected: Value at 'targetVariant' failed to satisfy "
                    "constraint: Member must satisfy regular expression pattern: "
                    "^[a-zA-Z0-9](-*[a-zA-Z0-9])*";
@@ -1263,13 +1252,15 @@ static int gw_line_break(const unsigned char *p, size_t len)
     return 0;
 }
 
-/* Whether a row of <rs> holds a line break (gw_line_break) when the model
- * reads <wire> a row a line: it may read that row as two, so its request
- * goes in calls of its own (upstream_remote.c, rs->line_breaks), on a solo
- * lane (a transform stream's chunk: calls of its own, on its lane). */
-int gw_rows_break(const struct ig_rowset *rs, enum ig_format wire)
+/* Whether a row of <rs> holds a line break (gw_line_break) when <up> is a
+ * remote model that gets rows as bytes and reads <wire> a row a line: it
+ * may read that row as two, so its request goes in calls of its own
+ * (upstream_remote.c, rs->line_breaks), on a solo lane (a transform
+ * stream's chunk: calls of its own, on its lane). */
+int gw_rows_break(const struct ig_upstream *up, const struct ig_rowset *rs, enum ig_format wire)
 {
-    if (wire != IG_FMT_CSV && wire != IG_FMT_JSONL && wire != IG_FMT_LIBSVM)
+    if (!up->remote || up->dim != 0 ||
+        (wire != IG_FMT_CSV && wire != IG_FMT_JSONL && wire != IG_FMT_LIBSVM))
         return 0;
     for (uint32_t i = 0; i < rs->nrows; i++)
         if (gw_line_break((const unsigned char *)rs->body + rs->rows[i].off, rs->rows[i].len))
@@ -1287,6 +1278,8 @@ void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *c
                     uint64_t nbytes)
 {
     struct gw_endpoint *ep = r->lane->ep;
+    /* headers the model is handed: its rows go in calls of their own */
+    int forwards = r->pass.custom_attributes || r->pass.inference_id || r->pass.target_variant;
     char msg[512];
 
     if (rv < 0) {
@@ -1300,8 +1293,7 @@ void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *c
     /* A request whose rows go in calls of their own waits on the solo lane
      * of its formats: a batch of its own, taking turns with the others. */
     if (r->chunk == NULL && ep->up->remote && r->lane < ep->lanes + GW_NLANES_PLAIN &&
-        (r->breaks || r->pass.custom_attributes || r->pass.inference_id ||
-         r->pass.target_variant))
+        (r->breaks || forwards))
         r->lane += GW_NLANES_PLAIN;
     if (gw_endpoint_queued(ep) + (uint64_t)r->rs.nrows > ep->conf->max_queue_rows)
         rv = IG_ERR_FULL;
@@ -1322,7 +1314,7 @@ void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *c
         }
         return;
     }
-    if (r->pass.custom_attributes || r->pass.inference_id || r->pass.target_variant)
+    if (forwards)
         r->rs.pass = &r->pass; /* its rows travel in calls of their own */
     r->rs.line_breaks = r->breaks; /* so do rows holding a line break */
     if (r->chunk == NULL) /* a stream's chunks count in the stream metrics */
@@ -1350,7 +1342,7 @@ struct gw_decode_job {
     uint32_t max_rows;
     int rv;
     uint64_t nbytes; /* sum of the row lengths, for an O(1) enqueue */
-    int lines;       /* a remote model's rows: look for line breaks (gw_rows_break) */
+    const struct ig_upstream *up; /* the model's (gw_rows_break) */
     int breaks;
     struct ig_budget *budget; /* referenced while the worker may charge it */
     struct ig_codec_error cerr;
@@ -1374,7 +1366,7 @@ static void gw_decode_work(void *arg)
     for (uint32_t i = 0; i < r->rs.nrows; i++)
         nbytes += r->rs.rows[i].len;
     j->nbytes = nbytes;
-    j->breaks = j->lines && gw_rows_break(&r->rs, j->wire);
+    j->breaks = gw_rows_break(j->up, &r->rs, j->wire);
 }
 
 static void on_decode_done(void *arg);
@@ -1571,7 +1563,7 @@ static void gw_decode_offload(struct gw_request *r, enum ig_format ctype, const 
     j->body = body;
     j->len = len;
     j->dim = ep->up->dim;
-    j->lines = ep->up->remote && ep->up->dim == 0;
+    j->up = ep->up;
     j->max_rows = ep->conf->max_queue_rows;
     /* The worker charges the connection's budget while the connection may
      * go away on the loop: hold it for the decode. */
@@ -1676,7 +1668,7 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
         r->pass.inference_id = ig_http_req_header(http, "X-Amzn-SageMaker-Inference-Id");
         /* a container is not handed the target variant (it routes: the
          * gateway checked it is the endpoint's): no call of its own */
-        if (strcmp(ep->up->ops->name, "sagemaker") == 0)
+        if (gw_sagemaker(ep))
             r->pass.target_variant = ig_http_req_header(http, "X-Amzn-SageMaker-Target-Variant");
     }
     body = ig_http_req_body(http, &len);
@@ -1687,8 +1679,8 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     rv = ig_codec_decode(ctype, body, len, ep->up->dim, ep->conf->max_queue_rows, &r->rs, &cerr);
     if (rv == 0 && gw_converts(ep, ctype, r->lane->ctype, r->rs.index_base))
         rv = gw_req_convert(r, ctype, r->lane->ctype, 0, &cerr);
-    if (rv == 0 && ep->up->remote && ep->up->dim == 0)
-        r->breaks = (uint8_t)gw_rows_break(&r->rs, r->lane->ctype);
+    if (rv == 0)
+        r->breaks = (uint8_t)gw_rows_break(ep->up, &r->rs, r->lane->ctype);
     gw_req_decoded(r, rv, &cerr, UINT64_MAX);
 }
 

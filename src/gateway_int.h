@@ -268,9 +268,9 @@ void gw_ep_unref(struct gw_endpoint *ep);
 /* A retired <ep> that nothing holds any more is freed (from the loop). */
 void gw_ep_check(struct gw_endpoint *ep);
 uint32_t gw_endpoint_queued(const struct gw_endpoint *ep);
-/* Whether a row of <rs> holds a line break a model reading <wire> a row a
- * line would cut at (see gateway.c). Any thread. */
-int gw_rows_break(const struct ig_rowset *rs, enum ig_format wire);
+/* Whether a row of <rs> holds a line break that <up>, a remote model
+ * reading <wire> a row a line, would cut at (see gateway.c). Any thread. */
+int gw_rows_break(const struct ig_upstream *up, const struct ig_rowset *rs, enum ig_format wire);
 /* Queue <r>'s decoded rows (see gateway.c). */
 void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *cerr,
                     uint64_t nbytes);

@@ -716,8 +716,7 @@ static void ts_decode_work(void *arg)
         c->nbytes += r->rs.rows[i].len;
     /* a row a line-reading model would read as two (a VT, a U+2028 in a
      * record) must not share a call with other requests' rows */
-    c->breaks = (uint8_t)(ts->ep->up->remote && ts->ep->up->dim == 0 &&
-                          gw_rows_break(&r->rs, ts->lane->ctype));
+    c->breaks = (uint8_t)gw_rows_break(ts->ep->up, &r->rs, ts->lane->ctype);
 }
 
 static void ts_release(struct gw_tstream *ts);

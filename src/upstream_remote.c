@@ -1727,9 +1727,6 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
 static int job_copy_rows(struct remote_job *job)
 {
     const struct ig_batch *b = job->batch;
-    /* formats the model reads a row a line */
-    int lines =
-        job->ctype == IG_FMT_CSV || job->ctype == IG_FMT_JSONL || job->ctype == IG_FMT_LIBSVM;
     uint32_t k = 0;
     size_t off = 0;
 
@@ -1747,9 +1744,14 @@ static int job_copy_rows(struct remote_job *job)
         const struct ig_passthrough *ps = seg->rs->pass;
 
         job->seg_first[s] = k;
+        if ((ps != NULL || seg->rs->line_breaks) && job->pass == NULL &&
+            (job->pass = calloc(b->nsegs, sizeof(*job->pass))) == NULL)
+            return IG_ERR_NOMEM;
+        /* a row the model may read as two (the gateway looked: LF, CR, what
+         * splitlines() cuts at, in a format read a row a line) */
+        if (seg->rs->line_breaks)
+            job->pass[s].line_break = 1;
         if (ps != NULL) { /* the job's own copies: the request may go */
-            if (job->pass == NULL && (job->pass = calloc(b->nsegs, sizeof(*job->pass))) == NULL)
-                return IG_ERR_NOMEM;
             job->pass[s].custom_attributes = ps->custom_attributes ? ig_xstrdup(ps->custom_attributes) : NULL;
             job->pass[s].inference_id = ps->inference_id ? ig_xstrdup(ps->inference_id) : NULL;
             job->pass[s].target_variant = ps->target_variant ? ig_xstrdup(ps->target_variant) : NULL;
@@ -1764,12 +1766,6 @@ static int job_copy_rows(struct remote_job *job)
             job->row_off[k] = (uint32_t)off;
             memcpy(job->rows + off, src, row->len);
             off += row->len;
-            if (lines && (seg->rs->line_breaks || memchr(src, '\n', row->len) != NULL ||
-                          memchr(src, '\r', row->len) != NULL)) {
-                if (job->pass == NULL && (job->pass = calloc(b->nsegs, sizeof(*job->pass))) == NULL)
-                    return IG_ERR_NOMEM;
-                job->pass[s].line_break = 1;
-            }
         }
     }
     job->row_off[k] = (uint32_t)off;

@@ -152,6 +152,10 @@ const char *ig_config_where(const struct ig_config *cfg, const char *name, char 
 const char *ig_config_endpoint_where(const struct ig_config *cfg,
                                      const struct ig_endpoint_conf *ep, char *buf, size_t len);
 
+/* ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$, 1..IG_CONFIG_NAME_MAX chars: SageMaker's
+ * rule for endpoint and variant names (<len> bytes of <s>). */
+int ig_config_name_ok(const char *s, size_t len);
+
 /* The endpoint named <name>, or NULL. The result points into <cfg>. */
 const struct ig_endpoint_conf *ig_config_endpoint(const struct ig_config *cfg, const char *name);
 
