@@ -2496,11 +2496,18 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (gw_idle(gw)) {
+    if (!gw->drained && gw_idle(gw)) {
         gw->drained = 1;
         ig_log(IG_LOG_INFO, "drained: %llu requests answered during the drain, none cut off",
                answered);
-        event_base_loopexit(gw->base, NULL);
+    }
+    if (gw->drained) {
+        /* every answer on its socket: exit once the clients have them
+         * (ig_http_server_acked), or at the deadline (the drain is done) */
+        if (ig_http_server_acked(gw->http) || ig_now_us() >= gw->drain_deadline_us)
+            event_base_loopexit(gw->base, NULL);
+        else
+            evtimer_add(gw->drain_poll, &tv);
         return;
     }
     if (ig_now_us() >= gw->drain_deadline_us) {

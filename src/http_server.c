@@ -2026,6 +2026,16 @@ static int conn_unacked(const struct http_conn *conn)
     return fd >= 0 && ioctl(fd, SIOCOUTQ, &n) == 0 ? n : 0;
 }
 
+int ig_http_server_acked(const struct ig_http_server *srv)
+{
+    const struct http_conn *conn;
+
+    TAILQ_FOREACH(conn, &srv->conns, link)
+        if (conn->state == HTTP_CONN_LINGER && conn_unacked(conn))
+            return 0;
+    return 1;
+}
+
 int ig_http_server_flushed(const struct ig_http_server *srv)
 {
     const struct http_conn *conn;
@@ -2033,15 +2043,8 @@ int ig_http_server_flushed(const struct ig_http_server *srv)
     TAILQ_FOREACH(conn, &srv->conns, link) {
         if (!srv->draining || conn->state == HTTP_CONN_CLOSING)
             return 0;
-        if (conn->state != HTTP_CONN_OPEN) {
-            /* LINGER: all written, waiting for the client's EOF. The exit
-             * closes it, with a RST if input came unread, and a RST throws
-             * away what the socket has not sent: wait (at most the linger)
-             * until the client has what was written. */
-            if (conn_unacked(conn))
-                return 0;
-            continue;
-        }
+        if (conn->state != HTTP_CONN_OPEN)
+            continue; /* LINGER: all written, waiting for the client's EOF */
         if (evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
             return 0;
         if (conn->proto == HTTP_PROTO_H2 && !ig_http_h2_flushed(conn))

@@ -157,6 +157,14 @@ uint32_t ig_http_server_active_requests(const struct ig_http_server *srv);
  */
 uint32_t ig_http_server_pending_requests(const struct ig_http_server *srv);
 int ig_http_server_flushed(const struct ig_http_server *srv);
+/*
+ * 1 when every connection left waiting for its client's EOF has had what
+ * was written acknowledged by the client. Exiting before that closes a
+ * socket whose input came unread with a RST, which throws away what it
+ * had not sent yet: a drain that is complete waits for it too (a client
+ * that does not read is left at the linger, 2 s, or the drain's deadline).
+ */
+int ig_http_server_acked(const struct ig_http_server *srv);
 /* The server-wide budget (max_buffered_body_bytes), for others that hold
  * bytes on clients' behalf (a remote model's calls): hold charges with
  * ig_budget_hold, which keeps its own reference. */
