@@ -1944,6 +1944,9 @@ static int gw_render_upstreams(struct ig_gateway *gw, struct ig_buf *out)
          offsetof(struct ig_upstream_stats, splits)},
         {"infergate_upstream_breaker_opens_total", "counter", "Times the circuit breaker opened.",
          offsetof(struct ig_upstream_stats, breaker_opens)},
+        {"infergate_upstream_canaries_total", "counter",
+         "Calls of a row the model answered well, sent before a model's 500s open the breaker.",
+         offsetof(struct ig_upstream_stats, canaries)},
     };
     char labels[192];
     int rv = 0;

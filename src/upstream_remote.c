@@ -27,7 +27,10 @@
  * A circuit breaker counts consecutive failed calls (not a model's 4xx):
  * at breaker_failures it opens, and batches fail at once with
  * ServiceUnavailable for breaker_open_ms; then one call goes through as a
- * probe, and its success closes the breaker.
+ * probe, and its success closes the breaker. A model's 500 on a request's
+ * rows counts once, at the end of its retries and splits; before such a
+ * count opens the breaker, a row the model answered well (the canary) is
+ * sent to tell a model that is down from one client's rows (breaker_raised).
  *
  * The container is probed with GET /ping every REMOTE_PING_US (health(),
  * so /readyz); once it answers, GET /execution-parameters is read when it
@@ -75,6 +78,8 @@
 #define REMOTE_MSG_MAX 1024
 /* Retry budget: tokens held at most (the burst a quiet upstream allows). */
 #define REMOTE_RETRY_BURST 10.0
+/* A canary row kept at most (breaker_raised). */
+#define REMOTE_CANARY_MAX 4096
 /* Bytes a call's body adds to its rows: a newline per row, or the JSON
  * wrapper and commas. */
 #define REMOTE_JSON_WRAP (sizeof("{\"instances\":[]}") - 1)
@@ -195,6 +200,13 @@ struct remote_upstream {
     uint32_t open_fails; /* fails_in_row when it opened (said while open) */
     uint64_t open_until_us;
     int probe_out;
+    /* The canary: a row the model answered well, kept (its own copy, at
+     * most REMOTE_CANARY_MAX bytes) to tell a model that raises on every
+     * call from one client's rows that make it raise (breaker_raised). */
+    char *canary;
+    uint32_t canary_len;
+    enum ig_format canary_ctype, canary_accept;
+    struct ig_batch *canary_batch; /* the canary call's, while it is out */
     /* retry budget */
     double tokens;
     uint64_t rng;
@@ -1124,6 +1136,128 @@ static uint32_t job_seg_of(const struct remote_job *job, uint32_t row)
     return lo;
 }
 
+/* ---- the canary ------------------------------------------------------------- */
+
+/* Keep row <i> of <c>'s job, which the model answered well, as the canary
+ * when there is none: a row of a request that forwards no headers and
+ * holds no line break, of at most REMOTE_CANARY_MAX bytes. */
+static void canary_keep(struct remote_call *c, uint32_t i)
+{
+    struct remote_job *job = c->job;
+    struct remote_upstream *ru = job->ru;
+    uint32_t len = job->row_off[i + 1] - job->row_off[i];
+
+    if (ru->canary != NULL || job->batch == ru->canary_batch || c->pass != NULL ||
+        len == 0 || len > REMOTE_CANARY_MAX || (job->preds[i].len & IG_PRED_FAILED))
+        return;
+    if ((ru->canary = ig_try_malloc(len)) == NULL)
+        return;
+    memcpy(ru->canary, job->rows + job->row_off[i], len);
+    ru->canary_len = len;
+    ru->canary_ctype = job->ctype;
+    ru->canary_accept = job->accept;
+}
+
+static void canary_drop(struct remote_upstream *ru)
+{
+    free(ru->canary);
+    ru->canary = NULL;
+    ru->canary_len = 0;
+}
+
+/* The canary call is over: its verdict was given as it ended (on_call_done
+ * and the breaker); a model that refuses the row now (a 4xx: a new model)
+ * is asked another row the next time. */
+static void on_canary_done(struct ig_batch *b, void *arg)
+{
+    struct remote_upstream *ru = arg;
+
+    if (b->status == 0 && b->preds != NULL && (b->preds[0].len & IG_PRED_FAILED) &&
+        b->fails != NULL && (b->fails[0].type == NULL || strcmp(b->fails[0].type, "ModelError") == 0) &&
+        b->fails[0].status >= 400 && b->fails[0].status < 500)
+        canary_drop(ru);
+    ru->canary_batch = NULL;
+    free(b->out);
+    free(b->preds);
+    free(b->fails);
+    for (uint32_t s = 0; b->backs != NULL && s < b->nsegs; s++) {
+        free(b->backs[s].custom_attributes);
+        free(b->backs[s].variant);
+    }
+    free(b->backs);
+    free(b->err_msg);
+    free(b);
+}
+
+/* Send the canary: one call of its row, not retried; <probe>: it stands
+ * for the half-open breaker's probe. */
+static void canary_send(struct remote_upstream *ru, int probe)
+{
+    struct remote_job *job = ig_xcalloc(1, sizeof(*job));
+    struct ig_batch *b = ig_xcalloc(1, sizeof(*b));
+    struct remote_call *c;
+
+    b->nrows = 1;
+    b->nbytes = ru->canary_len;
+    b->nsegs = 1;
+    job->ru = ru;
+    job->batch = b;
+    job->ctype = ru->canary_ctype;
+    job->accept = ru->canary_accept;
+    job->cb = on_canary_done;
+    job->arg = ru;
+    ig_buf_init(&job->out, REMOTE_RESP_MAX + REMOTE_MSG_MAX);
+    job->rows = ig_xmalloc(ru->canary_len);
+    memcpy(job->rows, ru->canary, ru->canary_len);
+    job->row_off = ig_xcalloc(2, sizeof(*job->row_off));
+    job->row_off[1] = ru->canary_len;
+    job->preds = ig_xcalloc(1, sizeof(*job->preds));
+    job->seg_first = ig_xcalloc(2, sizeof(*job->seg_first));
+    job->seg_first[1] = 1;
+    job->nrows = 1;
+    job->nsegs = 1;
+    IG_DLIST_PUSH(ru->jobs, job);
+    b->upstream_data = job;
+    ru->canary_batch = b;
+    ru->base.stats.canaries++;
+    ig_log(IG_LOG_INFO,
+           "endpoint %s: %s raised on the rows of %u requests in a row: a row it answered "
+           "well before is sent to tell whether it is down",
+           ru->conf->name, ru->label, ru->fails_in_row + 1);
+    c = call_new(job, 0, 1);
+    c->attempt = ru->conf->retry_max; /* its answer is the verdict: not retried */
+    c->probe = probe;
+    call_start(c);
+}
+
+/*
+ * The model raised on the rows of <c>'s request (a 500 after its retries
+ * and splits). A model that raises on every call is down; one client
+ * whose rows make it raise must not lock the endpoint's other clients out,
+ * even when no other client's call comes between its requests. So when
+ * this would open the breaker (or keep a half-open one open), and the
+ * model answered a row well before, that row (the canary) is sent first,
+ * with <c>'s probe if it held it: answered well, the model is up and the
+ * count starts again (and a half-open breaker closes); raised on or not
+ * answered, it is a failure that opens the breaker. Such a request counts
+ * as one failure otherwise, and the canary's own raise as one.
+ */
+static void breaker_raised(struct remote_upstream *ru, struct remote_call *c)
+{
+    int opens = (c->probe && ru->breaker == BREAKER_HALF) ||
+                (ru->breaker == BREAKER_CLOSED && ru->fails_in_row + 1 >= ru->conf->breaker_failures);
+
+    if (!opens || ru->canary == NULL || c->job->batch == ru->canary_batch ||
+        (c->probe && ru->canary_batch != NULL)) {
+        breaker_failure(ru, c);
+        return;
+    }
+    if (ru->canary_batch == NULL) {
+        canary_send(ru, c->probe);
+        c->probe = 0; /* the canary holds it */
+    }
+}
+
 /*
  * The model refused rows [lo, hi) of <c> (a 4xx), or raised on them (a 500
  * after the retries, <raised>): split in halves, or fail the rows. A 500
@@ -1150,7 +1284,7 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
         (seg == job_seg_of(job, c->hi - 1) && !job->batch->segs[seg].rs->rows_apart)) {
         job_fail_rows(job, c->lo, c->hi, "ModelError", status, msg, msglen);
         if (raised)
-            breaker_failure(ru, c);
+            breaker_raised(ru, c);
         call_end(c);
         return;
     }
@@ -1566,6 +1700,7 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
     if (rc == CURLE_OK && code >= 200 && code < 300) {
         breaker_success(ru, c);
         call_answered(c);
+        canary_keep(c, c->lo);
         call_end(c);
         remote_pump(ru);
         return;
@@ -1987,6 +2122,7 @@ static void remote_destroy(struct ig_upstream *u)
     free(ru->region);
     free(ru->host);
     free(ru->uri);
+    canary_drop(ru);
     free(ru);
 }
 

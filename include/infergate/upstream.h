@@ -76,6 +76,7 @@ struct ig_upstream_stats {
     uint64_t retries_denied; /* retries the retry budget refused */
     uint64_t splits;         /* batches (or halves) split to isolate failing rows */
     uint64_t breaker_opens;
+    uint64_t canaries;       /* canary calls: is a model that raises down? */
     uint32_t breaker_state;  /* 0 closed, 1 open, 2 half-open */
     uint32_t connections;    /* open to the backend */
     struct ig_hist call_rows;

@@ -182,6 +182,19 @@ class Gateway:
         with open(self.log.name) as f:
             return f.read()
 
+    def metrics(self):
+        """The text of GET /metrics."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as r:
+            return r.read().decode()
+
+    def metric(self, name, text=None):
+        """The sample <name> (its labels written out, as /metrics has them),
+        a float, or None when /metrics (or <text>) has no such line."""
+        for line in (text if text is not None else self.metrics()).splitlines():
+            if line.startswith(name + " "):
+                return float(line[len(name) + 1:])
+        return None
+
     def invoke_url(self, endpoint):
         return "%s/endpoints/%s/invocations" % (self.url, endpoint)
 
@@ -750,6 +763,19 @@ class AdminGateway:
         self.log.flush()
         with open(self.log.name) as f:
             return f.read()
+
+    def metrics(self):
+        """The text of GET /metrics."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as r:
+            return r.read().decode()
+
+    def metric(self, name, text=None):
+        """The sample <name> (its labels written out, as /metrics has them),
+        a float, or None when /metrics (or <text>) has no such line."""
+        for line in (text if text is not None else self.metrics()).splitlines():
+            if line.startswith(name + " "):
+                return float(line[len(name) + 1:])
+        return None
 
     def invoke_url(self, endpoint):
         return "%s/endpoints/%s/invocations" % (self.url, endpoint)

@@ -45,13 +45,18 @@ behaviour each check sets. A check that fails here documents a bug
    them has had its call;
 12. a client whose rows make the model raise (500, after the retries):
    only its requests fail; the breaker stays closed, the other clients
-   are served (a 503, a timeout, a broken connection still count);
+   are served (a 503, a timeout, a broken connection still count), even
+   when its requests come one after another on a quiet endpoint, more of
+   them than breaker_failures: a row the model answered well before (the
+   canary) is sent first, and its answer says the model is up; it also
+   closes a half-open breaker whose probe such a request took;
 12b. such a request batched with good ones: split out as a refused one
    is, only it fails (the others are not answered the model's 500 about
    another client's row).
 12c. a model that answers 500 to every call (its model failed to load):
    the breaker opens after breaker_failures such requests, and a probe it
-   answers 500 does not close it.
+   answers 500 does not close it; a model that answered well, then raises
+   on every call (the canary too), opens it as well.
 13. the headers a container is handed: the custom attributes and the
    inference id, as SageMaker hands them, never the target variant (so
    requests naming it are batched as any).
@@ -828,6 +833,24 @@ def test_poison_500_breaker():
                  "other clients out (got %d %s)" % (st, body[:200]))
         rz = readyz(gw)
         check_eq(rz[0], 200, "/readyz: ready (%s)" % (rz,))
+        # one client alone on the endpoint, request after request: more
+        # than breaker_failures in a row, nothing else between them
+        n0 = hs.ncalls()
+        bad = [post(gw, "m", "666,%d\n" % i)[0] for i in range(12)]
+        check_eq(bad, [424] * 12, "12 poisoned requests in a row: 424 each")
+        st, _, body = post(gw, "m", "2,3\n")
+        check_eq((st, body), (200, "p2,3\n"),
+                 "12 requests in a row that make the model raise, more than breaker_failures "
+                 "(5), with no other call between them: the others are not locked out "
+                 "(got %d %s)" % (st, body[:200]))
+        canaries = [b for b in hs.calls[n0:] if b == "1,2\n"]
+        check_eq(len(canaries), 2,
+                 "the canary, the row the model answered well, was sent each time the count "
+                 "reached breaker_failures (the 5th and the 10th request)")
+        check_eq(gw.metric('infergate_upstream_canaries_total{endpoint="m"}'), len(canaries),
+                 "/metrics counts the canary calls")
+        check_eq(gw.metric('infergate_upstream_breaker_opens_total{endpoint="m"}'), 0,
+                 "the breaker never opened")
         hs.reset("503")  # the model is down (the retry budget is spent: a call a request)
         for _ in range(5):
             post(gw, "m", "1,2\n")
@@ -854,6 +877,36 @@ def test_dead_500_breaker():
         check(st == 503 and "circuit breaker is open" in body,
               "a probe the model answers 500 does not close the breaker (got %d %s)"
               % (st, body[:200]))
+    section("12d. a model that answered well, then raises on every call: the canary too")
+    with hostile_gateway("echo", "good then dead 500", breaker_failures=3, breaker_open_ms=400,
+                         retry_max=0) as (hs, gw):
+        check_eq(post(gw, "m", "7,7\n")[:3:2], (200, "p7,7\n"), "answered well: the canary")
+        hs.reset("500")
+        res = [post(gw, "m", "%d,2\n" % i)[0] for i in range(3)]
+        check_eq(res, [424] * 3, "each request: 424 ModelError")
+        deadline = time.time() + 5  # the canary goes after the request's answer
+        while readyz(gw)[0] == 200 and time.time() < deadline:
+            time.sleep(0.02)
+        check_eq(hs.calls[-1], "7,7\n", "the third request sent the canary (calls: %r)"
+                 % hs.calls)
+        n = hs.ncalls()
+        st, _, body = post(gw, "m", "1,2\n")
+        check(st == 503 and "circuit breaker is open" in body and hs.ncalls() == n,
+              "the canary raised too: the breaker is open (got %d %s)" % (st, body[:200]))
+        # half-open: a request the model raises on takes the probe; the
+        # canary goes for it, and the model, up again, closes the breaker
+        hs.reset("p500")
+        time.sleep(0.45)
+        st, _, body = post(gw, "m", "666,1\n")
+        check_eq(st, 424, "the probe: a request whose row makes the model raise (%s)"
+                 % body[:160])
+        deadline = time.time() + 5  # the canary goes after the request's answer
+        while readyz(gw)[0] != 200 and time.time() < deadline:
+            time.sleep(0.02)
+        check_eq(hs.calls, ["666,1\n", "7,7\n"], "then the canary, for the probe")
+        check_eq(post(gw, "m", "3,3\n")[:3:2], (200, "p3,3\n"),
+                 "the canary answered well: the breaker closed")
+        check_eq(readyz(gw)[0], 200, "/readyz: ready")
 
 
 def test_poison_500_batched():
