@@ -55,7 +55,9 @@ static const struct {
     {"ValidationError", 400},  {"ThrottlingException", 400}, {"ModelError", 424},
     {"ModelNotReadyException", 429}, {"InternalFailure", 500}, {"ServiceUnavailable", 503},
     {"UnknownOperationException", 404}, {"MethodNotAllowed", 405},
+    {"InternalDependencyException", 530}, /* SageMaker's, relayed */
 };
+_Static_assert(IG_ARRAY_SIZE(gw_errors) == GW_ERROR_TYPES, "gw_errors and errors_by_type");
 
 static size_t gw_error_index(const char *type)
 {

@@ -6,6 +6,9 @@
 #ifndef INFERGATE_GATEWAY_INT_H
 #define INFERGATE_GATEWAY_INT_H
 
+/* Error types the gateway answers with (gw_errors in gateway.c). */
+#define GW_ERROR_TYPES 9
+
 #include <stdint.h>
 
 #include "infergate/batcher.h"
@@ -246,7 +249,7 @@ struct ig_gateway {
 
     /* metrics */
     uint64_t responses[6]; /* by status class 1xx..5xx, index 0 unused */
-    uint64_t errors_by_type[8];
+    uint64_t errors_by_type[GW_ERROR_TYPES];
 };
 
 /* ---- shared with transform.c (gateway.c) ---- */

@@ -182,6 +182,8 @@ const char *ig_http_status_reason(int status)
         return "Service Unavailable";
     case 504:
         return "Gateway Timeout";
+    case 530:
+        return "Internal Dependency Failure"; /* SageMaker's InternalDependencyException */
     default:
         return "Unknown";
     }

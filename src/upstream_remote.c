@@ -1676,6 +1676,19 @@ static int call_sm_model_error(const struct remote_call *c, int *status, char *m
     return 0;
 }
 
+/* The type a client gets for SageMaker's own failure (not the model's),
+ * after the retries: InvokeEndpoint's modeled server errors by their names
+ * (the client's SDK knows them: InternalDependencyException is 530), any
+ * other 5xx as InternalFailure. */
+static const char *sm_own_error(long code, const char *etype)
+{
+    if (code == 503 || strcmp(etype, "ServiceUnavailable") == 0)
+        return "ServiceUnavailable";
+    if (code == 530 || strcmp(etype, "InternalDependencyException") == 0)
+        return "InternalDependencyException";
+    return "InternalFailure";
+}
+
 static void on_call_done(CURL *easy, CURLcode rc, void *arg)
 {
     struct remote_call *c = arg;
@@ -1792,11 +1805,7 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
             call_sm_msg(c, body, sizeof(body));
             snprintf(msg, sizeof(msg), "SageMaker answered %ld %s: %s", code,
                      c->etype[0] ? c->etype : "error", body);
-            job_fail_rows(job, c->lo, c->hi,
-                          code == 503 || strcmp(c->etype, "ServiceUnavailable") == 0
-                              ? "ServiceUnavailable"
-                              : "InternalFailure",
-                          0, msg, strlen(msg));
+            job_fail_rows(job, c->lo, c->hi, sm_own_error(code, c->etype), 0, msg, strlen(msg));
         } else if (model_500) {
             /* Rows that make the model raise, retried: split as a 4xx
              * is, so that only the requests holding them fail, not every

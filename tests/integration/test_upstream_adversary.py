@@ -202,6 +202,10 @@ class Hostile:
         elif m == "sm503":  # SageMaker itself unavailable (not the model)
             h.send(503, '{"message":"The service is unavailable."}', "application/json",
                    [("x-amzn-ErrorType", "ServiceUnavailable:http://internal.amazon.com/coral/")])
+        elif m == "sm530":  # SageMaker's InternalDependencyException
+            h.send(530, '{"message":"An internal dependency failed."}', "application/json",
+                   [("x-amzn-ErrorType",
+                     "InternalDependencyException:http://internal.amazon.com/coral/")])
         elif m == "smcut400":  # a model's 400 past a one-row call's cap (320 KiB) by 10 bytes
             cap = (256 << 10) + (64 << 10)
             head = '{"ErrorCode":"CLIENT_ERROR_FROM_MODEL","Message":"Received client error ' \
@@ -662,7 +666,7 @@ def test_resets():
 
 # 8 ---------------------------------------------------------------------------
 def test_sagemaker_errors():
-    section("8. SageMaker's own throttling and 503, retries exhausted")
+    section("8. SageMaker's own throttling, 503 and 530, retries exhausted")
     hs = Hostile()
     saved = dict(os.environ)
     for k in list(os.environ):
@@ -689,6 +693,15 @@ def test_sagemaker_errors():
         st, hd, body = post(gw, "s", "1,2\n")
         check_eq((st, hd.get("x-amzn-errortype")), (503, "ServiceUnavailable"),
                  "SageMaker's own 503 is ServiceUnavailable, not a ModelError (body %s)" % body[:200])
+        hs.reset("sm530")
+        st, hd, body = post(gw, "s", "1,2\n")
+        check_eq((st, hd.get("x-amzn-errortype"), json.loads(body).get("message")),
+                 (530, "InternalDependencyException",
+                  'Row 1: SageMaker answered 530 InternalDependencyException: {"message":"An '
+                  'internal dependency failed."}'),
+                 "SageMaker's InternalDependencyException keeps its name and status (the "
+                 "client's SDK models it), after its retry")
+        check_eq(hs.ncalls(), 2, "retried once (retry_max 1)")
         # the cap falls inside "OriginalStatusCode": part of the key before
         # it, the rest (10 bytes) after: still the model's 400
         hs.reset("smcut400")
