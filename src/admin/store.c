@@ -46,6 +46,9 @@
 #include "infergate/common.h"
 #include "infergate/store.h"
 
+/* The embedded redis-server's socket and log, in data_dir. */
+#define STORE_SOCK "redis.sock"
+#define STORE_LOG "redis.log"
 #define CONNECT_TIMEOUT_MS 2000
 #define REPLY_TIMEOUT_MS 5000
 #define WATCH_MS 500
@@ -904,9 +907,13 @@ static int child_spawn(struct ig_store *s, char *err, size_t errlen)
         ig_errf(err, errlen, "store: %s not found on PATH", s->redis_server);
         return IG_ERR_IO;
     }
-    const char *argv[] = {exe, "--port", "0", "--unixsocket", s->path, "--unixsocketperm", "700",
-                          "--dir", s->data_dir, "--appendonly", "yes", "--appendfsync", "everysec",
-                          "--save", "", "--daemonize", "no", "--logfile", s->logfile,
+    /* The child runs in data_dir, and redis is given its files by their
+     * names there: it would read a relative path given with --dir (the
+     * shipped ./var) from data_dir again, since --dir changes its working
+     * directory as the arguments are read. */
+    const char *argv[] = {exe, "--port", "0", "--unixsocket", STORE_SOCK, "--unixsocketperm",
+                          "700", "--dir", ".", "--appendonly", "yes", "--appendfsync", "everysec",
+                          "--save", "", "--daemonize", "no", "--logfile", STORE_LOG,
                           "--protected-mode", "yes", NULL};
     pid_t parent = getpid();
     /* All signals blocked across the fork: until the child resets the
@@ -937,6 +944,8 @@ static int child_spawn(struct ig_store *s, char *err, size_t errlen)
             dup2(nul, 1); /* redis logs to its logfile */
         }
         close_range(3, ~0U, 0);
+        if (chdir(s->data_dir) != 0)
+            _exit(127);
         execve(exe, (char *const *)argv, environ);
         _exit(127);
     }
@@ -1281,9 +1290,9 @@ int ig_store_new(struct event_base *base, const struct ig_store_conf *conf, stru
         s->path = ig_xmalloc(n);
         s->pidfile = ig_xmalloc(n);
         s->logfile = ig_xmalloc(n);
-        snprintf(s->path, n, "%s/redis.sock", s->data_dir);
+        snprintf(s->path, n, "%s/" STORE_SOCK, s->data_dir);
         snprintf(s->pidfile, n, "%s/redis.pid", s->data_dir);
-        snprintf(s->logfile, n, "%s/redis.log", s->data_dir);
+        snprintf(s->logfile, n, "%s/" STORE_LOG, s->data_dir);
         if (strlen(s->path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
             ig_errf(err, errlen, "store: data_dir %s is too long for a unix socket path (%zu max)",
                     s->data_dir, sizeof(((struct sockaddr_un *)0)->sun_path) - 12);

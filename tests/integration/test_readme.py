@@ -71,10 +71,11 @@ tmp = tempfile.mkdtemp(prefix="ig-readme-")
 out_json = os.path.join(tmp, "out.json")
 log = open(os.path.join(tmp, "stderr.log"), "w+")
 # The admin API on a free port too, its embedded redis-server in a data_dir
-# of the test's own (the README's examples use 8081 and ./var).
+# of the test's own (the README's examples use 8081 and ./var), given as a
+# path relative to the working directory as the shipped ./var is.
 proc = subprocess.Popen([BIN, "--config", "conf/infergate.conf", "--listen",
                          "127.0.0.1:%d" % port, "--admin-listen", "127.0.0.1:%d" % admin_port,
-                         "--data-dir", os.path.join(tmp, "var")],
+                         "--data-dir", os.path.relpath(os.path.join(tmp, "var"), ROOT)],
                         cwd=ROOT, stdout=log, stderr=log)
 deadline = time.time() + 15
 up = False
