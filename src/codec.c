@@ -108,8 +108,11 @@ int ig_codec_format_parse(const char *value, enum ig_format dflt, enum ig_format
     return 0;
 }
 
-/* Does the parameter list [s, e) (starting at a ';') hold q=0? */
-static int codec_params_q_zero(const char *s, const char *e)
+/* The q-value of the parameter list [s, e) (starting at a ';') in
+ * thousandths: 1000 without one, or with one that is not a qvalue
+ * ("0", "0.5", "1.000"; RFC 9110 section 12.4.2, more than three decimals
+ * taken as three). */
+static int codec_params_q(const char *s, const char *e)
 {
     while (s < e) {
         const char *pe, *eq, *ns, *ne, *vs, *ve;
@@ -126,20 +129,21 @@ static int codec_params_q_zero(const char *s, const char *e)
             ve = pe;
             codec_trim(&ns, &ne);
             codec_trim(&vs, &ve);
-            if (codec_eq(ns, ne, "q") && vs < ve && *vs == '0') {
+            if (codec_eq(ns, ne, "q") && vs < ve && (*vs == '0' || *vs == '1')) {
                 const char *p = vs + 1;
+                int q = (*vs - '0') * 1000, scale = 100;
 
-                if (p < ve && *p == '.')
-                    p++;
-                while (p < ve && *p == '0')
-                    p++;
-                if (p == ve)
-                    return 1;
+                if (p < ve && *p == '.') /* digits past the third are read and not counted */
+                    for (p++; p < ve && *p >= '0' && *p <= '9'; p++, scale /= 10)
+                        q += (*p - '0') * scale;
+                if (p == ve && q <= 1000)
+                    return q;
+                return 1000; /* not a qvalue: as if absent */
             }
         }
         s = pe;
     }
-    return 0;
+    return 1000;
 }
 
 static int codec_mime_is_text(enum ig_format f)
@@ -150,7 +154,8 @@ static int codec_mime_is_text(enum ig_format f)
 int ig_codec_accept_parse(const char *value, enum ig_format dflt, enum ig_format *out)
 {
     const char *p, *end;
-    int any = 0;
+    int any = 0, best_q = 0;
+    enum ig_format best = dflt;
 
     if (value == NULL) {
         *out = dflt;
@@ -163,38 +168,36 @@ int ig_codec_accept_parse(const char *value, enum ig_format dflt, enum ig_format
         const char *ee = comma ? comma : end;
         const char *s = p, *te = codec_type_end(p, ee);
         const char *all = p, *alle = ee;
-        int f;
+        int f = -1, q;
 
         codec_trim(&all, &alle);
         if (all != alle)
             any = 1;
         codec_trim(&s, &te);
-        if (s < te && !codec_params_q_zero(te, ee)) {
+        /* the acceptable element of the highest q decides, the first of
+         * equals; q=0 is "not acceptable" */
+        if (s < te && (q = codec_params_q(te, ee)) > best_q) {
             f = codec_mime_lookup(s, te);
+            if (f < 0 && codec_eq(s, te, "*/*"))
+                f = (int)dflt;
+            else if (f < 0 && codec_eq(s, te, "text/*"))
+                f = codec_mime_is_text(dflt) ? (int)dflt : IG_FMT_CSV;
+            else if (f < 0 && codec_eq(s, te, "application/*"))
+                f = codec_mime_is_text(dflt) || (unsigned)dflt >= IG_FMT_COUNT ? IG_FMT_JSON
+                                                                                : (int)dflt;
             if (f >= 0) {
-                *out = (enum ig_format)f;
-                return 0;
-            }
-            if (codec_eq(s, te, "*/*")) {
-                *out = dflt;
-                return 0;
-            }
-            if (codec_eq(s, te, "text/*")) {
-                *out = codec_mime_is_text(dflt) ? dflt : IG_FMT_CSV;
-                return 0;
-            }
-            if (codec_eq(s, te, "application/*")) {
-                *out =
-                    codec_mime_is_text(dflt) || (unsigned)dflt >= IG_FMT_COUNT ? IG_FMT_JSON : dflt;
-                return 0;
+                best = (enum ig_format)f;
+                best_q = q;
+                if (q == 1000)
+                    break; /* none can beat it */
             }
         }
         if (comma == NULL)
             break;
         p = comma + 1;
     }
-    if (!any) {
-        *out = dflt;
+    if (best_q > 0 || !any) {
+        *out = best;
         return 0;
     }
     return IG_ERR_UNSUPPORTED;

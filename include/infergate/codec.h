@@ -30,10 +30,11 @@ struct ig_buf;
 int ig_codec_format_parse(const char *value, enum ig_format dflt, enum ig_format *out);
 
 /*
- * Parse an Accept value: a comma-separated list of media ranges, taken in
- * order (q-values are not used to reorder, but a range with q=0 is skipped
- * as "not acceptable"). The first element that is a known type (as in
- * ig_codec_format_parse) or a wildcard decides (star written for '*'):
+ * Parse an Accept value: a comma-separated list of media ranges with
+ * q-values (RFC 9110: absent or not a qvalue is 1, q=0 is "not
+ * acceptable"). Of the elements that are a known type (as in
+ * ig_codec_format_parse) or a wildcard, the one of the highest q decides,
+ * the first of those with equal q (star written for '*'):
  *   star/star         -> <dflt>;
  *   text/star         -> <dflt> when its MIME type is text/..., else IG_FMT_CSV;
  *   application/star  -> <dflt> when its MIME type is application/..., else

@@ -67,6 +67,14 @@ with Gateway(endpoints) as gw:
     check("x-amzn-requestid:" in head.lower(), "h2 request id header")
     check_eq(body, expected_body(demo, rows5, "application/jsonlines"), "curl h2c jsonlines")
 
+    # Accept with q-values: the highest q decides, not the first listed.
+    r = run(["curl", "-sS", "-D", "-", "--http2-prior-knowledge", "-H", "Content-Type: text/csv",
+             "-H", "Accept: application/json;q=0.2, text/csv;q=0.9, application/jsonlines;q=0.5",
+             "--data-binary", body5, url])
+    head, _, body = r.stdout.decode().partition("\r\n\r\n")
+    check("content-type: text/csv" in head.lower(), "Accept q-values: text/csv (q=0.9) chosen")
+    check_eq(body, expected_body(demo, rows5, "text/csv"), "Accept q-values: the CSV answer")
+
     # nghttp (h2c prior knowledge), 64 concurrent streams on one connection.
     r = run(["nghttp", "-m", "64", "-H", "content-type: text/csv", "-H", "accept: text/csv",
              "-d", os.path.join(tmp, "rows5.csv"), url])

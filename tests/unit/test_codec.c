@@ -108,14 +108,40 @@ static void test_accept_list(void **state)
 {
     (void)state;
     expect_accept("text/html, application/json", IG_FMT_CSV, IG_FMT_JSON);
-    expect_accept("application/xml,text/csv;q=0.5, application/json", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("application/xml,text/csv;q=0.5, application/json", IG_FMT_JSON, IG_FMT_JSON);
+    expect_accept("application/xml,text/csv;q=0.5, application/json", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("text/csv", IG_FMT_JSON, IG_FMT_CSV);
     expect_accept("application/x-recordio , application/jsonlines", IG_FMT_CSV,
                   IG_FMT_JSONL);
     expect_accept(",, text/csv", IG_FMT_JSON, IG_FMT_CSV);
     /* q=0 means "not acceptable": skipped. */
     expect_accept("application/json;q=0, text/csv", IG_FMT_JSON, IG_FMT_CSV);
     expect_accept("application/json; q=0.000, text/csv", IG_FMT_JSON, IG_FMT_CSV);
-    expect_accept("application/json;q=0.01, text/csv", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("application/json;q=0.01", IG_FMT_CSV, IG_FMT_JSON);
+}
+
+/* The highest q decides (RFC 9110 section 12.5.1), the first of equals. */
+static void test_accept_q(void **state)
+{
+    (void)state;
+    expect_accept("application/json;q=0.01, text/csv", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("text/csv;q=0.5, application/json;q=0.8", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("text/csv;q=0.8, application/json;q=0.8", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("text/csv;q=0.801, application/json;q=0.8", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("text/csv;q=0.8, application/json;q=0.8001", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("text/csv ; q = 0.3 , application/jsonlines;q=0.31", IG_FMT_JSON,
+                  IG_FMT_JSONL);
+    expect_accept("text/csv;q=0.9, */*", IG_FMT_JSON, IG_FMT_JSON);
+    expect_accept("*/*;q=0.1, text/csv", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("text/html, application/*;q=0.2, text/*;q=0.3", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("application/json;q=1.000, text/csv", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("text/html;q=1, text/csv;q=0.1", IG_FMT_JSON, IG_FMT_CSV);
+    /* not a qvalue: as if there were none (1) */
+    expect_accept("text/csv;q=0.5, application/json;q=2", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("text/csv;q=0.5, application/json;q=1.5", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("text/csv;q=0.5, application/json;q=abc", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("text/csv;q=0.5, application/json;q=", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("application/json;q=0.5;q=0.9, text/csv;q=0.7", IG_FMT_JSON, IG_FMT_CSV);
 }
 
 static void test_accept_wildcards(void **state)
@@ -124,7 +150,7 @@ static void test_accept_wildcards(void **state)
     expect_accept("*/*", IG_FMT_JSON, IG_FMT_JSON);
     expect_accept("*/*", IG_FMT_CSV, IG_FMT_CSV);
     expect_accept("text/html, */*;q=0.8", IG_FMT_JSONL, IG_FMT_JSONL);
-    /* In order: the first known type or wildcard decides. */
+    /* Of equal q, the first known type or wildcard decides. */
     expect_accept("*/*, text/csv", IG_FMT_JSON, IG_FMT_JSON);
     expect_accept("application/json, */*", IG_FMT_CSV, IG_FMT_JSON);
     /* A range selects the default only when the default is in it. */
@@ -600,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_format_unknown),
         cmocka_unit_test(test_accept_single),
         cmocka_unit_test(test_accept_list),
+        cmocka_unit_test(test_accept_q),
         cmocka_unit_test(test_accept_wildcards),
         cmocka_unit_test(test_accept_unsupported),
         cmocka_unit_test(test_format_mime),
