@@ -793,6 +793,10 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
 
             if (f != NULL && (f->type == NULL || strcmp(f->type, "ModelError") == 0)) {
                 /* the model's own status and words, as SageMaker relays them */
+                uint64_t *mark = r->http != NULL ? ig_http_req_conn_mark(r->http) : NULL;
+
+                if (mark != NULL && (f->status == 500 || (f->status >= 400 && f->status < 500)))
+                    *mark = ig_now_us() + GW_SUSPECT_US; /* its rows: refused, or raised on */
                 snprintf(msg, sizeof(msg), "%.*s", len, b->out + p->off);
                 gw_model_error(r->gw, r->http, r, r->lane->ep, f->status, msg);
                 r->http = NULL;
@@ -1270,6 +1274,14 @@ int gw_rows_break(const struct ig_upstream *up, const struct ig_rowset *rs, enum
     return 0;
 }
 
+/* Whether <r> came on a connection under suspicion (GW_SUSPECT_US). */
+static int gw_suspect(struct gw_request *r)
+{
+    uint64_t *mark = r->http != NULL ? ig_http_req_conn_mark(r->http) : NULL;
+
+    return mark != NULL && *mark > r->start_us;
+}
+
 /*
  * <r>'s body was decoded (inline, or on a decoder and back on the loop):
  * with <rv> < 0 answer the decoder's error, else queue its rows. <nbytes>
@@ -1295,7 +1307,7 @@ void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *c
     /* A request whose rows go in calls of their own waits on the solo lane
      * of its formats: a batch of its own, taking turns with the others. */
     if (r->chunk == NULL && ep->up->remote && r->lane < ep->lanes + GW_NLANES_PLAIN &&
-        (r->breaks || forwards))
+        (r->breaks || forwards || gw_suspect(r)))
         r->lane += GW_NLANES_PLAIN;
     if (gw_endpoint_queued(ep) + (uint64_t)r->rs.nrows > ep->conf->max_queue_rows)
         rv = IG_ERR_FULL;

@@ -80,12 +80,19 @@ struct gw_flow {
  * call's rows are all in one format). A remote model has a second set of
  * lanes, the solo lanes (index GW_NLANES_PLAIN and up, same order): a
  * request whose rows go in calls of their own (forwarded headers, a row
- * holding a line break) waits there, a batch each, flushed at once, so
+ * holding a line break, a connection under suspicion: GW_SUSPECT_US)
+ * waits there, a batch each, flushed at once, so
  * that it takes turns for the in-flight slots with the other lanes
  * instead of packing hundreds of calls into a batch that the requests
  * batched with it, and the lanes behind it, wait for. */
 #define GW_NLANES_PLAIN (IG_FMT_COUNT * IG_FMT_COUNT)
 #define GW_NLANES (2 * GW_NLANES_PLAIN)
+/* A connection one of whose requests a remote model refused (4xx) or
+ * raised on (500): its requests go on the solo lanes for this long
+ * (renewed by each such request), so that its next bad row costs one call
+ * of its own, not the split of a batch of other clients' rows (up to
+ * 2*log2(n) more calls, and the wait of every request in that batch). */
+#define GW_SUSPECT_US (10 * 1000000ULL)
 struct gw_lane {
     struct gw_endpoint *ep;
     enum ig_format ctype; /* the rows' format (bytes upstreams; else any) */

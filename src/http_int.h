@@ -276,6 +276,7 @@ struct http_conn {
     size_t in_seen; /* input left unprocessed after the last conn_process() */
     uint64_t drain_bytes;       /* h2: bytes the socket took while blocked, this period */
     char peer[64];
+    uint64_t app_mark; /* the application's (ig_http_req_conn_mark), 0 at accept */
     http_parser parser;
     struct nghttp2_session *h2;
     /* h2: the request whose header block is being received (set by

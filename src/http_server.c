@@ -825,6 +825,11 @@ struct ig_budget *ig_http_req_budget(const struct ig_http_req *req)
     return req_budget(req);
 }
 
+uint64_t *ig_http_req_conn_mark(struct ig_http_req *req)
+{
+    return req->conn != NULL ? &req->conn->app_mark : NULL;
+}
+
 const char *ig_http_req_id(const struct ig_http_req *req)
 {
     return req->id;

@@ -220,6 +220,10 @@ const char *ig_http_req_id(const struct ig_http_req *req);
  * keeps charges past the request's life takes its own reference
  * (ig_budget_hold does). */
 struct ig_budget *ig_http_req_budget(const struct ig_http_req *req);
+/* A value the application keeps for <req>'s connection (0 when it is
+ * accepted; e.g. a deadline), or NULL when the request has no connection
+ * any more. */
+uint64_t *ig_http_req_conn_mark(struct ig_http_req *req);
 /* Ask to be told when the peer goes away before the response; see
  * ig_http_close_cb. Replaces any previous callback. */
 void ig_http_req_set_close_cb(struct ig_http_req *req, ig_http_close_cb *cb, void *arg);

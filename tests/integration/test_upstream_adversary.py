@@ -57,6 +57,10 @@ behaviour each check sets. A check that fails here documents a bug
    the breaker opens after breaker_failures such requests, and a probe it
    answers 500 does not close it; a model that answered well, then raises
    on every call (the canary too), opens it as well.
+14. a connection one of whose requests the model refused (or raised on):
+   its next requests go in calls of their own for a while, so that its
+   next bad row is not batched with other clients' rows (a split of their
+   batch, more calls and a wait for them); its good rows are answered.
 13. the headers a container is handed: the custom attributes and the
    inference id, as SageMaker hands them, never the target variant (so
    requests naming it are batched as any).
@@ -937,6 +941,38 @@ def test_poison_500_batched():
               % hs.ncalls())
 
 
+def test_suspect_connection():
+    section("14. a connection whose rows the model refused: its next requests go alone")
+    for mode, bad in (("echo", 400), ("p500", 500)):
+        with hostile_gateway(mode, "suspect connection " + mode, max_delay_us=300000,
+                             retry_max=1, breaker_failures=100) as (hs, gw):
+            a = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+
+            def on_a(body):
+                a.request("POST", "/endpoints/m/invocations", body=body.encode(),
+                          headers={"Content-Type": CSV, "Accept": CSV})
+                r = a.getresponse()
+                return r.status, r.read().decode()
+
+            check_eq(on_a("666,0\n")[0], 424, "%d: the first bad row of connection A" % bad)
+            n0 = hs.ncalls()
+            res = together(lambda k: on_a("666,1\n") if k == "a" else
+                           post(gw, "m", k + "\n")[::2], ["a", "1,1", "2,2"])
+            check_eq([res["a"][0], res["1,1"], res["2,2"]],
+                     [424, (200, "p1,1\n"), (200, "p2,2\n")],
+                     "%d: A's second bad row fails alone, the two others get their "
+                     "predictions" % bad)
+            calls = sorted(hs.calls[n0:])
+            want = [["1,1\n2,2\n", "666,1\n"], ["2,2\n1,1\n", "666,1\n"]]
+            if bad == 500:  # the raised call is retried once
+                want = [w[:1] + w[1:] * 2 for w in want]
+            check(calls in want,
+                  "%d: A's next request went in a call of its own, the others' rows in one "
+                  "call, none split (calls %r)" % (bad, calls))
+            check_eq(on_a("3,3\n"), (200, "p3,3\n"), "%d: A's good rows are answered" % bad)
+            a.close()
+
+
 def test_container_headers():
     section("13. what a container is handed of a request's X-Amzn-SageMaker-* headers")
     with hostile_gateway("echo", "container headers") as (hs, gw):
@@ -967,7 +1003,7 @@ def main():
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch, test_solo_flood,
              test_poison_500_breaker, test_dead_500_breaker, test_poison_500_batched,
-             test_container_headers]
+             test_suspect_connection, test_container_headers]
     for t in tests:
         if only and not any(o in t.__name__ for o in only):
             continue
