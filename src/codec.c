@@ -111,7 +111,7 @@ int ig_codec_format_parse(const char *value, enum ig_format dflt, enum ig_format
 /* The q-value of the parameter list [s, e) (starting at a ';') in
  * thousandths: 1000 without one, or with one that is not a qvalue
  * ("0", "0.5", "1.000"; RFC 9110 section 12.4.2, more than three decimals
- * taken as three). */
+ * taken as three, but never as 0 when one of them is not 0). */
 static int codec_params_q(const char *s, const char *e)
 {
     while (s < e) {
@@ -132,12 +132,15 @@ static int codec_params_q(const char *s, const char *e)
             if (codec_eq(ns, ne, "q") && vs < ve && (*vs == '0' || *vs == '1')) {
                 const char *p = vs + 1;
                 int q = (*vs - '0') * 1000, scale = 100;
+                int tiny = 0; /* a digit past the third that is not 0 */
 
                 if (p < ve && *p == '.') /* digits past the third are read and not counted */
-                    for (p++; p < ve && *p >= '0' && *p <= '9'; p++, scale /= 10)
+                    for (p++; p < ve && *p >= '0' && *p <= '9'; p++, scale /= 10) {
                         q += (*p - '0') * scale;
+                        tiny |= scale == 0 && *p != '0';
+                    }
                 if (p == ve && q <= 1000)
-                    return q;
+                    return q == 0 && tiny ? 1 : q; /* 0.0001: acceptable, the least */
                 return 1000; /* not a qvalue: as if absent */
             }
         }
@@ -151,56 +154,106 @@ static int codec_mime_is_text(enum ig_format f)
     return (unsigned)f < IG_FMT_COUNT && strncmp(codec_mime_names[f], "text/", 5) == 0;
 }
 
+/* What an Accept element says of a format: its q (thousandths, -1: not
+ * named), and the element's place in the list. */
+struct codec_acc {
+    int q, pos;
+};
+
+static void codec_acc_set(struct codec_acc *a, int q, int pos)
+{
+    if (a->q < 0) { /* the first element naming it speaks */
+        a->q = q;
+        a->pos = pos;
+    } else if (q > a->q) { /* or an alias of higher q (application/jsonl) */
+        a->q = q;
+    }
+}
+
+/* A wildcard's choice among equals: the default, then JSON, CSV, JSON
+ * Lines, RecordIO (libsvm is never an answer a wildcard picks). */
+static int codec_wild_rank(enum ig_format f, enum ig_format dflt)
+{
+    static const int rank[IG_FMT_COUNT] = {[IG_FMT_JSON] = 1, [IG_FMT_CSV] = 2,
+                                           [IG_FMT_JSONL] = 3, [IG_FMT_RECORDIO] = 4,
+                                           [IG_FMT_LIBSVM] = 5};
+    return f == dflt ? 0 : rank[f];
+}
+
 int ig_codec_accept_parse(const char *value, enum ig_format dflt, enum ig_format *out)
 {
+    /* each format's q is that of the most specific range naming it (its
+     * type, then text/star or application/star, then star/star; RFC 9110
+     * section 12.5.1); the highest q wins, then the earliest element, then
+     * for a wildcard codec_wild_rank */
+    struct codec_acc fmt[IG_FMT_COUNT], text = {-1, 0}, app = {-1, 0}, all_ = {-1, 0};
     const char *p, *end;
-    int any = 0, best_q = 0;
-    enum ig_format best = dflt;
+    int any = 0, pos = 0, best = -1, best_q = 0, best_pos = 0, best_rank = 0;
 
     if (value == NULL) {
         *out = dflt;
         return 0;
     }
+    for (int f = 0; f < IG_FMT_COUNT; f++)
+        fmt[f].q = -1;
     p = value;
     end = value + strlen(value);
-    while (p <= end) {
+    for (;; pos++) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *ee = comma ? comma : end;
         const char *s = p, *te = codec_type_end(p, ee);
         const char *all = p, *alle = ee;
-        int f = -1, q;
 
         codec_trim(&all, &alle);
         if (all != alle)
             any = 1;
         codec_trim(&s, &te);
-        /* the acceptable element of the highest q decides, the first of
-         * equals; q=0 is "not acceptable" */
-        if (s < te && (q = codec_params_q(te, ee)) > best_q) {
-            f = codec_mime_lookup(s, te);
-            if (f < 0 && codec_eq(s, te, "*/*"))
-                f = (int)dflt;
-            else if (f < 0 && codec_eq(s, te, "text/*"))
-                f = codec_mime_is_text(dflt) ? (int)dflt : IG_FMT_CSV;
-            else if (f < 0 && codec_eq(s, te, "application/*"))
-                f = codec_mime_is_text(dflt) || (unsigned)dflt >= IG_FMT_COUNT ? IG_FMT_JSON
-                                                                                : (int)dflt;
-            if (f >= 0) {
-                best = (enum ig_format)f;
-                best_q = q;
-                if (q == 1000)
-                    break; /* none can beat it */
-            }
+        if (s < te) {
+            int f = codec_mime_lookup(s, te), q = codec_params_q(te, ee);
+
+            if (f >= 0)
+                codec_acc_set(&fmt[f], q, pos);
+            else if (codec_eq(s, te, "*/*"))
+                codec_acc_set(&all_, q, pos);
+            else if (codec_eq(s, te, "text/*"))
+                codec_acc_set(&text, q, pos);
+            else if (codec_eq(s, te, "application/*"))
+                codec_acc_set(&app, q, pos);
         }
         if (comma == NULL)
             break;
         p = comma + 1;
     }
-    if (best_q > 0 || !any) {
-        *out = best;
+    if (!any) {
+        *out = dflt;
         return 0;
     }
-    return IG_ERR_UNSUPPORTED;
+    for (int f = 0; f < IG_FMT_COUNT; f++) {
+        const struct codec_acc *a = &fmt[f];
+        int rank = 0;
+
+        if (a->q < 0) { /* not named: what a range says, for an answer format */
+            a = codec_mime_is_text((enum ig_format)f) ? &text : &app;
+            if (a->q < 0)
+                a = &all_;
+            if (f == IG_FMT_LIBSVM && f != (int)dflt)
+                continue;
+            rank = codec_wild_rank((enum ig_format)f, dflt);
+        }
+        if (a->q <= 0)
+            continue; /* not named, or q=0: not acceptable */
+        if (best < 0 || a->q > best_q || (a->q == best_q && a->pos < best_pos) ||
+            (a->q == best_q && a->pos == best_pos && rank < best_rank)) {
+            best = f;
+            best_q = a->q;
+            best_pos = a->pos;
+            best_rank = rank;
+        }
+    }
+    if (best < 0)
+        return IG_ERR_UNSUPPORTED;
+    *out = (enum ig_format)best;
+    return 0;
 }
 
 const char *ig_codec_format_mime(enum ig_format f)

@@ -32,15 +32,15 @@ int ig_codec_format_parse(const char *value, enum ig_format dflt, enum ig_format
 /*
  * Parse an Accept value: a comma-separated list of media ranges with
  * q-values (RFC 9110: absent or not a qvalue is 1, q=0 is "not
- * acceptable"). Of the elements that are a known type (as in
- * ig_codec_format_parse) or a wildcard, the one of the highest q decides,
- * the first of those with equal q (star written for '*'):
- *   star/star         -> <dflt>;
- *   text/star         -> <dflt> when its MIME type is text/..., else IG_FMT_CSV;
- *   application/star  -> <dflt> when its MIME type is application/..., else
- *                        IG_FMT_JSON.
- * Unknown types are skipped. NULL, empty or blank -> <dflt>.
- * Returns 0 (and sets *out) or IG_ERR_UNSUPPORTED when no element is
+ * acceptable"). Each format's q is that of the most specific range that
+ * names it: its type (as in ig_codec_format_parse), else text/star or
+ * application/star, else star/star (star written for '*'); a range names
+ * the answer formats of its kind (libsvm only when it is <dflt>). The
+ * format of the highest q is chosen; of equals, the one the earliest
+ * element names; of those a wildcard names, <dflt>, then JSON, CSV, JSON
+ * Lines, RecordIO. Unknown types are skipped. NULL, empty or blank ->
+ * <dflt>.
+ * Returns 0 (and sets *out) or IG_ERR_UNSUPPORTED when no format is
  * acceptable (*out untouched).
  */
 int ig_codec_accept_parse(const char *value, enum ig_format dflt, enum ig_format *out);

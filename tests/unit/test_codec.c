@@ -142,6 +142,33 @@ static void test_accept_q(void **state)
     expect_accept("text/csv;q=0.5, application/json;q=abc", IG_FMT_CSV, IG_FMT_JSON);
     expect_accept("text/csv;q=0.5, application/json;q=", IG_FMT_CSV, IG_FMT_JSON);
     expect_accept("application/json;q=0.5;q=0.9, text/csv;q=0.7", IG_FMT_JSON, IG_FMT_CSV);
+    /* a q past three decimals that is not 0: the least acceptable, not refused */
+    expect_accept("application/json;q=0.0001", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("application/json;q=0.0001, text/csv;q=0.002", IG_FMT_JSON, IG_FMT_CSV);
+}
+
+/* A format's q is that of the most specific range naming it. */
+static void test_accept_specific(void **state)
+{
+    enum ig_format got = IG_FMT_JSONL;
+
+    (void)state;
+    /* refused by name: a wildcard does not bring it back */
+    expect_accept("text/csv;q=0, */*", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("application/json;q=0, */*", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("application/json;q=0, application/*", IG_FMT_JSON, IG_FMT_JSONL);
+    /* named with a low q: the wildcard's higher q goes to another format */
+    expect_accept("*/*;q=0.9, text/csv;q=0.1", IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("text/*;q=0.9, */*;q=0.5", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("application/*;q=0.2, */*;q=0.8", IG_FMT_JSON, IG_FMT_CSV);
+    /* aliases of one format: the highest q of them */
+    expect_accept("application/jsonl;q=0.2, text/csv;q=0.5, application/jsonlines;q=0.9",
+                  IG_FMT_JSON, IG_FMT_JSONL);
+    /* libsvm is no answer a wildcard picks */
+    expect_accept("text/*", IG_FMT_JSON, IG_FMT_CSV);
+    assert_int_equal(ig_codec_accept_parse("text/csv;q=0, text/*", IG_FMT_JSON, &got),
+                     IG_ERR_UNSUPPORTED);
+    assert_int_equal(got, IG_FMT_JSONL);
 }
 
 static void test_accept_wildcards(void **state)
@@ -627,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_accept_single),
         cmocka_unit_test(test_accept_list),
         cmocka_unit_test(test_accept_q),
+        cmocka_unit_test(test_accept_specific),
         cmocka_unit_test(test_accept_wildcards),
         cmocka_unit_test(test_accept_unsupported),
         cmocka_unit_test(test_format_mime),
