@@ -1306,9 +1306,12 @@ void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *c
     r->enqueue_us = nbytes != UINT64_MAX ? ig_now_us() : r->start_us;
     /* A request whose rows go in calls of their own waits on the solo lane
      * of its formats: a batch of its own, taking turns with the others. */
-    if (r->chunk == NULL && ep->up->remote && r->lane < ep->lanes + GW_NLANES_PLAIN &&
-        (r->breaks || forwards || gw_suspect(r)))
-        r->lane += GW_NLANES_PLAIN;
+    if (r->chunk == NULL && ep->up->remote && r->lane < ep->lanes + GW_NLANES_PLAIN) {
+        if (r->breaks || forwards)
+            r->lane += GW_NLANES_PLAIN;
+        else if (gw_suspect(r)) /* batched apart from the others' rows */
+            r->lane += 2 * GW_NLANES_PLAIN;
+    }
     if (gw_endpoint_queued(ep) + (uint64_t)r->rs.nrows > ep->conf->max_queue_rows)
         rv = IG_ERR_FULL;
     else if (nbytes != UINT64_MAX)
@@ -1991,7 +1994,10 @@ static int gw_render_upstreams(struct ig_gateway *gw, struct ig_buf *out)
     if (rv == 0)
         rv = ig_metrics_header(out, "infergate_upstream_breaker_state", "gauge",
                                "Circuit breaker: 0 closed, 1 open, 2 half-open.");
-    REMOTE_EPS(rv = ig_metrics_sample(out, "infergate_upstream_breaker_state", labels,
+    /* health() brings the state up to date: an open breaker whose time is
+     * up is half-open, request or not */
+    REMOTE_EPS(gw->eps[i]->up->ops->health(gw->eps[i]->up, NULL, 0);
+               rv = ig_metrics_sample(out, "infergate_upstream_breaker_state", labels,
                                       st->breaker_state))
     if (rv == 0)
         rv = ig_metrics_header(out, "infergate_upstream_connections", "gauge",
@@ -2241,7 +2247,7 @@ static int gw_endpoint_new(struct ig_gateway *gw, const struct ig_endpoint_conf 
         lane->ep = ep;
         lane->ctype = (enum ig_format)(f % GW_NLANES_PLAIN / IG_FMT_COUNT);
         lane->accept = (enum ig_format)(f % IG_FMT_COUNT);
-        lane->batcher = ig_batcher_new(f < GW_NLANES_PLAIN ? &lim : &solo);
+        lane->batcher = ig_batcher_new(f / GW_NLANES_PLAIN == 1 ? &solo : &lim);
         if (lane->batcher != NULL)
             ig_batcher_set_group(lane->batcher, &ep->queued_rows);
         lane->timer = evtimer_new(gw->base, on_lane_timer, lane);

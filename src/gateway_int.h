@@ -80,18 +80,19 @@ struct gw_flow {
  * call's rows are all in one format). A remote model has a second set of
  * lanes, the solo lanes (index GW_NLANES_PLAIN and up, same order): a
  * request whose rows go in calls of their own (forwarded headers, a row
- * holding a line break, a connection under suspicion: GW_SUSPECT_US)
- * waits there, a batch each, flushed at once, so
+ * holding a line break) waits there, a batch each, flushed at once, so
  * that it takes turns for the in-flight slots with the other lanes
  * instead of packing hundreds of calls into a batch that the requests
  * batched with it, and the lanes behind it, wait for. */
 #define GW_NLANES_PLAIN (IG_FMT_COUNT * IG_FMT_COUNT)
-#define GW_NLANES (2 * GW_NLANES_PLAIN)
-/* A connection one of whose requests a remote model refused (4xx) or
- * raised on (500): its requests go on the solo lanes for this long
- * (renewed by each such request), so that its next bad row costs one call
- * of its own, not the split of a batch of other clients' rows (up to
- * 2*log2(n) more calls, and the wait of every request in that batch). */
+#define GW_NLANES (3 * GW_NLANES_PLAIN)
+/* And a third set, the suspect lanes (index 2 * GW_NLANES_PLAIN and up),
+ * batched as the plain ones: a connection one of whose requests a remote
+ * model refused (4xx) or raised on (500) sends its requests there for
+ * GW_SUSPECT_US (renewed by each such request), so that its next bad row
+ * splits a batch of suspects' rows, not one of other clients' (up to
+ * 2*log2(n) more calls, and the wait of every request in the batch), and
+ * the other clients sharing its connection (a proxy's) are still batched. */
 #define GW_SUSPECT_US (10 * 1000000ULL)
 struct gw_lane {
     struct gw_endpoint *ep;
@@ -125,7 +126,8 @@ struct gw_endpoint {
      * formats of the calls (rows and answers converted, convert.h); -1:
      * the client's. */
     int up_ctype, up_accept;
-    struct gw_lane lanes[GW_NLANES]; /* [solo * GW_NLANES_PLAIN + ctype * IG_FMT_COUNT + accept] */
+    struct gw_lane lanes[GW_NLANES]; /* [set * GW_NLANES_PLAIN + ctype * IG_FMT_COUNT + accept],
+                                        set 0 plain, 1 solo, 2 suspect */
     uint32_t queued_rows;            /* the rows all lanes hold (ig_batcher_set_group) */
     /* Deadlines: every request of an endpoint has the same
      * request_timeout_ms, so arrival order is deadline order. The requests

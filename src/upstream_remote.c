@@ -80,6 +80,10 @@
 #define REMOTE_RETRY_BURST 10.0
 /* A canary row kept at most (breaker_raised). */
 #define REMOTE_CANARY_MAX 4096
+/* The canary is replaced by a row answered well after it at most this
+ * often: a row the model answered long ago (a model updated since) does
+ * not speak for it now. */
+#define REMOTE_CANARY_FRESH_US 1000000ULL
 /* Bytes a call's body adds to its rows: a newline per row, or the JSON
  * wrapper and commas. */
 #define REMOTE_JSON_WRAP (sizeof("{\"instances\":[]}") - 1)
@@ -197,6 +201,7 @@ struct remote_upstream {
     /* breaker */
     int breaker;
     uint32_t fails_in_row;
+    uint32_t raised_in_row; /* of those, requests the model raised on (breaker_raised) */
     uint32_t open_fails; /* fails_in_row when it opened (said while open) */
     uint64_t open_until_us;
     int probe_out;
@@ -205,6 +210,7 @@ struct remote_upstream {
      * call from one client's rows that make it raise (breaker_raised). */
     char *canary;
     uint32_t canary_len;
+    uint64_t canary_us; /* when it was kept */
     enum ig_format canary_ctype, canary_accept;
     struct ig_batch *canary_batch; /* the canary call's, while it is out */
     /* retry budget */
@@ -656,6 +662,7 @@ static void job_complete(struct remote_job *job)
 static void breaker_success(struct remote_upstream *ru, const struct remote_call *c)
 {
     ru->fails_in_row = 0;
+    ru->raised_in_row = 0;
     if (c->probe) {
         ru->probe_out = 0;
         if (ru->breaker != BREAKER_CLOSED)
@@ -666,8 +673,29 @@ static void breaker_success(struct remote_upstream *ru, const struct remote_call
     ru->base.stats.breaker_state = (uint32_t)ru->breaker;
 }
 
+static void canary_send(struct remote_upstream *ru, int probe);
+
+/* Whether a failure of <c> now opens the breaker (or keeps a half-open one
+ * open). */
+static int breaker_would_open(const struct remote_upstream *ru, const struct remote_call *c)
+{
+    return (c->probe && ru->breaker == BREAKER_HALF) ||
+           (ru->breaker == BREAKER_CLOSED && ru->fails_in_row + 1 >= ru->conf->breaker_failures);
+}
+
 static void breaker_failure(struct remote_upstream *ru, const struct remote_call *c)
 {
+    /* A count that holds requests the model raised on (one client's rows,
+     * maybe: held at breaker_failures - 1) does not open the breaker on a
+     * failure of another kind (a passing 503 another client's retry would
+     * have got past) without the canary's word (breaker_raised). */
+    if (!c->probe && ru->raised_in_row > 0 && ru->canary != NULL &&
+        c->job->batch != ru->canary_batch && breaker_would_open(ru, c)) {
+        if (ru->canary_batch == NULL)
+            canary_send(ru, 0);
+        ru->fails_in_row++;
+        return;
+    }
     ru->fails_in_row++;
     if (c->probe)
         ru->probe_out = 0;
@@ -1146,12 +1174,23 @@ static void canary_keep(struct remote_call *c, uint32_t i)
     struct remote_job *job = c->job;
     struct remote_upstream *ru = job->ru;
     uint32_t len = job->row_off[i + 1] - job->row_off[i];
+    uint64_t now;
+    char *row;
 
-    if (ru->canary != NULL || job->batch == ru->canary_batch || c->pass != NULL ||
+    if (ru->canary_batch != NULL || job->batch == ru->canary_batch || c->pass != NULL ||
         len == 0 || len > REMOTE_CANARY_MAX || (job->preds[i].len & IG_PRED_FAILED))
         return;
-    if ((ru->canary = ig_try_malloc(len)) == NULL)
+    now = ig_now_us();
+    /* a fresh one (the model as it is now), answered well within a quarter
+     * of the timeout (not a row the model takes nearly the timeout on) */
+    if ((ru->canary != NULL && now - ru->canary_us < REMOTE_CANARY_FRESH_US) ||
+        now - c->start_us > (uint64_t)ru->conf->upstream_timeout_ms * 250)
         return;
+    if ((row = ig_try_malloc(len)) == NULL)
+        return;
+    free(ru->canary);
+    ru->canary = row;
+    ru->canary_us = now;
     memcpy(ru->canary, job->rows + job->row_off[i], len);
     ru->canary_len = len;
     ru->canary_ctype = job->ctype;
@@ -1221,8 +1260,8 @@ static void canary_send(struct remote_upstream *ru, int probe)
     ru->canary_batch = b;
     ru->base.stats.canaries++;
     ig_log(IG_LOG_INFO,
-           "endpoint %s: %s raised on the rows of %u requests in a row: a row it answered "
-           "well before is sent to tell whether it is down",
+           "endpoint %s: %s failed %u calls in a row, requests it raised on among them: a row "
+           "it answered well before is sent to tell whether it is down",
            ru->conf->name, ru->label, ru->fails_in_row + 1);
     c = call_new(job, 0, 1);
     c->attempt = ru->conf->retry_max; /* its answer is the verdict: not retried */
@@ -1249,6 +1288,8 @@ static void breaker_raised(struct remote_upstream *ru, struct remote_call *c)
 
     if (!opens || ru->canary == NULL || c->job->batch == ru->canary_batch ||
         (c->probe && ru->canary_batch != NULL)) {
+        if (c->job->batch != ru->canary_batch)
+            ru->raised_in_row++;
         breaker_failure(ru, c);
         return;
     }
@@ -2066,6 +2107,10 @@ static int remote_health(struct ig_upstream *u, char *why, size_t whylen)
 {
     struct remote_upstream *ru = (struct remote_upstream *)u;
 
+    if (ru->breaker == BREAKER_OPEN && ig_now_us() >= ru->open_until_us) {
+        ru->breaker = BREAKER_HALF; /* the next batch is the probe (breaker_admit) */
+        ru->base.stats.breaker_state = (uint32_t)ru->breaker;
+    }
     if (ru->breaker == BREAKER_OPEN && ig_now_us() < ru->open_until_us) {
         if (why)
             snprintf(why, whylen, "%s: circuit breaker open after %u failed calls in a row",

@@ -58,9 +58,9 @@ behaviour each check sets. A check that fails here documents a bug
    answers 500 does not close it; a model that answered well, then raises
    on every call (the canary too), opens it as well.
 14. a connection one of whose requests the model refused (or raised on):
-   its next requests go in calls of their own for a while, so that its
-   next bad row is not batched with other clients' rows (a split of their
-   batch, more calls and a wait for them); its good rows are answered.
+   its next requests are batched apart for a while, so that its next bad
+   row is not batched with other clients' rows (a split of their batch,
+   more calls and a wait for them); its good rows are answered.
 13. the headers a container is handed: the custom attributes and the
    inference id, as SageMaker hands them, never the target variant (so
    requests naming it are batched as any).
@@ -942,7 +942,7 @@ def test_poison_500_batched():
 
 
 def test_suspect_connection():
-    section("14. a connection whose rows the model refused: its next requests go alone")
+    section("14. a connection whose rows the model refused: its next requests batched apart")
     for mode, bad in (("echo", 400), ("p500", 500)):
         with hostile_gateway(mode, "suspect connection " + mode, max_delay_us=300000,
                              retry_max=1, breaker_failures=100) as (hs, gw):
@@ -967,8 +967,8 @@ def test_suspect_connection():
             if bad == 500:  # the raised call is retried once
                 want = [w[:1] + w[1:] * 2 for w in want]
             check(calls in want,
-                  "%d: A's next request went in a call of its own, the others' rows in one "
-                  "call, none split (calls %r)" % (bad, calls))
+                  "%d: A's next request was not batched with the others' rows: none split "
+                  "(calls %r)" % (bad, calls))
             check_eq(on_a("3,3\n"), (200, "p3,3\n"), "%d: A's good rows are answered" % bad)
             a.close()
 

@@ -523,13 +523,17 @@ def test_breaker():
         check_eq(g.port, port, "the container restarted on the same port")
         check(wait_for(lambda: readyz(gw)[0] == 200, timeout=5),
               "/readyz 200 again once breaker_open_ms passed and /ping answers")
+        check_eq(up_metric(gw, "infergate_upstream_breaker_state", "c"), 2.0,
+                 "breaker_open_ms passed, no request since: breaker_state 2 (half-open), "
+                 "not still 1")
         probe = {}
         t = threading.Thread(target=lambda: probe.update(
             a=post(gw, "c", csv_row(ROWS[6]), CSV, CSV)))
         t.start()
-        check(wait_for(lambda: up_metric(gw, "infergate_upstream_breaker_state", "c") == 2.0,
-                       timeout=2, step=0.005),
-              "while the probe is out: breaker_state 2 (half-open)")
+        check(wait_for(lambda: "a probe call is out" in readyz(gw)[1], timeout=2, step=0.005),
+              "while the probe is out: /readyz says so")
+        check_eq(up_metric(gw, "infergate_upstream_breaker_state", "c"), 2.0,
+                 "while the probe is out: breaker_state 2 (half-open)")
         st, hd, out = post(gw, "c", csv_row(ROWS[8]), CSV, CSV)
         check_eq((st, hd.get("x-amzn-errortype")), (503, "ServiceUnavailable"),
                  "half-open: a second request is not a second probe: ServiceUnavailable")

@@ -1,0 +1,175 @@
+"""An adversarial review of the breaker's canary and of suspect connections:
+R1. a client whose raised-on requests hold the breaker count at
+    breaker_failures - 1: another client's passing 503 (answered on its
+    retry) must not open the breaker then;
+R2. a canary kept from long ago (a model updated since raises on it): a
+    model that answers rows well now is up, the others are not locked out;
+R3. SIGTERM while the canary call is out: the drain does not wait for it,
+    exit 0, nothing leaked (under ASan too);
+R4. one client's bad row on an HTTP/2 connection a proxy shares between
+    many clients: the others' requests on it are still batched.
+
+Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_canary.py [filter]
+"""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from iglib import check, check_eq, finish  # noqa: E402
+import test_upstream_adversary as adv  # noqa: E402
+from test_upstream_adversary import hostile_gateway, post, readyz, section  # noqa: E402
+
+
+class Hostile2(adv.Hostile):
+    """More modes: "blip": rows 666... raise (500), a row 9,9 is answered
+    503 the first time it comes (a passing failure, answered on its retry),
+    the others answered; "v2": the model was updated (its input changed):
+    rows 7,... (the old schema) and 666... raise, the others answered;
+    "slowcanary": rows 666... raise, a row 7,7 is answered after 3 s."""
+
+    def __init__(self):
+        super().__init__()
+        self.blipped = set()
+
+    def answer(self, h, body):
+        m = self.mode
+        lines = [l for l in body.split("\n") if l != ""]
+        if m == "blip":
+            if any(l.startswith("666") for l in lines):
+                h.send(500, "row 666 crashes the model")
+                return
+            if "9,9" in lines and "9,9" not in self.blipped:
+                self.blipped.add("9,9")
+                h.send(503, "a passing failure")
+                return
+            h.send(200, "".join("p" + l + "\n" for l in lines))
+        elif m == "v2":
+            if any(l.startswith("666") or l.startswith("7,") for l in lines):
+                h.send(500, "the model raised")
+                return
+            h.send(200, "".join("p" + l + "\n" for l in lines))
+        elif m == "slowcanary":
+            if any(l.startswith("666") for l in lines):
+                h.send(500, "row 666 crashes the model")
+                return
+            if "7,7" in lines:
+                time.sleep(3)
+            h.send(200, "".join("p" + l + "\n" for l in lines))
+        else:
+            super().answer(h, body)
+
+
+adv.Hostile = Hostile2  # hostile_gateway builds ours
+
+
+def test_mixed_streak():
+    section("R1. a client's raised-on requests hold the breaker count at breaker_failures - 1:"
+            " another client's passing 503 does not open it")
+    with hostile_gateway("blip", "mixed streak", breaker_failures=3, retry_max=1,
+                         breaker_open_ms=5000) as (hs, gw):
+        check_eq(post(gw, "m", "1,2\n")[::2], (200, "p1,2\n"), "a good row: the canary")
+        # control: the passing 503 alone is absorbed by the retry
+        st, _, body = post(gw, "m", "9,9\n")
+        check_eq((st, body), (200, "p9,9\n"), "control: a passing 503 is retried and answered")
+        hs.blipped.clear()
+        # the attacker: breaker_failures - 1 requests its rows make the model raise on
+        res = [post(gw, "m", "666,%d\n" % i)[0] for i in range(2)]
+        check_eq(res, [424, 424], "the attacker's two requests fail (424)")
+        # the victim meets the same passing 503 as in the control
+        st, _, body = post(gw, "m", "9,9\n")
+        check_eq((st, body), (200, "p9,9\n"),
+                 "after the attacker's 2 requests, the same passing 503 is still retried and "
+                 "answered (got %d %s)" % (st, body[:160]))
+        st, _, body = post(gw, "m", "3,3\n")
+        check_eq((st, body), (200, "p3,3\n"),
+                 "the others are not locked out by the breaker (got %d %s)" % (st, body[:160]))
+        check_eq(gw.metric('infergate_upstream_breaker_opens_total{endpoint="m"}'), 0,
+                 "the breaker did not open")
+
+
+def test_stale_canary():
+    section("R2. a model update that raises on an old canary: a newer row the model "
+            "answered well speaks for it")
+    with hostile_gateway("p500", "stale canary", breaker_failures=3, retry_max=0,
+                         breaker_open_ms=5000) as (hs, gw):
+        check_eq(post(gw, "m", "7,7\n")[::2], (200, "p7,7\n"), "v1 answers 7,7: the canary")
+        time.sleep(1.1)  # some time later (REMOTE_CANARY_FRESH_US in the fix: 1 s)
+        hs.reset("v2")  # the model behind the endpoint was updated
+        for i in range(3):
+            check_eq(post(gw, "m", "1,%d\n" % i)[::2], (200, "p1,%d\n" % i),
+                     "v2 answers the others' rows well")
+        res = [post(gw, "m", "666,%d\n" % i)[0] for i in range(3)]
+        check_eq(res, [424] * 3, "the attacker's 3 requests: 424 each")
+        time.sleep(0.3)  # the canary goes after the third one's answer
+        st, _, body = post(gw, "m", "1,9\n")
+        check_eq((st, body), (200, "p1,9\n"),
+                 "a model that answered rows well a moment ago is up: the others are not "
+                 "locked out (got %d %s; calls %r)" % (st, body[:120], hs.calls[-3:]))
+
+
+def test_canary_at_sigterm():
+    section("R3. SIGTERM (and the drain) while the canary call is out")
+    with hostile_gateway("p500", "canary out at SIGTERM", breaker_failures=2, retry_max=0,
+                         upstream_timeout_ms=10000) as (hs, gw):
+        check_eq(post(gw, "m", "7,7\n")[::2], (200, "p7,7\n"), "the canary")
+        hs.reset("slowcanary")
+        res = [post(gw, "m", "666,%d\n" % i)[0] for i in range(2)]
+        check_eq(res, [424, 424], "two raised-on requests")
+        time.sleep(0.3)
+        check_eq(hs.calls[-1:], ["7,7\n"], "the canary is out (3 s)")
+        t0 = time.time()
+        # hostile_gateway's stop_clean: exit 0, no ASan report (leaks included)
+    check(time.time() - t0 < 10, "the drain did not wait for the canary")
+
+
+def test_suspect_shared_connection():
+    section("R4. one client's bad row behind a proxy (an HTTP/2 connection shared by many "
+            "clients): the others on it are still batched")
+    with hostile_gateway("echo", "suspect shared", max_delay_us=200000) as (hs, gw):
+        from iglib import H2Client
+        hdrs = [("content-type", "text/csv"), ("accept", "text/csv")]
+
+        def run(bodies):
+            c = H2Client(gw.port)
+            for b in bodies:
+                if b is None:  # wait for the answers so far
+                    end = time.time() + 20
+                    while not set(c.data) <= c.ended and time.time() < end:
+                        c.pump(0.1)
+                    continue
+                sid = c.open("/endpoints/m/invocations", hdrs)
+                c.send_all(sid, b.encode())
+            end = time.time() + 20
+            while not set(c.data) <= c.ended and time.time() < end:
+                c.pump(0.1)
+            c.sock.close()
+
+        n0 = hs.ncalls()
+        run(["1,1\n"] * 40)
+        clean = hs.ncalls() - n0
+        n0 = hs.ncalls()
+        run(["666,1\n", None] + ["1,1\n"] * 40)  # one client's bad row, then 40 others' on the same connection
+        suspect = hs.ncalls() - n0
+        print("   calls for 40 one-row requests on one h2 connection: %d clean, %d after one "
+              "bad row on it" % (clean, suspect))
+        check(suspect <= clean + 3,
+              "the other clients' requests on the shared connection are still batched "
+              "(%d calls, %d without the bad row)" % (suspect, clean))
+
+
+def main():
+    only = sys.argv[1:]
+    for t in (test_mixed_streak, test_stale_canary, test_canary_at_sigterm,
+              test_suspect_shared_connection):
+        if only and not any(o in t.__name__ for o in only):
+            continue
+        t()
+    finish()
+
+
+if __name__ == "__main__":
+    main()
