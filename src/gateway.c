@@ -1962,7 +1962,7 @@ static int gw_render_upstreams(struct ig_gateway *gw, struct ig_buf *out)
         {"infergate_upstream_breaker_opens_total", "counter", "Times the circuit breaker opened.",
          offsetof(struct ig_upstream_stats, breaker_opens)},
         {"infergate_upstream_canaries_total", "counter",
-         "Calls of a row the model answered well, sent before a model's 500s open the breaker.",
+         "Calls of a row the model answered well, sent before failures open the breaker.",
          offsetof(struct ig_upstream_stats, canaries)},
     };
     char labels[192];

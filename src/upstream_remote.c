@@ -28,9 +28,9 @@
  * at breaker_failures it opens, and batches fail at once with
  * ServiceUnavailable for breaker_open_ms; then one call goes through as a
  * probe, and its success closes the breaker. A model's 500 on a request's
- * rows counts once, at the end of its retries and splits; before such a
+ * rows counts once, at the end of its retries and splits; before a
  * count opens the breaker, a row the model answered well (the canary) is
- * sent to tell a model that is down from one client's rows (breaker_raised).
+ * sent to tell a model that is down from one client's rows (breaker_failure).
  *
  * The container is probed with GET /ping every REMOTE_PING_US (health(),
  * so /readyz); once it answers, GET /execution-parameters is read when it
@@ -78,7 +78,7 @@
 #define REMOTE_MSG_MAX 1024
 /* Retry budget: tokens held at most (the burst a quiet upstream allows). */
 #define REMOTE_RETRY_BURST 10.0
-/* A canary row kept at most (breaker_raised). */
+/* A canary row kept at most (breaker_failure). */
 #define REMOTE_CANARY_MAX 4096
 /* The canary is replaced by a row answered well after it at most this
  * often: a row the model answered long ago (a model updated since) does
@@ -201,13 +201,12 @@ struct remote_upstream {
     /* breaker */
     int breaker;
     uint32_t fails_in_row;
-    uint32_t raised_in_row; /* of those, requests the model raised on (breaker_raised) */
     uint32_t open_fails; /* fails_in_row when it opened (said while open) */
     uint64_t open_until_us;
     int probe_out;
     /* The canary: a row the model answered well, kept (its own copy, at
      * most REMOTE_CANARY_MAX bytes) to tell a model that raises on every
-     * call from one client's rows that make it raise (breaker_raised). */
+     * call from one client's rows that make it raise (breaker_failure). */
     char *canary;
     uint32_t canary_len;
     uint64_t canary_us; /* when it was kept */
@@ -662,7 +661,6 @@ static void job_complete(struct remote_job *job)
 static void breaker_success(struct remote_upstream *ru, const struct remote_call *c)
 {
     ru->fails_in_row = 0;
-    ru->raised_in_row = 0;
     if (c->probe) {
         ru->probe_out = 0;
         if (ru->breaker != BREAKER_CLOSED)
@@ -683,16 +681,30 @@ static int breaker_would_open(const struct remote_upstream *ru, const struct rem
            (ru->breaker == BREAKER_CLOSED && ru->fails_in_row + 1 >= ru->conf->breaker_failures);
 }
 
-static void breaker_failure(struct remote_upstream *ru, const struct remote_call *c)
+/*
+ * A failed call <c>: a call not answered (timeout, connection, a 5xx but
+ * the model's 500), or a request the model raised on (a 500 after its
+ * retries and splits, counted once: call_bisect).
+ *
+ * No failure opens the breaker (or keeps a half-open one open) without
+ * the canary's word when there is one: a count may hold one client's
+ * requests that the model raised on, or timed out on (rows that take it
+ * long: each attempt counts), and then any failure, a passing 503 of
+ * another's, would open it; a half-open breaker's probe may be such a
+ * request. The canary, a row the model answered well before, is sent
+ * instead (with <c>'s probe, if it held it): answered well, the model is
+ * up and the count starts again (a half-open breaker closes); not, it is
+ * the failure that opens the breaker. A model that is down fails the
+ * canary too, one call later.
+ */
+static void breaker_failure(struct remote_upstream *ru, struct remote_call *c)
 {
-    /* A count that holds requests the model raised on (one client's rows,
-     * maybe: held at breaker_failures - 1) does not open the breaker on a
-     * failure of another kind (a passing 503 another client's retry would
-     * have got past) without the canary's word (breaker_raised). */
-    if (!c->probe && ru->raised_in_row > 0 && ru->canary != NULL &&
-        c->job->batch != ru->canary_batch && breaker_would_open(ru, c)) {
-        if (ru->canary_batch == NULL)
-            canary_send(ru, 0);
+    if (ru->canary != NULL && c->job->batch != ru->canary_batch && breaker_would_open(ru, c) &&
+        !(c->probe && ru->canary_batch != NULL)) {
+        if (ru->canary_batch == NULL) {
+            canary_send(ru, c->probe);
+            c->probe = 0; /* the canary holds it */
+        }
         ru->fails_in_row++;
         return;
     }
@@ -1270,36 +1282,6 @@ static void canary_send(struct remote_upstream *ru, int probe)
 }
 
 /*
- * The model raised on the rows of <c>'s request (a 500 after its retries
- * and splits). A model that raises on every call is down; one client
- * whose rows make it raise must not lock the endpoint's other clients out,
- * even when no other client's call comes between its requests. So when
- * this would open the breaker (or keep a half-open one open), and the
- * model answered a row well before, that row (the canary) is sent first,
- * with <c>'s probe if it held it: answered well, the model is up and the
- * count starts again (and a half-open breaker closes); raised on or not
- * answered, it is a failure that opens the breaker. Such a request counts
- * as one failure otherwise, and the canary's own raise as one.
- */
-static void breaker_raised(struct remote_upstream *ru, struct remote_call *c)
-{
-    int opens = (c->probe && ru->breaker == BREAKER_HALF) ||
-                (ru->breaker == BREAKER_CLOSED && ru->fails_in_row + 1 >= ru->conf->breaker_failures);
-
-    if (!opens || ru->canary == NULL || c->job->batch == ru->canary_batch ||
-        (c->probe && ru->canary_batch != NULL)) {
-        if (c->job->batch != ru->canary_batch)
-            ru->raised_in_row++;
-        breaker_failure(ru, c);
-        return;
-    }
-    if (ru->canary_batch == NULL) {
-        canary_send(ru, c->probe);
-        c->probe = 0; /* the canary holds it */
-    }
-}
-
-/*
  * The model refused rows [lo, hi) of <c> (a 4xx), or raised on them (a 500
  * after the retries, <raised>): split in halves, or fail the rows. A 500
  * that ends with rows failed is the model's verdict on a request after its
@@ -1325,7 +1307,7 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
         (seg == job_seg_of(job, c->hi - 1) && !job->batch->segs[seg].rs->rows_apart)) {
         job_fail_rows(job, c->lo, c->hi, "ModelError", status, msg, msglen);
         if (raised)
-            breaker_raised(ru, c);
+            breaker_failure(ru, c);
         call_end(c);
         return;
     }

@@ -7,7 +7,10 @@ R2. a canary kept from long ago (a model updated since raises on it): a
 R3. SIGTERM while the canary call is out: the drain does not wait for it,
     exit 0, nothing leaked (under ASan too);
 R4. one client's bad row on an HTTP/2 connection a proxy shares between
-    many clients: the others' requests on it are still batched.
+    many clients: the others' requests on it are still batched;
+R5. one client's rows that the model takes longer than upstream_timeout_ms
+    on (each attempt a failure): the breaker does not open while the
+    canary is answered well; a model that hangs on every row opens it.
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_canary.py [filter]
 """
@@ -51,6 +54,13 @@ class Hostile2(adv.Hostile):
             if any(l.startswith("666") or l.startswith("7,") for l in lines):
                 h.send(500, "the model raised")
                 return
+            h.send(200, "".join("p" + l + "\n" for l in lines))
+        elif m == "slow666":  # rows 666... take the model 1 s; the others answered at once
+            if any(l.startswith("666") for l in lines):
+                time.sleep(1.0)
+            h.send(200, "".join("p" + l + "\n" for l in lines))
+        elif m == "hang":  # every row takes the model 1 s
+            time.sleep(1.0)
             h.send(200, "".join("p" + l + "\n" for l in lines))
         elif m == "slowcanary":
             if any(l.startswith("666") for l in lines):
@@ -161,10 +171,36 @@ def test_suspect_shared_connection():
               "(%d calls, %d without the bad row)" % (suspect, clean))
 
 
+def test_slow_rows():
+    section("R5. one client's rows the model times out on do not open the breaker")
+    with hostile_gateway("slow666", "slow rows", breaker_failures=3, retry_max=1,
+                         upstream_timeout_ms=300, breaker_open_ms=5000) as (hs, gw):
+        check_eq(post(gw, "m", "1,2\n")[::2], (200, "p1,2\n"), "a good row: the canary")
+        res = [post(gw, "m", "666,%d\n" % i)[0] for i in range(3)]
+        check_eq(res, [424] * 3, "3 requests of rows the model times out on: 424 each")
+        time.sleep(0.2)  # the canary's answer
+        st, _, body = post(gw, "m", "3,3\n")
+        check_eq((st, body), (200, "p3,3\n"),
+                 "6 timeouts in a row, one client's: the others are not locked out "
+                 "(got %d %s)" % (st, body[:160]))
+        check_eq(gw.metric('infergate_upstream_breaker_opens_total{endpoint="m"}'), 0,
+                 "the breaker did not open")
+        hs.reset("hang")  # now the model hangs on everything: the canary times out too
+        res = [post(gw, "m", "4,%d\n" % i)[0] for i in range(2)]
+        check_eq(res, [424] * 2, "a model that hangs: 424 each")
+        deadline = time.time() + 5
+        while readyz(gw)[0] == 200 and time.time() < deadline:
+            time.sleep(0.05)
+        st, _, body = post(gw, "m", "5,5\n")
+        check(st == 503 and "circuit breaker is open" in body,
+              "a model that hangs on every row, the canary too: the breaker opens (got %d %s)"
+              % (st, body[:160]))
+
+
 def main():
     only = sys.argv[1:]
     for t in (test_mixed_streak, test_stale_canary, test_canary_at_sigterm,
-              test_suspect_shared_connection):
+              test_suspect_shared_connection, test_slow_rows):
         if only and not any(o in t.__name__ for o in only):
             continue
         t()
