@@ -151,7 +151,7 @@ static int codec_params_q(const char *s, const char *e)
 
 static int codec_mime_is_text(enum ig_format f)
 {
-    return (unsigned)f < IG_FMT_COUNT && strncmp(codec_mime_names[f], "text/", 5) == 0;
+    return f == IG_FMT_CSV || f == IG_FMT_LIBSVM; /* codec_mime_names: text/... */
 }
 
 /* What an Accept element says of a format: its q (thousandths, -1: not
@@ -211,6 +211,10 @@ int ig_codec_accept_parse(const char *value, enum ig_format dflt, enum ig_format
         if (s < te) {
             int f = codec_mime_lookup(s, te), q = codec_params_q(te, ee);
 
+            if (f >= 0 && pos == 0 && q == 1000) { /* first, of q 1: none beats it */
+                *out = (enum ig_format)f;
+                return 0;
+            }
             if (f >= 0)
                 codec_acc_set(&fmt[f], q, pos);
             else if (codec_eq(s, te, "*/*"))

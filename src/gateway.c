@@ -749,11 +749,17 @@ static int gw_lane_pump_at(struct gw_lane *lane, uint64_t now);
 static void gw_endpoint_pump(struct gw_endpoint *ep, const struct gw_lane *first)
 {
     size_t start = (size_t)(first - ep->lanes);
-    uint64_t now = ig_now_us();
+    uint64_t now;
 
-    for (size_t i = 1; i <= GW_NLANES; i++)
-        if (gw_lane_pump_at(&ep->lanes[(start + i) % GW_NLANES], now))
+    if (ep->queued_rows == 0) /* the lanes' rows (ig_batcher_set_group): none */
+        return;
+    now = ig_now_us();
+    for (size_t i = 1; i <= GW_NLANES; i++) {
+        struct gw_lane *lane = &ep->lanes[(start + i) % GW_NLANES];
+
+        if (ig_batcher_queued_rows(lane->batcher) != 0 && gw_lane_pump_at(lane, now))
             now = ig_now_us();
+    }
 }
 
 uint32_t gw_endpoint_queued(const struct gw_endpoint *ep)
