@@ -196,6 +196,7 @@ struct remote_upstream {
     CURL *ping, *exec;
     struct ig_buf ping_resp, exec_resp;
     int exec_done;
+    uint32_t exec_fails; /* GET /execution-parameters failed in a row (5xx, 429, no answer) */
     int ping_busy, exec_busy; /* a GET is out: its handle is not touched */
     struct event *ping_timer;
     /* breaker */
@@ -2195,9 +2196,25 @@ static void on_exec_done(CURL *easy, CURLcode rc, void *arg)
 
     ru->exec_busy = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-    if (rc != CURLE_OK)
-        return; /* asked again after the next good ping */
+    if (rc != CURLE_OK || code == 429 || code >= 500) {
+        char what[160];
+
+        if (rc != CURLE_OK)
+            snprintf(what, sizeof(what), "failed: %s", curl_easy_strerror(rc));
+        else
+            snprintf(what, sizeof(what), "answered %ld", code);
+        if (ru->exec_fails++ == 0) /* said once until it answers */
+            ig_log(IG_LOG_INFO,
+                   "endpoint %s: %s: GET /execution-parameters %s: asked again after the next "
+                   "good ping", ru->conf->name, ru->label, what);
+        return;
+    }
     ru->exec_done = 1;
+    ru->exec_fails = 0;
+    /* the configured caps, lowered by what this container says (a
+     * container restarted may say otherwise) */
+    ru->max_calls = ru->conf->max_inflight;
+    ru->max_payload = ru->conf->max_batch_bytes;
     if (code != 200) {
         ig_log(IG_LOG_INFO, "endpoint %s: %s offers no /execution-parameters (%ld)",
                ru->conf->name, ru->label, code);
@@ -2262,6 +2279,8 @@ static void on_ping_done(CURL *easy, CURLcode rc, void *arg)
     if (ru->ready != was)
         ig_log(ru->ready ? IG_LOG_INFO : IG_LOG_WARN, "endpoint %s: %s is %s%s%s", ru->conf->name,
                ru->label, ru->ready ? "ready" : "not ready: ", ru->ready ? "" : ru->why, "");
+    if (!ru->ready)
+        ru->exec_done = 0; /* back, it may be another container: asked again */
     if (ru->ready && !ru->exec_done)
         small_get(ru, &ru->exec, &ru->exec_busy, ru->url_exec, &ru->exec_resp, on_exec_done);
     ping_arm(ru, REMOTE_PING_US);

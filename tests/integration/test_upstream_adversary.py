@@ -7,6 +7,9 @@ behaviour each check sets. A check that fails here documents a bug
 1. /execution-parameters slower than the /ping period: the gateway must
    not re-add a transfer still running (small_get on ru->exec), and must
    shut down clean (no use after free of the easy handle, no hang);
+1b. /execution-parameters answered 503, then 500: asked again after the
+   next good ping (not taken for "not offered"); a container restarted
+   (its /ping failing a while) with other parameters: read again;
 2. one request whose rows the model all refuses: the bisection must stay
    within 2*log2(rows)+1 calls (the request fails whole anyway), and a
    good client on the same endpoint must not wait behind it;
@@ -100,6 +103,9 @@ class Hostile:
         self.calls = []         # bodies of /invocations
         self.sm_hdrs = []       # their X-Amzn-SageMaker-* headers (names in lower case)
         self.exec_calls = 0
+        self.exec_codes = []    # statuses /execution-parameters answers first, one a GET
+        self.exec_max = 4       # its MaxConcurrentTransforms
+        self.ping_code = 200
         self.stall_s = 6.0
         self.lock = threading.Lock()
         owner = self
@@ -126,16 +132,21 @@ class Hostile:
 
             def do_GET(self):
                 if self.path == "/ping":
-                    self.send(200, "", "application/json")
+                    self.send(owner.ping_code, "", "application/json")
                 elif self.path == "/execution-parameters":
                     with owner.lock:
                         owner.exec_calls += 1
+                        code = owner.exec_codes.pop(0) if owner.exec_codes else None
+                    if code is not None:
+                        self.send(code, "not now")
+                        return
                     if owner.exec_sleep is None:
                         self.send(404, "no")
                         return
                     time.sleep(owner.exec_sleep)
-                    self.send(200, '{"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD",'
-                              ' "MaxPayloadInMB": 6}', "application/json")
+                    self.send(200, '{"MaxConcurrentTransforms": %d, "BatchStrategy": '
+                              '"MULTI_RECORD", "MaxPayloadInMB": 6}' % owner.exec_max,
+                              "application/json")
                 else:
                     self.send(404, "no")
 
@@ -345,6 +356,45 @@ def test_slow_exec_params():
               "one /execution-parameters at a time (asked %d times in 4.5 s)" % hs.exec_calls)
     finally:
         stop_clean(gw, "slow /execution-parameters")
+        hs.close()
+
+
+def test_exec_params_again():
+    section("1b. /execution-parameters answered 503, then a container restarted with others")
+    hs = Hostile()
+    hs.exec_sleep = 0.0
+    hs.exec_codes = [503, 500]
+    os.environ["INFERGATE_LOG_LEVEL"] = "info"  # the lines read below (beats the file's warn)
+    try:
+        gw = Gateway({"m": ep_conf(hs.url)})
+    finally:
+        del os.environ["INFERGATE_LOG_LEVEL"]
+
+    def said(n):
+        return ("execution parameters: %d calls at once, 6291456 bytes a call" % n
+                in gw.stderr())
+    try:
+        wait_ready(gw)
+        deadline = time.time() + 6
+        while not said(4) and time.time() < deadline:
+            time.sleep(0.1)
+        check(said(4), "a 503, then a 500: asked again after the next ping, and read (log: %s)"
+              % gw.stderr()[-600:])
+        check_eq(hs.exec_calls, 3, "asked three times")
+        # the container restarts (its /ping fails a while) with other parameters
+        hs.exec_max = 2
+        hs.ping_code = 503
+        deadline = time.time() + 5
+        while readyz(gw)[0] == 200 and time.time() < deadline:
+            time.sleep(0.1)
+        hs.ping_code = 200
+        deadline = time.time() + 6
+        while not said(2) and time.time() < deadline:
+            time.sleep(0.1)
+        check(said(2), "ready again after a failing /ping: read again, the new container's")
+        check_eq(post(gw, "m", "1,2\n")[::2], (200, "p1,2\n"), "served")
+    finally:
+        stop_clean(gw, "execution parameters again")
         hs.close()
 
 
@@ -1000,7 +1050,7 @@ def test_container_headers():
 
 def main():
     only = sys.argv[1:]
-    tests = [test_slow_exec_params, test_bisection_amplification, test_bisection_whole_requests,
+    tests = [test_slow_exec_params, test_exec_params_again, test_bisection_amplification, test_bisection_whole_requests,
              test_line_break_rows, test_line_break_stream, test_breaker_probe_too_large,
              test_half_open_one_call, test_budget_refused_batches, test_breaker_open_message,
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
