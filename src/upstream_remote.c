@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "infergate/aws_creds.h"
+#include "infergate/batcher.h"
 #include "infergate/budget.h"
 #include "infergate/buf.h"
 #include "infergate/json_scan.h"
@@ -1229,16 +1230,7 @@ static void on_canary_done(struct ig_batch *b, void *arg)
         b->fails[0].status >= 400 && b->fails[0].status < 500)
         canary_drop(ru);
     ru->canary_batch = NULL;
-    free(b->out);
-    free(b->preds);
-    free(b->fails);
-    for (uint32_t s = 0; b->backs != NULL && s < b->nsegs; s++) {
-        free(b->backs[s].custom_attributes);
-        free(b->backs[s].variant);
-    }
-    free(b->backs);
-    free(b->err_msg);
-    free(b);
+    ig_batch_free(b); /* segs NULL: no request's */
 }
 
 /* Send the canary: one call of its row, not retried; <probe>: it stands

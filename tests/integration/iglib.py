@@ -137,7 +137,33 @@ class FakeContainer:
         return False
 
 
-class Gateway:
+class _GatewayProcess:
+    """What Gateway and AdminGateway share: bin/infergate's log (self.log)
+    and its main listener (self.url)."""
+
+    def stderr(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def metrics(self):
+        """The text of GET /metrics."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as r:
+            return r.read().decode()
+
+    def metric(self, name, text=None):
+        """The sample <name> (its labels written out, as /metrics has them),
+        a float, or None when /metrics (or <text>) has no such line."""
+        for line in (text if text is not None else self.metrics()).splitlines():
+            if line.startswith(name + " "):
+                return float(line[len(name) + 1:])
+        return None
+
+    def invoke_url(self, endpoint):
+        return "%s/endpoints/%s/invocations" % (self.url, endpoint)
+
+
+class Gateway(_GatewayProcess):
     """bin/infergate on a free port, with endpoints given as
     {name: {"model": path, key: value...}} and global options."""
 
@@ -177,26 +203,6 @@ class Gateway:
                 time.sleep(0.05)
         raise RuntimeError("gateway did not answer /ping: " + self.stderr())
 
-    def stderr(self):
-        self.log.flush()
-        with open(self.log.name) as f:
-            return f.read()
-
-    def metrics(self):
-        """The text of GET /metrics."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as r:
-            return r.read().decode()
-
-    def metric(self, name, text=None):
-        """The sample <name> (its labels written out, as /metrics has them),
-        a float, or None when /metrics (or <text>) has no such line."""
-        for line in (text if text is not None else self.metrics()).splitlines():
-            if line.startswith(name + " "):
-                return float(line[len(name) + 1:])
-        return None
-
-    def invoke_url(self, endpoint):
-        return "%s/endpoints/%s/invocations" % (self.url, endpoint)
 
     def alive(self):
         return self.proc.poll() is None
@@ -686,7 +692,7 @@ def admin_request(port, op, body, sign=True, key=ADMIN_KEY, secret=ADMIN_SECRET,
     return status, rh, data, parsed
 
 
-class AdminGateway:
+class AdminGateway(_GatewayProcess):
     """bin/infergate with the admin API on its own loopback port
     (admin_listen), SigV4 checked against ADMIN_KEY / ADMIN_SECRET unless
     auth=False, the job store in <redis_url> or an embedded redis-server in
@@ -759,26 +765,6 @@ class AdminGateway:
         self.start()
         return code
 
-    def stderr(self):
-        self.log.flush()
-        with open(self.log.name) as f:
-            return f.read()
-
-    def metrics(self):
-        """The text of GET /metrics."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as r:
-            return r.read().decode()
-
-    def metric(self, name, text=None):
-        """The sample <name> (its labels written out, as /metrics has them),
-        a float, or None when /metrics (or <text>) has no such line."""
-        for line in (text if text is not None else self.metrics()).splitlines():
-            if line.startswith(name + " "):
-                return float(line[len(name) + 1:])
-        return None
-
-    def invoke_url(self, endpoint):
-        return "%s/endpoints/%s/invocations" % (self.url, endpoint)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
