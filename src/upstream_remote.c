@@ -145,6 +145,7 @@ struct remote_call {
     uint32_t lo, hi;
     uint32_t attempt;
     int probe;  /* the half-open breaker's one call */
+    uint64_t timeout_ms; /* 0: the endpoint's upstream_timeout_ms */
     int opener; /* opens the h2c connection the calls after it share */
     const struct job_pass *pass; /* the headers forwarded (one segment's), or NULL */
     enum call_where where;
@@ -212,6 +213,7 @@ struct remote_upstream {
     char *canary;
     uint32_t canary_len;
     uint64_t canary_us; /* when it was kept */
+    uint64_t canary_ms; /* its call's timeout: 4 times its answer's time then, plus 1 s */
     enum ig_format canary_ctype, canary_accept;
     struct ig_batch *canary_batch; /* the canary call's, while it is out */
     /* retry budget */
@@ -998,7 +1000,8 @@ static int call_setup(struct remote_call *c)
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)ru->conf->upstream_timeout_ms);
+    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS,
+                     (long)(c->timeout_ms ? c->timeout_ms : ru->conf->upstream_timeout_ms));
     curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     /* behind the h2c gate, the calls after the opener take its connection */
@@ -1205,6 +1208,9 @@ static void canary_keep(struct remote_call *c, uint32_t i)
     free(ru->canary);
     ru->canary = row;
     ru->canary_us = now;
+    ru->canary_ms = (now - c->start_us) * 4 / 1000 + 1000;
+    if (ru->canary_ms > ru->conf->upstream_timeout_ms)
+        ru->canary_ms = ru->conf->upstream_timeout_ms;
     memcpy(ru->canary, job->rows + job->row_off[i], len);
     ru->canary_len = len;
     ru->canary_ctype = job->ctype;
@@ -1270,6 +1276,9 @@ static void canary_send(struct remote_upstream *ru, int probe)
            ru->conf->name, ru->label, ru->fails_in_row + 1);
     c = call_new(job, 0, 1);
     c->attempt = ru->conf->retry_max; /* its answer is the verdict: not retried */
+    /* a model that hangs is told soon, not after a whole upstream_timeout_ms
+     * more of requests sent to it */
+    c->timeout_ms = ru->canary_ms;
     c->probe = probe;
     call_start(c);
 }

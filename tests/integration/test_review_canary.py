@@ -10,7 +10,9 @@ R4. one client's bad row on an HTTP/2 connection a proxy shares between
     many clients: the others' requests on it are still batched;
 R5. one client's rows that the model takes longer than upstream_timeout_ms
     on (each attempt a failure): the breaker does not open while the
-    canary is answered well; a model that hangs on every row opens it.
+    canary is answered well; a model that hangs on every row opens it;
+R6. a model that hangs: the canary's call times out after 4 times the time
+    its row took once plus 1 s, not a whole upstream_timeout_ms more.
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_canary.py [filter]
 """
@@ -24,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from iglib import check, check_eq, finish  # noqa: E402
 import test_upstream_adversary as adv  # noqa: E402
-from test_upstream_adversary import hostile_gateway, post, readyz, section  # noqa: E402
+from test_upstream_adversary import hostile_gateway, post, readyz, section, together  # noqa: E402
 
 
 class Hostile2(adv.Hostile):
@@ -58,6 +60,9 @@ class Hostile2(adv.Hostile):
         elif m == "slow666":  # rows 666... take the model 1 s; the others answered at once
             if any(l.startswith("666") for l in lines):
                 time.sleep(1.0)
+            h.send(200, "".join("p" + l + "\n" for l in lines))
+        elif m == "hang5":  # every row takes the model 5 s
+            time.sleep(5.0)
             h.send(200, "".join("p" + l + "\n" for l in lines))
         elif m == "hang":  # every row takes the model 1 s
             time.sleep(1.0)
@@ -197,10 +202,28 @@ def test_slow_rows():
               % (st, body[:160]))
 
 
+def test_hang_canary_timeout():
+    section("R6. a model that hangs: the canary's own timeout is short")
+    with hostile_gateway("echo", "hang, canary timeout", breaker_failures=3, retry_max=0,
+                         max_batch_rows=1,
+                         upstream_timeout_ms=3000, breaker_open_ms=5000) as (hs, gw):
+        check_eq(post(gw, "m", "1,2\n")[::2], (200, "p1,2\n"), "a good row: the canary")
+        hs.reset("hang5")
+        t0 = time.time()
+        res = together(lambda k: post(gw, "m", k + "\n")[0], ["4,1", "4,2", "4,3"])
+        check_eq(sorted(res.values()), [424] * 3, "3 calls time out (3 s)")
+        while readyz(gw)[0] == 200 and time.time() - t0 < 8:
+            time.sleep(0.05)
+        dt = time.time() - t0
+        check(readyz(gw)[0] == 503 and dt < 5.5,
+              "the breaker opens once the canary times out, about 1 s after the third "
+              "timeout, not a whole upstream_timeout_ms (3 s) later (%.1f s)" % dt)
+
+
 def main():
     only = sys.argv[1:]
     for t in (test_mixed_streak, test_stale_canary, test_canary_at_sigterm,
-              test_suspect_shared_connection, test_slow_rows):
+              test_suspect_shared_connection, test_slow_rows, test_hang_canary_timeout):
         if only and not any(o in t.__name__ for o in only):
             continue
         t()
