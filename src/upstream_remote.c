@@ -85,6 +85,9 @@
  * often: a row the model answered long ago (a model updated since) does
  * not speak for it now. */
 #define REMOTE_CANARY_FRESH_US 1000000ULL
+/* The window over which the model's answer times are kept for the
+ * canary's timeout (canary_timeout). */
+#define REMOTE_ANSWER_WINDOW_US 10000000ULL
 /* Bytes a call's body adds to its rows: a newline per row, or the JSON
  * wrapper and commas. */
 #define REMOTE_JSON_WRAP (sizeof("{\"instances\":[]}") - 1)
@@ -214,6 +217,10 @@ struct remote_upstream {
     uint32_t canary_len;
     uint64_t canary_us; /* when it was kept */
     uint64_t canary_ms; /* its call's timeout: 4 times its answer's time then, plus 1 s */
+    int canary_asked; /* a canary went out in this streak of failures (breaker_failure) */
+    /* the longest a call the model answered took, in this window of
+     * REMOTE_ANSWER_WINDOW_US and the one before (canary_timeout) */
+    uint64_t answer_us[2], answer_epoch;
     enum ig_format canary_ctype, canary_accept;
     struct ig_batch *canary_batch; /* the canary call's, while it is out */
     /* retry budget */
@@ -665,6 +672,7 @@ static void job_complete(struct remote_job *job)
 static void breaker_success(struct remote_upstream *ru, const struct remote_call *c)
 {
     ru->fails_in_row = 0;
+    ru->canary_asked = 0;
     if (c->probe) {
         ru->probe_out = 0;
         if (ru->breaker != BREAKER_CLOSED)
@@ -703,8 +711,13 @@ static int breaker_would_open(const struct remote_upstream *ru, const struct rem
  */
 static void breaker_failure(struct remote_upstream *ru, struct remote_call *c)
 {
+    /* a canary of this streak came back with no verdict (throttled, refused
+     * by the budget, an answer too large): not asked again until a call is
+     * answered well or the breaker opens (else each failure sent another,
+     * and a model that fails all but the canary never opened it) */
     if (ru->canary != NULL && c->job->batch != ru->canary_batch && breaker_would_open(ru, c) &&
-        !(c->probe && ru->canary_batch != NULL)) {
+        !(c->probe && ru->canary_batch != NULL) &&
+        (ru->canary_batch != NULL || !ru->canary_asked)) {
         if (ru->canary_batch == NULL) {
             canary_send(ru, c->probe);
             c->probe = 0; /* the canary holds it */
@@ -720,6 +733,7 @@ static void breaker_failure(struct remote_upstream *ru, struct remote_call *c)
         ru->breaker = BREAKER_OPEN;
         ru->open_until_us = ig_now_us() + ru->conf->breaker_open_ms * 1000;
         ru->open_fails = ru->fails_in_row;
+        ru->canary_asked = 0;
         ru->base.stats.breaker_opens++;
         ig_log(IG_LOG_WARN,
                "endpoint %s: %s failed %u calls in a row: circuit breaker open for %llu ms",
@@ -1239,6 +1253,35 @@ static void on_canary_done(struct ig_batch *b, void *arg)
     ig_batch_free(b); /* segs NULL: no request's */
 }
 
+/* The model answered a call (any HTTP answer) that took <us>. */
+static void answer_time(struct remote_upstream *ru, uint64_t now, uint64_t us)
+{
+    uint64_t e = now / REMOTE_ANSWER_WINDOW_US;
+
+    if (e != ru->answer_epoch) {
+        ru->answer_us[1] = e == ru->answer_epoch + 1 ? ru->answer_us[0] : 0;
+        ru->answer_us[0] = 0;
+        ru->answer_epoch = e;
+    }
+    if (us > ru->answer_us[0])
+        ru->answer_us[0] = us;
+}
+
+/* The canary call's timeout: 4 times its row's time when kept plus 1 s,
+ * or twice the longest the model took to answer a call lately plus 1 s
+ * when longer (a model up but slower now than then is not taken for
+ * down), at most upstream_timeout_ms. */
+static uint64_t canary_timeout(struct remote_upstream *ru)
+{
+    uint64_t ms = ru->canary_ms, recent;
+
+    answer_time(ru, ig_now_us(), 0); /* the windows moved on */
+    recent = ru->answer_us[0] > ru->answer_us[1] ? ru->answer_us[0] : ru->answer_us[1];
+    if (recent * 2 / 1000 + 1000 > ms)
+        ms = recent * 2 / 1000 + 1000;
+    return ms < ru->conf->upstream_timeout_ms ? ms : ru->conf->upstream_timeout_ms;
+}
+
 /* Send the canary: one call of its row, not retried; <probe>: it stands
  * for the half-open breaker's probe. */
 static void canary_send(struct remote_upstream *ru, int probe)
@@ -1269,6 +1312,7 @@ static void canary_send(struct remote_upstream *ru, int probe)
     IG_DLIST_PUSH(ru->jobs, job);
     b->upstream_data = job;
     ru->canary_batch = b;
+    ru->canary_asked = 1;
     ru->base.stats.canaries++;
     ig_log(IG_LOG_INFO,
            "endpoint %s: %s failed %u calls in a row, requests it raised on among them: a row "
@@ -1278,9 +1322,14 @@ static void canary_send(struct remote_upstream *ru, int probe)
     c->attempt = ru->conf->retry_max; /* its answer is the verdict: not retried */
     /* a model that hangs is told soon, not after a whole upstream_timeout_ms
      * more of requests sent to it */
-    c->timeout_ms = ru->canary_ms;
+    c->timeout_ms = canary_timeout(ru);
     c->probe = probe;
-    call_start(c);
+    /* its verdict first: ahead of the calls waiting for a slot (behind
+     * them, a model that hangs took every queued call's timeout more) */
+    if (ru->q_head != NULL)
+        call_queue(c, 1);
+    else
+        call_start(c);
 }
 
 /*
@@ -1735,6 +1784,11 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
     if (rc == CURLE_WRITE_ERROR && c->cut && c->over == 0)
         rc = CURLE_OK; /* an error answer stopped past REMOTE_RESP_MAX: what it said */
+    if (rc == CURLE_OK && code != 0) {
+        uint64_t now = ig_now_us();
+
+        answer_time(ru, now, now - c->start_us);
+    }
     if (rc == CURLE_OK && code >= 200 && code < 300) {
         breaker_success(ru, c);
         call_answered(c);
@@ -2219,6 +2273,7 @@ static void on_exec_done(CURL *easy, CURLcode rc, void *arg)
     if (code != 200) {
         ig_log(IG_LOG_INFO, "endpoint %s: %s offers no /execution-parameters (%ld)",
                ru->conf->name, ru->label, code);
+        remote_pump(ru);
         return;
     }
     o = json_loadb(ru->exec_resp.data ? ru->exec_resp.data : "", ru->exec_resp.len, 0, NULL);
@@ -2233,6 +2288,7 @@ static void on_exec_done(CURL *easy, CURLcode rc, void *arg)
            "endpoint %s: %s execution parameters: %u calls at once, %llu bytes a call",
            ru->conf->name, ru->label, ru->max_calls, (unsigned long long)ru->max_payload);
     json_decref(o);
+    remote_pump(ru); /* max_calls raised (a container restarted): the queued calls go now */
 }
 
 /* GET <url> into <resp> on the probes' pool, unless the last one is still
