@@ -1315,8 +1315,8 @@ static void canary_send(struct remote_upstream *ru, int probe)
     ru->canary_asked = 1;
     ru->base.stats.canaries++;
     ig_log(IG_LOG_INFO,
-           "endpoint %s: %s failed %u calls in a row, requests it raised on among them: a row "
-           "it answered well before is sent to tell whether it is down",
+           "endpoint %s: %s failed %u calls in a row: a row it answered well before is sent "
+           "to tell whether it is down or one client's rows failed it",
            ru->conf->name, ru->label, ru->fails_in_row + 1);
     c = call_new(job, 0, 1);
     c->attempt = ru->conf->retry_max; /* its answer is the verdict: not retried */

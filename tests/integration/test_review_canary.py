@@ -12,21 +12,29 @@ R5. one client's rows that the model takes longer than upstream_timeout_ms
     on (each attempt a failure): the breaker does not open while the
     canary is answered well; a model that hangs on every row opens it;
 R6. a model that hangs: the canary's call times out after 4 times the time
-    its row took once plus 1 s, not a whole upstream_timeout_ms more.
+    its row took once plus 1 s, not a whole upstream_timeout_ms more;
+R7. a model up but slower now than when the canary was kept: the canary's
+    timeout is also twice the model's longest answer lately plus 1 s;
+R8. a model that hangs behind calls queued for a slot: the canary goes
+    ahead of them;
+R9. a canary with no verdict (429) by a model that fails all else: one
+    canary a streak, then the breaker opens;
+R10. SIGTERM while the canary waits in the queue: exit 0, nothing leaked.
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_canary.py [filter]
 """
 
+import contextlib
 import os
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iglib import check, check_eq, finish  # noqa: E402
+from iglib import Gateway, check, check_eq, finish  # noqa: E402
 import test_upstream_adversary as adv  # noqa: E402
-from test_upstream_adversary import hostile_gateway, post, readyz, section, together  # noqa: E402
+from test_upstream_adversary import (ep_conf, hostile_gateway, post, readyz, section,  # noqa: E402
+                                     stop_clean, together, wait_ready)
 
 
 class Hostile2(adv.Hostile):
@@ -67,6 +75,17 @@ class Hostile2(adv.Hostile):
         elif m == "hang":  # every row takes the model 1 s
             time.sleep(1.0)
             h.send(200, "".join("p" + l + "\n" for l in lines))
+        elif m == "slowp500":  # every call takes 1.2 s; rows 666... raise
+            time.sleep(1.2)
+            if any(l.startswith("666") for l in lines):
+                h.send(500, "row 666 crashes the model")
+                return
+            h.send(200, "".join("p" + l + "\n" for l in lines))
+        elif m == "down429":  # down (503), but the canary row 1,2 is answered 429
+            if "1,2" in lines:
+                h.send(429, "slow down")
+                return
+            h.send(503, "down")
         elif m == "slowcanary":
             if any(l.startswith("666") for l in lines):
                 h.send(500, "row 666 crashes the model")
@@ -220,10 +239,110 @@ def test_hang_canary_timeout():
               "timeout, not a whole upstream_timeout_ms (3 s) later (%.1f s)" % dt)
 
 
+@contextlib.contextmanager
+def gateway(mode, what, exec_max=None, **kw):
+    hs = Hostile2()
+    if exec_max is not None:
+        hs.exec_sleep = 0
+        hs.exec_max = exec_max
+    gw = Gateway({"m": ep_conf(hs.url, **kw)})
+    try:
+        wait_ready(gw)
+        time.sleep(0.3)
+        hs.reset(mode)
+        yield hs, gw
+    finally:
+        stop_clean(gw, what)
+        hs.close()
+
+
+def opens(gw):
+    return gw.metric('infergate_upstream_breaker_opens_total{endpoint="m"}')
+
+
+def canaries(gw):
+    return gw.metric('infergate_upstream_canaries_total{endpoint="m"}')
+
+
+def test_slow_model_canary_timeout():
+    section("R7. a model up but slower now than when its canary was kept: not taken for down")
+    with gateway("echo", "slow model", breaker_failures=3, retry_max=0,
+                 upstream_timeout_ms=4000, breaker_open_ms=5000) as (hs, gw):
+        check_eq(post(gw, "m", "1,2\n")[::2], (200, "p1,2\n"), "a good row fast: the canary")
+        hs.reset("slowp500")
+        check_eq(post(gw, "m", "3,1\n")[::2], (200, "p3,1\n"), "the model answers in 1.2 s now")
+        res = [post(gw, "m", "666,%d\n" % i)[0] for i in range(3)]
+        check_eq(res, [424] * 3, "one client's 3 raised-on requests")
+        time.sleep(2.0)
+        st, _, body = post(gw, "m", "3,3\n")
+        print("   canaries %s opens %s" % (canaries(gw), opens(gw)))
+        check_eq((st, body[:80]), (200, "p3,3\n"),
+                 "a model that answers every good row in 1.2 s (timeout 4 s) is up: not locked "
+                 "out (got %d %s)" % (st, body[:120]))
+        check_eq(opens(gw), 0, "the breaker did not open")
+
+
+def test_canary_behind_queue():
+    section("R8. a model that hangs, calls queued past MaxConcurrentTransforms: the canary "
+            "goes first")
+    with gateway("echo", "canary behind queue", exec_max=1, breaker_failures=2, retry_max=0,
+                 max_batch_rows=1, max_inflight=8, upstream_timeout_ms=1000,
+                 breaker_open_ms=20000) as (hs, gw):
+        check_eq(post(gw, "m", "1,2\n")[::2], (200, "p1,2\n"), "a good row: the canary")
+        hs.reset("hang5")
+        t0 = time.time()
+        opened = [None]
+
+        def watch():
+            while time.time() - t0 < 15:
+                if opens(gw):
+                    opened[0] = time.time() - t0
+                    return
+                time.sleep(0.05)
+        w = threading.Thread(target=watch)
+        w.start()
+        res = together(lambda k: post(gw, "m", k + "\n")[0], ["4,%d" % i for i in range(5)])
+        w.join()
+        print("   statuses %s; breaker opened after %s s; canaries %s; calls %d" %
+              (sorted(res.values()), opened[0], canaries(gw), hs.ncalls()))
+        check(opened[0] is not None and opened[0] < 4.5,
+              "the breaker opens about one canary call (~1 s) after the 2nd timeout (~2 s), not "
+              "after every queued call timed out (~5 s; opened after %s s)" % opened[0])
+
+
+def test_canary_no_verdict():
+    section("R9. the canary answered 429 (no verdict) by a model that fails all else: it opens")
+    with gateway("echo", "canary 429", breaker_failures=3, retry_max=0,
+                 upstream_timeout_ms=2000, breaker_open_ms=5000) as (hs, gw):
+        check_eq(post(gw, "m", "1,2\n")[::2], (200, "p1,2\n"), "a good row: the canary")
+        hs.reset("down429")
+        res = [post(gw, "m", "5,%d\n" % i)[0] for i in range(20)]
+        print("   statuses %s; canaries %s opens %s" % (res[-5:], canaries(gw), opens(gw)))
+        check(opens(gw) >= 1, "20 failed calls in a row, the breaker opens (opens %s, canaries %s)"
+              % (opens(gw), canaries(gw)))
+
+
+def test_sigterm_canary_queued():
+    section("R10. SIGTERM while the canary is queued behind a running call")
+    with gateway("echo", "canary queued at SIGTERM", exec_max=1, breaker_failures=1, retry_max=0,
+                 max_batch_rows=1, upstream_timeout_ms=3000) as (hs, gw):
+        check_eq(post(gw, "m", "1,2\n")[::2], (200, "p1,2\n"), "a good row: the canary")
+        hs.reset("hang5")
+        ts = [threading.Thread(target=lambda i=i: post(gw, "m", "4,%d\n" % i)) for i in range(3)]
+        for t in ts:
+            t.start()
+        time.sleep(3.4)  # the first times out: canary queued behind the second
+        print("   canaries %s" % canaries(gw))
+    for t in ts:
+        t.join()
+
+
 def main():
     only = sys.argv[1:]
     for t in (test_mixed_streak, test_stale_canary, test_canary_at_sigterm,
-              test_suspect_shared_connection, test_slow_rows, test_hang_canary_timeout):
+              test_suspect_shared_connection, test_slow_rows, test_hang_canary_timeout,
+              test_slow_model_canary_timeout, test_canary_behind_queue, test_canary_no_verdict,
+              test_sigterm_canary_queued):
         if only and not any(o in t.__name__ for o in only):
             continue
         t()
