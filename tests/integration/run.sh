@@ -2,8 +2,10 @@
 # Run every integration test against the real binary; print one total line.
 # Two of the admin API's tests (test_admin.py and test_admin_adversary.py:
 # mostly waiting on deployments and drains, each with its own Redis and
-# gateways on free ports) run side by side first; then the others one at a
-# time (test_admin_adversary2.py among them: its loader and concurrent-update
+# gateways on free ports), test_review_canary.py and test_fake_container.py
+# (mostly waiting on a model's delays and timeouts, with margins of a second
+# or more on the times they check) run side by side first; then the others
+# one at a time (test_admin_adversary2.py among them: its loader and concurrent-update
 # checks measure time and order, and a busy machine fails them).
 set -u
 cd "$(dirname "$0")/../.."
@@ -37,7 +39,8 @@ run_one() {
     echo "$rc $(( $(date +%s) - t0 ))" > "$out_dir/$name.rc"
 }
 
-side=(tests/integration/test_admin.py tests/integration/test_admin_adversary.py)
+side=(tests/integration/test_admin.py tests/integration/test_admin_adversary.py
+      tests/integration/test_review_canary.py tests/integration/test_fake_container.py)
 t0=$(date +%s)
 for t in "${side[@]}"; do run_one "$t" & done
 wait
@@ -46,9 +49,9 @@ for t in "${side[@]}"; do
     read -r rc secs < "$out_dir/$name.rc"
     echo "== $t"
     tally "$t" "$out_dir/$name.out" "$rc"
-    echo "== $t: $secs s (side by side with the other admin tests)"
+    echo "== $t: $secs s (side by side)"
 done
-echo "== the admin tests side by side: $(( $(date +%s) - t0 )) s"
+echo "== the tests side by side: $(( $(date +%s) - t0 )) s"
 
 for t in tests/integration/test_*.py; do
     case " ${side[*]} " in *" $t "*) continue ;; esac
