@@ -767,6 +767,13 @@ uint32_t gw_endpoint_queued(const struct gw_endpoint *ep)
     return ep->queued_rows;
 }
 
+/* Until when <r>'s connection is under suspicion (GW_SUSPECT_US): its
+ * mark, or NULL when the request has no connection any more. */
+static uint64_t *gw_conn_mark(struct gw_request *r)
+{
+    return r->http != NULL ? ig_http_req_conn_mark(r->http) : NULL;
+}
+
 /* Copy a finished segment's predictions into its request. */
 static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
                        const struct ig_batch_seg *seg, uint32_t k)
@@ -799,7 +806,7 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
 
             if (f != NULL && (f->type == NULL || strcmp(f->type, "ModelError") == 0)) {
                 /* the model's own status and words, as SageMaker relays them */
-                uint64_t *mark = r->http != NULL ? ig_http_req_conn_mark(r->http) : NULL;
+                uint64_t *mark = gw_conn_mark(r);
 
                 if (mark != NULL && (f->status == 500 || (f->status >= 400 && f->status < 500)))
                     *mark = ig_now_us() + GW_SUSPECT_US; /* its rows: refused, or raised on */
@@ -1283,7 +1290,7 @@ int gw_rows_break(const struct ig_upstream *up, const struct ig_rowset *rs, enum
 /* Whether <r> came on a connection under suspicion (GW_SUSPECT_US). */
 static int gw_suspect(struct gw_request *r)
 {
-    uint64_t *mark = r->http != NULL ? ig_http_req_conn_mark(r->http) : NULL;
+    uint64_t *mark = gw_conn_mark(r);
 
     return mark != NULL && *mark > r->start_us;
 }

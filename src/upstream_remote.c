@@ -743,15 +743,22 @@ static void breaker_failure(struct remote_upstream *ru, struct remote_call *c)
     ru->base.stats.breaker_state = (uint32_t)ru->breaker;
 }
 
+/* An open breaker whose breaker_open_ms is up is half-open: the next
+ * batch is the probe (breaker_admit); readiness and the gauge say so. */
+static void breaker_tick(struct remote_upstream *ru)
+{
+    if (ru->breaker == BREAKER_OPEN && ig_now_us() >= ru->open_until_us)
+        ru->breaker = BREAKER_HALF;
+    ru->base.stats.breaker_state = (uint32_t)ru->breaker;
+}
+
 /* Whether a new job may go out now; <probe> set when it is the probe. */
 static int breaker_admit(struct remote_upstream *ru, int *probe)
 {
     *probe = 0;
     if (ru->breaker == BREAKER_CLOSED)
         return 1;
-    if (ru->breaker == BREAKER_OPEN && ig_now_us() >= ru->open_until_us)
-        ru->breaker = BREAKER_HALF;
-    ru->base.stats.breaker_state = (uint32_t)ru->breaker;
+    breaker_tick(ru);
     if (ru->breaker == BREAKER_HALF && !ru->probe_out) {
         ru->probe_out = 1;
         *probe = 1;
@@ -1208,7 +1215,7 @@ static void canary_keep(struct remote_call *c, uint32_t i)
     uint64_t now;
     char *row;
 
-    if (ru->canary_batch != NULL || job->batch == ru->canary_batch || c->pass != NULL ||
+    if (ru->canary_batch != NULL || c->pass != NULL ||
         len == 0 || len > REMOTE_CANARY_MAX || (job->preds[i].len & IG_PRED_FAILED))
         return;
     now = ig_now_us();
@@ -2145,11 +2152,8 @@ static int remote_health(struct ig_upstream *u, char *why, size_t whylen)
 {
     struct remote_upstream *ru = (struct remote_upstream *)u;
 
-    if (ru->breaker == BREAKER_OPEN && ig_now_us() >= ru->open_until_us) {
-        ru->breaker = BREAKER_HALF; /* the next batch is the probe (breaker_admit) */
-        ru->base.stats.breaker_state = (uint32_t)ru->breaker;
-    }
-    if (ru->breaker == BREAKER_OPEN && ig_now_us() < ru->open_until_us) {
+    breaker_tick(ru);
+    if (ru->breaker == BREAKER_OPEN) {
         if (why)
             snprintf(why, whylen, "%s: circuit breaker open after %u failed calls in a row",
                      ru->label, ru->open_fails);
