@@ -2340,8 +2340,15 @@ static void on_ping_done(CURL *easy, CURLcode rc, void *arg)
     if (ru->ready != was)
         ig_log(ru->ready ? IG_LOG_INFO : IG_LOG_WARN, "endpoint %s: %s is %s%s%s", ru->conf->name,
                ru->label, ru->ready ? "ready" : "not ready: ", ru->ready ? "" : ru->why, "");
-    if (!ru->ready)
+    if (!ru->ready) {
         ru->exec_done = 0; /* back, it may be another container: asked again */
+        if (ru->exec_busy) {
+            /* its answer would be the container's before /ping failed: a
+             * restarted one may say otherwise (the next good ping asks) */
+            ig_curl_loop_cancel(ru->cl_probe, ru->exec);
+            ru->exec_busy = 0;
+        }
+    }
     if (ru->ready && !ru->exec_done)
         small_get(ru, &ru->exec, &ru->exec_busy, ru->url_exec, &ru->exec_resp, on_exec_done);
     ping_arm(ru, REMOTE_PING_US);

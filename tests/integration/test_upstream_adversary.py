@@ -143,9 +143,10 @@ class Hostile:
                     if owner.exec_sleep is None:
                         self.send(404, "no")
                         return
+                    said = owner.exec_max  # this container's, whatever comes after
                     time.sleep(owner.exec_sleep)
                     self.send(200, '{"MaxConcurrentTransforms": %d, "BatchStrategy": '
-                              '"MULTI_RECORD", "MaxPayloadInMB": 6}' % owner.exec_max,
+                              '"MULTI_RECORD", "MaxPayloadInMB": 6}' % said,
                               "application/json")
                 else:
                     self.send(404, "no")
@@ -392,6 +393,35 @@ def test_exec_params_again():
         while not said(2) and time.time() < deadline:
             time.sleep(0.1)
         check(said(2), "ready again after a failing /ping: read again, the new container's")
+        check_eq(post(gw, "m", "1,2\n")[::2], (200, "p1,2\n"), "served")
+        # Its /ping fails while its (slow) /execution-parameters is out, and
+        # the container that comes back says 3: the answer of the one before
+        # (1) arrives after /ping failed and must not set the caps.
+        hs.exec_max = 1
+        hs.exec_sleep = 1.8  # < the 2 s timeout; the failing ping comes within 1.1 s
+        hs.ping_code = 503
+        deadline = time.time() + 5
+        while readyz(gw)[0] == 200 and time.time() < deadline:
+            time.sleep(0.05)
+        asked = hs.exec_calls
+        hs.ping_code = 200
+        deadline = time.time() + 3
+        while hs.exec_calls == asked and time.time() < deadline:
+            time.sleep(0.02)
+        check_eq(hs.exec_calls, asked + 1, "ready again: asked (the slow one)")
+        hs.ping_code = 503
+        deadline = time.time() + 3
+        while readyz(gw)[0] == 200 and time.time() < deadline:
+            time.sleep(0.02)
+        check(readyz(gw)[0] != 200, "its /ping fails while /execution-parameters is out")
+        hs.exec_max, hs.exec_sleep, hs.ping_code = 3, 0.0, 200
+        deadline = time.time() + 6
+        while not said(3) and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)  # the old answer (1.8 s) is due by now
+        check(said(3), "the container back reads 3 (log: %s)" % gw.stderr()[-600:])
+        check(not said(1), "the answer from before /ping failed set no caps (log: %s)"
+              % gw.stderr()[-600:])
         check_eq(post(gw, "m", "1,2\n")[::2], (200, "p1,2\n"), "served")
     finally:
         stop_clean(gw, "execution parameters again")
