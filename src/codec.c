@@ -108,6 +108,27 @@ int ig_codec_format_parse(const char *value, enum ig_format dflt, enum ig_format
     return 0;
 }
 
+/* The first <c> in [s, e) outside a quoted string (a parameter's value
+ * "...", in which a backslash quotes the next byte; RFC 9110 section
+ * 5.6.4), or NULL. A quote left open runs to <e>. */
+static const char *codec_delim(const char *s, const char *e, char c)
+{
+    const char *q = memchr(s, '"', (size_t)(e - s));
+    const char *d = memchr(s, c, (size_t)(e - s));
+
+    while (d != NULL && q != NULL && q < d) { /* skip the quoted string, then look again */
+        for (q++; q < e && *q != '"'; q++)
+            if (*q == '\\' && q + 1 < e)
+                q++;
+        if (q >= e)
+            return NULL;
+        s = q + 1;
+        q = memchr(s, '"', (size_t)(e - s));
+        d = memchr(s, c, (size_t)(e - s));
+    }
+    return d;
+}
+
 /* The q-value of the parameter list [s, e) (starting at a ';') in
  * thousandths: 1000 without one, or with one that is not a qvalue
  * ("0", "0.5", "1.000"; RFC 9110 section 12.4.2, more than three decimals
@@ -118,7 +139,7 @@ static int codec_params_q(const char *s, const char *e)
         const char *pe, *eq, *ns, *ne, *vs, *ve;
 
         s++; /* the ';' */
-        pe = memchr(s, ';', (size_t)(e - s));
+        pe = codec_delim(s, e, ';');
         if (pe == NULL)
             pe = e;
         eq = memchr(s, '=', (size_t)(pe - s));
@@ -199,7 +220,7 @@ int ig_codec_accept_parse(const char *value, enum ig_format dflt, enum ig_format
     p = value;
     end = value + strlen(value);
     for (;; pos++) {
-        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *comma = codec_delim(p, end, ',');
         const char *ee = comma ? comma : end;
         const char *s = p, *te = codec_type_end(p, ee);
         const char *all = p, *alle = ee;

@@ -145,6 +145,16 @@ static void test_accept_q(void **state)
     /* a q past three decimals that is not 0: the least acceptable, not refused */
     expect_accept("application/json;q=0.0001", IG_FMT_CSV, IG_FMT_JSON);
     expect_accept("application/json;q=0.0001, text/csv;q=0.002", IG_FMT_JSON, IG_FMT_CSV);
+    /* a quoted parameter value holds no element or parameter end */
+    expect_accept("application/json;q=0.5, text/csv;x=\"a;q=0,b\"", IG_FMT_JSON, IG_FMT_CSV);
+    expect_accept("application/json;q=0.5, text/csv;x=\"a\\\";q=0,\"", IG_FMT_JSON,
+                  IG_FMT_CSV);
+    expect_accept("text/csv;x=\",application/json\";q=0.4, application/json;q=0.5",
+                  IG_FMT_CSV, IG_FMT_JSON);
+    expect_accept("text/csv;x=\"a\";q=0.4, application/json;q=0.5", IG_FMT_CSV, IG_FMT_JSON);
+    /* a quote left open runs to the end */
+    expect_accept("application/json;q=0.5, text/csv;x=\"a;q=0, text/csv;q=0", IG_FMT_JSON,
+                  IG_FMT_CSV);
 }
 
 /* A format's q is that of the most specific range naming it. */
