@@ -774,6 +774,56 @@ static uint64_t *gw_conn_mark(struct gw_request *r)
     return r->http != NULL ? ig_http_req_conn_mark(r->http) : NULL;
 }
 
+static uint32_t gw_peer_slot(uint64_t key)
+{
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    return (uint32_t)key & (GW_PEER_MARKS - 1);
+}
+
+/* Requests from peer <key> are suspects until <until> (GW_PEER_MARKS). */
+static void gw_peer_mark(struct ig_gateway *gw, uint64_t key, uint64_t until)
+{
+    struct gw_peer_mark *m = NULL;
+    uint32_t h = gw_peer_slot(key);
+
+    if (key == 0)
+        return;
+    if (gw->peer_marks == NULL)
+        gw->peer_marks = ig_xcalloc(GW_PEER_MARKS, sizeof(*gw->peer_marks));
+    for (uint32_t i = 0; i < GW_PEER_PROBE; i++) {
+        struct gw_peer_mark *s = &gw->peer_marks[(h + i) & (GW_PEER_MARKS - 1)];
+
+        if (s->key == key) {
+            m = s;
+            break;
+        }
+        if (m == NULL || s->until_us < m->until_us) /* a free slot's is 0 */
+            m = s;
+    }
+    m->key = key;
+    m->until_us = until;
+    if (until > gw->peer_marks_until)
+        gw->peer_marks_until = until;
+}
+
+/* Whether peer <key>'s mark lasts past <t>. */
+static int gw_peer_marked(const struct ig_gateway *gw, uint64_t key, uint64_t t)
+{
+    uint32_t h = gw_peer_slot(key);
+
+    if (key == 0 || gw->peer_marks == NULL || gw->peer_marks_until <= t)
+        return 0;
+    for (uint32_t i = 0; i < GW_PEER_PROBE; i++) {
+        const struct gw_peer_mark *s = &gw->peer_marks[(h + i) & (GW_PEER_MARKS - 1)];
+
+        if (s->key == key)
+            return s->until_us > t;
+    }
+    return 0;
+}
+
 /* Copy a finished segment's predictions into its request. */
 static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
                        const struct ig_batch_seg *seg, uint32_t k)
@@ -808,8 +858,10 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
                 /* the model's own status and words, as SageMaker relays them */
                 uint64_t *mark = gw_conn_mark(r);
 
-                if (mark != NULL && (f->status == 500 || (f->status >= 400 && f->status < 500)))
+                if (mark != NULL && (f->status == 500 || (f->status >= 400 && f->status < 500))) {
                     *mark = ig_now_us() + GW_SUSPECT_US; /* its rows: refused, or raised on */
+                    gw_peer_mark(r->gw, ig_http_req_peer_key(r->http), *mark);
+                }
                 snprintf(msg, sizeof(msg), "%.*s", len, b->out + p->off);
                 gw_model_error(r->gw, r->http, r, r->lane->ep, f->status, msg);
                 r->http = NULL;
@@ -1287,12 +1339,17 @@ int gw_rows_break(const struct ig_upstream *up, const struct ig_rowset *rs, enum
     return 0;
 }
 
-/* Whether <r> came on a connection under suspicion (GW_SUSPECT_US). */
+/* Whether <r> came on a connection, or from a peer, under suspicion
+ * (GW_SUSPECT_US). */
 static int gw_suspect(struct gw_request *r)
 {
     uint64_t *mark = gw_conn_mark(r);
 
-    return mark != NULL && *mark > r->start_us;
+    if (mark == NULL)
+        return 0;
+    return *mark > r->start_us || (r->gw->peer_marks_until > r->start_us &&
+                                   gw_peer_marked(r->gw, ig_http_req_peer_key(r->http),
+                                                  r->start_us));
 }
 
 /*
@@ -2633,5 +2690,6 @@ void ig_gateway_free(struct ig_gateway *gw)
     if (gw->drain_poll)
         event_free(gw->drain_poll);
     free(gw->eps);
+    free(gw->peer_marks);
     free(gw);
 }

@@ -94,6 +94,16 @@ struct gw_flow {
  * 2*log2(n) more calls, and the wait of every request in the batch), and
  * the other clients sharing its connection (a proxy's) are still batched. */
 #define GW_SUSPECT_US (10 * 1000000ULL)
+/* Its peer too (ig_http_req_peer_key: an IPv4 address, an IPv6 /63), so
+ * that a client that opens a new connection for each bad row is still
+ * batched apart: GW_PEER_MARKS slots (a power of two), a peer's among
+ * GW_PEER_PROBE of them; a new peer takes the slot whose mark ends first. */
+#define GW_PEER_MARKS 1024
+#define GW_PEER_PROBE 8
+struct gw_peer_mark {
+    uint64_t key; /* 0: free */
+    uint64_t until_us;
+};
 struct gw_lane {
     struct gw_endpoint *ep;
     enum ig_format ctype; /* the rows' format (bytes upstreams; else any) */
@@ -255,6 +265,8 @@ struct ig_gateway {
     uint64_t answered;       /* responses handed to the HTTP layer, all time */
     uint64_t batch_seq;      /* the last batch id given, gateway-wide (access log) */
     uint64_t drain_answered; /* <answered> when the drain began */
+    struct gw_peer_mark *peer_marks; /* GW_PEER_MARKS, allocated at the first mark */
+    uint64_t peer_marks_until;       /* no mark lasts past this: nothing to look up */
 
     /* metrics */
     uint64_t responses[6]; /* by status class 1xx..5xx, index 0 unused */

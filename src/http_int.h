@@ -277,6 +277,7 @@ struct http_conn {
     uint64_t drain_bytes;       /* h2: bytes the socket took while blocked, this period */
     char peer[64];
     uint64_t app_mark; /* the application's (ig_http_req_conn_mark), 0 at accept */
+    uint64_t peer_key; /* ig_http_req_peer_key */
     http_parser parser;
     struct nghttp2_session *h2;
     /* h2: the request whose header block is being received (set by

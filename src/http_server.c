@@ -830,6 +830,11 @@ uint64_t *ig_http_req_conn_mark(struct ig_http_req *req)
     return req->conn != NULL ? &req->conn->app_mark : NULL;
 }
 
+uint64_t ig_http_req_peer_key(const struct ig_http_req *req)
+{
+    return req->conn != NULL ? req->conn->peer_key : 0;
+}
+
 const char *ig_http_req_id(const struct ig_http_req *req)
 {
     return req->id;
@@ -1553,11 +1558,22 @@ static void conn_peer_name(struct http_conn *conn, const struct sockaddr *sa)
 
         evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
         port = ntohs(in->sin_port);
+        conn->peer_key = (uint64_t)ntohl(in->sin_addr.s_addr) << 1 | 1;
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        const uint8_t *a = in6->sin6_addr.s6_addr;
+        uint64_t k = 0;
 
         evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
         port = ntohs(in6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            k = (uint64_t)a[12] << 24 | (uint64_t)a[13] << 16 | (uint64_t)a[14] << 8 | a[15];
+            conn->peer_key = k << 1 | 1;
+        } else {
+            for (int i = 0; i < 8; i++) /* its /64, less the last bit: one site */
+                k = k << 8 | a[i];
+            conn->peer_key = (k & ~(uint64_t)1) != 0 ? k & ~(uint64_t)1 : 2;
+        }
     }
     snprintf(conn->peer, sizeof(conn->peer), "%s:%u", host, port);
 }

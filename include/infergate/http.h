@@ -224,6 +224,10 @@ struct ig_budget *ig_http_req_budget(const struct ig_http_req *req);
  * accepted; e.g. a deadline), or NULL when the request has no connection
  * any more. */
 uint64_t *ig_http_req_conn_mark(struct ig_http_req *req);
+/* Who <req> came from, as a number: an IPv4 address (odd), an IPv6 /63
+ * (even; an IPv4-mapped IPv6 address is its IPv4 one), never 0; 0 for a
+ * Unix socket's peer or when the request has no connection any more. */
+uint64_t ig_http_req_peer_key(const struct ig_http_req *req);
 /* Ask to be told when the peer goes away before the response; see
  * ig_http_close_cb. Replaces any previous callback. */
 void ig_http_req_set_close_cb(struct ig_http_req *req, ig_http_close_cb *cb, void *arg);

@@ -1029,12 +1029,15 @@ def test_suspect_connection():
     for mode, bad in (("echo", 400), ("p500", 500)):
         with hostile_gateway(mode, "suspect connection " + mode, max_delay_us=300000,
                              retry_max=1, breaker_failures=100) as (hs, gw):
-            a = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+            # A comes from 127.0.0.2, the others from 127.0.0.1
+            a = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30,
+                                           source_address=("127.0.0.2", 0))
 
-            def on_a(body):
-                a.request("POST", "/endpoints/m/invocations", body=body.encode(),
+            def on_a(body, c=None):
+                c = c or a
+                c.request("POST", "/endpoints/m/invocations", body=body.encode(),
                           headers={"Content-Type": CSV, "Accept": CSV})
-                r = a.getresponse()
+                r = c.getresponse()
                 return r.status, r.read().decode()
 
             check_eq(on_a("666,0\n")[0], 424, "%d: the first bad row of connection A" % bad)
@@ -1051,6 +1054,23 @@ def test_suspect_connection():
                 want = [w[:1] + w[1:] * 2 for w in want]
             check(calls in want,
                   "%d: A's next request was not batched with the others' rows: none split "
+                  "(calls %r)" % (bad, calls))
+            # A new connection for each bad row: its address is a suspect too
+            n0 = hs.ncalls()
+            a2 = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30,
+                                            source_address=("127.0.0.2", 0))
+            res = together(lambda k: on_a("666,2\n", a2) if k == "a" else
+                           post(gw, "m", k + "\n")[::2], ["a", "4,4", "5,5"])
+            a2.close()
+            check_eq([res["a"][0], res["4,4"], res["5,5"]],
+                     [424, (200, "p4,4\n"), (200, "p5,5\n")],
+                     "%d: a bad row on A's new connection fails alone" % bad)
+            calls = sorted(hs.calls[n0:])
+            want = [["4,4\n5,5\n", "666,2\n"], ["5,5\n4,4\n", "666,2\n"]]
+            if bad == 500:
+                want = [w[:1] + w[1:] * 2 for w in want]
+            check(calls in want,
+                  "%d: a new connection from A's address is batched apart too: none split "
                   "(calls %r)" % (bad, calls))
             check_eq(on_a("3,3\n"), (200, "p3,3\n"), "%d: A's good rows are answered" % bad)
             a.close()
