@@ -913,6 +913,55 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
         gw_req_respond(r, r->out.data, r->preds);
 }
 
+/* What the model said back to <r> in segment <s> of <b>. */
+static void gw_seg_backs(struct gw_request *r, const struct ig_batch *b, uint32_t s)
+{
+    const struct ig_seg_back *bk = &b->backs[s];
+
+    if (bk->custom_attributes != NULL) {
+        free(r->attrs_back);
+        r->attrs_back = ig_xstrdup(bk->custom_attributes);
+    }
+    if (bk->variant != NULL) {
+        free(r->variant_back);
+        r->variant_back = ig_xstrdup(bk->variant);
+    }
+}
+
+/* Drop <b> from the batches <r> waits for: 1 when it was one of them. */
+static int gw_req_drop_batch(struct gw_request *r, const struct ig_batch *b)
+{
+    for (uint32_t i = 0; i < r->ninb; i++)
+        if (r->inb[i] == b) {
+            r->inb[i] = r->inb[--r->ninb];
+            return 1;
+        }
+    return 0;
+}
+
+/* Segment <s> of <b> (its first row <first>) is answered while the batch's
+ * other calls are still out (ig_batch.seg_done): its request is answered
+ * now. <b> leaves the request's batches first, so that answering it never
+ * cancels <b> from inside its upstream; the segment is then skipped when
+ * the batch completes. */
+static void on_seg_done(struct ig_batch *b, uint32_t s, uint32_t first, void *arg)
+{
+    struct ig_batch_seg *seg = &b->segs[s];
+    struct gw_request *r = seg->owner;
+
+    (void)arg;
+    if (r == NULL)
+        return;
+    seg->owner = NULL;
+    if (gw_req_drop_batch(r, b))
+        b->live--;
+    if (r->http && b->backs != NULL)
+        gw_seg_backs(r, b, s);
+    if (r->http || r->chunk)
+        gw_scatter(r, b, seg, first);
+    gw_req_unref(r);
+}
+
 static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
 {
     uint32_t k = 0;
@@ -922,18 +971,12 @@ static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
         const struct ig_batch_seg *seg = &b->segs[s];
         struct gw_request *r = seg->owner;
 
-        if (r->http && b->backs != NULL) { /* what the model said back to this request */
-            const struct ig_seg_back *bk = &b->backs[s];
-
-            if (bk->custom_attributes != NULL) {
-                free(r->attrs_back);
-                r->attrs_back = ig_xstrdup(bk->custom_attributes);
-            }
-            if (bk->variant != NULL) {
-                free(r->variant_back);
-                r->variant_back = ig_xstrdup(bk->variant);
-            }
+        if (r == NULL) { /* answered before (on_seg_done) */
+            k += seg->nrows;
+            continue;
         }
+        if (r->http && b->backs != NULL) /* what the model said back to this request */
+            gw_seg_backs(r, b, s);
         if (r->http || r->chunk) {
             if (b->status < 0)
                 gw_req_fail(r, b->err_type ? b->err_type : "InternalFailure",
@@ -942,11 +985,7 @@ static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
                 gw_scatter(r, b, seg, k);
         }
         k += seg->nrows;
-        for (uint32_t i = 0; i < r->ninb; i++)
-            if (r->inb[i] == b) {
-                r->inb[i] = r->inb[--r->ninb];
-                break;
-            }
+        gw_req_drop_batch(r, b);
         gw_req_unref(r);
     }
     ig_batcher_done(lane->batcher, b);
@@ -1008,6 +1047,8 @@ static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
     ep->batches[b->reason]++;
     ep->inflight++;
     ig_hist_observe(&ep->batch_rows, b->nrows);
+    b->seg_done = on_seg_done;
+    b->seg_done_arg = lane;
     if (ep->up->ops->submit_batch(ep->up, b, lane->ctype, lane->accept, on_batch_done, lane) == 0)
         return;
     /* The backend is saturated: fail these rows, but not from inside pump. */

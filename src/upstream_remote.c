@@ -126,6 +126,8 @@ struct remote_job {
     uint32_t nrows;
     uint32_t nsegs;
     uint32_t *seg_first;    /* nsegs + 1: the first row of each segment */
+    uint32_t *seg_left;     /* nsegs: rows not answered yet, from a call's end that leaves
+                             * others out (job_settle) */
     struct job_pass *pass;  /* nsegs, or NULL when no segment forwards headers */
     struct ig_seg_back *backs; /* nsegs, allocated when the model says something back */
     struct ig_buf out;  /* predictions, and the messages of failed rows */
@@ -148,6 +150,7 @@ struct remote_call {
     uint32_t lo, hi;
     uint32_t attempt;
     int probe;  /* the half-open breaker's one call */
+    int handed_on; /* split: its rows went to its halves, none answered */
     uint64_t timeout_ms; /* 0: the endpoint's upstream_timeout_ms */
     int opener; /* opens the h2c connection the calls after it share */
     const struct job_pass *pass; /* the headers forwarded (one segment's), or NULL */
@@ -625,6 +628,7 @@ static void job_free(struct remote_job *job)
     }
     free(job->backs);
     free(job->seg_first);
+    free(job->seg_left);
     free(job->rows);
     free(job->row_off);
     free(job->preds);
@@ -847,14 +851,62 @@ static void call_free(struct remote_call *c)
     free(c);
 }
 
-/* <c> is over: free it, and complete its job when it was the last. */
+static uint32_t job_seg_of(const struct remote_job *job, uint32_t row);
+
+/*
+ * Rows [lo, hi) of <job> are answered (predictions, or failed rows) for
+ * good, and other calls of it are still out: a segment whose rows now all
+ * are goes back to the gateway (batch->seg_done) at once, so that a request
+ * batched with rows the model refuses waits for its own half of the split,
+ * not for the whole split, and the request holding them learns it as soon
+ * as they are alone. Not once the job has failed whole (err_type: its
+ * rows may not all be written) or was cancelled.
+ */
+static void job_settle(struct remote_job *job, uint32_t lo, uint32_t hi)
+{
+    struct ig_batch *b = job->batch;
+
+    if (job->nsegs < 2 || b->seg_done == NULL)
+        return; /* one segment: answered with the job's last call */
+    if (job->seg_left == NULL) { /* the first call to end leaving others out */
+        job->seg_left = ig_xmalloc(job->nsegs * sizeof(*job->seg_left));
+        for (uint32_t s = 0; s < job->nsegs; s++)
+            job->seg_left[s] = job->seg_first[s + 1] - job->seg_first[s];
+    }
+    for (uint32_t s = lo < hi ? job_seg_of(job, lo) : job->nsegs;
+         s < job->nsegs && job->seg_first[s] < hi; s++) {
+        uint32_t a = job->seg_first[s] > lo ? job->seg_first[s] : lo;
+        uint32_t e = job->seg_first[s + 1] < hi ? job->seg_first[s + 1] : hi;
+
+        job->seg_left[s] -= e - a;
+        if (job->seg_left[s] != 0 || job->cancelled || job->err_type != NULL)
+            continue;
+        b->out = job->out.data;
+        b->out_len = job->out.len;
+        b->preds = job->preds;
+        b->fails = job->fails;
+        b->backs = job->backs;
+        b->seg_done(b, s, job->seg_first[s], b->seg_done_arg);
+        b->out = NULL;
+        b->out_len = 0;
+        b->preds = NULL;
+        b->fails = NULL;
+        b->backs = NULL;
+    }
+}
+
+/* <c> is over: free it, and complete its job when it was the last; else
+ * hand back the segments its rows finished (job_settle). */
 static void call_end(struct remote_call *c)
 {
     struct remote_job *job = c->job;
+    uint32_t lo = c->lo, hi = c->handed_on ? c->lo : c->hi;
 
     call_free(c);
     if (--job->pending == 0)
         job_complete(job);
+    else
+        job_settle(job, lo, hi);
 }
 
 /* The body of rows [lo, hi): lines, {"instances":[...]}, or RecordIO
@@ -1390,6 +1442,7 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
         }
         call_start(h);
     }
+    c->handed_on = 1;
     call_end(c);
 }
 

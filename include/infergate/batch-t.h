@@ -86,6 +86,21 @@ struct ig_batch {
     struct ig_seg_back *backs; /* NULL, or nsegs entries, owned */
     const char *err_type;   /* static, e.g. "ModelError", when status < 0 */
     char *err_msg;          /* owned, when status < 0 */
+
+    /*
+     * Set by the gateway before submit, or NULL. A remote upstream whose
+     * batch goes in several calls (split to isolate rows the model
+     * refuses, or cut to the payload limit) calls it, on the loop thread,
+     * as soon as the rows of segment <seg> (its first row <first> in the
+     * batch) are all answered while other calls are still out: <out>,
+     * <out_len>, <preds>, <fails> and <backs> then view what the upstream
+     * holds so far, only during the call. The gateway answers that
+     * segment's request at once and sets the segment's owner to NULL; the
+     * batch's completion skips such segments. It must not cancel the batch
+     * from inside.
+     */
+    void (*seg_done)(struct ig_batch *b, uint32_t seg, uint32_t first, void *arg);
+    void *seg_done_arg;
 };
 
 #endif /* INFERGATE_BATCH_T_H */

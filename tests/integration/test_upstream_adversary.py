@@ -1076,6 +1076,30 @@ def test_suspect_connection():
             a.close()
 
 
+def test_split_answers_early():
+    section("14b. requests batched with a refused row: answered when their half is")
+    with hostile_gateway("echo", "split answers early", max_delay_us=300000,
+                         breaker_failures=100) as (hs, gw):
+        hs.delay = 0.4  # each call: a split of 8 requests is 4 calls deep, 1.6 s
+        t0 = time.time()
+
+        def one(k):
+            r = post(gw, "m", k + "\n")
+            return r[0], r[2], time.time() - t0
+        keys = ["666,9"] + ["%d,%d" % (i, i) for i in range(7)]
+        res = together(one, keys)
+        check_eq(res["666,9"][0], 424, "the refused row's request: 424")
+        check_eq([res[k][:2] for k in keys[1:]], [(200, "p%s\n" % k) for k in keys[1:]],
+                 "the 7 others: their own predictions")
+        bad_t = res["666,9"][2]
+        early = sorted(bad_t - res[k][2] for k in keys[1:])
+        check(len([e for e in early if e >= 0.3]) >= 4,
+              "the clean half (4 requests) answered calls before the refused row's (2 calls, "
+              "0.8 s; whole split, ~0 s) "
+              "(seconds before it: %s)" % ["%.2f" % e for e in early])
+        check(hs.ncalls() <= 1 + 2 * 3, "at most 2*log2(8) calls more (%d)" % hs.ncalls())
+
+
 def test_container_headers():
     section("13. what a container is handed of a request's X-Amzn-SageMaker-* headers")
     with hostile_gateway("echo", "container headers") as (hs, gw):
@@ -1106,7 +1130,7 @@ def main():
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch, test_solo_flood,
              test_poison_500_breaker, test_dead_500_breaker, test_poison_500_batched,
-             test_suspect_connection, test_container_headers]
+             test_suspect_connection, test_split_answers_early, test_container_headers]
     for t in tests:
         if only and not any(o in t.__name__ for o in only):
             continue
