@@ -32,6 +32,9 @@
 # CG_DELAY_US (default 0) the endpoint's max_delay_us: e.g.
 # CG_CLIENTS=32 CG_STREAMS=32 CG_DELAY_US=2000 counts a request's share
 # under concurrency, rows batched together as bench-unary.sh sends them.
+# CG_H1=1 sends the requests over HTTP/1.1 (h2load --h1; -m above 1 then
+# pipelines), as boto3 and most AWS SDKs do; nghttpd (HTTP/2 only) is then
+# not measured.
 # Exit status: 0 on a complete measurement; 1 on a broken run (non-2xx, a
 # server that died or did not start, a gateway that did not exit 0 on
 # SIGTERM); 2 on bad usage.
@@ -43,6 +46,10 @@ TOP=${TOP:-15}
 CG_CLIENTS=${CG_CLIENTS:-1}
 CG_STREAMS=${CG_STREAMS:-1}
 CG_DELAY_US=${CG_DELAY_US:-0}
+CG_H1=${CG_H1:-0}
+[[ "$CG_H1" =~ ^[01]$ ]] || { echo "usage: CG_H1 is 0 or 1" >&2; exit 2; }
+H2LOAD_PROTO=()
+[ "$CG_H1" = 0 ] || H2LOAD_PROTO=(--h1)
 [[ "$CG_DELAY_US" =~ ^[0-9]+$ ]] || { echo "usage: CG_DELAY_US is a decimal integer" >&2; exit 2; }
 for v in "$N1" "$N2" "$TOP" "$CG_CLIENTS" "$CG_STREAMS"; do
     [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "usage: [N1=A N2=B TOP=T] $0 (positive integers, A < B)" >&2; exit 2; }
@@ -132,7 +139,7 @@ measure() {
     code=$(curl -s --http2-prior-knowledge -o "$TMP/probe.$tag" -w '%{http_code}' \
         -H 'content-type: text/csv' -H 'accept: text/csv' --data-binary @"$TMP/row.csv" "$url" || true)
     [ "$code" = 200 ] || die "$what: probe POST answered '$code': $(head -c 300 "$TMP/probe.$tag" 2>/dev/null)"
-    h2load -n "$n" -c "$CG_CLIENTS" -m "$CG_STREAMS" -d "$TMP/row.csv" -H 'content-type: text/csv' -H 'accept: text/csv' \
+    h2load "${H2LOAD_PROTO[@]}" -n "$n" -c "$CG_CLIENTS" -m "$CG_STREAMS" -d "$TMP/row.csv" -H 'content-type: text/csv' -H 'accept: text/csv' \
         "$url" > "$TMP/h2load.$tag.out" 2>&1 || die "h2load exited $?: $(tail -20 "$TMP/h2load.$tag.out")"
     kill -0 "$SRV_PID" 2>/dev/null || die "$what died during the run: $(tail -20 "$TMP/$tag.log")"
     line=$(grep -E '^requests: ' "$TMP/h2load.$tag.out") || die "no 'requests:' line from h2load"
@@ -158,20 +165,22 @@ measure gateway "$N1"
 measure gateway "$N2"
 cmp -s "$TMP/probe.gateway.$N1" "$TMP/probe.gateway.$N2" || die "the gateway answered the probe differently in the two runs"
 cp "$TMP/probe.gateway.$N2" "$TMP/htdocs/prediction.csv"
-measure nghttpd "$N1"
-measure nghttpd "$N2"
-cmp -s "$TMP/probe.nghttpd.$N2" "$TMP/htdocs/prediction.csv" || die "nghttpd did not answer POST with the file"
+if [ "$CG_H1" = 0 ]; then
+    measure nghttpd "$N1"
+    measure nghttpd "$N2"
+    cmp -s "$TMP/probe.nghttpd.$N2" "$TMP/htdocs/prediction.csv" || die "nghttpd did not answer POST with the file"
+fi
 t1=$(date +%s)
 
 echo "callgrind-unary: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(valgrind --version), $(h2load --version | head -1)"
 echo "  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git status --porcelain -- src include 2>/dev/null)" ] || echo ' + uncommitted src/include changes'), $IG_BIN built $(date -u -r "$IG_BIN" '+%Y-%m-%d %H:%M UTC')"
-echo "  gateway: workers 1, endpoint bench (embedded K-Means k=10 D=10), max_delay_us $CG_DELAY_US, HTTP/2 cleartext"
-echo "  load: h2load -n N -c $CG_CLIENTS -m $CG_STREAMS -d ROW.csv -H 'content-type: text/csv' -H 'accept: text/csv' ($([ "$CG_CLIENTS$CG_STREAMS" = 11 ] && echo 'one request at a time' || echo "$((CG_CLIENTS * CG_STREAMS)) requests at a time"))"
+echo "  gateway: workers 1, endpoint bench (embedded K-Means k=10 D=10), max_delay_us $CG_DELAY_US, $([ "$CG_H1" = 0 ] && echo 'HTTP/2 cleartext' || echo 'HTTP/1.1')"
+echo "  load: h2load ${H2LOAD_PROTO[*]}${H2LOAD_PROTO[*]:+ }-n N -c $CG_CLIENTS -m $CG_STREAMS -d ROW.csv -H 'content-type: text/csv' -H 'accept: text/csv' ($([ "$CG_CLIENTS$CG_STREAMS" = 11 ] && echo 'one request at a time' || echo "$((CG_CLIENTS * CG_STREAMS)) requests at a time"))"
 echo "  row: $(tr -d '\n' < "$TMP/row.csv")  ->  $(tr -d '\n' < "$TMP/htdocs/prediction.csv")"
-echo "  wall time of the four runs: $((t1 - t0)) s"
+echo "  wall time of the $([ "$CG_H1" = 0 ] && echo four || echo two) runs: $((t1 - t0)) s"
 echo
 
-"$PY" - "$TMP" "$N1" "$N2" "$TOP" <<'EOF'
+"$PY" - "$TMP" "$N1" "$N2" "$TOP" "$CG_H1" <<'EOF'
 import re
 import sys
 
@@ -277,6 +286,8 @@ for d, name in own[:top + 10]:
                                 re.sub(r"^/.*?/src/", "src/", re.sub(r" \[.*\]$", "", name))))
 print()
 
+if sys.argv[5] == "1":
+    sys.exit(0)  # HTTP/1.1: no nghttpd to compare with
 print("For scale: nghttpd --no-tls serving the response as a static file, same h2load POSTs")
 ng = per_request("nghttpd", "nghttpd")
 print("Marginal self Ir per request by object file, nghttpd:")

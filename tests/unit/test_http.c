@@ -853,6 +853,41 @@ static void test_h1_many_headers(void **state)
     assert_int_equal(S.requests, 1);
 }
 
+/* A head past what h1_head gathers on the stack (2 KiB: a 1,900-byte
+ * field, within the server's MAX_HEADERS, echoed with the rest) with a
+ * body copied behind it (at most 1 KiB; MAX_BODY here), then a small one:
+ * the same bytes whichever way they go out (the "big" route sends a body
+ * by reference). */
+static void test_h1_large_head(void **state)
+{
+    static char send[8192], want[8192];
+    char val[1901], body[MAX_BODY + 1];
+    struct script s = {.nresp = 2};
+    size_t o;
+
+    (void)state;
+    memset(val, 'v', 1900);
+    val[1900] = '\0';
+    memset(body, 'b', MAX_BODY);
+    body[MAX_BODY] = '\0';
+    o = (size_t)snprintf(send, sizeof(send),
+                         "POST /sync/L HTTP/1.1\r\nHost: t\r\nX-Test: %s\r\n"
+                         "Content-Length: %d\r\n\r\n%s", val, MAX_BODY, body);
+    snprintf(send + o, sizeof(send) - o,
+             "POST /sync/S HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n%.7s", body);
+    s.send = send;
+    run_script(&s);
+    assert_int_equal(s.rc, 0);
+    snprintf(want, sizeof(want),
+             "HTTP/1.1 200 OK\r\nX-Path: /sync/L\r\nX-Method: POST\r\nX-Proto: http/1.1\r\n"
+             "X-Test: %s\r\nContent-Length: %d\r\nx-amzn-RequestId: ID\r\nDate: DATE\r\n\r\n%s"
+             "HTTP/1.1 200 OK\r\nX-Path: /sync/S\r\nX-Method: POST\r\nX-Proto: http/1.1\r\n"
+             "Content-Length: 7\r\nx-amzn-RequestId: ID\r\nDate: DATE\r\n\r\n%.7s",
+             val, MAX_BODY, body, body);
+    assert_string_equal(s.out, want);
+    assert_int_equal(S.requests, 2);
+}
+
 struct two {
     char a[2048], b[2048];
     int rc;
@@ -3172,6 +3207,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls_alpn, tls_setup, tls_teardown),
         cmocka_unit_test(test_bad_conf),
         cmocka_unit_test_setup_teardown(test_h1_many_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_large_head, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
