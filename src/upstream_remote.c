@@ -873,6 +873,11 @@ static void job_settle(struct remote_job *job, uint32_t lo, uint32_t hi)
         for (uint32_t s = 0; s < job->nsegs; s++)
             job->seg_left[s] = job->seg_first[s + 1] - job->seg_first[s];
     }
+    /* Held across the gateway's callbacks: answering a request may cancel
+     * its other batch, whose remote_cancel pumps the queue, where a call of
+     * this job may fail as it starts (the budget full) and end the job's
+     * last call: completed (and the batch freed) under this loop else. */
+    job->pending++;
     for (uint32_t s = lo < hi ? job_seg_of(job, lo) : job->nsegs;
          s < job->nsegs && job->seg_first[s] < hi; s++) {
         uint32_t a = job->seg_first[s] > lo ? job->seg_first[s] : lo;
@@ -893,6 +898,8 @@ static void job_settle(struct remote_job *job, uint32_t lo, uint32_t hi)
         b->fails = NULL;
         b->backs = NULL;
     }
+    if (--job->pending == 0)
+        job_complete(job);
 }
 
 /* <c> is over: free it, and complete its job when it was the last; else
