@@ -113,20 +113,20 @@ int ig_codec_format_parse(const char *value, enum ig_format dflt, enum ig_format
  * 5.6.4), or NULL. A quote left open runs to <e>. */
 static const char *codec_delim(const char *s, const char *e, char c)
 {
-    const char *q = memchr(s, '"', (size_t)(e - s));
-    const char *d = memchr(s, c, (size_t)(e - s));
-
-    while (d != NULL && q != NULL && q < d) { /* skip the quoted string, then look again */
-        for (q++; q < e && *q != '"'; q++)
-            if (*q == '\\' && q + 1 < e)
-                q++;
-        if (q >= e)
+    /* one pass: looking for <c> again from each quoted string's end cost
+     * a scan to <e> a string, quadratic in a header of many "" */
+    for (; s < e; s++) {
+        if (*s == c)
+            return s;
+        if (*s != '"')
+            continue;
+        for (s++; s < e && *s != '"'; s++)
+            if (*s == '\\' && s + 1 < e)
+                s++;
+        if (s >= e)
             return NULL;
-        s = q + 1;
-        q = memchr(s, '"', (size_t)(e - s));
-        d = memchr(s, c, (size_t)(e - s));
     }
-    return d;
+    return NULL;
 }
 
 /* The q-value of the parameter list [s, e) (starting at a ';') in
