@@ -386,15 +386,18 @@ void gw_req_finish(struct gw_request *r)
     if (r->entry != NULL && r->rows_taken < r->rs.nrows)
         ig_batcher_cancel_entry(r->lane->batcher, r->entry);
     r->entry = NULL;
-    /* Its batches in flight: one request fewer waits for each. */
-    for (uint32_t i = 0; i < r->ninb; i++) {
-        struct ig_batch *b = r->inb[i];
+    /* Its batches in flight: one request fewer waits for each. Each leaves
+     * the array before it may be cancelled: a cancel pumps the upstream's
+     * queue, where another of these batches may complete at once (a call
+     * that fails as it starts) and leave the array itself, which an index
+     * walking it would then skip. */
+    while (r->ninb > 0) {
+        struct ig_batch *b = r->inb[--r->ninb];
         struct ig_upstream *up = r->lane->ep->up;
 
         if (--b->live == 0 && up != NULL && up->ops->cancel_batch != NULL && !r->gw->closing)
             up->ops->cancel_batch(up, b);
     }
-    r->ninb = 0;
     gw_dl_unlink(r->lane->ep, r);
     /* The body belongs to the http request, which is gone now. */
     r->rs.body = NULL;

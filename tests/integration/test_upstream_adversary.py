@@ -63,7 +63,15 @@ behaviour each check sets. A check that fails here documents a bug
 14. a connection one of whose requests the model refused (or raised on):
    its next requests are batched apart for a while, so that its next bad
    row is not batched with other clients' rows (a split of their batch,
-   more calls and a wait for them); its good rows are answered.
+   more calls and a wait for them); its good rows are answered; a new
+   connection from its address is batched apart too;
+14b. requests batched with a refused row: each answered as soon as its own
+   half of the split is, not when the whole split is over;
+14c. such an early answer cancels the request's other batch, whose cancel
+   starts a queued call of the same split that fails at once (the memory
+   budget full): no use after free (run under ASan);
+15. an Accept of many quoted strings before a comma: parsed in linear
+   time (the loop is blocked meanwhile);
 13. the headers a container is handed: the custom attributes and the
    inference id, as SageMaker hands them, never the target variant (so
    requests naming it are batched as any).
@@ -1100,6 +1108,107 @@ def test_split_answers_early():
         check(hs.ncalls() <= 1 + 2 * 3, "at most 2*log2(8) calls more (%d)" % hs.ncalls())
 
 
+def raw_request(port, ep, body, accept, timeout=30):
+    """POST over HTTP/1.1 with a raw socket (http.client caps header lines
+    at 64 KiB on the way back only; this sends any Accept)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    req = ("POST /endpoints/%s/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+           "Accept: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+           % (ep, accept, len(body), body)).encode()
+    s.sendall(req)
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    s.close()
+    head, _, rest = out.partition(b"\r\n\r\n")
+    return int(head.split()[1]), rest.decode("utf-8", "replace")
+
+
+def test_accept_quadratic():
+    section("15. an Accept of many quoted strings before a comma: linear, not quadratic")
+    hs = Hostile()
+    gw = Gateway({"m": ep_conf(hs.url)}, max_header_list_size=1048576)
+    try:
+        wait_ready(gw)
+        # 500,000 quoted strings ("" each) in a parameter, then a comma
+        acc = "text/csv;a=" + '""' * 250000 + ",text/csv"
+        t0 = time.time()
+        st, out = raw_request(gw.port, "m", "1,2\n", acc)
+        took = time.time() - t0
+        check_eq((st, out), (200, "p1,2\n"), "answered")
+        t0 = time.time()
+        st2, _, _ = post(gw, "m", "3,4\n")
+        check_eq(st2, 200, "another request answered")
+        check(took < 0.2, "a 1 MB Accept is parsed in well under 0.2 s (took %.2f s; the "
+              "loop is blocked meanwhile)" % took)
+    finally:
+        stop_clean(gw, "accept quadratic")
+        hs.close()
+
+
+class BudgetModel(Hostile):
+    """J1's rows ("slow") answered late; a call holding 666 and the long row
+    refused at once; a call of 666 without it refused after 1 s."""
+
+    def answer(self, h, body):
+        lines = [l for l in body.split("\n") if l != ""]
+        if any(l.startswith("slow") for l in lines):
+            time.sleep(3)
+            h.send(200, "".join("p\n" for l in lines))
+        elif any(l.startswith("666") for l in lines):
+            if not any(l.startswith("qqq") for l in lines):
+                time.sleep(1.0)
+            h.send(400, "row 666 is poison")
+        else:
+            h.send(200, "".join("p\n" for l in lines))
+
+
+def test_seg_done_reentry_budget():
+    section("14c. an early answer cancels the request's other batch; the same job's queued "
+            "call fails as it starts (budget full): no use after free")
+    hs = BudgetModel()
+    gw = Gateway({"m": ep_conf(hs.url, max_batch_rows=4, max_delay_us=200000, max_inflight=2,
+                               breaker_failures=100, upstream_timeout_ms=8000)},
+                 max_buffered_body_bytes=1048576, max_body_bytes=900000,
+                 max_conn_buffered_bytes=1048576)
+    try:
+        wait_ready(gw)
+        hs.reset("custom")
+        res = {}
+        big = 200000
+
+        def r():  # 4 rows in batch 1 (slow), 2 in batch 2 (one refused)
+            res["r"] = post(gw, "m", "slow,1\nslow,2\nslow,3\nslow,4\n666,5\nr,6\n")
+
+        def q():  # joins batch 2 after r's rows: the second half of its split
+            res["q"] = post(gw, "m", "qqq" + "x" * big + "\n")
+
+        def z():  # queued while both batches are out: holds the budget
+            res["z"] = post(gw, "m", "zzz" + "y" * 540000 + "\n")
+
+        ts = [threading.Thread(target=r)]
+        ts[0].start()
+        time.sleep(0.05)
+        ts.append(threading.Thread(target=q))
+        ts[1].start()
+        time.sleep(0.5)
+        ts.append(threading.Thread(target=z))
+        ts[2].start()
+        for t in ts:
+            t.join(15)
+        time.sleep(0.3)
+        check(gw.alive(), "the gateway is alive; stderr: %s" % gw.stderr()[-3000:])
+        check_eq(res.get("r", (None,))[0], 424, "r: its refused row's 424")
+        check(res.get("q", (None,))[0] in (200, 400, 429, 503),
+              "q: answered (%r)" % (res.get("q", (None, None, ""))[::2],))
+    finally:
+        stop_clean(gw, "seg_done re-entry")
+        hs.close()
+
+
 def test_container_headers():
     section("13. what a container is handed of a request's X-Amzn-SageMaker-* headers")
     with hostile_gateway("echo", "container headers") as (hs, gw):
@@ -1130,7 +1239,8 @@ def main():
              test_utf8_cut, test_answers, test_resets, test_sagemaker_errors, test_answer_memory,
              test_no_creds_split_batch, test_solo_flood,
              test_poison_500_breaker, test_dead_500_breaker, test_poison_500_batched,
-             test_suspect_connection, test_split_answers_early, test_container_headers]
+             test_suspect_connection, test_split_answers_early,
+             test_seg_done_reentry_budget, test_accept_quadratic, test_container_headers]
     for t in tests:
         if only and not any(o in t.__name__ for o in only):
             continue
