@@ -1024,13 +1024,47 @@ static void h2_lower(char *dst, const char *src, size_t n)
 }
 
 /* Lowercase copies of the names go into <names> (sized by the caller). */
-static size_t h2_user_headers(nghttp2_nv *nva, char *names, const struct ig_http_hdr *hdrs,
-                              size_t nhdrs)
+/*
+ * <name> (<len> bytes) lower-cased, kept for <srv>'s life: nghttp2 takes it
+ * as it is (NGHTTP2_NV_FLAG_NO_COPY_NAME: it neither copies nor
+ * lower-cases it, which was a tenth of its work a response). Response
+ * header names come from the application's code, a handful; past
+ * HTTP_H2_NAMES_MAX of them, NULL: the caller copies the name.
+ */
+static const char *h2_name(struct ig_http_server *srv, const char *name, size_t len)
+{
+    struct http_h2_name *n;
+
+    for (size_t i = 0; i < srv->h2_nnames; i++)
+        if (srv->h2_names[i].len == len && memcmp(srv->h2_names[i].orig, name, len) == 0)
+            return srv->h2_names[i].lower;
+    if (srv->h2_nnames == HTTP_H2_NAMES_MAX)
+        return NULL;
+    n = &srv->h2_names[srv->h2_nnames++];
+    n->orig = ig_xstrndup(name, len);
+    n->lower = ig_xmalloc(len + 1);
+    h2_lower(n->lower, name, len);
+    n->lower[len] = '\0';
+    n->len = len;
+    return n->lower;
+}
+
+static nghttp2_nv h2_nv_static(const char *name, size_t namelen, const char *value,
+                               size_t valuelen)
+{
+    nghttp2_nv nv = h2_nv_len(name, namelen, value, valuelen);
+
+    nv.flags = NGHTTP2_NV_FLAG_NO_COPY_NAME; /* lower case, and outlives the frame */
+    return nv;
+}
+
+static size_t h2_user_headers(struct ig_http_server *srv, nghttp2_nv *nva, char *names,
+                              const struct ig_http_hdr *hdrs, size_t nhdrs)
 {
     size_t nn = 0;
 
     for (size_t i = 0; i < nhdrs; i++) {
-        const char *name = hdrs[i].name, *value = hdrs[i].value;
+        const char *name = hdrs[i].name, *value = hdrs[i].value, *lower;
         size_t len;
 
         if (name == NULL || value == NULL || name[0] == '\0' || name[0] == ':')
@@ -1038,6 +1072,10 @@ static size_t h2_user_headers(nghttp2_nv *nva, char *names, const struct ig_http
         len = strlen(name);
         if (ig_http_hdr_reserved(name, len) || strpbrk(value, "\r\n") != NULL)
             continue;
+        if ((lower = h2_name(srv, name, len)) != NULL) {
+            nva[nn++] = h2_nv_static(lower, len, value, strlen(value));
+            continue;
+        }
         h2_lower(names, name, len);
         names[len] = '\0';
         nva[nn++] = h2_nv(names, value);
@@ -1075,14 +1113,14 @@ static void h2_head_build(struct h2_head *h, const struct ig_http_req *req, int 
     h->sbuf[0] = (char)('0' + status / 100);
     h->sbuf[1] = (char)('0' + status / 10 % 10);
     h->sbuf[2] = (char)('0' + status % 10);
-    h->nva[h->nn++] = h2_nv_len(":status", 7, h->sbuf, 3);
-    h->nn += h2_user_headers(h->nva + h->nn, h->names, hdrs, nhdrs);
+    h->nva[h->nn++] = h2_nv_static(":status", 7, h->sbuf, 3);
+    h->nn += h2_user_headers(req->conn->srv, h->nva + h->nn, h->names, hdrs, nhdrs);
     if (len != SIZE_MAX)
-        h->nva[h->nn++] = h2_nv_len("content-length", 14, h->lbuf, ig_fmt_u64(h->lbuf, len));
+        h->nva[h->nn++] = h2_nv_static("content-length", 14, h->lbuf, ig_fmt_u64(h->lbuf, len));
     /* A new value on every response: indexing it would only evict the
      * stable headers from the HPACK table. */
-    h->nva[h->nn] = h2_nv("x-amzn-requestid", req->id);
-    h->nva[h->nn++].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+    h->nva[h->nn] = h2_nv_static("x-amzn-requestid", 16, req->id, strlen(req->id));
+    h->nva[h->nn++].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
 }
 
 static void h2_head_free(struct h2_head *h)

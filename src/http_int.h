@@ -290,8 +290,19 @@ struct http_conn {
 
 TAILQ_HEAD(http_conn_list, http_conn);
 
+/* A response header name of the application's, lower-cased for HTTP/2 and
+ * kept for the server's life (ig_http_h2_name). */
+struct http_h2_name {
+    char *orig;  /* as the application spells it */
+    char *lower; /* handed to nghttp2 without a copy */
+    size_t len;
+};
+#define HTTP_H2_NAMES_MAX 32
+
 struct ig_http_server {
     struct event_base *base;
+    struct http_h2_name h2_names[HTTP_H2_NAMES_MAX];
+    size_t h2_nnames;
     struct evconnlistener *lst;
     struct ssl_ctx_st *ssl_ctx; /* NULL: cleartext */
     ig_http_request_cb *on_request;

@@ -2151,6 +2151,10 @@ void ig_http_server_free(struct ig_http_server *srv)
     if (srv->ev_drain != NULL)
         event_free(srv->ev_drain);
     SSL_CTX_free(srv->ssl_ctx);
+    for (size_t i = 0; i < srv->h2_nnames; i++) {
+        free(srv->h2_names[i].orig);
+        free(srv->h2_names[i].lower);
+    }
     /* requests still held keep it (through their shares) until they go */
     ig_budget_unref(srv->budget);
     free(srv);

@@ -175,6 +175,19 @@ static void on_request(struct ig_http_req *req, void *arg)
         ig_http_respond(req, 200, NULL, 0, huge, HUGE_LEN);
     } else if (strcmp(path, "/hang") == 0) {
         ig_http_req_set_close_cb(req, on_close, NULL);
+    } else if (strcmp(path, "/many") == 0) {
+        /* more distinct header names than HTTP/2 keeps lower-cased
+         * (HTTP_H2_NAMES_MAX): the rest are copied */
+        char names[40][16], values[40][8];
+        struct ig_http_hdr h[40];
+
+        for (int i = 0; i < 40; i++) {
+            snprintf(names[i], sizeof(names[i]), "X-Many-%02d", i);
+            snprintf(values[i], sizeof(values[i]), "v%d", i);
+            h[i].name = names[i];
+            h[i].value = values[i];
+        }
+        ig_http_respond(req, 200, h, 40, NULL, 0);
     } else if (strcmp(path, "/err") == 0) {
         ig_http_respond_error(req, 404, "ValidationError", "No \"route\"\nhere: %s", "\xc3\xa9");
     } else if (strcmp(path, "/err2") == 0) {
@@ -1772,6 +1785,30 @@ static void test_h2_request(void **state)
     assert_int_equal(S.requests, 2);
 }
 
+/* Response header names are lower-cased once and kept (HTTP_H2_NAMES_MAX);
+ * past that many, copied: the same list either way, on every response. */
+static void test_h2_many_names(void **state)
+{
+    struct h2job j = {
+        .st = {{.method = "GET", .path = "/many"}, {.method = "GET", .path = "/many"}},
+        .n = 2,
+    };
+    char expect[1024];
+    size_t o = 0;
+
+    (void)state;
+    for (int i = 0; i < 40; i++)
+        o += (size_t)snprintf(expect + o, sizeof(expect) - o, "x-many-%02d: v%d\n", i, i);
+    snprintf(expect + o, sizeof(expect) - o, "content-length: 0\nx-amzn-requestid: ");
+    run_client(h2job_run, &j);
+    assert_int_equal(j.rc, 0);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(j.st[k].status, 200);
+        assert_int_equal(strncmp(j.st[k].hdrs, expect, strlen(expect)), 0);
+        assert_int_equal(strlen(j.st[k].hdrs), strlen(expect) + 37);
+    }
+}
+
 static void test_h2_413(void **state)
 {
     static char big[MAX_BODY + 2];
@@ -3179,6 +3216,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_late_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h2_many_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_413, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_413_resets_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_413_discards_body, setup, teardown),
