@@ -158,11 +158,19 @@ static int creds_read_file(const char *path, size_t cap, char **out, size_t *out
     size_t len = 0;
     ssize_t n;
     int rc = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    /* O_NONBLOCK: a FIFO (or a tty) in the path must not hold the loop in
+     * open() or read(); only a regular file is read (where the flag does
+     * nothing) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
     if (fd == -1)
         return creds_fail(err, errlen, errno == ENOENT ? IG_ERR_NOTFOUND : IG_ERR_IO, "%s: %s",
                           path, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return creds_fail(err, errlen, IG_ERR_IO, "%s: not a regular file", path);
+    }
     buf = ig_try_malloc(cap + 1);
     if (buf == NULL) {
         rc = creds_fail(err, errlen, IG_ERR_NOMEM, "%s: out of memory", path);

@@ -10,6 +10,7 @@
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -986,6 +987,70 @@ static void test_refresh_fails(void **state)
     ig_aws_creds_free(p);
 }
 
+/* A FIFO where a token or credentials file should be: refused, never read.
+ * Before, open() waited for a writer: start-up hung on it, and a token
+ * file turned into a FIFO held the event loop at the next refresh. The
+ * alarm turns a hang into a failure. */
+static void on_alarm(int sig)
+{
+    static const char msg[] = "test_fifo_files: blocked on a FIFO (open or read)\n";
+
+    (void)sig;
+    if (write(2, msg, sizeof(msg) - 1) < 0)
+        _exit(2);
+    _exit(1);
+}
+
+static void test_fifo_files(void **state)
+{
+    struct fixture *fx = *state;
+    struct ig_aws_creds_provider *p;
+    const struct ig_aws_creds *c = NULL;
+    char path[128], want[512];
+    int64_t end;
+
+    signal(SIGALRM, on_alarm);
+    alarm(8);
+    /* the shared credentials file */
+    snprintf(path, sizeof(path), "%s/credentials", fx->dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    snprintf(want, sizeof(want), "%s: not a regular file", path);
+    new_fails(fx, IG_ERR_CONFIG, want);
+    unlink(path);
+    /* the web identity token at creation */
+    snprintf(path, sizeof(path), "%s/fifo-token", fx->dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r", 1);
+    set_port_env(fx, "AWS_ENDPOINT_URL_STS", "127.0.0.1", "");
+    snprintf(want, sizeof(want), "AWS_WEB_IDENTITY_TOKEN_FILE: %s: not a regular file", path);
+    new_fails(fx, IG_ERR_CONFIG, want);
+    unlink(path);
+    /* ... and at a refresh: the loop goes on, the old set serves */
+    fx->fake.lifetime_s = 4; /* 3 to 4 s left: refreshed 1.5 to 2 s in */
+    write_file(fx, "fifo-token", "jwt", path, sizeof(path));
+    p = new_ok(fx, NULL);
+    wait_ready(fx, 3000);
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    end = wall_ms() + 2200;
+    while (wall_ms() < end)
+        pump(fx, 10);
+    assert_int_equal(fx->fake.requests, 1); /* the refresh did not start: no token */
+    assert_true(ig_aws_creds_fetches(p) == 1);
+    assert_int_equal(ig_aws_creds_get(p, &c, fx->err, sizeof(fx->err)), 0);
+    assert_string_equal(c->access_key, "ASIASTS1");
+    /* a file again: the retry (1 s after the failed start) fetches */
+    unlink(path);
+    write_file(fx, "fifo-token", "jwt", path, sizeof(path));
+    for (int t = 0; t < 3000 && fx->fake.requests < 2; t += 10)
+        pump(fx, 10);
+    assert_int_equal(fx->fake.requests, 2);
+    ig_aws_creds_free(p);
+    alarm(0);
+    signal(SIGALRM, SIG_DFL);
+}
+
 /* ------------------------------------------------------------ caps */
 
 static void fetch_fails(struct fixture *fx, enum fake_mode mode, unsigned timeout_ms, int want_rc,
@@ -1074,6 +1139,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_container_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_before_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_answers, setup, teardown),
         cmocka_unit_test(test_dns_suffix),
