@@ -76,6 +76,7 @@ struct ig_aws_creds_provider {
     int *freed; /* inside ready(): set when ready() frees the provider */
     unsigned fetches;
     struct event *timer;
+    int64_t refresh_at_ms; /* wall clock: the planned refresh is due (0: none planned) */
     unsigned backoff_ms;
     int last_rc;
     char last_err[1024];
@@ -816,6 +817,10 @@ static void creds_install(struct ig_aws_creds_provider *p, struct creds_set *c)
     p->backoff_ms = CREDS_BACKOFF_MIN_MS;
     creds_time_fmt(c->exp, when, sizeof(when));
     ig_log(IG_LOG_INFO, "aws credentials from %s: new set, expires at %s", p->source, when);
+    /* the timer runs on the monotonic clock, the expiry on the wall clock:
+     * get() starts the refresh early when the wall clock got there first
+     * (a suspended VM resumed, the clock stepped forward) */
+    p->refresh_at_ms = exp_ms - ahead;
     creds_schedule(p, exp_ms - ahead - now);
 }
 
@@ -1221,6 +1226,14 @@ int ig_aws_creds_get(struct ig_aws_creds_provider *p, const struct ig_aws_creds 
 {
     char when[32];
 
+    /* The refresh is due by the wall clock but its timer (monotonic) is
+     * still far: start it now. Only the planned refresh: after a failed
+     * one the backoff paces the retries, however often get() is called. */
+    if (p->refresh_at_ms != 0 && !p->fetching && p->last_rc == 0 &&
+        creds_wall_ms() >= p->refresh_at_ms) {
+        p->refresh_at_ms = 0;
+        creds_schedule(p, 0);
+    }
     if (p->have && (p->cur.exp == 0 || (int64_t)p->cur.exp * 1000 > creds_wall_ms())) {
         *out = &p->view;
         return 0;

@@ -21,8 +21,12 @@
  * expire: the refresh starts when the lifetime left is below
  * min(300 s, half the lifetime they had when received); the credentials
  * held stay in use while it runs; a failed refresh is retried with backoff
- * (1 s doubling to 30 s). Answers are capped (64 KiB, field lengths) and so
- * is each fetch's time. Error texts never hold a secret.
+ * (1 s doubling to 30 s). The refresh timer runs on the monotonic clock and
+ * expiries are wall-clock times: a get() that finds the refresh due by the
+ * wall clock (a VM resumed, the clock stepped forward) starts it at once.
+ * Answers are capped (64 KiB, field lengths) and so is each fetch's time;
+ * files are read only when regular (never a FIFO). Error texts never hold
+ * a secret.
  *
  * A provider lives on one loop thread: every call, and every callback, on
  * the thread that runs <base>.
