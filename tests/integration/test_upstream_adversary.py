@@ -93,7 +93,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iglib import Gateway, check, check_eq, finish  # noqa: E402
+from iglib import Gateway, check, check_eq, finish, h1_exchange  # noqa: E402
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -1111,19 +1111,10 @@ def test_split_answers_early():
 def raw_request(port, ep, body, accept, timeout=30):
     """POST over HTTP/1.1 with a raw socket (http.client caps header lines
     at 64 KiB on the way back only; this sends any Accept)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     req = ("POST /endpoints/%s/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
            "Accept: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
            % (ep, accept, len(body), body)).encode()
-    s.sendall(req)
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-    s.close()
-    head, _, rest = out.partition(b"\r\n\r\n")
+    head, _, rest = h1_exchange(port, req, timeout=timeout).partition(b"\r\n\r\n")
     return int(head.split()[1]), rest.decode("utf-8", "replace")
 
 
