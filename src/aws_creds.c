@@ -1241,17 +1241,27 @@ int ig_aws_creds_get(struct ig_aws_creds_provider *p, const struct ig_aws_creds 
     if (!p->first_done)
         return creds_fail(err, errlen, IG_ERR_AGAIN, "AWS credentials from %s: first fetch running",
                           p->source);
+    /* What failed, not why: these words reach clients and /readyz. The
+     * fetch's own error (an STS host, its code and text, a file's path)
+     * is logged at each failure and kept for ig_aws_creds_last_error(). */
     if (!p->have)
         return creds_fail(err, errlen, p->last_rc != 0 ? p->last_rc : IG_ERR_IO,
-                          "AWS credentials from %s: %s", p->source, p->last_err);
+                          "AWS credentials from %s: their fetch failed (the gateway's log says why)",
+                          p->source);
     creds_time_fmt(p->cur.exp, when, sizeof(when));
     if (p->last_rc == 0)
         return creds_fail(err, errlen, IG_ERR_TIMEOUT,
                           "AWS credentials from %s expired at %s; their refresh is still running",
                           p->source, when);
     return creds_fail(err, errlen, p->last_rc,
-                      "AWS credentials from %s expired at %s; last refresh: %s", p->source, when,
-                      p->last_err);
+                      "AWS credentials from %s expired at %s; their refresh failed (the gateway's "
+                      "log says why)",
+                      p->source, when);
+}
+
+const char *ig_aws_creds_last_error(const struct ig_aws_creds_provider *p)
+{
+    return p->last_rc != 0 ? p->last_err : "";
 }
 
 const char *ig_aws_dns_suffix(const char *region)

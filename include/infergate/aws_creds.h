@@ -82,12 +82,17 @@ int ig_aws_creds_new(struct event_base *base, const struct ig_aws_creds_conf *co
  * The credentials to sign with now: 0 and *out valid until the caller
  * returns to the loop (a refresh replaces them only from the loop);
  * never expired ones. IG_ERR_AGAIN while the first fetch runs (ready() is
- * called when it ends); another negative IG_ERR_* with <err> saying why
- * (the first fetch failed, or the credentials expired and no refresh came:
- * the last fetch's error). Never blocks.
+ * called when it ends); another negative IG_ERR_* with <err> saying what
+ * failed (the first fetch, or the refresh of expired credentials), in words
+ * fit for a client: the fetch's own error stays in the log and
+ * ig_aws_creds_last_error(). Never blocks.
  */
 int ig_aws_creds_get(struct ig_aws_creds_provider *p, const struct ig_aws_creds **out, char *err,
                      size_t errlen);
+
+/* The last fetch's error, for the operator ("" after a success): it may
+ * name the STS or container endpoint, quote its answer, or a file's path. */
+const char *ig_aws_creds_last_error(const struct ig_aws_creds_provider *p);
 
 /* "environment", "profile NAME", "web identity", "container". */
 const char *ig_aws_creds_source(const struct ig_aws_creds_provider *p);

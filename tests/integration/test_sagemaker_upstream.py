@@ -438,6 +438,11 @@ def sm_gateway(rt, **ep):
     return Gateway({"sm": conf})
 
 
+def gw_log(gw):
+    with open(os.path.join(gw.dir, "stderr.log"), errors="replace") as f:
+        return f.read()
+
+
 def post(gw, body, headers=None, endpoint="sm", timeout=30):
     """-> (status, lower-cased headers, body text) over HTTP/1.1."""
     c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=timeout)
@@ -769,8 +774,8 @@ with aws_env(AWS_CONTAINER_CREDENTIALS_FULL_URI=ecs5.url + "/creds",
     ecs5.error = ("InternalError", "credentials agent down")
     ak0, exp0 = ecs5.issued[0] if ecs5.issued else ("(none issued)", int(time.time()))
     time.sleep(max(0.0, exp0 - time.time()) + 0.3)
-    why = ("AWS credentials from container expired at %s; last refresh: container credentials "
-           "from %s: HTTP 500 InternalError: credentials agent down" % (iso8601(exp0), ecs5.url))
+    why = ("AWS credentials from container expired at %s; their refresh failed (the gateway's "
+           "log says why)" % iso8601(exp0))
     st, h, body = post(gw, csv_of(q))
     check_eq((st, h.get("x-amzn-errortype"), body),
              (500, "InternalFailure", json.dumps(
@@ -781,6 +786,9 @@ with aws_env(AWS_CONTAINER_CREDENTIALS_FULL_URI=ecs5.url + "/creds",
     check_eq(readyz(gw), (503, json.dumps({"status": "not ready", "reason": reason},
                                           separators=(",", ":"))),
              "expiry: /readyz 503 naming the expiry and the failed refresh")
+    check("aws credentials from container: container credentials from %s: HTTP 500 "
+          "InternalError: credentials agent down" % ecs5.url in gw_log(gw),
+          "expiry: the refresh's error is in the gateway's log")
     ecs5.error = None
     deadline = time.time() + 10
     got = post(gw, csv_of(q))
@@ -1009,20 +1017,23 @@ with aws_env(AWS_WEB_IDENTITY_TOKEN_FILE=token_file, AWS_ROLE_ARN=ROLE,
                "Couldn't retrieve verification key from your identity provider" % sts7.url)
     deadline = time.time() + 10
     st = readyz(gw)
-    while "InvalidIdentityToken" not in st[1] and time.time() < deadline:
+    while "their fetch failed" not in st[1] and time.time() < deadline:
         time.sleep(0.05)
         st = readyz(gw)
+    public = "AWS credentials from web identity: their fetch failed (the gateway's log says why)"
     check_eq(st, (503, json.dumps({"status": "not ready", "reason":
-                                   "SageMaker endpoint %s (%s): AWS credentials from web identity: "
-                                   "%s" % (SM_NAME, REGION, sts_err)}, separators=(",", ":"))),
-             "STS refuses: /readyz 503 naming the STS error")
+                                   "SageMaker endpoint %s (%s): %s" % (SM_NAME, REGION, public)},
+                                  separators=(",", ":"))),
+             "STS refuses: /readyz 503 saying the fetch failed, not the STS's words")
     st, h, body = post(gw, "1,2\n")
     check_eq((st, h.get("x-amzn-errortype"), body),
              (500, "InternalFailure", json.dumps(
                  {"message": "Row 1: The gateway has no AWS credentials to call SageMaker "
-                             "endpoint %s (%s): AWS credentials from web identity: %s"
-                             % (SM_NAME, REGION, sts_err)}, separators=(",", ":"))),
-             "STS refuses: the request gets InternalFailure naming the STS error")
+                             "endpoint %s (%s): %s" % (SM_NAME, REGION, public)},
+                 separators=(",", ":"))),
+             "STS refuses: the request gets InternalFailure, no STS host, code or text")
+    check("aws credentials from web identity: %s" % sts_err in gw_log(gw),
+          "STS refuses: the STS error is in the gateway's log")
     check_eq(len(rt.snapshot()), 0, "STS refuses: no call reached SageMaker unsigned")
 
 # ---- 8. pass-through of CustomAttributes, InferenceId, TargetVariant -------------------
