@@ -31,6 +31,7 @@
 #define CREDS_TIMEOUT_MS_DEFAULT 5000u
 #define CREDS_REFRESH_AHEAD_MS 300000 /* at most 5 minutes before expiry */
 #define CREDS_BACKOFF_MIN_MS 1000u
+#define CREDS_REFRESH_MIN_MS 1000 /* a source handing out short lives is asked once a second */
 #define CREDS_BACKOFF_MAX_MS 30000u
 #define CREDS_ECS_HOST "http://169.254.170.2"
 #define CREDS_MSG_MAX 300 /* a server's error message, as quoted in ours */
@@ -796,7 +797,9 @@ static void creds_retry_later(struct ig_aws_creds_provider *p)
 }
 
 /* Fresh credentials: refresh when the lifetime left falls below
- * min(300 s, half the lifetime they came with). */
+ * min(300 s, half the lifetime they came with), but not within a second:
+ * an STS or credentials endpoint that hands out lives of a few
+ * milliseconds is not asked again at once, over and over. */
 static void creds_install(struct ig_aws_creds_provider *p, struct creds_set *c)
 {
     int64_t now = creds_wall_ms(), exp_ms = (int64_t)c->exp * 1000;
@@ -805,6 +808,8 @@ static void creds_install(struct ig_aws_creds_provider *p, struct creds_set *c)
 
     if (ahead > CREDS_REFRESH_AHEAD_MS)
         ahead = CREDS_REFRESH_AHEAD_MS;
+    if (exp_ms - ahead - now < CREDS_REFRESH_MIN_MS)
+        ahead = exp_ms - now - CREDS_REFRESH_MIN_MS;
     creds_set_clear(&p->cur);
     p->cur = *c;
     p->have = 1;

@@ -1007,6 +1007,30 @@ static void on_alarm(int sig)
     _exit(1);
 }
 
+/* A credentials endpoint that hands out lives of under a second: before,
+ * each refresh came at half the life left, so the fetches followed each
+ * other faster and faster up to the second's end (about 10 a second);
+ * now at most one a second. */
+static void test_short_lives(void **state)
+{
+    struct fixture *fx = *state;
+    struct ig_aws_creds_provider *p;
+    int64_t end;
+
+    fx->fake.mode = FAKE_CONT_OK;
+    fx->fake.lifetime_s = 1; /* Expiration: the next whole second, 0 to 1 s away */
+    set_port_env(fx, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "127.0.0.1", "/creds");
+    p = new_ok(fx, NULL);
+    wait_ready(fx, 3000);
+    end = wall_ms() + 3000;
+    while (wall_ms() < end)
+        pump(fx, 10);
+    print_message("short lives: %u fetches in 3 s\n", ig_aws_creds_fetches(p));
+    assert_true(ig_aws_creds_fetches(p) >= 3);
+    assert_true(ig_aws_creds_fetches(p) <= 4);
+    ig_aws_creds_free(p);
+}
+
 static void test_fifo_files(void **state)
 {
     struct fixture *fx = *state;
@@ -1145,6 +1169,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_container_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_before_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_short_lives, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_answers, setup, teardown),
