@@ -438,11 +438,6 @@ def sm_gateway(rt, **ep):
     return Gateway({"sm": conf})
 
 
-def gw_log(gw):
-    with open(os.path.join(gw.dir, "stderr.log"), errors="replace") as f:
-        return f.read()
-
-
 def post(gw, body, headers=None, endpoint="sm", timeout=30):
     """-> (status, lower-cased headers, body text) over HTTP/1.1."""
     c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=timeout)
@@ -787,7 +782,7 @@ with aws_env(AWS_CONTAINER_CREDENTIALS_FULL_URI=ecs5.url + "/creds",
                                           separators=(",", ":"))),
              "expiry: /readyz 503 naming the expiry and the failed refresh")
     check("aws credentials from container: container credentials from %s: HTTP 500 "
-          "InternalError: credentials agent down" % ecs5.url in gw_log(gw),
+          "InternalError: credentials agent down" % ecs5.url in gw.stderr(),
           "expiry: the refresh's error is in the gateway's log")
     ecs5.error = None
     deadline = time.time() + 10
@@ -1032,7 +1027,7 @@ with aws_env(AWS_WEB_IDENTITY_TOKEN_FILE=token_file, AWS_ROLE_ARN=ROLE,
                              "endpoint %s (%s): %s" % (SM_NAME, REGION, public)},
                  separators=(",", ":"))),
              "STS refuses: the request gets InternalFailure, no STS host, code or text")
-    check("aws credentials from web identity: %s" % sts_err in gw_log(gw),
+    check("aws credentials from web identity: %s" % sts_err in gw.stderr(),
           "STS refuses: the STS error is in the gateway's log")
     check_eq(len(rt.snapshot()), 0, "STS refuses: no call reached SageMaker unsigned")
 
