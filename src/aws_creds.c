@@ -73,6 +73,8 @@ struct ig_aws_creds_provider {
     size_t body_len;
     int body_toobig;
     int fetching;
+    int kicked;  /* get() set the refresh timer to fire at once (a wall-clock jump) */
+    int waiters; /* get() said IG_ERR_AGAIN for a refresh: ready() when it ends */
     int first_done;
     int *freed; /* inside ready(): set when ready() frees the provider */
     unsigned fetches;
@@ -829,6 +831,21 @@ static void creds_install(struct ig_aws_creds_provider *p, struct creds_set *c)
     creds_schedule(p, exp_ms - ahead - now);
 }
 
+/* ready(): after the first fetch, and after a refresh that get() told
+ * callers to wait for. */
+static void creds_notify(struct ig_aws_creds_provider *p)
+{
+    int freed = 0;
+
+    p->waiters = 0;
+    if (p->ready == NULL)
+        return;
+    p->freed = &freed;
+    p->ready(p->arg); /* it may free p */
+    if (!freed)
+        p->freed = NULL;
+}
+
 static void on_fetch_done(CURL *easy, CURLcode crc, void *arg)
 {
     struct ig_aws_creds_provider *p = arg;
@@ -867,14 +884,8 @@ static void on_fetch_done(CURL *easy, CURLcode crc, void *arg)
         creds_retry_later(p);
     }
     p->first_done = 1;
-    if (first && p->ready != NULL) {
-        int freed = 0;
-
-        p->freed = &freed;
-        p->ready(p->arg); /* it may free p */
-        if (!freed)
-            p->freed = NULL;
-    }
+    if (first || p->waiters)
+        creds_notify(p);
 }
 
 static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
@@ -883,12 +894,15 @@ static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    p->kicked = 0;
     if (p->fetching)
         return;
     if (creds_fetch_start(p) != 0) {
         ig_log(IG_LOG_WARN, "aws credentials from %s: %s (next try in %u ms)", p->source,
                p->last_err, p->backoff_ms);
         creds_retry_later(p);
+        if (p->waiters)
+            creds_notify(p);
     }
 }
 
@@ -1237,6 +1251,7 @@ int ig_aws_creds_get(struct ig_aws_creds_provider *p, const struct ig_aws_creds 
     if (p->refresh_at_ms != 0 && !p->fetching && p->last_rc == 0 &&
         creds_wall_ms() >= p->refresh_at_ms) {
         p->refresh_at_ms = 0;
+        p->kicked = 1;
         creds_schedule(p, 0);
     }
     if (p->have && (p->cur.exp == 0 || (int64_t)p->cur.exp * 1000 > creds_wall_ms())) {
@@ -1254,6 +1269,14 @@ int ig_aws_creds_get(struct ig_aws_creds_provider *p, const struct ig_aws_creds 
                           "AWS credentials from %s: their fetch failed (the gateway's log says why)",
                           p->source);
     creds_time_fmt(p->cur.exp, when, sizeof(when));
+    if (p->last_rc == 0 && (p->fetching || p->kicked) && p->ready != NULL) {
+        /* expired while their refresh runs (the wall clock jumped past
+         * both): the caller waits for it, ready() says when it ended */
+        p->waiters = 1;
+        return creds_fail(err, errlen, IG_ERR_AGAIN,
+                          "AWS credentials from %s expired at %s; their refresh is running",
+                          p->source, when);
+    }
     if (p->last_rc == 0)
         return creds_fail(err, errlen, IG_ERR_TIMEOUT,
                           "AWS credentials from %s expired at %s; their refresh is still running",

@@ -55,8 +55,9 @@ struct ig_aws_creds_conf {
 };
 
 /* The first credentials came, or the first fetch failed (ig_aws_creds_get
- * says which). Called once, from the loop, only for the fetched sources;
- * the callback may free the provider. */
+ * says which); or a refresh that ig_aws_creds_get() told a caller to wait
+ * for ended. Called from the loop, only for the fetched sources; the
+ * callback may free the provider. */
 typedef void ig_aws_creds_ready_cb(void *arg);
 
 /* Caps on what a source may hand us. */
@@ -81,8 +82,10 @@ int ig_aws_creds_new(struct event_base *base, const struct ig_aws_creds_conf *co
 /*
  * The credentials to sign with now: 0 and *out valid until the caller
  * returns to the loop (a refresh replaces them only from the loop);
- * never expired ones. IG_ERR_AGAIN while the first fetch runs (ready() is
- * called when it ends); another negative IG_ERR_* with <err> saying what
+ * never expired ones. IG_ERR_AGAIN while the first fetch runs, or while
+ * the refresh of expired credentials runs (the wall clock jumped past
+ * both): ready() is called when it ends. Another negative IG_ERR_* with
+ * <err> saying what
  * failed (the first fetch, or the refresh of expired credentials), in words
  * fit for a client: the fetch's own error stays in the log and
  * ig_aws_creds_last_error(). Never blocks.
