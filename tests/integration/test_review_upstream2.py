@@ -1,0 +1,249 @@
+"""A second adversarial review of the remote upstream path (gateway.c's
+batches, early answers and cancels; upstream_remote.c; curl_loop.c), as
+checks against the real bin/infergate in front of a hostile model
+container (a tiny Python HTTP/1.1 server on loopback). A check that fails
+documents a bug; each says what should happen.
+
+1. every request of a batch in flight has gone, the last one answered
+   early during a split (seg_done) after the other reset: the batch's
+   calls still out must be cancelled (docs/upstreams.md: "When every
+   request of a batch in flight has gone ... its calls are stopped"), not
+   run, timed out and retried while holding the endpoint's slot.
+2. a client that goes away while its answer is converted to its Accept on
+   a decoder thread (upstream_accept differs, over 256 KiB of predictions,
+   gw_req_respond): the gateway must not crash (gw_conv_done read the
+   request's http, which on_req_closed had set to NULL: a NULL
+   dereference in ig_http_req_orphaned, SIGSEGV).
+
+Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_upstream2.py
+"""
+
+import http.client
+import os
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from iglib import Gateway, check, check_eq, finish  # noqa: E402
+
+CSV = "text/csv"
+JSON = "application/json"
+
+
+class Hostile:
+    """A model container on loopback; <answer(h, body)> answers each
+    /invocations (h a BaseHTTPRequestHandler); calls are logged."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.calls = []
+        self.lock = threading.Lock()
+        owner = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def send(self, code, body, ctype="text/csv", extra=()):
+                if isinstance(body, str):
+                    body = body.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass
+
+            def do_GET(self):
+                if self.path == "/ping":
+                    self.send(200, "", "application/json")
+                else:
+                    self.send(404, "no")
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n).decode("utf-8", "replace")
+                with owner.lock:
+                    owner.calls.append((time.time(), body))
+                owner.answer(self, body)
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def bodies(self):
+        with self.lock:
+            return [b for _, b in self.calls]
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def lines_of(body):
+    return [l for l in body.split("\n") if l]
+
+
+def post(gw, ep, body, ctype=CSV, accept=CSV, headers=None, timeout=30):
+    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=timeout)
+    h = {"Content-Type": ctype, "Accept": accept}
+    h.update(headers or {})
+    c.request("POST", "/endpoints/%s/invocations" % ep, body=body.encode(), headers=h)
+    r = c.getresponse()
+    out = r.read().decode("utf-8", "replace")
+    c.close()
+    return r.status, out
+
+
+def raw_post(gw, ep, body, ctype=CSV, accept=CSV):
+    """POST on a raw socket left open: the caller closes it (a reset)."""
+    s = socket.create_connection(("127.0.0.1", gw.port))
+    b = body.encode()
+    s.sendall(("POST /endpoints/%s/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+               "Accept: %s\r\nContent-Length: %d\r\n\r\n" % (ep, ctype, accept, len(b))).encode()
+              + b)
+    return s
+
+
+def ep_conf(model, **kw):
+    c = {"model": model, "content_type": CSV, "accept": CSV, "max_delay_us": "1000",
+         "upstream_timeout_ms": "5000", "retry_base_ms": "5", "retry_max_ms": "20"}
+    c.update({k: str(v) for k, v in kw.items()})
+    return c
+
+
+def wait_ready(gw, timeout=10):
+    import urllib.request
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(gw.url + "/readyz", timeout=5) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def section(name):
+    print("-- " + name, flush=True)
+
+
+def stop_clean(gw, what):
+    code = gw.stop(timeout=20)
+    err = gw.stderr()
+    check(code == 0, "%s: gateway exits 0 on SIGTERM (got %d)" % (what, code))
+    check("AddressSanitizer" not in err and "runtime error" not in err,
+          "%s: no sanitizer report; stderr tail: %s" % (what, err[-3000:]))
+
+
+# 1 ---------------------------------------------------------------------------
+def test_seg_done_last_live_cancels():
+    section("1. the last request of a batch answered early, the other gone: calls stopped")
+
+    def answer(h, body):
+        ls = lines_of(body)
+        if len(ls) > 1:          # the batch: refused after a while (a split)
+            time.sleep(0.6)
+            h.send(400, "split me")
+        elif ls and ls[0].startswith("slow"):  # the gone client's half: hangs
+            time.sleep(3.0)
+            h.send(200, "".join("p" + l + "\n" for l in ls))
+        else:
+            h.send(200, "".join("p" + l + "\n" for l in ls))
+
+    hs = Hostile(answer)
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=1, max_delay_us=300000,
+                               upstream_timeout_ms=1500, retry_max=2)})
+    try:
+        wait_ready(gw)
+        res = {}
+        b = raw_post(gw, "m", "slow,1\n")           # B: its row hangs the model
+        ta = threading.Thread(target=lambda: res.setdefault("a", post(gw, "m", "1,2\n")))
+        ta.start()                                 # A: same batch (300 ms delay)
+        time.sleep(0.5)                            # the batch's call is out
+        b.close()                                  # B resets before the split
+        ta.join()
+        check_eq(res.get("a"), (200, "p1,2\n"), "A answered (early, from its half)")
+        t0 = time.time()
+        st = post(gw, "m", "7,7\n", timeout=20)    # C: needs the endpoint's one slot
+        waited = time.time() - t0
+        check_eq(st, (200, "p7,7\n"), "C answered")
+        check(waited < 1.0, "C is not held behind B's calls, nobody waits for them "
+              "(waited %.2f s)" % waited)
+        time.sleep(0.3)
+        slow = [x for x in hs.bodies() if lines_of(x) == ["slow,1"]]  # B's half alone
+        check(len(slow) <= 1, "B's rows not sent again once every request of the batch is "
+              "gone (sent %d times: timed out and retried)" % len(slow))
+    finally:
+        stop_clean(gw, "seg_done last live")
+        hs.close()
+
+
+# 2 ---------------------------------------------------------------------------
+def test_close_during_offloop_convert():
+    section("2. a client gone while its answer is converted on a decoder thread")
+    written = threading.Event()
+    row = (",".join(["0.123456789"] * 9000) + "\n").encode()  # ~108 KiB a prediction
+
+    def answer(h, body):
+        out = row * len(lines_of(body))
+        h.send_response(200)
+        h.send_header("Content-Type", "text/csv")
+        h.send_header("Content-Length", str(len(out)))
+        h.end_headers()
+        try:
+            h.wfile.write(out)
+            h.wfile.flush()
+        except OSError:
+            pass
+        written.set()
+
+    hs = Hostile(answer)
+    # the model answers CSV; a client that asks for JSON gets its 16 MiB of
+    # predictions converted off the loop
+    gw = Gateway({"m": ep_conf(hs.url, upstream_accept=CSV)}, workers=1)
+    try:
+        wait_ready(gw)
+        body = ("1,2\n" * 150).encode()
+        st, out = post(gw, "m", "1,2\n" * 150, accept=JSON)
+        check(st == 200 and out.startswith('{"predictions":[[0.123456789,'),
+              "a client that stays gets its converted answer (%d %s)" % (st, out[:60]))
+        for delay in (0.05, 0.02, 0.1, 0.05, 0.2):
+            written.clear()
+            s = socket.create_connection(("127.0.0.1", gw.port))
+            s.sendall(b"POST /endpoints/m/invocations HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: text/csv\r\nAccept: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            written.wait(10)
+            time.sleep(delay)  # the answer is in, its conversion running
+            s.close()
+            time.sleep(0.5)
+            if not gw.alive():
+                break
+        check(gw.alive(), "the gateway survives a client that leaves during the conversion "
+              "(exit %s; stderr: %s)" % (gw.proc.poll(), gw.stderr()[-400:]))
+        if gw.alive():
+            check_eq(post(gw, "m", "1,2\n")[0], 200, "still serving")
+    finally:
+        if gw.alive():
+            stop_clean(gw, "close during conversion")
+        hs.close()
+
+
+if __name__ == "__main__":
+    test_seg_done_last_live_cancels()
+    test_close_during_offloop_convert()
+    finish()
