@@ -14,6 +14,13 @@ documents a bug; each says what should happen.
    gw_req_respond): the gateway must not crash (gw_conv_done read the
    request's http, which on_req_closed had set to NULL: a NULL
    dereference in ig_http_req_orphaned, SIGSEGV).
+3. one client's large row batched with other clients' rows, in front of a
+   model whose answer grows with its row (an echo, an embedding or text
+   model): the call's answer passes its cap (256 KiB a row + 64 KiB) and
+   every row of the call fails with 500 InternalFailure, the other
+   clients' too; one such request every max_delay_us fails every client
+   of the endpoint. The call should be split as a refused one is, so that
+   only the request whose answer is too large fails.
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_upstream2.py
 """
@@ -78,6 +85,7 @@ class Hostile:
 
         self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.srv.daemon_threads = True
+        self.srv.handle_error = lambda *a: None  # a call the gateway stopped: no traceback
         self.port = self.srv.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
@@ -243,7 +251,40 @@ def test_close_during_offloop_convert():
         hs.close()
 
 
+# 3 ---------------------------------------------------------------------------
+def test_big_answer_fails_batchmates():
+    section("3. one client's row with a large answer fails the other clients of its call")
+
+    def answer(h, body):  # an echo: each row's answer its own bytes
+        h.send(200, "".join("p" + l + "\n" for l in lines_of(body)))
+
+    hs = Hostile(answer)
+    gw = Gateway({"m": ep_conf(hs.url, max_delay_us=300000)})
+    try:
+        wait_ready(gw)
+        # a 2 MiB row: its echo passes the call's cap, 5 x 256 KiB + 64 KiB
+        big = ",".join(["1.5"] * (1 << 19)) + "\n"
+        res = {}
+        ts = [threading.Thread(target=lambda k=k: res.setdefault(k, post(gw, "m", "%d,2\n" % k)))
+              for k in range(4)]
+        ts.append(threading.Thread(target=lambda: res.setdefault("big", post(gw, "m", big))))
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        check(len(hs.bodies()) >= 1 and len(lines_of(hs.bodies()[0])) == 5,
+              "the five requests shared a call (%s)" % [len(lines_of(b)) for b in hs.bodies()])
+        for k in range(4):
+            check_eq(res.get(k), (200, "p%d,2\n" % k),
+                     "client %d answered, whatever another client's row made the model say" % k)
+        check(res["big"][0] != 200, "the large row's own request fails (%d)" % res["big"][0])
+    finally:
+        stop_clean(gw, "big answer")
+        hs.close()
+
+
 if __name__ == "__main__":
     test_seg_done_last_live_cancels()
     test_close_during_offloop_convert()
+    test_big_answer_fails_batchmates()
     finish()
