@@ -539,6 +539,7 @@ int gw_req_convert_preds(struct gw_request *r, const char *base, const struct ig
 }
 
 static void gw_req_send(struct gw_request *r, const char *base, const struct ig_pred *preds);
+static void on_req_closed(struct ig_http_req *http, void *arg);
 
 /* Whether <r>'s answers (<bytes> of them) are converted on a decoder
  * thread rather than on the loop: a unary request's, past
@@ -613,8 +614,15 @@ static void gw_req_respond(struct gw_request *r, const char *base, const struct 
         ig_buf_init(&j->conv, GW_RESPONSE_MAX);
         r->decoding = 1; /* the deadline waits for it (gw_decode_cancel finds no job) */
         r->refs++;
+        /* No close callback while a worker reads r->out: a client that
+         * leaves meanwhile leaves its request detached in the HTTP layer
+         * (gw_conv_done finds it orphaned), as while a body is decoded;
+         * on_req_closed would finish <r> and leave gw_conv_done a NULL
+         * http to answer. */
+        ig_http_req_set_close_cb(r->http, NULL, NULL);
         if (ig_workers_submit(r->gw->decoders, gw_conv_work, gw_conv_done, j) == 0)
             return;
+        ig_http_req_set_close_cb(r->http, on_req_closed, r);
         r->decoding = 0; /* the pool is full: here, then */
         r->refs--;
         ig_buf_clear(&j->conv);
