@@ -21,6 +21,13 @@ documents a bug; each says what should happen.
    clients' too; one such request every max_delay_us fails every client
    of the endpoint. The call should be split as a refused one is, so that
    only the request whose answer is too large fails.
+4. a flood spread over many lanes: the lanes of an endpoint take turns for
+   its max_inflight slots (gw_endpoint_pump), so a client that keeps
+   requests waiting on k lanes (each Content-Type x Accept pair, plain and
+   solo: up to 3 x 5 x 4) takes k of every k + 1 slots; a plain request
+   of another client waits k calls, not "as soon as one of the flood's
+   calls ends" (docs/upstreams.md). With 34 requests kept waiting, 0.1 s
+   calls and one slot: ~0.25 s on one lane, ~2.5 s spread over 17.
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_upstream2.py
 """
@@ -283,8 +290,65 @@ def test_big_answer_fails_batchmates():
         hs.close()
 
 
+# 4 ---------------------------------------------------------------------------
+def test_flood_over_lanes():
+    section("4. a flood spread over many lanes takes most of the endpoint's slots")
+    import json
+
+    def answer(h, body):  # 0.1 s a call, in the format asked for
+        ct, ac = h.headers.get("Content-Type", ""), h.headers.get("Accept", "")
+        n = len(json.loads(body)["instances"]) if ct == JSON else len(lines_of(body))
+        time.sleep(0.1)
+        if ac == JSON:
+            h.send(200, json.dumps({"predictions": [1] * n}), JSON)
+        else:
+            h.send(200, "1\n" * n, ac)
+
+    bodies = {CSV: "1,2\n", "application/jsonlines": "[1,2]\n", JSON: '{"instances":[[1,2]]}'}
+    spread = [(ct, ac, solo) for ct in bodies for ac in bodies for solo in (0, 1)
+              if (ct, ac, solo) != (CSV, CSV, 0)]  # every lane but the good client's
+    hs = Hostile(answer)
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=1, upstream_timeout_ms=10000)})
+    try:
+        wait_ready(gw)
+
+        def phase(lanes, secs=4.0):
+            stop = time.time() + secs
+
+            def flood(ct, ac, solo):
+                h = {"X-Amzn-SageMaker-Custom-Attributes": "x"} if solo else {}
+                while time.time() < stop:
+                    try:
+                        post(gw, "m", bodies[ct], ctype=ct, accept=ac, headers=h, timeout=30)
+                    except OSError:
+                        pass
+            ts = [threading.Thread(target=flood, args=l) for l in lanes for _ in range(2)]
+            for t in ts:
+                t.start()
+            time.sleep(1.0)
+            lat = []
+            while time.time() < stop - 0.5:
+                t0 = time.time()
+                check_eq(post(gw, "m", "7,7\n"), (200, "1\n"), "the good client answered")
+                lat.append(time.time() - t0)
+            for t in ts:
+                t.join()
+            return sorted(lat)[len(lat) // 2] if lat else 99.0
+
+        one = phase([(CSV, CSV, 1)] * len(spread))  # the same flood on one (solo) lane
+        many = phase(spread)
+        check(one < 0.6, "a flood on one lane: the good client waits about a call (%.2f s)" % one)
+        check(many < 0.6, "the same flood spread over %d lanes: the good client still waits "
+              "about a call, not one per lane (median %.2f s; %.2f s on one lane)"
+              % (len(spread), many, one))
+    finally:
+        stop_clean(gw, "flood over lanes")
+        hs.close()
+
+
 if __name__ == "__main__":
     test_seg_done_last_live_cancels()
     test_close_during_offloop_convert()
     test_big_answer_fails_batchmates()
+    test_flood_over_lanes()
     finish()
