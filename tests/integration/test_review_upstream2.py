@@ -20,7 +20,12 @@ documents a bug; each says what should happen.
    every row of the call fails with 500 InternalFailure, the other
    clients' too; one such request every max_delay_us fails every client
    of the endpoint. The call should be split as a refused one is, so that
-   only the request whose answer is too large fails.
+   only the request whose answer is too large fails.3b. the same with a model that answers CSV whatever it is asked (a
+   bring-your-own container) and a client whose row's prediction is not a
+   number: call_convert fails every row of the call, and each of the
+   other clients is told, in its 500's message, the other client's
+   prediction ("the model's answer 'abc' is not a CSV line of numbers").
+
 4. a flood spread over many lanes: the lanes of an endpoint take turns for
    its max_inflight slots (gw_endpoint_pump), so a client that keeps
    requests waiting on k lanes (each Content-Type x Accept pair, plain and
@@ -290,6 +295,38 @@ def test_big_answer_fails_batchmates():
         hs.close()
 
 
+def test_unconvertible_fails_batchmates():
+    section("3b. one client's prediction that does not convert fails (and is shown to) the others")
+
+    def answer(h, body):  # speaks CSV whatever the Accept: its rows back
+        h.send(200, "".join(l + "\n" for l in lines_of(body)), CSV)
+
+    hs = Hostile(answer)
+    gw = Gateway({"m": ep_conf(hs.url, max_delay_us=300000)})
+    try:
+        wait_ready(gw)
+        res = {}
+        ts = [threading.Thread(target=lambda k=k: res.setdefault(
+            k, post(gw, "m", "%d,2\n" % k, accept=JSON))) for k in range(3)]
+        ts.append(threading.Thread(target=lambda: res.setdefault(
+            "bad", post(gw, "m", "secret-of-client-x\n", accept=JSON))))
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        check_eq([len(lines_of(b)) for b in hs.bodies()], [4], "the four requests shared a call")
+        for k in range(3):
+            st, out = res.get(k, (0, ""))
+            check("secret-of-client-x" not in out,
+                  "client %d is not shown another client's prediction (%s)" % (k, out[:200]))
+            check(st == 200 and out.startswith('{"predictions":['),
+                  "client %d answered, whatever another client's prediction was (%d %s)"
+                  % (k, st, out[:100]))
+    finally:
+        stop_clean(gw, "unconvertible")
+        hs.close()
+
+
 # 4 ---------------------------------------------------------------------------
 def test_flood_over_lanes():
     section("4. a flood spread over many lanes takes most of the endpoint's slots")
@@ -350,5 +387,6 @@ if __name__ == "__main__":
     test_seg_done_last_live_cancels()
     test_close_during_offloop_convert()
     test_big_answer_fails_batchmates()
+    test_unconvertible_fails_batchmates()
     test_flood_over_lanes()
     finish()
