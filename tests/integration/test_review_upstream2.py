@@ -8,7 +8,13 @@ documents a bug; each says what should happen.
    early during a split (seg_done) after the other reset: the batch's
    calls still out must be cancelled (docs/upstreams.md: "When every
    request of a batch in flight has gone ... its calls are stopped"), not
-   run, timed out and retried while holding the endpoint's slot.
+   run, timed out and retried while holding the endpoint's slot.1b. the same by one client alone, at the price of two requests: a
+   poison row (the model refuses it: its request answered early, 424) and
+   a row the model hangs on, whose request it resets: the hanging call
+   runs its timeouts and retries (retry_max + 1 times upstream_timeout_ms,
+   4 minutes by default) holding a slot of max_inflight, for nobody; a
+   handful of such pairs hold every slot of the endpoint.
+
 2. a client that goes away while its answer is converted to its Accept on
    a decoder thread (upstream_accept differs, over 256 KiB of predictions,
    gw_req_respond): the gateway must not crash (gw_conv_done read the
@@ -212,6 +218,44 @@ def test_seg_done_last_live_cancels():
         hs.close()
 
 
+def test_seg_done_poison_pair():
+    section("1b. a poison row and a reset hanging row: the hanging calls hold the slot")
+
+    def answer(h, body):
+        ls = lines_of(body)
+        if any(l.startswith("666") for l in ls):
+            time.sleep(0.4)
+            h.send(400, "row 666 is poison")
+        elif ls and ls[0].startswith("slow"):
+            time.sleep(3.0)
+            h.send(200, "".join("p" + l + "\n" for l in ls))
+        else:
+            h.send(200, "".join("p" + l + "\n" for l in ls))
+
+    hs = Hostile(answer)
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=1, max_delay_us=300000,
+                               upstream_timeout_ms=1500, retry_max=2)})
+    try:
+        wait_ready(gw)
+        b = raw_post(gw, "m", "slow,1\n")
+        a = raw_post(gw, "m", "666,1\n")
+        time.sleep(0.45)   # their call is out (the batch left after 300 ms)
+        b.close()          # the hanging row's request goes
+        a.settimeout(5)
+        got = a.recv(4096)
+        a.close()
+        check(b" 424 " in got.split(b"\r\n")[0], "the poison request: 424 (%r)" % got[:40])
+        t0 = time.time()
+        st = post(gw, "m", "7,7\n", timeout=20)
+        waited = time.time() - t0
+        check_eq(st, (200, "p7,7\n"), "another client answered")
+        check(waited < 1.0, "another client does not wait for calls nobody waits for "
+              "(waited %.2f s)" % waited)
+    finally:
+        stop_clean(gw, "poison pair")
+        hs.close()
+
+
 # 2 ---------------------------------------------------------------------------
 def test_close_during_offloop_convert():
     section("2. a client gone while its answer is converted on a decoder thread")
@@ -385,6 +429,7 @@ def test_flood_over_lanes():
 
 if __name__ == "__main__":
     test_seg_done_last_live_cancels()
+    test_seg_done_poison_pair()
     test_close_during_offloop_convert()
     test_big_answer_fails_batchmates()
     test_unconvertible_fails_batchmates()
