@@ -31,6 +31,11 @@ documents a bug; each says what should happen.
    number: call_convert fails every row of the call, and each of the
    other clients is told, in its 500's message, the other client's
    prediction ("the model's answer 'abc' is not a CSV line of numbers").
+3c. the same with a prediction count unlike the row count: a JSON model
+   that answers a 2-D instance (a client's {"instances":[[[1,2],[3,4]]]})
+   with one prediction per inner row, as a model that predicts on what it
+   is handed does: the call's count is off by one and every request of the
+   call fails (500), not only the one whose instance it is.
 
 4. a flood spread over many lanes: the lanes of an endpoint take turns for
    its max_inflight slots (gw_endpoint_pump), so a client that keeps
@@ -371,6 +376,43 @@ def test_unconvertible_fails_batchmates():
         hs.close()
 
 
+def test_count_mismatch_fails_batchmates():
+    section("3c. one client's 2-D instance makes the count wrong: the others fail too")
+    import json
+
+    def answer(h, body):
+        preds = []
+        for inst in json.loads(body)["instances"]:
+            if inst and isinstance(inst[0], list):  # 2-D: a prediction per inner row
+                preds += [sum(x) for x in inst]
+            else:
+                preds.append(sum(inst))
+        h.send(200, json.dumps({"predictions": preds}), JSON)
+
+    hs = Hostile(answer)
+    gw = Gateway({"m": ep_conf(hs.url, content_type=JSON, accept=JSON, max_delay_us=300000)})
+    try:
+        wait_ready(gw)
+        res = {}
+        ts = [threading.Thread(target=lambda k=k: res.setdefault(
+            k, post(gw, "m", '{"instances":[[%d,2]]}' % k, ctype=JSON, accept=JSON)))
+            for k in range(3)]
+        ts.append(threading.Thread(target=lambda: res.setdefault(
+            "2d", post(gw, "m", '{"instances":[[[1,2],[3,4]]]}', ctype=JSON, accept=JSON))))
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        check_eq([len(json.loads(b)["instances"]) for b in hs.bodies()][:1], [4],
+                 "the four requests shared a call")
+        for k in range(3):
+            check_eq(res.get(k), (200, '{"predictions":[%d]}' % (k + 2)),
+                     "client %d answered, whatever another client's instance was" % k)
+    finally:
+        stop_clean(gw, "count mismatch")
+        hs.close()
+
+
 # 4 ---------------------------------------------------------------------------
 def test_flood_over_lanes():
     section("4. a flood spread over many lanes takes most of the endpoint's slots")
@@ -433,5 +475,6 @@ if __name__ == "__main__":
     test_close_during_offloop_convert()
     test_big_answer_fails_batchmates()
     test_unconvertible_fails_batchmates()
+    test_count_mismatch_fails_batchmates()
     test_flood_over_lanes()
     finish()
