@@ -8,7 +8,8 @@ documents a bug; each says what should happen.
    early during a split (seg_done) after the other reset: the batch's
    calls still out must be cancelled (docs/upstreams.md: "When every
    request of a batch in flight has gone ... its calls are stopped"), not
-   run, timed out and retried while holding the endpoint's slot.1b. the same by one client alone, at the price of two requests: a
+   run, timed out and retried while holding the endpoint's slot.
+1b. the same by one client alone, at the price of two requests: a
    poison row (the model refuses it: its request answered early, 424) and
    a row the model hangs on, whose request it resets: the hanging call
    runs its timeouts and retries (retry_max + 1 times upstream_timeout_ms,
@@ -19,14 +20,19 @@ documents a bug; each says what should happen.
    a decoder thread (upstream_accept differs, over 256 KiB of predictions,
    gw_req_respond): the gateway must not crash (gw_conv_done read the
    request's http, which on_req_closed had set to NULL: a NULL
-   dereference in ig_http_req_orphaned, SIGSEGV).
+   dereference in ig_http_req_orphaned, SIGSEGV). Fixed in the commit
+   after the test (no close callback while the worker converts).
+
 3. one client's large row batched with other clients' rows, in front of a
    model whose answer grows with its row (an echo, an embedding or text
    model): the call's answer passes its cap (256 KiB a row + 64 KiB) and
    every row of the call fails with 500 InternalFailure, the other
-   clients' too; one such request every max_delay_us fails every client
-   of the endpoint. The call should be split as a refused one is, so that
-   only the request whose answer is too large fails.3b. the same with a model that answers CSV whatever it is asked (a
+   clients' too (a call of fewer rows than the large answer's size over
+   256 KiB: a 6 MiB echo fails calls of up to 23 rows); the client gets no
+   suspect mark (InternalFailure is not ModelError), so it may do it again
+   to every batch. The call should be split between requests as a refused
+   one is, so that only the request whose answer is too large fails.
+3b. the same with a model that answers CSV whatever it is asked (a
    bring-your-own container) and a client whose row's prediction is not a
    number: call_convert fails every row of the call, and each of the
    other clients is told, in its 500's message, the other client's
