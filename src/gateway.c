@@ -950,6 +950,53 @@ static int gw_req_drop_batch(struct gw_request *r, const struct ig_batch *b)
     return 0;
 }
 
+/* The batches of <ep> that nobody waits for any more are cancelled: their
+ * calls still out (the other half of a split, its retries) would hold a
+ * slot of max_inflight for nobody. */
+static void on_orphans(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_endpoint *ep = arg;
+
+    (void)fd;
+    (void)what;
+    /* each leaves the list before its cancel, which may complete it */
+    while (ep->norphans > 0) {
+        struct ig_batch *b = ep->orphans[--ep->norphans];
+
+        if (b->live == 0 && ep->up != NULL && ep->up->ops->cancel_batch != NULL &&
+            !ep->gw->closing)
+            ep->up->ops->cancel_batch(ep->up, b);
+    }
+}
+
+static void gw_orphan_add(struct gw_endpoint *ep, struct ig_batch *b)
+{
+    static const struct timeval now = {0, 0};
+
+    if (ep->up == NULL || ep->up->ops->cancel_batch == NULL || ep->gw->closing)
+        return;
+    if (ep->orphan_ev == NULL)
+        ep->orphan_ev = evtimer_new(ep->gw->base, on_orphans, ep);
+    if (ep->orphan_ev == NULL)
+        return; /* out of memory: its calls run to their end, as before */
+    if (ep->norphans == ep->orphans_cap) {
+        ep->orphans_cap = ep->orphans_cap ? 2 * ep->orphans_cap : 4;
+        ep->orphans = ig_xrealloc(ep->orphans, ep->orphans_cap * sizeof(*ep->orphans));
+    }
+    ep->orphans[ep->norphans++] = b;
+    evtimer_add(ep->orphan_ev, &now);
+}
+
+/* <b> completes: off the list of batches to cancel. */
+static void gw_orphan_forget(struct gw_endpoint *ep, const struct ig_batch *b)
+{
+    for (uint32_t i = 0; i < ep->norphans; i++)
+        if (ep->orphans[i] == b) {
+            ep->orphans[i] = ep->orphans[--ep->norphans];
+            return;
+        }
+}
+
 /* Segment <s> of <b> (its first row <first>) is answered while the batch's
  * other calls are still out (ig_batch.seg_done): its request is answered
  * now. <b> leaves the request's batches first, so that answering it never
@@ -959,13 +1006,13 @@ static void on_seg_done(struct ig_batch *b, uint32_t s, uint32_t first, void *ar
 {
     struct ig_batch_seg *seg = &b->segs[s];
     struct gw_request *r = seg->owner;
+    struct gw_lane *lane = arg;
 
-    (void)arg;
     if (r == NULL)
         return;
     seg->owner = NULL;
-    if (gw_req_drop_batch(r, b))
-        b->live--;
+    if (gw_req_drop_batch(r, b) && --b->live == 0)
+        gw_orphan_add(lane->ep, b);
     if (r->http && b->backs != NULL)
         gw_seg_backs(r, b, s);
     if (r->http || r->chunk)
@@ -999,6 +1046,8 @@ static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
         gw_req_drop_batch(r, b);
         gw_req_unref(r);
     }
+    if (lane->ep->norphans > 0)
+        gw_orphan_forget(lane->ep, b);
     ig_batcher_done(lane->batcher, b);
     lane->ep->inflight--;
     gw_endpoint_pump(lane->ep, lane);
@@ -2399,6 +2448,9 @@ static void gw_endpoint_clear(struct gw_endpoint *ep)
         event_free(ep->dl_timer);
     if (ep->reap_ev)
         event_free(ep->reap_ev);
+    if (ep->orphan_ev)
+        event_free(ep->orphan_ev);
+    free(ep->orphans);
     if (ep->own_conf != NULL)
         ig_config_endpoint_free(ep->own_conf);
     free(ep);

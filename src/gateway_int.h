@@ -156,6 +156,13 @@ struct gw_endpoint {
      * across its lanes: the gateway counts batches in flight here and sums
      * the lanes' queues before it queues a request. */
     uint32_t inflight;
+    /* Batches in flight whose last waiting request was answered early
+     * (on_seg_done) while the others had gone: cancelled from the loop
+     * (orphan_ev), never from inside the upstream that answered it. At
+     * most one entry a batch in flight. */
+    struct ig_batch **orphans;
+    uint32_t norphans, orphans_cap;
+    struct event *orphan_ev;
 
     struct gw_tstream *streams; /* transform streams on this endpoint (transform.c) */
     uint32_t streams_blocked;   /* of them, waiting for room in the queue */
