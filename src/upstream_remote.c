@@ -21,9 +21,12 @@
  *     model's status and message (a ModelError for their requests), every
  *     other row gets its prediction. One bad row among n costs at most
  *     2*log2(n) more calls;
- *   - answered with a prediction count unlike its row count: its rows fail
- *     with InternalFailure, and a warning is logged; no row is dropped or
- *     shifted.
+ *   - answered 2xx with a prediction count unlike its row count, an answer
+ *     that is not valid or does not convert, or one larger than its rows
+ *     may take: a warning is logged, and a call of several requests' rows
+ *     is split as a refused one is (each split within the retry budget),
+ *     until the rows of the request that made the answer wrong fail alone
+ *     with InternalFailure; no row is dropped or shifted.
  * A circuit breaker counts consecutive failed calls (not a model's 4xx):
  * at breaker_failures it opens, and batches fail at once with
  * ServiceUnavailable for breaker_open_ms; then one call goes through as a
@@ -1400,15 +1403,18 @@ static void canary_send(struct remote_upstream *ru, int probe)
 
 /*
  * The model refused rows [lo, hi) of <c> (a 4xx), or raised on them (a 500
- * after the retries, <raised>): split in halves, or fail the rows. A 500
+ * after the retries, <raised>), or answered them in a way that gives them
+ * no predictions (type "InternalFailure": a count unlike the rows', an
+ * answer that is not valid or does not convert, one larger than the rows
+ * may take): split in halves, or fail the rows with <type>. A 500
  * that ends with rows failed is the model's verdict on a request after its
  * retries and splits: it counts once toward the breaker (a model that
  * raises on every request is down; one client's rows count once a request,
  * and any call answered well in between starts the count again). A
  * half-open breaker's probe that is split hands its part to the first half.
  */
-static void call_bisect(struct remote_call *c, int status, const char *msg, size_t msglen,
-                        int raised)
+static void call_bisect(struct remote_call *c, const char *type, int status, const char *msg,
+                        size_t msglen, int raised)
 {
     struct remote_job *job = c->job;
     struct remote_upstream *ru = job->ru;
@@ -1422,7 +1428,7 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
      * are split down to the one the model refuses. */
     if (c->hi - c->lo == 1 || job->cancelled ||
         (seg == job_seg_of(job, c->hi - 1) && !job->batch->segs[seg].rs->rows_apart)) {
-        job_fail_rows(job, c->lo, c->hi, "ModelError", status, msg, msglen);
+        job_fail_rows(job, c->lo, c->hi, type, status, msg, msglen);
         if (raised)
             breaker_failure(ru, c);
         call_end(c);
@@ -1451,6 +1457,37 @@ static void call_bisect(struct remote_call *c, int status, const char *msg, size
     }
     c->handed_on = 1;
     call_end(c);
+}
+
+/*
+ * A 2xx answer that gives some of <c>'s rows no prediction (<msg>): a count
+ * unlike the rows', an answer that is not valid or does not convert, one
+ * larger than the rows may take. One request's rows may have made it so (a
+ * 2-D instance answered a prediction per inner row, a prediction that is
+ * not a number, an echo of a large row): a call of several requests' rows
+ * is split as a refused one is, so that only that request fails, and only
+ * it is told what the model said. A split makes two calls more, and takes
+ * two tokens of the retry budget: a model that answers every call so is
+ * not sent 2s - 1 calls for each batch of s requests; past the budget, the
+ * call's rows fail together. <c> ends here.
+ */
+static void call_answer_bad(struct remote_call *c, const char *msg)
+{
+    struct remote_job *job = c->job;
+    struct remote_upstream *ru = job->ru;
+    uint32_t seg = job_seg_of(job, c->lo);
+    int several = c->hi - c->lo > 1 && !job->cancelled &&
+                  (seg != job_seg_of(job, c->hi - 1) || job->batch->segs[seg].rs->rows_apart);
+
+    if (several && ru->tokens < 2.0) {
+        ru->base.stats.retries_denied++;
+        job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
+        call_end(c);
+        return;
+    }
+    if (several)
+        ru->tokens -= 2.0;
+    call_bisect(c, "InternalFailure", 0, msg, strlen(msg), 0);
 }
 
 /* Keep what the model said back for the segments of <c>'s rows: custom
@@ -1494,7 +1531,9 @@ static void call_fail_budget(struct remote_call *c)
 
 /* The answers of <c> (its rows' slices of c->resp, in <from>) in the
  * format asked for: c->resp is replaced by their conversion, capped as the
- * answer was. 0, or -1 with the rows failed. */
+ * answer was. 0, or -1 with the rows failed, or 1 with <c> split (a
+ * prediction that does not convert: only its request's rows fail, and only
+ * they are told what it was). */
 static int call_convert(struct remote_call *c, enum ig_format from)
 {
     struct remote_job *job = c->job;
@@ -1528,8 +1567,8 @@ static int call_convert(struct remote_call *c, enum ig_format from)
                  ig_codec_format_mime(from), ig_codec_format_mime(job->accept),
                  ig_codec_error_reason(&cerr));
         ig_log(IG_LOG_WARN, "endpoint %s: %s", job->ru->conf->name, msg);
-        job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
-        return -1;
+        call_answer_bad(c, msg);
+        return 1;
     }
     ig_buf_clear(&c->resp);
     c->resp = conv;
@@ -1539,8 +1578,12 @@ static int call_convert(struct remote_call *c, enum ig_format from)
 /* A 2xx answer: its predictions, one per row, or the rows fail. An answer
  * in another format than the one asked for (a model that answers in its
  * own whatever the Accept: a bring-your-own container that speaks only
- * CSV) is read in the format its Content-Type names and converted. */
-static void call_answered(struct remote_call *c)
+ * CSV) is read in the format its Content-Type names and converted. An
+ * answer that is wrong for some rows (the count, the format, a conversion)
+ * splits a call of several requests' rows (call_bisect): one client's rows
+ * do not fail the others batched with them. 1 when <c> was handed on
+ * (ended), else 0. */
+static int call_answered(struct remote_call *c)
 {
     struct remote_job *job = c->job;
     struct remote_upstream *ru = job->ru;
@@ -1555,7 +1598,7 @@ static void call_answered(struct remote_call *c)
                  c->ctype, ig_codec_format_mime(job->accept));
         ig_log(IG_LOG_WARN, "endpoint %s: %s", ru->conf->name, msg);
         job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
-        return;
+        return 0;
     }
     k = remote_split(got, ru->base.json_key, c->resp.data ? c->resp.data : "", c->resp.len,
                      job->preds + c->lo, n);
@@ -1570,11 +1613,11 @@ static void call_answered(struct remote_call *c)
                      k, n);
         ig_log(IG_LOG_WARN, "endpoint %s: %s (call of rows %u..%u of batch %llu)", ru->conf->name,
                msg, c->lo + 1, c->hi, (unsigned long long)job->batch->id);
-        job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
-        return;
+        call_answer_bad(c, msg);
+        return 1;
     }
-    if (got != job->accept && call_convert(c, got) < 0)
-        return;
+    if (got != job->accept && (k = call_convert(c, got)) != 0)
+        return k > 0;
     call_keep_backs(c);
     /* The slices index c->resp: move them into the job's output (the
      * whole answer and its charge, when it is the job's only call). */
@@ -1585,17 +1628,17 @@ static void call_answered(struct remote_call *c)
         job->out_hold = c->hold;
         memset(&c->hold, 0, sizeof(c->hold));
         ig_buf_init(&c->resp, REMOTE_RESP_MAX);
-        return;
+        return 0;
     }
     if (ru->base.budget != NULL &&
         ig_budget_hold_set(&job->out_hold, ru->base.budget,
                            ig_buf_grown_cap(&job->out, c->resp.len)) < 0) {
         call_fail_budget(c);
-        return;
+        return 0;
     }
     if (ig_buf_reserve(&job->out, c->resp.len) < 0) {
         job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, "Out of memory for the answer.", 29);
-        return;
+        return 0;
     }
     for (uint32_t i = c->lo; i < c->hi; i++) {
         struct ig_pred *p = &job->preds[i];
@@ -1604,6 +1647,7 @@ static void call_answered(struct remote_call *c)
         ig_buf_append(&job->out, c->resp.data + p->off, p->len);
         p->off = off;
     }
+    return 0;
 }
 
 /* A model error's message for the client: the body, cut, as text. */
@@ -1858,9 +1902,10 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
     }
     if (rc == CURLE_OK && code >= 200 && code < 300) {
         breaker_success(ru, c);
-        call_answered(c);
-        canary_keep(c, c->lo);
-        call_end(c);
+        if (call_answered(c) == 0) {
+            canary_keep(c, c->lo);
+            call_end(c);
+        }
         remote_pump(ru);
         return;
     }
@@ -1904,7 +1949,7 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
         }
         if (model_4xx) {
             breaker_success(ru, c); /* the model answers: it is up */
-            call_bisect(c, ostatus, msg, mlen, 0);
+            call_bisect(c, "ModelError", ostatus, msg, mlen, 0);
             remote_pump(ru);
             return;
         }
@@ -1957,7 +2002,7 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
              * is, so that only the requests holding them fail, not every
              * request batched with them (nor with another's message). */
             c->attempt = ru->conf->retry_max; /* the halves: no retries (a budget cut it short) */
-            call_bisect(c, ostatus, msg, mlen, 1);
+            call_bisect(c, "ModelError", ostatus, msg, mlen, 1);
             remote_pump(ru);
             return;
         } else {
@@ -1983,8 +2028,12 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
                 snprintf(msg, sizeof(msg),
                          "The model's answer is larger than %zu bytes, what %u rows may take.",
                          c->resp_cap, c->hi - c->lo);
-            job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
-            call_end(c);
+            if (c->over == 3) {
+                job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
+                call_end(c);
+            } else {
+                call_answer_bad(c, msg); /* one request's rows may have made it large */
+            }
             remote_pump(ru);
             return;
         }

@@ -1,8 +1,8 @@
 """A second adversarial review of the remote upstream path (gateway.c's
 batches, early answers and cancels; upstream_remote.c; curl_loop.c), as
 checks against the real bin/infergate in front of a hostile model
-container (a tiny Python HTTP/1.1 server on loopback). A check that fails
-documents a bug; each says what should happen.
+container (a tiny Python HTTP/1.1 server on loopback). Each failed before
+its fix; each says what should happen.
 
 1. every request of a batch in flight has gone, the last one answered
    early during a split (seg_done) after the other reset: the batch's
@@ -42,14 +42,9 @@ documents a bug; each says what should happen.
    with one prediction per inner row, as a model that predicts on what it
    is handed does: the call's count is off by one and every request of the
    call fails (500), not only the one whose instance it is.
-
-4. a flood spread over many lanes: the lanes of an endpoint take turns for
-   its max_inflight slots (gw_endpoint_pump), so a client that keeps
-   requests waiting on k lanes (each Content-Type x Accept pair, plain and
-   solo: up to 3 x 5 x 4) takes k of every k + 1 slots; a plain request
-   of another client waits k calls, not "as soon as one of the flood's
-   calls ends" (docs/upstreams.md). With 34 requests kept waiting, 0.1 s
-   calls and one slot: ~0.25 s on one lane, ~2.5 s spread over 17.
+3d. the splits of 3-3c for a model that answers every call wrong: each
+   takes two tokens of the retry budget (the calls it adds), so such a model is not sent 2s - 1
+   calls for every batch of s requests.
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_upstream2.py
 """
@@ -369,7 +364,8 @@ def test_unconvertible_fails_batchmates():
             t.start()
         for t in ts:
             t.join()
-        check_eq([len(lines_of(b)) for b in hs.bodies()], [4], "the four requests shared a call")
+        check_eq([len(lines_of(b)) for b in hs.bodies()][:1], [4],
+                 "the four requests shared their first call")
         for k in range(3):
             st, out = res.get(k, (0, ""))
             check("secret-of-client-x" not in out,
@@ -377,6 +373,12 @@ def test_unconvertible_fails_batchmates():
             check(st == 200 and out.startswith('{"predictions":['),
                   "client %d answered, whatever another client's prediction was (%d %s)"
                   % (k, st, out[:100]))
+        st, out = res.get("bad", (0, ""))
+        check(st == 500 and "'secret-of-client-x' is not a CSV line of numbers" in out,
+              "the request whose prediction does not convert fails alone, told its own "
+              "(%d %s)" % (st, out[:200]))
+        check(len(hs.bodies()) <= 7, "at most 2s - 1 calls for s = 4 requests (%d)"
+              % len(hs.bodies()))
     finally:
         stop_clean(gw, "unconvertible")
         hs.close()
@@ -419,59 +421,40 @@ def test_count_mismatch_fails_batchmates():
         hs.close()
 
 
-# 4 ---------------------------------------------------------------------------
-def test_flood_over_lanes():
-    section("4. a flood spread over many lanes takes most of the endpoint's slots")
-    import json
+def test_broken_model_split_budget():
+    section("3d. a model whose every answer has a prediction too many: splits within the budget")
 
-    def answer(h, body):  # 0.1 s a call, in the format asked for
-        ct, ac = h.headers.get("Content-Type", ""), h.headers.get("Accept", "")
-        n = len(json.loads(body)["instances"]) if ct == JSON else len(lines_of(body))
-        time.sleep(0.1)
-        if ac == JSON:
-            h.send(200, json.dumps({"predictions": [1] * n}), JSON)
-        else:
-            h.send(200, "1\n" * n, ac)
+    def answer(h, body):  # one line too many, whatever it is sent
+        h.send(200, "".join("p" + l + "\n" for l in lines_of(body)) + "extra\n")
 
-    bodies = {CSV: "1,2\n", "application/jsonlines": "[1,2]\n", JSON: '{"instances":[[1,2]]}'}
-    spread = [(ct, ac, solo) for ct in bodies for ac in bodies for solo in (0, 1)
-              if (ct, ac, solo) != (CSV, CSV, 0)]  # every lane but the good client's
     hs = Hostile(answer)
-    gw = Gateway({"m": ep_conf(hs.url, max_inflight=1, upstream_timeout_ms=10000)})
+    gw = Gateway({"m": ep_conf(hs.url, max_delay_us=200000)})
+    rounds, per = 10, 8
     try:
         wait_ready(gw)
-
-        def phase(lanes, secs=4.0):
-            stop = time.time() + secs
-
-            def flood(ct, ac, solo):
-                h = {"X-Amzn-SageMaker-Custom-Attributes": "x"} if solo else {}
-                while time.time() < stop:
-                    try:
-                        post(gw, "m", bodies[ct], ctype=ct, accept=ac, headers=h, timeout=30)
-                    except OSError:
-                        pass
-            ts = [threading.Thread(target=flood, args=l) for l in lanes for _ in range(2)]
+        res = []
+        for r in range(rounds):
+            out = [None] * per
+            ts = [threading.Thread(target=lambda k=k: out.__setitem__(
+                k, post(gw, "m", "%d,%d\n" % (r, k)))) for k in range(per)]
             for t in ts:
                 t.start()
-            time.sleep(1.0)
-            lat = []
-            while time.time() < stop - 0.5:
-                t0 = time.time()
-                check_eq(post(gw, "m", "7,7\n"), (200, "1\n"), "the good client answered")
-                lat.append(time.time() - t0)
             for t in ts:
                 t.join()
-            return sorted(lat)[len(lat) // 2] if lat else 99.0
-
-        one = phase([(CSV, CSV, 1)] * len(spread))  # the same flood on one (solo) lane
-        many = phase(spread)
-        check(one < 0.6, "a flood on one lane: the good client waits about a call (%.2f s)" % one)
-        check(many < 0.6, "the same flood spread over %d lanes: the good client still waits "
-              "about a call, not one per lane (median %.2f s; %.2f s on one lane)"
-              % (len(spread), many, one))
+            res += out
+        check_eq(sorted(set(st for st, _ in res)), [500],
+                 "every request fails: the model never answers a call right")
+        n = len(hs.bodies())
+        print("  calls: %s" % [len(lines_of(b)) for b in hs.bodies()])
+        # the retry budget: 10 tokens at first, 0.1 more a batch; a split
+        # makes two calls more and takes two (15 calls a batch of 8 unchecked)
+        check(n <= rounds + 10 + rounds // 10 + 2,
+              "%d calls for %d batches of %d requests: splits within the retry budget, not "
+              "2s - 1 calls a batch (%d)" % (n, rounds, per, rounds * (2 * per - 1)))
+        m = gw.metric('infergate_upstream_retries_denied_total{endpoint="m"}')
+        check(m is not None and m > 0, "the splits the budget refused are counted (%r)" % m)
     finally:
-        stop_clean(gw, "flood over lanes")
+        stop_clean(gw, "broken model")
         hs.close()
 
 
@@ -482,5 +465,5 @@ if __name__ == "__main__":
     test_big_answer_fails_batchmates()
     test_unconvertible_fails_batchmates()
     test_count_mismatch_fails_batchmates()
-    test_flood_over_lanes()
+    test_broken_model_split_budget()
     finish()
