@@ -170,6 +170,18 @@ static int batcher_due(const struct ig_batcher *b, uint64_t now_us, enum ig_flus
     return 1;
 }
 
+int ig_batcher_ready(const struct ig_batcher *b, uint64_t now_us)
+{
+    enum ig_flush_reason reason;
+
+    return b->inflight < b->lim.max_inflight && batcher_due(b, now_us, &reason);
+}
+
+void *ig_batcher_head_owner(const struct ig_batcher *b)
+{
+    return b->head != NULL ? b->head->owner : NULL;
+}
+
 /* Append a segment to <bt>, growing segs geometrically (<*cap> entries). */
 static struct ig_batch_seg *batcher_add_seg(struct ig_batch *bt, uint32_t *cap,
                                             const struct ig_batcher_entry *e)

@@ -757,6 +757,91 @@ static int gw_lane_pump_at(struct gw_lane *lane, uint64_t now);
  * another of the endpoint's in-flight slots. The clock is read once, and
  * again only after a lane sent something (most of the GW_NLANES lanes are
  * empty: a read each cost a one-row request ~1.5% of its instructions). */
+static uint32_t gw_peer_slot(uint64_t key)
+{
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    return (uint32_t)key & (GW_PEER_MARKS - 1);
+}
+
+static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b);
+
+/* The slot of peer <key> in gw->peer_loads, or NULL (no key; none free
+ * among its GW_PEER_PROBE when <take>; not there when not). */
+static struct gw_peer_load *gw_load_slot(struct ig_gateway *gw, uint64_t key, int take)
+{
+    struct gw_peer_load *free_slot = NULL;
+    uint32_t h;
+
+    if (key == 0 || gw->peer_loads == NULL)
+        return NULL;
+    h = gw_peer_slot(key);
+    for (uint32_t i = 0; i < GW_PEER_PROBE; i++) {
+        struct gw_peer_load *s = &gw->peer_loads[(h + i) & (GW_PEER_LOADS - 1)];
+
+        if (s->key == key)
+            return s;
+        if (s->n == 0 && free_slot == NULL)
+            free_slot = s;
+    }
+    if (!take || free_slot == NULL)
+        return NULL;
+    free_slot->key = key;
+    return free_slot;
+}
+
+/* A segment of <r> goes out in a batch made at <now>: its peer has one
+ * more in flight. */
+static void gw_load_add(struct gw_request *r, uint64_t now)
+{
+    struct ig_gateway *gw = r->gw;
+    struct gw_peer_load *s;
+
+    if (r->peer_key == 0)
+        return;
+    if (gw->peer_loads == NULL)
+        gw->peer_loads = ig_xcalloc(GW_PEER_LOADS, sizeof(*gw->peer_loads));
+    if ((s = gw_load_slot(gw, r->peer_key, 1)) != NULL) {
+        s->n++;
+        s->last_us = now;
+        r->loads++;
+    }
+}
+
+/* A segment of <r> is back (answered, failed or cancelled). */
+static void gw_load_drop(struct gw_request *r)
+{
+    struct gw_peer_load *s;
+
+    /* the slot holds its key while its count is above 0 */
+    if (r->loads > 0 && (s = gw_load_slot(r->gw, r->peer_key, 0)) != NULL && s->n > 0) {
+        s->n--;
+        r->loads--;
+    }
+}
+
+/* How much the peer of the oldest request queued in <lane> has been
+ * served: its requests in flight, then when it last was (lower: first). */
+static void gw_lane_load(struct gw_lane *lane, uint32_t *n, uint64_t *last_us)
+{
+    const struct gw_request *r = ig_batcher_head_owner(lane->batcher);
+    const struct gw_peer_load *s = r != NULL ? gw_load_slot(r->gw, r->peer_key, 0) : NULL;
+
+    *n = s != NULL ? s->n : 0;
+    *last_us = s != NULL ? s->last_us : 0;
+}
+
+/*
+ * Slots of max_inflight are free (a batch completed after <first>'s): while
+ * some are and several lanes are due, the lane whose oldest request's peer
+ * has the fewest requests in flight, then was served longest ago, goes
+ * first; ties in turn from the lane after <first>. A client that keeps
+ * requests waiting on many lanes then takes turns with another client, not
+ * a slot per lane ahead of it; with a slot free and one lane due, it goes
+ * whoever it is (no slot idles). Then every lane with rows queued arms its
+ * delay timer (or goes, as slots allow).
+ */
 static void gw_endpoint_pump(struct gw_endpoint *ep, const struct gw_lane *first)
 {
     size_t start = (size_t)(first - ep->lanes);
@@ -765,6 +850,31 @@ static void gw_endpoint_pump(struct gw_endpoint *ep, const struct gw_lane *first
     if (ep->queued_rows == 0) /* the lanes' rows (ig_batcher_set_group): none */
         return;
     now = ig_now_us();
+    while (ep->inflight < ep->conf->max_inflight && !ep->gw->closing && ep->up != NULL) {
+        struct gw_lane *best = NULL;
+        uint32_t best_n = UINT32_MAX, n;
+        uint64_t best_last = UINT64_MAX, last;
+        struct ig_batch *b;
+
+        for (size_t i = 1; i <= GW_NLANES && (best_n > 0 || best_last > 0); i++) {
+            struct gw_lane *lane = &ep->lanes[(start + i) % GW_NLANES];
+
+            if (ig_batcher_queued_rows(lane->batcher) == 0 ||
+                !ig_batcher_ready(lane->batcher, now))
+                continue;
+            gw_lane_load(lane, &n, &last);
+            if (n < best_n || (n == best_n && last < best_last)) {
+                best = lane;
+                best_n = n;
+                best_last = last;
+            }
+        }
+        if (best == NULL || (b = ig_batcher_next(best->batcher, now)) == NULL)
+            break;
+        gw_lane_dispatch(best, b);
+        start = (size_t)(best - ep->lanes); /* ties: the next lane after it */
+        now = ig_now_us();
+    }
     for (size_t i = 1; i <= GW_NLANES; i++) {
         struct gw_lane *lane = &ep->lanes[(start + i) % GW_NLANES];
 
@@ -783,14 +893,6 @@ uint32_t gw_endpoint_queued(const struct gw_endpoint *ep)
 static uint64_t *gw_conn_mark(struct gw_request *r)
 {
     return r->http != NULL ? ig_http_req_conn_mark(r->http) : NULL;
-}
-
-static uint32_t gw_peer_slot(uint64_t key)
-{
-    key ^= key >> 33;
-    key *= 0xff51afd7ed558ccdULL;
-    key ^= key >> 33;
-    return (uint32_t)key & (GW_PEER_MARKS - 1);
 }
 
 /* Requests from peer <key> are suspects until <until> (GW_PEER_MARKS). */
@@ -1011,6 +1113,7 @@ static void on_seg_done(struct ig_batch *b, uint32_t s, uint32_t first, void *ar
     if (r == NULL)
         return;
     seg->owner = NULL;
+    gw_load_drop(r);
     if (gw_req_drop_batch(r, b) && --b->live == 0)
         gw_orphan_add(lane->ep, b);
     if (r->http && b->backs != NULL)
@@ -1043,6 +1146,7 @@ static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
                 gw_scatter(r, b, seg, k);
         }
         k += seg->nrows;
+        gw_load_drop(r);
         gw_req_drop_batch(r, b);
         gw_req_unref(r);
     }
@@ -1097,6 +1201,7 @@ static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
         }
         r->inb[r->ninb++] = b;
         b->live++;
+        gw_load_add(r, b->created_us);
         if (r->batch_first == 0) {
             r->batch_first = b->id;
             r->first_flush_us = b->created_us;
@@ -1837,6 +1942,7 @@ static void gw_invoke(struct ig_gateway *gw, struct ig_http_req *http, const cha
     r = ig_xcalloc(1, sizeof(*r));
     r->gw = gw;
     r->http = http;
+    r->peer_key = ig_http_req_peer_key(http);
     r->stream = (uint8_t)stream;
     /* Rows parsed into features mix whatever their format; rows sent as
      * bytes go with rows of their own format. */
@@ -2795,5 +2901,6 @@ void ig_gateway_free(struct ig_gateway *gw)
         event_free(gw->drain_poll);
     free(gw->eps);
     free(gw->peer_marks);
+    free(gw->peer_loads);
     free(gw);
 }

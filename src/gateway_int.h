@@ -104,6 +104,21 @@ struct gw_peer_mark {
     uint64_t key; /* 0: free */
     uint64_t until_us;
 };
+/* Per peer, its requests in flight (their rows in a batch sent) and when
+ * a batch last took one of them, so that when several lanes are due and
+ * slots of max_inflight are few, the lane whose oldest request's peer has
+ * the fewest in flight, then was served longest ago, goes first: a client
+ * that keeps requests waiting on many lanes (each Content-Type x Accept
+ * pair is one) does not take a slot per lane ahead of another client's
+ * request. GW_PEER_LOADS slots (a power of two), a peer's among
+ * GW_PEER_PROBE; a peer that finds none is not counted (it reads as never
+ * served). */
+#define GW_PEER_LOADS 1024
+struct gw_peer_load {
+    uint64_t key;     /* 0: never used; a slot whose n is 0 may be taken */
+    uint64_t last_us; /* a batch last took one of its requests */
+    uint32_t n;
+};
 struct gw_lane {
     struct gw_endpoint *ep;
     enum ig_format ctype; /* the rows' format (bytes upstreams; else any) */
@@ -193,6 +208,8 @@ struct gw_endpoint {
 struct gw_request {
     struct ig_gateway *gw;
     struct ig_http_req *http; /* NULL once answered or gone */
+    uint64_t peer_key;        /* its client's (ig_http_req_peer_key), 0: none */
+    uint32_t loads;           /* its segments in flight counted in gw->peer_loads */
     struct gw_lane *lane;
     struct ig_rowset rs;
     struct ig_pred *preds; /* rs.nrows, once the rows span batches; filled as they finish */
@@ -274,6 +291,7 @@ struct ig_gateway {
     uint64_t drain_answered; /* <answered> when the drain began */
     struct gw_peer_mark *peer_marks; /* GW_PEER_MARKS, allocated at the first mark */
     uint64_t peer_marks_until;       /* no mark lasts past this: nothing to look up */
+    struct gw_peer_load *peer_loads; /* GW_PEER_LOADS, allocated at the first batch */
 
     /* metrics */
     uint64_t responses[6]; /* by status class 1xx..5xx, index 0 unused */

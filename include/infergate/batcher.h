@@ -125,6 +125,13 @@ int ig_batcher_enqueue_sized(struct ig_batcher *b, void *owner, const struct ig_
  */
 struct ig_batch *ig_batcher_next(struct ig_batcher *b, uint64_t now_us);
 
+/* Whether next() would return a batch at <now_us> (one is due and
+ * inflight < max_inflight), without taking it. */
+int ig_batcher_ready(const struct ig_batcher *b, uint64_t now_us);
+
+/* The owner of the oldest queued row, or NULL when nothing is queued. */
+void *ig_batcher_head_owner(const struct ig_batcher *b);
+
 /*
  * When the queue next becomes due by delay: the oldest queued row's enqueue
  * time + max_delay_us (saturating at UINT64_MAX), or UINT64_MAX when nothing

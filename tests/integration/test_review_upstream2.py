@@ -46,6 +46,15 @@ its fix; each says what should happen.
    takes two tokens of the retry budget (the calls it adds), so such a model is not sent 2s - 1
    calls for every batch of s requests.
 
+4. a flood spread over many lanes: the lanes of an endpoint took turns
+   for its max_inflight slots (gw_endpoint_pump), so a client that keeps
+   requests waiting on k lanes (each Content-Type x Accept pair, plain and
+   solo: up to 3 x 5 x 4) took k of every k + 1 slots, and a plain request
+   of another client waited k calls: with 34 requests kept waiting, 0.1 s
+   calls and one slot, ~0.25 s on one lane, ~2.6 s spread over 17. The
+   lane whose oldest request's peer has the fewest in flight now goes
+   first: about a call either way.
+
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_upstream2.py
 """
 
@@ -127,8 +136,9 @@ def lines_of(body):
     return [l for l in body.split("\n") if l]
 
 
-def post(gw, ep, body, ctype=CSV, accept=CSV, headers=None, timeout=30):
-    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=timeout)
+def post(gw, ep, body, ctype=CSV, accept=CSV, headers=None, timeout=30, source=None):
+    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=timeout,
+                                   source_address=(source, 0) if source else None)
     h = {"Content-Type": ctype, "Accept": accept}
     h.update(headers or {})
     c.request("POST", "/endpoints/%s/invocations" % ep, body=body.encode(), headers=h)
@@ -458,6 +468,65 @@ def test_broken_model_split_budget():
         hs.close()
 
 
+# 4 ---------------------------------------------------------------------------
+def test_flood_over_lanes():
+    section("4. a flood spread over many lanes does not take a slot per lane")
+    import json
+
+    def answer(h, body):  # 0.1 s a call, in the format asked for
+        ct, ac = h.headers.get("Content-Type", ""), h.headers.get("Accept", "")
+        n = len(json.loads(body)["instances"]) if ct == JSON else len(lines_of(body))
+        time.sleep(0.1)
+        if ac == JSON:
+            h.send(200, json.dumps({"predictions": [1] * n}), JSON)
+        else:
+            h.send(200, "1\n" * n, ac)
+
+    bodies = {CSV: "1,2\n", "application/jsonlines": "[1,2]\n", JSON: '{"instances":[[1,2]]}'}
+    spread = [(ct, ac, solo) for ct in bodies for ac in bodies for solo in (0, 1)
+              if (ct, ac, solo) != (CSV, CSV, 0)]  # every lane but the good client's
+    hs = Hostile(answer)
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=1, upstream_timeout_ms=10000)})
+    try:
+        wait_ready(gw)
+
+        def phase(lanes, secs=4.0):
+            stop = time.time() + secs
+
+            def flood(ct, ac, solo):
+                h = {"X-Amzn-SageMaker-Custom-Attributes": "x"} if solo else {}
+                while time.time() < stop:
+                    try:
+                        post(gw, "m", bodies[ct], ctype=ct, accept=ac, headers=h, timeout=30)
+                    except OSError:
+                        pass
+            ts = [threading.Thread(target=flood, args=l) for l in lanes for _ in range(2)]
+            for t in ts:
+                t.start()
+            time.sleep(1.0)
+            lat = []
+            while time.time() < stop - 0.5:
+                t0 = time.time()
+                check_eq(post(gw, "m", "7,7\n", source="127.0.0.2"), (200, "1\n"),
+                         "the good client (another address) answered")
+                lat.append(time.time() - t0)
+            for t in ts:
+                t.join()
+            return sorted(lat)[len(lat) // 2] if lat else 99.0
+
+        one = phase([(CSV, CSV, 1)] * len(spread))  # the same flood on one (solo) lane
+        many = phase(spread)
+        print("  the good client's median wait: %.2f s (flood on one lane), %.2f s (over %d)"
+              % (one, many, len(spread)))
+        check(one < 0.6, "a flood on one lane: the good client waits about a call (%.2f s)" % one)
+        check(many < 0.6, "the same flood spread over %d lanes: the good client still waits "
+              "about a call, not one per lane (median %.2f s; %.2f s on one lane)"
+              % (len(spread), many, one))
+    finally:
+        stop_clean(gw, "flood over lanes")
+        hs.close()
+
+
 if __name__ == "__main__":
     test_seg_done_last_live_cancels()
     test_seg_done_poison_pair()
@@ -466,4 +535,5 @@ if __name__ == "__main__":
     test_unconvertible_fails_batchmates()
     test_count_mismatch_fails_batchmates()
     test_broken_model_split_budget()
+    test_flood_over_lanes()
     finish()

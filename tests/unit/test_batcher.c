@@ -535,6 +535,41 @@ static void test_max_inflight(void **state)
     rs_free(r);
 }
 
+/* ready() says what next() would do, without taking a batch; head_owner()
+ * names the oldest queued row's owner (the gateway picks the lane whose
+ * head's client was served least). */
+static void test_ready_and_head_owner(void **state)
+{
+    struct ig_batcher *b = batcher_make(2, 1000, 100, 1, 100);
+    struct ig_rowset *r1 = rs_new(1, 1), *r2 = rs_new(2, 1);
+    struct ig_batch *b1, *b2;
+
+    (void)state;
+    assert_false(ig_batcher_ready(b, 0));
+    assert_null(ig_batcher_head_owner(b));
+    assert_int_equal(ig_batcher_enqueue(b, A, r1, 50), 0);
+    assert_ptr_equal(ig_batcher_head_owner(b), A);
+    assert_false(ig_batcher_ready(b, 149)); /* one row, its delay not passed */
+    assert_true(ig_batcher_ready(b, 150));
+    assert_int_equal(ig_batcher_queued_rows(b), 1); /* nothing taken */
+    assert_int_equal(ig_batcher_enqueue(b, B, r2, 60), 0);
+    assert_true(ig_batcher_ready(b, 60)); /* full: due by rows */
+    b1 = ig_batcher_next(b, 60);
+    assert_batch(b1, IG_FLUSH_ROWS, 2, 2, 2);
+    assert_ptr_equal(ig_batcher_head_owner(b), B); /* B's second row */
+    assert_false(ig_batcher_ready(b, 1000));       /* due, but max_inflight is 1 */
+    assert_null(ig_batcher_next(b, 1000));
+    ig_batcher_done(b, b1);
+    assert_true(ig_batcher_ready(b, 1000));
+    b2 = ig_batcher_next(b, 1000);
+    assert_batch(b2, IG_FLUSH_DELAY, 1, 1, 1);
+    assert_null(ig_batcher_head_owner(b));
+    ig_batcher_done(b, b2);
+    ig_batcher_free(b);
+    rs_free(r1);
+    rs_free(r2);
+}
+
 static void test_queue_full(void **state)
 {
     struct ig_batcher *b = batcher_make(100, 100000, 1000, 8, 10);
@@ -1188,6 +1223,7 @@ int main(void)
         cmocka_unit_test(test_big_request_takes_turns),
         cmocka_unit_test(test_one_owner_2500_rows),
         cmocka_unit_test(test_max_inflight),
+        cmocka_unit_test(test_ready_and_head_owner),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_cancel_entry),
