@@ -788,6 +788,7 @@ static struct gw_peer_load *gw_load_slot(struct ig_gateway *gw, uint64_t key, in
     if (!take || free_slot == NULL)
         return NULL;
     free_slot->key = key;
+    free_slot->last_us = 0; /* another peer's before */
     return free_slot;
 }
 
