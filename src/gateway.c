@@ -801,23 +801,25 @@ static void gw_load_add(struct gw_request *r, uint64_t now)
 
     if (r->peer_key == 0)
         return;
-    if (gw->peer_loads == NULL)
-        gw->peer_loads = ig_xcalloc(GW_PEER_LOADS, sizeof(*gw->peer_loads));
-    if ((s = gw_load_slot(gw, r->peer_key, 1)) != NULL) {
-        s->n++;
-        s->last_us = now;
-        r->loads++;
+    if (r->loads > 0) { /* its slot is its peer's while its count is above 0 */
+        s = r->load;
+    } else {
+        if (gw->peer_loads == NULL)
+            gw->peer_loads = ig_xcalloc(GW_PEER_LOADS, sizeof(*gw->peer_loads));
+        if ((s = gw_load_slot(gw, r->peer_key, 1)) == NULL)
+            return;
+        r->load = s;
     }
+    s->n++;
+    s->last_us = now;
+    r->loads++;
 }
 
 /* A segment of <r> is back (answered, failed or cancelled). */
 static void gw_load_drop(struct gw_request *r)
 {
-    struct gw_peer_load *s;
-
-    /* the slot holds its key while its count is above 0 */
-    if (r->loads > 0 && (s = gw_load_slot(r->gw, r->peer_key, 0)) != NULL && s->n > 0) {
-        s->n--;
+    if (r->loads > 0) { /* r->load holds its key while its count is above 0 */
+        r->load->n--;
         r->loads--;
     }
 }

@@ -210,6 +210,7 @@ struct gw_request {
     struct ig_http_req *http; /* NULL once answered or gone */
     uint64_t peer_key;        /* its client's (ig_http_req_peer_key), 0: none */
     uint32_t loads;           /* its segments in flight counted in gw->peer_loads */
+    struct gw_peer_load *load; /* their slot there, while loads > 0 */
     struct gw_lane *lane;
     struct ig_rowset rs;
     struct ig_pred *preds; /* rs.nrows, once the rows span batches; filled as they finish */
