@@ -8,7 +8,7 @@
 #    with margins of a second or more on the times they check);
 # 2. tests that mostly wait on fakes' delays, timeouts and periods, with
 #    margins of a second or more on the times they check, and together use
-#    under half a CPU (measured: 23 s of CPU over 191 s of their own time).
+#    under half a CPU (measured: 23 s of CPU over 208 s of their own time).
 # The rest run one at a time: they keep the CPUs busy (h2load, big bodies)
 # or measure time and order closely (test_admin_adversary2.py's loader and
 # concurrent updates, test_sigterm.py's signal races), and a busy machine
