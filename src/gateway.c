@@ -984,6 +984,15 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
                 gw_req_finish(r);
                 return;
             }
+            if (f != NULL && f->suspect) {
+                /* a split found the model's answer wrong for its rows alone */
+                uint64_t *mark = gw_conn_mark(r);
+
+                if (mark != NULL) {
+                    *mark = ig_now_us() + GW_SUSPECT_US;
+                    gw_peer_mark(r->gw, ig_http_req_peer_key(r->http), *mark);
+                }
+            }
             snprintf(msg, sizeof(msg), "Row %u: %.*s", seg->first + i + 1, len, b->out + p->off);
             gw_req_fail(r, f != NULL ? f->type : "ModelError", msg);
             return;

@@ -231,6 +231,7 @@ struct remote_upstream {
     struct ig_batch *canary_batch; /* the canary call's, while it is out */
     /* retry budget */
     double tokens;
+    double split_tokens; /* the same for splits of answers wrong for some rows */
     uint64_t rng;
     /* sagemaker */
     char *region;
@@ -588,6 +589,7 @@ static void job_fail_rows(struct remote_job *job, uint32_t lo, uint32_t hi, cons
         job->preds[i].len = (uint32_t)msglen | IG_PRED_FAILED;
         job->fails[i].type = type;
         job->fails[i].status = status;
+        job->fails[i].suspect = 0;
     }
     return;
 nomem:
@@ -1429,6 +1431,9 @@ static void call_bisect(struct remote_call *c, const char *type, int status, con
     if (c->hi - c->lo == 1 || job->cancelled ||
         (seg == job_seg_of(job, c->hi - 1) && !job->batch->segs[seg].rs->rows_apart)) {
         job_fail_rows(job, c->lo, c->hi, type, status, msg, msglen);
+        if (strcmp(type, "ModelError") != 0 && job->fails != NULL)
+            for (uint32_t i = c->lo; i < c->hi; i++) /* an answer wrong for these rows */
+                job->fails[i].suspect = 1;
         if (raised)
             breaker_failure(ru, c);
         call_end(c);
@@ -1466,12 +1471,16 @@ static void call_bisect(struct remote_call *c, const char *type, int status, con
  * 2-D instance answered a prediction per inner row, a prediction that is
  * not a number, an echo of a large row): a call of several requests' rows
  * is split as a refused one is, so that only that request fails, and only
- * it is told what the model said. A split makes two calls more, and takes
- * two tokens of the retry budget: a model that answers every call so is
- * not sent 2s - 1 calls for each batch of s requests; past the budget, the
- * call's rows fail together. <c> ends here.
+ * it is told what the model said; its client is then batched apart for a
+ * while (ig_row_fail.suspect), as after a ModelError. A split makes two
+ * calls more and takes two tokens of a budget like the retries' but its
+ * own (split_tokens: draining it does not stop other clients' retries): a
+ * model that answers every call so is not sent 2s - 1 calls for each batch
+ * of s requests. Past that budget the call's rows fail together, told
+ * <shared> (no request's own prediction) when they are several requests'.
+ * <c> ends here.
  */
-static void call_answer_bad(struct remote_call *c, const char *msg)
+static void call_answer_bad(struct remote_call *c, const char *msg, const char *shared)
 {
     struct remote_job *job = c->job;
     struct remote_upstream *ru = job->ru;
@@ -1479,14 +1488,16 @@ static void call_answer_bad(struct remote_call *c, const char *msg)
     int several = c->hi - c->lo > 1 && !job->cancelled &&
                   (seg != job_seg_of(job, c->hi - 1) || job->batch->segs[seg].rs->rows_apart);
 
-    if (several && ru->tokens < 2.0) {
+    if (several && ru->split_tokens < 2.0) {
         ru->base.stats.retries_denied++;
-        job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
+        if (shared == NULL || seg == job_seg_of(job, c->hi - 1))
+            shared = msg; /* one request's rows: its own words */
+        job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, shared, strlen(shared));
         call_end(c);
         return;
     }
     if (several)
-        ru->tokens -= 2.0;
+        ru->split_tokens -= 2.0;
     call_bisect(c, "InternalFailure", 0, msg, strlen(msg), 0);
 }
 
@@ -1540,7 +1551,7 @@ static int call_convert(struct remote_call *c, enum ig_format from)
     struct ig_budget *budget = job->ru->base.budget;
     struct ig_codec_error cerr;
     struct ig_buf conv;
-    char msg[512];
+    char msg[512], shared[256];
     int rv = 0;
 
     ig_buf_init(&conv, c->resp_cap);
@@ -1567,7 +1578,11 @@ static int call_convert(struct remote_call *c, enum ig_format from)
                  ig_codec_format_mime(from), ig_codec_format_mime(job->accept),
                  ig_codec_error_reason(&cerr));
         ig_log(IG_LOG_WARN, "endpoint %s: %s", job->ru->conf->name, msg);
-        call_answer_bad(c, msg);
+        snprintf(shared, sizeof(shared),
+                 "The model answered Content-Type %s, not the %s asked for, and its answer for "
+                 "some of these rows does not convert.",
+                 ig_codec_format_mime(from), ig_codec_format_mime(job->accept));
+        call_answer_bad(c, msg, shared);
         return 1;
     }
     ig_buf_clear(&c->resp);
@@ -1613,7 +1628,7 @@ static int call_answered(struct remote_call *c)
                      k, n);
         ig_log(IG_LOG_WARN, "endpoint %s: %s (call of rows %u..%u of batch %llu)", ru->conf->name,
                msg, c->lo + 1, c->hi, (unsigned long long)job->batch->id);
-        call_answer_bad(c, msg);
+        call_answer_bad(c, msg, NULL);
         return 1;
     }
     if (got != job->accept && (k = call_convert(c, got)) != 0)
@@ -2032,7 +2047,7 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
                 job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
                 call_end(c);
             } else {
-                call_answer_bad(c, msg); /* one request's rows may have made it large */
+                call_answer_bad(c, msg, NULL); /* one request's rows may have made it large */
             }
             remote_pump(ru);
             return;
@@ -2190,6 +2205,9 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
     ru->tokens += (double)ru->conf->retry_budget_pct / 100.0;
     if (ru->tokens > REMOTE_RETRY_BURST)
         ru->tokens = REMOTE_RETRY_BURST;
+    ru->split_tokens += (double)ru->conf->retry_budget_pct / 100.0;
+    if (ru->split_tokens > REMOTE_RETRY_BURST)
+        ru->split_tokens = REMOTE_RETRY_BURST;
     end = job->nrows;
     /* Calls of at most max_payload bytes (a row larger goes alone), and a
      * segment that forwards headers, or holds a row with a line break, in
@@ -2495,6 +2513,7 @@ static struct remote_upstream *remote_new(const struct ig_upstream_env *env, enu
     ru->max_calls = conf->max_inflight;
     ru->max_payload = conf->max_batch_bytes;
     ru->tokens = REMOTE_RETRY_BURST;
+    ru->split_tokens = REMOTE_RETRY_BURST;
     ru->rng = (ig_now_us() ^ ((uint64_t)getpid() << 32)) | 1;
     ig_buf_init(&ru->ping_resp, REMOTE_SMALL_MAX);
     ig_buf_init(&ru->exec_resp, REMOTE_SMALL_MAX);

@@ -57,6 +57,9 @@ struct ig_pred {
 struct ig_row_fail {
     const char *type; /* static */
     int status;
+    /* these rows alone made the model's answer wrong (a split isolated
+     * them): their client is batched apart for a while, as for a ModelError */
+    int suspect;
 };
 
 /* What a remote upstream answered for one segment's rows (each NULL when
