@@ -3,6 +3,7 @@ free loopback port with a temporary config, drive it with real clients, and
 compute the expected predictions from the model files with the same math."""
 
 import http.client
+import http.server
 import json
 import math
 import os
@@ -87,6 +88,29 @@ class LoopbackServer:
 
     def close(self):
         self.sock.close()
+
+
+class ModelHandler(http.server.BaseHTTPRequestHandler):
+    """A model container's handler for tests' own containers on loopback:
+    HTTP/1.1 keep-alive, quiet, and send() to answer."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def send(self, code, body, ctype="text/csv", extra=()):
+        if isinstance(body, str):
+            body = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except OSError:
+            pass  # the gateway stopped the call
 
 
 class FakeContainer:

@@ -64,10 +64,10 @@ import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iglib import Gateway, check, check_eq, finish  # noqa: E402
+from iglib import Gateway, ModelHandler, check, check_eq, finish  # noqa: E402
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -75,7 +75,7 @@ JSON = "application/json"
 
 class Hostile:
     """A model container on loopback; <answer(h, body)> answers each
-    /invocations (h a BaseHTTPRequestHandler); calls are logged."""
+    /invocations (h a iglib.ModelHandler); calls are logged."""
 
     def __init__(self, answer):
         self.answer = answer
@@ -83,25 +83,7 @@ class Hostile:
         self.lock = threading.Lock()
         owner = self
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def send(self, code, body, ctype="text/csv", extra=()):
-                if isinstance(body, str):
-                    body = body.encode()
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in extra:
-                    self.send_header(k, v)
-                self.end_headers()
-                try:
-                    self.wfile.write(body)
-                except OSError:
-                    pass
+        class H(ModelHandler):
 
             def do_GET(self):
                 if self.path == "/ping":

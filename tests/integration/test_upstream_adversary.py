@@ -90,10 +90,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iglib import Gateway, check, check_eq, finish, h1_exchange  # noqa: E402
+from iglib import Gateway, ModelHandler, check, check_eq, finish, h1_exchange  # noqa: E402
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -118,25 +118,7 @@ class Hostile:
         self.lock = threading.Lock()
         owner = self
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def send(self, code, body, ctype="text/csv", extra=()):
-                if isinstance(body, str):
-                    body = body.encode()
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in extra:
-                    self.send_header(k, v)
-                self.end_headers()
-                try:
-                    self.wfile.write(body)
-                except OSError:
-                    pass
+        class H(ModelHandler):
 
             def do_GET(self):
                 if self.path == "/ping":
