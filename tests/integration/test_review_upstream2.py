@@ -68,6 +68,7 @@ from http.server import ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from iglib import Gateway, ModelHandler, check, check_eq, finish  # noqa: E402
+from test_upstream_adversary import ep_conf, section, stop_clean, wait_ready  # noqa: E402,F401
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -138,39 +139,6 @@ def raw_post(gw, ep, body, ctype=CSV, accept=CSV):
                "Accept: %s\r\nContent-Length: %d\r\n\r\n" % (ep, ctype, accept, len(b))).encode()
               + b)
     return s
-
-
-def ep_conf(model, **kw):
-    c = {"model": model, "content_type": CSV, "accept": CSV, "max_delay_us": "1000",
-         "upstream_timeout_ms": "5000", "retry_base_ms": "5", "retry_max_ms": "20"}
-    c.update({k: str(v) for k, v in kw.items()})
-    return c
-
-
-def wait_ready(gw, timeout=10):
-    import urllib.request
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(gw.url + "/readyz", timeout=5) as r:
-                if r.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
-
-
-def section(name):
-    print("-- " + name, flush=True)
-
-
-def stop_clean(gw, what):
-    code = gw.stop(timeout=20)
-    err = gw.stderr()
-    check(code == 0, "%s: gateway exits 0 on SIGTERM (got %d)" % (what, code))
-    check("AddressSanitizer" not in err and "runtime error" not in err,
-          "%s: no sanitizer report; stderr tail: %s" % (what, err[-3000:]))
 
 
 # 1 ---------------------------------------------------------------------------
