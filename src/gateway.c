@@ -753,10 +753,6 @@ static void on_ep_deadline(evutil_socket_t fd, short what, void *arg)
 static void gw_lane_pump(struct gw_lane *lane);
 static int gw_lane_pump_at(struct gw_lane *lane, uint64_t now);
 
-/* Pump every lane of <ep>, starting after <first> so that no lane starves
- * another of the endpoint's in-flight slots. The clock is read once, and
- * again only after a lane sent something (most of the GW_NLANES lanes are
- * empty: a read each cost a one-row request ~1.5% of its instructions). */
 static uint32_t gw_peer_slot(uint64_t key)
 {
     key ^= key >> 33;
@@ -843,7 +839,10 @@ static void gw_lane_load(struct gw_lane *lane, uint32_t *n, uint64_t *last_us)
  * requests waiting on many lanes then takes turns with another client, not
  * a slot per lane ahead of it; with a slot free and one lane due, it goes
  * whoever it is (no slot idles). Then every lane with rows queued arms its
- * delay timer (or goes, as slots allow).
+ * delay timer (or goes, as slots allow), starting after <first> so that no
+ * lane starves another. The clock is read once, and again only after a lane
+ * sent something (most of the GW_NLANES lanes are empty: a read each cost a
+ * one-row request ~1.5% of its instructions).
  */
 static void gw_endpoint_pump(struct gw_endpoint *ep, const struct gw_lane *first)
 {

@@ -24,9 +24,10 @@
  *   - answered 2xx with a prediction count unlike its row count, an answer
  *     that is not valid or does not convert, or one larger than its rows
  *     may take: a warning is logged, and a call of several requests' rows
- *     is split as a refused one is (each split within the retry budget),
- *     until the rows of the request that made the answer wrong fail alone
- *     with InternalFailure; no row is dropped or shifted.
+ *     is split as a refused one is (each split within a budget like the
+ *     retry budget, but its own), until the rows of the request that made
+ *     the answer wrong fail alone with InternalFailure (that client then
+ *     batched apart for a while); no row is dropped or shifted.
  * A circuit breaker counts consecutive failed calls (not a model's 4xx):
  * at breaker_failures it opens, and batches fail at once with
  * ServiceUnavailable for breaker_open_ms; then one call goes through as a
