@@ -897,6 +897,20 @@ static uint64_t *gw_conn_mark(struct gw_request *r)
     return r->http != NULL ? ig_http_req_conn_mark(r->http) : NULL;
 }
 
+static void gw_peer_mark(struct ig_gateway *gw, uint64_t key, uint64_t until);
+
+/* <r>'s rows failed the model: its connection and its peer are suspects
+ * for GW_SUSPECT_US (their requests batched apart). */
+static void gw_req_suspect(struct gw_request *r)
+{
+    uint64_t *mark = gw_conn_mark(r);
+
+    if (mark != NULL) {
+        *mark = ig_now_us() + GW_SUSPECT_US;
+        gw_peer_mark(r->gw, r->peer_key, *mark);
+    }
+}
+
 /* Requests from peer <key> are suspects until <until> (GW_PEER_MARKS). */
 static void gw_peer_mark(struct ig_gateway *gw, uint64_t key, uint64_t until)
 {
@@ -971,27 +985,16 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
 
             if (f != NULL && (f->type == NULL || strcmp(f->type, "ModelError") == 0)) {
                 /* the model's own status and words, as SageMaker relays them */
-                uint64_t *mark = gw_conn_mark(r);
-
-                if (mark != NULL && (f->status == 500 || (f->status >= 400 && f->status < 500))) {
-                    *mark = ig_now_us() + GW_SUSPECT_US; /* its rows: refused, or raised on */
-                    gw_peer_mark(r->gw, ig_http_req_peer_key(r->http), *mark);
-                }
+                if (f->status == 500 || (f->status >= 400 && f->status < 500))
+                    gw_req_suspect(r); /* its rows: refused, or raised on */
                 snprintf(msg, sizeof(msg), "%.*s", len, b->out + p->off);
                 gw_model_error(r->gw, r->http, r, r->lane->ep, f->status, msg);
                 r->http = NULL;
                 gw_req_finish(r);
                 return;
             }
-            if (f != NULL && f->suspect) {
-                /* a split found the model's answer wrong for its rows alone */
-                uint64_t *mark = gw_conn_mark(r);
-
-                if (mark != NULL) {
-                    *mark = ig_now_us() + GW_SUSPECT_US;
-                    gw_peer_mark(r->gw, ig_http_req_peer_key(r->http), *mark);
-                }
-            }
+            if (f != NULL && f->suspect) /* a split found the answer wrong for its rows alone */
+                gw_req_suspect(r);
             snprintf(msg, sizeof(msg), "Row %u: %.*s", seg->first + i + 1, len, b->out + p->off);
             gw_req_fail(r, f != NULL ? f->type : "ModelError", msg);
             return;
@@ -1052,15 +1055,22 @@ static void gw_seg_backs(struct gw_request *r, const struct ig_batch *b, uint32_
     }
 }
 
-/* Drop <b> from the batches <r> waits for: 1 when it was one of them. */
-static int gw_req_drop_batch(struct gw_request *r, const struct ig_batch *b)
+/* Take <b> out of the unordered array <a> of <*n> batches (the last one
+ * takes its place): 1 when it was there. */
+static int gw_batches_remove(struct ig_batch **a, uint32_t *n, const struct ig_batch *b)
 {
-    for (uint32_t i = 0; i < r->ninb; i++)
-        if (r->inb[i] == b) {
-            r->inb[i] = r->inb[--r->ninb];
+    for (uint32_t i = 0; i < *n; i++)
+        if (a[i] == b) {
+            a[i] = a[--*n];
             return 1;
         }
     return 0;
+}
+
+/* Drop <b> from the batches <r> waits for: 1 when it was one of them. */
+static int gw_req_drop_batch(struct gw_request *r, const struct ig_batch *b)
+{
+    return gw_batches_remove(r->inb, &r->ninb, b);
 }
 
 /* The batches of <ep> that nobody waits for any more are cancelled: their
@@ -1098,16 +1108,6 @@ static void gw_orphan_add(struct gw_endpoint *ep, struct ig_batch *b)
     }
     ep->orphans[ep->norphans++] = b;
     evtimer_add(ep->orphan_ev, &now);
-}
-
-/* <b> completes: off the list of batches to cancel. */
-static void gw_orphan_forget(struct gw_endpoint *ep, const struct ig_batch *b)
-{
-    for (uint32_t i = 0; i < ep->norphans; i++)
-        if (ep->orphans[i] == b) {
-            ep->orphans[i] = ep->orphans[--ep->norphans];
-            return;
-        }
 }
 
 /* Segment <s> of <b> (its first row <first>) is answered while the batch's
@@ -1161,8 +1161,8 @@ static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
         gw_req_drop_batch(r, b);
         gw_req_unref(r);
     }
-    if (lane->ep->norphans > 0)
-        gw_orphan_forget(lane->ep, b);
+    if (lane->ep->norphans > 0) /* it completes: off the list of batches to cancel */
+        gw_batches_remove(lane->ep->orphans, &lane->ep->norphans, b);
     ig_batcher_done(lane->batcher, b);
     lane->ep->inflight--;
     gw_endpoint_pump(lane->ep, lane);
@@ -1565,7 +1565,7 @@ static int gw_suspect(struct gw_request *r)
     if (mark == NULL)
         return 0;
     return *mark > r->start_us || (r->gw->peer_marks_until > r->start_us &&
-                                   gw_peer_marked(r->gw, ig_http_req_peer_key(r->http),
+                                   gw_peer_marked(r->gw, r->peer_key,
                                                   r->start_us));
 }
 
