@@ -44,6 +44,7 @@
 #include <ctype.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1416,21 +1417,27 @@ static void canary_send(struct remote_upstream *ru, int probe)
  * and any call answered well in between starts the count again). A
  * half-open breaker's probe that is split hands its part to the first half.
  */
+/* Whether <c>'s rows may be split. Not rows of one request: it fails whole
+ * at its first refused row, so splitting further would only cost calls
+ * (2n - 1 for a request of n rows the model refuses); rows that are
+ * records apart (a stream's) are split down to the one the model refuses. */
+static int call_splits(const struct remote_call *c)
+{
+    const struct remote_job *job = c->job;
+    uint32_t seg = job_seg_of(job, c->lo);
+
+    return c->hi - c->lo > 1 && !job->cancelled &&
+           (seg != job_seg_of(job, c->hi - 1) || job->batch->segs[seg].rs->rows_apart);
+}
+
 static void call_bisect(struct remote_call *c, const char *type, int status, const char *msg,
                         size_t msglen, int raised)
 {
     struct remote_job *job = c->job;
     struct remote_upstream *ru = job->ru;
-    uint32_t mid;
+    uint32_t mid, seg = job_seg_of(job, c->lo);
 
-    uint32_t seg = job_seg_of(job, c->lo);
-
-    /* Rows of one request: it fails whole at its first refused row, so
-     * splitting further would only cost calls (2n - 1 for a request of n
-     * rows the model refuses); rows that are records apart (a stream's)
-     * are split down to the one the model refuses. */
-    if (c->hi - c->lo == 1 || job->cancelled ||
-        (seg == job_seg_of(job, c->hi - 1) && !job->batch->segs[seg].rs->rows_apart)) {
+    if (!call_splits(c)) {
         job_fail_rows(job, c->lo, c->hi, type, status, msg, msglen);
         if (strcmp(type, "ModelError") != 0 && job->fails != NULL)
             for (uint32_t i = c->lo; i < c->hi; i++) /* an answer wrong for these rows */
@@ -1485,13 +1492,11 @@ static void call_answer_bad(struct remote_call *c, const char *msg, const char *
 {
     struct remote_job *job = c->job;
     struct remote_upstream *ru = job->ru;
-    uint32_t seg = job_seg_of(job, c->lo);
-    int several = c->hi - c->lo > 1 && !job->cancelled &&
-                  (seg != job_seg_of(job, c->hi - 1) || job->batch->segs[seg].rs->rows_apart);
+    int several = call_splits(c);
 
     if (several && ru->split_tokens < 2.0) {
         ru->base.stats.retries_denied++;
-        if (shared == NULL || seg == job_seg_of(job, c->hi - 1))
+        if (shared == NULL || job_seg_of(job, c->lo) == job_seg_of(job, c->hi - 1))
             shared = msg; /* one request's rows: its own words */
         job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, shared, strlen(shared));
         call_end(c);
@@ -2202,13 +2207,11 @@ static int remote_submit(struct ig_upstream *u, struct ig_batch *batch, enum ig_
         job_complete_later(job);
         return 0;
     }
-    /* a batch sent (not one the breaker refuses) earns its share of retries */
-    ru->tokens += (double)ru->conf->retry_budget_pct / 100.0;
-    if (ru->tokens > REMOTE_RETRY_BURST)
-        ru->tokens = REMOTE_RETRY_BURST;
-    ru->split_tokens += (double)ru->conf->retry_budget_pct / 100.0;
-    if (ru->split_tokens > REMOTE_RETRY_BURST)
-        ru->split_tokens = REMOTE_RETRY_BURST;
+    /* a batch sent (not one the breaker refuses) earns its share of
+     * retries, and of splits of answers wrong for some rows */
+    ru->tokens = fmin(ru->tokens + ru->conf->retry_budget_pct / 100.0, REMOTE_RETRY_BURST);
+    ru->split_tokens =
+        fmin(ru->split_tokens + ru->conf->retry_budget_pct / 100.0, REMOTE_RETRY_BURST);
     end = job->nrows;
     /* Calls of at most max_payload bytes (a row larger goes alone), and a
      * segment that forwards headers, or holds a row with a line break, in
