@@ -510,13 +510,17 @@ static void h1_head_free(struct h1_head *h)
         free(h->p);
 }
 
+/* The head, and <body> (<blen> bytes, NULL: none) behind it, in one add. */
 static void h1_write_head(struct http_conn *conn, const struct ig_http_req *req, int status,
-                          const struct ig_http_hdr *hdrs, size_t nhdrs, size_t len, bool close)
+                          const struct ig_http_hdr *hdrs, size_t nhdrs, size_t len, bool close,
+                          const char *body, size_t blen)
 {
     struct h1_head h;
 
     h1_head_init(&h);
     h1_head(&h, conn, req, status, hdrs, nhdrs, len, close);
+    if (body != NULL)
+        hh_add(&h, body, blen);
     evbuffer_add(bufferevent_get_output(conn->bev), h.p, h.len);
     h1_head_free(&h);
 }
@@ -538,18 +542,12 @@ void ig_http_h1_respond(struct ig_http_req *req, int status, const struct ig_htt
         len = 0;
     }
     if (body != NULL && len > 0 && len <= H1_BODY_COPY_MAX && !req->head) {
-        struct h1_head h; /* a small answer: head and body in one add */
-
-        h1_head_init(&h);
-        h1_head(&h, conn, req, status, hdrs, nhdrs, len, close);
-        hh_add(&h, body, len);
+        h1_write_head(conn, req, status, hdrs, nhdrs, len, close, body, len); /* one add */
         free(body);
-        evbuffer_add(out, h.p, h.len);
-        h1_head_free(&h);
         h1_done(conn, req, close);
         return;
     }
-    h1_write_head(conn, req, status, hdrs, nhdrs, len, close);
+    h1_write_head(conn, req, status, hdrs, nhdrs, len, close, NULL, 0);
     if (body == NULL || len == 0 || req->head)
         free(body);
     else if (evbuffer_add_reference(out, body, len, h1_free_body, NULL) != 0) {
@@ -571,7 +569,7 @@ void ig_http_h1_stream_head(struct ig_http_req *req, int status, const struct ig
     if (req->http10)
         conn->h1_close = true;
     h1_write_head(conn, req, status, hdrs, nhdrs, H1_LEN_STREAM,
-                  conn->h1_close || !req->keep_alive);
+                  conn->h1_close || !req->keep_alive, NULL, 0);
     ig_http_conn_out_charge(conn, evbuffer_get_length(out));
 }
 

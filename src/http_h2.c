@@ -1023,7 +1023,6 @@ static void h2_lower(char *dst, const char *src, size_t n)
         dst[k] = (char)(src[k] >= 'A' && src[k] <= 'Z' ? src[k] + 32 : src[k]);
 }
 
-/* Lowercase copies of the names go into <names> (sized by the caller). */
 /*
  * <name> (<len> bytes) lower-cased, kept for <srv>'s life: nghttp2 takes it
  * as it is (NGHTTP2_NV_FLAG_NO_COPY_NAME: it neither copies nor
@@ -1058,6 +1057,8 @@ static nghttp2_nv h2_nv_static(const char *name, size_t namelen, const char *val
     return nv;
 }
 
+/* The application's headers into <nva>: the names kept by h2_name, or past
+ * those lowercase copies in <names> (sized by the caller). */
 static size_t h2_user_headers(struct ig_http_server *srv, nghttp2_nv *nva, char *names,
                               const struct ig_http_hdr *hdrs, size_t nhdrs)
 {

@@ -291,7 +291,7 @@ struct http_conn {
 TAILQ_HEAD(http_conn_list, http_conn);
 
 /* A response header name of the application's, lower-cased for HTTP/2 and
- * kept for the server's life (ig_http_h2_name). */
+ * kept for the server's life (http_h2.c, h2_name). */
 struct http_h2_name {
     char *orig;  /* as the application spells it */
     char *lower; /* handed to nghttp2 without a copy */
