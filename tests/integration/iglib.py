@@ -112,6 +112,12 @@ class ModelHandler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass  # the gateway stopped the call
 
+    def do_GET(self):  # the container contract's readiness; nothing else
+        if self.path == "/ping":
+            self.send(200, "", "application/json")
+        else:
+            self.send(404, "no")
+
 
 class FakeContainer:
     """bin/fake-container on <port> (0: a free one, read from its

@@ -85,13 +85,6 @@ class Hostile:
         owner = self
 
         class H(ModelHandler):
-
-            def do_GET(self):
-                if self.path == "/ping":
-                    self.send(200, "", "application/json")
-                else:
-                    self.send(404, "no")
-
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n).decode("utf-8", "replace")
