@@ -763,8 +763,10 @@ static uint32_t gw_peer_slot(uint64_t key)
 
 static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b);
 
-/* The slot of peer <key> in gw->peer_loads, or NULL (no key; none free
- * among its GW_PEER_PROBE when <take>; not there when not). */
+/* The slot of peer <key> in gw->peer_loads (taken when <take>), or
+ * &gw->peer_overflow when it is not there and none of its GW_PEER_PROBE is
+ * free, or NULL (no key; not there, with a slot free for it: not served
+ * lately). */
 static struct gw_peer_load *gw_load_slot(struct ig_gateway *gw, uint64_t key, int take)
 {
     struct gw_peer_load *free_slot = NULL;
@@ -781,7 +783,9 @@ static struct gw_peer_load *gw_load_slot(struct ig_gateway *gw, uint64_t key, in
         if (s->n == 0 && free_slot == NULL)
             free_slot = s;
     }
-    if (!take || free_slot == NULL)
+    if (free_slot == NULL)
+        return &gw->peer_overflow;
+    if (!take)
         return NULL;
     free_slot->key = key;
     free_slot->last_us = 0; /* another peer's before */
@@ -802,9 +806,7 @@ static void gw_load_add(struct gw_request *r, uint64_t now)
     } else {
         if (gw->peer_loads == NULL)
             gw->peer_loads = ig_xcalloc(GW_PEER_LOADS, sizeof(*gw->peer_loads));
-        if ((s = gw_load_slot(gw, r->peer_key, 1)) == NULL)
-            return;
-        r->load = s;
+        r->load = s = gw_load_slot(gw, r->peer_key, 1);
     }
     s->n++;
     s->last_us = now;
@@ -825,7 +827,9 @@ static void gw_load_drop(struct gw_request *r)
 static void gw_lane_load(struct gw_lane *lane, uint32_t *n, uint64_t *last_us)
 {
     const struct gw_request *r = ig_batcher_head_owner(lane->batcher);
-    const struct gw_peer_load *s = r != NULL ? gw_load_slot(r->gw, r->peer_key, 0) : NULL;
+    const struct gw_peer_load *s = r == NULL      ? NULL
+                                   : r->loads > 0 ? r->load
+                                                  : gw_load_slot(r->gw, r->peer_key, 0);
 
     *n = s != NULL ? s->n : 0;
     *last_us = s != NULL ? s->last_us : 0;

@@ -111,8 +111,10 @@ struct gw_peer_mark {
  * that keeps requests waiting on many lanes (each Content-Type x Accept
  * pair is one) does not take a slot per lane ahead of another client's
  * request. GW_PEER_LOADS slots (a power of two), a peer's among
- * GW_PEER_PROBE; a peer that finds none is not counted (it reads as never
- * served). */
+ * GW_PEER_PROBE; the peers that find none share one more slot
+ * (gw->peer_overflow), as clients behind one proxy share their address's:
+ * past the table, a newcomer is served in turn with the others there, not
+ * read as never served ahead of every client already counted. */
 #define GW_PEER_LOADS 1024
 struct gw_peer_load {
     uint64_t key;     /* 0: never used; a slot whose n is 0 may be taken */
@@ -293,6 +295,7 @@ struct ig_gateway {
     struct gw_peer_mark *peer_marks; /* GW_PEER_MARKS, allocated at the first mark */
     uint64_t peer_marks_until;       /* no mark lasts past this: nothing to look up */
     struct gw_peer_load *peer_loads; /* GW_PEER_LOADS, allocated at the first batch */
+    struct gw_peer_load peer_overflow; /* the peers that found no slot there */
 
     /* metrics */
     uint64_t responses[6]; /* by status class 1xx..5xx, index 0 unused */

@@ -54,6 +54,12 @@ its fix; each says what should happen.
    calls and one slot, ~0.25 s on one lane, ~2.6 s spread over 17. The
    lane whose oldest request's peer has the fewest in flight now goes
    first: about a call either way.
+4b. the same past the table of counts (GW_PEER_LOADS, 1,024 addresses):
+   an address that found no slot read as never served, ahead of every
+   client counted, so a flood from 2,000 loopback addresses made each of
+   its newcomers' lanes go before a counted client's request, which waited
+   out the newcomers' held calls (10 s each). The addresses past the table
+   now share one count: the counted client goes first (0.05 s).
 
 Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_upstream2.py
 """
@@ -470,6 +476,108 @@ def test_flood_over_lanes():
         hs.close()
 
 
+def test_overflow_peers():
+    section("4b. past the table of peers' loads, newcomers are not served ahead of a counted client")
+    import json
+    JSONL = "application/jsonlines"
+    ev_v, ev_all = threading.Event(), threading.Event()
+
+    def answer(h, body):  # "8,8": until ev_v; "9,9": until ev_all; then 1 a row
+        ct, ac = h.headers.get("Content-Type", ""), h.headers.get("Accept", "")
+        n = len(json.loads(body)["instances"]) if ct == JSON else len(lines_of(body))
+        if "8,8" in body:
+            ev_v.wait(60)
+        elif "9,9" in body:
+            ev_all.wait(60)
+        if ac == JSON:
+            h.send(200, json.dumps({"predictions": [1] * n}), JSON)
+        else:
+            h.send(200, "1\n" * n, ac)
+
+    def raw(ct, ac, body, source, solo=0):
+        s = socket.create_connection(("127.0.0.1", gw.port), timeout=60,
+                                     source_address=(source, 0))
+        b = body.encode()
+        s.sendall(("POST /endpoints/m/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+                   "Accept: %s\r\n%sContent-Length: %d\r\n\r\n"
+                   % (ct, ac, "X-Amzn-SageMaker-Custom-Attributes: x\r\n" if solo else "",
+                      len(b))).encode() + b)
+        return s
+
+    def status_of(s):
+        got = b""
+        while b"\r\n\r\n" not in got:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+        s.close()
+        return got.split(b"\r\n", 1)[0]
+
+    bodies = {CSV: "9,9\n", JSONL: "[9,9]\n", JSON: '{"instances":[[9,9]]}'}
+    lanes = [(ct, ac, solo) for ct in bodies for ac in bodies for solo in (0, 1)
+             if (ct, ac, solo) not in ((CSV, CSV, 0), (JSON, JSON, 0), (JSONL, JSONL, 0))]
+    nflood = 2000  # GW_PEER_LOADS is 1024: every slot taken, many peers left over
+    hs = Hostile(answer)
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=2, max_batch_rows=4096,
+                               max_delay_us=500000, upstream_timeout_ms=10000)})
+    socks = []
+    try:
+        wait_ready(gw)
+        # the counted client: a call in flight (one slot)
+        blocker = raw(JSON, JSON, '{"instances":[[8,8]]}', "127.0.0.2")
+        t0 = time.time()
+        while len(hs.bodies()) < 1 and time.time() < t0 + 10:
+            time.sleep(0.02)
+        # 2000 addresses, a held row each: one call (the other slot)
+        flood = []
+        for i in range(nflood):
+            s = socket.create_connection(("127.0.0.1", gw.port), timeout=60,
+                                         source_address=("127.1.%d.%d" % (i // 250, i % 250 + 1), 0))
+            flood.append(s)
+        req = ("POST /endpoints/m/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+               "Accept: text/csv\r\nContent-Length: 4\r\n\r\n9,9\n").encode()
+        for s in flood:
+            s.sendall(req)
+        t0 = time.time()
+        while sum(len(lines_of(b)) for b in hs.bodies()) < 1 + nflood and time.time() < t0 + 20:
+            time.sleep(0.05)
+        check_eq(sum(len(lines_of(b)) for b in hs.bodies()), 1 + nflood,
+                 "overflow: the flood's rows went out (%d calls)" % len(hs.bodies()))
+        # newcomers (no slot left for them) queue on 15 lanes; the counted
+        # client's next request on another; no slot is free
+        socks = [raw(ct, ac, bodies[ct], "127.2.0.%d" % (k + 1), solo)
+                 for k, (ct, ac, solo) in enumerate(lanes)]
+        res = []
+
+        def probe():
+            t = time.time()
+            res.append((post(gw, "m", "[7,7]\n", ctype=JSONL, accept=JSONL, source="127.0.0.2",
+                             timeout=60), time.time() - t))
+        th = threading.Thread(target=probe)
+        th.start()
+        time.sleep(1.0)  # every lane's delay over: all due when a slot frees
+        t1 = time.time()
+        ev_v.set()  # the counted client's call ends: one slot
+        check_eq(status_of(blocker), b"HTTP/1.1 200 OK", "overflow: the counted client's call")
+        th.join(60)
+        waited = time.time() - t1
+        check_eq(res and res[0][0], (200, "1\n"), "overflow: the counted client's next request")
+        print("  the counted client's request answered %.2f s after a slot freed" % waited)
+        check(waited < 3.0, "overflow: the freed slot went to the counted client with nothing "
+              "in flight, not to a newcomer past the table (%.2f s; a newcomer's call holds the "
+              "slot 10 s)" % waited)
+        ev_all.set()
+        got = [status_of(s) for s in flood + socks]
+        check_eq(sorted(set(got)), [b"HTTP/1.1 200 OK"],
+                 "overflow: every flood and newcomer request answered 200 (%d)" % len(got))
+    finally:
+        ev_v.set()
+        ev_all.set()
+        stop_clean(gw, "overflow peers")
+        hs.close()
+
+
 if __name__ == "__main__":
     test_seg_done_last_live_cancels()
     test_seg_done_poison_pair()
@@ -479,4 +587,5 @@ if __name__ == "__main__":
     test_count_mismatch_fails_batchmates()
     test_broken_model_split_budget()
     test_flood_over_lanes()
+    test_overflow_peers()
     finish()
