@@ -7,6 +7,10 @@ C1. the wall clock jumps past the credentials' expiry (a VM suspended and
     credentials' lifetime less 5 minutes); and the calls that find the
     credentials expired wait for that refresh (before: they failed 500
     while it ran).
+C2. then a refresh that hangs past the fetch's 5 s timeout: the calls
+    waiting for it fail when it times out (not at once, not for ever), told
+    that the refresh failed, and a refresh that answers again serves the
+    calls within about a second, without a storm of fetches.
 
 The gateway runs under a small LD_PRELOAD shim (built here with cc) that
 adds the seconds written in a file to CLOCK_REALTIME, time() and
@@ -20,6 +24,7 @@ import datetime
 import http.client
 import http.server
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -150,8 +155,8 @@ class Fakes:
             f.write(struct.pack("<q", s))
 
 
-def post(gw):
-    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+def post(gw, timeout=10):
+    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=timeout)
     c.request("POST", "/endpoints/sm/invocations", body=b"1,2\n",
               headers={"Content-Type": "text/csv", "Accept": "text/csv"})
     r = c.getresponse()
@@ -160,7 +165,8 @@ def post(gw):
     return r.status, out
 
 
-def c1_clock_jump():
+def start():
+    """The gateway under the clock shim, its STS and runtime fakes."""
     shim = os.path.join(tmp, "clockshift.so")
     src = os.path.join(tmp, "clockshift.c")
     with open(src, "w") as f:
@@ -188,40 +194,79 @@ def c1_clock_jump():
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    with gw:
-        for _ in range(100):
-            if fk.fetches:
-                break
-            time.sleep(0.05)
-        check_eq(post(gw), (200, "3.0\n"), "C1: a call before the jump")
-        check_eq(len(fk.fetches), 1, "C1: one STS fetch before the jump")
-        fk.sts_delay = 0.5  # the refresh takes a while: calls come meanwhile
-        fk.set_shift(3700)  # the hour's credentials expired while the VM slept
-        ncalls = len(fk.calls)
-        t0 = time.time()
-        got = [None] * 4
-
-        def one(i):
-            time.sleep(0.1 * i)
-            got[i] = post(gw)
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(4)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        took = time.time() - t0
-        check_eq(got, [(200, "3.0\n")] * 4,
-                 "C1: the calls that find the credentials expired by a wall-clock jump wait for "
-                 "the refresh the first one starts (before: the first failed 500)")
-        check(0.4 < took < 3, "C1: they waited for the 0.5 s refresh, not longer (%.2f s)" % took)
-        check_eq(len(fk.fetches), 2, "C1: one refresh after the jump, not a storm")
-        new = fk.calls[ncalls:]
-        check(1 <= len(new) <= 4 and all("ASIACLOCK2/" in a for a in new),
-              "C1: every call after the jump signed with the new set: %r" % new)
+    return gw, fk
 
 
-CASES = [("c1", c1_clock_jump)]
-for name, fn in CASES:
-    if FILTER in name:
-        fn()
+def c1_clock_jump(gw, fk):
+    for _ in range(100):
+        if fk.fetches:
+            break
+        time.sleep(0.05)
+    check_eq(post(gw), (200, "3.0\n"), "C1: a call before the jump")
+    check_eq(len(fk.fetches), 1, "C1: one STS fetch before the jump")
+    fk.sts_delay = 0.5  # the refresh takes a while: calls come meanwhile
+    fk.set_shift(3700)  # the hour's credentials expired while the VM slept
+    ncalls = len(fk.calls)
+    t0 = time.time()
+    got = [None] * 4
+
+    def one(i):
+        time.sleep(0.1 * i)
+        got[i] = post(gw)
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    took = time.time() - t0
+    check_eq(got, [(200, "3.0\n")] * 4,
+             "C1: the calls that find the credentials expired by a wall-clock jump wait for "
+             "the refresh the first one starts (before: the first failed 500)")
+    check(0.4 < took < 3, "C1: they waited for the 0.5 s refresh, not longer (%.2f s)" % took)
+    check_eq(len(fk.fetches), 2, "C1: one refresh after the jump, not a storm")
+    new = fk.calls[ncalls:]
+    check(1 <= len(new) <= 4 and all("ASIACLOCK2/" in a for a in new),
+          "C1: every call after the jump signed with the new set: %r" % new)
+
+
+def c2_refresh_hangs(gw, fk):
+    """The refresh after an expiry hangs past the fetch's timeout (5 s): the
+    calls waiting for it fail then, told so, and the next refresh (at most
+    a second later) serves the calls after it."""
+    fk.sts_delay = 8.0
+    fk.set_shift(fk.shift() + 3700)
+    nf = len(fk.fetches)
+    t0 = time.time()
+    got = post(gw, timeout=20)
+    took = time.time() - t0
+    print("  C2: %r after %.2f s" % (got, took))
+    check(4.5 < took < 7.5, "C2: a call waits for the hanging refresh up to its 5 s timeout, "
+          "not for ever nor failing at once (%.2f s)" % took)
+    check(got[0] == 500 and re.fullmatch(
+        r'\{"message":"Row 1: The gateway has no AWS credentials to call SageMaker endpoint my-ep '
+        r'\(us-east-1\): AWS credentials from web identity expired at \d{4}-\d\d-\d\dT\d\d:\d\d:'
+        r'\d\dZ; their refresh failed \(the gateway\'s log says why\)"\}', got[1]),
+        "C2: then fails, told the refresh failed: %r" % (got,))
+    fk.sts_delay = 0.0
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        got = post(gw)
+        if got[0] == 200:
+            break
+        time.sleep(0.2)
+    took = time.time() - t0
+    check_eq(got, (200, "3.0\n"), "C2: a refresh that answers again serves the calls")
+    check(took < 9, "C2: within about a second of the failed refresh (%.2f s after the first "
+          "call)" % took)
+    check(len(fk.fetches) - nf <= 3, "C2: no storm of fetches: %d" % (len(fk.fetches) - nf))
+    check(all("ASIACLOCK%d/" % len(fk.fetches) in a for a in fk.calls[-1:]),
+          "C2: the call signed with the newest set: %r" % fk.calls[-1:])
+
+
+CASES = [("c1", c1_clock_jump), ("c2", c2_refresh_hangs)]
+gw, fk = start()
+with gw:
+    for name, fn in CASES:
+        if FILTER in name:
+            fn(gw, fk)
 finish()
