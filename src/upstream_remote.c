@@ -425,6 +425,44 @@ static void hdr_take(const char *line, size_t len, const char *name, char *dst, 
     dst[i] = '\0';
 }
 
+/* hdr_take for a value the gateway answers its client with (the custom
+ * attributes, the variant): without the blanks around it (OWS, not the
+ * value's), and none at all when it holds a control character (a NUL, a
+ * bare CR, ...): an HTTP/2 client refuses such a field, and the response
+ * with it (curl, nghttp2: PROTOCOL_ERROR), so the model's answer would
+ * lose the request its predictions. */
+static void hdr_take_field(const char *line, size_t len, const char *name, char *dst, size_t cap)
+{
+    size_t n = strlen(name);
+
+    if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return;
+    line += n + 1;
+    len -= n + 1;
+    if (len > 0 && line[len - 1] == '\n')
+        len--;
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)line[i];
+
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            dst[0] = '\0';
+            return;
+        }
+    }
+    while (len > 0 && (*line == ' ' || *line == '\t')) {
+        line++;
+        len--;
+    }
+    if (len >= cap)
+        len = cap - 1; /* cut: the blanks the cut leaves at its end go too */
+    while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+        len--;
+    memcpy(dst, line, len);
+    dst[len] = '\0';
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
 {
     struct remote_call *c = arg;
@@ -441,8 +479,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     }
     hdr_take(p, len, "Content-Type", c->ctype, sizeof(c->ctype), ';');
     hdr_take(p, len, "x-amzn-ErrorType", c->etype, sizeof(c->etype), ':');
-    hdr_take(p, len, "X-Amzn-SageMaker-Custom-Attributes", c->attrs, sizeof(c->attrs), '\0');
-    hdr_take(p, len, "x-Amzn-Invoked-Production-Variant", c->variant, sizeof(c->variant), '\0');
+    hdr_take_field(p, len, "X-Amzn-SageMaker-Custom-Attributes", c->attrs, sizeof(c->attrs));
+    hdr_take_field(p, len, "x-Amzn-Invoked-Production-Variant", c->variant, sizeof(c->variant));
     return len;
 }
 
