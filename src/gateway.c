@@ -989,8 +989,8 @@ static void gw_scatter(struct gw_request *r, const struct ig_batch *b,
 
             if (f != NULL && (f->type == NULL || strcmp(f->type, "ModelError") == 0)) {
                 /* the model's own status and words, as SageMaker relays them */
-                if (f->status == 500 || (f->status >= 400 && f->status < 500))
-                    gw_req_suspect(r); /* its rows: refused, or raised on */
+                if (f->status == 500 || (f->status >= 400 && f->status < 500) || f->suspect)
+                    gw_req_suspect(r); /* its rows: refused, raised or hung on */
                 snprintf(msg, sizeof(msg), "%.*s", len, b->out + p->off);
                 gw_model_error(r->gw, r->http, r, r->lane->ep, f->status, msg);
                 r->http = NULL;

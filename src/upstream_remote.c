@@ -156,6 +156,7 @@ struct remote_call {
     uint32_t attempt;
     int probe;  /* the half-open breaker's one call */
     int handed_on; /* split: its rows went to its halves, none answered */
+    int half;      /* a half of a split call */
     uint64_t timeout_ms; /* 0: the endpoint's upstream_timeout_ms */
     int opener; /* opens the h2c connection the calls after it share */
     const struct job_pass *pass; /* the headers forwarded (one segment's), or NULL */
@@ -1499,6 +1500,7 @@ static void call_bisect(struct remote_call *c, const char *type, int status, con
         struct remote_call *h = call_new(job, half ? mid : c->lo, half ? c->hi : mid);
 
         h->pass = c->pass;
+        h->half = 1;
         h->attempt = c->attempt; /* the retries a 500's rows had: not again per half */
         if (half == 0 && c->probe && ru->probe_out) { /* still the probe: no verdict yet */
             h->probe = 1;
@@ -1933,6 +1935,38 @@ static const char *sm_own_error(long code, const char *etype)
     return "InternalFailure";
 }
 
+/*
+ * <c> was not answered in time, its retries spent (<msg> says so). A call
+ * of several requests' rows may wait on one client's rows (a row the model
+ * takes long on), and every request batched with them would time out with
+ * them, again at each batch that client's rows join: it is split as a
+ * refused call is, without retries, so that the others are answered by
+ * their halves and only the request whose rows the model hangs on times
+ * out (its client then batched apart for a while, as after a ModelError).
+ * Not while the breaker is open (the model looks down: each half would
+ * wait out the timeout again), nor past the split budget (split_tokens: a
+ * model that hangs on every call is not sent 2s - 1 calls a batch).
+ * Otherwise the rows fail with the timeout. <c> ends here.
+ */
+static void call_timed_out(struct remote_call *c, const char *msg)
+{
+    struct remote_job *job = c->job;
+    struct remote_upstream *ru = job->ru;
+    int several = job_seg_of(job, c->lo) != job_seg_of(job, c->hi - 1);
+
+    if (several && !job->cancelled && ru->breaker != BREAKER_OPEN && ru->split_tokens >= 2.0) {
+        ru->split_tokens -= 2.0;
+        c->attempt = ru->conf->retry_max; /* the halves: no retries */
+        call_bisect(c, "ModelError", 0, msg, strlen(msg), 0);
+        return;
+    }
+    job_fail_rows(job, c->lo, c->hi, "ModelError", 0, msg, strlen(msg));
+    if (c->half && !several && job->fails != NULL) /* a split left them alone: its own rows */
+        for (uint32_t i = c->lo; i < c->hi; i++)
+            job->fails[i].suspect = 1;
+    call_end(c);
+}
+
 static void on_call_done(CURL *easy, CURLcode rc, void *arg)
 {
     struct remote_call *c = arg;
@@ -2108,7 +2142,9 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
                      "%s. Review the latency metrics for each container in Amazon CloudWatch, "
                      "resolve the issue, and try again.",
                      ru->conf->variant);
-            job_fail_rows(job, c->lo, c->hi, "ModelError", 0, msg, strlen(msg));
+            call_timed_out(c, msg);
+            remote_pump(ru);
+            return;
         } else {
             snprintf(msg, sizeof(msg), "The model backend (%s) cannot be reached: %s.", ru->label,
                      curl_easy_strerror(rc));
