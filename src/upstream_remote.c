@@ -434,17 +434,15 @@ static void hdr_take(const char *line, size_t len, const char *name, char *dst, 
  * lose the request its predictions. */
 static void hdr_take_field(const char *line, size_t len, const char *name, char *dst, size_t cap)
 {
-    size_t n = strlen(name);
+    size_t n = strlen(name), i;
 
     if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
         return;
-    line += n + 1;
-    len -= n + 1;
     if (len > 0 && line[len - 1] == '\n')
         len--;
     if (len > 0 && line[len - 1] == '\r')
         len--;
-    for (size_t i = 0; i < len; i++) {
+    for (i = n + 1; i < len; i++) {
         unsigned char ch = (unsigned char)line[i];
 
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
@@ -452,16 +450,9 @@ static void hdr_take_field(const char *line, size_t len, const char *name, char 
             return;
         }
     }
-    while (len > 0 && (*line == ' ' || *line == '\t')) {
-        line++;
-        len--;
-    }
-    if (len >= cap)
-        len = cap - 1; /* cut: the blanks the cut leaves at its end go too */
-    while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
-        len--;
-    memcpy(dst, line, len);
-    dst[len] = '\0';
+    hdr_take(line, len, name, dst, cap, '\0');
+    for (i = strlen(dst); i > 0 && (dst[i - 1] == ' ' || dst[i - 1] == '\t'); i--)
+        dst[i - 1] = '\0';
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
