@@ -419,6 +419,18 @@ def h1_exchange(port, raw, timeout=3):
     return got
 
 
+def read_head(s):
+    """Bytes read from socket <s> up to the end of a header block (and what
+    came with it), or all there was before EOF."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    return got
+
+
 def check(cond, what):
     if cond:
         _results["passed"] += 1

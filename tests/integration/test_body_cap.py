@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from iglib import (DEMO_MODEL, Gateway, check, check_eq, csv_body, curl, digits_rows,
-                   expected_body, finish, load_model, run)
+                   expected_body, finish, load_model, read_head, run)
 
 CAP = 1048576
 UPLOAD = 300000  # each partial upload declares UPLOAD bytes
@@ -70,13 +70,7 @@ def partial_upload(port):
     s.sendall(("POST /endpoints/demo/invocations HTTP/1.1\r\nHost: t\r\n"
                "Content-Type: text/csv\r\nExpect: 100-continue\r\n"
                "Content-Length: %d\r\n\r\n" % UPLOAD).encode())
-    got = b""
-    while b"\r\n\r\n" not in got:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        got += chunk
-    check_eq(got, b"HTTP/1.1 100 Continue\r\n\r\n", "partial upload: 100 Continue")
+    check_eq(read_head(s), b"HTTP/1.1 100 Continue\r\n\r\n", "partial upload: 100 Continue")
     s.sendall(b"0" * 1000)
     return s
 

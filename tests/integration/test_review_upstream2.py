@@ -73,7 +73,7 @@ import time
 from http.server import ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iglib import Gateway, ModelHandler, check, check_eq, finish  # noqa: E402
+from iglib import Gateway, ModelHandler, check, check_eq, finish, read_head  # noqa: E402
 from test_upstream_adversary import ep_conf, section, stop_clean, wait_ready  # noqa: E402,F401
 
 CSV = "text/csv"
@@ -130,13 +130,17 @@ def post(gw, ep, body, ctype=CSV, accept=CSV, headers=None, timeout=30, source=N
     return r.status, out
 
 
-def raw_post(gw, ep, body, ctype=CSV, accept=CSV):
-    """POST on a raw socket left open: the caller closes it (a reset)."""
-    s = socket.create_connection(("127.0.0.1", gw.port))
+def raw_post(gw, ep, body, ctype=CSV, accept=CSV, source=None, solo=False):
+    """POST on a raw socket left open: the caller reads or closes it (a
+    reset). From address <source>; <solo>: with a forwarded header, which
+    puts it on its lane's solo lane."""
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=60,
+                                 source_address=(source, 0) if source else None)
     b = body.encode()
     s.sendall(("POST /endpoints/%s/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
-               "Accept: %s\r\nContent-Length: %d\r\n\r\n" % (ep, ctype, accept, len(b))).encode()
-              + b)
+               "Accept: %s\r\n%sContent-Length: %d\r\n\r\n"
+               % (ep, ctype, accept, "X-Amzn-SageMaker-Custom-Attributes: x\r\n" if solo else "",
+                  len(b))).encode() + b)
     return s
 
 
@@ -494,23 +498,8 @@ def test_overflow_peers():
         else:
             h.send(200, "1\n" * n, ac)
 
-    def raw(ct, ac, body, source, solo=0):
-        s = socket.create_connection(("127.0.0.1", gw.port), timeout=60,
-                                     source_address=(source, 0))
-        b = body.encode()
-        s.sendall(("POST /endpoints/m/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
-                   "Accept: %s\r\n%sContent-Length: %d\r\n\r\n"
-                   % (ct, ac, "X-Amzn-SageMaker-Custom-Attributes: x\r\n" if solo else "",
-                      len(b))).encode() + b)
-        return s
-
     def status_of(s):
-        got = b""
-        while b"\r\n\r\n" not in got:
-            b = s.recv(4096)
-            if not b:
-                break
-            got += b
+        got = read_head(s)
         s.close()
         return got.split(b"\r\n", 1)[0]
 
@@ -525,7 +514,7 @@ def test_overflow_peers():
     try:
         wait_ready(gw)
         # the counted client: a call in flight (one slot)
-        blocker = raw(JSON, JSON, '{"instances":[[8,8]]}', "127.0.0.2")
+        blocker = raw_post(gw, "m", '{"instances":[[8,8]]}', JSON, JSON, source="127.0.0.2")
         t0 = time.time()
         while len(hs.bodies()) < 1 and time.time() < t0 + 10:
             time.sleep(0.02)
@@ -546,7 +535,7 @@ def test_overflow_peers():
                  "overflow: the flood's rows went out (%d calls)" % len(hs.bodies()))
         # newcomers (no slot left for them) queue on 15 lanes; the counted
         # client's next request on another; no slot is free
-        socks = [raw(ct, ac, bodies[ct], "127.2.0.%d" % (k + 1), solo)
+        socks = [raw_post(gw, "m", bodies[ct], ct, ac, source="127.2.0.%d" % (k + 1), solo=solo)
                  for k, (ct, ac, solo) in enumerate(lanes)]
         res = []
 
