@@ -2712,6 +2712,17 @@ uint32_t ig_gateway_retired_busy(const struct ig_gateway *gw, const char *name)
     return n;
 }
 
+uint64_t ig_gateway_hold_ms(const struct ig_gateway *gw, const char *name)
+{
+    uint64_t ms = 0;
+
+    for (size_t i = 0; i < gw->neps; i++)
+        if (gw->eps[i]->admin && strcmp(gw->eps[i]->conf->name, name) == 0 &&
+            gw->eps[i]->conf->request_timeout_ms > ms)
+            ms = gw->eps[i]->conf->request_timeout_ms;
+    return ms;
+}
+
 uint32_t ig_gateway_busy(const struct ig_gateway *gw, const char *name)
 {
     uint32_t n = 0;

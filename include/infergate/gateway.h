@@ -96,5 +96,8 @@ int ig_gateway_is_configured(const struct ig_gateway *gw, const char *name);
 uint32_t ig_gateway_busy(const struct ig_gateway *gw, const char *name);
 /* The same for the retired variants only (not 0 until they are freed). */
 uint32_t ig_gateway_retired_busy(const struct ig_gateway *gw, const char *name);
+/* The longest <name>'s admin variants, current or retired, hold a request
+ * (their request_timeout_ms): whatever they hold now is answered by then. */
+uint64_t ig_gateway_hold_ms(const struct ig_gateway *gw, const char *name);
 
 #endif /* INFERGATE_GATEWAY_H */

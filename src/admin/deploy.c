@@ -194,16 +194,25 @@ static void dep_retire_children(struct adm_dep *d)
     struct ig_admin *a = d->a;
     struct adm_retired *r;
     struct timeval tv = {0, DEP_TICK_US};
+    uint64_t hold_ms;
 
     if (d->nchildren == 0)
         return;
+    /* Stopped once the retired variants have answered what they hold, at
+     * the latest when those requests' deadlines have passed: not after
+     * drain_timeout_ms, which a model's call may outlast (an update then
+     * failed the requests routed to the old variants, and a delete the
+     * ones it still held). */
+    hold_ms = ig_gateway_hold_ms(a->gw, d->name);
+    if (hold_ms < a->cfg->drain_timeout_ms)
+        hold_ms = a->cfg->drain_timeout_ms;
     r = ig_xcalloc(1, sizeof(*r));
     snprintf(r->name, sizeof(r->name), "%s", d->name);
     memcpy(r->children, d->children, d->nchildren * sizeof(*r->children));
     memcpy(r->dirs, d->child_dirs, d->nchildren * sizeof(*r->dirs));
     memset(d->child_dirs, 0, sizeof(d->child_dirs));
     r->n = d->nchildren;
-    r->deadline_us = ig_now_us() + a->cfg->drain_timeout_ms * 1000;
+    r->deadline_us = ig_now_us() + hold_ms * 1000;
     d->nchildren = 0;
     r->next = a->retired;
     a->retired = r;
