@@ -2014,7 +2014,7 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
         gw_respond_text(gw, http, 200, "application/json", ig_xstrdup("{\"status\":\"ok\"}"), 15);
     } else if (strcmp(path, "/readyz") == 0) {
         char why[768] = "", one[768];
-        size_t down = 0;
+        size_t down = 0, live = 0;
         int store_down = 0;
 
         /* Ready while any endpoint can serve (one model down must not take
@@ -2022,8 +2022,10 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
          * cannot. */
         for (size_t i = 0; i < gw->neps; i++) {
             one[0] = '\0';
-            if (gw->eps[i]->retired ||
-                gw->eps[i]->up->ops->health(gw->eps[i]->up, one, sizeof(one)) == 0)
+            if (gw->eps[i]->retired)
+                continue;
+            live++;
+            if (gw->eps[i]->up->ops->health(gw->eps[i]->up, one, sizeof(one)) == 0)
                 continue;
             if (down++ == 0) {
                 if (one[0] == '\0')
@@ -2048,7 +2050,10 @@ static void gw_ops_route(struct ig_gateway *gw, struct ig_http_req *http, const 
             gw_respond_text(gw, http, 503, "application/json", ig_xstrdup(loading),
                             sizeof(loading) - 1);
         } else if (down > 0 || store_down) {
-            int all = down > 0 && down == gw->neps;
+            /* of the variants served: a retired one still answering what it
+             * holds takes no new request, so it does not make the gateway
+             * ready */
+            int all = down > 0 && down == live;
             json_t *o = json_pack("{s:s,s:s}", "status", all ? "not ready" : "degraded", "reason",
                                   why);
             char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
