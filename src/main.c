@@ -223,7 +223,7 @@ int main(int argc, char **argv)
     struct ig_auth *auth = NULL;
     struct main_ctx mctx;
     struct event_base *base;
-    struct event *sigterm, *sigint;
+    struct event *sigterm = NULL, *sigint = NULL;
     char err[MAIN_ERR_MAX];
     int status = 1;
 
@@ -316,12 +316,18 @@ int main(int argc, char **argv)
     event_base_dispatch(base);
     status = ig_gateway_drained(gw) ? 0 : 1;
 
-    event_free(sigterm);
-    event_free(sigint);
 out_gw:
     ig_admin_free(admin);
     ig_gateway_free(gw);
     ig_auth_free(auth);
+    /* Freed only now: freeing them puts back the default action, and a
+     * second SIGTERM during the teardown above (serve programs stopped,
+     * up to seconds) then killed a gateway that had drained cleanly, its
+     * exit status 143, not 0. Caught, it is ignored: the drain is over. */
+    if (sigterm != NULL)
+        event_free(sigterm);
+    if (sigint != NULL)
+        event_free(sigint);
 out_base:
     event_base_free(base);
 out_cfg:
