@@ -252,10 +252,13 @@ static int creds_iso8601(const char *s, time_t *out)
         p++;
     } else if (*p == '+' || *p == '-') {
         const char *d = p + 1;
-        int hh, mm = 0, k = d[2] == ':' ? 3 : 2;
+        int hh, mm = 0, k;
 
+        /* the two hour digits first: d[2] is past the string's NUL when
+         * the offset stops short ("+", "+1") */
         if (!isdigit((unsigned char)d[0]) || !isdigit((unsigned char)d[1]))
             return IG_ERR_INVALID;
+        k = d[2] == ':' ? 3 : 2;
         hh = (d[0] - '0') * 10 + (d[1] - '0');
         if (k == 3 || isdigit((unsigned char)d[2])) { /* minutes: ":MM" or "MM" */
             if (!isdigit((unsigned char)d[k]) || !isdigit((unsigned char)d[k + 1]))
