@@ -175,6 +175,8 @@ struct remote_call {
     size_t tail_len;
     uint64_t cut_read; /* bytes of a cut error answer read past the cap */
     char ctype[128];
+    int ctype_two;   /* the answer has two Content-Types that differ */
+    int hdr_end;     /* the answer's header block ended: what follows are trailers */
     char etype[128]; /* x-amzn-ErrorType, up to its ':' */
     char attrs[1025]; /* X-Amzn-SageMaker-Custom-Attributes answered */
     char variant[64]; /* x-Amzn-Invoked-Production-Variant answered */
@@ -467,9 +469,29 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     }
     if (len > 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new answer (after a 100): start over */
         c->ctype[0] = c->etype[0] = c->attrs[0] = c->variant[0] = '\0';
+        c->ctype_two = c->hdr_end = 0;
         return len;
     }
-    hdr_take(p, len, "Content-Type", c->ctype, sizeof(c->ctype), ';');
+    /* Trailers (chunked, HTTP/2) come through here too, after the body:
+     * they may not say what the body is nor whose it is (RFC 9110 6.5.1),
+     * so a trailer's Content-Type or variant does not replace the header's */
+    if (c->hdr_end)
+        return len;
+    if (p[0] == '\r' || p[0] == '\n') {
+        c->hdr_end = 1;
+        return len;
+    }
+    if (c->ctype[0] != '\0') {
+        /* a second Content-Type: the last one would win, and rows read in a
+         * format the body is not in reach the client as predictions */
+        char again[sizeof(c->ctype)] = "";
+
+        hdr_take(p, len, "Content-Type", again, sizeof(again), ';');
+        if (again[0] != '\0' && strcasecmp(again, c->ctype) != 0)
+            c->ctype_two = 1;
+    } else {
+        hdr_take(p, len, "Content-Type", c->ctype, sizeof(c->ctype), ';');
+    }
     hdr_take(p, len, "x-amzn-ErrorType", c->etype, sizeof(c->etype), ':');
     hdr_take_field(p, len, "X-Amzn-SageMaker-Custom-Attributes", c->attrs, sizeof(c->attrs));
     hdr_take_field(p, len, "x-Amzn-Invoked-Production-Variant", c->variant, sizeof(c->variant));
@@ -1093,6 +1115,7 @@ static int call_setup(struct remote_call *c)
     c->tail_len = 0;
     c->cut_read = 0;
     c->ctype[0] = c->etype[0] = '\0';
+    c->ctype_two = c->hdr_end = 0;
     if (c->body.len == 0 && (rv = call_body(c)) < 0)
         return rv;
     snprintf(h, sizeof(h), "Content-Type: %s", ig_codec_format_mime(job->ctype));
@@ -1644,10 +1667,17 @@ static int call_answered(struct remote_call *c)
     char msg[256];
     long k;
 
-    if (c->ctype[0] != '\0' && (ig_codec_format_parse(c->ctype, job->accept, &got) < 0 ||
-                                (got != job->accept && got == IG_FMT_LIBSVM))) {
-        snprintf(msg, sizeof(msg), "The model answered Content-Type %.64s; %s was asked for.",
-                 c->ctype, ig_codec_format_mime(job->accept));
+    if (c->ctype_two ||
+        (c->ctype[0] != '\0' && (ig_codec_format_parse(c->ctype, job->accept, &got) < 0 ||
+                                 (got != job->accept && got == IG_FMT_LIBSVM)))) {
+        if (c->ctype_two)
+            snprintf(msg, sizeof(msg),
+                     "The model answered two different Content-Types (%.64s first); %s was "
+                     "asked for.",
+                     c->ctype, ig_codec_format_mime(job->accept));
+        else
+            snprintf(msg, sizeof(msg), "The model answered Content-Type %.64s; %s was asked for.",
+                     c->ctype, ig_codec_format_mime(job->accept));
         ig_log(IG_LOG_WARN, "endpoint %s: %s", ru->conf->name, msg);
         job_fail_rows(job, c->lo, c->hi, "InternalFailure", 0, msg, strlen(msg));
         return 0;
