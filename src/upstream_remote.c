@@ -459,6 +459,7 @@ static void hdr_take_field(const char *line, size_t len, const char *name, char 
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
 {
+    static const char variant[] = "x-Amzn-Invoked-Production-Variant:";
     struct remote_call *c = arg;
     size_t len = size * n;
 
@@ -494,7 +495,16 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     }
     hdr_take(p, len, "x-amzn-ErrorType", c->etype, sizeof(c->etype), ':');
     hdr_take_field(p, len, "X-Amzn-SageMaker-Custom-Attributes", c->attrs, sizeof(c->attrs));
-    hdr_take_field(p, len, "x-Amzn-Invoked-Production-Variant", c->variant, sizeof(c->variant));
+    if (len > sizeof(variant) - 1 && strncasecmp(p, variant, sizeof(variant) - 1) == 0) {
+        /* A variant is a name (^[a-zA-Z0-9](-*[a-zA-Z0-9])*, 63 at most):
+         * anything else (a longer one the buffer would cut into another
+         * name, one cut inside a UTF-8 character, bytes past ASCII) is not
+         * answered to the client as the variant that served it */
+        char v[2 * sizeof(c->variant)] = "";
+
+        hdr_take_field(p, len, "x-Amzn-Invoked-Production-Variant", v, sizeof(v));
+        snprintf(c->variant, sizeof(c->variant), "%s", ig_config_name_ok(v, strlen(v)) ? v : "");
+    }
     return len;
 }
 
