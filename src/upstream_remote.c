@@ -1915,7 +1915,7 @@ static int call_sm_cut_model_error(const struct remote_call *c, int *status, cha
 
     if (st < 0)
         st = json_scan_int(c->tail, c->tail_len, "OriginalStatusCode");
-    if (st < 0)
+    if (st < 0 || (st != 0 && (st < 100 || st > 599))) /* as call_sm_model_error */
         return -1;
     *status = st;
     msg[0] = '\0';
@@ -1940,7 +1940,12 @@ static int call_sm_model_error(const struct remote_call *c, int *status, char *m
 
     if (o == NULL && c->cut)
         return call_sm_cut_model_error(c, status, msg, cap);
-    if (!json_is_integer(st)) {
+    /* an HTTP status, or SageMaker's 0 (no answer): a larger one was cut
+     * to an int (4294967696 read as a model's 400, its rows bisected and
+     * their client taken for a suspect) */
+    if (!json_is_integer(st) ||
+        (json_integer_value(st) != 0 &&
+         (json_integer_value(st) < 100 || json_integer_value(st) > 599))) {
         json_decref(o);
         return -1;
     }
