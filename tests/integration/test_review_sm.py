@@ -25,7 +25,9 @@ credentials endpoint's 307: the other host sees neither the signature nor
 the session token nor the authorization token), no Accept-Encoding sent (no
 decompression to amplify), a model trickling its answer a byte at a time
 is cut at upstream_timeout_ms, headers past 64 KiB are refused, a
-credentials answer past 64 KiB fails the fetch without harm.
+credentials answer past 64 KiB fails the fetch without harm, a token,
+credentials or config file that is /dev/zero, a directory or too large
+stops start-up at once, naming it (never read whole, never blocking).
 
 Run: INFERGATE_BIN=bin/infergate-san /usr/bin/python3 tests/integration/test_review_sm.py
 """
@@ -33,12 +35,13 @@ Run: INFERGATE_BIN=bin/infergate-san /usr/bin/python3 tests/integration/test_rev
 import json
 import os
 import re
-import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iglib import Gateway, LoopbackServer, check, check_eq, finish, h1_exchange  # noqa: E402
+from iglib import BIN, Gateway, LoopbackServer, check, check_eq, finish, h1_exchange  # noqa: E402
 
 SESSION_TOKEN = "SESSIONTOKEN-review-sm-0123456789"
 AUTH_TOKEN = "container-auth-token-review-sm"
@@ -326,6 +329,39 @@ def creds_limits():
     other.close()
 
 
+# ---- credentials, config and token files that are not files ------------------------
+
+def files_limits():
+    d = tempfile.mkdtemp(prefix="ig-review-sm-")
+    os.mkdir(os.path.join(d, "dir"))
+    with open(os.path.join(d, "big"), "wb") as f:
+        f.write(b"a" * 2000000)
+    conf = os.path.join(d, "g.conf")
+    with open(conf, "w") as f:
+        f.write("listen = 127.0.0.1:0\n[endpoint sm]\nmodel = sagemaker://us-east-1/my-ep\n"
+                "endpoint_url = http://127.0.0.1:9\n")
+    web = {"AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/x",
+           "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:9"}
+    pre = "model: sagemaker://us-east-1/my-ep: "
+    cases = [
+        (dict(web, AWS_WEB_IDENTITY_TOKEN_FILE="/dev/zero"),
+         "AWS_WEB_IDENTITY_TOKEN_FILE: /dev/zero: not a regular file"),
+        (dict(web, AWS_WEB_IDENTITY_TOKEN_FILE=d + "/dir"),
+         "AWS_WEB_IDENTITY_TOKEN_FILE: %s/dir: not a regular file" % d),
+        (dict(web, AWS_WEB_IDENTITY_TOKEN_FILE=d + "/big"),
+         "AWS_WEB_IDENTITY_TOKEN_FILE: %s/big: larger than 16384 bytes" % d),
+        ({"AWS_SHARED_CREDENTIALS_FILE": "/dev/zero"}, "/dev/zero: not a regular file"),
+        ({"AWS_SHARED_CREDENTIALS_FILE": d + "/big"}, "%s/big: larger than 1048576 bytes" % d),
+        ({"AWS_CONFIG_FILE": d + "/dir"}, "%s/dir: not a regular file" % d),
+    ]
+    for env, want in cases:
+        env = dict(env, HOME=d, PATH="/usr/bin:/bin")
+        p = subprocess.run([BIN, "--config", conf], env=env, capture_output=True, timeout=20)
+        err = (p.stdout + p.stderr).decode(errors="replace")
+        check_eq((p.returncode, (pre + want) in err), (2, True),
+                 "files %s: start-up stops naming it; output: %s" % (want, err[-600:]))
+
+
 def main():
     t0 = time.monotonic()
     saved = dict(os.environ)
@@ -333,6 +369,7 @@ def main():
         s1_expiration_offsets()
         runtime_cases()
         creds_limits()
+        files_limits()
     finally:
         os.environ.clear()
         os.environ.update(saved)
