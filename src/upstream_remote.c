@@ -486,9 +486,16 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         /* a second Content-Type: the last one would win, and rows read in a
          * format the body is not in reach the client as predictions */
         char again[sizeof(c->ctype)] = "";
+        size_t a, b;
 
         hdr_take(p, len, "Content-Type", again, sizeof(again), ';');
-        if (again[0] != '\0' && strcasecmp(again, c->ctype) != 0)
+        /* the same type (blanks before a ';' aside) is no conflict */
+        for (a = strlen(again); a > 0 && (again[a - 1] == ' ' || again[a - 1] == '\t'); a--)
+            ;
+        for (b = strlen(c->ctype); b > 0 && (c->ctype[b - 1] == ' ' || c->ctype[b - 1] == '\t');
+             b--)
+            ;
+        if (a > 0 && (a != b || strncasecmp(again, c->ctype, a) != 0))
             c->ctype_two = 1;
     } else {
         hdr_take(p, len, "Content-Type", c->ctype, sizeof(c->ctype), ';');

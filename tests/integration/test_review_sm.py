@@ -209,8 +209,8 @@ def runtime_cases():
         "twotypes": Raw(lambda h, b: resp(200, b'{"predictions":[3.0]}',
                                           [(b"Content-Type", b"application/json"),
                                            (b"Content-Type", b"text/csv")])),
-        "sametype": Raw(lambda h, b: resp(200, b"3.0\n", [(b"Content-Type", b"text/csv"),
-                                                          (b"Content-Type", b"text/csv")])),
+        "sametype": Raw(lambda h, b: resp(200, b"3.0\n", [
+            (b"Content-Type", b"text/csv"), (b"content-type", b"Text/CSV ; charset=utf-8")])),
         "longvariant": Raw(lambda h, b: resp(200, b"3.0\n", CSV3 + [
             (b"x-Amzn-Invoked-Production-Variant", b"V" * 100)])),
         "cutvariant": Raw(lambda h, b: resp(200, b"3.0\n", CSV3 + [
@@ -240,7 +240,7 @@ def runtime_cases():
                        b'(application/json first); text/csv was asked for."}'),
                  "S3: two Content-Types that differ: the row fails, not read in the last one")
         check_eq(post(gw, "sametype")[::2], (200, b"3.0\n"),
-                 "S3: the same Content-Type twice is read")
+                 "S3: the same Content-Type twice (case, blanks, parameters aside) is read")
 
         for ep in ("longvariant", "cutvariant"):
             st, h, out = post(gw, ep)
