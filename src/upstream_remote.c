@@ -159,6 +159,7 @@ struct remote_call {
     int half;      /* a half of a split call */
     uint64_t timeout_ms; /* 0: the endpoint's upstream_timeout_ms */
     int opener; /* opens the h2c connection the calls after it share */
+    int conn_refused; /* behind the h2c gate, it needed a connection of its own (on_call_socket) */
     const struct job_pass *pass; /* the headers forwarded (one segment's), or NULL */
     enum call_where where;
     CURL *easy;
@@ -198,6 +199,7 @@ struct remote_upstream {
     long http_version;            /* a call's CURLOPT_HTTP_VERSION (an opener's, for h2c_gate) */
     int h2c_gate;                 /* h2c on a libcurl that breaks reuse (curl_h2c_reuse_broken) */
     int h2c_opening;              /* an opener is out */
+    int h2c_reopen;               /* no h2c connection to share: the next call opens one */
     char *url_invoke, *url_ping, *url_exec;
     char *label; /* "container http://..." / "SageMaker endpoint NAME (REGION)" */
     uint32_t max_calls;
@@ -288,6 +290,29 @@ static int on_close_socket(void *arg, curl_socket_t fd)
     cc->n--;
     cc->ru->base.stats.connections--;
     return close(fd);
+}
+
+/*
+ * A call's new connection. Behind the h2c gate, a call but the opener asks
+ * for CURL_HTTP_VERSION_2_0, which over http:// opens a new connection as
+ * HTTP/1.1 with Upgrade: h2c when there is no h2 connection to share (the
+ * one counted in ru->conns was closed by the container while idle and is
+ * found dead only now, or it has no stream to spare:
+ * SETTINGS_MAX_CONCURRENT_STREAMS). That connection then stays in the pool
+ * and every later call takes it: h2c would be HTTP/1.1 for good (and a
+ * container that speaks only HTTP/2 fails every call). Refused instead:
+ * on_call_done sends the call again as an opener, by prior knowledge.
+ */
+static curl_socket_t on_call_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct remote_call *c = arg;
+    struct remote_upstream *ru = c->job->ru;
+
+    if (ru->h2c_gate && !c->opener) {
+        c->conn_refused = 1;
+        return CURL_SOCKET_BAD;
+    }
+    return on_open_socket(&ru->conns, purpose, a);
 }
 
 static void count_sockets(struct conn_count *cc, CURL *easy)
@@ -1166,6 +1191,13 @@ static int call_setup(struct remote_call *c)
                      ru->h2c_gate && !c->opener ? CURL_HTTP_VERSION_2_0 : ru->http_version);
     curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L); /* h2: share a connection when one comes */
     count_sockets(&ru->conns, c->easy);
+    curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETFUNCTION, on_call_socket);
+    curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETDATA, c);
+    c->conn_refused = 0;
+    /* an opener never takes a connection of the pool: reusing an h2c one by
+     * prior knowledge is what this libcurl breaks (curl_h2c_reuse_broken) */
+    if (c->opener)
+        curl_easy_setopt(c->easy, CURLOPT_FRESH_CONNECT, 1L);
     if (ru->kind == REMOTE_CONTAINER)
         curl_easy_setopt(c->easy, CURLOPT_PROXY, ""); /* a sidecar: never through a proxy */
     else
@@ -1181,12 +1213,13 @@ static void call_send(struct remote_call *c)
     struct remote_upstream *ru = c->job->ru;
     int rv;
 
-    if (ru->h2c_gate && ru->conns.n == 0) {
+    if (ru->h2c_gate && (ru->conns.n == 0 || ru->h2c_reopen)) {
         if (ru->h2c_opening) { /* the opener's connection is on its way */
             call_queue(c, 1);
             return;
         }
         ru->h2c_opening = 1;
+        ru->h2c_reopen = 0;
         c->opener = 1;
     }
     if ((rv = call_setup(c)) == IG_ERR_AGAIN) {
@@ -2023,9 +2056,20 @@ static void on_call_done(CURL *easy, CURLcode rc, void *arg)
 
     c->where = CALL_NONE;
     ru->running--;
+    if (c->conn_refused) {
+        /* not sent (on_call_socket): it goes again, first, as an opener
+         * (or after the one out), not counted as a call or a failure */
+        c->conn_refused = 0;
+        ru->base.stats.calls--;
+        ru->h2c_reopen = 1;
+        call_queue(c, 1);
+        remote_pump(ru);
+        return;
+    }
     if (c->opener) { /* its connection is open (or failed): the others go */
         c->opener = 0;
         ru->h2c_opening = 0;
+        ru->h2c_reopen = 0; /* they try its connection first */
     }
     ig_hist_observe(&ru->base.stats.call_seconds, (double)(ig_now_us() - c->start_us) / 1e6);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
