@@ -17,6 +17,12 @@ blocks, frames built by hand), HTTP/1.1 for the probes (/ping,
 1b. (fixed) the same through SETTINGS_MAX_CONCURRENT_STREAMS 1: the calls
    the one stream cannot take went HTTP/1.1 too (now: another h2c
    connection);
+1c. (fixed) a container that stops serving its h2c connection (it takes
+   the streams and never answers them) while it would serve a new one:
+   each timed-out stream is reset and its connection kept, so every call,
+   and every probe of the half-open breaker, went to that connection for
+   good. The probe now goes on a new connection (the pool emptied when no
+   call is out);
 2. (held) answers cut on the h2 stream: RST_STREAM after part of a 200's
    body, END_STREAM before the content-length, a PUSH_PROMISE, an answer
    on a stream never opened: never a 200 with part of an answer;
@@ -227,6 +233,16 @@ def a_hang(srv, send, enc, sid, n, k):
     pass
 
 
+def a_wedged_first(srv, send, enc, sid, n, k):
+    """The first h2c connection takes streams and never answers them;
+    the later ones are served."""
+    with srv.lock:
+        if not hasattr(srv, "wedged"):
+            srv.wedged = send
+    if send is not srv.wedged:
+        a_good(srv, send, enc, sid, n, k)
+
+
 def post(gw, ep, body, timeout=30):
     req = urllib.request.Request(gw.invoke_url(ep), data=body, headers=CSV)
     t = time.monotonic()
@@ -273,6 +289,7 @@ def main():
         "push": H2Container(a_push),
         "wrong": H2Container(a_wrong_stream),
         "hang": H2Container(a_hang),
+        "wedged": H2Container(a_wedged_first),
         "good": H2Container(a_good),
         "exec1": H2Container(a_slow, exec_body=b'{"MaxConcurrentTransforms": 1, "MaxPayloadInMB": 6}'),
         "exec0": H2Container(a_good, exec_body=b'{"MaxConcurrentTransforms": 0, "MaxPayloadInMB": 0}'),
@@ -283,6 +300,7 @@ def main():
     for name, s in srv.items():
         eps[name] = {"model": "http://" + s.hostport, "upstream_http2": "on", "max_delay_us": "0",
                      "retry_max": "0", "upstream_timeout_ms": "1000", "breaker_failures": "100"}
+    eps["wedged"].update(upstream_timeout_ms="500", breaker_failures="2", breaker_open_ms="300")
     with Gateway(eps) as gw:
         check(wait_ready(gw), "every container is ready (GET /ping answered)")
 
@@ -303,6 +321,16 @@ def main():
         check_eq([(st, b) for st, b, _ in res], [(200, b"0\n")] * 4,
                  "mcs1: SETTINGS_MAX_CONCURRENT_STREAMS 1, 4 calls at once: all answered")
         check_eq(srv["mcs1"].h1_calls, 0, "mcs1: no call went HTTP/1.1 (Upgrade: h2c)")
+
+        # 1c. the h2c connection the container stopped serving
+        res = [post(gw, "wedged", b"1,2\n") for _ in range(2)]
+        check_eq([st for st, _, _ in res], [424, 424], "wedged: two calls time out on the stalled "
+                 "h2c connection (the breaker opens)")
+        time.sleep(0.5)  # breaker_open_ms: the next call is the probe
+        res = [post(gw, "wedged", b"1,2\n") for _ in range(3)]
+        check_eq([(st, b) for st, b, _ in res], [(200, b"0\n")] * 3,
+                 "wedged: the probe and the calls after it go on a new h2c connection")
+        check_eq(srv["wedged"].h2_conns, 2, "wedged: one new h2c connection")
 
         # 2. answers cut on the stream: never a 200 with part of an answer
         for ep in ("rst", "early", "push", "wrong"):
