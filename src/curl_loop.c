@@ -37,6 +37,8 @@ struct ig_curl_loop {
     unsigned sockets; /* sockets libcurl asked us to watch */
     struct curl_xfer *xfers;
     struct curl_sock *socks;
+    long max_host_conns; /* the CURLM's options, for ig_curl_loop_reset */
+    int multiplex;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -157,6 +159,26 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+/* A CURLM with <l>'s callbacks and options. */
+static CURLM *curl_loop_multi(struct ig_curl_loop *l)
+{
+    CURLM *m = curl_multi_init();
+
+    if (m == NULL)
+        return NULL;
+    curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(m, CURLMOPT_SOCKETDATA, l);
+    curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(m, CURLMOPT_TIMERDATA, l);
+    curl_multi_setopt(m, CURLMOPT_PIPELINING, l->multiplex ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
+    if (l->max_host_conns > 0) {
+        curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, l->max_host_conns);
+        /* idle connections kept for reuse: as many as may be busy */
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, l->max_host_conns);
+    }
+    return m;
+}
+
 struct ig_curl_loop *ig_curl_loop_new(struct event_base *base, long max_host_conns, int multiplex)
 {
     struct ig_curl_loop *l;
@@ -168,23 +190,41 @@ struct ig_curl_loop *ig_curl_loop_new(struct event_base *base, long max_host_con
     if (l == NULL)
         return NULL;
     l->base = base;
-    l->multi = curl_multi_init();
+    l->max_host_conns = max_host_conns;
+    l->multiplex = multiplex;
+    l->multi = curl_loop_multi(l);
     l->timer = evtimer_new(base, on_timer, l);
     if (l->multi == NULL || l->timer == NULL) {
         ig_curl_loop_free(l);
         return NULL;
     }
-    curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
-    curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
-    curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, multiplex ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
-    if (max_host_conns > 0) {
-        curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_conns);
-        /* idle connections kept for reuse: as many as may be busy */
-        curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, max_host_conns);
-    }
     return l;
+}
+
+/* Drop the sockets libcurl did not REMOVE (the pool's, at cleanup). */
+static void curl_loop_drop_socks(struct ig_curl_loop *l)
+{
+    while (l->socks != NULL) {
+        struct curl_sock *s = l->socks;
+
+        IG_DLIST_UNLINK(l->socks, s);
+        event_free(s->ev);
+        free(s);
+        l->sockets--;
+    }
+}
+
+int ig_curl_loop_reset(struct ig_curl_loop *l)
+{
+    CURLM *m;
+
+    if (l->running > 0 || (m = curl_loop_multi(l)) == NULL)
+        return -1;
+    curl_multi_cleanup(l->multi); /* closes the pool's connections */
+    curl_loop_drop_socks(l);
+    evtimer_del(l->timer);
+    l->multi = m;
+    return 0;
 }
 
 int ig_curl_loop_add(struct ig_curl_loop *l, CURL *easy, ig_curl_done_cb *cb, void *arg)
@@ -249,13 +289,7 @@ void ig_curl_loop_free(struct ig_curl_loop *l)
     }
     if (l->multi != NULL)
         curl_multi_cleanup(l->multi);
-    while (l->socks != NULL) { /* the pool's sockets libcurl did not REMOVE */
-        struct curl_sock *s = l->socks;
-
-        IG_DLIST_UNLINK(l->socks, s);
-        event_free(s->ev);
-        free(s);
-    }
+    curl_loop_drop_socks(l); /* the pool's sockets libcurl did not REMOVE */
     if (l->timer != NULL)
         event_free(l->timer);
     free(l);

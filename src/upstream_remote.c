@@ -1213,6 +1213,15 @@ static void call_send(struct remote_call *c)
     struct remote_upstream *ru = c->job->ru;
     int rv;
 
+    /* The half-open breaker's probe asks the container whether it is back,
+     * not the connections that failed: an h2 connection the container no
+     * longer serves (it takes streams and never answers them) would get
+     * every probe, and every call after, for good (a timed-out stream is
+     * reset, its connection kept). So it goes on a new connection, with
+     * the pool emptied, when no call is out (else its calls' connections
+     * stay theirs: a later probe does it). */
+    if (c->probe && ru->kind == REMOTE_CONTAINER)
+        ig_curl_loop_reset(ru->cl);
     if (ru->h2c_gate && (ru->conns.n == 0 || ru->h2c_reopen)) {
         if (ru->h2c_opening) { /* the opener's connection is on its way */
             call_queue(c, 1);

@@ -42,6 +42,11 @@ unsigned ig_curl_loop_running(const struct ig_curl_loop *l);
  * callbacks, so a connection idle in the pool counts too). */
 unsigned ig_curl_loop_sockets(const struct ig_curl_loop *l);
 
+/* Close every connection of the pool and start an empty one, when no
+ * transfer runs (else -1, nothing done). Safe from a done callback: the
+ * loop reads its new CURLM from there on. */
+int ig_curl_loop_reset(struct ig_curl_loop *l);
+
 /* Free the loop: transfers still running are cancelled without callbacks
  * (their easy handles stay the callers'). NULL is fine. */
 void ig_curl_loop_free(struct ig_curl_loop *l);
