@@ -23,6 +23,11 @@ blocks, frames built by hand), HTTP/1.1 for the probes (/ping,
    and every probe of the half-open breaker, went to that connection for
    good. The probe now goes on a new connection (the pool emptied when no
    call is out);
+1d. (fixed) an answer whose header block is over 16 KiB (within the
+   64 KiB REMOTE_HDR_MAX), sent with its DATA: libcurl < 8 read it
+   through its 16 KiB receive buffer and the call stalled until its
+   timeout (424); now answered. One over 64 KiB: 500 InternalFailure
+   saying so, at once;
 2. (held) answers cut on the h2 stream: RST_STREAM after part of a 200's
    body, END_STREAM before the content-length, a PUSH_PROMISE, an answer
    on a stream never opened: never a 200 with part of an answer;
@@ -229,6 +234,19 @@ def a_wrong_stream(srv, send, enc, sid, n, k):
     send(h2_frame(HEADERS, 4, sid + 2, head(enc)) + h2_frame(DATA, 1, sid + 2, preds(n)))
 
 
+def a_big_head(size_k):
+    """A 200 whose header block is <size_k> KiB (HEADERS and CONTINUATION
+    frames of 16 KiB), its DATA in the same write."""
+    def a(srv, send, enc, sid, n, k):
+        h = head(enc, extra=[("x-b%d" % i, "v" * 1000) for i in range(size_k)])
+        chunks = [h[i:i + 16384] for i in range(0, len(h), 16384)]
+        fr = h2_frame(HEADERS, 0, sid, chunks[0])
+        for i, c in enumerate(chunks[1:]):
+            fr += h2_frame(9, 4 if i == len(chunks) - 2 else 0, sid, c)  # CONTINUATION
+        send(fr + h2_frame(DATA, 1, sid, preds(n)))
+    return a
+
+
 def a_hang(srv, send, enc, sid, n, k):
     pass
 
@@ -289,6 +307,8 @@ def main():
         "push": H2Container(a_push),
         "wrong": H2Container(a_wrong_stream),
         "hang": H2Container(a_hang),
+        "head20": H2Container(a_big_head(20)),
+        "head70": H2Container(a_big_head(70)),
         "wedged": H2Container(a_wedged_first),
         "good": H2Container(a_good),
         "exec1": H2Container(a_slow, exec_body=b'{"MaxConcurrentTransforms": 1, "MaxPayloadInMB": 6}'),
@@ -331,6 +351,16 @@ def main():
         check_eq([(st, b) for st, b, _ in res], [(200, b"0\n")] * 3,
                  "wedged: the probe and the calls after it go on a new h2c connection")
         check_eq(srv["wedged"].h2_conns, 2, "wedged: one new h2c connection")
+
+        # 1d. large header blocks
+        st, body, dt = post(gw, "head20", b"1,2\n3,4\n")
+        check(st == 200 and body == b"0\n1\n" and dt < 0.9,
+              "head20: a 20 KiB header block with its DATA: answered, not stalled to the timeout: "
+              "%d %r in %.2f s" % (st, body[:100], dt))
+        st, body, dt = post(gw, "head70", b"1,2\n3,4\n")
+        check(st == 500 and b"more than 65536 bytes of headers" in body and dt < 0.9,
+              "head70: a 70 KiB header block: 500 saying so, at once: %d %r in %.2f s"
+              % (st, body[:100], dt))
 
         # 2. answers cut on the stream: never a 200 with part of an answer
         for ep in ("rst", "early", "push", "wrong"):
