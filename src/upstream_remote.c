@@ -1190,6 +1190,13 @@ static int call_setup(struct remote_call *c)
     curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION,
                      ru->h2c_gate && !c->opener ? CURL_HTTP_VERSION_2_0 : ru->http_version);
     curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L); /* h2: share a connection when one comes */
+    /* libcurl before 8 reads an h2 answer's header block through this
+     * buffer (16 KiB by default): a block larger, with the DATA after it in
+     * the same read, stalls the call until its timeout (the curl tool sets
+     * 100 KiB, which is why it does not). Room for REMOTE_HDR_MAX and a
+     * frame: headers up to it are read, past it refused (on_header). */
+    if (ru->conf->upstream_http2)
+        curl_easy_setopt(c->easy, CURLOPT_BUFFERSIZE, (long)(REMOTE_HDR_MAX + (16 << 10)));
     count_sockets(&ru->conns, c->easy);
     curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETFUNCTION, on_call_socket);
     curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETDATA, c);
