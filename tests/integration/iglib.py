@@ -336,10 +336,12 @@ def csv_body(rows):
 
 # ---- clients ---------------------------------------------------------------
 
-def curl(url, body, headers=(), http2=False, method=None):
+def curl(url, body, headers=(), http2=False, method=None, max_time=None, raw=False):
     """POST <body> (bytes, str, or a path prefixed with '@') with the real
-    curl, over HTTP/1.1 or h2c with prior knowledge.
-    -> (status, headers dict lower-cased, body text)."""
+    curl, over HTTP/1.1 or h2c with prior knowledge, within <max_time>
+    seconds when given. -> (status, headers dict lower-cased, body text);
+    with <raw>, the body's bytes and each header value as it came but for
+    the spaces around it (a tab kept)."""
     d = tempfile.mkdtemp(prefix="ig-curl-")
     if isinstance(body, str) and body.startswith("@"):
         path = body[1:]
@@ -351,9 +353,11 @@ def curl(url, body, headers=(), http2=False, method=None):
            "--http2-prior-knowledge" if http2 else "--http1.1", "--data-binary", "@" + path]
     if method:
         cmd += ["-X", method]
+    if max_time is not None:
+        cmd += ["--max-time", str(max_time)]
     for h in headers:
         cmd += ["-H", h]
-    run(cmd + [url])
+    run(cmd + [url], timeout=(max_time or 50) + 10)
     try:
         with open(os.path.join(d, "head"), newline="") as f:
             head = f.read()
@@ -366,13 +370,13 @@ def curl(url, body, headers=(), http2=False, method=None):
     hdrs = {}
     for l in lines[1:]:
         k, _, v = l.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
+        hdrs[k.strip().lower()] = v.strip(" ") if raw else v.strip()
     try:
         with open(os.path.join(d, "out"), "rb") as f:
-            out = f.read().decode("utf-8", "replace")
+            out = f.read()
     except FileNotFoundError:  # no body at all
-        out = ""
-    return status, hdrs, out
+        out = b""
+    return status, hdrs, out if raw else out.decode("utf-8", "replace")
 
 
 # ---- results ---------------------------------------------------------------

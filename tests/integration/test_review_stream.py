@@ -61,8 +61,9 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iglib import Gateway, check, check_eq, finish  # noqa: E402
+from iglib import Gateway, check, check_eq, curl, finish  # noqa: E402
 from test_review_upstream2 import Hostile, lines_of, post  # noqa: E402
+from test_upstream_container import model_error  # noqa: E402
 from test_upstream_adversary import ep_conf, section, stop_clean, wait_ready  # noqa: E402
 
 CSV = "text/csv"
@@ -71,19 +72,6 @@ TIMEOUT_MSG = ("Your invocation timed out while waiting for a response from cont
                "Review the latency metrics for each container in Amazon CloudWatch, resolve "
                "the issue, and try again." % VARIANT)
 tmp = tempfile.mkdtemp(prefix="ig-review-stream-")
-
-
-def model_error(ep, status, orig_msg):
-    """SageMaker's 424 ModelError body, as the gateway writes it."""
-    client = 400 <= status < 500
-    return json.dumps({
-        "ErrorCode": "CLIENT_ERROR_FROM_MODEL" if client else "SERVER_ERROR_FROM_MODEL",
-        "LogStreamArn": "arn:aws:logs:us-east-1:000000000000:log-group:/aws/sagemaker/Endpoints/"
-                        + ep,
-        "Message": 'Received %s error (%d) from %s with message "%s".'
-                   % ("client" if client else "server", status, VARIANT, orig_msg),
-        "OriginalMessage": orig_msg,
-        "OriginalStatusCode": status}, separators=(",", ":"))
 
 
 def payloads(raw):
@@ -107,35 +95,9 @@ def payloads(raw):
 def rs_curl(gw, ep, body, http2, headers=(), max_time=30, accept=CSV):
     """POST <body> to ep's invocations-response-stream with the real curl.
     -> (status, headers lower-cased, body bytes); status 0: no response."""
-    d = tempfile.mkdtemp(dir=tmp)
-    bf, hf, of = (os.path.join(d, x) for x in ("body", "head", "out"))
-    with open(bf, "wb") as f:
-        f.write(body.encode())
-    cmd = ["curl", "-sS", "--max-time", str(max_time), "-D", hf, "-o", of,
-           "--http2-prior-knowledge" if http2 else "--http1.1", "--data-binary", "@" + bf,
-           "-H", "Content-Type: " + CSV, "-H", "X-Amzn-SageMaker-Accept: " + accept]
-    for h in headers:
-        cmd += ["-H", h]
-    subprocess.run(cmd + ["%s/endpoints/%s/invocations-response-stream" % (gw.url, ep)],
-                   capture_output=True, timeout=max_time + 10)
-    try:
-        with open(hf, "rb") as f:
-            head = f.read().decode("latin-1")
-    except FileNotFoundError:
-        head = ""
-    blocks = [b for b in head.split("\r\n\r\n") if b.strip()]
-    lines = [l for l in (blocks[-1] if blocks else "").split("\r\n") if l]
-    status = int(lines[0].split()[1]) if lines else 0
-    hdrs = {}
-    for l in lines[1:]:
-        k, _, v = l.partition(":")
-        hdrs[k.strip().lower()] = v.strip(" ")
-    try:
-        with open(of, "rb") as f:
-            out = f.read()
-    except FileNotFoundError:
-        out = b""
-    return status, hdrs, out
+    return curl("%s/endpoints/%s/invocations-response-stream" % (gw.url, ep), body,
+                ["Content-Type: " + CSV, "X-Amzn-SageMaker-Accept: " + accept] + list(headers),
+                http2=http2, max_time=max_time, raw=True)
 
 
 def transform(gw, ep, body, timeout=30):
