@@ -8,8 +8,7 @@
 #    with margins of a second or more on the times they check);
 # 2. tests that mostly wait on fakes' delays, timeouts and periods, with
 #    margins of a second or more on the times they check, and together use
-#    under half a CPU (measured: 23 s of CPU over 208 s of their own time;
-#    test_review_creds.py 0.4 s over 7 s, test_js_sdk.py 2.6 s over 6.7 s).
+#    under half a CPU (measured: 23 s of CPU over 208 s of their own time).
 # The rest run one at a time: they keep the CPUs busy (h2load, big bodies)
 # or measure time and order closely (test_admin_adversary2.py's loader and
 # concurrent updates, test_sigterm.py's signal races), and a busy machine
@@ -69,9 +68,7 @@ side2=(tests/integration/test_transform_adversary.py tests/integration/test_upst
        tests/integration/test_sagemaker_upstream.py tests/integration/test_adversary_http.py
        tests/integration/test_h2_frames.py tests/integration/test_nonfinite.py
        tests/integration/test_review_upstream2.py tests/integration/test_review_today.py
-       tests/integration/test_review_stream.py tests/integration/test_review_life.py
-       tests/integration/test_review_creds.py tests/integration/test_review_sm.py
-       tests/integration/test_js_sdk.py tests/integration/test_httpx.py)
+       tests/integration/test_review_stream.py tests/integration/test_review_life.py)
 run_side 1 "${side1[@]}"
 run_side 2 "${side2[@]}"
 
