@@ -453,18 +453,26 @@ static void hdr_take(const char *line, size_t len, const char *name, char *dst, 
     dst[i] = '\0';
 }
 
+/* <s>'s first <n> bytes without the blanks (SP, HTAB) they end with. */
+static size_t rtrim_blanks(const char *s, size_t n)
+{
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    return n;
+}
+
 /* hdr_take for a value the gateway answers its client with (the custom
  * attributes, the variant): without the blanks around it (OWS, not the
  * value's), and none at all when it holds a control character (a NUL, a
  * bare CR, ...): an HTTP/2 client refuses such a field, and the response
  * with it (curl, nghttp2: PROTOCOL_ERROR), so the model's answer would
- * lose the request its predictions. */
-static void hdr_take_field(const char *line, size_t len, const char *name, char *dst, size_t cap)
+ * lose the request its predictions. Returns whether <line> is <name>'s. */
+static int hdr_take_field(const char *line, size_t len, const char *name, char *dst, size_t cap)
 {
     size_t n = strlen(name), i;
 
     if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
-        return;
+        return 0;
     if (len > 0 && line[len - 1] == '\n')
         len--;
     if (len > 0 && line[len - 1] == '\r')
@@ -474,19 +482,19 @@ static void hdr_take_field(const char *line, size_t len, const char *name, char 
 
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
             dst[0] = '\0';
-            return;
+            return 1;
         }
     }
     hdr_take(line, len, name, dst, cap, '\0');
-    for (i = strlen(dst); i > 0 && (dst[i - 1] == ' ' || dst[i - 1] == '\t'); i--)
-        dst[i - 1] = '\0';
+    dst[rtrim_blanks(dst, strlen(dst))] = '\0';
+    return 1;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
 {
-    static const char variant[] = "x-Amzn-Invoked-Production-Variant:";
     struct remote_call *c = arg;
     size_t len = size * n;
+    char v[2 * sizeof(c->variant)] = "";
 
     c->hdr_bytes += len;
     if (c->hdr_bytes > REMOTE_HDR_MAX) {
@@ -515,11 +523,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 
         hdr_take(p, len, "Content-Type", again, sizeof(again), ';');
         /* the same type (blanks before a ';' aside) is no conflict */
-        for (a = strlen(again); a > 0 && (again[a - 1] == ' ' || again[a - 1] == '\t'); a--)
-            ;
-        for (b = strlen(c->ctype); b > 0 && (c->ctype[b - 1] == ' ' || c->ctype[b - 1] == '\t');
-             b--)
-            ;
+        a = rtrim_blanks(again, strlen(again));
+        b = rtrim_blanks(c->ctype, strlen(c->ctype));
         if (a > 0 && (a != b || strncasecmp(again, c->ctype, a) != 0))
             c->ctype_two = 1;
     } else {
@@ -527,16 +532,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     }
     hdr_take(p, len, "x-amzn-ErrorType", c->etype, sizeof(c->etype), ':');
     hdr_take_field(p, len, "X-Amzn-SageMaker-Custom-Attributes", c->attrs, sizeof(c->attrs));
-    if (len > sizeof(variant) - 1 && strncasecmp(p, variant, sizeof(variant) - 1) == 0) {
-        /* A variant is a name (^[a-zA-Z0-9](-*[a-zA-Z0-9])*, 63 at most):
-         * anything else (a longer one the buffer would cut into another
-         * name, one cut inside a UTF-8 character, bytes past ASCII) is not
-         * answered to the client as the variant that served it */
-        char v[2 * sizeof(c->variant)] = "";
-
-        hdr_take_field(p, len, "x-Amzn-Invoked-Production-Variant", v, sizeof(v));
+    /* A variant is a name (^[a-zA-Z0-9](-*[a-zA-Z0-9])*, 63 at most):
+     * anything else (a longer one the buffer would cut into another name,
+     * one cut inside a UTF-8 character, bytes past ASCII) is not answered
+     * to the client as the variant that served it */
+    if (hdr_take_field(p, len, "x-Amzn-Invoked-Production-Variant", v, sizeof(v)))
         snprintf(c->variant, sizeof(c->variant), "%s", ig_config_name_ok(v, strlen(v)) ? v : "");
-    }
     return len;
 }
 
@@ -1536,6 +1537,22 @@ static void canary_send(struct remote_upstream *ru, int probe)
  * and any call answered well in between starts the count again). A
  * half-open breaker's probe that is split hands its part to the first half.
  */
+/* Whether <c>'s rows are of more than one request. */
+static int call_spans_requests(const struct remote_call *c)
+{
+    return job_seg_of(c->job, c->lo) != job_seg_of(c->job, c->hi - 1);
+}
+
+/* Failed rows [lo, hi) of <job> failed for their own sake, not another
+ * request's (ig_row_fail.suspect): their clients are batched apart for a
+ * while. */
+static void job_mark_suspect(struct remote_job *job, uint32_t lo, uint32_t hi)
+{
+    if (job->fails != NULL)
+        for (uint32_t i = lo; i < hi; i++)
+            job->fails[i].suspect = 1;
+}
+
 /* Whether <c>'s rows may be split. Not rows of one request: it fails whole
  * at its first refused row, so splitting further would only cost calls
  * (2n - 1 for a request of n rows the model refuses); rows that are
@@ -1543,10 +1560,9 @@ static void canary_send(struct remote_upstream *ru, int probe)
 static int call_splits(const struct remote_call *c)
 {
     const struct remote_job *job = c->job;
-    uint32_t seg = job_seg_of(job, c->lo);
 
     return c->hi - c->lo > 1 && !job->cancelled &&
-           (seg != job_seg_of(job, c->hi - 1) || job->batch->segs[seg].rs->rows_apart);
+           (call_spans_requests(c) || job->batch->segs[job_seg_of(job, c->lo)].rs->rows_apart);
 }
 
 static void call_bisect(struct remote_call *c, const char *type, int status, const char *msg,
@@ -1554,20 +1570,19 @@ static void call_bisect(struct remote_call *c, const char *type, int status, con
 {
     struct remote_job *job = c->job;
     struct remote_upstream *ru = job->ru;
-    uint32_t mid, seg = job_seg_of(job, c->lo);
+    uint32_t mid;
 
     if (!call_splits(c)) {
         job_fail_rows(job, c->lo, c->hi, type, status, msg, msglen);
-        if (strcmp(type, "ModelError") != 0 && job->fails != NULL)
-            for (uint32_t i = c->lo; i < c->hi; i++) /* an answer wrong for these rows */
-                job->fails[i].suspect = 1;
+        if (strcmp(type, "ModelError") != 0) /* an answer wrong for these rows */
+            job_mark_suspect(job, c->lo, c->hi);
         if (raised)
             breaker_failure(ru, c);
         call_end(c);
         return;
     }
     mid = c->lo + (c->hi - c->lo) / 2;
-    if (seg != job_seg_of(job, c->hi - 1)) {
+    if (call_spans_requests(c)) {
         /* Rows of several requests: cut between two of them, the nearest
          * the middle, never inside one (a batch of s requests costs 2s - 1
          * calls at most). */
@@ -2044,7 +2059,7 @@ static void call_timed_out(struct remote_call *c, const char *msg)
 {
     struct remote_job *job = c->job;
     struct remote_upstream *ru = job->ru;
-    int several = job_seg_of(job, c->lo) != job_seg_of(job, c->hi - 1);
+    int several = call_spans_requests(c);
 
     if (several && !job->cancelled && ru->breaker != BREAKER_OPEN && ru->split_tokens >= 2.0) {
         ru->split_tokens -= 2.0;
@@ -2053,9 +2068,8 @@ static void call_timed_out(struct remote_call *c, const char *msg)
         return;
     }
     job_fail_rows(job, c->lo, c->hi, "ModelError", 0, msg, strlen(msg));
-    if (c->half && !several && job->fails != NULL) /* a split left them alone: its own rows */
-        for (uint32_t i = c->lo; i < c->hi; i++)
-            job->fails[i].suspect = 1;
+    if (c->half && !several) /* a split left them alone: its own rows */
+        job_mark_suspect(job, c->lo, c->hi);
     call_end(c);
 }
 
