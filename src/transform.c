@@ -829,6 +829,9 @@ static void ts_cut(struct gw_tstream *ts, size_t len, uint32_t nlf)
 
     r->gw = ts->gw;
     r->lane = ts->lane;
+    /* its client's: the lanes share the endpoint's slots by client, and a
+     * chunk of no client read as one never served, ahead of all others */
+    r->peer_key = ts->http != NULL ? ig_http_req_peer_key(ts->http) : 0;
     r->accept = (uint8_t)ts->accept;
     r->lane->ep->refs++; /* gw_req_free gives it back */
     r->refs = 1;

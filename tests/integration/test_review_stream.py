@@ -37,6 +37,13 @@ limits that held and must go on holding.
    max_batch_rows rows made another client's one-row response stream wait
    ~3.4 s (10 calls) instead of about one call.
 
+4. A transform stream's chunks had no client (peer key 0) in the share of
+   max_inflight by client: their lane read as one whose client was never
+   served, so it went ahead of every other lane whose client had been
+   served once. With one slot and 0.25 s calls, another client's one-row
+   request (on its own lane) waited 5.8 s, for all 20 of the stream's
+   calls. A chunk now counts for the stream's client: it waits one call.
+
 Limits that held (checked here): a response stream's client that goes away
 while the model hangs on its row frees the endpoint's one slot at once; a
 model's answer over the per-row cap fails that request with the exact 500;
@@ -220,6 +227,44 @@ def test_hang_row_split():
 
 
 # limits ----------------------------------------------------------------------
+# 4 ---------------------------------------------------------------------------
+def test_stream_share():
+    section("4. a transform stream's chunks count for its client in the share of slots")
+
+    def answer(h, body):
+        time.sleep(0.25)
+        echo(h, body)
+
+    hs = Hostile(answer)
+    # one slot; chunks of 4 lines, 2 of a stream open at once (2 x 4 x 1)
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=1, max_batch_rows=4)})
+    try:
+        check(wait_ready(gw), "ready")
+        solo = {"X-Amzn-SageMaker-Custom-Attributes": "v"}  # its own lane
+        check_eq(post(gw, "m", "9,8\n", headers=solo, source="127.0.0.2"), (200, "p9,8\n"),
+                 "the other client, served once before the stream")
+        res = {}
+        lines = "".join("%d,1\n" % k for k in range(80))  # 20 chunks: 20 calls, 5 s
+        t = threading.Thread(target=lambda: res.setdefault("s", transform(gw, "m", lines)))
+        t.start()
+        end = time.time() + 10
+        while len(hs.bodies()) < 3 and time.time() < end:  # the stream's calls under way
+            time.sleep(0.01)
+        t0 = time.time()
+        st = post(gw, "m", "9,9\n", headers=solo, source="127.0.0.2")
+        waited = time.time() - t0
+        t.join()
+        check_eq(st, (200, "p9,9\n"), "the other client answered")
+        print("  the other client waited %.2f s" % waited, flush=True)
+        check(waited < 2.0, "... after the stream's call in service, not after its other "
+              "chunks (waited %.2f s; the stream's 20 calls take 5 s)" % waited)
+        check_eq(res.get("s"), (0, "".join("p%d,1\n" % k for k in range(80))),
+                 "the stream: every prediction, in order")
+    finally:
+        stop_clean(gw, "stream share")
+        hs.close()
+
+
 def test_limits():
     section("limits: a reset frees the slot; caps and messages exact")
 
@@ -317,6 +362,7 @@ if __name__ == "__main__":
     t0 = time.time()
     test_control_chars_in_answer_headers()
     test_hang_row_split()
+    test_stream_share()
     test_limits()
     test_stress()
     print("runtime %.1f s" % (time.time() - t0))
