@@ -79,6 +79,7 @@ struct adm_var {
 };
 
 struct adm_job {
+    struct ig_admin *a;
     struct adm_dep *dep;
     json_int_t d;
     int transition; /* Creating/Updating: move the status when done */
@@ -142,6 +143,56 @@ static void dep_rmtree(const char *path)
     nftw(path, dep_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void dep_rm_work(void *arg)
+{
+    dep_rmtree(arg);
+}
+
+static void dep_rm_done(void *arg)
+{
+    free(arg);
+}
+
+/* Remove <path> (ours, below DATA_DIR/models) from the loop without doing
+ * the work there: a serve program's unpacked ModelDataUrl may hold 10000
+ * entries and 1 GiB (the artifact caps), and removing the ten of an
+ * endpoint on the loop stalled every request and call of every client for
+ * over a second at each delete, update or failed deployment. The tree is
+ * renamed at once (a new deployment may make the same path right after)
+ * and removed on the loader thread; a name "<pid>-.gone-N" left by a crash
+ * is removed at the next start (adm_dep_clean). */
+static void dep_rmtree_later(struct ig_admin *a, const char *path)
+{
+    static unsigned long seq;
+    char gone[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    int n;
+
+    if (slash == NULL || a->loader == NULL) {
+        dep_rmtree(path);
+        return;
+    }
+    n = snprintf(gone, sizeof(gone), "%.*s/%ld-.gone-%lu", (int)(slash - path), path,
+                 (long)getpid(), ++seq);
+    if (n < 0 || (size_t)n >= sizeof(gone)) {
+        dep_rmtree(path);
+        return;
+    }
+    if (rename(path, gone) != 0) {
+        if (errno != ENOENT) /* ENOENT: nothing was unpacked there */
+            dep_rmtree(path);
+        return;
+    }
+    {
+        char *copy = ig_xstrdup(gone);
+
+        if (ig_workers_submit(a->loader, dep_rm_work, dep_rm_done, copy) < 0) {
+            dep_rmtree(copy);
+            free(copy);
+        }
+    }
+}
+
 static struct adm_dep *dep_find(struct ig_admin *a, const char *lname, int make)
 {
     struct adm_dep *d;
@@ -177,7 +228,7 @@ static void on_retired_tick(evutil_socket_t fd, short what, void *arg)
         for (size_t i = 0; i < r->n; i++) {
             ig_child_stop(r->children[i], DEP_CHILD_GRACE_MS);
             if (r->dirs[i] != NULL)
-                dep_rmtree(r->dirs[i]); /* its cwd: gone with it (Linux keeps it open) */
+                dep_rmtree_later(a, r->dirs[i]); /* its cwd (Linux keeps it open) */
             free(r->dirs[i]);
         }
         *pr = r->next;
@@ -233,7 +284,8 @@ static void dep_var_clear(struct adm_var *v)
         ig_child_stop(v->child, DEP_CHILD_FAILED_GRACE_MS);
     v->child = NULL;
     if (v->kind == IG_IMAGE_EXEC && v->dir[0] != '\0' && !v->served)
-        dep_rmtree(v->dir); /* ours (DATA_DIR/models/...): never the model data's own */
+        dep_rmtree_later(v->job->a, v->dir); /* ours (DATA_DIR/models/...): never the model
+                                              * data's own */
     ig_model_free(v->model);
     v->model = NULL;
     if (v->env != NULL) {
@@ -675,6 +727,7 @@ static void dep_job_start(struct adm_dep *dep, json_t *vars, json_int_t d, int t
     struct timeval now = {0, 0};
     uint64_t timeout_s = 0;
 
+    j->a = a;
     j->dep = dep;
     j->d = d;
     j->transition = transition;
