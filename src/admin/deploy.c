@@ -88,6 +88,7 @@ struct adm_job {
     size_t n;
     struct adm_var v[IG_GATEWAY_MAX_VARIANTS];
     uint64_t deadline_us;
+    uint64_t timeout_us; /* the startup timeout, counted again once its loads are done */
     struct event *tick;
 };
 
@@ -360,6 +361,17 @@ static void dep_load_done(void *arg)
         if (j->loading == 0)
             dep_job_free(j);
         return;
+    }
+    if (j->loading == 0) {
+        /* The time queued on the one loader thread behind other endpoints'
+         * loads (any client's: 1 GiB archives, 256 MiB model files) is not
+         * this model's startup: counted, it failed a small model "still
+         * loading" as soon as another client's loads outlasted its
+         * ContainerStartupHealthCheckTimeoutInSeconds. */
+        uint64_t until = ig_now_us() + j->timeout_us;
+
+        if (until > j->deadline_us)
+            j->deadline_us = until;
     }
     if (!v->failed && v->kind == IG_IMAGE_BUILTIN) {
         v->ready = 1;
@@ -699,7 +711,7 @@ static void dep_job_tick(evutil_socket_t fd, short what, void *arg)
         dep_job_done(j);
         return;
     }
-    if (ig_now_us() > j->deadline_us) {
+    if (j->loading == 0 && ig_now_us() > j->deadline_us) { /* loads end (capped, never block) */
         for (size_t i = 0; i < j->n; i++)
             if (!j->v[i].ready) {
                 char why[sizeof(j->v[i].why)];
@@ -796,7 +808,8 @@ static void dep_job_start(struct adm_dep *dep, json_t *vars, json_int_t d, int t
             snprintf(v->why, sizeof(v->why), "the model loader is busy; retry later");
         }
     }
-    j->deadline_us = ig_now_us() + timeout_s * 1000000;
+    j->timeout_us = timeout_s * 1000000;
+    j->deadline_us = ig_now_us() + j->timeout_us;
     evtimer_add(j->tick, &now);
 }
 
