@@ -659,7 +659,10 @@ static void dep_job_tick(evutil_socket_t fd, short what, void *arg)
 
             snprintf(log, sizeof(log), "%s/logs", a->cfg->data_dir);
             mkdir(log, 0700);
-            snprintf(log, sizeof(log), "%s/logs/%s-%s.log", a->cfg->data_dir, j->dep->lname,
+            /* '.' joins them: names have none, where '-' made endpoint a-b's
+             * variant c and endpoint a's variant b-c share one log (and a
+             * FailureReason quote the other's program) */
+            snprintf(log, sizeof(log), "%s/logs/%s.%s.log", a->cfg->data_dir, j->dep->lname,
                      v->name);
             snprintf(name, sizeof(name), "%s/%s", j->dep->name, v->name);
             if (ig_child_stopping(name) > 0)

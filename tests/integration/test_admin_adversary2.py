@@ -284,7 +284,7 @@ def retry_backoff(gw):
     pack("not a number\n")
     gw.restart()
     pid = gw.proc.pid
-    logf = os.path.join(gw.data_dir, "logs", "retrybyo-AllTraffic.log")
+    logf = os.path.join(gw.data_dir, "logs", "retrybyo.AllTraffic.log")
     time.sleep(1.0)
     sz0 = os.path.getsize(logf) if os.path.exists(logf) else 0
     kids = []

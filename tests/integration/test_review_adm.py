@@ -34,6 +34,13 @@ fix.
    1 s: Failed at 1.3 s; now InService once the loads ahead are done. The
    timeout is counted from when the job's loads are done.
 
+3. A serve program's log was DATA_DIR/logs/ENDPOINT-VARIANT.log, and both
+   names may hold '-': endpoint Lg's variant shared-V and endpoint
+   Lg-Shared's variant V wrote one file, the other's lines mixed into each
+   one's, and a FailureReason ("... ended before answering /ping (exited
+   with status 3; log: LINE)") could quote the other endpoint's program
+   instead of its own. Now ENDPOINT.VARIANT.log ('.' is in no name).
+
 Not fixed here (see the report): a filtered ListEndpoints (NameContains,
 StatusEquals, times, SortBy Name) decodes every stored endpoint document in
 one Lua script: 1000 endpoints of ~230 KB (7 variants of a model with a
@@ -257,12 +264,52 @@ def loader_queue(gw):
         wait_ep(gw, n, ("gone",), 20, "2: delete " + n)
 
 
+def shared_log(gw):
+    """3. Two endpoints whose names join into one log name."""
+    noisy = os.path.join(X, "noisy")  # a server that logs, and never answers /ping
+    with open(noisy, "w") as f:
+        f.write("#!/bin/sh\nwhile :; do echo noisy-line; sleep 0.02; done\n")
+    os.chmod(noisy, 0o755)
+    check_eq(model(gw, "lg-noisy", "file://" + noisy)[0], 200, "3: CreateModel noisy")
+    check_eq(config(gw, "lg-noisy-c", [("shared-V", "lg-noisy", 1.0)])[0], 200,
+             "3: CreateEndpointConfig noisy")
+    check_eq(model(gw, "lg-exit", "file://" + BYO, env={"BYO_EXIT_AT_START": "3"})[0], 200,
+             "3: CreateModel exits at start")
+    check_eq(config(gw, "lg-exit-c", [("V", "lg-exit", 1.0)])[0], 200,
+             "3: CreateEndpointConfig exits")
+    check_eq(call(gw, "CreateEndpoint", {"EndpointName": "Lg",
+                                         "EndpointConfigName": "lg-noisy-c"})[0], 200,
+             "3: CreateEndpoint Lg")
+    time.sleep(0.5)
+    check_eq(call(gw, "CreateEndpoint", {"EndpointName": "Lg-Shared",
+                                         "EndpointConfigName": "lg-exit-c"})[0], 200,
+             "3: CreateEndpoint Lg-Shared")
+    d = wait_ep(gw, "Lg-Shared", ("Failed",), 20, "3: Lg-Shared") or {}
+    log("3: Lg-Shared %s: %s" % (d.get("EndpointStatus"), d.get("FailureReason")))
+    check("status 3" in (d.get("FailureReason") or ""), "3: Lg-Shared Failed, its serve "
+          "program's exit status told: %r" % d.get("FailureReason"))
+    logs = os.path.join(gw.data_dir, "logs")
+    mixed = []
+    for n in sorted(os.listdir(logs)):
+        with open(os.path.join(logs, n), errors="replace") as f:
+            text = f.read()
+        if "noisy-line" in text and "BYO_EXIT_AT_START" in text:
+            mixed.append(n)
+    check_eq(mixed, [], "3: logs holding the lines of both endpoints' serve programs "
+             "(endpoint Lg variant shared-V, endpoint Lg-Shared variant V)")
+    for n in ("Lg", "Lg-Shared"):
+        call(gw, "DeleteEndpoint", {"EndpointName": n})
+    for n in ("Lg", "Lg-Shared"):
+        wait_ep(gw, n, ("gone",), 20, "3: delete " + n)
+
+
 def main():
     # drain_timeout_ms short: the retired serve programs (no request held)
     # go at the next tick anyway
     gw = AdminGateway(admin_exec_dirs=BYO_DIR + ":" + X, drain_timeout_ms=1000)
     try:
-        for name, fn in (("1a", delete_creating), ("1b", update_retires), ("2", loader_queue)):
+        for name, fn in (("1a", delete_creating), ("1b", update_retires), ("2", loader_queue),
+                         ("3", shared_log)):
             with section(name):
                 fn(gw)
         check(gw.alive(), "gateway alive at the end")
