@@ -169,7 +169,9 @@ static void dep_rmtree_later(struct ig_admin *a, const char *path)
     const char *slash = strrchr(path, '/');
     int n;
 
-    if (slash == NULL || a->loader == NULL) {
+    /* closing: the loader is being freed (its last completions clear
+     * cancelled jobs), a job submitted now would never run */
+    if (slash == NULL || a->loader == NULL || a->closing) {
         dep_rmtree(path);
         return;
     }
