@@ -46,11 +46,23 @@ fix.
    with status 3; log: LINE)") could quote the other endpoint's program
    instead of its own. Now ENDPOINT.VARIANT.log ('.' is in no name).
 
-Not fixed here (see the report): a filtered ListEndpoints (NameContains,
-StatusEquals, times, SortBy Name) decodes every stored endpoint document in
-one Lua script: 1000 endpoints of ~230 KB (7 variants of a model with a
-32 KiB Environment, left Failed) hold Redis 0.9 s a call, 8 such calls at
-once (ADM_LISTS_MAX) ~7 s for every other client and gateway.
+Not fixed here (not small; in the report, not checked here):
+- a filtered ListEndpoints (NameContains, StatusEquals, times, SortBy Name)
+  decodes every stored endpoint document in one Lua script: 1000 endpoints
+  of ~230 KB (7 variants of a model with a 32 KiB Environment, left
+  Failed) hold Redis 0.9 s a call, the 8 calls ADM_LISTS_MAX lets wait at
+  once ~7 s, for every other client's calls and every gateway's heartbeat;
+- DATA_DIR's disk: a serve program's ModelDataUrl stays unpacked while it
+  serves, up to 1 GiB a variant (a 1 MB gzip of zeros), up to 64 serve
+  programs (IG_CHILD_MAX) plus those retired and those still unpacking:
+  no cap on the sum, and the embedded Redis's append-only file shares it;
+- a Creating variant of an http:// container that accepts and never
+  answers holds one socket for its /ping until its startup timeout (up to
+  3600 s): 1000 endpoints of 10 variants, 10000 descriptors, with no cap
+  but RLIMIT_NOFILE (which the gateway neither raises nor budgets);
+- the loader is still one FIFO for every client: after 2, a small model
+  no longer fails behind another client's slow loads, but still waits for
+  all of them.
 
 Run: INFERGATE_BIN=bin/infergate-san /usr/bin/python3 tests/integration/test_review_adm.py
 (about 25 s).
