@@ -1977,6 +1977,15 @@ static const char *json_scan_str(const char *b, size_t len, const char *key)
  * cut came before it (SageMaker's keys are in order, Message first, which
  * quotes it), the start of what Message quotes.
  */
+/* Whether <st> can be a ModelError's OriginalStatusCode: an HTTP status,
+ * or SageMaker's 0 (no answer). Anything else is no model's status: a
+ * larger one cut to an int (4294967696 read as a model's 400) would have
+ * its rows bisected and their client taken for a suspect. */
+static int sm_status_ok(json_int_t st)
+{
+    return st == 0 || (st >= 100 && st <= 599);
+}
+
 static int call_sm_cut_model_error(const struct remote_call *c, int *status, char *msg,
                                    size_t cap)
 {
@@ -1986,7 +1995,7 @@ static int call_sm_cut_model_error(const struct remote_call *c, int *status, cha
 
     if (st < 0)
         st = json_scan_int(c->tail, c->tail_len, "OriginalStatusCode");
-    if (st < 0 || (st != 0 && (st < 100 || st > 599))) /* as call_sm_model_error */
+    if (!sm_status_ok(st))
         return -1;
     *status = st;
     msg[0] = '\0';
@@ -2011,12 +2020,7 @@ static int call_sm_model_error(const struct remote_call *c, int *status, char *m
 
     if (o == NULL && c->cut)
         return call_sm_cut_model_error(c, status, msg, cap);
-    /* an HTTP status, or SageMaker's 0 (no answer): a larger one was cut
-     * to an int (4294967696 read as a model's 400, its rows bisected and
-     * their client taken for a suspect) */
-    if (!json_is_integer(st) ||
-        (json_integer_value(st) != 0 &&
-         (json_integer_value(st) < 100 || json_integer_value(st) > 599))) {
+    if (!json_is_integer(st) || !sm_status_ok(json_integer_value(st))) {
         json_decref(o);
         return -1;
     }
