@@ -423,10 +423,10 @@ def h1_exchange(port, raw, timeout=3):
     return got
 
 
-def read_head(s):
-    """Bytes read from socket <s> up to the end of a header block (and what
-    came with it), or all there was before EOF."""
-    got = b""
+def read_head(s, got=b""):
+    """<got> (bytes read before: a keep-alive connection's next request)
+    and the bytes read from socket <s> up to the end of a header block (and
+    what came with it), or all there was before EOF."""
     while b"\r\n\r\n" not in got:
         b = s.recv(4096)
         if not b:

@@ -106,6 +106,15 @@ def loop_cpu(gw):
     return (int(rest[11]) + int(rest[12])) / TICK
 
 
+def models_emptied(gw, what, timeout=20):
+    """Check that DATA_DIR/models is empty within <timeout> s (its
+    directories are removed on the loader thread)."""
+    deadline = time.time() + timeout
+    while models_entries(gw)[0] > 0 and time.time() < deadline:
+        time.sleep(0.05)
+    check_eq(models_entries(gw), (0, 0), what)
+
+
 def models_entries(gw):
     """(directories in DATA_DIR/models, entries below them)."""
     md = os.path.join(gw.data_dir, "models")
@@ -200,10 +209,7 @@ def delete_creating(gw):
 
     def done():
         wait_ep(gw, "RmCreating", ("gone",), 20, "1a: delete")
-        deadline = time.time() + 20
-        while models_entries(gw)[0] > 0 and time.time() < deadline:
-            time.sleep(0.05)
-        check_eq(models_entries(gw), (0, 0), "1a: DATA_DIR/models emptied")
+        models_emptied(gw, "1a: DATA_DIR/models emptied")
 
     rm_window(gw, "1a delete while Creating", start, done, nv * nf)
 
@@ -235,10 +241,7 @@ def update_retires(gw):
 
     def done():
         wait_ep(gw, "RmUpdate", ("InService",), 20, "1b: update")
-        deadline = time.time() + 20
-        while models_entries(gw)[0] > 0 and time.time() < deadline:
-            time.sleep(0.05)
-        check_eq(models_entries(gw), (0, 0), "1b: DATA_DIR/models emptied once retired")
+        models_emptied(gw, "1b: DATA_DIR/models emptied once retired")
 
     rm_window(gw, "1b update retires", start, done, nv * nf)
     call(gw, "DeleteEndpoint", {"EndpointName": "RmUpdate"})

@@ -51,7 +51,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from iglib import (Gateway, LoopbackServer, check, check_eq, finish, h2_frame,  # noqa: E402
-                   h2_split)
+                   h2_split, read_head)
 import hpack  # noqa: E402
 
 DATA, HEADERS, RST, SETTINGS, PUSH, PING, GOAWAY, WUPD = 0, 1, 3, 4, 5, 6, 7, 8
@@ -102,11 +102,9 @@ class H2Container(LoopbackServer):
 
     def h1(self, s, buf):
         while True:
-            while b"\r\n\r\n" not in buf:
-                b = s.recv(4096)
-                if not b:
-                    return
-                buf += b
+            buf = read_head(s, buf)
+            if b"\r\n\r\n" not in buf:
+                return
             head, buf = buf.split(b"\r\n\r\n", 1)
             path = head.split(b" ")[1]
             if path.endswith(b"/ping"):

@@ -41,7 +41,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iglib import BIN, Gateway, LoopbackServer, check, check_eq, finish, h1_exchange  # noqa: E402
+from iglib import (BIN, Gateway, LoopbackServer, check, check_eq, finish, h1_exchange,  # noqa: E402
+                   read_head)
 
 SESSION_TOKEN = "SESSIONTOKEN-review-sm-0123456789"
 AUTH_TOKEN = "container-auth-token-review-sm"
@@ -61,11 +62,9 @@ class Raw(LoopbackServer):
         buf = b""
         try:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    d = s.recv(65536)
-                    if not d:
-                        return
-                    buf += d
+                buf = read_head(s, buf)
+                if b"\r\n\r\n" not in buf:
+                    return
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
                 n = int(m.group(1)) if m else 0
