@@ -106,6 +106,19 @@ def loop_cpu(gw):
     return (int(rest[11]) + int(rest[12])) / TICK
 
 
+def create_endpoint(gw, name, cfg, what):
+    check_eq(call(gw, "CreateEndpoint", {"EndpointName": name, "EndpointConfigName": cfg})[0],
+             200, what)
+
+
+def delete_endpoints(gw, names, what):
+    """DeleteEndpoint each of <names>, then wait until they are gone."""
+    for n in names:
+        call(gw, "DeleteEndpoint", {"EndpointName": n})
+    for n in names:
+        wait_ep(gw, n, ("gone",), 20, "%s: delete %s" % (what, n))
+
+
 def models_emptied(gw, what, timeout=20):
     """Check that DATA_DIR/models is empty within <timeout> s (its
     directories are removed on the loader thread)."""
@@ -194,9 +207,7 @@ def delete_creating(gw):
              "1a: CreateModel")
     check_eq(config(gw, "rm-sleeper-c", [("V%d" % i, "rm-sleeper", 1.0) for i in range(nv)])[0],
              200, "1a: CreateEndpointConfig")
-    check_eq(call(gw, "CreateEndpoint", {"EndpointName": "RmCreating",
-                                         "EndpointConfigName": "rm-sleeper-c"})[0], 200,
-             "1a: CreateEndpoint")
+    create_endpoint(gw, "RmCreating", "rm-sleeper-c", "1a: CreateEndpoint")
     if not wait_entries(gw, nv, nv * nf, 40, "1a"):
         return
     time.sleep(0.3)  # the last variant's serve program started
@@ -225,9 +236,7 @@ def update_retires(gw):
              "1b: CreateEndpointConfig")
     check_eq(model(gw, "rm-km", "kmeans", "file://" + KM2D_PATH)[0], 200, "1b: CreateModel km")
     check_eq(config(gw, "rm-km-c", [("V0", "rm-km", 1.0)])[0], 200, "1b: CreateEndpointConfig km")
-    check_eq(call(gw, "CreateEndpoint", {"EndpointName": "RmUpdate",
-                                         "EndpointConfigName": "rm-byo-c"})[0], 200,
-             "1b: CreateEndpoint")
+    create_endpoint(gw, "RmUpdate", "rm-byo-c", "1b: CreateEndpoint")
     if wait_ep(gw, "RmUpdate", ("InService",), 40, "1b: deploy").get("EndpointStatus") \
             != "InService":
         return
@@ -262,13 +271,9 @@ def loader_queue(gw):
     check_eq(config(gw, "lq-small-c", [("AllTraffic", "lq-small", 1.0)], timeout=1)[0], 200,
              "2: CreateEndpointConfig small, startup timeout 1 s")
     t = time.time()
-    check_eq(call(gw, "CreateEndpoint", {"EndpointName": "LqBig",
-                                         "EndpointConfigName": "lq-big-c"})[0], 200,
-             "2: CreateEndpoint LqBig")
+    create_endpoint(gw, "LqBig", "lq-big-c", "2: CreateEndpoint LqBig")
     time.sleep(0.2)
-    check_eq(call(gw, "CreateEndpoint", {"EndpointName": "LqSmall",
-                                         "EndpointConfigName": "lq-small-c"})[0], 200,
-             "2: CreateEndpoint LqSmall")
+    create_endpoint(gw, "LqSmall", "lq-small-c", "2: CreateEndpoint LqSmall")
     d = wait_ep(gw, "LqSmall", ("InService", "Failed"), 60, "2: LqSmall") or {}
     small = time.time() - t
     b = wait_ep(gw, "LqBig", ("InService", "Failed"), 60, "2: LqBig") or {}
@@ -278,10 +283,7 @@ def loader_queue(gw):
     check_eq(b.get("EndpointStatus"), "InService", "2: the endpoint of slow loads deploys")
     check_eq((d.get("EndpointStatus"), d.get("FailureReason")), ("InService", None),
              "2: a small model queued behind another endpoint's loads (its startup timeout 1 s)")
-    for n in ("LqBig", "LqSmall"):
-        call(gw, "DeleteEndpoint", {"EndpointName": n})
-    for n in ("LqBig", "LqSmall"):
-        wait_ep(gw, n, ("gone",), 20, "2: delete " + n)
+    delete_endpoints(gw, ("LqBig", "LqSmall"), "2")
 
 
 def shared_log(gw):
@@ -297,13 +299,9 @@ def shared_log(gw):
              "3: CreateModel exits at start")
     check_eq(config(gw, "lg-exit-c", [("V", "lg-exit", 1.0)])[0], 200,
              "3: CreateEndpointConfig exits")
-    check_eq(call(gw, "CreateEndpoint", {"EndpointName": "Lg",
-                                         "EndpointConfigName": "lg-noisy-c"})[0], 200,
-             "3: CreateEndpoint Lg")
+    create_endpoint(gw, "Lg", "lg-noisy-c", "3: CreateEndpoint Lg")
     time.sleep(0.5)
-    check_eq(call(gw, "CreateEndpoint", {"EndpointName": "Lg-Shared",
-                                         "EndpointConfigName": "lg-exit-c"})[0], 200,
-             "3: CreateEndpoint Lg-Shared")
+    create_endpoint(gw, "Lg-Shared", "lg-exit-c", "3: CreateEndpoint Lg-Shared")
     d = wait_ep(gw, "Lg-Shared", ("Failed",), 20, "3: Lg-Shared") or {}
     log("3: Lg-Shared %s: %s" % (d.get("EndpointStatus"), d.get("FailureReason")))
     check("status 3" in (d.get("FailureReason") or ""), "3: Lg-Shared Failed, its serve "
@@ -317,10 +315,7 @@ def shared_log(gw):
             mixed.append(n)
     check_eq(mixed, [], "3: logs holding the lines of both endpoints' serve programs "
              "(endpoint Lg variant shared-V, endpoint Lg-Shared variant V)")
-    for n in ("Lg", "Lg-Shared"):
-        call(gw, "DeleteEndpoint", {"EndpointName": n})
-    for n in ("Lg", "Lg-Shared"):
-        wait_ep(gw, n, ("gone",), 20, "3: delete " + n)
+    delete_endpoints(gw, ("Lg", "Lg-Shared"), "3")
 
 
 def sigterm_unpacking(gw):
@@ -332,9 +327,7 @@ def sigterm_unpacking(gw):
              "1c: CreateModel")
     check_eq(config(gw, "rm-term-c", [("V%d" % i, "rm-term", 1.0) for i in range(nv)])[0], 200,
              "1c: CreateEndpointConfig")
-    check_eq(call(gw, "CreateEndpoint", {"EndpointName": "RmTerm",
-                                         "EndpointConfigName": "rm-term-c"})[0], 200,
-             "1c: CreateEndpoint")
+    create_endpoint(gw, "RmTerm", "rm-term-c", "1c: CreateEndpoint")
     deadline = time.time() + 20
     while models_entries(gw)[1] < nf and time.time() < deadline:
         time.sleep(0.05)
