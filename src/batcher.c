@@ -3,12 +3,15 @@
  *
  * The queue is a doubly linked FIFO of entries, one per enqueued rowset,
  * with a tail pointer (the back links make cancelling an entry by its
- * handle O(1): a mass disconnect must not cost O(entries^2)). Only the head entry can be partially taken: its
- * <next_row> is the first row still queued. An entry that a batch left
+ * handle O(1): a mass disconnect must not cost O(entries^2)). An entry's
+ * <next_row> is the first of its rows still queued. An entry that a batch left
  * partly taken goes to the back of the queue (batcher_rotate), with the
  * batch's time as its time: a request of millions of rows takes its turn
  * one batch at a time, and a small one behind it leaves with the next
- * batches instead of after all of its rows. The times stay in queue order,
+ * batches instead of after all of its rows. An entry the caller hoists
+ * (ig_batcher_hoist: its client had nothing queued) goes ahead of the
+ * entries queued after the last one hoisted, taking the time of the entry
+ * it passes if that is older. The times stay in queue order,
  * so the head's time is always the oldest in the queue. Queued rows and bytes are kept incrementally (each entry also
  * knows its remaining bytes), so next() costs O(rows taken + segments) and
  * cancel() by owner O(entries), cancel_entry() O(1), never a rescan of rows.
@@ -33,6 +36,9 @@ struct ig_batcher {
     struct ig_batcher_limits lim;
     struct ig_batcher_entry *head; /* oldest; NULL when empty */
     struct ig_batcher_entry *tail; /* newest; NULL when empty */
+    /* The last entry hoisted (ig_batcher_hoist), or the one before it when
+     * it was cancelled; NULL: none is queued, the next goes first. */
+    struct ig_batcher_entry *mark;
     uint32_t queued_rows;       /* <= lim.max_queue_rows */
     uint32_t *group_rows;       /* NULL, or a count shared by batchers (ig_batcher_set_group) */
     uint64_t queued_bytes;
@@ -140,6 +146,28 @@ int ig_batcher_enqueue_entry(struct ig_batcher *b, void *owner, const struct ig_
     return ig_batcher_enqueue_sized(b, owner, rs, bytes, now_us, entry);
 }
 
+void ig_batcher_hoist(struct ig_batcher *b, struct ig_batcher_entry *e)
+{
+    struct ig_batcher_entry *at = b->mark; /* e goes after it (NULL: first) */
+
+    b->mark = e;
+    if (e->prev == at) /* there already */
+        return;
+    /* off the tail... */
+    b->tail = e->prev;
+    b->tail->next = NULL;
+    /* ...and in after <at> */
+    e->prev = at;
+    e->next = at != NULL ? at->next : b->head;
+    e->next->prev = e;
+    if (at != NULL)
+        at->next = e;
+    else
+        b->head = e;
+    if (e->enqueue_us > e->next->enqueue_us) /* the times stay in queue order */
+        e->enqueue_us = e->next->enqueue_us;
+}
+
 uint64_t ig_batcher_next_deadline(const struct ig_batcher *b)
 {
     uint64_t t;
@@ -205,6 +233,8 @@ static void batcher_pop(struct ig_batcher *b)
 {
     struct ig_batcher_entry *e = b->head;
 
+    if (b->mark == e)
+        b->mark = NULL;
     b->head = e->next;
     if (b->head == NULL)
         b->tail = NULL;
@@ -218,6 +248,8 @@ static uint32_t batcher_unlink(struct ig_batcher *b, struct ig_batcher_entry *e)
 {
     uint32_t rows = e->rs->nrows - e->next_row;
 
+    if (b->mark == e)
+        b->mark = e->prev;
     if (e->prev != NULL)
         e->prev->next = e->next;
     else
@@ -297,6 +329,8 @@ static void batcher_rotate(struct ig_batcher *b, uint64_t now_us)
 
     if (e == NULL || e->next == NULL)
         return;
+    if (b->mark == e) /* behind every other now: the next hoisted goes first */
+        b->mark = NULL;
     b->head = e->next;
     b->head->prev = NULL;
     e->next = NULL;

@@ -375,6 +375,8 @@ static __attribute__((noinline)) void gw_req_unref(struct gw_request *r)
     gw_req_free(r);
 }
 
+static void gw_load_unqueue(struct gw_request *r);
+
 /* The client side is done with <r>: answered, gone or timed out. */
 void gw_req_finish(struct gw_request *r)
 {
@@ -386,6 +388,7 @@ void gw_req_finish(struct gw_request *r)
     if (r->entry != NULL && r->rows_taken < r->rs.nrows)
         ig_batcher_cancel_entry(r->lane->batcher, r->entry);
     r->entry = NULL;
+    gw_load_unqueue(r);
     /* Its batches in flight: one request fewer waits for each. Each leaves
      * the array before it may be cancelled: a cancel pumps the upstream's
      * queue, where another of these batches may complete at once (a call
@@ -780,7 +783,7 @@ static struct gw_peer_load *gw_load_slot(struct ig_gateway *gw, uint64_t key, in
 
         if (s->key == key)
             return s;
-        if (s->n == 0 && free_slot == NULL)
+        if (s->n == 0 && s->queued == 0 && free_slot == NULL)
             free_slot = s;
     }
     if (free_slot == NULL)
@@ -792,25 +795,53 @@ static struct gw_peer_load *gw_load_slot(struct ig_gateway *gw, uint64_t key, in
     return free_slot;
 }
 
+/* The slot of <r>'s peer (a key), taken for it. */
+static struct gw_peer_load *gw_load_take(struct gw_request *r)
+{
+    struct ig_gateway *gw = r->gw;
+
+    if (r->loads > 0 || r->queued) /* its slot is its peer's while it counts there */
+        return r->load;
+    if (gw->peer_loads == NULL)
+        gw->peer_loads = ig_xcalloc(GW_PEER_LOADS, sizeof(*gw->peer_loads));
+    return r->load = gw_load_slot(gw, r->peer_key, 1);
+}
+
 /* A segment of <r> goes out in a batch made at <now>: its peer has one
  * more in flight. */
 static void gw_load_add(struct gw_request *r, uint64_t now)
 {
-    struct ig_gateway *gw = r->gw;
     struct gw_peer_load *s;
 
     if (r->peer_key == 0)
         return;
-    if (r->loads > 0) { /* its slot is its peer's while its count is above 0 */
-        s = r->load;
-    } else {
-        if (gw->peer_loads == NULL)
-            gw->peer_loads = ig_xcalloc(GW_PEER_LOADS, sizeof(*gw->peer_loads));
-        r->load = s = gw_load_slot(gw, r->peer_key, 1);
-    }
+    s = gw_load_take(r);
     s->n++;
     s->last_us = now;
     r->loads++;
+}
+
+/* <r> (a peer's) waits on its lane now: 1 when its peer had no other
+ * request waiting (it goes ahead of the others' later ones), else 0. */
+static int gw_load_queue(struct gw_request *r)
+{
+    struct gw_peer_load *s;
+
+    if (r->peer_key == 0 || r->queued)
+        return 0;
+    s = gw_load_take(r);
+    r->queued = 1;
+    return s->queued++ == 0;
+}
+
+/* <r> waits on its lane no more: all its rows are in batches, or it is
+ * gone. */
+static void gw_load_unqueue(struct gw_request *r)
+{
+    if (r->queued) { /* r->load holds its key while it is queued */
+        r->load->queued--;
+        r->queued = 0;
+    }
 }
 
 /* A segment of <r> is back (answered, failed or cancelled). */
@@ -827,9 +858,9 @@ static void gw_load_drop(struct gw_request *r)
 static void gw_lane_load(struct gw_lane *lane, uint32_t *n, uint64_t *last_us)
 {
     const struct gw_request *r = ig_batcher_head_owner(lane->batcher);
-    const struct gw_peer_load *s = r == NULL      ? NULL
-                                   : r->loads > 0 ? r->load
-                                                  : gw_load_slot(r->gw, r->peer_key, 0);
+    const struct gw_peer_load *s = r == NULL                    ? NULL
+                                   : r->loads > 0 || r->queued ? r->load
+                                                               : gw_load_slot(r->gw, r->peer_key, 0);
 
     *n = s != NULL ? s->n : 0;
     *last_us = s != NULL ? s->last_us : 0;
@@ -1223,6 +1254,8 @@ static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
         }
         r->batch_last = b->id;
         r->last_flush_us = b->created_us;
+        if (r->rows_taken == r->rs.nrows) /* all its rows are in batches */
+            gw_load_unqueue(r);
     }
     ep->batches[b->reason]++;
     ep->inflight++;
@@ -1622,6 +1655,11 @@ void gw_req_decoded(struct gw_request *r, int rv, const struct ig_codec_error *c
         }
         return;
     }
+    /* The first request its client has waiting goes ahead of the others'
+     * later ones: a client's backlog on a lane does not keep another
+     * client's request waiting behind all of it (ig_batcher_hoist). */
+    if (gw_load_queue(r))
+        ig_batcher_hoist(r->lane->batcher, r->entry);
     if (forwards)
         r->rs.pass = &r->pass; /* its rows travel in calls of their own */
     r->rs.line_breaks = r->breaks; /* so do rows holding a line break */

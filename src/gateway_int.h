@@ -117,9 +117,13 @@ struct gw_peer_mark {
  * read as never served ahead of every client already counted. */
 #define GW_PEER_LOADS 1024
 struct gw_peer_load {
-    uint64_t key;     /* 0: never used; a slot whose n is 0 may be taken */
+    uint64_t key;     /* 0: never used; a slot whose n and queued are 0 may be taken */
     uint64_t last_us; /* a batch last took one of its requests */
     uint32_t n;
+    /* Its requests waiting on a lane (rows not all in batches yet): the
+     * request of a peer that has none goes ahead of the others' later
+     * ones on its lane (ig_batcher_hoist). */
+    uint32_t queued;
 };
 struct gw_lane {
     struct gw_endpoint *ep;
@@ -212,7 +216,7 @@ struct gw_request {
     struct ig_http_req *http; /* NULL once answered or gone */
     uint64_t peer_key;        /* its client's (ig_http_req_peer_key), 0: none */
     uint32_t loads;           /* its segments in flight counted in gw->peer_loads */
-    struct gw_peer_load *load; /* their slot there, while loads > 0 */
+    struct gw_peer_load *load; /* their slot there, while loads > 0 or queued */
     struct gw_lane *lane;
     struct ig_rowset rs;
     struct ig_pred *preds; /* rs.nrows, once the rows span batches; filled as they finish */
@@ -262,6 +266,7 @@ struct gw_request {
     uint8_t decoding; /* the body is on a decoder: rs belongs to the worker */
     uint8_t expired;  /* the deadline passed while decoding: answer when it is back */
     uint8_t breaks;   /* a row holds a line break in the model's format (gw_rows_break) */
+    uint8_t queued;   /* counted in its peer's gw_peer_load.queued */
 };
 
 struct ig_gateway {

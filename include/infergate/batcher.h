@@ -159,6 +159,18 @@ void ig_batch_free(struct ig_batch *batch);
  */
 uint32_t ig_batcher_cancel(struct ig_batcher *b, void *owner);
 
+/*
+ * Move <entry>, the one just enqueued (the queue's last), ahead of the
+ * entries queued since the last entry hoisted, behind that one (first
+ * when none is queued). The caller hoists the request of a client that
+ * has nothing queued: each client's first request waiting goes before any
+ * client's second, so one client's backlog on a lane delays another's
+ * request by at most a batch per other client's first request, not by
+ * all of the backlog. Each client's own requests keep their order (its
+ * later ones are not hoisted while it has one queued). O(1).
+ */
+void ig_batcher_hoist(struct ig_batcher *b, struct ig_batcher_entry *entry);
+
 /* Remove the rows still queued of one entry (see ig_batcher_enqueue_entry)
  * in O(1); returns how many. The handle is invalid afterwards. */
 uint32_t ig_batcher_cancel_entry(struct ig_batcher *b, struct ig_batcher_entry *entry);

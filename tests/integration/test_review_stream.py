@@ -29,13 +29,12 @@ limits that held and must go on holding.
    defaults (upstream_timeout_ms = request_timeout_ms = 60 s) the
    requests still expire first, all of them, with no client marked.
 
-3. Not fixed, and not checked here (a design limit, in docs/upstreams.md):
-   a lane is FIFO, and the share of max_inflight by client holds only
-   between lanes. One client that keeps many whole-batch requests queued
-   on the lane another client's request goes to is served ahead of it,
-   batch after batch: with 0.3 s calls and two slots, 20 requests of
-   max_batch_rows rows made another client's one-row response stream wait
-   ~3.4 s (10 calls) instead of about one call.
+3. (Fixed since, checked in test_review_fair.py 1.) A lane was FIFO, and
+   the share of max_inflight by client held only between lanes: one
+   client that kept many whole-batch requests queued on the lane another
+   client's request went to was served ahead of it, batch after batch
+   (with 0.3 s calls and two slots, 20 requests of max_batch_rows rows
+   made another client's one-row response stream wait ~3.4 s, 10 calls).
 
 4. A transform stream's chunks had no client (peer key 0) in the share of
    max_inflight by client: their lane read as one whose client was never

@@ -465,6 +465,73 @@ static void test_big_request_takes_turns(void **state)
     rs_free(rb);
 }
 
+/* A hoisted request goes after the last one hoisted, ahead of the rest;
+ * it takes the older time of the entry it passes; a cancelled mark
+ * leaves its place to the entry before it; a mark that goes out (or to
+ * the back, partly taken) leaves the next hoisted one to go first. */
+static void test_hoist(void **state)
+{
+    struct ig_rowset *a1 = rs_new(2, 1), *a2 = rs_new(2, 1), *a3 = rs_new(2, 1);
+    struct ig_rowset *b1 = rs_new(1, 1), *c1 = rs_new(1, 1), *d1 = rs_new(1, 1);
+    struct ig_rowset *big = rs_new(5, 1);
+    struct ig_batcher *b = batcher_make(2, 1000, 100, 8, 100);
+    struct ig_batcher_entry *e;
+    struct ig_batch *bt;
+
+    (void)state;
+    /* A's first, hoisted into an empty queue; its next two at the back */
+    assert_int_equal(ig_batcher_enqueue_entry(b, A, a1, 10, &e), 0);
+    ig_batcher_hoist(b, e);
+    assert_int_equal(ig_batcher_enqueue_entry(b, A, a2, 11, NULL), 0);
+    assert_int_equal(ig_batcher_enqueue_entry(b, A, a3, 12, NULL), 0);
+    /* B's first: after A's first, ahead of A's others; C's after B's */
+    assert_int_equal(ig_batcher_enqueue_entry(b, B, b1, 20, &e), 0);
+    ig_batcher_hoist(b, e);
+    assert_int_equal(ig_batcher_enqueue_entry(b, C, c1, 30, &e), 0);
+    ig_batcher_hoist(b, e);
+    assert_int_equal(ig_batcher_next_deadline(b), 110);
+    bt = ig_batcher_next(b, 40);
+    assert_batch(bt, IG_FLUSH_ROWS, 2, 2, 1);
+    assert_seg(bt, 0, A, a1, 0, 2);
+    ig_batcher_done(b, bt);
+    /* the times stay in queue order: B, now first, took the time of A's
+     * second (11), which it passed */
+    assert_int_equal(ig_batcher_next_deadline(b), 111);
+    /* C (the mark) cancelled: D goes after B, its place */
+    assert_int_equal(ig_batcher_cancel(b, C), 1);
+    assert_int_equal(ig_batcher_enqueue_entry(b, D, d1, 50, &e), 0);
+    ig_batcher_hoist(b, e);
+    bt = ig_batcher_next(b, 60);
+    assert_batch(bt, IG_FLUSH_ROWS, 2, 2, 2);
+    assert_seg(bt, 0, B, b1, 0, 1);
+    assert_seg(bt, 1, D, d1, 0, 1);
+    ig_batcher_done(b, bt);
+    /* the mark went out: the next hoisted goes first, ahead of A's */
+    assert_int_equal(ig_batcher_enqueue_entry(b, C, big, 70, &e), 0);
+    ig_batcher_hoist(b, e);
+    bt = ig_batcher_next(b, 80);
+    assert_batch(bt, IG_FLUSH_ROWS, 2, 2, 1);
+    assert_seg(bt, 0, C, big, 0, 2);
+    ig_batcher_done(b, bt);
+    /* partly taken, it went to the back, no longer the mark: B's next
+     * goes first */
+    assert_int_equal(ig_batcher_enqueue_entry(b, B, b1, 90, &e), 0);
+    ig_batcher_hoist(b, e);
+    bt = ig_batcher_next(b, 100);
+    assert_batch(bt, IG_FLUSH_ROWS, 2, 2, 2);
+    assert_seg(bt, 0, B, b1, 0, 1);
+    assert_seg(bt, 1, A, a2, 0, 1);
+    ig_batcher_done(b, bt);
+    ig_batcher_free(b);
+    rs_free(a1);
+    rs_free(a2);
+    rs_free(a3);
+    rs_free(b1);
+    rs_free(c1);
+    rs_free(d1);
+    rs_free(big);
+}
+
 static void test_one_owner_2500_rows(void **state)
 {
     struct ig_batcher *b = batcher_make(1024, 1u << 30, 2000, 8, 4096);
@@ -919,7 +986,8 @@ struct prop {
     size_t nreqs, capreqs;
     struct ig_batch **infl;
     uint32_t ninfl;
-    uint64_t batches, rows_out, rows_cancelled, rows_in;
+    uint64_t batches, rows_out, rows_cancelled, rows_in, hoisted;
+    struct prop_req *mark; /* the batcher's mark (ig_batcher_hoist), NULL: none */
 };
 
 #define PCHECK(p, cond)                                                                            \
@@ -927,6 +995,31 @@ struct prop {
         if (!(cond))                                                                               \
             fail_msg("seed %u line %d: %s", (p)->seed, __LINE__, #cond);                           \
     } while (0)
+
+/* Whether the model's queue holds rows of <req>. */
+static int prop_queued(const struct prop *p, const struct prop_req *req)
+{
+    for (uint32_t i = 0; i < p->nq; i++)
+        if (p->q[i].req == req)
+            return 1;
+    return 0;
+}
+
+/* Where the rows of the model's marked request end in its queue (0: no
+ * mark, a hoisted request goes first). */
+static uint32_t prop_mark_end(struct prop *p)
+{
+    uint32_t i = 0;
+
+    if (p->mark == NULL)
+        return 0;
+    while (i < p->nq && p->q[i].req != p->mark)
+        i++;
+    PCHECK(p, i < p->nq); /* a mark has rows queued */
+    while (i < p->nq && p->q[i].req == p->mark)
+        i++;
+    return i;
+}
 
 static uint64_t prop_rand(struct prop *p)
 {
@@ -988,7 +1081,10 @@ static void prop_enqueue(struct prop *p)
         want = IG_ERR_FULL;
     else
         want = 0;
-    rv = ig_batcher_enqueue(p->b, OWNER(owner), req->rs, p->now);
+    struct ig_batcher_entry *e = NULL;
+    int hoist = prop_range(p, 0, 2) == 0;
+
+    rv = ig_batcher_enqueue_entry(p->b, OWNER(owner), req->rs, p->now, &e);
     PCHECK(p, rv == want);
     if (rv != 0) {
         rs_free(req->rs);
@@ -1001,10 +1097,25 @@ static void prop_enqueue(struct prop *p)
         p->reqs = ig_xrealloc(p->reqs, p->capreqs * sizeof(*p->reqs));
     }
     p->reqs[p->nreqs++] = req;
-    for (i = 0; i < n; i++) {
-        p->q[p->nq++] = (struct prop_row){req, i, p->now};
-        p->qbytes += req->rs->rows[i].len;
+    if (hoist) {
+        /* after the marked request's rows, at the time of the row it passes
+         * when that is older */
+        uint32_t at = prop_mark_end(p);
+        uint64_t t = at < p->nq && p->q[at].enq_us < p->now ? p->q[at].enq_us : p->now;
+
+        ig_batcher_hoist(p->b, e);
+        memmove(p->q + at + n, p->q + at, (p->nq - at) * sizeof(*p->q));
+        for (i = 0; i < n; i++)
+            p->q[at + i] = (struct prop_row){req, i, t};
+        p->nq += n;
+        p->mark = req;
+        p->hoisted++;
+    } else {
+        for (i = 0; i < n; i++)
+            p->q[p->nq++] = (struct prop_row){req, i, p->now};
     }
+    for (i = 0; i < n; i++)
+        p->qbytes += req->rs->rows[i].len;
     p->rows_in += n;
 }
 
@@ -1066,6 +1177,9 @@ static void prop_check_batch(struct prop *p, const struct ig_batch *bt, int reas
     memmove(p->q, p->q + n, (p->nq - n) * sizeof(*p->q));
     p->nq -= n;
     p->qbytes -= bytes;
+    /* a mark whose rows all went out: none (the rows before it went too) */
+    if (p->mark != NULL && !prop_queued(p, p->mark))
+        p->mark = NULL;
     /* A request the batch left partly taken goes to the back of the queue,
      * its rows' time the batch's (or the newest queued, if later). */
     if (p->nq > 0 && p->q[0].req == last && p->q[p->nq - 1].req != last) {
@@ -1075,6 +1189,8 @@ static void prop_check_batch(struct prop *p, const struct ig_batch *bt, int reas
 
         while (m < p->nq && p->q[m].req == last)
             m++;
+        if (p->mark == last)
+            p->mark = NULL;
         tmp = ig_xmalloc(m * sizeof(*tmp));
         memcpy(tmp, p->q, m * sizeof(*tmp));
         memmove(p->q, p->q + m, (p->nq - m) * sizeof(*p->q));
@@ -1126,6 +1242,15 @@ static void prop_cancel(struct prop *p)
 {
     uint32_t owner = prop_range(p, 0, 5), want = 0, i, kept = 0;
 
+    /* a cancelled mark: the nearest request before it that stays */
+    if (p->mark != NULL && p->mark->owner == owner) {
+        struct prop_req *m = NULL;
+
+        for (i = 0; i < p->nq && p->q[i].req != p->mark; i++)
+            if (p->q[i].req->owner != owner)
+                m = p->q[i].req;
+        p->mark = m;
+    }
     for (i = 0; i < p->nq; i++) {
         if (p->q[i].req->owner == owner) {
             p->q[i].req->state[p->q[i].row] = 2;
@@ -1139,6 +1264,8 @@ static void prop_cancel(struct prop *p)
     PCHECK(p, ig_batcher_cancel(p->b, OWNER(owner)) == want);
     p->rows_cancelled += want;
 }
+
+static uint64_t total_hoisted;
 
 static void prop_run(unsigned seed, uint32_t nops)
 {
@@ -1196,6 +1323,7 @@ static void prop_run(unsigned seed, uint32_t nops)
     }
     /* The run must have exercised something. */
     PCHECK(&p, p.batches > 0 && p.rows_out > 0);
+    total_hoisted += p.hoisted;
     ig_batcher_free(p.b);
     free(p.reqs);
     free(p.q);
@@ -1207,6 +1335,7 @@ static void test_property_random(void **state)
     (void)state;
     for (unsigned seed = 1; seed <= 200; seed++)
         prop_run(seed, 5000);
+    assert_true(total_hoisted > 1000); /* the runs hoisted requests */
 }
 
 int main(void)
@@ -1221,6 +1350,7 @@ int main(void)
         cmocka_unit_test(test_max_batch_segs),
         cmocka_unit_test(test_group_rows),
         cmocka_unit_test(test_big_request_takes_turns),
+        cmocka_unit_test(test_hoist),
         cmocka_unit_test(test_one_owner_2500_rows),
         cmocka_unit_test(test_max_inflight),
         cmocka_unit_test(test_ready_and_head_owner),

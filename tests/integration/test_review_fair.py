@@ -1,0 +1,179 @@
+"""One client's backlog on a lane against another client's request, as
+checks against the real bin/infergate in front of a container on loopback
+(a tiny Python HTTP/1.1 server). Each numbered finding failed before its
+fix.
+
+1. A lane was FIFO: one client that kept many whole-batch requests queued
+   on the lane another client's request joined was served ahead of it,
+   batch after batch (with 20 such requests queued, the other client's
+   one-row request went in the 21st call). The first request a client has
+   waiting now goes ahead of the other clients' later ones
+   (ig_batcher_hoist): behind at most one request of each other client
+   waiting, here the 4th call.
+
+2. The same through a transform stream whose records the model refuses:
+   each chunk's refused call is split down to each record (2n - 1 calls a
+   chunk of n), and another client's one-row request waited behind every
+   chunk queued before it, not only the ones in flight. It now goes with
+   the first batch after a slot frees: the chunks in flight still hold
+   their slots while they split (a documented limit), the queued ones
+   wait.
+
+The order of the container's calls is checked, not times, and the
+container answers nothing until every request is queued: the same on a
+busy machine and under ASan.
+
+Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_fair.py
+"""
+
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from iglib import Gateway, check, check_eq, finish  # noqa: E402
+from test_review_stream import transform  # noqa: E402
+from test_review_upstream2 import Hostile, lines_of, post  # noqa: E402
+from test_upstream_adversary import ep_conf, section, stop_clean, wait_ready  # noqa: E402
+
+
+def queue_rows(gw, ep):
+    for line in gw.metrics().splitlines():
+        if line.startswith('infergate_queue_rows{endpoint="%s"}' % ep):
+            return int(line.split()[-1])
+    return -1
+
+
+def wait_for(cond, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def first_call_with(hs, needle):
+    """The index of the container's first call whose body holds <needle>, or -1."""
+    for i, b in enumerate(hs.bodies()):
+        if needle in lines_of(b):
+            return i
+    return -1
+
+
+# 1 ---------------------------------------------------------------------------
+def test_lane_backlog():
+    section("1. a client's 20 whole-batch requests queued on a lane; another client's one row")
+
+    gate = threading.Event()  # the calls wait until every request is queued
+
+    def answer(h, body):
+        gate.wait(30)
+        h.send(200, "".join("p" + l + "\n" for l in lines_of(body)))
+
+    hs = Hostile(answer)
+    # two slots; a request of 4 rows is a whole batch
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=2, max_batch_rows=4)})
+    try:
+        check(wait_ready(gw), "ready")
+        res = {}
+
+        def flood(k):
+            body = "".join("%d,%d\n" % (k, j) for j in range(4))
+            res[k] = (post(gw, "m", body, source="127.0.0.1"), body)
+
+        ts = [threading.Thread(target=flood, args=(k,)) for k in range(20)]
+        for t in ts:
+            t.start()
+        # two of its calls out, the other 18 requests queued (72 rows)
+        check(wait_for(lambda: len(hs.bodies()) >= 2 and queue_rows(gw, "m") == 72),
+              "the flood: 2 calls out, 18 requests queued (queue rows %d)" % queue_rows(gw, "m"))
+        other = threading.Thread(target=lambda: res.setdefault(
+            "other", post(gw, "m", "9,9\n", source="127.0.0.2")))
+        other.start()
+        check(wait_for(lambda: queue_rows(gw, "m") == 73), "the other client's row queued")
+        gate.set()
+        other.join()
+        for t in ts:
+            t.join()
+        st = res.get("other")
+        check_eq(st, (200, "p9,9\n"), "the other client answered")
+        idx = first_call_with(hs, "9,9")
+        print("  the other client's row went in call %d of %d" % (idx, len(hs.bodies())),
+              flush=True)
+        # calls 0 and 1: the flood's first two; 2: its first request waiting
+        # (queued before the other client's); 3: the other client's
+        check(0 <= idx <= 3, "... in the 4th call at the latest, not after the flood's "
+              "20 (call %d)" % idx)
+        check(all(res[k][0] == (200, "".join("p" + l + "\n" for l in lines_of(res[k][1])))
+                  for k in range(20)), "the flood: every request its own predictions")
+        check_eq(len(hs.bodies()), 21, "21 calls: a request each")
+    finally:
+        stop_clean(gw, "lane backlog")
+        hs.close()
+
+
+# 2 ---------------------------------------------------------------------------
+def test_stream_refused_backlog():
+    section("2. a transform stream of refused records; another client's one row")
+
+    gate = threading.Event()
+
+    def answer(h, body):
+        gate.wait(30)
+        if any(l.startswith("bad") for l in lines_of(body)):
+            h.send(400, "refused")
+        else:
+            h.send(200, "".join("p" + l + "\n" for l in lines_of(body)))
+
+    hs = Hostile(answer)
+    # chunks of 16 lines (max_batch_rows), 31 calls each when all are
+    # refused; 2 slots: 2 chunks out, 2 more queued (the stream's cap of
+    # max_batch_rows x max_inflight x 2 rows open)
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=2, max_batch_rows=16)})
+    try:
+        check(wait_ready(gw), "ready")
+        res = {}
+        lines = "".join("bad%d\n" % k for k in range(128))  # 8 chunks, 248 calls
+        t = threading.Thread(target=lambda: res.setdefault("s", transform(gw, "m", lines,
+                                                                          timeout=120)))
+        t.start()
+        check(wait_for(lambda: queue_rows(gw, "m") == 32 and len(hs.bodies()) >= 2),
+              "the stream: 2 chunks out, 2 queued (queue rows %d)" % queue_rows(gw, "m"))
+        n0 = len(hs.bodies())
+        other = threading.Thread(target=lambda: res.setdefault(
+            "other", post(gw, "m", "9,9\n", source="127.0.0.2")))
+        other.start()
+        check(wait_for(lambda: queue_rows(gw, "m") == 33), "the other client's row queued")
+        gate.set()
+        other.join()
+        st = res.get("other")
+        t.join()
+        check_eq(st, (200, "p9,9\n"), "the other client answered")
+        rc, out = res.get("s", (None, ""))
+        check_eq(rc, 0, "the stream completed")
+        check_eq(out, "".join('error,%d,ModelError,"Row %d: refused"\n' % (k + 1, k + 1)
+                              for k in range(128)),
+                 "the stream: each record's own refusal, in order")
+        idx = first_call_with(hs, "9,9")
+        print("  the stream's calls when the other client came: %d; its row went in call %d "
+              "of %d" % (n0, idx, len(hs.bodies())), flush=True)
+        # the two chunks out cost 62 calls; their last ones free the slots,
+        # and the other client's row goes in the next batch (with a queued
+        # chunk's rows: a call or two of that chunk's may start before)
+        check(0 <= idx <= 62 + 4, "... after the 2 chunks in flight (62 calls), not after the "
+              "queued ones too (call %d; 124 before the fix)" % idx)
+        # 7 chunks of 31 calls; the chunk whose first 15 rows went with the
+        # other client's row: that call, the row alone, 29 for the 15, 1
+        # for its 16th (in a batch of its own)
+        check_eq(len(hs.bodies()), 7 * 31 + 1 + 1 + 29 + 1, "every call accounted for")
+    finally:
+        stop_clean(gw, "stream refused backlog")
+        hs.close()
+
+
+if __name__ == "__main__":
+    test_lane_backlog()
+    test_stream_refused_backlog()
+    finish()
