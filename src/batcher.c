@@ -360,12 +360,20 @@ struct ig_batch *ig_batcher_next(struct ig_batcher *b, uint64_t now_us)
     return bt;
 }
 
+void ig_batcher_release(struct ig_batcher *b, struct ig_batch *batch)
+{
+    if (batch->released)
+        return;
+    batch->released = 1;
+    if (b->inflight > 0)
+        b->inflight--;
+}
+
 void ig_batcher_done(struct ig_batcher *b, struct ig_batch *batch)
 {
     if (batch == NULL)
         return;
-    if (b->inflight > 0)
-        b->inflight--;
+    ig_batcher_release(b, batch);
     ig_batch_free(batch);
 }
 

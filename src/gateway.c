@@ -753,6 +753,12 @@ static void on_ep_deadline(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lanes and batches ------------------------------------------------ */
 
+/* Batches of <ep> out: in its slots of max_inflight and set aside. */
+static uint32_t gw_ep_out(const struct gw_endpoint *ep)
+{
+    return ep->inflight + ep->aside;
+}
+
 static void gw_lane_pump(struct gw_lane *lane);
 static int gw_lane_pump_at(struct gw_lane *lane, uint64_t now);
 
@@ -1198,8 +1204,11 @@ static void gw_batch_finish(struct gw_lane *lane, struct ig_batch *b)
     }
     if (lane->ep->norphans > 0) /* it completes: off the list of batches to cancel */
         gw_batches_remove(lane->ep->orphans, &lane->ep->norphans, b);
+    if (b->released) /* set aside when it split (on_batch_split) */
+        lane->ep->aside--;
+    else
+        lane->ep->inflight--;
     ig_batcher_done(lane->batcher, b);
-    lane->ep->inflight--;
     gw_endpoint_pump(lane->ep, lane);
     if (lane->ep->streams_blocked > 0)
         ig_ts_wake(lane->ep);
@@ -1225,6 +1234,42 @@ static void on_deferred_fail(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gw_batch_finish(d->lane, d->batch);
     free(d);
+}
+
+static void on_ep_pump(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_endpoint *ep = arg;
+
+    (void)fd;
+    (void)what;
+    gw_endpoint_pump(ep, ep->lanes);
+}
+
+/*
+ * The upstream split <b>'s rows into halves (ig_batch.split): they may
+ * cost up to 2n - 1 calls more (a transform stream's records refused one
+ * by one), which take turns with the other batches' calls in the
+ * upstream's queues. Counted in max_inflight until its last, the batch
+ * would keep its slot from every other client's batch for all of them, so
+ * it is set aside: another batch goes in its place (pumped from the loop,
+ * not from inside the upstream). GW_ASIDE_FACTOR x max_inflight batches
+ * at most are aside; past that, a split batch keeps its slot.
+ */
+static void on_batch_split(struct ig_batch *b, void *arg)
+{
+    static const struct timeval now = {0, 0};
+    struct gw_lane *lane = arg;
+    struct gw_endpoint *ep = lane->ep;
+
+    if (b->released || ep->gw->closing ||
+        ep->aside >= (uint64_t)GW_ASIDE_FACTOR * ep->conf->max_inflight)
+        return;
+    if (ep->pump_ev == NULL && (ep->pump_ev = evtimer_new(ep->gw->base, on_ep_pump, ep)) == NULL)
+        return; /* out of memory: it keeps its slot */
+    ig_batcher_release(lane->batcher, b);
+    ep->inflight--;
+    ep->aside++;
+    evtimer_add(ep->pump_ev, &now);
 }
 
 static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
@@ -1262,6 +1307,7 @@ static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
     ig_hist_observe(&ep->batch_rows, b->nrows);
     b->seg_done = on_seg_done;
     b->seg_done_arg = lane;
+    b->split = on_batch_split;
     if (ep->up->ops->submit_batch(ep->up, b, lane->ctype, lane->accept, on_batch_done, lane) == 0)
         return;
     /* The backend is saturated: fail these rows, but not from inside pump. */
@@ -2387,7 +2433,7 @@ static int gw_render_metrics(struct ig_gateway *gw, struct ig_buf *out)
     if (rv == 0)
         rv = ig_metrics_header(out, "infergate_inflight_batches", "gauge",
                                "Batches sent upstream and not yet answered.");
-    ALL_EPS(rv = ig_metrics_sample(out, "infergate_inflight_batches", labels, ep->inflight))
+    ALL_EPS(rv = ig_metrics_sample(out, "infergate_inflight_batches", labels, gw_ep_out(ep)))
     if (rv == 0)
         rv = ig_metrics_header(out, "infergate_batch_rows", "histogram", "Rows per batch.");
     ALL_EPS(rv = ig_metrics_hist(out, "infergate_batch_rows", labels, &ep->batch_rows))
@@ -2614,6 +2660,8 @@ static void gw_endpoint_clear(struct gw_endpoint *ep)
         event_free(ep->reap_ev);
     if (ep->orphan_ev)
         event_free(ep->orphan_ev);
+    if (ep->pump_ev)
+        event_free(ep->pump_ev);
     free(ep->orphans);
     if (ep->own_conf != NULL)
         ig_config_endpoint_free(ep->own_conf);
@@ -2638,7 +2686,7 @@ static void on_ep_reap(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (ep->refs > 0 || ep->inflight > 0 || ep->streams != NULL || gw_endpoint_queued(ep) > 0)
+    if (ep->refs > 0 || gw_ep_out(ep) > 0 || ep->streams != NULL || gw_endpoint_queued(ep) > 0)
         return; /* taken again meanwhile: the next release checks anew */
     for (size_t i = 0; i < gw->neps; i++)
         if (gw->eps[i] == ep) {
@@ -2655,7 +2703,7 @@ void gw_ep_check(struct gw_endpoint *ep)
 {
     struct timeval now = {0, 0};
 
-    if (!ep->retired || ep->gw->closing || ep->refs > 0 || ep->inflight > 0)
+    if (!ep->retired || ep->gw->closing || ep->refs > 0 || gw_ep_out(ep) > 0)
         return;
     evtimer_add(ep->reap_ev, &now);
 }
@@ -2751,7 +2799,7 @@ uint32_t ig_gateway_retired_busy(const struct ig_gateway *gw, const char *name)
 
     for (size_t i = 0; i < gw->neps; i++)
         if (gw->eps[i]->admin && gw->eps[i]->retired && strcmp(gw->eps[i]->conf->name, name) == 0)
-            n += gw->eps[i]->refs + gw->eps[i]->inflight + 1; /* +1: not freed yet */
+            n += gw->eps[i]->refs + gw_ep_out(gw->eps[i]) + 1; /* +1: not freed yet */
     return n;
 }
 
@@ -2772,7 +2820,7 @@ uint32_t ig_gateway_busy(const struct ig_gateway *gw, const char *name)
 
     for (size_t i = 0; i < gw->neps; i++)
         if (gw->eps[i]->admin && strcmp(gw->eps[i]->conf->name, name) == 0)
-            n += gw->eps[i]->refs + gw->eps[i]->inflight;
+            n += gw->eps[i]->refs + gw_ep_out(gw->eps[i]);
     return n;
 }
 
@@ -2855,7 +2903,7 @@ static int gw_idle(const struct ig_gateway *gw)
     if (gw_open_requests(gw) > 0 || gw->decoding > 0 || !ig_http_server_flushed(gw->http))
         return 0;
     for (size_t i = 0; i < gw->neps; i++)
-        if (gw->eps[i]->inflight > 0 || gw_endpoint_queued(gw->eps[i]) > 0)
+        if (gw_ep_out(gw->eps[i]) > 0 || gw_endpoint_queued(gw->eps[i]) > 0)
             return 0;
     return 1;
 }
@@ -2887,7 +2935,7 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 
         for (size_t i = 0; i < gw->neps; i++) {
             queued += gw_endpoint_queued(gw->eps[i]);
-            inflight += gw->eps[i]->inflight;
+            inflight += gw_ep_out(gw->eps[i]);
         }
         ig_log(IG_LOG_ERROR,
                "drain timeout after %llu ms: %llu requests answered during the drain, %u cut off "

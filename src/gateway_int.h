@@ -116,6 +116,9 @@ struct gw_peer_mark {
  * past the table, a newcomer is served in turn with the others there, not
  * read as never served ahead of every client already counted. */
 #define GW_PEER_LOADS 1024
+/* Batches set aside from max_inflight when split (on_batch_split), at
+ * most this many times max_inflight per endpoint. */
+#define GW_ASIDE_FACTOR 4
 struct gw_peer_load {
     uint64_t key;     /* 0: never used; a slot whose n and queued are 0 may be taken */
     uint64_t last_us; /* a batch last took one of its requests */
@@ -177,6 +180,10 @@ struct gw_endpoint {
      * across its lanes: the gateway counts batches in flight here and sums
      * the lanes' queues before it queues a request. */
     uint32_t inflight;
+    /* Batches out that no longer count in inflight: their rows were split
+     * (on_batch_split). At most GW_ASIDE_FACTOR x max_inflight. */
+    uint32_t aside;
+    struct event *pump_ev; /* the pump after a batch went aside */
     /* Batches in flight whose last waiting request was answered early
      * (on_seg_done) while the others had gone: cancelled from the loop
      * (orphan_ev), never from inside the upstream that answered it. At

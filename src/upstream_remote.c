@@ -104,6 +104,11 @@ enum call_where { CALL_NONE = 0, CALL_QUEUED = 1, CALL_RUNNING = 2, CALL_BACKOFF
 struct remote_upstream;
 struct remote_call;
 
+/* A FIFO of calls (remote_call.qprev/qnext). */
+struct call_queue {
+    struct remote_call *head, *tail;
+};
+
 /* Connections of one libcurl pool, counted as its sockets open and close. */
 struct conn_count {
     struct remote_upstream *ru;
@@ -141,6 +146,9 @@ struct remote_job {
     uint32_t pending;          /* calls not finished */
     struct remote_call *calls; /* those calls (jprev/jnext) */
     int cancelled;
+    int split_told; /* the gateway was told its rows split (ig_batch.split) */
+    struct call_queue halves;          /* its halves waiting for a slot */
+    struct remote_job *sq_prev, *sq_next; /* on the upstream's ring while halves wait */
     const char *err_type; /* whole-job failure, set before it completes */
     char *err_msg;
     struct event *later; /* a completion deferred to the loop */
@@ -183,7 +191,9 @@ struct remote_call {
     char variant[64]; /* x-Amzn-Invoked-Production-Variant answered */
     uint64_t start_us;
     struct event *timer; /* backoff */
-    struct remote_call *qprev, *qnext; /* the upstream's queue */
+    struct remote_call *qprev, *qnext; /* the upstream's fresh queue, or its job's halves */
+    int qsplit;                        /* queued among its job's halves */
+    int qfront;                        /* queued at the front: its turn came already */
     struct remote_call *prev, *next;   /* the upstream's calls */
     struct remote_call *jprev, *jnext; /* the job's calls */
 };
@@ -205,7 +215,17 @@ struct remote_upstream {
     uint32_t max_calls;
     uint64_t max_payload;
     uint32_t running;
-    struct remote_call *q_head, *q_tail;
+    /* Calls waiting for one of max_calls: a batch's first calls (and those
+     * whose turn came already: a canary's, a retry's after its backoff is
+     * not), and the halves of split calls, by job. The fresh calls and the
+     * jobs' halves take turns for a free slot, and the jobs with halves
+     * waiting take turns among themselves (a ring): a batch split record
+     * by record (2n - 1 calls) delays another client's call by about one
+     * call, and another split batch's halves by about one a job, not by
+     * all of its calls. */
+    struct call_queue fresh;
+    struct remote_job *sq_head, *sq_tail; /* the ring of jobs with halves waiting */
+    int split_turn; /* a job's half goes next when both wait */
     struct remote_call *calls;
     struct remote_job *jobs;
     /* readiness (container) */
@@ -897,6 +917,35 @@ static struct remote_call *call_new(struct remote_job *job, uint32_t lo, uint32_
     return c;
 }
 
+/* <job> takes its turn on the ring of jobs with halves waiting: at the back. */
+static void job_ring_push(struct remote_job *job)
+{
+    struct remote_upstream *ru = job->ru;
+
+    job->sq_next = NULL;
+    job->sq_prev = ru->sq_tail;
+    if (ru->sq_tail != NULL)
+        ru->sq_tail->sq_next = job;
+    else
+        ru->sq_head = job;
+    ru->sq_tail = job;
+}
+
+static void job_ring_unlink(struct remote_job *job)
+{
+    struct remote_upstream *ru = job->ru;
+
+    if (job->sq_prev != NULL)
+        job->sq_prev->sq_next = job->sq_next;
+    else
+        ru->sq_head = job->sq_next;
+    if (job->sq_next != NULL)
+        job->sq_next->sq_prev = job->sq_prev;
+    else
+        ru->sq_tail = job->sq_prev;
+    job->sq_prev = job->sq_next = NULL;
+}
+
 /* Take <c> off the queue, its transfer or its timer. */
 static void call_detach(struct remote_call *c)
 {
@@ -906,14 +955,18 @@ static void call_detach(struct remote_call *c)
         ig_curl_loop_cancel(ru->cl, c->easy);
         ru->running--;
     } else if (c->where == CALL_QUEUED) { /* O(1): a mass cancel is linear */
+        struct call_queue *q = c->qsplit ? &c->job->halves : &ru->fresh;
+
         if (c->qprev != NULL)
             c->qprev->qnext = c->qnext;
         else
-            ru->q_head = c->qnext;
+            q->head = c->qnext;
         if (c->qnext != NULL)
             c->qnext->qprev = c->qprev;
         else
-            ru->q_tail = c->qprev;
+            q->tail = c->qprev;
+        if (c->qsplit && q->head == NULL) /* the job's last half waiting: off the ring */
+            job_ring_unlink(c->job);
     } else if (c->where == CALL_BACKOFF) {
         event_del(c->timer);
     }
@@ -1282,28 +1335,41 @@ static void call_send(struct remote_call *c)
     ig_hist_observe(&ru->base.stats.call_rows, c->hi - c->lo);
 }
 
-/* Queue <c> at the back (or the front: its turn came already). */
+/* Whether calls wait for a slot. */
+static int remote_queued(const struct remote_upstream *ru)
+{
+    return ru->fresh.head != NULL || ru->sq_head != NULL;
+}
+
+/* Queue <c> at the back of its queue (or at the front of the fresh
+ * calls': its turn came already). */
 static void call_queue(struct remote_call *c, int front)
 {
     struct remote_upstream *ru = c->job->ru;
+    struct call_queue *q;
 
     c->where = CALL_QUEUED;
+    c->qsplit = c->half && !front;
+    c->qfront = front;
+    q = c->qsplit ? &c->job->halves : &ru->fresh;
+    if (c->qsplit && q->head == NULL) /* its job's first half waiting: on the ring */
+        job_ring_push(c->job);
     if (front) {
         c->qprev = NULL;
-        c->qnext = ru->q_head;
-        if (ru->q_head != NULL)
-            ru->q_head->qprev = c;
+        c->qnext = q->head;
+        if (q->head != NULL)
+            q->head->qprev = c;
         else
-            ru->q_tail = c;
-        ru->q_head = c;
+            q->tail = c;
+        q->head = c;
     } else {
         c->qnext = NULL;
-        c->qprev = ru->q_tail;
-        if (ru->q_tail != NULL)
-            ru->q_tail->qnext = c;
+        c->qprev = q->tail;
+        if (q->tail != NULL)
+            q->tail->qnext = c;
         else
-            ru->q_head = c;
-        ru->q_tail = c;
+            q->head = c;
+        q->tail = c;
     }
 }
 
@@ -1312,7 +1378,7 @@ static void call_start(struct remote_call *c)
 {
     struct remote_upstream *ru = c->job->ru;
 
-    if (ru->running < ru->max_calls && ru->q_head == NULL && !ru->creds_wait &&
+    if (ru->running < ru->max_calls && !remote_queued(ru) && !ru->creds_wait &&
         !ru->h2c_opening) {
         call_send(c);
         return;
@@ -1320,14 +1386,31 @@ static void call_start(struct remote_call *c)
     call_queue(c, 0);
 }
 
-/* Start queued calls while slots are free. */
+/* Start queued calls while slots are free: a fresh call and a job's half
+ * in turn, the jobs' halves in turn; a call whose turn came already (a
+ * canary, a call that waited for credentials) first. */
 static void remote_pump(struct remote_upstream *ru)
 {
-    while (ru->running < ru->max_calls && ru->q_head != NULL && !ru->creds_wait &&
+    while (ru->running < ru->max_calls && remote_queued(ru) && !ru->creds_wait &&
            !ru->h2c_opening) {
-        struct remote_call *c = ru->q_head;
+        struct remote_call *c;
 
-        call_detach(c); /* off the queue */
+        if (ru->sq_head != NULL && (ru->fresh.head == NULL ||
+                                    (ru->split_turn && !ru->fresh.head->qfront))) {
+            struct remote_job *job = ru->sq_head;
+
+            c = job->halves.head;
+            call_detach(c); /* off its job's halves (and the job off the ring, the last) */
+            if (ru->sq_head == job && job->sq_next != NULL) { /* its next half: after the others' */
+                job_ring_unlink(job);
+                job_ring_push(job);
+            }
+            ru->split_turn = 0;
+        } else {
+            c = ru->fresh.head;
+            call_detach(c); /* off the queue */
+            ru->split_turn = 1;
+        }
         call_send(c);
     }
 }
@@ -1519,7 +1602,7 @@ static void canary_send(struct remote_upstream *ru, int probe)
     c->probe = probe;
     /* its verdict first: ahead of the calls waiting for a slot (behind
      * them, a model that hangs took every queued call's timeout more) */
-    if (ru->q_head != NULL)
+    if (remote_queued(ru))
         call_queue(c, 1);
     else
         call_start(c);
@@ -1591,6 +1674,10 @@ static void call_bisect(struct remote_call *c, const char *type, int status, con
         mid = a > c->lo && (b >= c->hi || mid - a <= b - mid) ? a : b;
     }
     ru->base.stats.splits++;
+    if (!job->split_told && job->batch->split != NULL) {
+        job->split_told = 1;
+        job->batch->split(job->batch, job->batch->seg_done_arg);
+    }
     for (int half = 0; half < 2; half++) {
         struct remote_call *h = call_new(job, half ? mid : c->lo, half ? c->hi : mid);
 

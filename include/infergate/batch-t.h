@@ -104,6 +104,18 @@ struct ig_batch {
      */
     void (*seg_done)(struct ig_batch *b, uint32_t seg, uint32_t first, void *arg);
     void *seg_done_arg;
+    /*
+     * Set by the gateway before submit, or NULL. A remote upstream calls
+     * it, on the loop thread, with <seg_done_arg>, when it first splits the
+     * batch's rows into halves (rows the model refused, raised or hung on,
+     * or answered wrong, to be isolated): the batch may cost up to 2n - 1
+     * calls more, which wait in their own queue, and the gateway may stop
+     * counting it in max_inflight. It must not submit or cancel a batch
+     * from inside.
+     */
+    void (*split)(struct ig_batch *b, void *arg);
+    /* ig_batcher_release: no longer counted in its batcher's inflight */
+    int released;
 };
 
 #endif /* INFERGATE_BATCH_T_H */

@@ -171,6 +171,11 @@ uint32_t ig_batcher_cancel(struct ig_batcher *b, void *owner);
  */
 void ig_batcher_hoist(struct ig_batcher *b, struct ig_batcher_entry *entry);
 
+/* <batch>, one of <b>'s in flight, no longer counts in its inflight
+ * (max_inflight): another batch may go while it is out. Once; its
+ * ig_batcher_done then leaves the count as it is. */
+void ig_batcher_release(struct ig_batcher *b, struct ig_batch *batch);
+
 /* Remove the rows still queued of one entry (see ig_batcher_enqueue_entry)
  * in O(1); returns how many. The handle is invalid afterwards. */
 uint32_t ig_batcher_cancel_entry(struct ig_batcher *b, struct ig_batcher_entry *entry);

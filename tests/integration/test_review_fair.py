@@ -13,11 +13,17 @@ fix.
 
 2. The same through a transform stream whose records the model refuses:
    each chunk's refused call is split down to each record (2n - 1 calls a
-   chunk of n), and another client's one-row request waited behind every
-   chunk queued before it, not only the ones in flight. It now goes with
-   the first batch after a slot frees: the chunks in flight still hold
-   their slots while they split (a documented limit), the queued ones
-   wait.
+   chunk of n). Another client's one-row request waited behind every
+   chunk queued before it (call 125 here), then, with 1., behind the
+   chunks in flight, which held their slots of max_inflight for all of
+   their splits (call 63; with 64-record chunks and 5 ms calls, 12 s). A
+   batch whose rows split is now set aside from max_inflight (another
+   batch goes in its place), and the halves of split calls wait in a
+   queue of their own, by batch, taking turns with the batches' first
+   calls: the other client's row is answered within a few calls.
+
+3. Set aside, split batches are still bounded: 4 x max_inflight of them
+   at most (GW_ASIDE_FACTOR), whatever the number of streams refused.
 
 The order of the container's calls is checked, not times, and the
 container answers nothing until every request is queued: the same on a
@@ -157,13 +163,17 @@ def test_stream_refused_backlog():
                               for k in range(128)),
                  "the stream: each record's own refusal, in order")
         idx = first_call_with(hs, "9,9")
-        print("  the stream's calls when the other client came: %d; its row went in call %d "
-              "of %d" % (n0, idx, len(hs.bodies())), flush=True)
-        # the two chunks out cost 62 calls; their last ones free the slots,
-        # and the other client's row goes in the next batch (with a queued
-        # chunk's rows: a call or two of that chunk's may start before)
-        check(0 <= idx <= 62 + 4, "... after the 2 chunks in flight (62 calls), not after the "
-              "queued ones too (call %d; 124 before the fix)" % idx)
+        alone = [i for i, b in enumerate(hs.bodies()) if lines_of(b) == ["9,9"]]
+        print("  the stream's calls when the other client came: %d; its row went in call %d, "
+              "alone in call %s, of %d" % (n0, idx, alone, len(hs.bodies())), flush=True)
+        # the two chunks out split and are set aside: the other client's row
+        # goes with the next batch (a queued chunk's 15 rows), which is
+        # split too, and its half waits its job's turn among the split
+        # batches, in turn with the first calls
+        check(0 <= idx <= 8, "... in one of the first calls after the chunks' first two, not "
+              "after their splits (call %d; 62 before the fix, 124 before 1.)" % idx)
+        check(len(alone) == 1 and alone[0] <= 20, "... and alone (answered) within 20 calls "
+              "(call %s)" % alone)
         # 7 chunks of 31 calls; the chunk whose first 15 rows went with the
         # other client's row: that call, the row alone, 29 for the 15, 1
         # for its 16th (in a batch of its own)
@@ -173,7 +183,48 @@ def test_stream_refused_backlog():
         hs.close()
 
 
+# 3 ---------------------------------------------------------------------------
+def test_aside_bounded():
+    section("3. eight streams of refused records: at most 4 x max_inflight batches set aside")
+
+    def answer(h, body):
+        time.sleep(0.01)
+        h.send(400, "refused")
+
+    hs = Hostile(answer)
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=1, max_batch_rows=16)})
+    try:
+        check(wait_ready(gw), "ready")
+        res = {}
+        lines = "".join("bad%d\n" % k for k in range(64))
+        ts = [threading.Thread(target=lambda k=k: res.setdefault(k, transform(gw, "m", lines,
+                                                                              timeout=120)))
+              for k in range(8)]
+        for t in ts:
+            t.start()
+        peak = 0
+        while any(t.is_alive() for t in ts):
+            for line in gw.metrics().splitlines():
+                if line.startswith('infergate_inflight_batches{endpoint="m"}'):
+                    peak = max(peak, int(float(line.split()[-1])))
+            time.sleep(0.005)
+        for t in ts:
+            t.join()
+        want = "".join('error,%d,ModelError,"Row %d: refused"\n' % (k + 1, k + 1)
+                       for k in range(64))
+        check(all(res.get(k) == (0, want) for k in range(8)),
+              "each stream: each record's own refusal, in order")
+        print("  batches out at most: %d" % peak, flush=True)
+        check(2 <= peak <= 5, "batches out: 1 in the slot + 4 aside at most, and some aside "
+              "(peak %d)" % peak)
+        check_eq(len(hs.bodies()), 8 * 4 * 31, "31 calls a chunk of 16 refused records")
+    finally:
+        stop_clean(gw, "aside bounded")
+        hs.close()
+
+
 if __name__ == "__main__":
     test_lane_backlog()
     test_stream_refused_backlog()
+    test_aside_bounded()
     finish()
