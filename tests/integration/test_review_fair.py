@@ -68,17 +68,41 @@ def first_call_with(hs, needle):
     return -1
 
 
+def gated_container():
+    """A container whose calls wait until the gate is set (every request
+    queued), then answer each line p+line, or 400 to a call holding a line
+    that starts with "bad". -> (Hostile, gate)."""
+    gate = threading.Event()
+
+    def answer(h, body):
+        gate.wait(30)
+        if any(l.startswith("bad") for l in lines_of(body)):
+            h.send(400, "refused")
+        else:
+            h.send(200, "".join("p" + l + "\n" for l in lines_of(body)))
+
+    return Hostile(answer), gate
+
+
+def other_client(gw, gate, queued):
+    """Another client (127.0.0.2) posts one row; once it is queued (the
+    endpoint's queue at <queued> rows) the container's gate opens. -> its
+    (status, body)."""
+    res = {}
+    t = threading.Thread(target=lambda: res.setdefault(
+        "st", post(gw, "m", "9,9\n", source="127.0.0.2")))
+    t.start()
+    check(wait_for(lambda: queue_rows(gw, "m") == queued), "the other client's row queued")
+    gate.set()
+    t.join()
+    return res.get("st")
+
+
 # 1 ---------------------------------------------------------------------------
 def test_lane_backlog():
     section("1. a client's 20 whole-batch requests queued on a lane; another client's one row")
 
-    gate = threading.Event()  # the calls wait until every request is queued
-
-    def answer(h, body):
-        gate.wait(30)
-        h.send(200, "".join("p" + l + "\n" for l in lines_of(body)))
-
-    hs = Hostile(answer)
+    hs, gate = gated_container()
     # two slots; a request of 4 rows is a whole batch
     gw = Gateway({"m": ep_conf(hs.url, max_inflight=2, max_batch_rows=4)})
     try:
@@ -95,15 +119,9 @@ def test_lane_backlog():
         # two of its calls out, the other 18 requests queued (72 rows)
         check(wait_for(lambda: len(hs.bodies()) >= 2 and queue_rows(gw, "m") == 72),
               "the flood: 2 calls out, 18 requests queued (queue rows %d)" % queue_rows(gw, "m"))
-        other = threading.Thread(target=lambda: res.setdefault(
-            "other", post(gw, "m", "9,9\n", source="127.0.0.2")))
-        other.start()
-        check(wait_for(lambda: queue_rows(gw, "m") == 73), "the other client's row queued")
-        gate.set()
-        other.join()
+        st = other_client(gw, gate, 73)
         for t in ts:
             t.join()
-        st = res.get("other")
         check_eq(st, (200, "p9,9\n"), "the other client answered")
         idx = first_call_with(hs, "9,9")
         print("  the other client's row went in call %d of %d" % (idx, len(hs.bodies())),
@@ -124,16 +142,7 @@ def test_lane_backlog():
 def test_stream_refused_backlog():
     section("2. a transform stream of refused records; another client's one row")
 
-    gate = threading.Event()
-
-    def answer(h, body):
-        gate.wait(30)
-        if any(l.startswith("bad") for l in lines_of(body)):
-            h.send(400, "refused")
-        else:
-            h.send(200, "".join("p" + l + "\n" for l in lines_of(body)))
-
-    hs = Hostile(answer)
+    hs, gate = gated_container()
     # chunks of 16 lines (max_batch_rows), 31 calls each when all are
     # refused; 2 slots: 2 chunks out, 2 more queued (the stream's cap of
     # max_batch_rows x max_inflight x 2 rows open)
@@ -148,13 +157,7 @@ def test_stream_refused_backlog():
         check(wait_for(lambda: queue_rows(gw, "m") == 32 and len(hs.bodies()) >= 2),
               "the stream: 2 chunks out, 2 queued (queue rows %d)" % queue_rows(gw, "m"))
         n0 = len(hs.bodies())
-        other = threading.Thread(target=lambda: res.setdefault(
-            "other", post(gw, "m", "9,9\n", source="127.0.0.2")))
-        other.start()
-        check(wait_for(lambda: queue_rows(gw, "m") == 33), "the other client's row queued")
-        gate.set()
-        other.join()
-        st = res.get("other")
+        st = other_client(gw, gate, 33)
         t.join()
         check_eq(st, (200, "p9,9\n"), "the other client answered")
         rc, out = res.get("s", (None, ""))
