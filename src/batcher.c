@@ -11,7 +11,10 @@
  * batches instead of after all of its rows. An entry the caller hoists
  * (ig_batcher_hoist: its client had nothing queued) goes ahead of the
  * entries queued after the last one hoisted, taking the time of the entry
- * it passes if that is older. The times stay in queue order,
+ * it passes if that is older; at most IG_BATCHER_HOIST_MAX of them pass
+ * the entries not hoisted before a batch takes rows of one of those (the
+ * oldest), so that clients always new (a request each, from ever other
+ * addresses) cannot keep another client's later request waiting for ever. The times stay in queue order,
  * so the head's time is always the oldest in the queue. Queued rows and bytes are kept incrementally (each entry also
  * knows its remaining bytes), so next() costs O(rows taken + segments) and
  * cancel() by owner O(entries), cancel_entry() O(1), never a rescan of rows.
@@ -28,6 +31,7 @@ struct ig_batcher_entry {
     void *owner;
     const struct ig_rowset *rs;
     uint32_t next_row;   /* first row of rs still queued; < rs->nrows */
+    int hoisted;         /* it passed others (ig_batcher_hoist), and was not sent to the back since */
     uint64_t nbytes;     /* bytes of rows [next_row, rs->nrows) */
     uint64_t enqueue_us; /* when the rowset was queued */
 };
@@ -39,6 +43,10 @@ struct ig_batcher {
     /* The last entry hoisted (ig_batcher_hoist), or the one before it when
      * it was cancelled; NULL: none is queued, the next goes first. */
     struct ig_batcher_entry *mark;
+    /* Entries hoisted past the entries not hoisted since a batch last took
+     * rows of one of those (or the queue was empty): at most
+     * IG_BATCHER_HOIST_MAX. */
+    uint32_t passes;
     uint32_t queued_rows;       /* <= lim.max_queue_rows */
     uint32_t *group_rows;       /* NULL, or a count shared by batchers (ig_batcher_set_group) */
     uint64_t queued_bytes;
@@ -117,6 +125,7 @@ int ig_batcher_enqueue_sized(struct ig_batcher *b, void *owner, const struct ig_
     e->owner = owner;
     e->rs = rs;
     e->next_row = 0;
+    e->hoisted = 0;
     e->nbytes = nbytes;
     e->enqueue_us = now_us;
     if (b->tail != NULL)
@@ -150,6 +159,12 @@ void ig_batcher_hoist(struct ig_batcher *b, struct ig_batcher_entry *e)
 {
     struct ig_batcher_entry *at = b->mark; /* e goes after it (NULL: first) */
 
+    if (e->prev != at) { /* it passes the entries not hoisted */
+        if (b->passes >= IG_BATCHER_HOIST_MAX)
+            return; /* the oldest of them goes first now: it waits in turn */
+        b->passes++;
+    }
+    e->hoisted = 1;
     b->mark = e;
     if (e->prev == at) /* there already */
         return;
@@ -236,10 +251,12 @@ static void batcher_pop(struct ig_batcher *b)
     if (b->mark == e)
         b->mark = NULL;
     b->head = e->next;
-    if (b->head == NULL)
+    if (b->head == NULL) {
         b->tail = NULL;
-    else
+        b->passes = 0;
+    } else {
         b->head->prev = NULL;
+    }
     free(e);
 }
 
@@ -258,6 +275,8 @@ static uint32_t batcher_unlink(struct ig_batcher *b, struct ig_batcher_entry *e)
         e->next->prev = e->prev;
     else
         b->tail = e->prev;
+    if (b->head == NULL)
+        b->passes = 0;
     b->queued_rows -= rows;
     b->queued_bytes -= e->nbytes;
     if (b->group_rows != NULL)
@@ -307,6 +326,8 @@ static int batcher_fill(struct ig_batcher *b, struct ig_batch *bt)
         /* An entry stopped at before its first taken row adds nothing. */
         if (s->nrows == 0)
             bt->nsegs--;
+        else if (!e->hoisted) /* the oldest not hoisted had its turn */
+            b->passes = 0;
         if (e->next_row == e->rs->nrows)
             batcher_pop(b);
         else
@@ -331,6 +352,7 @@ static void batcher_rotate(struct ig_batcher *b, uint64_t now_us)
         return;
     if (b->mark == e) /* behind every other now: the next hoisted goes first */
         b->mark = NULL;
+    e->hoisted = 0;
     b->head = e->next;
     b->head->prev = NULL;
     e->next = NULL;

@@ -170,6 +170,10 @@ uint32_t ig_batcher_cancel(struct ig_batcher *b, void *owner);
  * later ones are not hoisted while it has one queued). O(1).
  */
 void ig_batcher_hoist(struct ig_batcher *b, struct ig_batcher_entry *entry);
+/* Entries hoisted past those not hoisted, at most, before a batch takes
+ * rows of one of those: past that, a hoisted entry stays last (clients
+ * always new cannot keep a client's later request waiting for ever). */
+#define IG_BATCHER_HOIST_MAX 32
 
 /* <batch>, one of <b>'s in flight, no longer counts in its inflight
  * (max_inflight): another batch may go while it is out. Once; its

@@ -532,6 +532,52 @@ static void test_hoist(void **state)
     rs_free(big);
 }
 
+/* At most IG_BATCHER_HOIST_MAX hoisted entries pass one not hoisted: the
+ * next stays last; once a batch took the oldest not hoisted, others may
+ * pass the next one again. */
+static void test_hoist_cap(void **state)
+{
+    enum { N = IG_BATCHER_HOIST_MAX + 2 };
+    struct ig_rowset *rs[N];
+    struct ig_batcher *b = batcher_make(1, 1000, 100, 1, 1000);
+    struct ig_batcher_entry *e;
+    struct ig_batch *bt;
+
+    (void)state;
+    for (int i = 0; i < N; i++)
+        rs[i] = rs_new(1, 1);
+    /* rs[0]: A's second request (not hoisted), then N - 1 newcomers */
+    assert_int_equal(ig_batcher_enqueue_entry(b, A, rs[0], 0, NULL), 0);
+    for (int i = 1; i < N; i++) {
+        assert_int_equal(ig_batcher_enqueue_entry(b, B, rs[i], (uint64_t)i, &e), 0);
+        ig_batcher_hoist(b, e);
+    }
+    /* the first IG_BATCHER_HOIST_MAX passed it, in order; then rs[0]; the
+     * last one stayed behind it and passes it no more than the others */
+    for (int i = 1; i <= IG_BATCHER_HOIST_MAX; i++) {
+        bt = ig_batcher_next(b, 1000);
+        assert_non_null(bt);
+        assert_ptr_equal(bt->segs[0].rs, rs[i]);
+        ig_batcher_done(b, bt);
+    }
+    bt = ig_batcher_next(b, 1000);
+    assert_ptr_equal(bt->segs[0].rs, rs[0]);
+    ig_batcher_done(b, bt);
+    /* the oldest not hoisted had its turn: a newcomer passes again */
+    assert_int_equal(ig_batcher_enqueue_entry(b, C, rs[0], 2000, &e), 0);
+    ig_batcher_hoist(b, e);
+    bt = ig_batcher_next(b, 3000);
+    assert_ptr_equal(bt->segs[0].rs, rs[0]);
+    ig_batcher_done(b, bt);
+    bt = ig_batcher_next(b, 3000);
+    assert_ptr_equal(bt->segs[0].rs, rs[N - 1]);
+    ig_batcher_done(b, bt);
+    assert_null(ig_batcher_next(b, 3000));
+    ig_batcher_free(b);
+    for (int i = 0; i < N; i++)
+        rs_free(rs[i]);
+}
+
 static void test_one_owner_2500_rows(void **state)
 {
     struct ig_batcher *b = batcher_make(1024, 1u << 30, 2000, 8, 4096);
@@ -962,6 +1008,7 @@ static void test_free_with_batches_in_flight(void **state)
 struct prop_req {
     struct ig_rowset *rs;
     uint32_t owner;
+    int hoisted; /* passed others and not sent to the back since (the batcher's mark zone) */
     uint8_t *state; /* per row: 0 queued, 1 in a batch, 2 cancelled */
 };
 
@@ -988,6 +1035,7 @@ struct prop {
     uint32_t ninfl;
     uint64_t batches, rows_out, rows_cancelled, rows_in, hoisted;
     struct prop_req *mark; /* the batcher's mark (ig_batcher_hoist), NULL: none */
+    uint32_t passes;       /* hoists past entries not hoisted (IG_BATCHER_HOIST_MAX) */
 };
 
 #define PCHECK(p, cond)                                                                            \
@@ -1097,6 +1145,11 @@ static void prop_enqueue(struct prop *p)
         p->reqs = ig_xrealloc(p->reqs, p->capreqs * sizeof(*p->reqs));
     }
     p->reqs[p->nreqs++] = req;
+    if (hoist && prop_mark_end(p) < p->nq && p->passes >= IG_BATCHER_HOIST_MAX) {
+        /* it would pass others past the cap: it stays last */
+        ig_batcher_hoist(p->b, e);
+        hoist = 0;
+    }
     if (hoist) {
         /* after the marked request's rows, at the time of the row it passes
          * when that is older */
@@ -1104,6 +1157,9 @@ static void prop_enqueue(struct prop *p)
         uint64_t t = at < p->nq && p->q[at].enq_us < p->now ? p->q[at].enq_us : p->now;
 
         ig_batcher_hoist(p->b, e);
+        if (at < p->nq)
+            p->passes++;
+        req->hoisted = 1;
         memmove(p->q + at + n, p->q + at, (p->nq - at) * sizeof(*p->q));
         for (i = 0; i < n; i++)
             p->q[at + i] = (struct prop_row){req, i, t};
@@ -1162,6 +1218,8 @@ static void prop_check_batch(struct prop *p, const struct ig_batch *bt, int reas
             PCHECK(p, p->q[k].row == sg->first + j);
             PCHECK(p, p->q[k].req->state[p->q[k].row] == 0);
             p->q[k].req->state[p->q[k].row] = 1;
+            if (!p->q[k].req->hoisted) /* the oldest not hoisted had its turn */
+                p->passes = 0;
             bytes += prop_row_len(&p->q[k]);
         }
     }
@@ -1180,6 +1238,8 @@ static void prop_check_batch(struct prop *p, const struct ig_batch *bt, int reas
     /* a mark whose rows all went out: none (the rows before it went too) */
     if (p->mark != NULL && !prop_queued(p, p->mark))
         p->mark = NULL;
+    if (p->nq == 0)
+        p->passes = 0;
     /* A request the batch left partly taken goes to the back of the queue,
      * its rows' time the batch's (or the newest queued, if later). */
     if (p->nq > 0 && p->q[0].req == last && p->q[p->nq - 1].req != last) {
@@ -1191,6 +1251,7 @@ static void prop_check_batch(struct prop *p, const struct ig_batch *bt, int reas
             m++;
         if (p->mark == last)
             p->mark = NULL;
+        last->hoisted = 0;
         tmp = ig_xmalloc(m * sizeof(*tmp));
         memcpy(tmp, p->q, m * sizeof(*tmp));
         memmove(p->q, p->q + m, (p->nq - m) * sizeof(*p->q));
@@ -1261,6 +1322,8 @@ static void prop_cancel(struct prop *p)
         }
     }
     p->nq = kept;
+    if (p->nq == 0)
+        p->passes = 0;
     PCHECK(p, ig_batcher_cancel(p->b, OWNER(owner)) == want);
     p->rows_cancelled += want;
 }
@@ -1351,6 +1414,7 @@ int main(void)
         cmocka_unit_test(test_group_rows),
         cmocka_unit_test(test_big_request_takes_turns),
         cmocka_unit_test(test_hoist),
+        cmocka_unit_test(test_hoist_cap),
         cmocka_unit_test(test_one_owner_2500_rows),
         cmocka_unit_test(test_max_inflight),
         cmocka_unit_test(test_ready_and_head_owner),
