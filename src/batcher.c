@@ -168,9 +168,12 @@ void ig_batcher_hoist(struct ig_batcher *b, struct ig_batcher_entry *e)
     b->mark = e;
     if (e->prev == at) /* there already */
         return;
-    /* off the tail... */
-    b->tail = e->prev;
-    b->tail->next = NULL;
+    /* out of its place (behind <at>: not the head)... */
+    e->prev->next = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        b->tail = e->prev;
     /* ...and in after <at> */
     e->prev = at;
     e->next = at != NULL ? at->next : b->head;

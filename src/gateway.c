@@ -837,17 +837,43 @@ static int gw_load_queue(struct gw_request *r)
         return 0;
     s = gw_load_take(r);
     r->queued = 1;
+    r->qnext = NULL;
+    r->qprev = s->qtail;
+    if (s->qtail != NULL)
+        s->qtail->qnext = r;
+    else
+        s->qhead = r;
+    s->qtail = r;
     return s->queued++ == 0;
 }
 
 /* <r> waits on its lane no more: all its rows are in batches, or it is
- * gone. */
+ * gone. When it was its peer's first request waiting, the next one is now
+ * (ig_batcher_hoist): else the others' first requests, which keep coming
+ * while their clients wait for one answer at a time, would pass it for
+ * good. */
 static void gw_load_unqueue(struct gw_request *r)
 {
-    if (r->queued) { /* r->load holds its key while it is queued */
-        r->load->queued--;
-        r->queued = 0;
+    struct gw_peer_load *s = r->load; /* it holds its key while r is queued */
+    struct gw_request *next = r->qnext;
+
+    if (!r->queued)
+        return;
+    s->queued--;
+    r->queued = 0;
+    if (r->qprev != NULL) {
+        r->qprev->qnext = next;
+    } else {
+        s->qhead = next;
+        /* its entry: not one a batch just took whole (gw_lane_dispatch) */
+        if (next != NULL && next->rows_taken < next->rs.nrows)
+            ig_batcher_hoist(next->lane->batcher, next->entry);
     }
+    if (next != NULL)
+        next->qprev = r->qprev;
+    else
+        s->qtail = r->qprev;
+    r->qprev = r->qnext = NULL;
 }
 
 /* A segment of <r> is back (answered, failed or cancelled). */
@@ -1299,6 +1325,12 @@ static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b)
         }
         r->batch_last = b->id;
         r->last_flush_us = b->created_us;
+    }
+    /* Once every request's rows taken are counted: unqueueing one hoists
+     * its peer's next, which may be in this batch too (its entry gone). */
+    for (uint32_t s = 0; s < b->nsegs; s++) {
+        struct gw_request *r = b->segs[s].owner;
+
         if (r->rows_taken == r->rs.nrows) /* all its rows are in batches */
             gw_load_unqueue(r);
     }

@@ -127,6 +127,9 @@ struct gw_peer_load {
      * request of a peer that has none goes ahead of the others' later
      * ones on its lane (ig_batcher_hoist). */
     uint32_t queued;
+    /* Those requests in the order they were queued (gw_request.qprev,
+     * qnext): the first is the one hoisted; when it leaves, the next is. */
+    struct gw_request *qhead, *qtail;
 };
 struct gw_lane {
     struct gw_endpoint *ep;
@@ -224,6 +227,7 @@ struct gw_request {
     uint64_t peer_key;        /* its client's (ig_http_req_peer_key), 0: none */
     uint32_t loads;           /* its segments in flight counted in gw->peer_loads */
     struct gw_peer_load *load; /* their slot there, while loads > 0 or queued */
+    struct gw_request *qprev, *qnext; /* its peer's requests queued (load->qhead), while queued */
     struct gw_lane *lane;
     struct ig_rowset rs;
     struct ig_pred *preds; /* rs.nrows, once the rows span batches; filled as they finish */

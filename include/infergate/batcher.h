@@ -160,14 +160,17 @@ void ig_batch_free(struct ig_batch *batch);
 uint32_t ig_batcher_cancel(struct ig_batcher *b, void *owner);
 
 /*
- * Move <entry>, the one just enqueued (the queue's last), ahead of the
- * entries queued since the last entry hoisted, behind that one (first
- * when none is queued). The caller hoists the request of a client that
- * has nothing queued: each client's first request waiting goes before any
- * client's second, so one client's backlog on a lane delays another's
- * request by at most a batch per other client's first request, not by
- * all of the backlog. Each client's own requests keep their order (its
- * later ones are not hoisted while it has one queued). O(1).
+ * Move <entry>, one queued behind the last entry hoisted (the one just
+ * enqueued, or a client's next once its first is taken), ahead of the
+ * entries queued since, behind that one (first when none is queued). The
+ * caller hoists the request of a client that has nothing queued, and a
+ * client's next request once the one before it leaves: each client's first
+ * request waiting goes before any client's second, so one client's backlog
+ * on a lane delays another's request by at most a batch per other client's
+ * first request, not by all of the backlog, and a client's second request
+ * is not passed for good by the others' firsts. Each client's own requests
+ * keep their order (its later ones are not hoisted while it has one
+ * queued). O(1).
  */
 void ig_batcher_hoist(struct ig_batcher *b, struct ig_batcher_entry *entry);
 /* Entries hoisted past those not hoisted, at most, before a batch takes

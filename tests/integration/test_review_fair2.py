@@ -1,0 +1,99 @@
+"""More of one client's requests against the others' on a lane, as checks
+against the real bin/infergate in front of a container on loopback (a
+tiny Python HTTP/1.1 server). Each numbered finding failed before its fix.
+
+1. The first request a client has waiting goes ahead of the other
+   clients' later ones (ig_batcher_hoist), but only as it was queued: a
+   client's second request waiting stayed behind every first request
+   queued after it, so two clients that each send their next request as
+   the one before is answered (one at a time, the way most clients call)
+   passed it for good: it waited until they stopped (or until its
+   deadline). Once a client's first request waiting is taken, its next is
+   its first and is hoisted too (gw_load_unqueue).
+
+The order of the container's calls is checked, not times: the container
+answers a call only when the test lets it.
+
+Run: INFERGATE_BIN=bin/infergate /usr/bin/python3 tests/integration/test_review_fair2.py
+"""
+
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from iglib import Gateway, check, check_eq, finish  # noqa: E402
+from test_review_fair import first_call_with, queue_rows, wait_for  # noqa: E402
+from test_review_upstream2 import Hostile, lines_of, post  # noqa: E402
+from test_upstream_adversary import ep_conf, section, stop_clean, wait_ready  # noqa: E402
+
+
+def pred(body):
+    return "".join("p" + l + "\n" for l in lines_of(body))
+
+
+# 1 ---------------------------------------------------------------------------
+def test_second_not_starved():
+    section("1. a client's second request queued; two clients calling one at a time")
+
+    step = threading.Semaphore(0)  # a call is answered when the test lets it
+
+    def answer(h, body):
+        step.acquire(timeout=60)
+        h.send(200, pred(body))
+
+    hs = Hostile(answer)
+    # one slot; a request of 4 rows is a whole batch
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=1, max_batch_rows=4)})
+    res = {}
+    threads = []
+
+    def send(name, source):
+        body = "".join("%s,%d\n" % (name, j) for j in range(4))
+        t = threading.Thread(target=lambda: res.setdefault(
+            name, (post(gw, "m", body, source=source, timeout=60), body)))
+        t.start()
+        threads.append(t)
+
+    try:
+        check(wait_ready(gw), "ready")
+        send("a0", "127.0.0.3")  # in the slot
+        check(wait_for(lambda: len(hs.bodies()) == 1), "a0 out")
+        send("v1", "127.0.0.2")
+        check(wait_for(lambda: queue_rows(gw, "m") == 4), "v1 queued")
+        send("v2", "127.0.0.2")  # the client's second request waiting
+        check(wait_for(lambda: queue_rows(gw, "m") == 8), "v2 queued")
+        send("b0", "127.0.0.4")
+        check(wait_for(lambda: queue_rows(gw, "m") == 12), "b0 queued")
+        # each round: a call is answered, the next batch goes, and the
+        # client answered sends its next request
+        rounds = 8
+        for k in range(rounds):
+            step.release()
+            check(wait_for(lambda: len(hs.bodies()) == 2 + k), "round %d: the next call" % k)
+            who = "a" if k % 2 == 0 else "b"
+            send("%s%d" % (who, k // 2 + 1), "127.0.0.3" if who == "a" else "127.0.0.4")
+            check(wait_for(lambda: queue_rows(gw, "m") == 12), "round %d: queued again" % k)
+        for _ in range(64):
+            step.release()
+        for t in threads:
+            t.join(60)
+        idx = first_call_with(hs, "v2,0")
+        print("  the second request went in call %d of %d" % (idx, len(hs.bodies())),
+              flush=True)
+        # call 0: a0; 1: v1; then b0, a1 (hoisted as v1 went), v2
+        check(0 <= idx <= 4, "... while the others keep calling (call %d; before the fix, "
+              "%d: after all of theirs)" % (idx, rounds + 3))
+        check(all(st == (200, pred(body)) for st, body in res.values()) and len(res) == 4 + rounds,
+              "every request its own predictions")
+    finally:
+        for _ in range(64):
+            step.release()
+        stop_clean(gw, "second request")
+        hs.close()
+
+
+if __name__ == "__main__":
+    test_second_not_starved()
+    finish()
