@@ -11,6 +11,9 @@ tiny Python HTTP/1.1 server). Each numbered finding failed before its fix.
    deadline). Once a client's first request waiting is taken, its next is
    its first and is hoisted too (gw_load_unqueue).
 
+2. The same when the client's first request waiting goes (its client
+   hung up): its second stayed behind the first requests queued after.
+
 The order of the container's calls is checked, not times: the container
 answers a call only when the test lets it.
 
@@ -25,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from iglib import Gateway, check, check_eq, finish  # noqa: E402
 from test_review_fair import first_call_with, queue_rows, wait_for  # noqa: E402
-from test_review_upstream2 import Hostile, lines_of, post  # noqa: E402
+from test_review_upstream2 import Hostile, lines_of, post, raw_post  # noqa: E402
 from test_upstream_adversary import ep_conf, section, stop_clean, wait_ready  # noqa: E402
 
 
@@ -94,6 +97,58 @@ def test_second_not_starved():
         hs.close()
 
 
+# 2 ---------------------------------------------------------------------------
+def test_first_gone():
+    section("2. a client's first request waiting goes; its second, then another client's")
+
+    step = threading.Semaphore(0)
+
+    def answer(h, body):
+        step.acquire(timeout=60)
+        h.send(200, pred(body))
+
+    hs = Hostile(answer)
+    gw = Gateway({"m": ep_conf(hs.url, max_inflight=1, max_batch_rows=4)})
+    res = {}
+    threads = []
+
+    def send(name, source):
+        body = "".join("%s,%d\n" % (name, j) for j in range(4))
+        t = threading.Thread(target=lambda: res.setdefault(
+            name, (post(gw, "m", body, source=source, timeout=60), body)))
+        t.start()
+        threads.append(t)
+
+    try:
+        check(wait_ready(gw), "ready")
+        send("a0", "127.0.0.3")  # in the slot
+        check(wait_for(lambda: len(hs.bodies()) == 1), "a0 out")
+        s = raw_post(gw, "m", "".join("v1,%d\n" % j for j in range(4)), source="127.0.0.2")
+        check(wait_for(lambda: queue_rows(gw, "m") == 4), "v1 queued")
+        send("v2", "127.0.0.2")
+        check(wait_for(lambda: queue_rows(gw, "m") == 8), "v2 queued")
+        s.close()  # v1's client hangs up
+        check(wait_for(lambda: queue_rows(gw, "m") == 4), "v1 gone")
+        send("c1", "127.0.0.5")
+        check(wait_for(lambda: queue_rows(gw, "m") == 8), "c1 queued")
+        for _ in range(8):
+            step.release()
+        for t in threads:
+            t.join(60)
+        v2, c1 = first_call_with(hs, "v2,0"), first_call_with(hs, "c1,0")
+        print("  v2 in call %d, c1 in call %d" % (v2, c1), flush=True)
+        check(v2 == 1 and c1 == 2, "the client's second, now its first, goes first (v2 in call "
+              "%d, c1 in call %d; before the fix 2 and 1)" % (v2, c1))
+        check(all(st == (200, pred(body)) for st, body in res.values()) and len(res) == 3,
+              "every request its own predictions")
+    finally:
+        for _ in range(8):
+            step.release()
+        stop_clean(gw, "first gone")
+        hs.close()
+
+
 if __name__ == "__main__":
     test_second_not_starved()
+    test_first_gone()
     finish()
