@@ -69,7 +69,7 @@ side2=(tests/integration/test_transform_adversary.py tests/integration/test_upst
        tests/integration/test_h2_frames.py tests/integration/test_nonfinite.py
        tests/integration/test_review_upstream2.py tests/integration/test_review_today.py
        tests/integration/test_review_stream.py tests/integration/test_review_life.py
-       tests/integration/test_review_fair.py)
+       tests/integration/test_review_fair.py tests/integration/test_review_fair2.py)
 run_side 1 "${side1[@]}"
 run_side 2 "${side2[@]}"
 
