@@ -159,6 +159,8 @@ void ig_batcher_hoist(struct ig_batcher *b, struct ig_batcher_entry *e)
 {
     struct ig_batcher_entry *at = b->mark; /* e goes after it (NULL: first) */
 
+    if (e->hoisted) /* ahead already, at or before the mark */
+        return;
     if (e->prev != at) { /* it passes the entries not hoisted */
         if (b->passes >= IG_BATCHER_HOIST_MAX)
             return; /* the oldest of them goes first now: it waits in turn */

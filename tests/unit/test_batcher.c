@@ -1009,6 +1009,7 @@ struct prop_req {
     struct ig_rowset *rs;
     uint32_t owner;
     int hoisted; /* passed others and not sent to the back since (the batcher's mark zone) */
+    struct ig_batcher_entry *e; /* its entry, while it has rows queued */
     uint8_t *state; /* per row: 0 queued, 1 in a batch, 2 cancelled */
 };
 
@@ -1101,6 +1102,45 @@ static void prop_check_counts(struct prop *p)
     PCHECK(p, p->ninfl <= p->lim.max_inflight);
 }
 
+/* ig_batcher_hoist of <req>'s entry (it has rows queued), and the same in
+ * the model: after the marked request's rows, at the time of the row it
+ * passes when that is older; not when it is ahead already, nor when it
+ * would pass others past IG_BATCHER_HOIST_MAX. */
+static void prop_hoist(struct prop *p, struct prop_req *req)
+{
+    uint32_t at = prop_mark_end(p), from = 0, m = 0, i;
+    struct prop_row *tmp;
+    uint64_t t;
+
+    ig_batcher_hoist(p->b, req->e);
+    if (req->hoisted)
+        return;
+    while (p->q[from].req != req)
+        from++;
+    PCHECK(p, from >= at); /* not hoisted: behind the mark */
+    while (from + m < p->nq && p->q[from + m].req == req)
+        m++;
+    if (from != at) {
+        if (p->passes >= IG_BATCHER_HOIST_MAX)
+            return;
+        p->passes++;
+    }
+    req->hoisted = 1;
+    p->mark = req;
+    p->hoisted++;
+    if (from == at)
+        return;
+    t = p->q[from].enq_us < p->q[at].enq_us ? p->q[from].enq_us : p->q[at].enq_us;
+    tmp = ig_xmalloc(m * sizeof(*tmp));
+    memcpy(tmp, p->q + from, m * sizeof(*tmp));
+    memmove(p->q + at + m, p->q + at, (from - at) * sizeof(*p->q));
+    for (i = 0; i < m; i++) {
+        tmp[i].enq_us = t;
+        p->q[at + i] = tmp[i];
+    }
+    free(tmp);
+}
+
 static void prop_enqueue(struct prop *p)
 {
     uint32_t owner = prop_range(p, 0, 4), n, i, *lens;
@@ -1145,31 +1185,11 @@ static void prop_enqueue(struct prop *p)
         p->reqs = ig_xrealloc(p->reqs, p->capreqs * sizeof(*p->reqs));
     }
     p->reqs[p->nreqs++] = req;
-    if (hoist && prop_mark_end(p) < p->nq && p->passes >= IG_BATCHER_HOIST_MAX) {
-        /* it would pass others past the cap: it stays last */
-        ig_batcher_hoist(p->b, e);
-        hoist = 0;
-    }
-    if (hoist) {
-        /* after the marked request's rows, at the time of the row it passes
-         * when that is older */
-        uint32_t at = prop_mark_end(p);
-        uint64_t t = at < p->nq && p->q[at].enq_us < p->now ? p->q[at].enq_us : p->now;
-
-        ig_batcher_hoist(p->b, e);
-        if (at < p->nq)
-            p->passes++;
-        req->hoisted = 1;
-        memmove(p->q + at + n, p->q + at, (p->nq - at) * sizeof(*p->q));
-        for (i = 0; i < n; i++)
-            p->q[at + i] = (struct prop_row){req, i, t};
-        p->nq += n;
-        p->mark = req;
-        p->hoisted++;
-    } else {
-        for (i = 0; i < n; i++)
-            p->q[p->nq++] = (struct prop_row){req, i, p->now};
-    }
+    req->e = e;
+    for (i = 0; i < n; i++)
+        p->q[p->nq++] = (struct prop_row){req, i, p->now};
+    if (hoist)
+        prop_hoist(p, req);
     for (i = 0; i < n; i++)
         p->qbytes += req->rs->rows[i].len;
     p->rows_in += n;
@@ -1360,8 +1380,10 @@ static void prop_run(unsigned seed, uint32_t nops)
             prop_poll(&p);
         else if (r < 90)
             prop_done(&p);
-        else if (r < 95)
+        else if (r < 93)
             prop_cancel(&p);
+        else if (r < 95 && p.nq > 0) /* a request queued, hoisted (its client's first gone) */
+            prop_hoist(&p, p.q[prop_range(&p, 0, p.nq - 1)].req);
         else
             ig_batcher_set_drain(p.b, (p.drain = !p.drain));
         prop_check_counts(&p);
