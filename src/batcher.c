@@ -9,13 +9,14 @@
  * batch's time as its time: a request of millions of rows takes its turn
  * one batch at a time, and a small one behind it leaves with the next
  * batches instead of after all of its rows. An entry the caller hoists
- * (ig_batcher_hoist: its client had nothing queued) goes ahead of the
+ * (ig_batcher_hoist: its client had nothing else queued) goes ahead of the
  * entries queued after the last one hoisted, taking the time of the entry
  * it passes if that is older; at most IG_BATCHER_HOIST_MAX of them pass
  * the entries not hoisted before a batch takes rows of one of those (the
  * oldest), so that clients always new (a request each, from ever other
- * addresses) cannot keep another client's later request waiting for ever. The times stay in queue order,
- * so the head's time is always the oldest in the queue. Queued rows and bytes are kept incrementally (each entry also
+ * addresses) cannot keep another client's later request waiting for ever.
+ * The times stay in queue order, so the head's time is always the oldest
+ * in the queue. Queued rows and bytes are kept incrementally (each entry also
  * knows its remaining bytes), so next() costs O(rows taken + segments) and
  * cancel() by owner O(entries), cancel_entry() O(1), never a rescan of rows.
  */

@@ -772,45 +772,33 @@ static uint32_t gw_peer_slot(uint64_t key)
 
 static void gw_lane_dispatch(struct gw_lane *lane, struct ig_batch *b);
 
-/* The slot of peer <key> in gw->peer_loads (taken when <take>), or
- * &gw->peer_overflow when it is not there and none of its GW_PEER_PROBE is
- * free, or NULL (no key; not there, with a slot free for it: not served
- * lately). */
-static struct gw_peer_load *gw_load_slot(struct ig_gateway *gw, uint64_t key, int take)
-{
-    struct gw_peer_load *free_slot = NULL;
-    uint32_t h;
-
-    if (key == 0 || gw->peer_loads == NULL)
-        return NULL;
-    h = gw_peer_slot(key);
-    for (uint32_t i = 0; i < GW_PEER_PROBE; i++) {
-        struct gw_peer_load *s = &gw->peer_loads[(h + i) & (GW_PEER_LOADS - 1)];
-
-        if (s->key == key)
-            return s;
-        if (s->n == 0 && s->queued == 0 && free_slot == NULL)
-            free_slot = s;
-    }
-    if (free_slot == NULL)
-        return &gw->peer_overflow;
-    if (!take)
-        return NULL;
-    free_slot->key = key;
-    free_slot->last_us = 0; /* another peer's before */
-    return free_slot;
-}
-
-/* The slot of <r>'s peer (a key), taken for it. */
+/* The slot of <r>'s peer (its key, not 0) in gw->peer_loads, taken for it:
+ * the peer's own among its GW_PEER_PROBE, else a free one of them, else
+ * &gw->peer_overflow. */
 static struct gw_peer_load *gw_load_take(struct gw_request *r)
 {
     struct ig_gateway *gw = r->gw;
+    struct gw_peer_load *free_slot = NULL;
+    uint32_t h;
 
     if (r->loads > 0 || r->queued) /* its slot is its peer's while it counts there */
         return r->load;
     if (gw->peer_loads == NULL)
         gw->peer_loads = ig_xcalloc(GW_PEER_LOADS, sizeof(*gw->peer_loads));
-    return r->load = gw_load_slot(gw, r->peer_key, 1);
+    h = gw_peer_slot(r->peer_key);
+    for (uint32_t i = 0; i < GW_PEER_PROBE; i++) {
+        struct gw_peer_load *s = &gw->peer_loads[(h + i) & (GW_PEER_LOADS - 1)];
+
+        if (s->key == r->peer_key)
+            return r->load = s;
+        if (s->n == 0 && s->qhead == NULL && free_slot == NULL)
+            free_slot = s;
+    }
+    if (free_slot == NULL)
+        return r->load = &gw->peer_overflow;
+    free_slot->key = r->peer_key;
+    free_slot->last_us = 0; /* another peer's before */
+    return r->load = free_slot;
 }
 
 /* A segment of <r> goes out in a batch made at <now>: its peer has one
@@ -839,12 +827,13 @@ static int gw_load_queue(struct gw_request *r)
     r->queued = 1;
     r->qnext = NULL;
     r->qprev = s->qtail;
-    if (s->qtail != NULL)
-        s->qtail->qnext = r;
-    else
-        s->qhead = r;
     s->qtail = r;
-    return s->queued++ == 0;
+    if (r->qprev == NULL) {
+        s->qhead = r;
+        return 1;
+    }
+    r->qprev->qnext = r;
+    return 0;
 }
 
 /* <r> waits on its lane no more: all its rows are in batches, or it is
@@ -859,7 +848,6 @@ static void gw_load_unqueue(struct gw_request *r)
 
     if (!r->queued)
         return;
-    s->queued--;
     r->queued = 0;
     if (r->qprev != NULL) {
         r->qprev->qnext = next;
@@ -886,13 +874,12 @@ static void gw_load_drop(struct gw_request *r)
 }
 
 /* How much the peer of the oldest request queued in <lane> has been
- * served: its requests in flight, then when it last was (lower: first). */
+ * served: its requests in flight, then when it last was (lower: first).
+ * A request queued holds its peer's slot (gw_load_queue; none: no key). */
 static void gw_lane_load(struct gw_lane *lane, uint32_t *n, uint64_t *last_us)
 {
     const struct gw_request *r = ig_batcher_head_owner(lane->batcher);
-    const struct gw_peer_load *s = r == NULL                    ? NULL
-                                   : r->loads > 0 || r->queued ? r->load
-                                                               : gw_load_slot(r->gw, r->peer_key, 0);
+    const struct gw_peer_load *s = r != NULL ? r->load : NULL;
 
     *n = s != NULL ? s->n : 0;
     *last_us = s != NULL ? s->last_us : 0;

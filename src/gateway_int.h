@@ -120,15 +120,13 @@ struct gw_peer_mark {
  * most this many times max_inflight per endpoint. */
 #define GW_ASIDE_FACTOR 4
 struct gw_peer_load {
-    uint64_t key;     /* 0: never used; a slot whose n and queued are 0 may be taken */
+    uint64_t key;     /* 0: never used; a slot with n 0 and none queued may be taken */
     uint64_t last_us; /* a batch last took one of its requests */
     uint32_t n;
-    /* Its requests waiting on a lane (rows not all in batches yet): the
-     * request of a peer that has none goes ahead of the others' later
-     * ones on its lane (ig_batcher_hoist). */
-    uint32_t queued;
-    /* Those requests in the order they were queued (gw_request.qprev,
-     * qnext): the first is the one hoisted; when it leaves, the next is. */
+    /* Its requests waiting on a lane (rows not all in batches yet), in the
+     * order they were queued (gw_request.qprev, qnext): the first is
+     * hoisted ahead of the other peers' later ones on its lane
+     * (ig_batcher_hoist); when it leaves, the next is. */
     struct gw_request *qhead, *qtail;
 };
 struct gw_lane {
@@ -277,7 +275,7 @@ struct gw_request {
     uint8_t decoding; /* the body is on a decoder: rs belongs to the worker */
     uint8_t expired;  /* the deadline passed while decoding: answer when it is back */
     uint8_t breaks;   /* a row holds a line break in the model's format (gw_rows_break) */
-    uint8_t queued;   /* counted in its peer's gw_peer_load.queued */
+    uint8_t queued;   /* on its peer's list of requests waiting (gw_peer_load.qhead) */
 };
 
 struct ig_gateway {
