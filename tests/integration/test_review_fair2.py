@@ -59,6 +59,12 @@ class Stepped:
         t.start()
         self.threads.append(t)
 
+    def start(self):
+        """Client A's request a0 takes the slot (its call waits)."""
+        check(wait_ready(self.gw), "ready")
+        self.send("a0", "127.0.0.3")
+        check(wait_for(lambda: len(self.hs.bodies()) == 1), "a0 out")
+
     def release(self, n):
         for _ in range(n):
             self.step.release()
@@ -84,9 +90,7 @@ def test_second_not_starved():
     st = Stepped()
     gw, hs, send = st.gw, st.hs, st.send
     try:
-        check(wait_ready(gw), "ready")
-        send("a0", "127.0.0.3")  # in the slot
-        check(wait_for(lambda: len(hs.bodies()) == 1), "a0 out")
+        st.start()
         send("v1", "127.0.0.2")
         check(wait_for(lambda: queue_rows(gw, "m") == 4), "v1 queued")
         send("v2", "127.0.0.2")  # the client's second request waiting
@@ -122,9 +126,7 @@ def test_first_gone():
     st = Stepped()
     gw, hs, send = st.gw, st.hs, st.send
     try:
-        check(wait_ready(gw), "ready")
-        send("a0", "127.0.0.3")  # in the slot
-        check(wait_for(lambda: len(hs.bodies()) == 1), "a0 out")
+        st.start()
         s = raw_post(gw, "m", "".join("v1,%d\n" % j for j in range(4)), source="127.0.0.2")
         check(wait_for(lambda: queue_rows(gw, "m") == 4), "v1 queued")
         send("v2", "127.0.0.2")
